@@ -1,0 +1,63 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers, each knowing only the ones below it:
+//   CSQLite -> ModelKeepStorage -> ModelKeepRegistry -> ModelKeepAPI -> modelkeep
+//   ModelKeepJSON and ModelKeepHTTP stand beside them (HTTP knows nothing of models).
+let package = Package(
+    name: "ModelKeep",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "modelkeep", targets: ["modelkeep"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // Build-time tool and plugin that compile migrations/*.sql into the binary,
+        // so the installed executable needs no files beside it.
+        .executableTarget(name: "MigrationEmbedder"),
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["MigrationEmbedder"]),
+
+        .target(name: "ModelKeepJSON"),
+        .target(
+            name: "ModelKeepHTTP",
+            dependencies: ["ModelKeepJSON", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "ModelKeepStorage",
+            dependencies: ["CSQLite", .product(name: "Crypto", package: "swift-crypto")],
+            plugins: ["EmbedMigrations"]
+        ),
+        .target(
+            name: "ModelKeepRegistry",
+            dependencies: ["ModelKeepStorage", "ModelKeepJSON"]
+        ),
+        .target(
+            name: "ModelKeepAPI",
+            dependencies: ["ModelKeepHTTP", "ModelKeepRegistry", "ModelKeepJSON",
+                           .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "modelkeep",
+            dependencies: ["ModelKeepAPI", "ModelKeepHTTP", "ModelKeepStorage", "ModelKeepRegistry",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
+
+        .target(
+            name: "TestSupport",
+            dependencies: ["ModelKeepAPI", "ModelKeepHTTP", "ModelKeepStorage", "ModelKeepRegistry", "ModelKeepJSON"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "ModelKeepJSONTests", dependencies: ["ModelKeepJSON"]),
+        .testTarget(name: "ModelKeepHTTPTests", dependencies: ["ModelKeepHTTP", "TestSupport"]),
+        .testTarget(name: "ModelKeepStorageTests", dependencies: ["ModelKeepStorage", "TestSupport"]),
+        .testTarget(name: "ModelKeepAPITests", dependencies: ["ModelKeepAPI", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

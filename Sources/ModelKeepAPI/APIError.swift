@@ -1,0 +1,52 @@
+import Logging
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+
+/// The one mapping from any error to the native JSON error of API.md:
+/// `{"error": {"code", "message", "details"?}}`. A 500 says nothing of internals; the log has them.
+public struct ErrorRenderer: Sendable {
+    let logger: Logger
+
+    public init(logger: Logger) { self.logger = logger }
+
+    public func response(for error: any Error, head: HTTPRequestHead?) -> HTTPResponse {
+        let (status, code, message, details, headers) = describe(error, head: head)
+        var body = JSONObject()
+        var inner: JSONObject = ["code": .string(code), "message": .string(message)]
+        if !details.isEmpty { inner["details"] = .object(details) }
+        body["error"] = .object(inner)
+        var responseHeaders = HTTPHeaders()
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) { responseHeaders.add(name, value) }
+        return .json(status, JSONWriter.bytes(.object(body)), headers: responseHeaders)
+    }
+
+    func describe(_ error: any Error, head: HTTPRequestHead?)
+        -> (status: Int, code: String, message: String, details: JSONObject, headers: [String: String]) {
+        switch error {
+        case let error as HTTPError:
+            return (error.status, error.code, error.message, JSONObject(), error.headers)
+        case let error as RegistryError:
+            switch error {
+            case let .invalid(field, message):
+                return (400, "invalid_argument", "\(field): \(message)", ["field": .string(field)], [:])
+            case let .notFound(message):
+                return (404, "not_found", message, JSONObject(), [:])
+            case let .conflict(message, details):
+                return (409, "conflict", message, details, [:])
+            case let .tooLarge(message):
+                return (413, "too_large", message, JSONObject(), [:])
+            case let .unavailable(message):
+                return (503, "unavailable", message, JSONObject(), ["Retry-After": "1"])
+            case let .insufficientStorage(message):
+                return (507, "insufficient_storage", message, JSONObject(), [:])
+            case let .internalFailure(message):
+                logger.error("internal error on \(head.map { "\($0.method) \($0.target)" } ?? "-"): \(message)")
+                return (500, "internal", "the server failed to handle the request; the error is in its log", JSONObject(), [:])
+            }
+        default:
+            logger.error("unexpected error on \(head.map { "\($0.method) \($0.target)" } ?? "-"): \(String(describing: error))")
+            return (500, "internal", "the server failed to handle the request; the error is in its log", JSONObject(), [:])
+        }
+    }
+}

@@ -1,0 +1,205 @@
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+
+/// Reads the fields of a JSON object body, naming the field in every error, and refuses
+/// fields it was never asked about (a misspelt field is a 400, not silently ignored).
+struct JSONFields {
+    let object: JSONObject
+    private(set) var consumed: Set<String> = []
+    let prefix: String
+
+    init(object: JSONObject, prefix: String = "") {
+        self.object = object
+        self.prefix = prefix
+    }
+
+    /// The request's body as a JSON object. 415 for a non-JSON content type, 400 for
+    /// anything that is not one JSON object.
+    init(request: HTTPRequest, allowEmpty: Bool = false) throws {
+        let bytes = request.bodyBytes
+        if let type = request.headers["Content-Type"]?.lowercased(), !bytes.isEmpty {
+            let base = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            guard base == "application/json" || base.hasSuffix("+json") else {
+                throw HTTPError(status: 415, code: "unsupported_media_type",
+                                message: "the body must be JSON, sent with Content-Type: application/json")
+            }
+        }
+        if bytes.isEmpty {
+            guard allowEmpty else { throw HTTPError.badRequest("the request needs a JSON object body") }
+            self.init(object: JSONObject())
+            return
+        }
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes)
+        } catch {
+            throw HTTPError.badRequest("the body is not valid JSON: \(error)")
+        }
+        guard let object = value.objectValue else {
+            throw HTTPError.badRequest("the body must be a JSON object, not \(value.typeName == "array" ? "an" : "a") \(value.typeName)")
+        }
+        self.init(object: object)
+    }
+
+    private func name(_ key: String) -> String { prefix + key }
+
+    private func wrongType(_ key: String, _ expected: String, _ got: JSONValue) -> RegistryError {
+        .invalid(field: name(key), message: "must be \(expected), not \(got.typeName)")
+    }
+
+    /// A string field; nil when absent or null.
+    mutating func string(_ key: String) throws(RegistryError) -> String? {
+        consumed.insert(key)
+        switch object[key] {
+        case nil, .null?: return nil
+        case .string(let s)?: return s
+        case let other?: throw wrongType(key, "a string", other)
+        }
+    }
+
+    mutating func requiredString(_ key: String) throws(RegistryError) -> String {
+        guard let value = try string(key) else { throw .invalid(field: name(key), message: "is required") }
+        return value
+    }
+
+    /// A field a PATCH may set or clear: nil when absent, `.some(nil)` when null.
+    mutating func patchString(_ key: String) throws(RegistryError) -> String?? {
+        consumed.insert(key)
+        switch object[key] {
+        case nil: return nil
+        case .null?: return .some(nil)
+        case .string(let s)?: return .some(s)
+        case let other?: throw wrongType(key, "a string or null", other)
+        }
+    }
+
+    mutating func bool(_ key: String) throws(RegistryError) -> Bool? {
+        consumed.insert(key)
+        switch object[key] {
+        case nil, .null?: return nil
+        case .bool(let b)?: return b
+        case let other?: throw wrongType(key, "true or false", other)
+        }
+    }
+
+    /// An object of string values (labels).
+    mutating func stringMap(_ key: String) throws(RegistryError) -> [String: String]? {
+        consumed.insert(key)
+        switch object[key] {
+        case nil, .null?: return nil
+        case .object(let o)?:
+            var map: [String: String] = [:]
+            for member in o.members {
+                guard let s = member.value.stringValue else {
+                    throw .invalid(field: "\(name(key)).\(member.key)", message: "must be a string, not \(member.value.typeName)")
+                }
+                map[member.key] = s
+            }
+            return map
+        case let other?: throw wrongType(key, "an object of strings", other)
+        }
+    }
+
+    mutating func stringArray(_ key: String) throws(RegistryError) -> [String]? {
+        consumed.insert(key)
+        switch object[key] {
+        case nil, .null?: return nil
+        case .array(let a)?:
+            var out: [String] = []
+            for (i, element) in a.enumerated() {
+                guard let s = element.stringValue else {
+                    throw .invalid(field: "\(name(key))[\(i)]", message: "must be a string, not \(element.typeName)")
+                }
+                out.append(s)
+            }
+            return out
+        case let other?: throw wrongType(key, "an array of strings", other)
+        }
+    }
+
+    mutating func objectField(_ key: String) throws(RegistryError) -> JSONObject? {
+        consumed.insert(key)
+        switch object[key] {
+        case nil, .null?: return nil
+        case .object(let o)?: return o
+        case let other?: throw wrongType(key, "an object", other)
+        }
+    }
+
+    /// Any JSON value, present or not.
+    mutating func value(_ key: String) -> JSONValue? {
+        consumed.insert(key)
+        return object[key]
+    }
+
+    /// Fails on the first field no reader asked for.
+    func rejectUnknown(hint: [String: String] = [:]) throws(RegistryError) {
+        for key in object.keys where !consumed.contains(key) {
+            let extra = hint[key].map { "; \($0)" } ?? ""
+            throw .invalid(field: name(key), message: "is not a field of this request\(extra)")
+        }
+    }
+}
+
+/// Query-string reading for the native API: unknown parameters are a 400 naming them.
+struct QueryFields {
+    let query: QueryParameters
+
+    init(_ query: QueryParameters, allowed: Set<String>) throws(RegistryError) {
+        self.query = query
+        for key in query.keys where !allowed.contains(key) {
+            throw .invalid(field: key, message: "is not a query parameter of this endpoint (known: \(allowed.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    /// For endpoints that take no query parameters: any parameter is a 400.
+    static func expectNone(_ query: QueryParameters) throws(RegistryError) {
+        _ = try QueryFields(query, allowed: [])
+    }
+
+    func string(_ key: String) -> String? { query[key] }
+
+    func values(_ key: String) -> [String] { query.values(key) }
+
+    /// `true`/`false` in any letter case, or 1/0 (the HUB SDK sends Python's `True`).
+    func bool(_ key: String, default defaultValue: Bool = false) throws(RegistryError) -> Bool {
+        guard let text = query[key] else { return defaultValue }
+        switch text.lowercased() {
+        case "true", "1", "yes": return true
+        case "false", "0", "no", "": return false
+        default: throw .invalid(field: key, message: "must be true or false")
+        }
+    }
+
+    func int(_ key: String) throws(RegistryError) -> Int? {
+        guard let text = query[key] else { return nil }
+        guard let value = Int(text) else { throw .invalid(field: key, message: "must be an integer") }
+        return value
+    }
+
+    /// `page_size` and `page_token`.
+    func page() throws(RegistryError) -> PageRequest {
+        PageRequest(size: try int("page_size") ?? PageRequest.defaultSize, token: string("page_token"))
+    }
+
+    /// `label=k:v` (or `label=k` for "has the key"), repeatable.
+    func labels() throws(RegistryError) -> [LabelFilter] {
+        try values("label").map { text throws(RegistryError) in
+            guard !text.isEmpty else { throw .invalid(field: "label", message: "must be key:value or key") }
+            if let colon = text.firstIndex(of: ":") {
+                return LabelFilter(key: String(text[..<colon]), value: String(text[text.index(after: colon)...]))
+            }
+            return LabelFilter(key: text, value: nil)
+        }
+    }
+
+    /// `order=asc|desc`.
+    func descending() throws(RegistryError) -> Bool {
+        switch query["order"]?.lowercased() {
+        case nil, "asc": return false
+        case "desc": return true
+        default: throw .invalid(field: "order", message: "must be asc or desc")
+        }
+    }
+}

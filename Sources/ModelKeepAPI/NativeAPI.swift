@@ -1,0 +1,20 @@
+import Logging
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+
+/// Assembles every route of the server into one frozen router.
+public enum NativeAPI {
+    /// The router for a registry: the native REST API under /api/v1 and the operational routes.
+    public static func router(registry: ModelRegistry, logger: Logger,
+                              readinessChecks: [(name: String, check: @Sendable () throws -> Void)] = []) -> Router {
+        var builder = RouterBuilder()
+        ModelRoutes(registry: registry).register(into: &builder)
+        VersionRoutes(registry: registry).register(into: &builder)
+        TagRoutes(registry: registry).register(into: &builder)
+        OperationRoutes(registry: registry, readinessChecks: readinessChecks,
+                        openAPI: JSONWriter.bytes(OpenAPIDocument.document)).register(into: &builder)
+        let renderer = ErrorRenderer(logger: logger)
+        return builder.freeze { error, head in renderer.response(for: error, head: head) }
+    }
+}

@@ -1,0 +1,190 @@
+import ModelKeepJSON
+
+/// The OpenAPI 3.1 description of every route the server has. A test compares its operations
+/// with the router's table, so a route cannot be added without being documented here.
+public enum OpenAPIDocument {
+    /// One documented operation.
+    struct Operation {
+        var method: String
+        var path: String
+        var summary: String
+        var tag: String
+        var query: [Parameter] = []
+        var body: String? = nil
+        /// Status -> response schema name (nil: no body).
+        var responses: [(status: Int, schema: String?)]
+    }
+
+    struct Parameter {
+        var name: String
+        var schema: JSONValue
+        var description: String
+    }
+
+    static func q(_ name: String, _ type: String, _ description: String) -> Parameter {
+        Parameter(name: name, schema: ["type": .string(type)], description: description)
+    }
+
+    static func qEnum(_ name: String, _ values: [String], _ description: String) -> Parameter {
+        Parameter(name: name, schema: ["type": "string", "enum": .array(values.map(JSONValue.string))], description: description)
+    }
+
+    static let pageParameters = [
+        Parameter(name: "page_size", schema: ["type": "integer", "minimum": 1, "maximum": 1000, "default": 50],
+                  description: "Items per page."),
+        q("page_token", "string", "The next_page_token of the previous page (opaque, keyset based)."),
+    ]
+
+    static let operations: [Operation] = modelOperations + versionOperations + tagOperations + operationalOperations
+
+    static let modelOperations: [Operation] = [
+        Operation(method: "POST", path: "/api/v1/models", summary: "Create a model", tag: "models", body: "ModelCreate",
+                  responses: [(201, "ModelEnvelope")]),
+        Operation(method: "GET", path: "/api/v1/models", summary: "List models", tag: "models",
+                  query: [q("namespace", "string", "Only this namespace."), q("name", "string", "Only this exact name."),
+                          q("q", "string", "Case-insensitive substring of name or description."),
+                          q("owner", "string", "Only this owner."), q("task", "string", "Only this task."),
+                          Parameter(name: "label", schema: ["type": "array", "items": ["type": "string"]],
+                                    description: "key:value (or key) filters; repeat for AND."),
+                          qEnum("order_by", ["name", "created_at", "updated_at"], "Sort key (default created_at)."),
+                          qEnum("order", ["asc", "desc"], "Sort direction (default asc)."),
+                          q("include_deleted", "boolean", "Include soft-deleted models.")] + pageParameters,
+                  responses: [(200, "ModelList")]),
+        Operation(method: "GET", path: "/api/v1/models/{id}", summary: "Get a model", tag: "models",
+                  query: [q("include_deleted", "boolean", "Also find a soft-deleted model.")], responses: [(200, "ModelEnvelope")]),
+        Operation(method: "PATCH", path: "/api/v1/models/{id}", summary: "Update a model (null clears a field; labels replace the set)",
+                  tag: "models", body: "ModelUpdate", responses: [(200, "ModelEnvelope")]),
+        Operation(method: "DELETE", path: "/api/v1/models/{id}", summary: "Soft-delete a model, or remove it for good with hard=true",
+                  tag: "models", query: [q("hard", "boolean", "Remove the model, its versions and records for good.")],
+                  responses: [(204, nil)]),
+        Operation(method: "POST", path: "/api/v1/models/{id}/restore", summary: "Restore a soft-deleted model", tag: "models",
+                  responses: [(200, "ModelEnvelope")]),
+    ]
+
+    static let versionOperations: [Operation] = {
+        var list: [Operation] = [
+            Operation(method: "POST", path: "/api/v1/models/{id}/versions", summary: "Create a version", tag: "versions",
+                      body: "VersionCreate", responses: [(201, "VersionEnvelope")]),
+            Operation(method: "GET", path: "/api/v1/models/{id}/versions", summary: "List a model's versions", tag: "versions",
+                      query: [qEnum("stage", ["none", "staging", "production", "archived"], "Only this stage."),
+                              Parameter(name: "label", schema: ["type": "array", "items": ["type": "string"]],
+                                        description: "key:value (or key) filters; repeat for AND."),
+                              q("framework", "string", "Only this framework."),
+                              qEnum("order_by", ["created_at", "version"], "Sort key; version sorts integers numerically."),
+                              qEnum("order", ["asc", "desc"], "Sort direction."),
+                              q("include_deleted", "boolean", "Include soft-deleted versions.")] + pageParameters,
+                      responses: [(200, "VersionList")]),
+        ]
+        for base in ["/api/v1/models/{id}/versions/{version}", "/api/v1/versions/{version_id}"] {
+            list += [
+                Operation(method: "GET", path: base, summary: "Get a version", tag: "versions",
+                          query: [q("include_deleted", "boolean", "Also find a soft-deleted version.")],
+                          responses: [(200, "VersionEnvelope")]),
+                Operation(method: "PATCH", path: base, summary: "Update a version", tag: "versions", body: "VersionUpdate",
+                          responses: [(200, "VersionEnvelope")]),
+                Operation(method: "DELETE", path: base, summary: "Soft-delete a version (frees its tags), or hard=true", tag: "versions",
+                          query: [q("hard", "boolean", "Remove the version for good.")], responses: [(204, nil)]),
+                Operation(method: "POST", path: base + "/restore", summary: "Restore a soft-deleted version", tag: "versions",
+                          responses: [(200, "VersionEnvelope")]),
+                Operation(method: "POST", path: base + "/stage", summary: "Move a version to a stage", tag: "stages",
+                          body: "StageChange", responses: [(200, "VersionEnvelope")]),
+            ]
+        }
+        return list
+    }()
+
+    static let tagOperations: [Operation] = [
+        Operation(method: "GET", path: "/api/v1/models/{id}/tags", summary: "List a model's unique tags", tag: "tags",
+                  responses: [(200, "TagList")]),
+        Operation(method: "PUT", path: "/api/v1/models/{id}/tags/{tag}", summary: "Put a unique tag on a version", tag: "tags",
+                  query: [q("move", "boolean", "Move the tag if another version holds it (otherwise 409).")],
+                  body: "TagAssign", responses: [(200, "VersionEnvelope")]),
+        Operation(method: "GET", path: "/api/v1/models/{id}/tags/{tag}", summary: "Resolve a tag to its version", tag: "tags",
+                  responses: [(200, "VersionEnvelope")]),
+        Operation(method: "DELETE", path: "/api/v1/models/{id}/tags/{tag}", summary: "Remove a tag", tag: "tags",
+                  responses: [(204, nil)]),
+    ]
+
+    static let operationalOperations: [Operation] = [
+        Operation(method: "GET", path: "/healthz", summary: "The process is up", tag: "operations", responses: [(200, "Status")]),
+        Operation(method: "GET", path: "/readyz", summary: "The database (and store) are usable", tag: "operations",
+                  responses: [(200, "Readiness"), (503, "Error")]),
+        Operation(method: "GET", path: "/openapi.json", summary: "This document", tag: "operations", responses: [(200, "Object")]),
+    ]
+
+    /// Every (method, path template) documented, with `{name...}` written `{name}` as OpenAPI wants.
+    public static var documentedRoutes: [(method: String, path: String)] {
+        operations.map { (method: $0.method, path: $0.path) }
+    }
+
+    static func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }
+
+    static func pathParameters(_ path: String) -> [JSONValue] {
+        path.split(separator: "/").filter { $0.hasPrefix("{") }.map { segment in
+            let name = segment.dropFirst().dropLast().replacingOccurrences(of: "...", with: "")
+            return ["name": .string(name), "in": "path", "required": true, "schema": ["type": "string"]]
+        }
+    }
+
+    static func operationObject(_ op: Operation) -> JSONValue {
+        var object: JSONObject = [
+            "summary": .string(op.summary),
+            "operationId": .string(operationID(op)),
+            "tags": [.string(op.tag)],
+        ]
+        let parameters = pathParameters(op.path) + op.query.map { p -> JSONValue in
+            ["name": .string(p.name), "in": "query", "required": false, "schema": p.schema, "description": .string(p.description)]
+        }
+        if !parameters.isEmpty { object["parameters"] = .array(parameters) }
+        if let body = op.body {
+            object["requestBody"] = ["required": true, "content": ["application/json": ["schema": ref(body)]]]
+        }
+        var responses = JSONObject()
+        for (status, schema) in op.responses {
+            var response: JSONObject = ["description": .string(statusText(status))]
+            if let schema { response["content"] = ["application/json": ["schema": ref(schema)]] }
+            responses[String(status)] = .object(response)
+        }
+        responses["default"] = ["description": "An error (API.md's error shape).",
+                                "content": ["application/json": ["schema": ref("Error")]]]
+        object["responses"] = .object(responses)
+        return .object(object)
+    }
+
+    static func operationID(_ op: Operation) -> String {
+        let words = op.path.split(separator: "/").filter { $0 != "api" && $0 != "v1" }
+            .map { $0.replacingOccurrences(of: "{", with: "by_").replacingOccurrences(of: "}", with: "")
+                .replacingOccurrences(of: ".", with: "_").replacingOccurrences(of: "...", with: "") }
+        return op.method.lowercased() + "_" + words.joined(separator: "_")
+    }
+
+    static func statusText(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 201: "Created (Location names the new resource)"
+        case 204: "Done; no body"
+        case 503: "Not ready"
+        default: "Status \(status)"
+        }
+    }
+
+    /// The whole document.
+    public static let document: JSONValue = {
+        var paths = JSONObject()
+        for op in operations {
+            var item = paths[op.path]?.objectValue ?? JSONObject()
+            item[op.method.lowercased()] = operationObject(op)
+            paths[op.path] = .object(item)
+        }
+        return [
+            "openapi": "3.1.0",
+            "info": [
+                "title": "ModelKeep",
+                "version": "1",
+                "description": "A self-hosted model registry: models, versions, unique tags, stages, metadata and artifacts. Errors on every path have the shape {\"error\": {\"code\", \"message\", \"details\"}}. Lists are keyset paginated with page_size and page_token.",
+            ],
+            "paths": .object(paths),
+            "components": ["schemas": OpenAPISchemas.all],
+        ]
+    }()
+}

@@ -1,0 +1,77 @@
+import ModelKeepJSON
+
+/// The JSON Schemas (2020-12, as OpenAPI 3.1 uses them) of request and response bodies.
+enum OpenAPISchemas {
+    static func ref(_ name: String) -> JSONValue { OpenAPIDocument.ref(name) }
+    static let string: JSONValue = ["type": "string"]
+    static let nullableString: JSONValue = ["type": ["string", "null"]]
+    static let time: JSONValue = ["type": "string", "format": "date-time"]
+    static let nullableTime: JSONValue = ["type": ["string", "null"], "format": "date-time"]
+    static let stringMap: JSONValue = ["type": "object", "additionalProperties": ["type": "string"]]
+    static let stage: JSONValue = ["type": "string", "enum": ["none", "staging", "production", "archived"]]
+
+    static func object(_ properties: JSONObject, required: [String] = [], additional: Bool = false) -> JSONValue {
+        var schema: JSONObject = ["type": "object", "properties": .object(properties)]
+        if !required.isEmpty { schema["required"] = .array(required.map(JSONValue.string)) }
+        if !additional { schema["additionalProperties"] = false }
+        return .object(schema)
+    }
+
+    static let all: JSONValue = [
+        "Error": object(["error": object(["code": string, "message": string, "details": ["type": "object"]],
+                                         required: ["code", "message"])], required: ["error"]),
+        "Object": ["type": "object"],
+        "Status": object(["status": string], required: ["status"]),
+        "Readiness": object(["status": string, "checks": stringMap], required: ["status", "checks"]),
+        "Model": object([
+            "id": string, "namespace": string, "name": string,
+            "owner": nullableString, "task": nullableString, "description": nullableString, "license": nullableString,
+            "labels": stringMap,
+            "latest_version": nullableString,
+            "version_count": ["type": "integer", "minimum": 0],
+            "tags": ["type": "object", "additionalProperties": ["type": "string"], "description": "unique tag -> version"],
+            "stages": ["type": "object", "additionalProperties": ["type": "string"], "description": "stage -> version holding it"],
+            "created_at": time, "updated_at": time, "deleted_at": nullableTime,
+        ], required: ["id", "namespace", "name", "labels", "latest_version", "version_count", "tags", "created_at", "updated_at"]),
+        "ModelEnvelope": object(["model": ref("Model")], required: ["model"]),
+        "ModelList": object(["models": ["type": "array", "items": ref("Model")], "next_page_token": nullableString],
+                            required: ["models", "next_page_token"]),
+        "ModelCreate": object([
+            "name": ["type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[A-Za-z0-9._/-]+$"],
+            "namespace": ["type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$", "default": "default"],
+            "owner": string, "task": string, "description": string, "license": string,
+            "labels": stringMap, "metadata": ["type": "object"],
+        ], required: ["name"]),
+        "ModelUpdate": object([
+            "name": ["type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[A-Za-z0-9._/-]+$"],
+            "owner": nullableString, "task": nullableString, "description": nullableString, "license": nullableString,
+            "labels": stringMap,
+        ]),
+        "Version": object([
+            "id": string, "model_id": string, "version": string,
+            "name": nullableString, "description": nullableString, "framework": nullableString, "source_uri": nullableString,
+            "labels": stringMap, "stage": stage,
+            "unique_tags": ["type": "array", "items": string],
+            "created_at": time, "updated_at": time, "deleted_at": nullableTime,
+        ], required: ["id", "model_id", "version", "labels", "stage", "unique_tags", "created_at", "updated_at"]),
+        "VersionEnvelope": object(["version": ref("Version")], required: ["version"]),
+        "VersionList": object(["versions": ["type": "array", "items": ref("Version")], "next_page_token": nullableString],
+                              required: ["versions", "next_page_token"]),
+        "VersionCreate": object([
+            "version": ["type": "string", "pattern": "^[A-Za-z0-9._+-]{1,128}$",
+                        "description": "Absent: the server assigns the next integer; numbers are never reused."],
+            "name": string, "description": string, "framework": string, "source_uri": string,
+            "labels": stringMap, "metadata": ["type": "object"],
+            "unique_tags": ["type": "array", "items": string], "stage": stage,
+        ]),
+        "VersionUpdate": object([
+            "name": nullableString, "description": nullableString, "framework": nullableString, "source_uri": nullableString,
+            "labels": stringMap,
+        ]),
+        "StageChange": object(["stage": ["type": "string", "description": "none, staging, production or archived, any case"],
+                               "archive_existing": ["type": "boolean", "default": true]], required: ["stage"]),
+        "TagAssign": object(["version": string], required: ["version"]),
+        "TagList": object(["tags": ["type": "array", "items": object(["tag": string, "version": ref("Version")],
+                                                                    required: ["tag", "version"])]], required: ["tags"]),
+    ]
+}

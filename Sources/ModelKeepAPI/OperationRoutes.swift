@@ -1,0 +1,38 @@
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+
+/// `/healthz`, `/readyz` and `/openapi.json`.
+struct OperationRoutes {
+    let registry: ModelRegistry
+    /// Extra readiness checks beyond the database (the artifact store adds its own).
+    let readinessChecks: [(name: String, check: @Sendable () throws -> Void)]
+    let openAPI: [UInt8]
+
+    func register(into router: inout RouterBuilder) {
+        router.add("GET", "/healthz", body: .discard) { _ in Respond.json(["status": "ok"]) }
+        router.add("GET", "/readyz", body: .discard, ready)
+        let document = openAPI
+        router.add("GET", "/openapi.json", body: .discard) { _ in .json(200, document) }
+    }
+
+    func ready(_ request: HTTPRequest) throws -> HTTPResponse {
+        var checks = JSONObject()
+        var failed: [String] = []
+        let database = registry.database
+        let databaseCheck: @Sendable () throws -> Void = { try database.ping() }
+        let all = [(name: "database", check: databaseCheck)] + readinessChecks
+        for (name, check) in all {
+            do {
+                try check()
+                checks[name] = "ok"
+            } catch {
+                checks[name] = .string("failing")
+                failed.append(name)
+            }
+        }
+        if failed.isEmpty { return Respond.json(["status": "ready", "checks": .object(checks)]) }
+        throw HTTPError(status: 503, code: "not_ready", message: "not ready: \(failed.joined(separator: ", ")) failing",
+                        headers: ["Retry-After": "1"])
+    }
+}

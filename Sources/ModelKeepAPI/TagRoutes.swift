@@ -1,0 +1,43 @@
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+
+/// `/api/v1/models/{id}/tags`: unique tags that each name exactly one version.
+struct TagRoutes {
+    let registry: ModelRegistry
+
+    func register(into router: inout RouterBuilder) {
+        router.add("GET", "/api/v1/models/{id}/tags", list)
+        router.add("PUT", "/api/v1/models/{id}/tags/{tag}", assign)
+        router.add("GET", "/api/v1/models/{id}/tags/{tag}", resolve)
+        router.add("DELETE", "/api/v1/models/{id}/tags/{tag}", delete)
+    }
+
+    func list(_ request: HTTPRequest) throws -> HTTPResponse {
+        try QueryFields.expectNone(request.query)
+        let tags = try registry.tags(modelID: request.parameter("id"))
+        return Respond.json(["tags": .array(tags.map { ["tag": .string($0.tag), "version": Rendering.version($0.version)] })])
+    }
+
+    func assign(_ request: HTTPRequest) throws -> HTTPResponse {
+        let q = try QueryFields(request.query, allowed: ["move"])
+        var fields = try JSONFields(request: request)
+        let version = try fields.requiredString("version")
+        try fields.rejectUnknown()
+        let tagged = try registry.assignTag(modelID: request.parameter("id"), tag: request.parameter("tag"),
+                                           version: version, move: try q.bool("move"))
+        return Respond.json(["version": Rendering.version(tagged)])
+    }
+
+    func resolve(_ request: HTTPRequest) throws -> HTTPResponse {
+        try QueryFields.expectNone(request.query)
+        let version = try registry.resolveTag(modelID: request.parameter("id"), tag: request.parameter("tag"))
+        return Respond.json(["version": Rendering.version(version)])
+    }
+
+    func delete(_ request: HTTPRequest) throws -> HTTPResponse {
+        try QueryFields.expectNone(request.query)
+        try registry.deleteTag(modelID: request.parameter("id"), tag: request.parameter("tag"))
+        return Respond.noContent()
+    }
+}

@@ -1,0 +1,241 @@
+import Foundation
+
+/// One client connection, served on its own thread: read a request head, run the route,
+/// write the response, repeat while keep-alive holds. Pipelined requests are answered in
+/// order because each is parsed only after the previous response is written.
+final class HTTPConnection {
+    private let server: HTTPServer
+    private let socket: Socket
+    private let peer: String
+    private var parser: HTTPRequestParser
+    private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+    private var configuration: HTTPServerConfiguration { server.configuration }
+
+    init(server: HTTPServer, socket: Socket, peer: String) {
+        self.server = server
+        self.socket = socket
+        self.peer = peer
+        self.parser = HTTPRequestParser(limits: server.configuration.parserLimits)
+    }
+
+    /// Why reading stopped.
+    private enum ReadFailure: Error {
+        case closed
+        case timedOut
+        case failed
+    }
+
+    func run() {
+        defer { server.close(socket) }
+        socket.configureConnection(sendTimeoutMilliseconds: configuration.sendTimeout)
+        var firstRequest = true
+        while true {
+            let head: HTTPRequestHead
+            do {
+                guard let next = try readHead(firstRequest: firstRequest) else { return }
+                head = next
+            } catch {
+                // A malformed or oversized head, or a client too slow to send one.
+                answerAndClose(error, head: nil)
+                return
+            }
+            firstRequest = false
+            guard serve(head) else { return }
+        }
+    }
+
+    /// Waits for and parses the next request head; nil when the client closed or idled out
+    /// between requests (nothing to answer).
+    private func readHead(firstRequest: Bool) throws(HTTPError) -> HTTPRequestHead? {
+        var deadline: ContinuousClock.Instant?
+        if firstRequest { deadline = .now + .milliseconds(configuration.headerReadTimeout) }
+        while true {
+            if let event = try parser.next() {
+                if case .head = event, let head = parser.head { return head }
+                continue  // unreachable in practice: bodies are consumed by serve()
+            }
+            let idle = parser.isIdle && !firstRequest
+            if idle {
+                guard server.markIdle(socket) else { return nil }
+            } else if deadline == nil {
+                deadline = .now + .milliseconds(configuration.headerReadTimeout)
+            }
+            let timeout = idle ? configuration.idleTimeout : milliseconds(until: deadline!)
+            let result = fill(timeoutMilliseconds: timeout)
+            if idle { server.markBusy(socket) }
+            switch result {
+            case .success: continue
+            case .failure(.timedOut):
+                if parser.isIdle { return nil }  // nothing of a request arrived: close quietly
+                throw HTTPError(status: 408, code: "request_timeout", message: "the request head did not arrive in time")
+            case .failure:
+                return nil
+            }
+        }
+    }
+
+    private func milliseconds(until deadline: ContinuousClock.Instant) -> Int {
+        let left = deadline - .now
+        return max(0, Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+    }
+
+    /// Reads once from the socket into the parser.
+    private func fill(timeoutMilliseconds: Int) -> Result<Void, ReadFailure> {
+        let result = readBuffer.withUnsafeMutableBytes { socket.read(into: $0, timeoutMilliseconds: timeoutMilliseconds) }
+        switch result {
+        case .bytes(let n):
+            readBuffer.withUnsafeBytes { parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            return .success(())
+        case .closed: return .failure(.closed)
+        case .timedOut: return .failure(.timedOut)
+        case .failed: return .failure(.failed)
+        }
+    }
+
+    /// The next piece of the current body, nil at its end.
+    private func readBodyPiece() throws(HTTPError) -> [UInt8]? {
+        while true {
+            if let event = try parser.next() {
+                switch event {
+                case .body(let bytes): return bytes
+                case .end: return nil
+                case .head: throw HTTPError.badRequest("unexpected request head inside a body")
+                }
+            }
+            switch fill(timeoutMilliseconds: configuration.bodyReadTimeout) {
+            case .success: continue
+            case .failure(.timedOut):
+                throw HTTPError(status: 408, code: "request_timeout", message: "the request body stalled for longer than the body timeout")
+            case .failure:
+                throw HTTPError.badRequest("the client closed the connection before sending the whole body")
+            }
+        }
+    }
+
+    /// Serves one request; false when the connection must close afterwards.
+    private func serve(_ head: HTTPRequestHead) -> Bool {
+        let start = ContinuousClock.now
+        if server.isShuttingDown {
+            answerAndClose(HTTPError(status: 503, code: "shutting_down", message: "the server is shutting down",
+                                     headers: ["Retry-After": "5"]), head: head)
+            return false
+        }
+        let prepared = server.responder.prepare(head)
+        var keepAlive = head.keepAlive
+        var bodyComplete = !head.hasBody
+        let response: HTTPResponse
+
+        switch prepared.bodyMode {
+        case .buffered:
+            if case .length(let n) = head.framing, n > configuration.maxBufferedBodySize {
+                // Refused from the head alone; the body is never read (nor asked for with 100).
+                response = tooLarge(head)
+                keepAlive = false
+            } else {
+                do {
+                    let body = try readBufferedBody(head)
+                    bodyComplete = true
+                    response = prepared.respond(body: .buffered(body), remoteAddress: peer)
+                } catch {
+                    response = server.responder.response(for: error, head: head)
+                    keepAlive = false
+                }
+            }
+        case .stream:
+            sendContinueIfExpected(head)
+            let stream = RequestBodyStream(expectedLength: head.framing.declaredLength) { [unowned self] in
+                try self.readBodyPiece()
+            }
+            response = prepared.respond(body: .stream(stream), remoteAddress: peer)
+            bodyComplete = bodyComplete || stream.isFinished
+        case .discard:
+            response = prepared.respond(body: .buffered([]), remoteAddress: peer)
+        }
+
+        // A body left unread would be parsed as the next request: close instead.
+        if !bodyComplete { keepAlive = false }
+        if server.isShuttingDown { keepAlive = false }
+        let written = write(response, for: head, keepAlive: keepAlive)
+        log(head, route: prepared.route, status: response.status, bytes: response.body.length, since: start)
+        if !keepAlive && !bodyComplete { lingerBeforeClose() }
+        return written && keepAlive
+    }
+
+    private func tooLarge(_ head: HTTPRequestHead) -> HTTPResponse {
+        server.responder.response(for: HTTPError(status: 413, code: "body_too_large",
+                                                 message: "the request body is larger than the limit of \(configuration.maxBufferedBodySize) bytes"),
+                                  head: head)
+    }
+
+    private func readBufferedBody(_ head: HTTPRequestHead) throws(HTTPError) -> [UInt8] {
+        guard head.hasBody else {
+            _ = try readBodyPiece()  // consumes the `.end` of an empty body
+            return []
+        }
+        sendContinueIfExpected(head)
+        var body: [UInt8] = []
+        if case .length(let n) = head.framing { body.reserveCapacity(Int(n)) }
+        while let piece = try readBodyPiece() {
+            body.append(contentsOf: piece)
+            if body.count > configuration.maxBufferedBodySize {
+                throw HTTPError(status: 413, code: "body_too_large",
+                                message: "the request body is larger than the limit of \(configuration.maxBufferedBodySize) bytes")
+            }
+        }
+        return body
+    }
+
+    /// RFC 9110 section 10.1.1: a client that sent `Expect: 100-continue` waits for this before the body.
+    private func sendContinueIfExpected(_ head: HTTPRequestHead) {
+        if head.expectsContinue && parser.bufferedByteCount == 0 {
+            _ = socket.write(ResponseSerializer.continueLine)
+        }
+    }
+
+    private func write(_ response: HTTPResponse, for head: HTTPRequestHead?, keepAlive: Bool) -> Bool {
+        let includeBody = head?.method != "HEAD"
+        let bytes = ResponseSerializer.head(response, bodyLength: response.body.length, keepAlive: keepAlive,
+                                            date: server.dates.now(), includeBody: includeBody)
+        return socket.write(bytes)
+    }
+
+    /// Answers an error found before routing and closes.
+    private func answerAndClose(_ error: HTTPError, head: HTTPRequestHead?) {
+        let response = server.responder.response(for: error, head: head)
+        _ = write(response, for: head, keepAlive: false)
+        if let head { log(head, route: "unmatched", status: response.status, bytes: response.body.length, since: .now) }
+        else if server.configuration.accessLog { server.logger.info("- \(peer) \(response.status) \(error.code)") }
+        lingerBeforeClose()
+    }
+
+    /// Closes gracefully after an early answer: stop sending, then read and drop what the client
+    /// still sends for a short while, so the kernel does not reset the connection and destroy
+    /// the response before the client reads it (the "lingering close" of RFC 9112 section 9.6).
+    private func lingerBeforeClose() {
+        socket.shutdownWrites()
+        var budget = 4 << 20
+        let deadline = ContinuousClock.now + .seconds(2)
+        while budget > 0, ContinuousClock.now < deadline {
+            let result = readBuffer.withUnsafeMutableBytes { socket.read(into: $0, timeoutMilliseconds: 200) }
+            guard case .bytes(let n) = result else { return }
+            budget -= n
+        }
+    }
+
+    private func log(_ head: HTTPRequestHead, route: String, status: Int, bytes: Int64, since start: ContinuousClock.Instant) {
+        guard configuration.accessLog else { return }
+        let elapsed = ContinuousClock.now - start
+        let ms = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
+        server.logger.info("\(head.method) \(head.target) \(status) \(bytes)B \(String(format: "%.2f", ms))ms")
+    }
+}
+
+extension BodyFraming {
+    var declaredLength: Int64? {
+        switch self {
+        case .length(let n): n
+        case .none: 0
+        case .chunked: nil
+        }
+    }
+}

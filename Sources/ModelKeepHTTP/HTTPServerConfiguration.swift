@@ -1,0 +1,26 @@
+/// Every limit and timeout of the HTTP server. Times are in milliseconds.
+public struct HTTPServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    /// 0 picks a free port; `HTTPServer.port` tells which.
+    public var port = 7700
+    public var backlog: Int32 = 1024
+    public var parserLimits = HTTPParserLimits()
+    /// The largest body read whole for a buffered (JSON) route; larger ones get 413 unread.
+    public var maxBufferedBodySize = 1 << 20
+    /// Connections served at once; one more is answered 503 and closed.
+    public var maxConnections = 1024
+    /// Time a client has to send a complete request head, from its first byte (or from connecting).
+    public var headerReadTimeout = 10_000
+    /// Time a keep-alive connection may sit idle between requests.
+    public var idleTimeout = 60_000
+    /// Longest wait for the next piece of a request body.
+    public var bodyReadTimeout = 30_000
+    /// Longest wait for a client to take response bytes.
+    public var sendTimeout = 30_000
+    /// How long shutdown waits for in-flight requests before closing their connections.
+    public var shutdownGracePeriod = 10_000
+    /// Whether one line per request is logged.
+    public var accessLog = true
+
+    public init() {}
+}

@@ -1,0 +1,166 @@
+/// Collects routes, then freezes them into an immutable `Router`.
+public struct RouterBuilder {
+    fileprivate var routes: [Route] = []
+
+    public init() {}
+
+    /// Adds a route. Patterns are literal segments, `{name}` parameters, and a final `{name...}`
+    /// that takes the rest of the path. Registering the same method and pattern twice is a bug.
+    public mutating func add(_ method: String, _ pattern: String, body: BodyMode = .buffered, _ handler: @escaping HTTPHandler) {
+        precondition(!routes.contains { $0.method == method && $0.pattern == pattern }, "duplicate route \(method) \(pattern)")
+        routes.append(Route(method: method, pattern: pattern, segments: Route.parse(pattern), bodyMode: body, handler: handler))
+    }
+
+    /// The router that answers with these routes and renders every thrown error with `renderError`.
+    public func freeze(renderError: @escaping @Sendable (any Error, HTTPRequestHead?) -> HTTPResponse) -> Router {
+        Router(routes: routes, renderError: renderError)
+    }
+}
+
+struct Route: Sendable {
+    enum Segment: Sendable, Equatable {
+        case literal(String)
+        case parameter(String)
+        case rest(String)
+    }
+
+    let method: String
+    let pattern: String
+    let segments: [Segment]
+    let bodyMode: BodyMode
+    let handler: HTTPHandler
+
+    static func parse(_ pattern: String) -> [Segment] {
+        precondition(pattern.hasPrefix("/"), "route patterns start with /: \(pattern)")
+        let parts = pattern.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        return parts.enumerated().map { index, part in
+            if part.hasPrefix("{") && part.hasSuffix("...}") {
+                precondition(index == parts.count - 1, "{name...} must end the pattern: \(pattern)")
+                return .rest(String(part.dropFirst().dropLast(4)))
+            }
+            if part.hasPrefix("{") && part.hasSuffix("}") { return .parameter(String(part.dropFirst().dropLast())) }
+            return .literal(String(part))
+        }
+    }
+
+    /// The parameters when `path` (decoded segments) matches this route's shape.
+    func match(_ path: [String]) -> [String: String]? {
+        var parameters: [String: String] = [:]
+        for (index, segment) in segments.enumerated() {
+            switch segment {
+            case .literal(let literal):
+                guard index < path.count, path[index] == literal else { return nil }
+            case .parameter(let name):
+                guard index < path.count, !path[index].isEmpty else { return nil }
+                parameters[name] = path[index]
+            case .rest(let name):
+                guard index < path.count else { return nil }
+                let rest = path[index...].joined(separator: "/")
+                guard !rest.isEmpty else { return nil }
+                parameters[name] = rest
+                return parameters
+            }
+        }
+        return path.count == segments.count ? parameters : nil
+    }
+
+    /// Literal segments outrank parameters, which outrank a rest segment, so
+    /// `/models/search` wins over `/models/{id}` whatever the registration order.
+    var specificity: [Int] {
+        segments.map {
+            switch $0 {
+            case .literal: 2
+            case .parameter: 1
+            case .rest: 0
+            }
+        }
+    }
+}
+
+/// An immutable table of routes. Unknown paths are 404; a known path with another method is
+/// 405 with `Allow`; `HEAD` is answered by the `GET` route.
+public struct Router: HTTPResponder {
+    private let routes: [Route]
+    private let byFirstSegment: [String: [Route]]
+    private let renderError: @Sendable (any Error, HTTPRequestHead?) -> HTTPResponse
+
+    fileprivate init(routes: [Route], renderError: @escaping @Sendable (any Error, HTTPRequestHead?) -> HTTPResponse) {
+        let ordered = routes.sorted { $1.specificity.lexicographicallyPrecedes($0.specificity) }
+        self.routes = ordered
+        self.renderError = renderError
+        var index: [String: [Route]] = [:]
+        for route in ordered {
+            let key: String = if case .literal(let l) = route.segments.first { l } else { "" }
+            index[key, default: []].append(route)
+        }
+        self.byFirstSegment = index
+    }
+
+    /// Every route as (method, pattern), in registration-independent order: what /openapi.json must cover.
+    public var table: [(method: String, pattern: String)] {
+        routes.map { (method: $0.method, pattern: $0.pattern) }.sorted { ($0.pattern, $0.method) < ($1.pattern, $1.method) }
+    }
+
+    /// Splits a raw path into decoded segments; nil when it is not an absolute path or an escape is malformed.
+    public static func decodePath(_ raw: Substring) -> [String]? {
+        guard raw.hasPrefix("/") else { return nil }
+        var segments: [String] = []
+        for part in raw.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
+            guard let decoded = PercentDecoding.decode(part, plusIsSpace: false) else { return nil }
+            segments.append(decoded)
+        }
+        return segments
+    }
+
+    private func candidates(for path: [String]) -> [Route] {
+        (byFirstSegment[path.first ?? ""] ?? []) + (byFirstSegment[""] ?? [])
+    }
+
+    public func prepare(_ head: HTTPRequestHead) -> PreparedRequest {
+        guard let path = Self.decodePath(head.path) else {
+            return failing(HTTPError.badRequest("the request path is not a valid absolute path"), head: head)
+        }
+        let query: QueryParameters
+        do {
+            query = try QueryParameters(parsing: head.query)
+        } catch {
+            return failing(error, head: head)
+        }
+        let method = head.method == "HEAD" ? "GET" : head.method
+        var allowed: Set<String> = []
+        for route in candidates(for: path) {
+            guard let parameters = route.match(path) else { continue }
+            guard route.method == method else {
+                allowed.insert(route.method)
+                continue
+            }
+            let renderError = self.renderError
+            return PreparedRequest(bodyMode: route.bodyMode, route: route.pattern) { body, remote in
+                let request = HTTPRequest(head: head, parameters: parameters, query: query, route: route.pattern,
+                                          body: body, remoteAddress: remote)
+                do {
+                    return try route.handler(request)
+                } catch {
+                    return renderError(error, head)
+                }
+            }
+        }
+        if !allowed.isEmpty {
+            if allowed.contains("GET") { allowed.insert("HEAD") }
+            let allow = allowed.sorted().joined(separator: ", ")
+            return failing(HTTPError(status: 405, code: "method_not_allowed",
+                                     message: "\(head.method) is not allowed here; allowed: \(allow)", headers: ["Allow": allow]),
+                           head: head)
+        }
+        return failing(HTTPError(status: 404, code: "not_found", message: "no route for \(head.method) \(head.path)"), head: head)
+    }
+
+    private func failing(_ error: HTTPError, head: HTTPRequestHead) -> PreparedRequest {
+        let renderError = self.renderError
+        return PreparedRequest(bodyMode: .discard, route: "unmatched") { _, _ in renderError(error, head) }
+    }
+
+    public func response(for error: HTTPError, head: HTTPRequestHead?) -> HTTPResponse {
+        renderError(error, head)
+    }
+}

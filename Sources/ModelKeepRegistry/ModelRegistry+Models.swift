@@ -1,0 +1,207 @@
+import ModelKeepJSON
+import ModelKeepStorage
+
+extension ModelRegistry {
+    static let modelColumns = """
+        m.id, m.namespace, m.name, m.owner, m.task, m.description, m.license, m.created_at, m.updated_at, m.deleted_at,
+        (SELECT json_group_object(key, value) FROM model_labels WHERE model_id = m.id),
+        (SELECT version FROM versions WHERE model_id = m.id AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 1),
+        (SELECT count(*) FROM versions WHERE model_id = m.id AND deleted_at IS NULL),
+        (SELECT json_group_object(t.tag, v.version) FROM unique_tags t JOIN versions v ON v.id = t.version_id WHERE t.model_id = m.id),
+        (SELECT json_group_object(stage, version) FROM (
+            SELECT stage, version, max(updated_at) FROM versions
+            WHERE model_id = m.id AND deleted_at IS NULL AND stage IN ('staging', 'production') GROUP BY stage))
+        """
+
+    static func model(from row: Row) -> Model {
+        Model(id: row.text(0), namespace: row.text(1), name: row.text(2), owner: row.optionalText(3), task: row.optionalText(4),
+              description: row.optionalText(5), license: row.optionalText(6), labels: stringMap(row.optionalText(10)),
+              createdAt: row.int64(7), updatedAt: row.int64(8), deletedAt: row.optionalInt64(9),
+              latestVersion: row.optionalText(11), versionCount: row.int(12), tags: stringMap(row.optionalText(13)),
+              stageHolders: stringMap(row.optionalText(14)))
+    }
+
+    static func fetchModel(id: String, includeDeleted: Bool, _ db: SQLiteConnection) throws -> Model? {
+        let live = includeDeleted ? "" : " AND m.deleted_at IS NULL"
+        return try db.queryFirst("SELECT \(modelColumns) FROM models m WHERE m.id = ?\(live)", [.text(id)], model(from:))
+    }
+
+    /// The model, or 404.
+    static func requireModel(id: String, includeDeleted: Bool = false, _ db: SQLiteConnection) throws -> Model {
+        guard let model = try fetchModel(id: id, includeDeleted: includeDeleted, db) else {
+            throw RegistryError.notFound("model \(id) does not exist")
+        }
+        return model
+    }
+
+    /// Creates a model; 409 when a live model of that namespace already has the name.
+    public func createModel(_ draft: ModelDraft) throws(RegistryError) -> Model {
+        try Validation.namespace(draft.namespace)
+        try Validation.modelName(draft.name)
+        try Validation.labels(draft.labels)
+        try Validation.text(draft.owner, field: "owner", maxBytes: 256)
+        try Validation.text(draft.task, field: "task", maxBytes: 256)
+        try Validation.text(draft.license, field: "license", maxBytes: 256)
+        try Validation.text(draft.description, field: "description", maxBytes: 64 * 1024)
+        try validateMetadata(draft.metadata)
+        let now = Clock.nowMilliseconds()
+        let id = Identifiers.make(at: now)
+        return try writing { db in
+            do {
+                try db.run("""
+                    INSERT INTO models (id, namespace, name, owner, task, description, license, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [.text(id), .text(draft.namespace), .text(draft.name), SQLValue(draft.owner), SQLValue(draft.task),
+                          SQLValue(draft.description), SQLValue(draft.license), .integer(now), .integer(now)])
+            } catch let error as SQLiteError where error.isUniqueViolation {
+                throw try Self.nameTaken(namespace: draft.namespace, name: draft.name, db)
+            }
+            try Self.writeLabels(draft.labels, table: "model_labels", ownerColumn: "model_id", ownerID: id, replacing: false, db)
+            try Self.writeMetadata(draft.metadata, parentID: id, at: now, db)
+            return try Self.requireModel(id: id, db)
+        }
+    }
+
+    static func nameTaken(namespace: String, name: String, _ db: SQLiteConnection) throws -> RegistryError {
+        let holder = try db.queryFirst("SELECT id FROM models WHERE namespace = ? AND name = ? AND deleted_at IS NULL",
+                                       [.text(namespace), .text(name)]) { $0.text(0) }
+        var details = JSONObject()
+        if let holder { details["model_id"] = .string(holder) }
+        return .conflict("a model named \(name) already exists in namespace \(namespace)", details: details)
+    }
+
+    /// The model with that id; soft-deleted models only with `includeDeleted`.
+    public func model(id: String, includeDeleted: Bool = false) throws(RegistryError) -> Model {
+        try reading { db in try Self.requireModel(id: id, includeDeleted: includeDeleted, db) }
+    }
+
+    /// The live model with that namespace and name, or 404.
+    public func model(namespace: String, name: String) throws(RegistryError) -> Model {
+        try reading { db in
+            guard let model = try db.queryFirst(
+                "SELECT \(Self.modelColumns) FROM models m WHERE m.namespace = ? AND m.name = ? AND m.deleted_at IS NULL",
+                [.text(namespace), .text(name)], Self.model(from:)) else {
+                throw RegistryError.notFound("model \(name) does not exist in namespace \(namespace)")
+            }
+            return model
+        }
+    }
+
+    /// One page of models matching the query, in its order.
+    public func listModels(_ query: ModelQuery) throws(RegistryError) -> Page<Model> {
+        try Self.validatePage(query.page)
+        let cursor = try query.page.token.map { token throws(RegistryError) in
+            try PageCursor.decode(token, order: query.orderBy.rawValue, descending: query.descending)
+        }
+        var clauses: [String] = []
+        var arguments: [SQLValue] = []
+        if !query.includeDeleted { clauses.append("m.deleted_at IS NULL") }
+        if let v = query.namespace { clauses.append("m.namespace = ?"); arguments.append(.text(v)) }
+        if let v = query.name { clauses.append("m.name = ?"); arguments.append(.text(v)) }
+        if let v = query.owner { clauses.append("m.owner = ?"); arguments.append(.text(v)) }
+        if let v = query.task { clauses.append("m.task = ?"); arguments.append(.text(v)) }
+        if let v = query.text, !v.isEmpty {
+            clauses.append("(instr(lower(m.name), lower(?)) > 0 OR instr(lower(coalesce(m.description, '')), lower(?)) > 0)")
+            arguments.append(.text(v))
+            arguments.append(.text(v))
+        }
+        for label in query.labels {
+            if let value = label.value {
+                clauses.append("EXISTS (SELECT 1 FROM model_labels l WHERE l.model_id = m.id AND l.key = ? AND l.value = ?)")
+                arguments.append(.text(label.key))
+                arguments.append(.text(value))
+            } else {
+                clauses.append("EXISTS (SELECT 1 FROM model_labels l WHERE l.model_id = m.id AND l.key = ?)")
+                arguments.append(.text(label.key))
+            }
+        }
+        let tail = Self.pageClause(column: query.orderBy.column, idColumn: "m.id", descending: query.descending,
+                                   cursor: cursor, size: query.page.size, clauses: &clauses, arguments: &arguments)
+        let sql = "SELECT \(Self.modelColumns) FROM models m \(tail)"
+        let order = query.orderBy
+        return try reading { db in
+            var models = try db.query(sql, arguments, Self.model(from:))
+            var next: String?
+            if models.count > query.page.size {
+                models.removeLast()
+                let last = models[models.count - 1]
+                let value: SQLValue = switch order {
+                case .name: .text(last.name)
+                case .createdAt: .integer(last.createdAt)
+                case .updatedAt: .integer(last.updatedAt)
+                }
+                next = PageCursor(order: order.rawValue, descending: query.descending, value: value, id: last.id).encode()
+            }
+            return Page(items: models, nextPageToken: next)
+        }
+    }
+
+    /// Applies a partial update to a live model.
+    public func updateModel(id: String, _ changes: ModelChanges) throws(RegistryError) -> Model {
+        if let name = changes.name { try Validation.modelName(name) }
+        if let labels = changes.labels { try Validation.labels(labels) }
+        try Validation.text(changes.owner ?? nil, field: "owner", maxBytes: 256)
+        try Validation.text(changes.task ?? nil, field: "task", maxBytes: 256)
+        try Validation.text(changes.license ?? nil, field: "license", maxBytes: 256)
+        try Validation.text(changes.description ?? nil, field: "description", maxBytes: 64 * 1024)
+        let now = Clock.nowMilliseconds()
+        return try writing { db in
+            let current = try Self.requireModel(id: id, db)
+            var sets: [String] = ["updated_at = ?"]
+            var arguments: [SQLValue] = [.integer(now)]
+            func set(_ column: String, _ value: String??) {
+                guard let value else { return }
+                sets.append("\(column) = ?")
+                arguments.append(SQLValue(value))
+            }
+            if let name = changes.name { sets.append("name = ?"); arguments.append(.text(name)) }
+            set("owner", changes.owner)
+            set("task", changes.task)
+            set("description", changes.description)
+            set("license", changes.license)
+            arguments.append(.text(id))
+            do {
+                try db.run("UPDATE models SET \(sets.joined(separator: ", ")) WHERE id = ?", arguments)
+            } catch let error as SQLiteError where error.isUniqueViolation {
+                throw try Self.nameTaken(namespace: current.namespace, name: changes.name ?? current.name, db)
+            }
+            if let labels = changes.labels {
+                try Self.writeLabels(labels, table: "model_labels", ownerColumn: "model_id", ownerID: id, replacing: true, db)
+            }
+            return try Self.requireModel(id: id, db)
+        }
+    }
+
+    /// Soft-deletes a model (hidden, restorable), or with `hard` removes it with its versions,
+    /// tags, labels and metadata for good.
+    public func deleteModel(id: String, hard: Bool) throws(RegistryError) {
+        let now = Clock.nowMilliseconds()
+        try writing { db in
+            if hard {
+                guard try db.run("DELETE FROM models WHERE id = ?", [.text(id)]) == 1 else {
+                    throw RegistryError.notFound("model \(id) does not exist")
+                }
+            } else {
+                guard try db.run("UPDATE models SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
+                                 [.integer(now), .integer(now), .text(id)]) == 1 else {
+                    throw RegistryError.notFound("model \(id) does not exist")
+                }
+            }
+        }
+    }
+
+    /// Brings back a soft-deleted model; 409 when a live model has taken its name meanwhile.
+    public func restoreModel(id: String) throws(RegistryError) -> Model {
+        let now = Clock.nowMilliseconds()
+        return try writing { db in
+            let model = try Self.requireModel(id: id, includeDeleted: true, db)
+            guard model.deletedAt != nil else { return model }
+            do {
+                try db.run("UPDATE models SET deleted_at = NULL, updated_at = ? WHERE id = ?", [.integer(now), .text(id)])
+            } catch let error as SQLiteError where error.isUniqueViolation {
+                throw try Self.nameTaken(namespace: model.namespace, name: model.name, db)
+            }
+            return try Self.requireModel(id: id, db)
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import ModelKeepJSON
+import ModelKeepStorage
+
+/// The registry's rules over the store: models, versions, unique tags, stages and metadata.
+/// Every dialect (native REST, MLflow, HUB) goes through this type, so a model created in one
+/// is the same model in all.
+public final class ModelRegistry: Sendable {
+    /// Limits on what clients may store.
+    public struct Limits: Sendable {
+        /// The largest metadata value, as JSON text (413 above it).
+        public var maxMetadataValueBytes = 64 * 1024
+        /// The most unique tags one request may give.
+        public var maxTagsPerRequest = 64
+
+        public init() {}
+    }
+
+    public let database: Database
+    public let limits: Limits
+
+    public init(database: Database, limits: Limits = Limits()) {
+        self.database = database
+        self.limits = limits
+    }
+
+    /// Runs a write transaction, mapping storage failures to registry errors.
+    func writing<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws(RegistryError) -> T {
+        do {
+            return try database.write(body)
+        } catch {
+            throw RegistryError.from(error)
+        }
+    }
+
+    /// Runs a read transaction, mapping storage failures to registry errors.
+    func reading<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws(RegistryError) -> T {
+        do {
+            return try database.read(body)
+        } catch {
+            throw RegistryError.from(error)
+        }
+    }
+
+    // MARK: Shared row helpers
+
+    /// Parses a `json_group_object` of text values.
+    static func stringMap(_ json: String?) -> [String: String] {
+        guard let json, let object = (try? JSONParser.parse(json))?.objectValue else { return [:] }
+        var map: [String: String] = [:]
+        for member in object.members {
+            if let s = member.value.stringValue { map[member.key] = s }
+        }
+        return map
+    }
+
+    /// Parses a `json_group_array` of text values.
+    static func stringList(_ json: String?) -> [String] {
+        guard let json, let array = (try? JSONParser.parse(json))?.arrayValue else { return [] }
+        return array.compactMap(\.stringValue)
+    }
+
+    /// Replaces the labels of a model or version.
+    static func writeLabels(_ labels: [String: String], table: String, ownerColumn: String, ownerID: String,
+                            replacing: Bool, _ db: SQLiteConnection) throws {
+        if replacing { try db.run("DELETE FROM \(table) WHERE \(ownerColumn) = ?", [.text(ownerID)]) }
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) {
+            try db.run("INSERT INTO \(table) (\(ownerColumn), key, value) VALUES (?, ?, ?)", [.text(ownerID), .text(key), .text(value)])
+        }
+    }
+
+    /// Checks metadata keys and value sizes before anything is written.
+    func validateMetadata(_ metadata: JSONObject, field: String = "metadata") throws(RegistryError) {
+        for member in metadata.members {
+            try Self.validateMetadataKey(member.key, field: field)
+            let size = JSONWriter.bytes(member.value).count
+            guard size <= limits.maxMetadataValueBytes else {
+                throw .tooLarge("\(field).\(member.key) is \(size) bytes of JSON; the limit is \(limits.maxMetadataValueBytes)")
+            }
+        }
+    }
+
+    static func validateMetadataKey(_ key: String, field: String) throws(RegistryError) {
+        guard (1...256).contains(key.utf8.count), !key.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+            throw .invalid(field: "\(field).\(key)", message: "metadata keys must be 1 to 256 bytes with no control characters")
+        }
+    }
+
+    /// Sets metadata keys of a parent (a JSON null value deletes the key).
+    static func writeMetadata(_ metadata: JSONObject, parentID: String, at now: Int64, _ db: SQLiteConnection) throws {
+        for member in metadata.members {
+            if member.value.isNull {
+                try db.run("DELETE FROM metadata WHERE parent_id = ? AND key = ?", [.text(parentID), .text(member.key)])
+            } else {
+                try db.run("""
+                    INSERT INTO metadata (parent_id, key, value, updated_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (parent_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                    """, [.text(parentID), .text(member.key), .text(JSONWriter.string(member.value)), .integer(now)])
+            }
+        }
+    }
+
+    /// Builds a keyset-paginated query's tail: cursor condition, ORDER BY and LIMIT.
+    static func pageClause(column: String, idColumn: String, descending: Bool, cursor: PageCursor?,
+                           size: Int, clauses: inout [String], arguments: inout [SQLValue]) -> String {
+        if let cursor {
+            clauses.append("(\(column), \(idColumn)) \(descending ? "<" : ">") (?, ?)")
+            arguments.append(cursor.value)
+            arguments.append(.text(cursor.id))
+        }
+        let direction = descending ? "DESC" : "ASC"
+        arguments.append(.integer(Int64(size + 1)))
+        let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        return "\(whereClause) ORDER BY \(column) \(direction), \(idColumn) \(direction) LIMIT ?"
+    }
+
+    static func validatePage(_ page: PageRequest) throws(RegistryError) {
+        guard (1...PageRequest.maxSize).contains(page.size) else {
+            throw .invalid(field: "page_size", message: "must be between 1 and \(PageRequest.maxSize)")
+        }
+    }
+}

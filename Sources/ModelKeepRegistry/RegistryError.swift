@@ -1,0 +1,39 @@
+import ModelKeepJSON
+import ModelKeepStorage
+
+/// A failure of a registry operation, in terms the API maps to statuses.
+public enum RegistryError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A field or parameter is malformed (400); `field` names it.
+    case invalid(field: String, message: String)
+    /// The resource does not exist, or is hidden (404).
+    case notFound(String)
+    /// The request collides with what is stored (409), with optional details for the client.
+    case conflict(String, details: JSONObject = JSONObject())
+    /// A value is larger than its limit (413).
+    case tooLarge(String)
+    /// The store is busy beyond its timeout (503); worth retrying.
+    case unavailable(String)
+    /// The disk is full (507).
+    case insufficientStorage(String)
+    /// Anything else; the message is for the log, never for the client.
+    case internalFailure(String)
+
+    public var description: String {
+        switch self {
+        case let .invalid(field, message): "invalid \(field): \(message)"
+        case let .notFound(message), let .conflict(message, _), let .tooLarge(message),
+             let .unavailable(message), let .insufficientStorage(message), let .internalFailure(message):
+            message
+        }
+    }
+
+    /// The registry error for a storage failure that no operation handled more precisely.
+    static func from(_ error: any Error) -> RegistryError {
+        if let error = error as? RegistryError { return error }
+        guard let sqlite = error as? SQLiteError else { return .internalFailure(String(describing: error)) }
+        if sqlite.isBusy { return .unavailable("the database is busy; retry shortly") }
+        if sqlite.isFull { return .insufficientStorage("the disk holding the database is full") }
+        if sqlite.isUniqueViolation { return .conflict("the change collides with an existing record") }
+        return .internalFailure(sqlite.description)
+    }
+}

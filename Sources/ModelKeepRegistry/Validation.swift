@@ -1,0 +1,64 @@
+/// The rules for names, namespaces, labels and tags, shared by every dialect.
+public enum Validation {
+    /// Model names: 1-256 characters of ASCII letters, digits and `._-/`.
+    public static func modelName(_ name: String, field: String = "name") throws(RegistryError) {
+        guard (1...256).contains(name.utf8.count) else {
+            throw .invalid(field: field, message: "must be 1 to 256 characters long")
+        }
+        guard name.utf8.allSatisfy({ isWordByte($0) || $0 == UInt8(ascii: "/") }) else {
+            throw .invalid(field: field, message: "may contain only letters, digits and . _ - /")
+        }
+    }
+
+    /// Namespaces: 1-128 characters of ASCII letters, digits and `._-`.
+    public static func namespace(_ namespace: String, field: String = "namespace") throws(RegistryError) {
+        guard (1...128).contains(namespace.utf8.count), namespace.utf8.allSatisfy(isWordByte) else {
+            throw .invalid(field: field, message: "must be 1 to 128 letters, digits, '.', '_' or '-'")
+        }
+    }
+
+    /// Version strings: 1-128 characters of ASCII letters, digits and `._-+`.
+    public static func version(_ version: String, field: String = "version") throws(RegistryError) {
+        guard (1...128).contains(version.utf8.count),
+              version.utf8.allSatisfy({ isWordByte($0) || $0 == UInt8(ascii: "+") }) else {
+            throw .invalid(field: field, message: "must be 1 to 128 letters, digits, '.', '_', '-' or '+'")
+        }
+    }
+
+    /// Unique tags: 1-128 characters of ASCII letters, digits and `._-`.
+    public static func tag(_ tag: String, field: String = "tag") throws(RegistryError) {
+        guard (1...128).contains(tag.utf8.count), tag.utf8.allSatisfy(isWordByte) else {
+            throw .invalid(field: field, message: "must be 1 to 128 letters, digits, '.', '_' or '-'")
+        }
+    }
+
+    /// Labels: keys of 1-128 letters, digits and `._-/`, values of at most 1024 characters; at most 64 labels.
+    public static func labels(_ labels: [String: String], field: String = "labels") throws(RegistryError) {
+        guard labels.count <= 64 else { throw .invalid(field: field, message: "at most 64 labels are allowed") }
+        for (key, value) in labels {
+            guard (1...128).contains(key.utf8.count), key.utf8.allSatisfy({ isWordByte($0) || $0 == UInt8(ascii: "/") }) else {
+                throw .invalid(field: "\(field).\(key)", message: "label keys must be 1 to 128 letters, digits, '.', '_', '-' or '/'")
+            }
+            guard value.utf8.count <= 1024 else {
+                throw .invalid(field: "\(field).\(key)", message: "label values must be at most 1024 bytes")
+            }
+        }
+    }
+
+    /// Free text (descriptions, owners): bounded, no NUL.
+    public static func text(_ text: String?, field: String, maxBytes: Int) throws(RegistryError) {
+        guard let text else { return }
+        guard text.utf8.count <= maxBytes else { throw .invalid(field: field, message: "must be at most \(maxBytes) bytes") }
+        guard !text.utf8.contains(0) else { throw .invalid(field: field, message: "must not contain NUL characters") }
+    }
+
+    static func isWordByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            true
+        default:
+            false
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import ModelKeepAPI
+import ModelKeepHTTP
+import ModelKeepRegistry
+import ModelKeepStorage
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the registry daemon.",
+        discussion: """
+            Listens on 127.0.0.1:7700 by default with its data in ./modelkeep-data, applying pending
+            migrations first. SIGTERM or Ctrl-C stops it gracefully: it stops accepting, lets in-flight
+            requests finish (shutdown_grace_ms), closes the database and exits 0.
+            """
+    )
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(help: "Address to listen on (env MODELKEEP_HOST).")
+    var host: String?
+
+    @Option(help: "Port to listen on; 0 picks a free port (env MODELKEEP_PORT).")
+    var port: Int?
+
+    func run() throws {
+        var extra: [(key: String, value: String)] = []
+        if let host { extra.append((key: "host", value: host)) }
+        if let port { extra.append((key: "port", value: String(port))) }
+        let settings: Settings
+        do {
+            settings = try common.settings(extra: extra)
+        } catch {
+            fail("\(error)")
+        }
+        let logger = makeLogger(settings)
+        do {
+            try serve(settings, logger: logger)
+        } catch {
+            fail("\(error)")
+        }
+    }
+
+    private func serve(_ settings: Settings, logger: Logger) throws {
+        let directory = DataDirectory(path: settings.dataDir)
+        try directory.create()
+        let lock = try directory.lock()
+        let database = try directory.openDatabase(options: settings.databaseOptions)
+        let applied = try MigrationRunner().migrate(database)
+        for name in applied { logger.info("applied migration \(name)") }
+
+        let registry = ModelRegistry(database: database, limits: settings.registryLimits)
+        let router = NativeAPI.router(registry: registry, logger: logger)
+        let server = HTTPServer(configuration: settings.httpConfiguration, responder: router, logger: logger)
+        let port = try server.start()
+        let shown = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
+        logger.info("modelkeep listening on http://\(shown):\(port) with data in \(directory.path)")
+
+        let stop = DispatchSemaphore(value: 0)
+        let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stop.signal() }
+            source.resume()
+            return source
+        }
+        stop.wait()
+        logger.info("stopping: finishing in-flight requests (up to \(settings.shutdownGraceMilliseconds) ms)")
+        server.shutdown()
+        signals.forEach { $0.cancel() }
+        try? database.checkpoint()
+        logger.info("stopped")
+        _ = consume lock
+    }
+}
+
+struct Migrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply pending database migrations and report them.",
+        discussion: "serve applies them too; this command lets an operator do it (and see it) first."
+    )
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        do {
+            let settings = try common.settings()
+            let directory = DataDirectory(path: settings.dataDir)
+            try directory.create()
+            let lock = try directory.lock()
+            let database = try directory.openDatabase(options: settings.databaseOptions)
+            let runner = try MigrationRunner()
+            let applied = try runner.migrate(database)
+            if applied.isEmpty {
+                print("schema up to date (\(runner.migrations.count) migrations applied) in \(directory.databasePath)")
+            } else {
+                for name in applied { print("applied \(name)") }
+                print("\(applied.count) migration(s) applied to \(directory.databasePath)")
+            }
+            _ = consume lock
+        } catch {
+            fail("\(error)")
+        }
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import ModelKeepHTTP
+import ModelKeepRegistry
+import ModelKeepStorage
+
+/// Every setting of the daemon. Each comes, in rising precedence, from its default, the config
+/// file (`key = value`), the environment (`MODELKEEP_KEY`), then the command line.
+struct Settings: Sendable {
+    var host = "127.0.0.1"
+    var port = 7700
+    var dataDir = "./modelkeep-data"
+    var logLevel = "info"
+    var accessLog = true
+    var maxConnections = 1024
+    var maxJSONBodyBytes = 1 << 20
+    var maxRequestLineBytes = 8 * 1024
+    var maxHeaderBytes = 64 * 1024
+    var maxHeaderCount = 100
+    var headerTimeoutMilliseconds = 10_000
+    var idleTimeoutMilliseconds = 60_000
+    var bodyTimeoutMilliseconds = 30_000
+    var sendTimeoutMilliseconds = 30_000
+    var shutdownGraceMilliseconds = 10_000
+    var databaseBusyTimeoutMilliseconds = 5000
+    var databaseReaders = 8
+    var databaseSynchronous = "full"
+    var maxMetadataValueBytes = 64 * 1024
+
+    /// One setting: its key (config file), how it is parsed, and what it means.
+    struct Spec: Sendable {
+        let key: String
+        let help: String
+        let apply: @Sendable (inout Settings, String) throws -> Void
+
+        var environmentName: String { "MODELKEEP_" + key.uppercased() }
+    }
+
+    static let specs: [Spec] = [
+        Spec(key: "host", help: "Address to listen on (127.0.0.1; 0.0.0.0 or :: for every interface).") { $0.host = try text($1, "host") },
+        Spec(key: "port", help: "TCP port; 0 picks a free one (the start line says which).") { $0.port = try int($1, "port", 0...65535) },
+        Spec(key: "data_dir", help: "Directory of the database and artifact store, created on first start.") { $0.dataDir = try text($1, "data_dir") },
+        Spec(key: "log_level", help: "trace, debug, info, notice, warning, error or critical.") {
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains($1) else {
+                throw SettingsError(key: "log_level", message: "must be trace, debug, info, notice, warning, error or critical")
+            }
+            $0.logLevel = $1
+        },
+        Spec(key: "access_log", help: "Log one line per request (true/false).") { $0.accessLog = try bool($1, "access_log") },
+        Spec(key: "max_connections", help: "Connections served at once; beyond it new ones get 503.") { $0.maxConnections = try int($1, "max_connections", 1...1_000_000) },
+        Spec(key: "max_json_body_bytes", help: "Largest JSON request body; larger ones get 413 unread.") { $0.maxJSONBodyBytes = try int($1, "max_json_body_bytes", 1...(1 << 30)) },
+        Spec(key: "max_request_line_bytes", help: "Longest request line (414 beyond).") { $0.maxRequestLineBytes = try int($1, "max_request_line_bytes", 64...(1 << 20)) },
+        Spec(key: "max_header_bytes", help: "Largest header block (431 beyond).") { $0.maxHeaderBytes = try int($1, "max_header_bytes", 256...(1 << 24)) },
+        Spec(key: "max_header_count", help: "Most header fields (431 beyond).") { $0.maxHeaderCount = try int($1, "max_header_count", 1...10_000) },
+        Spec(key: "header_timeout_ms", help: "Time to send a whole request head (slow clients are dropped).") { $0.headerTimeoutMilliseconds = try int($1, "header_timeout_ms", 1...3_600_000) },
+        Spec(key: "idle_timeout_ms", help: "Time a keep-alive connection may idle between requests.") { $0.idleTimeoutMilliseconds = try int($1, "idle_timeout_ms", 1...86_400_000) },
+        Spec(key: "body_timeout_ms", help: "Longest wait for the next piece of a request body.") { $0.bodyTimeoutMilliseconds = try int($1, "body_timeout_ms", 1...3_600_000) },
+        Spec(key: "send_timeout_ms", help: "Longest wait for a client to take response bytes.") { $0.sendTimeoutMilliseconds = try int($1, "send_timeout_ms", 1...3_600_000) },
+        Spec(key: "shutdown_grace_ms", help: "How long shutdown lets in-flight requests finish.") { $0.shutdownGraceMilliseconds = try int($1, "shutdown_grace_ms", 0...3_600_000) },
+        Spec(key: "db_busy_timeout_ms", help: "How long a write waits for a lock held by another process before 503.") { $0.databaseBusyTimeoutMilliseconds = try int($1, "db_busy_timeout_ms", 0...600_000) },
+        Spec(key: "db_readers", help: "Reader connections for concurrent reads.") { $0.databaseReaders = try int($1, "db_readers", 1...256) },
+        Spec(key: "db_synchronous", help: "full (sync every commit) or normal (sync at checkpoints; faster, may lose the last commits on power loss).") {
+            guard ["full", "normal"].contains($1.lowercased()) else { throw SettingsError(key: "db_synchronous", message: "must be full or normal") }
+            $0.databaseSynchronous = $1.lowercased()
+        },
+        Spec(key: "max_metadata_value_bytes", help: "Largest metadata value as JSON text (413 beyond).") { $0.maxMetadataValueBytes = try int($1, "max_metadata_value_bytes", 1...(1 << 26)) },
+    ]
+
+    static func spec(_ key: String) -> Spec? { specs.first { $0.key == key } }
+
+    private static func text(_ value: String, _ key: String) throws(SettingsError) -> String {
+        guard !value.isEmpty else { throw SettingsError(key: key, message: "must not be empty") }
+        return value
+    }
+
+    private static func int(_ value: String, _ key: String, _ range: ClosedRange<Int>) throws(SettingsError) -> Int {
+        let digits = value.replacingOccurrences(of: "_", with: "")
+        guard let n = Int(digits), range.contains(n) else {
+            throw SettingsError(key: key, message: "must be a whole number from \(range.lowerBound) to \(range.upperBound), not \(value)")
+        }
+        return n
+    }
+
+    private static func bool(_ value: String, _ key: String) throws(SettingsError) -> Bool {
+        switch value.lowercased() {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default: throw SettingsError(key: key, message: "must be true or false, not \(value)")
+        }
+    }
+
+    /// Settings from every source: defaults, `configFile`, `environment`, then `overrides`
+    /// (command-line values by key).
+    static func load(configFile: String?, environment: [String: String], overrides: [(key: String, value: String)]) throws -> Settings {
+        var settings = Settings()
+        if let configFile {
+            for (key, value) in try ConfigFile.read(path: configFile) {
+                guard let spec = spec(key) else {
+                    throw SettingsError(key: key, message: "is not a setting (in \(configFile)); known: \(specs.map(\.key).joined(separator: ", "))")
+                }
+                try spec.apply(&settings, value)
+            }
+        }
+        for spec in specs {
+            if let value = environment[spec.environmentName] { try spec.apply(&settings, value) }
+        }
+        for (key, value) in overrides {
+            guard let spec = spec(key) else { throw SettingsError(key: key, message: "is not a setting") }
+            try spec.apply(&settings, value)
+        }
+        return settings
+    }
+
+    var httpConfiguration: HTTPServerConfiguration {
+        var c = HTTPServerConfiguration()
+        c.host = host
+        c.port = port
+        c.maxConnections = maxConnections
+        c.maxBufferedBodySize = maxJSONBodyBytes
+        c.parserLimits.maxRequestLineLength = maxRequestLineBytes
+        c.parserLimits.maxHeaderBlockSize = maxHeaderBytes
+        c.parserLimits.maxHeaderCount = maxHeaderCount
+        c.headerReadTimeout = headerTimeoutMilliseconds
+        c.idleTimeout = idleTimeoutMilliseconds
+        c.bodyReadTimeout = bodyTimeoutMilliseconds
+        c.sendTimeout = sendTimeoutMilliseconds
+        c.shutdownGracePeriod = shutdownGraceMilliseconds
+        c.accessLog = accessLog
+        return c
+    }
+
+    var databaseOptions: Database.Options {
+        var o = Database.Options()
+        o.busyTimeoutMilliseconds = Int32(databaseBusyTimeoutMilliseconds)
+        o.maxReaders = databaseReaders
+        o.synchronousFull = databaseSynchronous == "full"
+        return o
+    }
+
+    var registryLimits: ModelRegistry.Limits {
+        var l = ModelRegistry.Limits()
+        l.maxMetadataValueBytes = maxMetadataValueBytes
+        return l
+    }
+}
+
+/// A setting's value was refused.
+struct SettingsError: Error, CustomStringConvertible {
+    let key: String
+    let message: String
+    var description: String { "setting \(key) \(message)" }
+}
+
+/// The config file: one `key = value` per line, `#` starts a comment, blank lines are ignored.
+enum ConfigFile {
+    static func read(path: String) throws -> [(key: String, value: String)] {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw SettingsError(key: "config", message: "cannot read \(path): \(error.localizedDescription)")
+        }
+        var pairs: [(key: String, value: String)] = []
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            guard let eq = trimmed.firstIndex(of: "=") else {
+                throw SettingsError(key: "config", message: "line \(number + 1) of \(path) is not key = value")
+            }
+            let key = trimmed[..<eq].trimmingCharacters(in: .whitespaces)
+            var value = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+            pairs.append((key: key, value: value))
+        }
+        return pairs
+    }
+}
