@@ -29,6 +29,17 @@ public struct HTTPRequestHead: Sendable {
     /// The client sent `Expect: 100-continue` and waits before sending the body.
     public var expectsContinue: Bool
 
+    public init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders, framing: BodyFraming,
+                keepAlive: Bool, expectsContinue: Bool) {
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.framing = framing
+        self.keepAlive = keepAlive
+        self.expectsContinue = expectsContinue
+    }
+
     /// The target's path, before any `?`, still percent-encoded.
     public var path: Substring {
         if let q = target.firstIndex(of: "?") { target[..<q] } else { target[...] }

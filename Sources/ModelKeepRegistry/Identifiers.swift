@@ -1,14 +1,30 @@
 import Foundation
+import Synchronization
 
 /// Server-chosen ids: 48 bits of milliseconds then 80 random bits, in lowercase Crockford
-/// base32 (26 characters), so ids sort roughly by creation time and never collide in practice.
+/// base32 (26 characters). Within one millisecond the random part counts up instead of being
+/// drawn again (ULID's monotonic rule), so ids made by this process sort in creation order,
+/// which keeps lists ordered by (created_at, id) in the order things were created.
 public enum Identifiers {
     private static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
+    private static let last = Mutex<(milliseconds: Int64, high: UInt16, low: UInt64)>((-1, 0, 0))
 
     public static func make(at milliseconds: Int64 = Clock.nowMilliseconds()) -> String {
-        var generator = SystemRandomNumberGenerator()
-        let high = UInt64(milliseconds) << 16 | UInt64(generator.next() as UInt16)
-        let low = generator.next() as UInt64
+        let (ms, randomHigh, randomLow) = last.withLock { last in
+            if milliseconds == last.milliseconds {
+                let (low, carry) = last.low.addingReportingOverflow(1)
+                last.low = low
+                if carry { last.high &+= 1 }
+            } else {
+                var generator = SystemRandomNumberGenerator()
+                // The top bit stays clear, leaving room to count up within the millisecond.
+                let high: UInt16 = generator.next() & 0x7FFF
+                last = (milliseconds, high, generator.next())
+            }
+            return last
+        }
+        let high = UInt64(ms) << 16 | UInt64(randomHigh)
+        let low = randomLow
         // 128 bits as 26 base32 digits (130 bits; the top two are zero).
         var out = [UInt8](repeating: 0, count: 26)
         var hi = high, lo = low

@@ -55,6 +55,7 @@ public final class Database: @unchecked Sendable {
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction on the writer: committed when it returns,
     /// rolled back when it throws. Writers are serialized; readers are not blocked (WAL).
+    @discardableResult
     public func write<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         try writeLock.withLock { _ in
             try writer.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import TestSupport
+import ModelKeepAPI
+import ModelKeepJSON
+import ModelKeepStorage
+
+@Suite("Operations, errors and the OpenAPI document")
+struct OperationRoutesTests {
+    @Test("health and readiness answer", arguments: Transport.allCases)
+    func health(transport: Transport) throws {
+        let api = try APIClient(transport)
+        #expect(try api.get("/healthz")["status"]?.string == "ok")
+        let ready = try api.get("/readyz")
+        #expect(ready.status == 200)
+        #expect(ready["checks"]?["database"]?.string == "ok")
+    }
+
+    @Test("unknown routes and wrong methods get the JSON error shape", arguments: Transport.allCases)
+    func unknownRoutes(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let missing = try api.get("/api/v1/nothing")
+        #expect(missing.status == 404)
+        #expect(missing.errorCode == "not_found")
+        #expect(missing.header("Content-Type") == "application/json; charset=utf-8")
+        let wrong = try api.send("PUT", "/api/v1/models")
+        #expect(wrong.status == 405)
+        #expect(wrong.header("Allow") == "GET, HEAD, POST")
+        #expect(wrong.errorCode == "method_not_allowed")
+    }
+
+    @Test("a database locked past its busy timeout is a 503 with Retry-After, and nothing changes")
+    func busyDatabase() throws {
+        let server = try TestServer()
+        let api = try APIClient(.socket, server: server)
+        let id = try api.createModel("m")
+        let blocker = try SQLiteConnection(path: server.registry.database.path)
+        try blocker.execute("BEGIN IMMEDIATE")
+        let response = try api.post("/api/v1/models", ["name": "blocked"])
+        #expect(response.status == 503)
+        #expect(response.header("Retry-After") == "1")
+        #expect(response.errorCode == "unavailable")
+        #expect(try api.get("/api/v1/models/\(id)").status == 200)  // reads go on under WAL
+        try blocker.execute("ROLLBACK")
+        #expect(try api.get("/api/v1/models?name=blocked")["models"]?.arrayValue?.isEmpty == true)
+        #expect(try api.post("/api/v1/models", ["name": "blocked"]).status == 201)
+    }
+
+    @Test("every route is in /openapi.json and every documented operation is a route")
+    func openAPICoversRoutes() throws {
+        let api = try APIClient(.socket)
+        let document = try api.get("/openapi.json")
+        #expect(document.status == 200)
+        #expect(document["openapi"]?.string == "3.1.0")
+        var documented: Set<String> = []
+        for member in document["paths"]?.objectValue?.members ?? [] {
+            for operation in member.value.objectValue?.keys ?? [] {
+                documented.insert("\(operation.uppercased()) \(member.key)")
+            }
+        }
+        let routes = Set(api.registry.router.table.map { "\($0.method) \($0.pattern.replacingOccurrences(of: "...}", with: "}"))" })
+        #expect(routes == documented, "undocumented: \(routes.subtracting(documented).sorted()); stale: \(documented.subtracting(routes).sorted())")
+    }
+}

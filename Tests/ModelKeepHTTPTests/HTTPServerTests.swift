@@ -1,0 +1,273 @@
+import Foundation
+import Synchronization
+import Testing
+import TestSupport
+@testable import ModelKeepHTTP
+
+/// A router of small routes that exercise the server, rendering errors as `{"error": code}`.
+func testRouter(gate: DispatchSemaphore? = nil) -> Router {
+    var builder = RouterBuilder()
+    builder.add("GET", "/hello") { _ in .json(200, Array(#"{"hello":"world"}"#.utf8)) }
+    builder.add("POST", "/echo") { HTTPResponse(status: 200, body: .bytes($0.bodyBytes)) }
+    builder.add("PUT", "/count", body: .stream) { request in
+        guard case .stream(let stream) = request.body else { return HTTPResponse(status: 500) }
+        var total = 0
+        var checksum: UInt64 = 0
+        while let piece = try stream.read() {
+            total += piece.count
+            for b in piece { checksum = checksum &* 31 &+ UInt64(b) }
+        }
+        return .json(200, Array(#"{"bytes":\#(total),"checksum":\#(checksum)}"#.utf8))
+    }
+    builder.add("PUT", "/reject-early", body: .stream) { _ in
+        HTTPResponse(status: 422, body: .bytes(Array("rejected".utf8)))
+    }
+    builder.add("GET", "/slow") { _ in
+        gate?.wait()
+        return .json(200, Array(#"{"slow":true}"#.utf8))
+    }
+    return builder.freeze { error, _ in
+        let e = error as? HTTPError ?? HTTPError(status: 500, code: "internal", message: "")
+        var headers = HTTPHeaders()
+        for (k, v) in e.headers { headers.add(k, v) }
+        return .json(e.status, Array(#"{"error":"\#(e.code)"}"#.utf8), headers: headers)
+    }
+}
+
+func body(_ r: RawResponse) -> String { r.text }
+
+@Suite("HTTP server over loopback sockets")
+struct HTTPServerTests {
+    @Test("keep-alive serves several requests on one connection with Date and Content-Length")
+    func keepAlive() throws {
+        let server = try TestServer(responder: testRouter())
+        let client = try server.client()
+        for _ in 0..<3 {
+            let response = try client.request("GET", "/hello")
+            #expect(response.status == 200)
+            #expect(response.text == #"{"hello":"world"}"#)
+            #expect(response.header("Content-Length") == "17")
+            #expect(response.header("Connection") == "keep-alive")
+            #expect(response.header("Date")?.hasSuffix(" GMT") == true)
+        }
+    }
+
+    @Test("pipelined requests are answered in order")
+    func pipelining() throws {
+        let server = try TestServer(responder: testRouter())
+        let client = try server.client()
+        try client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\none"
+            + "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n"
+            + "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nthree\r\n0\r\n\r\n")
+        #expect(try client.readResponse().text == "one")
+        #expect(try client.readResponse().text == #"{"hello":"world"}"#)
+        #expect(try client.readResponse().text == "three")
+    }
+
+    @Test("an HTTP/1.0 client gets its answer and the connection closes")
+    func http10() throws {
+        let server = try TestServer(responder: testRouter())
+        let client = try server.client()
+        try client.send("GET /hello HTTP/1.0\r\n\r\n")
+        let response = try client.readResponse()
+        #expect(response.status == 200)
+        #expect(response.header("Connection") == "close")
+        #expect(client.waitForClose())
+    }
+
+    @Test("HEAD gets the GET's headers and no body")
+    func head() throws {
+        let server = try TestServer(responder: testRouter())
+        let client = try server.client()
+        let response = try client.request("HEAD", "/hello")
+        #expect(response.status == 200)
+        #expect(response.header("Content-Length") == "17")
+        #expect(response.body.isEmpty)
+        // The connection is still in step: the next answer is the next request's.
+        #expect(try client.request("GET", "/hello").text == #"{"hello":"world"}"#)
+    }
+
+    @Test("Expect: 100-continue gets 100 before the body is sent")
+    func expectContinue() throws {
+        let server = try TestServer(responder: testRouter())
+        let client = try server.client()
+        try client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        let interim = try client.readResponse()
+        #expect(interim.status == 100)
+        try client.send("hello")
+        let final = try client.readResponse()
+        #expect(final.status == 200)
+        #expect(final.text == "hello")
+    }
+
+    @Test("a JSON body over the limit is 413 without 100 Continue, read, or keep-alive")
+    func bufferedLimit() throws {
+        let server = try TestServer(responder: testRouter()) { $0.maxBufferedBodySize = 1000 }
+        let client = try server.client()
+        try client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+        let response = try client.readResponse()
+        #expect(response.status == 413)
+        #expect(response.text == #"{"error":"body_too_large"}"#)
+        #expect(response.header("Connection") == "close")
+
+        // The same limit holds for chunked bodies, which announce no length.
+        let chunked = try server.client()
+        let piece = String(repeating: "x", count: 600)
+        try chunked.send("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n\(piece)\r\n258\r\n\(piece)\r\n0\r\n\r\n")
+        #expect(try chunked.readResponse().status == 413)
+
+        // And at the limit exactly it is fine.
+        let exact = try server.client()
+        #expect(try exact.request("POST", "/echo", body: [UInt8](repeating: 65, count: 1000)).status == 200)
+    }
+
+    @Test("a streamed body of many megabytes reaches the handler whole, sent plainly or chunked")
+    func streamedBody() throws {
+        let server = try TestServer(responder: testRouter())
+        let data = (0..<5_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        var checksum: UInt64 = 0
+        for b in data { checksum = checksum &* 31 &+ UInt64(b) }
+        let client = try server.client()
+        let response = try client.request("PUT", "/count", body: data)
+        #expect(response.text == #"{"bytes":5000000,"checksum":\#(checksum)}"#)
+
+        var chunked = Array("PUT /count HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+        var offset = 0
+        while offset < data.count {
+            let n = min(65_536 + 17, data.count - offset)
+            chunked += Array("\(String(n, radix: 16))\r\n".utf8) + data[offset..<offset + n] + Array("\r\n".utf8)
+            offset += n
+        }
+        chunked += Array("0\r\n\r\n".utf8)
+        try client.send(chunked)
+        #expect(try client.readResponse().text == #"{"bytes":5000000,"checksum":\#(checksum)}"#)
+    }
+
+    @Test("a handler that answers before reading the body closes the connection cleanly")
+    func earlyAnswer() throws {
+        let server = try TestServer(responder: testRouter())
+        let client = try server.client()
+        let response = try client.request("PUT", "/reject-early", body: [UInt8](repeating: 1, count: 200_000))
+        #expect(response.status == 422)
+        #expect(response.header("Connection") == "close")
+        #expect(client.waitForClose())
+    }
+
+    @Test("malformed requests get a JSON 400 with Connection: close, and the server goes on serving")
+    func malformed() throws {
+        let server = try TestServer(responder: testRouter())
+        for garbage in ["NOT HTTP\r\n\r\n", "GET / HTTP/1.1\r\nBad Header\r\n\r\n", "\u{01}\u{02}\u{03}\r\n\r\n"] {
+            let client = try server.client()
+            try client.send(garbage)
+            let response = try client.readResponse()
+            #expect(response.status == 400)
+            #expect(response.header("Connection") == "close")
+            #expect(response.text == #"{"error":"bad_request"}"#)
+            #expect(client.waitForClose())
+        }
+        #expect(try server.client().request("GET", "/hello").status == 200)
+    }
+
+    @Test("oversized request lines and header blocks get 414 and 431 over the wire")
+    func limitsOverTheWire() throws {
+        let server = try TestServer(responder: testRouter()) {
+            $0.parserLimits.maxRequestLineLength = 512
+            $0.parserLimits.maxHeaderBlockSize = 1024
+        }
+        let long = try server.client()
+        try long.send("GET /\(String(repeating: "a", count: 1000)) HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try long.readResponse().status == 414)
+        let big = try server.client()
+        try big.send("GET / HTTP/1.1\r\nHost: a\r\nX: \(String(repeating: "b", count: 2000))\r\n\r\n")
+        #expect(try big.readResponse().status == 431)
+        #expect(try server.client().request("GET", "/hello").status == 200)
+    }
+
+    @Test("connections past the limit get 503 and the held ones still work")
+    func connectionLimit() throws {
+        let server = try TestServer(responder: testRouter()) { $0.maxConnections = 2 }
+        let first = try server.client()
+        let second = try server.client()
+        #expect(try first.request("GET", "/hello").status == 200)
+        #expect(try second.request("GET", "/hello").status == 200)
+        let third = try server.client()
+        let refused = try third.readResponse()
+        #expect(refused.status == 503)
+        #expect(refused.header("Retry-After") == "1")
+        #expect(try first.request("GET", "/hello").status == 200)
+    }
+
+    @Test("a client that sends its head too slowly gets 408 and is dropped")
+    func headerTimeout() throws {
+        let server = try TestServer(responder: testRouter()) { $0.headerReadTimeout = 300 }
+        let client = try server.client()
+        try client.send("GET /hello HTTP/1.1\r\nHo")
+        let response = try client.readResponse()
+        #expect(response.status == 408)
+        #expect(client.waitForClose())
+    }
+
+    @Test("a connection that never sends anything is dropped after the header timeout")
+    func silentClient() throws {
+        let server = try TestServer(responder: testRouter()) { $0.headerReadTimeout = 200 }
+        let client = try server.client()
+        #expect(client.waitForClose())
+    }
+
+    @Test("an idle keep-alive connection is closed after the idle timeout")
+    func idleTimeout() throws {
+        let server = try TestServer(responder: testRouter()) { $0.idleTimeout = 200 }
+        let client = try server.client()
+        #expect(try client.request("GET", "/hello").status == 200)
+        #expect(client.waitForClose())
+        #expect(server.server.connectionCount == 0)
+    }
+
+    @Test("a body that stalls past the body timeout gets 408")
+    func bodyTimeout() throws {
+        let server = try TestServer(responder: testRouter()) { $0.bodyReadTimeout = 200 }
+        let client = try server.client()
+        try client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+        let response = try client.readResponse()
+        #expect(response.status == 408)
+        #expect(response.header("Connection") == "close")
+    }
+
+    @Test("shutdown lets an in-flight request finish, then refuses new connections")
+    func gracefulShutdown() throws {
+        let gate = DispatchSemaphore(value: 0)
+        let server = try TestServer(responder: testRouter(gate: gate))
+        let idle = try server.client()
+        #expect(try idle.request("GET", "/hello").status == 200)
+        let busy = try server.client()
+        try busy.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        usleep(100_000)  // let the request reach the handler
+        let stopped = DispatchSemaphore(value: 0)
+        let port = server.port
+        Thread { server.server.shutdown(); stopped.signal() }.start()
+        #expect(idle.waitForClose())  // idle keep-alive connections are woken and closed at once
+        gate.signal()
+        let response = try busy.readResponse()
+        #expect(response.status == 200)
+        #expect(response.header("Connection") == "close")
+        #expect(stopped.wait(timeout: .now() + 10) == .success)
+        #expect(throws: (any Error).self) { try RawHTTPClient(port: port).request("GET", "/hello") }
+    }
+
+    @Test("many concurrent clients are all answered")
+    func concurrentClients() throws {
+        let server = try TestServer(responder: testRouter())
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 32) { _ in
+            do {
+                let client = try server.client()
+                for _ in 0..<20 where try client.request("GET", "/hello").status != 200 {
+                    failures.withLock { $0 += 1 }
+                }
+            } catch {
+                failures.withLock { $0 += 1 }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
+    }
+}

@@ -1,0 +1,65 @@
+import Testing
+@testable import ModelKeepJSON
+
+@Suite("JSON parsing and writing")
+struct JSONTests {
+    @Test("values round-trip exactly, big integers and long fractions included")
+    func roundTrip() throws {
+        let text = #"{"a":[1,-0.5,1e400,123456789012345678901234567890,3.14159265358979323846264338327950288],"b":{"c":null,"d":true,"e":false},"f":"\u00e9\ud83d\ude00 \"q\" \\ \n\t\u0001"}"#
+        let value = try JSONParser.parse(text)
+        let written = JSONWriter.string(value)
+        #expect(try JSONParser.parse(written) == value)
+        #expect(written.contains("123456789012345678901234567890"))
+        #expect(written.contains("3.14159265358979323846264338327950288"))
+        #expect(value.objectValue?["f"]?.stringValue == "é😀 \"q\" \\ \n\t\u{01}")
+    }
+
+    @Test("member order is kept")
+    func order() throws {
+        let value = try JSONParser.parse(#"{"z":1,"a":2,"m":3}"#)
+        #expect(value.objectValue?.keys == ["z", "a", "m"])
+        #expect(JSONWriter.string(value) == #"{"z":1,"a":2,"m":3}"#)
+    }
+
+    @Test("malformed documents are refused with a position", arguments: [
+        "", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "+1", ".5", "1e", "tru", "nul", "\"abc", "\"\\x\"", "\"\u{01}\"",
+        "{\"a\" 1}", "{1:2}", "[1 2]", "1 2", "\"\\ud800\"", "\"\\udc00x\"", "NaN", "Infinity",
+    ])
+    func malformed(text: String) {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
+    }
+
+    @Test("duplicate keys are refused")
+    func duplicates() {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(#"{"a":1,"a":2}"#) }
+    }
+
+    @Test("nesting deeper than the limit is refused before the stack suffers")
+    func depth() throws {
+        let ok = String(repeating: "[", count: 64) + String(repeating: "]", count: 64)
+        #expect(throws: Never.self) { try JSONParser.parse(ok) }
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        do {
+            _ = try JSONParser.parse(deep)
+            Issue.record("a 100,000-deep document was accepted")
+        } catch {
+            #expect(error.reason == .tooDeep(limit: 64))
+        }
+    }
+
+    @Test("invalid UTF-8 inside strings is refused")
+    func invalidUTF8() {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]) }
+        #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22, 0x5C, 0x6E, 0xFF, 0x22]) }
+    }
+
+    @Test("doubles are written in a form JSON accepts, non-finite ones as null")
+    func doubles() throws {
+        #expect(JSONWriter.string(.double(0.5)) == "0.5")
+        #expect(JSONWriter.string(.double(3)) == "3")
+        #expect(JSONWriter.string(.double(.nan)) == "null")
+        #expect(JSONWriter.string(.double(.infinity)) == "null")
+        let tiny = JSONWriter.string(.double(1e-7))
+        #expect(try JSONParser.parse(tiny).numberValue?.double == 1e-7)
+    }
+}

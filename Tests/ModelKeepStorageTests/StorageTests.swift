@@ -1,0 +1,206 @@
+import CSQLite
+import Foundation
+import Synchronization
+import Testing
+import TestSupport
+@testable import ModelKeepStorage
+
+@Suite("SQLite store")
+struct StorageTests {
+    func openDatabase(_ dir: TemporaryDirectory, options: Database.Options = Database.Options()) throws -> Database {
+        try Database(path: dir.file("test.db"), options: options)
+    }
+
+    @Test("the database runs in WAL mode with foreign keys on")
+    func pragmas() throws {
+        let dir = TemporaryDirectory()
+        let db = try openDatabase(dir)
+        let mode = try db.read { try $0.pragma("journal_mode") }
+        #expect(mode == "wal")
+        let foreignKeys = try db.read { try $0.pragma("foreign_keys") }
+        #expect(foreignKeys == "1")
+    }
+
+    @Test("a write that throws is rolled back whole")
+    func rollback() throws {
+        let dir = TemporaryDirectory()
+        let db = try openDatabase(dir)
+        try db.write { try $0.execute("CREATE TABLE t (x INTEGER)") }
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try db.write { c in
+                try c.run("INSERT INTO t VALUES (1)")
+                try c.run("INSERT INTO t VALUES (2)")
+                throw Boom()
+            }
+        }
+        #expect(try db.read { try $0.scalar("SELECT count(*) FROM t") } == .integer(0))
+        // The writer is usable again.
+        try db.write { try $0.run("INSERT INTO t VALUES (3)") }
+        #expect(try db.read { try $0.scalar("SELECT count(*) FROM t") } == .integer(1))
+    }
+
+    @Test("many concurrent writers and readers lose nothing")
+    func concurrentWriters() throws {
+        let dir = TemporaryDirectory()
+        var options = Database.Options()
+        options.synchronousFull = false
+        let db = try openDatabase(dir, options: options)
+        try db.write { try $0.execute("CREATE TABLE t (writer INTEGER, n INTEGER, PRIMARY KEY (writer, n))") }
+        let errors = Mutex(0)
+        let maxSeen = Mutex(Int64(0))
+        DispatchQueue.concurrentPerform(iterations: 16) { worker in
+            do {
+                for n in 0..<100 {
+                    if worker % 4 == 0 {
+                        let count = try db.read { c -> Int64 in
+                            guard case .integer(let v) = try c.scalar("SELECT count(*) FROM t") else { return -1 }
+                            return v
+                        }
+                        maxSeen.withLock { $0 = max($0, count) }
+                    } else {
+                        try db.write { try $0.run("INSERT INTO t VALUES (?, ?)", [.integer(Int64(worker)), .integer(Int64(n))]) }
+                    }
+                }
+            } catch {
+                errors.withLock { $0 += 1 }
+            }
+        }
+        #expect(errors.withLock { $0 } == 0)
+        #expect(try db.read { try $0.scalar("SELECT count(*) FROM t") } == .integer(12 * 100))
+        #expect(maxSeen.withLock { $0 } <= 1200)
+    }
+
+    @Test("a unique violation is recognizable, with SQL but no bound values in the error")
+    func uniqueViolation() throws {
+        let dir = TemporaryDirectory()
+        let db = try openDatabase(dir)
+        try db.write { try $0.execute("CREATE TABLE t (x TEXT PRIMARY KEY)") }
+        try db.write { try $0.run("INSERT INTO t VALUES (?)", ["secret-value"]) }
+        do {
+            try db.write { try $0.run("INSERT INTO t VALUES (?)", ["secret-value"]) }
+            Issue.record("the duplicate was accepted")
+        } catch let error as SQLiteError {
+            #expect(error.isUniqueViolation)
+            #expect(error.sql == "INSERT INTO t VALUES (?)")
+            #expect(!error.description.contains("secret-value"))
+        }
+    }
+
+    @Test("a write blocked by another process's lock fails as busy after the timeout")
+    func busy() throws {
+        let dir = TemporaryDirectory()
+        var options = Database.Options()
+        options.busyTimeoutMilliseconds = 100
+        let db = try openDatabase(dir, options: options)
+        try db.write { try $0.execute("CREATE TABLE t (x INTEGER)") }
+        let other = try SQLiteConnection(path: dir.file("test.db"))
+        try other.execute("BEGIN IMMEDIATE")
+        do {
+            try db.write { try $0.run("INSERT INTO t VALUES (1)") }
+            Issue.record("the write went through a held lock")
+        } catch let error as SQLiteError {
+            #expect(error.isBusy)
+        }
+        try other.execute("ROLLBACK")
+        try db.write { try $0.run("INSERT INTO t VALUES (1)") }
+    }
+}
+
+@Suite("Migrations")
+struct MigrationTests {
+    @Test("the binary's embedded migrations are exactly the files in migrations/")
+    func embeddedMatchFiles() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let folder = root.appending(path: "migrations")
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(!names.isEmpty)
+        let files = try names.map { Migration(name: $0, sql: try String(contentsOf: folder.appending(path: $0), encoding: .utf8)) }
+        #expect(Migration.embedded == files)
+    }
+
+    @Test("pending migrations are applied once, in order, and recorded with checksums")
+    func applyOnce() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.file("m.db"))
+        let runner = try MigrationRunner(migrations: [
+            Migration(name: "0002_b.sql", sql: "ALTER TABLE a ADD COLUMN y INTEGER;"),
+            Migration(name: "0001_a.sql", sql: "CREATE TABLE a (x INTEGER);"),
+        ])
+        #expect(try runner.migrate(db) == ["0001_a.sql", "0002_b.sql"])
+        #expect(try runner.migrate(db) == [])
+        let applied = try runner.applied(in: db)
+        #expect(applied.map(\.name) == ["0001_a.sql", "0002_b.sql"])
+        #expect(applied[0].checksum == Migration(name: "0001_a.sql", sql: "CREATE TABLE a (x INTEGER);").checksum)
+        try db.write { try $0.run("INSERT INTO a (x, y) VALUES (1, 2)") }
+    }
+
+    @Test("a migration that fails leaves nothing of itself and is not recorded")
+    func failingMigration() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.file("m.db"))
+        let runner = try MigrationRunner(migrations: [
+            Migration(name: "0001_a.sql", sql: "CREATE TABLE a (x INTEGER); CREATE TABLE b (y INTEGER); SELECT * FROM missing;"),
+        ])
+        #expect(throws: SQLiteError.self) { try runner.migrate(db) }
+        #expect(try runner.applied(in: db).isEmpty)
+        #expect(try db.read { try $0.scalar("SELECT count(*) FROM sqlite_master WHERE name IN ('a', 'b')") } == .integer(0))
+    }
+
+    @Test("an applied migration that changed stops the runner with a clear message")
+    func changedMigration() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.file("m.db"))
+        try MigrationRunner(migrations: [Migration(name: "0001_a.sql", sql: "CREATE TABLE a (x INTEGER);")]).migrate(db)
+        let edited = try MigrationRunner(migrations: [Migration(name: "0001_a.sql", sql: "CREATE TABLE a (x TEXT);")])
+        do {
+            try edited.migrate(db)
+            Issue.record("a changed migration was accepted")
+        } catch let error as MigrationError {
+            guard case .changedAfterApplying(let name, _, _) = error else { Issue.record("wrong error \(error)"); return }
+            #expect(name == "0001_a.sql")
+            #expect(error.description.contains("was changed after it was applied"))
+        }
+    }
+
+    @Test("a database migrated by a newer binary is refused")
+    func unknownApplied() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.file("m.db"))
+        try MigrationRunner(migrations: [Migration(name: "0001_a.sql", sql: "CREATE TABLE a (x INTEGER);"),
+                                         Migration(name: "0002_b.sql", sql: "CREATE TABLE b (x INTEGER);")]).migrate(db)
+        let older = try MigrationRunner(migrations: [Migration(name: "0001_a.sql", sql: "CREATE TABLE a (x INTEGER);")])
+        #expect(throws: MigrationError.unknownApplied(name: "0002_b.sql")) { try older.migrate(db) }
+    }
+
+    @Test("badly named or duplicate-numbered migration files are refused")
+    func badNames() {
+        #expect(throws: MigrationError.self) { try MigrationRunner(migrations: [Migration(name: "init.sql", sql: "")]) }
+        #expect(throws: MigrationError.self) {
+            try MigrationRunner(migrations: [Migration(name: "0001_a.sql", sql: ""), Migration(name: "0001_b.sql", sql: "")])
+        }
+    }
+
+    @Test("the real schema applies to a fresh database")
+    func realSchema() throws {
+        let dir = TemporaryDirectory()
+        let db = try DataDirectory(path: dir.path).openDatabase()
+        let applied = try MigrationRunner().migrate(db)
+        #expect(applied == Migration.embedded.map(\.name))
+        let tables = try db.read { try $0.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") { $0.text(0) } }
+        for table in ["models", "versions", "unique_tags", "metadata", "model_labels", "version_labels"] {
+            #expect(tables.contains(table), "\(table)")
+        }
+    }
+
+    @Test("a data directory admits one process at a time")
+    func directoryLock() throws {
+        let dir = TemporaryDirectory()
+        let data = DataDirectory(path: dir.path)
+        let held = try data.lock()
+        // flock locks belong to the open file description: a second open in this process conflicts too.
+        #expect(throws: DataDirectory.LockedError.self) { _ = try data.lock() }
+        _ = consume held
+        _ = try data.lock()
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Logging
+import ModelKeepAPI
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+import ModelKeepStorage
+
+/// A registry with its own temp data directory, migrated, with the native router over it.
+public final class TestRegistry: @unchecked Sendable {
+    public let directory = TemporaryDirectory("modelkeep-registry")
+    public let database: Database
+    public let registry: ModelRegistry
+    public let router: Router
+
+    public init(limits: ModelRegistry.Limits = ModelRegistry.Limits(), options: Database.Options = Database.Options()) throws {
+        database = try DataDirectory(path: directory.path).openDatabase(options: options)
+        try MigrationRunner().migrate(database)
+        registry = ModelRegistry(database: database, limits: limits)
+        router = NativeAPI.router(registry: registry, logger: Logger.quiet)
+    }
+}
+
+/// The registry served by an in-process HTTP server on an ephemeral loopback port.
+public final class TestServer: @unchecked Sendable {
+    public let registry: TestRegistry
+    public let server: HTTPServer
+
+    public init(configure: (inout HTTPServerConfiguration) -> Void = { _ in }, limits: ModelRegistry.Limits = ModelRegistry.Limits()) throws {
+        registry = try TestRegistry(limits: limits)
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        configuration.accessLog = false
+        configure(&configuration)
+        server = HTTPServer(configuration: configuration, responder: registry.router, logger: Logger.quiet)
+        try server.start()
+    }
+
+    /// A server over any responder (for HTTP-layer tests with their own routes).
+    public init(responder: any HTTPResponder, configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws {
+        registry = try TestRegistry()
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        configuration.accessLog = false
+        configure(&configuration)
+        server = HTTPServer(configuration: configuration, responder: responder, logger: Logger.quiet)
+        try server.start()
+    }
+
+    public var port: Int { server.port }
+
+    public func client(timeout: Double = 10) throws -> RawHTTPClient { try RawHTTPClient(port: port, timeout: timeout) }
+
+    deinit { server.shutdown() }
+}
+
+extension Logger {
+    /// A logger that drops everything, for tests.
+    public static let quiet: Logger = {
+        var logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger.logLevel = .critical
+        return logger
+    }()
+}
