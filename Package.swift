@@ -24,18 +24,19 @@ let package = Package(
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["MigrationEmbedder"]),
 
         .target(name: "ModelKeepJSON"),
+        .target(name: "ModelKeepSync"),
         .target(
             name: "ModelKeepHTTP",
-            dependencies: ["ModelKeepJSON", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ModelKeepJSON", "ModelKeepSync", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "ModelKeepStorage",
-            dependencies: ["CSQLite", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CSQLite", "ModelKeepSync", .product(name: "Crypto", package: "swift-crypto")],
             plugins: ["EmbedMigrations"]
         ),
         .target(
             name: "ModelKeepRegistry",
-            dependencies: ["ModelKeepStorage", "ModelKeepJSON"]
+            dependencies: ["ModelKeepStorage", "ModelKeepJSON", "ModelKeepSync"]
         ),
         .target(
             name: "ModelKeepAPI",

@@ -5,16 +5,20 @@ import Foundation
 /// order because each is parsed only after the previous response is written.
 final class HTTPConnection {
     private let server: HTTPServer
+    private let slot: ConnectionSlot
     private let socket: Socket
     private let peer: String
     private var parser: HTTPRequestParser
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
-    private var configuration: HTTPServerConfiguration { server.configuration }
+    private var date = HTTPDate()
+    private let configuration: HTTPServerConfiguration
 
-    init(server: HTTPServer, socket: Socket, peer: String) {
+    init(server: HTTPServer, slot: ConnectionSlot, peer: String) {
         self.server = server
-        self.socket = socket
+        self.slot = slot
+        self.socket = slot.socket
         self.peer = peer
+        self.configuration = server.configuration
         self.parser = HTTPRequestParser(limits: server.configuration.parserLimits)
     }
 
@@ -56,13 +60,13 @@ final class HTTPConnection {
             }
             let idle = parser.isIdle && !firstRequest
             if idle {
-                guard server.markIdle(socket) else { return nil }
+                guard server.markIdle(slot) else { return nil }
             } else if deadline == nil {
                 deadline = .now + .milliseconds(configuration.headerReadTimeout)
             }
             let timeout = idle ? configuration.idleTimeout : milliseconds(until: deadline!)
             let result = fill(timeoutMilliseconds: timeout)
-            if idle { server.markBusy(socket) }
+            if idle { server.markBusy(slot) }
             switch result {
             case .success: continue
             case .failure(.timedOut):
@@ -195,7 +199,7 @@ final class HTTPConnection {
     private func write(_ response: HTTPResponse, for head: HTTPRequestHead?, keepAlive: Bool) -> Bool {
         let includeBody = head?.method != "HEAD"
         let bytes = ResponseSerializer.head(response, bodyLength: response.body.length, keepAlive: keepAlive,
-                                            date: server.dates.now(), includeBody: includeBody)
+                                            date: date.now(), includeBody: includeBody)
         return socket.write(bytes)
     }
 

@@ -1,20 +1,22 @@
 import Foundation
-import Synchronization
 
 /// The IMF-fixdate for `Date` headers (RFC 9110 section 5.6.7), formatted once per second.
-final class HTTPDate: Sendable {
-    private let cache = Mutex<(second: Int, text: String)>((-1, ""))
+/// Each connection keeps its own, so no lock is shared on the hot path.
+struct HTTPDate {
+    private var second = -1
+    private var text = ""
 
     private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     /// The header value for the current second.
-    func now() -> String {
-        let second = Int(Date().timeIntervalSince1970)
-        return cache.withLock { cached in
-            if cached.second != second { cached = (second, Self.format(second)) }
-            return cached.text
+    mutating func now() -> String {
+        let current = Int(Date().timeIntervalSince1970)
+        if current != second {
+            second = current
+            text = Self.format(current)
         }
+        return text
     }
 
     static func format(_ epochSeconds: Int) -> String {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ModelKeepSync
 import Synchronization
 
 /// The HTTP/1.1 server: a listening socket, an accept thread, and one thread per connection
@@ -10,19 +11,19 @@ public final class HTTPServer: Sendable {
     public let configuration: HTTPServerConfiguration
     let responder: any HTTPResponder
     let logger: Logger
-    let dates = HTTPDate()
 
     private struct State {
         var listener: Socket?
         var port = 0
-        var shuttingDown = false
         var acceptLoopRunning = false
-        /// Open connections by descriptor, and whether each is idle between requests. A
-        /// descriptor is closed only under this lock, so shutdown never touches a reused one.
-        var connections: [Int32: (socket: Socket, idle: Bool)] = [:]
+        /// Open connections by descriptor. A descriptor is closed only under this lock, so
+        /// shutdown never touches a reused one. Touched on connect, close and shutdown only.
+        var connections: [Int32: ConnectionSlot] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
+    /// Read on every request, so an atomic rather than a lock (see `markIdle` for the ordering).
+    private let shuttingDown = Atomic<Bool>(false)
 
     public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger) {
         self.configuration = configuration
@@ -57,7 +58,7 @@ public final class HTTPServer: Sendable {
         while true {
             guard let (client, peer) = listener.accept() else {
                 let code = errno
-                if state.withLock({ $0.shuttingDown }) { return }
+                if isShuttingDown { return }
                 if code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM {
                     logger.error("accept failed: out of descriptors or memory; pausing 50 ms")
                     usleep(50_000)
@@ -65,16 +66,17 @@ public final class HTTPServer: Sendable {
                 continue
             }
             enum Admission { case admitted, full, closing }
+            let slot = ConnectionSlot(socket: client)
             let admission: Admission = state.withLock { state in
-                if state.shuttingDown { return .closing }
+                if shuttingDown.load(ordering: .sequentiallyConsistent) { return .closing }
                 if state.connections.count >= configuration.maxConnections { return .full }
-                state.connections[client.fd] = (client, false)
+                state.connections[client.fd] = slot
                 return .admitted
             }
             switch admission {
             case .admitted:
                 let thread = Thread { [self] in
-                    HTTPConnection(server: self, socket: client, peer: peer).run()
+                    HTTPConnection(server: self, slot: slot, peer: peer).run()
                 }
                 thread.stackSize = 1 << 20
                 thread.name = "modelkeep-conn"
@@ -93,27 +95,28 @@ public final class HTTPServer: Sendable {
                         headers: ["Retry-After": "1"])
             : HTTPError(status: 503, code: "shutting_down", message: "the server is shutting down", headers: ["Retry-After": "5"])
         let response = responder.response(for: error, head: nil)
+        var date = HTTPDate()
         _ = client.write(ResponseSerializer.head(response, bodyLength: response.body.length, keepAlive: false,
-                                                 date: dates.now(), includeBody: true))
+                                                 date: date.now(), includeBody: true))
         client.close()
     }
 
     // MARK: Connection bookkeeping
 
-    var isShuttingDown: Bool { state.withLock { $0.shuttingDown } }
+    var isShuttingDown: Bool { shuttingDown.load(ordering: .sequentiallyConsistent) }
 
     /// Marks a connection idle between requests; false when the server is shutting down and
-    /// the connection should close instead of waiting.
-    func markIdle(_ socket: Socket) -> Bool {
-        state.withLock { state in
-            if state.shuttingDown { return false }
-            state.connections[socket.fd]?.idle = true
-            return true
-        }
+    /// the connection should close instead of waiting. The store of `idle` and the load of
+    /// `shuttingDown` are sequentially consistent, as are shutdown's store and loads in the
+    /// other order: either this sees the shutdown, or the shutdown sees this connection idle
+    /// and wakes it.
+    func markIdle(_ slot: ConnectionSlot) -> Bool {
+        slot.idle.store(true, ordering: .sequentiallyConsistent)
+        return !isShuttingDown
     }
 
-    func markBusy(_ socket: Socket) {
-        state.withLock { $0.connections[socket.fd]?.idle = false }
+    func markBusy(_ slot: ConnectionSlot) {
+        slot.idle.store(false, ordering: .sequentiallyConsistent)
     }
 
     /// Forgets and closes a connection, under the lock (see `State.connections`).
@@ -127,10 +130,11 @@ public final class HTTPServer: Sendable {
     /// Stops accepting, lets in-flight requests finish for up to the grace period, then
     /// closes the remaining connections. Returns when every connection is closed.
     public func shutdown() {
+        guard shuttingDown.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged else {
+            return
+        }
         let listener: Socket? = state.withLock { state in
-            guard !state.shuttingDown else { return nil }
-            state.shuttingDown = true
-            for (_, connection) in state.connections where connection.idle {
+            for (_, connection) in state.connections where connection.idle.load(ordering: .sequentiallyConsistent) {
                 connection.socket.shutdownReads()
             }
             return state.listener
@@ -159,4 +163,13 @@ public final class HTTPServer: Sendable {
         }
         return state.withLock { condition($0) }
     }
+}
+
+/// One open connection as the server tracks it: its socket and whether it sits idle between
+/// requests (so shutdown can wake it).
+final class ConnectionSlot: Sendable {
+    let socket: Socket
+    let idle = Atomic<Bool>(false)
+
+    init(socket: Socket) { self.socket = socket }
 }

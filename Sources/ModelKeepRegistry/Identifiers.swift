@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import ModelKeepSync
 
 /// Server-chosen ids: 48 bits of milliseconds then 80 random bits, in lowercase Crockford
 /// base32 (26 characters). Within one millisecond the random part counts up instead of being
@@ -7,7 +7,7 @@ import Synchronization
 /// which keeps lists ordered by (created_at, id) in the order things were created.
 public enum Identifiers {
     private static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
-    private static let last = Mutex<(milliseconds: Int64, high: UInt16, low: UInt64)>((-1, 0, 0))
+    private static let last = Locked<(milliseconds: Int64, high: UInt16, low: UInt64)>((-1, 0, 0))
 
     public static func make(at milliseconds: Int64 = Clock.nowMilliseconds()) -> String {
         let (ms, randomHigh, randomLow) = last.withLock { last in

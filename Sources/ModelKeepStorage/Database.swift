@@ -1,14 +1,14 @@
 import CSQLite
 import Dispatch
 import Foundation
-import Synchronization
+import ModelKeepSync
 
 /// The SQLite database of a data directory: one writer connection, whose transactions are
 /// serialized by `writeLock`, and a pool of reader connections that read concurrently in WAL
 /// mode (https://sqlite.org/wal.html).
 ///
 /// `@unchecked Sendable`: the writer is only touched under `writeLock`, and each reader is
-/// handed to one caller at a time through `idleReaders` (guarded by its own Mutex) and the
+/// handed to one caller at a time through `idleReaders` (guarded by its own lock) and the
 /// `readerSlots` semaphore.
 public final class Database: @unchecked Sendable {
     /// How the database is opened.
@@ -26,8 +26,8 @@ public final class Database: @unchecked Sendable {
     public let path: String
     private let options: Options
     private let writer: SQLiteConnection
-    private let writeLock = Mutex(())
-    private let idleReaders = Mutex<[SQLiteConnection]>([])
+    private let writeLock = Locked(())
+    private let idleReaders = Locked<[SQLiteConnection]>([])
     private let readerSlots: DispatchSemaphore
 
     /// Opens the database file at `path`, creating it if needed, and sets the connection pragmas.
