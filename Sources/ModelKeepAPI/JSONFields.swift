@@ -1,3 +1,4 @@
+import Foundation
 import ModelKeepHTTP
 import ModelKeepJSON
 import ModelKeepRegistry
@@ -18,13 +19,7 @@ struct JSONFields {
     /// anything that is not one JSON object.
     init(request: HTTPRequest, allowEmpty: Bool = false) throws {
         let bytes = request.bodyBytes
-        if let type = request.headers["Content-Type"]?.lowercased(), !bytes.isEmpty {
-            let base = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-            guard base == "application/json" || base.hasSuffix("+json") else {
-                throw HTTPError(status: 415, code: "unsupported_media_type",
-                                message: "the body must be JSON, sent with Content-Type: application/json")
-            }
-        }
+        try Self.checkContentType(request)
         if bytes.isEmpty {
             guard allowEmpty else { throw HTTPError.badRequest("the request needs a JSON object body") }
             self.init(object: JSONObject())
@@ -40,6 +35,28 @@ struct JSONFields {
             throw HTTPError.badRequest("the body must be a JSON object, not \(value.typeName == "array" ? "an" : "a") \(value.typeName)")
         }
         self.init(object: object)
+    }
+
+    /// The body as any single JSON value (for PUT of a metadata value).
+    static func anyValue(request: HTTPRequest) throws -> JSONValue {
+        let bytes = request.bodyBytes
+        try checkContentType(request)
+        guard !bytes.isEmpty else { throw HTTPError.badRequest("the request needs a JSON body") }
+        do {
+            return try JSONParser.parse(bytes)
+        } catch {
+            throw HTTPError.badRequest("the body is not valid JSON: \(error)")
+        }
+    }
+
+    static func checkContentType(_ request: HTTPRequest) throws {
+        if let type = request.headers["Content-Type"]?.lowercased(), !request.bodyBytes.isEmpty {
+            let base = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            guard base == "application/json" || base.hasSuffix("+json") else {
+                throw HTTPError(status: 415, code: "unsupported_media_type",
+                                message: "the body must be JSON, sent with Content-Type: application/json")
+            }
+        }
     }
 
     private func name(_ key: String) -> String { prefix + key }

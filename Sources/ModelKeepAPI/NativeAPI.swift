@@ -12,6 +12,9 @@ public enum NativeAPI {
         ModelRoutes(registry: registry).register(into: &builder)
         VersionRoutes(registry: registry).register(into: &builder)
         TagRoutes(registry: registry).register(into: &builder)
+        MetricRoutes(registry: registry).register(into: &builder)
+        MetadataRoutes(registry: registry).register(into: &builder)
+        EventRoutes(registry: registry).register(into: &builder)
         OperationRoutes(registry: registry, readinessChecks: readinessChecks,
                         openAPI: JSONWriter.bytes(OpenAPIDocument.document)).register(into: &builder)
         let renderer = ErrorRenderer(logger: logger)

@@ -35,7 +35,56 @@ public enum OpenAPIDocument {
         q("page_token", "string", "The next_page_token of the previous page (opaque, keyset based)."),
     ]
 
-    static let operations: [Operation] = modelOperations + versionOperations + tagOperations + operationalOperations
+    static let operations: [Operation] = modelOperations + versionOperations + tagOperations + metricOperations
+        + metadataOperations + eventOperations + operationalOperations
+
+    static let parentNote = " The parent is a model (/models/{id}) or a version (/versions/{version_id})."
+
+    static let metricOperations: [Operation] = ["/api/v1/models/{id}", "/api/v1/versions/{version_id}"].flatMap { base in
+        [
+            Operation(method: "POST", path: base + "/metrics",
+                      summary: "Log metric points in one transaction (all or nothing)." + parentNote, tag: "metrics",
+                      body: "MetricsLog", responses: [(201, "MetricsWritten")]),
+            Operation(method: "GET", path: base + "/metrics", summary: "The latest point of every key." + parentNote,
+                      tag: "metrics", responses: [(200, "MetricsLatest")]),
+            Operation(method: "GET", path: base + "/metrics/{key}",
+                      summary: "A series, ordered by step then wallclock (percent-encode / in the key)." + parentNote,
+                      tag: "metrics",
+                      query: [q("from_step", "integer", "Only steps at or above."), q("to_step", "integer", "Only steps at or below.")]
+                          + pageParameters,
+                      responses: [(200, "MetricSeries")]),
+        ]
+    }
+
+    static let metadataOperations: [Operation] = ["/api/v1/models/{id}", "/api/v1/versions/{version_id}"].flatMap { base in
+        [
+            Operation(method: "GET", path: base + "/metadata", summary: "All metadata." + parentNote, tag: "metadata",
+                      responses: [(200, "Metadata")]),
+            Operation(method: "PATCH", path: base + "/metadata", summary: "Merge keys; a null value deletes its key." + parentNote,
+                      tag: "metadata", body: "Object", responses: [(200, "Metadata")]),
+            Operation(method: "PUT", path: base + "/metadata/{key}", summary: "Set one key to any JSON value." + parentNote,
+                      tag: "metadata", body: "AnyValue", responses: [(200, "MetadataEntry")]),
+            Operation(method: "GET", path: base + "/metadata/{key}", summary: "One key." + parentNote, tag: "metadata",
+                      responses: [(200, "MetadataEntry")]),
+            Operation(method: "DELETE", path: base + "/metadata/{key}", summary: "Remove one key." + parentNote, tag: "metadata",
+                      responses: [(204, nil)]),
+        ]
+    }
+
+    static let eventOperations: [Operation] = [
+        Operation(method: "GET", path: "/api/v1/events",
+                  summary: "The change feed: events after `since`, in order; with `wait`, held open until one arrives (long poll)",
+                  tag: "events",
+                  query: [q("since", "string", "An event id (default 0: from the oldest kept), or `latest` for only what comes next."),
+                          q("namespace", "string", "Only this namespace."),
+                          Parameter(name: "kind", schema: ["type": "array", "items": ["type": "string"]],
+                                    description: "Kinds such as version.created or prefixes such as stage.*; repeat or comma-separate."),
+                          Parameter(name: "wait", schema: ["type": "number", "minimum": 0, "maximum": 60],
+                                    description: "Seconds to wait for an event when none is there yet."),
+                          Parameter(name: "limit", schema: ["type": "integer", "minimum": 1, "maximum": 1000, "default": 100],
+                                    description: "Most events returned.")],
+                  responses: [(200, "EventList")]),
+    ]
 
     static let modelOperations: [Operation] = [
         Operation(method: "POST", path: "/api/v1/models", summary: "Create a model", tag: "models", body: "ModelCreate",

@@ -16,6 +16,62 @@ enum Timestamps {
     }
 }
 
+extension Timestamps {
+    /// Milliseconds since the epoch of an RFC 3339 date-time (`2026-11-22T10:00:00.123Z`,
+    /// `2026-11-22T12:00:00+02:00`); nil when it is not one. Digits past milliseconds are dropped.
+    static func parseRFC3339(_ text: String) -> Int64? {
+        let b = Array(text.utf8)
+        func digits(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= b.count else { return nil }
+            var n = 0
+            for i in range {
+                guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }
+                n = n * 10 + Int(b[i] - 0x30)
+            }
+            return n
+        }
+        guard b.count >= 20, let year = digits(0..<4), b[4] == 0x2D, let month = digits(5..<7), b[7] == 0x2D,
+              let day = digits(8..<10), b[10] == 0x54 || b[10] == 0x74 || b[10] == 0x20,
+              let hour = digits(11..<13), b[13] == 0x3A, let minute = digits(14..<16), b[16] == 0x3A,
+              let second = digits(17..<19), (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+        else { return nil }
+        var i = 19
+        var millis = 0
+        if i < b.count, b[i] == 0x2E {
+            i += 1
+            var count = 0
+            while i < b.count, b[i] >= 0x30, b[i] <= 0x39 {
+                if count < 3 { millis = millis * 10 + Int(b[i] - 0x30) }
+                count += 1
+                i += 1
+            }
+            guard count > 0 else { return nil }
+            if count < 3 { for _ in count..<3 { millis *= 10 } }
+        }
+        guard i < b.count else { return nil }
+        var offsetMinutes = 0
+        if b[i] == 0x5A || b[i] == 0x7A {
+            i += 1
+        } else if b[i] == 0x2B || b[i] == 0x2D, let oh = digits(i + 1..<i + 3), i + 3 < b.count, b[i + 3] == 0x3A,
+                  let om = digits(i + 4..<i + 6) {
+            offsetMinutes = (oh * 60 + om) * (b[i] == 0x2B ? 1 : -1)
+            i += 6
+        } else {
+            return nil
+        }
+        guard i == b.count else { return nil }
+        // Days from the civil date (Howard Hinnant's algorithm), then seconds.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146097 + doe - 719468
+        let seconds = Int64(days) * 86400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
+        return seconds * 1000 + Int64(millis)
+    }
+}
+
 extension Int64 {
     /// Division rounding toward negative infinity, so times before 1970 format correctly.
     func quotientFloor(_ divisor: Int64) -> Int64 {

@@ -48,6 +48,12 @@ public struct ModelChanges: Sendable {
     public var labels: [String: String]?
 
     public init() {}
+
+    /// The names of the fields this change sets, for the change feed.
+    var fieldNames: [String] {
+        [("name", name != nil), ("owner", owner != nil), ("task", task != nil), ("description", description != nil),
+         ("license", license != nil), ("labels", labels != nil)].filter(\.1).map(\.0)
+    }
 }
 
 /// The orders a model list can take.

@@ -58,6 +58,8 @@ extension ModelRegistry {
             }
             try Self.writeLabels(draft.labels, table: "model_labels", ownerColumn: "model_id", ownerID: id, replacing: false, db)
             try Self.writeMetadata(draft.metadata, parentID: id, at: now, db)
+            try Self.record("model.created", namespace: draft.namespace, subject: id, payload: ["name": .string(draft.name)],
+                            at: now, db)
             return try Self.requireModel(id: id, db)
         }
     }
@@ -91,7 +93,7 @@ extension ModelRegistry {
     public func listModels(_ query: ModelQuery) throws(RegistryError) -> Page<Model> {
         try Self.validatePage(query.page)
         let cursor = try query.page.token.map { token throws(RegistryError) in
-            try PageCursor.decode(token, order: query.orderBy.rawValue, descending: query.descending)
+            try PageCursor.decode(token, order: query.orderBy.rawValue, descending: query.descending, count: 2)
         }
         var clauses: [String] = []
         var arguments: [SQLValue] = []
@@ -115,24 +117,17 @@ extension ModelRegistry {
                 arguments.append(.text(label.key))
             }
         }
-        let tail = Self.pageClause(column: query.orderBy.column, idColumn: "m.id", descending: query.descending,
+        let tail = Self.pageClause(columns: [query.orderBy.column, "m.id"], descending: query.descending,
                                    cursor: cursor, size: query.page.size, clauses: &clauses, arguments: &arguments)
         let sql = "SELECT \(Self.modelColumns) FROM models m \(tail)"
         let order = query.orderBy
-        return try reading { db in
-            var models = try db.query(sql, arguments, Self.model(from:))
-            var next: String?
-            if models.count > query.page.size {
-                models.removeLast()
-                let last = models[models.count - 1]
-                let value: SQLValue = switch order {
-                case .name: .text(last.name)
-                case .createdAt: .integer(last.createdAt)
-                case .updatedAt: .integer(last.updatedAt)
-                }
-                next = PageCursor(order: order.rawValue, descending: query.descending, value: value, id: last.id).encode()
+        let rows = try reading { db in try db.query(sql, arguments, Self.model(from:)) }
+        return Self.page(rows, size: query.page.size, order: order.rawValue, descending: query.descending) { model in
+            switch order {
+            case .name: [.text(model.name), .text(model.id)]
+            case .createdAt: [.integer(model.createdAt), .text(model.id)]
+            case .updatedAt: [.integer(model.updatedAt), .text(model.id)]
             }
-            return Page(items: models, nextPageToken: next)
         }
     }
 
@@ -168,7 +163,11 @@ extension ModelRegistry {
             if let labels = changes.labels {
                 try Self.writeLabels(labels, table: "model_labels", ownerColumn: "model_id", ownerID: id, replacing: true, db)
             }
-            return try Self.requireModel(id: id, db)
+            let updated = try Self.requireModel(id: id, db)
+            try Self.record("model.updated", namespace: current.namespace, subject: id,
+                            payload: ["name": .string(updated.name), "fields": .array(changes.fieldNames.map(JSONValue.string))],
+                            at: now, db)
+            return updated
         }
     }
 
@@ -177,16 +176,14 @@ extension ModelRegistry {
     public func deleteModel(id: String, hard: Bool) throws(RegistryError) {
         let now = Clock.nowMilliseconds()
         try writing { db in
+            let model = try Self.requireModel(id: id, includeDeleted: hard, db)
             if hard {
-                guard try db.run("DELETE FROM models WHERE id = ?", [.text(id)]) == 1 else {
-                    throw RegistryError.notFound("model \(id) does not exist")
-                }
+                try db.run("DELETE FROM models WHERE id = ?", [.text(id)])
             } else {
-                guard try db.run("UPDATE models SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
-                                 [.integer(now), .integer(now), .text(id)]) == 1 else {
-                    throw RegistryError.notFound("model \(id) does not exist")
-                }
+                try db.run("UPDATE models SET deleted_at = ?, updated_at = ? WHERE id = ?", [.integer(now), .integer(now), .text(id)])
             }
+            try Self.record("model.deleted", namespace: model.namespace, subject: id,
+                            payload: ["name": .string(model.name), "hard": .bool(hard)], at: now, db)
         }
     }
 
@@ -201,6 +198,8 @@ extension ModelRegistry {
             } catch let error as SQLiteError where error.isUniqueViolation {
                 throw try Self.nameTaken(namespace: model.namespace, name: model.name, db)
             }
+            try Self.record("model.restored", namespace: model.namespace, subject: id, payload: ["name": .string(model.name)],
+                            at: now, db)
             return try Self.requireModel(id: id, db)
         }
     }

@@ -19,13 +19,15 @@ extension ModelRegistry {
         }
     }
 
-    /// Moves every other live holder of an exclusive stage to `archived`.
+    /// Moves every other live holder of an exclusive stage to `archived`; returns their version strings.
+    @discardableResult
     static func archiveOtherHolders(modelID: String, stage: Stage, keeping versionID: String, at now: Int64,
-                                    _ db: SQLiteConnection) throws {
-        try db.run("""
+                                    _ db: SQLiteConnection) throws -> [String] {
+        try db.query("""
             UPDATE versions SET stage = 'archived', updated_at = ?
             WHERE model_id = ? AND stage = ? AND id != ? AND deleted_at IS NULL
-            """, [.integer(now), .text(modelID), .text(stage.rawValue), .text(versionID)])
+            RETURNING version
+            """, [.integer(now), .text(modelID), .text(stage.rawValue), .text(versionID)]) { $0.text(0) }.sorted()
     }
 
     /// Names a version with a unique tag. Assigning a tag held by another version is a 409
@@ -35,9 +37,11 @@ extension ModelRegistry {
         let now = Clock.nowMilliseconds()
         return try writing { db in
             let target = try Self.requireVersion(.number(modelID: modelID, version: version), db)
-            let holder = try db.queryFirst("SELECT version_id FROM unique_tags WHERE model_id = ? AND tag = ?",
-                                           [.text(modelID), .text(tag)]) { $0.text(0) }
-            if holder == target.id { return target }
+            let holder = try db.queryFirst("""
+                SELECT t.version_id, v.version FROM unique_tags t JOIN versions v ON v.id = t.version_id
+                WHERE t.model_id = ? AND t.tag = ?
+                """, [.text(modelID), .text(tag)]) { (id: $0.text(0), version: $0.text(1)) }
+            if holder?.id == target.id { return target }
             if holder != nil && move {
                 try db.run("UPDATE unique_tags SET version_id = ?, created_at = ? WHERE model_id = ? AND tag = ?",
                            [.text(target.id), .integer(now), .text(modelID), .text(tag)])
@@ -45,6 +49,10 @@ extension ModelRegistry {
                 try Self.insertTag(modelID: modelID, tag: tag, versionID: target.id, at: now, db)
             }
             try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(modelID)])
+            try Self.record(holder == nil ? "tag.assigned" : "tag.moved", namespace: try Self.namespace(ofModel: modelID, db),
+                            subject: target.id,
+                            payload: ["model_id": .string(modelID), "tag": .string(tag), "version": .string(target.version),
+                                      "previous_version": .optional(holder?.version)], at: now, db)
             return try Self.requireVersion(.id(target.id), db)
         }
     }
@@ -79,11 +87,17 @@ extension ModelRegistry {
     public func deleteTag(modelID: String, tag: String) throws(RegistryError) {
         let now = Clock.nowMilliseconds()
         try writing { db in
-            _ = try Self.requireModel(id: modelID, db)
-            guard try db.run("DELETE FROM unique_tags WHERE model_id = ? AND tag = ?", [.text(modelID), .text(tag)]) == 1 else {
+            let model = try Self.requireModel(id: modelID, db)
+            guard let freed = try db.queryFirst("""
+                DELETE FROM unique_tags WHERE model_id = ? AND tag = ? RETURNING version_id,
+                    (SELECT version FROM versions WHERE id = unique_tags.version_id)
+                """, [.text(modelID), .text(tag)], { (id: $0.text(0), version: $0.text(1)) }) else {
                 throw RegistryError.notFound("model \(modelID) has no tag \(tag)")
             }
             try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(modelID)])
+            try Self.record("tag.deleted", namespace: model.namespace, subject: freed.id,
+                            payload: ["model_id": .string(modelID), "tag": .string(tag), "version": .string(freed.version)],
+                            at: now, db)
         }
     }
 
@@ -97,10 +111,15 @@ extension ModelRegistry {
                 try db.run("UPDATE versions SET stage = ?, updated_at = ? WHERE id = ?",
                            [.text(stage.rawValue), .integer(now), .text(version.id)])
             }
+            var archived: [String] = []
             if archiveExisting && stage.isExclusive {
-                try Self.archiveOtherHolders(modelID: version.modelID, stage: stage, keeping: version.id, at: now, db)
+                archived = try Self.archiveOtherHolders(modelID: version.modelID, stage: stage, keeping: version.id, at: now, db)
             }
             try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(version.modelID)])
+            try Self.record("stage.changed", namespace: try Self.namespace(ofModel: version.modelID, db), subject: version.id,
+                            payload: ["model_id": .string(version.modelID), "version": .string(version.version),
+                                      "stage": .string(stage.rawValue), "previous_stage": .string(version.stage.rawValue),
+                                      "archived": .array(archived.map(JSONValue.string))], at: now, db)
             return try Self.requireVersion(.id(version.id), db)
         }
     }

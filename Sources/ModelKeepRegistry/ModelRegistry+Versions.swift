@@ -94,11 +94,20 @@ extension ModelRegistry {
             }
             try Self.writeLabels(draft.labels, table: "version_labels", ownerColumn: "version_id", ownerID: id, replacing: false, db)
             try Self.writeMetadata(draft.metadata, parentID: id, at: now, db)
+            let namespace = try Self.namespace(ofModel: modelID, db)
+            try Self.record("version.created", namespace: namespace, subject: id,
+                            payload: ["model_id": .string(modelID), "version": .string(version)], at: now, db)
             for tag in draft.uniqueTags {
                 try Self.insertTag(modelID: modelID, tag: tag, versionID: id, at: now, db)
+                try Self.record("tag.assigned", namespace: namespace, subject: id,
+                                payload: ["model_id": .string(modelID), "tag": .string(tag), "version": .string(version)], at: now, db)
             }
-            if draft.stage.isExclusive {
-                try Self.archiveOtherHolders(modelID: modelID, stage: draft.stage, keeping: id, at: now, db)
+            if draft.stage != .none {
+                let archived = draft.stage.isExclusive
+                    ? try Self.archiveOtherHolders(modelID: modelID, stage: draft.stage, keeping: id, at: now, db) : []
+                try Self.record("stage.changed", namespace: namespace, subject: id,
+                                payload: ["model_id": .string(modelID), "version": .string(version), "stage": .string(draft.stage.rawValue),
+                                          "previous_stage": "none", "archived": .array(archived.map(JSONValue.string))], at: now, db)
             }
             try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(modelID)])
             return try Self.requireVersion(.id(id), db)
@@ -134,7 +143,7 @@ extension ModelRegistry {
     public func listVersions(modelID: String, _ query: VersionQuery) throws(RegistryError) -> Page<Version> {
         try Self.validatePage(query.page)
         let cursor = try query.page.token.map { token throws(RegistryError) in
-            try PageCursor.decode(token, order: query.orderBy.rawValue, descending: query.descending)
+            try PageCursor.decode(token, order: query.orderBy.rawValue, descending: query.descending, count: 2)
         }
         var clauses = ["v.model_id = ?"]
         var arguments: [SQLValue] = [.text(modelID)]
@@ -151,24 +160,19 @@ extension ModelRegistry {
                 arguments.append(.text(label.key))
             }
         }
-        let tail = Self.pageClause(column: query.orderBy.column, idColumn: "v.id", descending: query.descending,
+        let tail = Self.pageClause(columns: [query.orderBy.column, "v.id"], descending: query.descending,
                                    cursor: cursor, size: query.page.size, clauses: &clauses, arguments: &arguments)
         let sql = "SELECT \(Self.versionColumns) FROM versions v \(tail)"
         let order = query.orderBy
-        return try reading { db in
+        let rows = try reading { db in
             _ = try Self.requireModel(id: modelID, db)
-            var versions = try db.query(sql, arguments, Self.version(from:))
-            var next: String?
-            if versions.count > query.page.size {
-                versions.removeLast()
-                let last = versions[versions.count - 1]
-                let value: SQLValue = switch order {
-                case .createdAt: .integer(last.createdAt)
-                case .version: .text(Version.orderKey(last.version))
-                }
-                next = PageCursor(order: order.rawValue, descending: query.descending, value: value, id: last.id).encode()
+            return try db.query(sql, arguments, Self.version(from:))
+        }
+        return Self.page(rows, size: query.page.size, order: order.rawValue, descending: query.descending) { version in
+            switch order {
+            case .createdAt: [.integer(version.createdAt), .text(version.id)]
+            case .version: [.text(Version.orderKey(version.version)), .text(version.id)]
             }
-            return Page(items: versions, nextPageToken: next)
         }
     }
 
@@ -199,6 +203,9 @@ extension ModelRegistry {
                 try Self.writeLabels(labels, table: "version_labels", ownerColumn: "version_id", ownerID: current.id,
                                      replacing: true, db)
             }
+            try Self.record("version.updated", namespace: try Self.namespace(ofModel: current.modelID, db), subject: current.id,
+                            payload: ["model_id": .string(current.modelID), "version": .string(current.version),
+                                      "fields": .array(changes.fieldNames.map(JSONValue.string))], at: now, db)
             return try Self.requireVersion(.id(current.id), db)
         }
     }
@@ -217,6 +224,9 @@ extension ModelRegistry {
                 try db.run("DELETE FROM unique_tags WHERE version_id = ?", [.text(version.id)])
             }
             try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(version.modelID)])
+            try Self.record("version.deleted", namespace: try Self.namespace(ofModel: version.modelID, db), subject: version.id,
+                            payload: ["model_id": .string(version.modelID), "version": .string(version.version), "hard": .bool(hard),
+                                      "freed_tags": .array(version.uniqueTags.map(JSONValue.string))], at: now, db)
         }
     }
 
@@ -237,6 +247,8 @@ extension ModelRegistry {
                 }
             }
             try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(version.modelID)])
+            try Self.record("version.restored", namespace: try Self.namespace(ofModel: version.modelID, db), subject: version.id,
+                            payload: ["model_id": .string(version.modelID), "version": .string(version.version)], at: now, db)
             return try Self.requireVersion(.id(version.id), db)
         }
     }

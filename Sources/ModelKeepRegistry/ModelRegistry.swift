@@ -11,12 +11,18 @@ public final class ModelRegistry: Sendable {
         public var maxMetadataValueBytes = 64 * 1024
         /// The most unique tags one request may give.
         public var maxTagsPerRequest = 64
+        /// The most metric points one request may carry.
+        public var maxMetricPointsPerRequest = 10_000
+        /// The longest a change-feed request may wait for an event.
+        public var maxEventWaitMilliseconds = 60_000
 
         public init() {}
     }
 
     public let database: Database
     public let limits: Limits
+    /// Signalled after every committed write; long-polling feed readers wait on it.
+    public let changes = ChangeSignal()
 
     public init(database: Database, limits: Limits = Limits()) {
         self.database = database
@@ -25,11 +31,14 @@ public final class ModelRegistry: Sendable {
 
     /// Runs a write transaction, mapping storage failures to registry errors.
     func writing<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws(RegistryError) -> T {
+        let result: T
         do {
-            return try database.write(body)
+            result = try database.write(body)
         } catch {
             throw RegistryError.from(error)
         }
+        changes.notify()
+        return result
     }
 
     /// Runs a read transaction, mapping storage failures to registry errors.
@@ -99,18 +108,29 @@ public final class ModelRegistry: Sendable {
         }
     }
 
-    /// Builds a keyset-paginated query's tail: cursor condition, ORDER BY and LIMIT.
-    static func pageClause(column: String, idColumn: String, descending: Bool, cursor: PageCursor?,
+    /// Builds a keyset-paginated query's tail: the cursor condition (a row-value comparison,
+    /// which SQLite answers from the index), ORDER BY and LIMIT (one extra row, to know whether
+    /// another page follows).
+    static func pageClause(columns: [String], descending: Bool, cursor: PageCursor?,
                            size: Int, clauses: inout [String], arguments: inout [SQLValue]) -> String {
         if let cursor {
-            clauses.append("(\(column), \(idColumn)) \(descending ? "<" : ">") (?, ?)")
-            arguments.append(cursor.value)
-            arguments.append(.text(cursor.id))
+            let marks = Array(repeating: "?", count: columns.count).joined(separator: ", ")
+            clauses.append("(\(columns.joined(separator: ", "))) \(descending ? "<" : ">") (\(marks))")
+            arguments += cursor.values
         }
         let direction = descending ? "DESC" : "ASC"
         arguments.append(.integer(Int64(size + 1)))
         let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-        return "\(whereClause) ORDER BY \(column) \(direction), \(idColumn) \(direction) LIMIT ?"
+        return "\(whereClause) ORDER BY " + columns.map { "\($0) \(direction)" }.joined(separator: ", ") + " LIMIT ?"
+    }
+
+    /// Cuts the extra row off a page and makes the token for the next one from the last item.
+    static func page<Item>(_ rows: [Item], size: Int, order: String, descending: Bool,
+                           key: (Item) -> [SQLValue]) -> Page<Item> {
+        guard rows.count > size else { return Page(items: rows, nextPageToken: nil) }
+        let items = Array(rows.prefix(size))
+        let token = PageCursor(order: order, descending: descending, values: key(items[items.count - 1])).encode()
+        return Page(items: items, nextPageToken: token)
     }
 
     static func validatePage(_ page: PageRequest) throws(RegistryError) {

@@ -23,48 +23,52 @@ public struct PageRequest: Sendable {
     }
 }
 
-/// The keyset position a page token stands for: the sort value and id of the last item
-/// returned, with the order it belongs to. Tokens are base64url JSON, opaque to clients; a
-/// keyset (not an offset) keeps pages stable while rows are inserted.
+/// The keyset position a page token stands for: the sort values of the last item returned
+/// (its sort key, then a unique tiebreak such as its id), with the order it belongs to.
+/// Tokens are base64url JSON, opaque to clients; a keyset (not an offset) keeps pages stable
+/// while rows are inserted.
 struct PageCursor: Equatable {
     var order: String
     var descending: Bool
-    var value: SQLValue
-    var id: String
+    var values: [SQLValue]
 
     func encode() -> String {
-        let sortValue: JSONValue = switch value {
-        case .integer(let n): .int(n)
-        case .text(let s): .string(s)
-        default: .null
+        let encoded: [JSONValue] = values.map {
+            switch $0 {
+            case .integer(let n): .int(n)
+            case .text(let s): .string(s)
+            default: .null
+            }
         }
-        let json: JSONValue = [.string(order), .bool(descending), sortValue, .string(id)]
+        let json: JSONValue = [.string(order), .bool(descending), .array(encoded)]
         return Data(JSONWriter.bytes(json)).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 
-    /// Decodes a token and checks it belongs to the requested order.
-    static func decode(_ token: String, order: String, descending: Bool) throws(RegistryError) -> PageCursor {
+    /// Decodes a token and checks it belongs to the requested order and has `count` values.
+    static func decode(_ token: String, order: String, descending: Bool, count: Int) throws(RegistryError) -> PageCursor {
         let invalid = RegistryError.invalid(field: "page_token", message: "is not a page token this list gave out")
         var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
         guard token.utf8.count <= 2048, let data = Data(base64Encoded: base64),
               let json = try? JSONParser.parse(Array(data), maxDepth: 2),
-              let parts = json.arrayValue, parts.count == 4,
+              let parts = json.arrayValue, parts.count == 3,
               let tokenOrder = parts[0].stringValue, let tokenDescending = parts[1].boolValue,
-              let id = parts[3].stringValue else { throw invalid }
-        let value: SQLValue
-        switch parts[2] {
-        case .string(let s): value = .text(s)
-        case .number(let n):
-            guard let int = n.int64 else { throw invalid }
-            value = .integer(int)
-        default: throw invalid
+              let encoded = parts[2].arrayValue, encoded.count == count else { throw invalid }
+        var values: [SQLValue] = []
+        for value in encoded {
+            switch value {
+            case .string(let s): values.append(.text(s))
+            case .number(let n):
+                guard let int = n.int64 else { throw invalid }
+                values.append(.integer(int))
+            default: throw invalid
+            }
         }
         guard tokenOrder == order, tokenDescending == descending else {
             throw .invalid(field: "page_token", message: "belongs to a list with another order_by or order")
         }
-        return PageCursor(order: order, descending: descending, value: value, id: id)
+        return PageCursor(order: order, descending: descending, values: values)
     }
 }

@@ -56,6 +56,12 @@ public struct VersionChanges: Sendable {
     public var labels: [String: String]?
 
     public init() {}
+
+    /// The names of the fields this change sets, for the change feed.
+    var fieldNames: [String] {
+        [("name", name != nil), ("description", description != nil), ("framework", framework != nil),
+         ("source_uri", sourceURI != nil), ("labels", labels != nil)].filter(\.1).map(\.0)
+    }
 }
 
 /// The orders a version list can take.

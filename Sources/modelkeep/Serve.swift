@@ -58,6 +58,8 @@ struct Serve: ParsableCommand {
         let shown = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
         logger.info("modelkeep listening on http://\(shown):\(port) with data in \(directory.path)")
 
+        let pruning = schedulePruning(registry, settings: settings, logger: logger)
+
         let stop = DispatchSemaphore(value: 0)
         let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)
@@ -68,12 +70,32 @@ struct Serve: ParsableCommand {
         }
         stop.wait()
         logger.info("stopping: finishing in-flight requests (up to \(settings.shutdownGraceMilliseconds) ms)")
+        pruning?.cancel()
+        registry.changes.close()  // long-polling feed readers answer now instead of holding shutdown up
         server.shutdown()
         signals.forEach { $0.cancel() }
         try? database.checkpoint()
         logger.info("stopped")
         _ = consume lock
     }
+}
+
+/// Prunes change-feed events past their retention now and every hour (nil when kept forever).
+func schedulePruning(_ registry: ModelRegistry, settings: Settings, logger: Logger) -> DispatchSourceTimer? {
+    guard settings.eventRetentionDays > 0 else { return nil }
+    let retention = Int64(settings.eventRetentionDays) * 86_400_000
+    let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
+    timer.schedule(deadline: .now(), repeating: .seconds(3600))
+    timer.setEventHandler {
+        do {
+            let pruned = try registry.pruneEvents(olderThanMilliseconds: retention)
+            if pruned > 0 { logger.info("pruned \(pruned) change-feed events older than \(settings.eventRetentionDays) days") }
+        } catch {
+            logger.warning("pruning change-feed events failed: \(error)")
+        }
+    }
+    timer.resume()
+    return timer
 }
 
 struct Migrate: ParsableCommand {

@@ -25,6 +25,9 @@ struct Settings: Sendable {
     var databaseReaders = 8
     var databaseSynchronous = "full"
     var maxMetadataValueBytes = 64 * 1024
+    var maxMetricPointsPerRequest = 10_000
+    var maxEventWaitSeconds = 60
+    var eventRetentionDays = 30
 
     /// One setting: its key (config file), how it is parsed, and what it means.
     struct Spec: Sendable {
@@ -63,6 +66,9 @@ struct Settings: Sendable {
             $0.databaseSynchronous = $1.lowercased()
         },
         Spec(key: "max_metadata_value_bytes", help: "Largest metadata value as JSON text (413 beyond).") { $0.maxMetadataValueBytes = try int($1, "max_metadata_value_bytes", 1...(1 << 26)) },
+        Spec(key: "max_metric_points_per_request", help: "Most metric points one request may carry (413 beyond).") { $0.maxMetricPointsPerRequest = try int($1, "max_metric_points_per_request", 1...1_000_000) },
+        Spec(key: "max_event_wait_seconds", help: "Longest a change-feed request may wait for an event.") { $0.maxEventWaitSeconds = try int($1, "max_event_wait_seconds", 0...3600) },
+        Spec(key: "event_retention_days", help: "Change-feed events older than this are pruned hourly; 0 keeps them forever.") { $0.eventRetentionDays = try int($1, "event_retention_days", 0...36500) },
     ]
 
     static func spec(_ key: String) -> Spec? { specs.first { $0.key == key } }
@@ -139,6 +145,8 @@ struct Settings: Sendable {
     var registryLimits: ModelRegistry.Limits {
         var l = ModelRegistry.Limits()
         l.maxMetadataValueBytes = maxMetadataValueBytes
+        l.maxMetricPointsPerRequest = maxMetricPointsPerRequest
+        l.maxEventWaitMilliseconds = maxEventWaitSeconds * 1000
         return l
     }
 }

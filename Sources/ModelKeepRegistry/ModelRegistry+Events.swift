@@ -1,0 +1,106 @@
+import Foundation
+import ModelKeepJSON
+import ModelKeepStorage
+
+/// One change, as the feed reports it.
+public struct Event: Sendable, Equatable {
+    public var id: Int64
+    public var createdAt: Int64
+    public var namespace: String
+    /// What changed and how: `model.created`, `version.deleted`, `tag.moved`, `stage.changed`, …
+    public var kind: String
+    /// The id of the model, version or parent the change is about.
+    public var subjectID: String
+    public var actor: String?
+    public var payload: JSONObject
+}
+
+/// Which events to read.
+public struct EventQuery: Sendable {
+    /// Events with ids above this; nil means after the newest one now (only what comes next).
+    public var since: Int64? = 0
+    public var namespace: String?
+    /// Exact kinds, or a prefix ending in `.*` (`version.*`); any of them matches.
+    public var kinds: [String] = []
+    public var limit = 100
+    /// How long to hold the request open when nothing matches yet (long poll), in milliseconds.
+    public var waitMilliseconds = 0
+
+    public init() {}
+}
+
+extension ModelRegistry {
+    /// Appends an event inside the caller's transaction, so it commits or rolls back with the change.
+    static func record(_ kind: String, namespace: String, subject: String, payload: JSONObject,
+                       at now: Int64, _ db: SQLiteConnection) throws {
+        try db.run("INSERT INTO events (created_at, namespace, kind, subject_id, actor, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                   [.integer(now), .text(namespace), .text(kind), .text(subject), .null,
+                    .text(JSONWriter.string(.object(payload)))])
+    }
+
+    /// The namespace of a model, for the events of its versions, tags and stages.
+    static func namespace(ofModel id: String, _ db: SQLiteConnection) throws -> String {
+        try db.queryFirst("SELECT namespace FROM models WHERE id = ?", [.text(id)]) { $0.text(0) } ?? ""
+    }
+
+    /// Events after `since` in order, waiting up to `waitMilliseconds` for one to arrive when
+    /// there are none yet. Returns them with the position to ask from next.
+    public func events(_ query: EventQuery) throws(RegistryError) -> (events: [Event], next: Int64) {
+        guard (1...1000).contains(query.limit) else { throw .invalid(field: "limit", message: "must be between 1 and 1000") }
+        guard (0...limits.maxEventWaitMilliseconds).contains(query.waitMilliseconds) else {
+            throw .invalid(field: "wait", message: "must be between 0 and \(limits.maxEventWaitMilliseconds / 1000) seconds")
+        }
+        for kind in query.kinds where kind.isEmpty || kind.utf8.count > 64 || kind == ".*" {
+            throw .invalid(field: "kind", message: "must be an event kind such as version.created, or a prefix such as version.*")
+        }
+        let since: Int64
+        if let given = query.since {
+            since = given
+        } else {
+            since = try reading { db in try db.queryFirst("SELECT coalesce(max(id), 0) FROM events") { $0.int64(0) } ?? 0 }
+        }
+        var clauses = ["id > ?"]
+        var arguments: [SQLValue] = [.integer(since)]
+        if let namespace = query.namespace { clauses.append("namespace = ?"); arguments.append(.text(namespace)) }
+        if !query.kinds.isEmpty {
+            var alternatives: [String] = []
+            for kind in query.kinds {
+                if kind.hasSuffix(".*") {
+                    // "stage.*": every kind from "stage." up to, not including, "stage/" ('/' follows '.').
+                    let prefix = String(kind.dropLast(2))
+                    alternatives.append("(kind >= ? AND kind < ?)")
+                    arguments.append(.text(prefix + "."))
+                    arguments.append(.text(prefix + "/"))
+                } else {
+                    alternatives.append("kind = ?")
+                    arguments.append(.text(kind))
+                }
+            }
+            clauses.append("(" + alternatives.joined(separator: " OR ") + ")")
+        }
+        arguments.append(.integer(Int64(query.limit)))
+        let sql = "SELECT id, created_at, namespace, kind, subject_id, actor, payload FROM events WHERE "
+            + clauses.joined(separator: " AND ") + " ORDER BY id LIMIT ?"
+        let deadline = Date().addingTimeInterval(Double(query.waitMilliseconds) / 1000)
+        while true {
+            let seen = changes.current
+            let found = try reading { db in
+                try db.query(sql, arguments) { row in
+                    Event(id: row.int64(0), createdAt: row.int64(1), namespace: row.text(2), kind: row.text(3),
+                          subjectID: row.text(4), actor: row.optionalText(5),
+                          payload: (try? JSONParser.parse(row.text(6)))?.objectValue ?? JSONObject())
+                }
+            }
+            if !found.isEmpty { return (found, found[found.count - 1].id) }
+            if query.waitMilliseconds == 0 || Date() >= deadline || changes.isClosed { return ([], since) }
+            _ = changes.wait(after: seen, until: deadline)
+        }
+    }
+
+    /// Removes events older than `milliseconds` before now; returns how many went.
+    @discardableResult
+    public func pruneEvents(olderThanMilliseconds milliseconds: Int64) throws(RegistryError) -> Int {
+        let cutoff = Clock.nowMilliseconds() - milliseconds
+        return try writing { db in try db.run("DELETE FROM events WHERE created_at < ?", [.integer(cutoff)]) }
+    }
+}

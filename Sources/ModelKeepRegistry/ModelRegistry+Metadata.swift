@@ -1,0 +1,77 @@
+import ModelKeepJSON
+import ModelKeepStorage
+
+extension ModelRegistry {
+    /// Every metadata key of a parent, sorted by key.
+    public func metadata(_ parent: ParentReference) throws(RegistryError) -> JSONObject {
+        try reading { db in
+            let resolved = try Self.requireParent(parent, db)
+            return try Self.readMetadata(parentID: resolved.id, db)
+        }
+    }
+
+    static func readMetadata(parentID: String, _ db: SQLiteConnection) throws -> JSONObject {
+        let members = try db.query("SELECT key, value FROM metadata WHERE parent_id = ? ORDER BY key", [.text(parentID)]) {
+            (key: $0.text(0), value: (try? JSONParser.parse($0.text(1), maxDepth: 1 << 16)) ?? .null)
+        }
+        return JSONObject(members)
+    }
+
+    /// One metadata value, or 404.
+    public func metadataValue(_ parent: ParentReference, key: String) throws(RegistryError) -> JSONValue {
+        try Self.validateMetadataKey(key, field: "key")
+        return try reading { db in
+            let resolved = try Self.requireParent(parent, db)
+            guard let text = try db.queryFirst("SELECT value FROM metadata WHERE parent_id = ? AND key = ?",
+                                               [.text(resolved.id), .text(key)], { $0.text(0) }) else {
+                throw RegistryError.notFound("\(parent) has no metadata key \(key)")
+            }
+            return (try? JSONParser.parse(text, maxDepth: 1 << 16)) ?? .null
+        }
+    }
+
+    /// Merges keys into a parent's metadata (a null value deletes its key); returns the whole result.
+    public func mergeMetadata(_ parent: ParentReference, _ changes: JSONObject) throws(RegistryError) -> JSONObject {
+        try validateMetadata(changes)
+        let now = Clock.nowMilliseconds()
+        return try writing { db in
+            let resolved = try Self.requireParent(parent, db)
+            try Self.writeMetadata(changes, parentID: resolved.id, at: now, db)
+            try Self.recordMetadataChange(resolved, keys: changes.keys, at: now, db)
+            return try Self.readMetadata(parentID: resolved.id, db)
+        }
+    }
+
+    /// Sets one key (`value` may be any JSON, null included).
+    public func putMetadata(_ parent: ParentReference, key: String, value: JSONValue) throws(RegistryError) {
+        try Self.validateMetadataKey(key, field: "key")
+        try validateMetadata(JSONObject([(key: key, value: value)]))
+        let now = Clock.nowMilliseconds()
+        try writing { db in
+            let resolved = try Self.requireParent(parent, db)
+            try db.run("""
+                INSERT INTO metadata (parent_id, key, value, updated_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (parent_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                """, [.text(resolved.id), .text(key), .text(JSONWriter.string(value)), .integer(now)])
+            try Self.recordMetadataChange(resolved, keys: [key], at: now, db)
+        }
+    }
+
+    /// Removes one key; 404 when it is not there.
+    public func deleteMetadata(_ parent: ParentReference, key: String) throws(RegistryError) {
+        try Self.validateMetadataKey(key, field: "key")
+        let now = Clock.nowMilliseconds()
+        try writing { db in
+            let resolved = try Self.requireParent(parent, db)
+            guard try db.run("DELETE FROM metadata WHERE parent_id = ? AND key = ?", [.text(resolved.id), .text(key)]) == 1 else {
+                throw RegistryError.notFound("\(parent) has no metadata key \(key)")
+            }
+            try Self.recordMetadataChange(resolved, keys: [key], at: now, db)
+        }
+    }
+
+    private static func recordMetadataChange(_ parent: ResolvedParent, keys: [String], at now: Int64, _ db: SQLiteConnection) throws {
+        try record("metadata.updated", namespace: parent.namespace, subject: parent.id,
+                   payload: ["model_id": .string(parent.modelID), "keys": .array(keys.map(JSONValue.string))], at: now, db)
+    }
+}
