@@ -6,6 +6,11 @@
 static inline int modelkeep_sqlite3_config_multithread(void) {
     return sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
 }
+
+// Turns off SQLite's memory statistics, whose global mutex every allocation takes.
+static inline int modelkeep_sqlite3_config_no_memstatus(void) {
+    return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
 // Extended result codes are macros built from expressions, which Swift does not import.
 static const int modelkeep_sqlite_constraint_unique = SQLITE_CONSTRAINT_UNIQUE;
 static const int modelkeep_sqlite_constraint_primarykey = SQLITE_CONSTRAINT_PRIMARYKEY;

@@ -44,58 +44,76 @@ struct MetricRoutes {
             }
             points.reserveCapacity(array.count)
             for (i, element) in array.enumerated() {
-                guard let object = element.objectValue else {
-                    throw RegistryError.invalid(field: "points[\(i)]", message: "must be an object, not \(element.typeName)")
-                }
-                var point = JSONFields(object: object, prefix: "points[\(i)].")
-                let key = try point.requiredString("key")
-                guard let raw = point.value("value") else { throw RegistryError.invalid(field: "points[\(i)].value", message: "is required") }
-                let value = try Self.value(raw, field: "points[\(i)].value")
-                let pointStep = try Self.step(point.value("step"), field: "points[\(i)].step") ?? step
-                let pointWallclock = try Self.wallclock(point.value("wallclock"), field: "points[\(i)].wallclock") ?? wallclock
-                try point.rejectUnknown()
-                points.append(MetricPoint(key: key, step: pointStep, wallclock: pointWallclock, value: value))
+                points.append(try Self.point(element, index: i, step: step, wallclock: wallclock))
             }
         }
         let written = try registry.logMetrics(ParentPaths.reference(request), points)
         return Respond.json(["written": .int(written)], status: 201)
     }
 
-    static func value(_ json: JSONValue, field: String) throws(RegistryError) -> MetricValue {
+    /// One element of `points`. Field names for errors are built only when there is an error:
+    /// a request may carry ten thousand points.
+    static func point(_ element: JSONValue, index: Int, step: Int64, wallclock: Int64) throws(RegistryError) -> MetricPoint {
+        guard let object = element.objectValue else {
+            throw .invalid(field: "points[\(index)]", message: "must be an object, not \(element.typeName)")
+        }
+        var key: String?
+        var value: MetricValue?
+        var pointStep = step
+        var pointWallclock = wallclock
+        for member in object.members {
+            switch member.key {
+            case "key":
+                guard let k = member.value.stringValue else {
+                    throw .invalid(field: "points[\(index)].key", message: "must be a string, not \(member.value.typeName)")
+                }
+                key = k
+            case "value": value = try Self.value(member.value, field: "points[\(index)].value")
+            case "step": pointStep = try Self.step(member.value, field: "points[\(index)].step") ?? step
+            case "wallclock": pointWallclock = try Self.wallclock(member.value, field: "points[\(index)].wallclock") ?? wallclock
+            default: throw .invalid(field: "points[\(index)].\(member.key)", message: "is not a field of this request")
+            }
+        }
+        guard let key else { throw .invalid(field: "points[\(index)].key", message: "is required") }
+        guard let value else { throw .invalid(field: "points[\(index)].value", message: "is required") }
+        return MetricPoint(key: key, step: pointStep, wallclock: pointWallclock, value: value)
+    }
+
+    static func value(_ json: JSONValue, field: @autoclosure () -> String) throws(RegistryError) -> MetricValue {
         switch json {
         case .number(let n):
             let d = n.double
-            guard d.isFinite else { throw .invalid(field: field, message: "is outside the range of a 64-bit float") }
+            guard d.isFinite else { throw .invalid(field: field(), message: "is outside the range of a 64-bit float") }
             return .number(d)
         case .string(let s): return .text(s)
         case .object(let o):
             guard o.count == 1, let encoded = o["bytes"]?.stringValue, let data = Data(base64Encoded: encoded) else {
-                throw .invalid(field: field, message: "an object value must be {\"bytes\": \"<base64>\"}")
+                throw .invalid(field: field(), message: "an object value must be {\"bytes\": \"<base64>\"}")
             }
             return .bytes(Array(data))
         default:
-            throw .invalid(field: field, message: "must be a number, a string or {\"bytes\": \"<base64>\"}, not \(json.typeName)")
+            throw .invalid(field: field(), message: "must be a number, a string or {\"bytes\": \"<base64>\"}, not \(json.typeName)")
         }
     }
 
-    static func step(_ json: JSONValue?, field: String) throws(RegistryError) -> Int64? {
+    static func step(_ json: JSONValue?, field: @autoclosure () -> String) throws(RegistryError) -> Int64? {
         guard let json, !json.isNull else { return nil }
-        guard let step = json.numberValue?.int64 else { throw .invalid(field: field, message: "must be an integer") }
+        guard let step = json.numberValue?.int64 else { throw .invalid(field: field(), message: "must be an integer") }
         return step
     }
 
     /// Milliseconds since the epoch as a number, or an RFC 3339 string.
-    static func wallclock(_ json: JSONValue?, field: String) throws(RegistryError) -> Int64? {
+    static func wallclock(_ json: JSONValue?, field: @autoclosure () -> String) throws(RegistryError) -> Int64? {
         switch json {
         case nil, .null?: return nil
         case .number(let n)?:
-            guard let ms = n.int64 else { throw .invalid(field: field, message: "must be integer milliseconds since the epoch") }
+            guard let ms = n.int64 else { throw .invalid(field: field(), message: "must be integer milliseconds since the epoch") }
             return ms
         case .string(let s)?:
-            guard let ms = Timestamps.parseRFC3339(s) else { throw .invalid(field: field, message: "must be an RFC 3339 time") }
+            guard let ms = Timestamps.parseRFC3339(s) else { throw .invalid(field: field(), message: "must be an RFC 3339 time") }
             return ms
         case let other?:
-            throw .invalid(field: field, message: "must be milliseconds or an RFC 3339 string, not \(other.typeName)")
+            throw .invalid(field: field(), message: "must be milliseconds or an RFC 3339 string, not \(other.typeName)")
         }
     }
 

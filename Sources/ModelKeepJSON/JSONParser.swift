@@ -116,7 +116,8 @@ public struct JSONParser {
         try enter()
         index += 1
         var members: [(key: String, value: JSONValue)] = []
-        var seen = Set<String>()
+        // Duplicate keys: a linear scan for small objects (most of them), a set past 16 members.
+        var seen: Set<String>?
         skipWhitespace()
         if try peek() == UInt8(ascii: "}") {
             index += 1
@@ -128,7 +129,18 @@ public struct JSONParser {
             guard try peek() == UInt8(ascii: "\"") else { throw fail(.unexpectedByte(bytes[index])) }
             let keyOffset = index
             let key = try parseString()
-            guard seen.insert(key).inserted else {
+            let duplicate: Bool
+            if var set = seen {
+                duplicate = !set.insert(key).inserted
+                seen = set
+            } else if members.count >= 16 {
+                var set = Set(members.map(\.key))
+                duplicate = !set.insert(key).inserted
+                seen = set
+            } else {
+                duplicate = members.contains { $0.key == key }
+            }
+            guard !duplicate else {
                 throw JSONParseError(reason: .duplicateKey(key), offset: keyOffset)
             }
             skipWhitespace()

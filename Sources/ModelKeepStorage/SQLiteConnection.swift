@@ -11,8 +11,14 @@ public final class SQLiteConnection: @unchecked Sendable {
     private var cache: [String: Statement] = [:]
     public let path: String
 
+    /// Process-wide SQLite configuration, done once before the first connection opens (it is
+    /// refused after SQLite initializes): memory statistics off, whose global mutex every
+    /// allocation would otherwise take.
+    private static let configured: Bool = modelkeep_sqlite3_config_no_memstatus() == SQLITE_OK
+
     /// Opens (and creates when `readOnly` is false) the database file at `path`.
     public init(path: String, readOnly: Bool = false, busyTimeoutMilliseconds: Int32 = 5000) throws {
+        _ = Self.configured
         var handle: OpaquePointer?
         // NOMUTEX: each connection is confined to one thread at a time by Database.
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
