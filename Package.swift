@@ -36,7 +36,7 @@ let package = Package(
         ),
         .target(
             name: "ModelKeepRegistry",
-            dependencies: ["ModelKeepStorage", "ModelKeepJSON", "ModelKeepSync"]
+            dependencies: ["ModelKeepStorage", "ModelKeepJSON", "ModelKeepSync", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "ModelKeepAPI",

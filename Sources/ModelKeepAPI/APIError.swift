@@ -36,6 +36,8 @@ public struct ErrorRenderer: Sendable {
                 return (409, "conflict", message, details, [:])
             case let .tooLarge(message):
                 return (413, "too_large", message, JSONObject(), [:])
+            case let .mismatch(message):
+                return (422, "mismatch", message, JSONObject(), [:])
             case let .unavailable(message):
                 return (503, "unavailable", message, JSONObject(), ["Retry-After": "1"])
             case let .insufficientStorage(message):

@@ -15,6 +15,8 @@ public enum NativeAPI {
         MetricRoutes(registry: registry).register(into: &builder)
         MetadataRoutes(registry: registry).register(into: &builder)
         EventRoutes(registry: registry).register(into: &builder)
+        ArtifactRoutes(registry: registry).register(into: &builder)
+        ChunkRoutes(registry: registry).register(into: &builder)
         OperationRoutes(registry: registry, readinessChecks: readinessChecks,
                         openAPI: JSONWriter.bytes(OpenAPIDocument.document)).register(into: &builder)
         let renderer = ErrorRenderer(logger: logger)

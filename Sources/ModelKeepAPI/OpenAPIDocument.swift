@@ -36,7 +36,40 @@ public enum OpenAPIDocument {
     ]
 
     static let operations: [Operation] = modelOperations + versionOperations + tagOperations + metricOperations
-        + metadataOperations + eventOperations + operationalOperations
+        + metadataOperations + eventOperations + artifactOperations + chunkOperations + operationalOperations
+
+    static let artifactOperations: [Operation] = ["/api/v1/models/{id}", "/api/v1/versions/{version_id}"].flatMap { base in
+        [
+            Operation(method: "PUT", path: base + "/artifacts/{path}",
+                      summary: "Upload an artifact: the raw bytes as the body (Content-Length or chunked), streamed into the content-addressed chunk store. Optional X-Checksum-Sha256 (hex) and Content-MD5 (base64) are verified: 422 and nothing stored on a mismatch. 413 before the body when Content-Length exceeds max_artifact_bytes. The path may contain /." + parentNote,
+                      tag: "artifacts",
+                      query: [q("overwrite", "boolean", "Replace an artifact at this path (otherwise 409)."),
+                              qEnum("file_type", FileTypeNames.all, "Defaults to a guess from the extension.")],
+                      body: "Bytes", responses: [(201, "ArtifactEnvelope")]),
+            Operation(method: "GET", path: base + "/artifacts/{path}",
+                      summary: "Download an artifact (sendfile). ETag is the file's SHA-256; Range (one range) gives 206 or 416; If-None-Match gives 304; HEAD works. A tracked artifact redirects (307) to an http(s) URI, else 409." + parentNote,
+                      tag: "artifacts", responses: [(200, "Bytes"), (206, "Bytes"), (304, nil), (307, nil)]),
+            Operation(method: "DELETE", path: base + "/artifacts/{path}",
+                      summary: "Delete an artifact's record; unreferenced chunks go at the next gc." + parentNote, tag: "artifacts",
+                      responses: [(204, nil)]),
+            Operation(method: "GET", path: base + "/artifacts", summary: "List artifacts by path." + parentNote, tag: "artifacts",
+                      query: [q("prefix", "string", "Only paths starting with this.")] + pageParameters,
+                      responses: [(200, "ArtifactList")]),
+            Operation(method: "POST", path: base + "/artifacts",
+                      summary: "Track a file stored elsewhere ({path, uri, size?, sha256?, file_type?}), or build an artifact from stored chunks ({path, size, sha256, chunks}: 400 naming a missing chunk, 422 when sizes or the hash do not add up)." + parentNote,
+                      tag: "artifacts", query: [q("overwrite", "boolean", "Replace an artifact at this path (otherwise 409).")],
+                      body: "ArtifactCreate", responses: [(201, "ArtifactEnvelope")]),
+        ]
+    }
+
+    static let chunkOperations: [Operation] = [
+        Operation(method: "POST", path: "/api/v1/chunks/missing",
+                  summary: "Which of these chunks the server lacks. " + ChunkingNote.text, tag: "chunks", body: "ChunkList",
+                  responses: [(200, "MissingChunks")]),
+        Operation(method: "PUT", path: "/api/v1/chunks/{sha256}",
+                  summary: "Store one chunk (at most 4 MiB): 201 when new, 200 when already stored, 422 when the bytes do not hash to the name.",
+                  tag: "chunks", body: "Bytes", responses: [(201, "ChunkStored"), (200, "ChunkStored")]),
+    ]
 
     static let parentNote = " The parent is a model (/models/{id}) or a version (/versions/{version_id})."
 
@@ -186,12 +219,16 @@ public enum OpenAPIDocument {
         }
         if !parameters.isEmpty { object["parameters"] = .array(parameters) }
         if let body = op.body {
-            object["requestBody"] = ["required": true, "content": ["application/json": ["schema": ref(body)]]]
+            let media = body == "Bytes" ? "application/octet-stream" : "application/json"
+            object["requestBody"] = ["required": true, "content": [.init(media): ["schema": ref(body)]]]
         }
         var responses = JSONObject()
         for (status, schema) in op.responses {
             var response: JSONObject = ["description": .string(statusText(status))]
-            if let schema { response["content"] = ["application/json": ["schema": ref(schema)]] }
+            if let schema {
+                let media = schema == "Bytes" ? "application/octet-stream" : "application/json"
+                response["content"] = [.init(media): ["schema": ref(schema)]]
+            }
             responses[String(status)] = .object(response)
         }
         responses["default"] = ["description": "An error (API.md's error shape).",
@@ -212,6 +249,9 @@ public enum OpenAPIDocument {
         case 200: "OK"
         case 201: "Created (Location names the new resource)"
         case 204: "Done; no body"
+        case 206: "Partial content (one range)"
+        case 304: "Not modified (If-None-Match matched the ETag)"
+        case 307: "Redirect to a tracked artifact's URI"
         case 503: "Not ready"
         default: "Status \(status)"
         }
@@ -236,4 +276,22 @@ public enum OpenAPIDocument {
             "components": ["schemas": OpenAPISchemas.all],
         ]
     }()
+}
+
+/// The file types, for the schema.
+enum FileTypeNames {
+    static let all = ["model", "checkpoint", "text", "image", "audio", "video"]
+}
+
+/// How the server cuts files into chunks, so other clients can match it and upload only what is missing.
+enum ChunkingNote {
+    static let text = """
+        Chunking, for clients that want to match it: FastCDC-style content-defined chunking with a 64-bit gear hash. \
+        Gear table: 256 values of SplitMix64 seeded with 0x6D6F64656C6B6565, in order (state += 0x9E3779B97F4A7C15; \
+        z = (state ^ (state >> 30)) * 0xBF58476D1CE4E5B9; z = (z ^ (z >> 27)) * 0x94D049BB133111EB; value = z ^ (z >> 31)). \
+        For each chunk: h = 0; no cut before 262144 bytes (the first 262144 bytes are not hashed); from there, for each byte b, \
+        h = (h << 1) + gear[b] (mod 2^64), then cut after the byte when h & mask == 0, with mask = the top 22 bits set while the \
+        chunk is shorter than 1048576 bytes and the top 18 bits after; a chunk is cut at 4194304 bytes regardless. \
+        A chunk's name is the lowercase hex SHA-256 of its bytes.
+        """
 }

@@ -146,9 +146,15 @@ final class HTTPConnection {
                 }
             }
         case .stream:
-            sendContinueIfExpected(head)
+            // 100 Continue goes out only when the handler first reads: a handler that refuses
+            // the upload from its head (413, 409, 404) answers without inviting the body.
+            var invited = false
             let stream = RequestBodyStream(expectedLength: head.framing.declaredLength) { [unowned self] in
-                try self.readBodyPiece()
+                if !invited {
+                    invited = true
+                    self.sendContinueIfExpected(head)
+                }
+                return try self.readBodyPiece()
             }
             response = prepared.respond(body: .stream(stream), remoteAddress: peer)
             bodyComplete = bodyComplete || stream.isFinished
@@ -161,7 +167,7 @@ final class HTTPConnection {
         if server.isShuttingDown { keepAlive = false }
         let written = write(response, for: head, keepAlive: keepAlive)
         log(head, route: prepared.route, status: response.status, bytes: response.body.length, since: start)
-        if !keepAlive && !bodyComplete { lingerBeforeClose() }
+        if !keepAlive && !bodyComplete && written { lingerBeforeClose() }
         return written && keepAlive
     }
 
@@ -200,7 +206,14 @@ final class HTTPConnection {
         let includeBody = head?.method != "HEAD"
         let bytes = ResponseSerializer.head(response, bodyLength: response.body.length, keepAlive: keepAlive,
                                             date: date.now(), includeBody: includeBody)
-        return socket.write(bytes)
+        guard socket.write(bytes) else { return false }
+        if includeBody, case .files(let segments) = response.body, !HTTPStatus.forbidsBody(response.status) {
+            for segment in segments where segment.length > 0 {
+                // A failure here comes after the status line: all that is left is to close.
+                guard socket.sendFile(path: segment.path, offset: segment.offset, length: segment.length) else { return false }
+            }
+        }
+        return true
     }
 
     /// Answers an error found before routing and closes.

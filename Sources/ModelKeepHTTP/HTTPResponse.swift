@@ -27,13 +27,29 @@ public struct HTTPResponse: Sendable {
 public enum HTTPResponseBody: Sendable {
     case empty
     case bytes([UInt8])
+    /// Byte ranges of files, sent in order with sendfile(2): no copy through user space.
+    case files([FileSegment])
 
     /// The number of body bytes, for `Content-Length`.
     public var length: Int64 {
         switch self {
         case .empty: 0
         case .bytes(let bytes): Int64(bytes.count)
+        case .files(let segments): segments.reduce(0) { $0 + $1.length }
         }
+    }
+}
+
+/// A byte range of a file on disk.
+public struct FileSegment: Sendable, Equatable {
+    public let path: String
+    public let offset: Int64
+    public let length: Int64
+
+    public init(path: String, offset: Int64, length: Int64) {
+        self.path = path
+        self.offset = offset
+        self.length = length
     }
 }
 

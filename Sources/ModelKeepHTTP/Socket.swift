@@ -135,6 +135,26 @@ struct Socket: Sendable {
         return true
     }
 
+    /// Sends `length` bytes of the file at `path` from `offset` with sendfile(2).
+    func sendFile(path: String, offset: Int64, length: Int64) -> Bool {
+        let file = open(path, O_RDONLY | O_CLOEXEC)
+        guard file >= 0 else { return false }
+        defer { Glibc.close(file) }
+        var position = off_t(offset)
+        var left = length
+        while left > 0 {
+            let n = sendfile(fd, file, &position, Int(min(left, 1 << 30)))
+            if n > 0 {
+                left -= Int64(n)
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                return false  // peer gone, send timeout, or the file shorter than promised
+            }
+        }
+        return true
+    }
+
     func write(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { write($0) }
     }

@@ -15,17 +15,24 @@ public final class ModelRegistry: Sendable {
         public var maxMetricPointsPerRequest = 10_000
         /// The longest a change-feed request may wait for an event.
         public var maxEventWaitMilliseconds = 60_000
+        /// The largest artifact, in bytes (413 above it).
+        public var maxArtifactBytes: Int64 = 1 << 40
+        /// How long an abandoned resumable upload lives, in milliseconds.
+        public var uploadSessionLifetimeMilliseconds: Int64 = 24 * 3_600_000
 
         public init() {}
     }
 
     public let database: Database
+    /// The chunk store of artifacts; nil for a registry without one (some tests).
+    public let store: BlobStore?
     public let limits: Limits
     /// Signalled after every committed write; long-polling feed readers wait on it.
     public let changes = ChangeSignal()
 
-    public init(database: Database, limits: Limits = Limits()) {
+    public init(database: Database, store: BlobStore? = nil, limits: Limits = Limits()) {
         self.database = database
+        self.store = store
         self.limits = limits
     }
 

@@ -11,6 +11,8 @@ public enum RegistryError: Error, Sendable, Equatable, CustomStringConvertible {
     case conflict(String, details: JSONObject = JSONObject())
     /// A value is larger than its limit (413).
     case tooLarge(String)
+    /// The bytes do not match what the client declared: checksum or size (422).
+    case mismatch(String)
     /// The store is busy beyond its timeout (503); worth retrying.
     case unavailable(String)
     /// The disk is full (507).
@@ -21,15 +23,18 @@ public enum RegistryError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .invalid(field, message): "invalid \(field): \(message)"
-        case let .notFound(message), let .conflict(message, _), let .tooLarge(message),
+        case let .notFound(message), let .conflict(message, _), let .tooLarge(message), let .mismatch(message),
              let .unavailable(message), let .insufficientStorage(message), let .internalFailure(message):
             message
         }
     }
 
     /// The registry error for a storage failure that no operation handled more precisely.
-    static func from(_ error: any Error) -> RegistryError {
+    public static func from(_ error: any Error) -> RegistryError {
         if let error = error as? RegistryError { return error }
+        if let error = error as? FileIOError {
+            return error.isNoSpace ? .insufficientStorage("the disk holding the data directory is full") : .internalFailure(error.description)
+        }
         guard let sqlite = error as? SQLiteError else { return .internalFailure(String(describing: error)) }
         if sqlite.isBusy { return .unavailable("the database is busy; retry shortly") }
         if sqlite.isFull { return .insufficientStorage("the disk holding the database is full") }

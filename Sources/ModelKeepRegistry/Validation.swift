@@ -45,6 +45,21 @@ public enum Validation {
         }
     }
 
+    /// Artifact paths: relative, `/`-separated, 1-1024 bytes, segments of at most 255 bytes,
+    /// none empty, `.` or `..`, and no backslash or control character, so no path can name
+    /// anything outside its parent, on any platform a client downloads to.
+    public static func artifactPath(_ path: String, field: String = "path") throws(RegistryError) {
+        guard (1...1024).contains(path.utf8.count) else { throw .invalid(field: field, message: "must be 1 to 1024 bytes long") }
+        guard !path.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == UInt8(ascii: "\\") }) else {
+            throw .invalid(field: field, message: "must not contain control characters or backslashes")
+        }
+        for segment in path.split(separator: "/", omittingEmptySubsequences: false) {
+            guard !segment.isEmpty else { throw .invalid(field: field, message: "must be relative, with no empty segments") }
+            guard segment != ".", segment != ".." else { throw .invalid(field: field, message: "must not contain . or .. segments") }
+            guard segment.utf8.count <= 255 else { throw .invalid(field: field, message: "segments must be at most 255 bytes") }
+        }
+    }
+
     /// Free text (descriptions, owners): bounded, no NUL.
     public static func text(_ text: String?, field: String, maxBytes: Int) throws(RegistryError) {
         guard let text else { return }

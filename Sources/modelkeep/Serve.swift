@@ -51,7 +51,11 @@ struct Serve: ParsableCommand {
         let applied = try MigrationRunner().migrate(database)
         for name in applied { logger.info("applied migration \(name)") }
 
-        let registry = ModelRegistry(database: database, limits: settings.registryLimits)
+        let store = try BlobStore(directory: directory)
+        // Nothing can be uploading yet: every staging area left is from a crash or a kill.
+        let reclaimed = store.clearStaging(olderThan: 0)
+        if reclaimed > 0 { logger.info("removed \(reclaimed) bytes of unfinished uploads left by the last run") }
+        let registry = ModelRegistry(database: database, store: store, limits: settings.registryLimits)
         let router = NativeAPI.router(registry: registry, logger: logger)
         let server = HTTPServer(configuration: settings.httpConfiguration, responder: router, logger: logger)
         let port = try server.start()

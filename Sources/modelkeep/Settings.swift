@@ -28,6 +28,7 @@ struct Settings: Sendable {
     var maxMetricPointsPerRequest = 10_000
     var maxEventWaitSeconds = 60
     var eventRetentionDays = 30
+    var maxArtifactBytes: Int64 = 1 << 40
 
     /// One setting: its key (config file), how it is parsed, and what it means.
     struct Spec: Sendable {
@@ -68,6 +69,7 @@ struct Settings: Sendable {
         Spec(key: "max_metadata_value_bytes", help: "Largest metadata value as JSON text (413 beyond).") { $0.maxMetadataValueBytes = try int($1, "max_metadata_value_bytes", 1...(1 << 26)) },
         Spec(key: "max_metric_points_per_request", help: "Most metric points one request may carry (413 beyond).") { $0.maxMetricPointsPerRequest = try int($1, "max_metric_points_per_request", 1...1_000_000) },
         Spec(key: "max_event_wait_seconds", help: "Longest a change-feed request may wait for an event.") { $0.maxEventWaitSeconds = try int($1, "max_event_wait_seconds", 0...3600) },
+        Spec(key: "max_artifact_bytes", help: "Largest artifact upload; larger ones get 413 (before the body when Content-Length says so).") { $0.maxArtifactBytes = Int64(try int($1, "max_artifact_bytes", 1...Int.max)) },
         Spec(key: "event_retention_days", help: "Change-feed events older than this are pruned hourly; 0 keeps them forever.") { $0.eventRetentionDays = try int($1, "event_retention_days", 0...36500) },
     ]
 
@@ -147,6 +149,7 @@ struct Settings: Sendable {
         l.maxMetadataValueBytes = maxMetadataValueBytes
         l.maxMetricPointsPerRequest = maxMetricPointsPerRequest
         l.maxEventWaitMilliseconds = maxEventWaitSeconds * 1000
+        l.maxArtifactBytes = maxArtifactBytes
         return l
     }
 }

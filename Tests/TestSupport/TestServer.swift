@@ -10,13 +10,16 @@ import ModelKeepStorage
 public final class TestRegistry: @unchecked Sendable {
     public let directory = TemporaryDirectory("modelkeep-registry")
     public let database: Database
+    public let store: BlobStore
     public let registry: ModelRegistry
     public let router: Router
 
     public init(limits: ModelRegistry.Limits = ModelRegistry.Limits(), options: Database.Options = Database.Options()) throws {
-        database = try DataDirectory(path: directory.path).openDatabase(options: options)
+        let data = DataDirectory(path: directory.path)
+        database = try data.openDatabase(options: options)
         try MigrationRunner().migrate(database)
-        registry = ModelRegistry(database: database, limits: limits)
+        store = try BlobStore(directory: data)
+        registry = ModelRegistry(database: database, store: store, limits: limits)
         router = NativeAPI.router(registry: registry, logger: Logger.quiet)
     }
 }

@@ -1,0 +1,231 @@
+import Crypto
+import Foundation
+import ModelKeepJSON
+import ModelKeepStorage
+
+extension ModelRegistry {
+    static let artifactColumns = """
+        a.id, a.parent_id, a.model_id, a.path, a.size, a.sha256, a.file_type, a.mime_type, a.uri, a.state, a.created_at, a.updated_at
+        """
+
+    static func artifact(from row: Row) -> Artifact {
+        Artifact(id: row.text(0), parentID: row.text(1), modelID: row.text(2), path: row.text(3), size: row.optionalInt64(4),
+                 sha256: row.optionalText(5), fileType: row.optionalText(6).flatMap(FileType.init(rawValue:)),
+                 mimeType: row.text(7), uri: row.optionalText(8), state: row.text(9), createdAt: row.int64(10), updatedAt: row.int64(11))
+    }
+
+    func requireStore() throws(RegistryError) -> BlobStore {
+        guard let store else { throw .internalFailure("this registry has no artifact store") }
+        return store
+    }
+
+    static func parseFileType(_ text: String?, path: String) throws(RegistryError) -> FileType? {
+        guard let text else { return FileType.guess(path: path) }
+        guard let type = FileType(rawValue: text.lowercased()) else {
+            throw .invalid(field: "file_type", message: "must be model, checkpoint, text, image, audio or video")
+        }
+        return type
+    }
+
+    /// Checks an upload before any byte is read: the path, the parent, and (unless
+    /// `overwrite`) that the path is free.
+    public func prepareUpload(_ parent: ParentReference, path: String, overwrite: Bool, fileType: String?,
+                              mimeType: String?) throws(RegistryError) -> ArtifactUpload {
+        try Validation.artifactPath(path)
+        let type = try Self.parseFileType(fileType, path: path)
+        _ = try requireStore()
+        return try reading { db in
+            let resolved = try Self.requireParent(parent, db)
+            if !overwrite, try Self.existingArtifact(parentID: resolved.id, path: path, db) != nil {
+                throw Self.pathTaken(path, parent)
+            }
+            return ArtifactUpload(parentID: resolved.id, modelID: resolved.modelID, namespace: resolved.namespace, path: path,
+                                  overwrite: overwrite, fileType: type, mimeType: mimeType ?? FileType.mimeType(path: path))
+        }
+    }
+
+    static func pathTaken(_ path: String, _ parent: ParentReference) -> RegistryError {
+        .conflict("\(parent) already has an artifact at \(path); replace it with ?overwrite=true", details: ["path": .string(path)])
+    }
+
+    static func existingArtifact(parentID: String, path: String, _ db: SQLiteConnection) throws -> String? {
+        try db.queryFirst("SELECT id FROM artifacts WHERE parent_id = ? AND path = ?", [.text(parentID), .text(path)]) { $0.text(0) }
+    }
+
+    /// Records an uploaded artifact once its bytes are in: checks the client's checksums (422
+    /// on a mismatch, nothing recorded), makes the chunks durable in the store, then commits
+    /// the manifest. The staging area is the caller's to remove.
+    public func commitUpload(_ upload: ArtifactUpload, _ result: IngestResult, staging: StagingArea,
+                             expectedSHA256: String?, expectedMD5: String?) throws(RegistryError) -> Artifact {
+        if let expected = expectedSHA256, expected.lowercased() != result.sha256 {
+            throw .mismatch("the body's SHA-256 is \(result.sha256), not \(expected.lowercased()) as X-Checksum-Sha256 says; nothing was stored")
+        }
+        if let expected = expectedMD5, expected != result.md5 {
+            throw .mismatch("the body's MD5 is \(result.md5 ?? "?"), not \(expected) as Content-MD5 says; nothing was stored")
+        }
+        let store = try requireStore()
+        do {
+            try store.publish(result.chunks, from: staging)
+        } catch {
+            throw RegistryError.from(error)
+        }
+        defer { store.unpin(result.chunks) }
+        return try insertArtifact(parentID: upload.parentID, path: upload.path, overwrite: upload.overwrite, size: result.size,
+                                  sha256: result.sha256, fileType: upload.fileType, mimeType: upload.mimeType, uri: nil,
+                                  chunks: result.chunks)
+    }
+
+    /// Writes the artifact row and its manifest, replacing an existing one only with `overwrite`.
+    private func insertArtifact(parentID: String, path: String, overwrite: Bool, size: Int64?, sha256: String?,
+                                fileType: FileType?, mimeType: String, uri: String?, chunks: [ChunkReference]) throws(RegistryError) -> Artifact {
+        let now = Clock.nowMilliseconds()
+        let id = Identifiers.make(at: now)
+        return try writing { db in
+            // The parent may have gone while the bytes streamed in.
+            let parent = try Self.requireParent(try Self.reference(parentID: parentID, db), db)
+            if let existing = try Self.existingArtifact(parentID: parent.id, path: path, db) {
+                guard overwrite else { throw Self.pathTaken(path, .model(parent.modelID)) }
+                try db.run("DELETE FROM artifacts WHERE id = ?", [.text(existing)])
+            }
+            try db.run("""
+                INSERT INTO artifacts (id, parent_id, model_id, path, size, sha256, file_type, mime_type, uri, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(id), .text(parent.id), .text(parent.modelID), .text(path), SQLValue(size), SQLValue(sha256),
+                      SQLValue(fileType?.rawValue), .text(mimeType), SQLValue(uri), .integer(now), .integer(now)])
+            var offset: Int64 = 0
+            for (seq, chunk) in chunks.enumerated() {
+                try db.run("INSERT INTO artifact_chunks (artifact_id, seq, sha256, size, offset) VALUES (?, ?, ?, ?, ?)",
+                           [.text(id), .integer(Int64(seq)), .text(chunk.sha256), .integer(chunk.size), .integer(offset)])
+                offset += chunk.size
+            }
+            try Self.record("artifact.created", namespace: parent.namespace, subject: id,
+                            payload: ["model_id": .string(parent.modelID), "parent_id": .string(parent.id), "path": .string(path),
+                                      "size": size.map { .int($0) } ?? .null, "sha256": .optional(sha256)], at: now, db)
+            guard let artifact = try db.queryFirst("SELECT \(Self.artifactColumns) FROM artifacts a WHERE a.id = ?", [.text(id)],
+                                                   Self.artifact(from:)) else {
+                throw RegistryError.internalFailure("artifact \(id) vanished inside its own transaction")
+            }
+            return artifact
+        }
+    }
+
+    /// The reference form of a parent id (a model's or a version's).
+    static func reference(parentID: String, _ db: SQLiteConnection) throws -> ParentReference {
+        if try db.queryFirst("SELECT 1 FROM models WHERE id = ?", [.text(parentID)], { _ in true }) != nil { return .model(parentID) }
+        return .version(parentID)
+    }
+
+    /// Records a file stored elsewhere: no bytes, just where it is.
+    public func trackArtifact(_ parent: ParentReference, path: String, uri: String, size: Int64?, sha256: String?,
+                              fileType: String?, overwrite: Bool) throws(RegistryError) -> Artifact {
+        try Validation.artifactPath(path)
+        guard (1...4096).contains(uri.utf8.count), let colon = uri.firstIndex(of: ":"), colon != uri.startIndex,
+              !uri.utf8.contains(where: { $0 < 0x20 }) else {
+            throw .invalid(field: "uri", message: "must be an absolute URI such as s3://bucket/key or https://host/file")
+        }
+        if let size, size < 0 { throw .invalid(field: "size", message: "must not be negative") }
+        if let sha256, !BlobStore.isSHA256(sha256.lowercased()) { throw .invalid(field: "sha256", message: "must be 64 hex digits") }
+        let type = try Self.parseFileType(fileType, path: path)
+        let parentID = try reading { db in try Self.requireParent(parent, db).id }
+        return try insertArtifact(parentID: parentID, path: path, overwrite: overwrite, size: size, sha256: sha256?.lowercased(),
+                                  fileType: type, mimeType: FileType.mimeType(path: path), uri: uri, chunks: [])
+    }
+
+    /// Creates an artifact from chunks the store already holds (clients that chunk the same way
+    /// upload only the missing ones first). 400 naming a missing chunk; 422 when sizes or the
+    /// whole-file hash do not add up.
+    public func artifactFromChunks(_ parent: ParentReference, path: String, size: Int64, sha256: String,
+                                   chunks: [ChunkReference], fileType: String?, overwrite: Bool) throws(RegistryError) -> Artifact {
+        try Validation.artifactPath(path)
+        let type = try Self.parseFileType(fileType, path: path)
+        guard BlobStore.isSHA256(sha256.lowercased()) else { throw .invalid(field: "sha256", message: "must be 64 hex digits") }
+        let store = try requireStore()
+        let parentID = try reading { db in try Self.requireParent(parent, db).id }
+        // Pinned first, then checked: garbage collection cannot take a chunk between the two.
+        store.pinExisting(chunks)
+        defer { store.unpin(chunks) }
+        var whole = SHA256()
+        var total: Int64 = 0
+        for (i, chunk) in chunks.enumerated() {
+            guard let stored = store.storedSize(chunk.sha256) else {
+                throw .invalid(field: "chunks[\(i)]", message: "chunk \(chunk.sha256) is not stored; PUT /api/v1/chunks/\(chunk.sha256) first")
+            }
+            guard stored == chunk.size else {
+                throw .mismatch("chunks[\(i)] (\(chunk.sha256)) holds \(stored) bytes, not \(chunk.size)")
+            }
+            total += stored
+            do {
+                try store.read(chunk.sha256) { whole.update(bufferPointer: $0) }
+            } catch {
+                throw RegistryError.from(error)
+            }
+        }
+        guard total == size else { throw .mismatch("the chunks add up to \(total) bytes, not \(size)") }
+        let actual = BlobStore.hex(whole.finalize())
+        guard actual == sha256.lowercased() else { throw .mismatch("the chunks hash to \(actual), not \(sha256.lowercased())") }
+        return try insertArtifact(parentID: parentID, path: path, overwrite: overwrite, size: size, sha256: actual, fileType: type,
+                                  mimeType: FileType.mimeType(path: path), uri: nil, chunks: chunks)
+    }
+
+    /// The artifact at a path, with its chunks, or 404.
+    public func artifact(_ parent: ParentReference, path: String) throws(RegistryError) -> Artifact {
+        try Validation.artifactPath(path)
+        return try reading { db in
+            let resolved = try Self.requireParent(parent, db)
+            guard var artifact = try db.queryFirst("SELECT \(Self.artifactColumns) FROM artifacts a WHERE a.parent_id = ? AND a.path = ?",
+                                                   [.text(resolved.id), .text(path)], Self.artifact(from:)) else {
+                throw RegistryError.notFound("\(parent) has no artifact at \(path)")
+            }
+            artifact.chunks = try db.query("SELECT sha256, size FROM artifact_chunks WHERE artifact_id = ? ORDER BY seq",
+                                           [.text(artifact.id)]) { ChunkReference(sha256: $0.text(0), size: $0.int64(1)) }
+            return artifact
+        }
+    }
+
+    /// One page of a parent's artifacts, ordered by path; `prefix` keeps those under a folder.
+    public func listArtifacts(_ parent: ParentReference, prefix: String? = nil, page: PageRequest) throws(RegistryError) -> Page<Artifact> {
+        try Self.validatePage(page)
+        let cursor = try page.token.map { token throws(RegistryError) in
+            try PageCursor.decode(token, order: "path", descending: false, count: 1)
+        }
+        var clauses = ["a.parent_id = ?"]
+        var arguments: [SQLValue] = []
+        if let prefix, !prefix.isEmpty {
+            // Everything from "prefix" up to, not including, the next string after all that start with it.
+            clauses.append("a.path >= ? AND a.path < ?")
+            arguments.append(.text(prefix))
+            arguments.append(.text(prefix + "\u{10FFFF}"))
+        }
+        let tail = Self.pageClause(columns: ["a.path"], descending: false, cursor: cursor, size: page.size,
+                                   clauses: &clauses, arguments: &arguments)
+        let rows = try reading { db in
+            let resolved = try Self.requireParent(parent, db)
+            return try db.query("SELECT \(Self.artifactColumns) FROM artifacts a \(tail)", [.text(resolved.id)] + arguments,
+                                Self.artifact(from:))
+        }
+        return Self.page(rows, size: page.size, order: "path", descending: false) { [.text($0.path)] }
+    }
+
+    /// Removes an artifact's record; its chunks go at the next garbage collection if nothing else uses them.
+    public func deleteArtifact(_ parent: ParentReference, path: String) throws(RegistryError) {
+        try Validation.artifactPath(path)
+        let now = Clock.nowMilliseconds()
+        try writing { db in
+            let resolved = try Self.requireParent(parent, db)
+            guard let id = try db.queryFirst("DELETE FROM artifacts WHERE parent_id = ? AND path = ? RETURNING id",
+                                             [.text(resolved.id), .text(path)], { $0.text(0) }) else {
+                throw RegistryError.notFound("\(parent) has no artifact at \(path)")
+            }
+            try Self.record("artifact.deleted", namespace: resolved.namespace, subject: id,
+                            payload: ["model_id": .string(resolved.modelID), "parent_id": .string(resolved.id), "path": .string(path)],
+                            at: now, db)
+        }
+    }
+
+    /// Whether any manifest uses a chunk (garbage collection's question).
+    public func isChunkReferenced(_ sha256: String) throws -> Bool {
+        try database.read { db in
+            try db.queryFirst("SELECT 1 FROM artifact_chunks WHERE sha256 = ? LIMIT 1", [.text(sha256)]) { _ in true } != nil
+        }
+    }
+}
