@@ -47,6 +47,7 @@ CREATE TABLE upload_sessions (
     file_type  TEXT,
     overwrite  INTEGER NOT NULL DEFAULT 0,
     received   INTEGER NOT NULL DEFAULT 0,
+    artifact_id TEXT,              -- set once complete; the session stays until it expires
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 ) STRICT;

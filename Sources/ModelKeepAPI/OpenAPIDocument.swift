@@ -36,7 +36,8 @@ public enum OpenAPIDocument {
     ]
 
     static let operations: [Operation] = modelOperations + versionOperations + tagOperations + metricOperations
-        + metadataOperations + eventOperations + artifactOperations + chunkOperations + operationalOperations
+        + metadataOperations + eventOperations + artifactOperations + chunkOperations + uploadOperations
+        + operationalOperations
 
     static let artifactOperations: [Operation] = ["/api/v1/models/{id}", "/api/v1/versions/{version_id}"].flatMap { base in
         [
@@ -61,6 +62,20 @@ public enum OpenAPIDocument {
                       body: "ArtifactCreate", responses: [(201, "ArtifactEnvelope")]),
         ]
     }
+
+    static let uploadOperations: [Operation] = [
+        Operation(method: "POST", path: "/api/v1/uploads",
+                  summary: "Open a resumable upload of an artifact of `size` bytes (checked like a direct upload: 404, 409, 413). The session survives restarts and expires after upload_session_hours without progress.",
+                  tag: "uploads", body: "UploadCreate", responses: [(201, "UploadSession")]),
+        Operation(method: "PATCH", path: "/api/v1/uploads/{upload_id}",
+                  summary: "Append the next bytes; the Upload-Offset header must equal the session's offset (409 otherwise, with the right one in Upload-Offset). 204 with the new Upload-Offset; the last piece completes the artifact (Location names it), verified like a direct upload (422).",
+                  tag: "uploads", body: "Bytes", responses: [(204, nil)]),
+        Operation(method: "GET", path: "/api/v1/uploads/{upload_id}",
+                  summary: "Where an upload stands (also in Upload-Offset); HEAD works too. 404 when unknown or expired.",
+                  tag: "uploads", responses: [(200, "UploadSession")]),
+        Operation(method: "DELETE", path: "/api/v1/uploads/{upload_id}", summary: "Abandon an upload and drop its bytes.",
+                  tag: "uploads", responses: [(204, nil)]),
+    ]
 
     static let chunkOperations: [Operation] = [
         Operation(method: "POST", path: "/api/v1/chunks/missing",

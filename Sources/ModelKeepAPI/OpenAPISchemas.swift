@@ -94,6 +94,18 @@ enum OpenAPISchemas {
         "ChunkList": object(["chunks": ["type": "array", "items": ["type": "string", "pattern": "^[0-9a-fA-F]{64}$"]]],
                             required: ["chunks"]),
         "MissingChunks": object(["missing": ["type": "array", "items": string]], required: ["missing"]),
+        "UploadCreate": object([
+            "parent": ["type": "string", "description": "models/{id} or versions/{version_id}"],
+            "path": string, "size": ["type": "integer", "minimum": 0],
+            "sha256": ["type": "string", "pattern": "^[0-9a-fA-F]{64}$"],
+            "file_type": ["type": "string", "enum": ["model", "checkpoint", "text", "image", "audio", "video"]],
+            "overwrite": ["type": "boolean", "default": false],
+        ], required: ["parent", "path", "size"]),
+        "UploadSession": object([
+            "upload_id": string, "parent_id": string, "path": string, "size": ["type": "integer"], "offset": ["type": "integer"],
+            "sha256": nullableString, "complete": ["type": "boolean"], "created_at": time, "expires_at": time,
+            "artifact": ref("Artifact"),
+        ], required: ["upload_id", "parent_id", "path", "size", "offset", "complete", "created_at", "expires_at"]),
         "ChunkStored": object(["sha256": string, "size": ["type": "integer"]], required: ["sha256", "size"]),
         "MetricValue": ["oneOf": [["type": "number"], ["type": "string"],
                                   object(["bytes": ["type": "string", "contentEncoding": "base64"]], required: ["bytes"])],

@@ -1,5 +1,6 @@
 import ModelKeepJSON
 import ModelKeepStorage
+import ModelKeepSync
 
 /// The registry's rules over the store: models, versions, unique tags, stages and metadata.
 /// Every dialect (native REST, MLflow, HUB) goes through this type, so a model created in one
@@ -29,6 +30,8 @@ public final class ModelRegistry: Sendable {
     public let limits: Limits
     /// Signalled after every committed write; long-polling feed readers wait on it.
     public let changes = ChangeSignal()
+    /// Resumable uploads being appended to right now (one request per session at a time).
+    let activeUploads = Locked<Set<String>>([])
 
     public init(database: Database, store: BlobStore? = nil, limits: Limits = Limits()) {
         self.database = database

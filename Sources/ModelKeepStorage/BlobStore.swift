@@ -26,6 +26,7 @@ public final class BlobStore: Sendable {
     public let blobsPath: String
     public let temporaryPath: String
     public let quarantinePath: String
+    public let uploadsPath: String
     private let pins = Locked<[String: Int]>([:])
 
     public init(directory: DataDirectory) throws {
@@ -33,7 +34,8 @@ public final class BlobStore: Sendable {
         blobsPath = directory.url.appending(path: "blobs/sha256").path
         temporaryPath = directory.url.appending(path: "tmp").path
         quarantinePath = directory.url.appending(path: "quarantine").path
-        for path in [blobsPath, temporaryPath, quarantinePath] {
+        uploadsPath = directory.url.appending(path: "uploads").path
+        for path in [blobsPath, temporaryPath, quarantinePath, uploadsPath] {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
     }
@@ -181,6 +183,24 @@ public final class BlobStore: Sendable {
         }
         return reclaimed
     }
+
+    // MARK: Resumable upload files
+
+    /// The file holding a resumable upload's bytes so far.
+    public func partPath(_ uploadID: String) -> String { "\(uploadsPath)/\(uploadID).part" }
+
+    /// Cuts a session's file back to the bytes the database says were received (a crash may
+    /// have left more), creating it when missing.
+    public func resetPart(_ uploadID: String, to length: Int64) throws {
+        try FileIO.truncateOrCreate(partPath(uploadID), length: length)
+    }
+
+    /// Appends bytes to a session's file and makes them durable before returning.
+    public func appendPart(_ uploadID: String, _ pieces: () throws -> [UInt8]?) throws -> Int64 {
+        try FileIO.appendDurably(partPath(uploadID), pieces)
+    }
+
+    public func removePart(_ uploadID: String) { FileIO.remove(partPath(uploadID)) }
 
     /// Moves a corrupt chunk out of `blobs/` into `quarantine/`, keeping its bytes.
     public func quarantine(_ sha256: String) throws {

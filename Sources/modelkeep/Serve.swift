@@ -63,6 +63,7 @@ struct Serve: ParsableCommand {
         logger.info("modelkeep listening on http://\(shown):\(port) with data in \(directory.path)")
 
         let pruning = schedulePruning(registry, settings: settings, logger: logger)
+        let collecting = scheduleGarbageCollection(registry, settings: settings, logger: logger)
 
         let stop = DispatchSemaphore(value: 0)
         let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
@@ -75,6 +76,7 @@ struct Serve: ParsableCommand {
         stop.wait()
         logger.info("stopping: finishing in-flight requests (up to \(settings.shutdownGraceMilliseconds) ms)")
         pruning?.cancel()
+        collecting?.cancel()
         registry.changes.close()  // long-polling feed readers answer now instead of holding shutdown up
         server.shutdown()
         signals.forEach { $0.cancel() }
@@ -96,6 +98,24 @@ func schedulePruning(_ registry: ModelRegistry, settings: Settings, logger: Logg
             if pruned > 0 { logger.info("pruned \(pruned) change-feed events older than \(settings.eventRetentionDays) days") }
         } catch {
             logger.warning("pruning change-feed events failed: \(error)")
+        }
+    }
+    timer.resume()
+    return timer
+}
+
+/// Collects garbage every gc_interval_minutes (nil when off), first after one interval.
+func scheduleGarbageCollection(_ registry: ModelRegistry, settings: Settings, logger: Logger) -> DispatchSourceTimer? {
+    guard settings.gcIntervalMinutes > 0 else { return nil }
+    let interval = settings.gcIntervalMinutes * 60
+    let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
+    timer.schedule(deadline: .now() + .seconds(interval), repeating: .seconds(interval))
+    timer.setEventHandler {
+        do {
+            let report = try registry.collectGarbage(graceSeconds: Double(settings.gcGraceMinutes) * 60)
+            logger.info("gc: removed \(report.chunksRemoved) chunk(s) (\(report.chunkBytes) bytes), expired \(report.sessionsExpired) upload(s)")
+        } catch {
+            logger.warning("gc failed: \(error)")
         }
     }
     timer.resume()

@@ -29,6 +29,9 @@ struct Settings: Sendable {
     var maxEventWaitSeconds = 60
     var eventRetentionDays = 30
     var maxArtifactBytes: Int64 = 1 << 40
+    var uploadSessionHours = 24
+    var gcIntervalMinutes = 60
+    var gcGraceMinutes = 60
 
     /// One setting: its key (config file), how it is parsed, and what it means.
     struct Spec: Sendable {
@@ -70,6 +73,9 @@ struct Settings: Sendable {
         Spec(key: "max_metric_points_per_request", help: "Most metric points one request may carry (413 beyond).") { $0.maxMetricPointsPerRequest = try int($1, "max_metric_points_per_request", 1...1_000_000) },
         Spec(key: "max_event_wait_seconds", help: "Longest a change-feed request may wait for an event.") { $0.maxEventWaitSeconds = try int($1, "max_event_wait_seconds", 0...3600) },
         Spec(key: "max_artifact_bytes", help: "Largest artifact upload; larger ones get 413 (before the body when Content-Length says so).") { $0.maxArtifactBytes = Int64(try int($1, "max_artifact_bytes", 1...Int.max)) },
+        Spec(key: "upload_session_hours", help: "A resumable upload with no progress for this long expires; gc reclaims its bytes.") { $0.uploadSessionHours = try int($1, "upload_session_hours", 1...8760) },
+        Spec(key: "gc_interval_minutes", help: "How often serve collects garbage (unreferenced chunks, expired uploads); 0 turns it off.") { $0.gcIntervalMinutes = try int($1, "gc_interval_minutes", 0...525_600) },
+        Spec(key: "gc_grace_minutes", help: "Garbage younger than this is kept, so uploads in flight are never harmed.") { $0.gcGraceMinutes = try int($1, "gc_grace_minutes", 0...525_600) },
         Spec(key: "event_retention_days", help: "Change-feed events older than this are pruned hourly; 0 keeps them forever.") { $0.eventRetentionDays = try int($1, "event_retention_days", 0...36500) },
     ]
 
@@ -150,6 +156,7 @@ struct Settings: Sendable {
         l.maxMetricPointsPerRequest = maxMetricPointsPerRequest
         l.maxEventWaitMilliseconds = maxEventWaitSeconds * 1000
         l.maxArtifactBytes = maxArtifactBytes
+        l.uploadSessionLifetimeMilliseconds = Int64(uploadSessionHours) * 3_600_000
         return l
     }
 }

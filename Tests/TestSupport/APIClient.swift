@@ -72,7 +72,15 @@ public final class APIClient: @unchecked Sendable {
                                        framing: body.map { .length(Int64($0.count)) } ?? .none, keepAlive: true,
                                        expectsContinue: false)
             let prepared = server.registry.router.prepare(head)
-            let response = prepared.respond(body: .buffered(body ?? []), remoteAddress: "127.0.0.1")
+            var requestBody = RequestBody.buffered(body ?? [])
+            if prepared.bodyMode == .stream {
+                // Hand the bytes over in pieces, as a socket would.
+                var pieces = stride(from: 0, to: body?.count ?? 0, by: 65_536).map { Array(body![$0..<min(body!.count, $0 + 65_536)]) }
+                requestBody = .stream(RequestBodyStream(expectedLength: Int64(body?.count ?? 0)) {
+                    pieces.isEmpty ? nil : pieces.removeFirst()
+                })
+            }
+            let response = prepared.respond(body: requestBody, remoteAddress: "127.0.0.1")
             var bytes: [UInt8] = []
             if case .bytes(let b) = response.body, method != "HEAD" { bytes = b }
             return APIResponse(status: response.status, headers: response.headers.fields, body: bytes)

@@ -8,13 +8,16 @@ import ModelKeepStorage
 
 /// A registry with its own temp data directory, migrated, with the native router over it.
 public final class TestRegistry: @unchecked Sendable {
-    public let directory = TemporaryDirectory("modelkeep-registry")
+    public let directory: TemporaryDirectory
     public let database: Database
     public let store: BlobStore
     public let registry: ModelRegistry
     public let router: Router
 
-    public init(limits: ModelRegistry.Limits = ModelRegistry.Limits(), options: Database.Options = Database.Options()) throws {
+    /// A registry over `directory` (a fresh one by default; pass another's to reopen its data, as after a restart).
+    public init(limits: ModelRegistry.Limits = ModelRegistry.Limits(), options: Database.Options = Database.Options(),
+                directory: TemporaryDirectory = TemporaryDirectory("modelkeep-registry")) throws {
+        self.directory = directory
         let data = DataDirectory(path: directory.path)
         database = try data.openDatabase(options: options)
         try MigrationRunner().migrate(database)
@@ -29,8 +32,9 @@ public final class TestServer: @unchecked Sendable {
     public let registry: TestRegistry
     public let server: HTTPServer
 
-    public init(configure: (inout HTTPServerConfiguration) -> Void = { _ in }, limits: ModelRegistry.Limits = ModelRegistry.Limits()) throws {
-        registry = try TestRegistry(limits: limits)
+    public init(configure: (inout HTTPServerConfiguration) -> Void = { _ in }, limits: ModelRegistry.Limits = ModelRegistry.Limits(),
+                directory: TemporaryDirectory? = nil) throws {
+        registry = try directory.map { try TestRegistry(limits: limits, directory: $0) } ?? TestRegistry(limits: limits)
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
         configuration.accessLog = false

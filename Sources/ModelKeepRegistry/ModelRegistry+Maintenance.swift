@@ -1,0 +1,139 @@
+import Crypto
+import Foundation
+import ModelKeepStorage
+
+/// What a garbage collection reclaimed.
+public struct GarbageReport: Sendable, Equatable {
+    public var chunksRemoved = 0
+    public var chunkBytes: Int64 = 0
+    public var chunksKept = 0
+    public var sessionsExpired = 0
+    public var stagingBytes: Int64 = 0
+}
+
+/// What a consistency check found.
+public struct FsckReport: Sendable {
+    public var chunksChecked = 0
+    public var artifactsChecked = 0
+    /// One line per problem, for people.
+    public var problems: [String] = []
+    /// Chunks moved to quarantine and artifacts marked corrupt by `repair`.
+    public var repairs: [String] = []
+}
+
+extension ModelRegistry {
+    /// Removes chunks no manifest uses, expired resumable uploads and stale staging
+    /// directories. Anything younger than `graceSeconds` is left alone, and chunks pinned by
+    /// uploads in flight are never touched, so a running upload is never harmed.
+    public func collectGarbage(graceSeconds: TimeInterval) throws(RegistryError) -> GarbageReport {
+        let store = try requireStore()
+        var report = GarbageReport()
+        report.stagingBytes = store.clearStaging(olderThan: graceSeconds)
+        let now = Clock.nowMilliseconds()
+        let expired = try writing { db in
+            try db.query("DELETE FROM upload_sessions WHERE expires_at <= ? RETURNING id", [.integer(now)]) { $0.text(0) }
+        }
+        for id in expired { store.removePart(id) }
+        report.sessionsExpired = expired.count
+        do {
+            for chunk in store.allChunks() where chunk.age >= graceSeconds {
+                let reclaimed = try store.removeIfUnreferenced(chunk.sha256) { try !isChunkReferenced(chunk.sha256) }
+                if reclaimed > 0 {
+                    report.chunksRemoved += 1
+                    report.chunkBytes += reclaimed
+                } else {
+                    report.chunksKept += 1
+                }
+            }
+        } catch {
+            throw RegistryError.from(error)
+        }
+        return report
+    }
+
+    /// Re-hashes every chunk, checks every manifest's chunks exist and add up to its size
+    /// (`full`: and to its whole-file SHA-256), and that every chunk has a referrer. With
+    /// `repair`, corrupt chunks move to quarantine/ and the artifacts using them are marked
+    /// corrupt; nothing is deleted.
+    public func fsck(full: Bool, repair: Bool) throws(RegistryError) -> FsckReport {
+        let store = try requireStore()
+        var report = FsckReport()
+        var corrupt = Set<String>()
+        do {
+            let chunks = store.allChunks()
+            for chunk in chunks {
+                report.chunksChecked += 1
+                var hasher = SHA256()
+                try store.read(chunk.sha256) { hasher.update(bufferPointer: $0) }
+                let actual = BlobStore.hex(hasher.finalize())
+                if actual != chunk.sha256 {
+                    corrupt.insert(chunk.sha256)
+                    report.problems.append("chunk \(chunk.sha256) is corrupt: its bytes hash to \(actual)")
+                } else if try !isChunkReferenced(chunk.sha256) {
+                    report.problems.append("chunk \(chunk.sha256) is used by no artifact (gc removes it)")
+                }
+            }
+            let artifacts = try database.read { db in
+                try db.query("SELECT id, path, size, sha256, state FROM artifacts WHERE uri IS NULL ORDER BY id") {
+                    (id: $0.text(0), path: $0.text(1), size: $0.int64(2), sha256: $0.text(3), state: $0.text(4))
+                }.map { ArtifactCheck(id: $0.id, path: $0.path, size: $0.size, sha256: $0.sha256, state: $0.state) }
+            }
+            for artifact in artifacts {
+                report.artifactsChecked += 1
+                let manifest = try database.read { db in
+                    try db.query("SELECT sha256, size FROM artifact_chunks WHERE artifact_id = ? ORDER BY seq", [.text(artifact.id)]) {
+                        ChunkReference(sha256: $0.text(0), size: $0.int64(1))
+                    }
+                }
+                var damaged = false
+                var total: Int64 = 0
+                for chunk in manifest {
+                    total += chunk.size
+                    if corrupt.contains(chunk.sha256) {
+                        damaged = true
+                    } else if store.storedSize(chunk.sha256) != chunk.size {
+                        damaged = true
+                        report.problems.append("artifact \(artifact.id) (\(artifact.path)): chunk \(chunk.sha256) is missing or has the wrong size")
+                    }
+                }
+                if total != artifact.size {
+                    damaged = true
+                    report.problems.append("artifact \(artifact.id) (\(artifact.path)): chunks add up to \(total) bytes, not \(artifact.size)")
+                }
+                if full && !damaged {
+                    var hasher = SHA256()
+                    for chunk in manifest { try store.read(chunk.sha256) { hasher.update(bufferPointer: $0) } }
+                    let actual = BlobStore.hex(hasher.finalize())
+                    if actual != artifact.sha256 {
+                        damaged = true
+                        report.problems.append("artifact \(artifact.id) (\(artifact.path)): its bytes hash to \(actual), not \(artifact.sha256)")
+                    }
+                }
+                if damaged && corrupt.isDisjoint(with: manifest.map(\.sha256)) == false {
+                    report.problems.append("artifact \(artifact.id) (\(artifact.path)) uses a corrupt chunk")
+                }
+                if damaged && repair && artifact.state != "corrupt" {
+                    try database.write { db in try db.run("UPDATE artifacts SET state = 'corrupt' WHERE id = ?", [.text(artifact.id)]) }
+                    report.repairs.append("marked artifact \(artifact.id) (\(artifact.path)) corrupt")
+                }
+            }
+            if repair {
+                for sha in corrupt.sorted() {
+                    try store.quarantine(sha)
+                    report.repairs.append("moved corrupt chunk \(sha) to quarantine/")
+                }
+            }
+        } catch {
+            throw RegistryError.from(error)
+        }
+        return report
+    }
+}
+
+private struct ArtifactCheck: Sendable {
+    let id: String
+    let path: String
+    let size: Int64
+    let sha256: String
+    let state: String
+}

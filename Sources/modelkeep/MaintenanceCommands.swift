@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import ModelKeepRegistry
+import ModelKeepStorage
+
+/// Runs an offline command on a data directory: under its lock (no server may be running on
+/// it), with the migrated database and the store.
+func withRegistry<T>(_ settings: Settings, _ body: (ModelRegistry) throws -> T) throws -> T {
+    let directory = DataDirectory(path: settings.dataDir)
+    guard FileManager.default.fileExists(atPath: directory.databasePath) else {
+        throw ValidationError("no ModelKeep data in \(directory.path) (no modelkeep.db)")
+    }
+    let lock = try directory.lock()
+    let database = try directory.openDatabase(options: settings.databaseOptions)
+    try MigrationRunner().migrate(database)
+    let store = try BlobStore(directory: directory)
+    let result = try body(ModelRegistry(database: database, store: store, limits: settings.registryLimits))
+    _ = consume lock  // held until here: released only after the work is done
+    return result
+}
+
+struct GC: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Remove chunks no artifact uses, expired resumable uploads and leftover temporary files.",
+        discussion: """
+            Works on a stopped server's data directory (serve runs the same collection every \
+            gc_interval_minutes by itself). Anything younger than the grace period is kept.
+            """
+    )
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(name: .customLong("grace-minutes"), help: "Keep anything younger than this (default: the gc_grace_minutes setting).")
+    var graceMinutes: Int?
+
+    func run() throws {
+        do {
+            let settings = try common.settings()
+            let grace = Double(graceMinutes ?? settings.gcGraceMinutes) * 60
+            let report = try withRegistry(settings) { try $0.collectGarbage(graceSeconds: grace) }
+            print("removed \(report.chunksRemoved) unreferenced chunk(s), \(report.chunkBytes) bytes; kept \(report.chunksKept)")
+            print("expired \(report.sessionsExpired) resumable upload(s); removed \(report.stagingBytes) bytes of temporary files")
+        } catch {
+            fail("\(error)")
+        }
+    }
+}
+
+struct Fsck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fsck",
+        abstract: "Check the artifact store: re-hash every chunk, check every manifest; exit 1 on any problem.",
+        discussion: "Works on a stopped server's data directory."
+    )
+
+    @OptionGroup var common: CommonOptions
+
+    @Flag(help: "Also re-hash every artifact whole against its recorded SHA-256.")
+    var full = false
+
+    @Flag(help: "Move corrupt chunks to quarantine/ and mark the artifacts using them corrupt (nothing is deleted).")
+    var repair = false
+
+    func run() throws {
+        let report: FsckReport
+        do {
+            let settings = try common.settings()
+            report = try withRegistry(settings) { [full, repair] in try $0.fsck(full: full, repair: repair) }
+        } catch {
+            fail("\(error)")
+        }
+        for problem in report.problems { print("problem: \(problem)") }
+        for repair in report.repairs { print("repaired: \(repair)") }
+        print("checked \(report.chunksChecked) chunk(s) and \(report.artifactsChecked) artifact(s): \(report.problems.count) problem(s)")
+        if !report.problems.isEmpty { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,351 @@
+import Crypto
+import Foundation
+import Testing
+import TestSupport
+import ModelKeepJSON
+import ModelKeepRegistry
+import ModelKeepStorage
+
+func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined() }
+
+func pseudoRandom(_ count: Int, seed: UInt64) -> [UInt8] {
+    var state = seed | 1
+    return (0..<count).map { _ in
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return UInt8(truncatingIfNeeded: state)
+    }
+}
+
+/// Counts the chunk files in a store.
+func blobCount(_ registry: TestRegistry) -> Int { registry.store.allChunks().count }
+
+@Suite("Artifacts API")
+struct ArtifactRoutesTests {
+    @Test("uploads of every size come back byte for byte", arguments: [0, 1, 4095, 300_000, 5_000_000])
+    func roundTrip(size: Int) throws {
+        let api = try APIClient(.socket)
+        let id = try api.createModel("m")
+        let data = pseudoRandom(size, seed: UInt64(size) + 1)
+        let put = try api.send("PUT", "/api/v1/models/\(id)/artifacts/weights/best.pt", raw: data,
+                               headers: ["X-Checksum-Sha256": sha256Hex(data)])
+        #expect(put.status == 201)
+        #expect(put["artifact"]?["size"]?.int == size)
+        #expect(put["artifact"]?["sha256"]?.string == sha256Hex(data))
+        #expect(put["artifact"]?["file_type"]?.string == "model")
+        #expect(put.header("Location") == "/api/v1/models/\(id)/artifacts/weights/best.pt")
+        let get = try api.get("/api/v1/models/\(id)/artifacts/weights/best.pt")
+        #expect(get.status == 200)
+        #expect(get.body == data)
+        #expect(get.header("ETag") == "\"\(sha256Hex(data))\"")
+        #expect(get.header("Accept-Ranges") == "bytes")
+        #expect(try api.get("/api/v1/models/\(id)/artifacts")["artifacts"]?[0]?["path"]?.string == "weights/best.pt")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: api.registry.store.temporaryPath).isEmpty)
+    }
+
+    @Test("a chunked request body, Content-MD5 and a guessed MIME type")
+    func chunkedAndMD5() throws {
+        let server = try TestServer()
+        let api = try APIClient(.socket, server: server)
+        let id = try api.createModel("m")
+        let data = Array(#"{"layers": 12}"#.utf8)
+        let md5 = Data(Insecure.MD5.hash(data: data)).base64EncodedString()
+        let client = try server.client()
+        try client.send("PUT /api/v1/models/\(id)/artifacts/config.json HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-MD5: \(md5)\r\n\r\n"
+            + "5\r\n{\"lay\r\n9\r\ners\": 12}\r\n0\r\n\r\n")
+        let response = try client.readResponse()
+        #expect(response.status == 201)
+        let get = try api.get("/api/v1/models/\(id)/artifacts/config.json")
+        #expect(get.body == data)
+        #expect(get.header("Content-Type") == "application/json")
+        #expect(try api.get("/api/v1/models/\(id)/artifacts")["artifacts"]?[0]?["file_type"]?.string == "text")
+    }
+
+    @Test("a checksum mismatch is 422 and nothing is recorded or stored")
+    func checksumMismatch() throws {
+        let api = try APIClient(.socket)
+        let id = try api.createModel("m")
+        let data = pseudoRandom(2_000_000, seed: 5)
+        let wrongSHA = try api.send("PUT", "/api/v1/models/\(id)/artifacts/a.bin", raw: data,
+                                    headers: ["X-Checksum-Sha256": String(repeating: "0", count: 64)])
+        #expect(wrongSHA.status == 422)
+        #expect(wrongSHA.errorCode == "mismatch")
+        let wrongMD5 = try api.send("PUT", "/api/v1/models/\(id)/artifacts/a.bin", raw: data,
+                                    headers: ["Content-MD5": Data(Insecure.MD5.hash(data: [1])).base64EncodedString()])
+        #expect(wrongMD5.status == 422)
+        #expect(try api.send("PUT", "/api/v1/models/\(id)/artifacts/a.bin", raw: data, headers: ["X-Checksum-Sha256": "xyz"]).status == 400)
+        #expect(try api.send("PUT", "/api/v1/models/\(id)/artifacts/a.bin", raw: data, headers: ["Content-MD5": "nope"]).status == 400)
+        #expect(try api.get("/api/v1/models/\(id)/artifacts")["artifacts"] == [])
+        #expect(blobCount(api.registry) == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: api.registry.store.temporaryPath).isEmpty)
+    }
+
+    @Test("a client that disconnects mid-body leaves nothing behind")
+    func interruptedBody() throws {
+        let server = try TestServer()
+        let api = try APIClient(.socket, server: server)
+        let id = try api.createModel("m")
+        do {
+            let client = try server.client()
+            try client.send("PUT /api/v1/models/\(id)/artifacts/big.bin HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\n")
+            try client.send(pseudoRandom(3_000_000, seed: 9))
+        }  // the client goes away here
+        // The server notices, answers nothing, and cleans up; the next request sees no trace.
+        var clean = false
+        for _ in 0..<100 where !clean {
+            usleep(20_000)
+            clean = (try? FileManager.default.contentsOfDirectory(atPath: api.registry.store.temporaryPath).isEmpty) ?? false
+        }
+        #expect(clean)
+        #expect(try api.get("/api/v1/models/\(id)/artifacts")["artifacts"] == [])
+        #expect(blobCount(api.registry) == 0)
+    }
+
+    @Test("ranges, conditional requests and HEAD", arguments: Transport.allCases)
+    func ranges(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let id = try api.createModel("m")
+        let data = pseudoRandom(3_000_000, seed: 4)
+        _ = try api.send("PUT", "/api/v1/models/\(id)/artifacts/r.bin", raw: data)
+        let path = "/api/v1/models/\(id)/artifacts/r.bin"
+        func get(_ headers: [String: String]) throws -> APIResponse { try api.send("GET", path, headers: headers) }
+        let middle = try get(["Range": "bytes=1048570-1048590"])
+        #expect(middle.status == 206)
+        #expect(middle.header("Content-Range") == "bytes 1048570-1048590/3000000")
+        if transport == .socket { #expect(middle.body == Array(data[1048570...1048590])) }
+        let suffix = try get(["Range": "bytes=-100"])
+        #expect(suffix.header("Content-Range") == "bytes 2999900-2999999/3000000")
+        if transport == .socket { #expect(suffix.body == Array(data.suffix(100))) }
+        let open = try get(["Range": "bytes=2999000-"])
+        if transport == .socket { #expect(open.body == Array(data[2999000...])) }
+        let past = try get(["Range": "bytes=3000000-"])
+        #expect(past.status == 416)
+        #expect(past.header("Content-Range") == "bytes */3000000")
+        #expect(try get(["Range": "bytes=0-1,5-6"]).status == 200)  // several ranges: the whole file
+        let etag = try #require(try get([:]).header("ETag"))
+        #expect(try get(["If-None-Match": etag]).status == 304)
+        #expect(try get(["If-None-Match": "\"other\""]).status == 200)
+        #expect(try get(["Range": "bytes=0-9", "If-Range": "\"stale\""]).status == 200)
+        let head = try api.send("HEAD", path)
+        #expect(head.status == 200)
+        if transport == .socket { #expect(head.header("Content-Length") == "3000000") }  // the server adds it
+        #expect(head.body.isEmpty)
+    }
+
+    @Test("a path is taken until overwrite=true, and deleting frees it", arguments: Transport.allCases)
+    func overwrite(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let id = try api.createModel("m")
+        let path = "/api/v1/models/\(id)/artifacts/model.onnx"
+        #expect(try api.send("PUT", path, raw: [1, 2, 3]).status == 201)
+        #expect(try api.send("PUT", path, raw: [4, 5]).status == 409)
+        #expect(try api.send("PUT", path + "?overwrite=true", raw: [4, 5]).status == 201)
+        if transport == .socket { #expect(try api.get(path).body == [4, 5]) }
+        #expect(try api.delete(path).status == 204)
+        #expect(try api.get(path).status == 404)
+        #expect(try api.delete(path).status == 404)
+        #expect(try api.send("PUT", path, raw: [6]).status == 201)
+    }
+
+    @Test("paths that could escape are refused", arguments: ["a/../b", "%2e%2e/etc/passwd", "a/%2E%2E/b", "a\\\\b", "a//b", "a/./b",
+                                                            "a%00b", "a%0Ab", "x/", "%2Fetc"])
+    func pathValidation(path: String) throws {
+        let api = try APIClient(.socket)
+        let id = try api.createModel("m")
+        let response = try api.send("PUT", "/api/v1/models/\(id)/artifacts/\(path)", raw: [1])
+        #expect(response.status == 400 || response.status == 404, "\(path)")
+        #expect(blobCount(api.registry) == 0)
+    }
+
+    @Test("identical content is stored once across parents and models")
+    func dedupeAcrossParents() throws {
+        let api = try APIClient(.socket)
+        let data = pseudoRandom(3_000_000, seed: 12)
+        let first = try api.createModel("a")
+        _ = try api.send("PUT", "/api/v1/models/\(first)/artifacts/w.bin", raw: data)
+        let stored = blobCount(api.registry)
+        #expect(stored > 1)
+        let second = try api.createModel("b")
+        let version = try api.post("/api/v1/models/\(second)/versions", [:])["version"]?["id"]?.string ?? ""
+        #expect(try api.send("PUT", "/api/v1/versions/\(version)/artifacts/copy.bin", raw: data).status == 201)
+        #expect(try api.send("PUT", "/api/v1/models/\(second)/artifacts/again.bin", raw: data).status == 201)
+        #expect(blobCount(api.registry) == stored)
+        #expect(try api.get("/api/v1/versions/\(version)/artifacts/copy.bin").body == data)
+    }
+
+    @Test("tracked artifacts redirect when they can and say why when not", arguments: Transport.allCases)
+    func tracked(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let id = try api.createModel("m")
+        let web = try api.post("/api/v1/models/\(id)/artifacts", ["path": "big.safetensors", "uri": "https://example.org/big.safetensors",
+                                                                   "size": 123, "file_type": "model"])
+        #expect(web.status == 201)
+        #expect(web["artifact"]?["uri"]?.string == "https://example.org/big.safetensors")
+        let redirect = try api.get("/api/v1/models/\(id)/artifacts/big.safetensors")
+        #expect(redirect.status == 307)
+        #expect(redirect.header("Location") == "https://example.org/big.safetensors")
+        _ = try api.post("/api/v1/models/\(id)/artifacts", ["path": "s3.bin", "uri": "s3://bucket/key"])
+        #expect(try api.get("/api/v1/models/\(id)/artifacts/s3.bin").status == 409)
+        #expect(try api.post("/api/v1/models/\(id)/artifacts", ["path": "x", "uri": "not a uri"]).status == 400)
+        #expect(try api.post("/api/v1/models/\(id)/artifacts", ["path": "x", "uri": "s3://b/k", "sha256": "zz"]).status == 400)
+        #expect(try api.post("/api/v1/models/\(id)/artifacts", ["path": "x"]).status == 400)
+        #expect(try api.post("/api/v1/models/\(id)/artifacts", ["path": "big.safetensors", "uri": "https://e/x"]).status == 409)
+    }
+
+    @Test("the chunk API uploads only what is missing and builds artifacts from stored chunks")
+    func chunkAPI() throws {
+        let api = try APIClient(.socket)
+        let id = try api.createModel("m")
+        let a = pseudoRandom(500_000, seed: 21), b = pseudoRandom(300_000, seed: 22)
+        let shaA = sha256Hex(a), shaB = sha256Hex(b)
+        #expect(try api.post("/api/v1/chunks/missing", ["chunks": [.string(shaA), .string(shaB)]])["missing"] == [.string(shaA), .string(shaB)])
+        #expect(try api.send("PUT", "/api/v1/chunks/\(shaA)", raw: a).status == 201)
+        #expect(try api.send("PUT", "/api/v1/chunks/\(shaA)", raw: a).status == 200)
+        #expect(try api.send("PUT", "/api/v1/chunks/\(shaB)", raw: a).status == 422)
+        #expect(try api.post("/api/v1/chunks/missing", ["chunks": [.string(shaA), .string(shaB)]])["missing"] == [.string(shaB)])
+        let whole = sha256Hex(a + b)
+        let chunks: JSONValue = [["sha256": .string(shaA), "size": 500_000], ["sha256": .string(shaB), "size": 300_000]]
+        let missing = try api.post("/api/v1/models/\(id)/artifacts", ["path": "w.bin", "size": 800_000, "sha256": .string(whole), "chunks": chunks])
+        #expect(missing.status == 400)
+        #expect(missing["error"]?["details"]?["field"]?.string == "chunks[1]")
+        #expect(try api.send("PUT", "/api/v1/chunks/\(shaB)", raw: b).status == 201)
+        #expect(try api.post("/api/v1/models/\(id)/artifacts",
+                             ["path": "w.bin", "size": 800_001, "sha256": .string(whole), "chunks": chunks]).status == 422)
+        #expect(try api.post("/api/v1/models/\(id)/artifacts",
+                             ["path": "w.bin", "size": 800_000, "sha256": .string(shaA), "chunks": chunks]).status == 422)
+        let created = try api.post("/api/v1/models/\(id)/artifacts", ["path": "w.bin", "size": 800_000, "sha256": .string(whole), "chunks": chunks])
+        #expect(created.status == 201)
+        #expect(try api.get("/api/v1/models/\(id)/artifacts/w.bin").body == a + b)
+        #expect(try api.post("/api/v1/chunks/missing", ["chunks": ["nothex"]]).status == 400)
+        #expect(try api.send("PUT", "/api/v1/chunks/abc", raw: [1]).status == 400)
+    }
+
+    @Test("an artifact over max_artifact_bytes is 413 before its body is read")
+    func sizeLimit() throws {
+        var limits = ModelRegistry.Limits()
+        limits.maxArtifactBytes = 1000
+        let server = try TestServer(limits: limits)
+        let api = try APIClient(.socket, server: server)
+        let id = try api.createModel("m")
+        let client = try server.client()
+        try client.send("PUT /api/v1/models/\(id)/artifacts/a.bin HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+        let response = try client.readResponse()
+        #expect(response.status == 413)  // no 100 Continue came first
+        // Chunked bodies have no declared length: they are cut off once past the limit.
+        let chunked = try server.client()
+        let piece = String(repeating: "x", count: 800)
+        try chunked.send("PUT /api/v1/models/\(id)/artifacts/a.bin HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n\(piece)\r\n320\r\n\(piece)\r\n0\r\n\r\n")
+        #expect(try chunked.readResponse().status == 413)
+        #expect(try api.send("PUT", "/api/v1/models/\(id)/artifacts/a.bin", raw: [UInt8](repeating: 1, count: 1000)).status == 201)
+    }
+
+    @Test("a version's hard delete takes its artifacts along, and gc then reclaims their chunks")
+    func deleteAndCollect() throws {
+        let api = try APIClient(.socket)
+        let id = try api.createModel("m")
+        let version = try api.post("/api/v1/models/\(id)/versions", [:])["version"]?["id"]?.string ?? ""
+        let kept = pseudoRandom(1_500_000, seed: 31)
+        _ = try api.send("PUT", "/api/v1/models/\(id)/artifacts/kept.bin", raw: kept)
+        _ = try api.send("PUT", "/api/v1/versions/\(version)/artifacts/gone.bin", raw: pseudoRandom(2_500_000, seed: 32))
+        let before = blobCount(api.registry)
+        // Young garbage is kept for the grace period.
+        #expect(try api.delete("/api/v1/versions/\(version)?hard=true").status == 204)
+        #expect(try api.registry.registry.collectGarbage(graceSeconds: 3600).chunksRemoved == 0)
+        let report = try api.registry.registry.collectGarbage(graceSeconds: 0)
+        #expect(report.chunksRemoved > 0)
+        #expect(blobCount(api.registry) == before - report.chunksRemoved)
+        #expect(try api.get("/api/v1/models/\(id)/artifacts/kept.bin").body == kept)
+        #expect(try api.registry.registry.fsck(full: true, repair: false).problems.isEmpty)
+    }
+
+    @Test("fsck finds a corrupt chunk, and repair quarantines it and marks the artifact")
+    func fsckRepair() throws {
+        let api = try APIClient(.socket)
+        let id = try api.createModel("m")
+        _ = try api.send("PUT", "/api/v1/models/\(id)/artifacts/w.bin", raw: pseudoRandom(1_200_000, seed: 41))
+        let registry = api.registry.registry
+        #expect(try registry.fsck(full: true, repair: false).problems.isEmpty)
+        let victim = try #require(api.registry.store.allChunks().first)
+        let handle = try #require(FileHandle(forWritingAtPath: api.registry.store.path(of: victim.sha256)))
+        try handle.seek(toOffset: 10)
+        try handle.write(contentsOf: Data([0xFF, 0xFE]))
+        try handle.close()
+        let found = try registry.fsck(full: false, repair: false)
+        #expect(found.problems.contains { $0.contains("chunk \(victim.sha256) is corrupt") })
+        let repaired = try registry.fsck(full: false, repair: true)
+        #expect(repaired.repairs.contains { $0.contains("quarantine") })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: api.registry.store.quarantinePath).count == 1)
+        #expect(try api.get("/api/v1/models/\(id)/artifacts")["artifacts"]?[0]?["state"]?.string == "corrupt")
+        #expect(try api.get("/api/v1/models/\(id)/artifacts/w.bin").status == 409)
+    }
+
+    @Test("a resumable upload survives a disconnect and a server restart, then verifies like a direct one")
+    func resumable() throws {
+        let directory = TemporaryDirectory("modelkeep-resume")
+        let data = pseudoRandom(3_000_000, seed: 51)
+        var uploadID = ""
+        var modelID = ""
+        do {
+            let api = try APIClient(.socket, server: try TestServer(directory: directory))
+            modelID = try api.createModel("m")
+            let created = try api.post("/api/v1/uploads", ["parent": .string("models/\(modelID)"), "path": "ckpt/last.pt",
+                                                            "size": .int(data.count), "sha256": .string(sha256Hex(data))])
+            #expect(created.status == 201)
+            uploadID = try #require(created["upload_id"]?.string)
+            let first = try api.send("PATCH", "/api/v1/uploads/\(uploadID)", raw: Array(data[0..<1_000_000]), headers: ["Upload-Offset": "0"])
+            #expect(first.status == 204)
+            #expect(first.header("Upload-Offset") == "1000000")
+            let wrong = try api.send("PATCH", "/api/v1/uploads/\(uploadID)", raw: [1, 2, 3], headers: ["Upload-Offset": "5"])
+            #expect(wrong.status == 409)
+            #expect(wrong.header("Upload-Offset") == "1000000")
+            #expect(try api.send("PATCH", "/api/v1/uploads/\(uploadID)", raw: [1]).status == 400)  // no Upload-Offset
+        }  // the server stops here
+        let api = try APIClient(.socket, server: try TestServer(directory: directory))
+        let status = try api.get("/api/v1/uploads/\(uploadID)")
+        #expect(status["offset"]?.int == 1_000_000)
+        #expect(status.header("Upload-Offset") == "1000000")
+        #expect(try api.send("HEAD", "/api/v1/uploads/\(uploadID)").header("Upload-Offset") == "1000000")
+        let rest = try api.send("PATCH", "/api/v1/uploads/\(uploadID)", raw: Array(data[1_000_000...]), headers: ["Upload-Offset": "1000000"])
+        #expect(rest.status == 204)
+        #expect(rest.header("Upload-Offset") == "3000000")
+        #expect(rest.header("Location") == "/api/v1/models/\(modelID)/artifacts/ckpt/last.pt")
+        #expect(try api.get("/api/v1/models/\(modelID)/artifacts/ckpt/last.pt").body == data)
+        #expect(try api.get("/api/v1/uploads/\(uploadID)")["complete"] == true)
+        #expect(try api.send("PATCH", "/api/v1/uploads/\(uploadID)", raw: [1], headers: ["Upload-Offset": "3000000"]).status == 409)
+    }
+
+    @Test("a resumable upload whose bytes do not match its sha256 is 422 and records nothing")
+    func resumableMismatch() throws {
+        let api = try APIClient(.socket)
+        let id = try api.createModel("m")
+        let created = try api.post("/api/v1/uploads", ["parent": .string("models/\(id)"), "path": "a.bin", "size": 4,
+                                                        "sha256": .string(String(repeating: "a", count: 64))])
+        let upload = try #require(created["upload_id"]?.string)
+        #expect(try api.send("PATCH", "/api/v1/uploads/\(upload)", raw: [1, 2, 3, 4], headers: ["Upload-Offset": "0"]).status == 422)
+        #expect(try api.get("/api/v1/models/\(id)/artifacts")["artifacts"] == [])
+        #expect(try api.get("/api/v1/uploads/\(upload)").status == 404)
+        #expect(try api.send("PATCH", "/api/v1/uploads/\(upload)", raw: [1], headers: ["Upload-Offset": "0"]).status == 404)
+        #expect(try api.post("/api/v1/uploads", ["parent": .string("models/\(id)"), "path": "../x", "size": 1]).status == 400)
+        #expect(try api.post("/api/v1/uploads", ["parent": "nope", "path": "x", "size": 1]).status == 400)
+        #expect(try api.post("/api/v1/uploads", ["parent": "models/missing", "path": "x", "size": 1]).status == 404)
+        let tooMuch = try api.post("/api/v1/uploads", ["parent": .string("models/\(id)"), "path": "b.bin", "size": 2])
+        let tooMuchID = try #require(tooMuch["upload_id"]?.string)
+        #expect(try api.send("PATCH", "/api/v1/uploads/\(tooMuchID)", raw: [1, 2, 3], headers: ["Upload-Offset": "0"]).status == 413)
+        #expect(try api.delete("/api/v1/uploads/\(tooMuchID)").status == 204)
+        #expect(try api.get("/api/v1/uploads/\(tooMuchID)").status == 404)
+    }
+
+    @Test("expired uploads are collected with their bytes")
+    func expiry() throws {
+        var limits = ModelRegistry.Limits()
+        limits.uploadSessionLifetimeMilliseconds = 1
+        let api = try APIClient(.socket, server: try TestServer(limits: limits))
+        let id = try api.createModel("m")
+        let upload = try #require(try api.post("/api/v1/uploads", ["parent": .string("models/\(id)"), "path": "a", "size": 10])["upload_id"]?.string)
+        usleep(5000)
+        #expect(try api.get("/api/v1/uploads/\(upload)").status == 404)
+        #expect(try api.registry.registry.collectGarbage(graceSeconds: 0).sessionsExpired == 1)
+        #expect(!FileManager.default.fileExists(atPath: api.registry.store.partPath(upload)))
+    }
+}
