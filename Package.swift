@@ -17,6 +17,7 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CPlatform"),
 
         // Build-time tool and plugin that compile migrations/*.sql into the binary,
         // so the installed executable needs no files beside it.
@@ -31,7 +32,7 @@ let package = Package(
         ),
         .target(
             name: "ModelKeepStorage",
-            dependencies: ["CSQLite", "ModelKeepSync", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CSQLite", "CPlatform", "ModelKeepSync", .product(name: "Crypto", package: "swift-crypto")],
             plugins: ["EmbedMigrations"]
         ),
         .target(

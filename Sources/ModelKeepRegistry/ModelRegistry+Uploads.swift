@@ -52,7 +52,12 @@ extension ModelRegistry {
                 """, [.text(id), .text(upload.parentID), .text(upload.modelID), .text(path), .integer(size), SQLValue(sha256?.lowercased()),
                       SQLValue(upload.fileType?.rawValue), SQLValue(overwrite), .integer(now),
                       .integer(now + limits.uploadSessionLifetimeMilliseconds)])
-            return try Self.requireSession(id, db)
+            // Read back without the expiry check: a very short lifetime may have passed already.
+            guard let session = try db.queryFirst("SELECT \(Self.sessionColumns) FROM upload_sessions WHERE id = ?", [.text(id)],
+                                                  Self.session(from:)) else {
+                throw RegistryError.internalFailure("upload \(id) vanished inside its own transaction")
+            }
+            return session
         }
     }
 

@@ -58,28 +58,34 @@ public final class BlobStore: Sendable {
         return StagingArea(path: path)
     }
 
-    /// Links every staged chunk not yet stored into `blobs/` (fsyncing the directories it
-    /// changed), restarts the grace period of the ones already stored, and pins them all.
-    /// Call `unpin` after the manifest that uses them has committed (or failed).
+    /// Makes the staged chunks durable, links every one not yet stored into `blobs/`, makes
+    /// the new names durable, restarts the grace period of the chunks already stored, and pins
+    /// them all. Call `unpin` after the manifest that uses them has committed (or failed).
+    ///
+    /// Two syncfs(2) calls do the work of an fsync per chunk file and per directory (chunks
+    /// spread over many `ab/cd/` directories): the first before any name exists, so a chunk's
+    /// bytes are on disk before its name is; the second so the names outlive a crash before
+    /// the manifest commits.
     public func publish(_ chunks: [ChunkReference], from staging: StagingArea) throws {
         pin(chunks)
         do {
-            var changed = Set<String>()
+            try FileIO.syncFilesystem(staging.path)
+            var linked = false
             for chunk in Set(chunks) {
                 let target = path(of: chunk.sha256)
-                let directory = (target as NSString).deletingLastPathComponent
                 if FileIO.size(target) != nil {
                     FileIO.touch(target)
                     continue
                 }
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent,
+                                                        withIntermediateDirectories: true)
                 if try FileIO.linkNoReplace(staging.path(of: chunk.sha256), target) {
-                    changed.insert(directory)
+                    linked = true
                 } else {
                     FileIO.touch(target)
                 }
             }
-            for directory in changed.sorted() { try FileIO.syncDirectory(directory) }
+            if linked { try FileIO.syncFilesystem(blobsPath) }
         } catch {
             unpin(chunks)
             throw error

@@ -1,35 +1,35 @@
 import Crypto
+import Dispatch
 import Foundation
 
 /// Takes an artifact's bytes as they stream in: cuts them into chunks, writes each new chunk
 /// to the upload's staging area, and computes the whole file's SHA-256 (and MD5 when asked)
-/// on the way. Memory stays bounded by the largest chunk, whatever the file's size.
+/// on the way. Memory stays bounded by the largest chunk plus the pieces the whole-file
+/// hasher has not reached yet, whatever the file's size.
 public struct ChunkIngest {
     public let staging: StagingArea
     private var chunker = ContentDefinedChunker()
-    private var whole = SHA256()
-    private var md5: Insecure.MD5?
+    private let whole: WholeFileHasher
     private var staged = Set<String>()
     public private(set) var chunks: [ChunkReference] = []
     public private(set) var size: Int64 = 0
 
     public init(staging: StagingArea, computeMD5: Bool) {
         self.staging = staging
-        md5 = computeMD5 ? Insecure.MD5() : nil
+        whole = WholeFileHasher(computeMD5: computeMD5)
     }
 
     /// Adds the next bytes of the file.
-    public mutating func append(_ bytes: UnsafeRawBufferPointer) throws {
-        whole.update(bufferPointer: bytes)
-        md5?.update(bufferPointer: bytes)
+    public mutating func append(_ bytes: [UInt8]) throws {
+        whole.update(bytes)
         size += Int64(bytes.count)
         var completed: [[UInt8]] = []
-        chunker.feed(bytes) { completed.append($0) }
+        bytes.withUnsafeBytes { chunker.feed($0) { completed.append($0) } }
         for chunk in completed { try stage(chunk) }
     }
 
-    public mutating func append(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { try append($0) }
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) throws {
+        try append(Array(bytes))
     }
 
     /// Ends the file: stages the last chunk and returns the totals.
@@ -37,15 +37,46 @@ public struct ChunkIngest {
         var last: [UInt8]?
         chunker.finish { last = $0 }
         if let last { try stage(last) }
-        return IngestResult(size: size, sha256: BlobStore.hex(whole.finalize()),
-                            md5: md5.map { Data($0.finalize()).base64EncodedString() }, chunks: chunks)
+        let (sha256, md5) = whole.finish()
+        return IngestResult(size: size, sha256: sha256, md5: md5, chunks: chunks)
     }
 
     private mutating func stage(_ chunk: [UInt8]) throws {
         let sha = BlobStore.hex(SHA256.hash(data: chunk))
         chunks.append(ChunkReference(sha256: sha, size: Int64(chunk.count)))
         guard staged.insert(sha).inserted else { return }  // repeated within the file
-        try chunk.withUnsafeBytes { buffer in try FileIO.writeNewFile(staging.path(of: sha), buffer) }
+        // Not fsynced here: BlobStore.publish makes every staged chunk durable with one syncfs.
+        try chunk.withUnsafeBytes { buffer in try FileIO.writeNewFile(staging.path(of: sha), buffer, sync: false) }
+    }
+}
+
+/// The whole-file SHA-256 (and MD5), computed on a thread of its own so it overlaps with
+/// chunking and the per-chunk hashes: on two cores that is most of an upload's CPU halved.
+/// `@unchecked Sendable`: the hashers are touched only on `queue`.
+final class WholeFileHasher: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "modelkeep.whole-file-hash")
+    private var sha = SHA256()
+    private var md5: Insecure.MD5?
+    /// Bounds the pieces waiting for the hasher, so a slow hasher cannot buffer a whole file.
+    private let backlog = DispatchSemaphore(value: 64)
+
+    init(computeMD5: Bool) {
+        md5 = computeMD5 ? Insecure.MD5() : nil
+    }
+
+    func update(_ bytes: [UInt8]) {
+        backlog.wait()
+        queue.async { [self] in
+            bytes.withUnsafeBytes {
+                sha.update(bufferPointer: $0)
+                md5?.update(bufferPointer: $0)
+            }
+            backlog.signal()
+        }
+    }
+
+    func finish() -> (sha256: String, md5: String?) {
+        queue.sync { (BlobStore.hex(sha.finalize()), md5.map { Data($0.finalize()).base64EncodedString() }) }
     }
 }
 

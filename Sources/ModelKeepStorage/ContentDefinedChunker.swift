@@ -82,15 +82,34 @@ public struct ContentDefinedChunker: Sendable {
         }
         var h = hash
         return Self.gear.withUnsafeBufferPointer { gear -> Int? in
-            while i < end {
+            // Two loops, so the mask is not chosen per byte. With L the chunk's length once the
+            // byte is in: the harder mask while L < normalSize, the easier one from there, and a
+            // cut at L == maximumSize whatever the hash says.
+            let firstStart = i
+            let normalEnd = min(end, i + max(0, Self.normalSize - 1 - length))
+            while i < normalEnd {
                 h = (h << 1) &+ gear[Int(bytes[i])]
                 i += 1
-                length += 1
-                let mask = length < Self.normalSize ? Self.maskBeforeNormal : Self.maskAfterNormal
-                if h & mask == 0 || length >= Self.maximumSize {
+                if h & Self.maskBeforeNormal == 0 {
                     hash = 0
                     return i
                 }
+            }
+            length += i - firstStart
+            let secondStart = i
+            let maximumEnd = min(end, i + (Self.maximumSize - length))
+            while i < maximumEnd {
+                h = (h << 1) &+ gear[Int(bytes[i])]
+                i += 1
+                if h & Self.maskAfterNormal == 0 {
+                    hash = 0
+                    return i
+                }
+            }
+            length += i - secondStart
+            if length >= Self.maximumSize {
+                hash = 0
+                return i
             }
             hash = h
             return nil

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
+import CPlatform
 import Foundation
 
 /// The POSIX file calls the blob store makes, with errors that say which call failed on which
@@ -19,8 +20,9 @@ public struct FileIOError: Error, Sendable, CustomStringConvertible {
 enum FileIO {
     static func fail(_ call: String, _ path: String) -> FileIOError { FileIOError(call: call, path: path, code: errno) }
 
-    /// Creates a new file (failing if it exists) and writes all of `bytes`, then fsyncs it.
-    static func writeNewFile(_ path: String, _ bytes: UnsafeRawBufferPointer) throws {
+    /// Creates a new file (failing if it exists) and writes all of `bytes`, then fsyncs it
+    /// unless `sync` is false (the caller makes it durable later, with `syncFilesystem`).
+    static func writeNewFile(_ path: String, _ bytes: UnsafeRawBufferPointer, sync: Bool = true) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw fail("open", path) }
         defer { close(fd) }
@@ -35,11 +37,20 @@ enum FileIO {
             }
             offset += n
         }
-        guard fsync(fd) == 0 else {
+        guard !sync || fsync(fd) == 0 else {
             let error = fail("fsync", path)
             unlink(path)
             throw error
         }
+    }
+
+    /// Makes every file written on the filesystem holding `path` durable: one syncfs(2) in
+    /// place of one fsync per file.
+    static func syncFilesystem(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw fail("open", path) }
+        defer { close(fd) }
+        guard modelkeep_syncfs(fd) == 0 else { throw fail("syncfs", path) }
     }
 
     /// fsync of a directory, so a rename or link into it survives a crash.

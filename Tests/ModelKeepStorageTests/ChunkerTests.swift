@@ -132,3 +132,16 @@ struct ChunkerTests {
         #expect(staged.count < result.chunks.count)
     }
 }
+
+@Suite("Chunking format")
+struct ChunkingFormatTests {
+    @Test("the cut points of a fixed input never change: they are the store's on-disk and wire format")
+    func fixedVector() {
+        let sizes = chunkSizes(randomBytes(16 << 20, seed: 7), pieceSize: 1 << 20)
+        #expect(sizes == ChunkingFormatTests.expected)
+    }
+
+    /// Recorded on 2026-11-22 from the implementation documented in /openapi.json.
+    static let expected = [1_061_304, 1_477_359, 1_532_450, 1_115_759, 1_289_310, 1_079_914, 1_123_424, 1_568_302, 1_121_905,
+                           1_301_500, 1_137_125, 1_677_583, 1_207_716, 83_565]
+}
