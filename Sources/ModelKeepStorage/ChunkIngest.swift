@@ -23,9 +23,12 @@ public struct ChunkIngest {
     public mutating func append(_ bytes: [UInt8]) throws {
         whole.update(bytes)
         size += Int64(bytes.count)
-        var completed: [[UInt8]] = []
-        bytes.withUnsafeBytes { chunker.feed($0) { completed.append($0) } }
-        for chunk in completed { try stage(chunk) }
+        // The chunker is swapped out while it emits, so each chunk is hashed and written
+        // straight from its buffer (no copy, and the buffer is reused for the next chunk).
+        var chunker = ContentDefinedChunker(reserving: false)
+        swap(&chunker, &self.chunker)
+        defer { swap(&chunker, &self.chunker) }
+        try bytes.withUnsafeBytes { buffer in try chunker.feed(buffer) { try stage($0) } }
     }
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) throws {
@@ -34,19 +37,19 @@ public struct ChunkIngest {
 
     /// Ends the file: stages the last chunk and returns the totals.
     public mutating func finish() throws -> IngestResult {
-        var last: [UInt8]?
-        chunker.finish { last = $0 }
-        if let last { try stage(last) }
+        var chunker = ContentDefinedChunker(reserving: false)
+        swap(&chunker, &self.chunker)
+        try chunker.finish { try stage($0) }
         let (sha256, md5) = whole.finish()
         return IngestResult(size: size, sha256: sha256, md5: md5, chunks: chunks)
     }
 
-    private mutating func stage(_ chunk: [UInt8]) throws {
+    private mutating func stage(_ chunk: UnsafeRawBufferPointer) throws {
         let sha = BlobStore.hex(SHA256.hash(data: chunk))
         chunks.append(ChunkReference(sha256: sha, size: Int64(chunk.count)))
         guard staged.insert(sha).inserted else { return }  // repeated within the file
         // Not fsynced here: BlobStore.publish makes every staged chunk durable with one syncfs.
-        try chunk.withUnsafeBytes { buffer in try FileIO.writeNewFile(staging.path(of: sha), buffer, sync: false) }
+        try FileIO.writeNewFile(staging.path(of: sha), chunk, sync: false)
     }
 }
 

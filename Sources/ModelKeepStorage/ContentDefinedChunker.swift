@@ -37,14 +37,20 @@ public struct ContentDefinedChunker: Sendable {
         pending.reserveCapacity(Self.maximumSize)
     }
 
-    /// Feeds bytes; calls `emit` with every chunk completed by them, in order.
-    public mutating func feed(_ bytes: UnsafeRawBufferPointer, emit: ([UInt8]) throws -> Void) rethrows {
+    /// A chunker with no buffer reserved (a placeholder to swap with).
+    init(reserving: Bool) {
+        if reserving { pending.reserveCapacity(Self.maximumSize) }
+    }
+
+    /// Feeds bytes; calls `emit` with every chunk completed by them, in order. The buffer passed
+    /// to `emit` is the chunker's own, reused for the next chunk: use it, do not keep it.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
         var start = 0
         while start < bytes.count {
             let cut = findCut(in: bytes, from: start)
             if let cut {
                 pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<cut]))
-                try emit(pending)
+                try pending.withUnsafeBytes { try emit($0) }
                 pending.removeAll(keepingCapacity: true)
                 hash = 0
                 start = cut
@@ -55,14 +61,14 @@ public struct ContentDefinedChunker: Sendable {
         }
     }
 
-    public mutating func feed(_ bytes: [UInt8], emit: ([UInt8]) throws -> Void) rethrows {
+    public mutating func feed(_ bytes: [UInt8], emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
         try bytes.withUnsafeBytes { try feed($0, emit: emit) }
     }
 
     /// Emits the last, possibly short, chunk.
-    public mutating func finish(emit: ([UInt8]) throws -> Void) rethrows {
+    public mutating func finish(emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
         if !pending.isEmpty {
-            try emit(pending)
+            try pending.withUnsafeBytes { try emit($0) }
             pending.removeAll(keepingCapacity: true)
         }
         hash = 0
