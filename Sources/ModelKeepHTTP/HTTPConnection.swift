@@ -56,7 +56,8 @@ final class HTTPConnection {
         while true {
             if let event = try parser.next() {
                 if case .head = event, let head = parser.head { return head }
-                continue  // unreachable in practice: bodies are consumed by serve()
+                continue  // the `.end` of a body-less request that a `.discard` route never read
+
             }
             let idle = parser.isIdle && !firstRequest
             if idle {

@@ -137,11 +137,9 @@ public struct HTTPRequestParser: Sendable {
                 return .end
             case .body(let remaining):
                 guard bufferedByteCount > 0 else { return nil }
-                let take = Int(min(Int64(bufferedByteCount), remaining))
-                let bytes = Array(buffer[readIndex..<readIndex + take])
-                readIndex += take
-                scanIndex = max(scanIndex, readIndex)
-                state = remaining - Int64(take) == 0 ? .ending : .body(remaining: remaining - Int64(take))
+                let bytes = takeBody(upTo: remaining)
+                let left = remaining - Int64(bytes.count)
+                state = left == 0 ? .ending : .body(remaining: left)
                 return .body(bytes)
             case .chunkSize:
                 guard let line = try takeLine(limit: 1024, tooLong: Self.badChunk) else { return nil }
@@ -149,11 +147,9 @@ public struct HTTPRequestParser: Sendable {
                 state = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
                 guard bufferedByteCount > 0 else { return nil }
-                let take = Int(min(Int64(bufferedByteCount), remaining))
-                let bytes = Array(buffer[readIndex..<readIndex + take])
-                readIndex += take
-                scanIndex = max(scanIndex, readIndex)
-                state = remaining - Int64(take) == 0 ? .chunkDataEnd : .chunkData(remaining: remaining - Int64(take))
+                let bytes = takeBody(upTo: remaining)
+                let left = remaining - Int64(bytes.count)
+                state = left == 0 ? .chunkDataEnd : .chunkData(remaining: left)
                 return .body(bytes)
             case .chunkDataEnd:
                 guard let line = try takeLine(limit: 2, tooLong: Self.badChunk) else { return nil }
@@ -171,6 +167,15 @@ public struct HTTPRequestParser: Sendable {
                 _ = try Self.parseHeaderLine(line)
             }
         }
+    }
+
+    /// Consumes up to `remaining` buffered body bytes.
+    private mutating func takeBody(upTo remaining: Int64) -> [UInt8] {
+        let take = Int(min(Int64(bufferedByteCount), remaining))
+        let bytes = Array(buffer[readIndex..<readIndex + take])
+        readIndex += take
+        scanIndex = max(scanIndex, readIndex)
+        return bytes
     }
 
     static let uriTooLong = HTTPError(status: 414, code: "uri_too_long", message: "the request line is too long")

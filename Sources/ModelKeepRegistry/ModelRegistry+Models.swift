@@ -107,16 +107,8 @@ extension ModelRegistry {
             arguments.append(.text(v))
             arguments.append(.text(v))
         }
-        for label in query.labels {
-            if let value = label.value {
-                clauses.append("EXISTS (SELECT 1 FROM model_labels l WHERE l.model_id = m.id AND l.key = ? AND l.value = ?)")
-                arguments.append(.text(label.key))
-                arguments.append(.text(value))
-            } else {
-                clauses.append("EXISTS (SELECT 1 FROM model_labels l WHERE l.model_id = m.id AND l.key = ?)")
-                arguments.append(.text(label.key))
-            }
-        }
+        Self.labelClauses(query.labels, table: "model_labels", ownerColumn: "model_id", owner: "m.id",
+                          clauses: &clauses, arguments: &arguments)
         let tail = Self.pageClause(columns: [query.orderBy.column, "m.id"], descending: query.descending,
                                    cursor: cursor, size: query.page.size, clauses: &clauses, arguments: &arguments)
         let sql = "SELECT \(Self.modelColumns) FROM models m \(tail)"

@@ -150,16 +150,8 @@ extension ModelRegistry {
         if !query.includeDeleted { clauses.append("v.deleted_at IS NULL") }
         if let stage = query.stage { clauses.append("v.stage = ?"); arguments.append(.text(stage.rawValue)) }
         if let framework = query.framework { clauses.append("v.framework = ?"); arguments.append(.text(framework)) }
-        for label in query.labels {
-            if let value = label.value {
-                clauses.append("EXISTS (SELECT 1 FROM version_labels l WHERE l.version_id = v.id AND l.key = ? AND l.value = ?)")
-                arguments.append(.text(label.key))
-                arguments.append(.text(value))
-            } else {
-                clauses.append("EXISTS (SELECT 1 FROM version_labels l WHERE l.version_id = v.id AND l.key = ?)")
-                arguments.append(.text(label.key))
-            }
-        }
+        Self.labelClauses(query.labels, table: "version_labels", ownerColumn: "version_id", owner: "v.id",
+                          clauses: &clauses, arguments: &arguments)
         let tail = Self.pageClause(columns: [query.orderBy.column, "v.id"], descending: query.descending,
                                    cursor: cursor, size: query.page.size, clauses: &clauses, arguments: &arguments)
         let sql = "SELECT \(Self.versionColumns) FROM versions v \(tail)"

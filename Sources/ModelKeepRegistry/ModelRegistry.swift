@@ -143,6 +143,18 @@ public final class ModelRegistry: Sendable {
         return Page(items: items, nextPageToken: token)
     }
 
+    /// Adds one EXISTS clause per label filter: the owner (`m.id`, `v.id`) has the label, with
+    /// the value when one is given.
+    static func labelClauses(_ labels: [LabelFilter], table: String, ownerColumn: String, owner: String,
+                             clauses: inout [String], arguments: inout [SQLValue]) {
+        for label in labels {
+            let valueCondition = label.value == nil ? "" : " AND l.value = ?"
+            clauses.append("EXISTS (SELECT 1 FROM \(table) l WHERE l.\(ownerColumn) = \(owner) AND l.key = ?\(valueCondition))")
+            arguments.append(.text(label.key))
+            if let value = label.value { arguments.append(.text(value)) }
+        }
+    }
+
     static func validatePage(_ page: PageRequest) throws(RegistryError) {
         guard (1...PageRequest.maxSize).contains(page.size) else {
             throw .invalid(field: "page_size", message: "must be between 1 and \(PageRequest.maxSize)")
