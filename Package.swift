@@ -9,6 +9,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "modelkeep", targets: ["modelkeep"]),
+        .executable(name: "modelkeep-bench", targets: ["modelkeep-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -49,6 +50,12 @@ let package = Package(
             dependencies: ["ModelKeepAPI", "ModelKeepHTTP", "ModelKeepStorage", "ModelKeepRegistry",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
+        ),
+
+        // Micro-benchmarks of the upload path's per-byte costs (scripts/bench, docs/BENCHMARKS.md).
+        .executableTarget(
+            name: "modelkeep-bench",
+            dependencies: ["ModelKeepStorage", .product(name: "Crypto", package: "swift-crypto")]
         ),
 
         .target(

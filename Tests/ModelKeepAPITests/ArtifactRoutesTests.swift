@@ -349,3 +349,30 @@ struct ArtifactRoutesTests {
         #expect(!FileManager.default.fileExists(atPath: api.registry.store.partPath(upload)))
     }
 }
+
+@Suite("Artifacts under load")
+struct ArtifactLoadTests {
+    @Test("clients stalled in large downloads do not hold up small API requests")
+    func stalledDownloads() throws {
+        let server = try TestServer { $0.sendTimeout = 60_000 }
+        let api = try APIClient(.socket, server: server)
+        let id = try api.createModel("m")
+        _ = try api.send("PUT", "/api/v1/models/\(id)/artifacts/big.bin", raw: [UInt8](repeating: 7, count: 40_000_000))
+        // Eight clients start a 40 MB download and never read it: more than the socket buffers
+        // hold, so their server threads block in sendfile.
+        var stalled: [RawHTTPClient] = []
+        for _ in 0..<8 {
+            let client = try server.client()
+            try client.send("GET /api/v1/models/\(id)/artifacts/big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+            stalled.append(client)
+        }
+        usleep(200_000)
+        // Small requests on other connections are answered meanwhile.
+        for _ in 0..<20 {
+            #expect(try api.get("/api/v1/models/\(id)").status == 200)
+        }
+        let fresh = try APIClient(.socket, server: server)
+        #expect(try fresh.post("/api/v1/models", ["name": "during-downloads"]).status == 201)
+        #expect(stalled.count == 8)
+    }
+}
