@@ -107,13 +107,15 @@ extension ModelRegistry {
             arguments.append(.text(v))
             arguments.append(.text(v))
         }
-        Self.labelClauses(query.labels, table: "model_labels", ownerColumn: "model_id", owner: "m.id",
-                          clauses: &clauses, arguments: &arguments)
-        let tail = Self.pageClause(columns: [query.orderBy.column, "m.id"], descending: query.descending,
-                                   cursor: cursor, size: query.page.size, clauses: &clauses, arguments: &arguments)
-        let sql = "SELECT \(Self.modelColumns) FROM models m \(tail)"
         let order = query.orderBy
-        let rows = try reading { db in try db.query(sql, arguments, Self.model(from:)) }
+        let rows = try reading { db in
+            var clauses = clauses, arguments = arguments
+            try self.labelClauses(query.labels, table: "model_labels", ownerColumn: "model_id", owner: "m.id",
+                                  clauses: &clauses, arguments: &arguments, db)
+            let tail = Self.pageClause(columns: [order.column, "m.id"], descending: query.descending,
+                                       cursor: cursor, size: query.page.size, clauses: &clauses, arguments: &arguments)
+            return try db.query("SELECT \(Self.modelColumns) FROM models m \(tail)", arguments, Self.model(from:))
+        }
         return Self.page(rows, size: query.page.size, order: order.rawValue, descending: query.descending) { model in
             switch order {
             case .name: [.text(model.name), .text(model.id)]

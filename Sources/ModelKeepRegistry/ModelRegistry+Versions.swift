@@ -150,15 +150,15 @@ extension ModelRegistry {
         if !query.includeDeleted { clauses.append("v.deleted_at IS NULL") }
         if let stage = query.stage { clauses.append("v.stage = ?"); arguments.append(.text(stage.rawValue)) }
         if let framework = query.framework { clauses.append("v.framework = ?"); arguments.append(.text(framework)) }
-        Self.labelClauses(query.labels, table: "version_labels", ownerColumn: "version_id", owner: "v.id",
-                          clauses: &clauses, arguments: &arguments)
-        let tail = Self.pageClause(columns: [query.orderBy.column, "v.id"], descending: query.descending,
-                                   cursor: cursor, size: query.page.size, clauses: &clauses, arguments: &arguments)
-        let sql = "SELECT \(Self.versionColumns) FROM versions v \(tail)"
         let order = query.orderBy
         let rows = try reading { db in
             _ = try Self.requireModel(id: modelID, db)
-            return try db.query(sql, arguments, Self.version(from:))
+            var clauses = clauses, arguments = arguments
+            try self.labelClauses(query.labels, table: "version_labels", ownerColumn: "version_id", owner: "v.id",
+                                  clauses: &clauses, arguments: &arguments, db)
+            let tail = Self.pageClause(columns: [order.column, "v.id"], descending: query.descending,
+                                       cursor: cursor, size: query.page.size, clauses: &clauses, arguments: &arguments)
+            return try db.query("SELECT \(Self.versionColumns) FROM versions v \(tail)", arguments, Self.version(from:))
         }
         return Self.page(rows, size: query.page.size, order: order.rawValue, descending: query.descending) { version in
             switch order {

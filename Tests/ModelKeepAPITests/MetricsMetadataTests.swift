@@ -78,7 +78,10 @@ struct MetricsMetadataTests {
         #expect(try api.post(base, ["points": .array(points)]).status == 400)
         #expect(try api.get(base)["metrics"] == [:])
         #expect(try api.get("\(base)/loss")["points"]?.arrayValue?.isEmpty == true)
-        for bad: JSONValue in [["metrics": ["x": 1e999]], ["metrics": ["x": nil]], ["metrics": ["x": ["bytes": "%%%"]]], [:],
+        let huge = try api.send("POST", base, raw: Array(#"{"metrics": {"x": 1e999}}"#.utf8), headers: ["Content-Type": "application/json"])
+        #expect(huge.status == 400)
+        #expect(huge["error"]?["message"]?.string?.contains("64-bit float") == true)
+        for bad: JSONValue in [["metrics": ["x": nil]], ["metrics": ["x": ["bytes": "%%%"]]], [:],
                                ["metrics": ["x": 1], "points": []], ["points": []], ["metrics": ["x": 1], "step": 1.5],
                                ["metrics": ["x": 1], "wallclock": "yesterday"], ["metrics": ["x": 1], "extra": 1]] {
             #expect(try api.post(base, bad).status == 400, "\(bad)")

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import TestSupport
 import ModelKeepJSON
+import ModelKeepRegistry
 
 @Suite("Models API")
 struct ModelRoutesTests {
@@ -80,9 +81,12 @@ struct ModelRoutesTests {
         #expect(try api.get("/api/v1/models")["models"]?.arrayValue?.isEmpty == true)
     }
 
-    @Test("lists filter by every documented parameter", arguments: Transport.allCases)
-    func filters(transport: Transport) throws {
-        let api = try APIClient(transport)
+    @Test("lists filter by every documented parameter, with either plan for labels",
+          arguments: Transport.allCases, [0, 5000])
+    func filters(transport: Transport, selectiveLabelRows: Int) throws {
+        var limits = ModelRegistry.Limits()
+        limits.selectiveLabelRows = selectiveLabelRows
+        let api = try APIClient(transport, server: try TestServer(limits: limits))
         _ = try api.createModel("alpha", ["namespace": "ns1", "owner": "ana", "task": "detect", "labels": ["team": "a", "env": "prod"],
                                           "description": "Finds CATS"])
         _ = try api.createModel("beta", ["namespace": "ns1", "owner": "bo", "task": "classify", "labels": ["team": "b"]])

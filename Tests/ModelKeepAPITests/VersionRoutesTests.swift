@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 import ModelKeepJSON
+import ModelKeepRegistry
 
 @Suite("Versions, tags and stages API")
 struct VersionRoutesTests {
@@ -60,9 +61,12 @@ struct VersionRoutesTests {
         #expect(try api.get("/api/v1/versions/\(versionID)?include_deleted=true").status == 404)
     }
 
-    @Test("version lists filter and order, integers numerically", arguments: Transport.allCases)
-    func listing(transport: Transport) throws {
-        let api = try APIClient(transport)
+    @Test("version lists filter and order, integers numerically, with either plan for labels",
+          arguments: Transport.allCases, [0, 5000])
+    func listing(transport: Transport, selectiveLabelRows: Int) throws {
+        var limits = ModelRegistry.Limits()
+        limits.selectiveLabelRows = selectiveLabelRows
+        let api = try APIClient(transport, server: try TestServer(limits: limits))
         let id = try api.createModel("m")
         for (version, framework, label) in [("9", "pytorch", "a"), ("10", "keras", "b"), ("2", "pytorch", "a"), ("beta", "onnx", "b")] {
             _ = try api.post("/api/v1/models/\(id)/versions", ["version": .string(version), "framework": .string(framework),
