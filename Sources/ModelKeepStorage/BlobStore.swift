@@ -28,6 +28,8 @@ public final class BlobStore: Sendable {
     public let quarantinePath: String
     public let uploadsPath: String
     private let pins = Locked<[String: Int]>([:])
+    /// Staging areas of uploads in flight: garbage collection never touches them, however old.
+    private let liveStaging = Locked<Set<String>>([])
 
     public init(directory: DataDirectory) throws {
         root = directory.path
@@ -51,11 +53,16 @@ public final class BlobStore: Sendable {
     /// Whether a chunk is stored.
     public func contains(_ sha256: String) -> Bool { FileIO.size(path(of: sha256)) != nil }
 
-    /// A fresh staging directory for one upload.
+    /// A fresh staging directory for one upload; `remove()` it when done.
     public func makeStaging() throws -> StagingArea {
         let path = "\(temporaryPath)/upload-\(UUID().uuidString.lowercased())"
         try FileIO.makeDirectory(path)
-        return StagingArea(path: path)
+        liveStaging.withLock { _ = $0.insert(path) }
+        return StagingArea(path: path, store: self)
+    }
+
+    func forgetStaging(_ path: String) {
+        liveStaging.withLock { _ = $0.remove(path) }
     }
 
     /// Makes the staged chunks durable, links every one not yet stored into `blobs/`, makes
@@ -174,15 +181,16 @@ public final class BlobStore: Sendable {
         return found
     }
 
-    /// Removes staging directories older than `seconds` (all of them with 0, as at start-up,
-    /// when no upload can be in flight). Returns the bytes reclaimed.
+    /// Removes staging directories older than `seconds` that no upload in this process is
+    /// using (at start-up, with 0: every one, all left by a crash). Returns the bytes reclaimed.
     @discardableResult
     public func clearStaging(olderThan seconds: TimeInterval) -> Int64 {
         var reclaimed: Int64 = 0
         let fm = FileManager.default
+        let live = liveStaging.withLock { $0 }
         for name in (try? fm.contentsOfDirectory(atPath: temporaryPath)) ?? [] {
             let path = "\(temporaryPath)/\(name)"
-            guard let age = FileIO.age(path), age >= seconds else { continue }
+            guard !live.contains(path), let age = FileIO.age(path), age >= seconds else { continue }
             for file in (try? fm.contentsOfDirectory(atPath: path)) ?? [] { reclaimed += FileIO.size("\(path)/\(file)") ?? 0 }
             reclaimed += FileIO.size(path).map { _ in 0 } ?? 0
             try? fm.removeItem(atPath: path)
@@ -238,9 +246,13 @@ public enum BlobStoreError: Error, Sendable, Equatable {
 /// One upload's private directory of chunks, named by their hashes.
 public struct StagingArea: Sendable {
     public let path: String
+    let store: BlobStore
 
     func path(of sha256: String) -> String { "\(path)/\(sha256)" }
 
     /// Deletes the directory and what is left in it.
-    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+    public func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+        store.forgetStaging(path)
+    }
 }

@@ -376,3 +376,31 @@ struct ArtifactLoadTests {
         #expect(stalled.count == 8)
     }
 }
+
+@Suite("Garbage collection and uploads in flight")
+struct CollectionDuringUploadTests {
+    @Test("gc with no grace period in the middle of an upload leaves it whole")
+    func gcDuringUpload() throws {
+        let server = try TestServer()
+        let api = try APIClient(.socket, server: server)
+        let id = try api.createModel("m")
+        let data = pseudoRandom(6_000_000, seed: 71)
+        let client = try server.client()
+        try client.send("PUT /api/v1/models/\(id)/artifacts/slow.bin HTTP/1.1\r\nHost: a\r\nContent-Length: \(data.count)\r\n\r\n")
+        try client.send(Array(data[0..<3_000_000]))
+        // Wait until chunks are staged, then collect with no grace at all.
+        var staged = false
+        for _ in 0..<100 where !staged {
+            usleep(20_000)
+            let dirs = (try? FileManager.default.contentsOfDirectory(atPath: api.registry.store.temporaryPath)) ?? []
+            staged = dirs.contains { !((try? FileManager.default.contentsOfDirectory(atPath: api.registry.store.temporaryPath + "/" + $0)) ?? []).isEmpty }
+        }
+        #expect(staged)
+        _ = try api.registry.registry.collectGarbage(graceSeconds: 0)
+        try client.send(Array(data[3_000_000...]))
+        let response = try client.readResponse()
+        #expect(response.status == 201)
+        #expect(try api.get("/api/v1/models/\(id)/artifacts/slow.bin").body == data)
+        #expect(try api.registry.registry.fsck(full: true, repair: false).problems.isEmpty)
+    }
+}
