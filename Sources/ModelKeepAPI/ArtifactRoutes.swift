@@ -37,13 +37,13 @@ struct ArtifactRoutes {
         let upload = try registry.prepareUpload(ParentPaths.reference(request), path: request.parameter("path"),
                                                 overwrite: try q.bool("overwrite"), fileType: q.string("file_type"),
                                                 mimeType: Self.declaredMimeType(request))
-        let artifact = try Self.ingest(body, into: registry, upload: upload, expectedSHA256: expectedSHA256, expectedMD5: expectedMD5)
+        let artifact = try Self.ingest(body.read, into: registry, upload: upload, expectedSHA256: expectedSHA256, expectedMD5: expectedMD5)
         return Respond.created(["artifact": Self.render(artifact)], location: request.head.path.description)
     }
 
     /// Streams a body into the store and records the artifact: bounded memory, staged chunks,
     /// checksums verified before anything is visible.
-    static func ingest(_ body: RequestBodyStream, into registry: ModelRegistry, upload: ArtifactUpload,
+    static func ingest(_ read: () throws -> [UInt8]?, into registry: ModelRegistry, upload: ArtifactUpload,
                        expectedSHA256: String?, expectedMD5: String?) throws -> Artifact {
         guard let store = registry.store else { throw RegistryError.internalFailure("no artifact store") }
         let limit = registry.limits.maxArtifactBytes
@@ -51,7 +51,7 @@ struct ArtifactRoutes {
         defer { staging.remove() }
         var ingest = ChunkIngest(staging: staging, computeMD5: expectedMD5 != nil)
         do {
-            while let piece = try body.read() {
+            while let piece = try read() {
                 try ingest.append(piece)
                 if ingest.size > limit { throw RegistryError.tooLarge("the artifact is larger than the limit of \(limit) bytes") }
             }

@@ -18,6 +18,7 @@ public enum NativeAPI {
         ArtifactRoutes(registry: registry).register(into: &builder)
         ChunkRoutes(registry: registry).register(into: &builder)
         UploadRoutes(registry: registry).register(into: &builder)
+        HUBRoutes(registry: registry).register(into: &builder)
         OperationRoutes(registry: registry, readinessChecks: readinessChecks,
                         openAPI: JSONWriter.bytes(OpenAPIDocument.document)).register(into: &builder)
         let renderer = ErrorRenderer(logger: logger)

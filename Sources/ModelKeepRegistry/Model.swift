@@ -95,6 +95,9 @@ public struct ModelQuery: Sendable {
     public var descending = false
     public var includeDeleted = false
     public var page = PageRequest()
+    /// Start after this model (its place in the order), instead of a page token: the HUB
+    /// dialect's cursor is the last model id of the previous page.
+    public var afterModelID: String?
 
     public init() {}
 }

@@ -110,6 +110,16 @@ extension ModelRegistry {
         let order = query.orderBy
         let rows = try reading { db in
             var clauses = clauses, arguments = arguments
+            var cursor = cursor
+            if let after = query.afterModelID {
+                let anchor = try Self.requireModel(id: after, includeDeleted: true, db)
+                let value: SQLValue = switch order {
+                case .name: .text(anchor.name)
+                case .createdAt: .integer(anchor.createdAt)
+                case .updatedAt: .integer(anchor.updatedAt)
+                }
+                cursor = PageCursor(order: order.rawValue, descending: query.descending, values: [value, .text(anchor.id)])
+            }
             try self.labelClauses(query.labels, table: "model_labels", ownerColumn: "model_id", owner: "m.id",
                                   clauses: &clauses, arguments: &arguments, db)
             let tail = Self.pageClause(columns: [order.column, "m.id"], descending: query.descending,
@@ -122,6 +132,13 @@ extension ModelRegistry {
             case .createdAt: [.integer(model.createdAt), .text(model.id)]
             case .updatedAt: [.integer(model.updatedAt), .text(model.id)]
             }
+        }
+    }
+
+    /// How many live models a namespace holds.
+    public func countModels(namespace: String) throws(RegistryError) -> Int {
+        try reading { db in
+            try db.queryFirst("SELECT count(*) FROM models WHERE namespace = ? AND deleted_at IS NULL", [.text(namespace)]) { $0.int(0) } ?? 0
         }
     }
 

@@ -1,0 +1,56 @@
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+
+extension HUBRoutes {
+    /// `POST /v1/models/{id}/upload`: multipart with text fields `epoch`, `type` (epoch|final),
+    /// `isBest` or `map`, and one file part named `last.pt` (a checkpoint) or `best.pt` (the
+    /// final weights). The file part streams into the chunk store as that artifact; a checkpoint
+    /// marked best becomes `best.pt` too, from the same chunks (no second copy).
+    func upload(_ request: HTTPRequest) throws -> HTTPResponse {
+        let model = try hubModel(request.parameter("id"))
+        guard case .stream(let body) = request.body else { throw HTTPError.badRequest("expected a streamed body") }
+        guard let boundary = MultipartReader.boundary(from: request.headers["Content-Type"] ?? "") else {
+            throw HTTPError(status: 415, code: "unsupported_media_type", message: "send multipart/form-data with a boundary")
+        }
+        let reader = MultipartReader(boundary: boundary, source: body.read)
+        var fields: [String: String] = [:]
+        var stored: String?
+        while let part = try reader.nextPart() {
+            let name = part.name ?? ""
+            if part.filename != nil || name.hasSuffix(".pt") {
+                guard name == "last.pt" || name == "best.pt" else {
+                    throw RegistryError.invalid(field: name, message: "the file part must be named last.pt or best.pt")
+                }
+                let upload = try registry.prepareUpload(.model(model.id), path: name, overwrite: true, fileType: "checkpoint", mimeType: nil)
+                _ = try ArtifactRoutes.ingest(reader.read, into: registry, upload: upload, expectedSHA256: nil, expectedMD5: nil)
+                stored = name
+            } else {
+                var value: [UInt8] = []
+                while let piece = try reader.read() {
+                    value += piece
+                    guard value.count <= 64 * 1024 else { throw RegistryError.tooLarge("the form field \(name) is over 64 KiB") }
+                }
+                fields[name] = String(decoding: value, as: UTF8.self)
+            }
+        }
+        guard let stored else { throw RegistryError.invalid(field: "last.pt", message: "no file part (last.pt or best.pt) was sent") }
+        var training = try registry.metadata(.model(model.id))[Self.trainingKey]?.objectValue ?? JSONObject()
+        if let epoch = fields["epoch"].flatMap(Int.init) { training["epoch"] = .int(epoch) }
+        let isBest = fields["isBest"]?.lowercased() == "true"
+        if stored == "last.pt" && isBest {
+            let checkpoint = try registry.artifact(.model(model.id), path: "last.pt")
+            if let size = checkpoint.size, let sha = checkpoint.sha256 {
+                _ = try registry.artifactFromChunks(.model(model.id), path: "best.pt", size: size, sha256: sha,
+                                                    chunks: checkpoint.chunks, fileType: "checkpoint", overwrite: true)
+            }
+            training["best_epoch"] = training["epoch"]
+        }
+        if stored == "best.pt" || fields["type"] == "final" {
+            training["status"] = "trained"
+            if let map = fields["map"].flatMap(Double.init) { training["map"] = .double(map) }
+        }
+        try registry.putMetadata(.model(model.id), key: Self.trainingKey, value: .object(training))
+        return Respond.json(["success": true, "message": .string("\(stored) stored")])
+    }
+}

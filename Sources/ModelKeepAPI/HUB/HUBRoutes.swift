@@ -1,0 +1,204 @@
+import Foundation
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+
+/// The Ultralytics HUB SDK's model API under `/hub/v1` (point the SDK at it with
+/// `ULTRALYTICS_HUB_API=http://host:port/hub`). A HUB model is a ModelKeep model in the `hub`
+/// namespace: its HUB document is kept in the model's metadata, its epochs' metrics are metric
+/// series, its checkpoints are the artifacts `last.pt` and `best.pt`.
+struct HUBRoutes {
+    let registry: ModelRegistry
+    static let namespace = "hub"
+    /// Metadata keys of a HUB model: the document the client wrote, and what the server records.
+    static let documentKey = "hub", trainingKey = "hub_training", exportsKey = "hub_exports", heartbeatKey = "hub_heartbeat"
+
+    func register(into router: inout RouterBuilder) {
+        router.add("POST", "/hub/v1/auth", body: .discard) { _ in Respond.json(["success": true]) }
+        router.add("POST", "/hub/v1/models", create)
+        router.add("GET", "/hub/v1/models", list)
+        router.add("GET", "/hub/v1/models/{id}", get)
+        router.add("POST", "/hub/v1/models/{id}", logMetrics)
+        router.add("PATCH", "/hub/v1/models/{id}", update)
+        router.add("DELETE", "/hub/v1/models/{id}", delete)
+        router.add("GET", "/hub/v1/models/{id}/metrics", metrics)
+        router.add("POST", "/hub/v1/models/{id}/upload", body: .stream, upload)
+        router.add("POST", "/hub/v1/models/{id}/export", export)
+        router.add("POST", "/hub/v1/agent/heartbeat/models/{id}", heartbeat)
+    }
+
+    /// The model, which must live in the HUB namespace (404 otherwise).
+    func hubModel(_ id: String) throws -> Model {
+        let model = try registry.model(id: id)
+        guard model.namespace == Self.namespace else { throw RegistryError.notFound("HUB model \(id) does not exist") }
+        return model
+    }
+
+    /// HUB sends training settings nested and camelCase (`config.batchSize`) but reads them back
+    /// flat and snake_case (`batch_size`): store them the way it reads them.
+    static func flatten(_ body: JSONObject) -> JSONObject {
+        var document = body
+        if let config = body["config"]?.objectValue {
+            document["config"] = nil
+            let names = ["batchSize": "batch_size", "epochs": "epochs", "imageSize": "imgsz", "patience": "patience",
+                         "device": "device", "cache": "cache"]
+            for member in config.members { document[names[member.key] ?? member.key] = member.value }
+        }
+        return document
+    }
+
+    /// A model name from HUB's free-text `meta.name`: its letters, digits and `._-`, then a
+    /// short random suffix (HUB allows the same name twice; ModelKeep names are unique).
+    static func name(for body: JSONObject) -> String {
+        let text = body["meta"]?.objectValue?["name"]?.stringValue ?? "model"
+        var slug = String(text.unicodeScalars.map { scalar -> Character in
+            let c = Character(scalar)
+            return scalar.isASCII && (c.isLetter || c.isNumber || "._-".contains(c)) ? c : "-"
+        }.prefix(200))
+        while slug.hasPrefix("-") { slug.removeFirst() }
+        if slug.isEmpty { slug = "model" }
+        return slug + "-" + String(Identifiers.make().suffix(8))
+    }
+
+    func create(_ request: HTTPRequest) throws -> HTTPResponse {
+        let fields = try JSONFields(request: request)
+        var draft = ModelDraft(name: Self.name(for: fields.object))
+        draft.namespace = Self.namespace
+        draft.description = fields.object["meta"]?.objectValue?["name"]?.stringValue
+        draft.metadata = [Self.documentKey: .object(Self.flatten(fields.object))]
+        let model = try registry.createModel(draft)
+        return Respond.json(["data": ["id": .string(model.id)]])
+    }
+
+    func get(_ request: HTTPRequest) throws -> HTTPResponse {
+        let model = try hubModel(request.parameter("id"))
+        return Respond.json(["data": .object(try document(model, request: request))])
+    }
+
+    /// The document the SDK reads: what the client wrote, plus the server's view of the weights.
+    func document(_ model: Model, request: HTTPRequest) throws -> JSONObject {
+        let metadata = try registry.metadata(.model(model.id))
+        var doc = metadata[Self.documentKey]?.objectValue ?? JSONObject()
+        let training = metadata[Self.trainingKey]?.objectValue ?? JSONObject()
+        for member in training.members { doc[member.key] = member.value }
+        if let exports = metadata[Self.exportsKey] { doc["exports"] = exports }
+        if let heartbeat = metadata[Self.heartbeatKey] { doc["heartbeat"] = heartbeat }
+        let artifacts = Set(try registry.listArtifacts(.model(model.id), page: PageRequest(size: 1000)).items.map(\.path))
+        let base = "http://\(request.headers["Host"] ?? "127.0.0.1")/api/v1/models/\(model.id)/artifacts"
+        doc["id"] = .string(model.id)
+        doc["has_best_weights"] = .bool(artifacts.contains("best.pt"))
+        doc["has_last_weights"] = .bool(artifacts.contains("last.pt"))
+        doc["weights"] = artifacts.contains("best.pt") ? .string("\(base)/best.pt") : .null
+        doc["resume"] = artifacts.contains("last.pt") ? .string("\(base)/last.pt") : .null
+        if doc["status"] == nil { doc["status"] = .string(artifacts.contains("best.pt") ? "trained" : "new") }
+        if doc["is_pretrained"] == nil { doc["is_pretrained"] = false }
+        if doc["is_custom"] == nil { doc["is_custom"] = false }
+        doc["createdAt"] = Rendering.time(model.createdAt)
+        doc["updatedAt"] = Rendering.time(model.updatedAt)
+        return doc
+    }
+
+    func update(_ request: HTTPRequest) throws -> HTTPResponse {
+        let model = try hubModel(request.parameter("id"))
+        let fields = try JSONFields(request: request)
+        var doc = try registry.metadata(.model(model.id))[Self.documentKey]?.objectValue ?? JSONObject()
+        for member in Self.flatten(fields.object).members { doc[member.key] = member.value }
+        try registry.putMetadata(.model(model.id), key: Self.documentKey, value: .object(doc))
+        if let name = fields.object["meta"]?.objectValue?["name"]?.stringValue {
+            var changes = ModelChanges()
+            changes.description = .some(name)
+            _ = try registry.updateModel(id: model.id, changes)
+        }
+        return Respond.json(["success": true, "message": "model updated"])
+    }
+
+    func delete(_ request: HTTPRequest) throws -> HTTPResponse {
+        let hard = try QueryFields(request.query, allowed: ["hard"]).bool("hard")
+        let model = try hubModel(request.parameter("id"))
+        try registry.deleteModel(id: model.id, hard: hard)
+        return Respond.json(["success": true, "message": .string(hard ? "model deleted for good" : "model deleted")])
+    }
+
+    func list(_ request: HTTPRequest) throws -> HTTPResponse {
+        let q = try QueryFields(request.query, allowed: ["limit", "last_doc_id", "public"])
+        var query = ModelQuery()
+        query.namespace = Self.namespace
+        query.orderBy = .createdAt
+        query.page = PageRequest(size: try q.int("limit") ?? 20)
+        query.afterModelID = q.string("last_doc_id").flatMap { $0.isEmpty ? nil : $0 }
+        let page = try registry.listModels(query)
+        let results = try page.items.map { JSONValue.object(try document($0, request: request)) }
+        let last: JSONValue = page.nextPageToken != nil ? .optional(page.items.last?.id) : .null
+        return Respond.json(["data": ["results": .array(results), "total": .int(try registry.countModels(namespace: Self.namespace)),
+                                      "lastRecordId": last]])
+    }
+
+    /// `POST /v1/models/{id}` with `{"metrics": {"<epoch>": "<JSON of name: value>"}, "type": "metrics"}`.
+    func logMetrics(_ request: HTTPRequest) throws -> HTTPResponse {
+        let model = try hubModel(request.parameter("id"))
+        var fields = try JSONFields(request: request)
+        guard try fields.string("type") == "metrics", let epochs = try fields.objectField("metrics") else {
+            throw RegistryError.invalid(field: "type", message: "this endpoint takes {\"type\": \"metrics\", \"metrics\": {...}}")
+        }
+        var points: [MetricPoint] = []
+        let now = Clock.nowMilliseconds()
+        for member in epochs.members {
+            guard let epoch = Int64(member.key) else {
+                throw RegistryError.invalid(field: "metrics.\(member.key)", message: "keys are epochs (integers)")
+            }
+            let values: JSONObject?
+            switch member.value {
+            case .string(let text): values = (try? JSONParser.parse(text))?.objectValue
+            case .object(let object): values = object
+            default: values = nil
+            }
+            guard let values else {
+                throw RegistryError.invalid(field: "metrics.\(member.key)", message: "must be a JSON object (or its text) of name: number")
+            }
+            for value in values.members {
+                points.append(MetricPoint(key: value.key, step: epoch, wallclock: now,
+                                          value: try MetricRoutes.value(value.value, field: "metrics.\(member.key).\(value.key)")))
+            }
+        }
+        if !points.isEmpty { try registry.logMetrics(.model(model.id), points) }
+        return Respond.json(["success": true, "message": .string("\(points.count) metric points recorded")])
+    }
+
+    /// `[{"meta": {"name": key}, "data": {"<epoch>": value}}]`, every point of every key.
+    func metrics(_ request: HTTPRequest) throws -> HTTPResponse {
+        let model = try hubModel(request.parameter("id"))
+        var series: [JSONValue] = []
+        for latest in try registry.latestMetrics(.model(model.id)) {
+            var data = JSONObject()
+            var query = MetricSeriesQuery()
+            query.page = PageRequest(size: 1000)
+            repeat {
+                let page = try registry.metricSeries(.model(model.id), key: latest.key, query)
+                for point in page.items { data[String(point.step)] = MetricRoutes.render(point.value) }
+                query.page.token = page.nextPageToken
+            } while query.page.token != nil
+            series.append(["meta": ["name": .string(latest.key)], "data": .object(data)])
+        }
+        return Respond.json(["data": .array(series)])
+    }
+
+    func export(_ request: HTTPRequest) throws -> HTTPResponse {
+        let model = try hubModel(request.parameter("id"))
+        var fields = try JSONFields(request: request)
+        let format = try fields.requiredString("format")
+        var exports = try registry.metadata(.model(model.id))[Self.exportsKey]?.arrayValue ?? []
+        exports.append(["format": .string(format), "requested_at": Rendering.time(Clock.nowMilliseconds()), "status": "recorded"])
+        try registry.putMetadata(.model(model.id), key: Self.exportsKey, value: .array(exports))
+        return Respond.json(["success": true, "message": .string("export to \(format) recorded; ModelKeep performs no conversion")])
+    }
+
+    func heartbeat(_ request: HTTPRequest) throws -> HTTPResponse {
+        let model = try hubModel(request.parameter("id"))
+        let fields = try JSONFields(request: request, allowEmpty: true)
+        let agentID = fields.object["agentId"]?.stringValue ?? Identifiers.make()
+        try registry.putMetadata(.model(model.id), key: Self.heartbeatKey, value: [
+            "agent": fields.object["agent"] ?? .null, "agentId": .string(agentID), "at": Rendering.time(Clock.nowMilliseconds()),
+        ])
+        return Respond.json(["data": ["agentId": .string(agentID)]])
+    }
+}
