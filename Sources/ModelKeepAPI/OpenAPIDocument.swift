@@ -40,28 +40,31 @@ public enum OpenAPIDocument {
         + hubOperations + operationalOperations
 
     /// The Ultralytics HUB SDK's dialect (ULTRALYTICS_HUB_API=http://host:port/hub); bodies are the SDK's own.
-    static let hubOperations: [Operation] = [
+    static let hubOperations: [Operation] = ["models", "projects", "datasets"].flatMap { kind -> [Operation] in
+        let base = "/hub/v1/\(kind)"
+        return [
+            Operation(method: "POST", path: base, summary: "HUB SDK: create (\(kind) are ModelKeep models in their own namespace; {data: {id}})",
+                      tag: "hub", body: "Object", responses: [(200, "Object")]),
+            Operation(method: "GET", path: base, summary: "HUB SDK: list ({data: {results, total, lastRecordId}})", tag: "hub",
+                      query: [q("limit", "integer", "Page size."), q("last_doc_id", "string", "The last id of the previous page."),
+                              q("public", "boolean", "Accepted and ignored.")],
+                      responses: [(200, "Object")]),
+            Operation(method: "GET", path: base + "/{id}", summary: "HUB SDK: a document ({data})", tag: "hub", responses: [(200, "Object")]),
+            Operation(method: "PATCH", path: base + "/{id}", summary: "HUB SDK: merge fields into a document", tag: "hub",
+                      body: "Object", responses: [(200, "Object")]),
+            Operation(method: "DELETE", path: base + "/{id}", summary: "HUB SDK: soft or hard (?hard=True) delete", tag: "hub",
+                      query: [q("hard", "boolean", "Delete for good.")], responses: [(200, "Object")]),
+            Operation(method: "POST", path: base + "/{id}/upload",
+                      summary: "HUB SDK: multipart upload streamed into the chunk store (models: last.pt or best.pt; projects: an image; datasets: the dataset file)",
+                      tag: "hub", body: "Bytes", responses: [(200, "Object")]),
+        ]
+    } + [
         Operation(method: "POST", path: "/hub/v1/auth", summary: "HUB SDK: check credentials ({success})", tag: "hub",
-                  responses: [(200, "Object")]),
-        Operation(method: "POST", path: "/hub/v1/models", summary: "HUB SDK: create a model in the hub namespace ({data: {id}})",
-                  tag: "hub", body: "Object", responses: [(200, "Object")]),
-        Operation(method: "GET", path: "/hub/v1/models", summary: "HUB SDK: list models ({data: {results, total, lastRecordId}})",
-                  tag: "hub", query: [q("limit", "integer", "Page size."), q("last_doc_id", "string", "The last id of the previous page."),
-                                      q("public", "boolean", "Accepted and ignored.")],
-                  responses: [(200, "Object")]),
-        Operation(method: "GET", path: "/hub/v1/models/{id}", summary: "HUB SDK: a model's document ({data})", tag: "hub",
                   responses: [(200, "Object")]),
         Operation(method: "POST", path: "/hub/v1/models/{id}", summary: "HUB SDK: log epoch metrics ({type: metrics, metrics})",
                   tag: "hub", body: "Object", responses: [(200, "Object")]),
-        Operation(method: "PATCH", path: "/hub/v1/models/{id}", summary: "HUB SDK: merge fields into a model's document", tag: "hub",
-                  body: "Object", responses: [(200, "Object")]),
-        Operation(method: "DELETE", path: "/hub/v1/models/{id}", summary: "HUB SDK: soft or hard (?hard=True) delete", tag: "hub",
-                  query: [q("hard", "boolean", "Delete for good.")], responses: [(200, "Object")]),
         Operation(method: "GET", path: "/hub/v1/models/{id}/metrics", summary: "HUB SDK: every metric series ({data: [{meta, data}]})",
                   tag: "hub", responses: [(200, "Object")]),
-        Operation(method: "POST", path: "/hub/v1/models/{id}/upload",
-                  summary: "HUB SDK: multipart upload of last.pt (checkpoint) or best.pt (final weights), streamed into the chunk store",
-                  tag: "hub", body: "Bytes", responses: [(200, "Object")]),
         Operation(method: "POST", path: "/hub/v1/models/{id}/export", summary: "HUB SDK: record an export request (no conversion is performed)",
                   tag: "hub", body: "Object", responses: [(200, "Object")]),
         Operation(method: "POST", path: "/hub/v1/agent/heartbeat/models/{id}", summary: "HUB SDK: training heartbeat ({data: {agentId}})",

@@ -137,6 +137,52 @@ class HubSDKTest(unittest.TestCase):
             urllib.request.urlopen(request)
         self.assertEqual(caught.exception.code, 404)
 
+    def test_projects_crud_images_and_list(self):
+        project = self.client.project()
+        project.create_project({"meta": {"name": "street scenes"}})
+        self.assertIsNotNone(project.id)
+        self.assertEqual(project.data["meta"]["name"], "street scenes")
+        project.update({"meta": {"name": "street scenes v2"}, "shared": True})
+        with tempfile.TemporaryDirectory() as folder:
+            image = os.path.join(folder, "cover.png")
+            png = b"\x89PNG\r\n\x1a\n" + os.urandom(5000)
+            with open(image, "wb") as file:
+                file.write(png)
+            project.upload_image(image)
+        again = self.client.project(project.id)
+        self.assertEqual(again.data["meta"]["name"], "street scenes v2")
+        self.assertTrue(again.data["shared"])
+        self.assertEqual(len(again.data["images"]), 1)
+        self.assertEqual(fetch(again.data["images"][0]), png)
+        self.assertEqual(native(f"/api/v1/models/{project.id}")["model"]["namespace"], "hub-projects")
+        listed = self.client.project_list(page_size=50)
+        self.assertIn(project.id, [p["id"] for p in listed.results])
+        project.delete(hard=True)
+        self.assertEqual(self.client.project(project.id).data, {})
+
+    def test_datasets_crud_upload_and_download_link(self):
+        dataset = self.client.dataset()
+        dataset.create_dataset({"meta": {"name": "coco8"}, "task": "detect"})
+        self.assertIsNotNone(dataset.id)
+        self.assertIsNone(dataset.get_download_link())
+        with tempfile.TemporaryDirectory() as folder:
+            archive = os.path.join(folder, "coco8.zip")
+            payload = os.urandom(1_500_000)
+            with open(archive, "wb") as file:
+                file.write(payload)
+            dataset.upload_dataset(file=archive)
+        again = self.client.dataset(dataset.id)
+        self.assertEqual(again.data["task"], "detect")
+        self.assertEqual(fetch(again.get_download_link()), payload)
+        dataset.update({"meta": {"name": "coco8-updated"}})
+        self.assertEqual(self.client.dataset(dataset.id).data["meta"]["name"], "coco8-updated")
+        listed = self.client.dataset_list(page_size=50)
+        self.assertIn(dataset.id, [d["id"] for d in listed.results])
+        dataset.delete()
+        self.assertEqual(self.client.dataset(dataset.id).data, {})
+        # A dataset is not a model, and a model not a dataset.
+        self.assertEqual(self.client.model(dataset.id).data, {})
+
     def test_errors_are_statuses(self):
         missing = self.client.model("no-such-model")
         self.assertEqual(missing.data, {})

@@ -54,3 +54,48 @@ extension HUBRoutes {
         return Respond.json(["success": true, "message": .string("\(stored) stored")])
     }
 }
+
+extension HUBRoutes {
+    /// A project's or dataset's document: what the client wrote, plus download URLs of its files
+    /// (`url`: a dataset's latest upload; `images`: a project's images).
+    func fileDocument(_ model: Model, _ collection: HUBCollection, request: HTTPRequest) throws -> JSONObject {
+        var doc = try registry.metadata(.model(model.id))[Self.documentKey]?.objectValue ?? JSONObject()
+        let files = try registry.listArtifacts(.model(model.id), page: PageRequest(size: 1000)).items
+        let base = "http://\(request.headers["Host"] ?? "127.0.0.1")/api/v1/models/\(model.id)/artifacts/"
+        func url(_ artifact: Artifact) -> JSONValue {
+            .string(base + artifact.path.split(separator: "/").map { PercentDecoding.encodePathSegment(String($0)) }.joined(separator: "/"))
+        }
+        doc["id"] = .string(model.id)
+        if collection == .datasets {
+            doc["url"] = files.max { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }.map(url) ?? .null
+        } else {
+            doc["images"] = .array(files.filter { $0.path.hasPrefix("images/") }.map(url))
+        }
+        doc["createdAt"] = Rendering.time(model.createdAt)
+        doc["updatedAt"] = Rendering.time(model.updatedAt)
+        return doc
+    }
+
+    /// `POST /v1/projects/{id}/upload` (a part `file`, kept as `images/<filename>`) and
+    /// `POST /v1/datasets/{id}/upload` (one part named after the file, kept under that name);
+    /// each file streams into the chunk store and replaces one of the same name.
+    func uploadFile(_ request: HTTPRequest, _ collection: HUBCollection) throws -> HTTPResponse {
+        let model = try resource(request.parameter("id"), collection)
+        guard case .stream(let body) = request.body else { throw HTTPError.badRequest("expected a streamed body") }
+        guard let boundary = MultipartReader.boundary(from: request.headers["Content-Type"] ?? "") else {
+            throw HTTPError(status: 415, code: "unsupported_media_type", message: "send multipart/form-data with a boundary")
+        }
+        let reader = MultipartReader(boundary: boundary, source: body.read)
+        var stored: [String] = []
+        while let part = try reader.nextPart() {
+            guard let filename = part.filename ?? part.name, !filename.isEmpty else { continue }
+            let basename = String(filename.split(separator: "/").last ?? Substring(filename))
+            let path = collection == .projects ? "images/\(basename)" : basename
+            let upload = try registry.prepareUpload(.model(model.id), path: path, overwrite: true, fileType: nil, mimeType: nil)
+            _ = try ArtifactRoutes.ingest(reader.read, into: registry, upload: upload, expectedSHA256: nil, expectedMD5: nil)
+            stored.append(path)
+        }
+        guard !stored.isEmpty else { throw RegistryError.invalid(field: "file", message: "no file part was sent") }
+        return Respond.json(["success": true, "message": .string("stored \(stored.joined(separator: ", "))")])
+    }
+}

@@ -3,36 +3,58 @@ import ModelKeepHTTP
 import ModelKeepJSON
 import ModelKeepRegistry
 
-/// The Ultralytics HUB SDK's model API under `/hub/v1` (point the SDK at it with
-/// `ULTRALYTICS_HUB_API=http://host:port/hub`). A HUB model is a ModelKeep model in the `hub`
-/// namespace: its HUB document is kept in the model's metadata, its epochs' metrics are metric
-/// series, its checkpoints are the artifacts `last.pt` and `best.pt`.
+/// One kind of HUB resource and the namespace its ModelKeep models live in.
+struct HUBCollection: Sendable, Equatable {
+    /// The path segment: `models`, `projects`, `datasets`.
+    let path: String
+    let namespace: String
+
+    static let models = HUBCollection(path: "models", namespace: "hub")
+    static let projects = HUBCollection(path: "projects", namespace: "hub-projects")
+    static let datasets = HUBCollection(path: "datasets", namespace: "hub-datasets")
+    static let all = [models, projects, datasets]
+}
+
+/// The Ultralytics HUB SDK's API under `/hub/v1` (point the SDK at it with
+/// `ULTRALYTICS_HUB_API=http://host:port/hub`). Every HUB resource is a ModelKeep model: HUB
+/// models in the `hub` namespace, projects in `hub-projects`, datasets in `hub-datasets`. A
+/// resource's HUB document is kept in its metadata; a model's epochs' metrics are metric
+/// series, its checkpoints the artifacts `last.pt` and `best.pt`; a project's images and a
+/// dataset's file are artifacts too.
 struct HUBRoutes {
     let registry: ModelRegistry
-    static let namespace = "hub"
     /// Metadata keys of a HUB model: the document the client wrote, and what the server records.
     static let documentKey = "hub", trainingKey = "hub_training", exportsKey = "hub_exports", heartbeatKey = "hub_heartbeat"
 
     func register(into router: inout RouterBuilder) {
         router.add("POST", "/hub/v1/auth", body: .discard) { _ in Respond.json(["success": true]) }
-        router.add("POST", "/hub/v1/models", create)
-        router.add("GET", "/hub/v1/models", list)
-        router.add("GET", "/hub/v1/models/{id}", get)
+        for collection in HUBCollection.all {
+            let base = "/hub/v1/\(collection.path)"
+            router.add("POST", base) { try create($0, collection) }
+            router.add("GET", base) { try list($0, collection) }
+            router.add("GET", base + "/{id}") { try get($0, collection) }
+            router.add("PATCH", base + "/{id}") { try update($0, collection) }
+            router.add("DELETE", base + "/{id}") { try delete($0, collection) }
+        }
         router.add("POST", "/hub/v1/models/{id}", logMetrics)
-        router.add("PATCH", "/hub/v1/models/{id}", update)
-        router.add("DELETE", "/hub/v1/models/{id}", delete)
         router.add("GET", "/hub/v1/models/{id}/metrics", metrics)
         router.add("POST", "/hub/v1/models/{id}/upload", body: .stream, upload)
+        router.add("POST", "/hub/v1/projects/{id}/upload", body: .stream) { try uploadFile($0, .projects) }
+        router.add("POST", "/hub/v1/datasets/{id}/upload", body: .stream) { try uploadFile($0, .datasets) }
         router.add("POST", "/hub/v1/models/{id}/export", export)
         router.add("POST", "/hub/v1/agent/heartbeat/models/{id}", heartbeat)
     }
 
-    /// The model, which must live in the HUB namespace (404 otherwise).
-    func hubModel(_ id: String) throws -> Model {
+    /// The resource, which must live in its collection's namespace (404 otherwise).
+    func resource(_ id: String, _ collection: HUBCollection) throws -> Model {
         let model = try registry.model(id: id)
-        guard model.namespace == Self.namespace else { throw RegistryError.notFound("HUB model \(id) does not exist") }
+        guard model.namespace == collection.namespace else {
+            throw RegistryError.notFound("HUB \(collection.path.dropLast()) \(id) does not exist")
+        }
         return model
     }
+
+    func hubModel(_ id: String) throws -> Model { try resource(id, .models) }
 
     /// HUB sends training settings nested and camelCase (`config.batchSize`) but reads them back
     /// flat and snake_case (`batch_size`): store them the way it reads them.
@@ -60,23 +82,24 @@ struct HUBRoutes {
         return slug + "-" + String(Identifiers.make().suffix(8))
     }
 
-    func create(_ request: HTTPRequest) throws -> HTTPResponse {
+    func create(_ request: HTTPRequest, _ collection: HUBCollection) throws -> HTTPResponse {
         let fields = try JSONFields(request: request)
         var draft = ModelDraft(name: Self.name(for: fields.object))
-        draft.namespace = Self.namespace
+        draft.namespace = collection.namespace
         draft.description = fields.object["meta"]?.objectValue?["name"]?.stringValue
         draft.metadata = [Self.documentKey: .object(Self.flatten(fields.object))]
         let model = try registry.createModel(draft)
         return Respond.json(["data": ["id": .string(model.id)]])
     }
 
-    func get(_ request: HTTPRequest) throws -> HTTPResponse {
-        let model = try hubModel(request.parameter("id"))
-        return Respond.json(["data": .object(try document(model, request: request))])
+    func get(_ request: HTTPRequest, _ collection: HUBCollection) throws -> HTTPResponse {
+        let model = try resource(request.parameter("id"), collection)
+        return Respond.json(["data": .object(try document(model, collection, request: request))])
     }
 
-    /// The document the SDK reads: what the client wrote, plus the server's view of the weights.
-    func document(_ model: Model, request: HTTPRequest) throws -> JSONObject {
+    /// The document the SDK reads: what the client wrote, plus the server's view of its files.
+    func document(_ model: Model, _ collection: HUBCollection, request: HTTPRequest) throws -> JSONObject {
+        guard collection == .models else { return try fileDocument(model, collection, request: request) }
         let metadata = try registry.metadata(.model(model.id))
         var doc = metadata[Self.documentKey]?.objectValue ?? JSONObject()
         let training = metadata[Self.trainingKey]?.objectValue ?? JSONObject()
@@ -98,8 +121,8 @@ struct HUBRoutes {
         return doc
     }
 
-    func update(_ request: HTTPRequest) throws -> HTTPResponse {
-        let model = try hubModel(request.parameter("id"))
+    func update(_ request: HTTPRequest, _ collection: HUBCollection) throws -> HTTPResponse {
+        let model = try resource(request.parameter("id"), collection)
         let fields = try JSONFields(request: request)
         var doc = try registry.metadata(.model(model.id))[Self.documentKey]?.objectValue ?? JSONObject()
         for member in Self.flatten(fields.object).members { doc[member.key] = member.value }
@@ -109,27 +132,27 @@ struct HUBRoutes {
             changes.description = .some(name)
             _ = try registry.updateModel(id: model.id, changes)
         }
-        return Respond.json(["success": true, "message": "model updated"])
+        return Respond.json(["success": true, "message": .string("\(collection.path.dropLast()) updated")])
     }
 
-    func delete(_ request: HTTPRequest) throws -> HTTPResponse {
+    func delete(_ request: HTTPRequest, _ collection: HUBCollection) throws -> HTTPResponse {
         let hard = try QueryFields(request.query, allowed: ["hard"]).bool("hard")
-        let model = try hubModel(request.parameter("id"))
+        let model = try resource(request.parameter("id"), collection)
         try registry.deleteModel(id: model.id, hard: hard)
         return Respond.json(["success": true, "message": .string(hard ? "model deleted for good" : "model deleted")])
     }
 
-    func list(_ request: HTTPRequest) throws -> HTTPResponse {
+    func list(_ request: HTTPRequest, _ collection: HUBCollection) throws -> HTTPResponse {
         let q = try QueryFields(request.query, allowed: ["limit", "last_doc_id", "public"])
         var query = ModelQuery()
-        query.namespace = Self.namespace
+        query.namespace = collection.namespace
         query.orderBy = .createdAt
         query.page = PageRequest(size: try q.int("limit") ?? 20)
         query.afterModelID = q.string("last_doc_id").flatMap { $0.isEmpty ? nil : $0 }
         let page = try registry.listModels(query)
-        let results = try page.items.map { JSONValue.object(try document($0, request: request)) }
+        let results = try page.items.map { JSONValue.object(try document($0, collection, request: request)) }
         let last: JSONValue = page.nextPageToken != nil ? .optional(page.items.last?.id) : .null
-        return Respond.json(["data": ["results": .array(results), "total": .int(try registry.countModels(namespace: Self.namespace)),
+        return Respond.json(["data": ["results": .array(results), "total": .int(try registry.countModels(namespace: collection.namespace)),
                                       "lastRecordId": last]])
     }
 
