@@ -157,7 +157,7 @@ struct ArtifactRoutes {
     /// POST: a tracked artifact (`uri`), or one built from stored chunks (`chunks`).
     func create(_ request: HTTPRequest) throws -> HTTPResponse {
         let q = try QueryFields(request.query, allowed: ["overwrite"])
-        var fields = try JSONFields(request: request)
+        var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let path = try fields.requiredString("path")
         let uri = try fields.string("uri")
         let fileType = try fields.string("file_type")

@@ -14,10 +14,11 @@ struct ChunkRoutes {
 
     func missing(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
-        var fields = try JSONFields(request: request)
+        var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let list = try fields.stringArray("chunks") ?? []
         try fields.rejectUnknown()
-        guard list.count <= 100_000 else { throw RegistryError.tooLarge("at most 100,000 chunks per request") }
+        let limit = registry.limits.maxChunksPerRequest
+        guard list.count <= limit else { throw RegistryError.tooLarge("at most \(limit) chunks per request") }
         guard let store = registry.store else { throw RegistryError.internalFailure("no artifact store") }
         var missing: [JSONValue] = []
         for (i, sha) in list.enumerated() {

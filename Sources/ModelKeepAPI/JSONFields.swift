@@ -17,7 +17,7 @@ struct JSONFields {
 
     /// The request's body as a JSON object. 415 for a non-JSON content type, 400 for
     /// anything that is not one JSON object.
-    init(request: HTTPRequest, allowEmpty: Bool = false) throws {
+    init(request: HTTPRequest, allowEmpty: Bool = false, maxDepth: Int) throws {
         let bytes = request.bodyBytes
         try Self.checkContentType(request)
         if bytes.isEmpty {
@@ -27,7 +27,7 @@ struct JSONFields {
         }
         let value: JSONValue
         do {
-            value = try JSONParser.parse(bytes)
+            value = try JSONParser.parse(bytes, maxDepth: maxDepth)
         } catch {
             throw HTTPError.badRequest("the body is not valid JSON: \(error)")
         }
@@ -38,12 +38,12 @@ struct JSONFields {
     }
 
     /// The body as any single JSON value (for PUT of a metadata value).
-    static func anyValue(request: HTTPRequest) throws -> JSONValue {
+    static func anyValue(request: HTTPRequest, maxDepth: Int) throws -> JSONValue {
         let bytes = request.bodyBytes
         try checkContentType(request)
         guard !bytes.isEmpty else { throw HTTPError.badRequest("the request needs a JSON body") }
         do {
-            return try JSONParser.parse(bytes)
+            return try JSONParser.parse(bytes, maxDepth: maxDepth)
         } catch {
             throw HTTPError.badRequest("the body is not valid JSON: \(error)")
         }

@@ -23,14 +23,14 @@ struct MetadataRoutes {
 
     func merge(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
-        let fields = try JSONFields(request: request)
+        let fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let merged = try registry.mergeMetadata(ParentPaths.reference(request), fields.object)
         return Respond.json(["metadata": .object(merged)])
     }
 
     func put(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
-        let value = try JSONFields.anyValue(request: request)
+        let value = try JSONFields.anyValue(request: request, maxDepth: registry.limits.maxJSONDepth)
         let key = request.parameter("key")
         try registry.putMetadata(ParentPaths.reference(request), key: key, value: value)
         return Respond.json(["key": .string(key), "value": value])

@@ -17,7 +17,7 @@ struct MetricRoutes {
 
     func log(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
-        var fields = try JSONFields(request: request)
+        var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let now = Clock.nowMilliseconds()
         var points: [MetricPoint] = []
         let metrics = try fields.objectField("metrics")

@@ -17,7 +17,7 @@ struct ModelRoutes {
 
     func create(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
-        var fields = try JSONFields(request: request)
+        var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         var draft = ModelDraft(name: try fields.requiredString("name"))
         draft.namespace = try fields.string("namespace") ?? "default"
         draft.owner = try fields.string("owner")
@@ -63,7 +63,7 @@ struct ModelRoutes {
 
     func update(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
-        var fields = try JSONFields(request: request)
+        var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         var changes = ModelChanges()
         switch try fields.patchString("name") {
         case .some(.some(let name)): changes.name = name

@@ -21,7 +21,7 @@ struct TagRoutes {
 
     func assign(_ request: HTTPRequest) throws -> HTTPResponse {
         let q = try QueryFields(request.query, allowed: ["move"])
-        var fields = try JSONFields(request: request)
+        var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let version = try fields.requiredString("version")
         try fields.rejectUnknown()
         let tagged = try registry.assignTag(modelID: request.parameter("id"), tag: request.parameter("tag"),

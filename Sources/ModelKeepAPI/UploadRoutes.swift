@@ -15,7 +15,7 @@ struct UploadRoutes {
 
     func create(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
-        var fields = try JSONFields(request: request)
+        var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let parentText = try fields.requiredString("parent")
         let path = try fields.requiredString("path")
         guard let size = fields.value("size")?.numberValue?.int64 else {

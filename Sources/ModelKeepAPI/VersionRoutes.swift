@@ -27,7 +27,7 @@ struct VersionRoutes {
 
     func create(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
-        var fields = try JSONFields(request: request, allowEmpty: true)
+        var fields = try JSONFields(request: request, allowEmpty: true, maxDepth: registry.limits.maxJSONDepth)
         var draft = VersionDraft()
         draft.version = try fields.string("version")
         draft.name = try fields.string("name")
@@ -81,7 +81,7 @@ struct VersionRoutes {
 
     func update(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
-        var fields = try JSONFields(request: request)
+        var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         var changes = VersionChanges()
         changes.name = try fields.patchString("name")
         changes.description = try fields.patchString("description")
@@ -109,7 +109,7 @@ struct VersionRoutes {
 
     func stage(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
-        var fields = try JSONFields(request: request)
+        var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let stage = try Self.parseStage(try fields.requiredString("stage"))
         let archiveExisting = try fields.bool("archive_existing") ?? true
         try fields.rejectUnknown()

@@ -12,6 +12,10 @@ public final class ModelRegistry: Sendable {
         public var maxMetadataValueBytes = 64 * 1024
         /// The most unique tags one request may give.
         public var maxTagsPerRequest = 64
+        /// The deepest nesting of arrays and objects a JSON request body may have (400 deeper).
+        public var maxJSONDepth = 64
+        /// The most chunk hashes one `POST /api/v1/chunks/missing` may ask about (413 beyond).
+        public var maxChunksPerRequest = 100_000
         /// The most metric points one request may carry.
         public var maxMetricPointsPerRequest = 10_000
         /// The longest a change-feed request may wait for an event.

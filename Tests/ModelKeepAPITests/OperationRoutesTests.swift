@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 import ModelKeepAPI
 import ModelKeepJSON
+import ModelKeepRegistry
 import ModelKeepStorage
 
 @Suite("Operations, errors and the OpenAPI document")
@@ -60,5 +61,37 @@ struct OperationRoutesTests {
         }
         let routes = Set(api.registry.router.table.map { "\($0.method) \($0.pattern.replacingOccurrences(of: "...}", with: "}"))" })
         #expect(routes == documented, "undocumented: \(routes.subtracting(documented).sorted()); stale: \(documented.subtracting(routes).sorted())")
+    }
+}
+
+@Suite("Request limits are settings")
+struct RequestLimitTests {
+    @Test("JSON nesting deeper than max_json_depth is a 400, and the server goes on")
+    func jsonDepth() throws {
+        var limits = ModelRegistry.Limits()
+        limits.maxJSONDepth = 4
+        let api = try APIClient(.socket, server: try TestServer(limits: limits))
+        let id = try api.createModel("m")
+        let deep = #"{"a": {"b": {"c": {"d": {"e": 1}}}}}"#  // five levels
+        let refused = try api.send("PATCH", "/api/v1/models/\(id)/metadata", raw: Array(deep.utf8), headers: ["Content-Type": "application/json"])
+        #expect(refused.status == 400)
+        #expect(refused["error"]?["message"]?.string?.contains("nesting deeper than 4") == true)
+        let shallow = #"{"a": {"b": {"c": {"d": 1}}}}"#  // four: exactly the limit
+        #expect(try api.send("PATCH", "/api/v1/models/\(id)/metadata", raw: Array(shallow.utf8),
+                             headers: ["Content-Type": "application/json"]).status == 200)
+    }
+
+    @Test("more tags or chunk hashes than their limits are refused")
+    func countLimits() throws {
+        var limits = ModelRegistry.Limits()
+        limits.maxTagsPerRequest = 2
+        limits.maxChunksPerRequest = 3
+        let api = try APIClient(.socket, server: try TestServer(limits: limits))
+        let id = try api.createModel("m")
+        #expect(try api.post("/api/v1/models/\(id)/versions", ["unique_tags": ["a", "b", "c"]]).status == 400)
+        #expect(try api.post("/api/v1/models/\(id)/versions", ["unique_tags": ["a", "b"]]).status == 201)
+        let hash = JSONValue.string(String(repeating: "a", count: 64))
+        #expect(try api.post("/api/v1/chunks/missing", ["chunks": [hash, hash, hash, hash]]).status == 413)
+        #expect(try api.post("/api/v1/chunks/missing", ["chunks": [hash, hash, hash]]).status == 200)
     }
 }

@@ -83,7 +83,7 @@ struct HUBRoutes {
     }
 
     func create(_ request: HTTPRequest, _ collection: HUBCollection) throws -> HTTPResponse {
-        let fields = try JSONFields(request: request)
+        let fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         var draft = ModelDraft(name: Self.name(for: fields.object))
         draft.namespace = collection.namespace
         draft.description = fields.object["meta"]?.objectValue?["name"]?.stringValue
@@ -123,7 +123,7 @@ struct HUBRoutes {
 
     func update(_ request: HTTPRequest, _ collection: HUBCollection) throws -> HTTPResponse {
         let model = try resource(request.parameter("id"), collection)
-        let fields = try JSONFields(request: request)
+        let fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         var doc = try registry.metadata(.model(model.id))[Self.documentKey]?.objectValue ?? JSONObject()
         for member in Self.flatten(fields.object).members { doc[member.key] = member.value }
         try registry.putMetadata(.model(model.id), key: Self.documentKey, value: .object(doc))
@@ -159,7 +159,7 @@ struct HUBRoutes {
     /// `POST /v1/models/{id}` with `{"metrics": {"<epoch>": "<JSON of name: value>"}, "type": "metrics"}`.
     func logMetrics(_ request: HTTPRequest) throws -> HTTPResponse {
         let model = try hubModel(request.parameter("id"))
-        var fields = try JSONFields(request: request)
+        var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         guard try fields.string("type") == "metrics", let epochs = try fields.objectField("metrics") else {
             throw RegistryError.invalid(field: "type", message: "this endpoint takes {\"type\": \"metrics\", \"metrics\": {...}}")
         }
@@ -207,7 +207,7 @@ struct HUBRoutes {
 
     func export(_ request: HTTPRequest) throws -> HTTPResponse {
         let model = try hubModel(request.parameter("id"))
-        var fields = try JSONFields(request: request)
+        var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let format = try fields.requiredString("format")
         var exports = try registry.metadata(.model(model.id))[Self.exportsKey]?.arrayValue ?? []
         exports.append(["format": .string(format), "requested_at": Rendering.time(Clock.nowMilliseconds()), "status": "recorded"])
@@ -217,7 +217,7 @@ struct HUBRoutes {
 
     func heartbeat(_ request: HTTPRequest) throws -> HTTPResponse {
         let model = try hubModel(request.parameter("id"))
-        let fields = try JSONFields(request: request, allowEmpty: true)
+        let fields = try JSONFields(request: request, allowEmpty: true, maxDepth: registry.limits.maxJSONDepth)
         let agentID = fields.object["agentId"]?.stringValue ?? Identifiers.make()
         try registry.putMetadata(.model(model.id), key: Self.heartbeatKey, value: [
             "agent": fields.object["agent"] ?? .null, "agentId": .string(agentID), "at": Rendering.time(Clock.nowMilliseconds()),
