@@ -38,7 +38,7 @@ struct ArtifactRoutes {
                                                 overwrite: try q.bool("overwrite"), fileType: q.string("file_type"),
                                                 mimeType: Self.declaredMimeType(request))
         let artifact = try Self.ingest(body.read, into: registry, upload: upload, expectedSHA256: expectedSHA256, expectedMD5: expectedMD5)
-        return Respond.created(["artifact": Self.render(artifact)], location: request.head.path.description)
+        return Respond.created(["artifact": Self.render(artifact)], location: Respond.artifactPath(artifact))
     }
 
     /// Streams a body into the store and records the artifact: bounded memory, staged chunks,
@@ -187,8 +187,7 @@ struct ArtifactRoutes {
         case (.some, .some):
             throw RegistryError.invalid(field: "chunks", message: "give either uri or chunks, not both")
         }
-        let location = "\(request.head.path)/\(artifact.path.split(separator: "/").map { PercentDecoding.encodePathSegment(String($0)) }.joined(separator: "/"))"
-        return Respond.created(["artifact": Self.render(artifact)], location: location)
+        return Respond.created(["artifact": Self.render(artifact)], location: Respond.artifactPath(artifact))
     }
 
     static func chunks(_ json: JSONValue) throws(RegistryError) -> [ChunkReference] {

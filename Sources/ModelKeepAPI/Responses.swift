@@ -1,5 +1,6 @@
 import ModelKeepHTTP
 import ModelKeepJSON
+import ModelKeepRegistry
 
 /// Small builders for native API responses.
 enum Respond {
@@ -17,6 +18,14 @@ enum Respond {
 
     /// The path of a model, for `Location` headers.
     static func modelPath(_ id: String) -> String { "/api/v1/models/\(PercentDecoding.encodePathSegment(id))" }
+
+    /// The download path of an artifact: under its model, or under its version when that is its parent.
+    static func artifactPath(_ artifact: Artifact) -> String {
+        let parent = artifact.parentID == artifact.modelID
+            ? modelPath(artifact.modelID) : "/api/v1/versions/\(PercentDecoding.encodePathSegment(artifact.parentID))"
+        let path = artifact.path.split(separator: "/").map { PercentDecoding.encodePathSegment(String($0)) }.joined(separator: "/")
+        return "\(parent)/artifacts/\(path)"
+    }
 
     static func versionPath(modelID: String, version: String) -> String {
         "\(modelPath(modelID))/versions/\(PercentDecoding.encodePathSegment(version))"

@@ -82,10 +82,7 @@ struct UploadRoutes {
     }
 
     private func artifactLocation(_ id: String) throws -> String {
-        let artifact = try registry.artifact(id: id)
-        let base = artifact.parentID == artifact.modelID ? "/api/v1/models/\(artifact.modelID)" : "/api/v1/versions/\(artifact.parentID)"
-        return "\(base)/artifacts/" + artifact.path.split(separator: "/").map { PercentDecoding.encodePathSegment(String($0)) }
-            .joined(separator: "/")
+        Respond.artifactPath(try registry.artifact(id: id))
     }
 
     private func render(_ session: UploadSession) -> JSONValue {

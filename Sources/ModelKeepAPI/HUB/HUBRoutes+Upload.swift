@@ -61,10 +61,8 @@ extension HUBRoutes {
     func fileDocument(_ model: Model, _ collection: HUBCollection, request: HTTPRequest) throws -> JSONObject {
         var doc = try registry.metadata(.model(model.id))[Self.documentKey]?.objectValue ?? JSONObject()
         let files = try registry.listArtifacts(.model(model.id), page: PageRequest(size: 1000)).items
-        let base = "http://\(request.headers["Host"] ?? "127.0.0.1")/api/v1/models/\(model.id)/artifacts/"
-        func url(_ artifact: Artifact) -> JSONValue {
-            .string(base + artifact.path.split(separator: "/").map { PercentDecoding.encodePathSegment(String($0)) }.joined(separator: "/"))
-        }
+        let origin = "http://\(request.headers["Host"] ?? "127.0.0.1")"
+        func url(_ artifact: Artifact) -> JSONValue { .string(origin + Respond.artifactPath(artifact)) }
         doc["id"] = .string(model.id)
         if collection == .datasets {
             doc["url"] = files.max { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }.map(url) ?? .null
