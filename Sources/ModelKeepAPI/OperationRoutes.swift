@@ -20,8 +20,9 @@ struct OperationRoutes {
         var checks = JSONObject()
         var failed: [String] = []
         let database = registry.database
-        let databaseCheck: @Sendable () throws -> Void = { try database.ping() }
-        let all = [(name: "database", check: databaseCheck)] + readinessChecks
+        var all: [(name: String, check: @Sendable () throws -> Void)] = [(name: "database", check: { try database.ping() })]
+        if let store = registry.store { all.append((name: "store", check: { try store.checkWritable() })) }
+        all += readinessChecks
         for (name, check) in all {
             do {
                 try check()

@@ -42,6 +42,16 @@ public final class BlobStore: Sendable {
         }
     }
 
+    /// Checks that the store can take bytes: writes, syncs and removes a probe file in `tmp/`.
+    public func checkWritable() throws {
+        let probe = "\(temporaryPath)/ready-\(UUID().uuidString.lowercased())"
+        try [UInt8]("ok".utf8).withUnsafeBytes { try FileIO.writeNewFile(probe, $0) }
+        FileIO.remove(probe)
+        guard FileManager.default.isReadableFile(atPath: blobsPath) else {
+            throw FileIOError(call: "access", path: blobsPath, code: 13)
+        }
+    }
+
     /// Where the chunk with this hash lives.
     public func path(of sha256: String) -> String {
         let hex = Array(sha256.utf8)

@@ -15,6 +15,23 @@ struct OperationRoutesTests {
         let ready = try api.get("/readyz")
         #expect(ready.status == 200)
         #expect(ready["checks"]?["database"]?.string == "ok")
+        #expect(ready["checks"]?["store"]?.string == "ok")
+    }
+
+    @Test("readiness fails with 503 when the store cannot take bytes")
+    func notReady() throws {
+        let api = try APIClient(.socket)
+        let tmp = api.registry.store.temporaryPath
+        try FileManager.default.removeItem(atPath: tmp)
+        try Data().write(to: URL(fileURLWithPath: tmp))  // a file where the directory should be
+        let response = try api.get("/readyz")
+        #expect(response.status == 503)
+        #expect(response.errorCode == "not_ready")
+        #expect(response["error"]?["message"]?.string?.contains("store") == true)
+        #expect(try api.get("/healthz").status == 200)
+        try FileManager.default.removeItem(atPath: tmp)
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        #expect(try api.get("/readyz").status == 200)
     }
 
     @Test("unknown routes and wrong methods get the JSON error shape", arguments: Transport.allCases)
