@@ -2,11 +2,7 @@
 #define MODELKEEP_CSQLITE_SHIM_H
 #include <sqlite3.h>
 
-// sqlite3_config is variadic, which Swift cannot call; these fixed-argument wrappers can.
-static inline int modelkeep_sqlite3_config_multithread(void) {
-    return sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
-}
-
+// sqlite3_config is variadic, which Swift cannot call; this fixed-argument wrapper can.
 // Turns off SQLite's memory statistics, whose global mutex every allocation takes.
 static inline int modelkeep_sqlite3_config_no_memstatus(void) {
     return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);

@@ -6,8 +6,7 @@ import ModelKeepRegistry
 /// Assembles every route of the server into one frozen router.
 public enum NativeAPI {
     /// The router for a registry: the native REST API under /api/v1 and the operational routes.
-    public static func router(registry: ModelRegistry, logger: Logger,
-                              readinessChecks: [(name: String, check: @Sendable () throws -> Void)] = []) -> Router {
+    public static func router(registry: ModelRegistry, logger: Logger) -> Router {
         var builder = RouterBuilder()
         ModelRoutes(registry: registry).register(into: &builder)
         VersionRoutes(registry: registry).register(into: &builder)
@@ -19,7 +18,7 @@ public enum NativeAPI {
         ChunkRoutes(registry: registry).register(into: &builder)
         UploadRoutes(registry: registry).register(into: &builder)
         HUBRoutes(registry: registry).register(into: &builder)
-        OperationRoutes(registry: registry, readinessChecks: readinessChecks,
+        OperationRoutes(registry: registry,
                         openAPI: JSONWriter.bytes(OpenAPIDocument.document)).register(into: &builder)
         let renderer = ErrorRenderer(logger: logger)
         return builder.freeze { error, head in renderer.response(for: error, head: head) }

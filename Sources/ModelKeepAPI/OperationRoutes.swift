@@ -5,8 +5,6 @@ import ModelKeepRegistry
 /// `/healthz`, `/readyz` and `/openapi.json`.
 struct OperationRoutes {
     let registry: ModelRegistry
-    /// Extra readiness checks beyond the database (the artifact store adds its own).
-    let readinessChecks: [(name: String, check: @Sendable () throws -> Void)]
     let openAPI: [UInt8]
 
     func register(into router: inout RouterBuilder) {
@@ -22,7 +20,6 @@ struct OperationRoutes {
         let database = registry.database
         var all: [(name: String, check: @Sendable () throws -> Void)] = [(name: "database", check: { try database.ping() })]
         if let store = registry.store { all.append((name: "store", check: { try store.checkWritable() })) }
-        all += readinessChecks
         for (name, check) in all {
             do {
                 try check()

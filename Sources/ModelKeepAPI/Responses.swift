@@ -21,8 +21,10 @@ enum Respond {
 
     /// The download path of an artifact: under its model, or under its version when that is its parent.
     static func artifactPath(_ artifact: Artifact) -> String {
-        let parent = artifact.parentID == artifact.modelID
-            ? modelPath(artifact.modelID) : "/api/v1/versions/\(PercentDecoding.encodePathSegment(artifact.parentID))"
+        let parent = switch ParentReference(parentID: artifact.parentID, modelID: artifact.modelID) {
+        case .model(let id): modelPath(id)
+        case .version(let id): "/api/v1/versions/\(PercentDecoding.encodePathSegment(id))"
+        }
         let path = artifact.path.split(separator: "/").map { PercentDecoding.encodePathSegment(String($0)) }.joined(separator: "/")
         return "\(parent)/artifacts/\(path)"
     }

@@ -12,15 +12,10 @@ public struct HTTPParserLimits: Sendable, Equatable {
 
 /// What the parser produced from the bytes fed so far.
 public enum HTTPParserEvent: Sendable, Equatable {
-    case head(HTTPRequestHeadSnapshot)
+    /// A request head is complete; it is the parser's `head`.
+    case head
     case body([UInt8])
     case end
-}
-
-/// A comparable summary of a head, for tests; the parser hands out full heads via `head`.
-public struct HTTPRequestHeadSnapshot: Sendable, Equatable {
-    public let method: String
-    public let target: String
 }
 
 /// An incremental HTTP/1.1 request parser (RFC 9112): a pure state machine fed bytes, with no
@@ -124,7 +119,7 @@ public struct HTTPRequestParser: Sendable {
                     case .length(let n): state = .body(remaining: n)
                     case .chunked: state = .chunkSize
                     }
-                    return .head(HTTPRequestHeadSnapshot(method: head.method, target: head.target))
+                    return .head
                 }
                 guard pendingHeaders.count < limits.maxHeaderCount else {
                     throw HTTPError(status: 431, code: "headers_too_large",

@@ -70,21 +70,22 @@ extension ModelRegistry {
             throw RegistryError.from(error)
         }
         defer { store.unpin(result.chunks) }
-        return try insertArtifact(parentID: upload.parentID, path: upload.path, overwrite: upload.overwrite, size: result.size,
+        return try insertArtifact(ParentReference(parentID: upload.parentID, modelID: upload.modelID), path: upload.path,
+                                  overwrite: upload.overwrite, size: result.size,
                                   sha256: result.sha256, fileType: upload.fileType, mimeType: upload.mimeType, uri: nil,
                                   chunks: result.chunks)
     }
 
     /// Writes the artifact row and its manifest, replacing an existing one only with `overwrite`.
-    private func insertArtifact(parentID: String, path: String, overwrite: Bool, size: Int64?, sha256: String?,
+    private func insertArtifact(_ reference: ParentReference, path: String, overwrite: Bool, size: Int64?, sha256: String?,
                                 fileType: FileType?, mimeType: String, uri: String?, chunks: [ChunkReference]) throws(RegistryError) -> Artifact {
         let now = Clock.nowMilliseconds()
         let id = Identifiers.make(at: now)
         return try writing { db in
             // The parent may have gone while the bytes streamed in.
-            let parent = try Self.requireParent(try Self.reference(parentID: parentID, db), db)
+            let parent = try Self.requireParent(reference, db)
             if let existing = try Self.existingArtifact(parentID: parent.id, path: path, db) {
-                guard overwrite else { throw Self.pathTaken(path, .model(parent.modelID)) }
+                guard overwrite else { throw Self.pathTaken(path, reference) }
                 try db.run("DELETE FROM artifacts WHERE id = ?", [.text(existing)])
             }
             try db.run("""
@@ -109,12 +110,6 @@ extension ModelRegistry {
         }
     }
 
-    /// The reference form of a parent id (a model's or a version's).
-    static func reference(parentID: String, _ db: SQLiteConnection) throws -> ParentReference {
-        if try db.queryFirst("SELECT 1 FROM models WHERE id = ?", [.text(parentID)], { _ in true }) != nil { return .model(parentID) }
-        return .version(parentID)
-    }
-
     /// Records a file stored elsewhere: no bytes, just where it is.
     public func trackArtifact(_ parent: ParentReference, path: String, uri: String, size: Int64?, sha256: String?,
                               fileType: String?, overwrite: Bool) throws(RegistryError) -> Artifact {
@@ -126,8 +121,7 @@ extension ModelRegistry {
         if let size, size < 0 { throw .invalid(field: "size", message: "must not be negative") }
         if let sha256, !BlobStore.isSHA256(sha256.lowercased()) { throw .invalid(field: "sha256", message: "must be 64 hex digits") }
         let type = try Self.parseFileType(fileType, path: path)
-        let parentID = try reading { db in try Self.requireParent(parent, db).id }
-        return try insertArtifact(parentID: parentID, path: path, overwrite: overwrite, size: size, sha256: sha256?.lowercased(),
+        return try insertArtifact(parent, path: path, overwrite: overwrite, size: size, sha256: sha256?.lowercased(),
                                   fileType: type, mimeType: FileType.mimeType(path: path), uri: uri, chunks: [])
     }
 
@@ -140,7 +134,7 @@ extension ModelRegistry {
         let type = try Self.parseFileType(fileType, path: path)
         guard BlobStore.isSHA256(sha256.lowercased()) else { throw .invalid(field: "sha256", message: "must be 64 hex digits") }
         let store = try requireStore()
-        let parentID = try reading { db in try Self.requireParent(parent, db).id }
+        _ = try reading { db in try Self.requireParent(parent, db) }  // 404 before hashing anything
         // Pinned first, then checked: garbage collection cannot take a chunk between the two.
         store.pinExisting(chunks)
         defer { store.unpin(chunks) }
@@ -163,7 +157,7 @@ extension ModelRegistry {
         guard total == size else { throw .mismatch("the chunks add up to \(total) bytes, not \(size)") }
         let actual = BlobStore.hex(whole.finalize())
         guard actual == sha256.lowercased() else { throw .mismatch("the chunks hash to \(actual), not \(sha256.lowercased())") }
-        return try insertArtifact(parentID: parentID, path: path, overwrite: overwrite, size: size, sha256: actual, fileType: type,
+        return try insertArtifact(parent, path: path, overwrite: overwrite, size: size, sha256: actual, fileType: type,
                                   mimeType: FileType.mimeType(path: path), uri: nil, chunks: chunks)
     }
 

@@ -109,7 +109,7 @@ extension ModelRegistry {
                         report.problems.append("artifact \(artifact.id) (\(artifact.path)): its bytes hash to \(actual), not \(artifact.sha256)")
                     }
                 }
-                if damaged && corrupt.isDisjoint(with: manifest.map(\.sha256)) == false {
+                if !corrupt.isDisjoint(with: manifest.map(\.sha256)) {
                     report.problems.append("artifact \(artifact.id) (\(artifact.path)) uses a corrupt chunk")
                 }
                 if damaged && repair && artifact.state != "corrupt" {

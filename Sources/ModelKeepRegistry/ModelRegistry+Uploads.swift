@@ -120,7 +120,7 @@ extension ModelRegistry {
         let upload: ArtifactUpload
         do {
             upload = try reading { db in
-                let parent = try Self.requireParent(try Self.reference(parentID: session.parentID, db), db)
+                let parent = try Self.requireParent(ParentReference(parentID: session.parentID, modelID: session.modelID), db)
                 return ArtifactUpload(parentID: parent.id, modelID: parent.modelID, namespace: parent.namespace, path: session.path,
                                       overwrite: session.overwrite, fileType: session.fileType.flatMap(FileType.init(rawValue:)),
                                       mimeType: FileType.mimeType(path: session.path))

@@ -5,6 +5,11 @@ public enum ParentReference: Sendable, Equatable, CustomStringConvertible {
     case model(String)
     case version(String)
 
+    /// The reference for a stored parent id: a model is its own parent, anything else is a version.
+    public init(parentID: String, modelID: String) {
+        self = parentID == modelID ? .model(parentID) : .version(parentID)
+    }
+
     public var description: String {
         switch self {
         case .model(let id): "model \(id)"

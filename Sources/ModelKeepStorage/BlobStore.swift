@@ -120,7 +120,7 @@ public final class BlobStore: Sendable {
         }
         let staging = try makeStaging()
         defer { staging.remove() }
-        try bytes.withUnsafeBytes { buffer in try FileIO.writeNewFile(staging.path(of: sha256), buffer) }
+        try bytes.withUnsafeBytes { buffer in try FileIO.writeNewFile(staging.path(of: sha256), buffer, sync: false) }
         try publish([ChunkReference(sha256: sha256, size: Int64(bytes.count))], from: staging)
         unpin([ChunkReference(sha256: sha256, size: Int64(bytes.count))])
         return true
@@ -202,7 +202,6 @@ public final class BlobStore: Sendable {
             let path = "\(temporaryPath)/\(name)"
             guard !live.contains(path), let age = FileIO.age(path), age >= seconds else { continue }
             for file in (try? fm.contentsOfDirectory(atPath: path)) ?? [] { reclaimed += FileIO.size("\(path)/\(file)") ?? 0 }
-            reclaimed += FileIO.size(path).map { _ in 0 } ?? 0
             try? fm.removeItem(atPath: path)
         }
         return reclaimed

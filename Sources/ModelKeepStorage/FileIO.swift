@@ -53,14 +53,6 @@ enum FileIO {
         guard modelkeep_syncfs(fd) == 0 else { throw fail("syncfs", path) }
     }
 
-    /// fsync of a directory, so a rename or link into it survives a crash.
-    static func syncDirectory(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw fail("open", path) }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw fail("fsync", path) }
-    }
-
     /// Hard-links `source` to `target`; false (and no change) when `target` exists already.
     static func linkNoReplace(_ source: String, _ target: String) throws -> Bool {
         if link(source, target) == 0 { return true }

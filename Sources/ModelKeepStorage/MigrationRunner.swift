@@ -67,7 +67,7 @@ public struct MigrationRunner: Sendable {
             try createLedger(connection)
             return try connection.query("SELECT name, checksum FROM schema_migrations ORDER BY name") {
                 (name: $0.text(0), checksum: $0.text(1))
-            }.map { (name: $0.name, checksum: $0.checksum) }
+            }
         }
     }
 

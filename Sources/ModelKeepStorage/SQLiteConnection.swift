@@ -106,9 +106,6 @@ public final class SQLiteConnection: @unchecked Sendable {
         try queryFirst("PRAGMA \(name)") { $0.optionalText(0) } ?? nil
     }
 
-    /// The rowid of the last row inserted on this connection.
-    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
-
     /// Whether a transaction is open on this connection.
     public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 }
