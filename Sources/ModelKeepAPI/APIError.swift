@@ -11,6 +11,7 @@ public struct ErrorRenderer: Sendable {
     public init(logger: Logger) { self.logger = logger }
 
     public func response(for error: any Error, head: HTTPRequestHead?) -> HTTPResponse {
+        if let head, MLflowError.isMLflowPath(head.path) { return mlflowResponse(for: error, head: head) }
         let (status, code, message, details, headers) = describe(error, head: head)
         var body = JSONObject()
         var inner: JSONObject = ["code": .string(code), "message": .string(message)]
@@ -19,6 +20,23 @@ public struct ErrorRenderer: Sendable {
         var responseHeaders = HTTPHeaders()
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) { responseHeaders.add(name, value) }
         return .json(status, JSONWriter.bytes(.object(body)), headers: responseHeaders)
+    }
+
+    /// The MLflow dialect's error shape, `{"error_code", "message"}`, which its client reads.
+    func mlflowResponse(for error: any Error, head: HTTPRequestHead) -> HTTPResponse {
+        let status: Int, code: String, message: String
+        var responseHeaders = HTTPHeaders()
+        if let error = error as? MLflowError {
+            (status, code, message) = (error.status, error.code, error.message)
+        } else {
+            let native = describe(error, head: head)
+            let fromRouter = (error as? HTTPError).map { $0.code == "not_found" || $0.code == "method_not_allowed" } ?? false
+            (status, code) = MLflowError.code(status: native.status, nativeCode: native.code, fromRouter: fromRouter)
+            message = native.message
+            for (name, value) in native.headers.sorted(by: { $0.key < $1.key }) { responseHeaders.add(name, value) }
+        }
+        let body: JSONValue = ["error_code": .string(code), "message": .string(message)]
+        return .json(status, JSONWriter.bytes(body), headers: responseHeaders)
     }
 
     func describe(_ error: any Error, head: HTTPRequestHead?)

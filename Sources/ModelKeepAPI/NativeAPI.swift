@@ -18,6 +18,8 @@ public enum NativeAPI {
         ChunkRoutes(registry: registry).register(into: &builder)
         UploadRoutes(registry: registry).register(into: &builder)
         HUBRoutes(registry: registry).register(into: &builder)
+        MLflowRoutes(registry: registry).register(into: &builder)
+        MLflowArtifactRoutes(registry: registry).register(into: &builder)
         OperationRoutes(registry: registry,
                         openAPI: JSONWriter.bytes(OpenAPIDocument.document)).register(into: &builder)
         let renderer = ErrorRenderer(logger: logger)

@@ -37,7 +37,50 @@ public enum OpenAPIDocument {
 
     static let operations: [Operation] = modelOperations + versionOperations + tagOperations + metricOperations
         + metadataOperations + eventOperations + artifactOperations + chunkOperations + uploadOperations
-        + hubOperations + operationalOperations
+        + hubOperations + mlflowOperations + operationalOperations
+
+    /// MLflow's Model Registry, artifact proxy and minimal runs API (MLFLOW_TRACKING_URI=http://host:port).
+    /// Bodies and answers are MLflow's own; errors there are {"error_code", "message"}.
+    static let mlflowOperations: [Operation] = {
+        func op(_ method: String, _ path: String, _ summary: String, body: String? = nil, responses: [(status: Int, schema: String?)] = [(200, "Object")]) -> Operation {
+            Operation(method: method, path: path, summary: "MLflow: " + summary, tag: "mlflow",
+                      body: body ?? (method == "GET" ? nil : "Object"), responses: responses)
+        }
+        let rm = "/api/2.0/mlflow/registered-models", mv = "/api/2.0/mlflow/model-versions"
+        let art = "/api/2.0/mlflow-artifacts/artifacts"
+        return [
+            op("POST", rm + "/create", "create a registered model ({name, tags, description})"),
+            op("GET", rm + "/get", "a registered model (?name=)"),
+            op("GET", rm + "/search", "search registered models (?filter=&max_results=&order_by=&page_token=)"),
+            op("PATCH", rm + "/update", "update a registered model's description"),
+            op("POST", rm + "/rename", "rename a registered model ({name, new_name})"),
+            op("DELETE", rm + "/delete", "delete a registered model (soft: restorable through /api/v1)"),
+            op("POST", rm + "/set-tag", "set a tag (a label) of a registered model"),
+            op("DELETE", rm + "/delete-tag", "delete a tag of a registered model"),
+            op("POST", rm + "/alias", "point an alias (a unique tag) at a version"),
+            op("GET", rm + "/alias", "the version an alias names (?name=&alias=)"),
+            op("DELETE", rm + "/alias", "delete an alias"),
+            op("POST", rm + "/get-latest-versions", "the newest version in each stage ({name, stages})"),
+            op("GET", rm + "/get-latest-versions", "the newest version in each stage (?name=&stages=)"),
+            op("POST", mv + "/create", "create a version ({name, source, run_id, tags, description}); runs:/ and mlflow-artifacts: sources bring their files"),
+            op("GET", mv + "/get", "a version (?name=&version=)"),
+            op("GET", mv + "/search", "search versions (?filter=&max_results=&order_by=&page_token=)"),
+            op("PATCH", mv + "/update", "update a version's description"),
+            op("DELETE", mv + "/delete", "delete a version (soft; its number is never reused)"),
+            op("POST", mv + "/transition-stage", "move a version to a stage ({name, version, stage, archive_existing_versions})"),
+            op("POST", mv + "/set-tag", "set a tag (a label) of a version"),
+            op("DELETE", mv + "/delete-tag", "delete a tag of a version"),
+            op("GET", mv + "/get-download-uri", "where a version's files are ({artifact_uri})"),
+            op("POST", "/api/2.0/mlflow/runs/create", "create a run ({experiment_id, run_name, tags, start_time})"),
+            op("GET", "/api/2.0/mlflow/runs/get", "a run (?run_id=)"),
+            op("POST", "/api/2.0/mlflow/runs/update", "update a run's status, end time or name"),
+            op("GET", "/api/3.0/mlflow/server-info", "server capabilities (multipart transfers are not enabled)"),
+            op("GET", art, "list a directory (?path=): basenames, {} for a file or nothing"),
+            op("GET", art + "/{path}", "download a file", responses: [(200, "Bytes")]),
+            op("PUT", art + "/{path}", "upload a file (streamed into the content-addressed store; replaces)", body: "Bytes"),
+            op("DELETE", art + "/{path}", "delete a file or a directory"),
+        ]
+    }()
 
     /// The Ultralytics HUB SDK's dialect (ULTRALYTICS_HUB_API=http://host:port/hub); bodies are the SDK's own.
     static let hubOperations: [Operation] = ["models", "projects", "datasets"].flatMap { kind -> [Operation] in

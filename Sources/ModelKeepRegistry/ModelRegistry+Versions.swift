@@ -109,6 +109,9 @@ extension ModelRegistry {
                                 payload: ["model_id": .string(modelID), "version": .string(version), "stage": .string(draft.stage.rawValue),
                                           "previous_stage": "none", "archived": .array(archived.map(JSONValue.string))], at: now, db)
             }
+            if let source = draft.artifactsFrom {
+                _ = try Self.copyArtifacts(source, to: ResolvedParent(id: id, modelID: modelID, namespace: namespace), at: now, db)
+            }
             try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(modelID)])
             return try Self.requireVersion(.id(id), db)
         }

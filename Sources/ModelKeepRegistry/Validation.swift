@@ -32,16 +32,27 @@ public enum Validation {
         }
     }
 
-    /// Labels: keys of 1-128 letters, digits and `._-/`, values of at most 1024 characters; at most 64 labels.
+    /// The most labels a model or version may carry.
+    public static let maxLabels = 64
+    /// The longest label key and value, in UTF-8 bytes. They hold MLflow's tags too, whose keys
+    /// are free text up to 250 characters (`mlflow.source.git.commit`, `my key`).
+    public static let maxLabelKeyBytes = 250, maxLabelValueBytes = 5000
+
+    /// Labels: keys of 1-250 bytes without control characters, values of at most 5000 bytes
+    /// without NUL; at most 64 labels.
     public static func labels(_ labels: [String: String], field: String = "labels") throws(RegistryError) {
-        guard labels.count <= 64 else { throw .invalid(field: field, message: "at most 64 labels are allowed") }
-        for (key, value) in labels {
-            guard (1...128).contains(key.utf8.count), key.utf8.allSatisfy({ isWordByte($0) || $0 == UInt8(ascii: "/") }) else {
-                throw .invalid(field: "\(field).\(key)", message: "label keys must be 1 to 128 letters, digits, '.', '_', '-' or '/'")
-            }
-            guard value.utf8.count <= 1024 else {
-                throw .invalid(field: "\(field).\(key)", message: "label values must be at most 1024 bytes")
-            }
+        guard labels.count <= maxLabels else { throw .invalid(field: field, message: "at most \(maxLabels) labels are allowed") }
+        for (key, value) in labels { try label(key: key, value: value, field: "\(field).\(key)") }
+    }
+
+    /// One label's key and value.
+    public static func label(key: String, value: String?, field: String) throws(RegistryError) {
+        guard (1...maxLabelKeyBytes).contains(key.utf8.count), !key.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+            throw .invalid(field: field, message: "label keys must be 1 to \(maxLabelKeyBytes) bytes with no control characters")
+        }
+        guard let value else { return }
+        guard value.utf8.count <= maxLabelValueBytes, !value.utf8.contains(0) else {
+            throw .invalid(field: field, message: "label values must be at most \(maxLabelValueBytes) bytes with no NUL")
         }
     }
 

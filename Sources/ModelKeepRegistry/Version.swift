@@ -43,6 +43,8 @@ public struct VersionDraft: Sendable {
     public var metadata: JSONObject = JSONObject()
     public var uniqueTags: [String] = []
     public var stage: Stage = .none
+    /// Artifacts to copy (by reference to the same chunks) into the new version, in its transaction.
+    public var artifactsFrom: ArtifactSource?
 
     public init() {}
 }

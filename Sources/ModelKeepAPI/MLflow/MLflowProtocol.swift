@@ -1,0 +1,204 @@
+import Foundation
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+
+/// An error in MLflow's own words: `{"error_code", "message"}` with the status its server uses.
+struct MLflowError: Error, Equatable {
+    var status: Int
+    var code: String
+    var message: String
+
+    static func invalid(_ message: String) -> MLflowError { MLflowError(status: 400, code: "INVALID_PARAMETER_VALUE", message: message) }
+    static func notFound(_ message: String) -> MLflowError { MLflowError(status: 404, code: "RESOURCE_DOES_NOT_EXIST", message: message) }
+    static func exists(_ message: String) -> MLflowError { MLflowError(status: 400, code: "RESOURCE_ALREADY_EXISTS", message: message) }
+
+    /// Whether a request path belongs to the MLflow dialect, whose errors take MLflow's shape.
+    static func isMLflowPath(_ path: Substring) -> Bool {
+        path.hasPrefix("/api/2.0/") || path.hasPrefix("/api/3.0/")
+    }
+
+    /// The MLflow error code for a native status (for errors raised below the dialect: limits,
+    /// timeouts, unknown routes, storage faults).
+    static func code(status: Int, nativeCode: String, fromRouter: Bool) -> (status: Int, code: String) {
+        switch status {
+        case 400: (400, nativeCode == "bad_request" ? "MALFORMED_REQUEST" : "INVALID_PARAMETER_VALUE")
+        case 401: (401, "UNAUTHENTICATED")
+        case 403: (403, "PERMISSION_DENIED")
+        case 404: fromRouter ? (404, "ENDPOINT_NOT_FOUND") : (404, "RESOURCE_DOES_NOT_EXIST")
+        case 405: (405, "ENDPOINT_NOT_FOUND")
+        // MLflow reports duplicates as 400 RESOURCE_ALREADY_EXISTS.
+        case 409: (400, "RESOURCE_ALREADY_EXISTS")
+        case 413, 414, 431: (status, "RESOURCE_EXHAUSTED")
+        case 415, 416, 422: (status, "INVALID_PARAMETER_VALUE")
+        case 429: (429, "REQUEST_LIMIT_EXCEEDED")
+        case 503, 408: (status, "TEMPORARILY_UNAVAILABLE")
+        case 507: (507, "RESOURCE_EXHAUSTED")
+        default: (status, status >= 500 ? "INTERNAL_ERROR" : "BAD_REQUEST")
+        }
+    }
+}
+
+/// A request body or query in MLflow's terms: lenient about fields it does not know (newer
+/// clients add some), strict about the types of those it reads.
+struct MLflowArguments {
+    let object: JSONObject
+    let query: QueryParameters?
+
+    /// The JSON body of a POST, PATCH or DELETE (an empty body is `{}`).
+    init(body request: HTTPRequest, maxDepth: Int) throws {
+        let fields = try JSONFields(request: request, allowEmpty: true, maxDepth: maxDepth)
+        object = fields.object
+        query = nil
+    }
+
+    /// The query string of a GET.
+    init(query request: HTTPRequest) {
+        object = JSONObject()
+        query = request.query
+    }
+
+    /// A string argument; numbers are taken as their text (a version sent as 3, not "3").
+    func string(_ key: String) throws(MLflowError) -> String? {
+        if let query { return query[key] }
+        switch object[key] {
+        case nil, .null?: return nil
+        case .string(let s)?: return s
+        case .number(let n)?: return n.description
+        case let other?: throw .invalid("Invalid value for parameter '\(key)': expected a string, got \(other.typeName)")
+        }
+    }
+
+    func required(_ key: String) throws(MLflowError) -> String {
+        guard let value = try string(key), !value.isEmpty else {
+            throw .invalid("Missing value for required parameter '\(key)'. See the API docs for more information about request parameters.")
+        }
+        return value
+    }
+
+    func bool(_ key: String) throws(MLflowError) -> Bool? {
+        if let query { return query[key].map { $0.lowercased() == "true" } }
+        switch object[key] {
+        case nil, .null?: return nil
+        case .bool(let b)?: return b
+        case let other?: throw .invalid("Invalid value for parameter '\(key)': expected a boolean, got \(other.typeName)")
+        }
+    }
+
+    func int(_ key: String) throws(MLflowError) -> Int64? {
+        guard let text = try string(key) else { return nil }
+        guard let value = Int64(text) else { throw .invalid("Invalid value \(text) for parameter '\(key)': expected an integer") }
+        return value
+    }
+
+    /// A repeated argument: repeated query keys, or a JSON array of strings.
+    func strings(_ key: String) throws(MLflowError) -> [String] {
+        if let query { return query.values(key) }
+        switch object[key] {
+        case nil, .null?: return []
+        case .array(let items)?:
+            var out: [String] = []
+            for item in items {
+                guard let s = item.stringValue else { throw .invalid("Invalid value for parameter '\(key)': expected strings") }
+                out.append(s)
+            }
+            return out
+        case let other?: throw .invalid("Invalid value for parameter '\(key)': expected a list, got \(other.typeName)")
+        }
+    }
+
+    /// `tags: [{key, value}]` as a dictionary.
+    func tags(_ key: String = "tags") throws(MLflowError) -> [String: String] {
+        guard let value = object[key], !value.isNull else { return [:] }
+        guard let items = value.arrayValue else { throw .invalid("Invalid value for parameter '\(key)': expected a list of {key, value}") }
+        var tags: [String: String] = [:]
+        for item in items {
+            guard let tag = item.objectValue, let k = tag["key"]?.stringValue else {
+                throw .invalid("Invalid value for parameter '\(key)': every tag needs a string key")
+            }
+            tags[k] = tag["value"]?.stringValue ?? ""
+        }
+        return tags
+    }
+}
+
+/// MLflow's JSON shapes of registry objects. Protobuf JSON leaves out empty fields, except the
+/// few the client reads unconditionally (a version's description, run_id and run_link).
+enum MLflowRendering {
+    static func stage(_ stage: Stage) -> String {
+        switch stage {
+        case .none: "None"
+        case .staging: "Staging"
+        case .production: "Production"
+        case .archived: "Archived"
+        }
+    }
+
+    static func tags(_ labels: [String: String]) -> JSONValue {
+        .array(labels.sorted { $0.key < $1.key }.map { ["key": .string($0.key), "value": .string($0.value)] })
+    }
+
+    /// A registered model, with its newest version per stage.
+    static func registeredModel(_ model: Model, latest: [Version]) -> JSONValue {
+        var object: JSONObject = [
+            "name": .string(model.name),
+            "creation_timestamp": .int(model.createdAt),
+            "last_updated_timestamp": .int(model.updatedAt),
+        ]
+        if let description = model.description, !description.isEmpty { object["description"] = .string(description) }
+        if !model.labels.isEmpty { object["tags"] = tags(model.labels) }
+        if !model.tags.isEmpty {
+            object["aliases"] = .array(model.tags.sorted { $0.key < $1.key }.map { ["alias": .string($0.key), "version": .string($0.value)] })
+        }
+        if !latest.isEmpty {
+            object["latest_versions"] = .array(latest.map { modelVersion($0, modelName: model.name, run: nil, aliases: false) })
+        }
+        return .object(object)
+    }
+
+    /// The run a version came from, kept in its `mlflow` metadata.
+    struct RunLink {
+        var runID = ""
+        var runLink = ""
+
+        init(metadata: JSONValue?) {
+            runID = metadata?.objectValue?["run_id"]?.stringValue ?? ""
+            runLink = metadata?.objectValue?["run_link"]?.stringValue ?? ""
+        }
+    }
+
+    static func modelVersion(_ version: Version, modelName: String, run: RunLink?, aliases: Bool) -> JSONValue {
+        var object: JSONObject = [
+            "name": .string(modelName),
+            "version": .string(version.version),
+            "creation_timestamp": .int(version.createdAt),
+            "last_updated_timestamp": .int(version.updatedAt),
+            "current_stage": .string(stage(version.stage)),
+            "description": .string(version.description ?? ""),
+            "source": .string(version.sourceURI ?? ""),
+            "run_id": .string(run?.runID ?? ""),
+            "status": "READY",
+            "run_link": .string(run?.runLink ?? ""),
+        ]
+        if !version.labels.isEmpty { object["tags"] = tags(version.labels) }
+        if aliases, !version.uniqueTags.isEmpty { object["aliases"] = .array(version.uniqueTags.map(JSONValue.string)) }
+        return .object(object)
+    }
+}
+
+/// Runs a registry call and puts the errors `translate` knows into MLflow's words; the others
+/// pass through (and are rendered from their native status).
+func translating<T>(_ body: () throws(RegistryError) -> T, _ translate: (RegistryError) -> MLflowError?) throws -> T {
+    do {
+        return try body()
+    } catch {
+        if let translated = translate(error) { throw translated }
+        throw error
+    }
+}
+
+extension RegistryError {
+    var isNotFound: Bool { if case .notFound = self { true } else { false } }
+    var isConflict: Bool { if case .conflict = self { true } else { false } }
+    var isInvalid: Bool { if case .invalid = self { true } else { false } }
+}

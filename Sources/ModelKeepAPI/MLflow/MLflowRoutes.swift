@@ -1,0 +1,366 @@
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+
+/// MLflow's Model Registry REST API under `/api/2.0/mlflow/`, for the unmodified MlflowClient
+/// (`MLFLOW_TRACKING_URI=http://host:port`). MLflow's registered models are the models of the
+/// `default` namespace, its versions their versions, its key/value tags their labels, its
+/// aliases their unique tags and its stages their stages: one store, seen two ways.
+///
+/// GETs read the query string, the other verbs a JSON body (DELETE too). Success is 200 with a
+/// JSON object; errors are `{"error_code", "message"}` (see `MLflowError`).
+struct MLflowRoutes {
+    let registry: ModelRegistry
+    static let base = "/api/2.0/mlflow"
+    /// The namespace whose models MLflow sees.
+    static let namespace = "default"
+    /// The version metadata key holding MLflow's run_id and run_link.
+    static let runMetadataKey = "mlflow"
+    /// MLflow's bounds on max_results.
+    static let maxModelResults = 1000, maxVersionResults = 200_000
+
+    func register(into router: inout RouterBuilder) {
+        let rm = Self.base + "/registered-models", mv = Self.base + "/model-versions"
+        router.add("POST", rm + "/create", createModel)
+        router.add("GET", rm + "/get", getModel)
+        router.add("GET", rm + "/search", searchModels)
+        router.add("PATCH", rm + "/update", updateModel)
+        router.add("POST", rm + "/rename", renameModel)
+        router.add("DELETE", rm + "/delete", deleteModel)
+        router.add("POST", rm + "/set-tag", setModelTag)
+        router.add("DELETE", rm + "/delete-tag", deleteModelTag)
+        router.add("POST", rm + "/alias", setAlias)
+        router.add("GET", rm + "/alias", getAlias)
+        router.add("DELETE", rm + "/alias", deleteAlias)
+        router.add("POST", rm + "/get-latest-versions", latestVersions)
+        router.add("GET", rm + "/get-latest-versions", latestVersions)
+        router.add("POST", mv + "/create", createVersion)
+        router.add("GET", mv + "/get", getVersion)
+        router.add("GET", mv + "/search", searchVersions)
+        router.add("PATCH", mv + "/update", updateVersion)
+        router.add("DELETE", mv + "/delete", deleteVersion)
+        router.add("POST", mv + "/transition-stage", transitionStage)
+        router.add("POST", mv + "/set-tag", setVersionTag)
+        router.add("DELETE", mv + "/delete-tag", deleteVersionTag)
+        router.add("GET", mv + "/get-download-uri", downloadURI)
+    }
+
+    // MARK: Arguments and lookups
+
+    func arguments(_ request: HTTPRequest) throws -> MLflowArguments {
+        request.method == "GET" || request.method == "HEAD"
+            ? MLflowArguments(query: request)
+            : try MLflowArguments(body: request, maxDepth: registry.limits.maxJSONDepth)
+    }
+
+    /// MLflow names must fit ModelKeep's name rule; MLflow's own rule forbids `/` and `:` too.
+    static func checkName(_ name: String, field: String = "name") throws(MLflowError) {
+        do {
+            try Validation.modelName(name, field: field)
+        } catch {
+            throw .invalid("Invalid model name '\(name)': ModelKeep names are 1 to 256 letters, digits, '.', '_', '-' (and '/').")
+        }
+    }
+
+    func model(named name: String) throws -> Model {
+        try translating({ () throws(RegistryError) in try registry.model(namespace: Self.namespace, name: name) }) {
+            $0.isNotFound ? .notFound("Registered Model with name=\(name) not found") : nil
+        }
+    }
+
+    /// The version of a model by MLflow's version number (any version string ModelKeep holds).
+    func version(of model: Model, _ number: String) throws -> Version {
+        try translating({ () throws(RegistryError) in try registry.version(.number(modelID: model.id, version: number)) }) {
+            guard $0.isNotFound else { return nil }
+            return Int64(number) == nil ? .invalid("Parameter 'version' must be an integer, got '\(number)'.")
+                : .notFound("Model Version (name=\(model.name), version=\(number)) not found")
+        }
+    }
+
+    func runLink(_ version: Version) throws -> MLflowRendering.RunLink {
+        MLflowRendering.RunLink(metadata: try registry.metadata(.version(version.id))[Self.runMetadataKey])
+    }
+
+    func renderModel(_ model: Model) throws -> JSONValue {
+        MLflowRendering.registeredModel(model, latest: try registry.latestVersionsByStage(modelID: model.id))
+    }
+
+    func renderVersion(_ version: Version, model: Model, aliases: Bool = true) throws -> JSONValue {
+        MLflowRendering.modelVersion(version, modelName: model.name, run: try runLink(version), aliases: aliases)
+    }
+
+    static func ok(_ value: JSONObject = JSONObject()) -> HTTPResponse { Respond.json(.object(value)) }
+
+    /// Labels errors (bad key, too many) in MLflow's terms.
+    static func tagRules<T>(_ body: () throws(RegistryError) -> T) throws -> T {
+        try translating(body) { error in
+            guard case let .invalid(field, message) = error else { return nil }
+            return .invalid("Invalid \(field): \(message)")
+        }
+    }
+
+    // MARK: Registered models
+
+    func createModel(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let name = try args.required("name")
+        try Self.checkName(name)
+        var draft = ModelDraft(name: name)
+        draft.namespace = Self.namespace
+        draft.description = try args.string("description").flatMap { $0.isEmpty ? nil : $0 }
+        draft.labels = try args.tags()
+        let model = try translating({ () throws(RegistryError) in try registry.createModel(draft) }) { error in
+            if error.isConflict { return .exists("Registered Model (name=\(name)) already exists.") }
+            if case let .invalid(field, message) = error { return .invalid("Invalid \(field): \(message)") }
+            return nil
+        }
+        return Self.ok(["registered_model": try renderModel(model)])
+    }
+
+    func getModel(_ request: HTTPRequest) throws -> HTTPResponse {
+        let model = try model(named: try arguments(request).required("name"))
+        return Self.ok(["registered_model": try renderModel(model)])
+    }
+
+    func updateModel(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        var changes = ModelChanges()
+        if let description = try args.string("description") { changes.description = .some(description.isEmpty ? nil : description) }
+        let updated = try registry.updateModel(id: model.id, changes)
+        return Self.ok(["registered_model": try renderModel(updated)])
+    }
+
+    func renameModel(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let newName = try args.required("new_name")
+        try Self.checkName(newName, field: "new_name")
+        var changes = ModelChanges()
+        changes.name = newName
+        let updated = try translating({ () throws(RegistryError) in try registry.updateModel(id: model.id, changes) }) {
+            $0.isConflict ? .exists("Registered Model (name=\(newName)) already exists.") : nil
+        }
+        return Self.ok(["registered_model": try renderModel(updated)])
+    }
+
+    func deleteModel(_ request: HTTPRequest) throws -> HTTPResponse {
+        let model = try model(named: try arguments(request).required("name"))
+        try registry.deleteModel(id: model.id, hard: false)
+        return Self.ok()
+    }
+
+    func setModelTag(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let key = try args.required("key")
+        let value = try args.string("value") ?? ""
+        try Self.tagRules { () throws(RegistryError) in try registry.setLabel(.model(model.id), key: key, value: value) }
+        return Self.ok()
+    }
+
+    func deleteModelTag(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let key = try args.required("key")
+        try Self.tagRules { () throws(RegistryError) in try registry.deleteLabel(.model(model.id), key: key) }
+        return Self.ok()
+    }
+
+    /// MLflow's alias rules on top of ModelKeep's tag rules: `latest` and `v<digits>` are reserved.
+    static func checkAlias(_ alias: String) throws(MLflowError) {
+        guard alias.lowercased() != "latest" else { throw .invalid("'latest' alias name (case insensitive) is reserved.") }
+        if alias.hasPrefix("v") || alias.hasPrefix("V"), alias.count > 1, alias.dropFirst().allSatisfy(\.isNumber) {
+            throw .invalid("Version alias name '\(alias)' is reserved.")
+        }
+        do {
+            try Validation.tag(alias, field: "alias")
+        } catch {
+            throw .invalid("Invalid alias name: '\(alias)'. Aliases are 1 to 128 letters, digits, '.', '_' or '-'.")
+        }
+    }
+
+    func setAlias(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let alias = try args.required("alias")
+        try Self.checkAlias(alias)
+        let target = try version(of: model, try args.required("version"))
+        _ = try registry.assignTag(modelID: model.id, tag: alias, version: target.version, move: true)
+        return Self.ok()
+    }
+
+    func getAlias(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let alias = try args.required("alias")
+        let version = try translating({ () throws(RegistryError) in try registry.resolveTag(modelID: model.id, tag: alias) }) {
+            $0.isNotFound || $0.isInvalid ? .invalid("Registered model alias \(alias) not found.") : nil
+        }
+        return Self.ok(["model_version": try renderVersion(version, model: model)])
+    }
+
+    func deleteAlias(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let alias = try args.required("alias")
+        // Deleting an alias that is not there is not an error in MLflow.
+        _ = try? translating({ () throws(RegistryError) in try registry.deleteTag(modelID: model.id, tag: alias) }) { _ in nil }
+        return Self.ok()
+    }
+
+    static func stage(_ text: String) throws(MLflowError) -> Stage {
+        guard let stage = Stage(caseInsensitive: text) else {
+            throw .invalid("Invalid Model Version stage: \(text). Value must be one of None, Staging, Production, Archived.")
+        }
+        return stage
+    }
+
+    func latestVersions(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        var stages: [Stage] = []
+        for text in try args.strings("stages") { stages.append(try Self.stage(text)) }
+        let versions = try registry.latestVersionsByStage(modelID: model.id, stages: stages)
+        return Self.ok(["model_versions": .array(try versions.map { try renderVersion($0, model: model) })])
+    }
+
+    func searchModels(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        var search = RegistrySearch(namespace: Self.namespace)
+        search.predicates = try MLflowFilter.parse(args.string("filter"), for: .models)
+        // MLflow's server hides prompts unless the filter asks about them.
+        if !search.predicates.contains(where: { $0.field == .label(MLflowFilter.promptTag) }) {
+            search.predicates.append(SearchPredicate(field: .label(MLflowFilter.promptTag), comparator: .notEqual, values: ["true"],
+                                                     missingMatches: true))
+        }
+        search.order = try MLflowFilter.order(args.strings("order_by"), for: .models)
+        search.pageSize = try Self.maxResults(args, default: 100, limit: Self.maxModelResults)
+        search.pageToken = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
+        let page = try registry.searchModels(search)
+        var body = JSONObject()
+        if !page.items.isEmpty { body["registered_models"] = .array(try page.items.map(renderModel)) }
+        if let token = page.nextPageToken { body["next_page_token"] = .string(token) }
+        return Self.ok(body)
+    }
+
+    static func maxResults(_ args: MLflowArguments, default defaultValue: Int, limit: Int) throws(MLflowError) -> Int {
+        guard let value = try args.int("max_results") else { return defaultValue }
+        guard value >= 1 else { throw .invalid("Invalid value for request parameter max_results. It must be a positive integer, got \(value)") }
+        guard value <= limit else {
+            throw .invalid("Invalid value for request parameter max_results. It must be at most \(limit), but got value \(value)")
+        }
+        return Int(value)
+    }
+
+    // MARK: Model versions
+
+    func createVersion(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let source = try args.string("source") ?? ""
+        var draft = VersionDraft()
+        draft.description = try args.string("description").flatMap { $0.isEmpty ? nil : $0 }
+        draft.sourceURI = source.isEmpty ? nil : source
+        draft.labels = try args.tags()
+        var runID = try args.string("run_id") ?? ""
+        if !source.isEmpty {
+            let resolved = try MLflowArtifactSpace(registry: registry).source(source)
+            draft.artifactsFrom = resolved.artifacts
+            if runID.isEmpty, let id = resolved.runID { runID = id }
+        }
+        let runLink = try args.string("run_link") ?? ""
+        if !runID.isEmpty || !runLink.isEmpty {
+            var run = JSONObject()
+            if !runID.isEmpty { run["run_id"] = .string(runID) }
+            if !runLink.isEmpty { run["run_link"] = .string(runLink) }
+            draft.metadata = [Self.runMetadataKey: .object(run)]
+        }
+        let version = try Self.tagRules { () throws(RegistryError) in try registry.createVersion(modelID: model.id, draft) }
+        return Self.ok(["model_version": try renderVersion(version, model: model)])
+    }
+
+    func getVersion(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let version = try version(of: model, try args.required("version"))
+        return Self.ok(["model_version": try renderVersion(version, model: model)])
+    }
+
+    func updateVersion(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let current = try version(of: model, try args.required("version"))
+        var changes = VersionChanges()
+        if let description = try args.string("description") { changes.description = .some(description.isEmpty ? nil : description) }
+        let updated = try registry.updateVersion(.id(current.id), changes)
+        return Self.ok(["model_version": try renderVersion(updated, model: model)])
+    }
+
+    func deleteVersion(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let current = try version(of: model, try args.required("version"))
+        try registry.deleteVersion(.id(current.id), hard: false)
+        return Self.ok()
+    }
+
+    func transitionStage(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let current = try version(of: model, try args.required("version"))
+        let stage = try Self.stage(try args.required("stage"))
+        let archive = try args.bool("archive_existing_versions") ?? false
+        let updated = try registry.promote(.id(current.id), to: stage, archiveExisting: archive)
+        return Self.ok(["model_version": try renderVersion(updated, model: model)])
+    }
+
+    func setVersionTag(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let current = try version(of: model, try args.required("version"))
+        let key = try args.required("key")
+        let value = try args.string("value") ?? ""
+        try Self.tagRules { () throws(RegistryError) in try registry.setLabel(.version(current.id), key: key, value: value) }
+        return Self.ok()
+    }
+
+    func deleteVersionTag(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let current = try version(of: model, try args.required("version"))
+        let key = try args.required("key")
+        try Self.tagRules { () throws(RegistryError) in try registry.deleteLabel(.version(current.id), key: key) }
+        return Self.ok()
+    }
+
+    /// Where the client downloads a version's files from: the version's own artifacts in
+    /// ModelKeep when it has any (or its source is ModelKeep's), else its external source.
+    func downloadURI(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let model = try model(named: try args.required("name"))
+        let current = try version(of: model, try args.required("version"))
+        let stored = try !registry.listArtifacts(.version(current.id), page: PageRequest(size: 1)).items.isEmpty
+        let source = current.sourceURI ?? ""
+        let own = source.isEmpty || stored || MLflowArtifactSpace.isInternal(source)
+        return Self.ok(["artifact_uri": .string(own ? MLflowArtifactSpace.uri(version: current.id) : source)])
+    }
+
+    func searchVersions(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        var search = RegistrySearch(namespace: Self.namespace)
+        search.predicates = try MLflowFilter.parse(args.string("filter"), for: .versions)
+        search.order = try MLflowFilter.order(args.strings("order_by"), for: .versions)
+        search.pageSize = try Self.maxResults(args, default: 10_000, limit: Self.maxVersionResults)
+        search.pageToken = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
+        let page = try registry.searchVersions(search)
+        var body = JSONObject()
+        if !page.items.isEmpty {
+            body["model_versions"] = .array(try page.items.map { item in
+                MLflowRendering.modelVersion(item.version, modelName: item.modelName, run: try runLink(item.version), aliases: false)
+            })
+        }
+        if let token = page.nextPageToken { body["next_page_token"] = .string(token) }
+        return Self.ok(body)
+    }
+}

@@ -1,0 +1,256 @@
+import ModelKeepJSON
+import ModelKeepStorage
+
+/// What a search predicate tests.
+public enum SearchField: Sendable, Equatable {
+    /// The model's name (a version's model's name, in a version search).
+    case name
+    /// A version's MLflow run id (the `run_id` of its `mlflow` metadata).
+    case runID
+    /// A version's source URI.
+    case source
+    /// A version's number; only integer versions match a numeric comparison.
+    case versionNumber
+    /// A label of the model (model search) or of the version (version search).
+    case label(String)
+}
+
+/// How a predicate compares. `like` is case-sensitive with `%` and `_` wildcards; `ilike` ignores ASCII case.
+public enum SearchComparator: String, Sendable, CaseIterable {
+    case equal = "=", notEqual = "!=", like = "LIKE", ilike = "ILIKE", isIn = "IN", notIn = "NOT IN"
+    case less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">="
+}
+
+/// One clause of a search; the clauses of a search are joined by AND.
+public struct SearchPredicate: Sendable, Equatable {
+    public var field: SearchField
+    public var comparator: SearchComparator
+    /// One value, or the list of `isIn` / `notIn`. Numbers are given as their decimal text.
+    public var values: [String]
+    /// For a label with `notEqual`: whether an item without the label matches (it does not, by default).
+    public var missingMatches = false
+
+    public init(field: SearchField, comparator: SearchComparator, values: [String], missingMatches: Bool = false) {
+        self.field = field
+        self.comparator = comparator
+        self.values = values
+        self.missingMatches = missingMatches
+    }
+}
+
+/// A sort key of a search.
+public enum SearchOrderKey: String, Sendable, Equatable {
+    case name, createdAt = "created_at", updatedAt = "updated_at", versionNumber = "version_number"
+}
+
+public struct SearchOrder: Sendable, Equatable {
+    public var key: SearchOrderKey
+    public var descending: Bool
+
+    public init(_ key: SearchOrderKey, descending: Bool = false) {
+        self.key = key
+        self.descending = descending
+    }
+}
+
+/// A filtered, ordered search of the live models of one namespace (or of their live versions).
+public struct RegistrySearch: Sendable {
+    public var namespace: String
+    public var predicates: [SearchPredicate] = []
+    /// The sort keys; the server adds tie-breaks (name, then the version number, then the id).
+    public var order: [SearchOrder] = []
+    public var pageSize = 100
+    public var pageToken: String?
+
+    public init(namespace: String) { self.namespace = namespace }
+}
+
+extension ModelRegistry {
+    /// One page of the live models of a namespace that match every predicate.
+    public func searchModels(_ search: RegistrySearch) throws(RegistryError) -> Page<Model> {
+        var order = search.order
+        if !order.contains(where: { $0.key == .name }) { order.append(SearchOrder(.name)) }
+        guard !order.contains(where: { $0.key == .versionNumber }) else {
+            throw .invalid(field: "order_by", message: "models have no version_number")
+        }
+        let columns = order.map { (column: Self.searchColumn($0.key, table: "m"), descending: $0.descending) }
+            + [(column: "m.id", descending: false)]
+        var clauses = ["m.namespace = ?", "m.deleted_at IS NULL"]
+        var arguments: [SQLValue] = [.text(search.namespace)]
+        for predicate in search.predicates {
+            try Self.searchClause(predicate, labels: ("model_labels", "model_id", "m.id"), clauses: &clauses, arguments: &arguments)
+        }
+        let rows = try searchRows(search, columns: columns, clauses: clauses, arguments: arguments,
+                                  select: "SELECT \(Self.modelColumns) FROM models m", Self.model(from:))
+        return Self.searchPage(rows, search: search, columns: columns) { model in
+            order.map { key -> SQLValue in
+                switch key.key {
+                case .name: .text(model.name)
+                case .createdAt: .integer(model.createdAt)
+                case .updatedAt: .integer(model.updatedAt)
+                case .versionNumber: .null
+                }
+            } + [.text(model.id)]
+        }
+    }
+
+    /// One page of the live versions of the live models of a namespace that match every
+    /// predicate, each with its model's name. The default order is the most recently updated first.
+    public func searchVersions(_ search: RegistrySearch) throws(RegistryError) -> Page<(version: Version, modelName: String)> {
+        var order = search.order.isEmpty ? [SearchOrder(.updatedAt, descending: true)] : search.order
+        if !order.contains(where: { $0.key == .name }) { order.append(SearchOrder(.name)) }
+        if !order.contains(where: { $0.key == .versionNumber }) { order.append(SearchOrder(.versionNumber, descending: true)) }
+        let columns = order.map { (column: Self.searchColumn($0.key, table: "v"), descending: $0.descending) }
+            + [(column: "v.id", descending: false)]
+        var clauses = ["m.namespace = ?", "m.deleted_at IS NULL", "v.deleted_at IS NULL"]
+        var arguments: [SQLValue] = [.text(search.namespace)]
+        for predicate in search.predicates {
+            try Self.searchClause(predicate, labels: ("version_labels", "version_id", "v.id"), clauses: &clauses, arguments: &arguments)
+        }
+        let select = "SELECT \(Self.versionColumns), m.name FROM versions v JOIN models m ON m.id = v.model_id"
+        let rows = try searchRows(search, columns: columns, clauses: clauses, arguments: arguments, select: select) { row in (version: Self.version(from: row), modelName: row.text(13)) }
+        return Self.searchPage(rows, search: search, columns: columns) { item in
+            order.map { key -> SQLValue in
+                switch key.key {
+                case .name: .text(item.modelName)
+                case .createdAt: .integer(item.version.createdAt)
+                case .updatedAt: .integer(item.version.updatedAt)
+                case .versionNumber: .text(Version.orderKey(item.version.version))
+                }
+            } + [.text(item.version.id)]
+        }
+    }
+
+    /// The newest live version (the highest integer version) of each stage of a model, in stage
+    /// order; only the given stages when `stages` is not empty.
+    public func latestVersionsByStage(modelID: String, stages: [Stage] = []) throws(RegistryError) -> [Version] {
+        try reading { db in
+            _ = try Self.requireModel(id: modelID, db)
+            let versions = try db.query("""
+                SELECT \(Self.versionColumns) FROM (
+                    SELECT *, row_number() OVER (PARTITION BY stage ORDER BY version_order < '~' DESC, version_order DESC) AS rank
+                    FROM versions WHERE model_id = ? AND deleted_at IS NULL) v
+                WHERE v.rank = 1
+                """, [.text(modelID)], Self.version(from:))
+            let order = Stage.allCases
+            return versions.filter { stages.isEmpty || stages.contains($0.stage) }
+                .sorted { order.firstIndex(of: $0.stage)! < order.firstIndex(of: $1.stage)! }
+        }
+    }
+
+    static func searchColumn(_ key: SearchOrderKey, table: String) -> String {
+        switch key {
+        case .name: "m.name"
+        case .createdAt: "\(table).created_at"
+        case .updatedAt: "\(table).updated_at"
+        case .versionNumber: "v.version_order"
+        }
+    }
+
+    /// The SQL of one predicate.
+    static func searchClause(_ predicate: SearchPredicate, labels: (table: String, ownerColumn: String, owner: String),
+                             clauses: inout [String], arguments: inout [SQLValue]) throws(RegistryError) {
+        let comparator = predicate.comparator
+        let values = predicate.values
+        guard !values.isEmpty, (comparator == .isIn || comparator == .notIn) || values.count == 1 else {
+            throw .invalid(field: "filter", message: "\(comparator.rawValue) takes \(comparator == .isIn || comparator == .notIn ? "a list" : "one value")")
+        }
+        let column: String
+        switch predicate.field {
+        case .name: column = "m.name"
+        case .source: column = "coalesce(v.source_uri, '')"
+        case .runID: column = "coalesce((SELECT value ->> '$.run_id' FROM metadata WHERE parent_id = v.id AND key = 'mlflow'), '')"
+        case .versionNumber:
+            guard let number = Int64(values[0]) else {
+                throw .invalid(field: "filter", message: "version_number takes an integer, not \(values[0])")
+            }
+            guard [.equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual].contains(comparator) else {
+                throw .invalid(field: "filter", message: "version_number cannot be compared with \(comparator.rawValue)")
+            }
+            clauses.append("(v.version_order < '~' AND CAST(v.version AS INTEGER) \(comparator.rawValue) ?)")
+            arguments.append(.integer(number))
+            return
+        case .label(let key):
+            let (table, ownerColumn, owner) = labels
+            let probe = "SELECT 1 FROM \(table) l WHERE l.\(ownerColumn) = \(owner) AND l.key = ?"
+            switch comparator {
+            case .equal: clauses.append("EXISTS (\(probe) AND l.value = ?)")
+            case .notEqual where predicate.missingMatches: clauses.append("NOT EXISTS (\(probe) AND l.value = ?)")
+            case .notEqual: clauses.append("EXISTS (\(probe) AND l.value != ?)")
+            case .like: clauses.append("EXISTS (\(probe) AND l.value GLOB ?)")
+            case .ilike: clauses.append("EXISTS (\(probe) AND l.value LIKE ?)")
+            default: throw .invalid(field: "filter", message: "tags cannot be compared with \(comparator.rawValue)")
+            }
+            arguments.append(.text(key))
+            arguments.append(.text(comparator == .like ? Self.globPattern(values[0]) : values[0]))
+            return
+        }
+        switch comparator {
+        case .equal, .notEqual:
+            clauses.append("\(column) \(comparator.rawValue) ?")
+        case .like:
+            clauses.append("\(column) GLOB ?")
+        case .ilike:
+            clauses.append("\(column) LIKE ?")
+        case .isIn, .notIn:
+            clauses.append("\(column) \(comparator.rawValue) (\(Array(repeating: "?", count: values.count).joined(separator: ", ")))")
+        default:
+            throw .invalid(field: "filter", message: "text cannot be compared with \(comparator.rawValue)")
+        }
+        arguments += values.map { .text(comparator == .like ? Self.globPattern($0) : $0) }
+    }
+
+    /// A SQL LIKE pattern (`%` any run, `_` any one character) as a case-sensitive GLOB pattern.
+    static func globPattern(_ like: String) -> String {
+        var glob = ""
+        for character in like {
+            switch character {
+            case "%": glob += "*"
+            case "_": glob += "?"
+            case "*": glob += "[*]"
+            case "?": glob += "[?]"
+            case "[": glob += "[[]"
+            default: glob.append(character)
+            }
+        }
+        return glob
+    }
+
+    /// The signature of an order, so a page token only continues the search it came from.
+    static func orderSignature(_ columns: [(column: String, descending: Bool)]) -> String {
+        columns.map { "\($0.column)\($0.descending ? "-" : "+")" }.joined(separator: ",")
+    }
+
+    private func searchRows<Item: Sendable>(
+        _ search: RegistrySearch, columns: [(column: String, descending: Bool)], clauses: [String], arguments: [SQLValue],
+        select: String, _ decode: @escaping (Row) -> Item
+    ) throws(RegistryError) -> [Item] {
+        guard search.pageSize >= 1 else { throw .invalid(field: "max_results", message: "must be at least 1") }
+        var clauses = clauses, arguments = arguments
+        if let token = search.pageToken {
+            let cursor = try PageCursor.decode(token, order: Self.orderSignature(columns), descending: false, count: columns.count)
+            // Keyset: after the last row in a mixed-direction order, as (a > x) OR (a = x AND b < y) OR ...
+            var alternatives: [String] = []
+            for i in columns.indices {
+                var terms = (0..<i).map { "\(columns[$0].column) = ?" }
+                terms.append("\(columns[i].column) \(columns[i].descending ? "<" : ">") ?")
+                alternatives.append("(" + terms.joined(separator: " AND ") + ")")
+                arguments += cursor.values[0...i]
+            }
+            clauses.append("(" + alternatives.joined(separator: " OR ") + ")")
+        }
+        let orderBy = columns.map { "\($0.column) \($0.descending ? "DESC" : "ASC")" }.joined(separator: ", ")
+        let sql = "\(select) WHERE \(clauses.joined(separator: " AND ")) ORDER BY \(orderBy) LIMIT ?"
+        arguments.append(.integer(Int64(search.pageSize) + 1))
+        let finalArguments = arguments
+        return try reading { db in try db.query(sql, finalArguments, decode) }
+    }
+
+    private static func searchPage<Item>(_ rows: [Item], search: RegistrySearch, columns: [(column: String, descending: Bool)],
+                                         key: (Item) -> [SQLValue]) -> Page<Item> {
+        guard rows.count > search.pageSize else { return Page(items: rows, nextPageToken: nil) }
+        let items = Array(rows.prefix(search.pageSize))
+        let token = PageCursor(order: orderSignature(columns), descending: false, values: key(items[items.count - 1])).encode()
+        return Page(items: items, nextPageToken: token)
+    }
+}
