@@ -74,6 +74,7 @@ public enum OpenAPIDocument {
             op("POST", "/api/2.0/mlflow/runs/create", "create a run ({experiment_id, run_name, tags, start_time})"),
             op("GET", "/api/2.0/mlflow/runs/get", "a run (?run_id=)"),
             op("POST", "/api/2.0/mlflow/runs/update", "update a run's status, end time or name"),
+            op("POST", "/api/2.0/mlflow/logged-models/search", "search LoggedModels (ModelKeep keeps none: always {})"),
             op("GET", "/api/3.0/mlflow/server-info", "server capabilities (multipart transfers are not enabled)"),
             op("GET", art, "list a directory (?path=): basenames, {} for a file or nothing"),
             op("GET", art + "/{path}", "download a file", responses: [(200, "Bytes")]),

@@ -178,7 +178,7 @@ extension ModelRegistry {
             case .notEqual where predicate.missingMatches: clauses.append("NOT EXISTS (\(probe) AND l.value = ?)")
             case .notEqual: clauses.append("EXISTS (\(probe) AND l.value != ?)")
             case .like: clauses.append("EXISTS (\(probe) AND l.value GLOB ?)")
-            case .ilike: clauses.append("EXISTS (\(probe) AND l.value LIKE ?)")
+            case .ilike: clauses.append("EXISTS (\(probe) AND lower(l.value) LIKE lower(?))")
             default: throw .invalid(field: "filter", message: "tags cannot be compared with \(comparator.rawValue)")
             }
             arguments.append(.text(key))
@@ -191,7 +191,8 @@ extension ModelRegistry {
         case .like:
             clauses.append("\(column) GLOB ?")
         case .ilike:
-            clauses.append("\(column) LIKE ?")
+            // The connection runs with case_sensitive_like on, so both sides are lowered (ASCII case).
+            clauses.append("lower(\(column)) LIKE lower(?)")
         case .isIn, .notIn:
             clauses.append("\(column) \(comparator.rawValue) (\(Array(repeating: "?", count: values.count).joined(separator: ", ")))")
         default:

@@ -143,6 +143,12 @@ struct MLflowArtifactRoutes {
         router.add("POST", MLflowRoutes.base + "/runs/create", createRun)
         router.add("GET", MLflowRoutes.base + "/runs/get", getRun)
         router.add("POST", MLflowRoutes.base + "/runs/update", updateRun)
+        // ModelKeep keeps no MLflow 3 LoggedModels, so a search for them finds none; the client
+        // asks whenever it lists a run's artifacts.
+        router.add("POST", MLflowRoutes.base + "/logged-models/search") { request in
+            _ = try MLflowArguments(body: request, maxDepth: registry.limits.maxJSONDepth)
+            return MLflowRoutes.ok()
+        }
     }
 
     // MARK: Artifacts

@@ -109,7 +109,7 @@ enum MLflowFilter {
                 default: throw invalid("Invalid filter '\(text)': \(comparator.rawValue) must be followed by a quoted value")
                 }
             }
-            try check(field, comparator, target: target, filter: text)
+            try check(field, comparator, values: values, target: target, filter: text)
             let missingMatches = field == .label(promptTag) && comparator == .notEqual
             predicates.append(SearchPredicate(field: field, comparator: comparator, values: values, missingMatches: missingMatches))
             guard let joiner = next() else { break }
@@ -192,7 +192,8 @@ enum MLflowFilter {
     }
 
     /// The comparators MLflow's server allows for each identifier.
-    static func check(_ field: SearchField, _ comparator: SearchComparator, target: Target, filter: String) throws(MLflowError) {
+    static func check(_ field: SearchField, _ comparator: SearchComparator, values: [String], target: Target,
+                      filter: String) throws(MLflowError) {
         let allowed: [SearchComparator]
         switch field {
         case .name: allowed = [.equal, .notEqual, .like, .ilike, .isIn, .notIn]
@@ -200,6 +201,9 @@ enum MLflowFilter {
         case .source: allowed = [.equal, .notEqual, .like, .ilike]
         case .versionNumber: allowed = [.equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual]
         case .label: allowed = [.equal, .notEqual, .like, .ilike]
+        }
+        if field == .versionNumber, Int64(values.first ?? "") == nil {
+            throw invalid("Invalid filter '\(filter)': version_number takes an integer, not '\(values.first ?? "")'")
         }
         guard allowed.contains(comparator) else {
             throw invalid("Invalid comparator '\(comparator.rawValue)' in filter '\(filter)'; allowed here: "

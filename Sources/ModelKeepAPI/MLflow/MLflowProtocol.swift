@@ -58,15 +58,20 @@ struct MLflowArguments {
         query = request.query
     }
 
-    /// A string argument; numbers are taken as their text (a version sent as 3, not "3").
+    /// A string argument.
     func string(_ key: String) throws(MLflowError) -> String? {
         if let query { return query[key] }
         switch object[key] {
         case nil, .null?: return nil
         case .string(let s)?: return s
-        case .number(let n)?: return n.description
         case let other?: throw .invalid("Invalid value for parameter '\(key)': expected a string, got \(other.typeName)")
         }
+    }
+
+    /// A version number, as a string or a JSON integer.
+    func version(_ key: String = "version") throws(MLflowError) -> String {
+        if case .number(let n)? = object[key], let value = n.int64 { return String(value) }
+        return try required(key)
     }
 
     func required(_ key: String) throws(MLflowError) -> String {
@@ -85,7 +90,12 @@ struct MLflowArguments {
         }
     }
 
+    /// An integer argument, as a JSON number or its text.
     func int(_ key: String) throws(MLflowError) -> Int64? {
+        if case .number(let n)? = object[key] {
+            guard let value = n.int64 else { throw .invalid("Invalid value \(n) for parameter '\(key)': expected an integer") }
+            return value
+        }
         guard let text = try string(key) else { return nil }
         guard let value = Int64(text) else { throw .invalid("Invalid value \(text) for parameter '\(key)': expected an integer") }
         return value

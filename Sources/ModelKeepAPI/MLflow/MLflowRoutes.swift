@@ -185,7 +185,7 @@ struct MLflowRoutes {
         let model = try model(named: try args.required("name"))
         let alias = try args.required("alias")
         try Self.checkAlias(alias)
-        let target = try version(of: model, try args.required("version"))
+        let target = try version(of: model, try args.version())
         _ = try registry.assignTag(modelID: model.id, tag: alias, version: target.version, move: true)
         return Self.ok()
     }
@@ -283,14 +283,14 @@ struct MLflowRoutes {
     func getVersion(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let model = try model(named: try args.required("name"))
-        let version = try version(of: model, try args.required("version"))
+        let version = try version(of: model, try args.version())
         return Self.ok(["model_version": try renderVersion(version, model: model)])
     }
 
     func updateVersion(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let model = try model(named: try args.required("name"))
-        let current = try version(of: model, try args.required("version"))
+        let current = try version(of: model, try args.version())
         var changes = VersionChanges()
         if let description = try args.string("description") { changes.description = .some(description.isEmpty ? nil : description) }
         let updated = try registry.updateVersion(.id(current.id), changes)
@@ -300,7 +300,7 @@ struct MLflowRoutes {
     func deleteVersion(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let model = try model(named: try args.required("name"))
-        let current = try version(of: model, try args.required("version"))
+        let current = try version(of: model, try args.version())
         try registry.deleteVersion(.id(current.id), hard: false)
         return Self.ok()
     }
@@ -308,7 +308,7 @@ struct MLflowRoutes {
     func transitionStage(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let model = try model(named: try args.required("name"))
-        let current = try version(of: model, try args.required("version"))
+        let current = try version(of: model, try args.version())
         let stage = try Self.stage(try args.required("stage"))
         let archive = try args.bool("archive_existing_versions") ?? false
         let updated = try registry.promote(.id(current.id), to: stage, archiveExisting: archive)
@@ -318,7 +318,7 @@ struct MLflowRoutes {
     func setVersionTag(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let model = try model(named: try args.required("name"))
-        let current = try version(of: model, try args.required("version"))
+        let current = try version(of: model, try args.version())
         let key = try args.required("key")
         let value = try args.string("value") ?? ""
         try Self.tagRules { () throws(RegistryError) in try registry.setLabel(.version(current.id), key: key, value: value) }
@@ -328,7 +328,7 @@ struct MLflowRoutes {
     func deleteVersionTag(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let model = try model(named: try args.required("name"))
-        let current = try version(of: model, try args.required("version"))
+        let current = try version(of: model, try args.version())
         let key = try args.required("key")
         try Self.tagRules { () throws(RegistryError) in try registry.deleteLabel(.version(current.id), key: key) }
         return Self.ok()
@@ -339,7 +339,7 @@ struct MLflowRoutes {
     func downloadURI(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let model = try model(named: try args.required("name"))
-        let current = try version(of: model, try args.required("version"))
+        let current = try version(of: model, try args.version())
         let stored = try !registry.listArtifacts(.version(current.id), page: PageRequest(size: 1)).items.isEmpty
         let source = current.sourceURI ?? ""
         let own = source.isEmpty || stored || MLflowArtifactSpace.isInternal(source)
