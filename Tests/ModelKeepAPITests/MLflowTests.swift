@@ -80,6 +80,8 @@ struct MLflowRoutesTests {
                                                               "archive_existing_versions": true])["model_version"]?["current_stage"]?.string == "Staging")
         let model = try api.get(Self.rm + "/get?name=shape")["registered_model"]
         #expect(model?["latest_versions"]?.arrayValue?.first?["current_stage"]?.string == "Staging")
+        #expect(model?["latest_versions"]?.arrayValue?.first?["run_id"]?.string == "r1")
+        #expect(try api.get(Self.mv + "/search?filter=run_id+%3D+%27r1%27")["model_versions"]?[0]?["run_id"]?.string == "r1")
         #expect(try api.send("DELETE", Self.mv + "/delete", json: ["name": "shape", "version": "1"]).body == Array("{}".utf8))
         #expect(try api.get(Self.rm + "/get?name=shape")["registered_model"]?["latest_versions"] == nil)
         #expect(try api.get(Self.rm + "/search?filter=name+%3D+%27nothing%27").body == Array("{}".utf8))

@@ -301,6 +301,7 @@ class MLflowArtifactsTest(unittest.TestCase):
             with open(os.path.join(folder, "config.yaml")) as file:
                 self.assertEqual(file.read(), "lr: 0.1\n")
         self.assertEqual([v.version for v in self.client.search_model_versions(f"run_id = '{run.info.run_id}'")], ["1"])
+        self.assertEqual(self.client.get_registered_model(name).latest_versions[0].run_id, run.info.run_id)
         with self.assertRaises(MlflowException) as caught:
             self.client.create_model_version(name, "runs:/0123456789abcdef0123456789abcdef/model")
         self.assertEqual(caught.exception.error_code, "RESOURCE_DOES_NOT_EXIST")

@@ -149,7 +149,7 @@ enum MLflowRendering {
     }
 
     /// A registered model, with its newest version per stage.
-    static func registeredModel(_ model: Model, latest: [Version]) -> JSONValue {
+    static func registeredModel(_ model: Model, latest: [Version], runs: [String: JSONValue]) -> JSONValue {
         var object: JSONObject = [
             "name": .string(model.name),
             "creation_timestamp": .int(model.createdAt),
@@ -161,7 +161,9 @@ enum MLflowRendering {
             object["aliases"] = .array(model.tags.sorted { $0.key < $1.key }.map { ["alias": .string($0.key), "version": .string($0.value)] })
         }
         if !latest.isEmpty {
-            object["latest_versions"] = .array(latest.map { modelVersion($0, modelName: model.name, run: nil, aliases: false) })
+            object["latest_versions"] = .array(latest.map {
+                modelVersion($0, modelName: model.name, run: RunLink(metadata: runs[$0.id]), aliases: false)
+            })
         }
         return .object(object)
     }

@@ -77,12 +77,18 @@ struct MLflowRoutes {
         }
     }
 
+    /// The `mlflow` metadata (run_id, run_link) of versions, by version id, in one query.
+    func runLinks(_ versions: [Version]) throws -> [String: JSONValue] {
+        try registry.metadataValues(key: Self.runMetadataKey, parentIDs: versions.map(\.id))
+    }
+
     func runLink(_ version: Version) throws -> MLflowRendering.RunLink {
-        MLflowRendering.RunLink(metadata: try registry.metadata(.version(version.id))[Self.runMetadataKey])
+        MLflowRendering.RunLink(metadata: try runLinks([version])[version.id])
     }
 
     func renderModel(_ model: Model) throws -> JSONValue {
-        MLflowRendering.registeredModel(model, latest: try registry.latestVersionsByStage(modelID: model.id))
+        let latest = try registry.latestVersionsByStage(modelID: model.id)
+        return MLflowRendering.registeredModel(model, latest: latest, runs: try runLinks(latest))
     }
 
     func renderVersion(_ version: Version, model: Model, aliases: Bool = true) throws -> JSONValue {
@@ -356,8 +362,10 @@ struct MLflowRoutes {
         let page = try registry.searchVersions(search)
         var body = JSONObject()
         if !page.items.isEmpty {
-            body["model_versions"] = .array(try page.items.map { item in
-                MLflowRendering.modelVersion(item.version, modelName: item.modelName, run: try runLink(item.version), aliases: false)
+            let runs = try runLinks(page.items.map(\.version))
+            body["model_versions"] = .array(page.items.map { item in
+                MLflowRendering.modelVersion(item.version, modelName: item.modelName,
+                                             run: MLflowRendering.RunLink(metadata: runs[item.version.id]), aliases: false)
             })
         }
         if let token = page.nextPageToken { body["next_page_token"] = .string(token) }
