@@ -106,6 +106,8 @@ struct MLflowRoutesTests {
             ("GET", "/api/2.0/mlflow/nothing-here", nil, 404, "ENDPOINT_NOT_FOUND"),
             ("PUT", Self.rm + "/get", [:], 405, "ENDPOINT_NOT_FOUND"),
             ("GET", "/api/2.0/mlflow/runs/get?run_id=0123", nil, 404, "RESOURCE_DOES_NOT_EXIST"),
+            ("POST", "/api/2.0/mlflow/runs/create", ["experiment_id": "a/b"], 400, "INVALID_PARAMETER_VALUE"),
+            ("POST", "/api/2.0/mlflow/runs/update", ["run_id": "nope", "status": "FINISHED"], 404, "RESOURCE_DOES_NOT_EXIST"),
             ("GET", "/api/2.0/mlflow-artifacts/artifacts/elsewhere/file", nil, 404, "RESOURCE_DOES_NOT_EXIST"),
         ]
         for (method, target, body, status, code) in cases {
@@ -120,6 +122,12 @@ struct MLflowRoutesTests {
         let upload = try api.send("PUT", "/api/2.0/mlflow-artifacts/artifacts/elsewhere/file", raw: Array("x".utf8))
         #expect(upload.status == 400)
         #expect(upload["error_code"]?.string == "INVALID_PARAMETER_VALUE")
+        let run = try #require(try api.post("/api/2.0/mlflow/runs/create", ["experiment_id": "0"])["run"]?["info"]?["run_id"]?.string)
+        #expect(try api.post("/api/2.0/mlflow/runs/update", ["run_id": .string(run), "status": "DONE"])["error_code"]?.string
+                == "INVALID_PARAMETER_VALUE")
+        #expect(try api.post("/api/2.0/mlflow/runs/update", ["run_id": .string(run), "status": "KILLED", "end_time": 5])["run_info"]?["status"]?.string
+                == "KILLED")
+        #expect(try api.get("/api/2.0/mlflow/runs/get?run_id=\(run)")["run"]?["info"]?["end_time"]?.int == 5)
         // Native paths keep the native shape.
         #expect(try api.get("/api/v1/models/missing")["error"]?["code"]?.string == "not_found")
         #expect(try api.get(Self.rm + "/get?name=e").status == 200)

@@ -243,7 +243,11 @@ struct MLflowArtifactRoutes {
         var tags = try args.tags()
         let name = try args.string("run_name").flatMap { $0.isEmpty ? nil : $0 } ?? tags["mlflow.runName"] ?? "run-\(id.prefix(8))"
         tags["mlflow.runName"] = name
-        let run = MLflowRun(id: id, modelID: "", experimentID: try args.string("experiment_id").flatMap { $0.isEmpty ? nil : $0 } ?? "0",
+        let experimentID = try args.string("experiment_id").flatMap { $0.isEmpty ? nil : $0 } ?? "0"
+        guard (try? Validation.namespace(experimentID)) != nil else {
+            throw MLflowError.invalid("Invalid experiment_id '\(experimentID)': 1 to 128 letters, digits, '.', '_' or '-'")
+        }
+        let run = MLflowRun(id: id, modelID: "", experimentID: experimentID,
                             name: name, userID: try args.string("user_id") ?? "", status: "RUNNING",
                             startTime: try args.int("start_time") ?? Clock.nowMilliseconds(), endTime: nil, tags: tags)
         var draft = ModelDraft(name: id)
