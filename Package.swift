@@ -42,7 +42,7 @@ let package = Package(
         ),
         .target(
             name: "ModelKeepAPI",
-            dependencies: ["ModelKeepHTTP", "ModelKeepRegistry", "ModelKeepJSON",
+            dependencies: ["ModelKeepHTTP", "ModelKeepRegistry", "ModelKeepJSON", "ModelKeepSync",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(

@@ -50,6 +50,8 @@ public struct ErrorRenderer: Sendable {
                 return (400, "invalid_argument", "\(field): \(message)", ["field": .string(field)], [:])
             case let .notFound(message):
                 return (404, "not_found", message, JSONObject(), [:])
+            case let .forbidden(message):
+                return (403, "forbidden", message, JSONObject(), [:])
             case let .conflict(message, details):
                 return (409, "conflict", message, details, [:])
             case let .tooLarge(message):

@@ -34,7 +34,7 @@ extension ModelRegistry {
     static func record(_ kind: String, namespace: String, subject: String, payload: JSONObject,
                        at now: Int64, _ db: SQLiteConnection) throws {
         try db.run("INSERT INTO events (created_at, namespace, kind, subject_id, actor, payload) VALUES (?, ?, ?, ?, ?, ?)",
-                   [.integer(now), .text(namespace), .text(kind), .text(subject), .null,
+                   [.integer(now), .text(namespace), .text(kind), .text(subject), SQLValue(Access.current?.actor),
                     .text(JSONWriter.string(.object(payload)))])
     }
 
@@ -62,6 +62,10 @@ extension ModelRegistry {
         var clauses = ["id > ?"]
         var arguments: [SQLValue] = [.integer(since)]
         if let namespace = query.namespace { clauses.append("namespace = ?"); arguments.append(.text(namespace)) }
+        if let allowed = Access.restriction {
+            clauses.append("namespace IN (\(Array(repeating: "?", count: allowed.count).joined(separator: ", ")))")
+            arguments += allowed.map { .text($0) }
+        }
         if !query.kinds.isEmpty {
             var alternatives: [String] = []
             for kind in query.kinds {

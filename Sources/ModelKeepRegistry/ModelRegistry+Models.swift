@@ -21,9 +21,16 @@ extension ModelRegistry {
               stageHolders: stringMap(row.optionalText(14)))
     }
 
+    /// The model with that id, if it exists and the caller may see its namespace.
     static func fetchModel(id: String, includeDeleted: Bool, _ db: SQLiteConnection) throws -> Model? {
         let live = includeDeleted ? "" : " AND m.deleted_at IS NULL"
-        return try db.queryFirst("SELECT \(modelColumns) FROM models m WHERE m.id = ?\(live)", [.text(id)], model(from:))
+        let found = try db.queryFirst("SELECT \(modelColumns) FROM models m WHERE m.id = ?\(live)", [.text(id)], model(from:))
+        return found.flatMap { Access.allows($0.namespace) ? $0 : nil }
+    }
+
+    /// 403 unless the caller may write to a namespace (a key restricted to others).
+    static func requireWritable(namespace: String) throws(RegistryError) {
+        guard Access.allows(namespace) else { throw .forbidden("this key may not use namespace \(namespace)") }
     }
 
     /// The model, or 404.
@@ -37,6 +44,7 @@ extension ModelRegistry {
     /// Creates a model; 409 when a live model of that namespace already has the name.
     public func createModel(_ draft: ModelDraft) throws(RegistryError) -> Model {
         try Validation.namespace(draft.namespace)
+        try Self.requireWritable(namespace: draft.namespace)
         try Validation.modelName(draft.name)
         try Validation.labels(draft.labels)
         try Validation.text(draft.owner, field: "owner", maxBytes: 256)
@@ -80,7 +88,7 @@ extension ModelRegistry {
     /// The live model with that namespace and name, or 404.
     public func model(namespace: String, name: String) throws(RegistryError) -> Model {
         try reading { db in
-            guard let model = try db.queryFirst(
+            guard Access.allows(namespace), let model = try db.queryFirst(
                 "SELECT \(Self.modelColumns) FROM models m WHERE m.namespace = ? AND m.name = ? AND m.deleted_at IS NULL",
                 [.text(namespace), .text(name)], Self.model(from:)) else {
                 throw RegistryError.notFound("model \(name) does not exist in namespace \(namespace)")
@@ -99,6 +107,10 @@ extension ModelRegistry {
         var arguments: [SQLValue] = []
         if !query.includeDeleted { clauses.append("m.deleted_at IS NULL") }
         if let v = query.namespace { clauses.append("m.namespace = ?"); arguments.append(.text(v)) }
+        if let allowed = Access.restriction {
+            clauses.append("m.namespace IN (\(Array(repeating: "?", count: allowed.count).joined(separator: ", ")))")
+            arguments += allowed.map { .text($0) }
+        }
         if let v = query.name { clauses.append("m.name = ?"); arguments.append(.text(v)) }
         if let v = query.owner { clauses.append("m.owner = ?"); arguments.append(.text(v)) }
         if let v = query.task { clauses.append("m.task = ?"); arguments.append(.text(v)) }
@@ -137,7 +149,8 @@ extension ModelRegistry {
 
     /// How many live models a namespace holds.
     public func countModels(namespace: String) throws(RegistryError) -> Int {
-        try reading { db in
+        guard Access.allows(namespace) else { return 0 }
+        return try reading { db in
             try db.queryFirst("SELECT count(*) FROM models WHERE namespace = ? AND deleted_at IS NULL", [.text(namespace)]) { $0.int(0) } ?? 0
         }
     }

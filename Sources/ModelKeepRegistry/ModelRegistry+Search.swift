@@ -68,6 +68,7 @@ public struct RegistrySearch: Sendable {
 extension ModelRegistry {
     /// One page of the live models of a namespace that match every predicate.
     public func searchModels(_ search: RegistrySearch) throws(RegistryError) -> Page<Model> {
+        guard Access.allows(search.namespace) else { return Page(items: [], nextPageToken: nil) }
         var order = search.order
         if !order.contains(where: { $0.key == .name }) { order.append(SearchOrder(.name)) }
         guard !order.contains(where: { $0.key == .versionNumber }) else {
@@ -97,6 +98,7 @@ extension ModelRegistry {
     /// One page of the live versions of the live models of a namespace that match every
     /// predicate, each with its model's name. The default order is the most recently updated first.
     public func searchVersions(_ search: RegistrySearch) throws(RegistryError) -> Page<(version: Version, modelName: String)> {
+        guard Access.allows(search.namespace) else { return Page(items: [], nextPageToken: nil) }
         var order = search.order.isEmpty ? [SearchOrder(.updatedAt, descending: true)] : search.order
         if !order.contains(where: { $0.key == .name }) { order.append(SearchOrder(.name)) }
         if !order.contains(where: { $0.key == .versionNumber }) { order.append(SearchOrder(.versionNumber, descending: true)) }

@@ -63,7 +63,8 @@ extension ModelRegistry {
 
     static func requireSession(_ id: String, _ db: SQLiteConnection) throws -> UploadSession {
         guard let session = try db.queryFirst("SELECT \(sessionColumns) FROM upload_sessions WHERE id = ? AND expires_at > ?",
-                                              [.text(id), .integer(Clock.nowMilliseconds())], session(from:)) else {
+                                              [.text(id), .integer(Clock.nowMilliseconds())], session(from:)),
+              try Access.allows(namespace(ofModel: session.modelID, db)) else {
             throw RegistryError.notFound("upload \(id) does not exist or has expired")
         }
         return session
@@ -166,7 +167,8 @@ extension ModelRegistry {
     public func artifact(id: String) throws(RegistryError) -> Artifact {
         try reading { db in
             guard let artifact = try db.queryFirst("SELECT \(Self.artifactColumns) FROM artifacts a WHERE a.id = ?", [.text(id)],
-                                                   Self.artifact(from:)) else {
+                                                   Self.artifact(from:)),
+                  try Access.allows(Self.namespace(ofModel: artifact.modelID, db)) else {
                 throw RegistryError.notFound("artifact \(id) does not exist")
             }
             return artifact

@@ -48,7 +48,9 @@ extension ModelRegistry {
                 WHERE v.id = ? AND m.deleted_at IS NULL\(live)
                 """, [.text(id)], version(from:))
         }
-        guard let found else { throw RegistryError.notFound("\(reference) does not exist") }
+        guard let found, try Access.allows(namespace(ofModel: found.modelID, db)) else {
+            throw RegistryError.notFound("\(reference) does not exist")
+        }
         return found
     }
 

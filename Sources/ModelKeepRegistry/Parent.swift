@@ -40,7 +40,7 @@ extension ModelRegistry {
                 WHERE v.id = ? AND v.deleted_at IS NULL AND m.deleted_at IS NULL
                 """, [.text(id)]) { ResolvedParent(id: $0.text(0), modelID: $0.text(1), namespace: $0.text(2)) }
         }
-        guard let found else { throw RegistryError.notFound("\(reference) does not exist") }
+        guard let found, Access.allows(found.namespace) else { throw RegistryError.notFound("\(reference) does not exist") }
         return found
     }
 }

@@ -7,6 +7,8 @@ public enum RegistryError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalid(field: String, message: String)
     /// The resource does not exist, or is hidden (404).
     case notFound(String)
+    /// The caller's key may not do this (403).
+    case forbidden(String)
     /// The request collides with what is stored (409), with optional details for the client.
     case conflict(String, details: JSONObject = JSONObject())
     /// A value is larger than its limit (413).
@@ -23,7 +25,7 @@ public enum RegistryError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .invalid(field, message): "invalid \(field): \(message)"
-        case let .notFound(message), let .conflict(message, _), let .tooLarge(message), let .mismatch(message),
+        case let .notFound(message), let .forbidden(message), let .conflict(message, _), let .tooLarge(message), let .mismatch(message),
              let .unavailable(message), let .insufficientStorage(message), let .internalFailure(message):
             message
         }

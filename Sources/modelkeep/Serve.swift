@@ -57,10 +57,14 @@ struct Serve: ParsableCommand {
         if reclaimed > 0 { logger.info("removed \(reclaimed) bytes of unfinished uploads left by the last run") }
         let registry = ModelRegistry(database: database, store: store, limits: settings.registryLimits)
         let router = NativeAPI.router(registry: registry, logger: logger)
-        let server = HTTPServer(configuration: settings.httpConfiguration, responder: router, logger: logger)
+        let auth = settings.authSettings
+        let responder = AccessControl(router: router, registry: registry, settings: auth)
+        let server = HTTPServer(configuration: settings.httpConfiguration, responder: responder, logger: logger)
         let port = try server.start()
         let shown = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
         logger.info("modelkeep listening on http://\(shown):\(port) with data in \(directory.path)")
+        logger.info(auth.required ? "authentication: required (API keys: modelkeep keys create)"
+                                  : "authentication: off (set auth=required to demand API keys)")
 
         let pruning = schedulePruning(registry, settings: settings, logger: logger)
         let collecting = scheduleGarbageCollection(registry, settings: settings, logger: logger)

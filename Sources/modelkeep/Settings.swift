@@ -1,4 +1,5 @@
 import Foundation
+import ModelKeepAPI
 import ModelKeepHTTP
 import ModelKeepRegistry
 import ModelKeepStorage
@@ -35,6 +36,10 @@ struct Settings: Sendable {
     var uploadSessionHours = 24
     var gcIntervalMinutes = 60
     var gcGraceMinutes = 60
+    /// required, off, or nil: required unless the server listens on loopback only.
+    var auth: String?
+    var authFailureLimit = 10
+    var authFailureWindowSeconds = 60
 
     /// One setting: its key (config file), how it is parsed, and what it means.
     struct Spec: Sendable {
@@ -82,6 +87,12 @@ struct Settings: Sendable {
         Spec(key: "upload_session_hours", help: "A resumable upload with no progress for this long expires; gc reclaims its bytes.") { $0.uploadSessionHours = try int($1, "upload_session_hours", 1...8760) },
         Spec(key: "gc_interval_minutes", help: "How often serve collects garbage (unreferenced chunks, expired uploads); 0 turns it off.") { $0.gcIntervalMinutes = try int($1, "gc_interval_minutes", 0...525_600) },
         Spec(key: "gc_grace_minutes", help: "Garbage younger than this is kept, so uploads in flight are never harmed.") { $0.gcGraceMinutes = try int($1, "gc_grace_minutes", 0...525_600) },
+        Spec(key: "auth", help: "required (every request but /healthz, /readyz and /openapi.json needs an API key) or off; default: required unless host is a loopback address.") {
+            guard ["required", "off"].contains($1.lowercased()) else { throw SettingsError(key: "auth", message: "must be required or off") }
+            $0.auth = $1.lowercased()
+        },
+        Spec(key: "auth_failure_limit", help: "Failed authentications one client address may make per window before it gets 429.") { $0.authFailureLimit = try int($1, "auth_failure_limit", 1...1_000_000) },
+        Spec(key: "auth_failure_window_seconds", help: "The window of auth_failure_limit; a locked-out address may retry after it.") { $0.authFailureWindowSeconds = try int($1, "auth_failure_window_seconds", 1...86_400) },
         Spec(key: "event_retention_days", help: "Change-feed events older than this are pruned hourly; 0 keeps them forever.") { $0.eventRetentionDays = try int($1, "event_retention_days", 0...36500) },
     ]
 
@@ -127,6 +138,15 @@ struct Settings: Sendable {
             guard let spec = spec(key) else { throw SettingsError(key: key, message: "is not a setting") }
             try spec.apply(&settings, value)
         }
+        return settings
+    }
+
+    /// The authentication the server runs with: the auth setting, or by default required
+    /// everywhere but on loopback, so the quickstart works without a key.
+    var authSettings: AuthSettings {
+        var settings = AuthSettings(required: auth.map { $0 == "required" } ?? AuthSettings.requiredByDefault(host: host))
+        settings.failureLimit = authFailureLimit
+        settings.failureWindowSeconds = authFailureWindowSeconds
         return settings
     }
 

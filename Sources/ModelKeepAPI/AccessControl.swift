@@ -1,0 +1,159 @@
+import Foundation
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+import ModelKeepSync
+
+/// How the server checks who calls it.
+public struct AuthSettings: Sendable {
+    /// Whether every request (but the open operational routes) needs a key.
+    public var required: Bool
+    /// Failed authentications an address may make in a window before it gets 429s.
+    public var failureLimit = 10
+    public var failureWindowSeconds = 60
+    /// How many client addresses the failure counter remembers (oldest forgotten first).
+    public var trackedAddresses = 10_000
+
+    public init(required: Bool) { self.required = required }
+
+    /// The default for a listening address: required unless it is loopback only (127.0.0.0/8,
+    /// ::1, localhost), so the quickstart works without a key and nothing reachable from
+    /// elsewhere starts open.
+    public static func requiredByDefault(host: String) -> Bool {
+        !(host == "localhost" || host == "::1" || host.hasPrefix("127."))
+    }
+}
+
+/// The door in front of the router: finds the API key a request carries (`Authorization: Bearer`,
+/// `x-api-key` as the HUB SDK sends it, or HTTP Basic with the key as the password as MLflow
+/// sends it), checks its scope for the request, rate-limits failed attempts per client address,
+/// and runs the handler with the key bound as `Access.current`, so the registry hides other
+/// namespaces and records the key's name as the actor.
+///
+/// With authentication off, requests without a key run unrestricted, and a valid key still
+/// binds (so the feed names the actor); an invalid one is ignored.
+public final class AccessControl: HTTPResponder, Sendable {
+    let router: Router
+    let registry: ModelRegistry
+    let settings: AuthSettings
+    private let failures = Locked<[String: (count: Int, windowStart: Int64)]>([:])
+
+    /// Routes anyone may call: liveness, readiness and the API description.
+    static let openRoutes: Set<String> = ["/healthz", "/readyz", "/openapi.json"]
+    /// POST routes that only read.
+    static let readingPosts: Set<String> = [
+        "/api/v1/chunks/missing", "/hub/v1/auth",
+        "/api/2.0/mlflow/registered-models/get-latest-versions", "/api/2.0/mlflow/logged-models/search",
+    ]
+    static let hubAuthRoute = "/hub/v1/auth"
+
+    public init(router: Router, registry: ModelRegistry, settings: AuthSettings) {
+        self.router = router
+        self.registry = registry
+        self.settings = settings
+    }
+
+    public func response(for error: HTTPError, head: HTTPRequestHead?) -> HTTPResponse {
+        router.response(for: error, head: head)
+    }
+
+    public func prepare(_ head: HTTPRequestHead) -> PreparedRequest {
+        let inner = router.prepare(head)
+        guard !Self.openRoutes.contains(inner.route) else { return inner }
+        let presented = Self.credentials(head.headers)
+        let needed = Self.scopeNeeded(head, route: inner.route)
+        return PreparedRequest(bodyMode: inner.bodyMode, route: inner.route) { [self] body, remote in
+            if let retry = lockedOut(remote) {
+                return router.response(for: HTTPError(status: 429, code: "rate_limited",
+                                                      message: "too many failed authentications from this address; retry in \(retry) s",
+                                                      headers: ["Retry-After": String(retry)]), head: head)
+            }
+            let key: APIKey?
+            do {
+                key = try presented.flatMap { try registry.authenticate($0) }
+            } catch {
+                return router.response(for: HTTPError(status: 503, code: "unavailable", message: "the key store is busy; retry shortly",
+                                                      headers: ["Retry-After": "1"]), head: head)
+            }
+            guard let key else {
+                if !settings.required { return inner.respond(body: body, remoteAddress: remote) }
+                recordFailure(remote)
+                if inner.route == Self.hubAuthRoute {
+                    return .json(200, JSONWriter.bytes(["success": false, "message": "invalid API key"]))
+                }
+                let message = presented == nil
+                    ? "this server needs an API key: Authorization: Bearer <key>, x-api-key: <key>, or Basic with the key as password"
+                    : "the API key is unknown, revoked or expired"
+                return router.response(for: HTTPError(status: 401, code: "unauthenticated", message: message,
+                                                      headers: ["WWW-Authenticate": "Bearer realm=\"modelkeep\""]), head: head)
+            }
+            guard key.scope >= needed else {
+                return router.response(for: HTTPError(status: 403, code: "forbidden",
+                                                      message: "the key \(key.name) has scope \(key.scope.rawValue); this needs \(needed.rawValue)"),
+                                       head: head)
+            }
+            let access = Access(actor: key.name, scope: key.scope, namespaces: key.namespaces.map(Set.init))
+            return Access.$current.withValue(access) { inner.respond(body: body, remoteAddress: remote) }
+        }
+    }
+
+    /// The key a request presents, if any.
+    static func credentials(_ headers: HTTPHeaders) -> String? {
+        if let authorization = headers["Authorization"]?.trimmingCharacters(in: .whitespaces) {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            if parts.count == 2 {
+                switch parts[0].lowercased() {
+                case "bearer": return String(parts[1]).trimmingCharacters(in: .whitespaces)
+                case "basic":
+                    guard let data = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)),
+                          let text = String(data: data, encoding: .utf8), let colon = text.firstIndex(of: ":") else { return "" }
+                    return String(text[text.index(after: colon)...])
+                default: return ""
+                }
+            }
+            return ""
+        }
+        return headers["x-api-key"]?.trimmingCharacters(in: .whitespaces)
+    }
+
+    /// read for GET and HEAD and the POSTs that only read; admin for hard deletes; write otherwise.
+    static func scopeNeeded(_ head: HTTPRequestHead, route: String) -> Scope {
+        switch head.method {
+        case "GET", "HEAD": return .read
+        case "POST" where readingPosts.contains(route): return .read
+        case "DELETE":
+            let query = (try? QueryParameters(parsing: head.query)) ?? QueryParameters()
+            return ["true", "1", "yes"].contains(query["hard"]?.lowercased() ?? "") ? .admin : .write
+        default: return .write
+        }
+    }
+
+    /// Seconds until an address may try again, when it has failed too often.
+    private func lockedOut(_ address: String) -> Int? {
+        let now = Clock.nowMilliseconds()
+        let window = Int64(settings.failureWindowSeconds) * 1000
+        return failures.withLock { table in
+            guard let entry = table[address], entry.count >= settings.failureLimit, now - entry.windowStart < window else { return nil }
+            return Int((entry.windowStart + window - now + 999) / 1000)
+        }
+    }
+
+    private func recordFailure(_ address: String) {
+        let now = Clock.nowMilliseconds()
+        let window = Int64(settings.failureWindowSeconds) * 1000
+        failures.withLock { table in
+            if var entry = table[address], now - entry.windowStart < window {
+                entry.count += 1
+                table[address] = entry
+            } else {
+                table[address] = (1, now)
+            }
+            if table.count > settings.trackedAddresses {
+                table = table.filter { now - $0.value.windowStart < window }
+                while table.count > settings.trackedAddresses, let oldest = table.min(by: { $0.value.windowStart < $1.value.windowStart }) {
+                    table[oldest.key] = nil
+                }
+            }
+        }
+    }
+}
