@@ -32,14 +32,18 @@ public final class TestServer: @unchecked Sendable {
     public let registry: TestRegistry
     public let server: HTTPServer
 
+    /// With `auth`, requests pass the API-key check first (as `modelkeep serve` runs them).
     public init(configure: (inout HTTPServerConfiguration) -> Void = { _ in }, limits: ModelRegistry.Limits = ModelRegistry.Limits(),
-                directory: TemporaryDirectory? = nil) throws {
+                directory: TemporaryDirectory? = nil, auth: AuthSettings? = nil) throws {
         registry = try directory.map { try TestRegistry(limits: limits, directory: $0) } ?? TestRegistry(limits: limits)
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
         configuration.accessLog = false
         configure(&configuration)
-        server = HTTPServer(configuration: configuration, responder: registry.router, logger: Logger.quiet)
+        let responder: any HTTPResponder = auth.map { [registry] in
+            AccessControl(router: registry.router, registry: registry.registry, settings: $0)
+        } ?? registry.router
+        server = HTTPServer(configuration: configuration, responder: responder, logger: Logger.quiet)
         try server.start()
     }
 
