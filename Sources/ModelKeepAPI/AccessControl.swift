@@ -13,6 +13,9 @@ public struct AuthSettings: Sendable {
     public var failureWindowSeconds = 60
     /// How many client addresses the failure counter remembers (oldest forgotten first).
     public var trackedAddresses = 10_000
+    /// Peers (reverse proxies) whose `X-Forwarded-For` names the client; from anyone else the
+    /// header is ignored, so a client cannot pick the address its failures count against.
+    public var trustedProxies: Set<String> = []
 
     public init(required: Bool) { self.required = required }
 
@@ -62,7 +65,8 @@ public final class AccessControl: HTTPResponder, Sendable {
         guard !Self.openRoutes.contains(inner.route) else { return inner }
         let presented = Self.credentials(head.headers)
         let needed = Self.scopeNeeded(head, route: inner.route)
-        return PreparedRequest(bodyMode: inner.bodyMode, route: inner.route) { [self] body, remote in
+        return PreparedRequest(bodyMode: inner.bodyMode, route: inner.route) { [self] body, peer in
+            let remote = clientAddress(peer: peer, forwardedFor: head.headers["X-Forwarded-For"])
             if let retry = lockedOut(remote) {
                 return router.response(for: HTTPError(status: 429, code: "rate_limited",
                                                       message: "too many failed authentications from this address; retry in \(retry) s",
@@ -114,6 +118,25 @@ public final class AccessControl: HTTPResponder, Sendable {
             return ""
         }
         return headers["x-api-key"]?.trimmingCharacters(in: .whitespaces)
+    }
+
+    /// The client's address: the peer, or, when the peer is a trusted proxy, the nearest
+    /// address in `X-Forwarded-For` that is not one of the trusted proxies.
+    func clientAddress(peer: String, forwardedFor: String?) -> String {
+        guard let forwardedFor, trusts(peer) else { return peer }
+        let hops = forwardedFor.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return hops.last { !trusts($0) } ?? hops.first ?? peer
+    }
+
+    /// Peers look like `127.0.0.1:52044` or `[::1]:52044`; a trusted proxy is named by its address.
+    private func trusts(_ address: String) -> Bool {
+        var host = address
+        if host.hasPrefix("["), let end = host.firstIndex(of: "]") {
+            host = String(host[host.index(after: host.startIndex)..<end])
+        } else if host.filter({ $0 == ":" }).count == 1, let colon = host.firstIndex(of: ":") {
+            host = String(host[..<colon])
+        }
+        return settings.trustedProxies.contains(host)
     }
 
     /// read for GET and HEAD and the POSTs that only read; admin for hard deletes; write otherwise.

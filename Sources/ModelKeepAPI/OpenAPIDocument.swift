@@ -361,10 +361,20 @@ public enum OpenAPIDocument {
             "info": [
                 "title": "ModelKeep",
                 "version": "1",
-                "description": "A self-hosted model registry: models, versions, unique tags, stages, metadata and artifacts. Errors on every path have the shape {\"error\": {\"code\", \"message\", \"details\"}}. Lists are keyset paginated with page_size and page_token.",
+                "description": "A self-hosted model registry: models, versions, unique tags, stages, metadata and artifacts. Errors on every native path have the shape {\"error\": {\"code\", \"message\", \"details\"}} (MLflow's paths answer in MLflow's {\"error_code\", \"message\"}). 401 without a valid key when auth is required, 403 when the key's scope is too small, 429 after too many failed authentications. Lists are keyset paginated with page_size and page_token.",
             ],
             "paths": .object(paths),
-            "components": ["schemas": OpenAPISchemas.all],
+            // With auth=required every route but /healthz, /readyz and /openapi.json needs a key,
+            // sent any of three ways; with auth off (the loopback default) none is needed.
+            "security": [["bearer": []], ["apiKey": []], ["basic": []], [:]],
+            "components": [
+                "schemas": OpenAPISchemas.all,
+                "securitySchemes": [
+                    "bearer": ["type": "http", "scheme": "bearer", "description": "Authorization: Bearer mk_<id>_<secret> (modelkeep keys create)"],
+                    "apiKey": ["type": "apiKey", "in": "header", "name": "x-api-key", "description": "The key in x-api-key, as the HUB SDK sends it"],
+                    "basic": ["type": "http", "scheme": "basic", "description": "Any user name, the key as the password (MLflow's MLFLOW_TRACKING_USERNAME/PASSWORD)"],
+                ],
+            ],
         ]
     }()
 }

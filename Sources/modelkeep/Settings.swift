@@ -40,6 +40,7 @@ struct Settings: Sendable {
     var auth: String?
     var authFailureLimit = 10
     var authFailureWindowSeconds = 60
+    var trustedProxies: [String] = []
 
     /// One setting: its key (config file), how it is parsed, and what it means.
     struct Spec: Sendable {
@@ -93,6 +94,9 @@ struct Settings: Sendable {
         },
         Spec(key: "auth_failure_limit", help: "Failed authentications one client address may make per window before it gets 429.") { $0.authFailureLimit = try int($1, "auth_failure_limit", 1...1_000_000) },
         Spec(key: "auth_failure_window_seconds", help: "The window of auth_failure_limit; a locked-out address may retry after it.") { $0.authFailureWindowSeconds = try int($1, "auth_failure_window_seconds", 1...86_400) },
+        Spec(key: "trusted_proxies", help: "Comma-separated addresses of reverse proxies whose X-Forwarded-For names the client (default: none).") {
+            $0.trustedProxies = $1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        },
         Spec(key: "event_retention_days", help: "Change-feed events older than this are pruned hourly; 0 keeps them forever.") { $0.eventRetentionDays = try int($1, "event_retention_days", 0...36500) },
     ]
 
@@ -147,6 +151,7 @@ struct Settings: Sendable {
         var settings = AuthSettings(required: auth.map { $0 == "required" } ?? AuthSettings.requiredByDefault(host: host))
         settings.failureLimit = authFailureLimit
         settings.failureWindowSeconds = authFailureWindowSeconds
+        settings.trustedProxies = Set(trustedProxies)
         return settings
     }
 

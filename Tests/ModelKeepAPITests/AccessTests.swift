@@ -122,6 +122,27 @@ struct AccessTests {
         #expect(try api.get("/healthz").status == 200)
     }
 
+    @Test("X-Forwarded-For names the client only when a trusted proxy sends it")
+    func forwardedFor() throws {
+        var auth = AuthSettings(required: true)
+        auth.failureLimit = 2
+        auth.trustedProxies = ["127.0.0.1"]
+        let trusted = try APIClient(.socket, server: try TestServer(auth: auth))
+        func attempt(_ api: APIClient, from client: String) throws -> Int {
+            try api.send("GET", "/api/v1/models", headers: ["Authorization": "Bearer mk_bad", "X-Forwarded-For": "\(client), 127.0.0.1"]).status
+        }
+        #expect(try attempt(trusted, from: "203.0.113.9") == 401)
+        #expect(try attempt(trusted, from: "203.0.113.9") == 401)
+        #expect(try attempt(trusted, from: "203.0.113.9") == 429)
+        #expect(try attempt(trusted, from: "203.0.113.10") == 401)
+        // From a peer that is not trusted the header is ignored: every failure counts against the peer.
+        auth.trustedProxies = []
+        let untrusted = try APIClient(.socket, server: try TestServer(auth: auth))
+        #expect(try attempt(untrusted, from: "203.0.113.9") == 401)
+        #expect(try attempt(untrusted, from: "203.0.113.10") == 401)
+        #expect(try attempt(untrusted, from: "203.0.113.11") == 429)
+    }
+
     @Test("with auth off, no key is needed, a good key still names the actor, a bad one is ignored")
     func authOff() throws {
         let server = try Self.server(required: false, failureLimit: 1)

@@ -1,9 +1,11 @@
 """The unmodified MLflow and HUB clients against a ModelKeep that requires API keys: each
 client's own way of sending credentials works, and the same rules hold on every dialect.
 Needs MODELKEEP_URL (a server started with auth=required), MODELKEEP_WRITE_KEY and
-MODELKEEP_READ_KEY (keys made with `modelkeep keys create`, named writer and reader)."""
+MODELKEEP_READ_KEY (keys made with `modelkeep keys create`, named writer and reader), and
+MODELKEEP_BIN and MODELKEEP_DATA_DIR to make and revoke a key while that server runs."""
 import json
 import os
+import subprocess
 import unittest
 import urllib.error
 import urllib.request
@@ -12,6 +14,8 @@ import uuid
 BASE = os.environ["MODELKEEP_URL"]
 WRITE_KEY = os.environ["MODELKEEP_WRITE_KEY"]
 READ_KEY = os.environ["MODELKEEP_READ_KEY"]
+BIN = os.environ["MODELKEEP_BIN"]
+DATA_DIR = os.environ["MODELKEEP_DATA_DIR"]
 os.environ["MLFLOW_TRACKING_URI"] = BASE
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
@@ -54,6 +58,16 @@ class AuthTest(unittest.TestCase):
         self.assertEqual(status("/api/v1/models"), 401)
         self.assertEqual(status("/healthz"), 200)
         self.assertEqual(status("/api/v1/models", {"Authorization": f"Bearer {READ_KEY}"}), 200)
+
+    def test_keys_made_and_revoked_while_the_server_runs(self):
+        late = subprocess.run([BIN, "keys", "create", "--data-dir", DATA_DIR, "--name", "late", "--scope", "read"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+        self.assertEqual(status("/api/v1/models", {"x-api-key": late}), 200)
+        listed = subprocess.run([BIN, "keys", "list", "--data-dir", DATA_DIR], check=True, capture_output=True, text=True).stdout
+        self.assertIn("late", listed)
+        self.assertNotIn(late.split("_", 2)[2], listed)
+        subprocess.run([BIN, "keys", "revoke", "late", "--data-dir", DATA_DIR], check=True, capture_output=True)
+        self.assertEqual(status("/api/v1/models", {"x-api-key": late}), 401)
 
     def test_mlflow_token_and_basic_credentials(self):
         name = f"auth-{uuid.uuid4().hex[:8]}"
