@@ -13,6 +13,8 @@ public enum OpenAPIDocument {
         var body: String? = nil
         /// Status -> response schema name (nil: no body).
         var responses: [(status: Int, schema: String?)]
+        /// The schema of its error responses.
+        var errorSchema = "Error"
     }
 
     struct Parameter {
@@ -44,7 +46,7 @@ public enum OpenAPIDocument {
     static let mlflowOperations: [Operation] = {
         func op(_ method: String, _ path: String, _ summary: String, body: String? = nil, responses: [(status: Int, schema: String?)] = [(200, "Object")]) -> Operation {
             Operation(method: method, path: path, summary: "MLflow: " + summary, tag: "mlflow",
-                      body: body ?? (method == "GET" ? nil : "Object"), responses: responses)
+                      body: body ?? (method == "GET" ? nil : "Object"), responses: responses, errorSchema: "MLflowError")
         }
         let rm = "/api/2.0/mlflow/registered-models", mv = "/api/2.0/mlflow/model-versions"
         let art = "/api/2.0/mlflow-artifacts/artifacts"
@@ -322,8 +324,8 @@ public enum OpenAPIDocument {
             }
             responses[String(status)] = .object(response)
         }
-        responses["default"] = ["description": "An error (API.md's error shape).",
-                                "content": ["application/json": ["schema": ref("Error")]]]
+        responses["default"] = ["description": op.errorSchema == "Error" ? "An error (API.md's error shape)." : "An error, in MLflow's shape.",
+                                "content": ["application/json": ["schema": ref(op.errorSchema)]]]
         object["responses"] = .object(responses)
         return .object(object)
     }

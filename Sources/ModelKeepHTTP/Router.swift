@@ -128,8 +128,13 @@ public struct Router: HTTPResponder {
         }
         let method = head.method == "HEAD" ? "GET" : head.method
         var allowed: Set<String> = []
+        // Only the most specific shape that matches counts: `/chunks/missing` is that literal
+        // route's path, not also a `/chunks/{sha256}` (whose methods it must not advertise).
+        var best: [Int]?
         for route in candidates(for: path) {
             guard let parameters = route.match(path) else { continue }
+            if let best, route.specificity != best { continue }
+            best = route.specificity
             guard route.method == method else {
                 allowed.insert(route.method)
                 continue
