@@ -53,6 +53,7 @@ let package = Package(
         ),
 
         // Micro-benchmarks of the upload path's per-byte costs (scripts/bench, docs/BENCHMARKS.md).
+        .executableTarget(name: "modelkeep-fuzz", dependencies: ["ModelKeepHTTP"]),
         .executableTarget(
             name: "modelkeep-bench",
             dependencies: ["ModelKeepStorage", .product(name: "Crypto", package: "swift-crypto")]
