@@ -4,6 +4,7 @@ import TestSupport
 import ModelKeepAPI
 import ModelKeepJSON
 import ModelKeepRegistry
+import ModelKeepStorage
 
 @Suite("API keys, scopes, namespaces and failed-auth limits over sockets")
 struct AccessTests {
@@ -184,5 +185,31 @@ struct AccessTests {
         }
         #expect(!stored.contains(secretPart))
         #expect(stored.allSatisfy { $0.count == 64 })
+    }
+}
+
+@Suite("Faults over sockets")
+struct FaultTests {
+    @Test("a database locked past the busy timeout answers 503 with Retry-After, then serves again")
+    func busyDatabase() throws {
+        var options = Database.Options()
+        options.busyTimeoutMilliseconds = 100
+        let directory = TemporaryDirectory("modelkeep-busy")
+        let registry = try TestRegistry(options: options, directory: directory)
+        let server = try TestServer(responder: registry.router)
+        let api = try APIClient(.socket, server: server)
+        // Another process's write transaction holds the lock.
+        let other = try SQLiteConnection(path: DataDirectory(path: directory.path).databasePath)
+        try other.execute("BEGIN IMMEDIATE")
+        let busy = try api.post("/api/v1/models", ["name": "m"])
+        #expect(busy.status == 503)
+        #expect(busy.header("Retry-After") == "1")
+        #expect(busy["error"]?["code"]?.string == "unavailable")
+        let mlflow = try api.post("/api/2.0/mlflow/registered-models/create", ["name": "m"])
+        #expect(mlflow.status == 503)
+        #expect(mlflow["error_code"]?.string == "TEMPORARILY_UNAVAILABLE")
+        #expect(try api.get("/api/v1/models").status == 200)  // reads go on (WAL)
+        try other.execute("ROLLBACK")
+        #expect(try api.post("/api/v1/models", ["name": "m"]).status == 201)
     }
 }
