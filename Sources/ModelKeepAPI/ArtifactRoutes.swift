@@ -92,6 +92,9 @@ struct ArtifactRoutes {
         guard let store, let size = artifact.size, let sha = artifact.sha256 else {
             throw RegistryError.internalFailure("artifact \(artifact.id) has no bytes")
         }
+        if let stray = artifact.chunks.first(where: { !store.isContained($0.sha256) }) {
+            throw RegistryError.internalFailure("chunk \(stray.sha256) of artifact \(artifact.id) is missing or not a regular file inside the store; run fsck")
+        }
         var headers: HTTPHeaders = ["ETag": "\"\(sha)\"", "Accept-Ranges": "bytes", "Content-Type": artifact.mimeType]
         if let match = request.headers["If-None-Match"], Self.etagMatches(match, sha) {
             return HTTPResponse(status: 304, headers: headers)

@@ -137,7 +137,7 @@ struct Socket: Sendable {
 
     /// Sends `length` bytes of the file at `path` from `offset` with sendfile(2).
     func sendFile(path: String, offset: Int64, length: Int64) -> Bool {
-        let file = open(path, O_RDONLY | O_CLOEXEC)
+        let file = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard file >= 0 else { return false }
         defer { Glibc.close(file) }
         var position = off_t(offset)

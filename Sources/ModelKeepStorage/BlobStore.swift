@@ -40,6 +40,31 @@ public final class BlobStore: Sendable {
         for path in [blobsPath, temporaryPath, quarantinePath, uploadsPath] {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
+        // Hard links (publish) need one filesystem, and a symlinked store directory could point
+        // reads and writes anywhere: refuse to run on one. (The data directory itself may be a link.)
+        for path in [directory.url.appending(path: "blobs").path, blobsPath, temporaryPath, quarantinePath, uploadsPath]
+        where Self.isSymbolicLink(path) {
+            throw FileIOError(call: "lstat (a store directory is a symbolic link; it must be a real directory)", path: path, code: 40)
+        }
+    }
+
+    static func isSymbolicLink(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Whether a chunk is a regular file reached through real directories of the store (no
+    /// symbolic link anywhere below `blobs/`), so serving it cannot read anything outside.
+    public func isContained(_ sha256: String) -> Bool {
+        let file = path(of: sha256)
+        let second = (file as NSString).deletingLastPathComponent, first = (second as NSString).deletingLastPathComponent
+        var info = stat()
+        return Self.isDirectory(first) && Self.isDirectory(second) && lstat(file, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
     }
 
     /// Checks that the store can take bytes: writes, syncs and removes a probe file in `tmp/`.
@@ -141,9 +166,10 @@ public final class BlobStore: Sendable {
 
     /// Reads a stored chunk in pieces of up to 1 MiB.
     public func read(_ sha256: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        guard let handle = FileHandle(forReadingAtPath: path(of: sha256)) else {
-            throw FileIOError(call: "open", path: path(of: sha256), code: 2)
-        }
+        guard isContained(sha256) else { throw FileIOError(call: "open (not a regular file inside the store)", path: path(of: sha256), code: 2) }
+        let fd = open(path(of: sha256), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw FileIOError(call: "open", path: path(of: sha256), code: errno) }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         defer { try? handle.close() }
         while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
             try data.withUnsafeBytes { try body($0) }
