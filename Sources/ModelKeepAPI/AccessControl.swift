@@ -16,6 +16,8 @@ public struct AuthSettings: Sendable {
     /// Peers (reverse proxies) whose `X-Forwarded-For` names the client; from anyone else the
     /// header is ignored, so a client cannot pick the address its failures count against.
     public var trustedProxies: Set<String> = []
+    /// Whether /metrics is open like /healthz (a Prometheus scraper usually has no key), or needs a read key.
+    public var metricsPublic = true
 
     public init(required: Bool) { self.required = required }
 
@@ -62,7 +64,7 @@ public final class AccessControl: HTTPResponder, Sendable {
 
     public func prepare(_ head: HTTPRequestHead) -> PreparedRequest {
         let inner = router.prepare(head)
-        guard !Self.openRoutes.contains(inner.route) else { return inner }
+        guard !Self.openRoutes.contains(inner.route), !(settings.metricsPublic && inner.route == "/metrics") else { return inner }
         let presented = Self.credentials(head.headers)
         let needed = Self.scopeNeeded(head, route: inner.route)
         return PreparedRequest(bodyMode: inner.bodyMode, route: inner.route) { [self] body, peer in

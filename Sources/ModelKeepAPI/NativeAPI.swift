@@ -6,7 +6,8 @@ import ModelKeepRegistry
 /// Assembles every route of the server into one frozen router.
 public enum NativeAPI {
     /// The router for a registry: the native REST API under /api/v1 and the operational routes.
-    public static func router(registry: ModelRegistry, logger: Logger) -> Router {
+    /// `metrics` is what /metrics shows; give the same one to the HTTP server as its observer.
+    public static func router(registry: ModelRegistry, logger: Logger, metrics: ServerMetrics = ServerMetrics()) -> Router {
         var builder = RouterBuilder()
         ModelRoutes(registry: registry).register(into: &builder)
         VersionRoutes(registry: registry).register(into: &builder)
@@ -20,8 +21,8 @@ public enum NativeAPI {
         HUBRoutes(registry: registry).register(into: &builder)
         MLflowRoutes(registry: registry).register(into: &builder)
         MLflowArtifactRoutes(registry: registry).register(into: &builder)
-        OperationRoutes(registry: registry,
-                        openAPI: JSONWriter.bytes(OpenAPIDocument.document)).register(into: &builder)
+        OperationRoutes(registry: registry, openAPI: JSONWriter.bytes(OpenAPIDocument.document),
+                        metrics: metrics).register(into: &builder)
         let renderer = ErrorRenderer(logger: logger)
         return builder.freeze { error, head in renderer.response(for: error, head: head) }
     }

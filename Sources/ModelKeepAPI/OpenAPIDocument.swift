@@ -285,6 +285,8 @@ public enum OpenAPIDocument {
         Operation(method: "GET", path: "/readyz", summary: "The database (and store) are usable", tag: "operations",
                   responses: [(200, "Readiness"), (503, "Error")]),
         Operation(method: "GET", path: "/openapi.json", summary: "This document", tag: "operations", responses: [(200, "Object")]),
+        Operation(method: "GET", path: "/metrics", summary: "Prometheus metrics (text format 0.0.4): requests by route, method and status, latency histograms by route, bytes in and out, open connections, upload sessions, store chunks and bytes, database size, busy failures, RSS, open descriptors",
+                  tag: "operations", responses: [(200, "Text")]),
     ]
 
     /// Every (method, path template) documented, with `{name...}` written `{name}` as OpenAPI wants.
@@ -319,7 +321,7 @@ public enum OpenAPIDocument {
         for (status, schema) in op.responses {
             var response: JSONObject = ["description": .string(statusText(status))]
             if let schema {
-                let media = schema == "Bytes" ? "application/octet-stream" : "application/json"
+                let media = schema == "Bytes" ? "application/octet-stream" : schema == "Text" ? "text/plain" : "application/json"
                 response["content"] = [.init(media): ["schema": ref(schema)]]
             }
             responses[String(status)] = .object(response)

@@ -20,6 +20,7 @@ enum OpenAPISchemas {
     static let all: JSONValue = [
         "Error": object(["error": object(["code": string, "message": string, "details": ["type": "object"]],
                                          required: ["code", "message"])], required: ["error"]),
+        "Text": ["type": "string"],
         "MLflowError": object(["error_code": string, "message": string], required: ["error_code", "message"]),
         "Object": ["type": "object"],
         "Status": object(["status": string], required: ["status"]),

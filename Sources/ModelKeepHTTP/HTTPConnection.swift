@@ -12,6 +12,8 @@ final class HTTPConnection {
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     private var date = HTTPDate()
     private let configuration: HTTPServerConfiguration
+    /// Body bytes read for the current request (for the observer).
+    private var bodyBytesRead: Int64 = 0
 
     init(server: HTTPServer, slot: ConnectionSlot, peer: String) {
         self.server = server
@@ -30,7 +32,11 @@ final class HTTPConnection {
     }
 
     func run() {
-        defer { server.close(socket) }
+        configuration.observer?.connectionOpened()
+        defer {
+            server.close(socket)
+            configuration.observer?.connectionClosed()
+        }
         socket.configureConnection(sendTimeoutMilliseconds: configuration.sendTimeout)
         var firstRequest = true
         while true {
@@ -102,7 +108,9 @@ final class HTTPConnection {
         while true {
             if let event = try parser.next() {
                 switch event {
-                case .body(let bytes): return bytes
+                case .body(let bytes):
+                    bodyBytesRead += Int64(bytes.count)
+                    return bytes
                 case .end: return nil
                 case .head: throw HTTPError.badRequest("unexpected request head inside a body")
                 }
@@ -168,6 +176,10 @@ final class HTTPConnection {
         if server.isShuttingDown { keepAlive = false }
         let written = write(response, for: head, keepAlive: keepAlive)
         log(head, route: prepared.route, status: response.status, bytes: response.body.length, since: start)
+        configuration.observer?.requestServed(method: head.method, route: prepared.route, status: response.status,
+                                              bytesIn: bodyBytesRead, bytesOut: written ? response.body.length : 0,
+                                              seconds: Self.seconds(since: start))
+        bodyBytesRead = 0
         if !keepAlive && !bodyComplete && written { lingerBeforeClose() }
         return written && keepAlive
     }
@@ -221,8 +233,15 @@ final class HTTPConnection {
     private func answerAndClose(_ error: HTTPError, head: HTTPRequestHead?) {
         let response = server.responder.response(for: error, head: head)
         _ = write(response, for: head, keepAlive: false)
-        if let head { log(head, route: "unmatched", status: response.status, bytes: response.body.length, since: .now) }
-        else if server.configuration.accessLog { server.logger.info("- \(peer) \(response.status) \(error.code)") }
+        if let head {
+            log(head, route: "unmatched", status: response.status, bytes: response.body.length, since: .now)
+            configuration.observer?.requestServed(method: head.method, route: "unmatched", status: response.status,
+                                                  bytesIn: bodyBytesRead, bytesOut: response.body.length, seconds: 0)
+        } else {
+            if server.configuration.accessLog { server.logger.info("- \(peer) \(response.status) \(error.code)") }
+            configuration.observer?.requestServed(method: "-", route: "unmatched", status: response.status,
+                                                  bytesIn: 0, bytesOut: response.body.length, seconds: 0)
+        }
         lingerBeforeClose()
     }
 
@@ -238,6 +257,11 @@ final class HTTPConnection {
             guard case .bytes(let n) = result else { return }
             budget -= n
         }
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
 
     private func log(_ head: HTTPRequestHead, route: String, status: Int, bytes: Int64, since start: ContinuousClock.Instant) {

@@ -21,6 +21,17 @@ public struct HTTPServerConfiguration: Sendable {
     public var shutdownGracePeriod = 10_000
     /// Whether one line per request is logged.
     public var accessLog = true
+    /// Told of every request served and every connection opened or closed (for /metrics).
+    public var observer: (any HTTPObserver)?
 
     public init() {}
+}
+
+/// What the server reports as it works; implementations must be cheap and thread-safe.
+public protocol HTTPObserver: Sendable {
+    /// A request was answered: its route pattern ("unmatched" when none), body bytes read and
+    /// response bytes, and the time from its head to its last byte written.
+    func requestServed(method: String, route: String, status: Int, bytesIn: Int64, bytesOut: Int64, seconds: Double)
+    func connectionOpened()
+    func connectionClosed()
 }

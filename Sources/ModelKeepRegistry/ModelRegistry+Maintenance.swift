@@ -137,3 +137,27 @@ private struct ArtifactCheck: Sendable {
     let sha256: String
     let state: String
 }
+
+/// Counts for /metrics that come from the database.
+public struct StoreCounts: Sendable {
+    public var uploadSessions = 0
+    public var chunks = 0
+    public var chunkBytes: Int64 = 0
+}
+
+extension ModelRegistry {
+    /// Live resumable uploads, and the distinct chunks the manifests use with their bytes.
+    public func storeCounts() throws(RegistryError) -> StoreCounts {
+        try reading { db in
+            var counts = StoreCounts()
+            counts.uploadSessions = try db.queryFirst("SELECT count(*) FROM upload_sessions WHERE expires_at > ? AND artifact_id IS NULL",
+                                                      [.integer(Clock.nowMilliseconds())]) { $0.int(0) } ?? 0
+            try db.queryFirst("SELECT count(*), coalesce(sum(size), 0) FROM (SELECT max(size) AS size FROM artifact_chunks GROUP BY sha256)",
+                              []) { row in
+                counts.chunks = row.int(0)
+                counts.chunkBytes = row.int64(1)
+            }
+            return counts
+        }
+    }
+}

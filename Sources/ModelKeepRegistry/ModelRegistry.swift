@@ -6,6 +6,9 @@ import ModelKeepSync
 /// Every dialect (native REST, MLflow, HUB) goes through this type, so a model created in one
 /// is the same model in all.
 public final class ModelRegistry: Sendable {
+    /// Writes that found the database locked past the busy timeout (answered 503), in this process.
+    public static let busyFailures = Locked(0)
+
     /// Limits on what clients may store.
     public struct Limits: Sendable {
         /// The largest metadata value, as JSON text (413 above it).

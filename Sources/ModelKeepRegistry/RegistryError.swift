@@ -1,5 +1,6 @@
 import ModelKeepJSON
 import ModelKeepStorage
+import ModelKeepSync
 
 /// A failure of a registry operation, in terms the API maps to statuses.
 public enum RegistryError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -38,7 +39,10 @@ public enum RegistryError: Error, Sendable, Equatable, CustomStringConvertible {
             return error.isNoSpace ? .insufficientStorage("the disk holding the data directory is full") : .internalFailure(error.description)
         }
         guard let sqlite = error as? SQLiteError else { return .internalFailure(String(describing: error)) }
-        if sqlite.isBusy { return .unavailable("the database is busy; retry shortly") }
+        if sqlite.isBusy {
+            ModelRegistry.busyFailures.withLock { $0 += 1 }
+            return .unavailable("the database is busy; retry shortly")
+        }
         if sqlite.isFull { return .insufficientStorage("the disk holding the database is full") }
         if sqlite.isUniqueViolation { return .conflict("the change collides with an existing record") }
         return .internalFailure(sqlite.description)

@@ -56,10 +56,13 @@ struct Serve: ParsableCommand {
         let reclaimed = store.clearStaging(olderThan: 0)
         if reclaimed > 0 { logger.info("removed \(reclaimed) bytes of unfinished uploads left by the last run") }
         let registry = ModelRegistry(database: database, store: store, limits: settings.registryLimits)
-        let router = NativeAPI.router(registry: registry, logger: logger)
+        let metrics = ServerMetrics()
+        let router = NativeAPI.router(registry: registry, logger: logger, metrics: metrics)
         let auth = settings.authSettings
         let responder = AccessControl(router: router, registry: registry, settings: auth)
-        let server = HTTPServer(configuration: settings.httpConfiguration, responder: responder, logger: logger)
+        var http = settings.httpConfiguration
+        http.observer = metrics
+        let server = HTTPServer(configuration: http, responder: responder, logger: logger)
         let port = try server.start()
         let shown = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
         logger.info("modelkeep listening on http://\(shown):\(port) with data in \(directory.path)")

@@ -41,6 +41,7 @@ struct Settings: Sendable {
     var authFailureLimit = 10
     var authFailureWindowSeconds = 60
     var trustedProxies: [String] = []
+    var metricsPublic = true
 
     /// One setting: its key (config file), how it is parsed, and what it means.
     struct Spec: Sendable {
@@ -97,6 +98,7 @@ struct Settings: Sendable {
         Spec(key: "trusted_proxies", help: "Comma-separated addresses of reverse proxies whose X-Forwarded-For names the client (default: none).") {
             $0.trustedProxies = $1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         },
+        Spec(key: "metrics_public", help: "Whether GET /metrics is open like /healthz (true) or needs a read key when auth is required (false).") { $0.metricsPublic = try bool($1, "metrics_public") },
         Spec(key: "event_retention_days", help: "Change-feed events older than this are pruned hourly; 0 keeps them forever.") { $0.eventRetentionDays = try int($1, "event_retention_days", 0...36500) },
     ]
 
@@ -152,6 +154,7 @@ struct Settings: Sendable {
         settings.failureLimit = authFailureLimit
         settings.failureWindowSeconds = authFailureWindowSeconds
         settings.trustedProxies = Set(trustedProxies)
+        settings.metricsPublic = metricsPublic
         return settings
     }
 

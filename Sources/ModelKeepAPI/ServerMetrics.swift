@@ -1,0 +1,96 @@
+import Foundation
+import ModelKeepHTTP
+import ModelKeepRegistry
+import ModelKeepSync
+import Prometheus
+
+/// The server's Prometheus metrics (swift-prometheus's registry and text format): what the HTTP
+/// server reports as it serves, and, read at each scrape, the store, the database file and the
+/// process. Served at `GET /metrics`.
+public final class ServerMetrics: HTTPObserver, Sendable {
+    let collectors: PrometheusCollectorRegistry
+    let openConnections: Gauge
+    let bytesIn: Counter, bytesOut: Counter
+    let uploadSessions: Gauge, chunks: Gauge, chunkBytes: Gauge, databaseBytes: Gauge, busyFailures: Gauge
+    let residentBytes: Gauge, openDescriptors: Gauge
+    /// Counting the store's chunks reads every manifest row; a scrape reuses a count for this long.
+    let storeCountSeconds: Double
+    private let storeCache = Locked<(at: Date, counts: StoreCounts)?>(nil)
+
+    static let durationBuckets: [Duration] = [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+                                              .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                                              .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+                                              .seconds(10), .seconds(30), .seconds(60)]
+    static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+    public init(storeCountSeconds: Double = 30) {
+        self.storeCountSeconds = storeCountSeconds
+        let collectors = PrometheusCollectorRegistry()
+        self.collectors = collectors
+        func gauge(_ name: String, _ help: String) -> Gauge {
+            collectors.makeGauge(descriptor: MetricNameDescriptor(metricName: name, helpText: help))
+        }
+        func counter(_ name: String, _ help: String) -> Counter {
+            collectors.makeCounter(descriptor: MetricNameDescriptor(metricName: name, helpText: help))
+        }
+        openConnections = gauge("modelkeep_http_open_connections", "Client connections open now.")
+        bytesIn = counter("modelkeep_http_request_body_bytes_total", "Request body bytes read.")
+        bytesOut = counter("modelkeep_http_response_body_bytes_total", "Response body bytes sent.")
+        uploadSessions = gauge("modelkeep_upload_sessions", "Resumable uploads in progress (not complete, not expired).")
+        chunks = gauge("modelkeep_store_chunks", "Distinct chunks the stored artifacts use.")
+        chunkBytes = gauge("modelkeep_store_chunk_bytes", "Bytes of the distinct chunks the stored artifacts use.")
+        databaseBytes = gauge("modelkeep_database_bytes", "Size of the SQLite database file and its write-ahead log.")
+        busyFailures = gauge("modelkeep_database_busy_total", "Writes that found the database locked past db_busy_timeout_ms (answered 503).")
+        residentBytes = gauge("process_resident_memory_bytes", "Resident memory of the process.")
+        openDescriptors = gauge("process_open_fds", "Open file descriptors of the process.")
+    }
+
+    public func requestServed(method: String, route: String, status: Int, bytesIn: Int64, bytesOut: Int64, seconds: Double) {
+        // Labels stay bounded: route patterns, not paths; unknown methods folded together.
+        let method = Self.methods.contains(method) ? method : "other"
+        collectors.makeCounter(descriptor: MetricNameDescriptor(metricName: "modelkeep_http_requests_total",
+                                                               helpText: "Requests answered, by route pattern, method and status."),
+                               labels: [("route", route), ("method", method), ("status", String(status))]).increment()
+        collectors.makeDurationHistogram(descriptor: MetricNameDescriptor(metricName: "modelkeep_http_request_duration_seconds",
+                                                                         helpText: "Time from a request's head to its last byte sent, by route pattern."),
+                                         labels: [("route", route)], buckets: Self.durationBuckets)
+            .record(.nanoseconds(Int64(seconds * 1e9)))
+        if bytesIn > 0 { self.bytesIn.increment(by: bytesIn) }
+        if bytesOut > 0 { self.bytesOut.increment(by: bytesOut) }
+    }
+
+    public func connectionOpened() { openConnections.increment() }
+    public func connectionClosed() { openConnections.decrement() }
+
+    /// The text exposition, with the scrape-time values read now.
+    func render(registry: ModelRegistry, databasePath: String?) -> [UInt8] {
+        if let counts = storeCounts(registry) {
+            uploadSessions.set(Double(counts.uploadSessions))
+            chunks.set(Double(counts.chunks))
+            chunkBytes.set(Double(counts.chunkBytes))
+        }
+        if let databasePath {
+            let size = [databasePath, databasePath + "-wal"].compactMap {
+                (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int64) ?? nil
+            }.reduce(0, +)
+            databaseBytes.set(Double(size))
+        }
+        busyFailures.set(Double(ModelRegistry.busyFailures.withLock { $0 }))
+        if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+           let pages = statm.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) {
+            residentBytes.set(pages * Double(sysconf(Int32(_SC_PAGESIZE))))
+        }
+        if let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
+            openDescriptors.set(Double(descriptors.count - 1))  // less the one listing the directory
+        }
+        return collectors.emitToBuffer()
+    }
+
+    private func storeCounts(_ registry: ModelRegistry) -> StoreCounts? {
+        let now = Date()
+        if let cached = storeCache.withLock({ $0 }), now.timeIntervalSince(cached.at) < storeCountSeconds { return cached.counts }
+        guard let counts = try? registry.storeCounts() else { return nil }
+        storeCache.withLock { $0 = (now, counts) }
+        return counts
+    }
+}

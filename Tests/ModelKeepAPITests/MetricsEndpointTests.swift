@@ -1,0 +1,72 @@
+import Foundation
+import Logging
+import Testing
+import TestSupport
+import ModelKeepAPI
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+
+@Suite("GET /metrics")
+struct MetricsEndpointTests {
+    /// The metric lines (no comments) of a scrape, as name{labels} -> value.
+    static func scrape(_ api: APIClient) throws -> [String: Double] {
+        let response = try api.get("/metrics")
+        #expect(response.status == 200)
+        #expect(response.header("Content-Type")?.hasPrefix("text/plain; version=0.0.4") == true)
+        var values: [String: Double] = [:]
+        for line in String(decoding: response.body, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            values[String(line[..<space])] = value
+        }
+        return values
+    }
+
+    @Test("after a known sequence of requests the counters, histograms and gauges say what happened")
+    func knownSequence() throws {
+        let registry = try TestRegistry()
+        let metrics = ServerMetrics(storeCountSeconds: 0)
+        let router = NativeAPI.router(registry: registry.registry, logger: Logger(label: "test"), metrics: metrics)
+        let server = try TestServer(responder: router) { $0.observer = metrics }
+        let api = try APIClient(.socket, server: server)
+        let id = try api.createModel("m")
+        #expect(try api.get("/api/v1/models/\(id)").status == 200)
+        #expect(try api.get("/api/v1/models/\(id)").status == 200)
+        #expect(try api.get("/api/v1/models/missing").status == 404)
+        #expect(try api.send("BREW", "/api/v1/models").status == 405)
+        let payload = [UInt8](repeating: 7, count: 300_000)
+        #expect(try api.send("PUT", "/api/v1/models/\(id)/artifacts/w.bin", raw: payload).status == 201)
+        #expect(try api.post("/api/v1/uploads", ["parent": .string("models/\(id)"), "path": "big.bin", "size": 10]).status == 201)
+        let values = try Self.scrape(api)
+        let route = "/api/v1/models/{id}"
+        #expect(values[#"modelkeep_http_requests_total{route="/api/v1/models",method="POST",status="201"}"#] == 1)
+        #expect(values[#"modelkeep_http_requests_total{route="\#(route)",method="GET",status="200"}"#] == 2)
+        #expect(values[#"modelkeep_http_requests_total{route="\#(route)",method="GET",status="404"}"#] == 1)
+        #expect(values[#"modelkeep_http_requests_total{route="unmatched",method="other",status="405"}"#] == 1)
+        #expect(values[#"modelkeep_http_request_duration_seconds_count{route="\#(route)"}"#] == 3)
+        #expect(values[#"modelkeep_http_request_duration_seconds_bucket{route="\#(route)",le="+Inf"}"#] == 3)
+        #expect((values["modelkeep_http_request_body_bytes_total"] ?? 0) >= 300_000)
+        #expect((values["modelkeep_http_response_body_bytes_total"] ?? 0) > 0)
+        #expect(values["modelkeep_http_open_connections"] == 1)  // this scrape's own
+        #expect(values["modelkeep_upload_sessions"] == 1)
+        #expect(values["modelkeep_store_chunks"] == 1)
+        #expect(values["modelkeep_store_chunk_bytes"] == 300_000)
+        #expect((values["modelkeep_database_bytes"] ?? 0) > 0)
+        #expect((values["process_resident_memory_bytes"] ?? 0) > 1_000_000)
+        #expect((values["process_open_fds"] ?? 0) > 3)
+        #expect(values["modelkeep_database_busy_total"] != nil)
+    }
+
+    @Test("/metrics is open with auth required unless metrics_public is off")
+    func access() throws {
+        var auth = AuthSettings(required: true)
+        let open = try APIClient(.socket, server: try TestServer(auth: auth))
+        #expect(try open.get("/metrics").status == 200)
+        auth.metricsPublic = false
+        let closedServer = try TestServer(auth: auth)
+        let closed = try APIClient(.socket, server: closedServer)
+        #expect(try closed.get("/metrics").status == 401)
+        let key = try closedServer.registry.registry.createKey(name: "prometheus", scope: .read, namespaces: nil, expiresAt: nil).secret
+        #expect(try closed.send("GET", "/metrics", headers: ["Authorization": "Bearer \(key)"]).status == 200)
+    }
+}
