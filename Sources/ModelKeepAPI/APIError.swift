@@ -63,11 +63,13 @@ public struct ErrorRenderer: Sendable {
             case let .insufficientStorage(message):
                 return (507, "insufficient_storage", message, JSONObject(), [:])
             case let .internalFailure(message):
-                logger.error("internal error on \(head.map { "\($0.method) \($0.target)" } ?? "-"): \(message)")
+                logger.error("internal error on \(head.map { "\($0.method) \($0.target)" } ?? "-"): \(message)",
+                             metadata: ["request_id": .string(head?.headers["X-Request-Id"] ?? "-")])
                 return (500, "internal", "the server failed to handle the request; the error is in its log", JSONObject(), [:])
             }
         default:
-            logger.error("unexpected error on \(head.map { "\($0.method) \($0.target)" } ?? "-"): \(String(describing: error))")
+            logger.error("unexpected error on \(head.map { "\($0.method) \($0.target)" } ?? "-"): \(String(describing: error))",
+                         metadata: ["request_id": .string(head?.headers["X-Request-Id"] ?? "-")])
             return (500, "internal", "the server failed to handle the request; the error is in its log", JSONObject(), [:])
         }
     }

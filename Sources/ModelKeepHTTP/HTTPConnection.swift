@@ -50,7 +50,7 @@ final class HTTPConnection {
                 return
             }
             firstRequest = false
-            guard serve(head) else { return }
+            guard serve(Self.withRequestID(head)) else { return }
         }
     }
 
@@ -216,6 +216,10 @@ final class HTTPConnection {
     }
 
     private func write(_ response: HTTPResponse, for head: HTTPRequestHead?, keepAlive: Bool) -> Bool {
+        var response = response
+        if let id = head?.headers["X-Request-Id"], !response.headers.contains("X-Request-Id") {
+            response.headers.add("X-Request-Id", id)
+        }
         let includeBody = head?.method != "HEAD"
         let bytes = ResponseSerializer.head(response, bodyLength: response.body.length, keepAlive: keepAlive,
                                             date: date.now(), includeBody: includeBody)
@@ -259,6 +263,20 @@ final class HTTPConnection {
         }
     }
 
+    /// The head with an `X-Request-Id`: the client's when it sent a usable one (1-128 visible
+    /// ASCII characters), a fresh random one otherwise. Handlers, logs and the response carry it.
+    static func withRequestID(_ head: HTTPRequestHead) -> HTTPRequestHead {
+        if let sent = head.headers["X-Request-Id"], (1...128).contains(sent.utf8.count),
+           sent.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
+            return head
+        }
+        var head = head
+        var generator = SystemRandomNumberGenerator()
+        head.headers.set("X-Request-Id", String(generator.next(), radix: 16, uppercase: false).leftPadded(to: 16)
+                                         + String(generator.next(), radix: 16, uppercase: false).leftPadded(to: 16))
+        return head
+    }
+
     static func seconds(since start: ContinuousClock.Instant) -> Double {
         let elapsed = ContinuousClock.now - start
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -268,7 +286,11 @@ final class HTTPConnection {
         guard configuration.accessLog else { return }
         let elapsed = ContinuousClock.now - start
         let ms = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
-        server.logger.info("\(head.method) \(head.target) \(status) \(bytes)B \(String(format: "%.2f", ms))ms")
+        server.logger.info("\(head.method) \(head.target) \(status) \(bytes)B \(String(format: "%.2f", ms))ms",
+                           metadata: ["request_id": .string(head.headers["X-Request-Id"] ?? "-"), "peer": .string(peer),
+                                      "method": .string(head.method), "target": .string(head.target), "route": .string(route),
+                                      "status": .stringConvertible(status), "bytes": .stringConvertible(bytes),
+                                      "duration_ms": .string(String(format: "%.3f", ms))])
     }
 }
 
@@ -279,5 +301,11 @@ extension BodyFraming {
         case .none: 0
         case .chunked: nil
         }
+    }
+}
+
+extension String {
+    func leftPadded(to length: Int) -> String {
+        count >= length ? self : String(repeating: "0", count: length - count) + self
     }
 }

@@ -48,6 +48,7 @@ func makeLogger(_ settings: Settings) -> Logger {
     LoggingSystem.bootstrap { _ in
         var handler = LineLogHandler()
         handler.logLevel = level
+        handler.json = settings.logFormat == "json"
         return handler
     }
     return Logger(label: "modelkeep")

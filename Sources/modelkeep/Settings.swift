@@ -12,6 +12,7 @@ struct Settings: Sendable {
     var dataDir = "./modelkeep-data"
     var logLevel = "info"
     var accessLog = true
+    var logFormat = "text"
     var maxConnections = 1024
     var maxJSONBodyBytes = 1 << 20
     var maxRequestLineBytes = 8 * 1024
@@ -61,6 +62,10 @@ struct Settings: Sendable {
                 throw SettingsError(key: "log_level", message: "must be trace, debug, info, notice, warning, error or critical")
             }
             $0.logLevel = $1
+        },
+        Spec(key: "log_format", help: "text (one readable line per record) or json (one JSON object per line).") {
+            guard ["text", "json"].contains($1.lowercased()) else { throw SettingsError(key: "log_format", message: "must be text or json") }
+            $0.logFormat = $1.lowercased()
         },
         Spec(key: "access_log", help: "Log one line per request (true/false).") { $0.accessLog = try bool($1, "access_log") },
         Spec(key: "max_connections", help: "Connections served at once; beyond it new ones get 503.") { $0.maxConnections = try int($1, "max_connections", 1...1_000_000) },
