@@ -25,6 +25,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Port to listen on; 0 picks a free port (env MODELKEEP_PORT).")
     var port: Int?
 
+    @Flag(name: .customLong("check-config"), help: "Check the settings (file, environment, flags) and exit: 0 when valid, 1 naming the first problem.")
+    var checkConfig = false
+
     func run() throws {
         var extra: [(key: String, value: String)] = []
         if let host { extra.append((key: "host", value: host)) }
@@ -34,6 +37,11 @@ struct Serve: ParsableCommand {
             settings = try common.settings(extra: extra)
         } catch {
             fail("\(error)")
+        }
+        if checkConfig {
+            let auth = settings.authSettings.required ? "required" : "off"
+            print("configuration valid: listen \(settings.host):\(settings.port), data \(settings.dataDir), auth \(auth), log \(settings.logFormat) at \(settings.logLevel)")
+            return
         }
         let logger = makeLogger(settings)
         do {
