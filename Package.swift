@@ -20,6 +20,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CPlatform"),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Build-time tool and plugin that compile migrations/*.sql into the binary,
         // so the installed executable needs no files beside it.
@@ -30,7 +31,7 @@ let package = Package(
         .target(name: "ModelKeepSync"),
         .target(
             name: "ModelKeepHTTP",
-            dependencies: ["ModelKeepJSON", "ModelKeepSync", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ModelKeepJSON", "ModelKeepSync", "CZlib", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "ModelKeepStorage",

@@ -136,7 +136,7 @@ final class HTTPConnection {
         let prepared = server.responder.prepare(head)
         var keepAlive = head.keepAlive
         var bodyComplete = !head.hasBody
-        let response: HTTPResponse
+        var response: HTTPResponse
 
         switch prepared.bodyMode {
         case .buffered:
@@ -171,6 +171,8 @@ final class HTTPConnection {
             response = prepared.respond(body: .buffered([]), remoteAddress: peer)
         }
 
+        // Compressed here, so the log and the metrics count the bytes that go out.
+        Self.compressIfWanted(&response, head: head, minBytes: configuration.gzipMinBytes)
         // A body left unread would be parsed as the next request: close instead.
         if !bodyComplete { keepAlive = false }
         if server.isShuttingDown { keepAlive = false }
@@ -220,6 +222,7 @@ final class HTTPConnection {
         if let id = head?.headers["X-Request-Id"], !response.headers.contains("X-Request-Id") {
             response.headers.add("X-Request-Id", id)
         }
+        if let head { Self.compressIfWanted(&response, head: head, minBytes: configuration.gzipMinBytes) }
         let includeBody = head?.method != "HEAD"
         let bytes = ResponseSerializer.head(response, bodyLength: response.body.length, keepAlive: keepAlive,
                                             date: date.now(), includeBody: includeBody)
@@ -275,6 +278,22 @@ final class HTTPConnection {
         head.headers.set("X-Request-Id", String(generator.next(), radix: 16, uppercase: false).leftPadded(to: 16)
                                          + String(generator.next(), radix: 16, uppercase: false).leftPadded(to: 16))
         return head
+    }
+
+    /// gzip for a JSON or text body of at least `minBytes` when the client accepts it. Never a
+    /// file body (downloads go out by sendfile, many already compressed), a range, or a body
+    /// that is already encoded. Compressible answers say `Vary: Accept-Encoding` either way.
+    static func compressIfWanted(_ response: inout HTTPResponse, head: HTTPRequestHead, minBytes: Int) {
+        guard minBytes > 0, case .bytes(let bytes) = response.body, bytes.count >= minBytes,
+              response.status == 200 || response.status == 201 || (response.status >= 400 && response.status != 416),
+              !response.headers.contains("Content-Encoding"), !response.headers.contains("Content-Range"),
+              let type = response.headers["Content-Type"]?.lowercased(),
+              type.hasPrefix("application/json") || type.hasPrefix("text/") || type.contains("+json") else { return }
+        response.headers.add("Vary", "Accept-Encoding")
+        guard Gzip.accepted(by: head.headers["Accept-Encoding"]), let compressed = Gzip.compress(bytes),
+              compressed.count < bytes.count else { return }
+        response.headers.add("Content-Encoding", "gzip")
+        response.body = .bytes(compressed)
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {

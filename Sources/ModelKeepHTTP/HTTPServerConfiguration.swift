@@ -21,6 +21,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var shutdownGracePeriod = 10_000
     /// Whether one line per request is logged.
     public var accessLog = true
+    /// JSON and text responses at least this large are gzip-compressed for clients that accept
+    /// gzip; 0 turns compression off. File downloads (sendfile) and ranges are never compressed.
+    public var gzipMinBytes = 1024
     /// Told of every request served and every connection opened or closed (for /metrics).
     public var observer: (any HTTPObserver)?
 

@@ -13,6 +13,7 @@ struct Settings: Sendable {
     var logLevel = "info"
     var accessLog = true
     var logFormat = "text"
+    var gzipMinBytes = 1024
     var maxConnections = 1024
     var maxJSONBodyBytes = 1 << 20
     var maxRequestLineBytes = 8 * 1024
@@ -67,6 +68,7 @@ struct Settings: Sendable {
             guard ["text", "json"].contains($1.lowercased()) else { throw SettingsError(key: "log_format", message: "must be text or json") }
             $0.logFormat = $1.lowercased()
         },
+        Spec(key: "gzip_min_bytes", help: "JSON and text answers at least this large are gzip-compressed for clients that accept it; 0: never.") { $0.gzipMinBytes = try int($1, "gzip_min_bytes", 0...(1 << 30)) },
         Spec(key: "access_log", help: "Log one line per request (true/false).") { $0.accessLog = try bool($1, "access_log") },
         Spec(key: "max_connections", help: "Connections served at once; beyond it new ones get 503.") { $0.maxConnections = try int($1, "max_connections", 1...1_000_000) },
         Spec(key: "max_json_body_bytes", help: "Largest JSON request body; larger ones get 413 unread.") { $0.maxJSONBodyBytes = try int($1, "max_json_body_bytes", 1...(1 << 30)) },
@@ -168,6 +170,7 @@ struct Settings: Sendable {
         c.host = host
         c.port = port
         c.maxConnections = maxConnections
+        c.gzipMinBytes = gzipMinBytes
         c.maxBufferedBodySize = maxJSONBodyBytes
         c.parserLimits.maxRequestLineLength = maxRequestLineBytes
         c.parserLimits.maxHeaderBlockSize = maxHeaderBytes
