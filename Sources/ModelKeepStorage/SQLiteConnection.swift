@@ -109,3 +109,26 @@ public final class SQLiteConnection: @unchecked Sendable {
     /// Whether a transaction is open on this connection.
     public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 }
+
+extension SQLiteConnection {
+    /// Copies this database, as of one moment, into a new file with SQLite's online backup
+    /// API: writers in other connections go on (WAL), the copy is consistent.
+    public func backup(to path: String) throws {
+        let target = try SQLiteConnection(path: path)
+        guard let backup = sqlite3_backup_init(target.handle, "main", handle, "main") else {
+            throw SQLiteError(extendedCode: sqlite3_extended_errcode(target.handle),
+                              message: String(cString: sqlite3_errmsg(target.handle)), sql: "backup")
+        }
+        var code: Int32
+        var attempts = 0
+        repeat {
+            code = sqlite3_backup_step(backup, -1)
+            attempts += 1
+            if code == SQLITE_BUSY || code == SQLITE_LOCKED { sqlite3_sleep(20) }
+        } while (code == SQLITE_OK || code == SQLITE_BUSY || code == SQLITE_LOCKED) && attempts < 1500
+        let finish = sqlite3_backup_finish(backup)
+        guard code == SQLITE_DONE, finish == SQLITE_OK else {
+            throw SQLiteError(extendedCode: code == SQLITE_DONE ? finish : code, message: "the backup did not complete", sql: "backup")
+        }
+    }
+}

@@ -7,7 +7,7 @@ struct ModelKeepCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "modelkeep",
         abstract: "A self-hosted model registry: models, versions, tags, stages, metrics, metadata and artifacts.",
-        subcommands: [Serve.self, Migrate.self, GC.self, Fsck.self, Keys.self],
+        subcommands: [Serve.self, Migrate.self, GC.self, Fsck.self, Keys.self, Backup.self, Restore.self],
         defaultSubcommand: nil
     )
 }

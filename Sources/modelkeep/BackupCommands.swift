@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import ModelKeepStorage
+
+/// Puts a chunk file at `target`: a hard link where the filesystem allows, a copy otherwise.
+/// Returns whether it linked.
+@discardableResult
+func linkOrCopy(_ source: String, _ target: String) throws -> Bool {
+    try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    if FileManager.default.fileExists(atPath: target) { return true }
+    if link(source, target) == 0 { return true }
+    try FileManager.default.copyItem(atPath: source, toPath: target)
+    return false
+}
+
+/// Every chunk file under a store's `blobs/sha256`, by hash.
+func chunkFiles(under blobs: String) -> [String: String] {
+    var files: [String: String] = [:]
+    guard let walker = FileManager.default.enumerator(atPath: blobs) else { return files }
+    while let relative = walker.nextObject() as? String {
+        let parts = relative.split(separator: "/")
+        if parts.count == 3, parts[2].count == 64 { files[String(parts[2])] = blobs + "/" + relative }
+    }
+    return files
+}
+
+func blobPath(_ root: String, _ sha: String) -> String {
+    let hex = Array(sha)
+    return "\(root)/blobs/sha256/\(String(hex[0..<2]))/\(String(hex[2..<4]))/\(sha)"
+}
+
+/// A destination that does not exist yet, or is an empty directory.
+func requireEmpty(_ path: String) throws {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return }
+    guard isDirectory.boolValue, (try FileManager.default.contentsOfDirectory(atPath: path)).isEmpty else {
+        throw ValidationError("\(path) exists and is not an empty directory; nothing was written")
+    }
+}
+
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a consistent snapshot of a data directory (database and the chunks it uses) to DEST.",
+        discussion: """
+            Works while the server runs: the database is copied with SQLite's online backup API \
+            (writers go on), and the chunks it references are hard-linked where DEST is on the \
+            same filesystem, copied otherwise. Unfinished resumable uploads are left out. \
+            Restore with `modelkeep restore DEST --data-dir NEW`.
+            """
+    )
+
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "Where to write the backup (a new or empty directory).") var destination: String
+
+    func run() throws {
+        do {
+            let settings = try common.settings()
+            let source = DataDirectory(path: settings.dataDir)
+            guard FileManager.default.fileExists(atPath: source.databasePath) else {
+                throw ValidationError("no ModelKeep data in \(source.path) (no modelkeep.db)")
+            }
+            try requireEmpty(destination)
+            try FileManager.default.createDirectory(atPath: destination + "/blobs/sha256", withIntermediateDirectories: true)
+            // Chunks first, then the snapshot: a chunk published after this pass is young, so
+            // garbage collection (which spares young chunks) cannot take it before it is linked below.
+            let present = chunkFiles(under: source.path + "/blobs/sha256")
+            for (sha, path) in present { try linkOrCopy(path, blobPath(destination, sha)) }
+            let snapshotPath = destination + "/modelkeep.db"
+            try SQLiteConnection(path: source.databasePath, readOnly: true).backup(to: snapshotPath)
+            let snapshot = try SQLiteConnection(path: snapshotPath)
+            try snapshot.execute("DELETE FROM upload_sessions WHERE artifact_id IS NULL")
+            let referenced = try snapshot.query("SELECT DISTINCT sha256 FROM artifact_chunks", []) { $0.text(0) }
+            var linked = 0, copied = 0, bytes: Int64 = 0
+            for sha in referenced {
+                let from = blobPath(source.path, sha), to = blobPath(destination, sha)
+                guard FileManager.default.fileExists(atPath: to) || FileManager.default.fileExists(atPath: from) else {
+                    throw ValidationError("chunk \(sha) is referenced but missing from \(source.path); run modelkeep fsck")
+                }
+                if try linkOrCopy(from, to) { linked += 1 } else { copied += 1 }
+                bytes += (try? FileManager.default.attributesOfItem(atPath: to)[.size] as? Int64) ?? 0
+            }
+            // Chunks nothing in the snapshot uses (garbage awaiting gc) are not carried over.
+            let wanted = Set(referenced)
+            for (sha, path) in chunkFiles(under: destination + "/blobs/sha256") where !wanted.contains(sha) {
+                try FileManager.default.removeItem(atPath: path)
+            }
+            let artifacts = try snapshot.queryFirst("SELECT count(*) FROM artifacts", []) { $0.int(0) } ?? 0
+            let models = try snapshot.queryFirst("SELECT count(*) FROM models", []) { $0.int(0) } ?? 0
+            print("backed up \(models) model(s), \(artifacts) artifact(s), \(referenced.count) chunk(s) of \(bytes) bytes "
+                  + "(\(linked) hard-linked, \(copied) copied) to \(destination)")
+        } catch {
+            fail("\(error)")
+        }
+    }
+}
+
+struct Restore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make a new data directory (--data-dir) from a backup made by `modelkeep backup`.",
+        discussion: "The data directory must not exist or be empty. Check the result with `modelkeep fsck --full`."
+    )
+
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "The backup directory.") var source: String
+
+    func run() throws {
+        do {
+            let settings = try common.settings()
+            guard FileManager.default.fileExists(atPath: source + "/modelkeep.db") else {
+                throw ValidationError("\(source) holds no modelkeep.db: not a ModelKeep backup")
+            }
+            try requireEmpty(settings.dataDir)
+            let target = DataDirectory(path: settings.dataDir)
+            try target.create()
+            let lock = try target.lock()
+            try FileManager.default.copyItem(atPath: source + "/modelkeep.db", toPath: target.databasePath)
+            var linked = 0, copied = 0
+            for (sha, path) in chunkFiles(under: source + "/blobs/sha256") {
+                if try linkOrCopy(path, blobPath(target.path, sha)) { linked += 1 } else { copied += 1 }
+            }
+            let database = try target.openDatabase(options: settings.databaseOptions)
+            let applied = try MigrationRunner().migrate(database)
+            _ = try BlobStore(directory: target)
+            _ = consume lock
+            print("restored \(linked + copied) chunk(s) (\(linked) hard-linked, \(copied) copied) into \(target.path)"
+                  + (applied.isEmpty ? "" : "; applied migrations \(applied.joined(separator: ", "))"))
+        } catch {
+            fail("\(error)")
+        }
+    }
+}
