@@ -222,7 +222,6 @@ final class HTTPConnection {
         if let id = head?.headers["X-Request-Id"], !response.headers.contains("X-Request-Id") {
             response.headers.add("X-Request-Id", id)
         }
-        if let head { Self.compressIfWanted(&response, head: head, minBytes: configuration.gzipMinBytes) }
         let includeBody = head?.method != "HEAD"
         let bytes = ResponseSerializer.head(response, bodyLength: response.body.length, keepAlive: keepAlive,
                                             date: date.now(), includeBody: includeBody)
@@ -238,7 +237,8 @@ final class HTTPConnection {
 
     /// Answers an error found before routing and closes.
     private func answerAndClose(_ error: HTTPError, head: HTTPRequestHead?) {
-        let response = server.responder.response(for: error, head: head)
+        var response = server.responder.response(for: error, head: head)
+        if let head { Self.compressIfWanted(&response, head: head, minBytes: configuration.gzipMinBytes) }
         _ = write(response, for: head, keepAlive: false)
         if let head {
             log(head, route: "unmatched", status: response.status, bytes: response.body.length, since: .now)
