@@ -50,7 +50,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "modelkeep",
-            dependencies: ["ModelKeepAPI", "ModelKeepHTTP", "ModelKeepStorage", "ModelKeepRegistry",
+            dependencies: ["ModelKeepAPI", "ModelKeepHTTP", "ModelKeepStorage", "ModelKeepRegistry", "ModelKeepJSON",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ModelKeepJSON
 
 /// Writes one line per log record to standard error: `<time> <level> <message> key=value...`
 /// by default, or with `json`, one JSON object per line (`time`, `level`, `message` and every
@@ -22,9 +23,9 @@ struct LineLogHandler: LogHandler {
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
         var line: String
         if json {
-            var fields: [(String, String)] = [("time", time), ("level", "\(event.level)"), ("message", "\(event.message)")]
-            fields += merged.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") }
-            line = "{" + fields.map { "\(Self.quoted($0.0)):\(Self.quoted($0.1))" }.joined(separator: ",") + "}"
+            var fields: JSONObject = ["time": .string(time), "level": .string("\(event.level)"), "message": .string("\(event.message)")]
+            for (key, value) in merged.sorted(by: { $0.key < $1.key }) { fields[key] = .string("\(value)") }
+            line = JSONWriter.string(.object(fields))
         } else {
             line = "\(time) \(event.level) \(event.message)"
             let shown = merged.filter { !Self.inMessage.contains($0.key) }
@@ -34,22 +35,5 @@ struct LineLogHandler: LogHandler {
         }
         line += "\n"
         FileHandle.standardError.write(Data(line.utf8))
-    }
-
-    /// A JSON string literal.
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }
