@@ -18,6 +18,9 @@ public struct AuthSettings: Sendable {
     public var trustedProxies: Set<String> = []
     /// Whether /metrics is open like /healthz (a Prometheus scraper usually has no key), or needs a read key.
     public var metricsPublic = true
+    /// How long a key that authenticated is trusted without asking the database again: a
+    /// revoked key stops working within this time (0: ask on every request).
+    public var keyCacheMilliseconds = 1000
 
     public init(required: Bool) { self.required = required }
 
@@ -42,6 +45,8 @@ public final class AccessControl: HTTPResponder, Sendable {
     let registry: ModelRegistry
     let settings: AuthSettings
     private let failures = Locked<[String: (count: Int, windowStart: Int64)]>([:])
+    /// Keys that authenticated lately, by the presented secret, with when they did.
+    private let recent = Locked<[String: (key: APIKey, at: Int64)]>([:])
 
     /// Routes anyone may call: liveness, readiness and the API description.
     static let openRoutes: Set<String> = ["/healthz", "/readyz", "/openapi.json"]
@@ -76,7 +81,7 @@ public final class AccessControl: HTTPResponder, Sendable {
             }
             let key: APIKey?
             do {
-                key = try presented.flatMap { try registry.authenticate($0) }
+                key = try presented.flatMap { try authenticate($0) }
             } catch {
                 return router.response(for: HTTPError(status: 503, code: "unavailable", message: "the key store is busy; retry shortly",
                                                       headers: ["Retry-After": "1"]), head: head)
@@ -101,6 +106,24 @@ public final class AccessControl: HTTPResponder, Sendable {
             let access = Access(actor: key.name, scope: key.scope, namespaces: key.namespaces.map(Set.init))
             return Access.$current.withValue(access) { inner.respond(body: body, remoteAddress: remote) }
         }
+    }
+
+    /// The live key for a presented secret: from the short-lived cache when it authenticated
+    /// within keyCacheMilliseconds, else from the database (failures are never cached, so a
+    /// new key works at once).
+    func authenticate(_ presented: String) throws(RegistryError) -> APIKey? {
+        let now = Clock.nowMilliseconds()
+        let ttl = Int64(settings.keyCacheMilliseconds)
+        if ttl > 0, let hit = recent.withLock({ $0[presented] }), now - hit.at < ttl, hit.key.isLive(at: now) {
+            return hit.key
+        }
+        let key = try registry.authenticate(presented)
+        guard ttl > 0 else { return key }
+        recent.withLock { cache in
+            if let key { cache[presented] = (key, now) } else { cache[presented] = nil }
+            if cache.count > settings.trackedAddresses { cache = cache.filter { now - $0.value.at < ttl } }
+        }
+        return key
     }
 
     /// The key a request presents, if any.

@@ -44,6 +44,7 @@ struct Settings: Sendable {
     var authFailureWindowSeconds = 60
     var trustedProxies: [String] = []
     var metricsPublic = true
+    var keyCacheMilliseconds = 1000
 
     /// One setting: its key (config file), how it is parsed, and what it means.
     struct Spec: Sendable {
@@ -106,6 +107,7 @@ struct Settings: Sendable {
             $0.trustedProxies = $1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         },
         Spec(key: "metrics_public", help: "Whether GET /metrics is open like /healthz (true) or needs a read key when auth is required (false).") { $0.metricsPublic = try bool($1, "metrics_public") },
+        Spec(key: "key_cache_ms", help: "How long a key that authenticated is trusted without a database lookup; a revoked key stops within it (0: look up every request).") { $0.keyCacheMilliseconds = try int($1, "key_cache_ms", 0...600_000) },
         Spec(key: "event_retention_days", help: "Change-feed events older than this are pruned hourly; 0 keeps them forever.") { $0.eventRetentionDays = try int($1, "event_retention_days", 0...36500) },
     ]
 
@@ -162,6 +164,7 @@ struct Settings: Sendable {
         settings.failureWindowSeconds = authFailureWindowSeconds
         settings.trustedProxies = Set(trustedProxies)
         settings.metricsPublic = metricsPublic
+        settings.keyCacheMilliseconds = keyCacheMilliseconds
         return settings
     }
 

@@ -8,9 +8,10 @@ import ModelKeepStorage
 
 @Suite("API keys, scopes, namespaces and failed-auth limits over sockets")
 struct AccessTests {
-    static func server(required: Bool = true, failureLimit: Int = 100) throws -> TestServer {
+    static func server(required: Bool = true, failureLimit: Int = 100, keyCache: Int = 0) throws -> TestServer {
         var auth = AuthSettings(required: required)
         auth.failureLimit = failureLimit
+        auth.keyCacheMilliseconds = keyCache
         return try TestServer(auth: auth)
     }
 
@@ -121,6 +122,22 @@ struct AccessTests {
         // Locked out means locked out, a right key included, until the window passes; open routes stay open.
         #expect(try api.send("GET", "/api/v1/models", headers: Self.bearer(key)).status == 429)
         #expect(try api.get("/healthz").status == 200)
+    }
+
+    @Test("a key that authenticated is trusted for key_cache_ms; revoked, it stops once that passes")
+    func keyCache() throws {
+        let server = try Self.server(keyCache: 400)
+        let api = try APIClient(.socket, server: server)
+        let key = try Self.key(server, "cached", .read)
+        #expect(try api.send("GET", "/api/v1/models", headers: Self.bearer(key)).status == 200)
+        _ = try server.registry.registry.revokeKey("cached")
+        #expect(try api.send("GET", "/api/v1/models", headers: Self.bearer(key)).status == 200)  // still cached
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try api.send("GET", "/api/v1/models", headers: Self.bearer(key)).status == 401)
+        // A failure is never cached: a key made after a failed attempt works at once.
+        #expect(try api.send("GET", "/api/v1/models", headers: Self.bearer("mk_abcdefghjkmn_x")).status == 401)
+        let fresh = try Self.key(server, "fresh", .read)
+        #expect(try api.send("GET", "/api/v1/models", headers: Self.bearer(fresh)).status == 200)
     }
 
     @Test("X-Forwarded-For names the client only when a trusted proxy sends it")
