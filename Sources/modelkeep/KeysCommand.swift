@@ -15,9 +15,14 @@ struct Keys: ParsableCommand {
 }
 
 /// Opens a data directory's registry without taking its lock, so a running server keeps it.
-func withSharedRegistry<T>(_ settings: Settings, _ body: (ModelRegistry) throws -> T) throws -> T {
+/// Only `create` makes a data directory that does not exist yet (a key before the first start).
+func withSharedRegistry<T>(_ settings: Settings, create: Bool = false, _ body: (ModelRegistry) throws -> T) throws -> T {
     let directory = DataDirectory(path: settings.dataDir)
-    try directory.create()
+    if create {
+        try directory.create()
+    } else if !FileManager.default.fileExists(atPath: directory.databasePath) {
+        throw ValidationError("no ModelKeep data in \(directory.path) (no modelkeep.db)")
+    }
     let database = try directory.openDatabase(options: settings.databaseOptions)
     try MigrationRunner().migrate(database)
     return try body(ModelRegistry(database: database, store: nil, limits: settings.registryLimits))
@@ -47,7 +52,7 @@ struct CreateKey: ParsableCommand {
         do {
             guard let scope = Scope(rawValue: scope) else { throw ValidationError("--scope must be read, write or admin") }
             let expiresAt = try expires.map { Clock.nowMilliseconds() + (try parseDuration($0)) }
-            let created = try withSharedRegistry(try common.settings()) {
+            let created = try withSharedRegistry(try common.settings(), create: true) {
                 try $0.createKey(name: name, scope: scope, namespaces: namespace.isEmpty ? nil : namespace, expiresAt: expiresAt)
             }
             if json {
