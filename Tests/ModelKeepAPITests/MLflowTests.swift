@@ -95,6 +95,8 @@ struct MLflowRoutesTests {
             ("GET", Self.rm + "/get?name=missing", nil, 404, "RESOURCE_DOES_NOT_EXIST"),
             ("POST", Self.rm + "/create", ["name": "e"], 400, "RESOURCE_ALREADY_EXISTS"),
             ("POST", Self.rm + "/create", ["name": "a b"], 400, "INVALID_PARAMETER_VALUE"),
+            ("POST", Self.rm + "/create", ["name": "team/model"], 400, "INVALID_PARAMETER_VALUE"),
+            ("POST", Self.rm + "/rename", ["name": "e", "new_name": "a:b"], 400, "INVALID_PARAMETER_VALUE"),
             ("POST", Self.rm + "/create", ["name": 7], 400, "INVALID_PARAMETER_VALUE"),
             ("POST", Self.rm + "/create", [:], 400, "INVALID_PARAMETER_VALUE"),
             ("GET", Self.mv + "/get?name=e&version=1", nil, 404, "RESOURCE_DOES_NOT_EXIST"),

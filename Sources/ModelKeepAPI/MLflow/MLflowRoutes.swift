@@ -53,12 +53,11 @@ struct MLflowRoutes {
             : try MLflowArguments(body: request, maxDepth: registry.limits.maxJSONDepth)
     }
 
-    /// MLflow names must fit ModelKeep's name rule; MLflow's own rule forbids `/` and `:` too.
+    /// A name MLflow creates must fit ModelKeep's name rule and MLflow's own, which forbids `/`
+    /// (a `models:/` URI could not name it). Native names with `/` are still found by name.
     static func checkName(_ name: String, field: String = "name") throws(MLflowError) {
-        do {
-            try Validation.modelName(name, field: field)
-        } catch {
-            throw .invalid("Invalid model name '\(name)': ModelKeep names are 1 to 256 letters, digits, '.', '_', '-' (and '/').")
+        guard !name.contains("/"), (try? Validation.modelName(name, field: field)) != nil else {
+            throw .invalid("Invalid model name '\(name)': through MLflow, names are 1 to 256 letters, digits, '.', '_' or '-'.")
         }
     }
 
