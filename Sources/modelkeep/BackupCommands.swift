@@ -13,22 +13,6 @@ func linkOrCopy(_ source: String, _ target: String) throws -> Bool {
     return false
 }
 
-/// Every chunk file under a store's `blobs/sha256`, by hash.
-func chunkFiles(under blobs: String) -> [String: String] {
-    var files: [String: String] = [:]
-    guard let walker = FileManager.default.enumerator(atPath: blobs) else { return files }
-    while let relative = walker.nextObject() as? String {
-        let parts = relative.split(separator: "/")
-        if parts.count == 3, parts[2].count == 64 { files[String(parts[2])] = blobs + "/" + relative }
-    }
-    return files
-}
-
-func blobPath(_ root: String, _ sha: String) -> String {
-    let hex = Array(sha)
-    return "\(root)/blobs/sha256/\(String(hex[0..<2]))/\(String(hex[2..<4]))/\(sha)"
-}
-
 /// A destination that does not exist yet, or is an empty directory.
 func requireEmpty(_ path: String) throws {
     var isDirectory: ObjCBool = false
@@ -60,29 +44,28 @@ struct Backup: ParsableCommand {
                 throw ValidationError("no ModelKeep data in \(source.path) (no modelkeep.db)")
             }
             try requireEmpty(destination)
-            try FileManager.default.createDirectory(atPath: destination + "/blobs/sha256", withIntermediateDirectories: true)
+            // The backup has a data directory's layout; the stores name every chunk's file.
+            let from = try BlobStore(directory: source), to = try BlobStore(directory: DataDirectory(path: destination))
             // Chunks first, then the snapshot: a chunk published after this pass is young, so
             // garbage collection (which spares young chunks) cannot take it before it is linked below.
-            let present = chunkFiles(under: source.path + "/blobs/sha256")
-            for (sha, path) in present { try linkOrCopy(path, blobPath(destination, sha)) }
-            let snapshotPath = destination + "/modelkeep.db"
+            for chunk in from.allChunks() { try linkOrCopy(from.path(of: chunk.sha256), to.path(of: chunk.sha256)) }
+            let snapshotPath = DataDirectory(path: destination).databasePath
             try SQLiteConnection(path: source.databasePath, readOnly: true).backup(to: snapshotPath)
             let snapshot = try SQLiteConnection(path: snapshotPath)
             try snapshot.execute("DELETE FROM upload_sessions WHERE artifact_id IS NULL")
             let referenced = try snapshot.query("SELECT DISTINCT sha256 FROM artifact_chunks", []) { $0.text(0) }
             var linked = 0, copied = 0, bytes: Int64 = 0
             for sha in referenced {
-                let from = blobPath(source.path, sha), to = blobPath(destination, sha)
-                guard FileManager.default.fileExists(atPath: to) || FileManager.default.fileExists(atPath: from) else {
+                guard to.contains(sha) || from.contains(sha) else {
                     throw ValidationError("chunk \(sha) is referenced but missing from \(source.path); run modelkeep fsck")
                 }
-                if try linkOrCopy(from, to) { linked += 1 } else { copied += 1 }
-                bytes += (try? FileManager.default.attributesOfItem(atPath: to)[.size] as? Int64) ?? 0
+                if try linkOrCopy(from.path(of: sha), to.path(of: sha)) { linked += 1 } else { copied += 1 }
+                bytes += to.storedSize(sha) ?? 0
             }
             // Chunks nothing in the snapshot uses (garbage awaiting gc) are not carried over.
             let wanted = Set(referenced)
-            for (sha, path) in chunkFiles(under: destination + "/blobs/sha256") where !wanted.contains(sha) {
-                try FileManager.default.removeItem(atPath: path)
+            for chunk in to.allChunks() where !wanted.contains(chunk.sha256) {
+                try FileManager.default.removeItem(atPath: to.path(of: chunk.sha256))
             }
             let artifacts = try snapshot.queryFirst("SELECT count(*) FROM artifacts", []) { $0.int(0) } ?? 0
             let models = try snapshot.queryFirst("SELECT count(*) FROM models", []) { $0.int(0) } ?? 0
@@ -114,13 +97,13 @@ struct Restore: ParsableCommand {
             try target.create()
             let lock = try target.lock()
             try FileManager.default.copyItem(atPath: source + "/modelkeep.db", toPath: target.databasePath)
+            let from = try BlobStore(directory: DataDirectory(path: source)), to = try BlobStore(directory: target)
             var linked = 0, copied = 0
-            for (sha, path) in chunkFiles(under: source + "/blobs/sha256") {
-                if try linkOrCopy(path, blobPath(target.path, sha)) { linked += 1 } else { copied += 1 }
+            for chunk in from.allChunks() {
+                if try linkOrCopy(from.path(of: chunk.sha256), to.path(of: chunk.sha256)) { linked += 1 } else { copied += 1 }
             }
             let database = try target.openDatabase(options: settings.databaseOptions)
             let applied = try MigrationRunner().migrate(database)
-            _ = try BlobStore(directory: target)
             _ = consume lock
             print("restored \(linked + copied) chunk(s) (\(linked) hard-linked, \(copied) copied) into \(target.path)"
                   + (applied.isEmpty ? "" : "; applied migrations \(applied.joined(separator: ", "))"))
