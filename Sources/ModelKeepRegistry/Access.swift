@@ -36,8 +36,12 @@ public struct Access: Sendable, Equatable {
         current?.namespaces.map { $0.contains(namespace) } ?? true
     }
 
-    /// The namespaces the current caller is restricted to, sorted (nil: unrestricted).
-    static var restriction: [String]? { current?.namespaces.map { $0.sorted() } }
+    /// Adds `column IN (...)` for a caller restricted to namespaces; nothing when unrestricted.
+    static func restrict(_ column: String, clauses: inout [String], arguments: inout [SQLValue]) {
+        guard let allowed = current?.namespaces.map({ $0.sorted() }) else { return }
+        clauses.append("\(column) IN (\(Array(repeating: "?", count: allowed.count).joined(separator: ", ")))")
+        arguments += allowed.map { .text($0) }
+    }
 }
 
 /// A stored API key (never its secret).

@@ -3,6 +3,19 @@ import Foundation
 import ModelKeepJSON
 import ModelKeepStorage
 
+/// Where a parent's artifacts come from when a version is created from files stored elsewhere in
+/// the registry (MLflow's `runs:/<run>/model` source): every artifact of `parent` at `prefix`
+/// or under `prefix/`, with paths made relative to it (all of them when `prefix` is empty).
+public struct ArtifactSource: Sendable, Equatable {
+    public var parent: ParentReference
+    public var prefix: String
+
+    public init(parent: ParentReference, prefix: String) {
+        self.parent = parent
+        self.prefix = prefix
+    }
+}
+
 extension ModelRegistry {
     static let artifactColumns = """
         a.id, a.parent_id, a.model_id, a.path, a.size, a.sha256, a.file_type, a.mime_type, a.uri, a.state, a.created_at, a.updated_at
@@ -221,5 +234,46 @@ extension ModelRegistry {
         try database.read { db in
             try db.queryFirst("SELECT 1 FROM artifact_chunks WHERE sha256 = ? LIMIT 1", [.text(sha256)]) { _ in true } != nil
         }
+    }
+
+    /// Gives a new parent copies of another parent's artifacts, inside the caller's transaction.
+    /// No bytes move: the copies list the same stored chunks. Returns how many were copied.
+    static func copyArtifacts(_ source: ArtifactSource, to target: ResolvedParent, at now: Int64,
+                              _ db: SQLiteConnection) throws -> Int {
+        let from = try requireParent(source.parent, db)
+        let prefix = source.prefix.hasSuffix("/") ? String(source.prefix.dropLast()) : source.prefix
+        var clause = "parent_id = ?"
+        var arguments: [SQLValue] = [.text(from.id)]
+        if !prefix.isEmpty {
+            clause += " AND (path = ? OR (path >= ? AND path < ?))"
+            arguments += [.text(prefix), .text(prefix + "/"), .text(prefix + "/\u{10FFFF}")]
+        }
+        let originals = try db.query("SELECT id, path FROM artifacts WHERE \(clause) ORDER BY path", arguments) {
+            (id: $0.text(0), path: $0.text(1))
+        }
+        for original in originals {
+            let path: String
+            if prefix.isEmpty {
+                path = original.path
+            } else if original.path == prefix {
+                path = String(prefix.split(separator: "/").last ?? Substring(prefix))
+            } else {
+                path = String(original.path.dropFirst(prefix.count + 1))
+            }
+            let id = Identifiers.make(at: now)
+            try db.run("DELETE FROM artifacts WHERE parent_id = ? AND path = ?", [.text(target.id), .text(path)])
+            try db.run("""
+                INSERT INTO artifacts (id, parent_id, model_id, path, size, sha256, file_type, mime_type, uri, state, created_at, updated_at)
+                SELECT ?, ?, ?, ?, size, sha256, file_type, mime_type, uri, state, ?, ? FROM artifacts WHERE id = ?
+                """, [.text(id), .text(target.id), .text(target.modelID), .text(path), .integer(now), .integer(now), .text(original.id)])
+            try db.run("""
+                INSERT INTO artifact_chunks (artifact_id, seq, sha256, size, offset)
+                SELECT ?, seq, sha256, size, offset FROM artifact_chunks WHERE artifact_id = ?
+                """, [.text(id), .text(original.id)])
+            try record("artifact.created", namespace: target.namespace, subject: id,
+                       payload: ["model_id": .string(target.modelID), "parent_id": .string(target.id), "path": .string(path),
+                                 "copied_from": .string(original.id)], at: now, db)
+        }
+        return originals.count
     }
 }

@@ -62,10 +62,7 @@ extension ModelRegistry {
         var clauses = ["id > ?"]
         var arguments: [SQLValue] = [.integer(since)]
         if let namespace = query.namespace { clauses.append("namespace = ?"); arguments.append(.text(namespace)) }
-        if let allowed = Access.restriction {
-            clauses.append("namespace IN (\(Array(repeating: "?", count: allowed.count).joined(separator: ", ")))")
-            arguments += allowed.map { .text($0) }
-        }
+        Access.restrict("namespace", clauses: &clauses, arguments: &arguments)
         if !query.kinds.isEmpty {
             var alternatives: [String] = []
             for kind in query.kinds {

@@ -107,10 +107,7 @@ extension ModelRegistry {
         var arguments: [SQLValue] = []
         if !query.includeDeleted { clauses.append("m.deleted_at IS NULL") }
         if let v = query.namespace { clauses.append("m.namespace = ?"); arguments.append(.text(v)) }
-        if let allowed = Access.restriction {
-            clauses.append("m.namespace IN (\(Array(repeating: "?", count: allowed.count).joined(separator: ", ")))")
-            arguments += allowed.map { .text($0) }
-        }
+        Access.restrict("m.namespace", clauses: &clauses, arguments: &arguments)
         if let v = query.name { clauses.append("m.name = ?"); arguments.append(.text(v)) }
         if let v = query.owner { clauses.append("m.owner = ?"); arguments.append(.text(v)) }
         if let v = query.task { clauses.append("m.task = ?"); arguments.append(.text(v)) }
