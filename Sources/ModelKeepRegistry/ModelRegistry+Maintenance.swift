@@ -17,6 +17,9 @@ public struct FsckReport: Sendable {
     public var artifactsChecked = 0
     /// One line per problem, for people.
     public var problems: [String] = []
+    /// Sound chunks no artifact uses: not a problem but garbage, left by deletes or by a crash
+    /// between storing an upload's chunks and committing its manifest; gc reclaims them.
+    public var unreferencedChunks = 0
     /// Chunks moved to quarantine and artifacts marked corrupt by `repair`.
     public var repairs: [String] = []
 }
@@ -70,7 +73,7 @@ extension ModelRegistry {
                     corrupt.insert(chunk.sha256)
                     report.problems.append("chunk \(chunk.sha256) is corrupt: its bytes hash to \(actual)")
                 } else if try !isChunkReferenced(chunk.sha256) {
-                    report.problems.append("chunk \(chunk.sha256) is used by no artifact (gc removes it)")
+                    report.unreferencedChunks += 1
                 }
             }
             let artifacts = try database.read { db in

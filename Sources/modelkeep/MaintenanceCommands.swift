@@ -72,6 +72,9 @@ struct Fsck: ParsableCommand {
         }
         for problem in report.problems { print("problem: \(problem)") }
         for repair in report.repairs { print("repaired: \(repair)") }
+        if report.unreferencedChunks > 0 {
+            print("note: \(report.unreferencedChunks) sound chunk(s) are used by no artifact (garbage from deletes or an interrupted upload; gc reclaims them)")
+        }
         print("checked \(report.chunksChecked) chunk(s) and \(report.artifactsChecked) artifact(s): \(report.problems.count) problem(s)")
         if !report.problems.isEmpty { throw ExitCode(1) }
     }
