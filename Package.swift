@@ -4,12 +4,15 @@ import PackageDescription
 // Layers, each knowing only the ones below it:
 //   CSQLite -> ModelKeepStorage -> ModelKeepRegistry -> ModelKeepAPI -> modelkeep
 //   ModelKeepJSON and ModelKeepHTTP stand beside them (HTTP knows nothing of models).
+//   ModelKeepChunking (the store's chunk format) is shared by the store and the client.
+//   ModelKeepClient talks to a server over HTTP(S) and knows nothing of the server's code.
 let package = Package(
     name: "ModelKeep",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "modelkeep", targets: ["modelkeep"]),
         .executable(name: "modelkeep-bench", targets: ["modelkeep-bench"]),
+        .library(name: "ModelKeepClient", targets: ["ModelKeepClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,6 +31,7 @@ let package = Package(
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["MigrationEmbedder"]),
 
         .target(name: "ModelKeepJSON"),
+        .target(name: "ModelKeepChunking"),
         .target(name: "ModelKeepSync"),
         .target(
             name: "ModelKeepHTTP",
@@ -35,7 +39,7 @@ let package = Package(
         ),
         .target(
             name: "ModelKeepStorage",
-            dependencies: ["CSQLite", "CPlatform", "ModelKeepSync", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CSQLite", "CPlatform", "ModelKeepChunking", "ModelKeepSync", .product(name: "Crypto", package: "swift-crypto")],
             plugins: ["EmbedMigrations"]
         ),
         .target(
@@ -44,13 +48,17 @@ let package = Package(
         ),
         .target(
             name: "ModelKeepAPI",
-            dependencies: ["ModelKeepHTTP", "ModelKeepRegistry", "ModelKeepJSON", "ModelKeepSync",
+            dependencies: ["ModelKeepHTTP", "ModelKeepRegistry", "ModelKeepJSON", "ModelKeepChunking", "ModelKeepSync",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "Prometheus", package: "swift-prometheus")]
         ),
+        .target(
+            name: "ModelKeepClient",
+            dependencies: ["ModelKeepJSON", "ModelKeepChunking", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "modelkeep",
-            dependencies: ["ModelKeepAPI", "ModelKeepHTTP", "ModelKeepStorage", "ModelKeepRegistry", "ModelKeepJSON",
+            dependencies: ["ModelKeepAPI", "ModelKeepHTTP", "ModelKeepStorage", "ModelKeepRegistry", "ModelKeepJSON", "ModelKeepClient", "ModelKeepSync",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),
@@ -59,7 +67,7 @@ let package = Package(
         .executableTarget(name: "modelkeep-fuzz", dependencies: ["ModelKeepHTTP"]),
         .executableTarget(
             name: "modelkeep-bench",
-            dependencies: ["ModelKeepStorage", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["ModelKeepStorage", "ModelKeepChunking", .product(name: "Crypto", package: "swift-crypto")]
         ),
 
         .target(
@@ -69,7 +77,8 @@ let package = Package(
         ),
         .testTarget(name: "ModelKeepJSONTests", dependencies: ["ModelKeepJSON"]),
         .testTarget(name: "ModelKeepHTTPTests", dependencies: ["ModelKeepHTTP", "TestSupport"]),
-        .testTarget(name: "ModelKeepStorageTests", dependencies: ["ModelKeepStorage", "TestSupport"]),
+        .testTarget(name: "ModelKeepStorageTests", dependencies: ["ModelKeepStorage", "ModelKeepChunking", "TestSupport"]),
+        .testTarget(name: "ModelKeepClientTests", dependencies: ["ModelKeepClient", "TestSupport"]),
         .testTarget(name: "ModelKeepAPITests", dependencies: ["ModelKeepAPI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

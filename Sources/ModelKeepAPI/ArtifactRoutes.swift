@@ -1,4 +1,5 @@
 import Foundation
+import ModelKeepChunking
 import ModelKeepHTTP
 import ModelKeepJSON
 import ModelKeepRegistry

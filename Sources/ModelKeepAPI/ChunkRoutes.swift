@@ -1,3 +1,4 @@
+import ModelKeepChunking
 import ModelKeepHTTP
 import ModelKeepJSON
 import ModelKeepRegistry

@@ -1,6 +1,7 @@
 import Crypto
 import Dispatch
 import Foundation
+import ModelKeepChunking
 
 /// Takes an artifact's bytes as they stream in: cuts them into chunks, writes each new chunk
 /// to the upload's staging area, and computes the whole file's SHA-256 (and MD5 when asked)

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ModelKeepChunking
 import ModelKeepStorage
 
 // Measures, in memory and on one core, the two per-byte costs of an upload: the chunker's

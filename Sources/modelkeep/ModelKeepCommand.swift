@@ -3,11 +3,17 @@ import Foundation
 import Logging
 
 @main
-struct ModelKeepCommand: ParsableCommand {
+struct ModelKeepCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "modelkeep",
         abstract: "A self-hosted model registry: models, versions, tags, stages, metrics, metadata and artifacts.",
-        subcommands: [Serve.self, Migrate.self, GC.self, Fsck.self, Keys.self, Backup.self, Restore.self],
+        discussion: """
+        Server commands work on a data directory: serve, migrate, gc, fsck, keys, backup, restore.
+        Client commands talk to a running server (--server, or env MODELKEEP_URL and MODELKEEP_API_KEY):
+        models, versions, push, pull, tag, promote, metrics, events.
+        """,
+        subcommands: [Serve.self, Migrate.self, GC.self, Fsck.self, Keys.self, Backup.self, Restore.self,
+                      Models.self, Versions.self, Push.self, Pull.self, Tag.self, Promote.self, Metrics.self, Events.self],
         defaultSubcommand: nil
     )
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ModelKeepChunking
 import Testing
 import TestSupport
 @testable import ModelKeepStorage

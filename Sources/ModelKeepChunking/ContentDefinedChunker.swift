@@ -38,7 +38,7 @@ public struct ContentDefinedChunker: Sendable {
     }
 
     /// A chunker with no buffer reserved (a placeholder to swap with).
-    init(reserving: Bool) {
+    package init(reserving: Bool) {
         if reserving { pending.reserveCapacity(Self.maximumSize) }
     }
 
