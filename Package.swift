@@ -78,7 +78,8 @@ let package = Package(
         .testTarget(name: "ModelKeepJSONTests", dependencies: ["ModelKeepJSON"]),
         .testTarget(name: "ModelKeepHTTPTests", dependencies: ["ModelKeepHTTP", "TestSupport"]),
         .testTarget(name: "ModelKeepStorageTests", dependencies: ["ModelKeepStorage", "ModelKeepChunking", "TestSupport"]),
-        .testTarget(name: "ModelKeepClientTests", dependencies: ["ModelKeepClient", "TestSupport"]),
+        .testTarget(name: "ModelKeepClientTests",
+                    dependencies: ["ModelKeepClient", "ModelKeepHTTP", "ModelKeepJSON", "ModelKeepSync", "TestSupport"]),
         .testTarget(name: "ModelKeepAPITests", dependencies: ["ModelKeepAPI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -48,6 +48,11 @@ public struct ChunkedFile: Sendable {
         return ChunkedFile(url: url, size: offset, sha256: whole.finalize().hex, chunks: chunks)
     }
 
+    /// The sha256 of bytes in memory, as lowercase hex.
+    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+        SHA256.hash(data: bytes).hex
+    }
+
     /// The sha256 of a whole file, read in 1 MiB pieces.
     public static func sha256(of url: URL) throws(ClientError) -> String {
         let file = try LocalFile(reading: url)

@@ -59,7 +59,7 @@ extension ModelKeepClient {
     }
 
     /// Where an artifact path lands under `directory`; refuses paths that would leave it.
-    static func localPath(_ directory: URL, _ path: String) throws(ClientError) -> URL {
+    public static func localPath(_ directory: URL, _ path: String) throws(ClientError) -> URL {
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         guard !path.hasPrefix("/"), !segments.isEmpty,
               !segments.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." || $0.contains("\0") }) else {
