@@ -161,9 +161,16 @@ struct ShowVersion: ClientCommand {
     @OptionGroup var options: ClientOptions
     @Argument(help: "MODEL:VERSION, MODEL@TAG, or MODEL for its latest version.")
     var reference: String
+    @Argument(help: "The version, as another way to write MODEL:VERSION.")
+    var version: String?
 
     func run(_ client: ModelKeepClient) async throws(ClientError) {
-        let (model, version) = try await client.resolveVersion(try ModelReference(reference), namespace: options.namespace)
+        var parsed = try ModelReference(reference)
+        if let version {
+            guard parsed.selector == .none else { throw .local("give the version either as MODEL:VERSION or as a second argument") }
+            parsed.selector = .version(version)
+        }
+        let (model, version) = try await client.resolveVersion(parsed, namespace: options.namespace)
         let artifacts = try await client.allArtifacts(.version(id: version.id))
         if options.json {
             return Output.json(["version": version.json, "artifacts": .array(artifacts.map(\.json))])
