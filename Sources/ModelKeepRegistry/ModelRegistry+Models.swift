@@ -33,6 +33,14 @@ extension ModelRegistry {
         guard Access.allows(namespace) else { throw .forbidden("this key may not use namespace \(namespace)") }
     }
 
+    /// 404 unless the model exists, is live and the caller may see its namespace: what
+    /// `requireModel` checks, without computing the model's summary columns (its version count and
+    /// stage holders scan the model's versions, which a write must not do under the writer lock).
+    static func requireLiveModel(id: String, _ db: SQLiteConnection) throws {
+        let namespace = try db.queryFirst("SELECT namespace FROM models WHERE id = ? AND deleted_at IS NULL", [.text(id)]) { $0.text(0) }
+        guard let namespace, Access.allows(namespace) else { throw RegistryError.notFound("model \(id) does not exist") }
+    }
+
     /// The model, or 404.
     static func requireModel(id: String, includeDeleted: Bool = false, _ db: SQLiteConnection) throws -> Model {
         guard let model = try fetchModel(id: id, includeDeleted: includeDeleted, db) else {

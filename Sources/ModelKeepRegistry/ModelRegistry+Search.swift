@@ -127,7 +127,7 @@ extension ModelRegistry {
     /// order; only the given stages when `stages` is not empty.
     public func latestVersionsByStage(modelID: String, stages: [Stage] = []) throws(RegistryError) -> [Version] {
         try reading { db in
-            _ = try Self.requireModel(id: modelID, db)
+            try Self.requireLiveModel(id: modelID, db)
             let versions = try db.query("""
                 SELECT \(Self.versionColumns) FROM (
                     SELECT *, row_number() OVER (PARTITION BY stage ORDER BY version_order < '~' DESC, version_order DESC) AS rank

@@ -60,7 +60,7 @@ extension ModelRegistry {
     /// The version a tag names, or 404.
     public func resolveTag(modelID: String, tag: String) throws(RegistryError) -> Version {
         try reading { db in
-            _ = try Self.requireModel(id: modelID, db)
+            try Self.requireLiveModel(id: modelID, db)
             guard let id = try db.queryFirst("SELECT version_id FROM unique_tags WHERE model_id = ? AND tag = ?",
                                              [.text(modelID), .text(tag)], { $0.text(0) }) else {
                 throw RegistryError.notFound("model \(modelID) has no tag \(tag)")
@@ -72,7 +72,7 @@ extension ModelRegistry {
     /// Every tag of a model with the version it names, sorted by tag.
     public func tags(modelID: String) throws(RegistryError) -> [(tag: String, version: Version)] {
         let pairs = try reading { db in
-            _ = try Self.requireModel(id: modelID, db)
+            try Self.requireLiveModel(id: modelID, db)
             return try db.query("""
                 SELECT t.tag, \(Self.versionColumns) FROM unique_tags t JOIN versions v ON v.id = t.version_id
                 WHERE t.model_id = ? ORDER BY t.tag

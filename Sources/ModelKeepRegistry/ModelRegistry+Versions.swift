@@ -39,7 +39,7 @@ extension ModelRegistry {
         let found: Version?
         switch reference {
         case let .number(modelID, version):
-            _ = try requireModel(id: modelID, db)
+            try requireLiveModel(id: modelID, db)
             found = try db.queryFirst("SELECT \(versionColumns) FROM versions v WHERE v.model_id = ? AND v.version = ?\(live)",
                                       [.text(modelID), .text(version)], version(from:))
         case let .id(id):
@@ -80,7 +80,7 @@ extension ModelRegistry {
         let now = Clock.nowMilliseconds()
         let id = Identifiers.make(at: now)
         return try writing { db in
-            _ = try Self.requireModel(id: modelID, db)
+            try Self.requireLiveModel(id: modelID, db)
             let version = try Self.claimVersionString(modelID: modelID, requested: draft.version, db)
             do {
                 try db.run("""
@@ -157,7 +157,7 @@ extension ModelRegistry {
         if let framework = query.framework { clauses.append("v.framework = ?"); arguments.append(.text(framework)) }
         let order = query.orderBy
         let rows = try reading { db in
-            _ = try Self.requireModel(id: modelID, db)
+            try Self.requireLiveModel(id: modelID, db)
             var clauses = clauses, arguments = arguments
             try self.labelClauses(query.labels, table: "version_labels", ownerColumn: "version_id", owner: "v.id",
                                   clauses: &clauses, arguments: &arguments, db)

@@ -379,6 +379,7 @@ def main():
     connections = [int(c) for c in args.connections.split(",")]
 
     work = tempfile.mkdtemp(prefix="modelkeep-bench-")
+    os.chmod(work, 0o755)  # nginx's workers run as another user and must reach the static file
     servers, lines = [], []
 
     def say(text=""):
