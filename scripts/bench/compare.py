@@ -434,6 +434,9 @@ def main():
                 baseline = medians.get("MLflow", {}).get("rps")
                 for label, m in medians.items():
                     ratio = f"{m['rps'] / baseline:,.1f}x" if baseline and label.startswith("ModelKeep") else ""
+                    if m["requests"] == 0:  # nothing answered within the window: no latency to report
+                        say(f"| {op} | {c} | {label} | 0 (no answer in {args.seconds} s) | - | - | - | - | |")
+                        continue
                     say(f"| {op} | {c} | {label} | {fmt(m['rps'], 0)} | {fmt(m['p50'])} | {fmt(m['p99'])} | "
                         f"{fmt(m['max'])} | {m['errors']} | {ratio} |")
 
