@@ -68,20 +68,8 @@ public struct ChunkedFile: Sendable {
     }
 }
 
-extension Sequence where Element == UInt8 {
-    var hex: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-}
-
 extension SHA256.Digest {
-    var hex: String { Array(self).hex }
+    var hex: String { Hex.lowercase(self) }
 }
 
 /// A file descriptor with the few calls transfers need, and errors that name the file.

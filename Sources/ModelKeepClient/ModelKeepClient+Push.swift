@@ -143,10 +143,13 @@ extension ModelKeepClient {
         let reader = try LocalFile(reading: file.url)
         defer { reader.close() }
         var sent: Int64 = 0
-        // Twice at most: a chunk the server reports missing when the artifact is recorded (collected
-        // between the two calls) is sent again once.
+        // Twice at most: when recording the artifact is refused (400) because a chunk went missing
+        // meanwhile (collected between the two calls), whatever the server now lacks is sent again
+        // once; when it lacks nothing, the refusal had another cause and stands.
+        var refusal: ClientError?
         for round in 0..<2 {
             let missing = try await missingChunks(file.chunks.map(\.sha256))
+            if let refusal, missing.isEmpty { throw refusal }
             var uploaded = Set<String>()
             for chunk in file.chunks {
                 guard missing.contains(chunk.sha256), uploaded.insert(chunk.sha256).inserted else {
@@ -170,10 +173,11 @@ extension ModelKeepClient {
                                              parent: parent, path: path, sha256: file.sha256)
                 return sent
             } catch {
-                guard round == 0, error.status == 400, case .server(_, _, let message) = error, message.contains("chunk") else { throw error }
+                guard round == 0, error.status == 400 else { throw error }
+                refusal = error
             }
         }
-        return sent
+        throw refusal ?? .unexpectedResponse("the artifact \(path) was not recorded")
     }
 
     /// Records an artifact from chunks; a retry after a lost answer finds it recorded and takes that as done.

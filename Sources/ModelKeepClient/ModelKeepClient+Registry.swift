@@ -1,5 +1,10 @@
 import ModelKeepJSON
 
+/// Labels as a JSON object, sorted by key.
+func labelsJSON(_ labels: [String: String]) -> JSONValue {
+    .object(JSONObject(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
+}
+
 /// Fields of a new model; nil ones are left to the server's defaults.
 public struct ModelDraft: Sendable {
     public var name: String
@@ -25,7 +30,7 @@ public struct ModelDraft: Sendable {
         if let description { o["description"] = .string(description) }
         if let owner { o["owner"] = .string(owner) }
         if let task { o["task"] = .string(task) }
-        if !labels.isEmpty { o["labels"] = .object(JSONObject(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })) }
+        if !labels.isEmpty { o["labels"] = labelsJSON(labels) }
         return .object(o)
     }
 }
@@ -56,13 +61,27 @@ public struct VersionDraft: Sendable {
         if let framework { o["framework"] = .string(framework) }
         if let stage { o["stage"] = .string(stage) }
         if !uniqueTags.isEmpty { o["unique_tags"] = .array(uniqueTags.map(JSONValue.string)) }
-        if !labels.isEmpty { o["labels"] = .object(JSONObject(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })) }
+        if !labels.isEmpty { o["labels"] = labelsJSON(labels) }
         return .object(o)
     }
 }
 
 extension ModelKeepClient {
     static func modelPath(_ id: String) -> String { "/api/v1/models/\(segment(id))" }
+
+    /// The items of a paged list, page after page (each fetched by `page` from the previous
+    /// page's token) until the last page, or until `limit` items are in hand.
+    public static func collect<Item>(limit: Int = .max,
+                                     _ page: (String?) async throws(ClientError) -> Page<Item>) async throws(ClientError) -> [Item] {
+        var items: [Item] = []
+        var token: String?
+        repeat {
+            let next = try await page(token)
+            items += next.items
+            token = next.nextPageToken
+        } while token != nil && items.count < limit
+        return items.count > limit ? Array(items.prefix(limit)) : items
+    }
 
     // MARK: Models
 
@@ -181,14 +200,7 @@ extension ModelKeepClient {
 
     /// Every artifact of a parent, all pages.
     public func allArtifacts(_ parent: Parent) async throws(ClientError) -> [Artifact] {
-        var all: [Artifact] = []
-        var token: String?
-        repeat {
-            let page = try await artifacts(parent, pageToken: token)
-            all += page.items
-            token = page.nextPageToken
-        } while token != nil
-        return all
+        try await Self.collect { (token) async throws(ClientError) in try await self.artifacts(parent, pageToken: token) }
     }
 
     // MARK: Events

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ModelKeepChunking
 import ModelKeepSync
 
 /// A chunk of an artifact: its SHA-256 (lowercase hex) and size.
@@ -257,14 +258,7 @@ public final class BlobStore: Sendable {
     }
 
     public static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for byte in digest {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        Hex.lowercase(digest)
     }
 
     /// Whether text is a SHA-256 in lowercase hex.

@@ -196,6 +196,23 @@ struct ClientTests {
         #expect(try await f.client.allArtifacts(.version(id: version.id)).first?.sha256 == ChunkedFile.sha256Hex(changed))
     }
 
+    @Test("A refusal to record the artifact that is not about missing chunks is reported, after the chunks went up once")
+    func pushReportsRefusals() async throws {
+        let f = try ClientFixture()
+        let (_, version) = try await f.version()
+        let file = try f.write("a.bin", pseudoRandomBytes(300_000, seed: 5))
+        do {
+            _ = try await f.client.push([PushItem(file: file, path: "a/../b.bin")], to: .version(id: version.id))
+            Issue.record("an artifact path with .. was recorded")
+        } catch {
+            guard case .server(400, "invalid_argument", let message) = error else { throw error }
+            #expect(message.contains("path"))
+        }
+        #expect(try await f.client.allArtifacts(.version(id: version.id)).isEmpty)
+        let chunks = try ChunkedFile.scan(file).chunks.map(\.sha256)
+        #expect(try await f.client.missingChunks(chunks).isEmpty)  // sent once, kept for a later push
+    }
+
     @Test("A pull continues a partial file with Range, and throws away one that does not verify")
     func pullResumesAndVerifies() async throws {
         let f = try ClientFixture()

@@ -93,6 +93,7 @@ class CLITest(unittest.TestCase):
         self.assertTrue(table.startswith("NAME"))
         self.assertIn(model, table)
         self.assertIn(model, [m["name"] for m in cli_json("models", "list", "--search", model)["models"]])
+        self.assertEqual(len(cli_json("models", "list", "--limit", "1")["models"]), 1)
         _, shown, _ = cli("models", "show", model)
         self.assertIn("a test model", shown)
         self.assertIn("team=vision", shown)

@@ -28,14 +28,10 @@ struct ListModels: ClientCommand {
     var limit = 1000
 
     func run(_ client: ModelKeepClient) async throws(ClientError) {
-        var models: [Model] = []
-        var token: String?
-        repeat {
-            let page = try await client.models(namespace: options.namespaceOption, search: search,
-                                               pageSize: min(1000, max(1, limit - models.count)), pageToken: token)
-            models += page.items
-            token = page.nextPageToken
-        } while token != nil && models.count < limit
+        let models = try await ModelKeepClient.collect(limit: limit) { (token) async throws(ClientError) in
+            try await client.models(namespace: options.namespaceOption, search: search, pageSize: min(1000, max(1, limit)),
+                                    pageToken: token)
+        }
         if options.json { return Output.json(["models": .array(models.map(\.json))]) }
         Output.table(["NAME", "NAMESPACE", "LATEST", "VERSIONS", "TAGS", "UPDATED"], models.map {
             [$0.name, $0.namespace, $0.latestVersion ?? "-", String($0.versionCount), Output.map($0.tags), $0.updatedAt]
@@ -116,13 +112,9 @@ struct ListVersions: ClientCommand {
 
     func run(_ client: ModelKeepClient) async throws(ClientError) {
         let found = try await client.resolveModel(model, namespace: options.namespace)
-        var versions: [ModelVersion] = []
-        var token: String?
-        repeat {
-            let page = try await client.versions(modelID: found.id, pageToken: token)
-            versions += page.items
-            token = page.nextPageToken
-        } while token != nil
+        let versions = try await ModelKeepClient.collect { (token) async throws(ClientError) in
+            try await client.versions(modelID: found.id, pageToken: token)
+        }
         if options.json { return Output.json(["versions": .array(versions.map(\.json))]) }
         Output.table(["VERSION", "STAGE", "TAGS", "FRAMEWORK", "CREATED"], versions.map {
             [$0.version, $0.stage, $0.uniqueTags.isEmpty ? "-" : $0.uniqueTags.joined(separator: ","), $0.framework ?? "-", $0.createdAt]

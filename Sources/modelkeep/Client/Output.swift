@@ -79,6 +79,11 @@ enum Output {
     static var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
 }
 
+extension Duration {
+    /// The duration in seconds, fractions included.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
 /// A progress bar redrawn in place on a terminal: bytes, rate and ETA.
 final class ProgressBar: Sendable {
     private struct State {
@@ -103,7 +108,7 @@ final class ProgressBar: Sendable {
             return true
         }
         guard draw else { return }
-        let elapsed = max(0.001, Double((now - started).components.attoseconds) / 1e18 + Double((now - started).components.seconds))
+        let elapsed = max(0.001, (now - started).seconds)
         let rate = Double(done) / elapsed
         let eta = rate > 0 ? Double(total - done) / rate : .infinity
         let fraction = total > 0 ? Double(done) / Double(total) : 1

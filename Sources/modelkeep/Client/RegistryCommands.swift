@@ -115,13 +115,9 @@ struct ShowMetrics: ClientCommand {
                 [$0.key, String($0.point.step), Self.text($0.point.value), $0.point.wallclock]
             })
         }
-        var points: [MetricPoint] = []
-        var token: String?
-        repeat {
-            let page = try await client.metricSeries(parent, key: key, pageToken: token)
-            points += page.items
-            token = page.nextPageToken
-        } while token != nil
+        let points = try await ModelKeepClient.collect { (token) async throws(ClientError) in
+            try await client.metricSeries(parent, key: key, pageToken: token)
+        }
         if options.json { return Output.json(["key": .string(key), "points": .array(points.map(\.json))]) }
         let numbers = points.compactMap(\.number)
         guard !points.isEmpty else { return Output.line("\(key): no points") }

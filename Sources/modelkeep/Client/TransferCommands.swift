@@ -89,7 +89,7 @@ struct Push: ClientCommand {
         }
         bar?.finish()
         for tag in tags { _ = try await client.setTag(modelID: model.id, tag: tag, version: target.version, move: true) }
-        let seconds = Double((ContinuousClock.now - started).components.seconds) + Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+        let seconds = (ContinuousClock.now - started).seconds
         let total = pushed.reduce(0) { $0 + $1.size }
         let sent = pushed.reduce(0) { $0 + $1.sent }
         if options.json {
