@@ -4,10 +4,11 @@ import Foundation
 import ModelKeepSync
 
 /// The SQLite database of a data directory: one writer connection, whose transactions are
-/// serialized by `writeLock`, and a pool of reader connections that read concurrently in WAL
+/// serialized and committed in groups (see `write`), and a pool of reader connections that read concurrently in WAL
 /// mode (https://sqlite.org/wal.html).
 ///
-/// `@unchecked Sendable`: the writer is only touched under `writeLock`, and each reader is
+/// `@unchecked Sendable`: the writer is only touched by the one caller that holds it (see
+/// `acquireWriter`), and each reader is
 /// handed to one caller at a time through `idleReaders` (guarded by its own lock) and the
 /// `readerSlots` semaphore.
 public final class Database: @unchecked Sendable {
@@ -19,6 +20,8 @@ public final class Database: @unchecked Sendable {
         public var maxReaders: Int = 8
         /// `FULL` syncs the WAL on every commit; `NORMAL` syncs at checkpoints only.
         public var synchronousFull: Bool = true
+        /// The most write transactions one COMMIT may carry (see `write`); 1 commits each alone.
+        public var maxGroupCommit: Int = 16
 
         public init() {}
     }
@@ -26,7 +29,7 @@ public final class Database: @unchecked Sendable {
     public let path: String
     private let options: Options
     private let writer: SQLiteConnection
-    private let writeLock = Locked(())
+    private let writerState = Locked(WriterState())
     private let idleReaders = Locked<[SQLiteConnection]>([])
     private let readerSlots: DispatchSemaphore
 
@@ -53,26 +56,147 @@ public final class Database: @unchecked Sendable {
             """)
     }
 
-    /// Runs `body` in a `BEGIN IMMEDIATE` transaction on the writer: committed when it returns,
-    /// rolled back when it throws. Writers are serialized; readers are not blocked (WAL).
+    /// Runs `body` in a write transaction on the writer and returns once that transaction is
+    /// durably committed; when `body` throws, none of its changes are kept. Writers are
+    /// serialized, first come first served; readers are not blocked (WAL).
+    ///
+    /// Group commit: with `synchronous = FULL` every COMMIT waits for an fsync of the WAL, which
+    /// costs more than most writes' work. So while other writers wait their turn, a writer that
+    /// has run its body leaves the transaction open and hands the connection on; the last writer
+    /// of the group (no one waiting, or `maxGroupCommit` bodies in it) commits for all of them,
+    /// one fsync, and wakes the rest. Each body runs inside its own SAVEPOINT, so a body that
+    /// throws rolls back its own changes only. No caller returns before its changes are
+    /// committed, and if the COMMIT fails (disk full, I/O error) every caller in the group gets
+    /// the error and nothing of the group is kept.
     @discardableResult
     public func write<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        try writeLock.withLock { _ in
+        acquireWriter()
+        var released = false
+        defer { if !released { releaseWriter() } }
+        let group: CommitGroup
+        if let open = writerState.withLock({ $0.openGroup }) {
+            group = open
+        } else {
             try writer.execute("BEGIN IMMEDIATE")
+            group = CommitGroup()
+            writerState.withLock { $0.openGroup = group }
+        }
+
+        let outcome: Result<T, any Error>
+        do {
+            try writer.execute("SAVEPOINT write_body")
             do {
-                let result = try body(writer)
-                try writer.execute("COMMIT")
-                return result
+                let value = try body(writer)
+                try writer.execute("RELEASE write_body")
+                outcome = .success(value)
             } catch {
-                if writer.isInTransaction { try? writer.execute("ROLLBACK") }
+                if writer.isInTransaction {
+                    try? writer.execute("ROLLBACK TO write_body")
+                    try? writer.execute("RELEASE write_body")
+                }
                 throw error
             }
+        } catch {
+            outcome = .failure(error)
         }
+        guard writer.isInTransaction else {
+            // Some failures (disk full, I/O errors) make SQLite roll back the whole transaction:
+            // then the group's earlier bodies are gone too, and their writers must hear so.
+            let failure = outcome.failureValue ?? SQLiteError(extendedCode: SQLITE_ERROR, message: "the write transaction ended early", sql: nil)
+            finish(group, with: .failure(failure))
+            throw failure
+        }
+
+        // A body that threw has nothing to wait for, but the group still needs a committer.
+        let member = outcome.failureValue == nil ? group.join() : nil
+        let handOff: Bool = writerState.withLock { state in
+            guard !state.queue.isEmpty, group.size < options.maxGroupCommit else {
+                state.openGroup = nil
+                return false
+            }
+            return true
+        }
+        if handOff {
+            // The next writer carries the transaction on; someone in the group will commit it.
+            released = true
+            releaseWriter()
+            member?.wait()
+        } else {
+            do {
+                try writer.execute("COMMIT")
+                finish(group, with: .success(()))
+            } catch {
+                if writer.isInTransaction { try? writer.execute("ROLLBACK") }
+                finish(group, with: .failure(error))
+            }
+        }
+        let value = try outcome.get()
+        try group.outcome.get()
+        return value
     }
 
-    /// Runs `body` on the writer outside any transaction (migrations manage their own).
+    /// Runs `body` on the writer outside any transaction (migrations, checkpoints and backups),
+    /// after committing a group left open by writers.
     public func withWriter<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        try writeLock.withLock { _ in try body(writer) }
+        acquireWriter()
+        defer { releaseWriter() }
+        try commitOpenGroup()
+        return try body(writer)
+    }
+
+    // MARK: The writer's queue and commit groups
+
+    /// Takes the writer connection, waiting in line behind earlier callers.
+    private func acquireWriter() {
+        let turn: DispatchSemaphore? = writerState.withLock { state in
+            guard state.busy else {
+                state.busy = true
+                return nil
+            }
+            let turn = DispatchSemaphore(value: 0)
+            state.queue.append(turn)
+            return turn
+        }
+        turn?.wait()
+    }
+
+    /// Hands the writer to the next caller in line, or marks it free.
+    private func releaseWriter() {
+        let next: DispatchSemaphore? = writerState.withLock { state in
+            guard !state.queue.isEmpty else {
+                state.busy = false
+                return nil
+            }
+            return state.queue.removeFirst()
+        }
+        next?.signal()
+    }
+
+    /// Ends the open group with `outcome` (the caller holds the writer).
+    private func finish(_ group: CommitGroup, with outcome: Result<Void, any Error>) {
+        let committed = outcome.failureValue == nil && group.size > 0
+        writerState.withLock { state in
+            if state.openGroup === group { state.openGroup = nil }
+            if committed { state.commits += 1 }
+        }
+        group.finish(outcome)
+    }
+
+    /// How many commits carried at least one write since the database was opened (with group
+    /// commit, fewer than the writes under concurrency).
+    public var commitCount: Int { writerState.withLock { $0.commits } }
+
+    /// Commits a group that a writer left open (the caller holds the writer).
+    private func commitOpenGroup() throws {
+        guard let group = writerState.withLock({ $0.openGroup }) else { return }
+        do {
+            try writer.execute("COMMIT")
+            finish(group, with: .success(()))
+        } catch {
+            if writer.isInTransaction { try? writer.execute("ROLLBACK") }
+            finish(group, with: .failure(error))
+            throw error
+        }
     }
 
     /// Runs `body` on a reader connection inside a read transaction, so every query it makes
@@ -103,5 +227,50 @@ public final class Database: @unchecked Sendable {
     /// Writes the WAL back into the main file and truncates it, for a clean shutdown.
     public func checkpoint() throws {
         try withWriter { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+}
+
+/// Who holds the writer, who waits for it (first in, first served), and the group of writes
+/// whose transaction is open but not yet committed.
+private struct WriterState {
+    var busy = false
+    var queue: [DispatchSemaphore] = []
+    var openGroup: CommitGroup?
+    var commits = 0
+}
+
+/// Writes sharing one transaction: each member waits until the group's COMMIT has an outcome.
+/// `@unchecked Sendable`: its fields are read and written under `lock`.
+private final class CommitGroup: @unchecked Sendable {
+    private let lock = Locked<(members: [DispatchSemaphore], outcome: Result<Void, any Error>?)>((members: [], outcome: nil))
+
+    /// How many bodies have joined.
+    var size: Int { lock.withLock { $0.members.count } }
+
+    /// The COMMIT's outcome, once `finish` has run.
+    var outcome: Result<Void, any Error> {
+        lock.withLock { $0.outcome } ?? .failure(SQLiteError(extendedCode: SQLITE_ERROR, message: "write group ended without an outcome", sql: nil))
+    }
+
+    /// Adds a member; its semaphore is signalled when the group finishes.
+    func join() -> DispatchSemaphore {
+        let member = DispatchSemaphore(value: 0)
+        lock.withLock { $0.members.append(member) }
+        return member
+    }
+
+    func finish(_ outcome: Result<Void, any Error>) {
+        let members: [DispatchSemaphore] = lock.withLock {
+            $0.outcome = outcome
+            return $0.members
+        }
+        for member in members { member.signal() }
+    }
+}
+
+private extension Result {
+    var failureValue: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
     }
 }

@@ -27,6 +27,7 @@ struct Settings: Sendable {
     var databaseBusyTimeoutMilliseconds = 5000
     var databaseReaders = 8
     var databaseSynchronous = "full"
+    var databaseGroupCommit = 16
     var maxMetadataValueBytes = 64 * 1024
     var maxMetricPointsPerRequest = 10_000
     var maxJSONDepth = 64
@@ -87,6 +88,7 @@ struct Settings: Sendable {
             guard ["full", "normal"].contains($1.lowercased()) else { throw SettingsError(key: "db_synchronous", message: "must be full or normal") }
             $0.databaseSynchronous = $1.lowercased()
         },
+        Spec(key: "db_group_commit", help: "Most concurrent writes one commit (one fsync) may carry; 1 commits each write alone.") { $0.databaseGroupCommit = try int($1, "db_group_commit", 1...1024) },
         Spec(key: "max_metadata_value_bytes", help: "Largest metadata value as JSON text (413 beyond).") { $0.maxMetadataValueBytes = try int($1, "max_metadata_value_bytes", 1...(1 << 26)) },
         Spec(key: "max_json_depth", help: "Deepest nesting of arrays and objects in a JSON body (400 beyond).") { $0.maxJSONDepth = try int($1, "max_json_depth", 1...10_000) },
         Spec(key: "max_tags_per_request", help: "Most unique tags one version creation may give (400 beyond).") { $0.maxTagsPerRequest = try int($1, "max_tags_per_request", 1...10_000) },
@@ -192,6 +194,7 @@ struct Settings: Sendable {
         o.busyTimeoutMilliseconds = Int32(databaseBusyTimeoutMilliseconds)
         o.maxReaders = databaseReaders
         o.synchronousFull = databaseSynchronous == "full"
+        o.maxGroupCommit = databaseGroupCommit
         return o
     }
 

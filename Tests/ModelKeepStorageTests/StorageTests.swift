@@ -74,6 +74,116 @@ struct StorageTests {
         #expect(!countWentDown.withLock { $0 })
     }
 
+    /// Runs each body on a thread of its own and waits (at most 60 s) until all have finished.
+    @discardableResult
+    func onThreads(_ bodies: [@Sendable () -> Void]) -> Bool {
+        let finished = DispatchSemaphore(value: 0)
+        for body in bodies {
+            Thread { body(); finished.signal() }.start()
+        }
+        let deadline = DispatchTime.now() + 60
+        return bodies.allSatisfy { _ in finished.wait(timeout: deadline) == .success }
+    }
+
+    /// Concurrent writers whose bodies take a while, some of which throw. Returns the database
+    /// and how many writes succeeded; every write is checked, right after it returns, to be
+    /// visible to a reader (so none is acknowledged before its group commits).
+    func contendedWrites(maxGroupCommit: Int, _ dir: TemporaryDirectory) throws -> (Database, successes: Int) {
+        var options = Database.Options()
+        options.maxGroupCommit = maxGroupCommit
+        let db = try openDatabase(dir, options: options)
+        try db.write { try $0.execute("CREATE TABLE t (writer INTEGER, n INTEGER, PRIMARY KEY (writer, n))") }
+        struct Boom: Error {}
+        let problems = Mutex<[String]>([])
+        let successes = Mutex(0)
+        // Real threads, not Dispatch's pool: that runs about one block per core, too few to queue.
+        let finished = onThreads((0..<12).map { worker in { @Sendable in
+            for n in 0..<25 {
+                let fails = (worker + n) % 7 == 3
+                do {
+                    try db.write { c in
+                        try c.run("INSERT INTO t VALUES (?, ?)", [.integer(Int64(worker)), .integer(Int64(n))])
+                        usleep(300)
+                        if fails { throw Boom() }
+                    }
+                    if fails { problems.withLock { $0.append("\(worker)/\(n) should have failed") } }
+                    successes.withLock { $0 += 1 }
+                    let seen = try db.read { try $0.scalar("SELECT count(*) FROM t WHERE writer = ? AND n = ?", [.integer(Int64(worker)), .integer(Int64(n))]) }
+                    if seen != .integer(1) { problems.withLock { $0.append("\(worker)/\(n) acknowledged but not visible") } }
+                } catch is Boom {
+                    if !fails { problems.withLock { $0.append("\(worker)/\(n) failed with another write's error") } }
+                } catch {
+                    problems.withLock { $0.append("\(worker)/\(n): \(error)") }
+                }
+            }
+        } })
+        #expect(finished)
+        #expect(problems.withLock { $0 } == [])
+        let expected = (0..<12).reduce(0) { sum, worker in sum + (0..<25).filter { (worker + $0) % 7 != 3 }.count }
+        #expect(successes.withLock { $0 } == expected)
+        #expect(try db.read { try $0.scalar("SELECT count(*) FROM t") } == .integer(Int64(expected)))
+        // No row of a body that threw is kept, though it shared a transaction with others.
+        let kept = try db.read { c in try c.query("SELECT writer, n FROM t") { ($0.int(0), $0.int(1)) } }
+        #expect(kept.allSatisfy { ($0.0 + $0.1) % 7 != 3 })
+        return (db, successes.withLock { $0 })
+    }
+
+    @Test("concurrent writes share commits, and each returns only once committed")
+    func groupCommit() throws {
+        let dir = TemporaryDirectory()
+        let before = 1  // the CREATE TABLE
+        let (db, successes) = try contendedWrites(maxGroupCommit: 16, dir)
+        // 12 writers queue behind 300 µs bodies: groups form.
+        #expect(db.commitCount - before < successes / 2)
+    }
+
+    @Test("with a group size of 1 every write commits alone")
+    func groupCommitOff() throws {
+        let dir = TemporaryDirectory()
+        let (db, successes) = try contendedWrites(maxGroupCommit: 1, dir)
+        #expect(db.commitCount == successes + 1)
+    }
+
+    @Test("a write that ends the whole transaction fails the writes grouped with it, and keeps nothing")
+    func groupFailure() throws {
+        let dir = TemporaryDirectory()
+        let db = try openDatabase(dir)
+        try db.write { try $0.execute("CREATE TABLE t (x INTEGER)") }
+        struct Boom: Error {}
+        let firstInside = DispatchSemaphore(value: 0)
+        let outcomes = Mutex<[String: String]>([:])
+        let first: @Sendable () -> Void = {
+            do {
+                try db.write { c in
+                    try c.run("INSERT INTO t VALUES (1)")
+                    firstInside.signal()
+                    usleep(100_000)  // meanwhile the second writer queues for the connection
+                }
+                outcomes.withLock { $0["first"] = "ok" }
+            } catch {
+                outcomes.withLock { $0["first"] = "\(type(of: error))" }
+            }
+        }
+        let second: @Sendable () -> Void = {
+            firstInside.wait()
+            do {
+                try db.write { c in
+                    try c.run("INSERT INTO t VALUES (2)")
+                    try c.execute("ROLLBACK")  // what SQLite does itself on a full disk or an I/O error
+                    throw Boom()
+                }
+                outcomes.withLock { $0["second"] = "ok" }
+            } catch {
+                outcomes.withLock { $0["second"] = "\(type(of: error))" }
+            }
+        }
+        #expect(onThreads([first, second]))
+        #expect(outcomes.withLock { $0 } == ["first": "Boom", "second": "Boom"])
+        #expect(try db.read { try $0.scalar("SELECT count(*) FROM t") } == .integer(0))
+        try db.write { try $0.run("INSERT INTO t VALUES (3)") }
+        #expect(try db.read { try $0.scalar("SELECT count(*) FROM t") } == .integer(1))
+    }
+
     @Test("a unique violation is recognizable, with SQL but no bound values in the error")
     func uniqueViolation() throws {
         let dir = TemporaryDirectory()
