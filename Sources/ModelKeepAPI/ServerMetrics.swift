@@ -16,6 +16,13 @@ public final class ServerMetrics: HTTPObserver, Sendable {
     /// Counting the store's chunks reads every manifest row; a scrape reuses a count for this long.
     let storeCountSeconds: Double
     private let storeCache = Locked<(at: Date, counts: StoreCounts)?>(nil)
+    /// The per-request series by route, method and status, made once: asking the registry for
+    /// them on every request built their label keys each time.
+    private let requestSeries = Locked<[RequestKey: (count: Counter, duration: DurationHistogram)]>([:])
+
+    private struct RequestKey: Hashable {
+        let route: String, method: String, status: Int
+    }
 
     static let durationBuckets: [Duration] = [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
                                               .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
@@ -48,13 +55,22 @@ public final class ServerMetrics: HTTPObserver, Sendable {
     public func requestServed(method: String, route: String, status: Int, bytesIn: Int64, bytesOut: Int64, seconds: Double) {
         // Labels stay bounded: route patterns, not paths; unknown methods folded together.
         let method = Self.methods.contains(method) ? method : "other"
-        collectors.makeCounter(descriptor: MetricNameDescriptor(metricName: "modelkeep_http_requests_total",
-                                                               helpText: "Requests answered, by route pattern, method and status."),
-                               labels: [("route", route), ("method", method), ("status", String(status))]).increment()
-        collectors.makeDurationHistogram(descriptor: MetricNameDescriptor(metricName: "modelkeep_http_request_duration_seconds",
-                                                                         helpText: "Time from a request's head to its last byte sent, by route pattern."),
-                                         labels: [("route", route)], buckets: Self.durationBuckets)
-            .record(.nanoseconds(Int64(seconds * 1e9)))
+        let key = RequestKey(route: route, method: method, status: status)
+        let series = requestSeries.withLock { cache in
+            if let series = cache[key] { return series }
+            let series = (
+                count: collectors.makeCounter(descriptor: MetricNameDescriptor(metricName: "modelkeep_http_requests_total",
+                                                                             helpText: "Requests answered, by route pattern, method and status."),
+                                              labels: [("route", route), ("method", method), ("status", String(status))]),
+                duration: collectors.makeDurationHistogram(
+                    descriptor: MetricNameDescriptor(metricName: "modelkeep_http_request_duration_seconds",
+                                                     helpText: "Time from a request's head to its last byte sent, by route pattern."),
+                    labels: [("route", route)], buckets: Self.durationBuckets))
+            cache[key] = series
+            return series
+        }
+        series.count.increment()
+        series.duration.record(.nanoseconds(Int64(seconds * 1e9)))
         if bytesIn > 0 { self.bytesIn.increment(by: bytesIn) }
         if bytesOut > 0 { self.bytesOut.increment(by: bytesOut) }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One client connection, served on its own thread: read a request head, run the route,
 /// write the response, repeat while keep-alive holds. Pipelined requests are answered in
@@ -267,16 +268,14 @@ final class HTTPConnection {
     }
 
     /// The head with an `X-Request-Id`: the client's when it sent a usable one (1-128 visible
-    /// ASCII characters), a fresh random one otherwise. Handlers, logs and the response carry it.
+    /// ASCII characters), a fresh one otherwise. Handlers, logs and the response carry it.
     static func withRequestID(_ head: HTTPRequestHead) -> HTTPRequestHead {
         if let sent = head.headers["X-Request-Id"], (1...128).contains(sent.utf8.count),
            sent.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
             return head
         }
         var head = head
-        var generator = SystemRandomNumberGenerator()
-        head.headers.set("X-Request-Id", String(generator.next(), radix: 16, uppercase: false).leftPadded(to: 16)
-                                         + String(generator.next(), radix: 16, uppercase: false).leftPadded(to: 16))
+        head.headers.set("X-Request-Id", RequestIDs.next())
         return head
     }
 
@@ -326,5 +325,21 @@ extension BodyFraming {
 extension String {
     func leftPadded(to length: Int) -> String {
         count >= length ? self : String(repeating: "0", count: length - count) + self
+    }
+}
+
+/// Fresh request ids: 16 hex digits drawn at random once per process, then a counter, so ids
+/// are unique across restarts and within a process without a random draw (a getrandom system
+/// call) per request.
+enum RequestIDs {
+    private static let prefix: String = {
+        var generator = SystemRandomNumberGenerator()
+        return String(generator.next(), radix: 16, uppercase: false).leftPadded(to: 16)
+    }()
+    private static let counter = Atomic<UInt64>(0)
+
+    static func next() -> String {
+        let n = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        return prefix + String(n, radix: 16, uppercase: false).leftPadded(to: 16)
     }
 }

@@ -17,7 +17,9 @@ public struct RouterBuilder {
     }
 }
 
-struct Route: Sendable {
+/// A class, not a struct: the router walks many routes per request, and a class is one retain
+/// where a struct of strings, arrays and a closure was five.
+final class Route: Sendable {
     enum Segment: Sendable, Equatable {
         case literal(String)
         case parameter(String)
@@ -29,6 +31,34 @@ struct Route: Sendable {
     let segments: [Segment]
     let bodyMode: BodyMode
     let handler: HTTPHandler
+    /// Literal segments outrank parameters, which outrank a rest segment, so
+    /// `/models/search` wins over `/models/{id}` whatever the registration order.
+    let specificity: [Int]
+    /// The leading literal segments, at most `Router.indexDepth` of them: the router's index key.
+    let literalPrefix: [String]
+    /// Whether the route ends in `{name...}` and so matches paths of any greater length.
+    let takesRest: Bool
+
+    init(method: String, pattern: String, segments: [Segment], bodyMode: BodyMode, handler: @escaping HTTPHandler) {
+        self.method = method
+        self.pattern = pattern
+        self.segments = segments
+        self.bodyMode = bodyMode
+        self.handler = handler
+        specificity = segments.map {
+            switch $0 {
+            case .literal: 2
+            case .parameter: 1
+            case .rest: 0
+            }
+        }
+        var prefix: [String] = []
+        for case .literal(let literal) in segments.prefix(while: { if case .literal = $0 { true } else { false } }).prefix(Router.indexDepth) {
+            prefix.append(literal)
+        }
+        literalPrefix = prefix
+        if case .rest = segments.last { takesRest = true } else { takesRest = false }
+    }
 
     static func parse(_ pattern: String) -> [Segment] {
         precondition(pattern.hasPrefix("/"), "route patterns start with /: \(pattern)")
@@ -64,36 +94,35 @@ struct Route: Sendable {
         return path.count == segments.count ? parameters : nil
     }
 
-    /// Literal segments outrank parameters, which outrank a rest segment, so
-    /// `/models/search` wins over `/models/{id}` whatever the registration order.
-    var specificity: [Int] {
-        segments.map {
-            switch $0 {
-            case .literal: 2
-            case .parameter: 1
-            case .rest: 0
-            }
-        }
-    }
 }
 
 /// An immutable table of routes. Unknown paths are 404; a known path with another method is
 /// 405 with `Allow`; `HEAD` is answered by the `GET` route.
 public struct Router: HTTPResponder {
+    /// How many leading literal segments index the routes: `/api/v1/models/{id}` sits under
+    /// `api/v1/models`, so a request is matched against the few routes sharing its first
+    /// segments (and the shorter prefixes'), not against every route under `/api`.
+    static let indexDepth = 3
+
     private let routes: [Route]
-    private let byFirstSegment: [String: [Route]]
+    /// Routes by their literal prefix, then by their segment count (`rest` for routes ending in
+    /// `{name...}`, which match longer paths too).
+    private let index: [IndexKey: [Route]]
     private let renderError: @Sendable (any Error, HTTPRequestHead?) -> HTTPResponse
 
+    private struct IndexKey: Hashable {
+        let prefix: [String]
+        let length: Int  // the route's segment count; -1 for routes taking the rest of the path
+    }
+
     fileprivate init(routes: [Route], renderError: @escaping @Sendable (any Error, HTTPRequestHead?) -> HTTPResponse) {
-        let ordered = routes.sorted { $1.specificity.lexicographicallyPrecedes($0.specificity) }
-        self.routes = ordered
+        self.routes = routes
         self.renderError = renderError
-        var index: [String: [Route]] = [:]
-        for route in ordered {
-            let key: String = if case .literal(let l) = route.segments.first { l } else { "" }
-            index[key, default: []].append(route)
+        var index: [IndexKey: [Route]] = [:]
+        for route in routes {
+            index[IndexKey(prefix: route.literalPrefix, length: route.takesRest ? -1 : route.segments.count), default: []].append(route)
         }
-        self.byFirstSegment = index
+        self.index = index
     }
 
     /// Every route as (method, pattern), in registration-independent order: what /openapi.json must cover.
@@ -112,8 +141,14 @@ public struct Router: HTTPResponder {
         return segments
     }
 
-    private func candidates(for path: [String]) -> [Route] {
-        (byFirstSegment[path.first ?? ""] ?? []) + (byFirstSegment[""] ?? [])
+    /// Calls `body` with each list of routes that could match `path`: those whose literal prefix
+    /// is a prefix of the path and whose length fits it.
+    private func forEachCandidateList(_ path: [String], _ body: ([Route]) -> Void) {
+        for depth in 0...min(Self.indexDepth, path.count) {
+            let prefix = Array(path.prefix(depth))
+            if let routes = index[IndexKey(prefix: prefix, length: path.count)] { body(routes) }
+            if let routes = index[IndexKey(prefix: prefix, length: -1)] { body(routes) }
+        }
     }
 
     public func prepare(_ head: HTTPRequestHead) -> PreparedRequest {
@@ -127,14 +162,23 @@ public struct Router: HTTPResponder {
             return failing(error, head: head)
         }
         let method = head.method == "HEAD" ? "GET" : head.method
-        var allowed: Set<String> = []
         // Only the most specific shape that matches counts: `/chunks/missing` is that literal
         // route's path, not also a `/chunks/{sha256}` (whose methods it must not advertise).
         var best: [Int]?
-        for route in candidates(for: path) {
-            guard let parameters = route.match(path) else { continue }
-            if let best, route.specificity != best { continue }
-            best = route.specificity
+        var matches: [(route: Route, parameters: [String: String])] = []
+        forEachCandidateList(path) { routes in
+            for route in routes {
+                if let best, route.specificity.lexicographicallyPrecedes(best) { continue }
+                guard let parameters = route.match(path) else { continue }
+                if best != route.specificity {
+                    best = route.specificity
+                    matches.removeAll(keepingCapacity: true)
+                }
+                matches.append((route, parameters))
+            }
+        }
+        var allowed: Set<String> = []
+        for (route, parameters) in matches {
             guard route.method == method else {
                 allowed.insert(route.method)
                 continue

@@ -77,22 +77,22 @@ public final class Database: @unchecked Sendable {
         if let open = writerState.withLock({ $0.openGroup }) {
             group = open
         } else {
-            try writer.execute("BEGIN IMMEDIATE")
+            try writer.run("BEGIN IMMEDIATE")
             group = CommitGroup()
             writerState.withLock { $0.openGroup = group }
         }
 
         let outcome: Result<T, any Error>
         do {
-            try writer.execute("SAVEPOINT write_body")
+            try writer.run("SAVEPOINT write_body")
             do {
                 let value = try body(writer)
-                try writer.execute("RELEASE write_body")
+                try writer.run("RELEASE write_body")
                 outcome = .success(value)
             } catch {
                 if writer.isInTransaction {
-                    try? writer.execute("ROLLBACK TO write_body")
-                    try? writer.execute("RELEASE write_body")
+                    _ = try? writer.run("ROLLBACK TO write_body")
+                    _ = try? writer.run("RELEASE write_body")
                 }
                 throw error
             }
@@ -123,10 +123,10 @@ public final class Database: @unchecked Sendable {
             member?.wait()
         } else {
             do {
-                try writer.execute("COMMIT")
+                try writer.run("COMMIT")
                 finish(group, with: .success(()))
             } catch {
-                if writer.isInTransaction { try? writer.execute("ROLLBACK") }
+                if writer.isInTransaction { _ = try? writer.run("ROLLBACK") }
                 finish(group, with: .failure(error))
             }
         }
@@ -190,10 +190,10 @@ public final class Database: @unchecked Sendable {
     private func commitOpenGroup() throws {
         guard let group = writerState.withLock({ $0.openGroup }) else { return }
         do {
-            try writer.execute("COMMIT")
+            try writer.run("COMMIT")
             finish(group, with: .success(()))
         } catch {
-            if writer.isInTransaction { try? writer.execute("ROLLBACK") }
+            if writer.isInTransaction { _ = try? writer.run("ROLLBACK") }
             finish(group, with: .failure(error))
             throw error
         }
@@ -206,8 +206,8 @@ public final class Database: @unchecked Sendable {
         defer { readerSlots.signal() }
         let connection = try checkoutReader()
         defer { idleReaders.withLock { $0.append(connection) } }
-        try connection.execute("BEGIN DEFERRED")
-        defer { if connection.isInTransaction { try? connection.execute("COMMIT") } }
+        try connection.run("BEGIN DEFERRED")
+        defer { if connection.isInTransaction { _ = try? connection.run("COMMIT") } }
         return try body(connection)
     }
 

@@ -290,7 +290,8 @@ def to_ms(value, unit):
 
 def wrk(target, op, connections, seconds):
     method, path, body = target.ops[op]
-    env = dict(os.environ, BENCH_METHOD=method, BENCH_PATH=path, BENCH_BODY=body or "", BENCH_RUN=uuid.uuid4().hex[:8])
+    env = dict(os.environ, BENCH_METHOD=method, BENCH_PATH=path, BENCH_BODY=body or "", BENCH_RUN=uuid.uuid4().hex[:8],
+               **getattr(target, "env", {}))
     threads = min(2, connections)
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
                           "--timeout", "10s", "-s", LUA, target.server.base], env=env, capture_output=True, text=True,

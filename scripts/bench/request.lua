@@ -1,13 +1,19 @@
--- One request shape for wrk, from the environment (scripts/bench/compare sets these):
+-- One request shape for wrk, from the environment (scripts/bench/compare and scale set these):
 --   BENCH_METHOD  GET, POST, PUT, ...
 --   BENCH_PATH    the path and query
---   BENCH_BODY    the body, if any; "{n}" becomes a name unique to this run, thread and request,
---                 "{r3}" a random 1, 2 or 3 (which version a tag moves to)
+--   BENCH_BODY    the body, if any
 --   BENCH_RUN     a token unique to this invocation, so names never repeat across runs
+--   BENCH_PICKS   optional: a file of lines "MODEL_ID NAME"; each request picks one at random
+--   BENCH_MAX_VERSION  optional: the highest version number "{vnum}" may pick (default 3)
+-- In the path and body, "{n}" becomes a name unique to this run, thread and request, "{r3}" a
+-- random 1, 2 or 3 (which version a tag moves to), "{model}" and "{name}" a random line's model
+-- id and name from BENCH_PICKS, "{vnum}" a random version number.
 local method = os.getenv("BENCH_METHOD") or "GET"
 local path = os.getenv("BENCH_PATH") or "/"
 local body = os.getenv("BENCH_BODY")
 local run = os.getenv("BENCH_RUN") or tostring(os.time())
+local picks_file = os.getenv("BENCH_PICKS")
+local max_version = tonumber(os.getenv("BENCH_MAX_VERSION") or "3")
 local headers = {}
 if body and body ~= "" then
   headers["Content-Type"] = "application/json"
@@ -23,17 +29,30 @@ end
 
 local counter = 0
 local prefix
+local picks = {}
 function init(args)
   prefix = run .. "-" .. tostring(thread_id or 0)
   math.randomseed(os.time() + (thread_id or 0))
+  if picks_file and picks_file ~= "" then
+    for line in io.lines(picks_file) do
+      local id, name = line:match("^(%S+)%s+(%S+)$")
+      if id then picks[#picks + 1] = {id, name} end
+    end
+  end
+end
+
+local function fill(text)
+  text = text:gsub("{n}", prefix .. "-" .. counter):gsub("{r3}", tostring(math.random(1, 3)))
+  if #picks > 0 then
+    local pick = picks[math.random(1, #picks)]
+    text = text:gsub("{model}", pick[1]):gsub("{name}", pick[2])
+  end
+  return (text:gsub("{vnum}", tostring(math.random(1, max_version))))
 end
 
 function request()
   counter = counter + 1
   local b = body
-  if b then
-    b = b:gsub("{n}", prefix .. "-" .. counter):gsub("{r3}", tostring(math.random(1, 3)))
-  end
-  local p = path:gsub("{n}", prefix .. "-" .. counter)
-  return wrk.format(method, p, headers, b)
+  if b then b = fill(b) end
+  return wrk.format(method, fill(path), headers, b)
 end
