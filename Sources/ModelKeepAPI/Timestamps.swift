@@ -7,12 +7,43 @@ enum Timestamps {
         let millis = Int(milliseconds - Int64(seconds) * 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ n: Int32, _ width: Int) -> String {
+        let year = Int(parts.tm_year) + 1900
+        guard (0...9999).contains(year) else { return wideYear(parts, year: year, millis: millis) }
+        // Written as ASCII into one buffer: a metric page renders a thousand of these.
+        return String(unsafeUninitializedCapacity: 24) { out in
+            func put(_ value: Int, _ width: Int, at start: Int) {
+                var value = value
+                for i in stride(from: start + width - 1, through: start, by: -1) {
+                    out[i] = UInt8(truncatingIfNeeded: 0x30 + value % 10)
+                    value /= 10
+                }
+            }
+            put(year, 4, at: 0)
+            out[4] = 0x2D
+            put(Int(parts.tm_mon) + 1, 2, at: 5)
+            out[7] = 0x2D
+            put(Int(parts.tm_mday), 2, at: 8)
+            out[10] = 0x54
+            put(Int(parts.tm_hour), 2, at: 11)
+            out[13] = 0x3A
+            put(Int(parts.tm_min), 2, at: 14)
+            out[16] = 0x3A
+            put(Int(parts.tm_sec), 2, at: 17)
+            out[19] = 0x2E
+            put(millis, 3, at: 20)
+            out[23] = 0x5A
+            return 24
+        }
+    }
+
+    /// A year outside 0...9999 (a client's odd wallclock), digit by digit as it is.
+    private static func wideYear(_ parts: tm, year: Int, millis: Int) -> String {
+        func pad(_ n: Int, _ width: Int) -> String {
             let s = String(n)
             return String(repeating: "0", count: max(0, width - s.count)) + s
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+        return "\(pad(year, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))T"
+            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2)).\(pad(millis, 3))Z"
     }
 }
 

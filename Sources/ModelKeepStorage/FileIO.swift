@@ -21,7 +21,8 @@ enum FileIO {
     static func fail(_ call: String, _ path: String) -> FileIOError { FileIOError(call: call, path: path, code: errno) }
 
     /// Creates a new file (failing if it exists) and writes all of `bytes`, then fsyncs it
-    /// unless `sync` is false (the caller makes it durable later, with `syncFilesystem`).
+    /// unless `sync` is false (the caller makes it durable later, with `syncFilesystem`; the
+    /// disk is asked to start on it now, so that later sync has less to wait for).
     static func writeNewFile(_ path: String, _ bytes: UnsafeRawBufferPointer, sync: Bool = true) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw fail("open", path) }
@@ -37,7 +38,11 @@ enum FileIO {
             }
             offset += n
         }
-        guard !sync || fsync(fd) == 0 else {
+        guard sync else {
+            _ = modelkeep_start_writeback(fd)  // a hint: its failure changes nothing durable
+            return
+        }
+        guard fsync(fd) == 0 else {
             let error = fail("fsync", path)
             unlink(path)
             throw error
