@@ -128,15 +128,24 @@ extension ModelRegistry {
     public func latestVersionsByStage(modelID: String, stages: [Stage] = []) throws(RegistryError) -> [Version] {
         try reading { db in
             try Self.requireLiveModel(id: modelID, db)
-            let versions = try db.query("""
-                SELECT \(Self.versionColumns) FROM (
-                    SELECT *, row_number() OVER (PARTITION BY stage ORDER BY version_order < '~' DESC, version_order DESC) AS rank
-                    FROM versions WHERE model_id = ? AND deleted_at IS NULL) v
-                WHERE v.rank = 1
-                """, [.text(modelID)], Self.version(from:))
-            let order = Stage.allCases
-            return versions.filter { stages.isEmpty || stages.contains($0.stage) }
-                .sorted { order.firstIndex(of: $0.stage)! < order.firstIndex(of: $1.stage)! }
+            // Per stage, the highest version_order below '~' (numbered versions), else the
+            // highest of the rest: one index probe each, where ranking every version with a
+            // window function cost a sort of the model's whole history per call.
+            var found: [Version] = []
+            for stage in Stage.allCases where stages.isEmpty || stages.contains(stage) {
+                for range in ["v.version_order < '~'", "v.version_order >= '~'"] {
+                    let latest = try db.queryFirst("""
+                        SELECT \(Self.versionColumns) FROM versions v
+                        WHERE v.model_id = ? AND v.stage = ? AND v.deleted_at IS NULL AND \(range)
+                        ORDER BY v.version_order DESC LIMIT 1
+                        """, [.text(modelID), .text(stage.rawValue)], Self.version(from:))
+                    if let latest {
+                        found.append(latest)
+                        break
+                    }
+                }
+            }
+            return found
         }
     }
 
