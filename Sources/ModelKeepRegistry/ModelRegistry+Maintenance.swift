@@ -55,9 +55,10 @@ extension ModelRegistry {
     }
 
     /// Re-hashes every chunk, checks every manifest's chunks exist and add up to its size
-    /// (`full`: and to its whole-file SHA-256), and that every chunk has a referrer. With
-    /// `repair`, corrupt chunks move to quarantine/ and the artifacts using them are marked
-    /// corrupt; nothing is deleted.
+    /// (`full`: and to its whole-file SHA-256), that every chunk has a referrer, and that each
+    /// model's recorded live version count is true. With `repair`, corrupt chunks move to
+    /// quarantine/, the artifacts using them are marked corrupt and counts are recounted;
+    /// nothing is deleted.
     public func fsck(full: Bool, repair: Bool) throws(RegistryError) -> FsckReport {
         let store = try requireStore()
         var report = FsckReport()
@@ -118,6 +119,25 @@ extension ModelRegistry {
                 if damaged && repair && artifact.state != "corrupt" {
                     try database.write { db in try db.run("UPDATE artifacts SET state = 'corrupt' WHERE id = ?", [.text(artifact.id)]) }
                     report.repairs.append("marked artifact \(artifact.id) (\(artifact.path)) corrupt")
+                }
+            }
+            // The live version counts that triggers keep (migration 0006) against a recount.
+            let drifted = try database.read { db in
+                try db.query("""
+                    SELECT id, live_versions, actual FROM (
+                        SELECT m.id, m.live_versions,
+                               (SELECT count(*) FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL) AS actual
+                        FROM models m)
+                    WHERE live_versions != actual
+                    """) { (id: $0.text(0), kept: $0.int(1), actual: $0.int(2)) }
+            }
+            for model in drifted {
+                report.problems.append("model \(model.id) records \(model.kept) live versions but has \(model.actual)")
+                if repair {
+                    try database.write { db in
+                        try db.run("UPDATE models SET live_versions = ? WHERE id = ?", [.integer(Int64(model.actual)), .text(model.id)])
+                    }
+                    report.repairs.append("recounted the live versions of model \(model.id)")
                 }
             }
             if repair {

@@ -129,23 +129,21 @@ extension ModelRegistry {
         try reading { db in
             try Self.requireLiveModel(id: modelID, db)
             // Per stage, the highest version_order below '~' (numbered versions), else the
-            // highest of the rest: one index probe each, where ranking every version with a
-            // window function cost a sort of the model's whole history per call.
-            var found: [Version] = []
-            for stage in Stage.allCases where stages.isEmpty || stages.contains(stage) {
-                for range in ["v.version_order < '~'", "v.version_order >= '~'"] {
-                    let latest = try db.queryFirst("""
-                        SELECT \(Self.versionColumns) FROM versions v
-                        WHERE v.model_id = ? AND v.stage = ? AND v.deleted_at IS NULL AND \(range)
-                        ORDER BY v.version_order DESC LIMIT 1
-                        """, [.text(modelID), .text(stage.rawValue)], Self.version(from:))
-                    if let latest {
-                        found.append(latest)
-                        break
-                    }
-                }
-            }
-            return found
+            // highest of the rest: index probes in one statement, where ranking every version
+            // with a window function sorted the model's whole history on each call.
+            let latest = try db.query("""
+                SELECT \(Self.versionColumns) FROM versions v WHERE v.id IN (
+                    SELECT coalesce(
+                        (SELECT id FROM versions WHERE model_id = ?1 AND stage = s.name AND deleted_at IS NULL
+                            AND version_order < '~' ORDER BY version_order DESC LIMIT 1),
+                        (SELECT id FROM versions WHERE model_id = ?1 AND stage = s.name AND deleted_at IS NULL
+                            AND version_order >= '~' ORDER BY version_order DESC LIMIT 1))
+                    FROM (SELECT 'none' AS name UNION ALL SELECT 'staging' UNION ALL SELECT 'production'
+                          UNION ALL SELECT 'archived') s)
+                """, [.text(modelID)], Self.version(from:))
+            let order = Stage.allCases
+            return latest.filter { stages.isEmpty || stages.contains($0.stage) }
+                .sorted { order.firstIndex(of: $0.stage)! < order.firstIndex(of: $1.stage)! }
         }
     }
 

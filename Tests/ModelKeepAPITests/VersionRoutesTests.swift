@@ -28,6 +28,25 @@ struct VersionRoutesTests {
         let model = try api.get("/api/v1/models/\(id)")["model"]
         #expect(model?["latest_version"]?.string == "12")
         #expect(model?["version_count"]?.int == 4)  // 1, 2, v2-beta, 12
+        // The count is kept by triggers: a soft delete, a hard delete of a version already
+        // soft-deleted (not counted twice), a restore.
+        func count() throws -> Int? { try api.get("/api/v1/models/\(id)")["model"]?["version_count"]?.int }
+        #expect(try api.delete("/api/v1/models/\(id)/versions/v2-beta").status == 204)
+        #expect(try count() == 3)
+        #expect(try api.delete("/api/v1/models/\(id)/versions/v2-beta?hard=true").status == 204)
+        #expect(try count() == 3)
+        #expect(try api.delete("/api/v1/models/\(id)/versions/1").status == 204)
+        #expect(try count() == 2)
+        #expect(try api.post("/api/v1/models/\(id)/versions/1/restore", [:]).status == 200)
+        #expect(try count() == 3)
+        // fsck recounts: a drifted count is a problem, and repair sets it right.
+        let registry = api.registry.registry
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+        try registry.database.write { try $0.run("UPDATE models SET live_versions = 99 WHERE id = ?", [.text(id)]) }
+        #expect(try count() == 99)
+        let report = try registry.fsck(full: false, repair: true)
+        #expect(report.problems == ["model \(id) records 99 live versions but has 3"])
+        #expect(try count() == 3)
         for bad: JSONValue in [["version": ""], ["version": "a b"], ["version": 3], ["stage": "live"], ["unique_tags": "x"],
                                ["unique_tags": ["a", "a"]], ["unique_tags": ["bad tag"]], ["extra": 1]] {
             #expect(try api.post("/api/v1/models/\(id)/versions", bad).status == 400, "\(bad)")
