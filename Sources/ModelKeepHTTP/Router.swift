@@ -93,7 +93,6 @@ final class Route: Sendable {
         }
         return path.count == segments.count ? parameters : nil
     }
-
 }
 
 /// An immutable table of routes. Unknown paths are 404; a known path with another method is

@@ -4,13 +4,12 @@ import Foundation
 import ModelKeepSync
 
 /// The SQLite database of a data directory: one writer connection, whose transactions are
-/// serialized and committed in groups (see `write`), and a pool of reader connections that read concurrently in WAL
-/// mode (https://sqlite.org/wal.html).
+/// serialized and committed in groups (see `write`), and a pool of reader connections that
+/// read concurrently in WAL mode (https://sqlite.org/wal.html).
 ///
 /// `@unchecked Sendable`: the writer is only touched by the one caller that holds it (see
-/// `acquireWriter`), and each reader is
-/// handed to one caller at a time through `idleReaders` (guarded by its own lock) and the
-/// `readerSlots` semaphore.
+/// `acquireWriter`), and each reader is handed to one caller at a time through `idleReaders`
+/// (guarded by its own lock) and the `readerSlots` semaphore.
 public final class Database: @unchecked Sendable {
     /// How the database is opened.
     public struct Options: Sendable {

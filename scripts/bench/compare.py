@@ -98,6 +98,19 @@ def rss_kib(pids):
     return total
 
 
+def cpu_ticks(pids):
+    """User plus system clock ticks used so far by these processes."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 class PeakRSS:
     """Samples the RSS of a process tree every 20 ms while a block runs; `peak` is the largest sum."""
 
@@ -136,6 +149,21 @@ class Server:
 
     def rss_kib(self):
         return rss_kib(process_tree(self.process.pid))
+
+    def settle(self, limit_seconds=60):
+        """Waits until the server is idle (under 10 % of a core over a quarter second): a server
+        still working through requests queued before wrk hung up would take CPU from the next
+        server measured. Returns the seconds waited."""
+        began = time.monotonic()
+        ticks_per_second = os.sysconf("SC_CLK_TCK")
+        last = cpu_ticks(process_tree(self.process.pid))
+        while time.monotonic() - began < limit_seconds:
+            time.sleep(0.25)
+            now = cpu_ticks(process_tree(self.process.pid))
+            if (now - last) / ticks_per_second < 0.025:
+                break
+            last = now
+        return time.monotonic() - began
 
     def stop(self):
         if self.process.poll() is None:
@@ -429,13 +457,14 @@ def main():
                     for t in targets:
                         if op in t.ops:
                             results[t.label].append(wrk(t, op, c, args.seconds))
+                            t.server.settle()
                             if t.label == "ModelKeep":
                                 load_peak = max(load_peak, modelkeep.rss_kib())
                 medians = {label: median_of(r) for label, r in results.items()}
                 baseline = medians.get("MLflow", {}).get("rps")
                 for label, m in medians.items():
                     ratio = f"{m['rps'] / baseline:,.1f}x" if baseline and label.startswith("ModelKeep") else ""
-                    if m["requests"] == 0:  # nothing answered within the window: no latency to report
+                    if m["requests"] == 0 or not m["rps"]:  # nothing answered within the window: no latency to report
                         say(f"| {op} | {c} | {label} | 0 (no answer in {args.seconds} s) | - | - | - | - | |")
                         continue
                     say(f"| {op} | {c} | {label} | {fmt(m['rps'], 0)} | {fmt(m['p50'])} | {fmt(m['p99'])} | "
