@@ -121,13 +121,7 @@ public final class Database: @unchecked Sendable {
             releaseWriter()
             member?.wait()
         } else {
-            do {
-                try writer.run("COMMIT")
-                finish(group, with: .success(()))
-            } catch {
-                if writer.isInTransaction { _ = try? writer.run("ROLLBACK") }
-                finish(group, with: .failure(error))
-            }
+            try? commit(group)  // its failure reaches every member through the group's outcome
         }
         let value = try outcome.get()
         try group.outcome.get()
@@ -188,6 +182,12 @@ public final class Database: @unchecked Sendable {
     /// Commits a group that a writer left open (the caller holds the writer).
     private func commitOpenGroup() throws {
         guard let group = writerState.withLock({ $0.openGroup }) else { return }
+        try commit(group)
+    }
+
+    /// Commits the transaction `group` shares and tells its members the outcome (the caller
+    /// holds the writer).
+    private func commit(_ group: CommitGroup) throws {
         do {
             try writer.run("COMMIT")
             finish(group, with: .success(()))

@@ -364,6 +364,12 @@ def artifact_rows(targets, work, size_mib):
             f.write(os.urandom(1 << 20))
     rows = []
     mbs = lambda seconds: size / (1 << 20) / seconds  # noqa: E731
+
+    def quiet():  # no server still busy with the load before
+        for target in targets:
+            target.server.settle()
+
+    quiet()
     rows.append(("dd bs=4M conv=fsync (disk write)", mbs(timed(["dd", f"if={path}", f"of={path}.dd", "bs=4M",
                                                                  "conv=fsync", "status=none"])), None, None))
     os.remove(path + ".dd")
@@ -382,9 +388,11 @@ def artifact_rows(targets, work, size_mib):
         else:
             continue
         pid = target.server.process.pid
+        quiet()
         with PeakRSS(pid) as up:
             seconds = timed(["curl", "-sSf", "-o", "/dev/null", "-T", path, url])
         rows.append((f"{target.label} upload", mbs(seconds), up.start, up.peak))
+        quiet()
         with PeakRSS(pid) as down:
             seconds = timed(["curl", "-sSf", "-o", "/dev/null", url])
         rows.append((f"{target.label} download", mbs(seconds), down.start, down.peak))
@@ -404,8 +412,9 @@ def main():
     parser.add_argument("--connections", default="1,8,32,128")
     parser.add_argument("--artifact-mib", type=int, default=1024)
     parser.add_argument("--out", help="also write the report here")
+    parser.add_argument("--artifacts-only", action="store_true", help="skip the request table")
     args = parser.parse_args()
-    connections = [int(c) for c in args.connections.split(",")]
+    connections = [] if args.artifacts_only else [int(c) for c in args.connections.split(",")]
 
     work = tempfile.mkdtemp(prefix="modelkeep-bench-")
     os.chmod(work, 0o755)  # nginx's workers run as another user and must reach the static file
