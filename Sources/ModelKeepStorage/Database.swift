@@ -179,6 +179,9 @@ public final class Database: @unchecked Sendable {
     /// commit, fewer than the writes under concurrency).
     public var commitCount: Int { writerState.withLock { $0.commits } }
 
+    /// How many callers are waiting for the writer now (tests use it to stage a queue).
+    var queuedWriters: Int { writerState.withLock { $0.queue.count } }
+
     /// Commits a group that a writer left open (the caller holds the writer).
     private func commitOpenGroup() throws {
         guard let group = writerState.withLock({ $0.openGroup }) else { return }

@@ -157,7 +157,8 @@ struct StorageTests {
                 try db.write { c in
                     try c.run("INSERT INTO t VALUES (1)")
                     firstInside.signal()
-                    usleep(100_000)  // meanwhile the second writer queues for the connection
+                    // Holds the connection until the second writer is in line for it (at most 10 s).
+                    for _ in 0..<10_000 where db.queuedWriters == 0 { usleep(1000) }
                 }
                 outcomes.withLock { $0["first"] = "ok" }
             } catch {

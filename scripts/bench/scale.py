@@ -101,7 +101,7 @@ def seed(base, args, say):
     series = max(1, args.series)
     per_series = args.points // series
     series_versions = [call(conn, "POST", f"/api/v1/models/{holder}/versions", {})["version"]["id"] for _ in range(series)]
-    # Each series is written by one client at a time (steps in order), several series at once.
+    # Each series is cut into up to four step ranges, written concurrently, each in step order.
     pieces = max(1, min(args.clients, 4))
     jobs = [(base, vid, per_series * p // pieces, per_series * (p + 1) // pieces)
             for vid in series_versions for p in range(pieces)]
