@@ -466,9 +466,9 @@ def main():
                     for t in targets:
                         if op in t.ops:
                             results[t.label].append(wrk(t, op, c, args.seconds))
-                            t.server.settle()
                             if t.label == "ModelKeep":
                                 load_peak = max(load_peak, modelkeep.rss_kib())
+                            t.server.settle()
                 medians = {label: median_of(r) for label, r in results.items()}
                 baseline = medians.get("MLflow", {}).get("rps")
                 for label, m in medians.items():

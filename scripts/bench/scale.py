@@ -190,7 +190,7 @@ def main():
         os.sync()
         say(f"Flushed to disk before the reads ({time.monotonic() - began:.1f} s).")
         say()
-        say(f"Store on disk: {store_size(data_dir) / (1 << 20):,.0f} MiB; server RSS after seeding: "
+        say(f"Store on disk: {store_size(data_dir) / (1 << 20):,.0f} MiB; server RSS before the reads: "
             f"{server.rss_kib() / 1024:.1f} MiB.")
         say()
 
