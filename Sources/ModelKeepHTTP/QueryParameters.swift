@@ -38,10 +38,9 @@ public struct QueryParameters: Sendable {
 public enum PercentDecoding {
     /// The decoded text, nil when an escape is malformed or the bytes are not UTF-8.
     public static func decode(_ text: Substring, plusIsSpace: Bool) -> String? {
+        let plain = !text.utf8.contains { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }
+        if plain { return String(text) }
         let utf8 = Array(text.utf8)
-        if !utf8.contains(UInt8(ascii: "%")) && !(plusIsSpace && utf8.contains(UInt8(ascii: "+"))) {
-            return String(text)
-        }
         var out: [UInt8] = []
         out.reserveCapacity(utf8.count)
         var i = 0

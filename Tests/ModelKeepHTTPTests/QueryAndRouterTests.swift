@@ -48,6 +48,21 @@ struct QueryAndRouterTests {
         #expect(body(r.prepare(head("GET", "/items/42")).respond(body: .buffered([]), remoteAddress: "")) == "item 42")
     }
 
+    @Test("paths split into segments at every slash, empty ones kept, escaped slashes inside one")
+    func pathSegments() {
+        #expect(Router.decodePath("/") == [""])
+        #expect(Router.decodePath("/a") == ["a"])
+        #expect(Router.decodePath("/a/") == ["a", ""])
+        #expect(Router.decodePath("//a//b") == ["", "a", "", "b"])
+        #expect(Router.decodePath("/a%2Fb/c%20d") == ["a/b", "c d"])
+        #expect(Router.decodePath("/caf%C3%A9/\u{00E9}t\u{00E9}") == ["café", "\u{00E9}t\u{00E9}"])
+        #expect(Router.decodePath("/\u{0301}/x") == ["\u{0301}", "x"])  // a combining mark does not hide the slash
+        #expect(Router.decodePath("a/b") == nil)
+        #expect(Router.decodePath("") == nil)
+        #expect(Router.decodePath("/a/%zz") == nil)
+        #expect(Router.decodePath("/a/%C3%28") == nil)
+    }
+
     @Test("path parameters are percent-decoded per segment")
     func decodedParameters() {
         let r = router()
