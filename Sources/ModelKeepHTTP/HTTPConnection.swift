@@ -322,24 +322,31 @@ extension BodyFraming {
     }
 }
 
-extension String {
-    func leftPadded(to length: Int) -> String {
-        count >= length ? self : String(repeating: "0", count: length - count) + self
-    }
-}
-
 /// Fresh request ids: 16 hex digits drawn at random once per process, then a counter, so ids
 /// are unique across restarts and within a process without a random draw (a getrandom system
 /// call) per request.
 enum RequestIDs {
-    private static let prefix: String = {
+    private static let prefix: UInt64 = {
         var generator = SystemRandomNumberGenerator()
-        return String(generator.next(), radix: 16, uppercase: false).leftPadded(to: 16)
+        return generator.next()
     }()
     private static let counter = Atomic<UInt64>(0)
 
+    /// 32 lowercase hex digits, written into the string's own storage in one pass.
     static func next() -> String {
         let n = counter.wrappingAdd(1, ordering: .relaxed).newValue
-        return prefix + String(n, radix: 16, uppercase: false).leftPadded(to: 16)
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            hex(prefix, into: buffer, at: 0)
+            hex(n, into: buffer, at: 16)
+            return 32
+        }
+    }
+
+    private static func hex(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int) {
+        let digits: StaticString = "0123456789abcdef"
+        for i in 0..<16 {
+            let nibble = Int((value >> UInt64(60 - 4 * i)) & 0xF)
+            buffer[start + i] = digits.utf8Start[nibble]
+        }
     }
 }

@@ -208,26 +208,35 @@ public struct HTTPRequestParser: Sendable {
     }
 
     private static func parseRequestLine(_ line: ArraySlice<UInt8>) throws(HTTPError) -> (method: String, target: String, version: HTTPVersion) {
-        let parts = line.split(separator: 0x20, omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else {
+        // Exactly two spaces: method SP target SP version (no array of parts: this runs per request).
+        guard let firstSpace = line.firstIndex(of: 0x20),
+              let secondSpace = line[(firstSpace + 1)...].firstIndex(of: 0x20),
+              !line[(secondSpace + 1)...].contains(0x20) else {
             throw HTTPError.badRequest("malformed request line")
         }
-        guard parts[0].allSatisfy(isTokenByte) else { throw HTTPError.badRequest("malformed method") }
+        let method = line[..<firstSpace]
+        let target = line[(firstSpace + 1)..<secondSpace]
+        let version = line[(secondSpace + 1)...]
+        guard !method.isEmpty, !target.isEmpty else { throw HTTPError.badRequest("malformed request line") }
+        guard method.allSatisfy(isTokenByte) else { throw HTTPError.badRequest("malformed method") }
         // The target may hold any visible ASCII; spaces split it, controls and bytes above 0x7E are refused.
-        guard parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+        guard target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             throw HTTPError.badRequest("the request target has characters that must be percent-encoded")
         }
-        let version = Array(parts[2])
-        guard version.count == 8, version.starts(with: Array("HTTP/".utf8)), version[6] == UInt8(ascii: "."),
-              let major = Int(String(decoding: version[5...5], as: UTF8.self)),
-              let minor = Int(String(decoding: version[7...7], as: UTF8.self)) else {
+        let v = version.startIndex
+        guard version.count == 8, version.starts(with: "HTTP/".utf8), version[v + 6] == UInt8(ascii: "."),
+              let major = digit(version[v + 5]), let minor = digit(version[v + 7]) else {
             throw HTTPError.badRequest("malformed HTTP version")
         }
         guard major == 1 else {
             throw HTTPError(status: 505, code: "http_version_not_supported", message: "only HTTP/1.0 and HTTP/1.1 are supported")
         }
-        return (String(decoding: parts[0], as: UTF8.self), String(decoding: parts[1], as: UTF8.self),
+        return (String(decoding: method, as: UTF8.self), String(decoding: target, as: UTF8.self),
                 HTTPVersion(major: 1, minor: min(minor, 1)))
+    }
+
+    private static func digit(_ byte: UInt8) -> Int? {
+        (0x30...0x39).contains(byte) ? Int(byte - 0x30) : nil
     }
 
     private static func parseHeaderLine(_ line: ArraySlice<UInt8>) throws(HTTPError) -> (name: String, value: String) {

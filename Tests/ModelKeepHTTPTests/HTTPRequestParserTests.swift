@@ -165,6 +165,11 @@ struct HTTPRequestParserTests {
         let cases = [
             "GET /\r\nHost: a\r\n\r\n",                          // no version
             "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",                 // double space
+            "GET / HTTP/1.1 x\r\nHost: a\r\n\r\n",               // a third part
+            " / HTTP/1.1\r\nHost: a\r\n\r\n",                    // no method
+            "GET / HTTP/1.a\r\nHost: a\r\n\r\n",                 // minor version not a digit
+            "GET / HTTP/1.10\r\nHost: a\r\n\r\n",                // version too long
+            "GET / HTTP/1,1\r\nHost: a\r\n\r\n",                 // no dot
             "G(T / HTTP/1.1\r\nHost: a\r\n\r\n",                  // method not a token
             "GET / HTTX/1.1\r\nHost: a\r\n\r\n",                  // bad version
             "GET / HTTP/1.1\r\nHost : a\r\n\r\n",                 // space before colon

@@ -254,6 +254,25 @@ struct HTTPServerTests {
         #expect(throws: (any Error).self) { try RawHTTPClient(port: port).request("GET", "/hello") }
     }
 
+    @Test("a request without a usable X-Request-Id gets a fresh one: 32 hex digits, a per-process prefix, never repeated")
+    func requestIDs() throws {
+        let server = try TestServer(responder: testRouter())
+        let client = try server.client()
+        var ids: [String] = []
+        for _ in 0..<3 {
+            let id = try #require(try client.request("GET", "/hello").header("X-Request-Id"))
+            #expect(id.utf8.count == 32)
+            #expect(id.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+            ids.append(id)
+        }
+        let tooLong = String(repeating: "x", count: 129)
+        let replaced = try #require(try client.request("GET", "/hello", headers: ["X-Request-Id": tooLong]).header("X-Request-Id"))
+        ids.append(replaced)
+        #expect(Set(ids).count == ids.count)
+        #expect(Set(ids.map { $0.prefix(16) }).count == 1)
+        #expect(try client.request("GET", "/hello", headers: ["X-Request-Id": "trace-7"]).header("X-Request-Id") == "trace-7")
+    }
+
     @Test("many concurrent clients are all answered")
     func concurrentClients() throws {
         let server = try TestServer(responder: testRouter())
