@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "ModelKeepSync"),
         .target(
             name: "ModelKeepHTTP",
-            dependencies: ["ModelKeepJSON", "ModelKeepSync", "CZlib", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ModelKeepJSON", "ModelKeepSync", "CZlib", "CPlatform", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "ModelKeepStorage",
@@ -76,7 +76,7 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "ModelKeepJSONTests", dependencies: ["ModelKeepJSON"]),
-        .testTarget(name: "ModelKeepHTTPTests", dependencies: ["ModelKeepHTTP", "TestSupport"]),
+        .testTarget(name: "ModelKeepHTTPTests", dependencies: ["ModelKeepHTTP", "ModelKeepSync", "TestSupport"]),
         .testTarget(name: "ModelKeepStorageTests", dependencies: ["ModelKeepStorage", "ModelKeepChunking", "TestSupport"]),
         .testTarget(name: "ModelKeepClientTests",
                     dependencies: ["ModelKeepClient", "ModelKeepHTTP", "ModelKeepJSON", "ModelKeepSync", "TestSupport"]),

@@ -21,4 +21,38 @@ static inline int modelkeep_start_writeback(int fd) {
 #else
 static inline int modelkeep_start_writeback(int fd) { (void)fd; return 0; }
 #endif
+
+// epoll(7) for the HTTP server's worker pool. Swift cannot build `struct epoll_event` (packed on
+// x86-64), so these wrappers take and give its 64-bit token only. A connection is armed for one
+// readable event at a time (EPOLLONESHOT): the worker that receives it owns the connection until
+// it arms it again, so two workers never serve one connection.
+#ifdef __linux__
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+static inline int modelkeep_epoll_create(void) {
+    return epoll_create1(EPOLL_CLOEXEC);
+}
+static inline int modelkeep_epoll_arm(int epfd, int fd, uint64_t token, int first) {
+    struct epoll_event event;
+    event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+    event.data.u64 = token;
+    return epoll_ctl(epfd, first ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &event);
+}
+// Level-triggered and never re-armed: once the descriptor is readable, every wait returns it.
+static inline int modelkeep_epoll_watch(int epfd, int fd, uint64_t token) {
+    struct epoll_event event;
+    event.events = EPOLLIN;
+    event.data.u64 = token;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
+}
+static inline int modelkeep_epoll_wait_one(int epfd, int timeout_ms, uint64_t *token) {
+    struct epoll_event event;
+    int n = epoll_wait(epfd, &event, 1, timeout_ms);
+    if (n == 1) *token = event.data.u64;
+    return n;
+}
+static inline int modelkeep_eventfd(void) {
+    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+#endif
 #endif

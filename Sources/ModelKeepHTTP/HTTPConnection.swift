@@ -1,13 +1,20 @@
 import Foundation
+import ModelKeepSync
 import Synchronization
 
-/// One client connection, served on its own thread: read a request head, run the route,
-/// write the response, repeat while keep-alive holds. Pipelined requests are answered in
-/// order because each is parsed only after the previous response is written.
-final class HTTPConnection {
+/// One client connection. Between requests it is parked in the server's epoll instance and
+/// holds no thread; the worker that receives its readable event reads a request head, runs the
+/// route and writes the response (then the next, if its bytes were already read), and parks it
+/// again or closes it. Pipelined requests are answered in order because each is parsed only
+/// after the previous response is written.
+///
+/// `@unchecked Sendable`: the mutable state is touched only by the connection's owner, the
+/// accept thread until it first parks it, then each worker that receives its event until it
+/// parks it again; epoll_ctl and epoll_wait order those hand-offs. Other threads (the timer,
+/// shutdown) touch only `phase` and the socket.
+final class HTTPConnection: @unchecked Sendable {
     private let server: HTTPServer
-    private let slot: ConnectionSlot
-    private let socket: Socket
+    let socket: Socket
     private let peer: String
     private var parser: HTTPRequestParser
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
@@ -15,14 +22,38 @@ final class HTTPConnection {
     private let configuration: HTTPServerConfiguration
     /// Body bytes read for the current request (for the observer).
     private var bodyBytesRead: Int64 = 0
+    /// When the current request head must be complete (monotonic nanoseconds): set at connect
+    /// for the first request, at the first byte of each later one; nil between requests.
+    private var headDeadline: Int64?
+    private var armed = false
 
-    init(server: HTTPServer, slot: ConnectionSlot, peer: String) {
+    /// Who may act on the connection: `busy` (its owner is serving it), `expired` (the timer
+    /// or shutdown woke it to be closed), or parked until a deadline, stored as
+    /// `deadline << 2 | 1` so a sweep that read one parking can never expire the next.
+    let phase = Atomic<Int64>(Phase.busy)
+    private enum Phase {
+        static let busy: Int64 = 0
+        static let expired: Int64 = 2
+        static func parked(until deadline: Int64) -> Int64 { deadline << 2 | 1 }
+        static func isParked(_ value: Int64) -> Bool { value & 3 == 1 }
+        static func deadline(of value: Int64) -> Int64 { value >> 2 }
+    }
+
+    init(server: HTTPServer, socket: Socket, peer: String) {
         self.server = server
-        self.slot = slot
-        self.socket = slot.socket
+        self.socket = socket
         self.peer = peer
         self.configuration = server.configuration
         self.parser = HTTPRequestParser(limits: server.configuration.parserLimits)
+    }
+
+    /// The token epoll carries for this connection: its address. The server's table holds the
+    /// connection until its owner closes it, and an armed connection has no owner, so the
+    /// address is live whenever an event carries it.
+    private var token: UInt64 { UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())) }
+
+    static func from(token: UInt64) -> HTTPConnection {
+        Unmanaged<HTTPConnection>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(token))!).takeUnretainedValue()
     }
 
     /// Why reading stopped.
@@ -32,68 +63,133 @@ final class HTTPConnection {
         case failed
     }
 
-    func run() {
+    /// Called by the accept thread for a connection just admitted: parks it until its first
+    /// request head is due.
+    func open() {
         configuration.observer?.connectionOpened()
-        defer {
-            server.close(socket)
-            configuration.observer?.connectionClosed()
-        }
         socket.configureConnection(sendTimeoutMilliseconds: configuration.sendTimeout)
-        var firstRequest = true
+        headDeadline = Monotonic.nanoseconds() + Monotonic.nanoseconds(milliseconds: configuration.headerReadTimeout)
+        park()
+    }
+
+    /// Called by the worker that received the connection's event: serves what has arrived,
+    /// then parks or closes the connection. Not touched by this worker afterwards.
+    func resume() {
+        if phase.exchange(Phase.busy, ordering: .sequentiallyConsistent) == Phase.expired {
+            closeExpired()
+        } else {
+            serveAvailable()
+        }
+    }
+
+    private func serveAvailable() {
         while true {
-            let head: HTTPRequestHead
+            let next: HTTPRequestHead?
             do {
-                guard let next = try readHead(firstRequest: firstRequest) else { return }
-                head = next
+                next = try bufferedHead()
             } catch {
-                // A malformed or oversized head, or a client too slow to send one.
+                // A malformed or oversized head.
                 answerAndClose(error, head: nil)
+                return finish()
+            }
+            if let head = next {
+                headDeadline = nil
+                guard serve(Self.withRequestID(head)) else { return finish() }
+                // Back in line after each request unless bytes of the next are already read
+                // (pipelined; epoll would not report those): serving whatever arrives until the
+                // socket runs dry let one quick client keep a worker while others waited.
+                if parser.bufferedByteCount == 0 { return park() }
+                continue
+            }
+            let now = Monotonic.nanoseconds()
+            if headDeadline == nil && !parser.isIdle {
+                headDeadline = now + Monotonic.nanoseconds(milliseconds: configuration.headerReadTimeout)
+            }
+            if let due = headDeadline, now >= due {
+                return closeExpired()
+            }
+            let result = readBuffer.withUnsafeMutableBytes { socket.readWaiting(into: $0) }
+            switch result {
+            case .bytes(let n):
+                readBuffer.withUnsafeBytes { parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            case .timedOut:
+                return park()  // nothing more yet
+            case .closed, .failed:
+                return finish()
+            }
+        }
+    }
+
+    /// The next request head among the bytes already read, if they hold a whole one.
+    private func bufferedHead() throws(HTTPError) -> HTTPRequestHead? {
+        while let event = try parser.next() {
+            if case .head = event, let head = parser.head { return head }
+            // else the `.end` of a body-less request that a `.discard` route never read
+        }
+        return nil
+    }
+
+    /// Closes a connection whose deadline passed or that shutdown woke: quietly when nothing
+    /// of a request had arrived, with a 408 when part of a head had.
+    private func closeExpired() {
+        if !parser.isIdle && !server.isShuttingDown {
+            answerAndClose(HTTPError(status: 408, code: "request_timeout", message: "the request head did not arrive in time"), head: nil)
+        }
+        finish()
+    }
+
+    /// Hands the connection to epoll until bytes arrive or its deadline passes. A shutdown that
+    /// begins meanwhile either sees it parked and expires it, or is seen here (the store of
+    /// `phase` and the load of the flag are sequentially consistent, as are shutdown's store of
+    /// the flag and its loads of `phase`): then it closes here.
+    private func park() {
+        let due = headDeadline ?? Monotonic.nanoseconds() + Monotonic.nanoseconds(milliseconds: configuration.idleTimeout)
+        let parked = Phase.parked(until: due)
+        phase.store(parked, ordering: .sequentiallyConsistent)
+        if server.isShuttingDown,
+           phase.compareExchange(expected: parked, desired: Phase.busy, ordering: .sequentiallyConsistent).exchanged {
+            return finish()
+        }
+        let first = !armed
+        armed = true
+        guard let poller = server.poller, poller.arm(socket, token: token, first: first) else {
+            // Not armed, so no event will come and this thread still owns the connection.
+            phase.store(Phase.busy, ordering: .sequentiallyConsistent)
+            return finish()
+        }
+    }
+
+    /// Wakes the connection to be closed if it is parked and due by `now` (nil: whatever its
+    /// deadline). Its reads are shut, so epoll reports it and a worker closes it. Called by the
+    /// timer and shutdown under the server's lock, so the descriptor is still this connection's.
+    func expire(ifDueBy now: Int64?) {
+        var current = phase.load(ordering: .sequentiallyConsistent)
+        while Phase.isParked(current) {
+            if let now, Phase.deadline(of: current) > now { return }
+            let (exchanged, original) = phase.compareExchange(expected: current, desired: Phase.expired,
+                                                              ordering: .sequentiallyConsistent)
+            if exchanged {
+                socket.shutdownReads()
                 return
             }
-            firstRequest = false
-            guard serve(Self.withRequestID(head)) else { return }
+            current = original
         }
     }
 
-    /// Waits for and parses the next request head; nil when the client closed or idled out
-    /// between requests (nothing to answer).
-    private func readHead(firstRequest: Bool) throws(HTTPError) -> HTTPRequestHead? {
-        var deadline: ContinuousClock.Instant?
-        if firstRequest { deadline = .now + .milliseconds(configuration.headerReadTimeout) }
-        while true {
-            if let event = try parser.next() {
-                if case .head = event, let head = parser.head { return head }
-                continue  // the `.end` of a body-less request that a `.discard` route never read
-
-            }
-            let idle = parser.isIdle && !firstRequest
-            if idle {
-                guard server.markIdle(slot) else { return nil }
-            } else if deadline == nil {
-                deadline = .now + .milliseconds(configuration.headerReadTimeout)
-            }
-            let timeout = idle ? configuration.idleTimeout : milliseconds(until: deadline!)
-            let result = fill(timeoutMilliseconds: timeout)
-            if idle { server.markBusy(slot) }
-            switch result {
-            case .success: continue
-            case .failure(.timedOut):
-                if parser.isIdle { return nil }  // nothing of a request arrived: close quietly
-                throw HTTPError(status: 408, code: "request_timeout", message: "the request head did not arrive in time")
-            case .failure:
-                return nil
-            }
-        }
+    private func finish() {
+        server.close(socket)
+        configuration.observer?.connectionClosed()
     }
 
-    private func milliseconds(until deadline: ContinuousClock.Instant) -> Int {
-        let left = deadline - .now
-        return max(0, Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
-    }
-
-    /// Reads once from the socket into the parser.
+    /// Reads once from the socket into the parser, waiting (a blocking region) only when
+    /// nothing has arrived yet.
     private func fill(timeoutMilliseconds: Int) -> Result<Void, ReadFailure> {
-        let result = readBuffer.withUnsafeMutableBytes { socket.read(into: $0, timeoutMilliseconds: timeoutMilliseconds) }
+        var result = readBuffer.withUnsafeMutableBytes { socket.readWaiting(into: $0) }
+        if case .timedOut = result {
+            result = Blocking.run {
+                readBuffer.withUnsafeMutableBytes { socket.read(into: $0, timeoutMilliseconds: timeoutMilliseconds) }
+            }
+        }
         switch result {
         case .bytes(let n):
             readBuffer.withUnsafeBytes { parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
@@ -257,6 +353,10 @@ final class HTTPConnection {
     /// still sends for a short while, so the kernel does not reset the connection and destroy
     /// the response before the client reads it (the "lingering close" of RFC 9112 section 9.6).
     private func lingerBeforeClose() {
+        Blocking.run { linger() }
+    }
+
+    private func linger() {
         socket.shutdownWrites()
         var budget = 4 << 20
         let deadline = ContinuousClock.now + .seconds(2)

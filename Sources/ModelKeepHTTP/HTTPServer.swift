@@ -3,32 +3,56 @@ import Logging
 import ModelKeepSync
 import Synchronization
 
-/// The HTTP/1.1 server: a listening socket, an accept thread, and one thread per connection
-/// running blocking reads with poll-based timeouts. Connections are counted and bounded;
-/// shutdown stops accepting, wakes idle keep-alive connections, lets in-flight requests
-/// finish within the grace period, then closes what is left.
+/// The HTTP/1.1 server: a listening socket and an accept thread, a pool of worker threads
+/// waiting on one epoll instance (see `WorkerPool`), and a timer thread for deadlines.
+///
+/// Between requests a connection is parked in epoll, armed for one readable event, and holds
+/// no thread. The worker that receives the event owns the connection: it serves the request
+/// (and any pipelined behind it already read), then parks it again (see `HTTPConnection`).
+///
+/// Connections are counted and bounded; the timer closes those idle or slow past their
+/// deadline; shutdown stops accepting, wakes idle connections, lets in-flight requests finish
+/// within the grace period, then closes what is left and stops the workers.
 public final class HTTPServer: Sendable {
     public let configuration: HTTPServerConfiguration
     let responder: any HTTPResponder
     let logger: Logger
+    /// nil only when the system refused an epoll instance; `start` then throws.
+    let poller: EventPoller?
+    private let pollerError: Socket.SocketError?
+    private let workers: WorkerPool?
 
     private struct State {
         var listener: Socket?
         var port = 0
         var acceptLoopRunning = false
         /// Open connections by descriptor. A descriptor is closed only under this lock, so
-        /// shutdown never touches a reused one. Touched on connect, close and shutdown only.
-        var connections: [Int32: ConnectionSlot] = [:]
+        /// the timer and shutdown never touch a reused one. Touched on connect and close, by
+        /// the timer's sweep and by shutdown; never per request.
+        var connections: [Int32: HTTPConnection] = [:]
     }
 
     private let state = Locked(State())
-    /// Read on every request, so an atomic rather than a lock (see `markIdle` for the ordering).
+    /// Read on every request, so an atomic rather than a lock (see `HTTPConnection.park`).
     private let shuttingDown = Atomic<Bool>(false)
+    /// Signalled by shutdown to end the timer's sleep.
+    private let timerStop = DispatchSemaphore(value: 0)
 
     public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger) {
         self.configuration = configuration
         self.responder = responder
         self.logger = logger
+        do {
+            let poller = try EventPoller()
+            self.poller = poller
+            let target = configuration.workerThreads > 0 ? configuration.workerThreads : ProcessInfo.processInfo.activeProcessorCount
+            workers = WorkerPool(poller: poller, target: target, limit: configuration.maxConnections + target)
+            pollerError = nil
+        } catch {
+            poller = nil
+            workers = nil
+            pollerError = error as? Socket.SocketError
+        }
     }
 
     /// The port the server listens on (useful with port 0), 0 before `start`.
@@ -37,9 +61,13 @@ public final class HTTPServer: Sendable {
     /// The number of open client connections.
     public var connectionCount: Int { state.withLock { $0.connections.count } }
 
-    /// Binds, listens and starts accepting on a background thread. Returns the bound port.
+    /// The number of worker threads alive.
+    var workerCount: Int { workers?.threadCount ?? 0 }
+
+    /// Binds, listens, starts the workers, the timer and the accept thread. Returns the bound port.
     @discardableResult
     public func start() throws -> Int {
+        guard let workers else { throw pollerError ?? Socket.SocketError.system(call: "epoll_create1", errno: 0) }
         Socket.ignoreBrokenPipes()
         let (listener, port) = try Socket.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
         state.withLock {
@@ -47,10 +75,17 @@ public final class HTTPServer: Sendable {
             $0.port = port
             $0.acceptLoopRunning = true
         }
-        let thread = Thread { [self] in acceptLoop(listener) }
-        thread.name = "modelkeep-accept"
-        thread.start()
+        workers.start()
+        startThread(name: "modelkeep-timer") { [self] in timerLoop() }
+        startThread(name: "modelkeep-accept") { [self] in acceptLoop(listener) }
         return port
+    }
+
+    private func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread(block: body)
+        thread.stackSize = 1 << 20
+        thread.name = name
+        thread.start()
     }
 
     private func acceptLoop(_ listener: Socket) {
@@ -66,26 +101,44 @@ public final class HTTPServer: Sendable {
                 continue
             }
             enum Admission { case admitted, full, closing }
-            let slot = ConnectionSlot(socket: client)
+            let connection = HTTPConnection(server: self, socket: client, peer: peer)
             let admission: Admission = state.withLock { state in
                 if shuttingDown.load(ordering: .sequentiallyConsistent) { return .closing }
                 if state.connections.count >= configuration.maxConnections { return .full }
-                state.connections[client.fd] = slot
+                state.connections[client.fd] = connection
                 return .admitted
             }
             switch admission {
             case .admitted:
-                let thread = Thread { [self] in
-                    HTTPConnection(server: self, slot: slot, peer: peer).run()
-                }
-                thread.stackSize = 1 << 20
-                thread.name = "modelkeep-conn"
-                thread.start()
+                connection.open()
             case .full, .closing:
                 refuse(client, full: admission == .full)
             }
         }
     }
+
+    // MARK: Deadlines
+
+    /// Every tick, expires the parked connections past their deadline (idle keep-alive, or a
+    /// request head not complete in time): the worker that then receives the connection's
+    /// event closes it, with a 408 when part of a head had arrived.
+    private func timerLoop() {
+        let shortest = min(configuration.headerReadTimeout, configuration.idleTimeout)
+        let sweepEvery = Monotonic.nanoseconds(milliseconds: min(250, max(5, shortest / 4)))
+        var lastSweep = Monotonic.nanoseconds()
+        while timerStop.wait(timeout: .now() + .milliseconds(Self.progressCheckMilliseconds)) == .timedOut {
+            workers?.checkProgress()
+            let now = Monotonic.nanoseconds()
+            guard now - lastSweep >= sweepEvery else { continue }
+            lastSweep = now
+            state.withLock { state in
+                for connection in state.connections.values { connection.expire(ifDueBy: now) }
+            }
+        }
+    }
+
+    /// How often the timer looks for workers all stuck (see `WorkerPool.checkProgress`).
+    static let progressCheckMilliseconds = 20
 
     /// Answers a connection the server cannot take with a 503 and closes it, without a thread.
     private func refuse(_ client: Socket, full: Bool) {
@@ -105,20 +158,6 @@ public final class HTTPServer: Sendable {
 
     var isShuttingDown: Bool { shuttingDown.load(ordering: .sequentiallyConsistent) }
 
-    /// Marks a connection idle between requests; false when the server is shutting down and
-    /// the connection should close instead of waiting. The store of `idle` and the load of
-    /// `shuttingDown` are sequentially consistent, as are shutdown's store and loads in the
-    /// other order: either this sees the shutdown, or the shutdown sees this connection idle
-    /// and wakes it.
-    func markIdle(_ slot: ConnectionSlot) -> Bool {
-        slot.idle.store(true, ordering: .sequentiallyConsistent)
-        return !isShuttingDown
-    }
-
-    func markBusy(_ slot: ConnectionSlot) {
-        slot.idle.store(false, ordering: .sequentiallyConsistent)
-    }
-
     /// Forgets and closes a connection, under the lock (see `State.connections`).
     func close(_ socket: Socket) {
         state.withLock { state in
@@ -128,15 +167,16 @@ public final class HTTPServer: Sendable {
     }
 
     /// Stops accepting, lets in-flight requests finish for up to the grace period, then
-    /// closes the remaining connections. Returns when every connection is closed.
+    /// closes the remaining connections and stops the workers. Returns when every connection
+    /// is closed.
     public func shutdown() {
         guard shuttingDown.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged else {
             return
         }
+        // Idle connections are expired now; a worker that parks one after this sees the flag
+        // (see `HTTPConnection.park`).
         let listener: Socket? = state.withLock { state in
-            for (_, connection) in state.connections where connection.idle.load(ordering: .sequentiallyConsistent) {
-                connection.socket.shutdownReads()
-            }
+            for connection in state.connections.values { connection.expire(ifDueBy: nil) }
             return state.listener
         }
         guard let listener else { return }
@@ -147,10 +187,15 @@ public final class HTTPServer: Sendable {
         if !drained {
             logger.warning("shutdown grace period over; closing \(connectionCount) connection(s) still busy")
             state.withLock { state in
-                for (_, connection) in state.connections { connection.socket.shutdownBoth() }
+                for connection in state.connections.values { connection.socket.shutdownBoth() }
             }
             waitUntil(deadlineMilliseconds: 5000) { $0.connections.isEmpty }
         }
+        timerStop.signal()
+        guard let workers else { return }
+        workers.stop()
+        let deadline = ContinuousClock.now + .seconds(2)
+        while workers.threadCount > 0 && ContinuousClock.now < deadline { usleep(5000) }
     }
 
     /// Polls the state every 5 ms until `condition` holds or the deadline passes.
@@ -163,13 +208,4 @@ public final class HTTPServer: Sendable {
         }
         return state.withLock { condition($0) }
     }
-}
-
-/// One open connection as the server tracks it: its socket and whether it sits idle between
-/// requests (so shutdown can wake it).
-final class ConnectionSlot: Sendable {
-    let socket: Socket
-    let idle = Atomic<Bool>(false)
-
-    init(socket: Socket) { self.socket = socket }
 }

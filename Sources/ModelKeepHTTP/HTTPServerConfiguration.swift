@@ -9,6 +9,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var maxBufferedBodySize = 1 << 20
     /// Connections served at once; one more is answered 503 and closed.
     public var maxConnections = 1024
+    /// Worker threads serving requests at once, not counting those blocked (on the database
+    /// writer, a disk flush, a slow client); 0 means one per core.
+    public var workerThreads = 0
     /// Time a client has to send a complete request head, from its first byte (or from connecting).
     public var headerReadTimeout = 10_000
     /// Time a keep-alive connection may sit idle between requests.

@@ -1,3 +1,4 @@
+import ModelKeepSync
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #elseif canImport(Darwin)
@@ -119,9 +120,41 @@ struct Socket: Sendable {
         }
     }
 
+    /// Reads what is already waiting into `buffer` without blocking: `.timedOut` when nothing is,
+    /// as a wait of zero would.
+    func readWaiting(into buffer: UnsafeMutableRawBufferPointer) -> ReadResult {
+        while true {
+            let n = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
+            if n > 0 { return .bytes(n) }
+            if n == 0 { return .closed }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { return .timedOut }
+            return .failed(errno)
+        }
+    }
+
     /// Writes every byte, or fails when the peer is gone or stops reading past the send timeout.
+    /// What fits the socket's buffer goes without waiting; waiting for the peer to take the
+    /// rest is a blocking region.
     func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var offset = 0
+        while offset < bytes.count {
+            let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            if n > 0 {
+                offset += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return Blocking.run { writeWaiting(bytes, from: offset) }
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+
+    private func writeWaiting(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Bool {
+        var offset = start
         while offset < bytes.count {
             let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
             if n > 0 {
@@ -135,8 +168,13 @@ struct Socket: Sendable {
         return true
     }
 
-    /// Sends `length` bytes of the file at `path` from `offset` with sendfile(2).
+    /// Sends `length` bytes of the file at `path` from `offset` with sendfile(2), as a blocking
+    /// region (a large file outlasts the socket's buffer).
     func sendFile(path: String, offset: Int64, length: Int64) -> Bool {
+        Blocking.run { sendWholeFile(path: path, offset: offset, length: length) }
+    }
+
+    private func sendWholeFile(path: String, offset: Int64, length: Int64) -> Bool {
         let file = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard file >= 0 else { return false }
         defer { Glibc.close(file) }

@@ -1,4 +1,5 @@
 import Foundation
+import ModelKeepSync
 
 /// Wakes long-polling readers of the change feed when a write commits.
 ///
@@ -30,7 +31,7 @@ public final class ChangeSignal: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while generation == seen && !closed {
-            if !condition.wait(until: deadline) { break }
+            if !Blocking.run({ condition.wait(until: deadline) }) { break }
         }
         return generation != seen
     }

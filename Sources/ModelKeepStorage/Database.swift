@@ -67,8 +67,15 @@ public final class Database: @unchecked Sendable {
     /// throws rolls back its own changes only. No caller returns before its changes are
     /// committed, and if the COMMIT fails (disk full, I/O error) every caller in the group gets
     /// the error and nothing of the group is kept.
+    ///
+    /// A blocking region as a whole (see `Blocking`): most of a write's time is spent waiting
+    /// for the writer's turn and the group's fsync.
     @discardableResult
     public func write<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        try Blocking.run { () throws -> T in try writeInGroup(body) }
+    }
+
+    private func writeInGroup<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         acquireWriter()
         var released = false
         defer { if !released { releaseWriter() } }
@@ -204,7 +211,9 @@ public final class Database: @unchecked Sendable {
     /// Runs `body` on a reader connection inside a read transaction, so every query it makes
     /// sees the same snapshot.
     public func read<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        readerSlots.wait()
+        if readerSlots.wait(timeout: .now()) == .timedOut {
+            Blocking.run { readerSlots.wait() }
+        }
         defer { readerSlots.signal() }
         let connection = try checkoutReader()
         defer { idleReaders.withLock { $0.append(connection) } }

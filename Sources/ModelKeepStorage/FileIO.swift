@@ -3,6 +3,7 @@
 #endif
 import CPlatform
 import Foundation
+import ModelKeepSync
 
 /// The POSIX file calls the blob store makes, with errors that say which call failed on which
 /// path. This file and DataDirectory are the storage layer's only platform code.
@@ -42,7 +43,7 @@ enum FileIO {
             _ = modelkeep_start_writeback(fd)  // a hint: its failure changes nothing durable
             return
         }
-        guard fsync(fd) == 0 else {
+        guard Blocking.run({ fsync(fd) }) == 0 else {
             let error = fail("fsync", path)
             unlink(path)
             throw error
@@ -55,7 +56,7 @@ enum FileIO {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw fail("open", path) }
         defer { close(fd) }
-        guard modelkeep_syncfs(fd) == 0 else { throw fail("syncfs", path) }
+        guard Blocking.run({ modelkeep_syncfs(fd) }) == 0 else { throw fail("syncfs", path) }
     }
 
     /// Hard-links `source` to `target`; false (and no change) when `target` exists already.

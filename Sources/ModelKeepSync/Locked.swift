@@ -7,8 +7,9 @@ import Darwin
 /// A value guarded by a pthread mutex.
 ///
 /// Why not `Synchronization.Mutex`: on Linux its slow path spins before it sleeps, and with
-/// many more threads than cores (one thread per connection) the spinning ate half the CPU
-/// under load (measured with perf; see docs/BENCHMARKS.md). A plain pthread mutex sleeps at once.
+/// many more threads than cores (the server once ran a thread per connection, and still starts
+/// a thread per blocked request) the spinning ate half the CPU under load (measured with perf;
+/// see docs/BENCHMARKS.md). A plain pthread mutex sleeps at once.
 /// `@unchecked Sendable`: every access to `value` happens inside `withLock`, under `mutex`.
 public final class Locked<Value>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>

@@ -15,6 +15,7 @@ struct Settings: Sendable {
     var logFormat = "text"
     var gzipMinBytes = 1024
     var maxConnections = 1024
+    var workerThreads = 0
     var maxJSONBodyBytes = 1 << 20
     var maxRequestLineBytes = 8 * 1024
     var maxHeaderBytes = 64 * 1024
@@ -73,6 +74,7 @@ struct Settings: Sendable {
         Spec(key: "gzip_min_bytes", help: "JSON and text answers at least this large are gzip-compressed for clients that accept it; 0: never.") { $0.gzipMinBytes = try int($1, "gzip_min_bytes", 0...(1 << 30)) },
         Spec(key: "access_log", help: "Log one line per request (true/false).") { $0.accessLog = try bool($1, "access_log") },
         Spec(key: "max_connections", help: "Connections served at once; beyond it new ones get 503.") { $0.maxConnections = try int($1, "max_connections", 1...1_000_000) },
+        Spec(key: "worker_threads", help: "Threads serving requests at once, not counting blocked ones; 0 is one per core.") { $0.workerThreads = try int($1, "worker_threads", 0...1024) },
         Spec(key: "max_json_body_bytes", help: "Largest JSON request body; larger ones get 413 unread.") { $0.maxJSONBodyBytes = try int($1, "max_json_body_bytes", 1...(1 << 30)) },
         Spec(key: "max_request_line_bytes", help: "Longest request line (414 beyond).") { $0.maxRequestLineBytes = try int($1, "max_request_line_bytes", 64...(1 << 20)) },
         Spec(key: "max_header_bytes", help: "Largest header block (431 beyond).") { $0.maxHeaderBytes = try int($1, "max_header_bytes", 256...(1 << 24)) },
@@ -175,6 +177,7 @@ struct Settings: Sendable {
         c.host = host
         c.port = port
         c.maxConnections = maxConnections
+        c.workerThreads = workerThreads
         c.gzipMinBytes = gzipMinBytes
         c.maxBufferedBodySize = maxJSONBodyBytes
         c.parserLimits.maxRequestLineLength = maxRequestLineBytes

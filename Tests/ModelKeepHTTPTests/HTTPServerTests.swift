@@ -3,9 +3,12 @@ import Synchronization
 import Testing
 import TestSupport
 @testable import ModelKeepHTTP
+import ModelKeepSync
 
 /// A router of small routes that exercise the server, rendering errors as `{"error": code}`.
-func testRouter(gate: DispatchSemaphore? = nil) -> Router {
+/// `/slow` and `/blocking` signal `entered` when their handler starts, then wait for `gate`
+/// (`/blocking` inside a marked blocking region).
+func testRouter(gate: DispatchSemaphore? = nil, entered: DispatchSemaphore? = nil) -> Router {
     var builder = RouterBuilder()
     builder.add("GET", "/hello") { _ in .json(200, Array(#"{"hello":"world"}"#.utf8)) }
     builder.add("POST", "/echo") { HTTPResponse(status: 200, body: .bytes($0.bodyBytes)) }
@@ -23,8 +26,14 @@ func testRouter(gate: DispatchSemaphore? = nil) -> Router {
         HTTPResponse(status: 422, body: .bytes(Array("rejected".utf8)))
     }
     builder.add("GET", "/slow") { _ in
+        entered?.signal()
         gate?.wait()
         return .json(200, Array(#"{"slow":true}"#.utf8))
+    }
+    builder.add("GET", "/blocking") { _ in
+        entered?.signal()
+        Blocking.run { gate?.wait() }
+        return .json(200, Array(#"{"blocked":true}"#.utf8))
     }
     return builder.freeze { error, _ in
         let e = error as? HTTPError ?? HTTPError(status: 500, code: "internal", message: "")
@@ -271,6 +280,46 @@ struct HTTPServerTests {
         #expect(Set(ids).count == ids.count)
         #expect(Set(ids.map { $0.prefix(16) }).count == 1)
         #expect(try client.request("GET", "/hello", headers: ["X-Request-Id": "trace-7"]).header("X-Request-Id") == "trace-7")
+    }
+
+    @Test("handlers blocked in marked regions hand their core on: other connections are served meanwhile")
+    func blockingRegions() throws {
+        let gate = DispatchSemaphore(value: 0)
+        let entered = DispatchSemaphore(value: 0)
+        let server = try TestServer(responder: testRouter(gate: gate, entered: entered)) { $0.workerThreads = 1 }
+        let blocked = try (0..<5).map { _ in try server.client() }
+        for client in blocked { try client.send("GET /blocking HTTP/1.1\r\nHost: a\r\n\r\n") }
+        // One worker runs at a time; each handler that blocked started another, so all five are
+        // in their handlers at once and a sixth connection is still answered.
+        for _ in blocked { #expect(entered.wait(timeout: .now() + 5) == .success) }
+        #expect(server.server.workerCount >= 6)
+        #expect(try server.client().request("GET", "/hello").status == 200)
+        for _ in blocked { gate.signal() }
+        for client in blocked { #expect(try client.readResponse().status == 200) }
+    }
+
+    @Test("a handler stuck in code nobody marked as blocking does not hold up other connections")
+    func unmarkedBlocking() throws {
+        let gate = DispatchSemaphore(value: 0)
+        let entered = DispatchSemaphore(value: 0)
+        let server = try TestServer(responder: testRouter(gate: gate, entered: entered)) { $0.workerThreads = 1 }
+        let stuck = try server.client()
+        try stuck.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(entered.wait(timeout: .now() + 5) == .success)
+        // The only worker is stuck; the timer sees no progress and puts another to work.
+        #expect(try server.client().request("GET", "/hello").status == 200)
+        #expect(server.server.workerCount >= 2)
+        gate.signal()
+        #expect(try stuck.readResponse().status == 200)
+    }
+
+    @Test("shutdown stops every worker thread")
+    func workersStop() throws {
+        let server = try TestServer(responder: testRouter()) { $0.workerThreads = 3 }
+        #expect(try server.client().request("GET", "/hello").status == 200)
+        #expect(server.server.workerCount >= 3)
+        server.server.shutdown()
+        #expect(server.server.workerCount == 0)
     }
 
     @Test("many concurrent clients are all answered")
