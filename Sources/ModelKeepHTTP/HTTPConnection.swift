@@ -17,7 +17,6 @@ final class HTTPConnection: @unchecked Sendable {
     let socket: Socket
     private let peer: String
     private var parser: HTTPRequestParser
-    private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     private var date = HTTPDate()
     private let configuration: HTTPServerConfiguration
     /// Body bytes read for the current request (for the observer).
@@ -108,10 +107,9 @@ final class HTTPConnection: @unchecked Sendable {
             if let due = headDeadline, now >= due {
                 return closeExpired()
             }
-            let result = readBuffer.withUnsafeMutableBytes { socket.readWaiting(into: $0) }
-            switch result {
-            case .bytes(let n):
-                readBuffer.withUnsafeBytes { parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            switch readIntoParser({ socket.readWaiting(into: $0) }) {
+            case .bytes:
+                continue
             case .timedOut:
                 return park()  // nothing more yet
             case .closed, .failed:
@@ -143,6 +141,7 @@ final class HTTPConnection: @unchecked Sendable {
     /// `phase` and the load of the flag are sequentially consistent, as are shutdown's store of
     /// the flag and its loads of `phase`): then it closes here.
     private func park() {
+        parser.shrinkIfEmpty(keepingCapacity: 4096)
         let due = headDeadline ?? Monotonic.nanoseconds() + Monotonic.nanoseconds(milliseconds: configuration.idleTimeout)
         let parked = Phase.parked(until: due)
         phase.store(parked, ordering: .sequentiallyConsistent)
@@ -184,19 +183,25 @@ final class HTTPConnection: @unchecked Sendable {
     /// Reads once from the socket into the parser, waiting (a blocking region) only when
     /// nothing has arrived yet.
     private func fill(timeoutMilliseconds: Int) -> Result<Void, ReadFailure> {
-        var result = readBuffer.withUnsafeMutableBytes { socket.readWaiting(into: $0) }
+        var result = readIntoParser { socket.readWaiting(into: $0) }
         if case .timedOut = result {
-            result = Blocking.run {
-                readBuffer.withUnsafeMutableBytes { socket.read(into: $0, timeoutMilliseconds: timeoutMilliseconds) }
-            }
+            result = Blocking.run { readIntoParser { socket.read(into: $0, timeoutMilliseconds: timeoutMilliseconds) } }
         }
         switch result {
-        case .bytes(let n):
-            readBuffer.withUnsafeBytes { parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        case .bytes:
             return .success(())
         case .closed: return .failure(.closed)
         case .timedOut: return .failure(.timedOut)
         case .failed: return .failure(.failed)
+        }
+    }
+
+    /// Reads once into the thread's scratch buffer and hands what came to the parser.
+    private func readIntoParser(_ read: (UnsafeMutableRawBufferPointer) -> Socket.ReadResult) -> Socket.ReadResult {
+        ReadScratch.withBuffer { buffer in
+            let result = read(buffer)
+            if case .bytes(let n) = result { parser.append(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
+            return result
         }
     }
 
@@ -361,7 +366,7 @@ final class HTTPConnection: @unchecked Sendable {
         var budget = 4 << 20
         let deadline = ContinuousClock.now + .seconds(2)
         while budget > 0, ContinuousClock.now < deadline {
-            let result = readBuffer.withUnsafeMutableBytes { socket.read(into: $0, timeoutMilliseconds: 200) }
+            let result = ReadScratch.withBuffer { socket.read(into: $0, timeoutMilliseconds: 200) }
             guard case .bytes(let n) = result else { return }
             budget -= n
         }
@@ -448,5 +453,27 @@ enum RequestIDs {
             let nibble = Int((value >> UInt64(60 - 4 * i)) & 0xF)
             buffer[start + i] = digits.utf8Start[nibble]
         }
+    }
+}
+
+/// One 64 KiB buffer per thread for socket reads. What a read brings is copied into the
+/// connection's parser at once, so connections need not each keep one: an idle keep-alive
+/// connection used to hold 64 KiB for its whole life.
+enum ReadScratch {
+    static let size = 64 * 1024
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { free($0) }
+        return key
+    }()
+
+    static func withBuffer<T>(_ body: (UnsafeMutableRawBufferPointer) -> T) -> T {
+        if let pointer = pthread_getspecific(key) {
+            return body(UnsafeMutableRawBufferPointer(start: pointer, count: size))
+        }
+        guard let pointer = malloc(size) else { fatalError("cannot allocate a \(size)-byte read buffer") }
+        pthread_setspecific(key, pointer)
+        return body(UnsafeMutableRawBufferPointer(start: pointer, count: size))
     }
 }

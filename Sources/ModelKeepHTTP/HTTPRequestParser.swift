@@ -72,6 +72,18 @@ public struct HTTPRequestParser: Sendable {
         buffer.append(contentsOf: bytes)
     }
 
+    /// The storage the buffer holds now (for tests).
+    var bufferCapacity: Int { buffer.capacity }
+
+    /// Gives back the buffer's storage when nothing is buffered and it has grown past
+    /// `keepingCapacity` bytes (after a large body), so an idle connection holds little.
+    public mutating func shrinkIfEmpty(keepingCapacity limit: Int) {
+        guard readIndex == buffer.count, buffer.capacity > limit else { return }
+        buffer = []
+        readIndex = 0
+        scanIndex = 0
+    }
+
     private mutating func compact() {
         if readIndex == buffer.count {
             buffer.removeAll(keepingCapacity: true)

@@ -60,6 +60,31 @@ struct HTTPRequestParserTests {
         #expect(head.framing == .none)
     }
 
+    @Test("an emptied buffer gives back what a large body grew it to, and parsing goes on")
+    func shrinkAfterBody() throws {
+        var parser = HTTPRequestParser()
+        let body = [UInt8](repeating: 0x61, count: 200_000)
+        parser.append(Array("PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
+                      + Array("GET /y HT".utf8))
+        var bodyBytes = 0
+        while let event = try parser.next() {
+            if case .body(let piece) = event { bodyBytes += piece.count }
+            if case .end = event { break }
+        }
+        #expect(bodyBytes == body.count)
+        parser.shrinkIfEmpty(keepingCapacity: 4096)
+        #expect(parser.bufferCapacity >= body.count)  // the next request's first bytes are still buffered
+        parser.append(Array("TP/1.1\r\nHost: a\r\n\r\n".utf8))
+        guard case .head = try parser.next() else { Issue.record("no head after the body"); return }
+        #expect(parser.head?.path == "/y")
+        guard case .end = try parser.next() else { Issue.record("no end"); return }
+        parser.shrinkIfEmpty(keepingCapacity: 4096)
+        #expect(parser.bufferCapacity == 0)
+        parser.append(Array("GET /z HTTP/1.1\r\nHost: a\r\n\r\n".utf8))
+        guard case .head = try parser.next() else { Issue.record("no head after shrinking"); return }
+        #expect(parser.head?.path == "/z")
+    }
+
     @Test("a Content-Length body arrives complete", arguments: Feeding.allCases)
     func contentLengthBody(feeding: Feeding) {
         let result = parse("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world", feeding)
