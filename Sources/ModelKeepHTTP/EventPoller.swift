@@ -44,7 +44,7 @@ struct EventPoller: Sendable {
         modelkeep_epoll_arm(fd, socket.fd, token, first ? 1 : 0) == 0
     }
 
-    /// Waits up to `timeoutMilliseconds` for one event. A failed wait (which only a closed
+    /// Waits up to `timeoutMilliseconds` (-1: without limit) for one event. A failed wait (which only a closed
     /// instance could cause) reads as `.wake`, so the worker looks at the server's state.
     func wait(timeoutMilliseconds: Int32) -> Event {
         var token: UInt64 = 0

@@ -118,7 +118,9 @@ final class WorkerPool: BlockingObserver, @unchecked Sendable {
         defer { Blocking.register(nil) }
         while true {
             waiting.add(1, ordering: .relaxed)
-            let event = poller.wait(timeoutMilliseconds: 1000)
+            // No timeout: nothing is due on a clock here (spares retire on their own wait, and
+            // `stop` wakes every waiter), so an idle worker sleeps until there is work.
+            let event = poller.wait(timeoutMilliseconds: -1)
             waiting.subtract(1, ordering: .relaxed)
             switch event {
             case .ready(let token):
