@@ -14,6 +14,16 @@ struct JSONTests {
         #expect(value.objectValue?["f"]?.stringValue == "é😀 \"q\" \\ \n\t\u{01}")
     }
 
+    @Test("strings escape quotes, backslashes and control characters, and keep the rest as it is")
+    func escaping() {
+        #expect(JSONWriter.string(.string("")) == #""""#)
+        #expect(JSONWriter.string(.string("plain é😀")) == #""plain é😀""#)
+        #expect(JSONWriter.string(.string("\"a\\b\nc\rd\te\u{01}f\u{1f}\u{7f}\"")) == #""\"a\\b\nc\rd\te\u0001f\u001f\#u{7f}\"""#)
+        var out: [UInt8] = Array("x".utf8)
+        JSONWriter.writeString("\\", into: &out)
+        #expect(out == Array(#"x"\\""#.utf8))
+    }
+
     @Test("member order is kept")
     func order() throws {
         let value = try JSONParser.parse(#"{"z":1,"a":2,"m":3}"#)
