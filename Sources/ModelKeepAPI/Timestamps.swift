@@ -3,12 +3,8 @@ import Foundation
 /// RFC 3339 timestamps in UTC with milliseconds (`2026-11-22T10:00:00.123Z`), as API.md fixes them.
 enum Timestamps {
     static func rfc3339(milliseconds: Int64) -> String {
-        var seconds = time_t(milliseconds.quotientFloor(1000))
-        let millis = Int(milliseconds - Int64(seconds) * 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        let year = Int(parts.tm_year) + 1900
-        guard (0...9999).contains(year) else { return wideYear(parts, year: year, millis: millis) }
+        let c = CivilTime(milliseconds: milliseconds)
+        guard (0...9999).contains(c.year) else { return wideYear(c) }
         // Written as ASCII into one buffer: a metric page renders a thousand of these.
         return String(unsafeUninitializedCapacity: 24) { out in
             func put(_ value: Int, _ width: Int, at start: Int) {
@@ -18,32 +14,62 @@ enum Timestamps {
                     value /= 10
                 }
             }
-            put(year, 4, at: 0)
+            put(c.year, 4, at: 0)
             out[4] = 0x2D
-            put(Int(parts.tm_mon) + 1, 2, at: 5)
+            put(c.month, 2, at: 5)
             out[7] = 0x2D
-            put(Int(parts.tm_mday), 2, at: 8)
+            put(c.day, 2, at: 8)
             out[10] = 0x54
-            put(Int(parts.tm_hour), 2, at: 11)
+            put(c.hour, 2, at: 11)
             out[13] = 0x3A
-            put(Int(parts.tm_min), 2, at: 14)
+            put(c.minute, 2, at: 14)
             out[16] = 0x3A
-            put(Int(parts.tm_sec), 2, at: 17)
+            put(c.second, 2, at: 17)
             out[19] = 0x2E
-            put(millis, 3, at: 20)
+            put(c.millisecond, 3, at: 20)
             out[23] = 0x5A
             return 24
         }
     }
 
     /// A year outside 0...9999 (a client's odd wallclock), digit by digit as it is.
-    private static func wideYear(_ parts: tm, year: Int, millis: Int) -> String {
+    private static func wideYear(_ c: CivilTime) -> String {
         func pad(_ n: Int, _ width: Int) -> String {
             let s = String(n)
             return String(repeating: "0", count: max(0, width - s.count)) + s
         }
-        return "\(pad(year, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))T"
-            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2)).\(pad(millis, 3))Z"
+        return "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))T"
+            + "\(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2)).\(pad(c.millisecond, 3))Z"
+    }
+}
+
+/// A UTC date and time of day, computed from milliseconds since the epoch with Howard Hinnant's
+/// `civil_from_days` (https://howardhinnant.github.io/date_algorithms.html): no `gmtime_r`, whose
+/// glibc version takes a process-wide lock for the time zone on every call, and a metric page
+/// formats a thousand of these.
+struct CivilTime: Equatable {
+    var year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, millisecond: Int
+
+    init(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, millisecond: Int) {
+        (self.year, self.month, self.day) = (year, month, day)
+        (self.hour, self.minute, self.second, self.millisecond) = (hour, minute, second, millisecond)
+    }
+
+    init(milliseconds: Int64) {
+        let seconds = milliseconds.quotientFloor(1000)
+        millisecond = Int(milliseconds - seconds * 1000)
+        let days = seconds.quotientFloor(86400)
+        let inDay = Int(seconds - days * 86400)
+        (hour, minute, second) = (inDay / 3600, inDay % 3600 / 60, inDay % 60)
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        day = Int(doy - (153 * mp + 2) / 5 + 1)
+        month = Int(mp < 10 ? mp + 3 : mp - 9)
+        year = Int(yoe + era * 400) + (month <= 2 ? 1 : 0)
     }
 }
 
