@@ -125,14 +125,33 @@ struct MetricRoutes {
         }
     }
 
-    static func render(_ point: MetricPoint) -> JSONValue {
-        ["step": .int(point.step), "wallclock": Rendering.time(point.wallclock), "value": render(point.value)]
+    /// A point as `{"step", "wallclock", "value"}`, written straight into the response: a series
+    /// page holds up to a thousand of them.
+    static func write(_ point: MetricPoint, into json: inout JSONStream) {
+        json.beginObject()
+        json.key("step")
+        json.int(point.step)
+        json.key("wallclock")
+        json.string(Timestamps.rfc3339(milliseconds: point.wallclock))
+        json.key("value")
+        if case .number(let n) = point.value { json.double(n) } else { json.value(render(point.value)) }
+        json.endObject()
     }
 
     func latest(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
         let points = try registry.latestMetrics(ParentPaths.reference(request))
-        return Respond.json(["metrics": .object(JSONObject(points.map { (key: $0.key, value: Self.render($0)) }))])
+        var json = JSONStream(capacity: 32 + points.count * 96)
+        json.beginObject()
+        json.key("metrics")
+        json.beginObject()
+        for point in points {
+            json.key(point.key)
+            Self.write(point, into: &json)
+        }
+        json.endObject()
+        json.endObject()
+        return Respond.json(json)
     }
 
     func series(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -143,7 +162,17 @@ struct MetricRoutes {
         query.page = try q.page()
         let key = request.parameter("key")
         let page = try registry.metricSeries(ParentPaths.reference(request), key: key, query)
-        return Respond.json(["key": .string(key), "points": .array(page.items.map(Self.render)),
-                             "next_page_token": Rendering.nextPageToken(page.nextPageToken)])
+        var json = JSONStream(capacity: 96 + page.items.count * 80)
+        json.beginObject()
+        json.key("key")
+        json.string(key)
+        json.key("points")
+        json.beginArray()
+        for point in page.items { Self.write(point, into: &json) }
+        json.endArray()
+        json.key("next_page_token")
+        json.string(page.nextPageToken)
+        json.endObject()
+        return Respond.json(json)
     }
 }

@@ -28,7 +28,7 @@ struct ModelRoutes {
         draft.metadata = try fields.objectField("metadata") ?? JSONObject()
         try fields.rejectUnknown()
         let model = try registry.createModel(draft)
-        return Respond.created(["model": Rendering.model(model)], location: Respond.modelPath(model.id))
+        return Respond.item("model", model, status: 201, location: Respond.modelPath(model.id))
     }
 
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -51,14 +51,13 @@ struct ModelRoutes {
         query.includeDeleted = try q.bool("include_deleted")
         query.page = try q.page()
         let page = try registry.listModels(query)
-        return Respond.json(["models": .array(page.items.map(Rendering.model)),
-                             "next_page_token": Rendering.nextPageToken(page.nextPageToken)])
+        return Respond.page("models", page.items, nextPageToken: page.nextPageToken)
     }
 
     func get(_ request: HTTPRequest) throws -> HTTPResponse {
         let q = try QueryFields(request.query, allowed: ["include_deleted"])
         let model = try registry.model(id: request.parameter("id"), includeDeleted: try q.bool("include_deleted"))
-        return Respond.json(["model": Rendering.model(model)])
+        return Respond.item("model", model)
     }
 
     func update(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -78,7 +77,7 @@ struct ModelRoutes {
         try fields.rejectUnknown(hint: ["namespace": "a model's namespace cannot be changed",
                                         "metadata": "use PATCH /api/v1/models/{id}/metadata"])
         let model = try registry.updateModel(id: request.parameter("id"), changes)
-        return Respond.json(["model": Rendering.model(model)])
+        return Respond.item("model", model)
     }
 
     func delete(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -90,6 +89,6 @@ struct ModelRoutes {
     func restore(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
         let model = try registry.restoreModel(id: request.parameter("id"))
-        return Respond.json(["model": Rendering.model(model)])
+        return Respond.item("model", model)
     }
 }

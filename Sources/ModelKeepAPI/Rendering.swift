@@ -3,51 +3,74 @@ import ModelKeepRegistry
 
 /// The native JSON shapes of the registry's types.
 enum Rendering {
-    static func time(_ ms: Int64?) -> JSONValue {
-        ms.map { .string(Timestamps.rfc3339(milliseconds: $0)) } ?? .null
-    }
+    static func time(_ ms: Int64?) -> JSONValue { .optional(timestamp(ms)) }
 
-    static func stringMap(_ map: [String: String]) -> JSONValue {
-        .object(JSONObject(map.sorted { $0.key < $1.key }.map { (key: $0.key, value: .string($0.value)) }))
-    }
-
-    static func model(_ m: Model) -> JSONValue {
-        [
-            "id": .string(m.id),
-            "namespace": .string(m.namespace),
-            "name": .string(m.name),
-            "owner": .optional(m.owner),
-            "task": .optional(m.task),
-            "description": .optional(m.description),
-            "license": .optional(m.license),
-            "labels": stringMap(m.labels),
-            "latest_version": .optional(m.latestVersion),
-            "version_count": .int(m.versionCount),
-            "tags": stringMap(m.tags),
-            "stages": stringMap(m.stageHolders),
-            "created_at": time(m.createdAt),
-            "updated_at": time(m.updatedAt),
-            "deleted_at": time(m.deletedAt),
-        ]
-    }
-
-    static func version(_ v: Version) -> JSONValue {
-        [
-            "id": .string(v.id),
-            "model_id": .string(v.modelID),
-            "version": .string(v.version),
-            "name": .optional(v.name),
-            "description": .optional(v.description),
-            "framework": .optional(v.framework),
-            "source_uri": .optional(v.sourceURI),
-            "labels": stringMap(v.labels),
-            "stage": .string(v.stage.rawValue),
-            "unique_tags": .array(v.uniqueTags.map(JSONValue.string)),
-            "created_at": time(v.createdAt),
-            "updated_at": time(v.updatedAt),
-            "deleted_at": time(v.deletedAt),
-        ]
-    }
+    static func timestamp(_ ms: Int64?) -> String? { ms.map { Timestamps.rfc3339(milliseconds: $0) } }
 
     static func nextPageToken(_ token: String?) -> JSONValue { .optional(token) }
+
+    /// A string map as an object with its keys in order, so the same map always reads the same.
+    static func stringMap(_ map: [String: String], into json: inout JSONStream) {
+        json.beginObject()
+        for (key, value) in map.sorted(by: { $0.key < $1.key }) {
+            json.key(key)
+            json.string(value)
+        }
+        json.endObject()
+    }
+}
+
+/// A registry type that writes its native JSON shape straight into a response (`JSONStream`):
+/// lists of a hundred models or versions are the common large answers.
+protocol NativeJSON {
+    func write(into json: inout JSONStream)
+}
+
+extension Model: NativeJSON {
+    func write(into json: inout JSONStream) {
+        json.beginObject()
+        json.member("id", id)
+        json.member("namespace", namespace)
+        json.member("name", name)
+        json.member("owner", owner)
+        json.member("task", task)
+        json.member("description", description)
+        json.member("license", license)
+        json.key("labels")
+        Rendering.stringMap(labels, into: &json)
+        json.member("latest_version", latestVersion)
+        json.member("version_count", versionCount)
+        json.key("tags")
+        Rendering.stringMap(tags, into: &json)
+        json.key("stages")
+        Rendering.stringMap(stageHolders, into: &json)
+        json.member("created_at", Rendering.timestamp(createdAt))
+        json.member("updated_at", Rendering.timestamp(updatedAt))
+        json.member("deleted_at", Rendering.timestamp(deletedAt))
+        json.endObject()
+    }
+}
+
+extension Version: NativeJSON {
+    func write(into json: inout JSONStream) {
+        json.beginObject()
+        json.member("id", id)
+        json.member("model_id", modelID)
+        json.member("version", version)
+        json.member("name", name)
+        json.member("description", description)
+        json.member("framework", framework)
+        json.member("source_uri", sourceURI)
+        json.key("labels")
+        Rendering.stringMap(labels, into: &json)
+        json.member("stage", stage.rawValue)
+        json.key("unique_tags")
+        json.beginArray()
+        for tag in uniqueTags { json.string(tag) }
+        json.endArray()
+        json.member("created_at", Rendering.timestamp(createdAt))
+        json.member("updated_at", Rendering.timestamp(updatedAt))
+        json.member("deleted_at", Rendering.timestamp(deletedAt))
+        json.endObject()
+    }
 }

@@ -5,9 +5,41 @@ import ModelKeepRegistry
 /// Small builders for native API responses.
 enum Respond {
     static func json(_ value: JSONValue, status: Int = 200, location: String? = nil) -> HTTPResponse {
+        json(bytes: JSONWriter.bytes(value), status: status, location: location)
+    }
+
+    /// A body written with `JSONStream` (the long lists).
+    static func json(_ stream: JSONStream, status: Int = 200, location: String? = nil) -> HTTPResponse {
+        json(bytes: stream.bytes, status: status, location: location)
+    }
+
+    /// `{"<key>": item}`, the answer about one model or version.
+    static func item(_ key: String, _ item: some NativeJSON, status: Int = 200, location: String? = nil) -> HTTPResponse {
+        var json = JSONStream(capacity: 512)
+        json.beginObject()
+        json.key(key)
+        item.write(into: &json)
+        json.endObject()
+        return Self.json(json, status: status, location: location)
+    }
+
+    /// `{"<key>": [items], "next_page_token": ...}`, a page of a list.
+    static func page(_ key: String, _ items: [some NativeJSON], nextPageToken: String?) -> HTTPResponse {
+        var json = JSONStream(capacity: 64 + items.count * 512)
+        json.beginObject()
+        json.key(key)
+        json.beginArray()
+        for item in items { item.write(into: &json) }
+        json.endArray()
+        json.member("next_page_token", nextPageToken)
+        json.endObject()
+        return Self.json(json)
+    }
+
+    private static func json(bytes: [UInt8], status: Int, location: String?) -> HTTPResponse {
         var headers = HTTPHeaders()
         if let location { headers.add("Location", location) }
-        return .json(status, JSONWriter.bytes(value), headers: headers)
+        return .json(status, bytes, headers: headers)
     }
 
     static func created(_ value: JSONValue, location: String) -> HTTPResponse {

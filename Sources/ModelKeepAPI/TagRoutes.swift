@@ -16,7 +16,20 @@ struct TagRoutes {
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
         let tags = try registry.tags(modelID: request.parameter("id"))
-        return Respond.json(["tags": .array(tags.map { ["tag": .string($0.tag), "version": Rendering.version($0.version)] })])
+        var json = JSONStream(capacity: 64 + tags.count * 512)
+        json.beginObject()
+        json.key("tags")
+        json.beginArray()
+        for tag in tags {
+            json.beginObject()
+            json.member("tag", tag.tag)
+            json.key("version")
+            tag.version.write(into: &json)
+            json.endObject()
+        }
+        json.endArray()
+        json.endObject()
+        return Respond.json(json)
     }
 
     func assign(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -26,13 +39,13 @@ struct TagRoutes {
         try fields.rejectUnknown()
         let tagged = try registry.assignTag(modelID: request.parameter("id"), tag: request.parameter("tag"),
                                            version: version, move: try q.bool("move"))
-        return Respond.json(["version": Rendering.version(tagged)])
+        return Respond.item("version", tagged)
     }
 
     func resolve(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
         let version = try registry.resolveTag(modelID: request.parameter("id"), tag: request.parameter("tag"))
-        return Respond.json(["version": Rendering.version(version)])
+        return Respond.item("version", version)
     }
 
     func delete(_ request: HTTPRequest) throws -> HTTPResponse {

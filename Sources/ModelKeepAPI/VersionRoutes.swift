@@ -41,8 +41,8 @@ struct VersionRoutes {
         try fields.rejectUnknown()
         let modelID = request.parameter("id")
         let version = try registry.createVersion(modelID: modelID, draft)
-        return Respond.created(["version": Rendering.version(version)],
-                               location: Respond.versionPath(modelID: modelID, version: version.version))
+        return Respond.item("version", version, status: 201,
+                            location: Respond.versionPath(modelID: modelID, version: version.version))
     }
 
     static func parseStage(_ text: String, field: String = "stage") throws(RegistryError) -> Stage {
@@ -69,14 +69,13 @@ struct VersionRoutes {
         query.includeDeleted = try q.bool("include_deleted")
         query.page = try q.page()
         let page = try registry.listVersions(modelID: request.parameter("id"), query)
-        return Respond.json(["versions": .array(page.items.map(Rendering.version)),
-                             "next_page_token": Rendering.nextPageToken(page.nextPageToken)])
+        return Respond.page("versions", page.items, nextPageToken: page.nextPageToken)
     }
 
     func get(_ request: HTTPRequest) throws -> HTTPResponse {
         let q = try QueryFields(request.query, allowed: ["include_deleted"])
         let version = try registry.version(Self.reference(request), includeDeleted: try q.bool("include_deleted"))
-        return Respond.json(["version": Rendering.version(version)])
+        return Respond.item("version", version)
     }
 
     func update(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -92,7 +91,7 @@ struct VersionRoutes {
                                         "unique_tags": "use PUT /api/v1/models/{id}/tags/{tag}",
                                         "version": "a version string cannot be changed"])
         let version = try registry.updateVersion(Self.reference(request), changes)
-        return Respond.json(["version": Rendering.version(version)])
+        return Respond.item("version", version)
     }
 
     func delete(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -104,7 +103,7 @@ struct VersionRoutes {
     func restore(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
         let version = try registry.restoreVersion(Self.reference(request))
-        return Respond.json(["version": Rendering.version(version)])
+        return Respond.item("version", version)
     }
 
     func stage(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -114,6 +113,6 @@ struct VersionRoutes {
         let archiveExisting = try fields.bool("archive_existing") ?? true
         try fields.rejectUnknown()
         let version = try registry.promote(Self.reference(request), to: stage, archiveExisting: archiveExisting)
-        return Respond.json(["version": Rendering.version(version)])
+        return Respond.item("version", version)
     }
 }

@@ -27,6 +27,9 @@ struct ModelRoutesTests {
         #expect(model["version_count"]?.int == 0)
         #expect(model["tags"] == [:])
         #expect(model["deleted_at"] == .null)
+        #expect(model.objectValue?.keys == ["id", "namespace", "name", "owner", "task", "description", "license", "labels",
+                                            "latest_version", "version_count", "tags", "stages", "created_at", "updated_at",
+                                            "deleted_at"])
         let created = try #require(model["created_at"]?.string)
         #expect(created.count == 24 && created.hasSuffix("Z"))  // 2026-11-22T10:00:00.123Z
         #expect(try api.get("/api/v1/models/\(id)")["model"] == model)

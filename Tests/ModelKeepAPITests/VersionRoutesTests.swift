@@ -62,6 +62,9 @@ struct VersionRoutesTests {
                                    ["name": "run-7", "source_uri": "s3://b/k", "labels": ["data": "v3"], "metadata": ["lr": 0.001]])
         let version = try #require(created["version"])
         let versionID = try #require(version["id"]?.string)
+        #expect(version.objectValue?.keys == ["id", "model_id", "version", "name", "description", "framework", "source_uri",
+                                              "labels", "stage", "unique_tags", "created_at", "updated_at", "deleted_at"])
+        #expect(version["framework"] == .null && version["labels"] == ["data": "v3"] && version["unique_tags"] == [])
         #expect(try api.get("/api/v1/models/\(id)/versions/1")["version"] == version)
         #expect(try api.get("/api/v1/versions/\(versionID)")["version"] == version)
         let patched = try api.patch("/api/v1/versions/\(versionID)", ["description": "tuned", "labels": ["data": "v4"], "name": nil])

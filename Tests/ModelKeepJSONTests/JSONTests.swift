@@ -24,6 +24,45 @@ struct JSONTests {
         #expect(out == Array(#"x"\\""#.utf8))
     }
 
+    @Test("a stream writes what the same tree writes: commas, nesting, nulls, numbers")
+    func stream() {
+        var json = JSONStream()
+        json.beginObject()
+        json.member("a", "x\"y")
+        json.member("b", nil)
+        json.member("n", 42)
+        json.key("list")
+        json.beginArray()
+        json.int(Int64.min)
+        json.double(0.5)
+        json.double(3)
+        json.double(.nan)
+        json.bool(true)
+        json.null()
+        json.beginObject()
+        json.endObject()
+        json.beginArray()
+        json.endArray()
+        json.value(["k": [1, 2]])
+        json.string("end")
+        json.endArray()
+        json.key("empty")
+        json.beginArray()
+        json.endArray()
+        json.endObject()
+        let tree: JSONValue = ["a": "x\"y", "b": nil, "n": 42,
+                               "list": [.int(Int64.min), 0.5, 3.0, .double(.nan), true, nil, [:], [], ["k": [1, 2]], "end"],
+                               "empty": []]
+        #expect(String(decoding: json.bytes, as: UTF8.self) == JSONWriter.string(tree))
+    }
+
+    @Test("a stream writes doubles exactly as JSONValue does", arguments: [0.0, -0.0, 1e-7, 1e15, 1e15 - 1, -2.5, 1.0 / 3.0, 6.02214076e23, .infinity])
+    func streamDoubles(value: Double) {
+        var json = JSONStream()
+        json.double(value)
+        #expect(json.bytes == JSONWriter.bytes(.double(value)))
+    }
+
     @Test("member order is kept")
     func order() throws {
         let value = try JSONParser.parse(#"{"z":1,"a":2,"m":3}"#)
