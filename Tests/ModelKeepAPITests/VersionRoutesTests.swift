@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 import ModelKeepJSON
-import ModelKeepRegistry
+@testable import ModelKeepRegistry
 
 @Suite("Versions, tags and stages API")
 struct VersionRoutesTests {
@@ -199,6 +199,17 @@ struct VersionRoutesTests {
         // Without archiving, two versions may share a stage.
         _ = try api.post("/api/v1/models/\(id)/versions/3/stage", ["stage": "production", "archive_existing": false])
         #expect(try api.get("/api/v1/models/\(id)/versions?stage=production")["versions"]?.arrayValue?.count == 2)
+        // A deleted holder leaves the summary (and the partial index) at once.
+        #expect(try api.delete("/api/v1/models/\(id)/versions/3").status == 204)
+        #expect(try api.get("/api/v1/models/\(id)")["model"]?["stages"] == ["production": "2"])
+        // Restored, it does not take back the stage version 2 now holds alone.
+        #expect(try api.post("/api/v1/models/\(id)/versions/3/restore", [:])["version"]?["stage"]?.string == "archived")
+        #expect(try api.get("/api/v1/models/\(id)")["model"]?["stages"] == ["production": "2"])
+        // The summary's stage lookup reads the partial index alone (migration 0007), not each staged version's row.
+        let plan = try api.registry.database.read { c in
+            try c.query("EXPLAIN QUERY PLAN SELECT \(ModelRegistry.modelColumns) FROM models m WHERE m.id = ?", [.text(id)]) { $0.text(3) }
+        }
+        #expect(plan.contains { $0.contains("COVERING INDEX versions_stage_holders") }, "\(plan)")
         #expect(try api.post("/api/v1/models/\(id)/versions/3/stage", ["stage": "live"]).status == 400)
         #expect(try api.post("/api/v1/models/\(id)/versions/3/stage", [:]).status == 400)
         #expect(try api.post("/api/v1/models/\(id)/versions/9/stage", ["stage": "staging"]).status == 404)
