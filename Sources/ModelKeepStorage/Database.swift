@@ -21,6 +21,12 @@ public final class Database: @unchecked Sendable {
         public var synchronousFull: Bool = true
         /// The most write transactions one COMMIT may carry (see `write`); 1 commits each alone.
         public var maxGroupCommit: Int = 16
+        /// Bytes of the database file each connection reads through a memory map rather than
+        /// `pread` (https://sqlite.org/mmap.html); 0 reads every page with a system call. SQLite
+        /// caps it at its build's SQLITE_MAX_MMAP_SIZE (2 GiB in Debian's libsqlite3).
+        public var mmapBytes: Int64 = 0
+        /// Each connection's own page cache, in KiB (SQLite's default is 2,000 KiB).
+        public var cacheKiB: Int = 2000
 
         public init() {}
     }
@@ -52,6 +58,8 @@ public final class Database: @unchecked Sendable {
             PRAGMA synchronous = \(options.synchronousFull ? "FULL" : "NORMAL");
             PRAGMA temp_store = MEMORY;
             PRAGMA case_sensitive_like = ON;
+            PRAGMA cache_size = -\(options.cacheKiB);
+            PRAGMA mmap_size = \(options.mmapBytes);
             """)
     }
 

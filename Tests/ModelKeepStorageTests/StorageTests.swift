@@ -21,6 +21,46 @@ struct StorageTests {
         #expect(foreignKeys == "1")
     }
 
+    @Test("the memory map and page cache settings reach the writer and every reader")
+    func mapAndCache() throws {
+        let dir = TemporaryDirectory()
+        var options = Database.Options()
+        options.mmapBytes = 64 << 20
+        options.cacheKiB = 8192
+        let db = try openDatabase(dir, options: options)
+        try db.write { c in
+            try c.execute("CREATE TABLE t (x TEXT)")
+            for i in 0..<2000 { try c.run("INSERT INTO t VALUES (?)", [.text(String(repeating: "\(i % 10)", count: 500))]) }
+        }
+        #expect(try db.withWriter { try $0.pragma("mmap_size") } == String(64 << 20))
+        #expect(try db.withWriter { try $0.pragma("cache_size") } == "-8192")
+        // Two readers at once, so a second connection is opened and configured too.
+        let gate = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        let seen = Mutex<[String?]>([])
+        DispatchQueue.global().async {
+            _ = try? db.read { c in
+                seen.withLock { $0.append(try? c.pragma("mmap_size")) }
+                gate.wait()
+            }
+            done.signal()
+        }
+        while seen.withLock({ $0.isEmpty }) { usleep(1000) }
+        let (cache, rows) = try db.read { c throws -> (String?, SQLValue) in
+            let map = try c.pragma("mmap_size")
+            seen.withLock { $0.append(map) }
+            // Pages come through the map now: what was written reads back whole.
+            return (try c.pragma("cache_size"), try c.scalar("SELECT count(*) FROM t WHERE length(x) = 500"))
+        }
+        #expect(cache == "-8192")
+        #expect(rows == .integer(2000))
+        gate.signal()
+        done.wait()
+        #expect(seen.withLock { $0 } == [String(64 << 20), String(64 << 20)])
+
+        let plain = try Database(path: dir.file("plain.db"))
+        #expect(try plain.read { try $0.pragma("mmap_size") } == "0")
+    }
+
     @Test("a write that throws is rolled back whole")
     func rollback() throws {
         let dir = TemporaryDirectory()
