@@ -87,12 +87,14 @@ def process_tree(pid):
     return tree
 
 
-def rss_kib(pids):
+def rss_kib(pids, field="VmRSS"):
+    """Resident KiB of the processes; field="RssAnon" counts only their private memory, not the
+    file pages they map (the database file read through SQLite's memory map is page cache)."""
     total = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/status") as f:
-                total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+                total += int(re.search(field + r":\s+(\d+)", f.read()).group(1))
         except (OSError, AttributeError):
             continue
     return total
@@ -147,8 +149,8 @@ class Server:
         wait_until(ready(self.base + health), 120, name)
         self.startup_seconds = time.monotonic() - started
 
-    def rss_kib(self):
-        return rss_kib(process_tree(self.process.pid))
+    def rss_kib(self, field="VmRSS"):
+        return rss_kib(process_tree(self.process.pid), field)
 
     def settle(self, limit_seconds=60):
         """Waits until the server is idle (under 10 % of a core over a quarter second): a server

@@ -227,16 +227,19 @@ def main():
         }
         say("| read | conns | req/s | p50 ms | p99 ms | max ms | non-2xx |")
         say("|---|---|---|---|---|---|---|")
-        peak, failed = 0, 0
+        peak, peak_anon, failed = 0, 0, 0
         for op in target.ops:
             for c in [int(c) for c in args.connections.split(",")]:
                 r = compare.wrk(target, op, c, args.seconds)
                 peak = max(peak, server.rss_kib())
+                peak_anon = max(peak_anon, server.rss_kib("RssAnon"))
                 failed += r["errors"]
                 say(f"| {op} | {c} | {compare.fmt(r['rps'], 0)} | {compare.fmt(r['p50'])} | {compare.fmt(r['p99'])} | "
                     f"{compare.fmt(r['max'])} | {r['errors']} |")
         say()
-        say(f"Server RSS under the read load: {peak / 1024:.1f} MiB.")
+        say(f"Server RSS under the read load: {peak / 1024:.1f} MiB, of which private memory (RssAnon) "
+            f"{peak_anon / 1024:.1f} MiB; the rest is pages of the database file read through SQLite's "
+            "memory map (db_mmap_mib), the page cache that read calls would fill as well.")
         if failed:
             raise SystemExit(f"{failed} reads were answered with an error status")
     finally:
