@@ -131,8 +131,7 @@ struct MetricRoutes {
         json.beginObject()
         json.key("step")
         json.int(point.step)
-        json.key("wallclock")
-        json.string(Timestamps.rfc3339(milliseconds: point.wallclock))
+        json.member("wallclock", Timestamps.rfc3339(milliseconds: point.wallclock))
         json.key("value")
         if case .number(let n) = point.value { json.double(n) } else { json.value(render(point.value)) }
         json.endObject()
@@ -164,14 +163,12 @@ struct MetricRoutes {
         let page = try registry.metricSeries(ParentPaths.reference(request), key: key, query)
         var json = JSONStream(capacity: 96 + page.items.count * 80)
         json.beginObject()
-        json.key("key")
-        json.string(key)
+        json.member("key", key)
         json.key("points")
         json.beginArray()
         for point in page.items { Self.write(point, into: &json) }
         json.endArray()
-        json.key("next_page_token")
-        json.string(page.nextPageToken)
+        json.member("next_page_token", page.nextPageToken)
         json.endObject()
         return Respond.json(json)
     }
