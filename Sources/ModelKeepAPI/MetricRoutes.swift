@@ -131,7 +131,8 @@ struct MetricRoutes {
         json.beginObject()
         json.key("step")
         json.int(point.step)
-        json.member("wallclock", Timestamps.rfc3339(milliseconds: point.wallclock))
+        json.key("wallclock")
+        Timestamps.write(milliseconds: point.wallclock, into: &json)
         json.key("value")
         if case .number(let n) = point.value { json.double(n) } else { json.value(render(point.value)) }
         json.endObject()
@@ -145,7 +146,7 @@ struct MetricRoutes {
         json.key("metrics")
         json.beginObject()
         for point in points {
-            json.key(point.key)
+            json.key(escaping: point.key)
             Self.write(point, into: &json)
         }
         json.endObject()

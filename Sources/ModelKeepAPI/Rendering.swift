@@ -3,9 +3,11 @@ import ModelKeepRegistry
 
 /// The native JSON shapes of the registry's types.
 enum Rendering {
-    static func time(_ ms: Int64?) -> JSONValue { .optional(timestamp(ms)) }
+    static func time(_ ms: Int64?) -> JSONValue { ms.map { .string(Timestamps.rfc3339(milliseconds: $0)) } ?? .null }
 
-    static func timestamp(_ ms: Int64?) -> String? { ms.map { Timestamps.rfc3339(milliseconds: $0) } }
+    static func time(_ ms: Int64?, into json: inout JSONStream) {
+        if let ms { Timestamps.write(milliseconds: ms, into: &json) } else { json.null() }
+    }
 
     static func nextPageToken(_ token: String?) -> JSONValue { .optional(token) }
 
@@ -13,7 +15,7 @@ enum Rendering {
     static func stringMap(_ map: [String: String], into json: inout JSONStream) {
         json.beginObject()
         for (key, value) in map.sorted(by: { $0.key < $1.key }) {
-            json.key(key)
+            json.key(escaping: key)
             json.string(value)
         }
         json.endObject()
@@ -44,9 +46,12 @@ extension Model: NativeJSON {
         Rendering.stringMap(tags, into: &json)
         json.key("stages")
         Rendering.stringMap(stageHolders, into: &json)
-        json.member("created_at", Rendering.timestamp(createdAt))
-        json.member("updated_at", Rendering.timestamp(updatedAt))
-        json.member("deleted_at", Rendering.timestamp(deletedAt))
+        json.key("created_at")
+        Rendering.time(createdAt, into: &json)
+        json.key("updated_at")
+        Rendering.time(updatedAt, into: &json)
+        json.key("deleted_at")
+        Rendering.time(deletedAt, into: &json)
         json.endObject()
     }
 }
@@ -68,9 +73,12 @@ extension Version: NativeJSON {
         json.beginArray()
         for tag in uniqueTags { json.string(tag) }
         json.endArray()
-        json.member("created_at", Rendering.timestamp(createdAt))
-        json.member("updated_at", Rendering.timestamp(updatedAt))
-        json.member("deleted_at", Rendering.timestamp(deletedAt))
+        json.key("created_at")
+        Rendering.time(createdAt, into: &json)
+        json.key("updated_at")
+        Rendering.time(updatedAt, into: &json)
+        json.key("deleted_at")
+        Rendering.time(deletedAt, into: &json)
         json.endObject()
     }
 }

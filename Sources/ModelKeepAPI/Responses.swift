@@ -14,7 +14,7 @@ enum Respond {
     }
 
     /// `{"<key>": item}`, the answer about one model or version.
-    static func item(_ key: String, _ item: some NativeJSON, status: Int = 200, location: String? = nil) -> HTTPResponse {
+    static func item(_ key: StaticString, _ item: some NativeJSON, status: Int = 200, location: String? = nil) -> HTTPResponse {
         var json = JSONStream(capacity: 512)
         json.beginObject()
         json.key(key)
@@ -24,7 +24,7 @@ enum Respond {
     }
 
     /// `{"<key>": [items], "next_page_token": ...}`, a page of a list.
-    static func page(_ key: String, _ items: [some NativeJSON], nextPageToken: String?) -> HTTPResponse {
+    static func page(_ key: StaticString, _ items: [some NativeJSON], nextPageToken: String?) -> HTTPResponse {
         var json = JSONStream(capacity: 64 + items.count * 512)
         json.beginObject()
         json.key(key)

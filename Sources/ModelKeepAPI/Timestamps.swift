@@ -1,35 +1,47 @@
 import Foundation
+import ModelKeepJSON
 
 /// RFC 3339 timestamps in UTC with milliseconds (`2026-11-22T10:00:00.123Z`), as API.md fixes them.
 enum Timestamps {
     static func rfc3339(milliseconds: Int64) -> String {
         let c = CivilTime(milliseconds: milliseconds)
         guard (0...9999).contains(c.year) else { return wideYear(c) }
-        // Written as ASCII into one buffer: a metric page renders a thousand of these.
         return String(unsafeUninitializedCapacity: 24) { out in
-            func put(_ value: Int, _ width: Int, at start: Int) {
-                var value = value
-                for i in stride(from: start + width - 1, through: start, by: -1) {
-                    out[i] = UInt8(truncatingIfNeeded: 0x30 + value % 10)
-                    value /= 10
-                }
-            }
-            put(c.year, 4, at: 0)
-            out[4] = 0x2D
-            put(c.month, 2, at: 5)
-            out[7] = 0x2D
-            put(c.day, 2, at: 8)
-            out[10] = 0x54
-            put(c.hour, 2, at: 11)
-            out[13] = 0x3A
-            put(c.minute, 2, at: 14)
-            out[16] = 0x3A
-            put(c.second, 2, at: 17)
-            out[19] = 0x2E
-            put(c.millisecond, 3, at: 20)
-            out[23] = 0x5A
+            fill(c, into: out)
             return 24
         }
+    }
+
+    /// The timestamp written straight into a response (a metric page holds a thousand).
+    static func write(milliseconds: Int64, into json: inout JSONStream) {
+        let c = CivilTime(milliseconds: milliseconds)
+        guard (0...9999).contains(c.year) else { return json.string(wideYear(c)) }
+        json.string(unescapedCount: 24) { fill(c, into: $0) }
+    }
+
+    /// Writes the 24 ASCII bytes of a time whose year has four digits.
+    private static func fill(_ c: CivilTime, into out: UnsafeMutableBufferPointer<UInt8>) {
+        func put(_ value: Int, _ width: Int, at start: Int) {
+            var value = value
+            for i in stride(from: start + width - 1, through: start, by: -1) {
+                out[i] = UInt8(truncatingIfNeeded: 0x30 + value % 10)
+                value /= 10
+            }
+        }
+        put(c.year, 4, at: 0)
+        out[4] = 0x2D
+        put(c.month, 2, at: 5)
+        out[7] = 0x2D
+        put(c.day, 2, at: 8)
+        out[10] = 0x54
+        put(c.hour, 2, at: 11)
+        out[13] = 0x3A
+        put(c.minute, 2, at: 14)
+        out[16] = 0x3A
+        put(c.second, 2, at: 17)
+        out[19] = 0x2E
+        put(c.millisecond, 3, at: 20)
+        out[23] = 0x5A
     }
 
     /// A year outside 0...9999 (a client's odd wallclock), digit by digit as it is.

@@ -42,8 +42,20 @@ public struct JSONStream {
         needsComma = true
     }
 
-    /// A member's key; its value comes next.
-    public mutating func key(_ key: String) {
+    /// A member's key written as it is: a field name in the source, with nothing to escape. Its
+    /// value comes next.
+    public mutating func key(_ key: StaticString) {
+        assert(key.withUTF8Buffer { $0.allSatisfy { $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") } })
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        key.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
+    /// A member's key from data (a label, a metric name), escaped as a string. Its value comes next.
+    public mutating func key(escaping key: String) {
         separate()
         JSONWriter.writeString(key, into: &bytes)
         bytes.append(UInt8(ascii: ":"))
@@ -51,12 +63,12 @@ public struct JSONStream {
     }
 
     /// A member whose value is a string, or `null` for nil.
-    public mutating func member(_ key: String, _ value: String?) {
+    public mutating func member(_ key: StaticString, _ value: String?) {
         self.key(key)
         string(value)
     }
 
-    public mutating func member(_ key: String, _ value: Int) {
+    public mutating func member(_ key: StaticString, _ value: Int) {
         self.key(key)
         int(value)
     }
@@ -64,6 +76,17 @@ public struct JSONStream {
     public mutating func string(_ value: String) {
         separate()
         JSONWriter.writeString(value, into: &bytes)
+    }
+
+    /// A string of `count` bytes that `fill` writes in place, with nothing to escape (a
+    /// timestamp formatted straight into the response, no String in between).
+    public mutating func string(unescapedCount count: Int, _ fill: (UnsafeMutableBufferPointer<UInt8>) -> Void) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: count))
+        bytes.withUnsafeMutableBufferPointer { fill(UnsafeMutableBufferPointer(rebasing: $0[start..<(start + count)])) }
+        bytes.append(UInt8(ascii: "\""))
     }
 
     /// The string, or `null` for nil.

@@ -58,7 +58,7 @@ public struct JSONNumber: Sendable, Equatable, CustomStringConvertible {
         if double == double.rounded(.towardZero), abs(double) < 1e15 {
             self.text = String(Int64(double))
         } else {
-            self.text = "\(double)"
+            self.text = double.description
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ModelKeepJSON
 @testable import ModelKeepAPI
 
 @Suite("RFC 3339 timestamps")
@@ -13,9 +14,15 @@ struct TimestampTests {
             (-1, "1969-12-31T23:59:59.999Z"),
             (253_402_300_799_000, "9999-12-31T23:59:59.000Z"),
         ]
-        for (milliseconds, text) in cases {
-            #expect(Timestamps.rfc3339(milliseconds: milliseconds) == text)
-            #expect(Timestamps.parseRFC3339(text) == milliseconds)
+        for (milliseconds, text) in cases + [(253_402_300_800_000, "10000-01-01T00:00:00.000Z")] {
+            if text.count == 24 {
+                #expect(Timestamps.rfc3339(milliseconds: milliseconds) == text)
+                #expect(Timestamps.parseRFC3339(text) == milliseconds)
+            }
+            // Written straight into a response, the same text in quotes.
+            var json = JSONStream()
+            Timestamps.write(milliseconds: milliseconds, into: &json)
+            #expect(String(decoding: json.bytes, as: UTF8.self) == "\"\(text)\"")
         }
     }
 

@@ -31,6 +31,8 @@ struct JSONTests {
         json.member("a", "x\"y")
         json.member("b", nil)
         json.member("n", 42)
+        json.key(escaping: "label \"q\"\n")
+        json.int(1)
         json.key("list")
         json.beginArray()
         json.int(Int64.min)
@@ -50,7 +52,7 @@ struct JSONTests {
         json.beginArray()
         json.endArray()
         json.endObject()
-        let tree: JSONValue = ["a": "x\"y", "b": nil, "n": 42,
+        let tree: JSONValue = ["a": "x\"y", "b": nil, "n": 42, "label \"q\"\n": 1,
                                "list": [.int(Int64.min), 0.5, 3.0, .double(.nan), true, nil, [:], [], ["k": [1, 2]], "end"],
                                "empty": []]
         #expect(String(decoding: json.bytes, as: UTF8.self) == JSONWriter.string(tree))
