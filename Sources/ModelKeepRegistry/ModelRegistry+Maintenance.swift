@@ -121,23 +121,19 @@ extension ModelRegistry {
                     report.repairs.append("marked artifact \(artifact.id) (\(artifact.path)) corrupt")
                 }
             }
-            // The live version counts that triggers keep (migration 0006) against a recount.
-            let drifted = try database.read { db in
-                try db.query("""
-                    SELECT id, live_versions, actual FROM (
-                        SELECT m.id, m.live_versions,
-                               (SELECT count(*) FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL) AS actual
-                        FROM models m)
-                    WHERE live_versions != actual
-                    """) { (id: $0.text(0), kept: $0.int(1), actual: $0.int(2)) }
-            }
-            for model in drifted {
-                report.problems.append("model \(model.id) records \(model.kept) live versions but has \(model.actual)")
-                if repair {
-                    try database.write { db in
-                        try db.run("UPDATE models SET live_versions = ? WHERE id = ?", [.integer(Int64(model.actual)), .text(model.id)])
+            // The summary columns that triggers keep (migrations 0006 and 0008) against a recount.
+            for check in Self.derivedColumnChecks {
+                let drifted = try database.read { db in
+                    try db.query(check.drifted) { row in
+                        (key: (0..<check.keys).map(row.value), kept: row.value(check.keys), actual: row.value(check.keys + 1))
                     }
-                    report.repairs.append("recounted the live versions of model \(model.id)")
+                }
+                for item in drifted {
+                    report.problems.append(check.problem(item.key, item.kept, item.actual))
+                    if repair {
+                        try database.write { db in try db.run(check.repair, [item.actual] + item.key) }
+                        report.repairs.append(check.repaired(item.key))
+                    }
                 }
             }
             if repair {
@@ -151,6 +147,56 @@ extension ModelRegistry {
         }
         return report
     }
+}
+
+/// A column kept by triggers and the recount it must equal: `drifted` selects the row's `keys`
+/// key columns, the kept value and the actual one for every row where they differ, and `repair`
+/// sets the column to the actual value (bound first, then the keys).
+private struct DerivedColumnCheck: Sendable {
+    let keys: Int
+    let drifted: String
+    let repair: String
+    let problem: @Sendable ([SQLValue], SQLValue, SQLValue) -> String
+    let repaired: @Sendable ([SQLValue]) -> String
+}
+
+extension ModelRegistry {
+    fileprivate static let derivedColumnChecks: [DerivedColumnCheck] = [
+        DerivedColumnCheck(
+            keys: 1,
+            drifted: """
+                SELECT id, live_versions, actual FROM (
+                    SELECT m.id, m.live_versions,
+                           (SELECT count(*) FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL) AS actual
+                    FROM models m)
+                WHERE live_versions != actual
+                """,
+            repair: "UPDATE models SET live_versions = ? WHERE id = ?",
+            problem: { "model \($0[0].shown) records \($1.shown) live versions but has \($2.shown)" },
+            repaired: { "recounted the live versions of model \($0[0].shown)" }),
+        DerivedColumnCheck(
+            keys: 1,
+            drifted: """
+                SELECT id, latest_version, actual FROM (
+                    SELECT m.id, m.latest_version,
+                           (SELECT v.version FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL
+                            ORDER BY v.created_at DESC, v.id DESC LIMIT 1) AS actual
+                    FROM models m)
+                WHERE latest_version IS NOT actual
+                """,
+            repair: "UPDATE models SET latest_version = ? WHERE id = ?",
+            problem: { "model \($0[0].shown) records \($1.shown) as its newest live version but it is \($2.shown)" },
+            repaired: { "reset the newest live version of model \($0[0].shown)" }),
+        DerivedColumnCheck(
+            keys: 2,
+            drifted: """
+                SELECT t.model_id, t.tag, t.version, v.version FROM unique_tags t JOIN versions v ON v.id = t.version_id
+                WHERE t.version IS NOT v.version
+                """,
+            repair: "UPDATE unique_tags SET version = ? WHERE model_id = ? AND tag = ?",
+            problem: { "tag \($0[1].shown) of model \($0[0].shown) records version \($1.shown) but names \($2.shown)" },
+            repaired: { "reset the version of tag \($0[1].shown) of model \($0[0].shown)" }),
+    ]
 }
 
 private struct ArtifactCheck: Sendable {
@@ -181,6 +227,19 @@ extension ModelRegistry {
                 counts.chunkBytes = row.int64(1)
             }
             return counts
+        }
+    }
+}
+
+extension SQLValue {
+    /// The value as fsck's messages show it.
+    fileprivate var shown: String {
+        switch self {
+        case .null: "none"
+        case .integer(let n): String(n)
+        case .real(let d): String(d)
+        case .text(let s): s
+        case .blob(let b): "\(b.count) bytes"
         }
     }
 }

@@ -5,9 +5,9 @@ extension ModelRegistry {
     static let modelColumns = """
         m.id, m.namespace, m.name, m.owner, m.task, m.description, m.license, m.created_at, m.updated_at, m.deleted_at,
         (SELECT json_group_object(key, value) FROM model_labels WHERE model_id = m.id),
-        (SELECT version FROM versions WHERE model_id = m.id AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 1),
+        m.latest_version,
         m.live_versions,
-        (SELECT json_group_object(t.tag, v.version) FROM unique_tags t JOIN versions v ON v.id = t.version_id WHERE t.model_id = m.id),
+        (SELECT json_group_object(tag, version) FROM unique_tags WHERE model_id = m.id),
         (SELECT json_group_object(stage, version) FROM (
             SELECT stage, version, max(updated_at) FROM versions
             WHERE model_id = m.id AND deleted_at IS NULL AND stage IN ('staging', 'production') GROUP BY stage))

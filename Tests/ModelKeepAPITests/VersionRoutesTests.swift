@@ -187,6 +187,54 @@ struct VersionRoutesTests {
         #expect(holders.count == 1)
     }
 
+    @Test("a model's newest live version and its tags' versions follow every write, and fsck resets a drift",
+          arguments: Transport.allCases)
+    func summaryColumns(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let id = try api.createModel("m")
+        func latest() throws -> String? { try api.get("/api/v1/models/\(id)")["model"]?["latest_version"]?.string }
+        func tags() throws -> JSONValue? { try api.get("/api/v1/models/\(id)")["model"]?["tags"] }
+        #expect(try latest() == nil)
+        for _ in 0..<3 { _ = try api.post("/api/v1/models/\(id)/versions", [:]) }
+        #expect(try latest() == "3")
+        #expect(try api.put("/api/v1/models/\(id)/tags/champion", ["version": "1"]).status == 200)
+        #expect(try tags() == ["champion": "1"])
+        #expect(try api.put("/api/v1/models/\(id)/tags/champion?move=true", ["version": "2"]).status == 200)
+        #expect(try tags() == ["champion": "2"])
+        // A version created with a tag, then soft-deleted (its tag goes), restored, hard-deleted.
+        #expect(try api.post("/api/v1/models/\(id)/versions", ["unique_tags": ["best"]]).status == 201)
+        #expect(try latest() == "4")
+        #expect(try tags() == ["best": "4", "champion": "2"])
+        #expect(try api.delete("/api/v1/models/\(id)/versions/4").status == 204)
+        #expect(try latest() == "3")
+        #expect(try tags() == ["champion": "2"])
+        #expect(try api.post("/api/v1/models/\(id)/versions/4/restore", [:]).status == 200)
+        #expect(try latest() == "4")
+        #expect(try api.delete("/api/v1/models/\(id)/versions/4?hard=true").status == 204)
+        #expect(try latest() == "3")
+        for number in ["3", "2", "1"] { #expect(try api.delete("/api/v1/models/\(id)/versions/\(number)").status == 204) }
+        #expect(try latest() == nil)
+        #expect(try tags() == [:])
+        #expect(try api.post("/api/v1/models/\(id)/versions", ["unique_tags": ["champion"]]).status == 201)
+        #expect(try latest() == "5")
+        #expect(try tags() == ["champion": "5"])
+        // The columns are kept by triggers (migration 0008); fsck finds a drift and repair resets it.
+        let registry = api.registry.registry
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+        try registry.database.write { db in
+            try db.run("UPDATE models SET latest_version = 'zz' WHERE id = ?", [.text(id)])
+            try db.run("UPDATE unique_tags SET version = 'yy' WHERE model_id = ?", [.text(id)])
+        }
+        #expect(try latest() == "zz")
+        let report = try registry.fsck(full: false, repair: true)
+        #expect(report.problems == ["model \(id) records zz as its newest live version but it is 5",
+                                    "tag champion of model \(id) records version yy but names 5"])
+        #expect(report.repairs.count == 2)
+        #expect(try latest() == "5")
+        #expect(try tags() == ["champion": "5"])
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+    }
+
     @Test("promotion archives the previous holder in the same step", arguments: Transport.allCases)
     func stages(transport: Transport) throws {
         let api = try APIClient(transport)
