@@ -2,6 +2,9 @@ import ModelKeepJSON
 import ModelKeepStorage
 
 extension ModelRegistry {
+    /// A model row and its summary. `live_versions`, `latest_version` and the tags' `version`
+    /// are kept by triggers (migrations 0006 and 0008, checked by `fsck`), so a row costs its own
+    /// read plus the labels, the tags and the stage holders, each one index probe.
     static let modelColumns = """
         m.id, m.namespace, m.name, m.owner, m.task, m.description, m.license, m.created_at, m.updated_at, m.deleted_at,
         (SELECT json_group_object(key, value) FROM model_labels WHERE model_id = m.id),
