@@ -11,6 +11,16 @@ enum Rendering {
 
     static func nextPageToken(_ token: String?) -> JSONValue { .optional(token) }
 
+    /// `created_at`, `updated_at` and `deleted_at`, the last members of a model and a version.
+    static func lifetime(created: Int64, updated: Int64, deleted: Int64?, into json: inout JSONStream) {
+        json.key("created_at")
+        time(created, into: &json)
+        json.key("updated_at")
+        time(updated, into: &json)
+        json.key("deleted_at")
+        time(deleted, into: &json)
+    }
+
     /// A string map as an object with its keys in order, so the same map always reads the same.
     static func stringMap(_ map: [String: String], into json: inout JSONStream) {
         json.beginObject()
@@ -46,12 +56,7 @@ extension Model: NativeJSON {
         Rendering.stringMap(tags, into: &json)
         json.key("stages")
         Rendering.stringMap(stageHolders, into: &json)
-        json.key("created_at")
-        Rendering.time(createdAt, into: &json)
-        json.key("updated_at")
-        Rendering.time(updatedAt, into: &json)
-        json.key("deleted_at")
-        Rendering.time(deletedAt, into: &json)
+        Rendering.lifetime(created: createdAt, updated: updatedAt, deleted: deletedAt, into: &json)
         json.endObject()
     }
 }
@@ -73,12 +78,7 @@ extension Version: NativeJSON {
         json.beginArray()
         for tag in uniqueTags { json.string(tag) }
         json.endArray()
-        json.key("created_at")
-        Rendering.time(createdAt, into: &json)
-        json.key("updated_at")
-        Rendering.time(updatedAt, into: &json)
-        json.key("deleted_at")
-        Rendering.time(deletedAt, into: &json)
+        Rendering.lifetime(created: createdAt, updated: updatedAt, deleted: deletedAt, into: &json)
         json.endObject()
     }
 }
