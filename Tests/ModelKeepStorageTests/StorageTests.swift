@@ -44,7 +44,9 @@ struct StorageTests {
             }
             done.signal()
         }
-        while seen.withLock({ $0.isEmpty }) { usleep(1000) }
+        defer { gate.signal() }  // lets the first reader finish if a check below stops the test early
+        for _ in 0..<5000 where seen.withLock({ $0.isEmpty }) { usleep(1000) }
+        try #require(seen.withLock { $0.count } == 1, "the first reader did not start within 5 s")
         let (cache, rows) = try db.read { c throws -> (String?, SQLValue) in
             let map = try c.pragma("mmap_size")
             seen.withLock { $0.append(map) }
@@ -54,7 +56,7 @@ struct StorageTests {
         #expect(cache == "-8192")
         #expect(rows == .integer(2000))
         gate.signal()
-        done.wait()
+        #expect(done.wait(timeout: .now() + 5) == .success)
         #expect(seen.withLock { $0 } == [String(64 << 20), String(64 << 20)])
 
         let plain = try Database(path: dir.file("plain.db"))
