@@ -21,6 +21,8 @@ public enum NativeAPI {
         HUBRoutes(registry: registry).register(into: &builder)
         MLflowRoutes(registry: registry).register(into: &builder)
         MLflowArtifactRoutes(registry: registry).register(into: &builder)
+        MLflowTrackingRoutes(registry: registry).register(into: &builder)
+        MLflowLoggedModelRoutes(registry: registry).register(into: &builder)
         OperationRoutes(registry: registry, openAPI: JSONWriter.bytes(OpenAPIDocument.document),
                         metrics: metrics).register(into: &builder)
         let renderer = ErrorRenderer(logger: logger)

@@ -25,34 +25,55 @@ extension ModelRegistry {
         }
         return try writing { db in
             let resolved = try Self.requireParent(parent, db)
-            var latest: [String: (point: MetricPoint, id: Int64)] = [:]
-            for point in points {
-                let id = try db.queryFirst("""
-                    INSERT INTO metrics (parent_id, key, step, wallclock, number, text, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)
-                    RETURNING id
-                    """, [.text(resolved.id), .text(point.key), .integer(point.step), .integer(point.wallclock)] + Self.columns(point.value)) {
-                    $0.int64(0)
-                } ?? 0
-                if let current = latest[point.key], (current.point.step, current.point.wallclock) > (point.step, point.wallclock) {
-                    continue
-                }
-                latest[point.key] = (point, id)
-            }
-            // One upsert per key: the batch's latest point replaces the stored one unless that is later.
-            for (key, entry) in latest {
-                try db.run("""
-                    INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (parent_id, key) DO UPDATE SET
-                        step = excluded.step, wallclock = excluded.wallclock, point_id = excluded.point_id,
-                        number = excluded.number, text = excluded.text, bytes = excluded.bytes
-                    WHERE (excluded.step, excluded.wallclock, excluded.point_id)
-                        >= (metric_latest.step, metric_latest.wallclock, metric_latest.point_id)
-                    """, [.text(resolved.id), .text(key), .integer(entry.point.step), .integer(entry.point.wallclock),
-                          .integer(entry.id)] + Self.columns(entry.point.value))
-            }
+            try Self.insertPoints(points, parentID: resolved.id, db)
             return points.count
         }
+    }
+
+    /// Appends validated points to a parent's series and keeps its latest point per key, inside
+    /// the caller's transaction.
+    static func insertPoints(_ points: [MetricPoint], parentID: String, _ db: SQLiteConnection) throws {
+        var latest: [String: (point: MetricPoint, id: Int64)] = [:]
+        for point in points {
+            let id = try db.queryFirst("""
+                INSERT INTO metrics (parent_id, key, step, wallclock, number, text, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)
+                RETURNING id
+                """, [.text(parentID), .text(point.key), .integer(point.step), .integer(point.wallclock)] + Self.columns(point.value)) {
+                $0.int64(0)
+            } ?? 0
+            if let current = latest[point.key], (current.point.step, current.point.wallclock) > (point.step, point.wallclock) {
+                continue
+            }
+            latest[point.key] = (point, id)
+        }
+        // One upsert per key: the batch's latest point replaces the stored one unless that is later.
+        for (key, entry) in latest {
+            try db.run("""
+                INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (parent_id, key) DO UPDATE SET
+                    step = excluded.step, wallclock = excluded.wallclock, point_id = excluded.point_id,
+                    number = excluded.number, text = excluded.text, bytes = excluded.bytes
+                WHERE (excluded.step, excluded.wallclock, excluded.point_id)
+                    >= (metric_latest.step, metric_latest.wallclock, metric_latest.point_id)
+                """, [.text(parentID), .text(key), .integer(entry.point.step), .integer(entry.point.wallclock),
+                      .integer(entry.id)] + Self.columns(entry.point.value))
+        }
+    }
+
+    /// Copies every point of one parent's series to another, inside the caller's transaction.
+    static func copyPoints(from sourceID: String, to targetID: String, _ db: SQLiteConnection) throws {
+        try db.run("""
+            INSERT INTO metrics (parent_id, key, step, wallclock, number, text, bytes)
+            SELECT ?, key, step, wallclock, number, text, bytes FROM metrics WHERE parent_id = ? ORDER BY id
+            """, [.text(targetID), .text(sourceID)])
+        try db.run("""
+            INSERT OR REPLACE INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes)
+            SELECT ?, l.key, l.step, l.wallclock,
+                   (SELECT max(id) FROM metrics m WHERE m.parent_id = ? AND m.key = l.key AND m.step = l.step AND m.wallclock = l.wallclock),
+                   l.number, l.text, l.bytes
+            FROM metric_latest l WHERE l.parent_id = ?
+            """, [.text(targetID), .text(targetID), .text(sourceID)])
     }
 
     private static func columns(_ value: MetricValue) -> [SQLValue] {

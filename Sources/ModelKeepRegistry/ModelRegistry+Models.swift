@@ -54,6 +54,16 @@ extension ModelRegistry {
 
     /// Creates a model; 409 when a live model of that namespace already has the name.
     public func createModel(_ draft: ModelDraft) throws(RegistryError) -> Model {
+        try validate(draft)
+        let now = Clock.nowMilliseconds()
+        return try writing { db in
+            let id = try Self.insertModel(draft, at: now, db)
+            return try Self.requireModel(id: id, db)
+        }
+    }
+
+    /// Checks a draft before anything is written.
+    func validate(_ draft: ModelDraft) throws(RegistryError) {
         try Validation.namespace(draft.namespace)
         try Self.requireWritable(namespace: draft.namespace)
         try Validation.modelName(draft.name)
@@ -63,24 +73,26 @@ extension ModelRegistry {
         try Validation.text(draft.license, field: "license", maxBytes: 256)
         try Validation.text(draft.description, field: "description", maxBytes: 64 * 1024)
         try validateMetadata(draft.metadata)
-        let now = Clock.nowMilliseconds()
+    }
+
+    /// Inserts a validated model with its labels and metadata inside the caller's transaction,
+    /// records `model.created`, and returns the new id.
+    static func insertModel(_ draft: ModelDraft, at now: Int64, _ db: SQLiteConnection) throws -> String {
         let id = Identifiers.make(at: now)
-        return try writing { db in
-            do {
-                try db.run("""
-                    INSERT INTO models (id, namespace, name, owner, task, description, license, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, [.text(id), .text(draft.namespace), .text(draft.name), SQLValue(draft.owner), SQLValue(draft.task),
-                          SQLValue(draft.description), SQLValue(draft.license), .integer(now), .integer(now)])
-            } catch let error as SQLiteError where error.isUniqueViolation {
-                throw try Self.nameTaken(namespace: draft.namespace, name: draft.name, db)
-            }
-            try Self.writeLabels(draft.labels, table: "model_labels", ownerColumn: "model_id", ownerID: id, replacing: false, db)
-            try Self.writeMetadata(draft.metadata, parentID: id, at: now, db)
-            try Self.record("model.created", namespace: draft.namespace, subject: id, payload: ["name": .string(draft.name)],
-                            at: now, db)
-            return try Self.requireModel(id: id, db)
+        do {
+            try db.run("""
+                INSERT INTO models (id, namespace, name, owner, task, description, license, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(id), .text(draft.namespace), .text(draft.name), SQLValue(draft.owner), SQLValue(draft.task),
+                      SQLValue(draft.description), SQLValue(draft.license), .integer(now), .integer(now)])
+        } catch let error as SQLiteError where error.isUniqueViolation {
+            throw try Self.nameTaken(namespace: draft.namespace, name: draft.name, db)
         }
+        try Self.writeLabels(draft.labels, table: "model_labels", ownerColumn: "model_id", ownerID: id, replacing: false, db)
+        try Self.writeMetadata(draft.metadata, parentID: id, at: now, db)
+        try Self.record("model.created", namespace: draft.namespace, subject: id, payload: ["name": .string(draft.name)],
+                        at: now, db)
+        return id
     }
 
     static func nameTaken(namespace: String, name: String, _ db: SQLiteConnection) throws -> RegistryError {

@@ -114,6 +114,9 @@ extension ModelRegistry {
             if let source = draft.artifactsFrom {
                 _ = try Self.copyArtifacts(source, to: ResolvedParent(id: id, modelID: modelID, namespace: namespace), at: now, db)
             }
+            if let source = draft.metricsFrom {
+                try Self.copyPoints(from: try Self.requireParent(source, db).id, to: id, db)
+            }
             try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(modelID)])
             return try Self.requireVersion(.id(id), db)
         }

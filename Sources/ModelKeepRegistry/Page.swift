@@ -37,6 +37,8 @@ struct PageCursor: Equatable {
             switch $0 {
             case .integer(let n): .int(n)
             case .text(let s): .string(s)
+            // A real travels as its shortest round-tripping text inside a one-element array.
+            case .real(let d): .array([.string("\(d)")])
             default: .null
             }
         }
@@ -52,7 +54,7 @@ struct PageCursor: Equatable {
         var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
         guard token.utf8.count <= 2048, let data = Data(base64Encoded: base64),
-              let json = try? JSONParser.parse(Array(data), maxDepth: 2),
+              let json = try? JSONParser.parse(Array(data), maxDepth: 3),
               let parts = json.arrayValue, parts.count == 3,
               let tokenOrder = parts[0].stringValue, let tokenDescending = parts[1].boolValue,
               let encoded = parts[2].arrayValue, encoded.count == count else { throw invalid }
@@ -63,6 +65,9 @@ struct PageCursor: Equatable {
             case .number(let n):
                 guard let int = n.int64 else { throw invalid }
                 values.append(.integer(int))
+            case .array(let parts):
+                guard parts.count == 1, let text = parts[0].stringValue, let real = Double(text) else { throw invalid }
+                values.append(.real(real))
             default: throw invalid
             }
         }

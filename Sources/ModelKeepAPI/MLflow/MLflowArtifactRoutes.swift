@@ -4,127 +4,103 @@ import ModelKeepJSON
 import ModelKeepRegistry
 
 /// The `mlflow-artifacts:` path space, mapped onto ModelKeep's artifact parents:
-/// - `<experiment_id>/<run_id>/artifacts/<path>`: a run's files (the artifact_uri runs/create gives);
+/// - `<experiment_id>/<run_id>/artifacts/<path>`: a run's files (the run's model in `mlflow-runs`);
+/// - `<experiment_id>/models/<m-id>/artifacts/<path>`: a logged model's files (its model in `mlflow-models`);
 /// - `versions/<version_id>/<path>`: a version's files (what get-download-uri points at);
-/// - `models/<model_id>/<path>`: a model's own files.
-/// Nothing else exists in it; a PUT elsewhere is a 400 that says so.
+/// - `models/<model_id>/<path>`: a model's own files;
+/// - any other relative path: the files of one model, `mlflow-artifacts/files`, kept under that
+///   path, so whatever the client chooses to write is stored and read back as MLflow's server does.
 struct MLflowArtifactSpace {
     let registry: ModelRegistry
+    static let filesNamespace = "mlflow-artifacts", filesModel = "files"
 
     static func uri(version id: String) -> String { "mlflow-artifacts:/versions/\(id)" }
-    static func uri(run: MLflowRun) -> String { "mlflow-artifacts:/\(run.experimentID)/\(run.id)/artifacts" }
 
     /// Whether a version source names files in this server (and so is copied into the version).
     static func isInternal(_ source: String) -> Bool {
-        source.hasPrefix("runs:/") || source.hasPrefix("mlflow-artifacts:")
+        source.hasPrefix("runs:/") || source.hasPrefix("mlflow-artifacts:") || source.hasPrefix("models:/")
     }
 
-    /// A parent and a path inside it ("" for the parent's root), or nil outside the space.
-    func resolve(_ path: String) throws -> (parent: ParentReference, path: String, runID: String?)? {
+    /// Where a path is kept: a parent and a path inside it ("" for the parent's root); the
+    /// run or logged model it belongs to, if any. `create` makes the catch-all model on first use.
+    func resolve(_ path: String, create: Bool = false) throws -> (parent: ParentReference, path: String, runID: String?)? {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        guard segments.count >= 2 else { return nil }
         let rest = { (from: Int) in segments.dropFirst(from).joined(separator: "/") }
-        switch segments[0] {
-        case "models": return (.model(segments[1]), rest(2), nil)
-        case "versions": return (.version(segments[1]), rest(2), nil)
-        default:
-            guard segments.count >= 3, segments[2] == "artifacts",
-                  let run = try MLflowRun.find(segments[1], in: registry), run.experimentID == segments[0] else { return nil }
+        if segments.count >= 2 {
+            switch segments[0] {
+            case "models": return (.model(segments[1]), rest(2), nil)
+            case "versions": return (.version(segments[1]), rest(2), nil)
+            default: break
+            }
+        }
+        if segments.count >= 4, segments[1] == "models", segments[3] == "artifacts", segments[2].hasPrefix("m-"),
+           let model = try? registry.loggedModel(id: segments[2], includeDeleted: true) {
+            return (.model(model.modelID), rest(4), model.sourceRunID)
+        }
+        if segments.count >= 3, segments[2] == "artifacts", let run = try? registry.run(id: segments[1]) {
             return (.model(run.modelID), rest(3), run.id)
         }
+        guard let files = try filesModel(create: create) else { return nil }
+        return (.model(files), segments.joined(separator: "/"), nil)
     }
 
-    static let spaceHelp = "ModelKeep's mlflow-artifacts paths are <experiment_id>/<run_id>/artifacts/..., versions/<version_id>/... and models/<model_id>/..."
+    /// The id of the model that holds paths outside the run, logged-model and version spaces.
+    func filesModel(create: Bool) throws -> String? {
+        if let id = try? registry.model(namespace: Self.filesNamespace, name: Self.filesModel).id { return id }
+        guard create else { return nil }
+        var draft = ModelDraft(name: Self.filesModel)
+        draft.namespace = Self.filesNamespace
+        draft.description = "Files the MLflow client stored outside runs, logged models and versions"
+        // Two first uploads at once: one creates it, the other finds it.
+        return try (try? registry.createModel(draft).id) ?? registry.model(namespace: Self.filesNamespace, name: Self.filesModel).id
+    }
 
-    /// What a version source brings: the files to copy into the version, and the run it names.
-    func source(_ source: String) throws -> (artifacts: ArtifactSource?, runID: String?) {
-        let path: String
-        if source.hasPrefix("runs:/") {
-            path = String(source.dropFirst("runs:/".count))
-        } else if source.hasPrefix("mlflow-artifacts:") {
-            path = String(source.dropFirst("mlflow-artifacts:".count))
-        } else {
-            path = source
-        }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+    /// What a version source brings: the files to copy into the version, the metrics to copy,
+    /// the run it names, and the logged model it is.
+    struct Source {
+        var artifacts: ArtifactSource?
+        var metrics: ParentReference?
+        var runID: String?
+        var loggedModel: LoggedModel?
+    }
+
+    func source(_ source: String, modelID: String?) throws -> Source {
+        let segments = source.split(separator: "/", omittingEmptySubsequences: true)
         guard !segments.contains("..") else {
             throw MLflowError.invalid("Invalid model version source: '\(source)'. It must not contain '..' segments.")
         }
-        guard Self.isInternal(source) else { return (nil, nil) }
+        if let modelID, !modelID.isEmpty, !source.hasPrefix("runs:/") {
+            return try loggedModel(modelID, source: source)
+        }
+        if source.hasPrefix("models:/") {
+            let rest = source.dropFirst("models:/".count)
+            if rest.hasPrefix("m-") { return try loggedModel(String(rest.prefix { $0 != "/" }), source: source) }
+            return Source()
+        }
         if source.hasPrefix("runs:/") {
-            guard let runID = segments.first.map(String.init), let run = try MLflowRun.find(runID, in: registry) else {
-                throw MLflowError.notFound("Run '\(segments.first ?? "")' not found (source \(source))")
-            }
-            return (ArtifactSource(parent: .model(run.modelID), prefix: segments.dropFirst().joined(separator: "/")), run.id)
+            // A run this server does not know keeps its source as it is, as MLflow does.
+            guard let runID = segments.dropFirst().first.map(String.init), let run = try? registry.run(id: runID) else { return Source() }
+            return Source(artifacts: ArtifactSource(parent: .model(run.modelID), prefix: segments.dropFirst(2).joined(separator: "/")),
+                          runID: run.id)
         }
+        guard source.hasPrefix("mlflow-artifacts:") else { return Source() }
+        let path = String(source.dropFirst("mlflow-artifacts:".count))
         guard let location = try resolve(path) else {
-            throw MLflowError.invalid("Invalid model version source: '\(source)'. \(Self.spaceHelp)")
+            throw MLflowError.invalid("Invalid model version source: '\(source)': nothing is stored there.")
         }
-        return (ArtifactSource(parent: location.parent, prefix: location.path), location.runID)
+        return Source(artifacts: ArtifactSource(parent: location.parent, prefix: location.path), runID: location.runID)
+    }
+
+    private func loggedModel(_ id: String, source: String) throws -> Source {
+        let model = try translating({ () throws(RegistryError) in try registry.loggedModel(id: id) }) {
+            $0.isNotFound ? .notFound("Logged model with ID '\(id)' not found (source \(source)).") : nil
+        }
+        return Source(artifacts: ArtifactSource(parent: .model(model.modelID), prefix: ""), metrics: .model(model.modelID),
+                      runID: model.sourceRunID, loggedModel: model)
     }
 }
 
-/// An MLflow run, kept as a model of the `mlflow-runs` namespace named by the run id: its tags
-/// are the model's labels, its info the `mlflow_run` metadata, its files the model's artifacts.
-struct MLflowRun {
-    static let namespace = "mlflow-runs", metadataKey = "mlflow_run"
-
-    var id: String
-    var modelID: String
-    var experimentID: String
-    var name: String
-    var userID: String
-    var status: String
-    var startTime: Int64
-    var endTime: Int64?
-    var tags: [String: String]
-
-    static func find(_ runID: String, in registry: ModelRegistry) throws -> MLflowRun? {
-        guard (1...256).contains(runID.utf8.count), (try? Validation.modelName(runID)) != nil else { return nil }
-        guard let model = try Self.model(runID, in: registry) else { return nil }
-        let info = try registry.metadata(.model(model.id))[metadataKey]?.objectValue ?? JSONObject()
-        return MLflowRun(id: model.name, modelID: model.id, experimentID: info["experiment_id"]?.stringValue ?? "0",
-                         name: info["run_name"]?.stringValue ?? "", userID: info["user_id"]?.stringValue ?? "",
-                         status: info["status"]?.stringValue ?? "RUNNING", startTime: info["start_time"]?.numberValue?.int64 ?? model.createdAt,
-                         endTime: info["end_time"]?.numberValue?.int64, tags: model.labels)
-    }
-
-    private static func model(_ runID: String, in registry: ModelRegistry) throws(RegistryError) -> Model? {
-        do {
-            return try registry.model(namespace: namespace, name: runID)
-        } catch {
-            if case .notFound = error { return nil }
-            throw error
-        }
-    }
-
-    var infoDocument: JSONValue {
-        var info: JSONObject = ["experiment_id": .string(experimentID), "run_name": .string(name), "user_id": .string(userID),
-                                "status": .string(status), "start_time": .int(startTime)]
-        if let endTime { info["end_time"] = .int(endTime) }
-        return .object(info)
-    }
-
-    /// runs/get's `info`.
-    var info: JSONValue {
-        var info: JSONObject = [
-            "run_id": .string(id), "run_uuid": .string(id), "run_name": .string(name), "experiment_id": .string(experimentID),
-            "user_id": .string(userID), "status": .string(status), "start_time": .int(startTime),
-            "artifact_uri": .string(MLflowArtifactSpace.uri(run: self)), "lifecycle_stage": "active",
-        ]
-        if let endTime { info["end_time"] = .int(endTime) }
-        return .object(info)
-    }
-
-    var document: JSONValue {
-        var data = JSONObject()
-        if !tags.isEmpty { data["tags"] = MLflowRendering.tags(tags) }
-        return ["info": info, "data": .object(data), "inputs": [:]]
-    }
-}
-
-/// The artifact proxy (`/api/2.0/mlflow-artifacts/artifacts`), the minimal runs API that
-/// `MlflowClient.log_artifact` and `mlflow.start_run` need, and `/api/3.0/mlflow/server-info`.
+/// The artifact proxy (`/api/2.0/mlflow-artifacts/artifacts`) and `/api/3.0/mlflow/server-info`.
 struct MLflowArtifactRoutes {
     let registry: ModelRegistry
     static let base = "/api/2.0/mlflow-artifacts/artifacts"
@@ -140,15 +116,6 @@ struct MLflowArtifactRoutes {
             MLflowRoutes.ok(["store_type": "SqlStore", "workspaces_enabled": false, "trace_archival_enabled": false,
                              "multipart_uploads_enabled": false, "multipart_downloads_enabled": false])
         }
-        router.add("POST", MLflowRoutes.base + "/runs/create", createRun)
-        router.add("GET", MLflowRoutes.base + "/runs/get", getRun)
-        router.add("POST", MLflowRoutes.base + "/runs/update", updateRun)
-        // ModelKeep keeps no MLflow 3 LoggedModels, so a search for them finds none; the client
-        // asks whenever it lists a run's artifacts.
-        router.add("POST", MLflowRoutes.base + "/logged-models/search") { request in
-            _ = try MLflowArguments(body: request, maxDepth: registry.limits.maxJSONDepth)
-            return MLflowRoutes.ok()
-        }
     }
 
     // MARK: Artifacts
@@ -158,17 +125,25 @@ struct MLflowArtifactRoutes {
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
         let path = request.query["path"] ?? ""
         guard let location = try space.resolve(path) else { return MLflowRoutes.ok() }
-        if !location.path.isEmpty, (try? registry.artifact(location.parent, path: location.path)) != nil { return MLflowRoutes.ok() }
-        let prefix = location.path.isEmpty ? "" : location.path + "/"
+        let files = try directory(location.parent, path: location.path)
+        return MLflowRoutes.ok(files.isEmpty ? JSONObject() : ["files": .array(files)])
+    }
+
+    /// The entries of one directory of a parent's files (basenames, subdirectories once each);
+    /// none for a file or a path that holds nothing.
+    func directory(_ parent: ParentReference, path: String) throws -> [JSONValue] {
+        let path = path.hasSuffix("/") ? String(path.dropLast()) : path
+        if !path.isEmpty, (try? registry.artifact(parent, path: path)) != nil { return [] }
+        let prefix = path.isEmpty ? "" : path + "/"
         var files: [JSONValue] = []
         var directories: Set<String> = []
         var page = PageRequest(size: PageRequest.maxSize)
         repeat {
             let result: Page<Artifact>
             do {
-                result = try registry.listArtifacts(location.parent, prefix: prefix, page: page)
+                result = try registry.listArtifacts(parent, prefix: prefix, page: page)
             } catch {
-                if error.isNotFound { return MLflowRoutes.ok() }
+                if error.isNotFound { return [] }
                 throw error
             }
             for artifact in result.items {
@@ -184,13 +159,13 @@ struct MLflowArtifactRoutes {
             }
             page.token = result.nextPageToken
         } while page.token != nil
-        return MLflowRoutes.ok(files.isEmpty ? JSONObject() : ["files": .array(files)])
+        return files
     }
 
     func file(_ request: HTTPRequest) throws -> (parent: ParentReference, path: String) {
         let path = request.parameter("path")
         guard let location = try space.resolve(path), !location.path.isEmpty else {
-            throw MLflowError.notFound("No artifact at \(path). \(MLflowArtifactSpace.spaceHelp)")
+            throw MLflowError.notFound("No artifact at \(path)")
         }
         return (location.parent, location.path)
     }
@@ -207,8 +182,8 @@ struct MLflowArtifactRoutes {
     func upload(_ request: HTTPRequest) throws -> HTTPResponse {
         guard case .stream(let body) = request.body else { throw HTTPError.badRequest("expected a streamed body") }
         let path = request.parameter("path")
-        guard let location = try space.resolve(path), !location.path.isEmpty else {
-            throw MLflowError.invalid("Cannot store an artifact at \(path). \(MLflowArtifactSpace.spaceHelp)")
+        guard let location = try space.resolve(path, create: true), !location.path.isEmpty else {
+            throw MLflowError.invalid("Cannot store an artifact at '\(path)': a file needs a path inside its run, model or version.")
         }
         let limit = registry.limits.maxArtifactBytes
         if let length = body.expectedLength, length > limit {
@@ -233,58 +208,5 @@ struct MLflowArtifactRoutes {
             for artifact in page.items { try registry.deleteArtifact(parent, path: artifact.path) }
         }
         return MLflowRoutes.ok()
-    }
-
-    // MARK: Runs
-
-    func createRun(_ request: HTTPRequest) throws -> HTTPResponse {
-        let args = try MLflowArguments(body: request, maxDepth: registry.limits.maxJSONDepth)
-        let id = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        var tags = try args.tags()
-        let name = try args.string("run_name").flatMap { $0.isEmpty ? nil : $0 } ?? tags["mlflow.runName"] ?? "run-\(id.prefix(8))"
-        tags["mlflow.runName"] = name
-        let experimentID = try args.string("experiment_id").flatMap { $0.isEmpty ? nil : $0 } ?? "0"
-        guard (try? Validation.namespace(experimentID)) != nil else {
-            throw MLflowError.invalid("Invalid experiment_id '\(experimentID)': 1 to 128 letters, digits, '.', '_' or '-'")
-        }
-        let run = MLflowRun(id: id, modelID: "", experimentID: experimentID,
-                            name: name, userID: try args.string("user_id") ?? "", status: "RUNNING",
-                            startTime: try args.int("start_time") ?? Clock.nowMilliseconds(), endTime: nil, tags: tags)
-        var draft = ModelDraft(name: id)
-        draft.namespace = MLflowRun.namespace
-        draft.description = "MLflow run \(name)"
-        draft.labels = tags
-        draft.metadata = [MLflowRun.metadataKey: run.infoDocument]
-        _ = try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.createModel(draft) }
-        guard let created = try MLflowRun.find(id, in: registry) else { throw RegistryError.internalFailure("run \(id) vanished") }
-        return MLflowRoutes.ok(["run": created.document])
-    }
-
-    func run(_ args: MLflowArguments) throws -> MLflowRun {
-        guard let id = try args.string("run_id").flatMap({ $0.isEmpty ? nil : $0 }) ?? args.string("run_uuid"), !id.isEmpty else {
-            throw MLflowError.invalid("Missing value for required parameter 'run_id'.")
-        }
-        guard let run = try MLflowRun.find(id, in: registry) else { throw MLflowError.notFound("Run '\(id)' not found") }
-        return run
-    }
-
-    func getRun(_ request: HTTPRequest) throws -> HTTPResponse {
-        MLflowRoutes.ok(["run": try run(MLflowArguments(query: request)).document])
-    }
-
-    func updateRun(_ request: HTTPRequest) throws -> HTTPResponse {
-        let args = try MLflowArguments(body: request, maxDepth: registry.limits.maxJSONDepth)
-        var run = try run(args)
-        if let status = try args.string("status") {
-            let statuses = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
-            guard statuses.contains(status) else {
-                throw MLflowError.invalid("Invalid run status '\(status)'; one of \(statuses.joined(separator: ", "))")
-            }
-            run.status = status
-        }
-        if let end = try args.int("end_time") { run.endTime = end }
-        if let name = try args.string("run_name"), !name.isEmpty { run.name = name }
-        try registry.putMetadata(.model(run.modelID), key: MLflowRun.metadataKey, value: run.infoDocument)
-        return MLflowRoutes.ok(["run_info": run.info])
     }
 }

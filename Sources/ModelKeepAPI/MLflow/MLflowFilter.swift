@@ -75,9 +75,9 @@ enum MLflowFilter {
                     i += 1
                 }
                 guard !word.isEmpty else { throw invalid("Invalid filter '\(text)': unexpected '\(c)'") }
-                let lower = word.lowercased()
-                if (lower == "tags." || lower == "tag."), i < characters.count, characters[i] == "`" || characters[i] == "\"" {
-                    tokens.append(.identifier(prefix: "tags", key: try quoted(characters[i])))
+                // `tags.`, `metrics.`, `params.` … followed by a quoted key: `tags.\`my key\``.
+                if word.hasSuffix("."), i < characters.count, characters[i] == "`" || characters[i] == "\"" {
+                    tokens.append(.identifier(prefix: String(word.dropLast()).lowercased(), key: try quoted(characters[i])))
                 } else {
                     tokens.append(.word(word))
                 }
@@ -125,7 +125,7 @@ enum MLflowFilter {
 
     static func field(_ token: Token?, filter: String, target: Target) throws(MLflowError) -> SearchField {
         switch token {
-        case .identifier(_, let key)?:
+        case .identifier(let prefix, let key)? where prefix == "tags" || prefix == "tag":
             return .label(key)
         case .word(let word)?:
             let lower = word.lowercased()

@@ -16,6 +16,8 @@ struct MLflowRoutes {
     static let namespace = "default"
     /// The version metadata key holding MLflow's run_id and run_link.
     static let runMetadataKey = "mlflow"
+    /// The version metadata key naming the MLflow logged model a version was registered from, with its params.
+    static let loggedModelMetadataKey = "mlflow_logged_model"
     /// MLflow's bounds on max_results.
     static let maxModelResults = 1000, maxVersionResults = 200_000
 
@@ -270,9 +272,16 @@ struct MLflowRoutes {
         draft.labels = try args.tags()
         var runID = try args.string("run_id") ?? ""
         if !source.isEmpty {
-            let resolved = try MLflowArtifactSpace(registry: registry).source(source)
+            let resolved = try MLflowArtifactSpace(registry: registry).source(source, modelID: try args.string("model_id"))
             draft.artifactsFrom = resolved.artifacts
+            draft.metricsFrom = resolved.metrics
             if runID.isEmpty, let id = resolved.runID { runID = id }
+            if let logged = resolved.loggedModel {
+                // The logged model's params, and where the version came from, for the native API.
+                var origin: JSONObject = ["model_id": .string(logged.id), "name": .string(logged.name)]
+                if !logged.params.isEmpty { origin["params"] = .object(JSONObject(logged.params.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })) }
+                draft.metadata[Self.loggedModelMetadataKey] = .object(origin)
+            }
         }
         let runLink = try args.string("run_link") ?? ""
         if !runID.isEmpty || !runLink.isEmpty {

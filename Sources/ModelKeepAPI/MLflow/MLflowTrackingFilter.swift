@@ -1,0 +1,117 @@
+import ModelKeepRegistry
+
+/// MLflow's search grammar for runs, logged models and experiments (mlflow.utils.search_utils):
+/// clauses `<entity>.<key> <comparator> <value>` joined by AND, where the entity is `metrics`,
+/// `params`, `tags`, `attributes` (or a bare attribute name) or, for runs, `datasets`; keys with
+/// spaces or dots are quoted with backticks or double quotes. Metrics and time attributes compare
+/// as numbers (`=`, `!=`, `<`, `<=`, `>`, `>=`); the rest as text (`=`, `!=`, LIKE, ILIKE, IN,
+/// NOT IN). `order_by` entries are `<entity>.<key> [ASC|DESC]`.
+enum MLflowTrackingFilter {
+    typealias Token = MLflowFilter.Token
+
+    enum Target {
+        case runs, loggedModels, experiments
+
+        var attributes: Set<String> {
+            switch self {
+            case .runs: ["run_id", "run_name", "status", "start_time", "end_time", "user_id", "created", "lifecycle_stage"]
+            case .loggedModels: ["model_id", "name", "status", "model_type", "source_run_id", "creation_timestamp", "creation_time",
+                                 "last_updated_timestamp"]
+            case .experiments: ["name", "experiment_id", "creation_time", "last_update_time"]
+            }
+        }
+    }
+
+    static func invalid(_ message: String) -> MLflowError { .invalid(message) }
+
+    /// A field from an identifier token.
+    static func field(_ token: Token?, target: Target, context: String) throws(MLflowError) -> TrackingField {
+        let prefix: String?, key: String
+        switch token {
+        case .identifier(let p, let k)?: (prefix, key) = (p, k)
+        case .word(let word)?:
+            if let dot = word.firstIndex(of: ".") {
+                (prefix, key) = (word[..<dot].lowercased(), String(word[word.index(after: dot)...]))
+            } else {
+                (prefix, key) = (nil, word)
+            }
+        default: throw invalid("Invalid clause '\(context)': expected an identifier such as metrics.<key> or params.<key>")
+        }
+        guard !key.isEmpty else { throw invalid("Invalid clause '\(context)': an identifier needs a key after its '.'") }
+        switch (prefix, target) {
+        case ("metrics"?, .runs), ("metric"?, .runs), ("metrics"?, .loggedModels), ("metric"?, .loggedModels): return .metric(key)
+        case ("params"?, .runs), ("param"?, .runs), ("parameters"?, .runs), ("params"?, .loggedModels), ("param"?, .loggedModels):
+            return .param(key)
+        case ("tags"?, _), ("tag"?, _): return .tag(key)
+        case ("datasets"?, .runs), ("dataset"?, .runs): return .dataset(key.lowercased())
+        case (nil, _), ("attributes"?, _), ("attribute"?, _), ("attr"?, _), ("run"?, .runs):
+            let name = key.lowercased()
+            guard target.attributes.contains(name) else {
+                throw invalid("Invalid attribute key '\(key)' in '\(context)'. Valid keys are: "
+                              + target.attributes.sorted().joined(separator: ", "))
+            }
+            return .attribute(name == "created" ? "start_time" : name == "creation_time" && target == .loggedModels ? "creation_timestamp" : name)
+        default:
+            throw invalid("Invalid entity type '\(prefix ?? "")' in '\(context)'. Valid types are: "
+                          + (target == .runs ? "metrics, params, tags, attributes, datasets" : target == .loggedModels
+                             ? "metrics, params, tags, attributes" : "tags, attributes"))
+        }
+    }
+
+    /// The predicates of a filter; an empty filter has none.
+    static func parse(_ text: String?, for target: Target) throws(MLflowError) -> [TrackingPredicate] {
+        guard let text, !text.allSatisfy(\.isWhitespace) else { return [] }
+        let tokens = try MLflowFilter.tokens(text)
+        var predicates: [TrackingPredicate] = []
+        var i = 0
+        while true {
+            let field = try self.field(i < tokens.count ? tokens[i] : nil, target: target, context: text)
+            i += 1
+            let comparator = try MLflowFilter.comparator(&i, tokens, filter: text)
+            var values: [String]
+            if comparator == .isIn || comparator == .notIn {
+                values = try MLflowFilter.list(&i, tokens, filter: text)
+            } else {
+                switch i < tokens.count ? tokens[i] : nil {
+                case .string(let s)?: values = [s]
+                case .word(let w)? where Double(w) != nil: values = [w]
+                default: throw invalid("Invalid filter '\(text)': \(comparator.rawValue) must be followed by a quoted string or a number")
+                }
+                i += 1
+            }
+            if target == .loggedModels, field == .attribute("status") {
+                values = values.map { $0.hasPrefix("LOGGED_MODEL_") ? $0 : "LOGGED_MODEL_" + $0 }
+            }
+            predicates.append(TrackingPredicate(field: field, comparator: comparator, values: values))
+            guard i < tokens.count else { break }
+            guard case .word(let joiner) = tokens[i], joiner.uppercased() == "AND" else {
+                if case .word(let joiner) = tokens[i], joiner.uppercased() == "OR" {
+                    throw invalid("Invalid filter '\(text)': only AND is supported to join clauses, not OR")
+                }
+                throw invalid("Invalid filter '\(text)': expected AND between clauses")
+            }
+            i += 1
+        }
+        return predicates
+    }
+
+    /// `order_by` entries: `<field> [ASC|DESC]`.
+    static func order(_ entries: [String], for target: Target) throws(MLflowError) -> [TrackingOrder] {
+        var order: [TrackingOrder] = []
+        for entry in entries where !entry.allSatisfy(\.isWhitespace) {
+            let tokens = try MLflowFilter.tokens(entry)
+            guard (1...2).contains(tokens.count) else { throw invalid("Invalid order_by clause '\(entry)'") }
+            var descending = false
+            if tokens.count == 2 {
+                guard case .word(let direction) = tokens[1], ["ASC", "DESC"].contains(direction.uppercased()) else {
+                    throw invalid("Invalid order_by clause '\(entry)': the direction must be ASC or DESC")
+                }
+                descending = direction.uppercased() == "DESC"
+            }
+            let field = try self.field(tokens[0], target: target, context: entry)
+            if case .dataset = field { throw invalid("Invalid order_by clause '\(entry)': datasets cannot order a search") }
+            order.append(TrackingOrder(field, descending: descending))
+        }
+        return order
+    }
+}

@@ -1,0 +1,368 @@
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+
+/// MLflow's tracking API: experiments, runs, their params, metrics, tags and inputs, and the
+/// metric history reads. Each run is a ModelKeep model of the `mlflow-runs` namespace whose
+/// metric series are the run's metrics, whose labels are its tags and whose artifacts are its files.
+struct MLflowTrackingRoutes {
+    let registry: ModelRegistry
+    static let base = MLflowRoutes.base
+
+    /// MLflow's limits on one log-batch request (mlflow.utils.validation).
+    static let maxBatchMetrics = 1000, maxBatchParamsOrTags = 100, maxBatchEntities = 1000, maxBatchBytes = 1_000_000
+    /// MLflow's bounds on search page sizes.
+    static let maxSearchResults = 50_000, maxBulkRuns = 100, maxBulkResults = 2500
+
+    func register(into router: inout RouterBuilder) {
+        let e = Self.base + "/experiments", r = Self.base + "/runs"
+        router.add("POST", e + "/create", createExperiment)
+        router.add("GET", e + "/get", getExperiment)
+        router.add("GET", e + "/get-by-name", getExperimentByName)
+        router.add("POST", e + "/search", searchExperiments)
+        router.add("GET", e + "/search", searchExperiments)
+        router.add("POST", e + "/update", updateExperiment)
+        router.add("POST", e + "/delete", deleteExperiment)
+        router.add("POST", e + "/restore", restoreExperiment)
+        router.add("POST", e + "/set-experiment-tag", setExperimentTag)
+        router.add("POST", e + "/delete-experiment-tag", deleteExperimentTag)
+        router.add("POST", r + "/create", createRun)
+        router.add("GET", r + "/get", getRun)
+        router.add("POST", r + "/update", updateRun)
+        router.add("POST", r + "/delete", deleteRun)
+        router.add("POST", r + "/restore", restoreRun)
+        router.add("POST", r + "/set-tag", setRunTag)
+        router.add("POST", r + "/delete-tag", deleteRunTag)
+        router.add("POST", r + "/log-parameter", logParameter)
+        router.add("POST", r + "/log-metric", logMetric)
+        router.add("POST", r + "/log-batch", logBatch)
+        router.add("POST", r + "/log-inputs", logInputs)
+        router.add("POST", r + "/outputs", logOutputs)
+        router.add("POST", r + "/search", searchRuns)
+        router.add("GET", Self.base + "/metrics/get-history", metricHistory)
+        router.add("GET", Self.base + "/metrics/get-history-bulk-interval", metricHistoryBulk)
+    }
+
+    func arguments(_ request: HTTPRequest) throws -> MLflowArguments {
+        try MLflowRoutes(registry: registry).arguments(request)
+    }
+
+    static func experimentID(_ text: String, field: String = "experiment_id") throws(MLflowError) -> Int64 {
+        guard let id = Int64(text), id >= 0 else { throw .invalid("Invalid value '\(text)' for parameter '\(field)': experiment ids are integers") }
+        return id
+    }
+
+    // MARK: Experiments
+
+    func createExperiment(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let name = try args.required("name")
+        let location = try args.string("artifact_location"), tags = try args.tags()
+        let experiment = try translating({ () throws(RegistryError) in
+            try registry.createExperiment(name: name, artifactLocation: location, tags: tags)
+        }) { $0.isConflict ? .exists("Experiment(name=\(name)) already exists.") : nil }
+        return MLflowRoutes.ok(["experiment_id": .string(String(experiment.id))])
+    }
+
+    func getExperiment(_ request: HTTPRequest) throws -> HTTPResponse {
+        let id = try Self.experimentID(try arguments(request).required("experiment_id"))
+        return MLflowRoutes.ok(["experiment": MLflowRendering.experiment(try registry.experiment(id: id))])
+    }
+
+    func getExperimentByName(_ request: HTTPRequest) throws -> HTTPResponse {
+        let name = try arguments(request).required("experiment_name")
+        return MLflowRoutes.ok(["experiment": MLflowRendering.experiment(try registry.experiment(named: name))])
+    }
+
+    static func viewType(_ text: String?) throws(MLflowError) -> ViewType {
+        guard let text, !text.isEmpty else { return .activeOnly }
+        guard let type = ViewType(rawValue: text.uppercased()) else {
+            throw .invalid("Invalid view_type '\(text)': one of ACTIVE_ONLY, DELETED_ONLY, ALL")
+        }
+        return type
+    }
+
+    func searchExperiments(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        var search = TrackingSearch()
+        search.predicates = try MLflowTrackingFilter.parse(args.string("filter"), for: .experiments)
+        search.order = try MLflowTrackingFilter.order(args.strings("order_by"), for: .experiments)
+        search.viewType = try Self.viewType(args.string("view_type"))
+        search.pageSize = try MLflowRoutes.maxResults(args, default: 1000, limit: Self.maxSearchResults)
+        search.pageToken = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
+        let page = try registry.searchExperiments(search)
+        var body = JSONObject()
+        if !page.items.isEmpty { body["experiments"] = .array(page.items.map(MLflowRendering.experiment)) }
+        if let token = page.nextPageToken { body["next_page_token"] = .string(token) }
+        return MLflowRoutes.ok(body)
+    }
+
+    func updateExperiment(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let id = try Self.experimentID(try args.required("experiment_id"))
+        if let name = try args.string("new_name"), !name.isEmpty {
+            try translating({ () throws(RegistryError) in try registry.renameExperiment(id: id, to: name) }) {
+                $0.isConflict ? .exists("Experiment(name=\(name)) already exists.") : nil
+            }
+        }
+        return MLflowRoutes.ok()
+    }
+
+    func deleteExperiment(_ request: HTTPRequest) throws -> HTTPResponse {
+        try registry.deleteExperiment(id: try Self.experimentID(try arguments(request).required("experiment_id")))
+        return MLflowRoutes.ok()
+    }
+
+    func restoreExperiment(_ request: HTTPRequest) throws -> HTTPResponse {
+        try registry.restoreExperiment(id: try Self.experimentID(try arguments(request).required("experiment_id")))
+        return MLflowRoutes.ok()
+    }
+
+    func setExperimentTag(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let id = try Self.experimentID(try args.required("experiment_id"))
+        let key = try args.required("key"), value = try args.string("value") ?? ""
+        try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.setExperimentTag(id: id, key: key, value: value) }
+        return MLflowRoutes.ok()
+    }
+
+    func deleteExperimentTag(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        try registry.deleteExperimentTag(id: try Self.experimentID(try args.required("experiment_id")), key: try args.required("key"))
+        return MLflowRoutes.ok()
+    }
+
+    // MARK: Runs
+
+    static func runID(_ args: MLflowArguments) throws(MLflowError) -> String {
+        let primary = try args.string("run_id") ?? ""
+        guard let id = primary.isEmpty ? try args.string("run_uuid") : primary, !id.isEmpty else {
+            throw .invalid("Missing value for required parameter 'run_id'.")
+        }
+        return id
+    }
+
+    func createRun(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        var draft = RunDraft()
+        draft.experimentID = try Self.experimentID(try args.string("experiment_id").flatMap { $0.isEmpty ? nil : $0 } ?? "0")
+        draft.name = try args.string("run_name")
+        draft.userID = try args.string("user_id") ?? ""
+        draft.startTime = try args.int("start_time")
+        draft.tags = try args.tags()
+        let run = try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.createRun(draft) }
+        return MLflowRoutes.ok(["run": MLflowRendering.run(run)])
+    }
+
+    func getRun(_ request: HTTPRequest) throws -> HTTPResponse {
+        MLflowRoutes.ok(["run": MLflowRendering.run(try registry.run(id: try Self.runID(try arguments(request))))])
+    }
+
+    func updateRun(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let run = try registry.updateRun(id: try Self.runID(args), status: try args.string("status"), endTime: try args.int("end_time"),
+                                         name: try args.string("run_name"))
+        return MLflowRoutes.ok(["run_info": MLflowRendering.runInfo(run)])
+    }
+
+    func deleteRun(_ request: HTTPRequest) throws -> HTTPResponse {
+        try registry.deleteRun(id: try Self.runID(try arguments(request)))
+        return MLflowRoutes.ok()
+    }
+
+    func restoreRun(_ request: HTTPRequest) throws -> HTTPResponse {
+        try registry.restoreRun(id: try Self.runID(try arguments(request)))
+        return MLflowRoutes.ok()
+    }
+
+    func setRunTag(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        var data = RunData()
+        data.tags = [(try args.required("key"), try args.string("value") ?? "")]
+        let id = try Self.runID(args)
+        try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.logRunData(id: id, data) }
+        return MLflowRoutes.ok()
+    }
+
+    func deleteRunTag(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        try registry.deleteRunTag(id: try Self.runID(args), key: try args.required("key"))
+        return MLflowRoutes.ok()
+    }
+
+    func logParameter(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        var data = RunData()
+        data.params = [(try args.required("key"), try args.string("value") ?? "")]
+        let id = try Self.runID(args)
+        try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.logRunData(id: id, data) }
+        return MLflowRoutes.ok()
+    }
+
+    /// One metric of a log-metric or log-batch request.
+    static func metric(_ object: JSONObject, context: String) throws(MLflowError) -> RunMetric {
+        guard let key = object["key"]?.stringValue, !key.isEmpty else { throw .invalid("Missing value for required parameter '\(context)key'.") }
+        let value: MetricValue
+        switch object["value"] {
+        case .number(let n)?: value = .number(n.double)
+        // Protobuf JSON spells the non-finite doubles as strings; they are kept as text points.
+        case .string(let s)? where ["NaN", "Infinity", "-Infinity"].contains(s): value = .text(s)
+        case .string(let s)? where Double(s) != nil: value = .number(Double(s)!)
+        default: throw .invalid("Missing value for required parameter '\(context)value': a metric value is a number.")
+        }
+        func integer(_ field: String) throws(MLflowError) -> Int64? {
+            switch object[field] {
+            case nil, .null?: return nil
+            case .number(let n)?: if let v = n.int64 { return v }
+            case .string(let s)?: if let v = Int64(s) { return v }
+            default: break
+            }
+            throw .invalid("Invalid value for parameter '\(context)\(field)': expected an integer")
+        }
+        guard let timestamp = try integer("timestamp") else {
+            throw .invalid("Missing value for required parameter '\(context)timestamp'.")
+        }
+        return RunMetric(point: MetricPoint(key: key, step: try integer("step") ?? 0, wallclock: timestamp, value: value),
+                         modelID: object["model_id"]?.stringValue, datasetName: object["dataset_name"]?.stringValue,
+                         datasetDigest: object["dataset_digest"]?.stringValue)
+    }
+
+    func logMetric(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        var data = RunData()
+        data.metrics = [try Self.metric(args.object, context: "")]
+        try registry.logRunData(id: try Self.runID(args), data)
+        return MLflowRoutes.ok()
+    }
+
+    static func pairs(_ value: JSONValue?, field: String) throws(MLflowError) -> [(key: String, value: String)] {
+        guard let value, !value.isNull else { return [] }
+        guard let items = value.arrayValue else { throw .invalid("Invalid value for parameter '\(field)': expected a list of {key, value}") }
+        var pairs: [(key: String, value: String)] = []
+        for item in items {
+            guard let key = item.objectValue?["key"]?.stringValue else {
+                throw .invalid("Invalid value for parameter '\(field)': every entry needs a string key")
+            }
+            pairs.append((key, item.objectValue?["value"]?.stringValue ?? ""))
+        }
+        return pairs
+    }
+
+    func logBatch(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard request.bodyBytes.count <= Self.maxBatchBytes else {
+            throw MLflowError.invalid("Batched logging API requests must be at most \(Self.maxBatchBytes) bytes, got a request of \(request.bodyBytes.count) bytes.")
+        }
+        let args = try arguments(request)
+        var data = RunData()
+        let metrics = args.object["metrics"]?.arrayValue ?? []
+        data.params = try Self.pairs(args.object["params"], field: "params")
+        data.tags = try Self.pairs(args.object["tags"], field: "tags")
+        for (name, count, limit) in [("metrics", metrics.count, Self.maxBatchMetrics), ("params", data.params.count, Self.maxBatchParamsOrTags),
+                                     ("tags", data.tags.count, Self.maxBatchParamsOrTags),
+                                     ("metrics, params and tags together", metrics.count + data.params.count + data.tags.count,
+                                      Self.maxBatchEntities)] where count > limit {
+            throw MLflowError.invalid("A batch logging request can contain at most \(limit) \(name). Got \(count) \(name).")
+        }
+        for (i, item) in metrics.enumerated() {
+            guard let object = item.objectValue else { throw MLflowError.invalid("Invalid value for parameter 'metrics[\(i)]': expected an object") }
+            data.metrics.append(try Self.metric(object, context: "metrics[\(i)]."))
+        }
+        let id = try Self.runID(args)
+        try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.logRunData(id: id, data) }
+        return MLflowRoutes.ok()
+    }
+
+    func logInputs(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        var datasets: [(key: String, document: JSONValue)] = []
+        for item in args.object["datasets"]?.arrayValue ?? [] {
+            guard let dataset = item.objectValue?["dataset"]?.objectValue, let name = dataset["name"]?.stringValue,
+                  let digest = dataset["digest"]?.stringValue else {
+                throw MLflowError.invalid("Invalid value for parameter 'datasets': each needs a dataset with a name and a digest")
+            }
+            datasets.append((name + "\u{0}" + digest, item))
+        }
+        let models = try Self.modelReferences(args.object["models"])
+        try registry.logRunIO(id: try Self.runID(args), direction: "input", datasets: datasets, models: models)
+        return MLflowRoutes.ok()
+    }
+
+    static func modelReferences(_ value: JSONValue?) throws(MLflowError) -> [(key: String, document: JSONValue)] {
+        var models: [(key: String, document: JSONValue)] = []
+        for item in value?.arrayValue ?? [] {
+            guard let id = item.objectValue?["model_id"]?.stringValue, !id.isEmpty else {
+                throw .invalid("Invalid value for parameter 'models': each needs a model_id")
+            }
+            models.append((id, item))
+        }
+        return models
+    }
+
+    func logOutputs(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let models = try Self.modelReferences(args.object["models"])
+        try registry.logRunIO(id: try Self.runID(args), direction: "output", datasets: [], models: models)
+        return MLflowRoutes.ok()
+    }
+
+    func searchRuns(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        var search = TrackingSearch()
+        for id in try args.strings("experiment_ids") { search.experimentIDs.append(try Self.experimentID(id, field: "experiment_ids")) }
+        search.predicates = try MLflowTrackingFilter.parse(args.string("filter"), for: .runs)
+        search.order = try MLflowTrackingFilter.order(args.strings("order_by"), for: .runs)
+        search.viewType = try Self.viewType(args.string("run_view_type"))
+        search.pageSize = try MLflowRoutes.maxResults(args, default: 1000, limit: Self.maxSearchResults)
+        search.pageToken = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
+        let page = try registry.searchRuns(search)
+        var body = JSONObject()
+        if !page.items.isEmpty { body["runs"] = .array(page.items.map(MLflowRendering.run)) }
+        if let token = page.nextPageToken { body["next_page_token"] = .string(token) }
+        return MLflowRoutes.ok(body)
+    }
+
+    // MARK: Metric history
+
+    /// A run's series of one key, in step order. Without max_results, all of it (as MLflow does);
+    /// with it, pages of that size.
+    func metricHistory(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let run = try registry.run(id: try Self.runID(args))
+        let key = try args.required("metric_key")
+        let pageSize = try args.int("max_results")
+        if let pageSize, !(1...Int64(PageRequest.maxSize * 25)).contains(pageSize) {
+            throw MLflowError.invalid("Invalid value for request parameter max_results: it must be between 1 and \(PageRequest.maxSize * 25)")
+        }
+        var query = MetricSeriesQuery()
+        query.page = PageRequest(size: PageRequest.maxSize, token: try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 })
+        var points: [JSONValue] = []
+        var next: String?
+        repeat {
+            if let pageSize { query.page.size = min(PageRequest.maxSize, Int(pageSize) - points.count) }
+            let page = try registry.metricSeries(.model(run.modelID), key: key, query)
+            points += page.items.map(MLflowRendering.metric)
+            next = page.nextPageToken
+            query.page.token = next
+        } while next != nil && (pageSize.map { points.count < Int($0) } ?? true)
+        var body: JSONObject = ["metrics": .array(points)]
+        if pageSize != nil, let next { body["next_page_token"] = .string(next) }
+        return MLflowRoutes.ok(body)
+    }
+
+    func metricHistoryBulk(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try arguments(request)
+        let runIDs = try args.strings("run_ids")
+        guard !runIDs.isEmpty else { throw MLflowError.invalid("GetMetricHistoryBulkInterval request must specify at least one run_id.") }
+        guard runIDs.count <= Self.maxBulkRuns else {
+            throw MLflowError.invalid("GetMetricHistoryBulkInterval request cannot specify more than \(Self.maxBulkRuns) run_ids. Received \(runIDs.count) run_ids.")
+        }
+        let maxResults = try MLflowRoutes.maxResults(args, default: Self.maxBulkResults, limit: Self.maxBulkResults)
+        let points = try registry.sampledMetrics(runIDs: runIDs, key: try args.required("metric_key"), startStep: try args.int("start_step"),
+                                                 endStep: try args.int("end_step"), maxResults: maxResults)
+        return MLflowRoutes.ok(["metrics": .array(points.map { item in
+            guard case .object(var object) = MLflowRendering.metric(item.point) else { return .null }
+            object["run_id"] = .string(item.runID)
+            return .object(object)
+        })])
+    }
+}

@@ -1,0 +1,174 @@
+import ModelKeepJSON
+import ModelKeepStorage
+
+/// A logged model's attributes to create it with.
+public struct LoggedModelDraft: Sendable {
+    public var experimentID: Int64 = 0
+    public var name: String?
+    public var modelType: String?
+    public var sourceRunID: String?
+    public var params: [String: String] = [:]
+    public var tags: [String: String] = [:]
+
+    public init() {}
+}
+
+extension ModelRegistry {
+    public static let loggedModelStatuses = ["LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"]
+
+    static func fetchLoggedModel(id: String, _ db: SQLiteConnection) throws -> LoggedModel {
+        guard var model = try db.queryFirst("""
+            SELECT t.id, t.model_id, t.experiment_id, t.name, t.model_type, t.source_run_id, t.status, t.status_message,
+                   t.created_at, t.updated_at, t.deleted_at, e.artifact_location
+            FROM mlflow_logged_models t JOIN mlflow_experiments e ON e.id = t.experiment_id WHERE t.id = ?
+            """, [.text(id)], { row in
+                LoggedModel(id: row.text(0), modelID: row.text(1), experimentID: row.int64(2), name: row.text(3),
+                            modelType: row.optionalText(4), sourceRunID: row.optionalText(5), status: row.text(6),
+                            statusMessage: row.optionalText(7), createdAt: row.int64(8), updatedAt: row.int64(9),
+                            deletedAt: row.optionalInt64(10), artifactLocation: row.text(11))
+            }) else {
+            throw RegistryError.notFound("Logged model with ID '\(id)' not found.")
+        }
+        model.tags = try db.query("SELECT key, value FROM model_labels WHERE model_id = ?", [.text(model.modelID)]) { ($0.text(0), $0.text(1)) }
+            .reduce(into: [:]) { $0[$1.0] = $1.1 }
+        model.params = try db.query("SELECT key, value FROM mlflow_logged_model_params WHERE logged_model_id = ?", [.text(id)]) {
+            ($0.text(0), $0.text(1))
+        }.reduce(into: [:]) { $0[$1.0] = $1.1 }
+        model.metrics = try db.query("""
+            SELECT key, value, step, timestamp, run_id, dataset_name, dataset_digest FROM mlflow_logged_model_metrics
+            WHERE logged_model_id = ? ORDER BY key, step, timestamp LIMIT 10000
+            """, [.text(id)]) {
+            LoggedModelMetric(key: $0.text(0), value: $0.double(1), step: $0.int64(2), timestamp: $0.int64(3), runID: $0.text(4),
+                              datasetName: $0.text(5), datasetDigest: $0.text(6))
+        }
+        return model
+    }
+
+    static func validateParams(_ params: [String: String]) throws(RegistryError) {
+        for (key, value) in params {
+            guard (1...maxParamKeyBytes).contains(key.utf8.count), value.utf8.count <= maxParamValueBytes else {
+                throw .invalid(field: "params", message: "param '\(key.prefix(64))' must have a key of 1 to \(maxParamKeyBytes) bytes "
+                               + "and a value of at most \(maxParamValueBytes) bytes")
+            }
+        }
+    }
+
+    /// Creates a pending logged model in a live experiment, with the ModelKeep model that holds
+    /// its files, tags and metric series.
+    public func createLoggedModel(_ draft: LoggedModelDraft) throws(RegistryError) -> LoggedModel {
+        try Self.requireTracking()
+        try Self.validateParams(draft.params)
+        let id = "m-" + Self.newHexID()
+        let name = draft.name.flatMap { $0.isEmpty ? nil : $0 } ?? "model-\(id.dropFirst(2).prefix(8))"
+        try Validation.text(name, field: "name", maxBytes: 500)
+        try Validation.text(draft.modelType, field: "model_type", maxBytes: 500)
+        var model = ModelDraft(name: id)
+        model.namespace = LoggedModel.namespace
+        model.description = name
+        model.labels = draft.tags
+        try validate(model)
+        let now = Clock.nowMilliseconds()
+        return try writing { db in
+            let experiment = try Self.fetchExperiment(id: draft.experimentID, db)
+            guard experiment.deletedAt == nil else {
+                throw RegistryError.invalid(field: "experiment_id", message: "The experiment \(experiment.id) must be in the 'active' state.")
+            }
+            if let runID = draft.sourceRunID, !runID.isEmpty { _ = try Self.fetchRun(id: runID, db) }
+            let modelID = try Self.insertModel(model, at: now, db)
+            try db.run("""
+                INSERT INTO mlflow_logged_models (id, model_id, experiment_id, name, model_type, source_run_id, status, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'LOGGED_MODEL_PENDING', ?, ?)
+                """, [.text(id), .text(modelID), .integer(experiment.id), .text(name), SQLValue(draft.modelType),
+                      SQLValue(draft.sourceRunID.flatMap { $0.isEmpty ? nil : $0 }), .integer(now), .integer(now)])
+            for (key, value) in draft.params {
+                try db.run("INSERT INTO mlflow_logged_model_params (logged_model_id, key, value) VALUES (?, ?, ?)",
+                           [.text(id), .text(key), .text(value)])
+            }
+            return try Self.fetchLoggedModel(id: id, db)
+        }
+    }
+
+    /// A logged model; a deleted one only with `includeDeleted`.
+    public func loggedModel(id: String, includeDeleted: Bool = false) throws(RegistryError) -> LoggedModel {
+        try Self.requireTracking()
+        return try reading { db in
+            let model = try Self.fetchLoggedModel(id: id, db)
+            guard includeDeleted || model.deletedAt == nil else { throw RegistryError.notFound("Logged model with ID '\(id)' not found.") }
+            return model
+        }
+    }
+
+    public func searchLoggedModels(_ search: TrackingSearch) throws(RegistryError) -> Page<LoggedModel> {
+        try Self.requireTracking()
+        let page = try trackingPage(search, schema: .loggedModels)
+        let models = try reading { db in try page.items.map { try Self.fetchLoggedModel(id: $0, db) } }
+        return Page(items: models, nextPageToken: page.nextPageToken)
+    }
+
+    @discardableResult
+    private func changeLoggedModel<T: Sendable>(_ id: String,
+                                                _ change: (SQLiteConnection, LoggedModel, Int64) throws -> T) throws(RegistryError) -> T {
+        try Self.requireTracking()
+        let now = Clock.nowMilliseconds()
+        return try writing { db in
+            let model = try Self.fetchLoggedModel(id: id, db)
+            guard model.deletedAt == nil else { throw RegistryError.notFound("Logged model with ID '\(id)' not found.") }
+            let result = try change(db, model, now)
+            try db.run("UPDATE mlflow_logged_models SET updated_at = ? WHERE id = ?", [.integer(now), .text(id)])
+            try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(model.modelID)])
+            return result
+        }
+    }
+
+    /// Finalizes a logged model: READY once its files are uploaded, UPLOAD_FAILED otherwise.
+    public func finalizeLoggedModel(id: String, status: String, message: String? = nil) throws(RegistryError) -> LoggedModel {
+        guard Self.loggedModelStatuses.contains(status) else {
+            throw .invalid(field: "status", message: "'\(status)' is not one of \(Self.loggedModelStatuses.joined(separator: ", "))")
+        }
+        return try changeLoggedModel(id) { db, _, _ in
+            try db.run("UPDATE mlflow_logged_models SET status = ?, status_message = ? WHERE id = ?",
+                       [.text(status), SQLValue(message), .text(id)])
+            return try Self.fetchLoggedModel(id: id, db)
+        }
+    }
+
+    public func deleteLoggedModel(id: String) throws(RegistryError) {
+        try changeLoggedModel(id) { db, _, now in
+            try db.run("UPDATE mlflow_logged_models SET deleted_at = ? WHERE id = ?", [.integer(now), .text(id)])
+        }
+    }
+
+    public func setLoggedModelTags(id: String, _ tags: [(key: String, value: String)]) throws(RegistryError) {
+        for tag in tags { try Validation.label(key: tag.key, value: tag.value, field: "tags") }
+        try changeLoggedModel(id) { db, model, _ in
+            for tag in tags { try Self.upsertLabel(modelID: model.modelID, key: tag.key, value: tag.value, db) }
+        }
+    }
+
+    public func deleteLoggedModelTag(id: String, key: String) throws(RegistryError) {
+        try changeLoggedModel(id) { db, model, _ in
+            guard try db.run("DELETE FROM model_labels WHERE model_id = ? AND key = ?", [.text(model.modelID), .text(key)]) > 0 else {
+                throw RegistryError.notFound("No tag with key '\(key)' found for logged model '\(id)'.")
+            }
+        }
+    }
+
+    /// Adds params to a logged model; a param already set to another value is refused.
+    public func logLoggedModelParams(id: String, _ params: [String: String]) throws(RegistryError) {
+        try Self.validateParams(params)
+        try changeLoggedModel(id) { db, _, _ in
+            for (key, value) in params {
+                if let stored = try db.queryFirst("SELECT value FROM mlflow_logged_model_params WHERE logged_model_id = ? AND key = ?",
+                                                  [.text(id), .text(key)], { $0.text(0) }) {
+                    guard stored == value else {
+                        throw RegistryError.invalid(field: "params", message: "Changing param values is not allowed. Param with key='\(key)' "
+                                                    + "was already logged with value='\(stored)' for logged model '\(id)'.")
+                    }
+                    continue
+                }
+                try db.run("INSERT INTO mlflow_logged_model_params (logged_model_id, key, value) VALUES (?, ?, ?)",
+                           [.text(id), .text(key), .text(value)])
+            }
+        }
+    }
+}

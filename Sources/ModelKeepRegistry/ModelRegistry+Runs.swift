@@ -1,0 +1,319 @@
+import Foundation
+import ModelKeepJSON
+import ModelKeepStorage
+
+/// A run's attributes to create it with.
+public struct RunDraft: Sendable {
+    public var experimentID: Int64 = 0
+    public var name: String?
+    public var userID = ""
+    public var startTime: Int64?
+    public var tags: [String: String] = [:]
+
+    public init() {}
+}
+
+/// What one log call adds to a run: all of it, or nothing.
+public struct RunData: Sendable {
+    public var metrics: [RunMetric] = []
+    public var params: [(key: String, value: String)] = []
+    public var tags: [(key: String, value: String)] = []
+
+    public init() {}
+}
+
+extension ModelRegistry {
+    /// The run statuses MLflow defines.
+    public static let runStatuses = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
+    /// The tag that holds a run's name (MLflow keeps the two in step).
+    static let runNameTag = "mlflow.runName"
+    /// MLflow's bounds on a param: 250-byte keys, 6000-byte values.
+    public static let maxParamKeyBytes = 250, maxParamValueBytes = 6000
+
+    static let runColumns = """
+        t.id, t.model_id, t.experiment_id, t.name, t.user_id, t.status, t.start_time, t.end_time, t.deleted_at, e.artifact_location
+        """
+
+    static func fetchRun(id: String, _ db: SQLiteConnection) throws -> Run {
+        guard var run = try db.queryFirst("""
+            SELECT \(runColumns) FROM mlflow_runs t JOIN mlflow_experiments e ON e.id = t.experiment_id WHERE t.id = ?
+            """, [.text(id)], { row in
+                Run(id: row.text(0), modelID: row.text(1), experimentID: row.int64(2), name: row.text(3), userID: row.text(4),
+                    status: row.text(5), startTime: row.int64(6), endTime: row.optionalInt64(7), deletedAt: row.optionalInt64(8),
+                    artifactLocation: row.text(9))
+            }) else {
+            throw RegistryError.notFound("Run with id=\(id) not found")
+        }
+        run.tags = try db.query("SELECT key, value FROM model_labels WHERE model_id = ?", [.text(run.modelID)]) { ($0.text(0), $0.text(1)) }
+            .reduce(into: [:]) { $0[$1.0] = $1.1 }
+        run.params = try db.query("SELECT key, value FROM mlflow_run_params WHERE run_id = ?", [.text(id)]) { ($0.text(0), $0.text(1)) }
+            .reduce(into: [:]) { $0[$1.0] = $1.1 }
+        run.metrics = try db.query("""
+            SELECT key, step, wallclock, number, text FROM metric_latest WHERE parent_id = ? AND bytes IS NULL ORDER BY key
+            """, [.text(run.modelID)]) {
+            MetricPoint(key: $0.text(0), step: $0.int64(1), wallclock: $0.int64(2), value: $0.isNull(3) ? .text($0.text(4)) : .number($0.double(3)))
+        }
+        for (direction, kind, document) in try db.query("""
+            SELECT direction, kind, document FROM mlflow_run_io WHERE run_id = ? ORDER BY seq
+            """, [.text(id)], { ($0.text(0), $0.text(1), $0.text(2)) }) {
+            let value = (try? JSONParser.parse(document)) ?? .null
+            switch (direction, kind) {
+            case ("input", "dataset"): run.datasetInputs.append(value)
+            case ("input", "model"): run.modelInputs.append(value)
+            default: run.modelOutputs.append(value)
+            }
+        }
+        return run
+    }
+
+    static func newHexID() -> String { UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
+
+    /// Creates a run in a live experiment, with the ModelKeep model that holds its files, metrics and tags.
+    public func createRun(_ draft: RunDraft) throws(RegistryError) -> Run {
+        try Self.requireTracking()
+        let id = Self.newHexID()
+        var tags = draft.tags
+        let name = draft.name.flatMap { $0.isEmpty ? nil : $0 } ?? tags[Self.runNameTag] ?? "run-\(id.prefix(8))"
+        tags[Self.runNameTag] = name
+        var model = ModelDraft(name: id)
+        model.namespace = Run.namespace
+        model.description = "MLflow run \(name)"
+        model.labels = tags
+        try validate(model)
+        try Validation.text(name, field: "run_name", maxBytes: 250)
+        try Validation.text(draft.userID, field: "user_id", maxBytes: 256)
+        let now = Clock.nowMilliseconds()
+        return try writing { db in
+            let experiment = try Self.fetchExperiment(id: draft.experimentID, db)
+            guard experiment.deletedAt == nil else {
+                throw RegistryError.invalid(field: "experiment_id", message: "The experiment \(experiment.id) must be in the 'active' state.")
+            }
+            let modelID = try Self.insertModel(model, at: now, db)
+            try db.run("""
+                INSERT INTO mlflow_runs (id, model_id, experiment_id, name, user_id, status, start_time) VALUES (?, ?, ?, ?, ?, 'RUNNING', ?)
+                """, [.text(id), .text(modelID), .integer(experiment.id), .text(name), .text(draft.userID), .integer(draft.startTime ?? now)])
+            return try Self.fetchRun(id: id, db)
+        }
+    }
+
+    /// A run, deleted or not.
+    public func run(id: String) throws(RegistryError) -> Run {
+        try Self.requireTracking()
+        return try reading { db in try Self.fetchRun(id: id, db) }
+    }
+
+    /// The run whose files, metrics and tags a ModelKeep model holds, if it is one.
+    public func run(modelID: String) throws(RegistryError) -> Run? {
+        try reading { db in
+            guard let id = try db.queryFirst("SELECT id FROM mlflow_runs WHERE model_id = ?", [.text(modelID)], { $0.text(0) }) else { return nil }
+            return try Self.fetchRun(id: id, db)
+        }
+    }
+
+    public func searchRuns(_ search: TrackingSearch) throws(RegistryError) -> Page<Run> {
+        try Self.requireTracking()
+        let page = try trackingPage(search, schema: .runs)
+        let runs = try reading { db in try page.items.map { try Self.fetchRun(id: $0, db) } }
+        return Page(items: runs, nextPageToken: page.nextPageToken)
+    }
+
+    /// Runs a change to a run in a transaction; an inactive run refuses it unless `allowDeleted`.
+    @discardableResult
+    private func changeRun<T: Sendable>(_ id: String, allowDeleted: Bool = false,
+                                        _ change: (SQLiteConnection, Run, Int64) throws -> T) throws(RegistryError) -> T {
+        try Self.requireTracking()
+        let now = Clock.nowMilliseconds()
+        return try writing { db in
+            let run = try Self.fetchRun(id: id, db)
+            guard allowDeleted || run.deletedAt == nil else {
+                throw RegistryError.invalid(field: "run_id", message: "The run \(id) must be in the 'active' state. Current state is deleted.")
+            }
+            let result = try change(db, run, now)
+            try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(run.modelID)])
+            return result
+        }
+    }
+
+    /// Sets a run's status, end time or name.
+    public func updateRun(id: String, status: String?, endTime: Int64?, name: String?) throws(RegistryError) -> Run {
+        if let status, !Self.runStatuses.contains(status) {
+            throw .invalid(field: "status", message: "'\(status)' is not one of \(Self.runStatuses.joined(separator: ", "))")
+        }
+        try Validation.text(name, field: "run_name", maxBytes: 250)
+        return try changeRun(id) { db, run, _ in
+            if let status { try db.run("UPDATE mlflow_runs SET status = ? WHERE id = ?", [.text(status), .text(id)]) }
+            if let endTime { try db.run("UPDATE mlflow_runs SET end_time = ? WHERE id = ?", [.integer(endTime), .text(id)]) }
+            if let name, !name.isEmpty { try Self.renameRun(run, to: name, db) }
+            return try Self.fetchRun(id: id, db)
+        }
+    }
+
+    private static func renameRun(_ run: Run, to name: String, _ db: SQLiteConnection) throws {
+        try db.run("UPDATE mlflow_runs SET name = ? WHERE id = ?", [.text(name), .text(run.id)])
+        try db.run("UPDATE models SET description = ? WHERE id = ?", [.text("MLflow run \(name)"), .text(run.modelID)])
+        try upsertLabel(modelID: run.modelID, key: runNameTag, value: name, db)
+    }
+
+    static func upsertLabel(modelID: String, key: String, value: String, _ db: SQLiteConnection) throws {
+        try db.run("""
+            INSERT INTO model_labels (model_id, key, value) VALUES (?, ?, ?) ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value
+            """, [.text(modelID), .text(key), .text(value)])
+        let count = try db.queryFirst("SELECT count(*) FROM model_labels WHERE model_id = ?", [.text(modelID)]) { $0.int(0) } ?? 0
+        guard count <= Validation.maxLabels else {
+            throw RegistryError.invalid(field: "tags", message: "at most \(Validation.maxLabels) tags are allowed")
+        }
+    }
+
+    public func deleteRun(id: String) throws(RegistryError) {
+        try changeRun(id, allowDeleted: true) { db, _, now in
+            try db.run("UPDATE mlflow_runs SET deleted_at = coalesce(deleted_at, ?) WHERE id = ?", [.integer(now), .text(id)])
+        }
+    }
+
+    public func restoreRun(id: String) throws(RegistryError) {
+        try changeRun(id, allowDeleted: true) { db, _, _ in
+            try db.run("UPDATE mlflow_runs SET deleted_at = NULL WHERE id = ?", [.text(id)])
+        }
+    }
+
+    public func deleteRunTag(id: String, key: String) throws(RegistryError) {
+        try changeRun(id) { db, run, _ in
+            guard try db.run("DELETE FROM model_labels WHERE model_id = ? AND key = ?", [.text(run.modelID), .text(key)]) > 0 else {
+                throw RegistryError.notFound("No tag with name: \(key) in run with id \(id)")
+            }
+        }
+    }
+
+    /// Adds metrics, params and tags to a live run in one transaction: all of them or none.
+    /// A param already logged with another value is refused; the same value again is accepted.
+    /// A metric point identical to one the series holds is not stored twice (MLflow's client
+    /// logs a run's metrics again, stamped with the model, after `log_model`).
+    public func logRunData(id: String, _ data: RunData) throws(RegistryError) {
+        for (i, metric) in data.metrics.enumerated() {
+            try Self.validateMetricKey(metric.point.key, field: "metrics[\(i)].key")
+            let valid = switch metric.point.value {
+            case .number(let n): n.isFinite
+            case .text(let s): ["NaN", "Infinity", "-Infinity"].contains(s)
+            case .bytes: false
+            }
+            guard valid else {
+                throw .invalid(field: "metrics[\(i)].value", message: "must be a finite number, or the text NaN, Infinity or -Infinity")
+            }
+        }
+        for param in data.params {
+            guard (1...Self.maxParamKeyBytes).contains(param.key.utf8.count), param.value.utf8.count <= Self.maxParamValueBytes else {
+                throw .invalid(field: "params", message: "param '\(param.key.prefix(64))' must have a key of 1 to \(Self.maxParamKeyBytes) bytes "
+                               + "and a value of at most \(Self.maxParamValueBytes) bytes")
+            }
+        }
+        for tag in data.tags { try Validation.label(key: tag.key, value: tag.value, field: "tags") }
+        try changeRun(id) { db, run, _ in
+            for param in data.params {
+                if let stored = try db.queryFirst("SELECT value FROM mlflow_run_params WHERE run_id = ? AND key = ?",
+                                                  [.text(id), .text(param.key)], { $0.text(0) }) {
+                    guard stored == param.value else {
+                        throw RegistryError.invalid(field: "params", message: "Changing param values is not allowed. Param with key='\(param.key)' "
+                                                    + "was already logged with value='\(stored)' for run ID='\(id)'. Attempted logging new value '\(param.value)'.")
+                    }
+                    continue
+                }
+                try db.run("INSERT INTO mlflow_run_params (run_id, key, value) VALUES (?, ?, ?)", [.text(id), .text(param.key), .text(param.value)])
+            }
+            for tag in data.tags {
+                if tag.key == Self.runNameTag { try Self.renameRun(run, to: tag.value, db) } else {
+                    try Self.upsertLabel(modelID: run.modelID, key: tag.key, value: tag.value, db)
+                }
+            }
+            try Self.insertRunMetrics(data.metrics, run: run, db)
+        }
+    }
+
+    private static func insertRunMetrics(_ metrics: [RunMetric], run: Run, _ db: SQLiteConnection) throws {
+        var fresh: [MetricPoint] = []
+        for metric in metrics {
+            let point = metric.point
+            // Non-finite values travel as text points ("NaN", "Infinity"); they are never duplicates.
+            guard case .number(let value) = point.value else {
+                fresh.append(point)
+                continue
+            }
+            let stored = try db.queryFirst("""
+                SELECT 1 FROM metrics WHERE parent_id = ? AND key = ? AND step = ? AND wallclock = ? AND number = ?
+                """, [.text(run.modelID), .text(point.key), .integer(point.step), .integer(point.wallclock), .real(value)]) { _ in true }
+            if stored == nil, !fresh.contains(point) { fresh.append(point) }
+            guard let loggedModelID = metric.modelID, !loggedModelID.isEmpty else { continue }
+            guard let modelID = try db.queryFirst("SELECT model_id FROM mlflow_logged_models WHERE id = ?", [.text(loggedModelID)],
+                                                  { $0.text(0) }) else {
+                throw RegistryError.notFound("Logged model with ID '\(loggedModelID)' not found.")
+            }
+            let added = try db.run("""
+                INSERT OR IGNORE INTO mlflow_logged_model_metrics
+                    (logged_model_id, key, dataset_name, dataset_digest, step, timestamp, value, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(loggedModelID), .text(point.key), .text(metric.datasetName ?? ""), .text(metric.datasetDigest ?? ""),
+                      .integer(point.step), .integer(point.wallclock), .real(value), .text(run.id)])
+            if added > 0 { try insertPoints([point], parentID: modelID, db) }
+        }
+        if !fresh.isEmpty { try insertPoints(fresh, parentID: run.modelID, db) }
+    }
+
+    /// Records a run's inputs (datasets as MLflow's DatasetInput documents, keyed by name and
+    /// digest; models by id) and outputs (models with the step they were logged at).
+    public func logRunIO(id: String, direction: String, datasets: [(key: String, document: JSONValue)],
+                         models: [(key: String, document: JSONValue)]) throws(RegistryError) {
+        for item in datasets + models {
+            let size = JSONWriter.bytes(item.document).count
+            guard size <= limits.maxMetadataValueBytes else {
+                throw .tooLarge("an input is \(size) bytes of JSON; the limit is \(limits.maxMetadataValueBytes)")
+            }
+        }
+        try changeRun(id) { db, _, _ in
+            var seq = try db.queryFirst("SELECT coalesce(max(seq), 0) FROM mlflow_run_io WHERE run_id = ?", [.text(id)]) { $0.int64(0) } ?? 0
+            for (kind, items) in [("dataset", datasets), ("model", models)] {
+                for item in items {
+                    seq += 1
+                    try db.run("""
+                        INSERT INTO mlflow_run_io (run_id, direction, kind, key, document, seq) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (run_id, direction, kind, key) DO UPDATE SET document = excluded.document
+                        """, [.text(id), .text(direction), .text(kind), .text(item.key), .text(JSONWriter.string(item.document)), .integer(seq)])
+                }
+            }
+        }
+    }
+
+    /// Points of several runs' series of one key between two steps, at most `maxResults` steps a
+    /// run, sampled evenly with the first and last step always kept (MLflow's bulk interval).
+    public func sampledMetrics(runIDs: [String], key: String, startStep: Int64?, endStep: Int64?,
+                               maxResults: Int) throws(RegistryError) -> [(runID: String, point: MetricPoint)] {
+        try Self.requireTracking()
+        try Self.validateMetricKey(key, field: "metric_key")
+        return try reading { db in
+            var out: [(runID: String, point: MetricPoint)] = []
+            for runID in runIDs {
+                let run = try Self.fetchRun(id: runID, db)
+                var range = ""
+                var arguments: [SQLValue] = [.text(run.modelID), .text(key)]
+                if let startStep { range += " AND step >= ?"; arguments.append(.integer(startStep)) }
+                if let endStep { range += " AND step <= ?"; arguments.append(.integer(endStep)) }
+                let steps = try db.query("SELECT DISTINCT step FROM metrics WHERE parent_id = ? AND key = ?\(range) ORDER BY step",
+                                         arguments) { $0.int64(0) }
+                let chosen = Self.sample(steps, count: maxResults)
+                let points = try db.query("""
+                    SELECT step, wallclock, number, text FROM metrics WHERE parent_id = ? AND key = ?\(range) AND bytes IS NULL
+                    ORDER BY step, wallclock, id
+                    """, arguments) {
+                    MetricPoint(key: key, step: $0.int64(0), wallclock: $0.int64(1), value: $0.isNull(2) ? .text($0.text(3)) : .number($0.double(2)))
+                }
+                out += points.filter { chosen.contains($0.step) }.map { (runID, $0) }
+            }
+            return out
+        }
+    }
+
+    /// At most `count` of sorted values, evenly spaced, first and last included.
+    static func sample(_ values: [Int64], count: Int) -> Set<Int64> {
+        guard values.count > count, count >= 2 else { return Set(values.prefix(max(count, 0))) }
+        var chosen: Set<Int64> = []
+        for i in 0..<count { chosen.insert(values[Int((Double(i) * Double(values.count - 1) / Double(count - 1)).rounded())]) }
+        return chosen
+    }
+}

@@ -1,0 +1,213 @@
+import ModelKeepStorage
+
+/// How one kind of tracking object is searched: its table (aliased `t`), its attributes by
+/// MLflow's names, and where its metrics, params and tags live. Each lookup is a scalar SQL
+/// expression with one `?` for the key.
+struct TrackingSchema: Sendable {
+    /// The kind, for messages and page-token signatures.
+    let kind: String
+    let table: String
+    let experimentColumn: String
+    /// Attribute name to (column expression, whether it compares as a number).
+    let attributes: [String: (column: String, numeric: Bool)]
+    let metric: (@Sendable (_ datasetName: String?, _ datasetDigest: String?) -> (sql: String, arguments: [SQLValue]))?
+    let param: String?
+    let tag: String
+    let datasets: Bool
+    /// The order after the caller's keys (a unique column last).
+    let defaultOrder: [(column: String, descending: Bool)]
+
+    static let runs = TrackingSchema(
+        kind: "runs", table: "mlflow_runs t", experimentColumn: "t.experiment_id",
+        attributes: ["run_id": ("t.id", false), "run_name": ("t.name", false), "status": ("t.status", false),
+                     "start_time": ("t.start_time", true), "end_time": ("t.end_time", true), "user_id": ("t.user_id", false),
+                     "created": ("t.start_time", true), "lifecycle_stage":
+                        ("CASE WHEN t.deleted_at IS NULL THEN 'active' ELSE 'deleted' END", false)],
+        metric: { _, _ in ("(SELECT number FROM metric_latest WHERE parent_id = t.model_id AND key = ?)", []) },
+        param: "(SELECT value FROM mlflow_run_params WHERE run_id = t.id AND key = ?)",
+        tag: "(SELECT value FROM model_labels WHERE model_id = t.model_id AND key = ?)",
+        datasets: true,
+        defaultOrder: [("t.start_time", true), ("t.id", false)])
+
+    static let loggedModels = TrackingSchema(
+        kind: "logged-models", table: "mlflow_logged_models t", experimentColumn: "t.experiment_id",
+        attributes: ["model_id": ("t.id", false), "name": ("t.name", false), "status": ("t.status", false),
+                     "model_type": ("t.model_type", false), "source_run_id": ("t.source_run_id", false),
+                     "creation_timestamp": ("t.created_at", true), "creation_time": ("t.created_at", true),
+                     "last_updated_timestamp": ("t.updated_at", true)],
+        metric: { name, digest in
+            var sql = "(SELECT value FROM mlflow_logged_model_metrics WHERE logged_model_id = t.id AND key = ?"
+            var arguments: [SQLValue] = []
+            if let name { sql += " AND dataset_name = ?"; arguments.append(.text(name)) }
+            if let digest { sql += " AND dataset_digest = ?"; arguments.append(.text(digest)) }
+            return (sql + " ORDER BY step DESC, timestamp DESC LIMIT 1)", arguments)
+        },
+        param: "(SELECT value FROM mlflow_logged_model_params WHERE logged_model_id = t.id AND key = ?)",
+        tag: "(SELECT value FROM model_labels WHERE model_id = t.model_id AND key = ?)",
+        datasets: false,
+        defaultOrder: [("t.created_at", true), ("t.id", false)])
+
+    static let experiments = TrackingSchema(
+        kind: "experiments", table: "mlflow_experiments t", experimentColumn: "t.id",
+        attributes: ["name": ("t.name", false), "experiment_id": ("t.id", true), "creation_time": ("t.created_at", true),
+                     "last_update_time": ("t.updated_at", true)],
+        metric: nil, param: nil,
+        tag: "(SELECT value FROM mlflow_experiment_tags WHERE experiment_id = t.id AND key = ?)",
+        datasets: false,
+        defaultOrder: [("t.created_at", true), ("t.id", false)])
+}
+
+extension ModelRegistry {
+    /// The ids of one page of a tracking search, in its order.
+    func trackingPage(_ search: TrackingSearch, schema: TrackingSchema) throws(RegistryError) -> Page<String> {
+        guard search.pageSize >= 1 else { throw .invalid(field: "max_results", message: "must be at least 1") }
+        var clauses: [String] = []
+        var arguments: [SQLValue] = []
+        switch search.viewType {
+        case .activeOnly: clauses.append("t.deleted_at IS NULL")
+        case .deletedOnly: clauses.append("t.deleted_at IS NOT NULL")
+        case .all: break
+        }
+        if !search.experimentIDs.isEmpty {
+            clauses.append("\(schema.experimentColumn) IN (\(Array(repeating: "?", count: search.experimentIDs.count).joined(separator: ", ")))")
+            arguments += search.experimentIDs.map(SQLValue.integer)
+        }
+        for predicate in search.predicates {
+            try Self.trackingClause(predicate, schema: schema, clauses: &clauses, arguments: &arguments)
+        }
+        // The sort keys, computed once in an inner select: each caller key as (is missing, value),
+        // so missing values sort last either way, then the schema's own order.
+        var keys: [String] = []
+        var keyArguments: [SQLValue] = []
+        var columns: [(column: String, descending: Bool)] = []
+        var signature: [String] = []
+        for order in search.order {
+            let (sql, args, numeric) = try Self.trackingExpression(order.field, schema: schema)
+            let n = keys.count
+            keys.append("(\(sql)) IS NULL AS k\(n)")
+            keys.append("IFNULL(\(sql), \(numeric ? "0" : "''")) AS k\(n + 1)")
+            keyArguments += args + args
+            columns += [("k\(n)", false), ("k\(n + 1)", order.descending)]
+            signature.append("\(order.field)\(order.descending ? "-" : "+")")
+        }
+        for (column, descending) in schema.defaultOrder {
+            keys.append("\(column) AS k\(keys.count)")
+            columns.append(("k\(keys.count - 1)", descending))
+        }
+        let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        var outer: [String] = []
+        var outerArguments: [SQLValue] = []
+        let orderSignature = schema.kind + ":" + signature.joined(separator: ",")
+        if let token = search.pageToken {
+            let cursor = try PageCursor.decode(token, order: orderSignature, descending: false, count: columns.count)
+            var alternatives: [String] = []
+            for i in columns.indices {
+                var terms = (0..<i).map { "\(columns[$0].column) = ?" }
+                terms.append("\(columns[i].column) \(columns[i].descending ? "<" : ">") ?")
+                alternatives.append("(" + terms.joined(separator: " AND ") + ")")
+                outerArguments += cursor.values[0...i]
+            }
+            outer.append("(" + alternatives.joined(separator: " OR ") + ")")
+        }
+        let sql = """
+            SELECT * FROM (SELECT t.id AS item_id, \(keys.joined(separator: ", ")) FROM \(schema.table) \(whereClause))
+            \(outer.isEmpty ? "" : "WHERE " + outer.joined(separator: " AND "))
+            ORDER BY \(columns.map { "\($0.column) \($0.descending ? "DESC" : "ASC")" }.joined(separator: ", ")) LIMIT ?
+            """
+        let allArguments = keyArguments + arguments + outerArguments + [.integer(Int64(search.pageSize) + 1)]
+        let count = columns.count
+        let rows = try reading { db in
+            try db.query(sql, allArguments) { row in
+                (id: row.value(0), key: (1...count).map { row.value($0) })
+            }
+        }
+        let ids = rows.map { row -> String in
+            if case .integer(let n) = row.id { return String(n) }
+            if case .text(let s) = row.id { return s }
+            return ""
+        }
+        guard rows.count > search.pageSize else { return Page(items: ids, nextPageToken: nil) }
+        let token = PageCursor(order: orderSignature, descending: false, values: rows[search.pageSize - 1].key).encode()
+        return Page(items: Array(ids.prefix(search.pageSize)), nextPageToken: token)
+    }
+
+    /// The SQL expression a field reads, its arguments, and whether it is numeric.
+    static func trackingExpression(_ field: TrackingField, schema: TrackingSchema) throws(RegistryError)
+        -> (sql: String, arguments: [SQLValue], numeric: Bool) {
+        switch field {
+        case .attribute(let name):
+            guard let attribute = schema.attributes[name] else {
+                throw .invalid(field: "filter", message: "\(schema.kind) have no attribute '\(name)'; valid: "
+                               + schema.attributes.keys.sorted().joined(separator: ", "))
+            }
+            return (attribute.column, [], attribute.numeric)
+        case let .metric(key, datasetName, datasetDigest):
+            guard let metric = schema.metric else { throw .invalid(field: "filter", message: "\(schema.kind) have no metrics") }
+            let (sql, extra) = metric(datasetName, datasetDigest)
+            return (sql, [.text(key)] + extra, true)
+        case .param(let key):
+            guard let param = schema.param else { throw .invalid(field: "filter", message: "\(schema.kind) have no params") }
+            return (param, [.text(key)], false)
+        case .tag(let key):
+            return (schema.tag, [.text(key)], false)
+        case .dataset:
+            throw .invalid(field: "order_by", message: "\(schema.kind) cannot be ordered by a dataset field")
+        }
+    }
+
+    static func trackingClause(_ predicate: TrackingPredicate, schema: TrackingSchema, clauses: inout [String],
+                               arguments: inout [SQLValue]) throws(RegistryError) {
+        let comparator = predicate.comparator
+        guard let first = predicate.values.first else { throw .invalid(field: "filter", message: "a comparison needs a value") }
+        if case .dataset(let attribute) = predicate.field {
+            guard schema.datasets else { throw .invalid(field: "filter", message: "\(schema.kind) have no datasets") }
+            let value: String
+            switch attribute {
+            case "name", "digest": value = "json_extract(d.document, '$.dataset.\(attribute)')"
+            case "context":
+                value = "(SELECT json_extract(j.value, '$.value') FROM json_each(d.document, '$.tags') j "
+                    + "WHERE json_extract(j.value, '$.key') = 'mlflow.data.context')"
+            default: throw .invalid(field: "filter", message: "datasets have name, digest and context, not '\(attribute)'")
+            }
+            var inner: [String] = []
+            var innerArguments: [SQLValue] = []
+            try textComparison(value, comparator, predicate.values, clauses: &inner, arguments: &innerArguments)
+            clauses.append("EXISTS (SELECT 1 FROM mlflow_run_io d WHERE d.run_id = t.id AND d.direction = 'input' "
+                           + "AND d.kind = 'dataset' AND \(inner[0]))")
+            arguments += innerArguments
+            return
+        }
+        let (sql, fieldArguments, numeric) = try trackingExpression(predicate.field, schema: schema)
+        guard numeric else {
+            arguments += fieldArguments
+            try textComparison("(\(sql))", comparator, predicate.values, clauses: &clauses, arguments: &arguments)
+            return
+        }
+        switch comparator {
+        case .equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual:
+            guard let number = Double(first) else {
+                throw .invalid(field: "filter", message: "\(predicate.field) compares with a number, not '\(first)'")
+            }
+            clauses.append("(\(sql)) \(comparator.rawValue) ?")
+            arguments += fieldArguments + [.real(number)]
+        default:
+            throw .invalid(field: "filter", message: "\(predicate.field) cannot be compared with \(comparator.rawValue)")
+        }
+    }
+
+    /// A text comparison: `=`, `!=`, LIKE (case-sensitive), ILIKE, IN and NOT IN.
+    static func textComparison(_ sql: String, _ comparator: SearchComparator, _ values: [String], clauses: inout [String],
+                               arguments: inout [SQLValue]) throws(RegistryError) {
+        switch comparator {
+        case .equal, .notEqual: clauses.append("\(sql) \(comparator.rawValue) ?")
+        case .like: clauses.append("\(sql) GLOB ?")
+        case .ilike: clauses.append("lower(\(sql)) LIKE lower(?)")
+        case .isIn, .notIn:
+            clauses.append("\(sql) \(comparator.rawValue) (\(Array(repeating: "?", count: values.count).joined(separator: ", ")))")
+        default: throw .invalid(field: "filter", message: "text cannot be compared with \(comparator.rawValue)")
+        }
+        arguments += (comparator == .isIn || comparator == .notIn ? values : [values[0]]).map {
+            .text(comparator == .like ? globPattern($0) : $0)
+        }
+    }
+}
