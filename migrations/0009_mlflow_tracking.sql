@@ -101,6 +101,14 @@ CREATE TABLE mlflow_logged_model_metrics (
     PRIMARY KEY (logged_model_id, key, dataset_name, dataset_digest, step, timestamp, value)
 ) STRICT, WITHOUT ROWID;
 
+-- A version registered from a logged model keeps receiving the metrics logged to that model
+-- after registration (its series are copies, so the version keeps them if the model goes).
+CREATE TABLE version_metric_sources (
+    source_id  TEXT NOT NULL,  -- the parent (a model) whose new points the version also gets
+    version_id TEXT NOT NULL REFERENCES versions (id) ON DELETE CASCADE,
+    PRIMARY KEY (source_id, version_id)
+) STRICT, WITHOUT ROWID;
+
 -- Runs made before this migration were models of `mlflow-runs` with their attributes in the
 -- `mlflow_run` metadata key; they become rows here (in experiment 0, the only one there was),
 -- and the metadata key goes, so there is one truth.

@@ -41,8 +41,52 @@ public enum OpenAPIDocument {
         + metadataOperations + eventOperations + artifactOperations + chunkOperations + uploadOperations
         + hubOperations + mlflowOperations + operationalOperations
 
-    /// MLflow's Model Registry, artifact proxy and minimal runs API (MLFLOW_TRACKING_URI=http://host:port).
+    /// MLflow's Model Registry, tracking API and artifact proxy (MLFLOW_TRACKING_URI=http://host:port).
     /// Bodies and answers are MLflow's own; errors there are {"error_code", "message"}.
+    /// MLflow's tracking API: experiments, runs, metric history and MLflow 3 LoggedModels.
+    static let trackingOperations: [Operation] = {
+        func op(_ method: String, _ path: String, _ summary: String) -> Operation {
+            Operation(method: method, path: "/api/2.0/mlflow/" + path, summary: "MLflow: " + summary, tag: "mlflow",
+                      body: method == "GET" ? nil : "Object", responses: [(200, "Object")], errorSchema: "MLflowError")
+        }
+        return [
+            op("POST", "experiments/create", "create an experiment ({name, artifact_location, tags})"),
+            op("GET", "experiments/get", "an experiment (?experiment_id=)"),
+            op("GET", "experiments/get-by-name", "an experiment (?experiment_name=)"),
+            op("POST", "experiments/search", "search experiments ({filter, order_by, view_type, max_results, page_token})"),
+            op("GET", "experiments/search", "search experiments (?filter=&order_by=&view_type=&max_results=&page_token=)"),
+            op("POST", "experiments/update", "rename an experiment ({experiment_id, new_name})"),
+            op("POST", "experiments/delete", "delete an experiment with its runs (soft)"),
+            op("POST", "experiments/restore", "restore an experiment and the runs deleted with it"),
+            op("POST", "experiments/set-experiment-tag", "set an experiment tag"),
+            op("POST", "experiments/delete-experiment-tag", "delete an experiment tag"),
+            op("POST", "runs/create", "create a run ({experiment_id, run_name, tags, start_time, user_id})"),
+            op("GET", "runs/get", "a run with its params, latest metrics, tags, inputs and outputs (?run_id=)"),
+            op("POST", "runs/update", "update a run's status, end time or name"),
+            op("POST", "runs/delete", "delete a run (soft)"),
+            op("POST", "runs/restore", "restore a deleted run"),
+            op("POST", "runs/set-tag", "set a run tag"),
+            op("POST", "runs/delete-tag", "delete a run tag"),
+            op("POST", "runs/log-parameter", "log a param (immutable once logged)"),
+            op("POST", "runs/log-metric", "log a metric point ({key, value, timestamp, step, model_id, dataset_name, dataset_digest})"),
+            op("POST", "runs/log-batch", "log metrics, params and tags at once (at most 1000 metrics, 100 params, 100 tags, 1 MB): all or nothing"),
+            op("POST", "runs/log-inputs", "record a run's dataset and model inputs"),
+            op("POST", "runs/outputs", "record the models a run logged"),
+            op("POST", "runs/search", "search runs ({experiment_ids, filter, run_view_type, order_by, max_results, page_token})"),
+            op("GET", "metrics/get-history", "a run's series of one metric (?run_id=&metric_key=&max_results=&page_token=)"),
+            op("GET", "metrics/get-history-bulk-interval", "sampled series of several runs (?run_ids=&metric_key=&start_step=&end_step=&max_results=)"),
+            op("POST", "logged-models", "create a LoggedModel ({experiment_id, name, model_type, source_run_id, params, tags})"),
+            op("POST", "logged-models/search", "search LoggedModels ({experiment_ids, filter, datasets, order_by, max_results, page_token})"),
+            op("GET", "logged-models/{model_id}", "a LoggedModel"),
+            op("DELETE", "logged-models/{model_id}", "delete a LoggedModel (soft)"),
+            op("PATCH", "logged-models/{model_id}", "finalize a LoggedModel ({status: LOGGED_MODEL_READY or LOGGED_MODEL_UPLOAD_FAILED})"),
+            op("PATCH", "logged-models/{model_id}/tags", "set LoggedModel tags ({tags})"),
+            op("DELETE", "logged-models/{model_id}/tags/{key}", "delete a LoggedModel tag"),
+            op("POST", "logged-models/{model_id}/params", "log LoggedModel params ({params})"),
+            op("GET", "logged-models/{model_id}/artifacts/directories", "one directory of a LoggedModel's files (?artifact_directory_path=)"),
+        ]
+    }()
+
     static let mlflowOperations: [Operation] = {
         func op(_ method: String, _ path: String, _ summary: String, body: String? = nil, responses: [(status: Int, schema: String?)] = [(200, "Object")]) -> Operation {
             Operation(method: method, path: path, summary: "MLflow: " + summary, tag: "mlflow",
@@ -73,11 +117,9 @@ public enum OpenAPIDocument {
             op("POST", mv + "/set-tag", "set a tag (a label) of a version"),
             op("DELETE", mv + "/delete-tag", "delete a tag of a version"),
             op("GET", mv + "/get-download-uri", "where a version's files are ({artifact_uri})"),
-            op("POST", "/api/2.0/mlflow/runs/create", "create a run ({experiment_id, run_name, tags, start_time})"),
-            op("GET", "/api/2.0/mlflow/runs/get", "a run (?run_id=)"),
-            op("POST", "/api/2.0/mlflow/runs/update", "update a run's status, end time or name"),
-            op("POST", "/api/2.0/mlflow/logged-models/search", "search LoggedModels (ModelKeep keeps none: always {})"),
+        ] + trackingOperations + [
             op("GET", "/api/3.0/mlflow/server-info", "server capabilities (multipart transfers are not enabled)"),
+            op("GET", "/version", "the MLflow version whose REST API the dialect speaks", body: nil, responses: [(200, "Text")]),
             op("GET", art, "list a directory (?path=): basenames, {} for a file or nothing"),
             op("GET", art + "/{path}", "download a file", responses: [(200, "Bytes")]),
             op("PUT", art + "/{path}", "upload a file (streamed into the content-addressed store; replaces)", body: "Bytes"),

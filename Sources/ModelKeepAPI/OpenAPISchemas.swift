@@ -39,13 +39,13 @@ enum OpenAPISchemas {
         "ModelList": object(["models": ["type": "array", "items": ref("Model")], "next_page_token": nullableString],
                             required: ["models", "next_page_token"]),
         "ModelCreate": object([
-            "name": ["type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[A-Za-z0-9._/-]+$"],
+            "name": ["type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^:\\u0000-\\u001f\\u007f]+$"],
             "namespace": ["type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$", "default": "default"],
             "owner": string, "task": string, "description": string, "license": string,
             "labels": stringMap, "metadata": ["type": "object"],
         ], required: ["name"]),
         "ModelUpdate": object([
-            "name": ["type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[A-Za-z0-9._/-]+$"],
+            "name": ["type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^:\\u0000-\\u001f\\u007f]+$"],
             "owner": nullableString, "task": nullableString, "description": nullableString, "license": nullableString,
             "labels": stringMap,
         ]),

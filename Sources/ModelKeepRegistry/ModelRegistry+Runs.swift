@@ -251,7 +251,11 @@ extension ModelRegistry {
                     (logged_model_id, key, dataset_name, dataset_digest, step, timestamp, value, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.text(loggedModelID), .text(point.key), .text(metric.datasetName ?? ""), .text(metric.datasetDigest ?? ""),
                       .integer(point.step), .integer(point.wallclock), .real(value), .text(run.id)])
-            if added > 0 { try insertPoints([point], parentID: modelID, db) }
+            guard added > 0 else { continue }
+            try insertPoints([point], parentID: modelID, db)
+            for version in try db.query("SELECT version_id FROM version_metric_sources WHERE source_id = ?", [.text(modelID)], { $0.text(0) }) {
+                try insertPoints([point], parentID: version, db)
+            }
         }
         if !fresh.isEmpty { try insertPoints(fresh, parentID: run.modelID, db) }
     }

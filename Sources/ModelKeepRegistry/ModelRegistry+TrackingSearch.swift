@@ -10,7 +10,11 @@ struct TrackingSchema: Sendable {
     let experimentColumn: String
     /// Attribute name to (column expression, whether it compares as a number).
     let attributes: [String: (column: String, numeric: Bool)]
-    let metric: (@Sendable (_ datasetName: String?, _ datasetDigest: String?) -> (sql: String, arguments: [SQLValue]))?
+    /// The latest value of a metric (`?` for its key), on the datasets given.
+    let metric: (@Sendable (_ datasets: [MetricDataset]) -> (sql: String, arguments: [SQLValue]))?
+    /// When set, a metric filter matches any stored value, not the latest: this table holds the
+    /// values (`value`) by owner (`logged_model_id`), key and dataset.
+    let metricValues: String?
     let param: String?
     let tag: String
     let datasets: Bool
@@ -23,7 +27,8 @@ struct TrackingSchema: Sendable {
                      "start_time": ("t.start_time", true), "end_time": ("t.end_time", true), "user_id": ("t.user_id", false),
                      "created": ("t.start_time", true), "lifecycle_stage":
                         ("CASE WHEN t.deleted_at IS NULL THEN 'active' ELSE 'deleted' END", false)],
-        metric: { _, _ in ("(SELECT number FROM metric_latest WHERE parent_id = t.model_id AND key = ?)", []) },
+        metric: { _ in ("(SELECT number FROM metric_latest WHERE parent_id = t.model_id AND key = ?)", []) },
+        metricValues: nil,
         param: "(SELECT value FROM mlflow_run_params WHERE run_id = t.id AND key = ?)",
         tag: "(SELECT value FROM model_labels WHERE model_id = t.model_id AND key = ?)",
         datasets: true,
@@ -35,13 +40,12 @@ struct TrackingSchema: Sendable {
                      "model_type": ("t.model_type", false), "source_run_id": ("t.source_run_id", false),
                      "creation_timestamp": ("t.created_at", true), "creation_time": ("t.created_at", true),
                      "last_updated_timestamp": ("t.updated_at", true)],
-        metric: { name, digest in
-            var sql = "(SELECT value FROM mlflow_logged_model_metrics WHERE logged_model_id = t.id AND key = ?"
-            var arguments: [SQLValue] = []
-            if let name { sql += " AND dataset_name = ?"; arguments.append(.text(name)) }
-            if let digest { sql += " AND dataset_digest = ?"; arguments.append(.text(digest)) }
-            return (sql + " ORDER BY step DESC, timestamp DESC LIMIT 1)", arguments)
+        metric: { datasets in
+            let (clause, arguments) = datasetClause(datasets)
+            return ("(SELECT value FROM mlflow_logged_model_metrics WHERE logged_model_id = t.id AND key = ?\(clause)"
+                    + " ORDER BY timestamp DESC, step DESC, run_id LIMIT 1)", arguments)
         },
+        metricValues: "mlflow_logged_model_metrics",
         param: "(SELECT value FROM mlflow_logged_model_params WHERE logged_model_id = t.id AND key = ?)",
         tag: "(SELECT value FROM model_labels WHERE model_id = t.model_id AND key = ?)",
         datasets: false,
@@ -51,10 +55,27 @@ struct TrackingSchema: Sendable {
         kind: "experiments", table: "mlflow_experiments t", experimentColumn: "t.id",
         attributes: ["name": ("t.name", false), "experiment_id": ("t.id", true), "creation_time": ("t.created_at", true),
                      "last_update_time": ("t.updated_at", true)],
-        metric: nil, param: nil,
+        metric: nil, metricValues: nil, param: nil,
         tag: "(SELECT value FROM mlflow_experiment_tags WHERE experiment_id = t.id AND key = ?)",
         datasets: false,
         defaultOrder: [("t.created_at", true), ("t.id", false)])
+}
+
+/// ` AND ((dataset_name = ? AND dataset_digest = ?) OR ...)` for the datasets given; nothing for none.
+func datasetClause(_ datasets: [MetricDataset]) -> (sql: String, arguments: [SQLValue]) {
+    guard !datasets.isEmpty else { return ("", []) }
+    var alternatives: [String] = []
+    var arguments: [SQLValue] = []
+    for dataset in datasets {
+        if let digest = dataset.digest {
+            alternatives.append("(dataset_name = ? AND dataset_digest = ?)")
+            arguments += [.text(dataset.name), .text(digest)]
+        } else {
+            alternatives.append("dataset_name = ?")
+            arguments.append(.text(dataset.name))
+        }
+    }
+    return (" AND (" + alternatives.joined(separator: " OR ") + ")", arguments)
 }
 
 extension ModelRegistry {
@@ -141,9 +162,9 @@ extension ModelRegistry {
                                + schema.attributes.keys.sorted().joined(separator: ", "))
             }
             return (attribute.column, [], attribute.numeric)
-        case let .metric(key, datasetName, datasetDigest):
+        case let .metric(key, datasets):
             guard let metric = schema.metric else { throw .invalid(field: "filter", message: "\(schema.kind) have no metrics") }
-            let (sql, extra) = metric(datasetName, datasetDigest)
+            let (sql, extra) = metric(datasets)
             return (sql, [.text(key)] + extra, true)
         case .param(let key):
             guard let param = schema.param else { throw .invalid(field: "filter", message: "\(schema.kind) have no params") }
@@ -175,6 +196,15 @@ extension ModelRegistry {
             clauses.append("EXISTS (SELECT 1 FROM mlflow_run_io d WHERE d.run_id = t.id AND d.direction = 'input' "
                            + "AND d.kind = 'dataset' AND \(inner[0]))")
             arguments += innerArguments
+            return
+        }
+        if case let .metric(key, datasets) = predicate.field, let table = schema.metricValues {
+            guard [.equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual].contains(comparator), let number = Double(first) else {
+                throw .invalid(field: "filter", message: "metrics.\(key) compares with a number using =, !=, <, <=, > or >=")
+            }
+            let (clause, datasetArguments) = datasetClause(datasets)
+            clauses.append("EXISTS (SELECT 1 FROM \(table) WHERE logged_model_id = t.id AND key = ?\(clause) AND value \(comparator.rawValue) ?)")
+            arguments += [.text(key)] + datasetArguments + [.real(number)]
             return
         }
         let (sql, fieldArguments, numeric) = try trackingExpression(predicate.field, schema: schema)

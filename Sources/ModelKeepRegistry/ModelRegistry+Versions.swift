@@ -115,7 +115,9 @@ extension ModelRegistry {
                 _ = try Self.copyArtifacts(source, to: ResolvedParent(id: id, modelID: modelID, namespace: namespace), at: now, db)
             }
             if let source = draft.metricsFrom {
-                try Self.copyPoints(from: try Self.requireParent(source, db).id, to: id, db)
+                let sourceID = try Self.requireParent(source, db).id
+                try Self.copyPoints(from: sourceID, to: id, db)
+                try db.run("INSERT INTO version_metric_sources (source_id, version_id) VALUES (?, ?)", [.text(sourceID), .text(id)])
             }
             try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(modelID)])
             return try Self.requireVersion(.id(id), db)

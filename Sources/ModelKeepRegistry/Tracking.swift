@@ -98,6 +98,17 @@ public struct RunMetric: Sendable, Equatable {
     }
 }
 
+/// A dataset a logged model's metric was measured on: its name, and its digest when given.
+public struct MetricDataset: Sendable, Equatable {
+    public var name: String
+    public var digest: String?
+
+    public init(name: String, digest: String? = nil) {
+        self.name = name
+        self.digest = digest
+    }
+}
+
 /// Which lifecycle stages a search includes.
 public enum ViewType: String, Sendable {
     case activeOnly = "ACTIVE_ONLY", deletedOnly = "DELETED_ONLY", all = "ALL"
@@ -107,8 +118,9 @@ public enum ViewType: String, Sendable {
 public enum TrackingField: Sendable, Equatable {
     /// A column of the searched object, by its MLflow attribute name (`status`, `start_time`, `name`, …).
     case attribute(String)
-    /// The latest value of a metric (a logged model's: optionally on one dataset).
-    case metric(String, datasetName: String? = nil, datasetDigest: String? = nil)
+    /// A metric: the latest value of a run's; for a logged model, a filter matches any value
+    /// measured on one of `datasets` (all when empty) and an order uses the latest one.
+    case metric(String, datasets: [MetricDataset] = [])
     case param(String)
     case tag(String)
     /// A run's dataset input: `name`, `digest` or `context`.

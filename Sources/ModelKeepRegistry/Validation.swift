@@ -1,12 +1,24 @@
 /// The rules for names, namespaces, labels and tags, shared by every dialect.
 public enum Validation {
-    /// Model names: 1-256 characters of ASCII letters, digits and `._-/`.
+    /// Model names: 1-256 bytes of UTF-8 text, not blank, with no control character and no `:`
+    /// (which separates a model from its version in references such as `name:3`); where `/`
+    /// splits a name, no segment is empty, `.` or `..`. This is MLflow's rule for registered
+    /// models, which refuses `/` as well (see the MLflow dialect), so any name MLflow accepts
+    /// is a ModelKeep name, reachable natively by id or by `?name=` percent-encoded.
     public static func modelName(_ name: String, field: String = "name") throws(RegistryError) {
         guard (1...256).contains(name.utf8.count) else {
-            throw .invalid(field: field, message: "must be 1 to 256 characters long")
+            throw .invalid(field: field, message: "must be 1 to 256 bytes long")
         }
-        guard name.utf8.allSatisfy({ isWordByte($0) || $0 == UInt8(ascii: "/") }) else {
-            throw .invalid(field: field, message: "may contain only letters, digits and . _ - /")
+        guard !name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == UInt8(ascii: ":") }) else {
+            throw .invalid(field: field, message: "may not contain ':' or control characters")
+        }
+        guard !name.allSatisfy(\.isWhitespace) else { throw .invalid(field: field, message: "must not be blank") }
+        if name.contains("/") {
+            for segment in name.split(separator: "/", omittingEmptySubsequences: false) where segment.isEmpty || segment == "." || segment == ".." {
+                throw .invalid(field: field, message: "must not have empty, '.' or '..' segments between '/'")
+            }
+        } else if name == "." || name == ".." {
+            throw .invalid(field: field, message: "must not be '.' or '..'")
         }
     }
 

@@ -45,7 +45,8 @@ public struct VersionDraft: Sendable {
     public var stage: Stage = .none
     /// Artifacts to copy (by reference to the same chunks) into the new version, in its transaction.
     public var artifactsFrom: ArtifactSource?
-    /// A parent whose metric series the new version gets a copy of, in its transaction.
+    /// A parent whose metric series the new version gets a copy of, in its transaction, and
+    /// whose points logged through the MLflow dialect later it receives too.
     public var metricsFrom: ParentReference?
 
     public init() {}

@@ -94,7 +94,7 @@ struct MLflowRoutesTests {
         let cases: [(String, String, JSONValue?, Int, String)] = [
             ("GET", Self.rm + "/get?name=missing", nil, 404, "RESOURCE_DOES_NOT_EXIST"),
             ("POST", Self.rm + "/create", ["name": "e"], 400, "RESOURCE_ALREADY_EXISTS"),
-            ("POST", Self.rm + "/create", ["name": "a b"], 400, "INVALID_PARAMETER_VALUE"),
+            ("POST", Self.rm + "/create", ["name": "   "], 400, "INVALID_PARAMETER_VALUE"),
             ("POST", Self.rm + "/create", ["name": "team/model"], 400, "INVALID_PARAMETER_VALUE"),
             ("POST", Self.rm + "/rename", ["name": "e", "new_name": "a:b"], 400, "INVALID_PARAMETER_VALUE"),
             ("POST", Self.rm + "/create", ["name": 7], 400, "INVALID_PARAMETER_VALUE"),
@@ -121,9 +121,14 @@ struct MLflowRoutesTests {
         let malformed = try api.send("POST", Self.rm + "/create", raw: Array("{nope".utf8), headers: ["Content-Type": "application/json"])
         #expect(malformed.status == 400)
         #expect(malformed["error_code"]?.string == "MALFORMED_REQUEST")
-        let upload = try api.send("PUT", "/api/2.0/mlflow-artifacts/artifacts/elsewhere/file", raw: Array("x".utf8))
+        let upload = try api.send("PUT", "/api/2.0/mlflow-artifacts/artifacts/elsewhere/..%2Ffile", raw: Array("x".utf8))
         #expect(upload.status == 400)
         #expect(upload["error_code"]?.string == "INVALID_PARAMETER_VALUE")
+        // Any other relative path is stored, as MLflow's server stores it, and read back.
+        #expect(try api.send("PUT", "/api/2.0/mlflow-artifacts/artifacts/registry/m/1/MLmodel", raw: Array("x".utf8)).status == 200)
+        let stored = try api.get("/api/2.0/mlflow-artifacts/artifacts/registry/m/1/MLmodel")
+        #expect(stored.status == 200)
+        if transport == .socket { #expect(stored.body == Array("x".utf8)) }
         let run = try #require(try api.post("/api/2.0/mlflow/runs/create", ["experiment_id": "0"])["run"]?["info"]?["run_id"]?.string)
         #expect(try api.post("/api/2.0/mlflow/runs/update", ["run_id": .string(run), "status": "DONE"])["error_code"]?.string
                 == "INVALID_PARAMETER_VALUE")

@@ -53,7 +53,7 @@ struct ModelRoutesTests {
         let cases: [(JSONValue, String)] = [
             ([:], "name"),
             (["name": ""], "name"),
-            (["name": "has space"], "name"),
+            (["name": "has:colon"], "name"),
             (["name": .string(String(repeating: "a", count: 257))], "name"),
             (["name": 5], "name"),
             (["name": "ok", "namespace": "a/b"], "namespace"),

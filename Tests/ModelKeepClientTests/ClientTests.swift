@@ -102,7 +102,7 @@ struct ClientTests {
             #expect(error.status == 409)
         }
         do {
-            _ = try await f.client.createModel(ModelDraft(name: "bad name"))
+            _ = try await f.client.createModel(ModelDraft(name: "bad:name"))
             Issue.record("an invalid name was accepted")
         } catch {
             guard case .server(400, "invalid_argument", let message) = error else { throw error }

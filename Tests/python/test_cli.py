@@ -120,7 +120,7 @@ class CLITest(unittest.TestCase):
         code, _, err = cli("models", "create", model, check=False)
         self.assertEqual(code, 4, err)
         self.assertIn("HTTP 409", err)
-        code, _, err = cli("models", "create", "bad name!", check=False)
+        code, _, err = cli("models", "create", "bad:name", check=False)
         self.assertEqual(code, 2, err)
         self.assertIn("name", err)
         code, _, err = cli("versions", "show", f"{model}:9", check=False)

@@ -95,7 +95,8 @@ class MLflowRegistryTest(unittest.TestCase):
         self.assertCode("RESOURCE_DOES_NOT_EXIST", self.client.get_registered_model, "no-such-model")
         self.assertCode("RESOURCE_DOES_NOT_EXIST", self.client.delete_registered_model, "no-such-model")
         self.assertCode("RESOURCE_DOES_NOT_EXIST", self.client.update_registered_model, "no-such-model", "d")
-        self.assertCode("INVALID_PARAMETER_VALUE", self.client.create_registered_model, "has space")
+        self.assertCode("INVALID_PARAMETER_VALUE", self.client.create_registered_model, "has:colon")
+        self.assertCode("INVALID_PARAMETER_VALUE", self.client.create_registered_model, "team/model")
         # register_model carries on past RESOURCE_ALREADY_EXISTS and adds a version.
         version = mlflow.register_model("s3://bucket/x", name)
         self.assertEqual(version.version, "1")
@@ -302,9 +303,11 @@ class MLflowArtifactsTest(unittest.TestCase):
                 self.assertEqual(file.read(), "lr: 0.1\n")
         self.assertEqual([v.version for v in self.client.search_model_versions(f"run_id = '{run.info.run_id}'")], ["1"])
         self.assertEqual(self.client.get_registered_model(name).latest_versions[0].run_id, run.info.run_id)
-        with self.assertRaises(MlflowException) as caught:
-            self.client.create_model_version(name, "runs:/0123456789abcdef0123456789abcdef/model")
-        self.assertEqual(caught.exception.error_code, "RESOURCE_DOES_NOT_EXIST")
+        # A run this server does not know (logged to another tracking server): the version keeps
+        # its source as MLflow does, with no files of its own here.
+        foreign = self.client.create_model_version(name, "runs:/0123456789abcdef0123456789abcdef/model")
+        self.assertEqual((foreign.version, foreign.source), ("2", "runs:/0123456789abcdef0123456789abcdef/model"))
+        self.assertEqual(self.client.get_model_version_download_uri(name, "2"), "runs:/0123456789abcdef0123456789abcdef/model")
 
     def test_client_log_artifact_and_delete(self):
         run = self.client.create_run("0", run_name="direct")

@@ -16,11 +16,6 @@ struct MLflowArtifactSpace {
 
     static func uri(version id: String) -> String { "mlflow-artifacts:/versions/\(id)" }
 
-    /// Whether a version source names files in this server (and so is copied into the version).
-    static func isInternal(_ source: String) -> Bool {
-        source.hasPrefix("runs:/") || source.hasPrefix("mlflow-artifacts:") || source.hasPrefix("models:/")
-    }
-
     /// Where a path is kept: a parent and a path inside it ("" for the parent's root); the
     /// run or logged model it belongs to, if any. `create` makes the catch-all model on first use.
     func resolve(_ path: String, create: Bool = false) throws -> (parent: ParentReference, path: String, runID: String?)? {
@@ -116,7 +111,14 @@ struct MLflowArtifactRoutes {
             MLflowRoutes.ok(["store_type": "SqlStore", "workspaces_enabled": false, "trace_archival_enabled": false,
                              "multipart_uploads_enabled": false, "multipart_downloads_enabled": false])
         }
+        // MLflow's server answers its version as text; the client only probes it.
+        router.add("GET", "/version", body: .discard) { _ in
+            HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; charset=utf-8"], body: .bytes(Array(Self.mlflowVersion.utf8)))
+        }
     }
+
+    /// The MLflow release whose REST API the dialect speaks (and is tested against).
+    static let mlflowVersion = "3.17.2"
 
     // MARK: Artifacts
 

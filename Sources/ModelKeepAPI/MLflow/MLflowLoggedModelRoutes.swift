@@ -101,16 +101,19 @@ struct MLflowLoggedModelRoutes {
             search.experimentIDs.append(try MLflowTrackingRoutes.experimentID(id, field: "experiment_ids"))
         }
         search.predicates = try MLflowTrackingFilter.parse(args.string("filter"), for: .loggedModels)
-        // Datasets qualify every metric clause (MLflow matches a metric measured on any of them;
-        // ModelKeep on the first one given).
-        if let dataset = args.object["datasets"]?.arrayValue?.first?.objectValue, let name = dataset["dataset_name"]?.stringValue {
-            let digest = dataset["dataset_digest"]?.stringValue
-            search.predicates = search.predicates.map { predicate in
-                guard case .metric(let key, _, _) = predicate.field else { return predicate }
-                var qualified = predicate
-                qualified.field = .metric(key, datasetName: name, datasetDigest: digest)
-                return qualified
+        // Datasets qualify every metric clause: a value measured on any of them matches.
+        var datasets: [MetricDataset] = []
+        for (i, item) in (args.object["datasets"]?.arrayValue ?? []).enumerated() {
+            guard let name = item.objectValue?["dataset_name"]?.stringValue, !name.isEmpty else {
+                throw MLflowError.invalid("Invalid value for parameter 'datasets[\(i)]': each needs a dataset_name")
             }
+            datasets.append(MetricDataset(name: name, digest: item.objectValue?["dataset_digest"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }))
+        }
+        search.predicates = search.predicates.map { predicate in
+            guard case .metric(let key, _) = predicate.field else { return predicate }
+            var qualified = predicate
+            qualified.field = .metric(key, datasets: datasets)
+            return qualified
         }
         for (i, item) in (args.object["order_by"]?.arrayValue ?? []).enumerated() {
             guard let entry = item.objectValue, let name = entry["field_name"]?.stringValue, !name.isEmpty else {
@@ -118,8 +121,15 @@ struct MLflowLoggedModelRoutes {
             }
             guard let field = try MLflowTrackingFilter.order([name], for: .loggedModels).first?.field else { continue }
             var ordered = field
-            if case .metric(let key, _, _) = field {
-                ordered = .metric(key, datasetName: entry["dataset_name"]?.stringValue, datasetDigest: entry["dataset_digest"]?.stringValue)
+            switch field {
+            case .metric(let key, _):
+                let dataset = entry["dataset_name"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+                ordered = .metric(key, datasets: dataset.map {
+                    [MetricDataset(name: $0, digest: entry["dataset_digest"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 })]
+                } ?? [])
+            case .attribute: break
+            default:
+                throw MLflowError.invalid("Invalid order by field name: \(name). Only metrics and attributes are supported.")
             }
             search.order.append(TrackingOrder(ordered, descending: !(entry["ascending"]?.boolValue ?? true)))
         }

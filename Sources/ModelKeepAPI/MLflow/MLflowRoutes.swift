@@ -55,11 +55,14 @@ struct MLflowRoutes {
             : try MLflowArguments(body: request, maxDepth: registry.limits.maxJSONDepth)
     }
 
-    /// A name MLflow creates must fit ModelKeep's name rule and MLflow's own, which forbids `/`
-    /// (a `models:/` URI could not name it). Native names with `/` are still found by name.
+    /// A name MLflow creates follows MLflow's rule: ModelKeep's, with `/` refused too (a
+    /// `models:/` URI could not name it). Native names with `/` are still found by name.
     static func checkName(_ name: String, field: String = "name") throws(MLflowError) {
-        guard !name.contains("/"), (try? Validation.modelName(name, field: field)) != nil else {
-            throw .invalid("Invalid model name '\(name)': through MLflow, names are 1 to 256 letters, digits, '.', '_' or '-'.")
+        guard !name.contains("/") else { throw .invalid("Invalid model name '\(name)'. Names cannot contain '/' or ':'.") }
+        do {
+            try Validation.modelName(name, field: field)
+        } catch {
+            throw .invalid("Invalid model name '\(name)': \(error.description)")
         }
     }
 
@@ -288,7 +291,7 @@ struct MLflowRoutes {
             var run = JSONObject()
             if !runID.isEmpty { run["run_id"] = .string(runID) }
             if !runLink.isEmpty { run["run_link"] = .string(runLink) }
-            draft.metadata = [Self.runMetadataKey: .object(run)]
+            draft.metadata[Self.runMetadataKey] = .object(run)
         }
         let version = try Self.tagRules { () throws(RegistryError) in try registry.createVersion(modelID: model.id, draft) }
         return Self.ok(["model_version": try renderVersion(version, model: model)])
@@ -356,7 +359,7 @@ struct MLflowRoutes {
         let current = try version(of: model, try args.version())
         let stored = try !registry.listArtifacts(.version(current.id), page: PageRequest(size: 1)).items.isEmpty
         let source = current.sourceURI ?? ""
-        let own = source.isEmpty || stored || MLflowArtifactSpace.isInternal(source)
+        let own = source.isEmpty || stored || source.hasPrefix("mlflow-artifacts:")
         return Self.ok(["artifact_uri": .string(own ? MLflowArtifactSpace.uri(version: current.id) : source)])
     }
 

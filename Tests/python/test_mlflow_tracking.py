@@ -1,0 +1,383 @@
+"""The unmodified MLflow client (the `mlflow` package with scikit-learn, pinned in
+requirements.txt) using ModelKeep as its whole tracking server: experiments, runs, params,
+metrics, autologging, MLflow 3 LoggedModels, registering and loading models every way, prompts,
+artifacts at any path, and the errors the client maps. Needs MODELKEEP_URL (http://127.0.0.1:PORT)."""
+import hashlib
+import json
+import os
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+BASE = os.environ["MODELKEEP_URL"]
+os.environ["MLFLOW_TRACKING_URI"] = BASE
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+# Files of 200 MB and more go up in one streamed PUT: ModelKeep offers no multipart uploads.
+os.environ["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] = "false"
+
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+
+def native(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(BASE + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+    with urllib.request.urlopen(request) as response:
+        text = response.read()
+        return json.loads(text) if text else None
+
+
+def raw(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(BASE + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def data(rows=60, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((rows, 3))
+    return x, (x[:, 0] + x[:, 1] > 1).astype(int)
+
+
+class Echo(mlflow.pyfunc.PythonModel):
+    """A custom pyfunc flavor with no dependencies: doubles its input."""
+
+    def predict(self, context, model_input, params=None):
+        return [2 * v for v in model_input]
+
+
+class TrackingTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.client = MlflowClient()
+
+    def assertCode(self, code, call, *args, **kwargs):
+        with self.assertRaises(MlflowException) as caught:
+            call(*args, **kwargs)
+        self.assertEqual(caught.exception.error_code, code, str(caught.exception))
+        return caught.exception
+
+    def native_model(self, namespace, name):
+        query = urllib.parse.urlencode({"namespace": namespace, "name": name})
+        models = native("GET", f"/api/v1/models?{query}")["models"]
+        self.assertEqual(len(models), 1, models)
+        return models[0]
+
+    def test_the_everyday_workflow_with_sklearn(self):
+        experiment = unique("demo")
+        name = unique("demo-clf")
+        x, y = data()
+        mlflow.set_experiment(experiment)  # created on first use
+        with mlflow.start_run() as run:
+            mlflow.log_param("C", 1.0)
+            for step in range(1, 4):
+                mlflow.log_metric("acc", 0.8 + step / 100, step=step)
+            model = LogisticRegression(C=1.0).fit(x, y)
+            info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name, input_example=x[:2])
+            mlflow.log_metric("val_acc", 0.91, model_id=info.model_id, dataset=None)
+        expected = model.predict(x[:5]).tolist()
+        self.client.set_registered_model_alias(name, "champion", "1")
+        for uri in [f"models:/{name}/1", f"models:/{name}@champion", info.model_uri, f"models:/{name}/latest"]:
+            self.assertEqual(mlflow.pyfunc.load_model(uri).predict(x[:5]).tolist(), expected, uri)
+        got = self.client.get_run(run.info.run_id)
+        self.assertEqual(got.data.params, {"C": "1.0"})
+        self.assertAlmostEqual(got.data.metrics["acc"], 0.83)
+        self.assertEqual(got.info.status, "FINISHED")
+        self.assertEqual([m.step for m in self.client.get_metric_history(run.info.run_id, "acc")], [1, 2, 3])
+        self.assertEqual([o.model_id for o in got.outputs.model_outputs], [info.model_id])
+        logged = mlflow.get_logged_model(info.model_id)
+        self.assertEqual((str(logged.status), logged.source_run_id), ("READY", run.info.run_id))
+        self.assertEqual(json.loads(logged.tags["mlflow.modelVersions"])[0]["name"], name)
+        self.assertEqual({m.key: m.value for m in logged.metrics}, {"val_acc": 0.91})
+        # One store: the version's files are the logged model's chunks, its metrics and params
+        # are visible natively, and the run is a model of mlflow-runs with its metric series.
+        model_row = self.native_model("default", name)
+        version = native("GET", f"/api/v1/models/{model_row['id']}/versions/1")["version"]
+        files = {a["path"]: a["sha256"] for a in native("GET", f"/api/v1/versions/{version['id']}/artifacts")["artifacts"]}
+        logged_row = self.native_model("mlflow-models", info.model_id)
+        originals = {a["path"]: a["sha256"] for a in native("GET", f"/api/v1/models/{logged_row['id']}/artifacts")["artifacts"]}
+        self.assertEqual(files, originals)
+        self.assertIn("MLmodel", files)
+        metrics = native("GET", f"/api/v1/versions/{version['id']}/metrics")
+        self.assertIn("val_acc", json.dumps(metrics))
+        metadata = native("GET", f"/api/v1/versions/{version['id']}/metadata")["metadata"]
+        self.assertEqual(metadata["mlflow_logged_model"]["model_id"], info.model_id)
+        self.assertEqual(metadata["mlflow_logged_model"]["params"]["C"], "1.0")
+        run_row = self.native_model("mlflow-runs", run.info.run_id)
+        series = native("GET", f"/api/v1/models/{run_row['id']}/metrics/acc")
+        self.assertEqual([p["step"] for p in series["points"]], [1, 2, 3])
+
+    def test_autologging_a_small_fit(self):
+        mlflow.set_experiment(unique("autolog"))
+        mlflow.sklearn.autolog(log_input_examples=False, log_model_signatures=False, silent=True)
+        try:
+            x, y = data(seed=3)
+            with mlflow.start_run() as run:
+                LogisticRegression(C=0.5, max_iter=50).fit(x, y)
+        finally:
+            mlflow.sklearn.autolog(disable=True)
+        got = self.client.get_run(run.info.run_id)
+        self.assertEqual(got.data.params["C"], "0.5")
+        self.assertEqual(got.data.params["max_iter"], "50")
+        self.assertIn("training_accuracy_score", got.data.metrics)
+        self.assertEqual(got.data.tags["estimator_name"], "LogisticRegression")
+        models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+        self.assertEqual(len(models), 1)
+        loaded = mlflow.sklearn.load_model(models[0].model_uri)
+        self.assertEqual(loaded.get_params()["C"], 0.5)
+
+    def test_a_custom_pyfunc_model(self):
+        name = unique("echo")
+        with mlflow.start_run():
+            info = mlflow.pyfunc.log_model(name="echo", python_model=Echo(), registered_model_name=name)
+        self.assertEqual(mlflow.pyfunc.load_model(f"models:/{name}/1").predict([1, 2]), [2, 4])
+        self.assertEqual(mlflow.pyfunc.load_model(info.model_uri).predict([3]), [6])
+
+    def test_experiments_lifecycle_search_and_paging(self):
+        default = self.client.get_experiment("0")
+        self.assertEqual((default.name, default.lifecycle_stage), ("Default", "active"))
+        prefix = unique("exp")
+        ids = [self.client.create_experiment(f"{prefix}-{i}", tags={"team": "a" if i % 2 else "b"}) for i in range(5)]
+        self.assertEqual(self.client.get_experiment_by_name(f"{prefix}-1").experiment_id, ids[1])
+        self.assertEqual(self.client.get_experiment(ids[0]).artifact_location, f"mlflow-artifacts:/{ids[0]}")
+        self.assertCode("RESOURCE_ALREADY_EXISTS", self.client.create_experiment, f"{prefix}-1")
+        self.assertCode("RESOURCE_DOES_NOT_EXIST", self.client.get_experiment, "999999")
+        self.assertIsNone(mlflow.get_experiment_by_name(unique("absent")))
+        found = self.client.search_experiments(filter_string=f"name LIKE '{prefix}-%' AND tags.team = 'a'", order_by=["name DESC"])
+        self.assertEqual([e.name for e in found], [f"{prefix}-3", f"{prefix}-1"])
+        pages, token = [], None
+        for _ in range(10):
+            page = self.client.search_experiments(filter_string=f"name LIKE '{prefix}-%'", max_results=2, page_token=token,
+                                                  order_by=["name ASC"])
+            pages.append([e.name for e in page])
+            token = page.token
+            if not token:
+                break
+        self.assertEqual(sum(pages, []), [f"{prefix}-{i}" for i in range(5)])
+        self.client.rename_experiment(ids[4], f"{prefix}-renamed")
+        self.client.set_experiment_tag(ids[4], "owner", "ml")
+        self.assertEqual(self.client.get_experiment(ids[4]).tags["owner"], "ml")
+        self.client.delete_experiment_tag(ids[4], "owner")
+        self.assertNotIn("owner", self.client.get_experiment(ids[4]).tags)
+        # Deleting takes the experiment's runs along; restoring brings them back.
+        run = self.client.create_run(ids[0])
+        self.client.delete_experiment(ids[0])
+        self.assertEqual(self.client.get_experiment(ids[0]).lifecycle_stage, "deleted")
+        self.assertEqual(self.client.get_run(run.info.run_id).info.lifecycle_stage, "deleted")
+        self.assertNotIn(ids[0], [e.experiment_id for e in self.client.search_experiments(filter_string=f"name LIKE '{prefix}-%'")])
+        self.assertIn(ids[0], [e.experiment_id for e in self.client.search_experiments(view_type=ViewType.DELETED_ONLY)])
+        self.assertCode("INVALID_PARAMETER_VALUE", self.client.create_run, ids[0])
+        self.client.restore_experiment(ids[0])
+        self.assertEqual(self.client.get_run(run.info.run_id).info.lifecycle_stage, "active")
+
+    def test_runs_search_with_filters_order_and_paging(self):
+        experiment = self.client.create_experiment(unique("search"))
+        runs = []
+        for i in range(7):
+            run = self.client.create_run(experiment, run_name=f"r{i}", tags={"kind": "even" if i % 2 == 0 else "odd"})
+            self.client.log_batch(run.info.run_id, metrics=[Metric("acc", i / 10, 1000 + i, 0)],
+                                  params=[Param("lr", "0.1" if i < 4 else "0.01")])
+            runs.append(run.info.run_id)
+        self.client.set_terminated(runs[0], "FAILED")
+        search = lambda f, **kw: [r.info.run_name for r in self.client.search_runs([experiment], f, **kw)]  # noqa: E731
+        self.assertEqual(search("metrics.acc > 0.35", order_by=["metrics.acc DESC"]), ["r6", "r5", "r4"])
+        self.assertEqual(search("params.lr = '0.1' AND tags.kind = 'odd'", order_by=["attributes.run_name"]), ["r1", "r3"])
+        self.assertEqual(search("attributes.status = 'FAILED'"), ["r0"])
+        self.assertEqual(search("tags.kind LIKE 'ev%' AND metrics.acc <= 0.2", order_by=["metrics.acc ASC"]), ["r0", "r2"])
+        self.assertEqual(search("attributes.run_name IN ('r1', 'r2')", order_by=["run_name DESC"]), ["r2", "r1"])
+        self.assertEqual(search("tags.`kind` ILIKE 'ODD'", order_by=["params.lr DESC", "metrics.acc ASC"]), ["r1", "r3", "r5"])
+        self.client.delete_run(runs[6])
+        self.assertNotIn("r6", search(""))
+        self.assertIn("r6", search("", run_view_type=ViewType.ALL))
+        self.client.restore_run(runs[6])
+        names, token = [], None
+        for _ in range(10):
+            page = self.client.search_runs([experiment], "", max_results=3, page_token=token, order_by=["metrics.acc DESC"])
+            names += [r.info.run_name for r in page]
+            token = page.token
+            if not token:
+                break
+        self.assertEqual(names, [f"r{i}" for i in range(6, -1, -1)])
+        self.assertCode("INVALID_PARAMETER_VALUE", self.client.search_runs, [experiment], "metrics.acc >> 1")
+        self.assertCode("INVALID_PARAMETER_VALUE", self.client.search_runs, [experiment], "foo.acc > 1")
+        self.assertCode("INVALID_PARAMETER_VALUE", self.client.search_runs, [experiment], "metrics.acc > 0 OR params.lr = '1'")
+
+    def test_params_are_immutable_and_log_batch_has_mlflows_limits(self):
+        run = self.client.create_run("0")
+        run_id = run.info.run_id
+        self.client.log_param(run_id, "p", "1")
+        self.client.log_param(run_id, "p", "1")  # the same value again is fine
+        self.assertCode("INVALID_PARAMETER_VALUE", self.client.log_param, run_id, "p", "2")
+        # The client splits big batches itself; a request over MLflow's limits is refused whole.
+        over = {"metrics": [{"key": "m", "value": 1.0, "timestamp": 1, "step": i} for i in range(1001)],
+                "params": [{"key": f"k{i}", "value": "v"} for i in range(101)],
+                "tags": [{"key": f"t{i}", "value": "v"} for i in range(101)]}
+        for field, items in over.items():
+            status, body = raw("POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": run_id, field: items})
+            self.assertEqual((status, body["error_code"]), (400, "INVALID_PARAMETER_VALUE"), field)
+        status, body = raw("POST", "/api/2.0/mlflow/runs/log-batch",
+                           {"run_id": run_id, "metrics": over["metrics"][:900], "params": over["params"][:60], "tags": over["tags"][:60]})
+        self.assertEqual((status, body["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
+        self.assertEqual(self.client.get_metric_history(run_id, "m"), [])
+        # The client's own batching of 1001 metrics lands whole.
+        self.client.log_batch(run_id, metrics=[Metric("split", 1.0, 1, i) for i in range(1001)], tags=[RunTag("t", "v")])
+        self.assertEqual(len(self.client.get_metric_history(run_id, "split")), 1001)
+        # All or nothing: a batch with one changed param stores none of its metrics.
+        self.assertCode("INVALID_PARAMETER_VALUE", self.client.log_batch, run_id,
+                        metrics=[Metric("kept", 1.0, 1, 0)], params=[Param("p", "3")])
+        got = self.client.get_run(run_id)
+        self.assertNotIn("kept", got.data.metrics)
+        self.assertEqual(got.data.params, {"p": "1"})
+        self.client.log_batch(run_id, metrics=[Metric("m", float(i), 1, i) for i in range(1000)])
+        self.assertEqual(len(self.client.get_metric_history(run_id, "m")), 1000)
+        self.client.log_metric(run_id, "nan", float("nan"))
+        self.assertTrue(np.isnan(self.client.get_run(run_id).data.metrics["nan"]))
+        status, body = raw("POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": run_id, "tags": [{"key": "big", "value": "x" * 1_000_001}]})
+        self.assertEqual((status, body["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
+
+    def test_metric_history_paged_and_bulk_interval(self):
+        run_id = self.client.create_run("0").info.run_id
+        for start in range(0, 3000, 1000):
+            self.client.log_batch(run_id, metrics=[Metric("loss", 1 / (s + 1), 1, s) for s in range(start, start + 1000)])
+        history = self.client.get_metric_history(run_id, "loss")
+        self.assertEqual([m.step for m in history], list(range(3000)))
+        first = native("GET", f"/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss&max_results=1200")
+        self.assertEqual(len(first["metrics"]), 1200)
+        second = native("GET", f"/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss&max_results=1200"
+                               f"&page_token={urllib.parse.quote(first['next_page_token'])}")
+        self.assertEqual(second["metrics"][0]["step"], 1200)
+        bulk = native("GET", f"/api/2.0/mlflow/metrics/get-history-bulk-interval?run_ids={run_id}&metric_key=loss"
+                             "&max_results=100&start_step=10&end_step=2009")
+        steps = [m["step"] for m in bulk["metrics"]]
+        self.assertEqual((len(steps), steps[0], steps[-1]), (100, 10, 2009))
+        self.assertEqual(bulk["metrics"][0]["run_id"], run_id)
+        status, body = raw("GET", "/api/2.0/mlflow/metrics/get-history-bulk-interval?metric_key=loss")
+        self.assertEqual((status, body["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
+
+    def test_logged_models_search_by_metric_params_and_tags(self):
+        experiment = self.client.create_experiment(unique("lm"))
+        mlflow.set_experiment(experiment_id=experiment)
+        ids = []
+        for i, acc in enumerate([0.7, 0.9, 0.8]):
+            with mlflow.start_run():
+                model = mlflow.initialize_logged_model(name=f"m{i}", params={"depth": str(i)}, tags={"family": "tree"})
+                # Filters match any value; orders use the latest (by timestamp), as in MLflow.
+                mlflow.log_metric("acc", acc, model_id=model.model_id, timestamp=1000)
+                mlflow.log_metric("acc", 1.3 - acc, model_id=model.model_id, timestamp=2000)
+                mlflow.finalize_logged_model(model.model_id, "READY")
+            ids.append(model.model_id)
+        found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string="metrics.acc > 0.55",
+                                            order_by=[{"field_name": "metrics.acc", "ascending": False}], output_format="list")
+        self.assertEqual([m.name for m in found], ["m0", "m2", "m1"])  # latest: 0.6, 0.5, 0.4
+        found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string="metrics.acc > 0.85", output_format="list")
+        self.assertEqual([m.name for m in found], ["m1"])
+        found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string="params.depth = '2' AND tags.family = 'tree'",
+                                            output_format="list")
+        self.assertEqual([m.name for m in found], ["m2"])
+        self.assertEqual(len(mlflow.search_logged_models(experiment_ids=[experiment], filter_string="status = 'READY'",
+                                                         output_format="list")), 3)
+        page = self.client.search_logged_models(experiment_ids=[experiment], max_results=2,
+                                                order_by=[{"field_name": "name", "ascending": True}])
+        rest = self.client.search_logged_models(experiment_ids=[experiment], max_results=2, page_token=page.token,
+                                                order_by=[{"field_name": "name", "ascending": True}])
+        self.assertEqual([m.name for m in page] + [m.name for m in rest], ["m0", "m1", "m2"])
+        mlflow.set_logged_model_tags(ids[0], {"stage": "candidate"})
+        mlflow.delete_logged_model_tag(ids[0], "family")
+        mlflow.log_model_params({"extra": "1"}, model_id=ids[0])
+        got = mlflow.get_logged_model(ids[0])
+        self.assertEqual((got.tags.get("stage"), got.tags.get("family"), got.params["extra"]), ("candidate", None, "1"))
+        self.client.delete_logged_model(ids[2])
+        self.assertCode("RESOURCE_DOES_NOT_EXIST", mlflow.get_logged_model, ids[2])
+        self.assertCode("INVALID_PARAMETER_VALUE", mlflow.search_logged_models, experiment_ids=[experiment],
+                        filter_string="colour = 'red'")
+
+    def test_artifacts_at_any_path_and_a_200_mb_round_trip(self):
+        size = int(os.environ.get("MODELKEEP_BIG_ARTIFACT_MB", "200")) * 1024 * 1024
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "weights.bin")
+            digest = hashlib.sha256()
+            with open(path, "wb") as file:
+                for _ in range(size // (8 << 20)):
+                    block = os.urandom(8 << 20)
+                    digest.update(block)
+                    file.write(block)
+            with mlflow.start_run() as run:
+                mlflow.log_artifact(path, "big")
+            out = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/big/weights.bin", dst_path=os.path.join(folder, "out"))
+            check = hashlib.sha256()
+            with open(out, "rb") as file:
+                for block in iter(lambda: file.read(8 << 20), b""):
+                    check.update(block)
+            self.assertEqual(check.hexdigest(), digest.hexdigest())
+        # A path of the client's own choosing (MLflow's server accepts any relative path).
+        request = urllib.request.Request(BASE + "/api/2.0/mlflow-artifacts/artifacts/registry/my-model/2/MLmodel", data=b"flavors: {}\n",
+                                         method="PUT")
+        with urllib.request.urlopen(request) as response:
+            self.assertEqual(response.status, 200)
+        listed = native("GET", "/api/2.0/mlflow-artifacts/artifacts?path=registry%2Fmy-model%2F2")
+        self.assertEqual(listed["files"], [{"path": "MLmodel", "is_dir": False, "file_size": 12}])
+        with urllib.request.urlopen(BASE + "/api/2.0/mlflow-artifacts/artifacts/registry/my-model/2/MLmodel") as response:
+            self.assertEqual(response.read(), b"flavors: {}\n")
+        status, _ = raw("PUT", "/api/2.0/mlflow-artifacts/artifacts/registry/..%2F..%2Fescape", {})
+        self.assertEqual(status, 400)
+
+    def test_prompts(self):
+        name = unique("greet").replace("-", "_")
+        first = mlflow.genai.register_prompt(name=name, template="Hello {{name}}!", commit_message="first")
+        second = mlflow.genai.register_prompt(name=name, template="Hi {{name}}!")
+        self.assertEqual((first.version, second.version), (1, 2))
+        self.assertEqual(mlflow.genai.load_prompt(f"prompts:/{name}/1").format(name="Ada"), "Hello Ada!")
+        self.assertEqual(mlflow.genai.load_prompt(f"prompts:/{name}/2").format(name="Ada"), "Hi Ada!")
+        # Prompts stay out of registered-model searches, as in MLflow.
+        self.assertNotIn(name, [m.name for m in self.client.search_registered_models()])
+
+    def test_names_mlflow_allows_work_and_stay_reachable_natively(self):
+        name = f"churn model (v2) {uuid.uuid4().hex[:6]}"
+        self.client.create_registered_model(name)
+        version = self.client.create_model_version(name, "s3://bucket/churn", tags={"team": "growth"})
+        self.assertEqual(self.client.get_registered_model(name).latest_versions[0].tags, {"team": "growth"})
+        row = self.native_model("default", name)
+        self.assertEqual(native("GET", f"/api/v1/models/{row['id']}")["model"]["name"], name)
+        self.assertEqual(native("GET", f"/api/v1/models/{row['id']}/versions/{version.version}")["version"]["version"], "1")
+        self.assertCode("INVALID_PARAMETER_VALUE", self.client.create_registered_model, "a/b")
+        self.assertCode("INVALID_PARAMETER_VALUE", self.client.create_registered_model, "a:b")
+
+    def test_errors_the_client_maps(self):
+        self.assertCode("RESOURCE_DOES_NOT_EXIST", self.client.get_run, "0" * 32)
+        run_id = self.client.create_run("0").info.run_id
+        status, body = raw("POST", "/api/2.0/mlflow/runs/update", {"run_id": run_id, "status": "DONE"})
+        self.assertEqual((status, body["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
+        self.client.delete_run(run_id)
+        self.assertCode("INVALID_PARAMETER_VALUE", self.client.log_param, run_id, "a", "b")
+        self.assertCode("RESOURCE_DOES_NOT_EXIST", self.client.delete_tag, self.client.create_run("0").info.run_id, "absent")
+        status, body = raw("POST", "/api/2.0/mlflow/experiments/create", {})
+        self.assertEqual((status, body["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
+        status, body = raw("GET", "/api/2.0/mlflow/logged-models/m-00000000000000000000000000000000")
+        self.assertEqual((status, body["error_code"]), (404, "RESOURCE_DOES_NOT_EXIST"))
+        status, body = raw("GET", "/api/2.0/mlflow/runs/no-such-endpoint")
+        self.assertEqual((status, body["error_code"]), (404, "ENDPOINT_NOT_FOUND"))
+        with urllib.request.urlopen(BASE + "/version") as response:
+            self.assertEqual(response.read().decode(), mlflow.__version__)
+
+
+if __name__ == "__main__":
+    unittest.main()
