@@ -1,0 +1,199 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import ModelKeepAPI
+import ModelKeepJSON
+import ModelKeepRegistry
+
+@Suite("MLflow tracking search grammar")
+struct MLflowTrackingFilterTests {
+    @Test("run filters: metrics, params, tags, attributes and datasets, quoted keys, lists and numbers")
+    func runFilters() throws {
+        let predicates = try MLflowTrackingFilter.parse("""
+            metrics.acc > 0.9 AND params.`learning rate` = '0.1' AND tags."mlflow.user" LIKE 'al%' \
+            and attributes.status IN ('FINISHED', 'FAILED') AND run_name != "a""b" AND metrics.loss <= -1e-3 \
+            AND datasets.digest = 'abc' AND attribute.created >= 5
+            """, for: .runs)
+        #expect(predicates == [
+            TrackingPredicate(field: .metric("acc"), comparator: .greater, values: ["0.9"]),
+            TrackingPredicate(field: .param("learning rate"), comparator: .equal, values: ["0.1"]),
+            TrackingPredicate(field: .tag("mlflow.user"), comparator: .like, values: ["al%"]),
+            TrackingPredicate(field: .attribute("status"), comparator: .isIn, values: ["FINISHED", "FAILED"]),
+            TrackingPredicate(field: .attribute("run_name"), comparator: .notEqual, values: ["a\"b"]),
+            TrackingPredicate(field: .metric("loss"), comparator: .lessOrEqual, values: ["-1e-3"]),
+            TrackingPredicate(field: .dataset("digest"), comparator: .equal, values: ["abc"]),
+            TrackingPredicate(field: .attribute("start_time"), comparator: .greaterOrEqual, values: ["5"]),
+        ])
+        #expect(try MLflowTrackingFilter.parse(" ", for: .runs).isEmpty)
+        #expect(try MLflowTrackingFilter.order(["metrics.`val acc` DESC", "start_time", "params.lr ASC"], for: .runs) == [
+            TrackingOrder(.metric("val acc"), descending: true), TrackingOrder(.attribute("start_time"), descending: false),
+            TrackingOrder(.param("lr"), descending: false),
+        ])
+    }
+
+    @Test("logged-model filters take READY for LOGGED_MODEL_READY; experiments know only names, times and tags")
+    func otherTargets() throws {
+        #expect(try MLflowTrackingFilter.parse("status = 'READY' AND name LIKE 'm%'", for: .loggedModels) == [
+            TrackingPredicate(field: .attribute("status"), comparator: .equal, values: ["LOGGED_MODEL_READY"]),
+            TrackingPredicate(field: .attribute("name"), comparator: .like, values: ["m%"]),
+        ])
+        #expect(try MLflowTrackingFilter.parse("tags.team = 'a' AND creation_time > 10", for: .experiments) == [
+            TrackingPredicate(field: .tag("team"), comparator: .equal, values: ["a"]),
+            TrackingPredicate(field: .attribute("creation_time"), comparator: .greater, values: ["10"]),
+        ])
+        #expect(throws: MLflowError.self) { _ = try MLflowTrackingFilter.parse("metrics.acc > 1", for: .experiments) }
+        #expect(throws: MLflowError.self) { _ = try MLflowTrackingFilter.parse("datasets.name = 'x'", for: .loggedModels) }
+    }
+
+    @Test("anything outside the grammar is INVALID_PARAMETER_VALUE", arguments: [
+        "metrics.acc > 1 OR metrics.acc < 0", "metrics.acc", "metrics.acc >", "metrics.acc > high", "foo.acc = 'x'",
+        "attributes.colour = 'red'", "metrics. > 1", "params.p IN 'a'", "tags.`open = 'a'", "metrics.acc >> 1",
+        "metrics.acc > 1 metrics.acc < 2", "(metrics.acc > 1)",
+    ])
+    func rejects(filter: String) {
+        #expect(throws: MLflowError.self) { _ = try MLflowTrackingFilter.parse(filter, for: .runs) }
+    }
+
+    @Test("order_by entries outside the grammar are refused", arguments: ["metrics.acc SIDEWAYS", "a b c", "datasets.name"])
+    func rejectsOrder(entry: String) {
+        #expect(throws: MLflowError.self) { _ = try MLflowTrackingFilter.order([entry], for: .runs) }
+    }
+}
+
+@Suite("MLflow tracking over HTTP")
+struct MLflowTrackingRouteTests {
+    static let base = "/api/2.0/mlflow"
+
+    func createRun(_ api: APIClient, experiment: String, name: String, acc: Double? = nil, lr: String? = nil) throws -> String {
+        let created = try api.post(Self.base + "/runs/create", ["experiment_id": .string(experiment), "run_name": .string(name)])
+        let id = try #require(created["run"]?["info"]?["run_id"]?.string, "\(created.status)")
+        var body: JSONObject = ["run_id": .string(id)]
+        if let acc { body["metrics"] = [["key": "acc", "value": .double(acc), "timestamp": 1, "step": 0]] }
+        if let lr { body["params"] = [["key": "lr", "value": .string(lr)]] }
+        #expect(try api.post(Self.base + "/runs/log-batch", .object(body)).status == 200)
+        return id
+    }
+
+    func runNames(_ response: APIResponse) -> [String] {
+        response["runs"]?.arrayValue?.compactMap { $0["info"]?["run_name"]?.string } ?? []
+    }
+
+    @Test("runs/search filters and orders by metrics, params and attributes", arguments: Transport.allCases)
+    func searchRuns(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let experiment = try #require(try api.post(Self.base + "/experiments/create", ["name": "e"])["experiment_id"]?.string)
+        for (i, acc) in [0.5, 0.9, 0.7, 0.1].enumerated() {
+            _ = try createRun(api, experiment: experiment, name: "r\(i)", acc: acc, lr: i < 2 ? "0.1" : "0.01")
+        }
+        _ = try createRun(api, experiment: experiment, name: "none")
+        func search(_ filter: String, _ order: [String] = []) throws -> [String] {
+            runNames(try api.post(Self.base + "/runs/search", ["experiment_ids": [.string(experiment)], "filter": .string(filter),
+                                                                "order_by": .array(order.map(JSONValue.string))]))
+        }
+        #expect(try search("metrics.acc >= 0.5", ["metrics.acc DESC"]) == ["r1", "r2", "r0"])
+        #expect(try search("params.lr = '0.01'", ["metrics.acc"]) == ["r3", "r2"])
+        // A run without the metric sorts last in both directions.
+        #expect(try search("", ["metrics.acc ASC"]) == ["r3", "r0", "r2", "r1", "none"])
+        #expect(try search("", ["metrics.acc DESC"]) == ["r1", "r2", "r0", "r3", "none"])
+        #expect(try search("attributes.run_name LIKE 'r%' AND params.lr != '0.1'", ["run_name DESC"]) == ["r3", "r2"])
+        let bad = try api.post(Self.base + "/runs/search", ["experiment_ids": [.string(experiment)], "filter": "metrics.acc > 'x'"])
+        #expect(bad.status == 400)
+        #expect(bad["error_code"]?.string == "INVALID_PARAMETER_VALUE")
+    }
+
+    @Test("paging a run search while runs are added returns every earlier run exactly once")
+    func pagingUnderConcurrentInserts() throws {
+        let api = try APIClient(.socket)
+        let experiment = try #require(try api.post(Self.base + "/experiments/create", ["name": "paging"])["experiment_id"]?.string)
+        var original: [String] = []
+        for i in 0..<25 { original.append(try createRun(api, experiment: experiment, name: "r\(i)", acc: Double(i % 7))) }
+        let writer = try APIClient(.socket, server: api.server)
+        for order in [[], ["metrics.acc DESC"], ["params.lr", "attributes.run_name ASC"]] {
+            var seen: [String] = []
+            var token: String?
+            var pages = 0
+            repeat {
+                var body: JSONObject = ["experiment_ids": [.string(experiment)], "max_results": 4,
+                                        "order_by": .array(order.map(JSONValue.string))]
+                if let token { body["page_token"] = .string(token) }
+                let page = try api.post(Self.base + "/runs/search", .object(body))
+                #expect(page.status == 200)
+                seen += page["runs"]?.arrayValue?.compactMap { $0["info"]?["run_id"]?.string } ?? []
+                token = page["next_page_token"]?.string
+                // Another client adds runs between pages, some with metrics that sort anywhere.
+                _ = try createRun(writer, experiment: experiment, name: "late\(pages)", acc: Double(pages % 7) + 0.5)
+                pages += 1
+            } while token != nil && pages < 100
+            #expect(token == nil)
+            #expect(Set(seen).count == seen.count, "a run came twice with order \(order)")
+            #expect(Set(original).isSubset(of: Set(seen)), "a run was skipped with order \(order)")
+        }
+    }
+
+    @Test("log-batch over MLflow's limits, or with a changed param, stores nothing", arguments: Transport.allCases)
+    func limits(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let run = try createRun(api, experiment: "0", name: "limits", lr: "0.1")
+        let metric: JSONValue = ["key": "m", "value": 1.5, "timestamp": 1, "step": 0]
+        let cases: [JSONObject] = [
+            ["metrics": .array(Array(repeating: metric, count: 1001))],
+            ["params": .array((0..<101).map { ["key": .string("p\($0)"), "value": "v"] })],
+            ["tags": .array((0..<101).map { ["key": .string("t\($0)"), "value": "v"] })],
+            ["metrics": .array(Array(repeating: metric, count: 950)), "tags": .array((0..<51).map { ["key": .string("t\($0)"), "value": "v"] })],
+            ["metrics": [metric], "params": [["key": "lr", "value": "0.2"]]],
+            ["metrics": [metric], "tags": [["key": "big", "value": .string(String(repeating: "x", count: 1_000_001))]]],
+            ["metrics": [["key": "m", "value": "high", "timestamp": 1]]],
+            ["metrics": [["key": "m", "value": 1]]],
+        ]
+        for body in cases {
+            var request = body
+            request["run_id"] = .string(run)
+            let response = try api.post(Self.base + "/runs/log-batch", .object(request))
+            #expect(response.status == 400, "\(body.members.map(\.key))")
+            #expect(response["error_code"]?.string == "INVALID_PARAMETER_VALUE")
+        }
+        let history = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=m")
+        #expect(history["metrics"]?.arrayValue?.isEmpty == true)
+        let stored = try api.get(Self.base + "/runs/get?run_id=\(run)")["run"]?["data"]
+        #expect(stored?["params"]?.arrayValue?.count == 1)
+        #expect(stored?["tags"]?.arrayValue?.count == 1)  // mlflow.runName only
+        // The same batch within the limits lands whole, and a repeat stores no duplicate points.
+        let batch: JSONValue = ["run_id": .string(run), "metrics": .array(Array(repeating: metric, count: 999)),
+                                "params": [["key": "lr", "value": "0.1"]]]
+        for _ in 0..<2 {
+            let response = try api.post(Self.base + "/runs/log-batch", batch)
+            #expect(response.status == 200, "\(String(decoding: response.body, as: UTF8.self))")
+        }
+        #expect(try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=m")["metrics"]?.arrayValue?.count == 1)
+    }
+
+    @Test("a logged model's metrics follow it into the versions registered from it", arguments: Transport.allCases)
+    func loggedModelToVersion(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let run = try createRun(api, experiment: "0", name: "train")
+        let model = try api.post(Self.base + "/logged-models", ["experiment_id": "0", "name": "clf", "source_run_id": .string(run),
+                                                                "params": [["key": "depth", "value": "3"]]])
+        let id = try #require(model["model"]?["info"]?["model_id"]?.string)
+        #expect(id.hasPrefix("m-"))
+        #expect(try api.send("PUT", "/api/2.0/mlflow-artifacts/artifacts/0/models/\(id)/artifacts/MLmodel", raw: Array("x".utf8)).status == 200)
+        func log(_ value: Double, step: Int) throws {
+            let body: JSONValue = ["run_id": .string(run), "metrics": [["key": "acc", "value": .double(value), "timestamp": 1,
+                                                                        "step": .int(step), "model_id": .string(id)]]]
+            #expect(try api.post(Self.base + "/runs/log-batch", body).status == 200)
+        }
+        try log(0.5, step: 1)
+        #expect(try api.post(Self.base + "/registered-models/create", ["name": "clf"]).status == 200)
+        let version = try api.post(Self.base + "/model-versions/create", ["name": "clf", "source": .string("models:/\(id)"), "model_id": .string(id)])
+        #expect(version["model_version"]?["run_id"]?.string == run)
+        try log(0.8, step: 2)
+        let modelID = try #require(try api.get("/api/v1/models?namespace=default&name=clf")["models"]?[0]?["id"]?.string)
+        let versionID = try #require(try api.get("/api/v1/models/\(modelID)/versions/1")["version"]?["id"]?.string)
+        let points = try api.get("/api/v1/versions/\(versionID)/metrics/acc")["points"]?.arrayValue ?? []
+        #expect(points.compactMap { $0["step"]?.int } == [1, 2])
+        #expect(try api.get("/api/v1/versions/\(versionID)/artifacts")["artifacts"]?[0]?["path"]?.string == "MLmodel")
+        let metadata = try api.get("/api/v1/versions/\(versionID)/metadata")["metadata"]
+        #expect(metadata?["mlflow_logged_model"]?["params"]?["depth"]?.string == "3")
+        let searched = try api.post(Self.base + "/logged-models/search", ["experiment_ids": ["0"], "filter": "metrics.acc > 0.7"])
+        #expect(searched["models"]?.arrayValue?.compactMap { $0["info"]?["model_id"]?.string } == [id])
+    }
+}
