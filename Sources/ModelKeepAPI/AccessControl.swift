@@ -54,6 +54,7 @@ public final class AccessControl: HTTPResponder, Sendable {
     static let readingPosts: Set<String> = [
         "/api/v1/chunks/missing", "/hub/v1/auth",
         "/api/2.0/mlflow/registered-models/get-latest-versions", "/api/2.0/mlflow/logged-models/search",
+        "/api/2.0/mlflow/runs/search", "/api/2.0/mlflow/experiments/search",
     ]
     static let hubAuthRoute = "/hub/v1/auth"
 

@@ -73,7 +73,7 @@ extension ModelRegistry {
             guard experiment.deletedAt == nil else {
                 throw RegistryError.invalid(field: "experiment_id", message: "The experiment \(experiment.id) must be in the 'active' state.")
             }
-            if let runID = draft.sourceRunID, !runID.isEmpty { _ = try Self.fetchRun(id: runID, db) }
+            if let runID = draft.sourceRunID, !runID.isEmpty { _ = try Self.fetchRunAttributes(id: runID, db) }
             let modelID = try Self.insertModel(model, at: now, db)
             try db.run("""
                 INSERT INTO mlflow_logged_models (id, model_id, experiment_id, name, model_type, source_run_id, status, created_at, updated_at)

@@ -34,8 +34,16 @@ extension ModelRegistry {
         t.id, t.model_id, t.experiment_id, t.name, t.user_id, t.status, t.start_time, t.end_time, t.deleted_at, e.artifact_location
         """
 
+    /// A run with its params, tags, latest metrics, inputs and outputs.
     static func fetchRun(id: String, _ db: SQLiteConnection) throws -> Run {
-        guard var run = try db.queryFirst("""
+        var run = try fetchRunAttributes(id: id, db)
+        try loadRunData(&run, db)
+        return run
+    }
+
+    /// A run's own row (what a write checks), without the rows that hang off it.
+    static func fetchRunAttributes(id: String, _ db: SQLiteConnection) throws -> Run {
+        guard let run = try db.queryFirst("""
             SELECT \(runColumns) FROM mlflow_runs t JOIN mlflow_experiments e ON e.id = t.experiment_id WHERE t.id = ?
             """, [.text(id)], { row in
                 Run(id: row.text(0), modelID: row.text(1), experimentID: row.int64(2), name: row.text(3), userID: row.text(4),
@@ -44,6 +52,11 @@ extension ModelRegistry {
             }) else {
             throw RegistryError.notFound("Run with id=\(id) not found")
         }
+        return run
+    }
+
+    static func loadRunData(_ run: inout Run, _ db: SQLiteConnection) throws {
+        let id = run.id
         run.tags = try db.query("SELECT key, value FROM model_labels WHERE model_id = ?", [.text(run.modelID)]) { ($0.text(0), $0.text(1)) }
             .reduce(into: [:]) { $0[$1.0] = $1.1 }
         run.params = try db.query("SELECT key, value FROM mlflow_run_params WHERE run_id = ?", [.text(id)]) { ($0.text(0), $0.text(1)) }
@@ -63,7 +76,6 @@ extension ModelRegistry {
             default: run.modelOutputs.append(value)
             }
         }
-        return run
     }
 
     static func newHexID() -> String { UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
@@ -124,7 +136,7 @@ extension ModelRegistry {
         try Self.requireTracking()
         let now = Clock.nowMilliseconds()
         return try writing { db in
-            let run = try Self.fetchRun(id: id, db)
+            let run = try Self.fetchRunAttributes(id: id, db)
             guard allowDeleted || run.deletedAt == nil else {
                 throw RegistryError.invalid(field: "run_id", message: "The run \(id) must be in the 'active' state. Current state is deleted.")
             }
@@ -134,7 +146,7 @@ extension ModelRegistry {
         }
     }
 
-    /// Sets a run's status, end time or name.
+    /// Sets a run's status, end time or name; returns the run's attributes (no params, tags or metrics).
     public func updateRun(id: String, status: String?, endTime: Int64?, name: String?) throws(RegistryError) -> Run {
         if let status, !Self.runStatuses.contains(status) {
             throw .invalid(field: "status", message: "'\(status)' is not one of \(Self.runStatuses.joined(separator: ", "))")
@@ -144,7 +156,7 @@ extension ModelRegistry {
             if let status { try db.run("UPDATE mlflow_runs SET status = ? WHERE id = ?", [.text(status), .text(id)]) }
             if let endTime { try db.run("UPDATE mlflow_runs SET end_time = ? WHERE id = ?", [.integer(endTime), .text(id)]) }
             if let name, !name.isEmpty { try Self.renameRun(run, to: name, db) }
-            return try Self.fetchRun(id: id, db)
+            return try Self.fetchRunAttributes(id: id, db)
         }
     }
 
@@ -293,7 +305,7 @@ extension ModelRegistry {
         return try reading { db in
             var out: [(runID: String, point: MetricPoint)] = []
             for runID in runIDs {
-                let run = try Self.fetchRun(id: runID, db)
+                let run = try Self.fetchRunAttributes(id: runID, db)
                 var range = ""
                 var arguments: [SQLValue] = [.text(run.modelID), .text(key)]
                 if let startStep { range += " AND step >= ?"; arguments.append(.integer(startStep)) }

@@ -92,6 +92,26 @@ class AuthTest(unittest.TestCase):
             events = json.load(response)["events"]
         self.assertIn(("writer", name), [(e["actor"], e["payload"]["name"]) for e in events])
 
+    def test_mlflow_tracking_with_scoped_keys(self):
+        import mlflow
+        with Credentials(MLFLOW_TRACKING_TOKEN=WRITE_KEY):
+            mlflow.set_experiment(f"auth-{uuid.uuid4().hex[:8]}")
+            with mlflow.start_run() as run:
+                mlflow.log_metric("acc", 0.5)
+        with Credentials(MLFLOW_TRACKING_TOKEN=READ_KEY):
+            found = MlflowClient().search_runs([run.info.experiment_id], "metrics.acc > 0.1")  # a POST that only reads
+            self.assertEqual([r.info.run_id for r in found], [run.info.run_id])
+            with self.assertRaises(MlflowException) as caught:
+                MlflowClient().log_metric(run.info.run_id, "acc", 0.6)
+            self.assertEqual(caught.exception.error_code, "PERMISSION_DENIED")
+        # A key limited to the registry's namespace may not track.
+        registry_only = subprocess.run([BIN, "keys", "create", "--data-dir", DATA_DIR, "--name", "registry-only", "--scope", "write",
+                                        "--namespace", "default"], check=True, capture_output=True, text=True).stdout.strip()
+        with Credentials(MLFLOW_TRACKING_TOKEN=registry_only):
+            with self.assertRaises(MlflowException) as caught:
+                MlflowClient().create_experiment(f"denied-{uuid.uuid4().hex[:8]}")
+            self.assertEqual(caught.exception.error_code, "PERMISSION_DENIED")
+
     def test_hub_sdk_api_key(self):
         self.assertFalse(HUBClient({"api_key": "mk_wrongwrongwr_nope"}).authenticated)
         client = HUBClient({"api_key": WRITE_KEY})

@@ -5,7 +5,8 @@
 --   BENCH_RUN     a token unique to this invocation, so names never repeat across runs
 --   BENCH_PICKS   optional: a file of lines "MODEL_ID NAME"; each request picks one at random
 --   BENCH_MAX_VERSION  optional: the highest version number "{vnum}" may pick (default 3)
--- In the path and body, "{n}" becomes a name unique to this run, thread and request, "{r3}" a
+-- In the path and body, "{n}" becomes a name unique to this run, thread and request, "{i}" a
+-- number unique to this thread and request (thread * 10^9 + request), "{r3}" a
 -- random 1, 2 or 3 (which version a tag moves to), "{model}" and "{name}" a random line's model
 -- id and name from BENCH_PICKS, "{vnum}" a random version number.
 local method = os.getenv("BENCH_METHOD") or "GET"
@@ -43,6 +44,7 @@ end
 
 local function fill(text)
   text = text:gsub("{n}", prefix .. "-" .. counter):gsub("{r3}", tostring(math.random(1, 3)))
+    :gsub("{i}", tostring((thread_id or 0) * 1000000000 + counter))
   if #picks > 0 then
     local pick = picks[math.random(1, #picks)]
     text = text:gsub("{model}", pick[1]):gsub("{name}", pick[2])

@@ -41,11 +41,12 @@ struct MLflowLoggedModelRoutes {
         draft.params = try Self.params(args.object["params"])
         draft.tags = try args.tags()
         let model = try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.createLoggedModel(draft) }
-        return MLflowRoutes.ok(["model": MLflowRendering.loggedModel(model)])
+        return MLflowRoutes.ok("model") { MLflowRendering.loggedModel(model, into: &$0) }
     }
 
     func get(_ request: HTTPRequest) throws -> HTTPResponse {
-        MLflowRoutes.ok(["model": MLflowRendering.loggedModel(try registry.loggedModel(id: request.parameter("model_id")))])
+        let model = try registry.loggedModel(id: request.parameter("model_id"))
+        return MLflowRoutes.ok("model") { MLflowRendering.loggedModel(model, into: &$0) }
     }
 
     func delete(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -56,7 +57,7 @@ struct MLflowLoggedModelRoutes {
     func finalize(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let model = try registry.finalizeLoggedModel(id: request.parameter("model_id"), status: try args.required("status"))
-        return MLflowRoutes.ok(["model": MLflowRendering.loggedModel(model)])
+        return MLflowRoutes.ok("model") { MLflowRendering.loggedModel(model, into: &$0) }
     }
 
     func setTags(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -136,8 +137,8 @@ struct MLflowLoggedModelRoutes {
         search.pageSize = try MLflowRoutes.maxResults(args, default: 100, limit: MLflowTrackingRoutes.maxSearchResults)
         search.pageToken = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
         let page = try registry.searchLoggedModels(search)
-        var body: JSONObject = ["models": .array(page.items.map(MLflowRendering.loggedModel))]
-        if let token = page.nextPageToken { body["next_page_token"] = .string(token) }
-        return MLflowRoutes.ok(body)
+        return MLflowRoutes.list("models", page.items, nextPageToken: page.nextPageToken, keepEmpty: true) {
+            MLflowRendering.loggedModel($0, into: &$1)
+        }
     }
 }

@@ -90,13 +90,20 @@ struct MLflowRoutes {
         MLflowRendering.RunLink(metadata: try runLinks([version])[version.id])
     }
 
-    func renderModel(_ model: Model) throws -> JSONValue {
+    func write(_ model: Model, into json: inout JSONStream) throws {
         let latest = try registry.latestVersionsByStage(modelID: model.id)
-        return MLflowRendering.registeredModel(model, latest: latest, runs: try runLinks(latest))
+        MLflowRendering.registeredModel(model, latest: latest, runs: try runLinks(latest), into: &json)
     }
 
-    func renderVersion(_ version: Version, model: Model, aliases: Bool = true) throws -> JSONValue {
-        MLflowRendering.modelVersion(version, modelName: model.name, run: try runLink(version), aliases: aliases)
+    /// `{"registered_model": ...}`.
+    func respond(_ model: Model) throws -> HTTPResponse {
+        try Self.ok("registered_model") { try write(model, into: &$0) }
+    }
+
+    /// `{"model_version": ...}`.
+    func respond(_ version: Version, model: Model) throws -> HTTPResponse {
+        let run = try runLink(version)
+        return Self.ok("model_version") { MLflowRendering.modelVersion(version, modelName: model.name, run: run, aliases: true, into: &$0) }
     }
 
     static func ok(_ value: JSONObject = JSONObject()) -> HTTPResponse { Respond.json(.object(value)) }
@@ -124,12 +131,12 @@ struct MLflowRoutes {
             if case let .invalid(field, message) = error { return .invalid("Invalid \(field): \(message)") }
             return nil
         }
-        return Self.ok(["registered_model": try renderModel(model)])
+        return try respond(model)
     }
 
     func getModel(_ request: HTTPRequest) throws -> HTTPResponse {
         let model = try model(named: try arguments(request).required("name"))
-        return Self.ok(["registered_model": try renderModel(model)])
+        return try respond(model)
     }
 
     func updateModel(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -138,7 +145,7 @@ struct MLflowRoutes {
         var changes = ModelChanges()
         if let description = try args.string("description") { changes.description = .some(description.isEmpty ? nil : description) }
         let updated = try registry.updateModel(id: model.id, changes)
-        return Self.ok(["registered_model": try renderModel(updated)])
+        return try respond(updated)
     }
 
     func renameModel(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -151,7 +158,7 @@ struct MLflowRoutes {
         let updated = try translating({ () throws(RegistryError) in try registry.updateModel(id: model.id, changes) }) {
             $0.isConflict ? .exists("Registered Model (name=\(newName)) already exists.") : nil
         }
-        return Self.ok(["registered_model": try renderModel(updated)])
+        return try respond(updated)
     }
 
     func deleteModel(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -207,7 +214,7 @@ struct MLflowRoutes {
         let version = try translating({ () throws(RegistryError) in try registry.resolveTag(modelID: model.id, tag: alias) }) {
             $0.isNotFound || $0.isInvalid ? .invalid("Registered model alias \(alias) not found.") : nil
         }
-        return Self.ok(["model_version": try renderVersion(version, model: model)])
+        return try respond(version, model: model)
     }
 
     func deleteAlias(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -232,7 +239,11 @@ struct MLflowRoutes {
         var stages: [Stage] = []
         for text in try args.strings("stages") { stages.append(try Self.stage(text)) }
         let versions = try registry.latestVersionsByStage(modelID: model.id, stages: stages)
-        return Self.ok(["model_versions": .array(try versions.map { try renderVersion($0, model: model) })])
+        let runs = try runLinks(versions)
+        return Self.list("model_versions", versions, keepEmpty: true) { version, json in
+            MLflowRendering.modelVersion(version, modelName: model.name, run: MLflowRendering.RunLink(metadata: runs[version.id]),
+                                         aliases: true, into: &json)
+        }
     }
 
     func searchModels(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -248,10 +259,9 @@ struct MLflowRoutes {
         search.pageSize = try Self.maxResults(args, default: 100, limit: Self.maxModelResults)
         search.pageToken = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
         let page = try registry.searchModels(search)
-        var body = JSONObject()
-        if !page.items.isEmpty { body["registered_models"] = .array(try page.items.map(renderModel)) }
-        if let token = page.nextPageToken { body["next_page_token"] = .string(token) }
-        return Self.ok(body)
+        return try Self.list("registered_models", page.items, nextPageToken: page.nextPageToken) { model, json in
+            try write(model, into: &json)
+        }
     }
 
     static func maxResults(_ args: MLflowArguments, default defaultValue: Int, limit: Int) throws(MLflowError) -> Int {
@@ -294,14 +304,14 @@ struct MLflowRoutes {
             draft.metadata[Self.runMetadataKey] = .object(run)
         }
         let version = try Self.tagRules { () throws(RegistryError) in try registry.createVersion(modelID: model.id, draft) }
-        return Self.ok(["model_version": try renderVersion(version, model: model)])
+        return try respond(version, model: model)
     }
 
     func getVersion(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let model = try model(named: try args.required("name"))
         let version = try version(of: model, try args.version())
-        return Self.ok(["model_version": try renderVersion(version, model: model)])
+        return try respond(version, model: model)
     }
 
     func updateVersion(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -311,7 +321,7 @@ struct MLflowRoutes {
         var changes = VersionChanges()
         if let description = try args.string("description") { changes.description = .some(description.isEmpty ? nil : description) }
         let updated = try registry.updateVersion(.id(current.id), changes)
-        return Self.ok(["model_version": try renderVersion(updated, model: model)])
+        return try respond(updated, model: model)
     }
 
     func deleteVersion(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -329,7 +339,7 @@ struct MLflowRoutes {
         let stage = try Self.stage(try args.required("stage"))
         let archive = try args.bool("archive_existing_versions") ?? false
         let updated = try registry.promote(.id(current.id), to: stage, archiveExisting: archive)
-        return Self.ok(["model_version": try renderVersion(updated, model: model)])
+        return try respond(updated, model: model)
     }
 
     func setVersionTag(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -371,15 +381,10 @@ struct MLflowRoutes {
         search.pageSize = try Self.maxResults(args, default: 10_000, limit: Self.maxVersionResults)
         search.pageToken = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
         let page = try registry.searchVersions(search)
-        var body = JSONObject()
-        if !page.items.isEmpty {
-            let runs = try runLinks(page.items.map(\.version))
-            body["model_versions"] = .array(page.items.map { item in
-                MLflowRendering.modelVersion(item.version, modelName: item.modelName,
-                                             run: MLflowRendering.RunLink(metadata: runs[item.version.id]), aliases: false)
-            })
+        let runs = try runLinks(page.items.map(\.version))
+        return Self.list("model_versions", page.items, nextPageToken: page.nextPageToken) { item, json in
+            MLflowRendering.modelVersion(item.version, modelName: item.modelName, run: MLflowRendering.RunLink(metadata: runs[item.version.id]),
+                                         aliases: false, into: &json)
         }
-        if let token = page.nextPageToken { body["next_page_token"] = .string(token) }
-        return Self.ok(body)
     }
 }

@@ -66,12 +66,14 @@ struct MLflowTrackingRoutes {
 
     func getExperiment(_ request: HTTPRequest) throws -> HTTPResponse {
         let id = try Self.experimentID(try arguments(request).required("experiment_id"))
-        return MLflowRoutes.ok(["experiment": MLflowRendering.experiment(try registry.experiment(id: id))])
+        let experiment = try registry.experiment(id: id)
+        return MLflowRoutes.ok("experiment") { MLflowRendering.experiment(experiment, into: &$0) }
     }
 
     func getExperimentByName(_ request: HTTPRequest) throws -> HTTPResponse {
         let name = try arguments(request).required("experiment_name")
-        return MLflowRoutes.ok(["experiment": MLflowRendering.experiment(try registry.experiment(named: name))])
+        let experiment = try registry.experiment(named: name)
+        return MLflowRoutes.ok("experiment") { MLflowRendering.experiment(experiment, into: &$0) }
     }
 
     static func viewType(_ text: String?) throws(MLflowError) -> ViewType {
@@ -91,10 +93,7 @@ struct MLflowTrackingRoutes {
         search.pageSize = try MLflowRoutes.maxResults(args, default: 1000, limit: Self.maxSearchResults)
         search.pageToken = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
         let page = try registry.searchExperiments(search)
-        var body = JSONObject()
-        if !page.items.isEmpty { body["experiments"] = .array(page.items.map(MLflowRendering.experiment)) }
-        if let token = page.nextPageToken { body["next_page_token"] = .string(token) }
-        return MLflowRoutes.ok(body)
+        return MLflowRoutes.list("experiments", page.items, nextPageToken: page.nextPageToken) { MLflowRendering.experiment($0, into: &$1) }
     }
 
     func updateExperiment(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -151,18 +150,19 @@ struct MLflowTrackingRoutes {
         draft.startTime = try args.int("start_time")
         draft.tags = try args.tags()
         let run = try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.createRun(draft) }
-        return MLflowRoutes.ok(["run": MLflowRendering.run(run)])
+        return MLflowRoutes.ok("run") { MLflowRendering.run(run, into: &$0) }
     }
 
     func getRun(_ request: HTTPRequest) throws -> HTTPResponse {
-        MLflowRoutes.ok(["run": MLflowRendering.run(try registry.run(id: try Self.runID(try arguments(request))))])
+        let run = try registry.run(id: try Self.runID(try arguments(request)))
+        return MLflowRoutes.ok("run") { MLflowRendering.run(run, into: &$0) }
     }
 
     func updateRun(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let run = try registry.updateRun(id: try Self.runID(args), status: try args.string("status"), endTime: try args.int("end_time"),
                                          name: try args.string("run_name"))
-        return MLflowRoutes.ok(["run_info": MLflowRendering.runInfo(run)])
+        return MLflowRoutes.ok("run_info") { MLflowRendering.runInfo(run, into: &$0) }
     }
 
     func deleteRun(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -315,10 +315,7 @@ struct MLflowTrackingRoutes {
         search.pageSize = try MLflowRoutes.maxResults(args, default: 1000, limit: Self.maxSearchResults)
         search.pageToken = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
         let page = try registry.searchRuns(search)
-        var body = JSONObject()
-        if !page.items.isEmpty { body["runs"] = .array(page.items.map(MLflowRendering.run)) }
-        if let token = page.nextPageToken { body["next_page_token"] = .string(token) }
-        return MLflowRoutes.ok(body)
+        return MLflowRoutes.list("runs", page.items, nextPageToken: page.nextPageToken) { MLflowRendering.run($0, into: &$1) }
     }
 
     // MARK: Metric history
@@ -335,18 +332,24 @@ struct MLflowTrackingRoutes {
         }
         var query = MetricSeriesQuery()
         query.page = PageRequest(size: PageRequest.maxSize, token: try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 })
-        var points: [JSONValue] = []
+        var json = JSONStream(capacity: 4096)
+        json.beginObject()
+        json.key("metrics")
+        json.beginArray()
+        var count = 0
         var next: String?
         repeat {
-            if let pageSize { query.page.size = min(PageRequest.maxSize, Int(pageSize) - points.count) }
+            if let pageSize { query.page.size = min(PageRequest.maxSize, Int(pageSize) - count) }
             let page = try registry.metricSeries(.model(run.modelID), key: key, query)
-            points += page.items.map(MLflowRendering.metric)
+            for point in page.items { MLflowRendering.metric(point, into: &json) }
+            count += page.items.count
             next = page.nextPageToken
             query.page.token = next
-        } while next != nil && (pageSize.map { points.count < Int($0) } ?? true)
-        var body: JSONObject = ["metrics": .array(points)]
-        if pageSize != nil, let next { body["next_page_token"] = .string(next) }
-        return MLflowRoutes.ok(body)
+        } while next != nil && (pageSize.map { count < Int($0) } ?? true)
+        json.endArray()
+        if pageSize != nil, let next { json.member("next_page_token", next) }
+        json.endObject()
+        return Respond.json(json)
     }
 
     func metricHistoryBulk(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -359,10 +362,6 @@ struct MLflowTrackingRoutes {
         let maxResults = try MLflowRoutes.maxResults(args, default: Self.maxBulkResults, limit: Self.maxBulkResults)
         let points = try registry.sampledMetrics(runIDs: runIDs, key: try args.required("metric_key"), startStep: try args.int("start_step"),
                                                  endStep: try args.int("end_step"), maxResults: maxResults)
-        return MLflowRoutes.ok(["metrics": .array(points.map { item in
-            guard case .object(var object) = MLflowRendering.metric(item.point) else { return .null }
-            object["run_id"] = .string(item.runID)
-            return .object(object)
-        })])
+        return MLflowRoutes.list("metrics", points, keepEmpty: true) { MLflowRendering.metric($0.point, runID: $0.runID, into: &$1) }
     }
 }

@@ -1,0 +1,263 @@
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+
+/// MLflow's JSON shapes, written straight into the response (`JSONStream`), as the native
+/// shapes are. Protobuf JSON leaves out empty fields, except the few the client reads
+/// unconditionally (a version's description, run_id and run_link).
+enum MLflowRendering {
+    static func stage(_ stage: Stage) -> String {
+        switch stage {
+        case .none: "None"
+        case .staging: "Staging"
+        case .production: "Production"
+        case .archived: "Archived"
+        }
+    }
+
+    /// `[{"key", "value"}]` in key order.
+    static func tags(_ labels: [String: String], into json: inout JSONStream) {
+        json.beginArray()
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) {
+            json.beginObject()
+            json.member("key", key)
+            json.member("value", value)
+            json.endObject()
+        }
+        json.endArray()
+    }
+
+    /// A `tags`-shaped member, left out when empty.
+    static func tagsMember(_ key: StaticString, _ labels: [String: String], into json: inout JSONStream) {
+        guard !labels.isEmpty else { return }
+        json.key(key)
+        tags(labels, into: &json)
+    }
+
+    /// The run a version came from, kept in its `mlflow` metadata.
+    struct RunLink {
+        var runID = ""
+        var runLink = ""
+
+        init(metadata: JSONValue?) {
+            runID = metadata?.objectValue?["run_id"]?.stringValue ?? ""
+            runLink = metadata?.objectValue?["run_link"]?.stringValue ?? ""
+        }
+    }
+
+    /// A registered model, with its newest version per stage.
+    static func registeredModel(_ model: Model, latest: [Version], runs: [String: JSONValue], into json: inout JSONStream) {
+        json.beginObject()
+        json.member("name", model.name)
+        json.key("creation_timestamp")
+        json.int(model.createdAt)
+        json.key("last_updated_timestamp")
+        json.int(model.updatedAt)
+        if let description = model.description, !description.isEmpty { json.member("description", description) }
+        tagsMember("tags", model.labels, into: &json)
+        if !model.tags.isEmpty {
+            json.key("aliases")
+            json.beginArray()
+            for (alias, version) in model.tags.sorted(by: { $0.key < $1.key }) {
+                json.beginObject()
+                json.member("alias", alias)
+                json.member("version", version)
+                json.endObject()
+            }
+            json.endArray()
+        }
+        if !latest.isEmpty {
+            json.key("latest_versions")
+            json.beginArray()
+            for version in latest {
+                modelVersion(version, modelName: model.name, run: RunLink(metadata: runs[version.id]), aliases: false, into: &json)
+            }
+            json.endArray()
+        }
+        json.endObject()
+    }
+
+    static func modelVersion(_ version: Version, modelName: String, run: RunLink?, aliases: Bool, into json: inout JSONStream) {
+        json.beginObject()
+        json.member("name", modelName)
+        json.member("version", version.version)
+        json.key("creation_timestamp")
+        json.int(version.createdAt)
+        json.key("last_updated_timestamp")
+        json.int(version.updatedAt)
+        json.member("current_stage", stage(version.stage))
+        json.member("description", version.description ?? "")
+        json.member("source", version.sourceURI ?? "")
+        json.member("run_id", run?.runID ?? "")
+        json.member("status", "READY")
+        json.member("run_link", run?.runLink ?? "")
+        tagsMember("tags", version.labels, into: &json)
+        if aliases, !version.uniqueTags.isEmpty {
+            json.key("aliases")
+            json.beginArray()
+            for tag in version.uniqueTags { json.string(tag) }
+            json.endArray()
+        }
+        json.endObject()
+    }
+
+    static func experiment(_ experiment: Experiment, into json: inout JSONStream) {
+        json.beginObject()
+        json.member("experiment_id", String(experiment.id))
+        json.member("name", experiment.name)
+        json.member("artifact_location", experiment.artifactLocation)
+        json.member("lifecycle_stage", experiment.deletedAt == nil ? "active" : "deleted")
+        json.key("creation_time")
+        json.int(experiment.createdAt)
+        json.key("last_update_time")
+        json.int(experiment.updatedAt)
+        tagsMember("tags", experiment.tags, into: &json)
+        json.endObject()
+    }
+
+    static func runInfo(_ run: Run, into json: inout JSONStream) {
+        json.beginObject()
+        json.member("run_id", run.id)
+        json.member("run_uuid", run.id)
+        json.member("run_name", run.name)
+        json.member("experiment_id", String(run.experimentID))
+        json.member("user_id", run.userID)
+        json.member("status", run.status)
+        json.key("start_time")
+        json.int(run.startTime)
+        if let endTime = run.endTime {
+            json.key("end_time")
+            json.int(endTime)
+        }
+        json.member("artifact_uri", run.artifactURI)
+        json.member("lifecycle_stage", run.deletedAt == nil ? "active" : "deleted")
+        json.endObject()
+    }
+
+    /// A metric point as MLflow's Metric, optionally with the run it belongs to.
+    static func metric(_ point: MetricPoint, runID: String? = nil, into json: inout JSONStream) {
+        json.beginObject()
+        json.member("key", point.key)
+        json.key("value")
+        switch point.value {
+        case .number(let n): json.double(n)
+        case .text(let s): json.string(s)  // NaN and the infinities, as protobuf JSON spells them
+        case .bytes: json.null()
+        }
+        json.key("timestamp")
+        json.int(point.wallclock)
+        json.key("step")
+        json.int(point.step)
+        if let runID { json.member("run_id", runID) }
+        json.endObject()
+    }
+
+    static func run(_ run: Run, into json: inout JSONStream) {
+        json.beginObject()
+        json.key("info")
+        runInfo(run, into: &json)
+        json.key("data")
+        json.beginObject()
+        if !run.metrics.isEmpty {
+            json.key("metrics")
+            json.beginArray()
+            for point in run.metrics { metric(point, into: &json) }
+            json.endArray()
+        }
+        tagsMember("params", run.params, into: &json)
+        tagsMember("tags", run.tags, into: &json)
+        json.endObject()
+        json.key("inputs")
+        json.beginObject()
+        documents("dataset_inputs", run.datasetInputs, into: &json)
+        documents("model_inputs", run.modelInputs, into: &json)
+        json.endObject()
+        json.key("outputs")
+        json.beginObject()
+        documents("model_outputs", run.modelOutputs, into: &json)
+        json.endObject()
+        json.endObject()
+    }
+
+    private static func documents(_ key: StaticString, _ values: [JSONValue], into json: inout JSONStream) {
+        guard !values.isEmpty else { return }
+        json.key(key)
+        json.beginArray()
+        for value in values { json.value(value) }
+        json.endArray()
+    }
+
+    static func loggedModel(_ model: LoggedModel, into json: inout JSONStream) {
+        json.beginObject()
+        json.key("info")
+        json.beginObject()
+        json.member("model_id", model.id)
+        json.member("experiment_id", String(model.experimentID))
+        json.member("name", model.name)
+        json.key("creation_timestamp_ms")
+        json.int(model.createdAt)
+        json.key("last_updated_timestamp_ms")
+        json.int(model.updatedAt)
+        json.member("artifact_uri", model.artifactURI)
+        json.member("status", model.status)
+        json.member("model_type", model.modelType ?? "")
+        if let runID = model.sourceRunID { json.member("source_run_id", runID) }
+        if let message = model.statusMessage { json.member("status_message", message) }
+        tagsMember("tags", model.tags, into: &json)
+        json.endObject()
+        json.key("data")
+        json.beginObject()
+        tagsMember("params", model.params, into: &json)
+        if !model.metrics.isEmpty {
+            json.key("metrics")
+            json.beginArray()
+            for metric in model.metrics {
+                json.beginObject()
+                json.member("key", metric.key)
+                json.key("value")
+                json.double(metric.value)
+                json.key("timestamp")
+                json.int(metric.timestamp)
+                json.key("step")
+                json.int(metric.step)
+                json.member("run_id", metric.runID)
+                json.member("model_id", model.id)
+                if !metric.datasetName.isEmpty { json.member("dataset_name", metric.datasetName) }
+                if !metric.datasetDigest.isEmpty { json.member("dataset_digest", metric.datasetDigest) }
+                json.endObject()
+            }
+            json.endArray()
+        }
+        json.endObject()
+        json.endObject()
+    }
+}
+
+extension MLflowRoutes {
+    /// `{"<key>": <what write writes>}`.
+    static func ok(_ key: StaticString, _ write: (inout JSONStream) throws -> Void) rethrows -> HTTPResponse {
+        var json = JSONStream()
+        json.beginObject()
+        json.key(key)
+        try write(&json)
+        json.endObject()
+        return Respond.json(json)
+    }
+
+    /// A list answer, `{"<key>": [...], "next_page_token": ...}`; protobuf JSON leaves an empty
+    /// list out unless `keepEmpty`.
+    static func list<Item>(_ key: StaticString, _ items: [Item], nextPageToken: String? = nil, keepEmpty: Bool = false,
+                           _ write: (Item, inout JSONStream) throws -> Void) rethrows -> HTTPResponse {
+        var json = JSONStream(capacity: 256 + items.count * 256)
+        json.beginObject()
+        if !items.isEmpty || keepEmpty {
+            json.key(key)
+            json.beginArray()
+            for item in items { try write(item, &json) }
+            json.endArray()
+        }
+        if let nextPageToken { json.member("next_page_token", nextPageToken) }
+        json.endObject()
+        return Respond.json(json)
+    }
+}

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""MLflow's tracking workload side by side: ModelKeep's MLflow dialect against MLflow's own
+server (sqlite backend), both seeded alike through the same REST calls, under the same wrk load,
+alternating. Operations: a log-batch of 1000 metrics, the full history of a 100,000-step metric,
+runs/search and logged-models/search (a filter and an order on a metric, 100 results of 1000
+runs and 500 logged models), and a registered-model GET next to the native model GET (what the
+dialect's rendering costs). Writes a markdown table.
+
+Run through scripts/bench/tracking (release build, MLflow in .build/bench-venv), or with --smoke
+(ModelKeep alone, seconds). Everything listens on loopback ports chosen free; every process
+started is stopped by its PID."""
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import Target, fmt, http, median_of, start_mlflow, start_modelkeep, wrk  # noqa: E402
+
+
+def seed(server, label, runs, models, history):
+    """The same data on either server, through MLflow's REST API only."""
+    b = server.base + "/api/2.0/mlflow"
+    _, created, _ = http("POST", b + "/experiments/create", {"name": "bench-tracking"})
+    experiment = created["experiment_id"]
+    now = int(time.time() * 1000)
+
+    def new_run(name):
+        _, run, _ = http("POST", b + "/runs/create", {"experiment_id": experiment, "run_name": name, "start_time": now})
+        return run["run"]["info"]["run_id"]
+
+    for i in range(runs):
+        run_id = new_run(f"search-{i}")
+        http("POST", b + "/runs/log-batch", {
+            "run_id": run_id,
+            "metrics": [{"key": k, "value": ((i * 7919 + j * 31) % 1000) / 1000, "timestamp": now, "step": 0}
+                        for j, k in enumerate(["acc", "loss", "f1", "precision", "recall"])],
+            "params": [{"key": p, "value": ["0.1", "0.01", "0.001"][(i + j) % 3]} for j, p in enumerate(["lr", "wd", "dropout", "momentum", "beta"])],
+            "tags": [{"key": t, "value": f"v{i % 4}"} for t in ["team", "dataset", "arch"]],
+        })
+    source_run = new_run("models")
+    for i in range(models):
+        _, model, _ = http("POST", b + "/logged-models", {"experiment_id": experiment, "name": f"model-{i}", "source_run_id": source_run,
+                                                          "params": [{"key": "depth", "value": str(i % 10)}]})
+        model_id = model["model"]["info"]["model_id"]
+        http("POST", b + "/runs/log-batch", {"run_id": source_run, "metrics": [
+            {"key": "acc", "value": ((i * 7919) % 1000) / 1000, "timestamp": now + i, "step": 0, "model_id": model_id}]})
+    history_run = new_run("history")
+    for start in range(0, history, 1000):
+        http("POST", b + "/runs/log-batch", {"run_id": history_run, "metrics": [
+            {"key": "loss", "value": 1 / (s + 1), "timestamp": now + s, "step": s} for s in range(start, min(start + 1000, history))]})
+    write_run = new_run("writes")
+    batch = json.dumps({"run_id": write_run, "metrics": [{"key": f"m{k}", "value": 0.5, "timestamp": 1, "step": 0} for k in range(1000)]})
+    # Every request a new step for all 1000 keys, so no point repeats one already stored.
+    batch = batch.replace('"step": 0', '"step": {i}')
+    t = Target(label, server)
+    t.ops = {
+        "log-batch of 1000 metrics": ("POST", "/api/2.0/mlflow/runs/log-batch", batch),
+        f"get-history of {history:,} steps": ("GET", f"/api/2.0/mlflow/metrics/get-history?run_id={history_run}&metric_key=loss", None),
+        f"runs/search, 100 of {runs}": ("POST", "/api/2.0/mlflow/runs/search", json.dumps({
+            "experiment_ids": [experiment], "filter": "metrics.acc > 0.2 AND params.lr != '0.001'",
+            "order_by": ["metrics.acc DESC"], "max_results": 100})),
+        f"logged-models/search, 100 of {models}": ("POST", "/api/2.0/mlflow/logged-models/search", json.dumps({
+            "experiment_ids": [experiment], "filter": "metrics.acc > 0.2",
+            "order_by": [{"field_name": "metrics.acc", "ascending": False}], "max_results": 100})),
+    }
+    _, _, _ = http("POST", b + "/registered-models/create", {"name": "bench-tracking-read"})
+    for _ in range(3):
+        http("POST", b + "/model-versions/create", {"name": "bench-tracking-read", "source": "s3://bench/model"})
+    t.ops["registered-models/get"] = ("GET", "/api/2.0/mlflow/registered-models/get?name=bench-tracking-read", None)
+    return t
+
+
+def native_get(server):
+    _, found, _ = http("GET", server.base + "/api/v1/models?namespace=default&name=bench-tracking-read")
+    t = Target("ModelKeep (native)", server)
+    t.ops = {"registered-models/get": ("GET", f"/api/v1/models/{found['models'][0]['id']}", None)}
+    return t
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--venv", help="a venv with mlflow; without it MLflow is left out")
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", default="1,8,32")
+    parser.add_argument("--seed-runs", type=int, default=1000)
+    parser.add_argument("--seed-models", type=int, default=500)
+    parser.add_argument("--history", type=int, default=100_000)
+    parser.add_argument("--out", help="also write the report here")
+    args = parser.parse_args()
+    connections = [int(c) for c in args.connections.split(",")]
+    work = tempfile.mkdtemp(prefix="modelkeep-bench-tracking-")
+    servers, lines = [], []
+
+    def say(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    try:
+        modelkeep = start_modelkeep(args.binary, work)
+        servers.append(modelkeep)
+        started = time.monotonic()
+        targets = [seed(modelkeep, "ModelKeep", args.seed_runs, args.seed_models, args.history)]
+        seeded = {"ModelKeep": time.monotonic() - started}
+        targets.append(native_get(modelkeep))
+        version = "-"
+        if args.venv:
+            mlflow = start_mlflow(args.venv, work)
+            servers.append(mlflow)
+            started = time.monotonic()
+            targets.append(seed(mlflow, "MLflow", args.seed_runs, args.seed_models, args.history))
+            seeded["MLflow"] = time.monotonic() - started
+            version = subprocess.run([os.path.join(args.venv, "bin", "python"), "-c", "import mlflow; print(mlflow.__version__)"],
+                                     capture_output=True, text=True).stdout.strip()
+        say(f"# Tracking benchmark run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+        say()
+        say(f"Machine: {os.cpu_count()} cores, {platform.platform()}; wrk on the same cores. ModelKeep {os.path.basename(os.path.dirname(args.binary))} "
+            f"build; MLflow {version} (sqlite backend, 2 workers). Seeded through MLflow's REST API: {args.seed_runs} runs with 5 "
+            f"metrics, 5 params and 3 tags; {args.seed_models} logged models with a metric; one metric of {args.history:,} steps. "
+            f"Seeding took " + ", ".join(f"{k} {v:.0f} s" for k, v in seeded.items()) + f". {args.seconds} s per cell, "
+            f"median of {args.runs} runs, servers alternating.")
+        say()
+        say("| operation | conns | server | req/s | p50 ms | p99 ms | max ms | non-2xx | ModelKeep / MLflow |")
+        say("|---|---|---|---|---|---|---|---|---|")
+        for op in targets[0].ops:
+            for c in connections:
+                results = {t.label: [] for t in targets if op in t.ops}
+                for _ in range(args.runs):
+                    for t in targets:
+                        if op in t.ops:
+                            results[t.label].append(wrk(t, op, c, args.seconds))
+                            t.server.settle()
+                medians = {label: median_of(r) for label, r in results.items()}
+                baseline = medians.get("MLflow", {}).get("rps")
+                for label, m in medians.items():
+                    ratio = f"{m['rps'] / baseline:,.1f}x" if baseline and label.startswith("ModelKeep") else ""
+                    if m["requests"] == 0 or not m["rps"]:
+                        say(f"| {op} | {c} | {label} | 0 (no answer in {args.seconds} s) | - | - | - | - | |")
+                        continue
+                    say(f"| {op} | {c} | {label} | {fmt(m['rps'], 0)} | {fmt(m['p50'])} | {fmt(m['p99'])} | "
+                        f"{fmt(m['max'])} | {m['errors']} | {ratio} |")
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
