@@ -34,17 +34,19 @@ extension ModelRegistry {
     /// parents without the key are left out.
     public func metadataValues(key: String, parentIDs: [String]) throws(RegistryError) -> [String: JSONValue] {
         guard !parentIDs.isEmpty else { return [:] }
-        return try reading { db in
-            var values: [String: JSONValue] = [:]
-            for start in stride(from: 0, to: parentIDs.count, by: 500) {
-                let batch = parentIDs[start..<min(parentIDs.count, start + 500)]
-                let marks = Array(repeating: "?", count: batch.count).joined(separator: ", ")
-                let rows = try db.query("SELECT parent_id, value FROM metadata WHERE key = ? AND parent_id IN (\(marks))",
-                                        [.text(key)] + batch.map { .text($0) }) { (id: $0.text(0), text: $0.text(1)) }
-                for row in rows { values[row.id] = (try? JSONParser.parse(row.text, maxDepth: 1 << 16)) ?? .null }
-            }
-            return values
+        return try reading { db in try Self.metadataValues(key: key, parentIDs: parentIDs, db) }
+    }
+
+    static func metadataValues(key: String, parentIDs: [String], _ db: SQLiteConnection) throws -> [String: JSONValue] {
+        var values: [String: JSONValue] = [:]
+        for start in stride(from: 0, to: parentIDs.count, by: 500) {
+            let batch = parentIDs[start..<min(parentIDs.count, start + 500)]
+            let marks = Array(repeating: "?", count: batch.count).joined(separator: ", ")
+            let rows = try db.query("SELECT parent_id, value FROM metadata WHERE key = ? AND parent_id IN (\(marks))",
+                                    [.text(key)] + batch.map { .text($0) }) { (id: $0.text(0), text: $0.text(1)) }
+            for row in rows { values[row.id] = (try? JSONParser.parse(row.text, maxDepth: 1 << 16)) ?? .null }
         }
+        return values
     }
 
     /// Merges keys into a parent's metadata (a null value deletes its key); returns the whole result.

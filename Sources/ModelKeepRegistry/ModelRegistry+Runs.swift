@@ -114,6 +114,12 @@ extension ModelRegistry {
         return try reading { db in try Self.fetchRun(id: id, db) }
     }
 
+    /// A run's attributes, without its params, tags, metrics, inputs or outputs.
+    public func runAttributes(id: String) throws(RegistryError) -> Run {
+        try Self.requireTracking()
+        return try reading { db in try Self.fetchRunAttributes(id: id, db) }
+    }
+
     /// The run whose files, metrics and tags a ModelKeep model holds, if it is one.
     public func run(modelID: String) throws(RegistryError) -> Run? {
         try reading { db in
@@ -240,7 +246,30 @@ extension ModelRegistry {
         }
     }
 
+    /// A numeric point's identity, for finding repeats: MLflow stores a (key, step, timestamp,
+    /// value) once.
+    private struct PointIdentity: Hashable {
+        let key: String
+        let step: Int64
+        let wallclock: Int64
+        let bits: UInt64
+    }
+
     private static func insertRunMetrics(_ metrics: [RunMetric], run: Run, _ db: SQLiteConnection) throws {
+        // What the run's series already hold, read once per key over the batch's steps.
+        var stored: Set<PointIdentity> = []
+        var steps: [String: (low: Int64, high: Int64)] = [:]
+        for metric in metrics {
+            let step = metric.point.step
+            steps[metric.point.key] = steps[metric.point.key].map { (min($0.low, step), max($0.high, step)) } ?? (step, step)
+        }
+        for (key, range) in steps {
+            _ = try db.query("""
+                SELECT step, wallclock, number FROM metrics WHERE parent_id = ? AND key = ? AND step BETWEEN ? AND ? AND number IS NOT NULL
+                """, [.text(run.modelID), .text(key), .integer(range.low), .integer(range.high)]) {
+                stored.insert(PointIdentity(key: key, step: $0.int64(0), wallclock: $0.int64(1), bits: $0.double(2).bitPattern))
+            }
+        }
         var fresh: [MetricPoint] = []
         for metric in metrics {
             let point = metric.point
@@ -249,10 +278,9 @@ extension ModelRegistry {
                 fresh.append(point)
                 continue
             }
-            let stored = try db.queryFirst("""
-                SELECT 1 FROM metrics WHERE parent_id = ? AND key = ? AND step = ? AND wallclock = ? AND number = ?
-                """, [.text(run.modelID), .text(point.key), .integer(point.step), .integer(point.wallclock), .real(value)]) { _ in true }
-            if stored == nil, !fresh.contains(point) { fresh.append(point) }
+            if stored.insert(PointIdentity(key: point.key, step: point.step, wallclock: point.wallclock, bits: value.bitPattern)).inserted {
+                fresh.append(point)
+            }
             guard let loggedModelID = metric.modelID, !loggedModelID.isEmpty else { continue }
             guard let modelID = try db.queryFirst("SELECT model_id FROM mlflow_logged_models WHERE id = ?", [.text(loggedModelID)],
                                                   { $0.text(0) }) else {
@@ -292,6 +320,31 @@ extension ModelRegistry {
                         ON CONFLICT (run_id, direction, kind, key) DO UPDATE SET document = excluded.document
                         """, [.text(id), .text(direction), .text(kind), .text(item.key), .text(JSONWriter.string(item.document)), .integer(seq)])
                 }
+            }
+        }
+    }
+
+    /// Every point of a run's series of one key, in step order, handed to `visit` as they are
+    /// read (one query, no page to build). 413 when the series holds more than
+    /// `limits.maxMetricHistoryPoints`: the caller should page instead.
+    public func runMetricHistory(id: String, key: String,
+                                 _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue) -> Void) throws(RegistryError) {
+        try Self.requireTracking()
+        try Self.validateMetricKey(key, field: "metric_key")
+        let limit = limits.maxMetricHistoryPoints
+        try reading { db in
+            let run = try Self.fetchRunAttributes(id: id, db)
+            let count = try db.queryFirst("SELECT count(*) FROM (SELECT 1 FROM metrics WHERE parent_id = ? AND key = ? LIMIT ?)",
+                                          [.text(run.modelID), .text(key), .integer(Int64(limit) + 1)]) { $0.int(0) } ?? 0
+            guard count <= limit else {
+                throw RegistryError.tooLarge("the metric \(key) has more than \(limit) points (max_metric_history_points); "
+                                             + "read it in pages with max_results and page_token")
+            }
+            _ = try db.query("""
+                SELECT step, wallclock, number, text FROM metrics WHERE parent_id = ? AND key = ? AND bytes IS NULL
+                ORDER BY step, wallclock, id
+                """, [.text(run.modelID), .text(key)]) { row in
+                visit(row.int64(0), row.int64(1), row.isNull(2) ? .text(row.text(3)) : .number(row.double(2)))
             }
         }
     }

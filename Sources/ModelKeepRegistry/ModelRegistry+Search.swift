@@ -128,23 +128,55 @@ extension ModelRegistry {
     public func latestVersionsByStage(modelID: String, stages: [Stage] = []) throws(RegistryError) -> [Version] {
         try reading { db in
             try Self.requireLiveModel(id: modelID, db)
-            // Per stage, the highest version_order below '~' (numbered versions), else the
-            // highest of the rest: index probes in one statement, where ranking every version
-            // with a window function sorted the model's whole history on each call.
-            let latest = try db.query("""
-                SELECT \(Self.versionColumns) FROM versions v WHERE v.id IN (
-                    SELECT coalesce(
-                        (SELECT id FROM versions WHERE model_id = ?1 AND stage = s.name AND deleted_at IS NULL
-                            AND version_order < '~' ORDER BY version_order DESC LIMIT 1),
-                        (SELECT id FROM versions WHERE model_id = ?1 AND stage = s.name AND deleted_at IS NULL
-                            AND version_order >= '~' ORDER BY version_order DESC LIMIT 1))
-                    FROM (SELECT 'none' AS name UNION ALL SELECT 'staging' UNION ALL SELECT 'production'
-                          UNION ALL SELECT 'archived') s)
-                """, [.text(modelID)], Self.version(from:))
-            let order = Stage.allCases
-            return latest.filter { stages.isEmpty || stages.contains($0.stage) }
-                .sorted { order.firstIndex(of: $0.stage)! < order.firstIndex(of: $1.stage)! }
+            return try Self.latestVersions(modelID: modelID, stages: stages, db)
         }
+    }
+
+    /// A live model by namespace and name with its newest version in each stage and one
+    /// metadata key of those versions, in one read: what MLflow's registered-model answers carry.
+    public func modelWithLatestVersions(namespace: String, name: String,
+                                        versionMetadataKey: String) throws(RegistryError) -> (model: Model, latest: [Version], metadata: [String: JSONValue]) {
+        try reading { db in
+            guard Access.allows(namespace), let model = try db.queryFirst(
+                "SELECT \(Self.modelColumns) FROM models m WHERE m.namespace = ? AND m.name = ? AND m.deleted_at IS NULL",
+                [.text(namespace), .text(name)], Self.model(from:)) else {
+                throw RegistryError.notFound("model \(name) does not exist in namespace \(namespace)")
+            }
+            let latest = try Self.latestVersions(modelID: model.id, stages: [], db)
+            return (model, latest, try Self.metadataValues(key: versionMetadataKey, parentIDs: latest.map(\.id), db))
+        }
+    }
+
+    /// For each of several models, its newest version in each stage, and one metadata key of
+    /// those versions, in one read (a page of MLflow's registered models).
+    public func latestVersions(modelIDs: [String], versionMetadataKey: String) throws(RegistryError)
+        -> (latest: [String: [Version]], metadata: [String: JSONValue]) {
+        guard !modelIDs.isEmpty else { return ([:], [:]) }
+        return try reading { db in
+            var latest: [String: [Version]] = [:]
+            for id in modelIDs { latest[id] = try Self.latestVersions(modelID: id, stages: [], db) }
+            return (latest, try Self.metadataValues(key: versionMetadataKey, parentIDs: latest.values.flatMap { $0.map(\.id) }, db))
+        }
+    }
+
+    /// The newest version of a model in each stage (in stage order), inside the caller's transaction.
+    static func latestVersions(modelID: String, stages: [Stage], _ db: SQLiteConnection) throws -> [Version] {
+        // Per stage, the highest version_order below '~' (numbered versions), else the
+        // highest of the rest: index probes in one statement, where ranking every version
+        // with a window function sorted the model's whole history on each call.
+        let latest = try db.query("""
+            SELECT \(Self.versionColumns) FROM versions v WHERE v.id IN (
+                SELECT coalesce(
+                    (SELECT id FROM versions WHERE model_id = ?1 AND stage = s.name AND deleted_at IS NULL
+                        AND version_order < '~' ORDER BY version_order DESC LIMIT 1),
+                    (SELECT id FROM versions WHERE model_id = ?1 AND stage = s.name AND deleted_at IS NULL
+                        AND version_order >= '~' ORDER BY version_order DESC LIMIT 1))
+                FROM (SELECT 'none' AS name UNION ALL SELECT 'staging' UNION ALL SELECT 'production'
+                      UNION ALL SELECT 'archived') s)
+            """, [.text(modelID)], Self.version(from:))
+        let order = Stage.allCases
+        return latest.filter { stages.isEmpty || stages.contains($0.stage) }
+            .sorted { order.firstIndex(of: $0.stage)! < order.firstIndex(of: $1.stage)! }
     }
 
     static func searchColumn(_ key: SearchOrderKey, table: String) -> String {

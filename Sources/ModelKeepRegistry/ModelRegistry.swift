@@ -21,6 +21,9 @@ public final class ModelRegistry: Sendable {
         public var maxChunksPerRequest = 100_000
         /// The most metric points one request may carry.
         public var maxMetricPointsPerRequest = 10_000
+        /// The most points one answer may carry of a whole series (MLflow's unpaged metric
+        /// history, which is built in memory); a longer series is read in pages.
+        public var maxMetricHistoryPoints = 1_000_000
         /// The longest a change-feed request may wait for an event.
         public var maxEventWaitMilliseconds = 60_000
         /// The largest artifact, in bytes (413 above it).

@@ -33,6 +33,7 @@ struct Settings: Sendable {
     var databaseCacheMiB = 2
     var maxMetadataValueBytes = 64 * 1024
     var maxMetricPointsPerRequest = 10_000
+    var maxMetricHistoryPoints = 1_000_000
     var maxJSONDepth = 64
     var maxTagsPerRequest = 64
     var maxChunksPerRequest = 100_000
@@ -99,6 +100,9 @@ struct Settings: Sendable {
         Spec(key: "max_json_depth", help: "Deepest nesting of arrays and objects in a JSON body (400 beyond).") { $0.maxJSONDepth = try int($1, "max_json_depth", 1...10_000) },
         Spec(key: "max_tags_per_request", help: "Most unique tags one version creation may give (400 beyond).") { $0.maxTagsPerRequest = try int($1, "max_tags_per_request", 1...10_000) },
         Spec(key: "max_chunks_per_request", help: "Most chunk hashes one chunks/missing request may carry (413 beyond).") { $0.maxChunksPerRequest = try int($1, "max_chunks_per_request", 1...10_000_000) },
+        Spec(key: "max_metric_history_points", help: "Most points of one series MLflow's unpaged get-history may answer (a longer series is asked for in pages).") {
+            $0.maxMetricHistoryPoints = try int($1, "max_metric_history_points", 1_000...100_000_000)
+        },
         Spec(key: "max_metric_points_per_request", help: "Most metric points one request may carry (413 beyond).") { $0.maxMetricPointsPerRequest = try int($1, "max_metric_points_per_request", 1...1_000_000) },
         Spec(key: "max_event_wait_seconds", help: "Longest a change-feed request may wait for an event.") { $0.maxEventWaitSeconds = try int($1, "max_event_wait_seconds", 0...3600) },
         Spec(key: "max_artifact_bytes", help: "Largest artifact upload; larger ones get 413 (before the body when Content-Length says so).") { $0.maxArtifactBytes = Int64(try int($1, "max_artifact_bytes", 1...Int.max)) },
@@ -211,6 +215,7 @@ struct Settings: Sendable {
         var l = ModelRegistry.Limits()
         l.maxMetadataValueBytes = maxMetadataValueBytes
         l.maxMetricPointsPerRequest = maxMetricPointsPerRequest
+        l.maxMetricHistoryPoints = maxMetricHistoryPoints
         l.maxJSONDepth = maxJSONDepth
         l.maxTagsPerRequest = maxTagsPerRequest
         l.maxChunksPerRequest = maxChunksPerRequest

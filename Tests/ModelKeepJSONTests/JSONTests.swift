@@ -65,6 +65,13 @@ struct JSONTests {
         #expect(json.bytes == JSONWriter.bytes(.double(value)))
     }
 
+    @Test("a stream writes integers as String does", arguments: [0, -1, 7, 10, -10, 1_796_195_382_035, Int64.max, Int64.min, Int64.min + 1])
+    func streamIntegers(value: Int64) {
+        var json = JSONStream()
+        json.int(value)
+        #expect(String(decoding: json.bytes, as: UTF8.self) == String(value))
+    }
+
     @Test("member order is kept")
     func order() throws {
         let value = try JSONParser.parse(#"{"z":1,"a":2,"m":3}"#)

@@ -152,6 +152,24 @@ enum MLflowRendering {
         json.endObject()
     }
 
+    /// A metric point of a series whose key is already escaped (`"loss"`), written once per point.
+    static func metric(escapedKey: [UInt8], step: Int64, wallclock: Int64, value: MetricValue, into json: inout JSONStream) {
+        json.beginObject()
+        json.key("key")
+        json.encoded(escapedKey)
+        json.key("value")
+        switch value {
+        case .number(let n): json.double(n)
+        case .text(let s): json.string(s)
+        case .bytes: json.null()
+        }
+        json.key("timestamp")
+        json.int(wallclock)
+        json.key("step")
+        json.int(step)
+        json.endObject()
+    }
+
     static func run(_ run: Run, into json: inout JSONStream) {
         json.beginObject()
         json.key("info")

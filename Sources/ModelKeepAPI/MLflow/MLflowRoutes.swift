@@ -90,14 +90,12 @@ struct MLflowRoutes {
         MLflowRendering.RunLink(metadata: try runLinks([version])[version.id])
     }
 
-    func write(_ model: Model, into json: inout JSONStream) throws {
-        let latest = try registry.latestVersionsByStage(modelID: model.id)
-        MLflowRendering.registeredModel(model, latest: latest, runs: try runLinks(latest), into: &json)
-    }
-
     /// `{"registered_model": ...}`.
     func respond(_ model: Model) throws -> HTTPResponse {
-        try Self.ok("registered_model") { try write(model, into: &$0) }
+        let latest = try registry.latestVersions(modelIDs: [model.id], versionMetadataKey: Self.runMetadataKey)
+        return Self.ok("registered_model") {
+            MLflowRendering.registeredModel(model, latest: latest.latest[model.id] ?? [], runs: latest.metadata, into: &$0)
+        }
     }
 
     /// `{"model_version": ...}`.
@@ -134,9 +132,16 @@ struct MLflowRoutes {
         return try respond(model)
     }
 
+    /// The most asked-for registry read (the client's pre-GET before every change): the model,
+    /// its latest versions and their run links in one read.
     func getModel(_ request: HTTPRequest) throws -> HTTPResponse {
-        let model = try model(named: try arguments(request).required("name"))
-        return try respond(model)
+        let name = try arguments(request).required("name")
+        let found = try translating({ () throws(RegistryError) in
+            try registry.modelWithLatestVersions(namespace: Self.namespace, name: name, versionMetadataKey: Self.runMetadataKey)
+        }) { $0.isNotFound ? .notFound("Registered Model with name=\(name) not found") : nil }
+        return Self.ok("registered_model") {
+            MLflowRendering.registeredModel(found.model, latest: found.latest, runs: found.metadata, into: &$0)
+        }
     }
 
     func updateModel(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -259,8 +264,9 @@ struct MLflowRoutes {
         search.pageSize = try Self.maxResults(args, default: 100, limit: Self.maxModelResults)
         search.pageToken = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
         let page = try registry.searchModels(search)
-        return try Self.list("registered_models", page.items, nextPageToken: page.nextPageToken) { model, json in
-            try write(model, into: &json)
+        let latest = try registry.latestVersions(modelIDs: page.items.map(\.id), versionMetadataKey: Self.runMetadataKey)
+        return Self.list("registered_models", page.items, nextPageToken: page.nextPageToken) { model, json in
+            MLflowRendering.registeredModel(model, latest: latest.latest[model.id] ?? [], runs: latest.metadata, into: &json)
         }
     }
 

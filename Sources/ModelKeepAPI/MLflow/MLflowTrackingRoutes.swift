@@ -320,34 +320,47 @@ struct MLflowTrackingRoutes {
 
     // MARK: Metric history
 
-    /// A run's series of one key, in step order. Without max_results, all of it (as MLflow does);
-    /// with it, pages of that size.
+    /// A run's series of one key, in step order. Without max_results (the client's call), all
+    /// of it in one answer, as MLflow does, written as it is read; with max_results, pages of
+    /// that size (at most 25,000) with a next_page_token.
     func metricHistory(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
-        let run = try registry.run(id: try Self.runID(args))
+        let runID = try Self.runID(args)
         let key = try args.required("metric_key")
         let pageSize = try args.int("max_results")
-        if let pageSize, !(1...Int64(PageRequest.maxSize * 25)).contains(pageSize) {
-            throw MLflowError.invalid("Invalid value for request parameter max_results: it must be between 1 and \(PageRequest.maxSize * 25)")
-        }
-        var query = MetricSeriesQuery()
-        query.page = PageRequest(size: PageRequest.maxSize, token: try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 })
+        let token = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
         var json = JSONStream(capacity: 4096)
         json.beginObject()
         json.key("metrics")
         json.beginArray()
+        guard pageSize != nil || token != nil else {
+            let escapedKey = JSONWriter.bytes(.string(key))
+            try registry.runMetricHistory(id: runID, key: key) { step, wallclock, value in
+                MLflowRendering.metric(escapedKey: escapedKey, step: step, wallclock: wallclock, value: value, into: &json)
+            }
+            json.endArray()
+            json.endObject()
+            return Respond.json(json)
+        }
+        let size = pageSize ?? Int64(PageRequest.maxSize)
+        guard (1...Int64(PageRequest.maxSize * 25)).contains(size) else {
+            throw MLflowError.invalid("Invalid value for request parameter max_results: it must be between 1 and \(PageRequest.maxSize * 25)")
+        }
+        let run = try registry.runAttributes(id: runID)
+        var query = MetricSeriesQuery()
+        query.page = PageRequest(size: PageRequest.maxSize, token: token)
         var count = 0
         var next: String?
         repeat {
-            if let pageSize { query.page.size = min(PageRequest.maxSize, Int(pageSize) - count) }
+            query.page.size = min(PageRequest.maxSize, Int(size) - count)
             let page = try registry.metricSeries(.model(run.modelID), key: key, query)
             for point in page.items { MLflowRendering.metric(point, into: &json) }
             count += page.items.count
             next = page.nextPageToken
             query.page.token = next
-        } while next != nil && (pageSize.map { count < Int($0) } ?? true)
+        } while next != nil && count < Int(size)
         json.endArray()
-        if pageSize != nil, let next { json.member("next_page_token", next) }
+        if let next { json.member("next_page_token", next) }
         json.endObject()
         return Respond.json(json)
     }
