@@ -314,11 +314,19 @@ extension ModelRegistry {
             var seq = try db.queryFirst("SELECT coalesce(max(seq), 0) FROM mlflow_run_io WHERE run_id = ?", [.text(id)]) { $0.int64(0) } ?? 0
             for (kind, items) in [("dataset", datasets), ("model", models)] {
                 for item in items {
+                    // The same input again (MLflow logs a dataset once more with every metric
+                    // measured on it) keeps its place and gains the tags it did not have.
+                    if let stored = try db.queryFirst("""
+                        SELECT document FROM mlflow_run_io WHERE run_id = ? AND direction = ? AND kind = ? AND key = ?
+                        """, [.text(id), .text(direction), .text(kind), .text(item.key)], { $0.text(0) }) {
+                        let merged = Self.mergingTags(of: (try? JSONParser.parse(stored)) ?? .null, with: item.document)
+                        try db.run("UPDATE mlflow_run_io SET document = ? WHERE run_id = ? AND direction = ? AND kind = ? AND key = ?",
+                                   [.text(JSONWriter.string(merged)), .text(id), .text(direction), .text(kind), .text(item.key)])
+                        continue
+                    }
                     seq += 1
-                    try db.run("""
-                        INSERT INTO mlflow_run_io (run_id, direction, kind, key, document, seq) VALUES (?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (run_id, direction, kind, key) DO UPDATE SET document = excluded.document
-                        """, [.text(id), .text(direction), .text(kind), .text(item.key), .text(JSONWriter.string(item.document)), .integer(seq)])
+                    try db.run("INSERT INTO mlflow_run_io (run_id, direction, kind, key, document, seq) VALUES (?, ?, ?, ?, ?, ?)",
+                               [.text(id), .text(direction), .text(kind), .text(item.key), .text(JSONWriter.string(item.document)), .integer(seq)])
                 }
             }
         }
@@ -347,6 +355,19 @@ extension ModelRegistry {
                 visit(row.int64(0), row.int64(1), row.isNull(2) ? .text(row.text(3)) : .number(row.double(2)))
             }
         }
+    }
+
+    /// A stored input document with the `tags` ({key, value} objects) of a new one added where
+    /// their keys are new; everything else as stored.
+    static func mergingTags(of stored: JSONValue, with new: JSONValue) -> JSONValue {
+        guard var object = stored.objectValue else { return new }
+        var tags = object["tags"]?.arrayValue ?? []
+        let keys = Set(tags.compactMap { $0.objectValue?["key"]?.stringValue })
+        for tag in new.objectValue?["tags"]?.arrayValue ?? [] where !keys.contains(tag.objectValue?["key"]?.stringValue ?? "") {
+            tags.append(tag)
+        }
+        if !tags.isEmpty { object["tags"] = .array(tags) }
+        return .object(object)
     }
 
     /// Points of several runs' series of one key between two steps, at most `maxResults` steps a

@@ -167,6 +167,32 @@ struct MLflowTrackingRouteTests {
         #expect(try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=m")["metrics"]?.arrayValue?.count == 1)
     }
 
+    @Test("an unpaged metric history longer than max_metric_history_points is refused; pages still read it all")
+    func historyLimit() throws {
+        var limits = ModelRegistry.Limits()
+        limits.maxMetricHistoryPoints = 1500
+        let api = try APIClient(.socket, server: try TestServer(limits: limits))
+        let run = try createRun(api, experiment: "0", name: "long")
+        for start in stride(from: 0, to: 2000, by: 1000) {
+            let metrics: [JSONValue] = (start..<(start + 1000)).map { ["key": "loss", "value": .double(1 / Double($0 + 1)), "timestamp": 1, "step": .int($0)] }
+            #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "metrics": .array(metrics)]).status == 200)
+        }
+        let whole = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=loss")
+        #expect(whole.status == 413)
+        #expect(whole["error_code"]?.string == "RESOURCE_EXHAUSTED")
+        #expect(whole["message"]?.string?.contains("max_results") == true)
+        var steps: [Int] = []
+        var token: String?
+        for _ in 0..<10 {
+            let query = token.map { "&page_token=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? ""
+            let page = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=loss&max_results=700\(query)")
+            steps += page["metrics"]?.arrayValue?.compactMap { $0["step"]?.int } ?? []
+            token = page["next_page_token"]?.string
+            if token == nil { break }
+        }
+        #expect(steps == Array(0..<2000))
+    }
+
     @Test("a logged model's metrics follow it into the versions registered from it", arguments: Transport.allCases)
     func loggedModelToVersion(transport: Transport) throws {
         let api = try APIClient(transport)

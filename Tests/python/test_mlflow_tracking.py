@@ -310,6 +310,38 @@ class TrackingTest(unittest.TestCase):
         self.assertCode("INVALID_PARAMETER_VALUE", mlflow.search_logged_models, experiment_ids=[experiment],
                         filter_string="colour = 'red'")
 
+    def test_datasets_qualify_run_and_logged_model_searches(self):
+        experiment = self.client.create_experiment(unique("datasets"))
+        mlflow.set_experiment(experiment_id=experiment)
+        x, y = data(rows=20, seed=5)
+        train = mlflow.data.from_numpy(x, targets=y, name="train-set")
+        evaluation = mlflow.data.from_numpy(x[:10], targets=y[:10], name="eval-set")
+        models = []
+        for i, (train_acc, eval_acc) in enumerate([(0.9, 0.6), (0.7, 0.8), (0.8, 0.7)]):
+            with mlflow.start_run(run_name=f"d{i}"):
+                mlflow.log_input(train, context="training")
+                model = mlflow.initialize_logged_model(name=f"dm{i}")
+                mlflow.log_metric("acc", train_acc, model_id=model.model_id, dataset=train)
+                mlflow.log_metric("acc", eval_acc, model_id=model.model_id, dataset=evaluation)
+            models.append(model.model_id)
+        runs = self.client.search_runs([experiment], "datasets.name = 'train-set' AND datasets.context = 'training'",
+                                       order_by=["attributes.run_name"])
+        self.assertEqual([r.info.run_name for r in runs], ["d0", "d1", "d2"])
+        self.assertEqual(runs[0].inputs.dataset_inputs[0].dataset.name, "train-set")
+        self.assertEqual(self.client.search_runs([experiment], "datasets.name = 'other'"), [])
+        by_eval = mlflow.search_logged_models(experiment_ids=[experiment], output_format="list", order_by=[
+            {"field_name": "metrics.acc", "ascending": False, "dataset_name": "eval-set"}])
+        self.assertEqual([m.name for m in by_eval], ["dm1", "dm2", "dm0"])
+        by_train = mlflow.search_logged_models(experiment_ids=[experiment], output_format="list", order_by=[
+            {"field_name": "metrics.acc", "ascending": False, "dataset_name": "train-set"}])
+        self.assertEqual([m.name for m in by_train], ["dm0", "dm2", "dm1"])
+        # A metric filter on a dataset matches values measured on it only.
+        found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string="metrics.acc >= 0.8",
+                                            datasets=[{"dataset_name": "eval-set"}], output_format="list")
+        self.assertEqual([m.name for m in found], ["dm1"])
+        metrics = {(m.key, m.dataset_name): m.value for m in mlflow.get_logged_model(models[0]).metrics}
+        self.assertEqual(metrics, {("acc", "train-set"): 0.9, ("acc", "eval-set"): 0.6})
+
     def test_artifacts_at_any_path_and_a_200_mb_round_trip(self):
         size = int(os.environ.get("MODELKEEP_BIG_ARTIFACT_MB", "200")) * 1024 * 1024
         with tempfile.TemporaryDirectory() as folder:
