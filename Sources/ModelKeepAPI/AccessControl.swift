@@ -75,11 +75,10 @@ public final class AccessControl: HTTPResponder, Sendable {
         let needed = Self.scopeNeeded(head, route: inner.route)
         return PreparedRequest(bodyMode: inner.bodyMode, route: inner.route) { [self] body, peer in
             let remote = clientAddress(peer: peer, forwardedFor: head.headers["X-Forwarded-For"])
-            if let retry = lockedOut(remote) {
-                return router.response(for: HTTPError(status: 429, code: "rate_limited",
-                                                      message: "too many failed authentications from this address; retry in \(retry) s",
-                                                      headers: ["Retry-After": String(retry)]), head: head)
-            }
+            // Only a wrong key counts as a failed authentication, and only a wrong key is turned
+            // away while its address is limited: a request with no key is a plain 401 (a browser,
+            // a script missing its variable), and a valid key always passes (keys are long random
+            // secrets: guessing them is not the threat that locking out a shared address is).
             let key: APIKey?
             do {
                 key = try presented.flatMap { try authenticate($0) }
@@ -89,7 +88,14 @@ public final class AccessControl: HTTPResponder, Sendable {
             }
             guard let key else {
                 if !settings.required { return inner.respond(body: body, remoteAddress: remote) }
-                recordFailure(remote)
+                if presented != nil {
+                    if let retry = lockedOut(remote) {
+                        return router.response(for: HTTPError(status: 429, code: "rate_limited",
+                                                              message: "too many wrong API keys from this address; retry in \(retry) s",
+                                                              headers: ["Retry-After": String(retry)]), head: head)
+                    }
+                    recordFailure(remote)
+                }
                 if inner.route == Self.hubAuthRoute {
                     return .json(200, JSONWriter.bytes(["success": false, "message": "invalid API key"]))
                 }
@@ -172,7 +178,7 @@ public final class AccessControl: HTTPResponder, Sendable {
         case "POST" where readingPosts.contains(route): return .read
         case "DELETE":
             let query = (try? QueryParameters(parsing: head.query)) ?? QueryParameters()
-            return ["true", "1", "yes"].contains(query["hard"]?.lowercased() ?? "") ? .admin : .write
+            return query["hard"]?.lowercased() == "true" ? .admin : .write
         default: return .write
         }
     }

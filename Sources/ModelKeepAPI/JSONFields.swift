@@ -29,12 +29,19 @@ struct JSONFields {
         do {
             value = try JSONParser.parse(bytes, maxDepth: maxDepth)
         } catch {
-            throw HTTPError.badRequest("the body is not valid JSON: \(error)")
+            throw HTTPError.badRequest("the body is not valid JSON: \(error)\(Self.lengthHint(error, request: request))")
         }
         guard let object = value.objectValue else {
             throw HTTPError.badRequest("the body must be a JSON object, not \(value.typeName == "array" ? "an" : "a") \(value.typeName)")
         }
         self.init(object: object)
+    }
+
+    /// When JSON stops short at the very end of a body read by its Content-Length, the length is
+    /// the likely mistake (the rest of what the client sent was taken for the next request).
+    static func lengthHint(_ error: JSONParseError, request: HTTPRequest) -> String {
+        guard error.reason == .unexpectedEnd, let length = request.headers["Content-Length"] else { return "" }
+        return "; it ended after the \(length) bytes Content-Length announced: is Content-Length right?"
     }
 
     /// The body as any single JSON value (for PUT of a metadata value).
@@ -45,7 +52,7 @@ struct JSONFields {
         do {
             return try JSONParser.parse(bytes, maxDepth: maxDepth)
         } catch {
-            throw HTTPError.badRequest("the body is not valid JSON: \(error)")
+            throw HTTPError.badRequest("the body is not valid JSON: \(error)\(lengthHint(error, request: request))")
         }
     }
 
@@ -179,13 +186,14 @@ struct QueryFields {
 
     func values(_ key: String) -> [String] { query.values(key) }
 
-    /// `true`/`false` in any letter case, or 1/0 (the HUB SDK sends Python's `True`).
+    /// `true` or `false`, in any letter case (the HUB SDK sends Python's `True`); anything else
+    /// (`yes`, `1`, an empty value) is a 400 that says so, so a typo never reads as a choice.
     func bool(_ key: String, default defaultValue: Bool = false) throws(RegistryError) -> Bool {
         guard let text = query[key] else { return defaultValue }
         switch text.lowercased() {
-        case "true", "1", "yes": return true
-        case "false", "0", "no", "": return false
-        default: throw .invalid(field: key, message: "must be true or false")
+        case "true": return true
+        case "false": return false
+        default: throw .invalid(field: key, message: "must be true or false, not '\(text)'")
         }
     }
 

@@ -37,9 +37,14 @@ struct TagRoutes {
         var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let version = try fields.requiredString("version")
         try fields.rejectUnknown()
-        let tagged = try registry.assignTag(modelID: request.parameter("id"), tag: request.parameter("tag"),
-                                           version: version, move: try q.bool("move"))
-        return Respond.item("version", tagged)
+        let move = try q.bool("move")
+        do {
+            let tagged = try registry.assignTag(modelID: request.parameter("id"), tag: request.parameter("tag"), version: version, move: move)
+            return Respond.item("version", tagged)
+        } catch .conflict(let message, let details) {
+            // The registry says who holds the tag; how to move it is this API's word.
+            throw RegistryError.conflict(message + "; move it with ?move=true", details: details)
+        }
     }
 
     func resolve(_ request: HTTPRequest) throws -> HTTPResponse {

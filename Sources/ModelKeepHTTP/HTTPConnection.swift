@@ -341,6 +341,9 @@ final class HTTPConnection: @unchecked Sendable {
     private func answerAndClose(_ error: HTTPError, head: HTTPRequestHead?) {
         var response = server.responder.response(for: error, head: head)
         if let head { Self.compressIfWanted(&response, head: head, minBytes: configuration.gzipMinBytes) }
+        // An error found before the head was whole (a malformed Content-Length) has no request
+        // id yet: give its answer one too, so a client can quote it.
+        if head == nil, !response.headers.contains("X-Request-Id") { response.headers.add("X-Request-Id", RequestIDs.next()) }
         _ = write(response, for: head, keepAlive: false)
         if let head {
             log(head, route: "unmatched", status: response.status, bytes: response.body.length, since: .now)

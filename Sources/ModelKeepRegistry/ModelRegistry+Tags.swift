@@ -14,7 +14,7 @@ extension ModelRegistry {
                 WHERE t.model_id = ? AND t.tag = ?
                 """, [.text(modelID), .text(tag)]) { (version: $0.text(0), id: $0.text(1)) }
             throw RegistryError.conflict(
-                "tag \(tag) is held by version \(holder?.version ?? "?"); move it with ?move=true",
+                "tag \(tag) is held by version \(holder?.version ?? "?")",
                 details: ["tag": .string(tag), "version": .optional(holder?.version), "version_id": .optional(holder?.id)])
         }
     }

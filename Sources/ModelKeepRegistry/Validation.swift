@@ -37,11 +37,24 @@ public enum Validation {
         }
     }
 
-    /// Unique tags: 1-128 characters of ASCII letters, digits and `._-`.
+    /// Unique tags: 1-128 characters of ASCII letters, digits and `._-`, except `latest` and
+    /// `v<digits>` in any letter case, which name versions by themselves (`models:/m/latest`,
+    /// `@v3`) in MLflow and would be ambiguous in every dialect. Tags stored before this rule
+    /// still resolve; only new ones are refused.
     public static func tag(_ tag: String, field: String = "tag") throws(RegistryError) {
         guard (1...128).contains(tag.utf8.count), tag.utf8.allSatisfy(isWordByte) else {
             throw .invalid(field: field, message: "must be 1 to 128 letters, digits, '.', '_' or '-'")
         }
+        if let reason = reservedTagReason(tag) { throw .invalid(field: field, message: reason) }
+    }
+
+    /// Why a tag name is reserved, or nil.
+    public static func reservedTagReason(_ tag: String) -> String? {
+        if tag.lowercased() == "latest" { return "'latest' is reserved (it means the newest version)" }
+        if tag.count > 1, tag.first == "v" || tag.first == "V", tag.dropFirst().allSatisfy(\.isASCII), tag.dropFirst().allSatisfy(\.isNumber) {
+            return "'\(tag)' is reserved (v<digits> names a version by its number)"
+        }
+        return nil
     }
 
     /// The most labels a model or version may carry.

@@ -107,6 +107,7 @@ struct MLflowRoutes {
     static func ok(_ value: JSONObject = JSONObject()) -> HTTPResponse { Respond.json(.object(value)) }
 
     /// Labels errors (bad key, too many) in MLflow's terms.
+    @discardableResult
     static func tagRules<T>(_ body: () throws(RegistryError) -> T) throws -> T {
         try translating(body) { error in
             guard case let .invalid(field, message) = error else { return nil }
@@ -192,9 +193,7 @@ struct MLflowRoutes {
     /// MLflow's alias rules on top of ModelKeep's tag rules: `latest` and `v<digits>` are reserved.
     static func checkAlias(_ alias: String) throws(MLflowError) {
         guard alias.lowercased() != "latest" else { throw .invalid("'latest' alias name (case insensitive) is reserved.") }
-        if alias.hasPrefix("v") || alias.hasPrefix("V"), alias.count > 1, alias.dropFirst().allSatisfy(\.isNumber) {
-            throw .invalid("Version alias name '\(alias)' is reserved.")
-        }
+        if Validation.reservedTagReason(alias) != nil { throw .invalid("Version alias name '\(alias)' is reserved.") }
         do {
             try Validation.tag(alias, field: "alias")
         } catch {

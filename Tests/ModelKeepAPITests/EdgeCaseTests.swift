@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import ModelKeepAPI
+import ModelKeepJSON
+
+@Suite("API edge cases a newcomer met")
+struct EdgeCaseTests {
+    @Test("booleans in query strings are true or false; anything else is a 400 that says so", arguments: Transport.allCases)
+    func strictBooleans(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let id = try api.createModel("flags")
+        for _ in 0..<2 { #expect(try api.post("/api/v1/models/\(id)/versions", [:]).status == 201) }
+        #expect(try api.put("/api/v1/models/\(id)/tags/champion", ["version": "1"]).status == 200)
+        for value in ["yes", "1", "on", ""] {
+            let response = try api.put("/api/v1/models/\(id)/tags/champion?move=\(value)", ["version": "2"])
+            #expect(response.status == 400, "move=\(value)")
+            #expect(response["error"]?["message"]?.string?.contains("true or false") == true)
+        }
+        #expect(try api.get("/api/v1/models/\(id)/tags/champion")["version"]?["version"]?.string == "1")  // nothing moved
+        #expect(try api.put("/api/v1/models/\(id)/tags/champion?move=TRUE", ["version": "2"]).status == 200)
+        let held = try api.put("/api/v1/models/\(id)/tags/champion", ["version": "1"])
+        #expect(held.status == 409)
+        #expect(held["error"]?["message"]?.string == "tag champion is held by version 2; move it with ?move=true")
+    }
+
+    @Test("latest and v<digits> are reserved tag names natively, as through MLflow", arguments: Transport.allCases)
+    func reservedTags(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let id = try api.createModel("reserved")
+        #expect(try api.post("/api/v1/models/\(id)/versions", [:]).status == 201)
+        for tag in ["latest", "LATEST", "v1", "V42"] {
+            let response = try api.put("/api/v1/models/\(id)/tags/\(tag)", ["version": "1"])
+            #expect(response.status == 400, "\(tag)")
+            #expect(response["error"]?["message"]?.string?.contains("reserved") == true)
+        }
+        for tag in ["v", "v1a", "version1", "latest-good"] {
+            #expect(try api.put("/api/v1/models/\(id)/tags/\(tag)", ["version": "1"]).status == 200, "\(tag)")
+        }
+        let created = try api.post("/api/v1/models/\(id)/versions", ["unique_tags": ["v2"]])
+        #expect(created.status == 400)
+    }
+
+    @Test("a malformed Content-Length is a 400 with a request id")
+    func malformedLength() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        try client.send("POST /api/v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: 12x\r\n\r\n")
+        let response = try client.readResponse()
+        #expect(response.status == 400)
+        #expect((response.header("X-Request-Id") ?? "").isEmpty == false)
+    }
+
+    @Test("a body cut short by its Content-Length says the length may be wrong")
+    func lengthHint() throws {
+        let server = try TestServer()
+        let client = try server.client()
+        let body = #"{"name": "long-body"}"#
+        try client.send("POST /api/v1/models HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n\(body)")
+        let response = try client.readResponse()
+        #expect(response.status == 400)
+        let message = (try? JSONParser.parse(response.body))?.objectValue?["error"]?.objectValue?["message"]?.stringValue ?? ""
+        #expect(message.contains("Content-Length"), "\(message)")
+    }
+}
