@@ -29,6 +29,9 @@ let package = Package(
         // so the installed executable needs no files beside it.
         .executableTarget(name: "MigrationEmbedder"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["MigrationEmbedder"]),
+        // The same for the commit the binary is built from (`modelkeep --version`).
+        .executableTarget(name: "BuildInfoEmbedder"),
+        .plugin(name: "EmbedBuildInfo", capability: .buildTool(), dependencies: ["BuildInfoEmbedder"]),
 
         .target(name: "ModelKeepJSON"),
         .target(name: "ModelKeepChunking"),
@@ -60,7 +63,8 @@ let package = Package(
             name: "modelkeep",
             dependencies: ["ModelKeepAPI", "ModelKeepHTTP", "ModelKeepStorage", "ModelKeepRegistry", "ModelKeepJSON", "ModelKeepClient", "ModelKeepSync",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "Logging", package: "swift-log")]
+                           .product(name: "Logging", package: "swift-log")],
+            plugins: ["EmbedBuildInfo"]
         ),
 
         // Micro-benchmarks of the upload path's per-byte costs (scripts/bench, docs/BENCHMARKS.md).

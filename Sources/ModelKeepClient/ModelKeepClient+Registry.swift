@@ -161,6 +161,27 @@ extension ModelKeepClient {
         return try ModelVersion(Decode.member(try await json(request), "version"))
     }
 
+    // MARK: Metadata
+
+    /// Every metadata key of a model or version with its JSON value.
+    public func metadata(_ parent: Parent) async throws(ClientError) -> JSONObject {
+        let json = try await json(Request("GET", parent.path + "/metadata"))
+        guard let metadata = json.objectValue?["metadata"]?.objectValue else { throw .unexpectedResponse("\"metadata\" is missing") }
+        return metadata
+    }
+
+    /// Sets one metadata key to a JSON value.
+    public func setMetadata(_ parent: Parent, key: String, value: JSONValue) async throws(ClientError) {
+        var request = Request("PUT", parent.path + "/metadata/\(Self.segment(key))", json: value)
+        request.idempotent = true
+        _ = try await send(request)
+    }
+
+    /// Removes one metadata key (404 when it is not there).
+    public func deleteMetadata(_ parent: Parent, key: String) async throws(ClientError) {
+        _ = try await send(Request("DELETE", parent.path + "/metadata/\(Self.segment(key))"))
+    }
+
     // MARK: Metrics
 
     /// Logs values at one step; returns how many points were written.

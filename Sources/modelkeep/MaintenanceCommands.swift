@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ModelKeepAPI
 import ModelKeepRegistry
 import ModelKeepStorage
 
@@ -77,5 +78,16 @@ struct Fsck: ParsableCommand {
         }
         print("checked \(report.chunksChecked) chunk(s) and \(report.artifactsChecked) artifact(s): \(report.problems.count) problem(s)")
         if !report.problems.isEmpty { throw ExitCode(1) }
+    }
+}
+
+/// Prints docs/API.md: the REST reference written from the server's own OpenAPI description.
+struct APIReferenceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "api-reference",
+        abstract: "Print the REST API reference (docs/API.md) from the server's OpenAPI description.")
+
+    func run() {
+        print(APIReference.markdown(), terminator: "")
     }
 }

@@ -8,14 +8,21 @@ struct ModelKeepCommand: AsyncParsableCommand {
         commandName: "modelkeep",
         abstract: "A self-hosted model registry: models, versions, tags, stages, metrics, metadata and artifacts.",
         discussion: """
-        Server commands work on a data directory: serve, migrate, gc, fsck, keys, backup, restore.
-        Client commands talk to a running server (--server, or env MODELKEEP_URL and MODELKEEP_API_KEY):
-        models, versions, push, pull, tag, promote, metrics, events.
+        Server commands work on a data directory: serve, migrate, gc, fsck, keys, backup, restore. \
+        Client commands talk to a running server (--server, or env MODELKEEP_URL and MODELKEEP_API_KEY): \
+        models, versions, push, pull, tag, promote, metrics, metadata, events.
         """,
+        version: "modelkeep \(ModelKeepCommand.version) (commit \(BuildInfo.commit))",
         subcommands: [Serve.self, Migrate.self, GC.self, Fsck.self, Keys.self, Backup.self, Restore.self,
-                      Models.self, Versions.self, Push.self, Pull.self, Tag.self, Promote.self, Metrics.self, Events.self],
+                      Models.self, Versions.self, Push.self, Pull.self, Tag.self, Promote.self, Metrics.self, Metadata.self, Events.self,
+                      APIReferenceCommand.self],
         defaultSubcommand: nil
     )
+}
+
+extension ModelKeepCommand {
+    /// The release this source tree is; the build adds its commit.
+    static let version = "0.3.0"
 }
 
 /// The options every command that works on a data directory shares.

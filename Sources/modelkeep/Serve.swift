@@ -11,8 +11,8 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the registry daemon.",
         discussion: """
-            Listens on 127.0.0.1:7700 by default with its data in ./modelkeep-data, applying pending
-            migrations first. SIGTERM or Ctrl-C stops it gracefully: it stops accepting, lets in-flight
+            Listens on 127.0.0.1:7700 by default with its data in ./modelkeep-data, applying pending \
+            migrations first. SIGTERM or Ctrl-C stops it gracefully: it stops accepting, lets in-flight \
             requests finish (shutdown_grace_ms), closes the database and exits 0.
             """
     )
@@ -25,6 +25,10 @@ struct Serve: ParsableCommand {
     @Option(help: "Port to listen on; 0 picks a free port (env MODELKEEP_PORT).")
     var port: Int?
 
+    @Option(help: ArgumentHelp("required: every request but the open routes needs an API key; off: none does (the setting auth).",
+                               valueName: "required|off"))
+    var auth: String?
+
     @Flag(name: .customLong("check-config"), help: "Check the settings (file, environment, flags) and exit: 0 when valid, 1 naming the first problem.")
     var checkConfig = false
 
@@ -32,6 +36,7 @@ struct Serve: ParsableCommand {
         var extra: [(key: String, value: String)] = []
         if let host { extra.append((key: "host", value: host)) }
         if let port { extra.append((key: "port", value: String(port))) }
+        if let auth { extra.append((key: "auth", value: auth)) }
         let settings: Settings
         do {
             settings = try common.settings(extra: extra)

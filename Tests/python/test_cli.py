@@ -264,19 +264,36 @@ class CLITest(unittest.TestCase):
         self.assertIn("-> version 1", text)
         code, _, err = cli("tag", model, "champion", "2", check=False)
         self.assertEqual(code, 4, err)
-        self.assertEqual(cli_json("tag", model, "champion", "2", "--move")["version"]["version"], "2")
+        self.assertIn("held by version 1", err)
+        self.assertIn("--move", err)  # the CLI's words, not the API's ?move=true
+        self.assertNotIn("?move", err)
+        _, text, _ = cli("tag", model, "champion", "2", "--move")
+        self.assertIn("moved tag champion of %s from version 1 to version 2" % model, text)
         cli("tag", model, "champion", "--delete")
-        code, _, _ = cli("versions", "show", f"{model}@champion", check=False)
+        code, _, err = cli("versions", "show", f"{model}@champion", check=False)
         self.assertEqual(code, 3)
+        self.assertIn(f'model "{model}" has no tag champion', err)
+        code, _, err = cli("versions", "show", f"{model}:9", check=False)
+        self.assertEqual(code, 3)
+        self.assertIn(f'model "{model}" has no version 9', err)  # by the name typed, not the id
+        code, _, err = cli("tag", model, "latest", "1", check=False)
+        self.assertEqual(code, 2, err)
+        self.assertIn("reserved", err)
 
         self.assertEqual(cli_json("promote", model, "1", "production")["version"]["stage"], "production")
-        cli("promote", model, "2", "production")
+        _, text, _ = cli("promote", model, "2", "production")
+        self.assertIn(f"archived {model}:1", text)
         self.assertEqual(cli_json("versions", "show", f"{model}:1")["version"]["stage"], "archived")
         code, _, err = cli("promote", model, "2", "heaven", check=False)
         self.assertEqual(code, 2, err)
 
         for step in range(30):
-            cli("metrics", "log", f"{model}:2", f"loss={1 / (step + 1)}", "phase=train", "--step", str(step))
+            cli("metrics", "log", f"{model}:2", f"loss={1 / (step + 1)}", "phase=train", "--text", "--step", str(step))
+        # Without --text a value that is not a number is a typo refused, not a text metric.
+        code, _, err = cli("metrics", "log", f"{model}:2", "acc=0.9x", check=False)
+        self.assertEqual(code, 2, err)
+        self.assertIn("--text", err)
+        self.assertNotIn("acc", cli_json("metrics", "show", f"{model}:2")["metrics"])
         cli("metrics", "log", model, "downloads=12")
         _, table, _ = cli("metrics", "show", f"{model}:2")
         self.assertRegex(table, r"loss\s+29\s+0\.0333")
@@ -291,9 +308,62 @@ class CLITest(unittest.TestCase):
         self.assertEqual([p["step"] for p in series], list(range(30)))
         self.assertEqual(cli_json("metrics", "show", model)["metrics"]["downloads"]["value"], 12)
 
+    def test_metadata_command(self):
+        model = name()
+        cli("models", "create", model)
+        cli("versions", "create", model)
+        _, text, _ = cli("metadata", "set", f"{model}:1", 'dataset={"name": "coco", "images": 118287}', "seed=42")
+        self.assertIn("set dataset, seed", text)
+        self.assertEqual(cli_json("metadata", "show", f"{model}:1")["metadata"], {"dataset": {"name": "coco", "images": 118287}, "seed": 42})
+        self.assertEqual(cli("metadata", "show", f"{model}:1", "seed")[1].strip(), "42")
+        code, _, err = cli("metadata", "set", model, "notes=plain words", check=False)
+        self.assertEqual(code, 2, err)
+        self.assertIn("not JSON", err)
+        cli("metadata", "set", model, "notes=plain words", "--text")
+        self.assertEqual(cli_json("metadata", "show", model)["metadata"], {"notes": "plain words"})
+        cli("metadata", "delete", f"{model}:1", "seed")
+        self.assertEqual(list(cli_json("metadata", "show", f"{model}:1")["metadata"]), ["dataset"])
+        code, _, _ = cli("metadata", "delete", f"{model}:1", "seed", check=False)
+        self.assertEqual(code, 3)
+
+    def test_version_help_and_namespaces(self):
+        code, out, err = cli("--version", check=False)
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out.strip(), r"^modelkeep \d+\.\d+\.\d+ \(commit ([0-9a-f]{12}|unknown)\)$")
+        _, help_text, _ = cli("models", "list", "--help")
+        self.assertIn("show every namespace unless one is given", " ".join(help_text.split()))
+        _, serve_help, _ = cli("serve", "--help")
+        self.assertIn("--auth <required|off>", serve_help)
+        # The discussion is one paragraph, wrapped by the terminal width, not broken mid-sentence.
+        self.assertIn("applying pending migrations first", " ".join(serve_help.split()))
+        other = name()
+        cli("models", "create", other, "-n", "cli-elsewhere")
+        listed = [m["namespace"] for m in cli_json("models", "list", "--limit", "1000")["models"]]
+        self.assertIn("cli-elsewhere", listed)  # every namespace, as the help says
+        only = {m["namespace"] for m in cli_json("models", "list", "-n", "cli-elsewhere")["models"]}
+        self.assertEqual(only, {"cli-elsewhere"})
+
+    def test_push_tag_says_what_moved(self):
+        model = name()
+        with tempfile.TemporaryDirectory() as folder:
+            write_tree(folder, {"weights.bin": 300_000})
+            _, first, _ = cli("push", model, folder, "--tag", "candidate")
+            self.assertIn(f"tagged {model}:1 candidate", first)
+            self.assertRegex(first, r"weights\.bin\s+\S+ \S+\s+sent \d")  # how much of a fully sent file went
+            _, second, _ = cli("push", model, folder, "--tag", "candidate")
+            self.assertIn(f"moved tag candidate of {model} from version 1 to version 2", second)
+            self.assertRegex(second, r"weights\.bin.*(already stored|sent 0 B)")  # no byte of it sent again
+
     def test_events_and_follow(self):
         model = name()
         cli("models", "create", model)
+        cli("versions", "create", model)
+        cli("tag", model, "prod", "1")
+        _, lines, _ = cli("events", "--limit", "1000")
+        tagged = [line for line in lines.splitlines() if "tag.assigned" in line and f"/{model}:1" in line]
+        self.assertEqual(len(tagged), 1, lines[-2000:])
+        self.assertIn("tag prod -> 1", tagged[0])
+        self.assertIn(f"default/{model}:1", tagged[0])
         events = cli_json("events", "--kind", "model.created", "--limit", "1000")["events"]
         self.assertTrue(any(e["kind"] == "model.created" for e in events))
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODELKEEP_")}

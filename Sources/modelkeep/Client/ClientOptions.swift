@@ -12,13 +12,19 @@ struct ClientOptions: ParsableArguments {
     var apiKey: String?
 
     @Option(name: [.customShort("n"), .customLong("namespace")],
-            help: "The namespace models are looked up and created in (env MODELKEEP_NAMESPACE; default \"default\").")
+            help: """
+                The namespace models are looked up and created in (env MODELKEEP_NAMESPACE; default "default"). \
+                `models list` and `events` show every namespace unless one is given.
+                """)
     var namespaceOption: String?
 
     @Flag(name: .customLong("json"), help: "Print the server's JSON instead of a table (for scripts).")
     var json = false
 
-    var namespace: String { namespaceOption ?? ProcessInfo.processInfo.environment["MODELKEEP_NAMESPACE"] ?? "default" }
+    var namespace: String { listNamespace ?? "default" }
+
+    /// The namespace a list is limited to: the one given (option or environment), or nil for all.
+    var listNamespace: String? { namespaceOption ?? ProcessInfo.processInfo.environment["MODELKEEP_NAMESPACE"] }
 
     func client() throws(ClientError) -> ModelKeepClient {
         let environment = ProcessInfo.processInfo.environment

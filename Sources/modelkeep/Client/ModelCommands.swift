@@ -29,7 +29,7 @@ struct ListModels: ClientCommand {
 
     func run(_ client: ModelKeepClient) async throws(ClientError) {
         let models = try await ModelKeepClient.collect(limit: limit) { (token) async throws(ClientError) in
-            try await client.models(namespace: options.namespaceOption, search: search, pageSize: min(1000, max(1, limit)),
+            try await client.models(namespace: options.listNamespace, search: search, pageSize: min(1000, max(1, limit)),
                                     pageToken: token)
         }
         if options.json { return Output.json(["models": .array(models.map(\.json))]) }
@@ -42,7 +42,7 @@ struct ListModels: ClientCommand {
 struct CreateModel: ClientCommand {
     static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a model.")
     @OptionGroup var options: ClientOptions
-    @Argument(help: "The model's name: letters, digits and ._-/")
+    @Argument(help: "The model's name: up to 256 bytes of text without ':' or control characters.")
     var name: String
     @Option var description: String?
     @Option var owner: String?

@@ -1,7 +1,8 @@
 import ModelKeepClient
 
 /// `MODEL`, `MODEL:VERSION` or `MODEL@TAG` as typed on the command line. Model names cannot hold
-/// `:` or `@`, so the split is never ambiguous.
+/// `:`, and tags cannot hold `@`, so the split at the last `@` or `:` is never ambiguous; a model
+/// whose name holds `@` (MLflow allows it) is named by its id here.
 struct ModelReference {
     enum Selector: Equatable {
         case none
@@ -46,9 +47,16 @@ extension ModelKeepClient {
     /// The version a reference names: its `:VERSION`, its `@TAG`, or else the model's latest version.
     func resolveVersion(_ reference: ModelReference, namespace: String) async throws(ClientError) -> (Model, ModelVersion) {
         let model = try await resolveModel(reference.model, namespace: namespace)
+        // A missing version or tag is named as the user typed it, not by the model's id.
+        func missing(_ error: ClientError, _ what: String) -> ClientError {
+            guard error.status == 404 else { return error }
+            return .server(status: 404, code: "not_found", message: "model \"\(model.name)\" has no \(what)")
+        }
         switch reference.selector {
-        case .version(let name): return (model, try await version(modelID: model.id, version: name))
-        case .tag(let tag): return (model, try await version(modelID: model.id, tag: tag))
+        case .version(let name):
+            do { return (model, try await version(modelID: model.id, version: name)) } catch { throw missing(error, "version \(name)") }
+        case .tag(let tag):
+            do { return (model, try await version(modelID: model.id, tag: tag)) } catch { throw missing(error, "tag \(tag)") }
         case .none:
             guard let latest = model.latestVersion else {
                 throw .server(status: 404, code: "not_found", message: "model \"\(model.name)\" has no versions yet")

@@ -30,10 +30,10 @@ struct Push: ClientCommand {
     static let configuration = CommandConfiguration(
         abstract: "Upload files to a model version, sending only the chunks the server lacks.",
         discussion: """
-        A directory is pushed with every regular file under it, by its path relative to the
-        directory. The model is created when it does not exist. Without --version a new version is
-        created; with it, the version is created if needed and files go into it. A file whose
-        artifact has the same sha256 already is not sent again, and a push that was interrupted
+        A directory is pushed with every regular file under it, by its path relative to the \
+        directory. The model is created when it does not exist. Without --version a new version is \
+        created; with it, the version is created if needed and files go into it. A file whose \
+        artifact has the same sha256 already is not sent again, and a push that was interrupted \
         sends only what the server still lacks when run again with the same --version.
         """
     )
@@ -88,7 +88,12 @@ struct Push: ClientCommand {
             throw error
         }
         bar?.finish()
-        for tag in tags { _ = try await client.setTag(modelID: model.id, tag: tag, version: target.version, move: true) }
+        var moves: [(tag: String, from: String?)] = []
+        for tag in tags {
+            let before = model.tags[tag]
+            _ = try await client.setTag(modelID: model.id, tag: tag, version: target.version, move: true)
+            moves.append((tag, before == target.version ? target.version : before))
+        }
         let seconds = (ContinuousClock.now - started).seconds
         let total = pushed.reduce(0) { $0 + $1.size }
         let sent = pushed.reduce(0) { $0 + $1.sent }
@@ -103,10 +108,18 @@ struct Push: ClientCommand {
             ])
         }
         for file in pushed {
-            let detail = file.outcome == .unchanged ? "already stored" : file.sent == file.size ? "sent" : "sent \(Output.bytes(file.sent)), the rest was on the server"
+            let detail = file.outcome == .unchanged ? "already stored"
+                : file.sent == file.size ? "sent \(Output.bytes(file.sent))" : "sent \(Output.bytes(file.sent)), the rest was on the server"
             Output.line("\(file.outcome.rawValue)  \(file.path)  \(Output.bytes(file.size))  \(detail)")
         }
         Output.line("pushed \(model.name):\(target.version): \(pushed.count) file(s), \(Output.bytes(total)); sent \(Output.bytes(sent)) in \(String(format: "%.1f", seconds)) s")
+        for move in moves {
+            switch move.from {
+            case nil: Output.line("tagged \(model.name):\(target.version) \(move.tag)")
+            case target.version?: Output.line("tag \(move.tag) was already on \(model.name):\(target.version)")
+            case let from?: Output.line("moved tag \(move.tag) of \(model.name) from version \(from) to version \(target.version)")
+            }
+        }
     }
 
     /// The version to push into: the named one (created when missing) or a new one.
@@ -126,8 +139,8 @@ struct Pull: ClientCommand {
     static let configuration = CommandConfiguration(
         abstract: "Download a version's artifacts into a directory, verifying each sha256.",
         discussion: """
-        Files are written as NAME.partial and renamed once their sha256 checks out. A pull that was
-        interrupted continues each partial file where it stopped; files already there with the
+        Files are written as NAME.partial and renamed once their sha256 checks out. A pull that was \
+        interrupted continues each partial file where it stopped; files already there with the \
         right sha256 are not downloaded again.
         """
     )
