@@ -368,7 +368,7 @@ public enum OpenAPIDocument {
             }
             responses[String(status)] = .object(response)
         }
-        responses["default"] = ["description": op.errorSchema == "Error" ? "An error (API.md's error shape)." : "An error, in MLflow's shape.",
+        responses["default"] = ["description": op.errorSchema == "Error" ? "An error (the error shape of docs/API.md)." : "An error, in MLflow's shape.",
                                 "content": ["application/json": ["schema": ref(op.errorSchema)]]]
         object["responses"] = .object(responses)
         return .object(object)
@@ -407,7 +407,7 @@ public enum OpenAPIDocument {
             "info": [
                 "title": "ModelKeep",
                 "version": "1",
-                "description": "A self-hosted model registry: models, versions, unique tags, stages, metadata and artifacts. Errors on every native path have the shape {\"error\": {\"code\", \"message\", \"details\"}} (MLflow's paths answer in MLflow's {\"error_code\", \"message\"}). 401 without a valid key when auth is required, 403 when the key's scope is too small, 429 after too many failed authentications. Lists are keyset paginated with page_size and page_token.",
+                "description": "A self-hosted model registry: models, versions, unique tags, stages, metadata and artifacts. Errors on every native path have the shape {\"error\": {\"code\", \"message\", \"details\"}} (MLflow's paths answer in MLflow's {\"error_code\", \"message\"}). 401 without a valid key when auth is required, 403 when the key's scope is too small, 429 for wrong API keys after too many from one address (a request with no key is never counted, a valid key always passes). Lists are keyset paginated with page_size and page_token.",
             ],
             "paths": .object(paths),
             // With auth=required every route but /healthz, /readyz and /openapi.json needs a key,
