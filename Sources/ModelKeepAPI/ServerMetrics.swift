@@ -35,10 +35,10 @@ public final class ServerMetrics: HTTPObserver, Sendable {
         let collectors = PrometheusCollectorRegistry()
         self.collectors = collectors
         func gauge(_ name: String, _ help: String) -> Gauge {
-            collectors.makeGauge(descriptor: MetricNameDescriptor(metricName: name, helpText: help))
+            collectors.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help))
         }
         func counter(_ name: String, _ help: String) -> Counter {
-            collectors.makeCounter(descriptor: MetricNameDescriptor(metricName: name, helpText: help))
+            collectors.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help))
         }
         openConnections = gauge("modelkeep_http_open_connections", "Client connections open now.")
         bytesIn = counter("modelkeep_http_request_body_bytes_total", "Request body bytes read.")
@@ -59,11 +59,11 @@ public final class ServerMetrics: HTTPObserver, Sendable {
         let series = requestSeries.withLock { cache in
             if let series = cache[key] { return series }
             let series = (
-                count: collectors.makeCounter(descriptor: MetricNameDescriptor(metricName: "modelkeep_http_requests_total",
+                count: collectors.makeCounter(descriptor: MetricNameDescriptor(metricName: "modelkeep_http_requests_total", unitName: "",
                                                                              helpText: "Requests answered, by route pattern, method and status."),
                                               labels: [("route", route), ("method", method), ("status", String(status))]),
                 duration: collectors.makeDurationHistogram(
-                    descriptor: MetricNameDescriptor(metricName: "modelkeep_http_request_duration_seconds",
+                    descriptor: MetricNameDescriptor(metricName: "modelkeep_http_request_duration_seconds", unitName: "",
                                                      helpText: "Time from a request's head to its last byte sent, by route pattern."),
                     labels: [("route", route)], buckets: Self.durationBuckets))
             cache[key] = series

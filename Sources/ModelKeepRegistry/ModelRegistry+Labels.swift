@@ -39,6 +39,7 @@ extension ModelRegistry {
 
     /// Runs a label change in a transaction and, when it changed something, bumps the owner's
     /// `updated_at` and records the update in the change feed.
+    @discardableResult
     private func changeLabel(_ parent: ParentReference, key: String,
                              _ change: (SQLiteConnection, ResolvedParent) throws -> Bool) throws(RegistryError) -> Bool {
         let now = Clock.nowMilliseconds()
