@@ -17,31 +17,47 @@ extension ModelRegistry {
     public static let loggedModelStatuses = ["LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"]
 
     static func fetchLoggedModel(id: String, _ db: SQLiteConnection) throws -> LoggedModel {
-        guard var model = try db.queryFirst("""
+        guard let model = try fetchLoggedModels(ids: [id], db).first else {
+            throw RegistryError.notFound("Logged model with ID '\(id)' not found.")
+        }
+        return model
+    }
+
+    /// Logged models with their tags, params and metrics, in the order of `ids` (those that
+    /// exist): four queries for a page, not four a model.
+    static func fetchLoggedModels(ids: [String], _ db: SQLiteConnection) throws -> [LoggedModel] {
+        var models: [String: LoggedModel] = [:]
+        for model in try rows(in: ids, """
             SELECT t.id, t.model_id, t.experiment_id, t.name, t.model_type, t.source_run_id, t.status, t.status_message,
                    t.created_at, t.updated_at, t.deleted_at, e.artifact_location
-            FROM mlflow_logged_models t JOIN mlflow_experiments e ON e.id = t.experiment_id WHERE t.id = ?
-            """, [.text(id)], { row in
+            FROM mlflow_logged_models t JOIN mlflow_experiments e ON e.id = t.experiment_id WHERE t.id IN (?...)
+            """, db, { row in
                 LoggedModel(id: row.text(0), modelID: row.text(1), experimentID: row.int64(2), name: row.text(3),
                             modelType: row.optionalText(4), sourceRunID: row.optionalText(5), status: row.text(6),
                             statusMessage: row.optionalText(7), createdAt: row.int64(8), updatedAt: row.int64(9),
                             deletedAt: row.optionalInt64(10), artifactLocation: row.text(11))
-            }) else {
-            throw RegistryError.notFound("Logged model with ID '\(id)' not found.")
+            }) { models[model.id] = model }
+        var byModel: [String: String] = [:]
+        for model in models.values { byModel[model.modelID] = model.id }
+        let ownIDs = Array(models.keys)
+        for (owner, key, value) in try rows(in: Array(byModel.keys), "SELECT model_id, key, value FROM model_labels WHERE model_id IN (?...)",
+                                            db, { ($0.text(0), $0.text(1), $0.text(2)) }) {
+            if let id = byModel[owner] { models[id]?.tags[key] = value }
         }
-        model.tags = try db.query("SELECT key, value FROM model_labels WHERE model_id = ?", [.text(model.modelID)]) { ($0.text(0), $0.text(1)) }
-            .reduce(into: [:]) { $0[$1.0] = $1.1 }
-        model.params = try db.query("SELECT key, value FROM mlflow_logged_model_params WHERE logged_model_id = ?", [.text(id)]) {
-            ($0.text(0), $0.text(1))
-        }.reduce(into: [:]) { $0[$1.0] = $1.1 }
-        model.metrics = try db.query("""
-            SELECT key, value, step, timestamp, run_id, dataset_name, dataset_digest FROM mlflow_logged_model_metrics
-            WHERE logged_model_id = ? ORDER BY key, step, timestamp LIMIT 10000
-            """, [.text(id)]) {
-            LoggedModelMetric(key: $0.text(0), value: $0.double(1), step: $0.int64(2), timestamp: $0.int64(3), runID: $0.text(4),
-                              datasetName: $0.text(5), datasetDigest: $0.text(6))
-        }
-        return model
+        for (id, key, value) in try rows(in: ownIDs, """
+            SELECT logged_model_id, key, value FROM mlflow_logged_model_params WHERE logged_model_id IN (?...)
+            """, db, { ($0.text(0), $0.text(1), $0.text(2)) }) { models[id]?.params[key] = value }
+        // At most 10,000 metric values a model (its newest first), kept in key and step order.
+        for (id, metric) in try rows(in: ownIDs, """
+            SELECT logged_model_id, key, value, step, timestamp, run_id, dataset_name, dataset_digest FROM (
+                SELECT *, row_number() OVER (PARTITION BY logged_model_id ORDER BY timestamp DESC, step DESC) AS n
+                FROM mlflow_logged_model_metrics WHERE logged_model_id IN (?...))
+            WHERE n <= 10000 ORDER BY logged_model_id, key, step, timestamp
+            """, db, { row in
+                (row.text(0), LoggedModelMetric(key: row.text(1), value: row.double(2), step: row.int64(3), timestamp: row.int64(4),
+                                                runID: row.text(5), datasetName: row.text(6), datasetDigest: row.text(7)))
+            }) { models[id]?.metrics.append(metric) }
+        return ids.compactMap { models[$0] }
     }
 
     static func validateParams(_ params: [String: String]) throws(RegistryError) {
@@ -101,7 +117,7 @@ extension ModelRegistry {
     public func searchLoggedModels(_ search: TrackingSearch) throws(RegistryError) -> Page<LoggedModel> {
         try Self.requireTracking()
         let page = try trackingPage(search, schema: .loggedModels)
-        let models = try reading { db in try page.items.map { try Self.fetchLoggedModel(id: $0, db) } }
+        let models = try reading { db in try Self.fetchLoggedModels(ids: page.items, db) }
         return Page(items: models, nextPageToken: page.nextPageToken)
     }
 

@@ -36,46 +36,76 @@ extension ModelRegistry {
 
     /// A run with its params, tags, latest metrics, inputs and outputs.
     static func fetchRun(id: String, _ db: SQLiteConnection) throws -> Run {
-        var run = try fetchRunAttributes(id: id, db)
-        try loadRunData(&run, db)
+        guard let run = try fetchRuns(ids: [id], db).first else { throw RegistryError.notFound("Run with id=\(id) not found") }
         return run
+    }
+
+    static func run(from row: Row) -> Run {
+        Run(id: row.text(0), modelID: row.text(1), experimentID: row.int64(2), name: row.text(3), userID: row.text(4),
+            status: row.text(5), startTime: row.int64(6), endTime: row.optionalInt64(7), deletedAt: row.optionalInt64(8),
+            artifactLocation: row.text(9))
     }
 
     /// A run's own row (what a write checks), without the rows that hang off it.
     static func fetchRunAttributes(id: String, _ db: SQLiteConnection) throws -> Run {
         guard let run = try db.queryFirst("""
             SELECT \(runColumns) FROM mlflow_runs t JOIN mlflow_experiments e ON e.id = t.experiment_id WHERE t.id = ?
-            """, [.text(id)], { row in
-                Run(id: row.text(0), modelID: row.text(1), experimentID: row.int64(2), name: row.text(3), userID: row.text(4),
-                    status: row.text(5), startTime: row.int64(6), endTime: row.optionalInt64(7), deletedAt: row.optionalInt64(8),
-                    artifactLocation: row.text(9))
-            }) else {
+            """, [.text(id)], Self.run(from:)) else {
             throw RegistryError.notFound("Run with id=\(id) not found")
         }
         return run
     }
 
-    static func loadRunData(_ run: inout Run, _ db: SQLiteConnection) throws {
-        let id = run.id
-        run.tags = try db.query("SELECT key, value FROM model_labels WHERE model_id = ?", [.text(run.modelID)]) { ($0.text(0), $0.text(1)) }
-            .reduce(into: [:]) { $0[$1.0] = $1.1 }
-        run.params = try db.query("SELECT key, value FROM mlflow_run_params WHERE run_id = ?", [.text(id)]) { ($0.text(0), $0.text(1)) }
-            .reduce(into: [:]) { $0[$1.0] = $1.1 }
-        run.metrics = try db.query("""
-            SELECT key, step, wallclock, number, text FROM metric_latest WHERE parent_id = ? AND bytes IS NULL ORDER BY key
-            """, [.text(run.modelID)]) {
-            MetricPoint(key: $0.text(0), step: $0.int64(1), wallclock: $0.int64(2), value: $0.isNull(3) ? .text($0.text(4)) : .number($0.double(3)))
-        }
-        for (direction, kind, document) in try db.query("""
-            SELECT direction, kind, document FROM mlflow_run_io WHERE run_id = ? ORDER BY seq
-            """, [.text(id)], { ($0.text(0), $0.text(1), $0.text(2)) }) {
+    /// Runs with everything that hangs off them, in the order of `ids` (those that exist): five
+    /// queries for a page of runs, not five a run.
+    static func fetchRuns(ids: [String], _ db: SQLiteConnection) throws -> [Run] {
+        var runs: [String: Run] = [:]
+        for run in try rows(in: ids, """
+            SELECT \(runColumns) FROM mlflow_runs t JOIN mlflow_experiments e ON e.id = t.experiment_id WHERE t.id IN (?...)
+            """, db, Self.run(from:)) { runs[run.id] = run }
+        var byModel: [String: String] = [:]
+        for run in runs.values { byModel[run.modelID] = run.id }
+        let modelIDs = Array(byModel.keys), runIDs = Array(runs.keys)
+        for (model, key, value) in try rows(in: modelIDs, "SELECT model_id, key, value FROM model_labels WHERE model_id IN (?...)", db, {
+            ($0.text(0), $0.text(1), $0.text(2))
+        }) { if let id = byModel[model] { runs[id]?.tags[key] = value } }
+        for (id, key, value) in try rows(in: runIDs, "SELECT run_id, key, value FROM mlflow_run_params WHERE run_id IN (?...)", db, {
+            ($0.text(0), $0.text(1), $0.text(2))
+        }) { runs[id]?.params[key] = value }
+        for (model, point) in try rows(in: modelIDs, """
+            SELECT parent_id, key, step, wallclock, number, text FROM metric_latest WHERE parent_id IN (?...) AND bytes IS NULL
+            ORDER BY parent_id, key
+            """, db, { row in
+                (row.text(0), MetricPoint(key: row.text(1), step: row.int64(2), wallclock: row.int64(3),
+                                          value: row.isNull(4) ? .text(row.text(5)) : .number(row.double(4))))
+            }) { if let id = byModel[model] { runs[id]?.metrics.append(point) } }
+        for (id, direction, kind, document) in try rows(in: runIDs, """
+            SELECT run_id, direction, kind, document FROM mlflow_run_io WHERE run_id IN (?...) ORDER BY run_id, seq
+            """, db, { ($0.text(0), $0.text(1), $0.text(2), $0.text(3)) }) {
             let value = (try? JSONParser.parse(document)) ?? .null
             switch (direction, kind) {
-            case ("input", "dataset"): run.datasetInputs.append(value)
-            case ("input", "model"): run.modelInputs.append(value)
-            default: run.modelOutputs.append(value)
+            case ("input", "dataset"): runs[id]?.datasetInputs.append(value)
+            case ("input", "model"): runs[id]?.modelInputs.append(value)
+            default: runs[id]?.modelOutputs.append(value)
             }
         }
+        return ids.compactMap { runs[$0] }
+    }
+
+    /// The rows of a query whose `IN (?...)` takes many ids, run 256 ids at a time. Each batch is
+    /// padded to a power of two by repeating its last id (IN is a set), so a query has at most
+    /// nine shapes in the statement cache whatever the page size.
+    static func rows<T>(in ids: [String], _ sql: String, _ db: SQLiteConnection, _ map: (Row) throws -> T) throws -> [T] {
+        var out: [T] = []
+        for start in stride(from: 0, to: ids.count, by: 256) {
+            var batch = Array(ids[start..<min(ids.count, start + 256)])
+            var size = 1
+            while size < batch.count { size *= 2 }
+            batch += Array(repeating: batch[batch.count - 1], count: size - batch.count)
+            let marks = Array(repeating: "?", count: size).joined(separator: ", ")
+            out += try db.query(sql.replacingOccurrences(of: "(?...)", with: "(\(marks))"), batch.map { .text($0) }, map)
+        }
+        return out
     }
 
     static func newHexID() -> String { UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
@@ -131,7 +161,7 @@ extension ModelRegistry {
     public func searchRuns(_ search: TrackingSearch) throws(RegistryError) -> Page<Run> {
         try Self.requireTracking()
         let page = try trackingPage(search, schema: .runs)
-        let runs = try reading { db in try page.items.map { try Self.fetchRun(id: $0, db) } }
+        let runs = try reading { db in try Self.fetchRuns(ids: page.items, db) }
         return Page(items: runs, nextPageToken: page.nextPageToken)
     }
 
