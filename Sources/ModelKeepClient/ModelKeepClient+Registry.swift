@@ -129,6 +129,11 @@ extension ModelKeepClient {
         return try ModelVersion(Decode.member(try await json(Request("GET", path)), "version"))
     }
 
+    /// A version by its own id.
+    public func version(id: String) async throws(ClientError) -> ModelVersion {
+        try ModelVersion(Decode.member(try await json(Request("GET", "/api/v1/versions/\(Self.segment(id))")), "version"))
+    }
+
     public func createVersion(modelID: String, _ draft: VersionDraft) async throws(ClientError) -> ModelVersion {
         let request = Request("POST", Self.modelPath(modelID) + "/versions", json: draft.json)
         return try ModelVersion(Decode.member(try await json(request), "version"))

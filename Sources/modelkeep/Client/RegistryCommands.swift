@@ -287,7 +287,11 @@ struct Events: ClientCommand {
         } else {
             subject += event.subjectID
         }
-        if let version = text("version") { subject += ":" + version }
+        if let version = text("version") {
+            subject += ":" + version
+        } else if let parent = text("parent_id") ?? (event.kind.hasPrefix("metadata.") ? event.subjectID : nil), parent != modelID {
+            subject += ":" + (await names.version(of: parent))  // an artifact or metadata of a version
+        }
         var what = ""
         switch event.kind {
         case "tag.assigned": what = "tag \(text("tag") ?? "?") -> \(text("version") ?? "?")"
@@ -307,10 +311,18 @@ struct Events: ClientCommand {
     }
 }
 
-/// Model names by id, asked for once each (the change feed names models by id).
+/// Model names and version numbers by id, asked for once each (the change feed names them by id).
 struct ModelNames {
     let client: ModelKeepClient
     private var known: [String: String] = [:]
+    private var versions: [String: String] = [:]
+
+    mutating func version(of id: String) async -> String {
+        if let version = versions[id] { return version }
+        let version = (try? await client.version(id: id))?.version ?? id
+        versions[id] = version
+        return version
+    }
 
     init(client: ModelKeepClient) { self.client = client }
 
