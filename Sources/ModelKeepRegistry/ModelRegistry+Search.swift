@@ -258,6 +258,19 @@ extension ModelRegistry {
         return glob
     }
 
+    /// The keyset condition "after the row the cursor stands for" in a mixed-direction order:
+    /// (a > x) OR (a = x AND b < y) OR ..., adding the cursor's values to `arguments`.
+    static func after(_ cursor: PageCursor, columns: [(column: String, descending: Bool)], arguments: inout [SQLValue]) -> String {
+        var alternatives: [String] = []
+        for i in columns.indices {
+            var terms = (0..<i).map { "\(columns[$0].column) = ?" }
+            terms.append("\(columns[i].column) \(columns[i].descending ? "<" : ">") ?")
+            alternatives.append("(" + terms.joined(separator: " AND ") + ")")
+            arguments += cursor.values[0...i]
+        }
+        return "(" + alternatives.joined(separator: " OR ") + ")"
+    }
+
     /// The signature of an order, so a page token only continues the search it came from.
     static func orderSignature(_ columns: [(column: String, descending: Bool)]) -> String {
         columns.map { "\($0.column)\($0.descending ? "-" : "+")" }.joined(separator: ",")
@@ -271,15 +284,7 @@ extension ModelRegistry {
         var clauses = clauses, arguments = arguments
         if let token = search.pageToken {
             let cursor = try PageCursor.decode(token, order: Self.orderSignature(columns), descending: false, count: columns.count)
-            // Keyset: after the last row in a mixed-direction order, as (a > x) OR (a = x AND b < y) OR ...
-            var alternatives: [String] = []
-            for i in columns.indices {
-                var terms = (0..<i).map { "\(columns[$0].column) = ?" }
-                terms.append("\(columns[i].column) \(columns[i].descending ? "<" : ">") ?")
-                alternatives.append("(" + terms.joined(separator: " AND ") + ")")
-                arguments += cursor.values[0...i]
-            }
-            clauses.append("(" + alternatives.joined(separator: " OR ") + ")")
+            clauses.append(Self.after(cursor, columns: columns, arguments: &arguments))
         }
         let orderBy = columns.map { "\($0.column) \($0.descending ? "DESC" : "ASC")" }.joined(separator: ", ")
         let sql = "\(select) WHERE \(clauses.joined(separator: " AND ")) ORDER BY \(orderBy) LIMIT ?"

@@ -121,14 +121,7 @@ extension ModelRegistry {
         let orderSignature = schema.kind + ":" + signature.joined(separator: ",")
         if let token = search.pageToken {
             let cursor = try PageCursor.decode(token, order: orderSignature, descending: false, count: columns.count)
-            var alternatives: [String] = []
-            for i in columns.indices {
-                var terms = (0..<i).map { "\(columns[$0].column) = ?" }
-                terms.append("\(columns[i].column) \(columns[i].descending ? "<" : ">") ?")
-                alternatives.append("(" + terms.joined(separator: " AND ") + ")")
-                outerArguments += cursor.values[0...i]
-            }
-            outer.append("(" + alternatives.joined(separator: " OR ") + ")")
+            outer.append(Self.after(cursor, columns: columns, arguments: &outerArguments))
         }
         let sql = """
             SELECT * FROM (SELECT t.id AS item_id, \(keys.joined(separator: ", ")) FROM \(schema.table) \(whereClause))

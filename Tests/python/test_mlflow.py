@@ -2,14 +2,11 @@
 ModelKeep: every Model Registry call, its errors, search and paging, runs and artifacts, and the
 same models seen through ModelKeep's own API. Needs MODELKEEP_URL (http://127.0.0.1:PORT)."""
 import hashlib
-import json
 import os
 import tempfile
 import unittest
-import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 
 BASE = os.environ["MODELKEEP_URL"]
 os.environ["MLFLOW_TRACKING_URI"] = BASE
@@ -20,32 +17,8 @@ os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 import mlflow  # noqa: E402  (after the environment is set)
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
+from helpers import native, raw, unique  # noqa: E402
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository  # noqa: E402
-
-
-def native(method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(BASE + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
-    with urllib.request.urlopen(request) as response:
-        text = response.read()
-        return json.loads(text) if text else None
-
-
-def raw(method, path, body=None):
-    """(status, parsed JSON body) of a request whose error we want to see."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(BASE + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
-
-
-def unique(prefix):
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 class MLflowRegistryTest(unittest.TestCase):
