@@ -23,9 +23,9 @@ extension ModelRegistry {
         return model
     }
 
-    /// Logged models with their tags, params and metrics, in the order of `ids` (those that
-    /// exist): four queries for a page, not four a model.
-    static func fetchLoggedModels(ids: [String], _ db: SQLiteConnection) throws -> [LoggedModel] {
+    /// Logged models with their tags, params and metrics (unless `attributesOnly`), in the order
+    /// of `ids` (those that exist): four queries for a page, not four a model.
+    static func fetchLoggedModels(ids: [String], attributesOnly: Bool = false, _ db: SQLiteConnection) throws -> [LoggedModel] {
         var models: [String: LoggedModel] = [:]
         for model in try rows(in: ids, """
             SELECT t.id, t.model_id, t.experiment_id, t.name, t.model_type, t.source_run_id, t.status, t.status_message,
@@ -37,6 +37,7 @@ extension ModelRegistry {
                             statusMessage: row.optionalText(7), createdAt: row.int64(8), updatedAt: row.int64(9),
                             deletedAt: row.optionalInt64(10), artifactLocation: row.text(11))
             }) { models[model.id] = model }
+        if attributesOnly { return ids.compactMap { models[$0] } }
         var byModel: [String: String] = [:]
         for model in models.values { byModel[model.modelID] = model.id }
         let ownIDs = Array(models.keys)
@@ -104,11 +105,14 @@ extension ModelRegistry {
         }
     }
 
-    /// A logged model; a deleted one only with `includeDeleted`.
-    public func loggedModel(id: String, includeDeleted: Bool = false) throws(RegistryError) -> LoggedModel {
+    /// A logged model; a deleted one only with `includeDeleted`; without its tags, params and
+    /// metrics with `attributesOnly` (where its files are, for an artifact request).
+    public func loggedModel(id: String, includeDeleted: Bool = false, attributesOnly: Bool = false) throws(RegistryError) -> LoggedModel {
         try Self.requireTracking()
         return try reading { db in
-            let model = try Self.fetchLoggedModel(id: id, db)
+            guard let model = try Self.fetchLoggedModels(ids: [id], attributesOnly: attributesOnly, db).first else {
+                throw RegistryError.notFound("Logged model with ID '\(id)' not found.")
+            }
             guard includeDeleted || model.deletedAt == nil else { throw RegistryError.notFound("Logged model with ID '\(id)' not found.") }
             return model
         }
@@ -127,8 +131,9 @@ extension ModelRegistry {
         try Self.requireTracking()
         let now = Clock.nowMilliseconds()
         return try writing { db in
-            let model = try Self.fetchLoggedModel(id: id, db)
-            guard model.deletedAt == nil else { throw RegistryError.notFound("Logged model with ID '\(id)' not found.") }
+            guard let model = try Self.fetchLoggedModels(ids: [id], attributesOnly: true, db).first, model.deletedAt == nil else {
+                throw RegistryError.notFound("Logged model with ID '\(id)' not found.")
+            }
             let result = try change(db, model, now)
             try db.run("UPDATE mlflow_logged_models SET updated_at = ? WHERE id = ?", [.integer(now), .text(id)])
             try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(model.modelID)])

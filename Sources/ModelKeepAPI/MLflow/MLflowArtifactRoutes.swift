@@ -29,10 +29,10 @@ struct MLflowArtifactSpace {
             }
         }
         if segments.count >= 4, segments[1] == "models", segments[3] == "artifacts", segments[2].hasPrefix("m-"),
-           let model = try? registry.loggedModel(id: segments[2], includeDeleted: true) {
+           let model = try? registry.loggedModel(id: segments[2], includeDeleted: true, attributesOnly: true) {
             return (.model(model.modelID), rest(4), model.sourceRunID)
         }
-        if segments.count >= 3, segments[2] == "artifacts", let run = try? registry.run(id: segments[1]) {
+        if segments.count >= 3, segments[2] == "artifacts", let run = try? registry.runAttributes(id: segments[1]) {
             return (.model(run.modelID), rest(3), run.id)
         }
         guard let files = try filesModel(create: create) else { return nil }
@@ -74,7 +74,7 @@ struct MLflowArtifactSpace {
         }
         if source.hasPrefix("runs:/") {
             // A run this server does not know keeps its source as it is, as MLflow does.
-            guard let runID = segments.dropFirst().first.map(String.init), let run = try? registry.run(id: runID) else { return Source() }
+            guard let runID = segments.dropFirst().first.map(String.init), let run = try? registry.runAttributes(id: runID) else { return Source() }
             return Source(artifacts: ArtifactSource(parent: .model(run.modelID), prefix: segments.dropFirst(2).joined(separator: "/")),
                           runID: run.id)
         }

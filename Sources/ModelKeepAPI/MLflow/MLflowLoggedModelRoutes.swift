@@ -84,7 +84,7 @@ struct MLflowLoggedModelRoutes {
 
     /// One directory of a logged model's files: `{root_uri, files: [{path, is_dir, file_size}]}`.
     func listArtifacts(_ request: HTTPRequest) throws -> HTTPResponse {
-        let model = try registry.loggedModel(id: request.parameter("model_id"))
+        let model = try registry.loggedModel(id: request.parameter("model_id"), attributesOnly: true)
         let directory = request.query["artifact_directory_path"] ?? ""
         let files = try MLflowArtifactRoutes(registry: registry).directory(.model(model.modelID), path: directory)
         var body: JSONObject = ["root_uri": .string(model.artifactURI)]
