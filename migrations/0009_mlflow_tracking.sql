@@ -100,6 +100,9 @@ CREATE TABLE mlflow_logged_model_metrics (
     run_id          TEXT NOT NULL,
     PRIMARY KEY (logged_model_id, key, dataset_name, dataset_digest, step, timestamp, value)
 ) STRICT, WITHOUT ROWID;
+-- A logged model's latest value of a metric (what a search orders by) is the first entry here.
+CREATE INDEX mlflow_logged_model_metrics_latest
+    ON mlflow_logged_model_metrics (logged_model_id, key, timestamp DESC, step DESC, run_id, value);
 
 -- A version registered from a logged model keeps receiving the metrics logged to that model
 -- after registration (its series are copies, so the version keeps them if the model goes).

@@ -96,23 +96,28 @@ extension ModelRegistry {
         for predicate in search.predicates {
             try Self.trackingClause(predicate, schema: schema, clauses: &clauses, arguments: &arguments)
         }
-        // The sort keys, computed once in an inner select: each caller key as (is missing, value),
-        // so missing values sort last either way, then the schema's own order.
+        // The sort keys: each caller key's value computed once per row (a materialized inner
+        // select: a correlated subquery written twice would run twice), then used as (is missing,
+        // value) so missing values sort last either way; then the schema's own order.
+        var values: [String] = []
         var keys: [String] = []
         var keyArguments: [SQLValue] = []
         var columns: [(column: String, descending: Bool)] = []
         var signature: [String] = []
         for order in search.order {
             let (sql, args, numeric) = try Self.trackingExpression(order.field, schema: schema)
-            let n = keys.count
-            keys.append("(\(sql)) IS NULL AS k\(n)")
-            keys.append("IFNULL(\(sql), \(numeric ? "0" : "''")) AS k\(n + 1)")
-            keyArguments += args + args
+            let value = "e\(values.count)", n = keys.count
+            values.append("(\(sql)) AS \(value)")
+            keyArguments += args
+            keys.append("\(value) IS NULL AS k\(n)")
+            keys.append("IFNULL(\(value), \(numeric ? "0" : "''")) AS k\(n + 1)")
             columns += [("k\(n)", false), ("k\(n + 1)", order.descending)]
             signature.append("\(order.field)\(order.descending ? "-" : "+")")
         }
         for (column, descending) in schema.defaultOrder {
-            keys.append("\(column) AS k\(keys.count)")
+            let value = "e\(values.count)"
+            values.append("\(column) AS \(value)")
+            keys.append("\(value) AS k\(keys.count)")
             columns.append(("k\(keys.count - 1)", descending))
         }
         let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
@@ -124,7 +129,8 @@ extension ModelRegistry {
             outer.append(Self.after(cursor, columns: columns, arguments: &outerArguments))
         }
         let sql = """
-            SELECT * FROM (SELECT t.id AS item_id, \(keys.joined(separator: ", ")) FROM \(schema.table) \(whereClause))
+            WITH base AS MATERIALIZED (SELECT t.id AS item_id, \(values.joined(separator: ", ")) FROM \(schema.table) \(whereClause))
+            SELECT * FROM (SELECT item_id, \(keys.joined(separator: ", ")) FROM base)
             \(outer.isEmpty ? "" : "WHERE " + outer.joined(separator: " AND "))
             ORDER BY \(columns.map { "\($0.column) \($0.descending ? "DESC" : "ASC")" }.joined(separator: ", ")) LIMIT ?
             """

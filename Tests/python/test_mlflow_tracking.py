@@ -33,6 +33,13 @@ def data(rows=60, seed=0):
     return x, (x[:, 0] + x[:, 1] > 1).astype(int)
 
 
+def files_size(artifact_location, path):
+    """The size of one stored file, from the artifact proxy's own listing of its directory."""
+    directory = artifact_location.split("mlflow-artifacts:/", 1)[1]
+    listed = native("GET", "/api/2.0/mlflow-artifacts/artifacts?path=" + urllib.parse.quote(directory))
+    return next(f["file_size"] for f in listed["files"] if f["path"] == path)
+
+
 class Echo(mlflow.pyfunc.PythonModel):
     """A custom pyfunc flavor with no dependencies: doubles its input."""
 
@@ -83,6 +90,11 @@ class TrackingTest(unittest.TestCase):
         self.assertEqual((str(logged.status), logged.source_run_id), ("READY", run.info.run_id))
         self.assertEqual(json.loads(logged.tags["mlflow.modelVersions"])[0]["name"], name)
         self.assertEqual({m.key: m.value for m in logged.metrics}, {"val_acc": 0.91})
+        listing = native("GET", f"/api/2.0/mlflow/logged-models/{info.model_id}/artifacts/directories")
+        self.assertEqual(listing["root_uri"], logged.artifact_location)
+        mlmodel = [f for f in listing["files"] if f["path"] == "MLmodel"]
+        self.assertEqual((len(mlmodel), mlmodel[0]["is_dir"]), (1, False))
+        self.assertEqual(mlmodel[0]["file_size"], files_size(logged.artifact_location, "MLmodel"))
         # One store: the version's files are the logged model's chunks, its metrics and params
         # are visible natively, and the run is a model of mlflow-runs with its metric series.
         model_row = self.native_model("default", name)
@@ -280,6 +292,11 @@ class TrackingTest(unittest.TestCase):
         mlflow.log_model_params({"extra": "1"}, model_id=ids[0])
         got = mlflow.get_logged_model(ids[0])
         self.assertEqual((got.tags.get("stage"), got.tags.get("family"), got.params["extra"]), ("candidate", None, "1"))
+        broken = mlflow.initialize_logged_model(name="broken")
+        mlflow.finalize_logged_model(broken.model_id, "FAILED")  # what the client sends when an upload raised
+        self.assertEqual(str(mlflow.get_logged_model(broken.model_id).status), "FAILED")
+        status, body = raw("PATCH", f"/api/2.0/mlflow/logged-models/{broken.model_id}", {"status": "DONE"})
+        self.assertEqual((status, body["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
         self.client.delete_logged_model(ids[2])
         self.assertCode("RESOURCE_DOES_NOT_EXIST", mlflow.get_logged_model, ids[2])
         self.assertCode("INVALID_PARAMETER_VALUE", mlflow.search_logged_models, experiment_ids=[experiment],

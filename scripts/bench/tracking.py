@@ -100,6 +100,7 @@ def main():
     parser.add_argument("--seed-models", type=int, default=500)
     parser.add_argument("--history", type=int, default=100_000)
     parser.add_argument("--history-seconds", type=int, default=30, help="seconds per get-history cell")
+    parser.add_argument("--only", help="comma-separated parts of operation names: measure only those (all by default)")
     parser.add_argument("--out", help="also write the report here")
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
@@ -136,7 +137,10 @@ def main():
         say()
         say("| operation | conns | server | req/s | p50 ms | p99 ms | max ms | non-2xx | ModelKeep / MLflow |")
         say("|---|---|---|---|---|---|---|---|---|")
+        wanted = [part.strip() for part in args.only.split(",")] if args.only else None
         for op in targets[0].ops:
+            if wanted and not any(part in op for part in wanted):
+                continue
             for c in connections:
                 results = {t.label: [] for t in targets if op in t.ops}
                 for _ in range(args.runs):
