@@ -150,14 +150,6 @@ extension ModelRegistry {
         return try reading { db in try Self.fetchRunAttributes(id: id, db) }
     }
 
-    /// The run whose files, metrics and tags a ModelKeep model holds, if it is one.
-    public func run(modelID: String) throws(RegistryError) -> Run? {
-        try reading { db in
-            guard let id = try db.queryFirst("SELECT id FROM mlflow_runs WHERE model_id = ?", [.text(modelID)], { $0.text(0) }) else { return nil }
-            return try Self.fetchRun(id: id, db)
-        }
-    }
-
     public func searchRuns(_ search: TrackingSearch) throws(RegistryError) -> Page<Run> {
         try Self.requireTracking()
         let page = try trackingPage(search, schema: .runs)
