@@ -8,7 +8,6 @@ import PackageDescription
 //   ModelKeepClient talks to a server over HTTP(S) and knows nothing of the server's code.
 let package = Package(
     name: "ModelKeep",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "modelkeep", targets: ["modelkeep"]),
         .executable(name: "modelkeep-bench", targets: ["modelkeep-bench"]),
@@ -38,7 +37,7 @@ let package = Package(
         .target(name: "ModelKeepSync"),
         .target(
             name: "ModelKeepHTTP",
-            dependencies: ["ModelKeepJSON", "ModelKeepSync", "CZlib", "CPlatform", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ModelKeepSync", "CZlib", "CPlatform", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "ModelKeepStorage",
