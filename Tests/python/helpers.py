@@ -2,6 +2,7 @@
 MODELKEEP_URL names the server."""
 import json
 import os
+import unittest
 import urllib.error
 import urllib.request
 import uuid
@@ -33,3 +34,19 @@ def raw(method, path, body=None):
 
 def unique(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class MLflowTestCase(unittest.TestCase):
+    """A test case with an MlflowClient and an assertion on the error code the client raises."""
+
+    @classmethod
+    def setUpClass(cls):
+        from mlflow import MlflowClient
+        cls.client = MlflowClient()
+
+    def assertCode(self, code, call, *args, **kwargs):
+        from mlflow.exceptions import MlflowException
+        with self.assertRaises(MlflowException) as caught:
+            call(*args, **kwargs)
+        self.assertEqual(caught.exception.error_code, code, str(caught.exception))
+        return caught.exception

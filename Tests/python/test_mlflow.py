@@ -16,22 +16,11 @@ os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 
 import mlflow  # noqa: E402  (after the environment is set)
 from mlflow import MlflowClient  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-from helpers import native, raw, unique  # noqa: E402
+from helpers import MLflowTestCase, native, raw, unique  # noqa: E402
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository  # noqa: E402
 
 
-class MLflowRegistryTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.client = MlflowClient()
-
-    def assertCode(self, code, call, *args, **kwargs):
-        with self.assertRaises(MlflowException) as caught:
-            call(*args, **kwargs)
-        self.assertEqual(caught.exception.error_code, code, str(caught.exception))
-        return caught.exception
-
+class MLflowRegistryTest(MLflowTestCase):
     def model_with_versions(self, count=1, **tags):
         name = unique("m")
         self.client.create_registered_model(name, tags=tags or None, description="a model")

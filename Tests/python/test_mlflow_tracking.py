@@ -20,10 +20,8 @@ os.environ["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] = "false"
 
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-from helpers import native, raw, unique  # noqa: E402
+from helpers import MLflowTestCase, native, raw, unique  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 
@@ -47,17 +45,7 @@ class Echo(mlflow.pyfunc.PythonModel):
         return [2 * v for v in model_input]
 
 
-class TrackingTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.client = MlflowClient()
-
-    def assertCode(self, code, call, *args, **kwargs):
-        with self.assertRaises(MlflowException) as caught:
-            call(*args, **kwargs)
-        self.assertEqual(caught.exception.error_code, code, str(caught.exception))
-        return caught.exception
-
+class TrackingTest(MLflowTestCase):
     def native_model(self, namespace, name):
         query = urllib.parse.urlencode({"namespace": namespace, "name": name})
         models = native("GET", f"/api/v1/models?{query}")["models"]
