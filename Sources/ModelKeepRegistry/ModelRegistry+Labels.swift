@@ -14,15 +14,23 @@ extension ModelRegistry {
         try Validation.label(key: key, value: value, field: "key")
         try changeLabel(parent, key: key) { db, resolved in
             let (table, column, _) = Self.labelTable(parent)
-            try db.run("""
-                INSERT INTO \(table) (\(column), key, value) VALUES (?, ?, ?)
-                ON CONFLICT (\(column), key) DO UPDATE SET value = excluded.value
-                """, [.text(resolved.id), .text(key), .text(value)])
-            let count = try db.queryFirst("SELECT count(*) FROM \(table) WHERE \(column) = ?", [.text(resolved.id)]) { $0.int(0) } ?? 0
-            guard count <= Validation.maxLabels else {
-                throw RegistryError.invalid(field: "key", message: "\(parent) already has the most labels allowed (\(Validation.maxLabels))")
-            }
+            try Self.putLabel(table: table, column: column, ownerID: resolved.id, key: key, value: value,
+                              owner: parent.description, field: "key", db)
             return true
+        }
+    }
+
+    /// Sets one label inside the caller's transaction; 400 when that makes more than
+    /// `Validation.maxLabels` (the transaction then rolls back).
+    static func putLabel(table: String, column: String, ownerID: String, key: String, value: String,
+                         owner: String, field: String, _ db: SQLiteConnection) throws {
+        try db.run("""
+            INSERT INTO \(table) (\(column), key, value) VALUES (?, ?, ?)
+            ON CONFLICT (\(column), key) DO UPDATE SET value = excluded.value
+            """, [.text(ownerID), .text(key), .text(value)])
+        let count = try db.queryFirst("SELECT count(*) FROM \(table) WHERE \(column) = ?", [.text(ownerID)]) { $0.int(0) } ?? 0
+        guard count <= Validation.maxLabels else {
+            throw RegistryError.invalid(field: field, message: "\(owner) already has the most labels allowed (\(Validation.maxLabels))")
         }
     }
 

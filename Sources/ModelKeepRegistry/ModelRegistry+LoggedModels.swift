@@ -61,20 +61,11 @@ extension ModelRegistry {
         return ids.compactMap { models[$0] }
     }
 
-    static func validateParams(_ params: [String: String]) throws(RegistryError) {
-        for (key, value) in params {
-            guard (1...maxParamKeyBytes).contains(key.utf8.count), value.utf8.count <= maxParamValueBytes else {
-                throw .invalid(field: "params", message: "param '\(key.prefix(64))' must have a key of 1 to \(maxParamKeyBytes) bytes "
-                               + "and a value of at most \(maxParamValueBytes) bytes")
-            }
-        }
-    }
-
     /// Creates a pending logged model in a live experiment, with the ModelKeep model that holds
     /// its files, tags and metric series.
     public func createLoggedModel(_ draft: LoggedModelDraft) throws(RegistryError) -> LoggedModel {
         try Self.requireTracking()
-        try Self.validateParams(draft.params)
+        try Self.validateParams(draft.params.map { ($0.key, $0.value) })
         let id = "m-" + Self.newHexID()
         let name = draft.name.flatMap { $0.isEmpty ? nil : $0 } ?? "model-\(id.dropFirst(2).prefix(8))"
         try Validation.text(name, field: "name", maxBytes: 500)
@@ -97,10 +88,8 @@ extension ModelRegistry {
                 VALUES (?, ?, ?, ?, ?, ?, 'LOGGED_MODEL_PENDING', ?, ?)
                 """, [.text(id), .text(modelID), .integer(experiment.id), .text(name), SQLValue(draft.modelType),
                       SQLValue(draft.sourceRunID.flatMap { $0.isEmpty ? nil : $0 }), .integer(now), .integer(now)])
-            for (key, value) in draft.params {
-                try db.run("INSERT INTO mlflow_logged_model_params (logged_model_id, key, value) VALUES (?, ?, ?)",
-                           [.text(id), .text(key), .text(value)])
-            }
+            try Self.putParams(draft.params.map { ($0.key, $0.value) }, table: "mlflow_logged_model_params", column: "logged_model_id",
+                               ownerID: id, owner: "logged model '\(id)'", db)
             return try Self.fetchLoggedModel(id: id, db)
         }
     }
@@ -162,7 +151,7 @@ extension ModelRegistry {
     public func setLoggedModelTags(id: String, _ tags: [(key: String, value: String)]) throws(RegistryError) {
         for tag in tags { try Validation.label(key: tag.key, value: tag.value, field: "tags") }
         try changeLoggedModel(id) { db, model, _ in
-            for tag in tags { try Self.upsertLabel(modelID: model.modelID, key: tag.key, value: tag.value, db) }
+            for tag in tags { try Self.putTag(modelID: model.modelID, key: tag.key, value: tag.value, owner: "logged model '\(id)'", db) }
         }
     }
 
@@ -176,20 +165,11 @@ extension ModelRegistry {
 
     /// Adds params to a logged model; a param already set to another value is refused.
     public func logLoggedModelParams(id: String, _ params: [String: String]) throws(RegistryError) {
-        try Self.validateParams(params)
+        let pairs = params.map { (key: $0.key, value: $0.value) }
+        try Self.validateParams(pairs)
         try changeLoggedModel(id) { db, _, _ in
-            for (key, value) in params {
-                if let stored = try db.queryFirst("SELECT value FROM mlflow_logged_model_params WHERE logged_model_id = ? AND key = ?",
-                                                  [.text(id), .text(key)], { $0.text(0) }) {
-                    guard stored == value else {
-                        throw RegistryError.invalid(field: "params", message: "Changing param values is not allowed. Param with key='\(key)' "
-                                                    + "was already logged with value='\(stored)' for logged model '\(id)'.")
-                    }
-                    continue
-                }
-                try db.run("INSERT INTO mlflow_logged_model_params (logged_model_id, key, value) VALUES (?, ?, ?)",
-                           [.text(id), .text(key), .text(value)])
-            }
+            try Self.putParams(pairs, table: "mlflow_logged_model_params", column: "logged_model_id", ownerID: id,
+                               owner: "logged model '\(id)'", db)
         }
     }
 }

@@ -39,12 +39,9 @@ extension ModelRegistry {
 
     static func metadataValues(key: String, parentIDs: [String], _ db: SQLiteConnection) throws -> [String: JSONValue] {
         var values: [String: JSONValue] = [:]
-        for start in stride(from: 0, to: parentIDs.count, by: 500) {
-            let batch = parentIDs[start..<min(parentIDs.count, start + 500)]
-            let marks = Array(repeating: "?", count: batch.count).joined(separator: ", ")
-            let rows = try db.query("SELECT parent_id, value FROM metadata WHERE key = ? AND parent_id IN (\(marks))",
-                                    [.text(key)] + batch.map { .text($0) }) { (id: $0.text(0), text: $0.text(1)) }
-            for row in rows { values[row.id] = (try? JSONParser.parse(row.text, maxDepth: 1 << 16)) ?? .null }
+        for row in try rows(in: parentIDs, "SELECT parent_id, value FROM metadata WHERE parent_id IN (?...) AND key = ?", extra: [.text(key)],
+                            db, { (id: $0.text(0), text: $0.text(1)) }) {
+            values[row.id] = (try? JSONParser.parse(row.text, maxDepth: 1 << 16)) ?? .null
         }
         return values
     }

@@ -84,7 +84,8 @@ extension ModelRegistry {
         }
     }
 
-    private static func value(_ row: Row, at i: Int) -> MetricValue {
+    /// A point's value from the columns number, text, bytes starting at `i`.
+    static func value(_ row: Row, at i: Int) -> MetricValue {
         if !row.isNull(i) { return .number(row.double(i)) }
         if !row.isNull(i + 1) { return .text(row.text(i + 1)) }
         return .bytes(row.blob(i + 2))

@@ -110,14 +110,17 @@ extension ModelRegistry {
 
     /// The live model with that namespace and name, or 404.
     public func model(namespace: String, name: String) throws(RegistryError) -> Model {
-        try reading { db in
-            guard Access.allows(namespace), let model = try db.queryFirst(
-                "SELECT \(Self.modelColumns) FROM models m WHERE m.namespace = ? AND m.name = ? AND m.deleted_at IS NULL",
-                [.text(namespace), .text(name)], Self.model(from:)) else {
-                throw RegistryError.notFound("model \(name) does not exist in namespace \(namespace)")
-            }
-            return model
+        try reading { db in try Self.requireModel(namespace: namespace, name: name, db) }
+    }
+
+    /// The live model with that namespace and name, inside the caller's transaction, or 404.
+    static func requireModel(namespace: String, name: String, _ db: SQLiteConnection) throws -> Model {
+        guard Access.allows(namespace), let model = try db.queryFirst(
+            "SELECT \(modelColumns) FROM models m WHERE m.namespace = ? AND m.name = ? AND m.deleted_at IS NULL",
+            [.text(namespace), .text(name)], Self.model(from:)) else {
+            throw RegistryError.notFound("model \(name) does not exist in namespace \(namespace)")
         }
+        return model
     }
 
     /// One page of models matching the query, in its order.

@@ -73,11 +73,10 @@ extension ModelRegistry {
             ($0.text(0), $0.text(1), $0.text(2))
         }) { runs[id]?.params[key] = value }
         for (model, point) in try rows(in: modelIDs, """
-            SELECT parent_id, key, step, wallclock, number, text FROM metric_latest WHERE parent_id IN (?...) AND bytes IS NULL
+            SELECT parent_id, key, step, wallclock, number, text, bytes FROM metric_latest WHERE parent_id IN (?...) AND bytes IS NULL
             ORDER BY parent_id, key
             """, db, { row in
-                (row.text(0), MetricPoint(key: row.text(1), step: row.int64(2), wallclock: row.int64(3),
-                                          value: row.isNull(4) ? .text(row.text(5)) : .number(row.double(4))))
+                (row.text(0), MetricPoint(key: row.text(1), step: row.int64(2), wallclock: row.int64(3), value: Self.value(row, at: 4)))
             }) { if let id = byModel[model] { runs[id]?.metrics.append(point) } }
         for (id, direction, kind, document) in try rows(in: runIDs, """
             SELECT run_id, direction, kind, document FROM mlflow_run_io WHERE run_id IN (?...) ORDER BY run_id, seq
@@ -90,22 +89,6 @@ extension ModelRegistry {
             }
         }
         return ids.compactMap { runs[$0] }
-    }
-
-    /// The rows of a query whose `IN (?...)` takes many ids, run 256 ids at a time. Each batch is
-    /// padded to a power of two by repeating its last id (IN is a set), so a query has at most
-    /// nine shapes in the statement cache whatever the page size.
-    static func rows<T>(in ids: [String], _ sql: String, _ db: SQLiteConnection, _ map: (Row) throws -> T) throws -> [T] {
-        var out: [T] = []
-        for start in stride(from: 0, to: ids.count, by: 256) {
-            var batch = Array(ids[start..<min(ids.count, start + 256)])
-            var size = 1
-            while size < batch.count { size *= 2 }
-            batch += Array(repeating: batch[batch.count - 1], count: size - batch.count)
-            let marks = Array(repeating: "?", count: size).joined(separator: ", ")
-            out += try db.query(sql.replacingOccurrences(of: "(?...)", with: "(\(marks))"), batch.map { .text($0) }, map)
-        }
-        return out
     }
 
     static func newHexID() -> String { UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
@@ -191,16 +174,38 @@ extension ModelRegistry {
     private static func renameRun(_ run: Run, to name: String, _ db: SQLiteConnection) throws {
         try db.run("UPDATE mlflow_runs SET name = ? WHERE id = ?", [.text(name), .text(run.id)])
         try db.run("UPDATE models SET description = ? WHERE id = ?", [.text("MLflow run \(name)"), .text(run.modelID)])
-        try upsertLabel(modelID: run.modelID, key: runNameTag, value: name, db)
+        try putTag(modelID: run.modelID, key: runNameTag, value: name, owner: "run \(run.id)", db)
     }
 
-    static func upsertLabel(modelID: String, key: String, value: String, _ db: SQLiteConnection) throws {
-        try db.run("""
-            INSERT INTO model_labels (model_id, key, value) VALUES (?, ?, ?) ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value
-            """, [.text(modelID), .text(key), .text(value)])
-        let count = try db.queryFirst("SELECT count(*) FROM model_labels WHERE model_id = ?", [.text(modelID)]) { $0.int(0) } ?? 0
-        guard count <= Validation.maxLabels else {
-            throw RegistryError.invalid(field: "tags", message: "at most \(Validation.maxLabels) tags are allowed")
+    /// A tag of a run or logged model: a label of the ModelKeep model that holds it.
+    static func putTag(modelID: String, key: String, value: String, owner: String, _ db: SQLiteConnection) throws {
+        try putLabel(table: "model_labels", column: "model_id", ownerID: modelID, key: key, value: value, owner: owner, field: "tags", db)
+    }
+
+    /// Params that fit MLflow's bounds, or 400 naming the first that does not.
+    static func validateParams(_ params: some Sequence<(key: String, value: String)>) throws(RegistryError) {
+        for (key, value) in params {
+            guard (1...maxParamKeyBytes).contains(key.utf8.count), value.utf8.count <= maxParamValueBytes else {
+                throw .invalid(field: "params", message: "param '\(key.prefix(64))' must have a key of 1 to \(maxParamKeyBytes) bytes "
+                               + "and a value of at most \(maxParamValueBytes) bytes")
+            }
+        }
+    }
+
+    /// Writes params of a run or logged model inside the caller's transaction. MLflow's rule: a
+    /// param is written once; the same value again is accepted, another value is refused.
+    static func putParams(_ params: some Sequence<(key: String, value: String)>, table: String, column: String, ownerID: String,
+                          owner: String, _ db: SQLiteConnection) throws {
+        for (key, value) in params {
+            if let stored = try db.queryFirst("SELECT value FROM \(table) WHERE \(column) = ? AND key = ?", [.text(ownerID), .text(key)],
+                                              { $0.text(0) }) {
+                guard stored == value else {
+                    throw RegistryError.invalid(field: "params", message: "Changing param values is not allowed. Param with key='\(key)' "
+                                                + "was already logged with value='\(stored)' for \(owner). Attempted logging new value '\(value)'.")
+                }
+                continue
+            }
+            try db.run("INSERT INTO \(table) (\(column), key, value) VALUES (?, ?, ?)", [.text(ownerID), .text(key), .text(value)])
         }
     }
 
@@ -240,28 +245,13 @@ extension ModelRegistry {
                 throw .invalid(field: "metrics[\(i)].value", message: "must be a finite number, or the text NaN, Infinity or -Infinity")
             }
         }
-        for param in data.params {
-            guard (1...Self.maxParamKeyBytes).contains(param.key.utf8.count), param.value.utf8.count <= Self.maxParamValueBytes else {
-                throw .invalid(field: "params", message: "param '\(param.key.prefix(64))' must have a key of 1 to \(Self.maxParamKeyBytes) bytes "
-                               + "and a value of at most \(Self.maxParamValueBytes) bytes")
-            }
-        }
+        try Self.validateParams(data.params)
         for tag in data.tags { try Validation.label(key: tag.key, value: tag.value, field: "tags") }
         try changeRun(id) { db, run, _ in
-            for param in data.params {
-                if let stored = try db.queryFirst("SELECT value FROM mlflow_run_params WHERE run_id = ? AND key = ?",
-                                                  [.text(id), .text(param.key)], { $0.text(0) }) {
-                    guard stored == param.value else {
-                        throw RegistryError.invalid(field: "params", message: "Changing param values is not allowed. Param with key='\(param.key)' "
-                                                    + "was already logged with value='\(stored)' for run ID='\(id)'. Attempted logging new value '\(param.value)'.")
-                    }
-                    continue
-                }
-                try db.run("INSERT INTO mlflow_run_params (run_id, key, value) VALUES (?, ?, ?)", [.text(id), .text(param.key), .text(param.value)])
-            }
+            try Self.putParams(data.params, table: "mlflow_run_params", column: "run_id", ownerID: id, owner: "run ID='\(id)'", db)
             for tag in data.tags {
                 if tag.key == Self.runNameTag { try Self.renameRun(run, to: tag.value, db) } else {
-                    try Self.upsertLabel(modelID: run.modelID, key: tag.key, value: tag.value, db)
+                    try Self.putTag(modelID: run.modelID, key: tag.key, value: tag.value, owner: "run \(run.id)", db)
                 }
             }
             try Self.insertRunMetrics(data.metrics, run: run, db)
@@ -293,6 +283,9 @@ extension ModelRegistry {
             }
         }
         var fresh: [MetricPoint] = []
+        // A logged model's new points, by the ModelKeep model that holds its series.
+        var loggedModels: [String: String] = [:]
+        var loggedPoints: [String: [MetricPoint]] = [:]
         for metric in metrics {
             let point = metric.point
             // Non-finite values travel as text points ("NaN", "Infinity"); they are never duplicates.
@@ -304,8 +297,11 @@ extension ModelRegistry {
                 fresh.append(point)
             }
             guard let loggedModelID = metric.modelID, !loggedModelID.isEmpty else { continue }
-            guard let modelID = try db.queryFirst("SELECT model_id FROM mlflow_logged_models WHERE id = ?", [.text(loggedModelID)],
-                                                  { $0.text(0) }) else {
+            if loggedModels[loggedModelID] == nil {
+                loggedModels[loggedModelID] = try db.queryFirst("SELECT model_id FROM mlflow_logged_models WHERE id = ?", [.text(loggedModelID)],
+                                                                { $0.text(0) })
+            }
+            guard let modelID = loggedModels[loggedModelID] else {
                 throw RegistryError.notFound("Logged model with ID '\(loggedModelID)' not found.")
             }
             let added = try db.run("""
@@ -313,13 +309,16 @@ extension ModelRegistry {
                     (logged_model_id, key, dataset_name, dataset_digest, step, timestamp, value, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.text(loggedModelID), .text(point.key), .text(metric.datasetName ?? ""), .text(metric.datasetDigest ?? ""),
                       .integer(point.step), .integer(point.wallclock), .real(value), .text(run.id)])
-            guard added > 0 else { continue }
-            try insertPoints([point], parentID: modelID, db)
-            for version in try db.query("SELECT version_id FROM version_metric_sources WHERE source_id = ?", [.text(modelID)], { $0.text(0) }) {
-                try insertPoints([point], parentID: version, db)
-            }
+            if added > 0 { loggedPoints[modelID, default: []].append(point) }
         }
         if !fresh.isEmpty { try insertPoints(fresh, parentID: run.modelID, db) }
+        // Each logged model's series, and the series of the versions registered from it.
+        for (modelID, points) in loggedPoints {
+            try insertPoints(points, parentID: modelID, db)
+            for version in try db.query("SELECT version_id FROM version_metric_sources WHERE source_id = ?", [.text(modelID)], { $0.text(0) }) {
+                try insertPoints(points, parentID: version, db)
+            }
+        }
     }
 
     /// Records a run's inputs (datasets as MLflow's DatasetInput documents, keyed by name and
@@ -371,10 +370,10 @@ extension ModelRegistry {
                                              + "read it in pages with max_results and page_token")
             }
             _ = try db.query("""
-                SELECT step, wallclock, number, text FROM metrics WHERE parent_id = ? AND key = ? AND bytes IS NULL
+                SELECT step, wallclock, number, text, bytes FROM metrics WHERE parent_id = ? AND key = ? AND bytes IS NULL
                 ORDER BY step, wallclock, id
                 """, [.text(run.modelID), .text(key)]) { row in
-                visit(row.int64(0), row.int64(1), row.isNull(2) ? .text(row.text(3)) : .number(row.double(2)))
+                visit(row.int64(0), row.int64(1), Self.value(row, at: 2))
             }
         }
     }
@@ -406,15 +405,14 @@ extension ModelRegistry {
                 var arguments: [SQLValue] = [.text(run.modelID), .text(key)]
                 if let startStep { range += " AND step >= ?"; arguments.append(.integer(startStep)) }
                 if let endStep { range += " AND step <= ?"; arguments.append(.integer(endStep)) }
-                let steps = try db.query("SELECT DISTINCT step FROM metrics WHERE parent_id = ? AND key = ?\(range) ORDER BY step",
-                                         arguments) { $0.int64(0) }
-                let chosen = Self.sample(steps, count: maxResults)
+                // One read of the range; the steps to keep are chosen from the points themselves.
                 let points = try db.query("""
-                    SELECT step, wallclock, number, text FROM metrics WHERE parent_id = ? AND key = ?\(range) AND bytes IS NULL
+                    SELECT step, wallclock, number, text, bytes FROM metrics WHERE parent_id = ? AND key = ?\(range) AND bytes IS NULL
                     ORDER BY step, wallclock, id
-                    """, arguments) {
-                    MetricPoint(key: key, step: $0.int64(0), wallclock: $0.int64(1), value: $0.isNull(2) ? .text($0.text(3)) : .number($0.double(2)))
-                }
+                    """, arguments) { MetricPoint(key: key, step: $0.int64(0), wallclock: $0.int64(1), value: Self.value($0, at: 2)) }
+                var steps: [Int64] = []
+                for point in points where steps.last != point.step { steps.append(point.step) }
+                let chosen = Self.sample(steps, count: maxResults)
                 out += points.filter { chosen.contains($0.step) }.map { (runID, $0) }
             }
             return out

@@ -137,11 +137,7 @@ extension ModelRegistry {
     public func modelWithLatestVersions(namespace: String, name: String,
                                         versionMetadataKey: String) throws(RegistryError) -> (model: Model, latest: [Version], metadata: [String: JSONValue]) {
         try reading { db in
-            guard Access.allows(namespace), let model = try db.queryFirst(
-                "SELECT \(Self.modelColumns) FROM models m WHERE m.namespace = ? AND m.name = ? AND m.deleted_at IS NULL",
-                [.text(namespace), .text(name)], Self.model(from:)) else {
-                throw RegistryError.notFound("model \(name) does not exist in namespace \(namespace)")
-            }
+            let model = try Self.requireModel(namespace: namespace, name: name, db)
             let latest = try Self.latestVersions(modelID: model.id, stages: [], db)
             return (model, latest, try Self.metadataValues(key: versionMetadataKey, parentIDs: latest.map(\.id), db))
         }

@@ -29,10 +29,13 @@ struct MLflowArtifactSpace {
             }
         }
         if segments.count >= 4, segments[1] == "models", segments[3] == "artifacts", segments[2].hasPrefix("m-"),
-           let model = try? registry.loggedModel(id: segments[2], includeDeleted: true, attributesOnly: true) {
+           let model = try ifFound({ () throws(RegistryError) in
+               try registry.loggedModel(id: segments[2], includeDeleted: true, attributesOnly: true)
+           }) {
             return (.model(model.modelID), rest(4), model.sourceRunID)
         }
-        if segments.count >= 3, segments[2] == "artifacts", let run = try? registry.runAttributes(id: segments[1]) {
+        if segments.count >= 3, segments[2] == "artifacts",
+           let run = try ifFound({ () throws(RegistryError) in try registry.runAttributes(id: segments[1]) }) {
             return (.model(run.modelID), rest(3), run.id)
         }
         guard let files = try filesModel(create: create) else { return nil }
@@ -41,13 +44,15 @@ struct MLflowArtifactSpace {
 
     /// The id of the model that holds paths outside the run, logged-model and version spaces.
     func filesModel(create: Bool) throws -> String? {
-        if let id = try? registry.model(namespace: Self.filesNamespace, name: Self.filesModel).id { return id }
+        let find = { () throws(RegistryError) in try registry.model(namespace: Self.filesNamespace, name: Self.filesModel).id }
+        if let id = try ifFound(find) { return id }
         guard create else { return nil }
         var draft = ModelDraft(name: Self.filesModel)
         draft.namespace = Self.filesNamespace
         draft.description = "Files the MLflow client stored outside runs, logged models and versions"
         // Two first uploads at once: one creates it, the other finds it.
-        return try (try? registry.createModel(draft).id) ?? registry.model(namespace: Self.filesNamespace, name: Self.filesModel).id
+        let created = try unlessConflict { () throws(RegistryError) in try registry.createModel(draft).id }
+        return try created ?? find()
     }
 
     /// What a version source brings: the files to copy into the version, the metrics to copy,
@@ -74,7 +79,8 @@ struct MLflowArtifactSpace {
         }
         if source.hasPrefix("runs:/") {
             // A run this server does not know keeps its source as it is, as MLflow does.
-            guard let runID = segments.dropFirst().first.map(String.init), let run = try? registry.runAttributes(id: runID) else { return Source() }
+            guard let runID = segments.dropFirst().first.map(String.init),
+                  let run = try ifFound({ () throws(RegistryError) in try registry.runAttributes(id: runID) }) else { return Source() }
             return Source(artifacts: ArtifactSource(parent: .model(run.modelID), prefix: segments.dropFirst(2).joined(separator: "/")),
                           runID: run.id)
         }
@@ -92,6 +98,27 @@ struct MLflowArtifactSpace {
         }
         return Source(artifacts: ArtifactSource(parent: .model(model.modelID), prefix: ""), metrics: .model(model.modelID),
                       runID: model.sourceRunID, loggedModel: model)
+    }
+}
+
+/// The value, or nil when the registry says there is none; any other failure (a busy database, a
+/// key without access) is thrown, never taken for "not there".
+func ifFound<T>(_ body: () throws(RegistryError) -> T) throws -> T? {
+    do {
+        return try body()
+    } catch {
+        if error.isNotFound { return nil }
+        throw error
+    }
+}
+
+/// The value, or nil when it collides with what is stored (409); any other failure is thrown.
+func unlessConflict<T>(_ body: () throws(RegistryError) -> T) throws -> T? {
+    do {
+        return try body()
+    } catch {
+        if error.isConflict { return nil }
+        throw error
     }
 }
 

@@ -25,12 +25,6 @@ struct MLflowLoggedModelRoutes {
         try MLflowRoutes(registry: registry).arguments(request)
     }
 
-    static func params(_ value: JSONValue?) throws(MLflowError) -> [String: String] {
-        var params: [String: String] = [:]
-        for pair in try MLflowTrackingRoutes.pairs(value, field: "params") { params[pair.key] = pair.value }
-        return params
-    }
-
     func create(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         var draft = LoggedModelDraft()
@@ -38,7 +32,7 @@ struct MLflowLoggedModelRoutes {
         draft.name = try args.string("name")
         draft.modelType = try args.string("model_type").flatMap { $0.isEmpty ? nil : $0 }
         draft.sourceRunID = try args.string("source_run_id").flatMap { $0.isEmpty ? nil : $0 }
-        draft.params = try Self.params(args.object["params"])
+        draft.params = try args.tags("params")
         draft.tags = try args.tags()
         let model = try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.createLoggedModel(draft) }
         return MLflowRoutes.ok("model") { MLflowRendering.loggedModel(model, into: &$0) }
@@ -61,7 +55,7 @@ struct MLflowLoggedModelRoutes {
     }
 
     func setTags(_ request: HTTPRequest) throws -> HTTPResponse {
-        let tags = try MLflowTrackingRoutes.pairs(try arguments(request).object["tags"], field: "tags")
+        let tags = try arguments(request).pairs("tags")
         let id = request.parameter("model_id")
         try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.setLoggedModelTags(id: id, tags) }
         return MLflowRoutes.ok()
@@ -73,7 +67,7 @@ struct MLflowLoggedModelRoutes {
     }
 
     func logParams(_ request: HTTPRequest) throws -> HTTPResponse {
-        let params = try Self.params(try arguments(request).object["params"])
+        let params = try arguments(request).tags("params")
         guard params.count <= MLflowTrackingRoutes.maxBatchParamsOrTags else {
             throw MLflowError.invalid("A request can log at most \(MLflowTrackingRoutes.maxBatchParamsOrTags) params. Got \(params.count).")
         }

@@ -119,16 +119,23 @@ struct MLflowArguments {
 
     /// `tags: [{key, value}]` as a dictionary.
     func tags(_ key: String = "tags") throws(MLflowError) -> [String: String] {
-        guard let value = object[key], !value.isNull else { return [:] }
-        guard let items = value.arrayValue else { throw .invalid("Invalid value for parameter '\(key)': expected a list of {key, value}") }
         var tags: [String: String] = [:]
-        for item in items {
-            guard let tag = item.objectValue, let k = tag["key"]?.stringValue else {
-                throw .invalid("Invalid value for parameter '\(key)': every tag needs a string key")
-            }
-            tags[k] = tag["value"]?.stringValue ?? ""
-        }
+        for pair in try pairs(key) { tags[pair.key] = pair.value }
         return tags
+    }
+
+    /// `[{key, value}]` (tags, params) in the order sent; a missing value is "".
+    func pairs(_ key: String) throws(MLflowError) -> [(key: String, value: String)] {
+        guard let value = object[key], !value.isNull else { return [] }
+        guard let items = value.arrayValue else { throw .invalid("Invalid value for parameter '\(key)': expected a list of {key, value}") }
+        var pairs: [(key: String, value: String)] = []
+        for item in items {
+            guard let pairKey = item.objectValue?["key"]?.stringValue else {
+                throw .invalid("Invalid value for parameter '\(key)': every entry needs a string key")
+            }
+            pairs.append((pairKey, item.objectValue?["value"]?.stringValue ?? ""))
+        }
+        return pairs
     }
 }
 

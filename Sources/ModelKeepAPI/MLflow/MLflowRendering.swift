@@ -138,16 +138,7 @@ enum MLflowRendering {
     static func metric(_ point: MetricPoint, runID: String? = nil, into json: inout JSONStream) {
         json.beginObject()
         json.member("key", point.key)
-        json.key("value")
-        switch point.value {
-        case .number(let n): json.double(n)
-        case .text(let s): json.string(s)  // NaN and the infinities, as protobuf JSON spells them
-        case .bytes: json.null()
-        }
-        json.key("timestamp")
-        json.int(point.wallclock)
-        json.key("step")
-        json.int(point.step)
+        metricFields(step: point.step, wallclock: point.wallclock, value: point.value, into: &json)
         if let runID { json.member("run_id", runID) }
         json.endObject()
     }
@@ -157,17 +148,22 @@ enum MLflowRendering {
         json.beginObject()
         json.key("key")
         json.encoded(escapedKey)
+        metricFields(step: step, wallclock: wallclock, value: value, into: &json)
+        json.endObject()
+    }
+
+    /// A Metric's value, timestamp and step members.
+    private static func metricFields(step: Int64, wallclock: Int64, value: MetricValue, into json: inout JSONStream) {
         json.key("value")
         switch value {
         case .number(let n): json.double(n)
-        case .text(let s): json.string(s)
+        case .text(let s): json.string(s)  // NaN and the infinities, as protobuf JSON spells them
         case .bytes: json.null()
         }
         json.key("timestamp")
         json.int(wallclock)
         json.key("step")
         json.int(step)
-        json.endObject()
     }
 
     static func run(_ run: Run, into json: inout JSONStream) {

@@ -235,19 +235,6 @@ struct MLflowTrackingRoutes {
         return MLflowRoutes.ok()
     }
 
-    static func pairs(_ value: JSONValue?, field: String) throws(MLflowError) -> [(key: String, value: String)] {
-        guard let value, !value.isNull else { return [] }
-        guard let items = value.arrayValue else { throw .invalid("Invalid value for parameter '\(field)': expected a list of {key, value}") }
-        var pairs: [(key: String, value: String)] = []
-        for item in items {
-            guard let key = item.objectValue?["key"]?.stringValue else {
-                throw .invalid("Invalid value for parameter '\(field)': every entry needs a string key")
-            }
-            pairs.append((key, item.objectValue?["value"]?.stringValue ?? ""))
-        }
-        return pairs
-    }
-
     func logBatch(_ request: HTTPRequest) throws -> HTTPResponse {
         guard request.bodyBytes.count <= Self.maxBatchBytes else {
             throw MLflowError.invalid("Batched logging API requests must be at most \(Self.maxBatchBytes) bytes, got a request of \(request.bodyBytes.count) bytes.")
@@ -255,8 +242,8 @@ struct MLflowTrackingRoutes {
         let args = try arguments(request)
         var data = RunData()
         let metrics = args.object["metrics"]?.arrayValue ?? []
-        data.params = try Self.pairs(args.object["params"], field: "params")
-        data.tags = try Self.pairs(args.object["tags"], field: "tags")
+        data.params = try args.pairs("params")
+        data.tags = try args.pairs("tags")
         for (name, count, limit) in [("metrics", metrics.count, Self.maxBatchMetrics), ("params", data.params.count, Self.maxBatchParamsOrTags),
                                      ("tags", data.tags.count, Self.maxBatchParamsOrTags),
                                      ("metrics, params and tags together", metrics.count + data.params.count + data.tags.count,
