@@ -344,6 +344,21 @@ def median_of(results):
             "errors": sum(r["errors"] for r in results), "requests": sum(r["requests"] for r in results)}
 
 
+def say_cell(op, connections, results, seconds, say):
+    """One table row per server for a cell: the medians of its runs, and ModelKeep's rate over
+    MLflow's."""
+    medians = {label: median_of(r) for label, r in results.items()}
+    baseline = medians.get("MLflow", {}).get("rps")
+    for label, m in medians.items():
+        ratio = f"{m['rps'] / baseline:,.1f}x" if baseline and label.startswith("ModelKeep") else ""
+        if m["requests"] == 0 or not m["rps"]:  # nothing answered within the window: no latency to report
+            say(f"| {op} | {connections} | {label} | 0 (no answer in {seconds} s) | - | - | - | - | |")
+            continue
+        rate = fmt(m["rps"], 0 if m["rps"] >= 10 else 2)
+        say(f"| {op} | {connections} | {label} | {rate} | {fmt(m['p50'])} | {fmt(m['p99'])} | "
+            f"{fmt(m['max'])} | {m['errors']} | {ratio} |")
+
+
 def fmt(value, digits=2):
     if value is None:
         return "-"
@@ -472,15 +487,7 @@ def main():
                                 load_peak = max(load_peak, modelkeep.rss_kib())
                                 load_peak_anon = max(load_peak_anon, modelkeep.rss_kib("RssAnon"))
                             t.server.settle()
-                medians = {label: median_of(r) for label, r in results.items()}
-                baseline = medians.get("MLflow", {}).get("rps")
-                for label, m in medians.items():
-                    ratio = f"{m['rps'] / baseline:,.1f}x" if baseline and label.startswith("ModelKeep") else ""
-                    if m["requests"] == 0 or not m["rps"]:  # nothing answered within the window: no latency to report
-                        say(f"| {op} | {c} | {label} | 0 (no answer in {args.seconds} s) | - | - | - | - | |")
-                        continue
-                    say(f"| {op} | {c} | {label} | {fmt(m['rps'], 0)} | {fmt(m['p50'])} | {fmt(m['p99'])} | "
-                        f"{fmt(m['max'])} | {m['errors']} | {ratio} |")
+                say_cell(op, c, results, args.seconds, say)
 
         say()
         say("## Artifacts")

@@ -20,7 +20,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import Target, fmt, http, median_of, start_mlflow, start_modelkeep, wrk  # noqa: E402
+from compare import Target, http, say_cell, start_mlflow, start_modelkeep, wrk  # noqa: E402
 
 
 def seed(server, label, runs, models, history):
@@ -150,16 +150,7 @@ def main():
                             seconds = max(args.seconds, args.history_seconds) if op.startswith("get-history") else args.seconds
                             results[t.label].append(wrk(t, op, c, seconds))
                             t.server.settle()
-                medians = {label: median_of(r) for label, r in results.items()}
-                baseline = medians.get("MLflow", {}).get("rps")
-                for label, m in medians.items():
-                    ratio = f"{m['rps'] / baseline:,.1f}x" if baseline and label.startswith("ModelKeep") else ""
-                    if m["requests"] == 0 or not m["rps"]:
-                        say(f"| {op} | {c} | {label} | 0 (no answer in {args.seconds} s) | - | - | - | - | |")
-                        continue
-                    rate = fmt(m['rps'], 0 if m['rps'] >= 10 else 2)
-                    say(f"| {op} | {c} | {label} | {rate} | {fmt(m['p50'])} | {fmt(m['p99'])} | "
-                        f"{fmt(m['max'])} | {m['errors']} | {ratio} |")
+                say_cell(op, c, results, args.seconds, say)
     finally:
         for server in servers:
             server.stop()
