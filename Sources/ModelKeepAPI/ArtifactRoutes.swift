@@ -3,10 +3,9 @@ import ModelKeepChunking
 import ModelKeepHTTP
 import ModelKeepJSON
 import ModelKeepRegistry
-import ModelKeepStorage
 
-/// `/{parent}/artifacts`: upload (streamed into the chunk store), download (sendfile, ranges,
-/// ETag), list, delete, and tracked artifacts.
+/// `/{parent}/artifacts`: upload (streamed into the chunk store), download (ranges, ETag; sendfile
+/// from the local store, streamed from a bucket), list, delete, and tracked artifacts.
 struct ArtifactRoutes {
     let registry: ModelRegistry
 
@@ -28,7 +27,7 @@ struct ArtifactRoutes {
             throw RegistryError.tooLarge("the artifact is \(length) bytes; the limit is \(limit)")
         }
         let expectedSHA256 = request.headers["X-Checksum-Sha256"]?.trimmingCharacters(in: .whitespaces)
-        if let expectedSHA256, !BlobStore.isSHA256(expectedSHA256.lowercased()) {
+        if let expectedSHA256, !Hex.isSHA256(expectedSHA256.lowercased()) {
             throw RegistryError.invalid(field: "X-Checksum-Sha256", message: "must be 64 hex digits")
         }
         let expectedMD5 = request.headers["Content-MD5"]?.trimmingCharacters(in: .whitespaces)
@@ -38,29 +37,8 @@ struct ArtifactRoutes {
         let upload = try registry.prepareUpload(ParentPaths.reference(request), path: request.parameter("path"),
                                                 overwrite: try q.bool("overwrite"), fileType: q.string("file_type"),
                                                 mimeType: Self.declaredMimeType(request))
-        let artifact = try Self.ingest(body.read, into: registry, upload: upload, expectedSHA256: expectedSHA256, expectedMD5: expectedMD5)
+        let artifact = try registry.ingest(upload, read: body.read, expected: ExpectedChecksums(sha256: expectedSHA256, md5: expectedMD5))
         return Respond.created(["artifact": Self.render(artifact)], location: Respond.artifactPath(artifact))
-    }
-
-    /// Streams a body into the store and records the artifact: bounded memory, staged chunks,
-    /// checksums verified before anything is visible.
-    static func ingest(_ read: () throws -> [UInt8]?, into registry: ModelRegistry, upload: ArtifactUpload,
-                       expectedSHA256: String?, expectedMD5: String?) throws -> Artifact {
-        guard let store = registry.store else { throw RegistryError.internalFailure("no artifact store") }
-        let limit = registry.limits.maxArtifactBytes
-        let staging = try store.makeStaging()
-        defer { staging.remove() }
-        var ingest = ChunkIngest(staging: staging, computeMD5: expectedMD5 != nil)
-        do {
-            while let piece = try read() {
-                try ingest.append(piece)
-                if ingest.size > limit { throw RegistryError.tooLarge("the artifact is larger than the limit of \(limit) bytes") }
-            }
-        } catch let error as FileIOError {
-            throw RegistryError.from(error)
-        }
-        let result = try ingest.finish()
-        return try registry.commitUpload(upload, result, staging: staging, expectedSHA256: expectedSHA256, expectedMD5: expectedMD5)
     }
 
     /// A Content-Type the client sent on purpose (not the generic ones curl and SDKs add).
@@ -74,11 +52,11 @@ struct ArtifactRoutes {
     func download(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
         let artifact = try registry.artifact(ParentPaths.reference(request), path: request.parameter("path"))
-        return try Self.serve(artifact, request: request, store: registry.store)
+        return try Self.serve(artifact, request: request, registry: registry)
     }
 
-    /// The response for downloading an artifact: sendfile over its chunks, with ETag, ranges and 304.
-    static func serve(_ artifact: Artifact, request: HTTPRequest, store: BlobStore?) throws -> HTTPResponse {
+    /// The response for downloading an artifact, with ETag, ranges and 304.
+    static func serve(_ artifact: Artifact, request: HTTPRequest, registry: ModelRegistry) throws -> HTTPResponse {
         if let uri = artifact.uri {
             let lower = uri.lowercased()
             guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
@@ -90,11 +68,8 @@ struct ArtifactRoutes {
         guard artifact.state == "ready" else {
             throw RegistryError.conflict("\(artifact.path) is marked corrupt by fsck; restore it or upload it again")
         }
-        guard let store, let size = artifact.size, let sha = artifact.sha256 else {
+        guard let size = artifact.size, let sha = artifact.sha256 else {
             throw RegistryError.internalFailure("artifact \(artifact.id) has no bytes")
-        }
-        if let stray = artifact.chunks.first(where: { !store.isContained($0.sha256) }) {
-            throw RegistryError.internalFailure("chunk \(stray.sha256) of artifact \(artifact.id) is missing or not a regular file inside the store; run fsck")
         }
         var headers: HTTPHeaders = ["ETag": "\"\(sha)\"", "Accept-Ranges": "bytes", "Content-Type": artifact.mimeType]
         if let match = request.headers["If-None-Match"], Self.etagMatches(match, sha) {
@@ -115,21 +90,13 @@ struct ArtifactRoutes {
                 throw error
             }
         }
-        return HTTPResponse(status: status, headers: headers, body: .files(segments(artifact.chunks, range: range, store: store)))
-    }
-
-    /// The file ranges of the chunks that cover `range`.
-    static func segments(_ chunks: [ChunkReference], range: Range<Int64>, store: BlobStore) -> [FileSegment] {
-        var segments: [FileSegment] = []
-        var start: Int64 = 0
-        for chunk in chunks {
-            let end = start + chunk.size
-            let low = max(start, range.lowerBound), high = min(end, range.upperBound)
-            if low < high { segments.append(FileSegment(path: store.path(of: chunk.sha256), offset: low - start, length: high - low)) }
-            start = end
-            if start >= range.upperBound { break }
-        }
-        return segments
+        let spans = try registry.download(artifact, range: range)
+        return HTTPResponse(status: status, headers: headers, body: .segments(spans.map { span in
+            switch span {
+            case let .file(path, offset, length): .file(path: path, offset: offset, length: length)
+            case let .stream(length, write): .produced(length: length, produce: write)
+            }
+        }))
     }
 
     static func etagMatches(_ header: String, _ sha: String) -> Bool {
@@ -200,7 +167,7 @@ struct ArtifactRoutes {
         }
         var chunks: [ChunkReference] = []
         for (i, element) in array.enumerated() {
-            guard let sha = element.objectValue?["sha256"]?.stringValue?.lowercased(), BlobStore.isSHA256(sha) else {
+            guard let sha = element.objectValue?["sha256"]?.stringValue?.lowercased(), Hex.isSHA256(sha) else {
                 throw .invalid(field: "chunks[\(i)].sha256", message: "must be 64 hex digits")
             }
             guard let size = element.objectValue?["size"]?.numberValue?.int64, size > 0,

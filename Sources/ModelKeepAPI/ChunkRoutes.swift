@@ -2,7 +2,6 @@ import ModelKeepChunking
 import ModelKeepHTTP
 import ModelKeepJSON
 import ModelKeepRegistry
-import ModelKeepStorage
 
 /// `/api/v1/chunks`: deduplicated uploads for clients that chunk the way the server does.
 struct ChunkRoutes {
@@ -20,21 +19,20 @@ struct ChunkRoutes {
         try fields.rejectUnknown()
         let limit = registry.limits.maxChunksPerRequest
         guard list.count <= limit else { throw RegistryError.tooLarge("at most \(limit) chunks per request") }
-        guard let store = registry.store else { throw RegistryError.internalFailure("no artifact store") }
-        var missing: [JSONValue] = []
+        var wanted: [String] = []
         for (i, sha) in list.enumerated() {
-            guard BlobStore.isSHA256(sha.lowercased()) else {
+            guard Hex.isSHA256(sha.lowercased()) else {
                 throw RegistryError.invalid(field: "chunks[\(i)]", message: "must be 64 hex digits")
             }
-            if !store.contains(sha.lowercased()) { missing.append(.string(sha.lowercased())) }
+            wanted.append(sha.lowercased())
         }
-        return Respond.json(["missing": .array(missing)])
+        return Respond.json(["missing": .array(try registry.missingChunks(wanted).map { .string($0) })])
     }
 
     func put(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
         let sha = request.parameter("sha256").lowercased()
-        guard BlobStore.isSHA256(sha) else { throw RegistryError.invalid(field: "sha256", message: "must be 64 hex digits") }
+        guard Hex.isSHA256(sha) else { throw RegistryError.invalid(field: "sha256", message: "must be 64 hex digits") }
         guard case .stream(let body) = request.body else { throw HTTPError.badRequest("expected a streamed body") }
         let limit = ContentDefinedChunker.maximumSize
         if let length = body.expectedLength, length > Int64(limit) {
@@ -46,14 +44,7 @@ struct ChunkRoutes {
             if bytes.count > limit { throw RegistryError.tooLarge("a chunk is at most \(limit) bytes") }
         }
         guard !bytes.isEmpty else { throw RegistryError.invalid(field: "body", message: "a chunk cannot be empty") }
-        guard let store = registry.store else { throw RegistryError.internalFailure("no artifact store") }
-        do {
-            let stored = try store.storeChunk(bytes, sha256: sha)
-            return Respond.json(["sha256": .string(sha), "size": .int(bytes.count)], status: stored ? 201 : 200)
-        } catch BlobStoreError.hashMismatch {
-            throw RegistryError.mismatch("the bytes do not hash to \(sha)")
-        } catch {
-            throw RegistryError.from(error)
-        }
+        let stored = try registry.storeChunk(bytes, sha256: sha)
+        return Respond.json(["sha256": .string(sha), "size": .int(bytes.count)], status: stored ? 201 : 200)
     }
 }

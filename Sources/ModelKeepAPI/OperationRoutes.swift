@@ -16,27 +16,24 @@ struct OperationRoutes {
         let metrics = self.metrics, registry = self.registry
         router.add("GET", "/metrics", body: .discard) { _ in
             HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"],
-                         body: .bytes(metrics.render(registry: registry, databasePath: registry.database.path)))
+                         body: .bytes(metrics.render(registry: registry, databasePath: registry.databasePath)))
         }
     }
 
     func ready(_ request: HTTPRequest) throws -> HTTPResponse {
         var checks = JSONObject()
         var failed: [String] = []
-        let database = registry.database
-        var all: [(name: String, check: @Sendable () throws -> Void)] = [(name: "database", check: { try database.ping() })]
-        if let store = registry.store { all.append((name: "store", check: { try store.checkWritable() })) }
-        for (name, check) in all {
+        for (name, check) in registry.readinessChecks() {
             do {
                 try check()
                 checks[name] = "ok"
             } catch {
                 checks[name] = .string("failing")
-                failed.append(name)
+                failed.append("\(name) failing (\(RegistryError.from(error).description))")
             }
         }
         if failed.isEmpty { return Respond.json(["status": "ready", "checks": .object(checks)]) }
-        throw HTTPError(status: 503, code: "not_ready", message: "not ready: \(failed.joined(separator: ", ")) failing",
+        throw HTTPError(status: 503, code: "not_ready", message: "not ready: \(failed.joined(separator: "; "))",
                         headers: ["Retry-After": "1"])
     }
 }

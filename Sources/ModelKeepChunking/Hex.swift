@@ -12,3 +12,21 @@ public enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+extension Hex {
+    /// Whether text is a SHA-256 in lowercase hex.
+    public static func isSHA256(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+    }
+}
+
+/// A chunk of an artifact: its SHA-256 (lowercase hex) and size.
+public struct ChunkReference: Sendable, Equatable, Hashable {
+    public let sha256: String
+    public let size: Int64
+
+    public init(sha256: String, size: Int64) {
+        self.sha256 = sha256
+        self.size = size
+    }
+}

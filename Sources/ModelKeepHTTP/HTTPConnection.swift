@@ -328,10 +328,26 @@ final class HTTPConnection: @unchecked Sendable {
         let bytes = ResponseSerializer.head(response, bodyLength: response.body.length, keepAlive: keepAlive,
                                             date: date.now(), includeBody: includeBody)
         guard socket.write(bytes) else { return false }
-        if includeBody, case .files(let segments) = response.body, !HTTPStatus.forbidsBody(response.status) {
+        if includeBody, case .segments(let segments) = response.body, !HTTPStatus.forbidsBody(response.status) {
+            // A failure here comes after the status line: all that is left is to close.
             for segment in segments where segment.length > 0 {
-                // A failure here comes after the status line: all that is left is to close.
-                guard socket.sendFile(path: segment.path, offset: segment.offset, length: segment.length) else { return false }
+                switch segment {
+                case let .file(path, offset, length):
+                    guard socket.sendFile(path: path, offset: offset, length: length) else { return false }
+                case let .produced(length, produce):
+                    var sent: Int64 = 0
+                    do {
+                        try produce { piece in
+                            guard sent + Int64(piece.count) <= length, socket.write(piece) else { return false }
+                            sent += Int64(piece.count)
+                            return true
+                        }
+                    } catch {
+                        server.logger.warning("a streamed response body failed after \(sent) of \(length) bytes: \(error)")
+                        return false
+                    }
+                    guard sent == length else { return false }
+                }
             }
         }
         return true

@@ -27,29 +27,33 @@ public struct HTTPResponse: Sendable {
 public enum HTTPResponseBody: Sendable {
     case empty
     case bytes([UInt8])
-    /// Byte ranges of files, sent in order with sendfile(2): no copy through user space.
-    case files([FileSegment])
+    /// Pieces sent in order: file regions with sendfile(2) (no copy through user space), and
+    /// bytes produced while they are sent (a download read from an object store).
+    case segments([BodySegment])
 
     /// The number of body bytes, for `Content-Length`.
     public var length: Int64 {
         switch self {
         case .empty: 0
         case .bytes(let bytes): Int64(bytes.count)
-        case .files(let segments): segments.reduce(0) { $0 + $1.length }
+        case .segments(let segments): segments.reduce(0) { $0 + $1.length }
         }
     }
 }
 
-/// A byte range of a file on disk.
-public struct FileSegment: Sendable, Equatable {
-    public let path: String
-    public let offset: Int64
-    public let length: Int64
+/// One piece of a segmented body.
+public enum BodySegment: Sendable {
+    /// A byte range of a file on disk.
+    case file(path: String, offset: Int64, length: Int64)
+    /// Exactly `length` bytes that `produce` hands to its writer as they come; the writer returns
+    /// false once the connection is gone. A throw, or a short count, ends the connection: the
+    /// head is already out, so closing is the only honest signal left.
+    case produced(length: Int64, produce: @Sendable (_ write: (UnsafeRawBufferPointer) -> Bool) throws -> Void)
 
-    public init(path: String, offset: Int64, length: Int64) {
-        self.path = path
-        self.offset = offset
-        self.length = length
+    public var length: Int64 {
+        switch self {
+        case .file(_, _, let length), .produced(let length, _): length
+        }
     }
 }
 

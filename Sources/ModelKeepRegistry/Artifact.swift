@@ -1,3 +1,4 @@
+import ModelKeepChunking
 import ModelKeepStorage
 
 /// What an artifact is, as ModelBox's FileType has it.

@@ -1,3 +1,4 @@
+import ModelKeepChunking
 import Crypto
 import Foundation
 import ModelKeepJSON
@@ -27,7 +28,7 @@ extension ModelRegistry {
                  mimeType: row.text(7), uri: row.optionalText(8), state: row.text(9), createdAt: row.int64(10), updatedAt: row.int64(11))
     }
 
-    func requireStore() throws(RegistryError) -> BlobStore {
+    func requireStore() throws(RegistryError) -> any ChunkStore {
         guard let store else { throw .internalFailure("this registry has no artifact store") }
         return store
     }
@@ -67,22 +68,22 @@ extension ModelRegistry {
 
     /// Records an uploaded artifact once its bytes are in: checks the client's checksums (422
     /// on a mismatch, nothing recorded), makes the chunks durable in the store, then commits
-    /// the manifest. The staging area is the caller's to remove.
-    public func commitUpload(_ upload: ArtifactUpload, _ result: IngestResult, staging: StagingArea,
-                             expectedSHA256: String?, expectedMD5: String?) throws(RegistryError) -> Artifact {
-        if let expected = expectedSHA256, expected.lowercased() != result.sha256 {
-            throw .mismatch("the body's SHA-256 is \(result.sha256), not \(expected.lowercased()) as X-Checksum-Sha256 says; nothing was stored")
+    /// the manifest. The writer is the caller's to close.
+    func commitUpload(_ upload: ArtifactUpload, _ result: IngestResult, writer: any ChunkWriter,
+                      expected: ExpectedChecksums) throws(RegistryError) -> Artifact {
+        if let sha = expected.sha256, sha.lowercased() != result.sha256 {
+            throw .mismatch("the body's SHA-256 is \(result.sha256), not \(sha.lowercased()) as the client declared; nothing was stored")
         }
-        if let expected = expectedMD5, expected != result.md5 {
-            throw .mismatch("the body's MD5 is \(result.md5 ?? "?"), not \(expected) as Content-MD5 says; nothing was stored")
+        if let md5 = expected.md5, md5 != result.md5 {
+            throw .mismatch("the body's MD5 is \(result.md5 ?? "?"), not \(md5) as the client declared; nothing was stored")
         }
         let store = try requireStore()
         do {
-            try store.publish(result.chunks, from: staging)
+            try writer.publish(result.chunks)
         } catch {
             throw RegistryError.from(error)
         }
-        defer { store.unpin(result.chunks) }
+        defer { store.pins.unpin(result.chunks) }
         return try insertArtifact(ParentReference(parentID: upload.parentID, modelID: upload.modelID), path: upload.path,
                                   overwrite: upload.overwrite, size: result.size,
                                   sha256: result.sha256, fileType: upload.fileType, mimeType: upload.mimeType, uri: nil,
@@ -149,20 +150,31 @@ extension ModelRegistry {
         let store = try requireStore()
         _ = try reading { db in try Self.requireParent(parent, db) }  // 404 before hashing anything
         // Pinned first, then checked: garbage collection cannot take a chunk between the two.
-        store.pinExisting(chunks)
-        defer { store.unpin(chunks) }
+        do {
+            try store.pinExisting(chunks)
+        } catch {
+            store.pins.unpin(chunks)
+            throw RegistryError.from(error)
+        }
+        defer { store.pins.unpin(chunks) }
         var whole = SHA256()
         var total: Int64 = 0
         for (i, chunk) in chunks.enumerated() {
-            guard let stored = store.storedSize(chunk.sha256) else {
-                throw .invalid(field: "chunks[\(i)]", message: "chunk \(chunk.sha256) is not stored; PUT /api/v1/chunks/\(chunk.sha256) first")
+            let stored: Int64?
+            do {
+                stored = try store.storedSize(chunk.sha256)
+            } catch {
+                throw RegistryError.from(error)
+            }
+            guard let stored else {
+                throw .invalid(field: "chunks[\(i)]", message: "chunk \(chunk.sha256) is not stored; upload it first")
             }
             guard stored == chunk.size else {
                 throw .mismatch("chunks[\(i)] (\(chunk.sha256)) holds \(stored) bytes, not \(chunk.size)")
             }
             total += stored
             do {
-                try store.read(chunk.sha256) { whole.update(bufferPointer: $0) }
+                try store.read(chunk.sha256, range: nil) { whole.update(bufferPointer: $0) }
             } catch {
                 throw RegistryError.from(error)
             }

@@ -1,3 +1,4 @@
+import ModelKeepChunking
 import Crypto
 import Foundation
 import ModelKeepStorage
@@ -31,15 +32,15 @@ extension ModelRegistry {
     public func collectGarbage(graceSeconds: TimeInterval) throws(RegistryError) -> GarbageReport {
         let store = try requireStore()
         var report = GarbageReport()
-        report.stagingBytes = store.clearStaging(olderThan: graceSeconds)
+        report.stagingBytes = store.scratch.clearStaging(olderThan: graceSeconds)
         let now = Clock.nowMilliseconds()
         let expired = try writing { db in
             try db.query("DELETE FROM upload_sessions WHERE expires_at <= ? RETURNING id", [.integer(now)]) { $0.text(0) }
         }
-        for id in expired { store.removePart(id) }
+        for id in expired { store.scratch.removePart(id) }
         report.sessionsExpired = expired.count
         do {
-            for chunk in store.allChunks() where chunk.age >= graceSeconds {
+            for chunk in try store.allChunks() where chunk.age >= graceSeconds {
                 let reclaimed = try store.removeIfUnreferenced(chunk.sha256) { try !isChunkReferenced(chunk.sha256) }
                 if reclaimed > 0 {
                     report.chunksRemoved += 1
@@ -64,11 +65,12 @@ extension ModelRegistry {
         var report = FsckReport()
         var corrupt = Set<String>()
         do {
-            let chunks = store.allChunks()
+            let chunks = try store.allChunks()
+            let stored = Dictionary(chunks.map { ($0.sha256, $0.size) }, uniquingKeysWith: { a, _ in a })
             for chunk in chunks {
                 report.chunksChecked += 1
                 var hasher = SHA256()
-                try store.read(chunk.sha256) { hasher.update(bufferPointer: $0) }
+                try store.read(chunk.sha256, range: nil) { hasher.update(bufferPointer: $0) }
                 let actual = BlobStore.hex(hasher.finalize())
                 if actual != chunk.sha256 {
                     corrupt.insert(chunk.sha256)
@@ -95,7 +97,7 @@ extension ModelRegistry {
                     total += chunk.size
                     if corrupt.contains(chunk.sha256) {
                         damaged = true
-                    } else if store.storedSize(chunk.sha256) != chunk.size {
+                    } else if stored[chunk.sha256] != chunk.size {
                         damaged = true
                         report.problems.append("artifact \(artifact.id) (\(artifact.path)): chunk \(chunk.sha256) is missing or has the wrong size")
                     }
@@ -106,7 +108,7 @@ extension ModelRegistry {
                 }
                 if full && !damaged {
                     var hasher = SHA256()
-                    for chunk in manifest { try store.read(chunk.sha256) { hasher.update(bufferPointer: $0) } }
+                    for chunk in manifest { try store.read(chunk.sha256, range: nil) { hasher.update(bufferPointer: $0) } }
                     let actual = BlobStore.hex(hasher.finalize())
                     if actual != artifact.sha256 {
                         damaged = true
@@ -139,7 +141,7 @@ extension ModelRegistry {
             if repair {
                 for sha in corrupt.sorted() {
                     try store.quarantine(sha)
-                    report.repairs.append("moved corrupt chunk \(sha) to quarantine/")
+                    report.repairs.append("moved corrupt chunk \(sha) to quarantine")
                 }
             }
         } catch {

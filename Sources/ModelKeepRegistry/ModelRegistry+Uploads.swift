@@ -41,7 +41,7 @@ extension ModelRegistry {
         let now = Clock.nowMilliseconds()
         let id = Identifiers.make(at: now)
         do {
-            try store.resetPart(id, to: 0)
+            try store.scratch.resetPart(id, to: 0)
         } catch {
             throw RegistryError.from(error)
         }
@@ -89,9 +89,9 @@ extension ModelRegistry {
             throw .conflict("upload \(id) stands at offset \(session.received), not \(offset)", details: ["offset": .int(session.received)])
         }
         do {
-            try store.resetPart(id, to: session.received)
+            try store.scratch.resetPart(id, to: session.received)
             var total = session.received
-            let written = try store.appendPart(id) {
+            let written = try store.scratch.appendPart(id) {
                 guard let piece = try pieces() else { return nil }
                 total += Int64(piece.count)
                 if total > session.size {
@@ -129,23 +129,20 @@ extension ModelRegistry {
         }
         let artifact: Artifact
         do {
-            let staging = try store.makeStaging()
-            defer { staging.remove() }
-            var ingest = ChunkIngest(staging: staging, computeMD5: false)
-            guard let handle = FileHandle(forReadingAtPath: store.partPath(session.id)) else {
+            guard let handle = FileHandle(forReadingAtPath: store.scratch.partPath(session.id)) else {
                 throw RegistryError.internalFailure("the bytes of upload \(session.id) are missing")
             }
             defer { try? handle.close() }
-            while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
-                try data.withUnsafeBytes { try ingest.append($0) }
-            }
-            artifact = try commitUpload(upload, try ingest.finish(), staging: staging, expectedSHA256: session.sha256, expectedMD5: nil)
+            artifact = try ingest(upload, read: {
+                guard let data = try handle.read(upToCount: 1 << 20), !data.isEmpty else { return nil }
+                return [UInt8](data)
+            }, expected: ExpectedChecksums(sha256: session.sha256))
         } catch {
             // A mismatch (or a taken path) ends the session: its bytes cannot become this artifact.
             try? abortUpload(session.id)
             throw RegistryError.from(error)
         }
-        store.removePart(session.id)
+        store.scratch.removePart(session.id)
         try writing { db in try db.run("UPDATE upload_sessions SET artifact_id = ? WHERE id = ?", [.text(artifact.id), .text(session.id)]) }
         var done = session
         done.artifactID = artifact.id
@@ -160,7 +157,7 @@ extension ModelRegistry {
                 throw RegistryError.notFound("upload \(id) does not exist or has expired")
             }
         }
-        store.removePart(id)
+        store.scratch.removePart(id)
     }
 
     /// The artifact a completed session made, by id.

@@ -37,16 +37,18 @@ public final class ModelRegistry: Sendable {
         public init() {}
     }
 
-    public let database: Database
-    /// The chunk store of artifacts; nil for a registry without one (some tests).
-    public let store: BlobStore?
+    /// Internal: only the registry reads and writes the database and the chunk store, so every
+    /// rule (and every byte of an artifact) goes through it.
+    let database: Database
+    /// The chunk store of artifacts (the data directory or a bucket); nil for a registry without one (some tests).
+    let store: (any ChunkStore)?
     public let limits: Limits
     /// Signalled after every committed write; long-polling feed readers wait on it.
     public let changes = ChangeSignal()
     /// Resumable uploads being appended to right now (one request per session at a time).
     let activeUploads = Locked<Set<String>>([])
 
-    public init(database: Database, store: BlobStore? = nil, limits: Limits = Limits()) {
+    public init(database: Database, store: (any ChunkStore)? = nil, limits: Limits = Limits()) {
         self.database = database
         self.store = store
         self.limits = limits

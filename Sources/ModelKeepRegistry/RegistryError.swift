@@ -35,6 +35,11 @@ public enum RegistryError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The registry error for a storage failure that no operation handled more precisely.
     public static func from(_ error: any Error) -> RegistryError {
         if let error = error as? RegistryError { return error }
+        if let error = error as? ObjectStoreError {
+            // A bucket that is down, throttling, missing or refusing these credentials: the
+            // upload can be retried once it is back (or the settings are fixed); nothing was kept.
+            return .unavailable("the artifact store is unavailable: \(error.description)")
+        }
         if let error = error as? FileIOError {
             return error.isNoSpace ? .insufficientStorage("the disk holding the data directory is full") : .internalFailure(error.description)
         }

@@ -3,17 +3,6 @@ import Foundation
 import ModelKeepChunking
 import ModelKeepSync
 
-/// A chunk of an artifact: its SHA-256 (lowercase hex) and size.
-public struct ChunkReference: Sendable, Equatable, Hashable {
-    public let sha256: String
-    public let size: Int64
-
-    public init(sha256: String, size: Int64) {
-        self.sha256 = sha256
-        self.size = size
-    }
-}
-
 /// The content-addressed file store: each chunk once, under `blobs/sha256/ab/cd/<hex>`.
 ///
 /// Chunks of an upload are first written into a staging directory of their own under `tmp/`
@@ -22,32 +11,33 @@ public struct ChunkReference: Sendable, Equatable, Hashable {
 /// A file under `blobs/` is complete and fsynced before its name exists, and is never
 /// overwritten (`link` refuses an existing name). Chunks are pinned from `publish` until the
 /// manifest that uses them commits, so garbage collection cannot remove them in between.
-public final class BlobStore: Sendable {
+public final class BlobStore: ChunkStore {
     public let root: String
     public let blobsPath: String
-    public let temporaryPath: String
     public let quarantinePath: String
-    public let uploadsPath: String
-    private let pins = Locked<[String: Int]>([:])
-    /// Staging areas of uploads in flight: garbage collection never touches them, however old.
-    private let liveStaging = Locked<Set<String>>([])
+    public let scratch: ScratchSpace
+    public let pins = ChunkPins()
 
     public init(directory: DataDirectory) throws {
         root = directory.path
         blobsPath = directory.url.appending(path: "blobs/sha256").path
-        temporaryPath = directory.url.appending(path: "tmp").path
         quarantinePath = directory.url.appending(path: "quarantine").path
-        uploadsPath = directory.url.appending(path: "uploads").path
-        for path in [blobsPath, temporaryPath, quarantinePath, uploadsPath] {
+        for path in [blobsPath, quarantinePath] {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
         // Hard links (publish) need one filesystem, and a symlinked store directory could point
         // reads and writes anywhere: refuse to run on one. (The data directory itself may be a link.)
-        for path in [directory.url.appending(path: "blobs").path, blobsPath, temporaryPath, quarantinePath, uploadsPath]
-        where Self.isSymbolicLink(path) {
+        for path in [directory.url.appending(path: "blobs").path, blobsPath, quarantinePath] where Self.isSymbolicLink(path) {
             throw FileIOError(call: "lstat (a store directory is a symbolic link; it must be a real directory)", path: path, code: 40)
         }
+        scratch = try ScratchSpace(directory: directory)
     }
+
+    public var summary: String { "the data directory (\(blobsPath))" }
+
+    /// Staging and parts live in the scratch space; these keep older callers reading naturally.
+    public var temporaryPath: String { scratch.temporaryPath }
+    public func partPath(_ uploadID: String) -> String { scratch.partPath(uploadID) }
 
     static func isSymbolicLink(_ path: String) -> Bool {
         var info = stat()
@@ -70,9 +60,7 @@ public final class BlobStore: Sendable {
 
     /// Checks that the store can take bytes: writes, syncs and removes a probe file in `tmp/`.
     public func checkWritable() throws {
-        let probe = "\(temporaryPath)/ready-\(UUID().uuidString.lowercased())"
-        try [UInt8]("ok".utf8).withUnsafeBytes { try FileIO.writeNewFile(probe, $0) }
-        FileIO.remove(probe)
+        try scratch.checkWritable()
         guard FileManager.default.isReadableFile(atPath: blobsPath) else {
             throw FileIOError(call: "access", path: blobsPath, code: 13)
         }
@@ -89,16 +77,13 @@ public final class BlobStore: Sendable {
     /// Whether a chunk is stored.
     public func contains(_ sha256: String) -> Bool { FileIO.size(path(of: sha256)) != nil }
 
-    /// A fresh staging directory for one upload; `remove()` it when done.
-    public func makeStaging() throws -> StagingArea {
-        let path = "\(temporaryPath)/upload-\(UUID().uuidString.lowercased())"
-        try FileIO.makeDirectory(path)
-        liveStaging.withLock { _ = $0.insert(path) }
-        return StagingArea(path: path, store: self)
+    public func existing(_ sha256s: [String]) -> Set<String> {
+        Set(sha256s.filter { Hex.isSHA256($0) && contains($0) })
     }
 
-    func forgetStaging(_ path: String) {
-        liveStaging.withLock { _ = $0.remove(path) }
+    /// A writer that stages chunks in `tmp/` and links them into `blobs/` at publish.
+    public func makeWriter() throws -> any ChunkWriter {
+        LocalChunkWriter(store: self, staging: try scratch.makeStaging())
     }
 
     /// Makes the staged chunks durable, links every one not yet stored into `blobs/`, makes
@@ -110,7 +95,7 @@ public final class BlobStore: Sendable {
     /// bytes are on disk before its name is; the second so the names outlive a crash before
     /// the manifest commits.
     public func publish(_ chunks: [ChunkReference], from staging: StagingArea) throws {
-        pin(chunks)
+        pins.pin(chunks)
         do {
             try FileIO.syncFilesystem(staging.path)
             var linked = false
@@ -130,7 +115,7 @@ public final class BlobStore: Sendable {
             }
             if linked { try FileIO.syncFilesystem(blobsPath) }
         } catch {
-            unpin(chunks)
+            pins.unpin(chunks)
             throw error
         }
     }
@@ -144,18 +129,18 @@ public final class BlobStore: Sendable {
             FileIO.touch(target)
             return false
         }
-        let staging = try makeStaging()
+        let staging = try scratch.makeStaging()
         defer { staging.remove() }
         try bytes.withUnsafeBytes { buffer in try FileIO.writeNewFile(staging.path(of: sha256), buffer, sync: false) }
         try publish([ChunkReference(sha256: sha256, size: Int64(bytes.count))], from: staging)
-        unpin([ChunkReference(sha256: sha256, size: Int64(bytes.count))])
+        pins.unpin([ChunkReference(sha256: sha256, size: Int64(bytes.count))])
         return true
     }
 
     /// Pins chunks that should already be stored (an artifact built from the chunk API) and
     /// restarts their grace period; check they exist after pinning.
     public func pinExisting(_ chunks: [ChunkReference]) {
-        pin(chunks)
+        pins.pin(chunks)
         for chunk in chunks { FileIO.touch(path(of: chunk.sha256)) }
     }
 
@@ -165,37 +150,37 @@ public final class BlobStore: Sendable {
         return FileIO.size(path(of: sha256))
     }
 
-    /// Reads a stored chunk in pieces of up to 1 MiB.
-    public func read(_ sha256: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    /// Reads a stored chunk (or `range` of it) in pieces of up to 1 MiB.
+    public func read(_ sha256: String, range: Range<Int64>? = nil, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         guard isContained(sha256) else { throw FileIOError(call: "open (not a regular file inside the store)", path: path(of: sha256), code: 2) }
         let fd = open(path(of: sha256), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw FileIOError(call: "open", path: path(of: sha256), code: errno) }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         defer { try? handle.close() }
-        while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
+        var left = Int64.max
+        if let range {
+            try handle.seek(toOffset: UInt64(range.lowerBound))
+            left = range.upperBound - range.lowerBound
+        }
+        while left > 0, let data = try handle.read(upToCount: Int(min(left, 1 << 20))), !data.isEmpty {
+            left -= Int64(data.count)
             try data.withUnsafeBytes { try body($0) }
         }
     }
 
-    func pin(_ chunks: [ChunkReference]) {
-        pins.withLock { pins in for chunk in chunks { pins[chunk.sha256, default: 0] += 1 } }
-    }
-
-    /// Releases chunks pinned by `publish`.
-    public func unpin(_ chunks: [ChunkReference]) {
-        pins.withLock { pins in
-            for chunk in chunks {
-                let count = (pins[chunk.sha256] ?? 1) - 1
-                pins[chunk.sha256] = count > 0 ? count : nil
-            }
+    /// A file region for sendfile, after checking the chunk is a regular file inside the store.
+    public func span(_ sha256: String, offset: Int64, length: Int64) throws -> ChunkSpan {
+        guard isContained(sha256) else {
+            throw FileIOError(call: "open (chunk missing or not a regular file inside the store; run fsck)", path: path(of: sha256), code: 2)
         }
+        return .file(path: path(of: sha256), offset: offset, length: length)
     }
 
     /// Removes a chunk when `stillUnreferenced` confirms it, deciding under the pin lock so an
     /// upload cannot pin it in between. Returns the bytes reclaimed (0 when kept).
-    public func removeIfUnreferenced(_ sha256: String, stillUnreferenced: () throws -> Bool) rethrows -> Int64 {
-        try pins.withLock { pins in
-            guard pins[sha256] == nil, try stillUnreferenced() else { return 0 }
+    public func removeIfUnreferenced(_ sha256: String, stillUnreferenced: () throws -> Bool) throws -> Int64 {
+        try pins.ifUnpinned(sha256) {
+            guard try stillUnreferenced() else { return 0 }
             let target = path(of: sha256)
             let size = FileIO.size(target) ?? 0
             FileIO.remove(target)
@@ -204,53 +189,19 @@ public final class BlobStore: Sendable {
     }
 
     /// Every stored chunk's hash, with the file's size and age in seconds.
-    public func allChunks() -> [(sha256: String, size: Int64, age: TimeInterval)] {
-        var found: [(sha256: String, size: Int64, age: TimeInterval)] = []
+    public func allChunks() -> [StoredChunk] {
+        var found: [StoredChunk] = []
         let fm = FileManager.default
         for first in (try? fm.contentsOfDirectory(atPath: blobsPath)) ?? [] {
             for second in (try? fm.contentsOfDirectory(atPath: "\(blobsPath)/\(first)")) ?? [] {
                 for name in (try? fm.contentsOfDirectory(atPath: "\(blobsPath)/\(first)/\(second)")) ?? [] {
                     let path = "\(blobsPath)/\(first)/\(second)/\(name)"
-                    if let size = FileIO.size(path), let age = FileIO.age(path) { found.append((name, size, age)) }
+                    if let size = FileIO.size(path), let age = FileIO.age(path) { found.append(StoredChunk(sha256: name, size: size, age: age)) }
                 }
             }
         }
         return found
     }
-
-    /// Removes staging directories older than `seconds` that no upload in this process is
-    /// using (at start-up, with 0: every one, all left by a crash). Returns the bytes reclaimed.
-    @discardableResult
-    public func clearStaging(olderThan seconds: TimeInterval) -> Int64 {
-        var reclaimed: Int64 = 0
-        let fm = FileManager.default
-        let live = liveStaging.withLock { $0 }
-        for name in (try? fm.contentsOfDirectory(atPath: temporaryPath)) ?? [] {
-            let path = "\(temporaryPath)/\(name)"
-            guard !live.contains(path), let age = FileIO.age(path), age >= seconds else { continue }
-            for file in (try? fm.contentsOfDirectory(atPath: path)) ?? [] { reclaimed += FileIO.size("\(path)/\(file)") ?? 0 }
-            try? fm.removeItem(atPath: path)
-        }
-        return reclaimed
-    }
-
-    // MARK: Resumable upload files
-
-    /// The file holding a resumable upload's bytes so far.
-    public func partPath(_ uploadID: String) -> String { "\(uploadsPath)/\(uploadID).part" }
-
-    /// Cuts a session's file back to the bytes the database says were received (a crash may
-    /// have left more), creating it when missing.
-    public func resetPart(_ uploadID: String, to length: Int64) throws {
-        try FileIO.truncateOrCreate(partPath(uploadID), length: length)
-    }
-
-    /// Appends bytes to a session's file and makes them durable before returning.
-    public func appendPart(_ uploadID: String, _ pieces: () throws -> [UInt8]?) throws -> Int64 {
-        try FileIO.appendDurably(partPath(uploadID), pieces)
-    }
-
-    public func removePart(_ uploadID: String) { FileIO.remove(partPath(uploadID)) }
 
     /// Moves a corrupt chunk out of `blobs/` into `quarantine/`, keeping its bytes.
     public func quarantine(_ sha256: String) throws {
@@ -262,9 +213,8 @@ public final class BlobStore: Sendable {
     }
 
     /// Whether text is a SHA-256 in lowercase hex.
-    public static func isSHA256(_ text: String) -> Bool {
-        text.utf8.count == 64 && text.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
-    }
+    /// Whether text is a SHA-256 in lowercase hex.
+    public static func isSHA256(_ text: String) -> Bool { Hex.isSHA256(text) }
 }
 
 /// Why the blob store refused something.
@@ -272,16 +222,24 @@ public enum BlobStoreError: Error, Sendable, Equatable {
     case hashMismatch(expected: String)
 }
 
-/// One upload's private directory of chunks, named by their hashes.
-public struct StagingArea: Sendable {
-    public let path: String
+/// Stages an upload's chunks as files in its own `tmp/` directory; `publish` links them into `blobs/`.
+final class LocalChunkWriter: ChunkWriter {
     let store: BlobStore
+    let staging: StagingArea
 
-    func path(of sha256: String) -> String { "\(path)/\(sha256)" }
-
-    /// Deletes the directory and what is left in it.
-    public func remove() {
-        try? FileManager.default.removeItem(atPath: path)
-        store.forgetStaging(path)
+    init(store: BlobStore, staging: StagingArea) {
+        self.store = store
+        self.staging = staging
     }
+
+    func write(_ chunk: UnsafeRawBufferPointer, sha256: String) throws {
+        // Not fsynced here: publish makes every staged chunk durable with one syncfs.
+        try FileIO.writeNewFile(staging.path(of: sha256), chunk, sync: false)
+    }
+
+    func publish(_ chunks: [ChunkReference]) throws {
+        try store.publish(chunks, from: staging)
+    }
+
+    func close() { staging.remove() }
 }

@@ -3,20 +3,20 @@ import Dispatch
 import Foundation
 import ModelKeepChunking
 
-/// Takes an artifact's bytes as they stream in: cuts them into chunks, writes each new chunk
-/// to the upload's staging area, and computes the whole file's SHA-256 (and MD5 when asked)
+/// Takes an artifact's bytes as they stream in: cuts them into chunks, hands each new chunk
+/// to the store's writer (a staging file, or a PUT to the bucket), and computes the whole file's SHA-256 (and MD5 when asked)
 /// on the way. Memory stays bounded by the largest chunk plus the pieces the whole-file
 /// hasher has not reached yet, whatever the file's size.
 public struct ChunkIngest {
-    public let staging: StagingArea
+    public let writer: any ChunkWriter
     private var chunker = ContentDefinedChunker()
     private let whole: WholeFileHasher
     private var staged = Set<String>()
     public private(set) var chunks: [ChunkReference] = []
     public private(set) var size: Int64 = 0
 
-    public init(staging: StagingArea, computeMD5: Bool) {
-        self.staging = staging
+    public init(writer: any ChunkWriter, computeMD5: Bool) {
+        self.writer = writer
         whole = WholeFileHasher(computeMD5: computeMD5)
     }
 
@@ -49,8 +49,7 @@ public struct ChunkIngest {
         let sha = BlobStore.hex(SHA256.hash(data: chunk))
         chunks.append(ChunkReference(sha256: sha, size: Int64(chunk.count)))
         guard staged.insert(sha).inserted else { return }  // repeated within the file
-        // Not fsynced here: BlobStore.publish makes every staged chunk durable with one syncfs.
-        try FileIO.writeNewFile(staging.path(of: sha), chunk, sync: false)
+        try writer.write(chunk, sha256: sha)
     }
 }
 

@@ -14,7 +14,7 @@ func withRegistry<T>(_ settings: Settings, _ body: (ModelRegistry) throws -> T) 
     let lock = try directory.lock()
     let database = try directory.openDatabase(options: settings.databaseOptions)
     try MigrationRunner().migrate(database)
-    let store = try BlobStore(directory: directory)
+    let store = try settings.makeChunkStore(directory: directory, database: database)
     let result = try body(ModelRegistry(database: database, store: store, limits: settings.registryLimits))
     _ = consume lock  // held until here: released only after the work is done
     return result

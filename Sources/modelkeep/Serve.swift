@@ -45,7 +45,13 @@ struct Serve: ParsableCommand {
         }
         if checkConfig {
             let auth = settings.authSettings.required ? "required" : "off"
-            print("configuration valid: listen \(settings.host):\(settings.port), data \(settings.dataDir), auth \(auth), log \(settings.logFormat) at \(settings.logLevel)")
+            let chunks: String
+            do {
+                chunks = try settings.checkChunkStore()
+            } catch {
+                fail("\(error)")
+            }
+            print("configuration valid: listen \(settings.host):\(settings.port), data \(settings.dataDir), \(chunks), auth \(auth), log \(settings.logFormat) at \(settings.logLevel)")
             return
         }
         let logger = makeLogger(settings)
@@ -64,9 +70,10 @@ struct Serve: ParsableCommand {
         let applied = try MigrationRunner().migrate(database)
         for name in applied { logger.info("applied migration \(name)") }
 
-        let store = try BlobStore(directory: directory)
+        let store = try settings.makeChunkStore(directory: directory, database: database)
+        logger.info("artifact chunks are kept in \(store.summary)")
         // Nothing can be uploading yet: every staging area left is from a crash or a kill.
-        let reclaimed = store.clearStaging(olderThan: 0)
+        let reclaimed = store.scratch.clearStaging(olderThan: 0)
         if reclaimed > 0 { logger.info("removed \(reclaimed) bytes of unfinished uploads left by the last run") }
         let registry = ModelRegistry(database: database, store: store, limits: settings.registryLimits)
         let metrics = ServerMetrics()

@@ -50,6 +50,21 @@ struct Settings: Sendable {
     var trustedProxies: [String] = []
     var metricsPublic = true
     var keyCacheMilliseconds = 1000
+    /// local (chunks in the data directory) or s3 (chunks in an S3-compatible bucket).
+    var blobBackend = "local"
+    var s3Endpoint: String?
+    var s3Region = "us-east-1"
+    var s3Bucket: String?
+    var s3Prefix = ""
+    /// path, virtual, or nil: path when an endpoint is given, virtual for AWS itself.
+    var s3Addressing: String?
+    var s3AccessKeyID: String?
+    var s3SecretAccessKey: String?
+    var s3SessionToken: String?
+    var s3Concurrency = 8
+    var s3ConnectTimeoutMilliseconds = 5_000
+    var s3StallTimeoutSeconds = 30
+    var s3MaxAttempts = 4
 
     /// One setting: its key (config file), how it is parsed, and what it means.
     struct Spec: Sendable {
@@ -120,6 +135,25 @@ struct Settings: Sendable {
         },
         Spec(key: "metrics_public", help: "Whether GET /metrics is open like /healthz (true) or needs a read key when auth is required (false).") { $0.metricsPublic = try bool($1, "metrics_public") },
         Spec(key: "key_cache_ms", help: "How long a key that authenticated is trusted without a database lookup; a revoked key stops within it (0: look up every request).") { $0.keyCacheMilliseconds = try int($1, "key_cache_ms", 0...600_000) },
+        Spec(key: "blob_backend", help: "Where artifact chunks are kept: local (the data directory) or s3 (an S3-compatible bucket; see the s3_ settings).") {
+            guard ["local", "s3"].contains($1.lowercased()) else { throw SettingsError(key: "blob_backend", message: "must be local or s3") }
+            $0.blobBackend = $1.lowercased()
+        },
+        Spec(key: "s3_endpoint", help: "The S3-compatible service, http(s)://host[:port]; unset: AWS S3 in s3_region.") { $0.s3Endpoint = try text($1, "s3_endpoint") },
+        Spec(key: "s3_region", help: "The region requests are signed for (us-east-1 suits most self-hosted stores).") { $0.s3Region = try text($1, "s3_region") },
+        Spec(key: "s3_bucket", help: "The bucket holding the chunks (it must exist).") { $0.s3Bucket = try text($1, "s3_bucket") },
+        Spec(key: "s3_prefix", help: "Put before every chunk's object name, so one bucket can hold several registries.") { $0.s3Prefix = $1 },
+        Spec(key: "s3_addressing", help: "path (host/bucket/key; default with s3_endpoint) or virtual (bucket.host/key; default for AWS).") {
+            guard ["path", "virtual"].contains($1.lowercased()) else { throw SettingsError(key: "s3_addressing", message: "must be path or virtual") }
+            $0.s3Addressing = $1.lowercased()
+        },
+        Spec(key: "s3_access_key_id", help: "Access key; unset: the AWS_ACCESS_KEY_ID environment variable.") { $0.s3AccessKeyID = try text($1, "s3_access_key_id") },
+        Spec(key: "s3_secret_access_key", help: "Secret key; unset: AWS_SECRET_ACCESS_KEY. Keep it in a config file only you can read.") { $0.s3SecretAccessKey = try text($1, "s3_secret_access_key") },
+        Spec(key: "s3_session_token", help: "Session token of temporary credentials; unset: AWS_SESSION_TOKEN.") { $0.s3SessionToken = try text($1, "s3_session_token") },
+        Spec(key: "s3_concurrency", help: "Chunk uploads in flight at once per artifact upload (memory: this many chunks of up to 4 MiB).") { $0.s3Concurrency = try int($1, "s3_concurrency", 1...256) },
+        Spec(key: "s3_connect_timeout_ms", help: "Longest wait to connect to the object store.") { $0.s3ConnectTimeoutMilliseconds = try int($1, "s3_connect_timeout_ms", 1...600_000) },
+        Spec(key: "s3_stall_timeout_seconds", help: "A transfer to or from the object store moving under 1 KiB/s for this long is abandoned and retried.") { $0.s3StallTimeoutSeconds = try int($1, "s3_stall_timeout_seconds", 1...3600) },
+        Spec(key: "s3_max_attempts", help: "Tries of an object-store request that failed transiently (timeout, 500, 503, SlowDown), with backoff and jitter.") { $0.s3MaxAttempts = try int($1, "s3_max_attempts", 1...20) },
         Spec(key: "event_retention_days", help: "Change-feed events older than this are pruned hourly; 0 keeps them forever.") { $0.eventRetentionDays = try int($1, "event_retention_days", 0...36500) },
     ]
 

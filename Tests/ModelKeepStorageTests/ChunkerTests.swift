@@ -80,9 +80,9 @@ struct ChunkerTests {
         let regions = 128  // 512 MiB of 4 MiB tensors
         let rewritten = Set(stride(from: 5, to: regions, by: 10).prefix(13))  // 13 of 128 regions: 10 %
         func ingest(_ store: BlobStore, tuned: Bool) throws -> IngestResult {
-            let staging = try store.makeStaging()
-            defer { staging.remove() }
-            var ingest = ChunkIngest(staging: staging, computeMD5: false)
+            let writer = try store.makeWriter()
+            defer { writer.close() }
+            var ingest = ChunkIngest(writer: writer, computeMD5: false)
             for r in 0..<regions {
                 var region = randomBytes(regionSize, seed: UInt64(r + 1) &* (tuned && rewritten.contains(r) ? 7919 : 1))
                 if tuned && r == 0 {
@@ -91,8 +91,8 @@ struct ChunkerTests {
                 try ingest.append(region)
             }
             let result = try ingest.finish()
-            try store.publish(result.chunks, from: staging)
-            store.unpin(result.chunks)
+            try writer.publish(result.chunks)
+            store.pins.unpin(result.chunks)
             return result
         }
         let dir = TemporaryDirectory()
@@ -113,10 +113,10 @@ struct ChunkerTests {
     func ingest() throws {
         let dir = TemporaryDirectory()
         let store = try BlobStore(directory: DataDirectory(path: dir.path))
-        let staging = try store.makeStaging()
+        let staging = try store.scratch.makeStaging()
         let region = randomBytes(3 << 20, seed: 3)
         let data = region + region + region  // repeated content: chunks repeat too
-        var ingest = ChunkIngest(staging: staging, computeMD5: true)
+        var ingest = ChunkIngest(writer: LocalChunkWriter(store: store, staging: staging), computeMD5: true)
         var offset = 0
         while offset < data.count {
             let end = min(data.count, offset + 100_000)

@@ -23,7 +23,7 @@ extension HUBRoutes {
                     throw RegistryError.invalid(field: name, message: "the file part must be named last.pt or best.pt")
                 }
                 let upload = try registry.prepareUpload(.model(model.id), path: name, overwrite: true, fileType: "checkpoint", mimeType: nil)
-                _ = try ArtifactRoutes.ingest(reader.read, into: registry, upload: upload, expectedSHA256: nil, expectedMD5: nil)
+                _ = try registry.ingest(upload, read: reader.read)
                 stored = name
             } else {
                 var value: [UInt8] = []
@@ -90,7 +90,7 @@ extension HUBRoutes {
             let basename = String(filename.split(separator: "/").last ?? Substring(filename))
             let path = collection == .projects ? "images/\(basename)" : basename
             let upload = try registry.prepareUpload(.model(model.id), path: path, overwrite: true, fileType: nil, mimeType: nil)
-            _ = try ArtifactRoutes.ingest(reader.read, into: registry, upload: upload, expectedSHA256: nil, expectedMD5: nil)
+            _ = try registry.ingest(upload, read: reader.read)
             stored.append(path)
         }
         guard !stored.isEmpty else { throw RegistryError.invalid(field: "file", message: "no file part was sent") }

@@ -204,7 +204,7 @@ struct MLflowArtifactRoutes {
         let artifact = try translating({ () throws(RegistryError) in try registry.artifact(parent, path: path) }) {
             $0.isNotFound ? .notFound("No artifact at \(request.parameter("path"))") : nil
         }
-        return try ArtifactRoutes.serve(artifact, request: request, store: registry.store)
+        return try ArtifactRoutes.serve(artifact, request: request, registry: registry)
     }
 
     /// A PUT streams the body into the content-addressed store; it replaces what was at the path, as in MLflow.
@@ -220,7 +220,7 @@ struct MLflowArtifactRoutes {
         }
         let upload = try registry.prepareUpload(location.parent, path: location.path, overwrite: true, fileType: nil,
                                                 mimeType: ArtifactRoutes.declaredMimeType(request).flatMap { $0.hasPrefix("text/plain") ? nil : $0 })
-        _ = try ArtifactRoutes.ingest(body.read, into: registry, upload: upload, expectedSHA256: nil, expectedMD5: nil)
+        _ = try registry.ingest(upload, read: body.read)
         return MLflowRoutes.ok()
     }
 

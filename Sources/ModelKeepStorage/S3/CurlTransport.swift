@@ -1,0 +1,181 @@
+import CCurl
+import Foundation
+import ModelKeepSync
+
+/// One HTTP exchange with an object store.
+struct TransportRequest {
+    var method: String
+    var url: String
+    var headers: [(String, String)]
+    /// The bytes to send (PUT), read in place while the exchange runs.
+    var body: UnsafeRawBufferPointer?
+}
+
+/// What came back. `body` holds the answer unless a sink took it (a 2xx to a streamed GET).
+struct TransportResponse {
+    var status: Int
+    var headers: [String: String]
+    var body: [UInt8]
+}
+
+/// Why an exchange did not produce a response at all (refused, reset, timed out, TLS).
+struct TransportError: Error, CustomStringConvertible {
+    let code: Int
+    let message: String
+    /// The sink refused the bytes (the client went away): not the store's fault, never retried.
+    let sinkFailed: Bool
+    var description: String { message }
+}
+
+/// HTTP(S) for the object-store client through the system libcurl: keep-alive connections,
+/// TLS, timeouts. Easy handles are pooled (one exchange each at a time), so connections are
+/// reused across requests; libcurl's own connection cache lives in each handle.
+final class CurlTransport: Sendable {
+    private static let initialized: Bool = curl_global_init(modelkeep_curl_global_default) == CURLE_OK
+
+    struct Timeouts: Sendable {
+        var connectMilliseconds = 5_000
+        /// A transfer slower than 1 KiB/s for this long is abandoned.
+        var stallSeconds = 30
+    }
+
+    private let handles = Locked<[HandleBox]>([])
+    private let timeouts: Timeouts
+    /// The most idle handles kept.
+    private let keep: Int
+
+    init(timeouts: Timeouts, keep: Int) {
+        _ = Self.initialized
+        self.timeouts = timeouts
+        self.keep = max(1, keep)
+    }
+
+    deinit {
+        for box in handles.withLock({ $0 }) { curl_easy_cleanup(box.handle) }
+    }
+
+    /// Performs an exchange. With `sink`, a 2xx answer's body goes to it piece by piece as it
+    /// arrives (returning false aborts); other answers are collected (up to 64 KiB) for the error.
+    func perform(_ request: TransportRequest, sink: ((UnsafeRawBufferPointer) -> Bool)? = nil) throws(TransportError) -> TransportResponse {
+        let box = handles.withLock { $0.popLast() } ?? HandleBox(handle: curl_easy_init())
+        var reusable = false
+        defer {
+            if reusable {
+                handles.withLock { pool in
+                    if pool.count < keep { pool.append(box) } else { curl_easy_cleanup(box.handle) }
+                }
+            } else {
+                curl_easy_cleanup(box.handle)
+            }
+        }
+        let handle = box.handle
+        curl_easy_reset(handle)
+        let state = ExchangeState(handle: handle, sink: sink, body: request.body)
+        let unmanaged = Unmanaged.passRetained(state)
+        defer { unmanaged.release() }
+        let context = UnsafeMutableRawPointer(unmanaged.toOpaque())
+
+        var list: UnsafeMutablePointer<curl_slist>?
+        for (name, value) in request.headers { list = curl_slist_append(list, "\(name): \(value)") }
+        // libcurl would add these on its own; the signature covers neither, the server needs neither.
+        list = curl_slist_append(list, "Expect:")
+        list = curl_slist_append(list, "Content-Type:")
+        list = curl_slist_append(list, "Accept:")
+        defer { curl_slist_free_all(list) }
+
+        modelkeep_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
+        modelkeep_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, timeouts.connectMilliseconds)
+        modelkeep_curl_set_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1024)
+        modelkeep_curl_set_long(handle, CURLOPT_LOW_SPEED_TIME, timeouts.stallSeconds)
+        modelkeep_curl_set_long(handle, CURLOPT_TCP_NODELAY, 1)
+        _ = request.url.withCString { modelkeep_curl_set_pointer(handle, CURLOPT_URL, $0) }
+        modelkeep_curl_set_pointer(handle, CURLOPT_HTTPHEADER, list)
+        modelkeep_curl_set_function(handle, CURLOPT_WRITEFUNCTION, curlWrite)
+        modelkeep_curl_set_pointer(handle, CURLOPT_WRITEDATA, context)
+        modelkeep_curl_set_function(handle, CURLOPT_HEADERFUNCTION, curlHeader)
+        modelkeep_curl_set_pointer(handle, CURLOPT_HEADERDATA, context)
+        switch request.method {
+        case "GET": break
+        case "HEAD": modelkeep_curl_set_long(handle, CURLOPT_NOBODY, 1)
+        case "PUT":
+            modelkeep_curl_set_long(handle, CURLOPT_UPLOAD, 1)
+            modelkeep_curl_set_offset(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(request.body?.count ?? 0))
+            modelkeep_curl_set_function(handle, CURLOPT_READFUNCTION, curlRead)
+            modelkeep_curl_set_pointer(handle, CURLOPT_READDATA, context)
+        default:
+            _ = request.method.withCString { modelkeep_curl_set_pointer(handle, CURLOPT_CUSTOMREQUEST, $0) }
+        }
+        let result = curl_easy_perform(handle)
+        guard result == CURLE_OK else {
+            let reason = String(cString: curl_easy_strerror(result))
+            throw TransportError(code: Int(result.rawValue), message: "\(request.method) \(request.url): \(reason)",
+                                 sinkFailed: state.sinkFailed)
+        }
+        reusable = true
+        return TransportResponse(status: Int(modelkeep_curl_response_code(handle)), headers: state.headers, body: state.collected)
+    }
+}
+
+/// An easy handle; libcurl's handles may move between threads, one user at a time.
+private final class HandleBox: @unchecked Sendable {
+    let handle: UnsafeMutableRawPointer?
+    init(handle: UnsafeMutableRawPointer?) { self.handle = handle }
+}
+
+/// What the C callbacks of one exchange share with it.
+private final class ExchangeState {
+    let handle: UnsafeMutableRawPointer?
+    let sink: ((UnsafeRawBufferPointer) -> Bool)?
+    let body: UnsafeRawBufferPointer?
+    var sent = 0
+    var headers: [String: String] = [:]
+    var collected: [UInt8] = []
+    var sinkFailed = false
+
+    init(handle: UnsafeMutableRawPointer?, sink: ((UnsafeRawBufferPointer) -> Bool)?, body: UnsafeRawBufferPointer?) {
+        self.handle = handle
+        self.sink = sink
+        self.body = body
+    }
+}
+
+private func curlWrite(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?) -> Int {
+    guard let context else { return 0 }
+    let state = Unmanaged<ExchangeState>.fromOpaque(context).takeUnretainedValue()
+    let length = size * count
+    let bytes = UnsafeRawBufferPointer(start: data, count: length)
+    let status = modelkeep_curl_response_code(state.handle)
+    if let sink = state.sink, (200..<300).contains(status) {
+        guard sink(bytes) else {
+            state.sinkFailed = true
+            return 0
+        }
+    } else if state.collected.count < 64 * 1024 {
+        state.collected.append(contentsOf: bytes.prefix(64 * 1024 - state.collected.count))
+    }
+    return length
+}
+
+private func curlHeader(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?) -> Int {
+    guard let context else { return 0 }
+    let state = Unmanaged<ExchangeState>.fromOpaque(context).takeUnretainedValue()
+    let length = size * count
+    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+    if line.hasPrefix("HTTP/") {
+        state.headers = [:]  // a new response (after a 100 Continue, say)
+    } else if let colon = line.firstIndex(of: ":") {
+        let name = line[..<colon].lowercased()
+        state.headers[name] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    return length
+}
+
+private func curlRead(_ buffer: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?) -> Int {
+    guard let context, let buffer else { return modelkeep_curl_readfunc_abort }
+    let state = Unmanaged<ExchangeState>.fromOpaque(context).takeUnretainedValue()
+    guard let body = state.body, let base = body.baseAddress else { return 0 }
+    let n = min(size * count, body.count - state.sent)
+    if n > 0 { UnsafeMutableRawPointer(buffer).copyMemory(from: base + state.sent, byteCount: n) }
+    state.sent += n
+    return n
+}
