@@ -34,8 +34,10 @@ public final class S3ChunkStore: ChunkStore {
         try Self.probe(client)
     }
 
-    /// Writes, reads back and deletes a small object under the prefix; throws the reason it cannot.
+    /// Checks the bucket exists (some stores would create it on the first PUT), then writes,
+    /// reads back and deletes a small object under the prefix; throws the reason it cannot.
     public static func probe(_ client: S3Client) throws {
+        try client.checkBucket()
         let probe = Array("modelkeep readiness probe".utf8)
         let sha = BlobStore.hex(SHA256.hash(data: probe))
         let key = S3Configuration.normalizedPrefix(client.configuration.prefix) + "ready-probe"
