@@ -63,6 +63,7 @@ let package = Package(
         .executableTarget(
             name: "modelkeep",
             dependencies: ["ModelKeepAPI", "ModelKeepHTTP", "ModelKeepStorage", "ModelKeepRegistry", "ModelKeepJSON", "ModelKeepClient", "ModelKeepSync",
+                           "ModelKeepChunking",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             plugins: ["EmbedBuildInfo"]

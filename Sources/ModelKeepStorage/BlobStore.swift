@@ -34,6 +34,7 @@ public final class BlobStore: ChunkStore {
     }
 
     public var summary: String { "the data directory (\(blobsPath))" }
+    public var isLocal: Bool { true }
 
     /// Staging and parts live in the scratch space; these keep older callers reading naturally.
     public var temporaryPath: String { scratch.temporaryPath }

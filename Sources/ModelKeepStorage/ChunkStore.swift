@@ -13,6 +13,9 @@ public protocol ChunkStore: AnyObject, Sendable {
     var scratch: ScratchSpace { get }
     /// Chunks uploads in flight still need: garbage collection never takes a pinned chunk.
     var pins: ChunkPins { get }
+    /// Whether reading every chunk is a local disk read (fsck re-hashes every chunk then) rather
+    /// than a download (fsck re-hashes only with --full).
+    var isLocal: Bool { get }
 
     /// Checks the store can take bytes now; throws the reason it cannot.
     func checkWritable() throws

@@ -44,6 +44,10 @@ struct Backup: ParsableCommand {
                 throw ValidationError("no ModelKeep data in \(source.path) (no modelkeep.db)")
             }
             try requireEmpty(destination)
+            if settings.blobBackend == "s3" {
+                try backupDatabaseOnly(source: source, settings: settings)
+                return
+            }
             // The backup has a data directory's layout; the stores name every chunk's file.
             let from = try BlobStore(directory: source), to = try BlobStore(directory: DataDirectory(path: destination))
             // Chunks first, then the snapshot: a chunk published after this pass is young, so
@@ -74,6 +78,22 @@ struct Backup: ParsableCommand {
         } catch {
             fail("\(error)")
         }
+    }
+}
+
+extension Backup {
+    /// With chunks in a bucket, a backup is the database: the chunks stay where they are.
+    func backupDatabaseOnly(source: DataDirectory, settings: Settings) throws {
+        let snapshotPath = DataDirectory(path: destination).databasePath
+        try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
+        try SQLiteConnection(path: source.databasePath, readOnly: true).backup(to: snapshotPath)
+        let snapshot = try SQLiteConnection(path: snapshotPath)
+        try snapshot.execute("DELETE FROM upload_sessions WHERE artifact_id IS NULL")
+        let chunks = try snapshot.queryFirst("SELECT count(DISTINCT sha256) FROM artifact_chunks", []) { $0.int(0) } ?? 0
+        let artifacts = try snapshot.queryFirst("SELECT count(*) FROM artifacts", []) { $0.int(0) } ?? 0
+        let models = try snapshot.queryFirst("SELECT count(*) FROM models", []) { $0.int(0) } ?? 0
+        print("backed up the database (\(models) model(s), \(artifacts) artifact(s)) to \(destination); its \(chunks) chunk(s) stay in "
+              + "\(try settings.s3Configuration().summary), which this backup does not copy (see README: backups with blob_backend = s3)")
     }
 }
 

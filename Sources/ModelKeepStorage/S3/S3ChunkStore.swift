@@ -27,6 +27,7 @@ public final class S3ChunkStore: ChunkStore {
     }
 
     public var summary: String { client.configuration.summary }
+    public var isLocal: Bool { false }
 
     /// Checks the local scratch space, then that the bucket takes an object (`probe`).
     public func checkWritable() throws {

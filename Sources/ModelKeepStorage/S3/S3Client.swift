@@ -186,9 +186,11 @@ public final class S3Client: Sendable {
         } while token != nil
     }
 
-    /// Whether the bucket exists and these credentials may use it (a HEAD of the bucket).
+    /// Whether the bucket exists and these credentials may list it: a one-key listing, whose
+    /// error (unlike a HEAD's) has a body naming the reason (NoSuchBucket, SignatureDoesNotMatch).
     public func checkBucket() throws(ObjectStoreError) {
-        _ = try send("HEAD", key: "")
+        _ = try send("GET", key: "", query: [("list-type", "2"), ("max-keys", "1"),
+                                            ("prefix", S3Configuration.normalizedPrefix(configuration.prefix))])
     }
 
     /// Creates the bucket (tests and `blobs migrate`); an existing bucket of ours is fine.
