@@ -204,6 +204,25 @@ public final class BlobStore: ChunkStore {
         return found
     }
 
+    /// Puts a chunk into another local store (a backup, a restore): a hard link where the
+    /// filesystem allows (chunks are never rewritten, so sharing is safe), a copy otherwise.
+    /// Returns whether it linked.
+    @discardableResult
+    public func linkOrCopy(_ sha256: String, into other: BlobStore) throws -> Bool {
+        let source = path(of: sha256), target = other.path(of: sha256)
+        try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        if FileManager.default.fileExists(atPath: target) { return true }
+        if link(source, target) == 0 { return true }
+        try FileManager.default.copyItem(atPath: source, toPath: target)
+        return false
+    }
+
+    /// Removes a chunk outright (a backup dropping what its snapshot does not use); the live
+    /// store removes chunks only through `removeIfUnreferenced`.
+    public func remove(_ sha256: String) throws {
+        try FileManager.default.removeItem(atPath: path(of: sha256))
+    }
+
     /// Moves a corrupt chunk out of `blobs/` into `quarantine/`, keeping its bytes.
     public func quarantine(_ sha256: String) throws {
         try FileManager.default.moveItem(atPath: path(of: sha256), toPath: "\(quarantinePath)/\(sha256)-\(Int(Date().timeIntervalSince1970))")

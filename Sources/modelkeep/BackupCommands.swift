@@ -2,17 +2,6 @@ import ArgumentParser
 import Foundation
 import ModelKeepStorage
 
-/// Puts a chunk file at `target`: a hard link where the filesystem allows, a copy otherwise.
-/// Returns whether it linked.
-@discardableResult
-func linkOrCopy(_ source: String, _ target: String) throws -> Bool {
-    try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-    if FileManager.default.fileExists(atPath: target) { return true }
-    if link(source, target) == 0 { return true }
-    try FileManager.default.copyItem(atPath: source, toPath: target)
-    return false
-}
-
 /// A destination that does not exist yet, or is an empty directory.
 func requireEmpty(_ path: String) throws {
     var isDirectory: ObjCBool = false
@@ -52,7 +41,7 @@ struct Backup: ParsableCommand {
             let from = try BlobStore(directory: source), to = try BlobStore(directory: DataDirectory(path: destination))
             // Chunks first, then the snapshot: a chunk published after this pass is young, so
             // garbage collection (which spares young chunks) cannot take it before it is linked below.
-            for chunk in from.allChunks() { try linkOrCopy(from.path(of: chunk.sha256), to.path(of: chunk.sha256)) }
+            for chunk in from.allChunks() { try from.linkOrCopy(chunk.sha256, into: to) }
             let snapshotPath = DataDirectory(path: destination).databasePath
             try SQLiteConnection(path: source.databasePath, readOnly: true).backup(to: snapshotPath)
             let snapshot = try SQLiteConnection(path: snapshotPath)
@@ -63,13 +52,13 @@ struct Backup: ParsableCommand {
                 guard to.contains(sha) || from.contains(sha) else {
                     throw ValidationError("chunk \(sha) is referenced but missing from \(source.path); run modelkeep fsck")
                 }
-                if try linkOrCopy(from.path(of: sha), to.path(of: sha)) { linked += 1 } else { copied += 1 }
+                if try from.linkOrCopy(sha, into: to) { linked += 1 } else { copied += 1 }
                 bytes += to.storedSize(sha) ?? 0
             }
             // Chunks nothing in the snapshot uses (garbage awaiting gc) are not carried over.
             let wanted = Set(referenced)
             for chunk in to.allChunks() where !wanted.contains(chunk.sha256) {
-                try FileManager.default.removeItem(atPath: to.path(of: chunk.sha256))
+                try to.remove(chunk.sha256)
             }
             let artifacts = try snapshot.queryFirst("SELECT count(*) FROM artifacts", []) { $0.int(0) } ?? 0
             let models = try snapshot.queryFirst("SELECT count(*) FROM models", []) { $0.int(0) } ?? 0
@@ -120,7 +109,7 @@ struct Restore: ParsableCommand {
             let from = try BlobStore(directory: DataDirectory(path: source)), to = try BlobStore(directory: target)
             var linked = 0, copied = 0
             for chunk in from.allChunks() {
-                if try linkOrCopy(from.path(of: chunk.sha256), to.path(of: chunk.sha256)) { linked += 1 } else { copied += 1 }
+                if try from.linkOrCopy(chunk.sha256, into: to) { linked += 1 } else { copied += 1 }
             }
             let database = try target.openDatabase(options: settings.databaseOptions)
             let applied = try MigrationRunner().migrate(database)
