@@ -71,7 +71,7 @@ extension ModelRegistry {
                         spans.append(.file(path: path, offset: offset, length: length))
                     case let .stream(sha, offset, length):
                         spans.append(.stream(length: length) { sink in
-                            try store.read(sha, range: offset..<(offset + length)) { piece in
+                            try store.readForDownload(sha, range: offset..<(offset + length)) { piece in
                                 guard sink(piece) else { throw DownloadAbandoned() }
                             }
                         })

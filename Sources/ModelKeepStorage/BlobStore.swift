@@ -169,6 +169,10 @@ public final class BlobStore: ChunkStore {
         }
     }
 
+    public func readForDownload(_ sha256: String, range: Range<Int64>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try read(sha256, range: range, body)
+    }
+
     /// A file region for sendfile, after checking the chunk is a regular file inside the store.
     public func span(_ sha256: String, offset: Int64, length: Int64) throws -> ChunkSpan {
         guard isContained(sha256) else {

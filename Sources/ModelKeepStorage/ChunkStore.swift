@@ -32,8 +32,12 @@ public protocol ChunkStore: AnyObject, Sendable {
     func pinExisting(_ chunks: [ChunkReference]) throws
     /// Reads a stored chunk, or `range` of it, in pieces.
     func read(_ sha256: String, range: Range<Int64>?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
-    /// How a response sends bytes of a chunk: straight from a file, or read through the store.
+    /// How a response sends bytes of a chunk: straight from a file, or read through the store
+    /// (`readForDownload`).
     func span(_ sha256: String, offset: Int64, length: Int64) throws -> ChunkSpan
+    /// Reads bytes of a chunk for a download: like `read`, but the S3 store serves and fills
+    /// its on-disk cache of recently read chunks here (gc, fsck and migrations do not).
+    func readForDownload(_ sha256: String, range: Range<Int64>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
     /// Removes a chunk when `stillUnreferenced` confirms it, deciding under the pin lock so an
     /// upload cannot pin it in between. Returns the bytes reclaimed (0 when kept).
     func removeIfUnreferenced(_ sha256: String, stillUnreferenced: () throws -> Bool) throws -> Int64

@@ -26,7 +26,8 @@ extension Settings {
     /// The chunk store these settings name, over an open, migrated database.
     func makeChunkStore(directory: DataDirectory, database: Database) throws -> any ChunkStore {
         switch blobBackend {
-        case "s3": try S3ChunkStore(client: S3Client(s3Configuration()), database: database, directory: directory)
+        case "s3": try S3ChunkStore(client: S3Client(s3Configuration()), database: database, directory: directory,
+                                    cacheBytes: Int64(s3CacheMiB) << 20)
         default: try BlobStore(directory: directory)
         }
     }

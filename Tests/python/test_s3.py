@@ -167,6 +167,37 @@ class S3StoreTest(S3TestCase):
         finally:
             self.weed.resume()
 
+    def test_the_download_cache_is_bounded_verified_and_serves_a_frozen_store(self):
+        server = self.serve("cache", extra=["--set", "s3_cache_mib=16"])
+        cache = os.path.join(server.data, "cache")
+        model = server.model("s3-cache")
+        first, second = random_bytes(12 << 20, 60), random_bytes(12 << 20, 61)
+        server.request("PUT", f"/api/v1/models/{model}/artifacts/first.bin", first)
+        server.request("PUT", f"/api/v1/models/{model}/artifacts/second.bin", second)
+        self.assertEqual(server.request("GET", f"/api/v1/models/{model}/artifacts/second.bin")[2], second)
+        self.assertEqual(server.request("GET", f"/api/v1/models/{model}/artifacts/first.bin")[2], first)
+        used = sum(os.path.getsize(os.path.join(cache, n)) for n in os.listdir(cache))
+        self.assertLessEqual(used, (16 << 20) + (4 << 20), "the cache outgrew s3_cache_mib by more than a chunk")
+        self.assertGreater(used, 8 << 20)
+        # What the cache holds is served with the store frozen: a range inside the first file's start.
+        self.weed.pause()
+        try:
+            status, _, got = server.request("GET", f"/api/v1/models/{model}/artifacts/first.bin",
+                                            headers={"Range": "bytes=0-99999"}, timeout=10)
+            self.assertEqual((status, got), (206, first[:100000]))
+        finally:
+            self.weed.resume()
+        # A chunk changed in the bucket behind the registry's back is never served: the cache
+        # checks each chunk it fetches, so the reader gets a short body, not wrong bytes.
+        third = random_bytes(6 << 20, 62)
+        before = set(self.chunk_objects())
+        server.request("PUT", f"/api/v1/models/{model}/artifacts/third.bin", third)
+        victim = sorted(set(self.chunk_objects()) - before)[-1]
+        self.weed.client().put_object(Bucket=self.weed.bucket, Key=victim, Body=b"tampered")
+        got = subprocess.run(["curl", "-s", f"{server.base}/api/v1/models/{model}/artifacts/third.bin"], capture_output=True).stdout
+        self.assertLess(len(got), len(third))
+        self.assertEqual(got, third[:len(got)])
+
     def test_resumable_upload_and_chunk_api(self):
         server = self.serve("resumable")
         model = server.model("s3-resumable")

@@ -20,10 +20,14 @@ public final class S3ChunkStore: ChunkStore {
     /// Where chunk PUTs run, at most `configuration.concurrency` per upload at a time.
     private let queue = DispatchQueue(label: "modelkeep.s3-put", attributes: .concurrent)
 
-    public init(client: S3Client, database: Database, directory: DataDirectory) throws {
+    /// Recently downloaded chunks on local disk; nil when `cacheBytes` is 0.
+    let cache: ChunkCache?
+
+    public init(client: S3Client, database: Database, directory: DataDirectory, cacheBytes: Int64 = 0) throws {
         self.client = client
         self.database = database
         scratch = try ScratchSpace(directory: directory)
+        cache = cacheBytes > 0 ? try ChunkCache(directory: directory.url.appending(path: "cache").path, limitBytes: cacheBytes) : nil
     }
 
     public var summary: String { client.configuration.summary }
@@ -130,6 +134,22 @@ public final class S3ChunkStore: ChunkStore {
         .stream(sha256: sha256, offset: offset, length: length)
     }
 
+    /// With the cache on: from the cached file, fetching the whole chunk into it first when it
+    /// is not there (verified on the way); the bucket is streamed from directly otherwise, and
+    /// when a cached file vanished (evicted) between lookup and open.
+    public func readForDownload(_ sha256: String, range: Range<Int64>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard let cache else { return try read(sha256, range: range, body) }
+        let path = try cache.path(of: sha256) ?? cache.fill(sha256) { sink in try read(sha256, range: nil, sink) }
+        guard let handle = FileHandle(forReadingAtPath: path) else { return try read(sha256, range: range, body) }
+        defer { try? handle.close() }
+        try handle.seek(toOffset: UInt64(range.lowerBound))
+        var left = range.upperBound - range.lowerBound
+        while left > 0, let data = try handle.read(upToCount: Int(min(left, 1 << 20))), !data.isEmpty {
+            left -= Int64(data.count)
+            try data.withUnsafeBytes { try body($0) }
+        }
+    }
+
     /// Deletes the row first, then the object, both under the pin lock: an upload can neither
     /// take the chunk for present in between, nor store it again before the delete lands.
     public func removeIfUnreferenced(_ sha256: String, stillUnreferenced: () throws -> Bool) throws -> Int64 {
@@ -139,6 +159,7 @@ public final class S3ChunkStore: ChunkStore {
                 try db.queryFirst("DELETE FROM object_store_chunks WHERE sha256 = ? RETURNING size", [.text(sha256)]) { $0.int64(0) }
             }
             try client.delete(client.configuration.key(of: sha256))
+            cache?.drop(sha256)
             return size ?? 0
         }
     }
@@ -176,6 +197,7 @@ public final class S3ChunkStore: ChunkStore {
         try bytes.withUnsafeBytes { try client.put(key, $0, sha256: actual) }
         _ = try database.write { db in try db.run("DELETE FROM object_store_chunks WHERE sha256 = ?", [.text(sha256)]) }
         try client.delete(client.configuration.key(of: sha256))
+        cache?.drop(sha256)
     }
 }
 
