@@ -20,6 +20,7 @@ extension Settings {
         configuration.connectTimeoutMilliseconds = s3ConnectTimeoutMilliseconds
         configuration.stallSeconds = s3StallTimeoutSeconds
         configuration.maxAttempts = s3MaxAttempts
+        configuration.caFile = s3CAFile
         return configuration
     }
 

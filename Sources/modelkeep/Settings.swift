@@ -66,6 +66,7 @@ struct Settings: Sendable {
     var s3StallTimeoutSeconds = 30
     var s3MaxAttempts = 4
     var s3CacheMiB = 0
+    var s3CAFile: String?
 
     /// One setting: its key (config file), how it is parsed, and what it means.
     struct Spec: Sendable {
@@ -155,6 +156,9 @@ struct Settings: Sendable {
         Spec(key: "s3_connect_timeout_ms", help: "Longest wait to connect to the object store.") { $0.s3ConnectTimeoutMilliseconds = try int($1, "s3_connect_timeout_ms", 1...600_000) },
         Spec(key: "s3_stall_timeout_seconds", help: "A transfer to or from the object store moving under 1 KiB/s for this long is abandoned and retried.") { $0.s3StallTimeoutSeconds = try int($1, "s3_stall_timeout_seconds", 1...3600) },
         Spec(key: "s3_max_attempts", help: "Tries of an object-store request that failed transiently (timeout, 500, 503, SlowDown), with backoff and jitter.") { $0.s3MaxAttempts = try int($1, "s3_max_attempts", 1...20) },
+        Spec(key: "s3_ca_file", help: "A PEM file of certificate authorities to trust for an https s3_endpoint (a private CA); unset: the system's.") {
+            $0.s3CAFile = try text($1, "s3_ca_file")
+        },
         Spec(key: "s3_cache_mib", help: "MiB of recently downloaded chunks kept in cache/ of the data directory, verified, least recently used evicted first; 0: no cache.") { $0.s3CacheMiB = try int($1, "s3_cache_mib", 0...(1 << 24)) },
         Spec(key: "event_retention_days", help: "Change-feed events older than this are pruned hourly; 0 keeps them forever.") { $0.eventRetentionDays = try int($1, "event_retention_days", 0...36500) },
     ]

@@ -396,6 +396,55 @@ class SlowDownProxy:
         self.server.server_close()
 
 
+def nginx_binary():
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+
+class TLSProxy:
+    """nginx terminating TLS in front of SeaweedFS, with a self-signed certificate for 127.0.0.1;
+    Host is passed through unchanged, so signatures still match."""
+
+    def __init__(self, directory, target_port):
+        os.makedirs(directory, exist_ok=True)
+        self.cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", self.cert, "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        config = os.path.join(directory, "nginx.conf")
+        with open(config, "w") as f:
+            f.write(f"""daemon off; worker_processes 1; pid {directory}/nginx.pid; error_log {directory}/error.log;
+user root;
+events {{}}
+http {{
+    access_log off; client_max_body_size 0; proxy_request_buffering off; proxy_buffering off;
+    client_body_temp_path {directory}/body; proxy_temp_path {directory}/proxy; fastcgi_temp_path {directory}/fcgi;
+    uwsgi_temp_path {directory}/uwsgi; scgi_temp_path {directory}/scgi;
+    server {{
+        listen 127.0.0.1:{self.port} ssl; ssl_certificate {self.cert}; ssl_certificate_key {key};
+        location / {{ proxy_pass http://127.0.0.1:{target_port}; proxy_set_header Host $http_host; proxy_http_version 1.1; }}
+    }}
+}}
+""")
+        self.process = subprocess.Popen([nginx_binary(), "-c", config, "-p", directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not start")
+
+    @property
+    def endpoint(self):
+        return f"https://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
 class S3FaultTest(S3TestCase):
     def assert_serving_metadata(self, server):
         status, _ = server.json("POST", "/api/v1/models", {"name": f"alive-{time.monotonic_ns()}"})
@@ -486,6 +535,24 @@ class S3FaultTest(S3TestCase):
                            env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
         self.assertEqual(code, 1)
         self.assertIn("AWS_ACCESS_KEY_ID", err)
+
+    @unittest.skipUnless(nginx_binary(), "nginx is not installed (.ci/run installs nginx-light)")
+    def test_https_endpoint_with_a_private_ca(self):
+        proxy = TLSProxy(os.path.join(self.work, "tls" + self.prefix), self.weed.s3)
+        try:
+            server = self.serve("tls", endpoint=proxy.endpoint, extra=["--set", f"s3_ca_file={proxy.cert}"])
+            model = server.model("s3-tls")
+            data = random_bytes(6 << 20, 70)
+            self.assertEqual(server.request("PUT", f"/api/v1/models/{model}/artifacts/tls.bin", data)[0], 201)
+            self.assertEqual(server.request("GET", f"/api/v1/models/{model}/artifacts/tls.bin")[2], data)
+            self.assertTrue(self.chunk_objects())
+            # Without the CA the certificate is refused, and readyz says so.
+            untrusting = self.serve("tls-untrusted", endpoint=proxy.endpoint)
+            status, body = untrusting.json("GET", "/readyz")
+            self.assertEqual(status, 503)
+            self.assertRegex(body["error"]["message"].lower(), "certificate|ssl")
+        finally:
+            proxy.stop()
 
     def test_a_stalled_store_times_out_into_a_503(self):
         server = self.serve("stalled", extra=["--set", "s3_max_attempts=1", "--set", "s3_stall_timeout_seconds=1"])

@@ -33,20 +33,22 @@ struct TransportError: Error, CustomStringConvertible {
 final class CurlTransport: Sendable {
     private static let initialized: Bool = curl_global_init(modelkeep_curl_global_default) == CURLE_OK
 
-    struct Timeouts: Sendable {
+    struct Options: Sendable {
         var connectMilliseconds = 5_000
         /// A transfer slower than 1 KiB/s for this long is abandoned.
         var stallSeconds = 30
+        /// Certificate authorities to trust for https (PEM); nil: the system's.
+        var caFile: String?
     }
 
     private let handles = Locked<[HandleBox]>([])
-    private let timeouts: Timeouts
+    private let options: Options
     /// The most idle handles kept.
     private let keep: Int
 
-    init(timeouts: Timeouts, keep: Int) {
+    init(options: Options, keep: Int) {
         _ = Self.initialized
-        self.timeouts = timeouts
+        self.options = options
         self.keep = max(1, keep)
     }
 
@@ -84,10 +86,11 @@ final class CurlTransport: Sendable {
         defer { curl_slist_free_all(list) }
 
         modelkeep_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
-        modelkeep_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, timeouts.connectMilliseconds)
+        modelkeep_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, options.connectMilliseconds)
         modelkeep_curl_set_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1024)
-        modelkeep_curl_set_long(handle, CURLOPT_LOW_SPEED_TIME, timeouts.stallSeconds)
+        modelkeep_curl_set_long(handle, CURLOPT_LOW_SPEED_TIME, options.stallSeconds)
         modelkeep_curl_set_long(handle, CURLOPT_TCP_NODELAY, 1)
+        if let caFile = options.caFile { _ = caFile.withCString { modelkeep_curl_set_pointer(handle, CURLOPT_CAINFO, $0) } }
         _ = request.url.withCString { modelkeep_curl_set_pointer(handle, CURLOPT_URL, $0) }
         modelkeep_curl_set_pointer(handle, CURLOPT_HTTPHEADER, list)
         modelkeep_curl_set_function(handle, CURLOPT_WRITEFUNCTION, curlWrite)

@@ -22,6 +22,9 @@ public struct S3Configuration: Sendable, Equatable {
     public var connectTimeoutMilliseconds = 5_000
     /// A transfer that moves less than 1 KiB/s for this long is abandoned (and retried).
     public var stallSeconds = 30
+    /// A PEM file of the certificate authorities to trust for an https endpoint (a private CA);
+    /// nil: the system's.
+    public var caFile: String?
     /// Tries of a request that failed in a way worth retrying (timeouts, 500, 503, SlowDown).
     public var maxAttempts = 4
     /// The first retry waits up to this long, each later one twice as long (with full jitter).
@@ -88,8 +91,8 @@ public final class S3Client: Sendable {
     public init(_ configuration: S3Configuration) throws {
         self.configuration = configuration
         signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region)
-        transport = CurlTransport(timeouts: .init(connectMilliseconds: configuration.connectTimeoutMilliseconds,
-                                                  stallSeconds: configuration.stallSeconds),
+        transport = CurlTransport(options: .init(connectMilliseconds: configuration.connectTimeoutMilliseconds,
+                                                  stallSeconds: configuration.stallSeconds, caFile: configuration.caFile),
                                   keep: configuration.concurrency * 2 + 4)
         let endpoint = configuration.endpoint ?? "https://s3.\(configuration.region).amazonaws.com"
         guard let url = URLComponents(string: endpoint), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
