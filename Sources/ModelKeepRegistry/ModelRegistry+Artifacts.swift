@@ -1,6 +1,6 @@
-import ModelKeepChunking
 import Crypto
 import Foundation
+import ModelKeepChunking
 import ModelKeepJSON
 import ModelKeepStorage
 

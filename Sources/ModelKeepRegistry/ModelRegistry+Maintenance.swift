@@ -1,6 +1,6 @@
-import ModelKeepChunking
 import Crypto
 import Foundation
+import ModelKeepChunking
 import ModelKeepStorage
 
 /// What a garbage collection reclaimed.

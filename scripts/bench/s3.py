@@ -92,6 +92,7 @@ def main():
         idle = rss(server.pid, "VmRSS")
 
         results = {"boto3 up": [], "boto3 down": [], "modelkeep up": [], "modelkeep down": []}
+        peaks = []  # the server's peak RSS after each round: flat memory means this stops growing
         for n in range(args.rounds):
             key = f"boto3/weights-{n}.bin"
             started = time.perf_counter()
@@ -112,7 +113,7 @@ def main():
             results["modelkeep up"].append(size / seconds)
             seconds = timed(["curl", "-sf", "-o", "/dev/null", url])
             results["modelkeep down"].append(size / seconds)
-        peak = rss(server.pid, "VmHWM")
+            peaks.append(rss(server.pid, "VmHWM"))
 
         # A near-duplicate: 1 % rewritten in the middle. Count what reaches the bucket.
         objects_before = len(weed.objects("bench/"))
@@ -131,7 +132,8 @@ def main():
         for way in ("up", "down"):
             b, m = statistics.median(results[f"boto3 {way}"]), statistics.median(results[f"modelkeep {way}"])
             print(f"| {way} | {mb(b)} | {mb(m)} | {m / b:.0%} |")
-        print(f"\nserver RSS: idle {idle} MiB, peak over the whole run {peak} MiB (s3_concurrency={args.concurrency})")
+        print(f"\nserver RSS: idle {idle} MiB; peak after each round {', '.join(map(str, peaks))} MiB "
+              f"(each round {args.mib} MiB up and down; s3_concurrency={args.concurrency})")
         print(f"near-duplicate (1 % rewritten): {new_objects} new chunk object(s) sent to the bucket, "
               f"{tuned_seconds:.1f} s for the whole {args.mib} MiB upload")
         print("all rounds:", json.dumps({k: [round(v / 1e6) for v in vs] for k, vs in results.items()}))

@@ -108,7 +108,8 @@ final class CurlTransport: Sendable {
         default:
             _ = request.method.withCString { modelkeep_curl_set_pointer(handle, CURLOPT_CUSTOMREQUEST, $0) }
         }
-        let result = curl_easy_perform(handle)
+        // A request to the store may take seconds: the server's pool puts another thread to work meanwhile.
+        let result = Blocking.run { curl_easy_perform(handle) }
         guard result == CURLE_OK else {
             let reason = String(cString: curl_easy_strerror(result))
             throw TransportError(code: Int(result.rawValue), message: "\(request.method) \(request.url): \(reason)",

@@ -233,7 +233,7 @@ final class S3ChunkWriter: ChunkWriter, @unchecked Sendable {
         }
         let bytes = [UInt8](chunk)
         let key = store.client.configuration.key(of: sha256)
-        slots.wait()
+        Blocking.run { slots.wait() }  // bounded memory: at most `concurrency` chunks in flight
         group.enter()
         queue.async { [self] in
             defer {
@@ -251,14 +251,14 @@ final class S3ChunkWriter: ChunkWriter, @unchecked Sendable {
     }
 
     func publish(_ chunks: [ChunkReference]) throws {
-        group.wait()
+        Blocking.run { group.wait() }
         if let error = failure.withLock({ $0 }) { throw error }
         try store.record(sent, reused: reused)
         store.pins.pin(chunks)
     }
 
     func close() {
-        group.wait()
+        Blocking.run { group.wait() }
         store.pins.unpin(seen)
     }
 }
