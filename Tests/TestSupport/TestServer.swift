@@ -10,7 +10,11 @@ import ModelKeepStorage
 public final class TestRegistry: @unchecked Sendable {
     public let directory: TemporaryDirectory
     public let database: Database
+    /// The data directory's local chunk store (tests that reach into its files use it).
     public let store: BlobStore
+    /// The store the registry uses: `store`, or a bucket when MODELKEEP_TEST_S3_ENDPOINT names an
+    /// S3-compatible server (scripts/test runs the artifact suites that way against SeaweedFS).
+    public let chunks: any ChunkStore
     public let registry: ModelRegistry
     public let router: Router
 
@@ -22,8 +26,30 @@ public final class TestRegistry: @unchecked Sendable {
         database = try data.openDatabase(options: options)
         try MigrationRunner().migrate(database)
         store = try BlobStore(directory: data)
-        registry = ModelRegistry(database: database, store: store, limits: limits)
+        if let configuration = TestStore.s3Configuration(prefix: "swift/" + (directory.path as NSString).lastPathComponent) {
+            chunks = try S3ChunkStore(client: S3Client(configuration), database: database, directory: data)
+        } else {
+            chunks = store
+        }
+        registry = ModelRegistry(database: database, store: chunks, limits: limits)
         router = NativeAPI.router(registry: registry, logger: Logger.quiet)
+    }
+}
+
+/// Which chunk store the tests run on.
+public enum TestStore {
+    /// MODELKEEP_TEST_S3_ENDPOINT (with MODELKEEP_TEST_S3_BUCKET, AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY) puts every test registry's chunks in that bucket.
+    public static var isS3: Bool { ProcessInfo.processInfo.environment["MODELKEEP_TEST_S3_ENDPOINT"] != nil }
+
+    static func s3Configuration(prefix: String) -> S3Configuration? {
+        let env = ProcessInfo.processInfo.environment
+        guard let endpoint = env["MODELKEEP_TEST_S3_ENDPOINT"] else { return nil }
+        var configuration = S3Configuration(endpoint: endpoint, bucket: env["MODELKEEP_TEST_S3_BUCKET"] ?? "modelkeep-test", prefix: prefix,
+                                            credentials: S3Credentials(accessKeyID: env["AWS_ACCESS_KEY_ID"] ?? "",
+                                                                       secretAccessKey: env["AWS_SECRET_ACCESS_KEY"] ?? ""))
+        configuration.maxAttempts = 2
+        return configuration
     }
 }
 

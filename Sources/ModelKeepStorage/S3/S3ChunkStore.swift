@@ -215,6 +215,7 @@ final class S3ChunkWriter: ChunkWriter, @unchecked Sendable {
     private var seen: [ChunkReference] = []
     private var sent: [ChunkReference] = []
     private var reused: [String] = []
+    private var published = false
 
     init(store: S3ChunkStore, queue: DispatchQueue) {
         self.store = store
@@ -254,11 +255,23 @@ final class S3ChunkWriter: ChunkWriter, @unchecked Sendable {
         Blocking.run { group.wait() }
         if let error = failure.withLock({ $0 }) { throw error }
         try store.record(sent, reused: reused)
+        published = true
         store.pins.pin(chunks)
     }
 
+    /// After a failed upload (a checksum mismatch, a client gone, the store down), deletes the
+    /// objects it sent that nothing else needs: none pinned by another upload, none recorded in
+    /// the database. What cannot be deleted now stays garbage for gc.
     func close() {
         Blocking.run { group.wait() }
         store.pins.unpin(seen)
+        guard !published else { return }
+        for chunk in sent {
+            _ = try? store.pins.ifUnpinned(chunk.sha256) { () throws -> Int64 in
+                guard try store.storedSize(chunk.sha256) == nil else { return 0 }
+                try store.client.delete(store.client.configuration.key(of: chunk.sha256))
+                return chunk.size
+            }
+        }
     }
 }
