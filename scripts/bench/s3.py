@@ -8,12 +8,13 @@ checkpoint (1 % of it rewritten in one place) sends to the bucket.
     scripts/bench/s3 --smoke          (seconds, the debug build, 32 MiB, one round)
 
 ModelKeep's side is curl -T / curl -o (streamed, X-Checksum-Sha256 verified by the server);
-boto3's is TransferConfig's defaults (8 MiB parts, 10 threads). Every process started here
-is stopped by its PID."""
+boto3's is TransferConfig's defaults (8 MiB parts, 10 threads). Both read the same file and
+write downloads to the same disk. Every process started here is stopped by its PID."""
 import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -38,6 +39,33 @@ def rss(pid, field):
             if line.startswith(field):
                 return int(line.split()[1]) // 1024
     return 0
+
+
+def cpu_of(pid):
+    """CPU seconds (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CPU:
+    """CPU seconds spent by the server, SeaweedFS and the client (curl, or boto3 in this process) over one phase."""
+
+    def __init__(self, server_pid, weed_pid, client):
+        self.pids, self.client = (server_pid, weed_pid), client
+
+    def __enter__(self):
+        self.start = [cpu_of(p) for p in self.pids] + [own_cpu(self.client)]
+        return self
+
+    def __exit__(self, *exc):
+        end = [cpu_of(p) for p in self.pids] + [own_cpu(self.client)]
+        self.seconds = [b - a for a, b in zip(self.start, end)]
 
 
 def timed(command):
@@ -92,27 +120,39 @@ def main():
         idle = rss(server.pid, "VmRSS")
 
         results = {"boto3 up": [], "boto3 down": [], "modelkeep up": [], "modelkeep down": []}
+        cpu = {name: [] for name in results}  # per phase: [server, weed, client] CPU seconds
         peaks = []  # the server's peak RSS after each round: flat memory means this stops growing
+        children, me = resource.RUSAGE_CHILDREN, resource.RUSAGE_SELF
+        out = os.path.join(work, "download.out")  # both sides write the download to the same disk
         for n in range(args.rounds):
             key = f"boto3/weights-{n}.bin"
-            started = time.perf_counter()
-            s3.upload_file(path, weed.bucket, key, Config=config)
-            results["boto3 up"].append(size / (time.perf_counter() - started))
-            started = time.perf_counter()
-            s3.download_file(weed.bucket, key, os.path.join(work, "boto3.out"), Config=config)
-            results["boto3 down"].append(size / (time.perf_counter() - started))
-            os.remove(os.path.join(work, "boto3.out"))
+            with CPU(server.pid, weed.pid, me) as used:
+                started = time.perf_counter()
+                s3.upload_file(path, weed.bucket, key, Config=config)
+                results["boto3 up"].append(size / (time.perf_counter() - started))
+            cpu["boto3 up"].append(used.seconds)
+            with CPU(server.pid, weed.pid, me) as used:
+                started = time.perf_counter()
+                s3.download_file(weed.bucket, key, out, Config=config)
+                results["boto3 down"].append(size / (time.perf_counter() - started))
+            cpu["boto3 down"].append(used.seconds)
+            os.remove(out)
             s3.delete_object(Bucket=weed.bucket, Key=key)
 
-            # A fresh model each round, and a fresh file: nothing of it is in the bucket yet.
+            # A fresh file each round: nothing of it is in the bucket yet.
             if n > 0:
                 write_random(path, args.mib)
                 sha = subprocess.run(["openssl", "dgst", "-sha256", "-r", path], capture_output=True, text=True).stdout[:64]
             url = f"{base}/api/v1/models/{model}/artifacts/weights-{n}.bin"
-            seconds = timed(["curl", "-sf", "-o", "/dev/null", "-T", path, "-H", f"X-Checksum-Sha256: {sha}", url])
+            with CPU(server.pid, weed.pid, children) as used:
+                seconds = timed(["curl", "-sf", "-o", "/dev/null", "-T", path, "-H", f"X-Checksum-Sha256: {sha}", url])
             results["modelkeep up"].append(size / seconds)
-            seconds = timed(["curl", "-sf", "-o", "/dev/null", url])
+            cpu["modelkeep up"].append(used.seconds)
+            with CPU(server.pid, weed.pid, children) as used:
+                seconds = timed(["curl", "-sf", "-o", out, url])
             results["modelkeep down"].append(size / seconds)
+            cpu["modelkeep down"].append(used.seconds)
+            os.remove(out)
             peaks.append(rss(server.pid, "VmHWM"))
 
         # A near-duplicate: 1 % rewritten in the middle. Count what reaches the bucket.
@@ -127,11 +167,17 @@ def main():
 
         mb = lambda v: f"{v / 1e6:,.0f} MB/s"
         print(f"# S3 backend: {args.mib} MiB through ModelKeep vs boto3 straight to SeaweedFS, {args.rounds} round(s), median\n")
-        print("| | boto3 (multipart, 10 threads) | ModelKeep (curl -T / -o) | ModelKeep / boto3 |")
+        print("| | boto3 (multipart, 10 threads) | ModelKeep (curl -T / -o FILE) | ModelKeep / boto3 |")
         print("|---|---|---|---|")
         for way in ("up", "down"):
             b, m = statistics.median(results[f"boto3 {way}"]), statistics.median(results[f"modelkeep {way}"])
             print(f"| {way} | {mb(b)} | {mb(m)} | {m / b:.0%} |")
+        print("\nWhere the CPU went, CPU seconds per phase (median): ModelKeep server / SeaweedFS / client\n")
+        print("| phase | ModelKeep | SeaweedFS | client |")
+        print("|---|---|---|---|")
+        for name, phases in cpu.items():
+            columns = [statistics.median(p[i] for p in phases) for i in range(3)]
+            print(f"| {name} | {columns[0]:.2f} | {columns[1]:.2f} | {columns[2]:.2f} |")
         print(f"\nserver RSS: idle {idle} MiB; peak after each round {', '.join(map(str, peaks))} MiB "
               f"(each round {args.mib} MiB up and down; s3_concurrency={args.concurrency})")
         print(f"near-duplicate (1 % rewritten): {new_objects} new chunk object(s) sent to the bucket, "
