@@ -33,27 +33,22 @@ struct BlobsMigrate: ParsableCommand {
         guard ["s3", "local"].contains(to) else { throw ValidationError("--to takes s3 or local, not \(to)") }
         do {
             let settings = try common.settings()
-            let directory = DataDirectory(path: settings.dataDir)
-            guard FileManager.default.fileExists(atPath: directory.databasePath) else {
-                throw ValidationError("no ModelKeep data in \(directory.path) (no modelkeep.db)")
-            }
-            let lock = try directory.lock()
-            let database = try directory.openDatabase(options: settings.databaseOptions)
-            try MigrationRunner().migrate(database)
-            let local = try BlobStore(directory: directory)
-            let bucket = try S3ChunkStore(client: S3Client(settings.s3Configuration()), database: database, directory: directory)
-            let (source, target): (any ChunkStore, any ChunkStore) = to == "s3" ? (local, bucket) : (bucket, local)
-            let chunks = try database.read { db in
-                try db.query("SELECT sha256, max(size) FROM artifact_chunks GROUP BY sha256 ORDER BY sha256") {
-                    ChunkReference(sha256: $0.text(0), size: $0.int64(1))
+            let (report, count) = try withDataDirectory(settings) { directory, database in
+                let local = try BlobStore(directory: directory)
+                let bucket = try S3ChunkStore(client: S3Client(settings.s3Configuration()), database: database, directory: directory)
+                let (source, target): (any ChunkStore, any ChunkStore) = to == "s3" ? (local, bucket) : (bucket, local)
+                let chunks = try database.read { db in
+                    try db.query("SELECT sha256, max(size) FROM artifact_chunks GROUP BY sha256 ORDER BY sha256") {
+                        ChunkReference(sha256: $0.text(0), size: $0.int64(1))
+                    }
                 }
+                print("copying \(chunks.count) chunk(s) from \(source.summary) to \(target.summary)")
+                let report = try ChunkCopy.run(chunks, from: source, to: target) { done, copied in
+                    if done % 500 == 0 { print("  \(done)/\(chunks.count) checked, \(copied) copied") }
+                }
+                return (report, chunks.count)
             }
-            print("copying \(chunks.count) chunk(s) from \(source.summary) to \(target.summary)")
-            let report = try ChunkCopy.run(chunks, from: source, to: target) { done, copied in
-                if done % 500 == 0 { print("  \(done)/\(chunks.count) checked, \(copied) copied") }
-            }
-            _ = consume lock
-            print("copied \(report.copied) chunk(s) (\(report.bytes) bytes); \(report.present) were there already; all \(chunks.count) verified in the target")
+            print("copied \(report.copied) chunk(s) (\(report.bytes) bytes); \(report.present) were there already; all \(count) verified in the target")
             print(to == "s3"
                   ? "now set blob_backend = s3 (with the same s3_ settings) and start the server; blobs/ in the data directory can go once it runs"
                   : "now set blob_backend = local and start the server; the bucket's objects can go once it runs")

@@ -7,6 +7,14 @@ import ModelKeepStorage
 /// Runs an offline command on a data directory: under its lock (no server may be running on
 /// it), with the migrated database and the store.
 func withRegistry<T>(_ settings: Settings, _ body: (ModelRegistry) throws -> T) throws -> T {
+    try withDataDirectory(settings) { directory, database in
+        let store = try settings.makeChunkStore(directory: directory, database: database)
+        return try body(ModelRegistry(database: database, store: store, limits: settings.registryLimits))
+    }
+}
+
+/// Runs an offline command on an existing data directory, under its lock, with its migrated database.
+func withDataDirectory<T>(_ settings: Settings, _ body: (DataDirectory, Database) throws -> T) throws -> T {
     let directory = DataDirectory(path: settings.dataDir)
     guard FileManager.default.fileExists(atPath: directory.databasePath) else {
         throw ValidationError("no ModelKeep data in \(directory.path) (no modelkeep.db)")
@@ -14,8 +22,7 @@ func withRegistry<T>(_ settings: Settings, _ body: (ModelRegistry) throws -> T) 
     let lock = try directory.lock()
     let database = try directory.openDatabase(options: settings.databaseOptions)
     try MigrationRunner().migrate(database)
-    let store = try settings.makeChunkStore(directory: directory, database: database)
-    let result = try body(ModelRegistry(database: database, store: store, limits: settings.registryLimits))
+    let result = try body(directory, database)
     _ = consume lock  // held until here: released only after the work is done
     return result
 }

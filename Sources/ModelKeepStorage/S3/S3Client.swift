@@ -130,33 +130,20 @@ public final class S3Client: Sendable {
     /// resumed where it stopped; `sink` returning false ends it with an error.
     public func get(_ key: String, range: Range<Int64>? = nil, sink: (UnsafeRawBufferPointer) -> Bool) throws(ObjectStoreError) {
         var delivered: Int64 = 0
-        var attempt = 0
-        while true {
+        try retrying {
             var headers: [(String, String)] = []
             if let range {
                 headers.append(("range", "bytes=\(range.lowerBound + delivered)-\(range.upperBound - 1)"))
             } else if delivered > 0 {
                 headers.append(("range", "bytes=\(delivered)-"))
             }
-            do {
-                let response = try withoutActuallyEscaping(sink) { sink in
-                    try exchange("GET", key: key, query: [], headers: headers, payloadHash: SigV4Signer.emptyPayloadHash,
-                                 body: nil) { piece in
-                        delivered += Int64(piece.count)
-                        return sink(piece)
-                    }
+            let response = try withoutActuallyEscaping(sink) { sink in
+                try exchange("GET", key: key, query: [], headers: headers, payloadHash: SigV4Signer.emptyPayloadHash, body: nil) { piece in
+                    delivered += Int64(piece.count)
+                    return sink(piece)
                 }
-                guard (200..<300).contains(response.status) else { throw Self.error(from: response) }
-                return
-            } catch is SinkRefused {
-                throw ObjectStoreError(status: -1, code: "ReaderGone", message: "the reader of \(key) went away")
-            } catch let error as ObjectStoreError {
-                attempt += 1
-                guard error.isTransient, attempt < configuration.maxAttempts else { throw error }
-                backoff(attempt)
-            } catch {
-                throw ObjectStoreError(status: 0, code: "Internal", message: String(describing: error))
             }
+            guard (200..<300).contains(response.status) else { throw Self.error(from: response) }
         }
     }
 
@@ -209,16 +196,26 @@ public final class S3Client: Sendable {
     /// Sends a request with retries; answers with a status outside 2xx and `accept` throw.
     private func send(_ method: String, key: String, query: [(String, String)] = [], payloadHash: String = SigV4Signer.emptyPayloadHash,
                       body: UnsafeRawBufferPointer? = nil, accept: Set<Int> = []) throws(ObjectStoreError) -> TransportResponse {
-        var attempt = 0
+        try retrying {
+            let response = try exchange(method, key: key, query: query, headers: [], payloadHash: payloadHash, body: body, sink: nil)
+            if (200..<300).contains(response.status) || accept.contains(response.status) { return response }
+            throw Self.error(from: response)
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or has been tried `maxAttempts` times,
+    /// waiting with exponential backoff and jitter between tries.
+    private func retrying<T>(_ attempt: () throws -> T) throws(ObjectStoreError) -> T {
+        var tries = 0
         while true {
             do {
-                let response = try exchange(method, key: key, query: query, headers: [], payloadHash: payloadHash, body: body, sink: nil)
-                if (200..<300).contains(response.status) || accept.contains(response.status) { return response }
-                throw Self.error(from: response)
+                return try attempt()
+            } catch is SinkRefused {
+                throw ObjectStoreError(status: -1, code: "ReaderGone", message: "the reader of a download went away")
             } catch let error as ObjectStoreError {
-                attempt += 1
-                guard error.isTransient, attempt < configuration.maxAttempts else { throw error }
-                backoff(attempt)
+                tries += 1
+                guard error.isTransient, tries < configuration.maxAttempts else { throw error }
+                backoff(tries)
             } catch {
                 throw ObjectStoreError(status: 0, code: "Internal", message: String(describing: error))
             }
