@@ -22,10 +22,6 @@ struct ArtifactRoutes {
     func upload(_ request: HTTPRequest) throws -> HTTPResponse {
         let q = try QueryFields(request.query, allowed: ["overwrite", "file_type"])
         guard case .stream(let body) = request.body else { throw HTTPError.badRequest("expected a streamed body") }
-        let limit = registry.limits.maxArtifactBytes
-        if let length = body.expectedLength, length > limit {
-            throw RegistryError.tooLarge("the artifact is \(length) bytes; the limit is \(limit)")
-        }
         let expectedSHA256 = request.headers["X-Checksum-Sha256"]?.trimmingCharacters(in: .whitespaces)
         if let expectedSHA256, !Hex.isSHA256(expectedSHA256.lowercased()) {
             throw RegistryError.invalid(field: "X-Checksum-Sha256", message: "must be 64 hex digits")
@@ -37,7 +33,8 @@ struct ArtifactRoutes {
         let upload = try registry.prepareUpload(ParentPaths.reference(request), path: request.parameter("path"),
                                                 overwrite: try q.bool("overwrite"), fileType: q.string("file_type"),
                                                 mimeType: Self.declaredMimeType(request))
-        let artifact = try registry.ingest(upload, read: body.read, expected: ExpectedChecksums(sha256: expectedSHA256, md5: expectedMD5))
+        let declared = DeclaredContent(size: body.expectedLength, sha256: expectedSHA256, md5: expectedMD5)
+        let artifact = try registry.ingest(upload, read: body.read, expected: declared)
         return Respond.created(["artifact": Self.render(artifact)], location: Respond.artifactPath(artifact))
     }
 

@@ -59,7 +59,7 @@ extension ModelRegistry {
     }
 
     static func pathTaken(_ path: String, _ parent: ParentReference) -> RegistryError {
-        .conflict("\(parent) already has an artifact at \(path); replace it with ?overwrite=true", details: ["path": .string(path)])
+        .conflict("\(parent) already has an artifact at \(path); upload it with overwrite to replace it", details: ["path": .string(path)])
     }
 
     static func existingArtifact(parentID: String, path: String, _ db: SQLiteConnection) throws -> String? {
@@ -70,7 +70,10 @@ extension ModelRegistry {
     /// on a mismatch, nothing recorded), makes the chunks durable in the store, then commits
     /// the manifest. The writer is the caller's to close.
     func commitUpload(_ upload: ArtifactUpload, _ result: IngestResult, writer: any ChunkWriter,
-                      expected: ExpectedChecksums) throws(RegistryError) -> Artifact {
+                      expected: DeclaredContent) throws(RegistryError) -> Artifact {
+        if let size = expected.size, size != result.size {
+            throw .mismatch("the body is \(result.size) bytes, not \(size) as the client declared; nothing was stored")
+        }
         if let sha = expected.sha256, sha.lowercased() != result.sha256 {
             throw .mismatch("the body's SHA-256 is \(result.sha256), not \(sha.lowercased()) as the client declared; nothing was stored")
         }

@@ -2,14 +2,17 @@ import Foundation
 import ModelKeepChunking
 import ModelKeepStorage
 
-/// Checksums a client declared for an upload's bytes, verified before anything is visible.
-public struct ExpectedChecksums: Sendable, Equatable {
+/// What a client declared of an upload's bytes, verified before anything is visible.
+public struct DeclaredContent: Sendable, Equatable {
+    /// The length in bytes.
+    public var size: Int64?
     /// Lowercase or uppercase hex.
     public var sha256: String?
     /// Base64 of the 16-byte digest (the form of a Content-MD5 header).
     public var md5: String?
 
-    public init(sha256: String? = nil, md5: String? = nil) {
+    public init(size: Int64? = nil, sha256: String? = nil, md5: String? = nil) {
+        self.size = size
         self.sha256 = sha256
         self.md5 = md5
     }
@@ -37,10 +40,11 @@ extension ModelRegistry {
     /// The one way bytes come in. Streams `read` into the chunk store (bounded memory: chunks
     /// are written as they are cut), enforces the size limit, verifies the declared checksums,
     /// makes the chunks durable and commits the manifest: the whole artifact or nothing.
-    public func ingest(_ upload: ArtifactUpload, read: () throws -> [UInt8]?, expected: ExpectedChecksums = ExpectedChecksums())
+    public func ingest(_ upload: ArtifactUpload, read: () throws -> [UInt8]?, expected: DeclaredContent = DeclaredContent())
         throws(RegistryError) -> Artifact {
         let store = try requireStore()
         let limit = limits.maxArtifactBytes
+        if let size = expected.size, size > limit { throw .tooLarge("the artifact is \(size) bytes; the limit is \(limit)") }
         do {
             let writer = try store.makeWriter()
             defer { writer.close() }

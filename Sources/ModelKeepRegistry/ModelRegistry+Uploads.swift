@@ -136,7 +136,7 @@ extension ModelRegistry {
             artifact = try ingest(upload, read: {
                 guard let data = try handle.read(upToCount: 1 << 20), !data.isEmpty else { return nil }
                 return [UInt8](data)
-            }, expected: ExpectedChecksums(sha256: session.sha256))
+            }, expected: DeclaredContent(size: session.size, sha256: session.sha256))
         } catch {
             // A mismatch (or a taken path) ends the session: its bytes cannot become this artifact.
             try? abortUpload(session.id)

@@ -76,6 +76,16 @@ struct ArtifactRoutesTests {
         #expect(wrongMD5.status == 422)
         #expect(try api.send("PUT", "/api/v1/models/\(id)/artifacts/a.bin", raw: data, headers: ["X-Checksum-Sha256": "xyz"]).status == 400)
         #expect(try api.send("PUT", "/api/v1/models/\(id)/artifacts/a.bin", raw: data, headers: ["Content-MD5": "nope"]).status == 400)
+        // The registry's own ingest checks a declared size too (HTTP framing already does for a body).
+        let registry = api.registry.registry
+        let upload = try registry.prepareUpload(.model(id), path: "a.bin", overwrite: false, fileType: nil, mimeType: nil)
+        var pieces = [Array(data[0..<1000])]
+        do {
+            _ = try registry.ingest(upload, read: { pieces.popLast() }, expected: DeclaredContent(size: 1001))
+            Issue.record("1000 bytes were taken for a declared 1001")
+        } catch {
+            if case .mismatch = error {} else { Issue.record("expected a mismatch, got \(error)") }
+        }
         #expect(try api.get("/api/v1/models/\(id)/artifacts")["artifacts"] == [])
         #expect(blobCount(api.registry) == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: api.registry.chunks.scratch.temporaryPath).isEmpty)
