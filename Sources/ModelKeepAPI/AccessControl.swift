@@ -171,8 +171,10 @@ public final class AccessControl: HTTPResponder, Sendable {
         return settings.trustedProxies.contains(host)
     }
 
-    /// read for GET and HEAD and the POSTs that only read; admin for hard deletes; write otherwise.
+    /// read for GET and HEAD and the POSTs that only read; admin for hard deletes and webhooks; write otherwise.
     static func scopeNeeded(_ head: HTTPRequestHead, route: String) -> Scope {
+        // Webhooks hold secrets and make the server call out: admin keys only, reads included.
+        if route.hasPrefix("/api/v1/webhooks") { return .admin }
         switch head.method {
         case "GET", "HEAD": return .read
         case "POST" where readingPosts.contains(route): return .read

@@ -15,6 +15,7 @@ public enum NativeAPI {
         MetricRoutes(registry: registry).register(into: &builder)
         MetadataRoutes(registry: registry).register(into: &builder)
         EventRoutes(registry: registry).register(into: &builder)
+        WebhookRoutes(registry: registry).register(into: &builder)
         ArtifactRoutes(registry: registry).register(into: &builder)
         ChunkRoutes(registry: registry).register(into: &builder)
         UploadRoutes(registry: registry).register(into: &builder)

@@ -38,7 +38,7 @@ public enum OpenAPIDocument {
     ]
 
     static let operations: [Operation] = modelOperations + versionOperations + tagOperations + metricOperations
-        + metadataOperations + eventOperations + artifactOperations + chunkOperations + uploadOperations
+        + metadataOperations + eventOperations + webhookOperations + artifactOperations + chunkOperations + uploadOperations
         + hubOperations + mlflowOperations + operationalOperations
 
     /// MLflow's Model Registry, tracking API and artifact proxy (MLFLOW_TRACKING_URI=http://host:port).
@@ -252,6 +252,30 @@ public enum OpenAPIDocument {
                           Parameter(name: "limit", schema: ["type": "integer", "minimum": 1, "maximum": 1000, "default": 100],
                                     description: "Most events returned.")],
                   responses: [(200, "EventList")]),
+    ]
+
+    static let webhookOperations: [Operation] = [
+        Operation(method: "POST", path: "/api/v1/webhooks",
+                  summary: "Have change-feed events POSTed to a URL, signed (X-ModelKeep-Signature: sha256=HMAC-SHA256 of \"<delivery>.<timestamp>.<body>\" with the secret); durable, in order, retried, at least once. Admin keys only.",
+                  tag: "webhooks", body: "WebhookCreate", responses: [(201, "WebhookEnvelope")]),
+        Operation(method: "GET", path: "/api/v1/webhooks", summary: "Every webhook (never its secret).", tag: "webhooks",
+                  responses: [(200, "WebhookList")]),
+        Operation(method: "GET", path: "/api/v1/webhooks/{id}", summary: "One webhook.", tag: "webhooks", responses: [(200, "WebhookEnvelope")]),
+        Operation(method: "PATCH", path: "/api/v1/webhooks/{id}",
+                  summary: "Change a webhook; active=true resumes a paused one.", tag: "webhooks", body: "WebhookUpdate",
+                  responses: [(200, "WebhookEnvelope")]),
+        Operation(method: "DELETE", path: "/api/v1/webhooks/{id}", summary: "Remove a webhook and its delivery log.", tag: "webhooks",
+                  responses: [(204, nil)]),
+        Operation(method: "GET", path: "/api/v1/webhooks/{id}/deliveries",
+                  summary: "The delivery log, newest first: status, attempts, response code, latency.", tag: "webhooks",
+                  query: [q("status", "string", "pending, delivered or failed."),
+                          Parameter(name: "page_size", schema: ["type": "integer", "minimum": 1, "maximum": 1000, "default": 100],
+                                    description: "Most deliveries returned."),
+                          q("page_token", "string", "next_page_token of the previous page.")],
+                  responses: [(200, "DeliveryList")]),
+        Operation(method: "POST", path: "/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
+                  summary: "Send a delivery's event again, as a new delivery at the end of the queue.", tag: "webhooks",
+                  responses: [(202, "DeliveryEnvelope")]),
     ]
 
     static let modelOperations: [Operation] = [

@@ -137,5 +137,32 @@ enum OpenAPISchemas {
                             required: ["events", "next_since"]),
         "TagList": object(["tags": ["type": "array", "items": object(["tag": string, "version": ref("Version")],
                                                                     required: ["tag", "version"])]], required: ["tags"]),
+        "WebhookCreate": object([
+            "url": ["type": "string", "description": "http:// or https://; not a link-local or cloud metadata address"],
+            "secret": ["type": "string", "minLength": 8, "maxLength": 256, "description": "Signs every delivery; made when not given, answered only by the create."],
+            "events": ["type": "array", "items": ["type": "string"], "description": "Event kinds (version.created), patterns (version.*) or *; default all."],
+            "namespace": nullableString, "model_id": nullableString, "active": ["type": "boolean", "default": true],
+        ], required: ["url"]),
+        "WebhookUpdate": object([
+            "url": string, "secret": ["type": "string", "minLength": 8, "maxLength": 256], "events": ["type": "array", "items": string],
+            "namespace": nullableString, "model_id": nullableString, "active": ["type": "boolean"],
+        ]),
+        "Webhook": object([
+            "id": string, "url": string, "events": ["type": "array", "items": string], "namespace": nullableString, "model_id": nullableString,
+            "active": ["type": "boolean"], "consecutive_failures": ["type": "integer"], "paused_reason": nullableString,
+            "secret": ["type": "string", "description": "Only in the answer to the create."], "created_at": time, "updated_at": time,
+        ], required: ["id", "url", "events", "active", "created_at", "updated_at"]),
+        "WebhookEnvelope": object(["webhook": ref("Webhook")], required: ["webhook"]),
+        "WebhookList": object(["webhooks": ["type": "array", "items": ref("Webhook")]], required: ["webhooks"]),
+        "WebhookDelivery": object([
+            "id": string, "event_id": ["type": "integer"], "status": ["type": "string", "enum": ["pending", "delivered", "failed"]],
+            "attempts": ["type": "integer"], "next_attempt_at": ["type": ["string", "null"], "format": "date-time"],
+            "last_attempt_at": ["type": ["string", "null"], "format": "date-time"], "response_status": ["type": ["integer", "null"]],
+            "error": nullableString, "latency_ms": ["type": ["integer", "null"]], "created_at": time,
+            "delivered_at": ["type": ["string", "null"], "format": "date-time"],
+        ], required: ["id", "event_id", "status", "attempts", "created_at"]),
+        "DeliveryList": object(["deliveries": ["type": "array", "items": ref("WebhookDelivery")], "next_page_token": nullableString],
+                               required: ["deliveries"]),
+        "DeliveryEnvelope": object(["delivery": ref("WebhookDelivery")], required: ["delivery"]),
     ]
 }

@@ -33,9 +33,18 @@ extension ModelRegistry {
     /// Appends an event inside the caller's transaction, so it commits or rolls back with the change.
     static func record(_ kind: String, namespace: String, subject: String, payload: JSONObject,
                        at now: Int64, _ db: SQLiteConnection) throws {
-        try db.run("INSERT INTO events (created_at, namespace, kind, subject_id, actor, payload) VALUES (?, ?, ?, ?, ?, ?)",
-                   [.integer(now), .text(namespace), .text(kind), .text(subject), SQLValue(Access.current?.actor),
-                    .text(JSONWriter.string(.object(payload)))])
+        guard let id = try db.queryFirst("""
+            INSERT INTO events (created_at, namespace, kind, subject_id, actor, payload) VALUES (?, ?, ?, ?, ?, ?) RETURNING id
+            """, [.integer(now), .text(namespace), .text(kind), .text(subject), SQLValue(Access.current?.actor),
+                  .text(JSONWriter.string(.object(payload)))], { $0.int64(0) }) else { return }
+        // Queued in the same transaction as the change: a committed event always reaches its webhooks.
+        let model = payload["model_id"]?.stringValue ?? (kind.hasPrefix("model.") ? subject : nil)
+        try db.run("""
+            INSERT INTO webhook_deliveries (delivery_id, webhook_id, event_id, next_attempt_at, created_at)
+            SELECT lower(hex(randomblob(16))), w.id, ?, ?, ? FROM webhooks w
+            WHERE w.active = 1 AND (w.namespace IS NULL OR w.namespace = ?) AND (w.model_id IS NULL OR w.model_id = ?)
+              AND EXISTS (SELECT 1 FROM webhook_events e WHERE e.webhook_id = w.id AND ? GLOB e.pattern)
+            """, [.integer(id), .integer(now), .integer(now), .text(namespace), SQLValue(model), .text(kind)])
     }
 
     /// The namespace of a model, for the events of its versions, tags and stages.
@@ -80,22 +89,24 @@ extension ModelRegistry {
             clauses.append("(" + alternatives.joined(separator: " OR ") + ")")
         }
         arguments.append(.integer(Int64(query.limit)))
-        let sql = "SELECT id, created_at, namespace, kind, subject_id, actor, payload FROM events WHERE "
-            + clauses.joined(separator: " AND ") + " ORDER BY id LIMIT ?"
+        let sql = "SELECT \(Self.eventColumns) FROM events WHERE " + clauses.joined(separator: " AND ") + " ORDER BY id LIMIT ?"
         let deadline = Date().addingTimeInterval(Double(query.waitMilliseconds) / 1000)
         while true {
             let seen = changes.current
             let found = try reading { db in
-                try db.query(sql, arguments) { row in
-                    Event(id: row.int64(0), createdAt: row.int64(1), namespace: row.text(2), kind: row.text(3),
-                          subjectID: row.text(4), actor: row.optionalText(5),
-                          payload: (try? JSONParser.parse(row.text(6)))?.objectValue ?? JSONObject())
-                }
+                try db.query(sql, arguments, Self.event(from:))
             }
             if !found.isEmpty { return (found, found[found.count - 1].id) }
             if query.waitMilliseconds == 0 || Date() >= deadline || changes.isClosed { return ([], since) }
             _ = changes.wait(after: seen, until: deadline)
         }
+    }
+
+    static let eventColumns = "id, created_at, namespace, kind, subject_id, actor, payload"
+
+    static func event(from row: Row) -> Event {
+        Event(id: row.int64(0), createdAt: row.int64(1), namespace: row.text(2), kind: row.text(3), subjectID: row.text(4),
+              actor: row.optionalText(5), payload: (try? JSONParser.parse(row.text(6)))?.objectValue ?? JSONObject())
     }
 
     /// Removes events older than `milliseconds` before now; returns how many went.

@@ -33,6 +33,8 @@ public final class ModelRegistry: Sendable {
         public var selectiveLabelRows = 5000
         /// How long an abandoned resumable upload lives, in milliseconds.
         public var uploadSessionLifetimeMilliseconds: Int64 = 24 * 3_600_000
+        /// Where webhooks may point, how deliveries are retried and when a receiver is paused.
+        public var webhooks = WebhookPolicy()
 
         public init() {}
     }

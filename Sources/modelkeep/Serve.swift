@@ -89,6 +89,12 @@ struct Serve: ParsableCommand {
         logger.info(auth.required ? "authentication: required (API keys: modelkeep keys create)"
                                   : "authentication: off (set auth=required to demand API keys)")
 
+        let deliverer = WebhookDeliverer(registry: registry,
+                                         http: OutboundHTTP(connectTimeoutMilliseconds: min(5_000, settings.webhookTimeoutMilliseconds),
+                                                            totalTimeoutMilliseconds: settings.webhookTimeoutMilliseconds),
+                                         policy: settings.registryLimits.webhooks, compose: WebhookWire.compose,
+                                         log: { logger.warning("\($0)") })
+        deliverer.start()
         let pruning = schedulePruning(registry, settings: settings, logger: logger)
         let collecting = scheduleGarbageCollection(registry, settings: settings, logger: logger)
 
@@ -104,6 +110,7 @@ struct Serve: ParsableCommand {
         logger.info("stopping: finishing in-flight requests (up to \(settings.shutdownGraceMilliseconds) ms)")
         pruning?.cancel()
         collecting?.cancel()
+        deliverer.stop()  // deliveries not sent yet wait in the database for the next start
         registry.changes.close()  // long-polling feed readers answer now instead of holding shutdown up
         server.shutdown()
         signals.forEach { $0.cancel() }

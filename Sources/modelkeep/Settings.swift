@@ -67,6 +67,11 @@ struct Settings: Sendable {
     var s3MaxAttempts = 4
     var s3CacheMiB = 0
     var s3CAFile: String?
+    var webhookAllowedNetworks: [String] = []
+    var webhookTimeoutMilliseconds = 10_000
+    var webhookRetryHours = 24
+    var webhookPauseAfterFailures = 50
+    var webhookFirstRetryMilliseconds = 1_000
 
     /// One setting: its key (config file), how it is parsed, and what it means.
     struct Spec: Sendable {
@@ -160,6 +165,13 @@ struct Settings: Sendable {
             $0.s3CAFile = try text($1, "s3_ca_file")
         },
         Spec(key: "s3_cache_mib", help: "MiB of recently downloaded chunks kept in cache/ of the data directory, verified, least recently used evicted first; 0: no cache.") { $0.s3CacheMiB = try int($1, "s3_cache_mib", 0...(1 << 24)) },
+        Spec(key: "webhook_allowed_networks", help: "Comma-separated hosts, addresses or IPv4 networks (10.0.0.0/8) webhooks may call; empty: any but link-local and cloud metadata addresses.") {
+            $0.webhookAllowedNetworks = $1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        },
+        Spec(key: "webhook_timeout_ms", help: "The longest one webhook delivery may take (connect, send, answer).") { $0.webhookTimeoutMilliseconds = try int($1, "webhook_timeout_ms", 100...300_000) },
+        Spec(key: "webhook_retry_hours", help: "A delivery still failing this long after its event is given up (status failed); retries back off from 1 s to 15 min.") { $0.webhookRetryHours = try int($1, "webhook_retry_hours", 1...720) },
+        Spec(key: "webhook_first_retry_ms", help: "The wait before a failed delivery's first retry; each later one waits twice as long (with jitter), up to 15 minutes.") { $0.webhookFirstRetryMilliseconds = try int($1, "webhook_first_retry_ms", 10...3_600_000) },
+        Spec(key: "webhook_pause_after_failures", help: "Failed deliveries in a row that pause a webhook (an event says so; PATCH active=true resumes it).") { $0.webhookPauseAfterFailures = try int($1, "webhook_pause_after_failures", 1...100_000) },
         Spec(key: "event_retention_days", help: "Change-feed events older than this are pruned hourly; 0 keeps them forever.") { $0.eventRetentionDays = try int($1, "event_retention_days", 0...36500) },
     ]
 
@@ -262,6 +274,10 @@ struct Settings: Sendable {
         l.maxEventWaitMilliseconds = maxEventWaitSeconds * 1000
         l.maxArtifactBytes = maxArtifactBytes
         l.uploadSessionLifetimeMilliseconds = Int64(uploadSessionHours) * 3_600_000
+        l.webhooks.allowedNetworks = webhookAllowedNetworks
+        l.webhooks.giveUpAfterMilliseconds = Int64(webhookRetryHours) * 3_600_000
+        l.webhooks.pauseAfterFailures = webhookPauseAfterFailures
+        l.webhooks.firstBackoffMilliseconds = Int64(webhookFirstRetryMilliseconds)
         return l
     }
 }

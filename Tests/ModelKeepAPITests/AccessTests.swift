@@ -73,6 +73,10 @@ struct AccessTests {
         #expect(try api.send("DELETE", "/api/v1/models/\(id)?hard=true", headers: write).status == 403)
         #expect(try api.send("DELETE", "/api/v1/models/\(id)", headers: write).status == 204)
         #expect(try api.send("DELETE", "/api/v1/models/\(id)?hard=true", headers: admin).status == 204)
+        // Webhooks hold secrets and call out: admin only, even to read.
+        #expect(try api.send("GET", "/api/v1/webhooks", headers: write).status == 403)
+        #expect(try api.send("POST", "/api/v1/webhooks", json: ["url": "http://127.0.0.1:9/x"], headers: write).status == 403)
+        #expect(try api.send("GET", "/api/v1/webhooks", headers: admin).status == 200)
         let events = try api.send("GET", "/api/v1/events", headers: read)["events"]?.arrayValue ?? []
         #expect(events.map { $0["actor"]?.string } == ["writer", "writer", "root"])
         #expect(events.map { $0["kind"]?.string } == ["model.created", "model.deleted", "model.deleted"])

@@ -39,6 +39,8 @@ final class CurlTransport: Sendable {
         var stallSeconds = 30
         /// Certificate authorities to trust for https (PEM); nil: the system's.
         var caFile: String?
+        /// The longest a whole exchange may take; 0: no limit (the stall timeout still applies).
+        var totalMilliseconds = 0
     }
 
     private let handles = Locked<[HandleBox]>([])
@@ -79,10 +81,11 @@ final class CurlTransport: Sendable {
 
         var list: UnsafeMutablePointer<curl_slist>?
         for (name, value) in request.headers { list = curl_slist_append(list, "\(name): \(value)") }
-        // libcurl would add these on its own; the signature covers neither, the server needs neither.
-        list = curl_slist_append(list, "Expect:")
-        list = curl_slist_append(list, "Content-Type:")
-        list = curl_slist_append(list, "Accept:")
+        // libcurl would add these on its own; a signature covers none, the servers need none.
+        let given = Set(request.headers.map { $0.0.lowercased() })
+        for name in ["Expect", "Content-Type", "Accept"] where !given.contains(name.lowercased()) {
+            list = curl_slist_append(list, "\(name):")
+        }
         defer { curl_slist_free_all(list) }
 
         modelkeep_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
@@ -90,6 +93,7 @@ final class CurlTransport: Sendable {
         modelkeep_curl_set_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1024)
         modelkeep_curl_set_long(handle, CURLOPT_LOW_SPEED_TIME, options.stallSeconds)
         modelkeep_curl_set_long(handle, CURLOPT_TCP_NODELAY, 1)
+        if options.totalMilliseconds > 0 { modelkeep_curl_set_long(handle, CURLOPT_TIMEOUT_MS, options.totalMilliseconds) }
         if let caFile = options.caFile { _ = caFile.withCString { modelkeep_curl_set_pointer(handle, CURLOPT_CAINFO, $0) } }
         _ = request.url.withCString { modelkeep_curl_set_pointer(handle, CURLOPT_URL, $0) }
         modelkeep_curl_set_pointer(handle, CURLOPT_HTTPHEADER, list)
@@ -100,6 +104,11 @@ final class CurlTransport: Sendable {
         switch request.method {
         case "GET": break
         case "HEAD": modelkeep_curl_set_long(handle, CURLOPT_NOBODY, 1)
+        case "POST":
+            modelkeep_curl_set_long(handle, CURLOPT_POST, 1)
+            modelkeep_curl_set_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body?.count ?? 0))
+            modelkeep_curl_set_function(handle, CURLOPT_READFUNCTION, curlRead)
+            modelkeep_curl_set_pointer(handle, CURLOPT_READDATA, context)
         case "PUT":
             modelkeep_curl_set_long(handle, CURLOPT_UPLOAD, 1)
             modelkeep_curl_set_offset(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(request.body?.count ?? 0))

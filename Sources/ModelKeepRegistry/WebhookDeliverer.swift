@@ -1,0 +1,90 @@
+import Dispatch
+import Foundation
+import ModelKeepStorage
+import ModelKeepSync
+
+/// Sends queued webhook deliveries: the head of each active webhook's queue, webhooks in
+/// parallel, each webhook's events in order; records every attempt (the delivery log), retries
+/// with backoff, pauses receivers that keep failing. Runs on a thread of its own in `serve`;
+/// deliveries survive restarts because the queue is the database.
+public final class WebhookDeliverer: Sendable {
+    /// The request for a delivery: headers and body (the wire format is the API layer's).
+    public typealias Compose = @Sendable (ModelRegistry.DueDelivery) -> (headers: [(String, String)], body: [UInt8])
+
+    let registry: ModelRegistry
+    let http: OutboundHTTP
+    let policy: WebhookPolicy
+    let compose: Compose
+    let log: @Sendable (String) -> Void
+    private let stopping = Locked(false)
+    private let finished = DispatchSemaphore(value: 0)
+
+    public init(registry: ModelRegistry, http: OutboundHTTP, policy: WebhookPolicy, compose: @escaping Compose,
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.registry = registry
+        self.http = http
+        self.policy = policy
+        self.compose = compose
+        self.log = log
+    }
+
+    /// Starts the delivery loop on its own thread.
+    public func start() {
+        let thread = Thread { [self] in
+            while !stopping.withLock({ $0 }) {
+                let seen = registry.changes.current
+                let sent = (try? runOnce()) ?? 0
+                if sent == 0 {
+                    // Nothing due: wait for the next commit (a new event) or a retry to come due.
+                    _ = registry.changes.wait(after: seen, until: Date().addingTimeInterval(0.5))
+                }
+            }
+            finished.signal()
+        }
+        thread.name = "modelkeep-webhooks"
+        thread.start()
+    }
+
+    /// Stops the loop after the attempts in flight; pending deliveries wait in the database.
+    public func stop() {
+        stopping.withLock { $0 = true }
+        finished.wait()
+    }
+
+    /// One pass: sends every delivery due now (one per webhook) and records how each went.
+    @discardableResult
+    public func runOnce() throws(RegistryError) -> Int {
+        let due = try registry.dueDeliveries()
+        guard !due.isEmpty else { return 0 }
+        DispatchQueue.concurrentPerform(iterations: due.count) { index in
+            attempt(due[index])
+        }
+        return due.count
+    }
+
+    private func attempt(_ due: ModelRegistry.DueDelivery) {
+        let started = ContinuousClock.now
+        var status: Int?
+        var failure: String?
+        if due.event == nil {
+            failure = "the event was pruned from the change feed before it could be delivered"
+        } else {
+            do {
+                // Checked again at each delivery: a name may resolve elsewhere than when the webhook was made.
+                try WebhookURL.check(due.webhook.url, allowed: policy.allowedNetworks)
+                let request = compose(due)
+                status = try http.post(due.webhook.url, headers: request.headers, body: request.body).status
+            } catch {
+                failure = "\(error)"
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        do {
+            try registry.recordAttempt(due, status: status, error: failure, latencyMilliseconds: milliseconds, policy: policy,
+                                       permanent: due.event == nil)
+        } catch {
+            log("webhook \(due.webhook.id): could not record delivery \(due.delivery.id): \(error)")
+        }
+    }
+}

@@ -1,0 +1,252 @@
+"""Webhooks against a real receiver on loopback: every delivery's signature checked the way
+README tells a receiver to, events in order per webhook, retries while the receiver fails,
+a receiver that keeps failing paused, redelivery, URL safety, and deliveries that survive a
+kill -9 of the server in the middle of a storm (at least once, in order). Needs MODELKEEP_BIN.
+Every process started here is stopped by its PID."""
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+BIN = os.environ["MODELKEEP_BIN"]
+
+
+class Receiver:
+    """An HTTP server that checks each delivery's signature and keeps what it got. `fail` > 0
+    answers that many deliveries with 500 first; `always_fail` answers every one with 500."""
+
+    def __init__(self, secret=None, port=0):
+        self.secret = secret
+        self.got = []          # (delivery id, event id, kind, payload) in arrival order
+        self.bad_signatures = 0
+        self.fail = 0
+        self.always_fail = False
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                delivery, stamp = self.headers.get("X-ModelKeep-Delivery", ""), self.headers.get("X-ModelKeep-Timestamp", "")
+                # What README tells a receiver to do: HMAC-SHA256 of "<delivery>.<timestamp>.<body>", compared in constant time.
+                expected = "sha256=" + hmac.new(receiver.secret.encode(), f"{delivery}.{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+                signed = hmac.compare_digest(expected, self.headers.get("X-ModelKeep-Signature", ""))
+                fresh = abs(time.time() - int(stamp or 0)) < 300
+                with receiver.lock:
+                    if not (signed and fresh):
+                        receiver.bad_signatures += 1
+                    status = 500 if receiver.always_fail or receiver.fail > 0 else 200
+                    if receiver.fail > 0:
+                        receiver.fail -= 1
+                    if status == 200 and signed:
+                        event = json.loads(body)
+                        receiver.got.append((delivery, event["id"], event["kind"], event["payload"]))
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def events(self):
+        with self.lock:
+            return list(self.got)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Server:
+    def __init__(self, data, extra=()):
+        self.data, self.extra = data, list(extra)
+        self.start()
+
+    def start(self):
+        self.log = open(self.data + ".log", "w+")
+        self.process = subprocess.Popen([BIN, "serve", "--data-dir", self.data, "--port", "0", "--set", "access_log=false",
+                                         "--set", "webhook_first_retry_ms=100", *self.extra],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(200):
+            self.log.seek(0)
+            found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", self.log.read())
+            if found:
+                self.base = found.group(1)
+                return
+            time.sleep(0.05)
+        raise AssertionError("the server did not start")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+        self.log.close()
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"} if data else {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+
+def wait_for(condition, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class WebhookTest(unittest.TestCase):
+    def setUp(self):
+        self.work = tempfile.TemporaryDirectory()
+        self.servers, self.receivers = [], []
+
+    def tearDown(self):
+        for server in self.servers:
+            server.stop(signal.SIGKILL)
+        for receiver in self.receivers:
+            receiver.close()
+        self.work.cleanup()
+
+    def serve(self, name="data", extra=()):
+        server = Server(os.path.join(self.work.name, name), extra)
+        self.servers.append(server)
+        return server
+
+    def receiver(self, port=0):
+        receiver = Receiver(port=port)
+        self.receivers.append(receiver)
+        return receiver
+
+    def hook(self, server, receiver, **fields):
+        status, body = server.call("POST", "/api/v1/webhooks", {"url": receiver.url, **fields})
+        self.assertEqual(status, 201, body)
+        receiver.secret = body["webhook"]["secret"]
+        return body["webhook"]["id"]
+
+    def test_signed_deliveries_in_order_with_a_log_and_a_hidden_secret(self):
+        server, receiver = self.serve(), self.receiver()
+        hook = self.hook(server, receiver, events=["version.*", "tag.*"])
+        _, model = server.call("POST", "/api/v1/models", {"name": "hooked"})
+        model_id = model["model"]["id"]
+        for _ in range(5):
+            server.call("POST", f"/api/v1/models/{model_id}/versions", {})
+        server.call("PUT", f"/api/v1/models/{model_id}/tags/production", {"version": "2"})
+        self.assertTrue(wait_for(lambda: len(receiver.events()) == 6), receiver.events())
+        kinds = [e[2] for e in receiver.events()]
+        self.assertEqual(kinds, ["version.created"] * 5 + ["tag.assigned"])  # model.created is not subscribed
+        ids = [e[1] for e in receiver.events()]
+        self.assertEqual(ids, sorted(ids))
+        self.assertEqual(receiver.bad_signatures, 0)
+        status, log = server.call("GET", f"/api/v1/webhooks/{hook}/deliveries")
+        self.assertEqual(status, 200)
+        self.assertEqual([d["status"] for d in log["deliveries"]], ["delivered"] * 6)
+        self.assertEqual({d["id"] for d in log["deliveries"]}, {e[0] for e in receiver.events()})
+        self.assertTrue(all(d["response_status"] == 200 for d in log["deliveries"]))
+        _, shown = server.call("GET", f"/api/v1/webhooks/{hook}")
+        self.assertNotIn("secret", shown["webhook"])
+        # Redelivery: the same event again, under a new delivery id.
+        first = log["deliveries"][-1]
+        status, again = server.call("POST", f"/api/v1/webhooks/{hook}/deliveries/{first['id']}/redeliver")
+        self.assertEqual(status, 202)
+        self.assertTrue(wait_for(lambda: len(receiver.events()) == 7))
+        self.assertEqual(receiver.events()[-1][1], first["event_id"])
+        self.assertNotEqual(receiver.events()[-1][0], first["id"])
+
+    def test_a_failing_receiver_is_retried_in_order_then_paused_when_it_keeps_failing(self):
+        server, receiver = self.serve(extra=["--set", "webhook_pause_after_failures=4"]), self.receiver()
+        hook = self.hook(server, receiver, events=["model.*"])
+        receiver.fail = 3  # the first three attempts get 500
+        for i in range(3):
+            server.call("POST", "/api/v1/models", {"name": f"retry-{i}"})
+        self.assertTrue(wait_for(lambda: len(receiver.events()) == 3), receiver.events())
+        self.assertEqual([e[3]["name"] for e in receiver.events()], ["retry-0", "retry-1", "retry-2"])
+        _, log = server.call("GET", f"/api/v1/webhooks/{hook}/deliveries")
+        self.assertEqual(log["deliveries"][-1]["attempts"], 4)  # three failures, then delivered
+        # Failing for good: paused after 4 failures in a row, with an event saying so.
+        receiver.always_fail = True
+        server.call("POST", "/api/v1/models", {"name": "never"})
+        self.assertTrue(wait_for(lambda: not server.call("GET", f"/api/v1/webhooks/{hook}")[1]["webhook"]["active"]))
+        _, shown = server.call("GET", f"/api/v1/webhooks/{hook}")
+        self.assertIn("4 failed deliveries in a row", shown["webhook"]["paused_reason"])
+        _, feed = server.call("GET", "/api/v1/events?kind=webhook.paused")
+        self.assertEqual([e["subject_id"] for e in feed["events"]], [hook])
+        # Resumed by hand: the waiting delivery goes out.
+        receiver.always_fail = False
+        self.assertEqual(server.call("PATCH", f"/api/v1/webhooks/{hook}", {"active": True})[0], 200)
+        self.assertTrue(wait_for(lambda: len(receiver.events()) == 4))
+        self.assertEqual(receiver.events()[-1][3]["name"], "never")
+
+    def test_kill_9_in_a_storm_loses_nothing(self):
+        data = os.path.join(self.work.name, "storm")
+        server, receiver = self.serve("storm"), self.receiver()
+        port = receiver.port
+        self.hook(server, receiver, events=["model.created"])
+        secret = receiver.secret
+        receiver.close()
+        self.receivers.remove(receiver)  # down: deliveries queue up
+        names = [f"storm-{i}" for i in range(200)]
+        threads = [threading.Thread(target=lambda part=part: [server.call("POST", "/api/v1/models", {"name": n}) for n in part])
+                   for part in (names[0::2], names[1::2])]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        server.stop(signal.SIGKILL)  # in the middle of the storm
+        for t in threads:
+            t.join()
+        self.servers.remove(server)
+        server = Server(data)
+        self.servers.append(server)
+        _, feed = server.call("GET", "/api/v1/events?kind=model.created&limit=1000")
+        committed = [e["payload"]["name"] for e in feed["events"]]
+        self.assertGreater(len(committed), 0)
+        receiver = self.receiver(port=port)
+        receiver.secret = secret
+        self.assertTrue(wait_for(lambda: {e[3]["name"] for e in receiver.events()} >= set(committed), 60),
+                        f"{len(receiver.events())} of {len(committed)} delivered")
+        ids = [e[1] for e in receiver.events()]
+        self.assertEqual(ids, sorted(ids), "out of order")
+        self.assertEqual(receiver.bad_signatures, 0)
+
+    def test_urls_and_event_kinds_are_checked(self):
+        server = self.serve()
+        for url in ["ftp://example.com/x", "http://169.254.169.254/latest/meta-data", "http://[fe80::1]/x", "not a url"]:
+            status, body = server.call("POST", "/api/v1/webhooks", {"url": url, "events": ["*"]})
+            self.assertEqual(status, 400, url)
+            self.assertEqual(body["error"]["details"]["field"], "url")
+        status, body = server.call("POST", "/api/v1/webhooks", {"url": "http://127.0.0.1:9/x", "events": ["Bad Kind"]})
+        self.assertEqual((status, body["error"]["details"]["field"]), (400, "events"))
+        allowed = self.serve("allowed", extra=["--set", "webhook_allowed_networks=10.0.0.0/8"])
+        status, body = allowed.call("POST", "/api/v1/webhooks", {"url": "http://127.0.0.1:9/x"})
+        self.assertEqual(status, 400)
+        self.assertIn("webhook_allowed_networks", body["error"]["message"])
+
+
+if __name__ == "__main__":
+    unittest.main()
