@@ -9,6 +9,7 @@ CREATE TABLE webhooks (
     model_id             TEXT,                     -- only events of this model (null: all)
     active               INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
     dialect              TEXT NOT NULL DEFAULT 'native' CHECK (dialect IN ('native', 'mlflow')),
+    dialect_events       TEXT,                     -- mlflow: the events as MLflow names them, JSON
     name                 TEXT,
     description          TEXT,
     consecutive_failures INTEGER NOT NULL DEFAULT 0,
@@ -18,6 +19,8 @@ CREATE TABLE webhooks (
 ) STRICT;
 
 -- The event kinds a webhook wants: exact (version.created) or a GLOB pattern (version.*, *).
+-- (An MLflow webhook's events are mapped to these; a queued event its dialect has no name for
+-- is marked skipped instead of sent.)
 CREATE TABLE webhook_events (
     webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
     pattern    TEXT NOT NULL,
@@ -29,7 +32,7 @@ CREATE TABLE webhook_deliveries (
     delivery_id     TEXT NOT NULL UNIQUE,               -- sent as X-ModelKeep-Delivery
     webhook_id      TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
     event_id        INTEGER NOT NULL,
-    status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+    status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed', 'skipped')),
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,
     last_attempt_at INTEGER,

@@ -174,7 +174,7 @@ public final class AccessControl: HTTPResponder, Sendable {
     /// read for GET and HEAD and the POSTs that only read; admin for hard deletes and webhooks; write otherwise.
     static func scopeNeeded(_ head: HTTPRequestHead, route: String) -> Scope {
         // Webhooks hold secrets and make the server call out: admin keys only, reads included.
-        if route.hasPrefix("/api/v1/webhooks") { return .admin }
+        if route.hasPrefix("/api/v1/webhooks") || route.hasPrefix("/api/2.0/mlflow/webhooks") { return .admin }
         switch head.method {
         case "GET", "HEAD": return .read
         case "POST" where readingPosts.contains(route): return .read

@@ -24,6 +24,7 @@ public enum NativeAPI {
         MLflowArtifactRoutes(registry: registry).register(into: &builder)
         MLflowTrackingRoutes(registry: registry).register(into: &builder)
         MLflowLoggedModelRoutes(registry: registry).register(into: &builder)
+        MLflowWebhookRoutes(registry: registry).register(into: &builder)
         OperationRoutes(registry: registry, openAPI: JSONWriter.bytes(OpenAPIDocument.document),
                         metrics: metrics).register(into: &builder)
         let renderer = ErrorRenderer(logger: logger)

@@ -84,6 +84,12 @@ public enum OpenAPIDocument {
             op("DELETE", "logged-models/{model_id}/tags/{key}", "delete a LoggedModel tag"),
             op("POST", "logged-models/{model_id}/params", "log LoggedModel params ({params})"),
             op("GET", "logged-models/{model_id}/artifacts/directories", "one directory of a LoggedModel's files (?artifact_directory_path=)"),
+            op("POST", "webhooks", "create a webhook ({name, url, events: [{entity, action}], secret, status}); MLflow's payloads and X-MLflow-Signature, admin keys only"),
+            op("GET", "webhooks", "list webhooks made through MLflow's API"),
+            op("GET", "webhooks/{webhook_id}", "a webhook"),
+            op("PATCH", "webhooks/{webhook_id}", "change a webhook ({name, description, url, events, secret, status})"),
+            op("DELETE", "webhooks/{webhook_id}", "delete a webhook"),
+            op("POST", "webhooks/{webhook_id}/test", "send an example event now ({event}) → {result: {success, response_status, response_body, error_message}}"),
         ]
     }()
 

@@ -101,10 +101,16 @@ struct WebhookRoutes {
     }
 }
 
-/// What goes over the wire for a delivery: ModelKeep's event JSON, signed with HMAC-SHA256.
+/// What goes over the wire for a delivery: ModelKeep's event JSON, signed with HMAC-SHA256
+/// (native webhooks), or MLflow's format (webhooks made through MLflow's API).
 public enum WebhookWire {
-    public static func compose(_ due: ModelRegistry.DueDelivery) -> (headers: [(String, String)], body: [UInt8]) {
-        guard let event = due.event else { return ([], []) }
+    /// The composer the deliverer uses, for either dialect.
+    public static func composer(_ registry: ModelRegistry) -> WebhookDeliverer.Compose {
+        { due in due.webhook.dialect == "mlflow" ? MLflowWebhookWire.compose(due, registry: registry) : compose(due) }
+    }
+
+    static func compose(_ due: ModelRegistry.DueDelivery) -> (headers: [(String, String)], body: [UInt8])? {
+        guard let event = due.event else { return nil }
         let body = JSONWriter.bytes(EventRoutes.render(event))
         let timestamp = String(Int(Date().timeIntervalSince1970))
         let signed = Array("\(due.delivery.id).\(timestamp).".utf8) + body

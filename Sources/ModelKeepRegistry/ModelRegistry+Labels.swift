@@ -12,7 +12,7 @@ extension ModelRegistry {
     /// Sets one label of a model or version, leaving the others as they are.
     public func setLabel(_ parent: ParentReference, key: String, value: String) throws(RegistryError) {
         try Validation.label(key: key, value: value, field: "key")
-        try changeLabel(parent, key: key) { db, resolved in
+        try changeLabel(parent, key: key, value: value) { db, resolved in
             let (table, column, _) = Self.labelTable(parent)
             try Self.putLabel(table: table, column: column, ownerID: resolved.id, key: key, value: value,
                               owner: parent.description, field: "key", db)
@@ -38,7 +38,7 @@ extension ModelRegistry {
     @discardableResult
     public func deleteLabel(_ parent: ParentReference, key: String) throws(RegistryError) -> Bool {
         try Validation.label(key: key, value: nil, field: "key")
-        return try changeLabel(parent, key: key) { db, resolved in
+        return try changeLabel(parent, key: key, value: nil) { db, resolved in
             let (table, column, _) = Self.labelTable(parent)
             return try db.queryFirst("DELETE FROM \(table) WHERE \(column) = ? AND key = ? RETURNING 1",
                                      [.text(resolved.id), .text(key)]) { _ in true } ?? false
@@ -46,9 +46,9 @@ extension ModelRegistry {
     }
 
     /// Runs a label change in a transaction and, when it changed something, bumps the owner's
-    /// `updated_at` and records the update in the change feed.
+    /// `updated_at` and records the update in the change feed (`label_value` null: removed).
     @discardableResult
-    private func changeLabel(_ parent: ParentReference, key: String,
+    private func changeLabel(_ parent: ParentReference, key: String, value: String?,
                              _ change: (SQLiteConnection, ResolvedParent) throws -> Bool) throws(RegistryError) -> Bool {
         let now = Clock.nowMilliseconds()
         return try writing { db in
@@ -60,12 +60,13 @@ extension ModelRegistry {
             case .model:
                 let name = try db.queryFirst("SELECT name FROM models WHERE id = ?", [.text(resolved.id)]) { $0.text(0) } ?? ""
                 try Self.record("model.updated", namespace: resolved.namespace, subject: resolved.id,
-                                payload: ["name": .string(name), "fields": ["labels"], "label": .string(key)], at: now, db)
+                                payload: ["name": .string(name), "fields": ["labels"], "label": .string(key), "label_value": .optional(value)],
+                                at: now, db)
             case .version:
                 let version = try db.queryFirst("SELECT version FROM versions WHERE id = ?", [.text(resolved.id)]) { $0.text(0) } ?? ""
                 try Self.record("version.updated", namespace: resolved.namespace, subject: resolved.id,
                                 payload: ["model_id": .string(resolved.modelID), "version": .string(version), "fields": ["labels"],
-                                          "label": .string(key)], at: now, db)
+                                          "label": .string(key), "label_value": .optional(value)], at: now, db)
             }
             return true
         }

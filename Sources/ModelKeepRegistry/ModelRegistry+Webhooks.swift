@@ -20,6 +20,8 @@ public struct Webhook: Sendable, Equatable {
     public var pausedReason: String?
     public var createdAt: Int64
     public var updatedAt: Int64
+    /// The events as the webhook's dialect names them (MLflow's entity/action pairs), JSON.
+    public var dialectEvents: String?
 }
 
 /// What a webhook is made or changed with; nil fields are left as they are on an update.
@@ -33,6 +35,7 @@ public struct WebhookDraft: Sendable {
     public var dialect = "native"
     public var name: String??
     public var description: String??
+    public var dialectEvents: String??
 
     public init() {}
 }
@@ -65,6 +68,8 @@ public struct WebhookPolicy: Sendable {
     public var pauseAfterFailures = 50
     /// Hosts or networks (CIDR) webhooks may call; empty: any but link-local and cloud metadata addresses.
     public var allowedNetworks: [String] = []
+    /// The longest one delivery may take.
+    public var timeoutMilliseconds = 10_000
 
     public init() {}
 }
@@ -72,14 +77,15 @@ public struct WebhookPolicy: Sendable {
 extension ModelRegistry {
     static let webhookColumns = """
         w.id, w.url, w.namespace, w.model_id, w.active, w.dialect, w.name, w.description, w.consecutive_failures, w.paused_reason,
-        w.created_at, w.updated_at, (SELECT json_group_array(pattern) FROM webhook_events e WHERE e.webhook_id = w.id)
+        w.created_at, w.updated_at, (SELECT json_group_array(pattern) FROM webhook_events e WHERE e.webhook_id = w.id), w.dialect_events
         """
 
     static func webhook(from row: Row) -> Webhook {
         let events = (try? JSONParser.parse(row.text(12)))?.arrayValue?.compactMap(\.stringValue) ?? []
         return Webhook(id: row.text(0), url: row.text(1), events: events.sorted(), namespace: row.optionalText(2), modelID: row.optionalText(3),
                        active: row.int(4) != 0, dialect: row.text(5), name: row.optionalText(6), description: row.optionalText(7),
-                       consecutiveFailures: row.int(8), pausedReason: row.optionalText(9), createdAt: row.int64(10), updatedAt: row.int64(11))
+                       consecutiveFailures: row.int(8), pausedReason: row.optionalText(9), createdAt: row.int64(10), updatedAt: row.int64(11),
+                       dialectEvents: row.optionalText(13))
     }
 
     static let deliveryColumns = """
@@ -121,11 +127,12 @@ extension ModelRegistry {
                 }
             }
             try db.run("""
-                INSERT INTO webhooks (id, url, secret, namespace, model_id, active, dialect, name, description, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO webhooks (id, url, secret, namespace, model_id, active, dialect, name, description, dialect_events,
+                                      created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.text(id), .text(url), .text(secret), SQLValue(draft.namespace ?? nil), SQLValue(draft.modelID ?? nil),
                       SQLValue(draft.active ?? true), .text(draft.dialect), SQLValue(draft.name ?? nil), SQLValue(draft.description ?? nil),
-                      .integer(now), .integer(now)])
+                      SQLValue(draft.dialectEvents ?? nil), .integer(now), .integer(now)])
             for pattern in Set(events) {
                 try db.run("INSERT INTO webhook_events (webhook_id, pattern) VALUES (?, ?)", [.text(id), .text(pattern)])
             }
@@ -173,6 +180,7 @@ extension ModelRegistry {
             if let model = draft.modelID { set("model_id", SQLValue(model)) }
             if let name = draft.name { set("name", SQLValue(name)) }
             if let description = draft.description { set("description", SQLValue(description)) }
+            if let events = draft.dialectEvents { set("dialect_events", SQLValue(events)) }
             if let active = draft.active {
                 set("active", SQLValue(active))
                 if active { sets.append("consecutive_failures = 0, paused_reason = NULL") }
@@ -199,8 +207,8 @@ extension ModelRegistry {
     /// A webhook's deliveries, newest first, a page at a time (`before`: the sequence to continue below).
     public func webhookDeliveries(_ id: String, status: String?, before: Int64?, limit: Int) throws(RegistryError) -> [WebhookDelivery] {
         guard (1...1000).contains(limit) else { throw .invalid(field: "page_size", message: "must be between 1 and 1000") }
-        if let status, !["pending", "delivered", "failed"].contains(status) {
-            throw .invalid(field: "status", message: "must be pending, delivered or failed")
+        if let status, !["pending", "delivered", "failed", "skipped"].contains(status) {
+            throw .invalid(field: "status", message: "must be pending, delivered, failed or skipped")
         }
         return try reading { db in
             _ = try Self.requireWebhook(id, dialect: nil, db)
@@ -302,6 +310,31 @@ extension ModelRegistry {
                                 at: now, db)
             }
         }
+    }
+}
+
+extension ModelRegistry {
+    /// Marks a delivery skipped: its webhook's dialect has no name for the event (an MLflow
+    /// webhook and a version change that is not a tag), so nothing is sent.
+    public func skipDelivery(_ due: DueDelivery, reason: String) throws(RegistryError) {
+        let now = Clock.nowMilliseconds()
+        try writing { db in
+            try db.run("UPDATE webhook_deliveries SET status = 'skipped', error = ?, last_attempt_at = ? WHERE id = ?",
+                       [.text(reason), .integer(now), .integer(due.delivery.sequence)])
+        }
+    }
+
+    /// Sends one request to a webhook now, outside its queue (MLflow's "test webhook"): `compose`
+    /// makes it from the webhook and its secret. Throws the transport's reason when there was no answer.
+    public func sendNow(webhook id: String, dialect: String, policy: WebhookPolicy,
+                       compose: (Webhook, String) -> (headers: [(String, String)], body: [UInt8])) throws -> OutboundHTTP.Answer {
+        let (webhook, secret) = try reading { db in
+            (try Self.requireWebhook(id, dialect: dialect, db),
+             try db.queryFirst("SELECT secret FROM webhooks WHERE id = ?", [.text(id)]) { $0.text(0) } ?? "")
+        }
+        try WebhookURL.check(webhook.url, allowed: policy.allowedNetworks)
+        let request = compose(webhook, secret)
+        return try outbound.post(webhook.url, headers: request.headers, body: request.body)
     }
 }
 

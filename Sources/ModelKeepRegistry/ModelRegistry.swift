@@ -49,11 +49,15 @@ public final class ModelRegistry: Sendable {
     public let changes = ChangeSignal()
     /// Resumable uploads being appended to right now (one request per session at a time).
     let activeUploads = Locked<Set<String>>([])
+    /// Webhook deliveries go out through this.
+    let outbound: OutboundHTTP
 
     public init(database: Database, store: (any ChunkStore)? = nil, limits: Limits = Limits()) {
         self.database = database
         self.store = store
         self.limits = limits
+        outbound = OutboundHTTP(connectTimeoutMilliseconds: min(5_000, limits.webhooks.timeoutMilliseconds),
+                                totalTimeoutMilliseconds: limits.webhooks.timeoutMilliseconds)
     }
 
     /// Runs a write transaction, mapping storage failures to registry errors.

@@ -8,22 +8,20 @@ import ModelKeepSync
 /// with backoff, pauses receivers that keep failing. Runs on a thread of its own in `serve`;
 /// deliveries survive restarts because the queue is the database.
 public final class WebhookDeliverer: Sendable {
-    /// The request for a delivery: headers and body (the wire format is the API layer's).
-    public typealias Compose = @Sendable (ModelRegistry.DueDelivery) -> (headers: [(String, String)], body: [UInt8])
+    /// The request for a delivery: headers and body (the wire format is the API layer's); nil
+    /// when the webhook's dialect has no name for the event (the delivery is skipped).
+    public typealias Compose = @Sendable (ModelRegistry.DueDelivery) -> (headers: [(String, String)], body: [UInt8])?
 
     let registry: ModelRegistry
-    let http: OutboundHTTP
     let policy: WebhookPolicy
     let compose: Compose
     let log: @Sendable (String) -> Void
     private let stopping = Locked(false)
     private let finished = DispatchSemaphore(value: 0)
 
-    public init(registry: ModelRegistry, http: OutboundHTTP, policy: WebhookPolicy, compose: @escaping Compose,
-                log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(registry: ModelRegistry, compose: @escaping Compose, log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.registry = registry
-        self.http = http
-        self.policy = policy
+        policy = registry.limits.webhooks
         self.compose = compose
         self.log = log
     }
@@ -71,9 +69,12 @@ public final class WebhookDeliverer: Sendable {
         } else {
             do {
                 // Checked again at each delivery: a name may resolve elsewhere than when the webhook was made.
+                guard let request = compose(due) else {
+                    try registry.skipDelivery(due, reason: "\(due.event?.kind ?? "?") has no \(due.webhook.dialect) name")
+                    return
+                }
                 try WebhookURL.check(due.webhook.url, allowed: policy.allowedNetworks)
-                let request = compose(due)
-                status = try http.post(due.webhook.url, headers: request.headers, body: request.body).status
+                status = try registry.outbound.post(due.webhook.url, headers: request.headers, body: request.body).status
             } catch {
                 failure = "\(error)"
             }

@@ -89,11 +89,7 @@ struct Serve: ParsableCommand {
         logger.info(auth.required ? "authentication: required (API keys: modelkeep keys create)"
                                   : "authentication: off (set auth=required to demand API keys)")
 
-        let deliverer = WebhookDeliverer(registry: registry,
-                                         http: OutboundHTTP(connectTimeoutMilliseconds: min(5_000, settings.webhookTimeoutMilliseconds),
-                                                            totalTimeoutMilliseconds: settings.webhookTimeoutMilliseconds),
-                                         policy: settings.registryLimits.webhooks, compose: WebhookWire.compose,
-                                         log: { logger.warning("\($0)") })
+        let deliverer = WebhookDeliverer(registry: registry, compose: WebhookWire.composer(registry), log: { logger.warning("\($0)") })
         deliverer.start()
         let pruning = schedulePruning(registry, settings: settings, logger: logger)
         let collecting = scheduleGarbageCollection(registry, settings: settings, logger: logger)

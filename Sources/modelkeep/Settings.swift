@@ -278,6 +278,7 @@ struct Settings: Sendable {
         l.webhooks.giveUpAfterMilliseconds = Int64(webhookRetryHours) * 3_600_000
         l.webhooks.pauseAfterFailures = webhookPauseAfterFailures
         l.webhooks.firstBackoffMilliseconds = Int64(webhookFirstRetryMilliseconds)
+        l.webhooks.timeoutMilliseconds = webhookTimeoutMilliseconds
         return l
     }
 }

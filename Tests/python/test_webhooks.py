@@ -248,5 +248,81 @@ class WebhookTest(unittest.TestCase):
         self.assertIn("webhook_allowed_networks", body["error"]["message"])
 
 
+class MLflowReceiver(Receiver):
+    """A receiver written for MLflow: checks X-MLflow-Signature as MLflow documents it
+    (v1,<base64 HMAC-SHA256 of "<delivery id>.<timestamp>.<body>">)."""
+
+    def __init__(self, secret):
+        self.secret = secret
+        self.got, self.bad_signatures, self.lock = [], 0, threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                delivery, stamp = self.headers.get("X-MLflow-Delivery-Id", ""), self.headers.get("X-MLflow-Timestamp", "")
+                digest = hmac.new(receiver.secret.encode(), f"{delivery}.{stamp}.{body.decode()}".encode(), hashlib.sha256).digest()
+                import base64
+                signed = hmac.compare_digest("v1," + base64.b64encode(digest).decode(), self.headers.get("X-MLflow-Signature", ""))
+                with receiver.lock:
+                    if signed:
+                        receiver.got.append(json.loads(body))
+                    else:
+                        receiver.bad_signatures += 1
+                self.send_response(200 if signed else 401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+class MLflowWebhookTest(unittest.TestCase):
+    def test_the_mlflow_client_creates_tests_and_receives_webhooks(self):
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        from mlflow import MlflowClient
+        work = tempfile.TemporaryDirectory()
+        server = Server(os.path.join(work.name, "data"))
+        receiver = MLflowReceiver("an-mlflow-secret")
+        try:
+            client = MlflowClient(tracking_uri=server.base, registry_uri=server.base)
+            hook = client.create_webhook(name="ci", url=receiver.url, secret="an-mlflow-secret",
+                                         events=["registered_model.created", "model_version.created",
+                                                 "model_version_alias.created", "model_version_tag.set"])
+            self.assertEqual(hook.status.value, "ACTIVE")
+            self.assertEqual({str(e) for e in hook.events},
+                             {"registered_model.created", "model_version.created", "model_version_alias.created", "model_version_tag.set"})
+            self.assertEqual([h.webhook_id for h in client.list_webhooks()], [hook.webhook_id])
+            result = client.test_webhook(hook.webhook_id)
+            self.assertTrue(result.success, result)
+            self.assertEqual(result.response_status, 200)
+            client.create_registered_model("hooked-mlflow")
+            client.create_model_version("hooked-mlflow", source="runs:/abc123/model")
+            client.set_registered_model_alias("hooked-mlflow", "champion", "1")
+            client.set_model_version_tag("hooked-mlflow", "1", "validated", "yes")
+            client.update_model_version("hooked-mlflow", "1", description="not an MLflow webhook event")
+            wanted = ["registered_model.created", "model_version.created", "model_version_alias.created", "model_version_tag.set"]
+            self.assertTrue(wait_for(lambda: len(receiver.events()) >= 1 + len(wanted)), receiver.events())
+            got = receiver.events()[1:]  # the first is the test delivery
+            self.assertEqual([f"{e['entity']}.{e['action']}" for e in got], wanted)
+            self.assertEqual(got[1]["data"]["run_id"], "abc123")
+            self.assertEqual(got[2]["data"], {"name": "hooked-mlflow", "alias": "champion", "version": "1"})
+            self.assertEqual(got[3]["data"], {"name": "hooked-mlflow", "version": "1", "key": "validated", "value": "yes"})
+            self.assertEqual(receiver.bad_signatures, 0)
+            disabled = client.update_webhook(hook.webhook_id, status="DISABLED")
+            self.assertEqual(disabled.status.value, "DISABLED")
+            client.delete_webhook(hook.webhook_id)
+            self.assertEqual(list(client.list_webhooks()), [])
+        finally:
+            receiver.close()
+            server.stop(signal.SIGKILL)
+            work.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main()
