@@ -248,82 +248,108 @@ extension ModelRegistry {
         public let event: Event?
     }
 
-    /// The deliveries due now: the head of each active webhook's queue (so each webhook's
-    /// events go out in order), at most `limit`.
-    public func dueDeliveries(limit: Int = 32) throws(RegistryError) -> [DueDelivery] {
+    /// The deliveries due now, per active webhook: the head of its queue and the ones after it,
+    /// in order, up to `perWebhook` (a webhook whose head waits for a retry gets none, so its
+    /// events go out in order).
+    public func dueDeliveries(perWebhook: Int = 64) throws(RegistryError) -> [[DueDelivery]] {
         let now = Clock.nowMilliseconds()
         return try reading { db in
-            let heads = try db.query("""
-                SELECT (SELECT min(d.id) FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending'), w.secret
-                FROM webhooks w WHERE w.active = 1
-                """) { (id: $0.optionalInt64(0), secret: $0.text(1)) }
-            var due: [DueDelivery] = []
-            for head in heads {
-                guard let id = head.id,
-                      let delivery = try db.queryFirst("SELECT \(Self.deliveryColumns) FROM webhook_deliveries WHERE id = ? AND next_attempt_at <= ?",
-                                                       [.integer(id), .integer(now)], Self.delivery(from:)) else { continue }
-                let webhook = try Self.requireWebhook(delivery.webhookID, dialect: nil, db)
-                let event = try db.queryFirst("SELECT \(Self.eventColumns) FROM events WHERE id = ?", [.integer(delivery.eventID)], Self.event(from:))
-                due.append(DueDelivery(delivery: delivery, webhook: webhook, secret: head.secret, event: event))
-                if due.count >= limit { break }
+            let hooks = try db.query("""
+                SELECT w.id, w.secret FROM webhooks w
+                WHERE w.active = 1 AND (SELECT d.next_attempt_at FROM webhook_deliveries d
+                                        WHERE d.webhook_id = w.id AND d.status = 'pending' ORDER BY d.id LIMIT 1) <= ?
+                """, [.integer(now)]) { (id: $0.text(0), secret: $0.text(1)) }
+            var due: [[DueDelivery]] = []
+            for hook in hooks {
+                let webhook = try Self.requireWebhook(hook.id, dialect: nil, db)
+                let deliveries = try db.query("""
+                    SELECT \(Self.deliveryColumns) FROM webhook_deliveries WHERE webhook_id = ? AND status = 'pending' ORDER BY id LIMIT ?
+                    """, [.text(hook.id), .integer(Int64(perWebhook))], Self.delivery(from:))
+                due.append(try deliveries.map { delivery in
+                    let event = try db.queryFirst("SELECT \(Self.eventColumns) FROM events WHERE id = ?", [.integer(delivery.eventID)],
+                                                  Self.event(from:))
+                    return DueDelivery(delivery: delivery, webhook: webhook, secret: hook.secret, event: event)
+                })
             }
             return due
         }
     }
 
-    /// Records how an attempt went: delivered; or failed, to be retried with backoff, given up
-    /// after `policy.giveUpAfterMilliseconds`, and the webhook paused after too many failures in a row.
-    /// `permanent`: no retry can succeed (the event is gone); the delivery fails at once.
-    public func recordAttempt(_ due: DueDelivery, status: Int?, error: String?, latencyMilliseconds: Int,
-                              policy: WebhookPolicy, permanent: Bool = false) throws(RegistryError) {
+    /// How one attempt went, for `recordAttempts`.
+    public struct Attempt: Sendable {
+        public let due: DueDelivery
+        /// The HTTP status; nil when there was no answer.
+        public let status: Int?
+        public let error: String?
+        public let latencyMilliseconds: Int
+        /// No retry can succeed (the event is gone): the delivery fails at once.
+        public let permanent: Bool
+        /// The webhook's dialect has no name for the event: nothing was sent.
+        public let skipped: Bool
+
+        public init(due: DueDelivery, status: Int?, error: String?, latencyMilliseconds: Int, permanent: Bool = false, skipped: Bool = false) {
+            self.due = due
+            self.status = status
+            self.error = error
+            self.latencyMilliseconds = latencyMilliseconds
+            self.permanent = permanent
+            self.skipped = skipped
+        }
+    }
+
+    /// Records how attempts went, in one transaction: delivered; skipped; or failed, to be
+    /// retried with backoff, given up after `policy.giveUpAfterMilliseconds`, and the webhook
+    /// paused after `policy.pauseAfterFailures` failures in a row.
+    public func recordAttempts(_ attempts: [Attempt], policy: WebhookPolicy) throws(RegistryError) {
+        guard !attempts.isEmpty else { return }
         let now = Clock.nowMilliseconds()
-        let delivered = status.map { (200..<300).contains($0) } ?? false
-        let attempts = due.delivery.attempts + 1
         try writing { db in
-            if delivered {
-                try db.run("""
-                    UPDATE webhook_deliveries SET status = 'delivered', attempts = ?, last_attempt_at = ?, response_status = ?, error = NULL,
-                    latency_ms = ?, delivered_at = ? WHERE id = ?
-                    """, [.integer(Int64(attempts)), .integer(now), SQLValue(status.map(Int64.init)), .integer(Int64(latencyMilliseconds)),
-                          .integer(now), .integer(due.delivery.sequence)])
-                try db.run("UPDATE webhooks SET consecutive_failures = 0 WHERE id = ?", [.text(due.webhook.id)])
-                return
-            }
-            let backoff = min(policy.maxBackoffMilliseconds, policy.firstBackoffMilliseconds << Int64(min(attempts - 1, 30)))
-            let next = now + backoff / 2 + Int64.random(in: 0...max(0, backoff / 2))
-            let giveUp = permanent || next - due.delivery.createdAt > policy.giveUpAfterMilliseconds
+            for attempt in attempts { try Self.record(attempt, policy: policy, at: now, db) }
+        }
+    }
+
+    static func record(_ attempt: Attempt, policy: WebhookPolicy, at now: Int64, _ db: SQLiteConnection) throws {
+        let due = attempt.due
+        let status = attempt.status
+        let tries = due.delivery.attempts + 1
+        if attempt.skipped {
+            try db.run("UPDATE webhook_deliveries SET status = 'skipped', error = ?, last_attempt_at = ? WHERE id = ?",
+                       [SQLValue(attempt.error), .integer(now), .integer(due.delivery.sequence)])
+            return
+        }
+        if let status, (200..<300).contains(status) {
             try db.run("""
-                UPDATE webhook_deliveries SET status = ?, attempts = ?, last_attempt_at = ?, response_status = ?, error = ?, latency_ms = ?,
-                next_attempt_at = ? WHERE id = ?
-                """, [.text(giveUp ? "failed" : "pending"), .integer(Int64(attempts)), .integer(now), SQLValue(status.map(Int64.init)),
-                      SQLValue(error.map { String($0.prefix(500)) }), .integer(Int64(latencyMilliseconds)), .integer(next),
-                      .integer(due.delivery.sequence)])
-            let failures = (try db.queryFirst("""
-                UPDATE webhooks SET consecutive_failures = consecutive_failures + 1 WHERE id = ? RETURNING consecutive_failures
-                """, [.text(due.webhook.id)]) { $0.int(0) }) ?? 0
-            if failures >= policy.pauseAfterFailures {
-                let reason = "paused after \(failures) failed deliveries in a row; the last: \(status.map { "HTTP \($0)" } ?? error ?? "no answer")"
-                try db.run("UPDATE webhooks SET active = 0, paused_reason = ?, updated_at = ? WHERE id = ?",
-                           [.text(reason), .integer(now), .text(due.webhook.id)])
-                try Self.record("webhook.paused", namespace: due.webhook.namespace ?? "", subject: due.webhook.id,
-                                payload: ["webhook_id": .string(due.webhook.id), "url": .string(due.webhook.url), "reason": .string(reason)],
-                                at: now, db)
-            }
+                UPDATE webhook_deliveries SET status = 'delivered', attempts = ?, last_attempt_at = ?, response_status = ?, error = NULL,
+                latency_ms = ?, delivered_at = ? WHERE id = ?
+                """, [.integer(Int64(tries)), .integer(now), .integer(Int64(status)), .integer(Int64(attempt.latencyMilliseconds)),
+                      .integer(now), .integer(due.delivery.sequence)])
+            try db.run("UPDATE webhooks SET consecutive_failures = 0 WHERE id = ? AND consecutive_failures != 0", [.text(due.webhook.id)])
+            return
+        }
+        let backoff = min(policy.maxBackoffMilliseconds, policy.firstBackoffMilliseconds << Int64(min(tries - 1, 30)))
+        let next = now + backoff / 2 + Int64.random(in: 0...max(0, backoff / 2))
+        let giveUp = attempt.permanent || next - due.delivery.createdAt > policy.giveUpAfterMilliseconds
+        try db.run("""
+            UPDATE webhook_deliveries SET status = ?, attempts = ?, last_attempt_at = ?, response_status = ?, error = ?, latency_ms = ?,
+            next_attempt_at = ? WHERE id = ?
+            """, [.text(giveUp ? "failed" : "pending"), .integer(Int64(tries)), .integer(now), SQLValue(status.map(Int64.init)),
+                  SQLValue(attempt.error.map { String($0.prefix(500)) }), .integer(Int64(attempt.latencyMilliseconds)), .integer(next),
+                  .integer(due.delivery.sequence)])
+        let failures = (try db.queryFirst("""
+            UPDATE webhooks SET consecutive_failures = consecutive_failures + 1 WHERE id = ? AND active = 1 RETURNING consecutive_failures
+            """, [.text(due.webhook.id)]) { $0.int(0) }) ?? 0
+        if failures >= policy.pauseAfterFailures {
+            let reason = "paused after \(failures) failed deliveries in a row; the last: \(status.map { "HTTP \($0)" } ?? attempt.error ?? "no answer")"
+            try db.run("UPDATE webhooks SET active = 0, paused_reason = ?, updated_at = ? WHERE id = ?",
+                       [.text(reason), .integer(now), .text(due.webhook.id)])
+            try Self.record("webhook.paused", namespace: due.webhook.namespace ?? "", subject: due.webhook.id,
+                            payload: ["webhook_id": .string(due.webhook.id), "url": .string(due.webhook.url), "reason": .string(reason)],
+                            at: now, db)
         }
     }
 }
 
 extension ModelRegistry {
-    /// Marks a delivery skipped: its webhook's dialect has no name for the event (an MLflow
-    /// webhook and a version change that is not a tag), so nothing is sent.
-    public func skipDelivery(_ due: DueDelivery, reason: String) throws(RegistryError) {
-        let now = Clock.nowMilliseconds()
-        try writing { db in
-            try db.run("UPDATE webhook_deliveries SET status = 'skipped', error = ?, last_attempt_at = ? WHERE id = ?",
-                       [.text(reason), .integer(now), .integer(due.delivery.sequence)])
-        }
-    }
-
     /// Sends one request to a webhook now, outside its queue (MLflow's "test webhook"): `compose`
     /// makes it from the webhook and its secret. Throws the transport's reason when there was no answer.
     public func sendNow(webhook id: String, dialect: String, policy: WebhookPolicy,

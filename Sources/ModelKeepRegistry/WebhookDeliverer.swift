@@ -49,43 +49,54 @@ public final class WebhookDeliverer: Sendable {
         finished.wait()
     }
 
-    /// One pass: sends every delivery due now (one per webhook) and records how each went.
+    /// One pass: sends what is due now, each webhook's deliveries in order (stopping at its
+    /// first failure), webhooks in parallel, and records every attempt in one transaction.
     @discardableResult
     public func runOnce() throws(RegistryError) -> Int {
         let due = try registry.dueDeliveries()
         guard !due.isEmpty else { return 0 }
+        let outcomes = Locked<[ModelRegistry.Attempt]>([])
         DispatchQueue.concurrentPerform(iterations: due.count) { index in
-            attempt(due[index])
+            var mine: [ModelRegistry.Attempt] = []
+            for delivery in due[index] {
+                let outcome = attempt(delivery)
+                mine.append(outcome)
+                let failed = !outcome.skipped && !(outcome.status.map { (200..<300).contains($0) } ?? false) && !outcome.permanent
+                if failed { break }  // the rest wait behind it: in order
+            }
+            outcomes.withLock { $0 += mine }
         }
-        return due.count
+        let attempts = outcomes.withLock { $0 }
+        do {
+            try registry.recordAttempts(attempts, policy: policy)
+        } catch {
+            log("webhooks: could not record \(attempts.count) delivery attempt(s): \(error)")
+            throw error
+        }
+        return attempts.count
     }
 
-    private func attempt(_ due: ModelRegistry.DueDelivery) {
+    private func attempt(_ due: ModelRegistry.DueDelivery) -> ModelRegistry.Attempt {
         let started = ContinuousClock.now
+        guard due.event != nil else {
+            return .init(due: due, status: nil, error: "the event was pruned from the change feed before it could be delivered",
+                         latencyMilliseconds: 0, permanent: true)
+        }
+        guard let request = compose(due) else {
+            return .init(due: due, status: nil, error: "\(due.event?.kind ?? "?") has no \(due.webhook.dialect) name", latencyMilliseconds: 0,
+                         skipped: true)
+        }
         var status: Int?
         var failure: String?
-        if due.event == nil {
-            failure = "the event was pruned from the change feed before it could be delivered"
-        } else {
-            do {
-                // Checked again at each delivery: a name may resolve elsewhere than when the webhook was made.
-                guard let request = compose(due) else {
-                    try registry.skipDelivery(due, reason: "\(due.event?.kind ?? "?") has no \(due.webhook.dialect) name")
-                    return
-                }
-                try WebhookURL.check(due.webhook.url, allowed: policy.allowedNetworks)
-                status = try registry.outbound.post(due.webhook.url, headers: request.headers, body: request.body).status
-            } catch {
-                failure = "\(error)"
-            }
+        do {
+            // Checked again at each delivery: a name may resolve elsewhere than when the webhook was made.
+            try WebhookURL.check(due.webhook.url, allowed: policy.allowedNetworks)
+            status = try registry.outbound.post(due.webhook.url, headers: request.headers, body: request.body).status
+        } catch {
+            failure = "\(error)"
         }
         let elapsed = ContinuousClock.now - started
         let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-        do {
-            try registry.recordAttempt(due, status: status, error: failure, latencyMilliseconds: milliseconds, policy: policy,
-                                       permanent: due.event == nil)
-        } catch {
-            log("webhook \(due.webhook.id): could not record delivery \(due.delivery.id): \(error)")
-        }
+        return .init(due: due, status: status, error: failure, latencyMilliseconds: milliseconds)
     }
 }

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""What webhooks cost the writes: a burst of model creations with wrk against a fresh server
+without webhooks, then against one with 3 webhooks subscribed to every event (nginx on loopback
+answering 204 is the receiver), alternating; then how long the queue takes to drain after the
+burst (delivery keeping up). docs/BENCHMARKS.md has the numbers.
+
+    scripts/bench/webhooks [--seconds 10] [--rounds 2] [--connections 4]
+    scripts/bench/webhooks --smoke      (the debug build, 1 s, one round)
+
+Every process started here is stopped by its PID."""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_nginx(work):
+    port = free_port()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    config = os.path.join(work, "nginx.conf")
+    with open(config, "w") as f:
+        f.write(f"""daemon off; worker_processes 1; pid {work}/nginx.pid; error_log {work}/nginx-error.log; user root;
+events {{}}
+http {{ access_log off; client_body_temp_path {work}/body; proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fcgi;
+       uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
+       server {{ listen 127.0.0.1:{port}; location / {{ return 204; }} }} }}
+""")
+    process = subprocess.Popen([nginx, "-c", config, "-p", work], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process, port
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("nginx did not start")
+
+
+def start_server(binary, data):
+    log = open(data + ".log", "w+")
+    process = subprocess.Popen([binary, "serve", "--data-dir", data, "--port", "0", "--set", "access_log=false"],
+                               stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(200):
+        log.seek(0)
+        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", log.read())
+        if found:
+            return process, found.group(1)
+        time.sleep(0.05)
+    raise SystemExit("the server did not start")
+
+
+def call(base, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method, headers={"Content-Type": "application/json"} if data else {})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def burst(base, seconds, connections, run):
+    env = dict(os.environ, BENCH_METHOD="POST", BENCH_PATH="/api/v1/models", BENCH_BODY='{"name":"{n}"}', BENCH_RUN=run)
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "-s", os.path.join(HERE, "request.lua"), base],
+                         capture_output=True, text=True, env=env).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return requests, rate, int(errors.group(1)) if errors else 0
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=4)
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="modelkeep-bench-webhooks-")
+    nginx = None
+    try:
+        nginx, port = start_nginx(work)
+        rates = {"no webhooks": [], "3 webhooks": []}
+        drains, queued = [], []
+        for n in range(args.rounds):
+            for case in ("no webhooks", "3 webhooks"):
+                server, base = start_server(args.binary, os.path.join(work, f"data-{n}-{case[0]}"))
+                try:
+                    hooks = []
+                    if case == "3 webhooks":
+                        hooks = [call(base, "POST", "/api/v1/webhooks", {"url": f"http://127.0.0.1:{port}/{i}", "events": ["*"]})["webhook"]["id"]
+                                 for i in range(3)]
+                    requests, rate, errors = burst(base, args.seconds, args.connections, f"{n}{case[0]}{time.time_ns()}")
+                    assert errors == 0, f"{errors} failed writes"
+                    rates[case].append(rate)
+                    if hooks:
+                        started = time.monotonic()
+                        while time.monotonic() - started < 600:
+                            pending = sum(len(call(base, "GET", f"/api/v1/webhooks/{h}/deliveries?status=pending&page_size=1")["deliveries"])
+                                          for h in hooks)
+                            if pending == 0:
+                                break
+                            time.sleep(0.2)
+                        drains.append(time.monotonic() - started)
+                        queued.append(requests * 3)
+                finally:
+                    server.send_signal(signal.SIGTERM)
+                    server.wait(timeout=60)
+        base_rate, hooked = statistics.median(rates["no webhooks"]), statistics.median(rates["3 webhooks"])
+        print(f"# Model creations with wrk ({args.connections} connections, {args.seconds} s, {args.rounds} round(s), median)\n")
+        print("| | creates/s | vs no webhooks |")
+        print("|---|---|---|")
+        print(f"| no webhooks | {base_rate:,.0f} | |")
+        print(f"| 3 webhooks on every event (nginx answers 204) | {hooked:,.0f} | {hooked / base_rate - 1:+.1%} |")
+        print(f"\nqueue drained {', '.join(f'{d:.1f}' for d in drains)} s after each burst "
+              f"({', '.join(map(str, queued))} deliveries queued by the burst)")
+        print("all rounds:", json.dumps({k: [round(v) for v in vs] for k, vs in rates.items()}))
+    finally:
+        if nginx:
+            nginx.send_signal(signal.SIGTERM)
+            nginx.wait(timeout=20)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
