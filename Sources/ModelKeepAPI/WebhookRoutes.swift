@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ModelKeepChunking
 import ModelKeepHTTP
 import ModelKeepJSON
 import ModelKeepRegistry
@@ -117,6 +118,6 @@ public enum WebhookWire {
         let mac = HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: Data(due.secret.utf8)))
         return ([("Content-Type", "application/json"), ("User-Agent", "ModelKeep-Webhooks"),
                  ("X-ModelKeep-Delivery", due.delivery.id), ("X-ModelKeep-Timestamp", timestamp), ("X-ModelKeep-Event", event.kind),
-                 ("X-ModelKeep-Signature", "sha256=" + Data(mac).map { String(format: "%02x", $0) }.joined())], body)
+                 ("X-ModelKeep-Signature", "sha256=" + Hex.lowercase(mac))], body)
     }
 }

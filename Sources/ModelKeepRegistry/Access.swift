@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ModelKeepChunking
 import ModelKeepJSON
 import ModelKeepStorage
 
@@ -137,6 +138,6 @@ extension ModelRegistry {
     }
 
     static func hashSecret(_ secret: String) -> String {
-        SHA256.hash(data: Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.lowercase(SHA256.hash(data: Array(secret.utf8)))
     }
 }

@@ -58,8 +58,17 @@ public final class WebhookDeliverer: Sendable {
         let outcomes = Locked<[ModelRegistry.Attempt]>([])
         DispatchQueue.concurrentPerform(iterations: due.count) { index in
             var mine: [ModelRegistry.Attempt] = []
+            // Checked again at each pass (not only when the webhook was made): a name may resolve elsewhere now.
+            let refused: String? = due[index].first.flatMap { first in
+                do {
+                    try WebhookURL.check(first.webhook.url, allowed: policy.allowedNetworks)
+                    return nil
+                } catch {
+                    return "\(error)"
+                }
+            }
             for delivery in due[index] {
-                let outcome = attempt(delivery)
+                let outcome = attempt(delivery, refused: refused)
                 mine.append(outcome)
                 let failed = !outcome.skipped && !(outcome.status.map { (200..<300).contains($0) } ?? false) && !outcome.permanent
                 if failed { break }  // the rest wait behind it: in order
@@ -76,7 +85,7 @@ public final class WebhookDeliverer: Sendable {
         return attempts.count
     }
 
-    private func attempt(_ due: ModelRegistry.DueDelivery) -> ModelRegistry.Attempt {
+    private func attempt(_ due: ModelRegistry.DueDelivery, refused: String?) -> ModelRegistry.Attempt {
         let started = ContinuousClock.now
         guard due.event != nil else {
             return .init(due: due, status: nil, error: "the event was pruned from the change feed before it could be delivered",
@@ -86,11 +95,10 @@ public final class WebhookDeliverer: Sendable {
             return .init(due: due, status: nil, error: "\(due.event?.kind ?? "?") has no \(due.webhook.dialect) name", latencyMilliseconds: 0,
                          skipped: true)
         }
+        if let refused { return .init(due: due, status: nil, error: refused, latencyMilliseconds: 0) }
         var status: Int?
         var failure: String?
         do {
-            // Checked again at each delivery: a name may resolve elsewhere than when the webhook was made.
-            try WebhookURL.check(due.webhook.url, allowed: policy.allowedNetworks)
             status = try registry.outbound.post(due.webhook.url, headers: request.headers, body: request.body).status
         } catch {
             failure = "\(error)"

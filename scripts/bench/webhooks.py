@@ -24,6 +24,19 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def cpu_of(pid):
+    """CPU seconds (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid):
+    """CPU seconds of a process and its children (nginx's master and its worker)."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return cpu_of(pid) + sum(cpu_of(int(c)) for c in children)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,6 +106,7 @@ def main():
     try:
         nginx, port = start_nginx(work)
         rates = {"no webhooks": [], "3 webhooks": []}
+        cpu = {"no webhooks": [], "3 webhooks": []}  # per 1,000 creates: server, receiver (nginx), both incl. the drain
         drains, queued = [], []
         for n in range(args.rounds):
             for case in ("no webhooks", "3 webhooks"):
@@ -102,6 +116,7 @@ def main():
                     if case == "3 webhooks":
                         hooks = [call(base, "POST", "/api/v1/webhooks", {"url": f"http://127.0.0.1:{port}/{i}", "events": ["*"]})["webhook"]["id"]
                                  for i in range(3)]
+                    before = (cpu_of(server.pid), tree_cpu(nginx.pid))
                     requests, rate, errors = burst(base, args.seconds, args.connections, f"{n}{case[0]}{time.time_ns()}")
                     assert errors == 0, f"{errors} failed writes"
                     rates[case].append(rate)
@@ -115,6 +130,8 @@ def main():
                             time.sleep(0.2)
                         drains.append(time.monotonic() - started)
                         queued.append(requests * 3)
+                    after = (cpu_of(server.pid), tree_cpu(nginx.pid))
+                    cpu[case].append([(b - a) * 1000 / requests for a, b in zip(before, after)])
                 finally:
                     server.send_signal(signal.SIGTERM)
                     server.wait(timeout=60)
@@ -124,6 +141,11 @@ def main():
         print("|---|---|---|")
         print(f"| no webhooks | {base_rate:,.0f} | |")
         print(f"| 3 webhooks on every event (nginx answers 204) | {hooked:,.0f} | {hooked / base_rate - 1:+.1%} |")
+        print("\nCPU per 1,000 creates, seconds (the burst and, with webhooks, the drain after it):\n")
+        print("| | ModelKeep server | receiver (nginx) |")
+        print("|---|---|---|")
+        for case, rows in cpu.items():
+            print(f"| {case} | {statistics.median(r[0] for r in rows):.2f} | {statistics.median(r[1] for r in rows):.2f} |")
         print(f"\nqueue drained {', '.join(f'{d:.1f}' for d in drains)} s after each burst "
               f"({', '.join(map(str, queued))} deliveries queued by the burst)")
         print("all rounds:", json.dumps({k: [round(v) for v in vs] for k, vs in rates.items()}))
