@@ -16,6 +16,7 @@ public enum NativeAPI {
         MetadataRoutes(registry: registry).register(into: &builder)
         EventRoutes(registry: registry).register(into: &builder)
         WebhookRoutes(registry: registry).register(into: &builder)
+        LinkRoutes(registry: registry).register(into: &builder)
         ArtifactRoutes(registry: registry).register(into: &builder)
         ChunkRoutes(registry: registry).register(into: &builder)
         UploadRoutes(registry: registry).register(into: &builder)

@@ -38,7 +38,7 @@ public enum OpenAPIDocument {
     ]
 
     static let operations: [Operation] = modelOperations + versionOperations + tagOperations + metricOperations
-        + metadataOperations + eventOperations + webhookOperations + artifactOperations + chunkOperations + uploadOperations
+        + metadataOperations + eventOperations + webhookOperations + linkOperations + artifactOperations + chunkOperations + uploadOperations
         + hubOperations + mlflowOperations + operationalOperations
 
     /// MLflow's Model Registry, tracking API and artifact proxy (MLFLOW_TRACKING_URI=http://host:port).
@@ -258,6 +258,30 @@ public enum OpenAPIDocument {
                           Parameter(name: "limit", schema: ["type": "integer", "minimum": 1, "maximum": 1000, "default": 100],
                                     description: "Most events returned.")],
                   responses: [(200, "EventList")]),
+    ]
+
+    static let linkOperations: [Operation] = ["/api/v1/models/{id}/versions/{version}", "/api/v1/versions/{version_id}"].flatMap { base in
+        [
+            Operation(method: "POST", path: base + "/links",
+                      summary: "Link a version: derived_from {version_id} (cycles refused, 409), trained_on / evaluated_on a dataset {uri, digest?, name?} or {artifact_id}, produced_by {run_id} or {uri}, deployed_to {uri}; with properties. The same link again answers the one there.",
+                      tag: "lineage", body: "LinkCreate", responses: [(201, "LinkEnvelope")]),
+            Operation(method: "GET", path: base + "/links", summary: "A version's links, oldest first.", tag: "lineage",
+                      query: [q("type", "string", "Only links of this type.")], responses: [(200, "LinkList")]),
+            Operation(method: "DELETE", path: base + "/links/{link_id}", summary: "Remove a link.", tag: "lineage", responses: [(204, nil)]),
+            Operation(method: "GET", path: base + "/lineage",
+                      summary: "The graph around a version: up follows derived_from to its ancestors (with every link of each), down to what derives from it; at most 1000 links.",
+                      tag: "lineage",
+                      query: [q("direction", "string", "up (default) or down."),
+                              Parameter(name: "depth", schema: ["type": "integer", "minimum": 1, "maximum": 10, "default": 3],
+                                        description: "Steps to follow.")],
+                      responses: [(200, "Lineage")]),
+        ]
+    } + [
+        Operation(method: "GET", path: "/api/v1/links", summary: "Every link to a dataset or run URI: which versions were trained on it, say.",
+                  tag: "lineage",
+                  query: [q("uri", "string", "The target URI (required)."), q("digest", "string", "Only this digest of it."),
+                          q("type", "string", "Only links of this type.")],
+                  responses: [(200, "LinkList")]),
     ]
 
     static let webhookOperations: [Operation] = [

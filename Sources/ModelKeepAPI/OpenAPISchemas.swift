@@ -137,6 +137,19 @@ enum OpenAPISchemas {
                             required: ["events", "next_since"]),
         "TagList": object(["tags": ["type": "array", "items": object(["tag": string, "version": ref("Version")],
                                                                     required: ["tag", "version"])]], required: ["tags"]),
+        "LinkTarget": object(["version_id": string, "artifact_id": string, "run_id": string, "uri": string, "digest": string, "name": string]),
+        "LinkCreate": object([
+            "type": ["type": "string", "enum": ["derived_from", "trained_on", "evaluated_on", "produced_by", "deployed_to"]],
+            "target": ref("LinkTarget"), "properties": ["type": "object"],
+        ], required: ["type", "target"]),
+        "Link": object([
+            "id": string, "version_id": string, "type": string, "target": ref("LinkTarget"), "properties": ["type": "object"],
+            "actor": nullableString, "created_at": time,
+        ], required: ["id", "version_id", "type", "target", "properties", "created_at"]),
+        "LinkEnvelope": object(["link": ref("Link")], required: ["link"]),
+        "LinkList": object(["links": ["type": "array", "items": ref("Link")]], required: ["links"]),
+        "Lineage": object(["versions": ["type": "array", "items": ref("Version")], "links": ["type": "array", "items": ref("Link")],
+                           "truncated": ["type": "boolean"]], required: ["versions", "links", "truncated"]),
         "WebhookCreate": object([
             "url": ["type": "string", "description": "http:// or https://; not a link-local or cloud metadata address"],
             "secret": ["type": "string", "minLength": 8, "maxLength": 256, "description": "Signs every delivery; made when not given, answered only by the create."],

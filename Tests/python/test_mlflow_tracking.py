@@ -97,6 +97,9 @@ class TrackingTest(MLflowTestCase):
         metadata = native("GET", f"/api/v1/versions/{version['id']}/metadata")["metadata"]
         self.assertEqual(metadata["mlflow_logged_model"]["model_id"], info.model_id)
         self.assertEqual(metadata["mlflow_logged_model"]["params"]["C"], "1.0")
+        # MLflow's lineage in ModelKeep's: the version was produced by the run.
+        links = native("GET", f"/api/v1/versions/{version['id']}/links?type=produced_by")["links"]
+        self.assertEqual([l["target"]["run_id"] for l in links], [run.info.run_id])
         run_row = self.native_model("mlflow-runs", run.info.run_id)
         series = native("GET", f"/api/v1/models/{run_row['id']}/metrics/acc")
         self.assertEqual([p["step"] for p in series["points"]], [1, 2, 3])

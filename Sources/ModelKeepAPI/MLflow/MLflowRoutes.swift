@@ -309,6 +309,11 @@ struct MLflowRoutes {
             draft.metadata[Self.runMetadataKey] = .object(run)
         }
         let version = try Self.tagRules { () throws(RegistryError) in try registry.createVersion(modelID: model.id, draft) }
+        if !runID.isEmpty {
+            // MLflow's lineage in ModelKeep's terms: the version was produced by that run. (Best
+            // effort, after the version: a link that cannot be made does not undo the version.)
+            _ = try? registry.addLink(.id(version.id), type: "produced_by", target: LinkTarget(runID: runID), properties: ["source": .string(source)])
+        }
         return try respond(version, model: model)
     }
 

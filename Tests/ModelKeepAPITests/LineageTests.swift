@@ -1,0 +1,72 @@
+import Foundation
+import ModelKeepJSON
+import Testing
+import TestSupport
+
+@Suite("Lineage links")
+struct LineageTests {
+    /// A version of a fresh model; returns its id.
+    static func version(_ api: APIClient, _ model: String) throws -> String {
+        let response = try api.send("POST", "/api/v1/models/\(model)/versions", json: [:])
+        return try #require(response["version"]?["id"]?.string)
+    }
+
+    @Test("each type takes its own kind of target, links are listed, deduplicated, deleted and in the change feed")
+    func types() throws {
+        let api = try APIClient(.router)
+        let model = try api.createModel("m")
+        let base = try Self.version(api, model), tuned = try Self.version(api, model)
+        let links = "/api/v1/versions/\(tuned)/links"
+        #expect(try api.send("POST", links, json: ["type": "derived_from", "target": ["uri": "s3://x"]]).status == 400)
+        #expect(try api.send("POST", links, json: ["type": "trained_on", "target": ["version_id": .string(base)]]).status == 400)
+        #expect(try api.send("POST", links, json: ["type": "inspired_by", "target": ["uri": "s3://x"]]).status == 400)
+        #expect(try api.send("POST", links, json: ["type": "trained_on", "target": ["uri": "s3://a", "run_id": "r"]]).status == 400)
+        #expect(try api.send("POST", links, json: ["type": "derived_from", "target": ["version_id": "nope"]]).status == 404)
+        let derived = try api.send("POST", links, json: ["type": "derived_from", "target": ["version_id": .string(base)],
+                                                         "properties": ["method": "lora"]])
+        #expect(derived.status == 201)
+        #expect(derived["link"]?["properties"]?["method"]?.string == "lora")
+        let data = try api.send("POST", links, json: ["type": "trained_on", "target": ["uri": "s3://data/imagenet", "digest": "sha256:ab", "name": "imagenet"]])
+        #expect(data.status == 201)
+        let again = try api.send("POST", links, json: ["type": "trained_on", "target": ["uri": "s3://data/imagenet", "digest": "sha256:ab"]])
+        #expect(again["link"]?["id"] == data["link"]?["id"])
+        #expect(try api.send("POST", links, json: ["type": "produced_by", "target": ["run_id": "abc"]]).status == 201)
+        #expect(try api.send("POST", links, json: ["type": "deployed_to", "target": ["uri": "k8s://prod/ranker"]]).status == 201)
+        #expect(try api.get(links)["links"]?.arrayValue?.count == 4)
+        #expect(try api.get(links + "?type=trained_on")["links"]?.arrayValue?.count == 1)
+        // Every version trained on the dataset, in one query (and not on another digest of it).
+        #expect(try api.get("/api/v1/links?uri=s3://data/imagenet&type=trained_on")["links"]?[0]?["version_id"]?.string == tuned)
+        #expect(try api.get("/api/v1/links?uri=s3://data/imagenet&digest=sha256:cd")["links"]?.arrayValue == [])
+        let id = try #require(data["link"]?["id"]?.string)
+        #expect(try api.send("DELETE", links + "/\(id)").status == 204)
+        #expect(try api.send("DELETE", links + "/\(id)").status == 404)
+        let kinds = try api.get("/api/v1/events?kind=link.*")["events"]?.arrayValue?.compactMap { $0["kind"]?.string }
+        #expect(kinds == ["link.created", "link.created", "link.created", "link.created", "link.deleted"])
+    }
+
+    @Test("derived_from refuses cycles, and the lineage walks up and down within its bounds")
+    func graph() throws {
+        let api = try APIClient(.socket)
+        let first = try api.createModel("base"), second = try api.createModel("distilled")
+        let a = try Self.version(api, first), b = try Self.version(api, first), c = try Self.version(api, second)
+        func derive(_ child: String, _ parent: String) throws -> Int {
+            try api.send("POST", "/api/v1/versions/\(child)/links", json: ["type": "derived_from", "target": ["version_id": .string(parent)]]).status
+        }
+        #expect(try derive(b, a) == 201)         // b is a fine-tune of a
+        #expect(try derive(c, b) == 201)         // c (another model) distils b
+        #expect(try derive(a, c) == 409)         // a cycle: a <- b <- c <- a
+        #expect(try derive(a, a) == 409)
+        _ = try api.send("POST", "/api/v1/versions/\(a)/links", json: ["type": "trained_on", "target": ["uri": "s3://data/v1"]])
+        let up = try api.get("/api/v1/versions/\(c)/lineage?direction=up&depth=5")
+        #expect(Set(up["versions"]?.arrayValue?.compactMap { $0["id"]?.string } ?? []) == [a, b, c])
+        #expect(up["links"]?.arrayValue?.count == 3)  // c->b, b->a, a trained_on
+        #expect(up["truncated"]?.boolValue == false)
+        let shallow = try api.get("/api/v1/versions/\(c)/lineage?direction=up&depth=1")
+        #expect(Set(shallow["versions"]?.arrayValue?.compactMap { $0["id"]?.string } ?? []) == [b, c])
+        #expect(shallow["truncated"]?.boolValue == true)
+        let down = try api.get("/api/v1/versions/\(a)/lineage?direction=down&depth=5")
+        #expect(Set(down["versions"]?.arrayValue?.compactMap { $0["id"]?.string } ?? []) == [a, b, c])
+        #expect(try api.get("/api/v1/versions/\(a)/lineage?depth=11").status == 400)
+        #expect(try api.get("/api/v1/versions/\(a)/lineage?direction=sideways").status == 400)
+    }
+}
