@@ -336,14 +336,20 @@ final class HTTPConnection: @unchecked Sendable {
                     guard socket.sendFile(path: path, offset: offset, length: length) else { return false }
                 case let .produced(length, produce):
                     var sent: Int64 = 0
+                    var clientGone = false
                     do {
                         try produce { piece in
-                            guard sent + Int64(piece.count) <= length, socket.write(piece) else { return false }
+                            guard sent + Int64(piece.count) <= length else { return false }
+                            guard socket.write(piece) else {
+                                clientGone = true
+                                return false
+                            }
                             sent += Int64(piece.count)
                             return true
                         }
                     } catch {
-                        server.logger.warning("a streamed response body failed after \(sent) of \(length) bytes: \(error)")
+                        // A client that went away is no news; a source that failed midway is.
+                        if !clientGone { server.logger.warning("a streamed response body failed after \(sent) of \(length) bytes: \(error)") }
                         return false
                     }
                     guard sent == length else { return false }

@@ -109,10 +109,15 @@ extension ModelRegistry {
               actor: row.optionalText(5), payload: (try? JSONParser.parse(row.text(6)))?.objectValue ?? JSONObject())
     }
 
-    /// Removes events older than `milliseconds` before now; returns how many went.
+    /// Removes events older than `milliseconds` before now, and webhook deliveries of them that
+    /// are done; returns how many events went.
     @discardableResult
     public func pruneEvents(olderThanMilliseconds milliseconds: Int64) throws(RegistryError) -> Int {
         let cutoff = Clock.nowMilliseconds() - milliseconds
-        return try writing { db in try db.run("DELETE FROM events WHERE created_at < ?", [.integer(cutoff)]) }
+        return try writing { db in
+            // The webhook delivery log goes with the events it logged (pending deliveries stay).
+            try db.run("DELETE FROM webhook_deliveries WHERE status != 'pending' AND created_at < ?", [.integer(cutoff)])
+            return try db.run("DELETE FROM events WHERE created_at < ?", [.integer(cutoff)])
+        }
     }
 }
