@@ -4,8 +4,8 @@ import Foundation
 import ModelKeepChunking
 
 /// Takes an artifact's bytes as they stream in: cuts them into chunks, hands each new chunk
-/// to the store's writer (a staging file, or a PUT to the bucket), and computes the whole file's SHA-256 (and MD5 when asked)
-/// on the way. Memory stays bounded by the largest chunk plus the pieces the whole-file
+/// to the store's writer (a staging file, or a PUT to the bucket), and computes the whole
+/// file's SHA-256 (and MD5 when asked) on the way. Memory stays bounded by the largest chunk plus the pieces the whole-file
 /// hasher has not reached yet, whatever the file's size.
 public struct ChunkIngest {
     public let writer: any ChunkWriter
