@@ -43,9 +43,14 @@ public final class WebhookDeliverer: Sendable {
         thread.start()
     }
 
-    /// Stops the loop after the attempts in flight; pending deliveries wait in the database.
+    /// Asks the loop to stop after the attempts in flight (it returns at once; pending
+    /// deliveries wait in the database). Closing `registry.changes` wakes a loop that is waiting.
     public func stop() {
         stopping.withLock { $0 = true }
+    }
+
+    /// Waits until the loop has stopped (after `stop()`).
+    public func waitUntilStopped() {
         finished.wait()
     }
 

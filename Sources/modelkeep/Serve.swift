@@ -109,6 +109,7 @@ struct Serve: ParsableCommand {
         deliverer.stop()  // deliveries not sent yet wait in the database for the next start
         registry.changes.close()  // long-polling feed readers answer now instead of holding shutdown up
         server.shutdown()
+        deliverer.waitUntilStopped()
         signals.forEach { $0.cancel() }
         try? database.checkpoint()
         logger.info("stopped")
