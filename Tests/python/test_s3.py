@@ -17,62 +17,21 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 
-from seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedFS, server_settings
+from seaweedfs import SeaweedFS, server_settings
+from serving import ServerProcess
 
 BIN = os.environ["MODELKEEP_BIN"]
 
 
-class Server:
-    """`modelkeep serve` on a free port over `data`, chunks in `weed`'s bucket (or `endpoint`)."""
+class Server(ServerProcess):
+    """`modelkeep serve` with its chunks in `weed`'s bucket under `prefix` (or through `endpoint`)."""
 
     def __init__(self, data, weed, prefix="chunks", extra=(), env=None, endpoint=None):
-        self.data = data
         args, store_env = server_settings(weed, prefix)
         if endpoint:
             args = [a.replace(weed.endpoint, endpoint) for a in args]
-        self.args = [BIN, "serve", "--data-dir", data, "--port", "0", "--set", "access_log=false", *args, *extra]
-        self.env = {**os.environ, **store_env, **(env or {})}
-        self.log_path = data + ".log"
-        self.start()
-
-    def start(self):
-        self.log = open(self.log_path, "w+")
-        self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
-        self.base = None
-        for _ in range(200):
-            self.log.seek(0)
-            found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", self.log.read())
-            if found:
-                self.base = found.group(1)
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.log.seek(0)
-        raise AssertionError("the server did not start:\n" + self.log.read())
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=30)
-        self.log.close()
-
-    def request(self, method, path, body=None, headers=None, timeout=60):
-        """(status, headers, body bytes)."""
-        request = urllib.request.Request(self.base + path, data=body, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), error.read()
-
-    def json(self, method, path, body=None):
-        status, _, data = self.request(method, path, json.dumps(body).encode() if body is not None else None,
-                                       {"Content-Type": "application/json"} if body is not None else {})
-        return status, json.loads(data or b"{}")
+        super().__init__(BIN, data, [*args, *extra], {**os.environ, **store_env, **(env or {})})
 
     def model(self, name):
         status, body = self.json("POST", "/api/v1/models", {"name": name})
@@ -268,12 +227,9 @@ class S3StoreTest(S3TestCase):
 
     def test_migrate_a_local_store_to_the_bucket_resumes_and_back(self):
         data_dir = os.path.join(self.work, "migrate" + self.prefix)
-        local = Server.__new__(Server)
-        local.args = [BIN, "serve", "--data-dir", data_dir, "--port", "0", "--set", "access_log=false"]
-        local.env, local.log_path = dict(os.environ), data_dir + ".log"
-        local.start()
+        local = ServerProcess(BIN, data_dir)  # the local store first
         self.servers.append(local)
-        model = local.model("s3-migrate")
+        model = local.json("POST", "/api/v1/models", {"name": "s3-migrate"})[1]["model"]["id"]
         files = {f"f{i}.bin": random_bytes((2 + i) << 20, 10 + i) for i in range(3)}
         for name, data in files.items():
             local.request("PUT", f"/api/v1/models/{model}/artifacts/{name}", data)

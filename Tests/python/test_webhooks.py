@@ -8,15 +8,12 @@ import hmac
 import http.server
 import json
 import os
-import re
 import signal
-import subprocess
 import tempfile
 import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
+from serving import ServerProcess
 
 BIN = os.environ["MODELKEEP_BIN"]
 
@@ -59,7 +56,10 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.serve(Handler, port)
+
+    def serve(self, handler, port=0):
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -77,40 +77,12 @@ class Receiver:
         self.server.server_close()
 
 
-class Server:
+class Server(ServerProcess):
     def __init__(self, data, extra=()):
-        self.data, self.extra = data, list(extra)
-        self.start()
-
-    def start(self):
-        self.log = open(self.data + ".log", "w+")
-        self.process = subprocess.Popen([BIN, "serve", "--data-dir", self.data, "--port", "0", "--set", "access_log=false",
-                                         "--set", "webhook_first_retry_ms=100", *self.extra],
-                                        stdout=self.log, stderr=subprocess.STDOUT)
-        for _ in range(200):
-            self.log.seek(0)
-            found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", self.log.read())
-            if found:
-                self.base = found.group(1)
-                return
-            time.sleep(0.05)
-        raise AssertionError("the server did not start")
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=30)
-        self.log.close()
+        super().__init__(BIN, data, ["--set", "webhook_first_retry_ms=100", *extra])
 
     def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data else {})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
+        return self.json(method, path, body)
 
 
 def wait_for(condition, seconds=20):
@@ -276,10 +248,7 @@ class MLflowReceiver(Receiver):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(Handler)
 
 
 class MLflowWebhookTest(unittest.TestCase):
