@@ -373,7 +373,17 @@ public enum OpenAPIDocument {
         Operation(method: "GET", path: "/api/v1/models/{id}/tags/{tag}", summary: "Resolve a tag to its version", tag: "tags",
                   responses: [(200, "VersionEnvelope")]),
         Operation(method: "DELETE", path: "/api/v1/models/{id}/tags/{tag}", summary: "Remove a tag", tag: "tags",
-                  responses: [(204, nil)]),
+                  query: [q("reason", "string", "Why, for the tag's history.")], responses: [(204, nil)]),
+        Operation(method: "GET", path: "/api/v1/models/{id}/tags/{tag}/history",
+                  summary: "Who assigned, moved or removed the tag, from which version to which, when and why; newest first, kept as long as the model.",
+                  tag: "tags", query: [Parameter(name: "limit", schema: ["type": "integer", "minimum": 1, "maximum": 1000, "default": 100],
+                                                 description: "Most entries returned.")],
+                  responses: [(200, "History")]),
+        Operation(method: "GET", path: "/api/v1/models/{id}/stages/{stage}/history",
+                  summary: "Which versions entered and left the stage (staging, production, archived), who moved them, when and why; newest first.",
+                  tag: "stages", query: [Parameter(name: "limit", schema: ["type": "integer", "minimum": 1, "maximum": 1000, "default": 100],
+                                                   description: "Most entries returned.")],
+                  responses: [(200, "History")]),
     ]
 
     static let operationalOperations: [Operation] = [

@@ -71,8 +71,15 @@ enum OpenAPISchemas {
             "labels": stringMap,
         ]),
         "StageChange": object(["stage": ["type": "string", "description": "none, staging, production or archived, any case"],
-                               "archive_existing": ["type": "boolean", "default": true]], required: ["stage"]),
-        "TagAssign": object(["version": string], required: ["version"]),
+                               "archive_existing": ["type": "boolean", "default": true],
+                               "reason": ["type": "string", "maxLength": 1000, "description": "Why, for the stage's history."]],
+                              required: ["stage"]),
+        "TagAssign": object(["version": string, "reason": ["type": "string", "maxLength": 1000, "description": "Why, for the tag's history."]],
+                            required: ["version"]),
+        "History": object(["history": ["type": "array", "items": object([
+            "action": ["type": "string", "enum": ["assigned", "moved", "deleted", "entered", "left"]], "version": nullableString,
+            "previous_version": nullableString, "actor": nullableString, "reason": nullableString, "created_at": time,
+        ], required: ["action", "created_at"])]], required: ["history"]),
         "AnyValue": ["description": "Any JSON value."],
         "Bytes": ["type": "string", "format": "binary"],
         "Artifact": object([

@@ -111,8 +111,11 @@ struct VersionRoutes {
         var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let stage = try Self.parseStage(try fields.requiredString("stage"))
         let archiveExisting = try fields.bool("archive_existing") ?? true
+        let reason = try TagRoutes.reason(fields.string("reason"))
         try fields.rejectUnknown()
-        let version = try registry.promote(Self.reference(request), to: stage, archiveExisting: archiveExisting)
+        let version = try ChangeReason.$current.withValue(reason) {
+            try registry.promote(Self.reference(request), to: stage, archiveExisting: archiveExisting)
+        }
         return Respond.item("version", version)
     }
 }

@@ -33,6 +33,9 @@ extension ModelRegistry {
     /// Appends an event inside the caller's transaction, so it commits or rolls back with the change.
     static func record(_ kind: String, namespace: String, subject: String, payload: JSONObject,
                        at now: Int64, _ db: SQLiteConnection) throws {
+        var payload = payload
+        if let reason = ChangeReason.current { payload["reason"] = .string(reason) }
+        try recordHistory(kind, payload: payload, at: now, db)
         guard let id = try db.queryFirst("""
             INSERT INTO events (created_at, namespace, kind, subject_id, actor, payload) VALUES (?, ?, ?, ?, ?, ?) RETURNING id
             """, [.integer(now), .text(namespace), .text(kind), .text(subject), SQLValue(Access.current?.actor),
@@ -45,6 +48,31 @@ extension ModelRegistry {
             WHERE w.active = 1 AND (w.namespace IS NULL OR w.namespace = ?) AND (w.model_id IS NULL OR w.model_id = ?)
               AND EXISTS (SELECT 1 FROM webhook_events e WHERE e.webhook_id = w.id AND ? GLOB e.pattern)
             """, [.integer(id), .integer(now), .integer(now), .text(namespace), SQLValue(model), .text(kind)])
+    }
+
+    /// Tag and stage moves also go into their history (kept as long as the model).
+    static func recordHistory(_ kind: String, payload: JSONObject, at now: Int64, _ db: SQLiteConnection) throws {
+        guard kind.hasPrefix("tag.") || kind == "stage.changed", let model = payload["model_id"]?.stringValue else { return }
+        func row(_ type: String, _ name: String, _ action: String, _ version: String?, _ previous: String?) throws {
+            try db.run("""
+                INSERT INTO tag_stage_history (model_id, kind, name, action, version, previous_version, actor, reason, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(model), .text(type), .text(name), .text(action), SQLValue(version), SQLValue(previous),
+                      SQLValue(Access.current?.actor), SQLValue(ChangeReason.current), .integer(now)])
+        }
+        let version = payload["version"]?.stringValue
+        if kind.hasPrefix("tag."), let tag = payload["tag"]?.stringValue {
+            try row("tag", tag, String(kind.dropFirst(4)), version, payload["previous_version"]?.stringValue)
+        } else if kind == "stage.changed", let stage = payload["stage"]?.stringValue {
+            if let previous = payload["previous_stage"]?.stringValue, previous != "none", previous != stage {
+                try row("stage", previous, "left", version, nil)
+            }
+            if stage != "none" { try row("stage", stage, "entered", version, nil) }
+            for archived in payload["archived"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
+                try row("stage", stage, "left", archived, nil)
+                try row("stage", "archived", "entered", archived, nil)
+            }
+        }
     }
 
     /// The namespace of a model, for the events of its versions, tags and stages.

@@ -70,3 +70,34 @@ struct LineageTests {
         #expect(try api.get("/api/v1/versions/\(a)/lineage?direction=sideways").status == 400)
     }
 }
+
+@Suite("Tag and stage history")
+struct HistoryTests {
+    @Test("every move of a tag and a stage is kept with who, from which version, when and why")
+    func history() throws {
+        let api = try APIClient(.socket)
+        let model = try api.createModel("m")
+        for _ in 0..<3 { _ = try api.send("POST", "/api/v1/models/\(model)/versions", json: [:]) }
+        #expect(try api.send("PUT", "/api/v1/models/\(model)/tags/champion", json: ["version": "1", "reason": "first good one"]).status == 200)
+        #expect(try api.send("PUT", "/api/v1/models/\(model)/tags/champion?move=true", json: ["version": "3", "reason": "beats v1 on eval"]).status == 200)
+        #expect(try api.send("DELETE", "/api/v1/models/\(model)/tags/champion?reason=retired").status == 204)
+        let tag = try api.get("/api/v1/models/\(model)/tags/champion/history")["history"]?.arrayValue ?? []
+        #expect(tag.map { $0["action"]?.string } == ["deleted", "moved", "assigned"])
+        #expect(tag.map { $0["reason"]?.string } == ["retired", "beats v1 on eval", "first good one"])
+        #expect(tag[1]["version"]?.string == "3")
+        #expect(tag[1]["previous_version"]?.string == "1")
+        // The reason is in the change feed too.
+        let moved = try api.get("/api/v1/events?kind=tag.moved")["events"]?[0]
+        #expect(moved?["payload"]?["reason"]?.string == "beats v1 on eval")
+
+        _ = try api.send("POST", "/api/v1/models/\(model)/versions/1/stage", json: ["stage": "production", "reason": "launch"])
+        _ = try api.send("POST", "/api/v1/models/\(model)/versions/2/stage", json: ["stage": "Production"])  // archives v1
+        let production = try api.get("/api/v1/models/\(model)/stages/production/history")["history"]?.arrayValue ?? []
+        #expect(production.map { "\($0["action"]?.string ?? "") \($0["version"]?.string ?? "")" } == ["left 1", "entered 2", "entered 1"])
+        #expect(production.last?["reason"]?.string == "launch")
+        let archived = try api.get("/api/v1/models/\(model)/stages/archived/history")["history"]?.arrayValue ?? []
+        #expect(archived.map { $0["version"]?.string } == ["1"])
+        #expect(try api.get("/api/v1/models/\(model)/stages/nowhere/history").status == 400)
+        #expect(try api.send("PUT", "/api/v1/models/\(model)/tags/x", json: ["version": "1", "reason": .string(String(repeating: "a", count: 1001))]).status == 400)
+    }
+}
