@@ -171,10 +171,13 @@ public final class AccessControl: HTTPResponder, Sendable {
         return settings.trustedProxies.contains(host)
     }
 
-    /// read for GET and HEAD and the POSTs that only read; admin for hard deletes and webhooks; write otherwise.
+    /// read for GET and HEAD and the POSTs that only read; admin for hard deletes, webhooks and
+    /// protections; write otherwise.
     static func scopeNeeded(_ head: HTTPRequestHead, route: String) -> Scope {
         // Webhooks hold secrets and make the server call out: admin keys only, reads included.
         if route.hasPrefix("/api/v1/webhooks") || route.hasPrefix("/api/2.0/mlflow/webhooks") { return .admin }
+        // Who may move a protected tag or stage is an admin's decision.
+        if route.contains("/protections"), head.method != "GET", head.method != "HEAD" { return .admin }
         switch head.method {
         case "GET", "HEAD": return .read
         case "POST" where readingPosts.contains(route): return .read

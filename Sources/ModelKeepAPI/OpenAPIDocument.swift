@@ -38,7 +38,7 @@ public enum OpenAPIDocument {
     ]
 
     static let operations: [Operation] = modelOperations + versionOperations + tagOperations + metricOperations
-        + metadataOperations + eventOperations + webhookOperations + linkOperations + artifactOperations + chunkOperations + uploadOperations
+        + metadataOperations + eventOperations + webhookOperations + linkOperations + protectionOperations + artifactOperations + chunkOperations + uploadOperations
         + hubOperations + mlflowOperations + operationalOperations
 
     /// MLflow's Model Registry, tracking API and artifact proxy (MLFLOW_TRACKING_URI=http://host:port).
@@ -283,6 +283,18 @@ public enum OpenAPIDocument {
                           q("type", "string", "Only links of this type.")],
                   responses: [(200, "LinkList")]),
     ]
+
+    static let protectionOperations: [Operation] = ["/api/v1/models/{id}/protections", "/api/v1/namespaces/{namespace}/protections"].flatMap { base in
+        [
+            Operation(method: "GET", path: base, summary: "The protected tags and stages of a model, or of every model of a namespace.",
+                      tag: "protections", responses: [(200, "ProtectionList")]),
+            Operation(method: "PUT", path: base + "/{name}",
+                      summary: "Protect a tag (tag:<tag>, or the bare tag) or a stage (stage:production): from now on only admin keys may move it; others get 403 naming the rule. Admin keys only.",
+                      tag: "protections", responses: [(200, "ProtectionEnvelope")]),
+            Operation(method: "DELETE", path: base + "/{name}", summary: "Lift a protection. Admin keys only.", tag: "protections",
+                      responses: [(204, nil)]),
+        ]
+    }
 
     static let webhookOperations: [Operation] = [
         Operation(method: "POST", path: "/api/v1/webhooks",

@@ -144,6 +144,11 @@ enum OpenAPISchemas {
                             required: ["events", "next_since"]),
         "TagList": object(["tags": ["type": "array", "items": object(["tag": string, "version": ref("Version")],
                                                                     required: ["tag", "version"])]], required: ["tags"]),
+        "Protection": object(["scope": ["type": "string", "enum": ["model", "namespace"]], "scope_id": string,
+                              "kind": ["type": "string", "enum": ["tag", "stage"]], "name": string, "actor": nullableString, "created_at": time],
+                             required: ["scope", "scope_id", "kind", "name", "created_at"]),
+        "ProtectionEnvelope": object(["protection": ref("Protection")], required: ["protection"]),
+        "ProtectionList": object(["protections": ["type": "array", "items": ref("Protection")]], required: ["protections"]),
         "LinkTarget": object(["version_id": string, "artifact_id": string, "run_id": string, "uri": string, "digest": string, "name": string]),
         "LinkCreate": object([
             "type": ["type": "string", "enum": ["derived_from", "trained_on", "evaluated_on", "produced_by", "deployed_to"]],

@@ -50,10 +50,12 @@ extension ModelRegistry {
             """, [.integer(id), .integer(now), .integer(now), .text(namespace), SQLValue(model), .text(kind)])
     }
 
-    /// Tag and stage moves also go into their history (kept as long as the model).
+    /// Tag and stage moves also go into their history (kept as long as the model), after the
+    /// protection rules allowed them (a refusal rolls the whole change back).
     static func recordHistory(_ kind: String, payload: JSONObject, at now: Int64, _ db: SQLiteConnection) throws {
         guard kind.hasPrefix("tag.") || kind == "stage.changed", let model = payload["model_id"]?.stringValue else { return }
         func row(_ type: String, _ name: String, _ action: String, _ version: String?, _ previous: String?) throws {
+            try checkProtection(modelID: model, kind: type, name: name, db)
             try db.run("""
                 INSERT INTO tag_stage_history (model_id, kind, name, action, version, previous_version, actor, reason, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)

@@ -82,6 +82,38 @@ struct AccessTests {
         #expect(events.map { $0["kind"]?.string } == ["model.created", "model.deleted", "model.deleted"])
     }
 
+    @Test("protected tags and stages move only with an admin key, whatever the dialect, and say which rule")
+    func protections() throws {
+        let server = try Self.server()
+        let api = try APIClient(.socket, server: server)
+        let write = Self.bearer(try Self.key(server, "writer", .write))
+        let admin = Self.bearer(try Self.key(server, "root", .admin))
+        #expect(try api.send("POST", "/api/2.0/mlflow/registered-models/create", json: ["name": "ranker"], headers: write).status == 200)
+        let model = try #require(try api.send("GET", "/api/v1/models?namespace=default&name=ranker", headers: write)["models"]?[0]?["id"]?.string)
+        for _ in 0..<2 { _ = try api.send("POST", "/api/v1/models/\(model)/versions", json: [:], headers: write) }
+        #expect(try api.send("PUT", "/api/v1/models/\(model)/protections/production", headers: write).status == 403)
+        #expect(try api.send("PUT", "/api/v1/models/\(model)/protections/production", headers: admin).status == 200)
+        #expect(try api.send("PUT", "/api/v1/namespaces/default/protections/stage:production", headers: admin).status == 200)
+        #expect(try api.send("PUT", "/api/v1/namespaces/default/protections/stage:nowhere", headers: admin).status == 400)
+        let refused = try api.send("PUT", "/api/v1/models/\(model)/tags/production", json: ["version": "1"], headers: write)
+        #expect(refused.status == 403)
+        #expect(refused["error"]?["message"]?.string?.contains("protected by a rule on model \(model)") == true)
+        #expect(try api.send("PUT", "/api/v1/models/\(model)/tags/staging-candidate", json: ["version": "1"], headers: write).status == 200)
+        // Through MLflow too: an alias is a unique tag; a stage transition a stage.
+        let alias = try api.send("POST", "/api/2.0/mlflow/registered-models/alias", json: ["name": "ranker", "alias": "production", "version": "1"], headers: write)
+        #expect(alias["error_code"]?.string == "PERMISSION_DENIED")
+        let stage = try api.send("POST", "/api/v1/models/\(model)/versions/1/stage", json: ["stage": "Production"], headers: write)
+        #expect(stage.status == 403)
+        #expect(stage["error"]?["message"]?.string?.contains("namespace default") == true)
+        #expect(try api.send("PUT", "/api/v1/models/\(model)/tags/production", json: ["version": "1"], headers: admin).status == 200)
+        #expect(try api.send("POST", "/api/v1/models/\(model)/versions/2/stage", json: ["stage": "production"], headers: admin).status == 200)
+        #expect(try api.send("DELETE", "/api/v1/models/\(model)/tags/production", headers: write).status == 403)
+        #expect(try api.send("GET", "/api/v1/models/\(model)/tags/production", headers: write).status == 200)  // nothing was lost
+        #expect(try api.send("GET", "/api/v1/models/\(model)/protections", headers: write)["protections"]?.arrayValue?.count == 1)
+        #expect(try api.send("DELETE", "/api/v1/models/\(model)/protections/production", headers: admin).status == 204)
+        #expect(try api.send("DELETE", "/api/v1/models/\(model)/tags/production", headers: write).status == 204)
+    }
+
     @Test("a key limited to namespaces finds nothing outside them, on every dialect")
     func namespaces() throws {
         let server = try Self.server()
