@@ -66,10 +66,9 @@ extension ModelRegistry {
         if kind.hasPrefix("tag."), let tag = payload["tag"]?.stringValue {
             try row("tag", tag, String(kind.dropFirst(4)), version, payload["previous_version"]?.stringValue)
         } else if kind == "stage.changed", let stage = payload["stage"]?.stringValue {
-            if let previous = payload["previous_stage"]?.stringValue, previous != "none", previous != stage {
-                try row("stage", previous, "left", version, nil)
-            }
-            if stage != "none" { try row("stage", stage, "entered", version, nil) }
+            let previous = payload["previous_stage"]?.stringValue
+            if let previous, previous != "none", previous != stage { try row("stage", previous, "left", version, nil) }
+            if stage != "none", previous != stage { try row("stage", stage, "entered", version, nil) }
             for archived in payload["archived"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
                 try row("stage", stage, "left", archived, nil)
                 try row("stage", "archived", "entered", archived, nil)
