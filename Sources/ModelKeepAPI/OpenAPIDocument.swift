@@ -310,7 +310,7 @@ public enum OpenAPIDocument {
                   responses: [(204, nil)]),
         Operation(method: "GET", path: "/api/v1/webhooks/{id}/deliveries",
                   summary: "The delivery log, newest first: status, attempts, response code, latency.", tag: "webhooks",
-                  query: [q("status", "string", "pending, delivered or failed."),
+                  query: [q("status", "string", "pending, delivered, failed, or skipped (an event the webhook's dialect has no name for)."),
                           Parameter(name: "page_size", schema: ["type": "integer", "minimum": 1, "maximum": 1000, "default": 100],
                                     description: "Most deliveries returned."),
                           q("page_token", "string", "next_page_token of the previous page.")],

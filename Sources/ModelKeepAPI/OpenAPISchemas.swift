@@ -180,7 +180,7 @@ enum OpenAPISchemas {
         "WebhookEnvelope": object(["webhook": ref("Webhook")], required: ["webhook"]),
         "WebhookList": object(["webhooks": ["type": "array", "items": ref("Webhook")]], required: ["webhooks"]),
         "WebhookDelivery": object([
-            "id": string, "event_id": ["type": "integer"], "status": ["type": "string", "enum": ["pending", "delivered", "failed"]],
+            "id": string, "event_id": ["type": "integer"], "status": ["type": "string", "enum": ["pending", "delivered", "failed", "skipped"]],
             "attempts": ["type": "integer"], "next_attempt_at": ["type": ["string", "null"], "format": "date-time"],
             "last_attempt_at": ["type": ["string", "null"], "format": "date-time"], "response_status": ["type": ["integer", "null"]],
             "error": nullableString, "latency_ms": ["type": ["integer", "null"]], "created_at": time,

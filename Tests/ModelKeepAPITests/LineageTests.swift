@@ -1,5 +1,6 @@
 import Foundation
 import ModelKeepJSON
+import ModelKeepRegistry
 import Testing
 import TestSupport
 
@@ -99,5 +100,25 @@ struct HistoryTests {
         #expect(archived.map { $0["version"]?.string } == ["1"])
         #expect(try api.get("/api/v1/models/\(model)/stages/nowhere/history").status == 400)
         #expect(try api.send("PUT", "/api/v1/models/\(model)/tags/x", json: ["version": "1", "reason": .string(String(repeating: "a", count: 1001))]).status == 400)
+    }
+}
+
+@Suite("Webhook delivery log")
+struct WebhookLogTests {
+    @Test("deliveries a dialect has no name for are skipped, and the done ones go when the change feed is pruned")
+    func skipAndPrune() throws {
+        let api = try APIClient(.router)
+        let created = try api.send("POST", "/api/v1/webhooks", json: ["url": "http://127.0.0.1:9/hook", "events": ["model.*"]])
+        #expect(created.status == 201)
+        let hook = try #require(created["webhook"]?["id"]?.string)
+        _ = try api.createModel("one")
+        _ = try api.createModel("two")
+        let registry = api.registry.registry
+        // A composer with nothing to send for these events: both are marked skipped, in one pass, nothing is sent.
+        #expect(try WebhookDeliverer(registry: registry, compose: { _ in nil }).runOnce() == 2)
+        let log = try api.get("/api/v1/webhooks/\(hook)/deliveries")["deliveries"]?.arrayValue ?? []
+        #expect(log.map { $0["status"]?.string } == ["skipped", "skipped"])
+        #expect(try registry.pruneEvents(olderThanMilliseconds: -60_000) == 2)
+        #expect(try api.get("/api/v1/webhooks/\(hook)/deliveries")["deliveries"]?.arrayValue == [])
     }
 }
