@@ -123,7 +123,7 @@ extension ModelRegistry {
         while true {
             let seen = changes.current
             let found = try reading { db in
-                try db.query(sql, arguments, Self.event(from:))
+                try db.query(sql, arguments, { Self.event(from: $0) })
             }
             if !found.isEmpty { return (found, found[found.count - 1].id) }
             if query.waitMilliseconds == 0 || Date() >= deadline || changes.isClosed { return ([], since) }
@@ -133,9 +133,11 @@ extension ModelRegistry {
 
     static let eventColumns = "id, created_at, namespace, kind, subject_id, actor, payload"
 
-    static func event(from row: Row) -> Event {
-        Event(id: row.int64(0), createdAt: row.int64(1), namespace: row.text(2), kind: row.text(3), subjectID: row.text(4),
-              actor: row.optionalText(5), payload: (try? JSONParser.parse(row.text(6)))?.objectValue ?? JSONObject())
+    /// An event from `eventColumns` starting at column `at` (after another table's columns in a join).
+    static func event(from row: Row, at first: Int = 0) -> Event {
+        Event(id: row.int64(first), createdAt: row.int64(first + 1), namespace: row.text(first + 2), kind: row.text(first + 3),
+              subjectID: row.text(first + 4), actor: row.optionalText(first + 5),
+              payload: (try? JSONParser.parse(row.text(first + 6)))?.objectValue ?? JSONObject())
     }
 
     /// Removes events older than `milliseconds` before now, and webhook deliveries of them that

@@ -93,6 +93,8 @@ extension ModelRegistry {
         created_at, delivered_at
         """
 
+    static let deliveryColumnCount = 13
+
     static func delivery(from row: Row) -> WebhookDelivery {
         WebhookDelivery(sequence: row.int64(0), id: row.text(1), webhookID: row.text(2), eventID: row.int64(3), status: row.text(4),
                         attempts: row.int(5), nextAttemptAt: row.int64(6), lastAttemptAt: row.optionalInt64(7),
@@ -262,13 +264,16 @@ extension ModelRegistry {
             var due: [[DueDelivery]] = []
             for hook in hooks {
                 let webhook = try Self.requireWebhook(hook.id, dialect: nil, db)
-                let deliveries = try db.query("""
-                    SELECT \(Self.deliveryColumns) FROM webhook_deliveries WHERE webhook_id = ? AND status = 'pending' ORDER BY id LIMIT ?
-                    """, [.text(hook.id), .integer(Int64(perWebhook))], Self.delivery(from:))
-                due.append(try deliveries.map { delivery in
-                    let event = try db.queryFirst("SELECT \(Self.eventColumns) FROM events WHERE id = ?", [.integer(delivery.eventID)],
-                                                  Self.event(from:))
-                    return DueDelivery(delivery: delivery, webhook: webhook, secret: hook.secret, event: event)
+                // Each delivery with its event in one read (the event is null when it was pruned first).
+                let deliveryColumns = Self.deliveryColumns.split(separator: ",").map { "d." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                let eventColumns = Self.eventColumns.split(separator: ",").map { "e." + $0.trimmingCharacters(in: .whitespaces) }
+                due.append(try db.query("""
+                    SELECT \((deliveryColumns + eventColumns).joined(separator: ", "))
+                    FROM webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id
+                    WHERE d.webhook_id = ? AND d.status = 'pending' ORDER BY d.id LIMIT ?
+                    """, [.text(hook.id), .integer(Int64(perWebhook))]) { row in
+                    DueDelivery(delivery: Self.delivery(from: row), webhook: webhook, secret: hook.secret,
+                                event: row.optionalInt64(Self.deliveryColumnCount).map { _ in Self.event(from: row, at: Self.deliveryColumnCount) })
                 })
             }
             return due

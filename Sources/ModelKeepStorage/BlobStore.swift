@@ -36,10 +36,6 @@ public final class BlobStore: ChunkStore {
     public var summary: String { "the data directory (\(blobsPath))" }
     public var isLocal: Bool { true }
 
-    /// Staging and parts live in the scratch space; these keep older callers reading naturally.
-    public var temporaryPath: String { scratch.temporaryPath }
-    public func partPath(_ uploadID: String) -> String { scratch.partPath(uploadID) }
-
     static func isSymbolicLink(_ path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK

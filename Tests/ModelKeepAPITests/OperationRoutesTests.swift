@@ -21,7 +21,7 @@ struct OperationRoutesTests {
     @Test("readiness fails with 503 when the store cannot take bytes")
     func notReady() throws {
         let api = try APIClient(.socket)
-        let tmp = api.registry.store.temporaryPath
+        let tmp = api.registry.store.scratch.temporaryPath
         try FileManager.default.removeItem(atPath: tmp)
         try Data().write(to: URL(fileURLWithPath: tmp))  // a file where the directory should be
         let response = try api.get("/readyz")

@@ -1,4 +1,5 @@
-"""`modelkeep serve` started by a test on a free loopback port and stopped by its PID."""
+"""What the Python tests share without a server URL: `modelkeep serve` started on a free loopback
+port and stopped by its PID, and polling with a bound."""
 import json
 import re
 import signal
@@ -54,3 +55,13 @@ class ServerProcess:
         status, _, data = self.request(method, path, json.dumps(body).encode() if body is not None else None,
                                        {"Content-Type": "application/json"} if body is not None else {})
         return status, json.loads(data or b"{}")
+
+
+def wait_for(condition, seconds=20):
+    """Polls `condition` every 50 ms until it holds (True) or `seconds` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False

@@ -16,6 +16,8 @@ import unittest
 import urllib.request
 import uuid
 
+from serving import wait_for
+
 BIN = os.environ["MODELKEEP_BIN"]
 BASE = os.environ["MODELKEEP_URL"]
 KEYED = os.environ["MODELKEEP_KEYED_URL"]
@@ -66,15 +68,6 @@ def bytes_received():
     with urllib.request.urlopen(BASE + "/metrics") as response:
         text = response.read().decode()
     return sum(float(m) for m in re.findall(r"^modelkeep_http_request_body_bytes_total(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M))
-
-
-def wait_for(condition, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class CLITest(unittest.TestCase):
@@ -182,7 +175,7 @@ class CLITest(unittest.TestCase):
         push = subprocess.Popen([BIN, "push", model, source, "--version", "1", "--limit-rate", "8M"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            self.assertTrue(wait_for(lambda: bytes_received() - before >= 6 << 20), "the push never sent 6 MiB")
+            self.assertTrue(wait_for(lambda: bytes_received() - before >= 6 << 20, 60), "the push never sent 6 MiB")
         finally:
             push.send_signal(signal.SIGKILL)
             push.wait(timeout=10)
@@ -210,7 +203,7 @@ class CLITest(unittest.TestCase):
         pull = subprocess.Popen([BIN, "pull", f"{model}:1", out, "--limit-rate", "8M"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            self.assertTrue(wait_for(lambda: os.path.exists(partial) and os.path.getsize(partial) >= 8 << 20),
+            self.assertTrue(wait_for(lambda: os.path.exists(partial) and os.path.getsize(partial) >= 8 << 20, 60),
                             "the pull never wrote 8 MiB")
         finally:
             pull.send_signal(signal.SIGKILL)

@@ -3,6 +3,7 @@ README tells a receiver to, events in order per webhook, retries while the recei
 a receiver that keeps failing paused, redelivery, URL safety, and deliveries that survive a
 kill -9 of the server in the middle of a storm (at least once, in order). Needs MODELKEEP_BIN.
 Every process started here is stopped by its PID."""
+import base64
 import hashlib
 import hmac
 import http.server
@@ -13,7 +14,7 @@ import tempfile
 import threading
 import time
 import unittest
-from serving import ServerProcess
+from serving import ServerProcess, wait_for
 
 BIN = os.environ["MODELKEEP_BIN"]
 
@@ -83,15 +84,6 @@ class Server(ServerProcess):
 
     def call(self, method, path, body=None):
         return self.json(method, path, body)
-
-
-def wait_for(condition, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class WebhookTest(unittest.TestCase):
@@ -237,7 +229,6 @@ class MLflowReceiver(Receiver):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 delivery, stamp = self.headers.get("X-MLflow-Delivery-Id", ""), self.headers.get("X-MLflow-Timestamp", "")
                 digest = hmac.new(receiver.secret.encode(), f"{delivery}.{stamp}.{body.decode()}".encode(), hashlib.sha256).digest()
-                import base64
                 signed = hmac.compare_digest("v1," + base64.b64encode(digest).decode(), self.headers.get("X-MLflow-Signature", ""))
                 with receiver.lock:
                     if signed:

@@ -58,17 +58,10 @@ public final class S3ChunkStore: ChunkStore {
     }
 
     public func existing(_ sha256s: [String]) throws -> Set<String> {
-        var found = Set<String>()
         let wanted = Array(Set(sha256s.filter(Hex.isSHA256)))
-        for start in stride(from: 0, to: wanted.count, by: 500) {
-            let slice = wanted[start..<min(start + 500, wanted.count)]
-            let marks = Array(repeating: "?", count: slice.count).joined(separator: ",")
-            let rows = try database.read { db in
-                try db.query("SELECT sha256 FROM object_store_chunks WHERE sha256 IN (\(marks))", slice.map { .text($0) }) { $0.text(0) }
-            }
-            found.formUnion(rows)
-        }
-        return found
+        return Set(try database.read { db in
+            try db.rows(in: wanted, "SELECT sha256 FROM object_store_chunks WHERE sha256 IN (?...)") { $0.text(0) }
+        })
     }
 
     public func storedSize(_ sha256: String) throws -> Int64? {
@@ -174,10 +167,10 @@ public final class S3ChunkStore: ChunkStore {
                 let name = String(object.key.dropFirst(prefix.count))
                 return Hex.isSHA256(name) ? (name, object) : nil
             }
-            let marks = Array(repeating: "?", count: names.count).joined(separator: ",")
-            let stamps = names.isEmpty ? [:] : try database.read { db in
-                Dictionary(try db.query("SELECT sha256, stored_at FROM object_store_chunks WHERE sha256 IN (\(marks))",
-                                        names.map { .text($0.0) }) { ($0.text(0), $0.int64(1)) }, uniquingKeysWith: max)
+            let stamps = try database.read { db in
+                Dictionary(try db.rows(in: names.map(\.0), "SELECT sha256, stored_at FROM object_store_chunks WHERE sha256 IN (?...)") {
+                    ($0.text(0), $0.int64(1))
+                }, uniquingKeysWith: max)
             }
             for (name, object) in names {
                 let listedAge = object.lastModified.map { now.timeIntervalSince($0) } ?? 0
