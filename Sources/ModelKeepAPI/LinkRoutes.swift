@@ -22,7 +22,7 @@ struct LinkRoutes {
         var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let type = try fields.requiredString("type")
         guard let targetObject = try fields.objectField("target") else {
-            throw RegistryError.invalid(field: "target", message: "is required: {version_id}, {artifact_id}, {run_id} or {uri, digest?, name?}")
+            throw RegistryError.invalid(field: "target", message: "is required: {version_id}, {artifact_id}, {run_id}, {consumer} or {uri, digest?, name?}")
         }
         let properties = try fields.objectField("properties") ?? JSONObject()
         try fields.rejectUnknown()
@@ -34,6 +34,7 @@ struct LinkRoutes {
             case "artifact_id": target.artifactID = text
             case "run_id": target.runID = text
             case "uri": target.uri = text
+            case "consumer": target.uri = LinkTarget.consumerScheme + text
             case "digest": target.digest = text
             case "name": target.name = text
             default: throw RegistryError.invalid(field: "target.\(key)", message: "is not a field of a link target")
@@ -86,6 +87,7 @@ struct LinkRoutes {
         if let v = link.target.artifactID { target["artifact_id"] = .string(v) }
         if let v = link.target.runID { target["run_id"] = .string(v) }
         if let v = link.target.uri { target["uri"] = .string(v) }
+        if let v = link.target.uri, v.hasPrefix(LinkTarget.consumerScheme) { target["consumer"] = .string(String(v.dropFirst(LinkTarget.consumerScheme.count))) }
         if let v = link.target.digest { target["digest"] = .string(v) }
         if let v = link.target.name { target["name"] = .string(v) }
         return ["id": .string(link.id), "version_id": .string(link.versionID), "type": .string(link.type), "target": .object(target),

@@ -57,7 +57,15 @@ struct ModelRoutes {
     func get(_ request: HTTPRequest) throws -> HTTPResponse {
         let q = try QueryFields(request.query, allowed: ["include_deleted"])
         let model = try registry.model(id: request.parameter("id"), includeDeleted: try q.bool("include_deleted"))
-        return Respond.item("model", model)
+        let usage = try registry.consumerUsage(modelID: model.id)
+        var json = JSONStream(capacity: 1024)
+        json.beginObject()
+        json.key("model")
+        model.write(into: &json)
+        json.key("consumers")
+        json.value(ConsumerRoutes.render(usage))
+        json.endObject()
+        return Respond.json(json)
     }
 
     func update(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -81,8 +89,8 @@ struct ModelRoutes {
     }
 
     func delete(_ request: HTTPRequest) throws -> HTTPResponse {
-        let q = try QueryFields(request.query, allowed: ["hard"])
-        try registry.deleteModel(id: request.parameter("id"), hard: try q.bool("hard"))
+        let q = try QueryFields(request.query, allowed: ["hard", "force"])
+        try registry.deleteModel(id: request.parameter("id"), hard: try q.bool("hard"), force: try q.bool("force"))
         return Respond.noContent()
     }
 

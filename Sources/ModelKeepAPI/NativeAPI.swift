@@ -17,6 +17,7 @@ public enum NativeAPI {
         EventRoutes(registry: registry).register(into: &builder)
         WebhookRoutes(registry: registry).register(into: &builder)
         LinkRoutes(registry: registry).register(into: &builder)
+        ConsumerRoutes(registry: registry).register(into: &builder)
         ProtectionRoutes(registry: registry).register(into: &builder)
         ArtifactRoutes(registry: registry).register(into: &builder)
         ChunkRoutes(registry: registry).register(into: &builder)

@@ -38,7 +38,7 @@ public enum OpenAPIDocument {
     ]
 
     static let operations: [Operation] = modelOperations + versionOperations + tagOperations + metricOperations
-        + metadataOperations + eventOperations + webhookOperations + linkOperations + protectionOperations + artifactOperations + chunkOperations + uploadOperations
+        + metadataOperations + eventOperations + webhookOperations + linkOperations + consumerOperations + protectionOperations + artifactOperations + chunkOperations + uploadOperations
         + hubOperations + mlflowOperations + operationalOperations
 
     /// MLflow's Model Registry, tracking API and artifact proxy (MLFLOW_TRACKING_URI=http://host:port).
@@ -263,7 +263,7 @@ public enum OpenAPIDocument {
     static let linkOperations: [Operation] = ["/api/v1/models/{id}/versions/{version}", "/api/v1/versions/{version_id}"].flatMap { base in
         [
             Operation(method: "POST", path: base + "/links",
-                      summary: "Link a version: derived_from {version_id} (cycles refused, 409), trained_on / evaluated_on a dataset {uri, digest?, name?} or {artifact_id}, produced_by {run_id} or {uri}, deployed_to {uri}; with properties. The same link again answers the one there.",
+                      summary: "Link a version: derived_from {version_id} (cycles refused, 409), trained_on / evaluated_on a dataset {uri, digest?, name?} or {artifact_id}, produced_by {run_id} or {uri}, deployed_to {consumer} or {uri}; with properties. The same link again answers the one there.",
                       tag: "lineage", body: "LinkCreate", responses: [(201, "LinkEnvelope")]),
             Operation(method: "GET", path: base + "/links", summary: "A version's links, oldest first.", tag: "lineage",
                       query: [q("type", "string", "Only links of this type.")], responses: [(200, "LinkList")]),
@@ -284,12 +284,30 @@ public enum OpenAPIDocument {
                   responses: [(200, "LinkList")]),
     ]
 
+    static let consumerOperations: [Operation] = [
+        Operation(method: "GET", path: "/api/v1/consumers", summary: "Consumers by name: of a model, or using a version now.", tag: "consumers",
+                  query: [q("model_id", "string", "Only this model's consumers."), q("version_id", "string", "Only those using this version now."),
+                          Parameter(name: "limit", schema: ["type": "integer", "minimum": 1, "maximum": 1000, "default": 100],
+                                    description: "Most consumers returned."),
+                          q("after", "string", "The next_after of the previous page.")],
+                  responses: [(200, "ConsumerList")]),
+        Operation(method: "PUT", path: "/api/v1/consumers/{name}",
+                  summary: "Create or replace a consumer: a named user of a model with a policy, pinned {version or version_id}, tag {tag}, stage {stage} or latest. Every change of the version it resolves to is a consumer.changed event.",
+                  tag: "consumers", body: "ConsumerPut", responses: [(200, "ConsumerEnvelope"), (201, "ConsumerEnvelope")]),
+        Operation(method: "GET", path: "/api/v1/consumers/{name}", summary: "One consumer, with the version it uses now.", tag: "consumers",
+                  responses: [(200, "ConsumerEnvelope")]),
+        Operation(method: "DELETE", path: "/api/v1/consumers/{name}", summary: "Remove a consumer.", tag: "consumers", responses: [(204, nil)]),
+        Operation(method: "GET", path: "/api/v1/consumers/{name}/resolve",
+                  summary: "The version the consumer must use now; 404 saying why when its policy names no live version.", tag: "consumers",
+                  responses: [(200, "ConsumerResolution")]),
+    ]
+
     static let protectionOperations: [Operation] = ["/api/v1/models/{id}/protections", "/api/v1/namespaces/{namespace}/protections"].flatMap { base in
         [
             Operation(method: "GET", path: base, summary: "The protected tags and stages of a model, or of every model of a namespace.",
                       tag: "protections", responses: [(200, "ProtectionList")]),
             Operation(method: "PUT", path: base + "/{name}",
-                      summary: "Protect a tag (tag:<tag>, or the bare tag) or a stage (stage:production): from now on only admin keys may move it; others get 403 naming the rule. Admin keys only.",
+                      summary: "Protect a tag (tag:<tag>, or the bare tag) or a stage (stage:production): from now on only admin and promote keys may move it; others get 403 naming the rule. Admin keys only.",
                       tag: "protections", responses: [(200, "ProtectionEnvelope")]),
             Operation(method: "DELETE", path: base + "/{name}", summary: "Lift a protection. Admin keys only.", tag: "protections",
                       responses: [(204, nil)]),
@@ -334,11 +352,12 @@ public enum OpenAPIDocument {
                           q("include_deleted", "boolean", "Include soft-deleted models.")] + pageParameters,
                   responses: [(200, "ModelList")]),
         Operation(method: "GET", path: "/api/v1/models/{id}", summary: "Get a model", tag: "models",
-                  query: [q("include_deleted", "boolean", "Also find a soft-deleted model.")], responses: [(200, "ModelEnvelope")]),
+                  query: [q("include_deleted", "boolean", "Also find a soft-deleted model.")], responses: [(200, "ModelPage")]),
         Operation(method: "PATCH", path: "/api/v1/models/{id}", summary: "Update a model (null clears a field; labels replace the set)",
                   tag: "models", body: "ModelUpdate", responses: [(200, "ModelEnvelope")]),
         Operation(method: "DELETE", path: "/api/v1/models/{id}", summary: "Soft-delete a model, or remove it for good with hard=true",
-                  tag: "models", query: [q("hard", "boolean", "Remove the model, its versions and records for good.")],
+                  tag: "models", query: [q("hard", "boolean", "Remove the model, its versions and records for good."),
+                                         q("force", "boolean", "Delete even when consumers use one of its versions (409 naming them otherwise).")],
                   responses: [(204, nil)]),
         Operation(method: "POST", path: "/api/v1/models/{id}/restore", summary: "Restore a soft-deleted model", tag: "models",
                   responses: [(200, "ModelEnvelope")]),
@@ -366,10 +385,13 @@ public enum OpenAPIDocument {
                 Operation(method: "PATCH", path: base, summary: "Update a version", tag: "versions", body: "VersionUpdate",
                           responses: [(200, "VersionEnvelope")]),
                 Operation(method: "DELETE", path: base, summary: "Soft-delete a version (frees its tags), or hard=true", tag: "versions",
-                          query: [q("hard", "boolean", "Remove the version for good.")], responses: [(204, nil)]),
+                          query: [q("hard", "boolean", "Remove the version for good."),
+                                  q("force", "boolean", "Delete even when consumers use it (409 naming them otherwise).")],
+                          responses: [(204, nil)]),
                 Operation(method: "POST", path: base + "/restore", summary: "Restore a soft-deleted version", tag: "versions",
                           responses: [(200, "VersionEnvelope")]),
                 Operation(method: "POST", path: base + "/stage", summary: "Move a version to a stage", tag: "stages",
+                          query: [q("force", "boolean", "Archive it even when consumers use it (409 naming them otherwise).")],
                           body: "StageChange", responses: [(200, "VersionEnvelope")]),
             ]
         }

@@ -18,6 +18,7 @@ struct TagRoutes {
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
         try QueryFields.expectNone(request.query)
         let tags = try registry.tags(modelID: request.parameter("id"))
+        let usage = try registry.consumerUsage(modelID: request.parameter("id"))
         var json = JSONStream(capacity: 64 + tags.count * 512)
         json.beginObject()
         json.key("tags")
@@ -27,6 +28,8 @@ struct TagRoutes {
             json.member("tag", tag.tag)
             json.key("version")
             tag.version.write(into: &json)
+            json.key("consumers")
+            json.value(.int(usage.count(versionID: tag.version.id)))
             json.endObject()
         }
         json.endArray()

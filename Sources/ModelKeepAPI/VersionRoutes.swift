@@ -95,8 +95,8 @@ struct VersionRoutes {
     }
 
     func delete(_ request: HTTPRequest) throws -> HTTPResponse {
-        let q = try QueryFields(request.query, allowed: ["hard"])
-        try registry.deleteVersion(Self.reference(request), hard: try q.bool("hard"))
+        let q = try QueryFields(request.query, allowed: ["hard", "force"])
+        try registry.deleteVersion(Self.reference(request), hard: try q.bool("hard"), force: try q.bool("force"))
         return Respond.noContent()
     }
 
@@ -107,14 +107,14 @@ struct VersionRoutes {
     }
 
     func stage(_ request: HTTPRequest) throws -> HTTPResponse {
-        try QueryFields.expectNone(request.query)
+        let q = try QueryFields(request.query, allowed: ["force"])
         var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let stage = try Self.parseStage(try fields.requiredString("stage"))
         let archiveExisting = try fields.bool("archive_existing") ?? true
         let reason = try TagRoutes.reason(fields.string("reason"))
         try fields.rejectUnknown()
         let version = try ChangeReason.$current.withValue(reason) {
-            try registry.promote(Self.reference(request), to: stage, archiveExisting: archiveExisting)
+            try registry.promote(Self.reference(request), to: stage, archiveExisting: archiveExisting, force: try q.bool("force"))
         }
         return Respond.item("version", version)
     }

@@ -48,6 +48,11 @@ extension ModelRegistry {
             WHERE w.active = 1 AND (w.namespace IS NULL OR w.namespace = ?) AND (w.model_id IS NULL OR w.model_id = ?)
               AND EXISTS (SELECT 1 FROM webhook_events e WHERE e.webhook_id = w.id AND ? GLOB e.pattern)
             """, [.integer(id), .integer(now), .integer(now), .text(namespace), SQLValue(model), .text(kind)])
+        // Consumers that follow a tag, a stage or the latest version move with the change, in the
+        // same transaction, each move recorded as its own event after this one.
+        if let model, consumerMovingKinds.contains(kind) {
+            try refreshConsumers(modelID: model, cause: kind, at: now, db)
+        }
     }
 
     /// Tag and stage moves also go into their history (kept as long as the model), after the

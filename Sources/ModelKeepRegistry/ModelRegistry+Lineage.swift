@@ -4,6 +4,9 @@ import ModelKeepStorage
 
 /// What a lineage link points at: exactly one of a version, an artifact, a run or a URI.
 public struct LinkTarget: Sendable, Equatable {
+    /// A deployed_to link to a consumer of this server is stored as this scheme and the consumer's name.
+    public static let consumerScheme = "consumer:"
+
     public var versionID: String?
     public var artifactID: String?
     public var runID: String?
@@ -78,7 +81,7 @@ extension ModelRegistry {
         case "produced_by" where target.runID == nil && target.uri == nil:
             throw .invalid(field: "target", message: "produced_by takes a run_id (an MLflow run of this server) or a uri")
         case "deployed_to" where target.uri == nil:
-            throw .invalid(field: "target", message: "deployed_to takes a uri naming where it serves")
+            throw .invalid(field: "target", message: "deployed_to takes a consumer (its name) or a uri naming where it serves")
         default: break
         }
         if let uri = target.uri, !(1...4096).contains(uri.utf8.count) { throw .invalid(field: "target.uri", message: "must be 1 to 4096 bytes") }
@@ -105,6 +108,9 @@ extension ModelRegistry {
                     throw RegistryError.conflict("version \(targetVersion.id) already derives from \(version.id); this link would close a cycle",
                                                  details: ["target_version_id": .string(targetVersion.id)])
                 }
+            }
+            if type == "deployed_to", let uri = target.uri, uri.hasPrefix(LinkTarget.consumerScheme) {
+                _ = try Self.requireConsumer(String(uri.dropFirst(LinkTarget.consumerScheme.count)), db)
             }
             if let artifact = target.artifactID {
                 guard try db.queryFirst("SELECT 1 FROM artifacts WHERE id = ?", [.text(artifact)], { _ in true }) != nil else {

@@ -204,6 +204,16 @@ extension ModelRegistry {
             repair: "UPDATE unique_tags SET version = ? WHERE model_id = ? AND tag = ?",
             problem: { "tag \($0[1].shown) of model \($0[0].shown) records version \($1.shown) but names \($2.shown)" },
             repaired: { "reset the version of tag \($0[1].shown) of model \($0[0].shown)" }),
+        DerivedColumnCheck(
+            keys: 1,
+            drifted: """
+                SELECT name, resolved_version_id, actual FROM (
+                    SELECT c.name, c.resolved_version_id, \(resolutionSQL) AS actual FROM consumers c)
+                WHERE resolved_version_id IS NOT actual
+                """,
+            repair: "UPDATE consumers SET resolved_version_id = ? WHERE name = ?",
+            problem: { "consumer \($0[0].shown) records version \($1.shown) but its policy picks \($2.shown)" },
+            repaired: { "re-resolved consumer \($0[0].shown)" }),
     ]
 }
 

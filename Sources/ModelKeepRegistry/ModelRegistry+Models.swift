@@ -220,11 +220,15 @@ extension ModelRegistry {
 
     /// Soft-deletes a model (hidden, restorable), or with `hard` removes it with its versions,
     /// tags, labels and metadata for good.
-    public func deleteModel(id: String, hard: Bool) throws(RegistryError) {
+    public func deleteModel(id: String, hard: Bool, force: Bool = false) throws(RegistryError) {
         let now = Clock.nowMilliseconds()
         try writing { db in
             let model = try Self.requireModel(id: id, includeDeleted: hard, db)
+            let used = try db.query("SELECT DISTINCT resolved_version_id FROM consumers WHERE model_id = ? AND resolved_version_id IS NOT NULL",
+                                    [.text(id)]) { $0.text(0) }
+            try Self.checkConsumers(of: used, action: "deleting model \(model.name)", force: force, db)
             if hard {
+                try Self.dropConsumers(ofModel: id, namespace: model.namespace, at: now, db)
                 try db.run("DELETE FROM models WHERE id = ?", [.text(id)])
             } else {
                 try db.run("UPDATE models SET deleted_at = ?, updated_at = ? WHERE id = ?", [.integer(now), .integer(now), .text(id)])

@@ -102,11 +102,17 @@ extension ModelRegistry {
     }
 
     /// Moves a version to a stage. With `archiveExisting`, the versions holding that stage
-    /// (staging or production) move to `archived` in the same transaction.
-    public func promote(_ reference: VersionReference, to stage: Stage, archiveExisting: Bool) throws(RegistryError) -> Version {
+    /// (staging or production) move to `archived` in the same transaction. Archiving a version
+    /// consumers use now is a 409 naming them unless `force` (a version archived because another
+    /// took its stage is not: consumers following the stage move to the new holder).
+    public func promote(_ reference: VersionReference, to stage: Stage, archiveExisting: Bool, force: Bool = false) throws(RegistryError) -> Version {
         let now = Clock.nowMilliseconds()
         return try writing { db in
             let version = try Self.requireVersion(reference, db)
+            if stage == .archived, version.stage != .archived {
+                try Self.checkConsumers(of: [version.id], action: "archiving version \(version.version) of model \(version.modelID)",
+                                        force: force, db)
+            }
             if version.stage != stage {
                 try db.run("UPDATE versions SET stage = ?, updated_at = ? WHERE id = ?",
                            [.text(stage.rawValue), .integer(now), .text(version.id)])

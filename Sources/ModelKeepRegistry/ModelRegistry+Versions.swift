@@ -213,11 +213,13 @@ extension ModelRegistry {
     }
 
     /// Soft-deletes a version (its unique tags are freed), or with `hard` removes it for good.
-    /// Its number is never handed out again either way.
-    public func deleteVersion(_ reference: VersionReference, hard: Bool) throws(RegistryError) {
+    /// Its number is never handed out again either way. A version consumers use now is a 409
+    /// naming them unless `force`.
+    public func deleteVersion(_ reference: VersionReference, hard: Bool, force: Bool = false) throws(RegistryError) {
         let now = Clock.nowMilliseconds()
         try writing { db in
             let version = try Self.requireVersion(reference, includeDeleted: hard, db)
+            try Self.checkConsumers(of: [version.id], action: "deleting version \(version.version) of model \(version.modelID)", force: force, db)
             if hard {
                 try db.run("DELETE FROM versions WHERE id = ?", [.text(version.id)])
             } else {

@@ -13,6 +13,13 @@ struct MLflowError: Error, Equatable {
     static func notFound(_ message: String) -> MLflowError { MLflowError(status: 404, code: "RESOURCE_DOES_NOT_EXIST", message: message) }
     static func exists(_ message: String) -> MLflowError { MLflowError(status: 400, code: "RESOURCE_ALREADY_EXISTS", message: message) }
 
+    /// A delete or archive refused because consumers use the version: MLflow's client has no
+    /// force, so it is told in MLflow's words for a state that forbids the change.
+    static func inUse(_ error: RegistryError) -> MLflowError? {
+        guard case let .conflict(message, details) = error, details["consumers"] != nil else { return nil }
+        return MLflowError(status: 400, code: "INVALID_STATE", message: message)
+    }
+
     /// Whether a request path belongs to the MLflow dialect, whose errors take MLflow's shape.
     static func isMLflowPath(_ path: Substring) -> Bool {
         path.hasPrefix("/api/2.0/") || path.hasPrefix("/api/3.0/")

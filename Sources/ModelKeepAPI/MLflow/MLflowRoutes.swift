@@ -169,7 +169,7 @@ struct MLflowRoutes {
 
     func deleteModel(_ request: HTTPRequest) throws -> HTTPResponse {
         let model = try model(named: try arguments(request).required("name"))
-        try registry.deleteModel(id: model.id, hard: false)
+        try translating({ () throws(RegistryError) in try registry.deleteModel(id: model.id, hard: false) }, MLflowError.inUse)
         return Self.ok()
     }
 
@@ -338,7 +338,7 @@ struct MLflowRoutes {
         let args = try arguments(request)
         let model = try model(named: try args.required("name"))
         let current = try version(of: model, try args.version())
-        try registry.deleteVersion(.id(current.id), hard: false)
+        try translating({ () throws(RegistryError) in try registry.deleteVersion(.id(current.id), hard: false) }, MLflowError.inUse)
         return Self.ok()
     }
 
@@ -348,7 +348,9 @@ struct MLflowRoutes {
         let current = try version(of: model, try args.version())
         let stage = try Self.stage(try args.required("stage"))
         let archive = try args.bool("archive_existing_versions") ?? false
-        let updated = try registry.promote(.id(current.id), to: stage, archiveExisting: archive)
+        let updated = try translating({ () throws(RegistryError) in
+            try registry.promote(.id(current.id), to: stage, archiveExisting: archive)
+        }, MLflowError.inUse)
         return try respond(updated, model: model)
     }
 
