@@ -5,9 +5,10 @@ import ModelKeepJSON
 import ModelKeepStorage
 
 /// What a key may do: read (GET/HEAD), write (also create, update, upload, delete in its
-/// namespaces), admin (also hard deletes and maintenance).
+/// namespaces), promote (also move protected tags and stages), admin (also hard deletes,
+/// protections, webhooks and maintenance).
 public enum Scope: String, Sendable, CaseIterable, Comparable {
-    case read, write, admin
+    case read, write, promote, admin
 
     public static func < (lhs: Scope, rhs: Scope) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!

@@ -1,6 +1,6 @@
 import ModelKeepStorage
 
-/// A rule that only admin keys may move a unique tag or a stage, for one model or a namespace.
+/// A rule that only admin and promote keys may move a unique tag or a stage, for one model or a namespace.
 public struct Protection: Sendable, Equatable {
     /// `model` or `namespace`.
     public var scope: String
@@ -14,16 +14,16 @@ public struct Protection: Sendable, Equatable {
 }
 
 extension ModelRegistry {
-    /// Refuses a move of a protected tag or stage to a caller without an admin key. Callers
+    /// Refuses a move of a protected tag or stage to a caller without an admin or promote key. Callers
     /// without a key at all (a server without auth) are not refused: there is no one to tell apart.
     static func checkProtection(modelID: String, kind: String, name: String, _ db: SQLiteConnection) throws {
-        guard let access = Access.current, access.scope < .admin else { return }
+        guard let access = Access.current, access.scope < .promote else { return }
         let namespace = try Self.namespace(ofModel: modelID, db)
         if let rule = try db.queryFirst("""
             SELECT scope, scope_id FROM protections WHERE kind = ? AND name = ?
             AND ((scope = 'model' AND scope_id = ?) OR (scope = 'namespace' AND scope_id = ?)) ORDER BY scope LIMIT 1
             """, [.text(kind), .text(name), .text(modelID), .text(namespace)], { (scope: $0.text(0), id: $0.text(1)) }) {
-            throw RegistryError.forbidden("\(kind) \(name) is protected by a rule on \(rule.scope) \(rule.id); only an admin key may move it "
+            throw RegistryError.forbidden("\(kind) \(name) is protected by a rule on \(rule.scope) \(rule.id); only an admin or promote key may move it "
                                           + "(the key \(access.actor) has scope \(access.scope.rawValue))")
         }
     }

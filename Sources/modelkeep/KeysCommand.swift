@@ -43,14 +43,14 @@ struct CreateKey: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @Option(help: "A name for the key: the actor recorded in the change feed.") var name: String
-    @Option(help: "read (GET), write (also create, update, upload, delete) or admin (also hard deletes).") var scope: String
+    @Option(help: "read (GET), write (also create, update, upload, delete), promote (also move protected tags and stages) or admin (also hard deletes, protections, webhooks).") var scope: String
     @Option(help: "A namespace the key is limited to; repeatable (default: all).") var namespace: [String] = []
     @Option(help: "Expire after this long: 90d, 12h, 30m.") var expires: String?
     @Flag(help: "Print the key as JSON.") var json = false
 
     func run() throws {
         do {
-            guard let scope = Scope(rawValue: scope) else { throw ValidationError("--scope must be read, write or admin") }
+            guard let scope = Scope(rawValue: scope) else { throw ValidationError("--scope must be read, write, promote or admin") }
             let expiresAt = try expires.map { Clock.nowMilliseconds() + (try parseDuration($0)) }
             let created = try withSharedRegistry(try common.settings(), create: true) {
                 try $0.createKey(name: name, scope: scope, namespaces: namespace.isEmpty ? nil : namespace, expiresAt: expiresAt)

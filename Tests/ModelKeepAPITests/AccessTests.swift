@@ -82,7 +82,7 @@ struct AccessTests {
         #expect(events.map { $0["kind"]?.string } == ["model.created", "model.deleted", "model.deleted"])
     }
 
-    @Test("protected tags and stages move only with an admin key, whatever the dialect, and say which rule")
+    @Test("protected tags and stages move only with an admin or promote key, whatever the dialect, and say which rule")
     func protections() throws {
         let server = try Self.server()
         let api = try APIClient(.socket, server: server)
@@ -110,6 +110,13 @@ struct AccessTests {
         #expect(try api.send("DELETE", "/api/v1/models/\(model)/tags/production", headers: write).status == 403)
         #expect(try api.send("GET", "/api/v1/models/\(model)/tags/production", headers: write).status == 200)  // nothing was lost
         #expect(try api.send("GET", "/api/v1/models/\(model)/protections", headers: write)["protections"]?.arrayValue?.count == 1)
+        // A promote key moves protected tags and stages, and does what a write key does, but sets no rule.
+        let promote = Self.bearer(try Self.key(server, "release-bot", .promote))
+        #expect(try api.send("PUT", "/api/v1/models/\(model)/tags/production?move=true", json: ["version": "2"], headers: promote).status == 200)
+        #expect(try api.send("POST", "/api/v1/models/\(model)/versions/1/stage", json: ["stage": "production"], headers: promote).status == 200)
+        #expect(try api.send("POST", "/api/v1/models/\(model)/versions", json: [:], headers: promote).status == 201)
+        #expect(try api.send("PUT", "/api/v1/models/\(model)/protections/champion", headers: promote).status == 403)
+        #expect(try api.send("DELETE", "/api/v1/models/\(model)?hard=true", headers: promote).status == 403)
         #expect(try api.send("DELETE", "/api/v1/models/\(model)/protections/production", headers: admin).status == 204)
         #expect(try api.send("DELETE", "/api/v1/models/\(model)/tags/production", headers: write).status == 204)
     }

@@ -329,6 +329,34 @@ struct MigrationTests {
         #expect(throws: MigrationError.unknownApplied(name: "0002_b.sql")) { try older.migrate(db) }
     }
 
+    @Test("the promote-scope migration keeps every key, revoked ones and the live-name rule included")
+    func promoteScopeUpgrade() throws {
+        let dir = TemporaryDirectory()
+        let db = try Database(path: dir.file("m.db"))
+        try MigrationRunner(migrations: Migration.embedded.filter { $0.name < "0016" }).migrate(db)
+        try db.write { db in
+            try db.run("INSERT INTO api_keys (id, name, scope, namespaces, secret_hash, created_at) VALUES ('k1', 'ci', 'write', '[\"a\"]', 'h1', 1)")
+            try db.run("INSERT INTO api_keys (id, name, scope, secret_hash, created_at, revoked_at) VALUES ('k2', 'old', 'admin', 'h2', 1, 5)")
+            #expect(throws: SQLiteError.self) {
+                try db.run("INSERT INTO api_keys (id, name, scope, secret_hash, created_at) VALUES ('k3', 'bot', 'promote', 'h3', 1)")
+            }
+        }
+        #expect(try MigrationRunner(migrations: Migration.embedded.filter { $0.name < "0017" }).migrate(db) == ["0016_promote_scope.sql"])
+        let keys = try db.read { try $0.query("SELECT id, name, scope, namespaces, revoked_at FROM api_keys ORDER BY id") {
+            "\($0.text(0)) \($0.text(1)) \($0.text(2)) \($0.optionalText(3) ?? "-") \($0.optionalInt64(4) ?? 0)"
+        } }
+        #expect(keys == ["k1 ci write [\"a\"] 0", "k2 old admin - 5"])
+        try db.write { db in
+            try db.run("INSERT INTO api_keys (id, name, scope, secret_hash, created_at) VALUES ('k3', 'bot', 'promote', 'h3', 1)")
+            #expect(throws: SQLiteError.self) {  // one live key per name, still
+                try db.run("INSERT INTO api_keys (id, name, scope, secret_hash, created_at) VALUES ('k4', 'ci', 'read', 'h4', 1)")
+            }
+            #expect(throws: SQLiteError.self) {
+                try db.run("INSERT INTO api_keys (id, name, scope, secret_hash, created_at) VALUES ('k5', 'x', 'root', 'h5', 1)")
+            }
+        }
+    }
+
     @Test("badly named or duplicate-numbered migration files are refused")
     func badNames() {
         #expect(throws: MigrationError.self) { try MigrationRunner(migrations: [Migration(name: "init.sql", sql: "")]) }
