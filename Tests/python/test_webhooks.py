@@ -143,6 +143,28 @@ class WebhookTest(unittest.TestCase):
         self.assertEqual(receiver.events()[-1][1], first["event_id"])
         self.assertNotEqual(receiver.events()[-1][0], first["id"])
 
+    def test_a_consumer_following_a_tag_is_told_every_move(self):
+        server, receiver = self.serve(), self.receiver()
+        self.hook(server, receiver, events=["consumer.changed"])
+        _, model = server.call("POST", "/api/v1/models", {"name": "served"})
+        model_id = model["model"]["id"]
+        for _ in range(3):
+            server.call("POST", f"/api/v1/models/{model_id}/versions", {})
+        status, body = server.call("PUT", "/api/v1/consumers/edge-fleet", {"model_id": model_id, "policy": "tag", "tag": "production"})
+        self.assertEqual(status, 201, body)
+        server.call("PUT", f"/api/v1/models/{model_id}/tags/production", {"version": "1"})
+        server.call("PUT", f"/api/v1/models/{model_id}/tags/production?move=true", {"version": "3", "reason": "canary passed"})
+        status, body = server.call("DELETE", f"/api/v1/models/{model_id}/versions/3")
+        self.assertEqual(status, 409, body)
+        self.assertEqual(body["error"]["details"]["consumers"], ["edge-fleet"])
+        self.assertEqual(server.call("DELETE", f"/api/v1/models/{model_id}/versions/3?force=true")[0], 204)
+        self.assertTrue(wait_for(lambda: len(receiver.events()) == 3), receiver.events())
+        moves = [(e[3]["consumer"], e[3]["previous_version"], e[3]["version"], e[3]["cause"]) for e in receiver.events()]
+        self.assertEqual(moves, [("edge-fleet", None, "1", "tag.assigned"), ("edge-fleet", "1", "3", "tag.moved"),
+                                 ("edge-fleet", "3", None, "version.deleted")])
+        self.assertEqual(receiver.events()[1][3]["reason"], "canary passed")
+        self.assertEqual(receiver.bad_signatures, 0)
+
     def test_a_failing_receiver_is_retried_in_order_then_paused_when_it_keeps_failing(self):
         server, receiver = self.serve(extra=["--set", "webhook_pause_after_failures=4"]), self.receiver()
         hook = self.hook(server, receiver, events=["model.*"])
