@@ -70,6 +70,16 @@ public struct WebhookPolicy: Sendable {
     public var allowedNetworks: [String] = []
     /// The longest one delivery may take.
     public var timeoutMilliseconds = 10_000
+    /// The CPU priority (nice, 0-19) of the threads that render, sign and send deliveries: above 0
+    /// they yield to the API's threads, so a burst of writes is not slowed by the deliveries it
+    /// queues; they drain as soon as the CPU has room (and still get a share under constant load).
+    public var deliveryNice: Int32 = 10
+    /// The most webhooks sent to at once in a pass (each webhook's deliveries stay in order).
+    public var parallelWebhooks = 16
+    /// After a pass that emptied the queue, how long the next deliveries may gather before the
+    /// next pass: each pass is recorded in one commit (an fsync), so a stream of writes costs a
+    /// few of them a second, not one per write. 0 sends each write's deliveries at once.
+    public var batchMilliseconds = 100
 
     public init() {}
 }

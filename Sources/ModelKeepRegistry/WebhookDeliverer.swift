@@ -2,6 +2,11 @@ import Dispatch
 import Foundation
 import ModelKeepStorage
 import ModelKeepSync
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Sends queued webhook deliveries: the head of each active webhook's queue, webhooks in
 /// parallel, each webhook's events in order; records every attempt (the delivery log), retries
@@ -18,10 +23,15 @@ public final class WebhookDeliverer: Sendable {
     let log: @Sendable (String) -> Void
     private let stopping = Locked(false)
     private let finished = DispatchSemaphore(value: 0)
+    /// Signalled by `stop()`, so a loop that lets deliveries gather wakes at once.
+    private let wake = DispatchSemaphore(value: 0)
+    /// The most deliveries of one webhook a pass sends.
+    static let runLength = 64
 
-    public init(registry: ModelRegistry, compose: @escaping Compose, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(registry: ModelRegistry, policy: WebhookPolicy? = nil, compose: @escaping Compose,
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.registry = registry
-        policy = registry.limits.webhooks
+        self.policy = policy ?? registry.limits.webhooks
         self.compose = compose
         self.log = log
     }
@@ -31,10 +41,15 @@ public final class WebhookDeliverer: Sendable {
         let thread = Thread { [self] in
             while !stopping.withLock({ $0 }) {
                 let seen = registry.changes.current
-                let sent = (try? runOnce()) ?? 0
-                if sent == 0 {
+                let pass = (try? runPass()) ?? (sent: 0, full: false)
+                if pass.sent == 0 {
                     // Nothing due: wait for the next commit (a new event) or a retry to come due.
                     _ = registry.changes.wait(after: seen, until: Date().addingTimeInterval(0.5))
+                } else if !pass.full && policy.batchMilliseconds > 0 {
+                    // The queue is drained: let the next deliveries gather for a moment, so that a
+                    // stream of writes is answered by a few passes (each recorded in one commit)
+                    // rather than one pass, and one more commit, per write. A backlog goes on at once.
+                    _ = wake.wait(timeout: .now() + .milliseconds(policy.batchMilliseconds))
                 }
             }
             finished.signal()
@@ -47,6 +62,7 @@ public final class WebhookDeliverer: Sendable {
     /// deliveries wait in the database). Closing `registry.changes` wakes a loop that is waiting.
     public func stop() {
         stopping.withLock { $0 = true }
+        wake.signal()
     }
 
     /// Waits until the loop has stopped (after `stop()`).
@@ -56,30 +72,41 @@ public final class WebhookDeliverer: Sendable {
 
     /// One pass: sends what is due now, each webhook's deliveries in order (stopping at its
     /// first failure), webhooks in parallel, and records every attempt in one transaction.
+    ///
+    /// The sending happens on threads of the pass's own, at `policy.deliveryNice`; the calling
+    /// thread keeps its priority and does the database work: the recording holds the database's
+    /// writer, and a low-priority holder would make the API's writes wait on it (priority inversion).
     @discardableResult
     public func runOnce() throws(RegistryError) -> Int {
-        let due = try registry.dueDeliveries()
-        guard !due.isEmpty else { return 0 }
+        try runPass().sent
+    }
+
+    /// A pass, and whether some webhook had more due than one pass sends (a backlog).
+    private func runPass() throws(RegistryError) -> (sent: Int, full: Bool) {
+        let due = try registry.dueDeliveries(perWebhook: Self.runLength)
+        guard !due.isEmpty else { return (0, false) }
         let outcomes = Locked<[ModelRegistry.Attempt]>([])
-        DispatchQueue.concurrentPerform(iterations: due.count) { index in
-            var mine: [ModelRegistry.Attempt] = []
-            // Checked again at each pass (not only when the webhook was made): a name may resolve elsewhere now.
-            let refused: String? = due[index].first.flatMap { first in
-                do {
-                    try WebhookURL.check(first.webhook.url, allowed: policy.allowedNetworks)
-                    return nil
-                } catch {
-                    return "\(error)"
+        let next = Locked(0)
+        let senders = DispatchGroup()
+        for _ in 0..<min(due.count, max(1, policy.parallelWebhooks)) {
+            senders.enter()
+            let thread = Thread { [self] in
+                Self.lowerPriority(to: policy.deliveryNice)
+                while true {
+                    let index = next.withLock { (n: inout Int) -> Int in
+                        defer { n += 1 }
+                        return n
+                    }
+                    guard index < due.count else { break }
+                    let sent = sendInOrder(due[index])
+                    outcomes.withLock { $0 += sent }
                 }
+                senders.leave()
             }
-            for delivery in due[index] {
-                let outcome = attempt(delivery, refused: refused)
-                mine.append(outcome)
-                let failed = !outcome.skipped && !(outcome.status.map { (200..<300).contains($0) } ?? false) && !outcome.permanent
-                if failed { break }  // the rest wait behind it: in order
-            }
-            outcomes.withLock { $0 += mine }
+            thread.name = "modelkeep-webhook-send"
+            thread.start()
         }
+        senders.wait()
         let attempts = outcomes.withLock { $0 }
         do {
             try registry.recordAttempts(attempts, policy: policy)
@@ -87,7 +114,36 @@ public final class WebhookDeliverer: Sendable {
             log("webhooks: could not record \(attempts.count) delivery attempt(s): \(error)")
             throw error
         }
-        return attempts.count
+        return (attempts.count, due.contains { $0.count == Self.runLength })
+    }
+
+    /// One webhook's due deliveries, in order, up to its first failure (the rest wait behind it).
+    private func sendInOrder(_ run: [ModelRegistry.DueDelivery]) -> [ModelRegistry.Attempt] {
+        var sent: [ModelRegistry.Attempt] = []
+        // Checked again at each pass (not only when the webhook was made): a name may resolve elsewhere now.
+        let refused: String? = run.first.flatMap { first in
+            do {
+                try WebhookURL.check(first.webhook.url, allowed: policy.allowedNetworks)
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        for delivery in run {
+            let outcome = attempt(delivery, refused: refused)
+            sent.append(outcome)
+            let failed = !outcome.skipped && !(outcome.status.map { (200..<300).contains($0) } ?? false) && !outcome.permanent
+            if failed { break }
+        }
+        return sent
+    }
+
+    /// Lowers the calling thread's CPU priority (Linux keeps a nice value per thread); 0 leaves it.
+    static func lowerPriority(to nice: Int32) {
+        guard nice > 0 else { return }
+        #if os(Linux)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice)
+        #endif
     }
 
     private func attempt(_ due: ModelRegistry.DueDelivery, refused: String?) -> ModelRegistry.Attempt {

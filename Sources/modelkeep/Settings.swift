@@ -71,6 +71,8 @@ struct Settings: Sendable {
     var webhookTimeoutMilliseconds = 10_000
     var webhookRetryHours = 24
     var webhookPauseAfterFailures = 50
+    var webhookDeliveryNice = 10
+    var webhookBatchMilliseconds = 100
     var webhookFirstRetryMilliseconds = 1_000
 
     /// One setting: its key (config file), how it is parsed, and what it means.
@@ -171,6 +173,8 @@ struct Settings: Sendable {
         Spec(key: "webhook_timeout_ms", help: "The longest one webhook delivery may take (connect, send, answer).") { $0.webhookTimeoutMilliseconds = try int($1, "webhook_timeout_ms", 100...300_000) },
         Spec(key: "webhook_retry_hours", help: "A delivery still failing this long after its event is given up (status failed); retries back off from 1 s to 15 min.") { $0.webhookRetryHours = try int($1, "webhook_retry_hours", 1...720) },
         Spec(key: "webhook_first_retry_ms", help: "The wait before a failed delivery's first retry; each later one waits twice as long (with jitter), up to 15 minutes.") { $0.webhookFirstRetryMilliseconds = try int($1, "webhook_first_retry_ms", 10...3_600_000) },
+        Spec(key: "webhook_delivery_nice", help: "The CPU priority (nice, 0-19) of webhook sending: above 0 it yields to the API, so bursts of writes are not slowed by their deliveries, which drain when the CPU has room; 0 sends at the API's priority.") { $0.webhookDeliveryNice = try int($1, "webhook_delivery_nice", 0...19) },
+        Spec(key: "webhook_batch_ms", help: "How long new deliveries may gather once the queue is empty, so a stream of writes is delivered in a few passes a second (each recorded in one commit); 0 sends each at once.") { $0.webhookBatchMilliseconds = try int($1, "webhook_batch_ms", 0...5_000) },
         Spec(key: "webhook_pause_after_failures", help: "Failed deliveries in a row that pause a webhook (an event says so; PATCH active=true resumes it).") { $0.webhookPauseAfterFailures = try int($1, "webhook_pause_after_failures", 1...100_000) },
         Spec(key: "event_retention_days", help: "Change-feed events older than this are pruned hourly; 0 keeps them forever.") { $0.eventRetentionDays = try int($1, "event_retention_days", 0...36500) },
     ]
@@ -277,6 +281,8 @@ struct Settings: Sendable {
         l.webhooks.allowedNetworks = webhookAllowedNetworks
         l.webhooks.giveUpAfterMilliseconds = Int64(webhookRetryHours) * 3_600_000
         l.webhooks.pauseAfterFailures = webhookPauseAfterFailures
+        l.webhooks.deliveryNice = Int32(webhookDeliveryNice)
+        l.webhooks.batchMilliseconds = webhookBatchMilliseconds
         l.webhooks.firstBackoffMilliseconds = Int64(webhookFirstRetryMilliseconds)
         l.webhooks.timeoutMilliseconds = webhookTimeoutMilliseconds
         return l

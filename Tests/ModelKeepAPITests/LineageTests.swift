@@ -1,6 +1,7 @@
 import Foundation
 import ModelKeepJSON
 import ModelKeepRegistry
+import ModelKeepSync
 import Testing
 import TestSupport
 
@@ -121,4 +122,69 @@ struct WebhookLogTests {
         #expect(try registry.pruneEvents(olderThanMilliseconds: -60_000) == 2)
         #expect(try api.get("/api/v1/webhooks/\(hook)/deliveries")["deliveries"]?.arrayValue == [])
     }
+
+    @Test("once the queue is empty, new deliveries gather for webhook_batch_ms before the next pass; stop does not wait it out")
+    func batching() throws {
+        let api = try APIClient(.router)
+        #expect(try api.send("POST", "/api/v1/webhooks", json: ["url": "http://127.0.0.1:9/hook", "events": ["model.*"]]).status == 201)
+        let registry = api.registry.registry
+        let composed = Locked(0)
+        func deliverer(batch: Int) -> WebhookDeliverer {
+            var policy = registry.limits.webhooks
+            policy.batchMilliseconds = batch
+            return WebhookDeliverer(registry: registry, policy: policy, compose: { _ in composed.withLock { $0 += 1 }; return nil })
+        }
+        func waitFor(_ count: Int) -> Bool {
+            for _ in 0..<200 where composed.withLock({ $0 }) < count { Thread.sleep(forTimeInterval: 0.01) }
+            return composed.withLock { $0 } >= count
+        }
+        // A 60 s window: after the first pass, the next deliveries wait (and stop ends the wait at once).
+        let slow = deliverer(batch: 60_000)
+        slow.start()
+        _ = try api.createModel("a")
+        #expect(waitFor(1))
+        _ = try api.createModel("b")
+        _ = try api.createModel("c")
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(composed.withLock { $0 } == 1)
+        let stopped = ContinuousClock.now
+        slow.stop()
+        slow.waitUntilStopped()
+        #expect(ContinuousClock.now - stopped < .seconds(10))
+        // What gathered goes in one pass; with no window, each write's delivery goes at once.
+        #expect(try deliverer(batch: 0).runOnce() == 2)
+        let quick = deliverer(batch: 0)
+        quick.start()
+        _ = try api.createModel("d")
+        #expect(waitFor(4))
+        _ = try api.createModel("e")
+        #expect(waitFor(5))
+        quick.stop()
+        quick.waitUntilStopped()
+    }
+
+    #if os(Linux)
+    @Test("deliveries are rendered and sent at the configured lower CPU priority; the pass itself keeps its own", arguments: [Int32(7), 0])
+    func priority(nice: Int32) throws {
+        let api = try APIClient(.router)
+        for i in 0..<3 {
+            #expect(try api.send("POST", "/api/v1/webhooks", json: ["url": .string("http://127.0.0.1:9/hook\(i)"), "events": ["model.*"]]).status == 201)
+        }
+        _ = try api.createModel("one")
+        let seen = Locked<[Int32]>([])
+        var policy = api.registry.registry.limits.webhooks
+        policy.deliveryNice = nice
+        let deliverer = WebhookDeliverer(registry: api.registry.registry, policy: policy, compose: { _ in
+            errno = 0
+            let priority = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+            seen.withLock { $0.append(priority) }
+            return nil
+        })
+        let before = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        #expect(try deliverer.runOnce() == 3)
+        let expected = nice > 0 ? nice : before  // 0: the senders keep the priority they were started with
+        #expect(seen.withLock { $0 } == [expected, expected, expected])
+        #expect(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) == before)
+    }
+    #endif
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """What webhooks cost the writes: a burst of model creations with wrk against a fresh server
 without webhooks, then against one with 3 webhooks subscribed to every event (nginx on loopback
-answering 204 is the receiver), alternating; then how long the queue takes to drain after the
-burst (delivery keeping up). docs/BENCHMARKS.md has the numbers.
+answering 204 is the receiver), then the same with deliveries sent at the API's own CPU priority
+and each pass at once (webhook_delivery_nice=0, webhook_batch_ms=0), alternating; then how long the queue takes to drain after the burst
+(delivery keeping up). docs/BENCHMARKS.md has the numbers.
 
     scripts/bench/webhooks [--seconds 10] [--rounds 2] [--connections 4]
     scripts/bench/webhooks --smoke      (the debug build, 1 s, one round)
@@ -64,9 +65,10 @@ http {{ access_log off; client_body_temp_path {work}/body; proxy_temp_path {work
     raise SystemExit("nginx did not start")
 
 
-def start_server(binary, data):
+def start_server(binary, data, settings=()):
     log = open(data + ".log", "w+")
-    process = subprocess.Popen([binary, "serve", "--data-dir", data, "--port", "0", "--set", "access_log=false"],
+    extra = [arg for setting in settings for arg in ("--set", setting)]
+    process = subprocess.Popen([binary, "serve", "--data-dir", data, "--port", "0", "--set", "access_log=false", *extra],
                                stdout=log, stderr=subprocess.STDOUT)
     for _ in range(200):
         log.seek(0)
@@ -86,7 +88,7 @@ def call(base, method, path, body=None):
 
 def burst(base, seconds, connections, run):
     env = dict(os.environ, BENCH_METHOD="POST", BENCH_PATH="/api/v1/models", BENCH_BODY='{"name":"{n}"}', BENCH_RUN=run)
-    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "-s", os.path.join(HERE, "request.lua"), base],
+    out = subprocess.run(["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{seconds}s", "-s", os.path.join(HERE, "request.lua"), base],
                          capture_output=True, text=True, env=env).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -105,15 +107,21 @@ def main():
     nginx = None
     try:
         nginx, port = start_nginx(work)
-        rates = {"no webhooks": [], "3 webhooks": []}
-        cpu = {"no webhooks": [], "3 webhooks": []}  # per 1,000 creates: server, receiver (nginx), both incl. the drain
-        drains, queued = [], []
+        # The defaults send deliveries at a lower CPU priority (webhook_delivery_nice=10) and let
+        # them gather for up to webhook_batch_ms=100 once the queue is empty; the third case turns
+        # both off, as before those settings existed.
+        cases = {"no webhooks": (False, []), "3 webhooks": (True, []),
+                 "3 webhooks, nice 0, no batching": (True, ["webhook_delivery_nice=0", "webhook_batch_ms=0"])}
+        rates = {case: [] for case in cases}
+        cpu = {case: [] for case in cases}  # per 1,000 creates: server, receiver (nginx), both incl. the drain
+        drains = {case: [] for case in cases}
+        queued = []
         for n in range(args.rounds):
-            for case in ("no webhooks", "3 webhooks"):
-                server, base = start_server(args.binary, os.path.join(work, f"data-{n}-{case[0]}"))
+            for index, (case, (hooked, settings)) in enumerate(cases.items()):
+                server, base = start_server(args.binary, os.path.join(work, f"data-{n}-{index}"), settings)
                 try:
                     hooks = []
-                    if case == "3 webhooks":
+                    if hooked:
                         hooks = [call(base, "POST", "/api/v1/webhooks", {"url": f"http://127.0.0.1:{port}/{i}", "events": ["*"]})["webhook"]["id"]
                                  for i in range(3)]
                     before = (cpu_of(server.pid), tree_cpu(nginx.pid))
@@ -128,26 +136,28 @@ def main():
                             if pending == 0:
                                 break
                             time.sleep(0.2)
-                        drains.append(time.monotonic() - started)
+                        drains[case].append(time.monotonic() - started)
                         queued.append(requests * 3)
                     after = (cpu_of(server.pid), tree_cpu(nginx.pid))
                     cpu[case].append([(b - a) * 1000 / requests for a, b in zip(before, after)])
                 finally:
                     server.send_signal(signal.SIGTERM)
                     server.wait(timeout=60)
-        base_rate, hooked = statistics.median(rates["no webhooks"]), statistics.median(rates["3 webhooks"])
+        base_rate = statistics.median(rates["no webhooks"])
         print(f"# Model creations with wrk ({args.connections} connections, {args.seconds} s, {args.rounds} round(s), median)\n")
-        print("| | creates/s | vs no webhooks |")
-        print("|---|---|---|")
-        print(f"| no webhooks | {base_rate:,.0f} | |")
-        print(f"| 3 webhooks on every event (nginx answers 204) | {hooked:,.0f} | {hooked / base_rate - 1:+.1%} |")
+        print("| | creates/s | vs no webhooks | queue empty after the burst |")
+        print("|---|---|---|---|")
+        for case, values in rates.items():
+            rate = statistics.median(values)
+            drained = f"{statistics.median(drains[case]):.1f} s" if drains[case] else ""
+            print(f"| {case} | {rate:,.0f} | {'' if case == 'no webhooks' else f'{rate / base_rate - 1:+.1%}'} | {drained} |")
         print("\nCPU per 1,000 creates, seconds (the burst and, with webhooks, the drain after it):\n")
         print("| | ModelKeep server | receiver (nginx) |")
         print("|---|---|---|")
         for case, rows in cpu.items():
             print(f"| {case} | {statistics.median(r[0] for r in rows):.2f} | {statistics.median(r[1] for r in rows):.2f} |")
-        print(f"\nqueue drained {', '.join(f'{d:.1f}' for d in drains)} s after each burst "
-              f"({', '.join(map(str, queued))} deliveries queued by the burst)")
+        print(f"\nqueue drained {json.dumps({k: [round(d, 1) for d in v] for k, v in drains.items() if v})} s after each burst "
+              f"({', '.join(map(str, queued))} deliveries queued by the bursts)")
         print("all rounds:", json.dumps({k: [round(v) for v in vs] for k, vs in rates.items()}))
     finally:
         if nginx:
