@@ -1,0 +1,342 @@
+import ModelKeepHTTP
+import ModelKeepJSON
+import ModelKeepRegistry
+
+/// The web UI, served by the daemon itself under `/ui/`: pages built on the server from the same
+/// registry calls as the API (the same access rules), plain links and GET forms (the state is in
+/// the URL), a stylesheet compiled into the binary, no script, nothing from another host.
+///
+/// This is the read-only first part: the models table, a model with its versions and a metric
+/// across them, a version with its artifacts and metric charts.
+struct UIRoutes {
+    let registry: ModelRegistry
+
+    /// The most points of one series read for a chart (the rest are left out, and the page says so).
+    static let maxChartPoints = 100_000
+    /// The most metric keys a version page draws charts for.
+    static let maxCharts = 12
+
+    func register(into router: inout RouterBuilder) {
+        router.add("GET", "/", root)
+        router.add("GET", "/ui", models)
+        router.add("GET", "/ui/", models)
+        router.add("GET", "/ui/models/{id}", model)
+        router.add("GET", "/ui/versions/{version_id}", version)
+        router.add("GET", "/ui/static/modelkeep.css", stylesheet)
+    }
+
+    /// A browser (it asks for HTML) goes to the UI; API clients get the 404 they always did.
+    func root(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard request.headers["Accept"]?.contains("text/html") == true else {
+            throw RegistryError.notFound("no such route: GET /; the API is under /api/v1 (see /openapi.json), the UI under /ui/")
+        }
+        var headers = HTTPHeaders()
+        headers.add("Location", "/ui/")
+        return HTTPResponse(status: 302, headers: headers)
+    }
+
+    func stylesheet(_ request: HTTPRequest) throws -> HTTPResponse {
+        var headers = HTTPHeaders()
+        headers.add("Content-Type", "text/css; charset=utf-8")
+        headers.add("Cache-Control", "public, max-age=3600")
+        return HTTPResponse(status: 200, headers: headers, body: .bytes(Array(Stylesheet.css.utf8)))
+    }
+
+    /// Runs a page, turning the registry's refusals into an error page in words.
+    private func page(_ body: () throws -> HTTPResponse) -> HTTPResponse {
+        do {
+            return try body()
+        } catch let error as RegistryError {
+            let status = switch error {
+            case .invalid: 400
+            case .notFound: 404
+            case .forbidden: 403
+            case .unavailable: 503
+            default: 500
+            }
+            return HTML.errorPage(status: status, message: status == 500 ? "the server could not build this page" : error.description)
+        } catch {
+            return HTML.errorPage(status: 400, message: "\(error)")
+        }
+    }
+
+    // MARK: - Models
+
+    func models(_ request: HTTPRequest) throws -> HTTPResponse {
+        page {
+            let q = request.query
+            var query = ModelQuery()
+            query.text = q["q"].flatMap { $0.isEmpty ? nil : $0 }
+            query.namespace = q["namespace"].flatMap { $0.isEmpty ? nil : $0 }
+            query.owner = q["owner"].flatMap { $0.isEmpty ? nil : $0 }
+            query.task = q["task"].flatMap { $0.isEmpty ? nil : $0 }
+            query.labels = q.values("label").filter { !$0.isEmpty }.map { text in
+                if let colon = text.firstIndex(of: ":") {
+                    return LabelFilter(key: String(text[..<colon]), value: String(text[text.index(after: colon)...]))
+                }
+                return LabelFilter(key: text, value: nil)
+            }
+            let orderBy = q["order_by"].flatMap(ModelOrder.init(rawValue:)) ?? .updatedAt
+            query.orderBy = orderBy
+            query.descending = (q["order"] ?? (orderBy == .name ? "asc" : "desc")) == "desc"
+            query.page = PageRequest(size: 50, token: q["page_token"].flatMap { $0.isEmpty ? nil : $0 })
+            let found = try registry.listModels(query)
+
+            let state: [(String, String?)] = [("q", query.text), ("namespace", query.namespace), ("owner", query.owner), ("task", query.task)]
+                + query.labels.map { filter in ("label", filter.value.map { "\(filter.key):\($0)" } ?? filter.key) }
+            func sortLink(_ order: ModelOrder, _ title: String) -> String {
+                let descending = order == orderBy ? !query.descending : order != .name
+                let mark = order == orderBy ? (query.descending ? " ↓" : " ↑") : ""
+                let href = "/ui/" + HTML.query(state + [("order_by", order.rawValue), ("order", descending ? "desc" : "asc")])
+                let sort = order == orderBy ? " aria-sort=\"\(query.descending ? "descending" : "ascending")\"" : ""
+                return "<th scope=\"col\"\(sort)><a href=\"\(HTML.escape(href))\">\(title)\(mark)</a></th>"
+            }
+            var body = """
+                <h1>Models</h1>
+                <form class="filters" method="get" action="/ui/" role="search">
+                <label>Search <input type="search" name="q" value="\(HTML.escape(query.text ?? ""))" placeholder="name or description"></label>
+                <label>Namespace <input name="namespace" value="\(HTML.escape(query.namespace ?? ""))"></label>
+                <label>Owner <input name="owner" value="\(HTML.escape(query.owner ?? ""))"></label>
+                <label>Task <input name="task" value="\(HTML.escape(query.task ?? ""))"></label>
+                <label>Label <input name="label" value="\(HTML.escape(q.values("label").first ?? ""))" placeholder="key:value"></label>
+                <input type="hidden" name="order_by" value="\(orderBy.rawValue)">
+                <input type="hidden" name="order" value="\(query.descending ? "desc" : "asc")">
+                <button type="submit">Filter</button>
+                </form>
+                """
+            if found.items.isEmpty {
+                body += "<p class=\"muted\">No models match.</p>"
+            } else {
+                body += "<div class=\"scroll\"><table><caption class=\"visually-hidden\">Models</caption><thead><tr>"
+                body += "<th scope=\"col\">Namespace</th>" + sortLink(.name, "Name")
+                body += "<th scope=\"col\">Owner</th><th scope=\"col\">Task</th><th scope=\"col\">License</th><th scope=\"col\">Labels</th>"
+                body += "<th scope=\"col\">Latest</th><th scope=\"col\" class=\"num\">Versions</th>" + sortLink(.updatedAt, "Updated") + "</tr></thead><tbody>"
+                for m in found.items {
+                    body += "<tr><td>\(HTML.escape(m.namespace))</td><td><a href=\"\(HTML.escape(HTML.path("models", m.id)))\">\(HTML.escape(m.name))</a></td>"
+                    body += "<td>\(HTML.escape(m.owner ?? ""))</td><td>\(HTML.escape(m.task ?? ""))</td><td>\(HTML.escape(m.license ?? ""))</td>"
+                    body += "<td>\(HTML.labels(m.labels))</td><td>\(HTML.escape(m.latestVersion ?? ""))</td><td class=\"num\">\(m.versionCount)</td>"
+                    body += "<td>\(HTML.timeElement(m.updatedAt))</td></tr>"
+                }
+                body += "</tbody></table></div>"
+            }
+            if let next = found.nextPageToken {
+                let href = "/ui/" + HTML.query(state + [("order_by", orderBy.rawValue), ("order", query.descending ? "desc" : "asc"), ("page_token", next)])
+                body += "<nav class=\"pager\" aria-label=\"Pages\"><a rel=\"next\" href=\"\(HTML.escape(href))\">Next page →</a></nav>"
+            }
+            return HTML.page(title: "Models", breadcrumbs: [("Models", nil)], body: body)
+        }
+    }
+
+    // MARK: - A model
+
+    func model(_ request: HTTPRequest) throws -> HTTPResponse {
+        page {
+            let model = try registry.model(id: request.parameter("id"))
+            let q = request.query
+            var versionQuery = VersionQuery()
+            versionQuery.orderBy = .version
+            versionQuery.descending = true
+            versionQuery.page = PageRequest(size: 50, token: q["page_token"].flatMap { $0.isEmpty ? nil : $0 })
+            let versions = try registry.listVersions(modelID: model.id, versionQuery)
+            let metadata = try registry.metadata(.model(model.id))
+            let usage = try registry.consumerUsage(modelID: model.id)
+
+            var body = "<h1>\(HTML.escape(model.name)) <span class=\"muted\">in \(HTML.escape(model.namespace))</span></h1>"
+            if let description = model.description { body += "<p class=\"description\">\(HTML.escape(description))</p>" }
+            body += "<dl class=\"fields\">"
+            for (name, value) in [("Owner", model.owner), ("Task", model.task), ("License", model.license), ("Id", model.id)] {
+                if let value { body += "<dt>\(name)</dt><dd>\(HTML.escape(value))</dd>" }
+            }
+            body += "<dt>Created</dt><dd>\(HTML.timeElement(model.createdAt))</dd><dt>Updated</dt><dd>\(HTML.timeElement(model.updatedAt))</dd>"
+            body += "<dt>Versions</dt><dd>\(model.versionCount)</dd>"
+            if !model.labels.isEmpty { body += "<dt>Labels</dt><dd>\(HTML.labels(model.labels))</dd>" }
+            body += "</dl>"
+
+            // Tags and stages as badges pointing at versions, with how many consumers use each.
+            let pointers = model.tags.sorted { $0.key < $1.key }.map { ("tag", $0.key, $0.value) }
+                + model.stageHolders.sorted { $0.key < $1.key }.map { ("stage", $0.key, $0.value) }
+            if !pointers.isEmpty {
+                body += "<h2>Tags and stages</h2><ul class=\"badges\">"
+                for (kind, name, version) in pointers {
+                    let id = versions.items.first { $0.version == version }?.id
+                    let consumers = id.map { usage.count(versionID: $0) } ?? 0
+                    let target = id.map { "<a href=\"\(HTML.escape(HTML.path("versions", $0)))\">v\(HTML.escape(version))</a>" } ?? "v\(HTML.escape(version))"
+                    body += "<li class=\"badge \(kind)\"><span class=\"kind\">\(kind)</span> \(HTML.escape(name)) → \(target)"
+                    if consumers > 0 { body += " <span class=\"muted\">used by \(consumers) consumer\(consumers == 1 ? "" : "s")</span>" }
+                    body += "</li>"
+                }
+                body += "</ul>"
+            }
+            if usage.total > 0 {
+                body += "<p>\(usage.total) consumer\(usage.total == 1 ? "" : "s") of this model (<a href=\"/api/v1/consumers?model_id=\(HTML.escape(PercentDecoding.encodePathSegment(model.id)))\">as JSON</a>).</p>"
+            }
+            if !metadata.isEmpty {
+                body += "<h2>Metadata</h2><pre class=\"json\">\(HTML.escape(Self.pretty(.object(metadata))))</pre>"
+            }
+
+            // A metric across the versions of this page: its last value in each, one point per version.
+            var latest: [String: [MetricPoint]] = [:]
+            for v in versions.items { latest[v.id] = try registry.latestMetrics(.version(v.id)) }
+            let keys = Set(latest.values.flatMap { $0.compactMap { if case .number = $0.value { $0.key } else { nil } } }).sorted()
+            body += "<h2>Versions</h2>"
+            if !keys.isEmpty {
+                let chosen = q["metric"].flatMap { keys.contains($0) ? $0 : nil } ?? keys[0]
+                var points: [(x: Double, y: Double)] = []
+                var labels: [String] = []
+                for v in versions.items.reversed() {
+                    guard let point = latest[v.id]?.first(where: { $0.key == chosen }), case let .number(value) = point.value else { continue }
+                    points.append((x: Double(points.count + 1), y: value))
+                    labels.append(v.version)
+                }
+                body += "<form class=\"filters\" method=\"get\"><label>Metric <select name=\"metric\">"
+                for key in keys { body += "<option\(key == chosen ? " selected" : "")>\(HTML.escape(key))</option>" }
+                body += "</select></label><button type=\"submit\">Show</button></form>"
+                let chart = Chart(title: "\(chosen): the last value of each version (\(labels.first.map { "v" + $0 } ?? "") to \(labels.last.map { "v" + $0 } ?? ""))",
+                                  xLabel: "version (in order)", series: [Chart.Series(name: chosen, points: points)])
+                body += chart.svg()
+                if !labels.isEmpty { body += "<p class=\"muted\">Points 1 to \(labels.count) are versions \(HTML.escape(labels.joined(separator: ", "))).</p>" }
+            }
+            if versions.items.isEmpty {
+                body += "<p class=\"muted\">No versions yet.</p>"
+            } else {
+                body += "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Version</th><th scope=\"col\">Stage</th><th scope=\"col\">Tags</th>"
+                body += "<th scope=\"col\">Framework</th><th scope=\"col\">Source</th><th scope=\"col\">Consumers</th><th scope=\"col\">Created</th></tr></thead><tbody>"
+                for v in versions.items {
+                    body += "<tr><td><a href=\"\(HTML.escape(HTML.path("versions", v.id)))\">\(HTML.escape(v.version))</a>\(v.name.map { " <span class=\"muted\">\(HTML.escape($0))</span>" } ?? "")</td>"
+                    body += "<td>\(v.stage == .none ? "" : "<span class=\"badge stage\">\(v.stage.rawValue)</span>")</td>"
+                    body += "<td>\(v.uniqueTags.map { "<span class=\"badge tag\">\(HTML.escape($0))</span>" }.joined(separator: " "))</td>"
+                    body += "<td>\(HTML.escape(v.framework ?? ""))</td><td class=\"uri\">\(HTML.escape(v.sourceURI ?? ""))</td>"
+                    let consumers = usage.count(versionID: v.id)
+                    body += "<td class=\"num\">\(consumers == 0 ? "" : String(consumers))</td><td>\(HTML.timeElement(v.createdAt))</td></tr>"
+                }
+                body += "</tbody></table></div>"
+            }
+            if let next = versions.nextPageToken {
+                let href = HTML.path("models", model.id) + HTML.query([("metric", q["metric"]), ("page_token", next)])
+                body += "<nav class=\"pager\" aria-label=\"Pages\"><a rel=\"next\" href=\"\(HTML.escape(href))\">Older versions →</a></nav>"
+            }
+            body += "<p class=\"muted\"><a href=\"\(HTML.escape(Respond.modelPath(model.id)))\">This model as JSON</a></p>"
+            return HTML.page(title: model.name, breadcrumbs: [("Models", "/ui/"), (model.namespace, "/ui/" + HTML.query([("namespace", model.namespace)])),
+                                                              (model.name, nil)], body: body)
+        }
+    }
+
+    // MARK: - A version
+
+    func version(_ request: HTTPRequest) throws -> HTTPResponse {
+        page {
+            let version = try registry.version(.id(request.parameter("version_id")))
+            let model = try registry.model(id: version.modelID)
+            let metadata = try registry.metadata(.version(version.id))
+            let latest = try registry.latestMetrics(.version(version.id))
+            let artifacts = try registry.listArtifacts(.version(version.id), page: PageRequest(size: 1000))
+
+            var body = "<h1>\(HTML.escape(model.name)) <span class=\"muted\">version</span> \(HTML.escape(version.version))</h1>"
+            if let description = version.description { body += "<p class=\"description\">\(HTML.escape(description))</p>" }
+            body += "<dl class=\"fields\">"
+            if version.stage != .none { body += "<dt>Stage</dt><dd><span class=\"badge stage\">\(version.stage.rawValue)</span></dd>" }
+            if !version.uniqueTags.isEmpty {
+                body += "<dt>Tags</dt><dd>\(version.uniqueTags.map { "<span class=\"badge tag\">\(HTML.escape($0))</span>" }.joined(separator: " "))</dd>"
+            }
+            for (name, value) in [("Name", version.name), ("Framework", version.framework), ("Source", version.sourceURI), ("Id", version.id)] {
+                if let value { body += "<dt>\(name)</dt><dd>\(HTML.escape(value))</dd>" }
+            }
+            body += "<dt>Created</dt><dd>\(HTML.timeElement(version.createdAt))</dd>"
+            if !version.labels.isEmpty { body += "<dt>Labels</dt><dd>\(HTML.labels(version.labels))</dd>" }
+            body += "</dl>"
+            if !metadata.isEmpty { body += "<h2>Metadata</h2><pre class=\"json\">\(HTML.escape(Self.pretty(.object(metadata))))</pre>" }
+
+            body += "<h2>Artifacts</h2>"
+            if artifacts.items.isEmpty {
+                body += "<p class=\"muted\">No artifacts.</p>"
+            } else {
+                let total = artifacts.items.reduce(Int64(0)) { $0 + ($1.size ?? 0) }
+                body += "<p>\(artifacts.items.count)\(artifacts.nextPageToken == nil ? "" : "+") file\(artifacts.items.count == 1 ? "" : "s"), \(HTML.bytes(total)).</p>"
+                body += "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Path</th><th scope=\"col\" class=\"num\">Size</th><th scope=\"col\">SHA-256</th>"
+                body += "<th scope=\"col\">Type</th><th scope=\"col\">State</th></tr></thead><tbody>"
+                for a in artifacts.items {
+                    let depth = a.path.split(separator: "/").count - 1
+                    let name = a.uri.map { "<a href=\"\(HTML.escape(Respond.artifactPath(a)))\">\(HTML.escape(a.path))</a> <span class=\"muted\">tracked: \(HTML.escape($0))</span>" }
+                        ?? "<a href=\"\(HTML.escape(Respond.artifactPath(a)))\" download>\(HTML.escape(a.path))</a>"
+                    body += "<tr><td class=\"path depth\(min(depth, 6))\">\(name)</td><td class=\"num\">\(a.size.map(HTML.bytes) ?? "")</td>"
+                    body += "<td class=\"hash\"><code title=\"\(HTML.escape(a.sha256 ?? ""))\">\(HTML.escape(String((a.sha256 ?? "").prefix(12))))</code></td>"
+                    body += "<td>\(HTML.escape(a.fileType?.rawValue ?? a.mimeType))</td><td>\(HTML.escape(a.state))</td></tr>"
+                }
+                body += "</tbody></table></div>"
+            }
+
+            body += "<h2>Metrics</h2>"
+            let numeric = latest.filter { if case .number = $0.value { true } else { false } }.map(\.key).sorted()
+            if latest.isEmpty {
+                body += "<p class=\"muted\">No metrics.</p>"
+            } else {
+                body += "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Key</th><th scope=\"col\" class=\"num\">Last value</th><th scope=\"col\" class=\"num\">At step</th><th scope=\"col\">Exact points</th></tr></thead><tbody>"
+                for point in latest.sorted(by: { $0.key < $1.key }) {
+                    let value: String = switch point.value {
+                    case .number(let n): String(n)
+                    case .text(let t): t
+                    case .bytes(let b): "\(b.count) bytes"
+                    }
+                    let json = "/api/v1/versions/\(PercentDecoding.encodePathSegment(version.id))/metrics/\(PercentDecoding.encodePathSegment(point.key))"
+                    body += "<tr><td>\(HTML.escape(point.key))</td><td class=\"num\">\(HTML.escape(value))</td><td class=\"num\">\(point.step)</td>"
+                    body += "<td><a href=\"\(HTML.escape(json))\">JSON</a></td></tr>"
+                }
+                body += "</tbody></table></div>"
+            }
+            if !numeric.isEmpty {
+                let picked = request.query.values("o").filter(numeric.contains)
+                body += "<form class=\"filters\" method=\"get\"><fieldset><legend>Overlay several keys in one chart</legend>"
+                for key in numeric.prefix(Self.maxCharts * 2) {
+                    body += "<label class=\"check\"><input type=\"checkbox\" name=\"o\" value=\"\(HTML.escape(key))\"\(picked.contains(key) ? " checked" : "")> \(HTML.escape(key))</label>"
+                }
+                body += "</fieldset><button type=\"submit\">Overlay</button></form>"
+                if !picked.isEmpty {
+                    let overlaid = try picked.map { key in Chart.Series(name: key, points: try series(version.id, key).points) }
+                    body += Chart(title: picked.joined(separator: ", ") + " by step", xLabel: "step", series: overlaid).svg()
+                }
+                for key in numeric.prefix(Self.maxCharts) {
+                    let (points, cut) = try series(version.id, key)
+                    body += "<h3>\(HTML.escape(key))</h3>"
+                    if cut { body += "<p class=\"muted\">Only the first \(Self.maxChartPoints) points are drawn.</p>" }
+                    body += Chart(title: "\(key) by step", xLabel: "step", series: [Chart.Series(name: key, points: points)]).svg()
+                }
+                if numeric.count > Self.maxCharts {
+                    body += "<p class=\"muted\">\(numeric.count - Self.maxCharts) more keys: pick them above to draw them.</p>"
+                }
+            }
+            body += "<p class=\"muted\"><a href=\"/api/v1/versions/\(HTML.escape(PercentDecoding.encodePathSegment(version.id)))\">This version as JSON</a></p>"
+            return HTML.page(title: "\(model.name) v\(version.version)",
+                             breadcrumbs: [("Models", "/ui/"), (model.name, HTML.path("models", model.id)), ("v" + version.version, nil)], body: body)
+        }
+    }
+
+    /// A version's numeric points of one key, in step order, up to `maxChartPoints`.
+    private func series(_ versionID: String, _ key: String) throws -> (points: [(x: Double, y: Double)], cut: Bool) {
+        var points: [(x: Double, y: Double)] = []
+        var query = MetricSeriesQuery()
+        query.page = PageRequest(size: PageRequest.maxSize)
+        while points.count < Self.maxChartPoints {
+            let page = try registry.metricSeries(.version(versionID), key: key, query)
+            for point in page.items { if case let .number(value) = point.value, value.isFinite { points.append((x: Double(point.step), y: value)) } }
+            guard let next = page.nextPageToken else { return (points, false) }
+            query.page.token = next
+        }
+        return (Array(points.prefix(Self.maxChartPoints)), true)
+    }
+
+    /// JSON indented for reading (big numbers keep every digit: the writer prints what was stored).
+    static func pretty(_ value: JSONValue, indent: String = "") -> String {
+        switch value {
+        case .object(let object):
+            if object.isEmpty { return "{}" }
+            let inner = indent + "  "
+            return "{\n" + object.members.map { "\(inner)\(JSONWriter.string(.string($0.key))): \(pretty($0.value, indent: inner))" }.joined(separator: ",\n") + "\n\(indent)}"
+        case .array(let items):
+            if items.isEmpty { return "[]" }
+            let inner = indent + "  "
+            return "[\n" + items.map { inner + pretty($0, indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
+        default:
+            return JSONWriter.string(value)
+        }
+    }
+}
