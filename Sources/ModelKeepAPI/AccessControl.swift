@@ -48,8 +48,26 @@ public final class AccessControl: HTTPResponder, Sendable {
     /// Keys that authenticated lately, by the presented secret, with when they did.
     private let recent = Locked<[String: (key: APIKey, at: Int64)]>([:])
 
-    /// Routes anyone may call: liveness, readiness and the API description.
-    static let openRoutes: Set<String> = ["/healthz", "/readyz", "/openapi.json"]
+    /// Routes anyone may call: liveness, readiness and the API description; the UI's entry, its
+    /// stylesheet and its sign-in page.
+    static let openRoutes: Set<String> = ["/healthz", "/readyz", "/openapi.json", "/", "/ui/static/modelkeep.css"]
+    /// The UI's sign-in: the key comes in a form, counted like any other presented key.
+    static let signInRoute = "/ui/sign-in"
+
+    /// Whether a route is a page of the web UI: the only routes a session cookie opens (an API
+    /// route never accepts a cookie, so no other site can make a browser call the API).
+    static func isUIRoute(_ route: String) -> Bool { route == "/ui" || route.hasPrefix("/ui/") }
+
+    /// The session id a request's cookies carry, if any.
+    static func sessionCookie(_ headers: HTTPHeaders) -> String? {
+        for header in headers.values("Cookie") {
+            for part in header.split(separator: ";") {
+                let pair = part.trimmingCharacters(in: .whitespaces)
+                if pair.hasPrefix(UIRoutes.sessionCookie + "=") { return String(pair.dropFirst(UIRoutes.sessionCookie.count + 1)) }
+            }
+        }
+        return nil
+    }
     /// POST routes that only read.
     static let readingPosts: Set<String> = [
         "/api/v1/chunks/missing", "/hub/v1/auth",
@@ -71,10 +89,39 @@ public final class AccessControl: HTTPResponder, Sendable {
     public func prepare(_ head: HTTPRequestHead) -> PreparedRequest {
         let inner = router.prepare(head)
         guard !Self.openRoutes.contains(inner.route), !(settings.metricsPublic && inner.route == "/metrics") else { return inner }
+        if inner.route == Self.signInRoute { return signIn(head, inner) }
         let presented = Self.credentials(head.headers)
+        let cookie = Self.isUIRoute(inner.route) && presented == nil ? Self.sessionCookie(head.headers) : nil
         let needed = Self.scopeNeeded(head, route: inner.route)
         return PreparedRequest(bodyMode: inner.bodyMode, route: inner.route) { [self] body, peer in
             let remote = clientAddress(peer: peer, forwardedFor: head.headers["X-Forwarded-For"])
+            if let cookie {
+                // A browser of the UI: its session acts as the key it signed in with.
+                let session: UISession?
+                do {
+                    session = try registry.session(id: cookie)
+                } catch {
+                    return router.response(for: HTTPError(status: 503, code: "unavailable", message: "the key store is busy; retry shortly",
+                                                          headers: ["Retry-After": "1"]), head: head)
+                }
+                if let session {
+                    guard session.key.scope >= needed else {
+                        return HTML.errorPage(status: 403, message: "the key \(session.key.name) has scope \(session.key.scope.rawValue); this needs \(needed.rawValue)")
+                    }
+                    let access = Access(actor: session.key.name, scope: session.key.scope, namespaces: session.key.namespaces.map(Set.init))
+                    return UIAuth.$session.withValue(session) {
+                        Access.$current.withValue(access) { inner.respond(body: body, remoteAddress: remote) }
+                    }
+                }
+                // An unknown or ended session: as if there were no cookie (the key headers were absent).
+            }
+            if Self.isUIRoute(inner.route) && presented == nil && settings.required {
+                // A person, not a client: to the sign-in page, and back here after it.
+                var headers = HTTPHeaders()
+                headers.add("Location", Self.signInRoute + HTML.query([("next", head.target.hasPrefix("/ui") ? head.target : "/ui/")]))
+                headers.add("Cache-Control", "no-store")
+                return HTTPResponse(status: 303, headers: headers)
+            }
             // Only a wrong key counts as a failed authentication, and only a wrong key is turned
             // away while its address is limited: a request with no key is a plain 401 (a browser,
             // a script missing its variable), and a valid key always passes (keys are long random
@@ -171,9 +218,35 @@ public final class AccessControl: HTTPResponder, Sendable {
         return settings.trustedProxies.contains(host)
     }
 
+    /// The sign-in form: the key it carries is checked like a presented key (a wrong one counts
+    /// against the address, which is then limited), and the page is told which key it was.
+    private func signIn(_ head: HTTPRequestHead, _ inner: PreparedRequest) -> PreparedRequest {
+        PreparedRequest(bodyMode: inner.bodyMode, route: inner.route) { [self] body, peer in
+            let remote = clientAddress(peer: peer, forwardedFor: head.headers["X-Forwarded-For"])
+            guard head.method == "POST" else { return inner.respond(body: body, remoteAddress: remote) }
+            var bytes: [UInt8] = []
+            if case .buffered(let buffered) = body { bytes = buffered }
+            let form = (try? QueryParameters(parsing: Substring(decoding: bytes, as: UTF8.self))) ?? QueryParameters()
+            let presented = form["key"]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            if let retry = lockedOut(remote) {
+                return HTML.errorPage(status: 429, message: "too many wrong API keys from this address; retry in \(retry) s")
+            }
+            let key: APIKey?
+            do {
+                key = presented.isEmpty ? nil : try authenticate(presented)
+            } catch {
+                return HTML.errorPage(status: 503, message: "the key store is busy; retry shortly")
+            }
+            if key == nil && !presented.isEmpty { recordFailure(remote) }
+            return UIAuth.$signingIn.withValue(key) { inner.respond(body: body, remoteAddress: remote) }
+        }
+    }
+
     /// read for GET and HEAD and the POSTs that only read; admin for hard deletes, webhooks and
     /// protections; write otherwise.
     static func scopeNeeded(_ head: HTTPRequestHead, route: String) -> Scope {
+        // Signing out changes only the browser's own session.
+        if route == "/ui/sign-out" { return .read }
         // Webhooks hold secrets and make the server call out: admin keys only, reads included.
         if route.hasPrefix("/api/v1/webhooks") || route.hasPrefix("/api/2.0/mlflow/webhooks") { return .admin }
         // Who may move a protected tag or stage is an admin's decision.

@@ -24,6 +24,10 @@ public final class ModelRegistry: Sendable {
         /// The most points one answer may carry of a whole series (MLflow's unpaged metric
         /// history, which is built in memory); a longer series is read in pages.
         public var maxMetricHistoryPoints = 1_000_000
+        /// How long a web UI session lasts (capped by its key's own expiry).
+        public var uiSessionHours = 12
+        /// The most points of one series the UI reads for a chart.
+        public var uiChartMaxPoints = 100_000
         /// The longest a change-feed request may wait for an event.
         public var maxEventWaitMilliseconds = 60_000
         /// The largest artifact, in bytes (413 above it).

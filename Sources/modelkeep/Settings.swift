@@ -34,6 +34,8 @@ struct Settings: Sendable {
     var maxMetadataValueBytes = 64 * 1024
     var maxMetricPointsPerRequest = 10_000
     var maxMetricHistoryPoints = 1_000_000
+    var uiSessionHours = 12
+    var uiChartMaxPoints = 100_000
     var maxJSONDepth = 64
     var maxTagsPerRequest = 64
     var maxChunksPerRequest = 100_000
@@ -175,6 +177,8 @@ struct Settings: Sendable {
         Spec(key: "webhook_first_retry_ms", help: "The wait before a failed delivery's first retry; each later one waits twice as long (with jitter), up to 15 minutes.") { $0.webhookFirstRetryMilliseconds = try int($1, "webhook_first_retry_ms", 10...3_600_000) },
         Spec(key: "webhook_delivery_nice", help: "The CPU priority (nice, 0-19) of webhook sending: above 0 it yields to the API, so bursts of writes are not slowed by their deliveries, which drain when the CPU has room; 0 sends at the API's priority.") { $0.webhookDeliveryNice = try int($1, "webhook_delivery_nice", 0...19) },
         Spec(key: "webhook_batch_ms", help: "How long new deliveries may gather once the queue is empty, so a stream of writes is delivered in a few passes a second (each recorded in one commit); 0 sends each at once.") { $0.webhookBatchMilliseconds = try int($1, "webhook_batch_ms", 0...5_000) },
+        Spec(key: "ui_session_hours", help: "How long a web UI sign-in lasts (never longer than its key).") { $0.uiSessionHours = try int($1, "ui_session_hours", 1...720) },
+        Spec(key: "ui_chart_max_points", help: "The most points of one metric series the web UI reads to draw a chart (the page says when it stops).") { $0.uiChartMaxPoints = try int($1, "ui_chart_max_points", 1_000...10_000_000) },
         Spec(key: "webhook_pause_after_failures", help: "Failed deliveries in a row that pause a webhook (an event says so; PATCH active=true resumes it).") { $0.webhookPauseAfterFailures = try int($1, "webhook_pause_after_failures", 1...100_000) },
         Spec(key: "event_retention_days", help: "Change-feed events older than this are pruned hourly; 0 keeps them forever.") { $0.eventRetentionDays = try int($1, "event_retention_days", 0...36500) },
     ]
@@ -272,6 +276,8 @@ struct Settings: Sendable {
         l.maxMetadataValueBytes = maxMetadataValueBytes
         l.maxMetricPointsPerRequest = maxMetricPointsPerRequest
         l.maxMetricHistoryPoints = maxMetricHistoryPoints
+        l.uiSessionHours = uiSessionHours
+        l.uiChartMaxPoints = uiChartMaxPoints
         l.maxJSONDepth = maxJSONDepth
         l.maxTagsPerRequest = maxTagsPerRequest
         l.maxChunksPerRequest = maxChunksPerRequest

@@ -1,5 +1,7 @@
 import Foundation
+import ModelKeepHTTP
 import ModelKeepJSON
+import ModelKeepRegistry
 @testable import ModelKeepAPI
 import Testing
 import TestSupport
@@ -119,5 +121,85 @@ struct UITests {
         #expect(Chart.reduce(Array(points.prefix(50)), columns: 100, xMin: 0, xMax: 49).count == 50)
         #expect(Chart.ticks(0, 1) == [0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0] || Chart.ticks(0, 1).count == 6)
         #expect(Chart.ticks(0, 9_999) == [0, 2_000, 4_000, 6_000, 8_000])
+    }
+
+    static func form(_ pairs: [String: String]) -> [UInt8] {
+        Array(pairs.sorted { $0.key < $1.key }.map { "\($0.key)=\(PercentDecoding.encodePathSegment($0.value))" }.joined(separator: "&").utf8)
+    }
+
+    static let formType = ["Content-Type": "application/x-www-form-urlencoded"]
+
+    @Test("with auth required, a browser signs in with a key and gets a session cookie (never the key) that opens the UI only, and signs out with its CSRF token")
+    func sessions() throws {
+        var auth = AuthSettings(required: true)
+        auth.failureLimit = 3
+        auth.keyCacheMilliseconds = 0
+        var limits = ModelRegistry.Limits()
+        limits.uiSessionHours = 2
+        let server = try TestServer(limits: limits, auth: auth)
+        let api = try APIClient(.socket, server: server)
+        let admin = AccessTests.bearer(try AccessTests.key(server, "root", .admin))
+        let key = try AccessTests.key(server, "ana", .read, ["team-a"])
+        _ = try api.send("POST", "/api/v1/models", json: ["name": "mine", "namespace": "team-a"], headers: admin)
+        _ = try api.send("POST", "/api/v1/models", json: ["name": "theirs", "namespace": "team-b"], headers: admin)
+
+        let away = try api.get("/ui/models/x?y=1")
+        #expect(away.status == 303)
+        #expect(away.header("Location") == "/ui/sign-in?next=%2Fui%2Fmodels%2Fx%3Fy%3D1")
+        #expect(try api.get("/ui/sign-in").status == 200)
+        #expect(try api.get("/ui/static/modelkeep.css").status == 200)
+        let wrong = try api.send("POST", "/ui/sign-in", raw: Self.form(["key": "mk_aaaaaaaaaaaa_nope", "next": "/ui/"]), headers: Self.formType)
+        #expect(wrong.status == 401)
+        #expect(Self.html(wrong).contains("unknown, revoked or expired"))
+        #expect(wrong.header("Set-Cookie") == nil)
+
+        let signedIn = try api.send("POST", "/ui/sign-in", raw: Self.form(["key": key, "next": "//evil.example/"]), headers: Self.formType)
+        #expect(signedIn.status == 303)
+        #expect(signedIn.header("Location") == "/ui/")  // never to another host
+        let cookie = try #require(signedIn.header("Set-Cookie"))
+        #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/ui"))
+        #expect(cookie.contains("Max-Age=7200") || cookie.contains("Max-Age=7199"))
+        #expect(!cookie.contains(key) && !cookie.contains(String(key.suffix(20))))
+        let session = try #require(cookie.split(separator: ";").first.map(String.init))
+        let page = try api.send("GET", "/ui/", headers: ["Cookie": "theme=dark; " + session])
+        #expect(page.status == 200)
+        #expect(Self.html(page).contains(">mine<") && !Self.html(page).contains(">theirs<"))  // the key's namespaces
+        #expect(Self.html(page).contains("ana <span class=\"muted\">(read)</span>"))
+        // The cookie opens the UI, never the API: no other site can make a browser call it.
+        #expect(try api.send("GET", "/api/v1/models", headers: ["Cookie": session]).status == 401)
+
+        let csrf = try #require(Self.html(page).components(separatedBy: "name=\"csrf\" value=\"").dropFirst().first?.components(separatedBy: "\"").first)
+        #expect(try api.send("POST", "/ui/sign-out", raw: Self.form(["csrf": "forged"]), headers: Self.formType.merging(["Cookie": session]) { $1 }).status == 403)
+        #expect(try api.send("GET", "/ui/", headers: ["Cookie": session]).status == 200)
+        let out = try api.send("POST", "/ui/sign-out", raw: Self.form(["csrf": csrf]), headers: Self.formType.merging(["Cookie": session]) { $1 })
+        #expect(out.status == 303)
+        #expect(out.header("Set-Cookie")?.contains("Max-Age=0") == true)
+        #expect(try api.send("GET", "/ui/", headers: ["Cookie": session]).status == 303)
+
+        // Revoking the key ends its sessions.
+        let again = try api.send("POST", "/ui/sign-in", raw: Self.form(["key": key]), headers: Self.formType)
+        let second = try #require(again.header("Set-Cookie")?.split(separator: ";").first.map(String.init))
+        #expect(try api.send("GET", "/ui/", headers: ["Cookie": second]).status == 200)
+        _ = try server.registry.registry.revokeKey("ana")
+        #expect(try api.send("GET", "/ui/", headers: ["Cookie": second]).status == 303)
+
+        // Wrong keys on the sign-in form count like any other: the address is limited after three.
+        for _ in 0..<2 { _ = try api.send("POST", "/ui/sign-in", raw: Self.form(["key": "mk_aaaaaaaaaaaa_nope"]), headers: Self.formType) }
+        #expect(try api.send("POST", "/ui/sign-in", raw: Self.form(["key": "mk_aaaaaaaaaaaa_nope"]), headers: Self.formType).status == 429)
+    }
+
+    @Test("ui_chart_max_points bounds what a chart reads, and the page says so")
+    func chartLimit() throws {
+        var limits = ModelRegistry.Limits()
+        limits.uiChartMaxPoints = 1_000
+        let api = try APIClient(.socket, server: try TestServer(limits: limits))
+        let model = try api.createModel("m")
+        let version = try #require(try api.post("/api/v1/models/\(model)/versions", [:])["version"]?["id"]?.string)
+        let points: [JSONValue] = (0..<2_500).map { ["key": "loss", "value": .double(Double($0)), "step": .int($0)] }
+        #expect(try api.post("/api/v1/versions/\(version)/metrics", ["points": .array(points)]).status == 201)
+        let page = Self.html(try api.get("/ui/versions/\(version)"))
+        #expect(page.contains("Only the first 1000 points are drawn."))
+        #expect(page.contains("1000 points"))
+        #expect(!page.contains("loss step 1500"))
     }
 }

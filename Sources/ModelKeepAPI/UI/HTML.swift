@@ -78,7 +78,7 @@ enum HTML {
             <link rel="stylesheet" href="/ui/static/modelkeep.css">
             </head>
             <body>
-            <header><a class="brand" href="/ui/">ModelKeep</a><nav aria-label="Breadcrumb">\(crumbs)</nav></header>
+            <header><a class="brand" href="/ui/">ModelKeep</a><nav aria-label="Breadcrumb">\(crumbs)</nav>\(account())</header>
             <main>
             \(body)
             </main>
@@ -86,6 +86,15 @@ enum HTML {
             </html>
             """
         return respond(200, html)
+    }
+
+    /// Who is signed in, with the sign-out button (its form carries the session's CSRF token).
+    static func account() -> String {
+        guard let session = UIAuth.session else { return "" }
+        return """
+            <form class="account" method="post" action="/ui/sign-out"><span>\(escape(session.key.name)) <span class="muted">(\(session.key.scope.rawValue))</span></span>
+            <input type="hidden" name="csrf" value="\(escape(session.csrf))"><button type="submit">Sign out</button></form>
+            """
     }
 
     static func respond(_ status: Int, _ html: String) -> HTTPResponse {

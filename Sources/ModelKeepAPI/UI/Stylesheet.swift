@@ -10,6 +10,9 @@ enum Stylesheet {
         body { margin: 0; background: var(--bg); color: var(--fg); font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
         header { display: flex; gap: 1rem; align-items: baseline; flex-wrap: wrap; padding: .75rem 1.25rem; border-bottom: 1px solid var(--line); }
         .brand { font-weight: 700; color: var(--fg); text-decoration: none; }
+        form.account { margin-left: auto; display: flex; gap: .5rem; align-items: baseline; }
+        form.signin { display: flex; flex-direction: column; gap: .75rem; max-width: 28rem; }
+        form.signin label { display: flex; flex-direction: column; }
         main { padding: 1rem 1.25rem 3rem; max-width: 1200px; }
         a { color: var(--accent); }
         a:focus-visible, button:focus-visible, input:focus-visible, select:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }

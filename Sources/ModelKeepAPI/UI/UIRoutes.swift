@@ -2,6 +2,14 @@ import ModelKeepHTTP
 import ModelKeepJSON
 import ModelKeepRegistry
 
+/// Who is using the UI, bound by `AccessControl` for the request.
+enum UIAuth {
+    /// The signed-in browser's session (nil without one).
+    @TaskLocal static var session: UISession?
+    /// On a sign-in POST: the key the form carried, when it is a live key.
+    @TaskLocal static var signingIn: APIKey?
+}
+
 /// The web UI, served by the daemon itself under `/ui/`: pages built on the server from the same
 /// registry calls as the API (the same access rules), plain links and GET forms (the state is in
 /// the URL), a stylesheet compiled into the binary, no script, nothing from another host.
@@ -11,10 +19,13 @@ import ModelKeepRegistry
 struct UIRoutes {
     let registry: ModelRegistry
 
-    /// The most points of one series read for a chart (the rest are left out, and the page says so).
-    static let maxChartPoints = 100_000
     /// The most metric keys a version page draws charts for.
     static let maxCharts = 12
+    /// The cookie that holds a signed-in browser's session id.
+    static let sessionCookie = "modelkeep_session"
+
+    /// The most points of one series read for a chart (the rest are left out, and the page says so).
+    var maxChartPoints: Int { registry.limits.uiChartMaxPoints }
 
     func register(into router: inout RouterBuilder) {
         router.add("GET", "/", root)
@@ -23,6 +34,83 @@ struct UIRoutes {
         router.add("GET", "/ui/models/{id}", model)
         router.add("GET", "/ui/versions/{version_id}", version)
         router.add("GET", "/ui/static/modelkeep.css", stylesheet)
+        router.add("GET", "/ui/sign-in", signInPage)
+        router.add("POST", "/ui/sign-in", signIn)
+        router.add("POST", "/ui/sign-out", signOut)
+    }
+
+    // MARK: - Signing in and out
+
+    /// Where to go after signing in: a page of the UI, nothing else (no open redirect).
+    static func safeNext(_ next: String?) -> String {
+        guard let next, next.hasPrefix("/ui"), !next.hasPrefix("//"), !next.contains("\\"), !next.hasPrefix("/ui/sign-") else { return "/ui/" }
+        return next
+    }
+
+    func signInPage(_ request: HTTPRequest) throws -> HTTPResponse {
+        signInForm(next: Self.safeNext(request.query["next"]), status: 200, message: nil)
+    }
+
+    private func signInForm(next: String, status: Int, message: String?) -> HTTPResponse {
+        var body = "<h1>Sign in</h1>"
+        if let message { body += "<p class=\"error\" role=\"alert\">\(HTML.escape(message))</p>" }
+        body += """
+            <p>Sign in with an API key (<code>modelkeep keys create</code> makes one). The browser keeps a session,
+            never the key; the pages show what the key may see and do.</p>
+            <form class="signin" method="post" action="/ui/sign-in">
+            <label>API key <input type="password" name="key" autocomplete="off" required autofocus></label>
+            <input type="hidden" name="next" value="\(HTML.escape(next))">
+            <button type="submit">Sign in</button>
+            </form>
+            """
+        let page = HTML.page(title: "Sign in", breadcrumbs: [("Sign in", nil)], body: body)
+        return HTTPResponse(status: status, headers: page.headers, body: page.body)
+    }
+
+    func signIn(_ request: HTTPRequest) throws -> HTTPResponse {
+        let form = try QueryParameters(parsing: Substring(decoding: request.bodyBytes, as: UTF8.self))
+        let next = Self.safeNext(form["next"])
+        guard let key = UIAuth.signingIn else {
+            return signInForm(next: next, status: 401, message: "That key is unknown, revoked or expired.")
+        }
+        let lifetime = Int64(registry.limits.uiSessionHours) * 3_600_000
+        let (id, session) = try registry.createSession(for: key, lifetimeMilliseconds: lifetime)
+        var headers = HTTPHeaders()
+        headers.add("Location", next)
+        headers.add("Cache-Control", "no-store")
+        let seconds = max(1, (session.expiresAt - Clock.nowMilliseconds()) / 1000)
+        headers.add("Set-Cookie", Self.cookie(id, maxAge: seconds, request: request))
+        return HTTPResponse(status: 303, headers: headers)
+    }
+
+    func signOut(_ request: HTTPRequest) throws -> HTTPResponse {
+        let form = try QueryParameters(parsing: Substring(decoding: request.bodyBytes, as: UTF8.self))
+        guard let session = UIAuth.session, let id = AccessControl.sessionCookie(request.headers) else {
+            return HTML.errorPage(status: 400, message: "this browser is not signed in")
+        }
+        guard Self.tokensMatch(form["csrf"] ?? "", session.csrf) else {
+            return HTML.errorPage(status: 403, message: "the form's CSRF token does not match this session; reload the page and try again")
+        }
+        try registry.endSession(id: id)
+        var headers = HTTPHeaders()
+        headers.add("Location", "/ui/sign-in")
+        headers.add("Set-Cookie", Self.cookie("", maxAge: 0, request: request))
+        return HTTPResponse(status: 303, headers: headers)
+    }
+
+    /// The session cookie: HttpOnly (no script reads it), SameSite=Strict (no other site's page
+    /// sends it), for the UI's paths only, Secure when the request came through HTTPS (a proxy says so).
+    static func cookie(_ value: String, maxAge: Int64, request: HTTPRequest) -> String {
+        let secure = request.headers["X-Forwarded-Proto"]?.lowercased() == "https" ? "; Secure" : ""
+        return "\(sessionCookie)=\(value); Path=/ui; Max-Age=\(maxAge); HttpOnly; SameSite=Strict\(secure)"
+    }
+
+    static func tokensMatch(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count, !x.isEmpty else { return false }
+        var difference: UInt8 = 0
+        for i in x.indices { difference |= x[i] ^ y[i] }
+        return difference == 0
     }
 
     /// A browser (it asks for HTML) goes to the UI; API clients get the 404 they always did.
@@ -297,7 +385,7 @@ struct UIRoutes {
                 for key in numeric.prefix(Self.maxCharts) {
                     let (points, cut) = try series(version.id, key)
                     body += "<h3>\(HTML.escape(key))</h3>"
-                    if cut { body += "<p class=\"muted\">Only the first \(Self.maxChartPoints) points are drawn.</p>" }
+                    if cut { body += "<p class=\"muted\">Only the first \(maxChartPoints) points are drawn.</p>" }
                     body += Chart(title: "\(key) by step", xLabel: "step", series: [Chart.Series(name: key, points: points)]).svg()
                 }
                 if numeric.count > Self.maxCharts {
@@ -315,13 +403,13 @@ struct UIRoutes {
         var points: [(x: Double, y: Double)] = []
         var query = MetricSeriesQuery()
         query.page = PageRequest(size: PageRequest.maxSize)
-        while points.count < Self.maxChartPoints {
+        while points.count < maxChartPoints {
             let page = try registry.metricSeries(.version(versionID), key: key, query)
             for point in page.items { if case let .number(value) = point.value, value.isFinite { points.append((x: Double(point.step), y: value)) } }
             guard let next = page.nextPageToken else { return (points, false) }
             query.page.token = next
         }
-        return (Array(points.prefix(Self.maxChartPoints)), true)
+        return (Array(points.prefix(maxChartPoints)), true)
     }
 
     /// JSON indented for reading (big numbers keep every digit: the writer prints what was stored).
