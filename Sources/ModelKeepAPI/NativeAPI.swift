@@ -19,6 +19,7 @@ public enum NativeAPI {
         LinkRoutes(registry: registry).register(into: &builder)
         ConsumerRoutes(registry: registry).register(into: &builder)
         UIRoutes(registry: registry).register(into: &builder)
+        UIActions(registry: registry).register(into: &builder)
         ProtectionRoutes(registry: registry).register(into: &builder)
         ArtifactRoutes(registry: registry).register(into: &builder)
         ChunkRoutes(registry: registry).register(into: &builder)

@@ -10,7 +10,9 @@ public struct UISession: Sendable, Equatable {
 }
 
 extension ModelRegistry {
-    /// 256 random bits as 64 hex digits.
+    /// 256 random bits as 64 hex digits (session ids, CSRF tokens).
+    public static func newToken() -> String { randomToken() }
+
     static func randomToken() -> String {
         var generator = SystemRandomNumberGenerator()
         return Hex.lowercase((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })

@@ -202,4 +202,92 @@ struct UITests {
         #expect(page.contains("1000 points"))
         #expect(!page.contains("loss step 1500"))
     }
+
+    /// The CSRF cookie a page set and the token its forms carry.
+    static func csrf(_ page: APIResponse) throws -> (cookie: String, token: String) {
+        let cookie = try #require(page.header("Set-Cookie")?.split(separator: ";").first.map(String.init))
+        let token = try #require(html(page).components(separatedBy: "name=\"csrf\" value=\"").dropFirst().first?.components(separatedBy: "\"").first)
+        return (cookie, token)
+    }
+
+    @Test("actions are form posts with a CSRF token, to the same rules as the API, with refusals in words")
+    func actions() throws {
+        let api = try APIClient(.socket)
+        let model = try api.createModel("ranker")
+        for _ in 0..<3 { _ = try api.post("/api/v1/models/\(model)/versions", [:]) }
+        _ = try api.post("/api/v1/models/\(model)/versions/2/stage", ["stage": "production"])
+        let page = try api.get("/ui/models/\(model)")
+        let (cookie, token) = try Self.csrf(page)
+        #expect(page.header("Set-Cookie")?.contains("SameSite=Strict") == true)
+        func post(_ path: String, _ fields: [String: String], cookie: String? = cookie) throws -> APIResponse {
+            var headers = Self.formType
+            if let cookie { headers["Cookie"] = cookie }
+            return try api.send("POST", path, raw: Self.form(fields), headers: headers)
+        }
+        // No token, a wrong one, or no cookie: refused, nothing done.
+        #expect(try post("/ui/models/\(model)/tag", ["tag": "champion", "version": "1"]).status == 403)
+        #expect(try post("/ui/models/\(model)/tag", ["tag": "champion", "version": "1", "csrf": "x"]).status == 403)
+        #expect(try post("/ui/models/\(model)/tag", ["tag": "champion", "version": "1", "csrf": token], cookie: nil).status == 403)
+        #expect(try api.get("/api/v1/models/\(model)/tags/champion").status == 404)
+        // A tag: set, refused when taken (in words), moved.
+        let set = try post("/ui/models/\(model)/tag", ["tag": "champion", "version": "1", "csrf": token, "reason": "best so far"])
+        #expect(set.status == 303)
+        #expect(set.header("Location") == "/ui/models/\(model)")
+        let taken = try post("/ui/models/\(model)/tag", ["tag": "champion", "version": "3", "csrf": token])
+        #expect(taken.status == 409)
+        #expect(Self.html(taken).contains("tag champion is held by version 1"))
+        #expect(try post("/ui/models/\(model)/tag", ["tag": "champion", "version": "3", "move": "on", "csrf": token]).status == 303)
+        #expect(try api.get("/api/v1/models/\(model)/tags/champion")["version"]?["version"]?.string == "3")
+        #expect(try api.get("/api/v1/models/\(model)/tags/champion/history")["history"]?[1]?["reason"]?.string == "best so far")
+        // Description and labels.
+        #expect(try post("/ui/models/\(model)/edit", ["description": "ranks <things>", "labels": "team=search\nowner = li\n", "csrf": token]).status == 303)
+        let edited = try api.get("/api/v1/models/\(model)")["model"]
+        #expect(edited?["description"]?.string == "ranks <things>")
+        #expect(edited?["labels"]?["owner"]?.string == "li")
+        #expect(try post("/ui/models/\(model)/edit", ["labels": "no equals sign", "csrf": token]).status == 400)
+        // Promotion says beforehand what it archives, then does it.
+        let v3 = try #require(try api.get("/api/v1/models/\(model)/versions/3")["version"]?["id"]?.string)
+        #expect(Self.html(try api.send("GET", "/ui/versions/\(v3)", headers: ["Cookie": cookie])).contains("to production archives v2"))
+        #expect(try post("/ui/versions/\(v3)/stage", ["stage": "Production", "archive_existing": "on", "csrf": token]).status == 303)
+        #expect(try api.get("/api/v1/models/\(model)/versions/2")["version"]?["stage"]?.string == "archived")
+        // Deleting a version a consumer uses: refused naming it, then forced; restored from its page.
+        _ = try api.put("/api/v1/consumers/svc", ["model_id": .string(model), "policy": "stage", "stage": "production"])
+        let refused = try post("/ui/versions/\(v3)/delete", ["csrf": token])
+        #expect(refused.status == 409)
+        #expect(Self.html(refused).contains("(svc)"))
+        #expect(try post("/ui/versions/\(v3)/delete", ["force": "on", "csrf": token]).status == 303)
+        let deleted = Self.html(try api.send("GET", "/ui/versions/\(v3)", headers: ["Cookie": cookie]))
+        #expect(deleted.contains("This version was deleted"))
+        #expect(try post("/ui/versions/\(v3)/restore", ["csrf": token]).status == 303)
+        #expect(try api.get("/api/v1/versions/\(v3)").status == 200)
+    }
+
+    @Test("a read key's session sees no action forms, and its posts are refused")
+    func readOnlySession() throws {
+        var auth = AuthSettings(required: true)
+        auth.keyCacheMilliseconds = 0
+        let server = try TestServer(auth: auth)
+        let api = try APIClient(.socket, server: server)
+        let admin = AccessTests.bearer(try AccessTests.key(server, "root", .admin))
+        let model = try #require(try api.send("POST", "/api/v1/models", json: ["name": "m"], headers: admin)["model"]?["id"]?.string)
+        _ = try api.send("POST", "/api/v1/models/\(model)/versions", json: [:], headers: admin)
+        let signedIn = try api.send("POST", "/ui/sign-in", raw: Self.form(["key": try AccessTests.key(server, "viewer", .read)]), headers: Self.formType)
+        let session = try #require(signedIn.header("Set-Cookie")?.split(separator: ";").first.map(String.init))
+        let page = try api.send("GET", "/ui/models/\(model)", headers: ["Cookie": session])
+        #expect(page.status == 200)
+        #expect(!Self.html(page).contains("/tag\""))
+        let csrf = try #require(Self.html(page).components(separatedBy: "name=\"csrf\" value=\"").dropFirst().first?.components(separatedBy: "\"").first)
+        let refused = try api.send("POST", "/ui/models/\(model)/tag", raw: Self.form(["tag": "x", "version": "1", "csrf": csrf]),
+                                   headers: Self.formType.merging(["Cookie": session]) { $1 })
+        #expect(refused.status == 403)
+        #expect(Self.html(refused).contains("has scope read"))
+        // A write key's session does it, with the session's own token.
+        let writer = try api.send("POST", "/ui/sign-in", raw: Self.form(["key": try AccessTests.key(server, "editor", .write)]), headers: Self.formType)
+        let writeSession = try #require(writer.header("Set-Cookie")?.split(separator: ";").first.map(String.init))
+        let writePage = Self.html(try api.send("GET", "/ui/models/\(model)", headers: ["Cookie": writeSession]))
+        let writeToken = try #require(writePage.components(separatedBy: "name=\"csrf\" value=\"").dropFirst().first?.components(separatedBy: "\"").first)
+        #expect(try api.send("POST", "/ui/models/\(model)/tag", raw: Self.form(["tag": "x", "version": "1", "csrf": writeToken]),
+                             headers: Self.formType.merging(["Cookie": writeSession]) { $1 }).status == 303)
+        #expect(try api.send("GET", "/api/v1/events?kind=tag.assigned", headers: admin)["events"]?[0]?["actor"]?.string == "editor")
+    }
 }

@@ -11,6 +11,13 @@ enum Stylesheet {
         header { display: flex; gap: 1rem; align-items: baseline; flex-wrap: wrap; padding: .75rem 1.25rem; border-bottom: 1px solid var(--line); }
         .brand { font-weight: 700; color: var(--fg); text-decoration: none; }
         form.account { margin-left: auto; display: flex; gap: .5rem; align-items: baseline; }
+        details.actions { margin: 1.5rem 0; border: 1px solid var(--line); border-radius: 6px; padding: .5rem .75rem; }
+        details.actions summary { cursor: pointer; font-weight: 600; }
+        details.actions form { margin-top: .75rem; }
+        form.edit { display: flex; flex-direction: column; gap: .5rem; max-width: 40rem; }
+        form.edit label { display: flex; flex-direction: column; }
+        textarea { font: inherit; color: var(--fg); background: var(--bg); border: 1px solid var(--line); border-radius: 4px; padding: .3rem .5rem; }
+        button.danger { border-color: var(--error); color: var(--error); }
         form.signin { display: flex; flex-direction: column; gap: .75rem; max-width: 28rem; }
         form.signin label { display: flex; flex-direction: column; }
         main { padding: 1rem 1.25rem 3rem; max-width: 1200px; }

@@ -261,6 +261,21 @@ struct UIRoutes {
             if !metadata.isEmpty {
                 body += "<h2>Metadata</h2><pre class=\"json\">\(HTML.escape(Self.pretty(.object(metadata))))</pre>"
             }
+            let (token, setCookie) = UIActions.ensureToken(request)
+            if UIActions.canWrite {
+                body += "<details class=\"actions\"><summary>Set or move a tag, edit the description and labels</summary>"
+                body += "<form method=\"post\" action=\"\(HTML.escape(HTML.path("models", model.id, "tag")))\" class=\"filters\">\(UIActions.field(token))"
+                body += "<label>Tag <input name=\"tag\" required placeholder=\"production\"></label>"
+                body += "<label>Version <select name=\"version\">"
+                for v in versions.items { body += "<option>\(HTML.escape(v.version))</option>" }
+                body += "</select></label><label class=\"check\"><input type=\"checkbox\" name=\"move\"> move it if another version holds it</label>"
+                body += "<label>Reason <input name=\"reason\" placeholder=\"optional\"></label><button type=\"submit\">Set tag</button></form>"
+                let labelsText = model.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n")
+                body += "<form method=\"post\" action=\"\(HTML.escape(HTML.path("models", model.id, "edit")))\" class=\"edit\">\(UIActions.field(token))"
+                body += "<label>Description <textarea name=\"description\" rows=\"3\">\(HTML.escape(model.description ?? ""))</textarea></label>"
+                body += "<label>Labels, one key=value a line <textarea name=\"labels\" rows=\"3\">\(HTML.escape(labelsText))</textarea></label>"
+                body += "<button type=\"submit\">Save</button></form></details>"
+            }
 
             // A metric across the versions of this page: its last value in each, one point per version.
             var latest: [String: [MetricPoint]] = [:]
@@ -304,8 +319,10 @@ struct UIRoutes {
                 body += "<nav class=\"pager\" aria-label=\"Pages\"><a rel=\"next\" href=\"\(HTML.escape(href))\">Older versions →</a></nav>"
             }
             body += "<p class=\"muted\"><a href=\"\(HTML.escape(Respond.modelPath(model.id)))\">This model as JSON</a></p>"
-            return HTML.page(title: model.name, breadcrumbs: [("Models", "/ui/"), (model.namespace, "/ui/" + HTML.query([("namespace", model.namespace)])),
-                                                              (model.name, nil)], body: body)
+            var response = HTML.page(title: model.name, breadcrumbs: [("Models", "/ui/"), (model.namespace, "/ui/" + HTML.query([("namespace", model.namespace)])),
+                                                                      (model.name, nil)], body: body)
+            if let setCookie { response.headers.add("Set-Cookie", setCookie) }
+            return response
         }
     }
 
@@ -313,13 +330,24 @@ struct UIRoutes {
 
     func version(_ request: HTTPRequest) throws -> HTTPResponse {
         page {
-            let version = try registry.version(.id(request.parameter("version_id")))
+            let version = try registry.version(.id(request.parameter("version_id")), includeDeleted: true)
             let model = try registry.model(id: version.modelID)
-            let metadata = try registry.metadata(.version(version.id))
-            let latest = try registry.latestMetrics(.version(version.id))
-            let artifacts = try registry.listArtifacts(.version(version.id), page: PageRequest(size: 1000))
+            // A deleted version shows its fields and the way back; what hangs off it is hidden with it.
+            let live = version.deletedAt == nil
+            let metadata = live ? try registry.metadata(.version(version.id)) : JSONObject()
+            let latest = live ? try registry.latestMetrics(.version(version.id)) : []
+            let artifactPage = live ? try registry.listArtifacts(.version(version.id), page: PageRequest(size: 1000)) : nil
+            let artifacts = (items: artifactPage?.items ?? [], nextPageToken: artifactPage?.nextPageToken)
 
             var body = "<h1>\(HTML.escape(model.name)) <span class=\"muted\">version</span> \(HTML.escape(version.version))</h1>"
+            let (token, setCookie) = UIActions.ensureToken(request)
+            let path = HTML.path("versions", version.id)
+            if version.deletedAt != nil {
+                body += "<p class=\"error\" role=\"status\">This version was deleted \(HTML.timeElement(version.deletedAt)).</p>"
+                if UIActions.canWrite {
+                    body += "<form method=\"post\" action=\"\(HTML.escape(path))/restore\">\(UIActions.field(token))<button type=\"submit\">Restore it</button></form>"
+                }
+            }
             if let description = version.description { body += "<p class=\"description\">\(HTML.escape(description))</p>" }
             body += "<dl class=\"fields\">"
             if version.stage != .none { body += "<dt>Stage</dt><dd><span class=\"badge stage\">\(version.stage.rawValue)</span></dd>" }
@@ -333,6 +361,26 @@ struct UIRoutes {
             if !version.labels.isEmpty { body += "<dt>Labels</dt><dd>\(HTML.labels(version.labels))</dd>" }
             body += "</dl>"
             if !metadata.isEmpty { body += "<h2>Metadata</h2><pre class=\"json\">\(HTML.escape(Self.pretty(.object(metadata))))</pre>" }
+            if UIActions.canWrite && version.deletedAt == nil {
+                // What a promotion would archive, said before it happens.
+                let holders = ["staging", "production"].compactMap { stage -> String? in
+                    guard let holder = model.stageHolders[stage], holder != version.version else { return nil }
+                    return "to \(stage) archives v\(holder)"
+                }
+                body += "<details class=\"actions\"><summary>Promote, or delete this version</summary>"
+                body += "<form method=\"post\" action=\"\(HTML.escape(path))/stage\" class=\"filters\">\(UIActions.field(token))"
+                body += "<label>Stage <select name=\"stage\">"
+                for stage in ["production", "staging", "archived", "none"] {
+                    body += "<option\(stage == version.stage.rawValue ? " selected" : "")>\(stage)</option>"
+                }
+                body += "</select></label><label class=\"check\"><input type=\"checkbox\" name=\"archive_existing\" checked> archive the version that holds it now</label>"
+                body += "<label>Reason <input name=\"reason\" placeholder=\"optional\"></label>"
+                body += "<label class=\"check\"><input type=\"checkbox\" name=\"force\"> even if consumers use it (archiving)</label><button type=\"submit\">Promote</button></form>"
+                if !holders.isEmpty { body += "<p class=\"muted\">Promoting \(holders.joined(separator: "; ")).</p>" }
+                body += "<form method=\"post\" action=\"\(HTML.escape(path))/delete\" class=\"filters\">\(UIActions.field(token))"
+                body += "<label class=\"check\"><input type=\"checkbox\" name=\"force\"> even if consumers use it</label>"
+                body += "<button type=\"submit\" class=\"danger\">Delete version \(HTML.escape(version.version))</button></form></details>"
+            }
 
             body += "<h2>Artifacts</h2>"
             if artifacts.items.isEmpty {
@@ -393,8 +441,10 @@ struct UIRoutes {
                 }
             }
             body += "<p class=\"muted\"><a href=\"/api/v1/versions/\(HTML.escape(PercentDecoding.encodePathSegment(version.id)))\">This version as JSON</a></p>"
-            return HTML.page(title: "\(model.name) v\(version.version)",
-                             breadcrumbs: [("Models", "/ui/"), (model.name, HTML.path("models", model.id)), ("v" + version.version, nil)], body: body)
+            var response = HTML.page(title: "\(model.name) v\(version.version)",
+                                     breadcrumbs: [("Models", "/ui/"), (model.name, HTML.path("models", model.id)), ("v" + version.version, nil)], body: body)
+            if let setCookie { response.headers.add("Set-Cookie", setCookie) }
+            return response
         }
     }
 
