@@ -290,4 +290,24 @@ struct UITests {
                              headers: Self.formType.merging(["Cookie": writeSession]) { $1 }).status == 303)
         #expect(try api.send("GET", "/api/v1/events?kind=tag.assigned", headers: admin)["events"]?[0]?["actor"]?.string == "editor")
     }
+
+    @Test("compare puts two to four versions side by side, marks the rows that differ and overlays their metrics")
+    func compare() throws {
+        let api = try APIClient(.socket)
+        let model = try api.createModel("ranker")
+        for i in 1...3 {
+            let id = try #require(try api.post("/api/v1/models/\(model)/versions", ["framework": "pytorch", "labels": ["lr": i == 3 ? "0.01" : "0.1"]])["version"]?["id"]?.string)
+            _ = try api.post("/api/v1/versions/\(id)/metrics", ["points": .array((0..<10).map { ["key": "acc", "value": .double(Double(i) + Double($0) / 10), "step": .int($0)] })])
+        }
+        let page = Self.html(try api.get("/ui/models/\(model)/compare?v=1&v=3"))
+        #expect(page.contains("<th scope=\"row\">framework</th><td>pytorch</td><td>pytorch</td>"))  // the same: not marked
+        #expect(page.contains("<tr class=\"differs\"><th scope=\"row\">lr <span class=\"visually-hidden\">(differs)</span></th><td>0.1</td><td>0.01</td>"))
+        #expect(page.contains("<th scope=\"row\">acc <span class=\"visually-hidden\">(differs)</span></th><td>1.9</td><td>3.9</td>"))
+        #expect(page.contains("acc by step, versions overlaid"))
+        #expect(page.contains("v1: 10 points") && page.contains("v3: 10 points"))
+        #expect(try api.get("/ui/models/\(model)/compare?v=1").status == 400)
+        #expect(Self.html(try api.get("/ui/models/\(model)/compare?v=1")).contains("pick two to four versions"))
+        #expect(try api.get("/ui/models/\(model)/compare?v=1&v=9").status == 404)
+        #expect(Self.html(try api.get("/ui/models/\(model)")).contains("/compare\""))
+    }
 }

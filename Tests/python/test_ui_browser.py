@@ -93,6 +93,11 @@ class BrowserTest(unittest.TestCase):
         self.assertIn("loss step 1500: 3.", dom)  # the spike is drawn
         self.assertGreaterEqual(dom.count("<svg"), 3)
 
+    def test_compare(self):
+        dom = self.page(f"/ui/models/{self.model}/compare?v=1&v=3")
+        self.assertIn('class="differs"', dom)
+        self.assertIn("versions overlaid", dom)
+
     def test_the_stylesheet_applies(self):
         # A screenshot of a page whose stylesheet loaded has the plot background's colour.
         with tempfile.TemporaryDirectory() as folder:

@@ -17,6 +17,9 @@ enum Stylesheet {
         form.edit { display: flex; flex-direction: column; gap: .5rem; max-width: 40rem; }
         form.edit label { display: flex; flex-direction: column; }
         textarea { font: inherit; color: var(--fg); background: var(--bg); border: 1px solid var(--line); border-radius: 4px; padding: .3rem .5rem; }
+        table.compare tr.differs td, table.compare tr.differs th { background: var(--badge); font-weight: 600; }
+        table.compare tr.differs th::before { content: "≠ "; color: var(--accent); }
+        table.compare tr.section th { padding-top: 1rem; color: var(--muted); font-size: .85rem; text-transform: uppercase; letter-spacing: .04em; }
         button.danger { border-color: var(--error); color: var(--error); }
         form.signin { display: flex; flex-direction: column; gap: .75rem; max-width: 28rem; }
         form.signin label { display: flex; flex-direction: column; }

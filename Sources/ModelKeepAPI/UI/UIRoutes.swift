@@ -33,6 +33,7 @@ struct UIRoutes {
         router.add("GET", "/ui/", models)
         router.add("GET", "/ui/models/{id}", model)
         router.add("GET", "/ui/versions/{version_id}", version)
+        router.add("GET", "/ui/models/{id}/compare", compare)
         router.add("GET", "/ui/static/modelkeep.css", stylesheet)
         router.add("GET", "/ui/sign-in", signInPage)
         router.add("POST", "/ui/sign-in", signIn)
@@ -314,6 +315,12 @@ struct UIRoutes {
                 }
                 body += "</tbody></table></div>"
             }
+            if versions.items.count >= 2 {
+                body += "<form class=\"filters\" method=\"get\" action=\"\(HTML.escape(HTML.path("models", model.id, "compare")))\">"
+                body += "<label>Compare two to four versions <select name=\"v\" multiple size=\"\(min(6, versions.items.count))\">"
+                for (index, v) in versions.items.enumerated() { body += "<option\(index < 2 ? " selected" : "")>\(HTML.escape(v.version))</option>" }
+                body += "</select></label><button type=\"submit\">Compare</button></form>"
+            }
             if let next = versions.nextPageToken {
                 let href = HTML.path("models", model.id) + HTML.query([("metric", q["metric"]), ("page_token", next)])
                 body += "<nav class=\"pager\" aria-label=\"Pages\"><a rel=\"next\" href=\"\(HTML.escape(href))\">Older versions →</a></nav>"
@@ -445,6 +452,75 @@ struct UIRoutes {
                                      breadcrumbs: [("Models", "/ui/"), (model.name, HTML.path("models", model.id)), ("v" + version.version, nil)], body: body)
             if let setCookie { response.headers.add("Set-Cookie", setCookie) }
             return response
+        }
+    }
+
+    // MARK: - Compare
+
+    /// Two to four versions side by side: fields, labels, metadata and the last value of every
+    /// metric, rows that differ marked; then each metric's charts overlaid.
+    func compare(_ request: HTTPRequest) throws -> HTTPResponse {
+        page {
+            let model = try registry.model(id: request.parameter("id"))
+            var picked: [String] = []
+            for v in request.query.values("v") where !picked.contains(v) { picked.append(v) }
+            guard (2...4).contains(picked.count) else {
+                throw RegistryError.invalid(field: "v", message: "pick two to four versions to compare")
+            }
+            let versions = try picked.map { try registry.version(.number(modelID: model.id, version: $0)) }
+            let metadata = try versions.map { try registry.metadata(.version($0.id)) }
+            let metrics = try versions.map { v in
+                Dictionary(try registry.latestMetrics(.version(v.id)).map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+            }
+            func cell(_ value: MetricPoint?) -> String {
+                switch value?.value {
+                case .number(let n)?: String(n)
+                case .text(let t)?: t
+                case .bytes(let b)?: "\(b.count) bytes"
+                case nil: ""
+                }
+            }
+            var rows: [(section: String, name: String, values: [String])] = []
+            rows.append(("Version", "stage", versions.map { $0.stage.rawValue }))
+            rows.append(("Version", "tags", versions.map { $0.uniqueTags.joined(separator: ", ") }))
+            rows.append(("Version", "framework", versions.map { $0.framework ?? "" }))
+            rows.append(("Version", "source", versions.map { $0.sourceURI ?? "" }))
+            rows.append(("Version", "description", versions.map { $0.description ?? "" }))
+            rows.append(("Version", "created", versions.map { HTML.time($0.createdAt) }))
+            for key in Set(versions.flatMap { $0.labels.keys }).sorted() {
+                rows.append(("Labels", key, versions.map { $0.labels[key] ?? "" }))
+            }
+            for key in Set(metadata.flatMap(\.keys)).sorted() {
+                rows.append(("Metadata", key, metadata.map { $0[key].map { JSONWriter.string($0) } ?? "" }))
+            }
+            let metricKeys = Set(metrics.flatMap(\.keys)).sorted()
+            for key in metricKeys { rows.append(("Metrics (last value)", key, metrics.map { cell($0[key]) })) }
+
+            var body = "<h1>\(HTML.escape(model.name)): versions \(versions.map { HTML.escape($0.version) }.joined(separator: ", "))</h1>"
+            body += "<p class=\"muted\">Rows whose values differ are marked.</p>"
+            body += "<div class=\"scroll\"><table class=\"compare\"><thead><tr><th scope=\"col\"></th>"
+            for v in versions { body += "<th scope=\"col\"><a href=\"\(HTML.escape(HTML.path("versions", v.id)))\">v\(HTML.escape(v.version))</a></th>" }
+            body += "</tr></thead><tbody>"
+            var section = ""
+            for row in rows {
+                if row.section != section {
+                    section = row.section
+                    body += "<tr class=\"section\"><th scope=\"rowgroup\" colspan=\"\(versions.count + 1)\">\(HTML.escape(section))</th></tr>"
+                }
+                let differs = Set(row.values).count > 1
+                body += "<tr\(differs ? " class=\"differs\"" : "")><th scope=\"row\">\(HTML.escape(row.name))\(differs ? " <span class=\"visually-hidden\">(differs)</span>" : "")</th>"
+                for value in row.values { body += "<td>\(HTML.escape(value))</td>" }
+                body += "</tr>"
+            }
+            body += "</tbody></table></div>"
+            let numeric = metricKeys.filter { key in metrics.contains { if case .number? = $0[key]?.value { true } else { false } } }
+            if !numeric.isEmpty { body += "<h2>Metrics by step</h2>" }
+            for key in numeric.prefix(Self.maxCharts) {
+                let overlaid = try versions.map { v in Chart.Series(name: "v\(v.version)", points: try series(v.id, key).points) }
+                body += "<h3>\(HTML.escape(key))</h3>" + Chart(title: "\(key) by step, versions overlaid", xLabel: "step", series: overlaid).svg()
+            }
+            return HTML.page(title: "\(model.name): compare", breadcrumbs: [("Models", "/ui/"), (model.name, HTML.path("models", model.id)), ("Compare", nil)],
+                             body: body)
         }
     }
 
