@@ -20,6 +20,7 @@ public enum NativeAPI {
         ConsumerRoutes(registry: registry).register(into: &builder)
         UIRoutes(registry: registry).register(into: &builder)
         UIActions(registry: registry).register(into: &builder)
+        UIActivity(registry: registry).register(into: &builder)
         ProtectionRoutes(registry: registry).register(into: &builder)
         ArtifactRoutes(registry: registry).register(into: &builder)
         ChunkRoutes(registry: registry).register(into: &builder)

@@ -104,6 +104,40 @@ extension ModelRegistry {
         }
         var clauses = ["id > ?"]
         var arguments: [SQLValue] = [.integer(since)]
+        Self.filter(query, clauses: &clauses, arguments: &arguments)
+        arguments.append(.integer(Int64(query.limit)))
+        let sql = "SELECT \(Self.eventColumns) FROM events WHERE " + clauses.joined(separator: " AND ") + " ORDER BY id LIMIT ?"
+        let deadline = Date().addingTimeInterval(Double(query.waitMilliseconds) / 1000)
+        while true {
+            let seen = changes.current
+            let found = try reading { db in
+                try db.query(sql, arguments, { Self.event(from: $0) })
+            }
+            if !found.isEmpty { return (found, found[found.count - 1].id) }
+            if query.waitMilliseconds == 0 || Date() >= deadline || changes.isClosed { return ([], since) }
+            _ = changes.wait(after: seen, until: deadline)
+        }
+    }
+
+    /// The newest events matching the query's namespace and kinds (up to event `until` when
+    /// given), newest first: for a page that shows what happened lately, then follows the feed.
+    public func recentEvents(_ query: EventQuery, until: Int64? = nil) throws(RegistryError) -> [Event] {
+        guard (1...1000).contains(query.limit) else { throw .invalid(field: "limit", message: "must be between 1 and 1000") }
+        for kind in query.kinds where kind.isEmpty || kind.utf8.count > 64 || kind == ".*" {
+            throw .invalid(field: "kind", message: "must be an event kind such as version.created, or a prefix such as version.*")
+        }
+        var clauses = ["id <= ?"]
+        var arguments: [SQLValue] = [.integer(until ?? Int64.max)]
+        Self.filter(query, clauses: &clauses, arguments: &arguments)
+        arguments.append(.integer(Int64(query.limit)))
+        return try reading { db in
+            try db.query("SELECT \(Self.eventColumns) FROM events WHERE " + clauses.joined(separator: " AND ") + " ORDER BY id DESC LIMIT ?",
+                         arguments, { Self.event(from: $0) })
+        }
+    }
+
+    /// The namespace, the caller's namespaces and the kinds of a query as SQL conditions.
+    private static func filter(_ query: EventQuery, clauses: inout [String], arguments: inout [SQLValue]) {
         if let namespace = query.namespace { clauses.append("namespace = ?"); arguments.append(.text(namespace)) }
         Access.restrict("namespace", clauses: &clauses, arguments: &arguments)
         if !query.kinds.isEmpty {
@@ -121,18 +155,6 @@ extension ModelRegistry {
                 }
             }
             clauses.append("(" + alternatives.joined(separator: " OR ") + ")")
-        }
-        arguments.append(.integer(Int64(query.limit)))
-        let sql = "SELECT \(Self.eventColumns) FROM events WHERE " + clauses.joined(separator: " AND ") + " ORDER BY id LIMIT ?"
-        let deadline = Date().addingTimeInterval(Double(query.waitMilliseconds) / 1000)
-        while true {
-            let seen = changes.current
-            let found = try reading { db in
-                try db.query(sql, arguments, { Self.event(from: $0) })
-            }
-            if !found.isEmpty { return (found, found[found.count - 1].id) }
-            if query.waitMilliseconds == 0 || Date() >= deadline || changes.isClosed { return ([], since) }
-            _ = changes.wait(after: seen, until: deadline)
         }
     }
 

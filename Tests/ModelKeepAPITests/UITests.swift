@@ -310,4 +310,35 @@ struct UITests {
         #expect(try api.get("/ui/models/\(model)/compare?v=1&v=9").status == 404)
         #expect(Self.html(try api.get("/ui/models/\(model)")).contains("/compare\""))
     }
+
+    @Test("activity lists the newest events by namespace and kind, and its feed follows the change feed")
+    func activity() throws {
+        let api = try APIClient(.socket)
+        let model = try api.createModel("<i>m</i>", ["namespace": "vision"])
+        _ = try api.createModel("other", ["namespace": "nlp"])
+        _ = try api.post("/api/v1/models/\(model)/versions", [:])
+        _ = try api.put("/api/v1/models/\(model)/tags/production", ["version": "1", "reason": "canary passed"])
+        let all = Self.html(try api.get("/ui/activity"))
+        #expect(all.contains("&lt;i&gt;m&lt;/i&gt;") && !all.contains("<i>m</i>"))
+        let rows = all.components(separatedBy: "<tr data-id=\"").dropFirst().compactMap { $0.split(separator: "\"").first.flatMap { Int($0) } }
+        #expect(rows.count == 4 && rows == rows.sorted(by: >))  // newest first
+        let tags = Self.html(try api.get("/ui/activity?namespace=vision&kind=tag.*"))
+        #expect(tags.components(separatedBy: "<tr data-id=").count - 1 == 1)
+        #expect(tags.contains("tag production, v1, “canary passed”"))
+        #expect(tags.contains("<script src=\"/ui/static/activity.js\"></script>"))
+        #expect(try api.get("/ui/activity?kind=.*").status == 400)
+        let early = Self.html(try api.get("/ui/activity?until=\(rows.last ?? 0)&wait=0"))
+        #expect(early.components(separatedBy: "<tr data-id=").count - 1 == 1)
+        #expect(early.contains("data-since=\"\(rows.last ?? 0)\" data-wait=\"0\""))
+        let newest = try #require(rows.first)
+        let quiet = try api.get("/ui/activity/feed?since=\(newest)")
+        #expect(quiet["rows"]?.arrayValue == [])
+        _ = try api.createModel("late", ["namespace": "vision"])
+        let fresh = try api.get("/ui/activity/feed?since=\(newest)&namespace=vision&wait=5")
+        #expect(fresh["rows"]?.arrayValue?.count == 1)
+        #expect(fresh["rows"]?[0]?.string?.contains(">late</a>") == true)
+        #expect((fresh["next"]?.int ?? 0) > newest)
+        let script = try api.get("/ui/static/activity.js")
+        #expect(script.header("Content-Type")?.hasPrefix("text/javascript") == true)
+    }
 }

@@ -98,6 +98,19 @@ class BrowserTest(unittest.TestCase):
         self.assertIn('class="differs"', dom)
         self.assertIn("versions overlaid", dom)
 
+    def test_activity_follows_the_feed_while_open(self):
+        # The page as of an earlier event (?until=), so what came after it reaches the page only
+        # through its script following the feed; polls not held open (wait=0), so Chromium's
+        # virtual time runs the script's loop a few times and then dumps the DOM it built.
+        _, feed = self.server.json("GET", "/api/v1/events?since=latest")
+        until = feed["next_since"]
+        self.server.json("POST", "/api/v1/models", {"name": "made-while-watching"})
+        dom, log = self.chromium(f"/ui/activity?until={until}&wait=0", "--dump-dom", "--virtual-time-budget=4000")
+        console = [line for line in log.splitlines() if "CONSOLE" in line]
+        self.assertFalse([line for line in console if "Content Security Policy" in line or "Failed to load" in line], console)
+        self.assertIn("made-while-watching", dom)
+        self.assertIn("new since this page opened", dom)
+
     def test_the_stylesheet_applies(self):
         # A screenshot of a page whose stylesheet loaded has the plot background's colour.
         with tempfile.TemporaryDirectory() as folder:

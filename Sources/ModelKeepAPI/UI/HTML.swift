@@ -78,7 +78,7 @@ enum HTML {
             <link rel="stylesheet" href="/ui/static/modelkeep.css">
             </head>
             <body>
-            <header><a class="brand" href="/ui/">ModelKeep</a><nav aria-label="Breadcrumb">\(crumbs)</nav>\(account())</header>
+            <header><a class="brand" href="/ui/">ModelKeep</a><a href="/ui/activity">Activity</a><nav aria-label="Breadcrumb">\(crumbs)</nav>\(account())</header>
             <main>
             \(body)
             </main>
@@ -102,7 +102,7 @@ enum HTML {
         headers.add("Content-Type", "text/html; charset=utf-8")
         headers.add("Cache-Control", "no-store")
         // Nothing loaded from another host, no inline script, no framing by other sites.
-        headers.add("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+        headers.add("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
         headers.add("X-Content-Type-Options", "nosniff")
         headers.add("Referrer-Policy", "same-origin")
         return HTTPResponse(status: status, headers: headers, body: .bytes(Array(html.utf8)))
