@@ -341,4 +341,50 @@ struct UITests {
         let script = try api.get("/ui/static/activity.js")
         #expect(script.header("Content-Type")?.hasPrefix("text/javascript") == true)
     }
+
+    @Test("versions show their artifact counts and sizes, artifacts what they share through dedupe, and the chart the best value on demand")
+    func figures() throws {
+        let api = try APIClient(.socket)
+        let model = try api.createModel("m")
+        let one = try #require(try api.post("/api/v1/models/\(model)/versions", [:])["version"]?["id"]?.string)
+        let two = try #require(try api.post("/api/v1/models/\(model)/versions", [:])["version"]?["id"]?.string)
+        // Random bytes so the chunks are distinct; the second version holds the same file and another.
+        var generator = SystemRandomNumberGenerator()
+        let weights = (0..<3_000_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        #expect(try api.send("PUT", "/api/v1/versions/\(one)/artifacts/w.bin", raw: weights).status == 201)
+        #expect(try api.send("PUT", "/api/v1/versions/\(two)/artifacts/w.bin", raw: weights).status == 201)
+        #expect(try api.send("PUT", "/api/v1/versions/\(two)/artifacts/config.json", raw: Array("{}".utf8)).status == 201)
+        for (id, values) in [(one, [0.5, 0.9, 0.7]), (two, [0.6, 0.8, 0.75])] {
+            _ = try api.post("/api/v1/versions/\(id)/metrics", ["points": .array(values.enumerated().map { ["key": "acc", "value": .double($1), "step": .int($0)] })])
+        }
+        let page = Self.html(try api.get("/ui/models/\(model)"))
+        #expect(page.contains("<td class=\"num\">2 · 2.9 MiB</td>"))
+        #expect(page.contains("<td class=\"num\">1 · 2.9 MiB</td>"))
+        #expect(page.contains("acc: 2 points, from 0.7 to 0.75, last 0.75"))  // the last values
+        #expect(Self.html(try api.get("/ui/models/\(model)?metric=acc&pick=max")).contains("acc: 2 points, from 0.8 to 0.9, last 0.8"))
+        #expect(Self.html(try api.get("/ui/models/\(model)?metric=acc&pick=min")).contains("acc: 2 points, from 0.5 to 0.6, last 0.6"))
+        let version = Self.html(try api.get("/ui/versions/\(two)"))
+        #expect(version.contains("2.9 MiB (100 %)"))  // w.bin: every chunk is also the first version's
+        #expect(version.contains("<td class=\"num\">0 B (0 %)</td>"))  // config.json shares nothing
+    }
+
+    @Test("markup stored in any field the UI shows stays text: names, labels, metadata, tags' reasons, metric keys, paths")
+    func hostileText() throws {
+        let api = try APIClient(.socket)
+        let evil = "\"><img src=x onerror=alert(1)>"
+        let model = try api.createModel("<script>alert(1)</script>", ["owner": .string(evil), "task": .string(evil), "license": .string(evil),
+                                                                       "description": .string(evil), "labels": [.init(evil): .string(evil)]])
+        let version = try #require(try api.post("/api/v1/models/\(model)/versions", ["framework": .string(evil), "source_uri": .string(evil),
+                                                                                     "labels": ["k": .string(evil)]])["version"]?["id"]?.string)
+        _ = try api.send("PATCH", "/api/v1/models/\(model)/metadata", json: [.init(evil): .string(evil)])
+        _ = try api.post("/api/v1/versions/\(version)/metrics", ["metrics": [.init(evil): 1], "step": 1])
+        _ = try api.send("PUT", "/api/v1/versions/\(version)/artifacts/\(PercentDecoding.encodePathSegment("<b>x</b>.txt"))", raw: Array("x".utf8))
+        _ = try api.put("/api/v1/models/\(model)/tags/t", ["version": "1", "reason": .string(evil)])
+        for path in ["/ui/", "/ui/models/\(model)", "/ui/versions/\(version)", "/ui/versions/\(version)?o=\(PercentDecoding.encodePathSegment(evil))",
+                     "/ui/activity", "/ui/models/\(model)?metric=\(PercentDecoding.encodePathSegment(evil))"] {
+            let page = Self.html(try api.get(path))
+            #expect(!page.contains("<img src=x") && !page.contains("<script>alert") && !page.contains("<b>x</b>"), "\(path)")
+        }
+        #expect(Self.html(try api.get("/ui/models/\(model)")).contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"))
+    }
 }

@@ -285,17 +285,30 @@ struct UIRoutes {
             body += "<h2>Versions</h2>"
             if !keys.isEmpty {
                 let chosen = q["metric"].flatMap { keys.contains($0) ? $0 : nil } ?? keys[0]
+                let pick = ["last", "max", "min"].contains(q["pick"] ?? "") ? q["pick"]! : "last"
+                let extremes = pick == "last" ? [:] : try registry.metricExtremes(parentIDs: versions.items.map(\.id), key: chosen, highest: pick == "max")
                 var points: [(x: Double, y: Double)] = []
                 var labels: [String] = []
                 for v in versions.items.reversed() {
-                    guard let point = latest[v.id]?.first(where: { $0.key == chosen }), case let .number(value) = point.value else { continue }
+                    let value: Double?
+                    if pick == "last" {
+                        if case let .number(n)? = latest[v.id]?.first(where: { $0.key == chosen })?.value { value = n } else { value = nil }
+                    } else {
+                        value = extremes[v.id]
+                    }
+                    guard let value else { continue }
                     points.append((x: Double(points.count + 1), y: value))
                     labels.append(v.version)
                 }
                 body += "<form class=\"filters\" method=\"get\"><label>Metric <select name=\"metric\">"
                 for key in keys { body += "<option\(key == chosen ? " selected" : "")>\(HTML.escape(key))</option>" }
+                body += "</select></label><label>Value <select name=\"pick\">"
+                for (value, title) in [("last", "last"), ("max", "highest"), ("min", "lowest")] {
+                    body += "<option value=\"\(value)\"\(value == pick ? " selected" : "")>\(title)</option>"
+                }
                 body += "</select></label><button type=\"submit\">Show</button></form>"
-                let chart = Chart(title: "\(chosen): the last value of each version (\(labels.first.map { "v" + $0 } ?? "") to \(labels.last.map { "v" + $0 } ?? ""))",
+                let what = pick == "last" ? "the last value" : pick == "max" ? "the highest value" : "the lowest value"
+                let chart = Chart(title: "\(chosen): \(what) of each version (\(labels.first.map { "v" + $0 } ?? "") to \(labels.last.map { "v" + $0 } ?? ""))",
                                   xLabel: "version (in order)", series: [Chart.Series(name: chosen, points: points)])
                 body += chart.svg()
                 if !labels.isEmpty { body += "<p class=\"muted\">Points 1 to \(labels.count) are versions \(HTML.escape(labels.joined(separator: ", "))).</p>" }
@@ -304,12 +317,14 @@ struct UIRoutes {
                 body += "<p class=\"muted\">No versions yet.</p>"
             } else {
                 body += "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Version</th><th scope=\"col\">Stage</th><th scope=\"col\">Tags</th>"
-                body += "<th scope=\"col\">Framework</th><th scope=\"col\">Source</th><th scope=\"col\">Consumers</th><th scope=\"col\">Created</th></tr></thead><tbody>"
+                body += "<th scope=\"col\">Framework</th><th scope=\"col\">Source</th><th scope=\"col\" class=\"num\">Artifacts</th><th scope=\"col\">Consumers</th><th scope=\"col\">Created</th></tr></thead><tbody>"
+                let totals = try registry.artifactTotals(parentIDs: versions.items.map(\.id))
                 for v in versions.items {
                     body += "<tr><td><a href=\"\(HTML.escape(HTML.path("versions", v.id)))\">\(HTML.escape(v.version))</a>\(v.name.map { " <span class=\"muted\">\(HTML.escape($0))</span>" } ?? "")</td>"
                     body += "<td>\(v.stage == .none ? "" : "<span class=\"badge stage\">\(v.stage.rawValue)</span>")</td>"
                     body += "<td>\(v.uniqueTags.map { "<span class=\"badge tag\">\(HTML.escape($0))</span>" }.joined(separator: " "))</td>"
                     body += "<td>\(HTML.escape(v.framework ?? ""))</td><td class=\"uri\">\(HTML.escape(v.sourceURI ?? ""))</td>"
+                    body += "<td class=\"num\">\(totals[v.id].map { "\($0.count) · \(HTML.bytes($0.bytes))" } ?? "")</td>"
                     let consumers = usage.count(versionID: v.id)
                     body += "<td class=\"num\">\(consumers == 0 ? "" : String(consumers))</td><td>\(HTML.timeElement(v.createdAt))</td></tr>"
                 }
@@ -322,7 +337,7 @@ struct UIRoutes {
                 body += "</select></label><button type=\"submit\">Compare</button></form>"
             }
             if let next = versions.nextPageToken {
-                let href = HTML.path("models", model.id) + HTML.query([("metric", q["metric"]), ("page_token", next)])
+                let href = HTML.path("models", model.id) + HTML.query([("metric", q["metric"]), ("pick", q["pick"]), ("page_token", next)])
                 body += "<nav class=\"pager\" aria-label=\"Pages\"><a rel=\"next\" href=\"\(HTML.escape(href))\">Older versions →</a></nav>"
             }
             body += "<p class=\"muted\"><a href=\"\(HTML.escape(Respond.modelPath(model.id)))\">This model as JSON</a></p>"
@@ -395,13 +410,17 @@ struct UIRoutes {
             } else {
                 let total = artifacts.items.reduce(Int64(0)) { $0 + ($1.size ?? 0) }
                 body += "<p>\(artifacts.items.count)\(artifacts.nextPageToken == nil ? "" : "+") file\(artifacts.items.count == 1 ? "" : "s"), \(HTML.bytes(total)).</p>"
-                body += "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Path</th><th scope=\"col\" class=\"num\">Size</th><th scope=\"col\">SHA-256</th>"
-                body += "<th scope=\"col\">Type</th><th scope=\"col\">State</th></tr></thead><tbody>"
+                body += "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Path</th><th scope=\"col\" class=\"num\">Size</th>"
+                body += "<th scope=\"col\" class=\"num\">Shared through dedupe</th><th scope=\"col\">SHA-256</th><th scope=\"col\">Type</th><th scope=\"col\">State</th></tr></thead><tbody>"
+                let shared = try registry.sharedBytes(artifactIDs: artifacts.items.map(\.id))
                 for a in artifacts.items {
                     let depth = a.path.split(separator: "/").count - 1
                     let name = a.uri.map { "<a href=\"\(HTML.escape(Respond.artifactPath(a)))\">\(HTML.escape(a.path))</a> <span class=\"muted\">tracked: \(HTML.escape($0))</span>" }
                         ?? "<a href=\"\(HTML.escape(Respond.artifactPath(a)))\" download>\(HTML.escape(a.path))</a>"
                     body += "<tr><td class=\"path depth\(min(depth, 6))\">\(name)</td><td class=\"num\">\(a.size.map(HTML.bytes) ?? "")</td>"
+                    let sharedBytes = shared[a.id] ?? 0
+                    let percent = (a.size ?? 0) > 0 ? " (\(Int((Double(sharedBytes) / Double(a.size ?? 1) * 100).rounded())) %)" : ""
+                    body += "<td class=\"num\">\(a.uri == nil ? HTML.bytes(sharedBytes) + percent : "")</td>"
                     body += "<td class=\"hash\"><code title=\"\(HTML.escape(a.sha256 ?? ""))\">\(HTML.escape(String((a.sha256 ?? "").prefix(12))))</code></td>"
                     body += "<td>\(HTML.escape(a.fileType?.rawValue ?? a.mimeType))</td><td>\(HTML.escape(a.state))</td></tr>"
                 }

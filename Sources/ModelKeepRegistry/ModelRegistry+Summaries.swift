@@ -1,0 +1,43 @@
+import ModelKeepStorage
+
+/// Figures the web UI shows beside lists: counted in one query per page, not one per row.
+extension ModelRegistry {
+    /// How many artifacts each parent has and their total size, for the parents given (ids
+    /// without artifacts are left out).
+    public func artifactTotals(parentIDs: [String]) throws(RegistryError) -> [String: (count: Int, bytes: Int64)] {
+        guard !parentIDs.isEmpty else { return [:] }
+        let rows = try reading { db in
+            try db.rows(in: parentIDs, "SELECT parent_id, count(*), coalesce(sum(size), 0) FROM artifacts WHERE parent_id IN (?...) GROUP BY parent_id") {
+                (id: $0.text(0), count: Int($0.int64(1)), bytes: $0.int64(2))
+            }
+        }
+        return Dictionary(rows.map { ($0.id, (count: $0.count, bytes: $0.bytes)) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// For each artifact given, how many of its bytes are in chunks that another artifact also
+    /// holds (stored once, through chunk dedupe).
+    public func sharedBytes(artifactIDs: [String]) throws(RegistryError) -> [String: Int64] {
+        guard !artifactIDs.isEmpty else { return [:] }
+        let rows = try reading { db in
+            try db.rows(in: artifactIDs, """
+                SELECT c.artifact_id, sum(c.size) FROM artifact_chunks c WHERE c.artifact_id IN (?...)
+                AND EXISTS (SELECT 1 FROM artifact_chunks o WHERE o.sha256 = c.sha256 AND o.artifact_id != c.artifact_id)
+                GROUP BY c.artifact_id
+                """) { (id: $0.text(0), bytes: $0.int64(1)) }
+        }
+        return Dictionary(rows.map { ($0.id, $0.bytes) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The lowest or highest numeric value of one metric key for each parent given (a scan of
+    /// each series: for a page of versions, not for a whole store).
+    public func metricExtremes(parentIDs: [String], key: String, highest: Bool) throws(RegistryError) -> [String: Double] {
+        guard !parentIDs.isEmpty else { return [:] }
+        let rows = try reading { db in
+            try db.rows(in: parentIDs, """
+                SELECT parent_id, \(highest ? "max" : "min")(number) FROM metrics WHERE parent_id IN (?...) AND key = ? AND number IS NOT NULL
+                GROUP BY parent_id
+                """, extra: [.text(key)]) { (id: $0.text(0), value: $0.double(1)) }
+        }
+        return Dictionary(rows.map { ($0.id, $0.value) }, uniquingKeysWith: { a, _ in a })
+    }
+}
