@@ -50,7 +50,7 @@ public final class AccessControl: HTTPResponder, Sendable {
 
     /// Routes anyone may call: liveness, readiness and the API description; the UI's entry, its
     /// stylesheet and its sign-in page.
-    static let openRoutes: Set<String> = ["/healthz", "/readyz", "/openapi.json", "/", "/ui/static/modelkeep.css", "/ui/static/activity.js"]
+    static let openRoutes: Set<String> = ["/healthz", "/readyz", "/openapi.json", "/", "/ui/static/modelkeep.css", "/ui/static/activity.js", "/ui/static/icon.svg"]
     /// The UI's sign-in: the key comes in a form, counted like any other presented key.
     static let signInRoute = "/ui/sign-in"
 

@@ -76,6 +76,7 @@ enum HTML {
             <meta name="viewport" content="width=device-width, initial-scale=1">
             <title>\(escape(title)) · ModelKeep</title>
             <link rel="stylesheet" href="/ui/static/modelkeep.css">
+            <link rel="icon" href="/ui/static/icon.svg" type="image/svg+xml">
             </head>
             <body>
             <header><a class="brand" href="/ui/">ModelKeep</a><a href="/ui/activity">Activity</a><nav aria-label="Breadcrumb">\(crumbs)</nav>\(account())</header>

@@ -35,6 +35,10 @@ struct UIRoutes {
         router.add("GET", "/ui/versions/{version_id}", version)
         router.add("GET", "/ui/models/{id}/compare", compare)
         router.add("GET", "/ui/static/modelkeep.css", stylesheet)
+        router.add("GET", "/ui/static/icon.svg", icon)
+        // Downloads through the UI (a session opens UI paths only): the API's own download, with
+        // its ranges, ETag and 304.
+        router.add("GET", "/ui/versions/{version_id}/artifacts/{path...}", body: .discard, download)
         router.add("GET", "/ui/sign-in", signInPage)
         router.add("POST", "/ui/sign-in", signIn)
         router.add("POST", "/ui/sign-out", signOut)
@@ -129,6 +133,24 @@ struct UIRoutes {
         headers.add("Content-Type", "text/css; charset=utf-8")
         headers.add("Cache-Control", "public, max-age=3600")
         return HTTPResponse(status: 200, headers: headers, body: .bytes(Array(Stylesheet.css.utf8)))
+    }
+
+    func download(_ request: HTTPRequest) throws -> HTTPResponse {
+        let artifact = try registry.artifact(.version(request.parameter("version_id")), path: request.parameter("path"))
+        return try ArtifactRoutes.serve(artifact, request: request, registry: registry)
+    }
+
+    /// The tab's icon: a stack of three layers, drawn in SVG.
+    func icon(_ request: HTTPRequest) throws -> HTTPResponse {
+        var headers = HTTPHeaders()
+        headers.add("Content-Type", "image/svg+xml")
+        headers.add("Cache-Control", "public, max-age=86400")
+        let svg = """
+            <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#2f6fde"/>\
+            <path d="M6 11l10-5 10 5-10 5z" fill="#fff"/><path d="M6 16l10 5 10-5" stroke="#fff" stroke-width="2.5" fill="none"/>\
+            <path d="M6 21l10 5 10-5" stroke="#fff" stroke-width="2.5" fill="none"/></svg>
+            """
+        return HTTPResponse(status: 200, headers: headers, body: .bytes(Array(svg.utf8)))
     }
 
     /// Runs a page, turning the registry's refusals into an error page in words.
@@ -415,8 +437,9 @@ struct UIRoutes {
                 let shared = try registry.sharedBytes(artifactIDs: artifacts.items.map(\.id))
                 for a in artifacts.items {
                     let depth = a.path.split(separator: "/").count - 1
-                    let name = a.uri.map { "<a href=\"\(HTML.escape(Respond.artifactPath(a)))\">\(HTML.escape(a.path))</a> <span class=\"muted\">tracked: \(HTML.escape($0))</span>" }
-                        ?? "<a href=\"\(HTML.escape(Respond.artifactPath(a)))\" download>\(HTML.escape(a.path))</a>"
+                    let href = path + "/artifacts/" + a.path.split(separator: "/").map { PercentDecoding.encodePathSegment(String($0)) }.joined(separator: "/")
+                    let name = a.uri.map { "<a href=\"\(HTML.escape(href))\">\(HTML.escape(a.path))</a> <span class=\"muted\">tracked: \(HTML.escape($0))</span>" }
+                        ?? "<a href=\"\(HTML.escape(href))\" download>\(HTML.escape(a.path))</a>"
                     body += "<tr><td class=\"path depth\(min(depth, 6))\">\(name)</td><td class=\"num\">\(a.size.map(HTML.bytes) ?? "")</td>"
                     let sharedBytes = shared[a.id] ?? 0
                     let percent = (a.size ?? 0) > 0 ? " (\(Int((Double(sharedBytes) / Double(a.size ?? 1) * 100).rounded())) %)" : ""
@@ -487,6 +510,7 @@ struct UIRoutes {
                 throw RegistryError.invalid(field: "v", message: "pick two to four versions to compare")
             }
             let versions = try picked.map { try registry.version(.number(modelID: model.id, version: $0)) }
+                .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }  // oldest first, however they were picked
             let metadata = try versions.map { try registry.metadata(.version($0.id)) }
             let metrics = try versions.map { v in
                 Dictionary(try registry.latestMetrics(.version(v.id)).map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
