@@ -131,6 +131,21 @@ extension ModelRegistry {
     }
 }
 
+extension ModelRegistry {
+    /// The numeric points of one series (step and value), in step order, up to `limit`, in one
+    /// read: what a chart needs, without paging or the other value kinds.
+    public func metricNumbers(_ parent: ParentReference, key: String, limit: Int) throws(RegistryError) -> [(step: Int64, value: Double)] {
+        try Self.validateMetricKey(key, field: "key")
+        return try reading { db in
+            let resolved = try Self.requireParent(parent, db)
+            return try db.query("""
+                SELECT step, number FROM metrics WHERE parent_id = ? AND key = ? AND number IS NOT NULL
+                ORDER BY step, wallclock, id LIMIT ?
+                """, [.text(resolved.id), .text(key), .integer(Int64(limit))]) { (step: $0.int64(0), value: $0.double(1)) }
+        }
+    }
+}
+
 private struct IdentifiedPoint: Sendable {
     let point: MetricPoint
     let id: Int64

@@ -121,6 +121,7 @@ struct UITests {
         #expect(Chart.reduce(Array(points.prefix(50)), columns: 100, xMin: 0, xMax: 49).count == 50)
         #expect(Chart.ticks(0, 1) == [0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0] || Chart.ticks(0, 1).count == 6)
         #expect(Chart.ticks(0, 9_999) == [0, 2_000, 4_000, 6_000, 8_000])
+        #expect([12.34, -0.46, -3.05, 0, 7.96, 1e9].map(Chart.oneDecimal) == ["12.3", "-0.5", "-3.1", "0.0", "8.0", "1000000000.0"])
     }
 
     static func form(_ pairs: [String: String]) -> [UInt8] {

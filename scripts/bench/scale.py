@@ -154,6 +154,7 @@ def main():
     parser.add_argument("--connections", default="1,32")
     parser.add_argument("--data-dir", help="keep the seeded store here; reused when already seeded")
     parser.add_argument("--out", help="also write the report here")
+    parser.add_argument("--only", help="run only the reads whose name starts with this (\"UI\": the web UI's pages)")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="modelkeep-scale-")
@@ -224,11 +225,18 @@ def main():
                 "GET", "/api/2.0/mlflow/model-versions/search?filter=name%3D%27{name}%27&max_results=100", None),
             f"metric series: 1,000 points from step {mid_step:,}": (
                 "GET", f"/api/v1/versions/{seeded['series_version']}/metrics/loss?from_step={mid_step}&page_size=1000", None),
+            # The web UI's pages, whole (server time: wrk reads the HTML, draws nothing).
+            "UI: the models list, first page by name": ("GET", "/ui/?order_by=name&order=asc", None),
+            "UI: a model page (its 50 newest versions)": ("GET", "/ui/models/{model}", None),
+            f"UI: the version page with the {seeded['per_series']:,}-point series (charts read up to 100,000)": (
+                "GET", f"/ui/versions/{seeded['series_version']}", None),
         }
         say("| read | conns | req/s | p50 ms | p99 ms | max ms | non-2xx |")
         say("|---|---|---|---|---|---|---|")
         peak, peak_anon, failed = 0, 0, 0
         for op in target.ops:
+            if args.only and not op.startswith(args.only):
+                continue
             for c in [int(c) for c in args.connections.split(",")]:
                 r = compare.wrk(target, op, c, args.seconds)
                 peak = max(peak, server.rss_kib())

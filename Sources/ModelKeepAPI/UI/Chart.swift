@@ -62,6 +62,14 @@ struct Chart {
         return values
     }
 
+    /// A coordinate with one decimal (`12.3`, `-0.5`), without a formatter: a chart writes thousands.
+    static func oneDecimal(_ v: Double) -> String {
+        guard v.isFinite else { return "0" }
+        let tenths = Int64((v * 10).rounded())
+        let whole = tenths / 10, fraction = abs(tenths % 10)
+        return (tenths < 0 && whole == 0 ? "-0" : String(whole)) + "." + String(fraction)
+    }
+
     static func format(_ value: Double) -> String {
         if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
         let magnitude = abs(value)
@@ -83,7 +91,7 @@ struct Chart {
         let plotWidth = Double(width) - m.left - m.right, plotHeight = Double(height) - m.top - m.bottom
         func px(_ x: Double) -> Double { m.left + (x - xMin) / (xMax - xMin) * plotWidth }
         func py(_ y: Double) -> Double { m.top + (1 - (y - yMin) / (yMax - yMin)) * plotHeight }
-        func f(_ v: Double) -> String { String(format: "%.1f", v) }
+        func f(_ v: Double) -> String { Self.oneDecimal(v) }
 
         let total = series.reduce(0) { $0 + $1.points.count }
         let summary = series.map { s -> String in

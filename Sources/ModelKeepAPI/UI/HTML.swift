@@ -43,21 +43,19 @@ enum HTML {
         return unit == 0 ? "\(count) B" : "\((value * 10).rounded() / 10) \(units[unit])"
     }
 
-    /// Milliseconds since the epoch as `2026-12-02 14:08 UTC`.
+    /// Milliseconds since the epoch as `2026-12-02 14:08 UTC` (the API's own RFC 3339 writer, cut
+    /// to the minute: no formatter object per row).
     static func time(_ milliseconds: Int64?) -> String {
         guard let milliseconds else { return "" }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm"
-        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000)) + " UTC"
+        let full = Timestamps.rfc3339(milliseconds: milliseconds)  // 2026-12-02T14:08:09.123Z
+        guard let t = full.firstIndex(of: "T") else { return full }
+        return full[..<t] + " " + full[full.index(after: t)...].prefix(5) + " UTC"
     }
 
     /// A `<time>` element with the exact instant as its machine-readable value.
     static func timeElement(_ milliseconds: Int64?) -> String {
         guard let milliseconds else { return "" }
-        let iso = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
-        return "<time datetime=\"\(iso)\">\(escape(time(milliseconds)))</time>"
+        return "<time datetime=\"\(Timestamps.rfc3339(milliseconds: milliseconds))\">\(escape(time(milliseconds)))</time>"
     }
 
     /// The page frame: header with the product's name and navigation, the page's own HTML, no

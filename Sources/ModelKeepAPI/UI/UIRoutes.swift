@@ -567,18 +567,11 @@ struct UIRoutes {
         }
     }
 
-    /// A version's numeric points of one key, in step order, up to `maxChartPoints`.
+    /// A version's numeric points of one key, in step order, up to `maxChartPoints` (one read).
     private func series(_ versionID: String, _ key: String) throws -> (points: [(x: Double, y: Double)], cut: Bool) {
-        var points: [(x: Double, y: Double)] = []
-        var query = MetricSeriesQuery()
-        query.page = PageRequest(size: PageRequest.maxSize)
-        while points.count < maxChartPoints {
-            let page = try registry.metricSeries(.version(versionID), key: key, query)
-            for point in page.items { if case let .number(value) = point.value, value.isFinite { points.append((x: Double(point.step), y: value)) } }
-            guard let next = page.nextPageToken else { return (points, false) }
-            query.page.token = next
-        }
-        return (Array(points.prefix(maxChartPoints)), true)
+        let numbers = try registry.metricNumbers(.version(versionID), key: key, limit: maxChartPoints + 1)
+        let cut = numbers.count > maxChartPoints
+        return (numbers.prefix(maxChartPoints).compactMap { $0.value.isFinite ? (x: Double($0.step), y: $0.value) : nil }, cut)
     }
 
     /// JSON indented for reading (big numbers keep every digit: the writer prints what was stored).
