@@ -48,8 +48,8 @@ public final class AccessControl: HTTPResponder, Sendable {
     /// Keys that authenticated lately, by the presented secret, with when they did.
     private let recent = Locked<[String: (key: APIKey, at: Int64)]>([:])
 
-    /// Routes anyone may call: liveness, readiness and the API description; the UI's entry, its
-    /// stylesheet and its sign-in page.
+    /// Routes anyone may call: liveness, readiness and the API description; the UI's entry and its
+    /// static files (its sign-in page is open too, through `signIn`).
     static let openRoutes: Set<String> = ["/healthz", "/readyz", "/openapi.json", "/", "/ui/static/modelkeep.css", "/ui/static/activity.js", "/ui/static/icon.svg"]
     /// The UI's sign-in: the key comes in a form, counted like any other presented key.
     static let signInRoute = "/ui/sign-in"

@@ -7,9 +7,9 @@ public enum ConsumerPolicy: String, Sendable, CaseIterable {
     case pinned
     /// Whatever version holds a unique tag.
     case tag
-    /// The newest live version in a stage (as MLflow's `models:/<name>/<stage>` resolves).
+    /// The highest live version in a stage (as MLflow's `models:/<name>/<stage>` resolves).
     case stage
-    /// The newest live version of the model.
+    /// The model's newest live version (its `latest_version`).
     case latest
 }
 
