@@ -128,6 +128,9 @@ class WebhookTest(unittest.TestCase):
         ids = [e[1] for e in receiver.events()]
         self.assertEqual(ids, sorted(ids))
         self.assertEqual(receiver.bad_signatures, 0)
+        # The receiver answers before the server records the pass's attempts: wait for the log to catch up.
+        self.assertTrue(wait_for(lambda: [d["status"] for d in server.call("GET", f"/api/v1/webhooks/{hook}/deliveries")[1]["deliveries"]]
+                                 == ["delivered"] * 6))
         status, log = server.call("GET", f"/api/v1/webhooks/{hook}/deliveries")
         self.assertEqual(status, 200)
         self.assertEqual([d["status"] for d in log["deliveries"]], ["delivered"] * 6)
@@ -173,8 +176,10 @@ class WebhookTest(unittest.TestCase):
             server.call("POST", "/api/v1/models", {"name": f"retry-{i}"})
         self.assertTrue(wait_for(lambda: len(receiver.events()) == 3), receiver.events())
         self.assertEqual([e[3]["name"] for e in receiver.events()], ["retry-0", "retry-1", "retry-2"])
-        _, log = server.call("GET", f"/api/v1/webhooks/{hook}/deliveries")
-        self.assertEqual(log["deliveries"][-1]["attempts"], 4)  # three failures, then delivered
+        # The receiver answers before the server records the pass's attempts: wait for the log to catch up.
+        delivered = lambda: server.call("GET", f"/api/v1/webhooks/{hook}/deliveries")[1]["deliveries"]
+        self.assertTrue(wait_for(lambda: [d["status"] for d in delivered()] == ["delivered"] * 3), delivered())
+        self.assertEqual(delivered()[-1]["attempts"], 4)  # three failures, then delivered
         # Failing for good: paused after 4 failures in a row, with an event saying so.
         receiver.always_fail = True
         server.call("POST", "/api/v1/models", {"name": "never"})
