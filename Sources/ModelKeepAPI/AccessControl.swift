@@ -59,15 +59,7 @@ public final class AccessControl: HTTPResponder, Sendable {
     static func isUIRoute(_ route: String) -> Bool { route == "/ui" || route.hasPrefix("/ui/") }
 
     /// The session id a request's cookies carry, if any.
-    static func sessionCookie(_ headers: HTTPHeaders) -> String? {
-        for header in headers.values("Cookie") {
-            for part in header.split(separator: ";") {
-                let pair = part.trimmingCharacters(in: .whitespaces)
-                if pair.hasPrefix(UIRoutes.sessionCookie + "=") { return String(pair.dropFirst(UIRoutes.sessionCookie.count + 1)) }
-            }
-        }
-        return nil
-    }
+    static func sessionCookie(_ headers: HTTPHeaders) -> String? { UIActions.cookie(headers, UIRoutes.sessionCookie) }
     /// POST routes that only read.
     static let readingPosts: Set<String> = [
         "/api/v1/chunks/missing", "/hub/v1/auth",

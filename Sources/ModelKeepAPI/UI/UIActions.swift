@@ -63,28 +63,18 @@ struct UIActions {
     }
 
     /// Runs an action: back to `back` when it worked, a page with the registry's words when not.
-    private func act(_ back: String, _ body: () throws -> Void) -> HTTPResponse {
+    /// A failure of the server itself goes on to the error renderer, which logs it.
+    private func act(_ back: String, _ body: () throws -> Void) throws -> HTTPResponse {
         do {
             try body()
             var headers = HTTPHeaders()
             headers.add("Location", back)
             return HTTPResponse(status: 303, headers: headers)
         } catch let error as RegistryError {
-            let status = switch error {
-            case .invalid: 400
-            case .notFound: 404
-            case .forbidden: 403
-            case .conflict: 409
-            case .tooLarge: 413
-            case .unavailable: 503
-            default: 500
-            }
-            let message = status == 500 ? "the server could not do this" : error.description
+            if case .internalFailure = error { throw error }
             let page = HTML.page(title: "Not done", breadcrumbs: [("Models", "/ui/"), ("Not done", nil)],
-                                 body: "<h1>Not done</h1><p class=\"error\" role=\"alert\">\(HTML.escape(message))</p><p><a href=\"\(HTML.escape(back))\">Back</a></p>")
-            return HTTPResponse(status: status, headers: page.headers, body: page.body)
-        } catch {
-            return HTML.errorPage(status: 400, message: "\(error)")
+                                 body: "<h1>Not done</h1><p class=\"error\" role=\"alert\">\(HTML.escape(error.description))</p><p><a href=\"\(HTML.escape(back))\">Back</a></p>")
+            return HTTPResponse(status: UIRoutes.status(for: error), headers: page.headers, body: page.body)
         }
     }
 
@@ -94,7 +84,7 @@ struct UIActions {
 
     func tag(_ request: HTTPRequest) throws -> HTTPResponse {
         let modelID = request.parameter("id")
-        return act(HTML.path("models", modelID)) {
+        return try act(HTML.path("models", modelID)) {
             let form = try form(request)
             let tag = (form["tag"] ?? "").trimmingCharacters(in: .whitespaces)
             let version = (form["version"] ?? "").trimmingCharacters(in: .whitespaces)
@@ -106,7 +96,7 @@ struct UIActions {
 
     func edit(_ request: HTTPRequest) throws -> HTTPResponse {
         let modelID = request.parameter("id")
-        return act(HTML.path("models", modelID)) {
+        return try act(HTML.path("models", modelID)) {
             let form = try form(request)
             var changes = ModelChanges()
             let description = (form["description"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
@@ -127,7 +117,7 @@ struct UIActions {
 
     func stage(_ request: HTTPRequest) throws -> HTTPResponse {
         let versionID = request.parameter("version_id")
-        return act(HTML.path("versions", versionID)) {
+        return try act(HTML.path("versions", versionID)) {
             let form = try form(request)
             let stage = try VersionRoutes.parseStage(form["stage"] ?? "")
             try ChangeReason.$current.withValue(Self.reason(form)) {
@@ -139,7 +129,7 @@ struct UIActions {
 
     func delete(_ request: HTTPRequest) throws -> HTTPResponse {
         let versionID = request.parameter("version_id")
-        return act(HTML.path("versions", versionID)) {
+        return try act(HTML.path("versions", versionID)) {
             let form = try form(request)
             try registry.deleteVersion(.id(versionID), hard: false, force: form["force"] == "on")
         }
@@ -147,7 +137,7 @@ struct UIActions {
 
     func restore(_ request: HTTPRequest) throws -> HTTPResponse {
         let versionID = request.parameter("version_id")
-        return act(HTML.path("versions", versionID)) {
+        return try act(HTML.path("versions", versionID)) {
             _ = try form(request)
             _ = try registry.restoreVersion(.id(versionID))
         }

@@ -75,7 +75,8 @@ struct UIActivity {
             body += "</tbody></table></div><script src=\"/ui/static/activity.js\"></script>"
             return HTML.page(title: "Activity", breadcrumbs: [("Models", "/ui/"), ("Activity", nil)], body: body)
         } catch {
-            return HTML.errorPage(status: 400, message: "\(error)")
+            if case .internalFailure = error { throw error }
+            return HTML.errorPage(status: UIRoutes.status(for: error), message: error.description)
         }
     }
 

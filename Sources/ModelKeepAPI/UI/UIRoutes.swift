@@ -153,28 +153,36 @@ struct UIRoutes {
         return HTTPResponse(status: 200, headers: headers, body: .bytes(Array(svg.utf8)))
     }
 
-    /// Runs a page, turning the registry's refusals into an error page in words.
-    private func page(_ body: () throws -> HTTPResponse) -> HTTPResponse {
+    /// The HTTP status a page or form answers a registry refusal with (the API's own mapping).
+    static func status(for error: RegistryError) -> Int {
+        switch error {
+        case .invalid: 400
+        case .notFound: 404
+        case .forbidden: 403
+        case .conflict: 409
+        case .tooLarge: 413
+        case .mismatch: 422
+        case .unavailable: 503
+        case .insufficientStorage: 507
+        case .internalFailure: 500
+        }
+    }
+
+    /// Runs a page, turning the registry's refusals into an error page in words. A failure of the
+    /// server itself goes on to the error renderer, which logs it with the request id.
+    private func page(_ body: () throws -> HTTPResponse) throws -> HTTPResponse {
         do {
             return try body()
         } catch let error as RegistryError {
-            let status = switch error {
-            case .invalid: 400
-            case .notFound: 404
-            case .forbidden: 403
-            case .unavailable: 503
-            default: 500
-            }
-            return HTML.errorPage(status: status, message: status == 500 ? "the server could not build this page" : error.description)
-        } catch {
-            return HTML.errorPage(status: 400, message: "\(error)")
+            if case .internalFailure = error { throw error }
+            return HTML.errorPage(status: Self.status(for: error), message: error.description)
         }
     }
 
     // MARK: - Models
 
     func models(_ request: HTTPRequest) throws -> HTTPResponse {
-        page {
+        try page {
             let q = request.query
             var query = ModelQuery()
             query.text = q["q"].flatMap { $0.isEmpty ? nil : $0 }
@@ -241,7 +249,7 @@ struct UIRoutes {
     // MARK: - A model
 
     func model(_ request: HTTPRequest) throws -> HTTPResponse {
-        page {
+        try page {
             let model = try registry.model(id: request.parameter("id"))
             let q = request.query
             var versionQuery = VersionQuery()
@@ -373,7 +381,7 @@ struct UIRoutes {
     // MARK: - A version
 
     func version(_ request: HTTPRequest) throws -> HTTPResponse {
-        page {
+        try page {
             let version = try registry.version(.id(request.parameter("version_id")), includeDeleted: true)
             let model = try registry.model(id: version.modelID)
             // A deleted version shows its fields and the way back; what hangs off it is hidden with it.
@@ -502,7 +510,7 @@ struct UIRoutes {
     /// Two to four versions side by side: fields, labels, metadata and the last value of every
     /// metric, rows that differ marked; then each metric's charts overlaid.
     func compare(_ request: HTTPRequest) throws -> HTTPResponse {
-        page {
+        try page {
             let model = try registry.model(id: request.parameter("id"))
             var picked: [String] = []
             for v in request.query.values("v") where !picked.contains(v) { picked.append(v) }
