@@ -32,7 +32,6 @@ try:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:  # the venv from Tests/python/requirements.txt has it
     webdriver = None
@@ -122,10 +121,18 @@ class BrowserTest(unittest.TestCase):
             self.driver.save_screenshot(os.path.join(SHOTS, shot + ".png"))
 
     def follow(self, element):
-        """Clicks a link or a submit button and waits for the next page to replace this one."""
-        page = self.driver.find_element(By.TAG_NAME, "html")
+        """Clicks a link or a submit button and waits for the next page to replace this one (a mark
+        left on this page's window is gone, and the new one has loaded)."""
+        self.driver.execute_script("window.__left = true;")
         element.click()
-        WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(page))
+
+        def arrived(driver):
+            try:
+                return driver.execute_script("return window.__left === undefined && document.readyState === 'complete'")
+            except Exception:  # between two pages
+                return False
+
+        WebDriverWait(self.driver, 20).until(arrived)
 
     def sign_in(self, key):
         self.open("/ui/")
@@ -211,7 +218,8 @@ class BrowserTest(unittest.TestCase):
         self.assertTrue(any("tag.moved" in r and "beats v2 offline" in r for r in rows), rows)
         # The activity page follows the feed by itself: a change made elsewhere appears at the top.
         self.api("POST", f"/api/v1/models/{self.model}/versions", {})
-        self.assertTrue(wait_for(lambda: "version.created" in d.find_element(By.CSS_SELECTOR, "#activity tbody tr").text, seconds=30))
+        first_row = lambda: d.execute_script("return document.querySelector('#activity tbody tr').textContent")
+        self.assertTrue(wait_for(lambda: "version.created" in first_row(), seconds=30))
         self.assertIn("new since this page opened", d.find_element(By.ID, "live").text)
         # Sign out ends the session.
         self.follow(d.find_element(By.CSS_SELECTOR, "form.account button"))
