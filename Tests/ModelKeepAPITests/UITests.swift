@@ -75,6 +75,9 @@ struct UITests {
         #expect(page.contains("<svg"))
         #expect(page.contains("val/acc: 3 points, from 0.1 to 0.3, last 0.3"))
         #expect(page.contains("<option selected>val/acc</option>"))
+        // A tag on a version that is not on the page's first 50 still links to it.
+        for _ in 0..<50 { _ = try api.post("/api/v1/models/\(model)/versions", [:]) }
+        #expect(Self.html(try api.get("/ui/models/\(model)")).contains("production → <a href=\"/ui/versions/"))
         #expect(try api.get("/ui/models/nope").status == 404)
         #expect(Self.html(try api.get("/ui/models/nope")).contains("model nope does not exist"))
     }

@@ -277,7 +277,9 @@ struct UIRoutes {
             if !pointers.isEmpty {
                 body += "<h2>Tags and stages</h2><ul class=\"badges\">"
                 for (kind, name, version) in pointers {
+                    // A version off this page is looked up (a badge always points somewhere).
                     let id = versions.items.first { $0.version == version }?.id
+                        ?? (try? registry.version(.number(modelID: model.id, version: version)))?.id
                     let consumers = id.map { usage.count(versionID: $0) } ?? 0
                     let target = id.map { "<a href=\"\(HTML.escape(HTML.path("versions", $0)))\">v\(HTML.escape(version))</a>" } ?? "v\(HTML.escape(version))"
                     body += "<li class=\"badge \(kind)\"><span class=\"kind\">\(kind)</span> \(HTML.escape(name)) → \(target)"
