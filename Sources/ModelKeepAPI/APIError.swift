@@ -47,30 +47,47 @@ public struct ErrorRenderer: Sendable {
         case let error as RegistryError:
             switch error {
             case let .invalid(field, message):
-                return (400, "invalid_argument", "\(field): \(message)", ["field": .string(field)], [:])
+                return (error.httpStatus, "invalid_argument", "\(field): \(message)", ["field": .string(field)], [:])
             case let .notFound(message):
-                return (404, "not_found", message, JSONObject(), [:])
+                return (error.httpStatus, "not_found", message, JSONObject(), [:])
             case let .forbidden(message):
-                return (403, "forbidden", message, JSONObject(), [:])
+                return (error.httpStatus, "forbidden", message, JSONObject(), [:])
             case let .conflict(message, details):
-                return (409, "conflict", message, details, [:])
+                return (error.httpStatus, "conflict", message, details, [:])
             case let .tooLarge(message):
-                return (413, "too_large", message, JSONObject(), [:])
+                return (error.httpStatus, "too_large", message, JSONObject(), [:])
             case let .mismatch(message):
-                return (422, "mismatch", message, JSONObject(), [:])
+                return (error.httpStatus, "mismatch", message, JSONObject(), [:])
             case let .unavailable(message):
-                return (503, "unavailable", message, JSONObject(), ["Retry-After": "1"])
+                return (error.httpStatus, "unavailable", message, JSONObject(), ["Retry-After": "1"])
             case let .insufficientStorage(message):
-                return (507, "insufficient_storage", message, JSONObject(), [:])
+                return (error.httpStatus, "insufficient_storage", message, JSONObject(), [:])
             case let .internalFailure(message):
                 logger.error("internal error on \(head.map { "\($0.method) \($0.target)" } ?? "-"): \(message)",
                              metadata: ["request_id": .string(head?.headers["X-Request-Id"] ?? "-")])
-                return (500, "internal", "the server failed to handle the request; the error is in its log", JSONObject(), [:])
+                return (error.httpStatus, "internal", "the server failed to handle the request; the error is in its log", JSONObject(), [:])
             }
         default:
             logger.error("unexpected error on \(head.map { "\($0.method) \($0.target)" } ?? "-"): \(String(describing: error))",
                          metadata: ["request_id": .string(head?.headers["X-Request-Id"] ?? "-")])
             return (500, "internal", "the server failed to handle the request; the error is in its log", JSONObject(), [:])
+        }
+    }
+}
+
+extension RegistryError {
+    /// The status a registry failure is answered with, by the API and the web UI alike.
+    var httpStatus: Int {
+        switch self {
+        case .invalid: 400
+        case .notFound: 404
+        case .forbidden: 403
+        case .conflict: 409
+        case .tooLarge: 413
+        case .mismatch: 422
+        case .unavailable: 503
+        case .insufficientStorage: 507
+        case .internalFailure: 500
         }
     }
 }

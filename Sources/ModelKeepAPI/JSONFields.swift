@@ -212,11 +212,14 @@ struct QueryFields {
     func labels() throws(RegistryError) -> [LabelFilter] {
         try values("label").map { text throws(RegistryError) in
             guard !text.isEmpty else { throw .invalid(field: "label", message: "must be key:value or key") }
-            if let colon = text.firstIndex(of: ":") {
-                return LabelFilter(key: String(text[..<colon]), value: String(text[text.index(after: colon)...]))
-            }
-            return LabelFilter(key: text, value: nil)
+            return Self.labelFilter(text)
         }
+    }
+
+    /// `k:v` (the value may hold more colons), or `k` for "has the key".
+    static func labelFilter(_ text: String) -> LabelFilter {
+        guard let colon = text.firstIndex(of: ":") else { return LabelFilter(key: text, value: nil) }
+        return LabelFilter(key: String(text[..<colon]), value: String(text[text.index(after: colon)...]))
     }
 
     /// `order=asc|desc`.

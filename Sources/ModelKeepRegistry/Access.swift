@@ -130,12 +130,18 @@ extension ModelRegistry {
             }
         }
         guard let found else { return nil }
-        let presentedHash = Array(Self.hashSecret(String(parts[2])).utf8), storedHash = Array(found.hash.utf8)
-        guard presentedHash.count == storedHash.count else { return nil }
-        var difference: UInt8 = 0
-        for i in presentedHash.indices { difference |= presentedHash[i] ^ storedHash[i] }
-        guard difference == 0, found.key.isLive(at: Clock.nowMilliseconds()) else { return nil }
+        guard Self.sameSecret(Self.hashSecret(String(parts[2])), found.hash), found.key.isLive(at: Clock.nowMilliseconds()) else { return nil }
         return found.key
+    }
+
+    /// Whether two secrets (hashes, tokens) are equal, compared in time that does not depend on
+    /// where they differ; empty ones never match.
+    public static func sameSecret(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count, !x.isEmpty else { return false }
+        var difference: UInt8 = 0
+        for i in x.indices { difference |= x[i] ^ y[i] }
+        return difference == 0
     }
 
     static func hashSecret(_ secret: String) -> String {

@@ -136,14 +136,13 @@ extension ModelRegistry {
         ], at: now, db)
     }
 
-    /// Refuses (409) a change that takes away a version consumers use now, unless `force`:
-    /// the error names them, so the caller knows what it would break.
-    static func checkConsumers(of versionIDs: [String], action: String, force: Bool, _ db: SQLiteConnection) throws {
-        guard !force, !versionIDs.isEmpty else { return }
-        let names = try db.query("""
-            SELECT name FROM consumers WHERE resolved_version_id IN (\(Array(repeating: "?", count: versionIDs.count).joined(separator: ",")))
-            ORDER BY name LIMIT 101
-            """, versionIDs.map(SQLValue.text)) { $0.text(0) }
+    /// Refuses (409) a change that takes away a version consumers use now (the consumers
+    /// matching `condition`), unless `force`: the error names them, so the caller knows what it
+    /// would break.
+    static func checkConsumers(where condition: String, _ arguments: [SQLValue], action: String, force: Bool,
+                               _ db: SQLiteConnection) throws {
+        guard !force else { return }
+        let names = try db.query("SELECT name FROM consumers WHERE \(condition) ORDER BY name LIMIT 101", arguments) { $0.text(0) }
         guard !names.isEmpty else { return }
         let shown = names.prefix(100)
         throw RegistryError.conflict(

@@ -224,9 +224,8 @@ extension ModelRegistry {
         let now = Clock.nowMilliseconds()
         try writing { db in
             let model = try Self.requireModel(id: id, includeDeleted: hard, db)
-            let used = try db.query("SELECT DISTINCT resolved_version_id FROM consumers WHERE model_id = ? AND resolved_version_id IS NOT NULL",
-                                    [.text(id)]) { $0.text(0) }
-            try Self.checkConsumers(of: used, action: "deleting model \(model.name)", force: force, db)
+            try Self.checkConsumers(where: "model_id = ? AND resolved_version_id IS NOT NULL", [.text(id)],
+                                    action: "deleting model \(model.name)", force: force, db)
             if hard {
                 try Self.dropConsumers(ofModel: id, namespace: model.namespace, at: now, db)
                 try db.run("DELETE FROM models WHERE id = ?", [.text(id)])

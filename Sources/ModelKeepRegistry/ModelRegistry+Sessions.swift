@@ -11,9 +11,7 @@ public struct UISession: Sendable, Equatable {
 
 extension ModelRegistry {
     /// 256 random bits as 64 hex digits (session ids, CSRF tokens).
-    public static func newToken() -> String { randomToken() }
-
-    static func randomToken() -> String {
+    public static func newToken() -> String {
         var generator = SystemRandomNumberGenerator()
         return Hex.lowercase((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
@@ -22,7 +20,7 @@ extension ModelRegistry {
     /// the session. Expired sessions are removed on the way.
     public func createSession(for key: APIKey, lifetimeMilliseconds: Int64) throws(RegistryError) -> (id: String, session: UISession) {
         let now = Clock.nowMilliseconds()
-        let id = Self.randomToken(), csrf = Self.randomToken()
+        let id = Self.newToken(), csrf = Self.newToken()
         let expires = key.expiresAt.map { min($0, now + lifetimeMilliseconds) } ?? now + lifetimeMilliseconds
         try writing { db in
             try db.run("DELETE FROM ui_sessions WHERE expires_at <= ?", [.integer(now)])

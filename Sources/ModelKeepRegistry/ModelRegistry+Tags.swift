@@ -110,8 +110,8 @@ extension ModelRegistry {
         return try writing { db in
             let version = try Self.requireVersion(reference, db)
             if stage == .archived, version.stage != .archived {
-                try Self.checkConsumers(of: [version.id], action: "archiving version \(version.version) of model \(version.modelID)",
-                                        force: force, db)
+                try Self.checkConsumers(where: "resolved_version_id = ?", [.text(version.id)],
+                                        action: "archiving version \(version.version) of model \(version.modelID)", force: force, db)
             }
             if version.stage != stage {
                 try db.run("UPDATE versions SET stage = ?, updated_at = ? WHERE id = ?",

@@ -219,7 +219,8 @@ extension ModelRegistry {
         let now = Clock.nowMilliseconds()
         try writing { db in
             let version = try Self.requireVersion(reference, includeDeleted: hard, db)
-            try Self.checkConsumers(of: [version.id], action: "deleting version \(version.version) of model \(version.modelID)", force: force, db)
+            try Self.checkConsumers(where: "resolved_version_id = ?", [.text(version.id)],
+                                    action: "deleting version \(version.version) of model \(version.modelID)", force: force, db)
             if hard {
                 try db.run("DELETE FROM versions WHERE id = ?", [.text(version.id)])
             } else {

@@ -31,18 +31,6 @@ enum HTML {
         "/ui/" + segments.map { PercentDecoding.encodePathSegment($0) }.joined(separator: "/")
     }
 
-    /// 1536 -> "1.5 KiB".
-    static func bytes(_ count: Int64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(count)
-        var unit = 0
-        while value >= 1024, unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(count) B" : "\((value * 10).rounded() / 10) \(units[unit])"
-    }
-
     /// Milliseconds since the epoch as `2026-12-02 14:08 UTC` (the API's own RFC 3339 writer, cut
     /// to the minute: no formatter object per row).
     static func time(_ milliseconds: Int64?) -> String {

@@ -56,7 +56,7 @@ struct UIActions {
     /// The form's fields, after checking its token against the session's or the cookie's.
     private func form(_ request: HTTPRequest) throws -> QueryParameters {
         let form = try QueryParameters(parsing: Substring(decoding: request.bodyBytes, as: UTF8.self))
-        guard let expected = Self.token(request), UIRoutes.tokensMatch(form["csrf"] ?? "", expected) else {
+        guard let expected = Self.token(request), ModelRegistry.sameSecret(form["csrf"] ?? "", expected) else {
             throw RegistryError.forbidden("the form's CSRF token does not match this browser's; reload the page and try again")
         }
         return form
@@ -74,7 +74,7 @@ struct UIActions {
             if case .internalFailure = error { throw error }
             let page = HTML.page(title: "Not done", breadcrumbs: [("Models", "/ui/"), ("Not done", nil)],
                                  body: "<h1>Not done</h1><p class=\"error\" role=\"alert\">\(HTML.escape(error.description))</p><p><a href=\"\(HTML.escape(back))\">Back</a></p>")
-            return HTTPResponse(status: UIRoutes.status(for: error), headers: page.headers, body: page.body)
+            return HTTPResponse(status: error.httpStatus, headers: page.headers, body: page.body)
         }
     }
 

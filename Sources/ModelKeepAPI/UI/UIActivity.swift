@@ -76,7 +76,7 @@ struct UIActivity {
             return HTML.page(title: "Activity", breadcrumbs: [("Models", "/ui/"), ("Activity", nil)], body: body)
         } catch {
             if case .internalFailure = error { throw error }
-            return HTML.errorPage(status: UIRoutes.status(for: error), message: error.description)
+            return HTML.errorPage(status: error.httpStatus, message: error.description)
         }
     }
 

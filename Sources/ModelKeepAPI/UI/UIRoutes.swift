@@ -93,7 +93,7 @@ struct UIRoutes {
         guard let session = UIAuth.session, let id = AccessControl.sessionCookie(request.headers) else {
             return HTML.errorPage(status: 400, message: "this browser is not signed in")
         }
-        guard Self.tokensMatch(form["csrf"] ?? "", session.csrf) else {
+        guard ModelRegistry.sameSecret(form["csrf"] ?? "", session.csrf) else {
             return HTML.errorPage(status: 403, message: "the form's CSRF token does not match this session; reload the page and try again")
         }
         try registry.endSession(id: id)
@@ -108,14 +108,6 @@ struct UIRoutes {
     static func cookie(_ value: String, maxAge: Int64, request: HTTPRequest) -> String {
         let secure = request.headers["X-Forwarded-Proto"]?.lowercased() == "https" ? "; Secure" : ""
         return "\(sessionCookie)=\(value); Path=/ui; Max-Age=\(maxAge); HttpOnly; SameSite=Strict\(secure)"
-    }
-
-    static func tokensMatch(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        guard x.count == y.count, !x.isEmpty else { return false }
-        var difference: UInt8 = 0
-        for i in x.indices { difference |= x[i] ^ y[i] }
-        return difference == 0
     }
 
     /// A browser (it asks for HTML) goes to the UI; API clients get the 404 they always did.
@@ -153,21 +145,6 @@ struct UIRoutes {
         return HTTPResponse(status: 200, headers: headers, body: .bytes(Array(svg.utf8)))
     }
 
-    /// The HTTP status a page or form answers a registry refusal with (the API's own mapping).
-    static func status(for error: RegistryError) -> Int {
-        switch error {
-        case .invalid: 400
-        case .notFound: 404
-        case .forbidden: 403
-        case .conflict: 409
-        case .tooLarge: 413
-        case .mismatch: 422
-        case .unavailable: 503
-        case .insufficientStorage: 507
-        case .internalFailure: 500
-        }
-    }
-
     /// Runs a page, turning the registry's refusals into an error page in words. A failure of the
     /// server itself goes on to the error renderer, which logs it with the request id.
     private func page(_ body: () throws -> HTTPResponse) throws -> HTTPResponse {
@@ -175,7 +152,7 @@ struct UIRoutes {
             return try body()
         } catch let error as RegistryError {
             if case .internalFailure = error { throw error }
-            return HTML.errorPage(status: Self.status(for: error), message: error.description)
+            return HTML.errorPage(status: error.httpStatus, message: error.description)
         }
     }
 
@@ -189,12 +166,8 @@ struct UIRoutes {
             query.namespace = q["namespace"].flatMap { $0.isEmpty ? nil : $0 }
             query.owner = q["owner"].flatMap { $0.isEmpty ? nil : $0 }
             query.task = q["task"].flatMap { $0.isEmpty ? nil : $0 }
-            query.labels = q.values("label").filter { !$0.isEmpty }.map { text in
-                if let colon = text.firstIndex(of: ":") {
-                    return LabelFilter(key: String(text[..<colon]), value: String(text[text.index(after: colon)...]))
-                }
-                return LabelFilter(key: text, value: nil)
-            }
+            // The form sends an empty label field when none is asked for.
+            query.labels = q.values("label").filter { !$0.isEmpty }.map(QueryFields.labelFilter)
             let orderBy = q["order_by"].flatMap(ModelOrder.init(rawValue:)) ?? .updatedAt
             query.orderBy = orderBy
             query.descending = (q["order"] ?? (orderBy == .name ? "asc" : "desc")) == "desc"
@@ -356,7 +329,7 @@ struct UIRoutes {
                     body += "<td>\(v.stage == .none ? "" : "<span class=\"badge stage\">\(v.stage.rawValue)</span>")</td>"
                     body += "<td>\(v.uniqueTags.map { "<span class=\"badge tag\">\(HTML.escape($0))</span>" }.joined(separator: " "))</td>"
                     body += "<td>\(HTML.escape(v.framework ?? ""))</td><td class=\"uri\">\(HTML.escape(v.sourceURI ?? ""))</td>"
-                    body += "<td class=\"num\">\(totals[v.id].map { "\($0.count) · \(HTML.bytes($0.bytes))" } ?? "")</td>"
+                    body += "<td class=\"num\">\(totals[v.id].map { "\($0.count) · \(ByteSize.text($0.bytes))" } ?? "")</td>"
                     let consumers = usage.count(versionID: v.id)
                     body += "<td class=\"num\">\(consumers == 0 ? "" : String(consumers))</td><td>\(HTML.timeElement(v.createdAt))</td></tr>"
                 }
@@ -441,7 +414,7 @@ struct UIRoutes {
                 body += "<p class=\"muted\">No artifacts.</p>"
             } else {
                 let total = artifacts.items.reduce(Int64(0)) { $0 + ($1.size ?? 0) }
-                body += "<p>\(artifacts.items.count)\(artifacts.nextPageToken == nil ? "" : "+") file\(artifacts.items.count == 1 ? "" : "s"), \(HTML.bytes(total)).</p>"
+                body += "<p>\(artifacts.items.count)\(artifacts.nextPageToken == nil ? "" : "+") file\(artifacts.items.count == 1 ? "" : "s"), \(ByteSize.text(total)).</p>"
                 body += "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Path</th><th scope=\"col\" class=\"num\">Size</th>"
                 body += "<th scope=\"col\" class=\"num\">Shared through dedupe</th><th scope=\"col\">SHA-256</th><th scope=\"col\">Type</th><th scope=\"col\">State</th></tr></thead><tbody>"
                 let shared = try registry.sharedBytes(artifactIDs: artifacts.items.map(\.id))
@@ -450,10 +423,10 @@ struct UIRoutes {
                     let href = path + "/artifacts/" + a.path.split(separator: "/").map { PercentDecoding.encodePathSegment(String($0)) }.joined(separator: "/")
                     let name = a.uri.map { "<a href=\"\(HTML.escape(href))\">\(HTML.escape(a.path))</a> <span class=\"muted\">tracked: \(HTML.escape($0))</span>" }
                         ?? "<a href=\"\(HTML.escape(href))\" download>\(HTML.escape(a.path))</a>"
-                    body += "<tr><td class=\"path depth\(min(depth, 6))\">\(name)</td><td class=\"num\">\(a.size.map(HTML.bytes) ?? "")</td>"
+                    body += "<tr><td class=\"path depth\(min(depth, 6))\">\(name)</td><td class=\"num\">\(a.size.map(ByteSize.text) ?? "")</td>"
                     let sharedBytes = shared[a.id] ?? 0
                     let percent = (a.size ?? 0) > 0 ? " (\(Int((Double(sharedBytes) / Double(a.size ?? 1) * 100).rounded())) %)" : ""
-                    body += "<td class=\"num\">\(a.uri == nil ? HTML.bytes(sharedBytes) + percent : "")</td>"
+                    body += "<td class=\"num\">\(a.uri == nil ? ByteSize.text(sharedBytes) + percent : "")</td>"
                     body += "<td class=\"hash\"><code title=\"\(HTML.escape(a.sha256 ?? ""))\">\(HTML.escape(String((a.sha256 ?? "").prefix(12))))</code></td>"
                     body += "<td>\(HTML.escape(a.fileType?.rawValue ?? a.mimeType))</td><td>\(HTML.escape(a.state))</td></tr>"
                 }

@@ -1,4 +1,5 @@
 import Foundation
+import ModelKeepAPI
 import ModelKeepJSON
 import ModelKeepSync
 
@@ -37,17 +38,8 @@ enum Output {
         values.isEmpty ? "-" : values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
     }
 
-    /// 1536 -> "1.5 KiB".
-    static func bytes(_ count: Int64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(count)
-        var unit = 0
-        while value >= 1024, unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
-    }
+    /// 1536 -> "1.5 KiB", as the web UI says it.
+    static func bytes(_ count: Int64) -> String { ByteSize.text(count) }
 
     static func duration(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds >= 0 else { return "--" }
