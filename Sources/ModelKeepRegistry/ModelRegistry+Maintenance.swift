@@ -144,6 +144,32 @@ extension ModelRegistry {
                     }
                 }
             }
+            // Every series' lowest step and chart buckets (migration 0018) against its points.
+            let series = try database.read { db in
+                try db.query("""
+                    SELECT parent_id, key, first_step, bucket_shift, step, first, counted, bucketed FROM (
+                        SELECT l.parent_id, l.key, l.first_step, l.bucket_shift, l.step,
+                               (SELECT min(step) FROM metrics m WHERE m.parent_id = l.parent_id AND m.key = l.key) AS first,
+                               iif(l.bucket_shift IS NULL, 0, (SELECT count(*) FROM metrics m
+                                   WHERE m.parent_id = l.parent_id AND m.key = l.key AND m.number IS NOT NULL)) AS counted,
+                               (SELECT coalesce(sum(points), 0) FROM metric_buckets b WHERE b.parent_id = l.parent_id AND b.key = l.key) AS bucketed
+                        FROM metric_latest l)
+                    """) { row in
+                    (parent: row.text(0), key: row.text(1), firstStep: row.isNull(2) ? nil : row.int64(2),
+                     shift: row.isNull(3) ? nil : Int(row.int64(3)), last: row.int64(4), first: row.isNull(5) ? nil : row.int64(5),
+                     counted: row.int64(6), bucketed: row.int64(7))
+                }
+            }
+            for s in series {
+                guard let first = s.first else { continue }
+                let needed = Self.bucketShift(from: first, to: s.last)
+                guard s.firstStep != first || s.shift != needed || s.bucketed != s.counted else { continue }
+                report.problems.append("metric \(s.key) of \(s.parent): its chart buckets do not match its points")
+                if repair {
+                    try database.write { db in try Self.rebuildBuckets(parentID: s.parent, key: s.key, db) }
+                    report.repairs.append("rebuilt the chart buckets of metric \(s.key) of \(s.parent)")
+                }
+            }
             if repair {
                 for sha in corrupt.sorted() {
                     try store.quarantine(sha)

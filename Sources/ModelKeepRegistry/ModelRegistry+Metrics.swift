@@ -30,10 +30,11 @@ extension ModelRegistry {
         }
     }
 
-    /// Appends validated points to a parent's series and keeps its latest point per key, inside
-    /// the caller's transaction.
+    /// Appends validated points to a parent's series and keeps, for each key, its latest point,
+    /// its lowest step and, for a long series, its chart buckets (migration 0018), inside the
+    /// caller's transaction.
     static func insertPoints(_ points: [MetricPoint], parentID: String, _ db: SQLiteConnection) throws {
-        var latest: [String: (point: MetricPoint, id: Int64)] = [:]
+        var series: [String: BatchSeries] = [:]
         for point in points {
             let id = try db.queryFirst("""
                 INSERT INTO metrics (parent_id, key, step, wallclock, number, text, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -41,39 +42,136 @@ extension ModelRegistry {
                 """, [.text(parentID), .text(point.key), .integer(point.step), .integer(point.wallclock)] + Self.columns(point.value)) {
                 $0.int64(0)
             } ?? 0
-            if let current = latest[point.key], (current.point.step, current.point.wallclock) > (point.step, point.wallclock) {
-                continue
-            }
-            latest[point.key] = (point, id)
+            series[point.key, default: BatchSeries(latest: point, latestID: id, firstStep: point.step)].add(point, id: id)
         }
-        // One upsert per key: the batch's latest point replaces the stored one unless that is later.
-        for (key, entry) in latest {
-            try db.run("""
-                INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (parent_id, key) DO UPDATE SET
-                    step = excluded.step, wallclock = excluded.wallclock, point_id = excluded.point_id,
-                    number = excluded.number, text = excluded.text, bytes = excluded.bytes
-                WHERE (excluded.step, excluded.wallclock, excluded.point_id)
-                    >= (metric_latest.step, metric_latest.wallclock, metric_latest.point_id)
-                """, [.text(parentID), .text(key), .integer(entry.point.step), .integer(entry.point.wallclock),
-                      .integer(entry.id)] + Self.columns(entry.point.value))
+        for (key, batch) in series {
+            // One upsert per key: the batch's latest point replaces the stored one unless that is
+            // later; the lowest step only ever goes down. It answers the series as it now stands.
+            let stored = try db.queryFirst(Self.latestUpsert, [
+                .text(parentID), .text(key), .integer(batch.latest.step), .integer(batch.latest.wallclock),
+                .integer(batch.latestID)] + Self.columns(batch.latest.value) + [.integer(batch.firstStep)]) {
+                (first: $0.int64(0), last: $0.int64(1), shift: $0.isNull(2) ? nil : Int($0.int64(2)))
+            }
+            guard let stored else { continue }
+            try Self.keepBuckets(parentID: parentID, key: key, batch: batch.numbers,
+                                 stored: stored.shift, needed: Self.bucketShift(from: stored.first, to: stored.last), db)
         }
     }
 
-    /// Copies every point of one parent's series to another, inside the caller's transaction.
+    /// The latest-point upsert of `insertPoints`: every latest column moves together when the
+    /// new point is later (step, then wallclock, then arrival); SQLite reads every right-hand side
+    /// from the row as it was.
+    private static let latestUpsert: String = {
+        let later = "(excluded.step, excluded.wallclock, excluded.point_id) >= (metric_latest.step, metric_latest.wallclock, metric_latest.point_id)"
+        let moved = ["step", "wallclock", "point_id", "number", "text", "bytes"]
+            .map { "\($0) = iif(\(later), excluded.\($0), metric_latest.\($0))" }.joined(separator: ",\n    ")
+        return """
+            INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (parent_id, key) DO UPDATE SET
+                \(moved),
+                first_step = min(coalesce(metric_latest.first_step, excluded.first_step), excluded.first_step)
+            RETURNING first_step, step, bucket_shift
+            """
+    }()
+
+    /// A series spanning fewer steps than this is read whole for a chart; a longer one keeps
+    /// fewer buckets than this.
+    public static let chartBuckets: UInt64 = 8192
+
+    /// The bucket shift a series from step `first` to `last` needs: nil when it is short enough
+    /// to read whole, else the smallest of 4, 8, ... 52 leaving fewer than `chartBuckets` buckets.
+    public static func bucketShift(from first: Int64, to last: Int64) -> Int? {
+        let span = UInt64(bitPattern: last &- first)   // last >= first: exact even across the sign
+        guard span >= chartBuckets else { return nil }
+        var shift = 4
+        while shift < 52, span >> UInt64(shift) >= chartBuckets { shift += 4 }
+        return shift
+    }
+
+    /// Recomputes a series' lowest step and its buckets from its points (fsck's repair).
+    static func rebuildBuckets(parentID: String, key: String, _ db: SQLiteConnection) throws {
+        let series: [SQLValue] = [.text(parentID), .text(key)]
+        guard let span = try db.queryFirst("""
+            SELECT (SELECT min(step) FROM metrics WHERE parent_id = ?1 AND key = ?2), step FROM metric_latest WHERE parent_id = ?1 AND key = ?2
+            """, series, { $0.isNull(0) ? nil : (first: $0.int64(0), last: $0.int64(1)) }) ?? nil else { return }
+        try db.run("DELETE FROM metric_buckets WHERE parent_id = ? AND key = ?", series)
+        try db.run("UPDATE metric_latest SET first_step = ?, bucket_shift = NULL WHERE parent_id = ? AND key = ?", [.integer(span.first)] + series)
+        try keepBuckets(parentID: parentID, key: key, batch: [], stored: nil, needed: bucketShift(from: span.first, to: span.last), db)
+    }
+
+    /// Brings a series' buckets to the shift it needs and adds a batch's numeric points to them.
+    /// A series that just became long is bucketed from its stored points (the batch's among
+    /// them); one that outgrew its shift has its buckets merged sixteen (or more) to one first.
+    private static func keepBuckets(parentID: String, key: String, batch: [(step: Int64, value: Double)],
+                                    stored: Int?, needed: Int?, _ db: SQLiteConnection) throws {
+        guard let needed else { return }
+        let series: [SQLValue] = [.text(parentID), .text(key)]
+        guard let stored else {
+            try db.run("""
+                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
+                SELECT parent_id, key, ?1, step >> ?1, count(*), min(number), step, 0, 0
+                FROM metrics WHERE parent_id = ?2 AND key = ?3 AND number IS NOT NULL GROUP BY step >> ?1
+                """, [.integer(Int64(needed))] + series)
+            try db.run("""
+                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
+                SELECT parent_id, key, ?1, step >> ?1, 0, 0, 0, max(number), step
+                FROM metrics WHERE parent_id = ?2 AND key = ?3 AND number IS NOT NULL GROUP BY step >> ?1
+                ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET high = excluded.high, high_step = excluded.high_step
+                """, [.integer(Int64(needed))] + series)
+            try db.run("UPDATE metric_latest SET bucket_shift = ? WHERE parent_id = ? AND key = ?", [.integer(Int64(needed))] + series)
+            return
+        }
+        if needed > stored {
+            let shifts: [SQLValue] = [.integer(Int64(needed)), .integer(Int64(needed - stored)), .integer(Int64(stored))]
+            try db.run("""
+                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
+                SELECT parent_id, key, ?1, bucket >> ?2, sum(points), min(low), low_step, 0, 0
+                FROM metric_buckets WHERE parent_id = ?4 AND key = ?5 AND shift = ?3 GROUP BY bucket >> ?2
+                """, shifts + series)
+            try db.run("""
+                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
+                SELECT parent_id, key, ?1, bucket >> ?2, 0, 0, 0, max(high), high_step
+                FROM metric_buckets WHERE parent_id = ?4 AND key = ?5 AND shift = ?3 GROUP BY bucket >> ?2
+                ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET high = excluded.high, high_step = excluded.high_step
+                """, shifts + series)
+            try db.run("DELETE FROM metric_buckets WHERE parent_id = ? AND key = ? AND shift = ?", series + [.integer(Int64(stored))])
+            try db.run("UPDATE metric_latest SET bucket_shift = ? WHERE parent_id = ? AND key = ?", [.integer(Int64(needed))] + series)
+        }
+        // The batch's own buckets, one upsert each; a tie keeps the point already stored.
+        var buckets: [Int64: Bucket] = [:]
+        for point in batch { buckets[point.step >> Int64(needed), default: Bucket(point)].add(point) }
+        for (bucket, b) in buckets {
+            try db.run("""
+                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET
+                    points = points + excluded.points,
+                    low_step = iif(excluded.low < low, excluded.low_step, low_step), low = min(low, excluded.low),
+                    high_step = iif(excluded.high > high, excluded.high_step, high_step), high = max(high, excluded.high)
+                """, series + [.integer(Int64(needed)), .integer(bucket), .integer(b.points),
+                               .real(b.low.value), .integer(b.low.step), .real(b.high.value), .integer(b.high.step)])
+        }
+    }
+
+    /// Copies every point of one parent's series (with their latest points and chart buckets) to
+    /// another that has none yet, inside the caller's transaction.
     static func copyPoints(from sourceID: String, to targetID: String, _ db: SQLiteConnection) throws {
         try db.run("""
             INSERT INTO metrics (parent_id, key, step, wallclock, number, text, bytes)
             SELECT ?, key, step, wallclock, number, text, bytes FROM metrics WHERE parent_id = ? ORDER BY id
             """, [.text(targetID), .text(sourceID)])
         try db.run("""
-            INSERT OR REPLACE INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes)
+            INSERT OR REPLACE INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, bucket_shift)
             SELECT ?, l.key, l.step, l.wallclock,
                    (SELECT max(id) FROM metrics m WHERE m.parent_id = ? AND m.key = l.key AND m.step = l.step AND m.wallclock = l.wallclock),
-                   l.number, l.text, l.bytes
+                   l.number, l.text, l.bytes, l.first_step, l.bucket_shift
             FROM metric_latest l WHERE l.parent_id = ?
             """, [.text(targetID), .text(targetID), .text(sourceID)])
+        try db.run("""
+            INSERT OR REPLACE INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
+            SELECT ?, key, shift, bucket, points, low, low_step, high, high_step FROM metric_buckets WHERE parent_id = ?
+            """, [.text(targetID), .text(sourceID)])
     }
 
     private static func columns(_ value: MetricValue) -> [SQLValue] {
@@ -131,18 +229,88 @@ extension ModelRegistry {
     }
 }
 
+/// What a chart of one series draws: every numeric point of a short series, or the lowest and
+/// highest point of each bucket of a long one (real points, in step order).
+public struct ChartSeries: Sendable {
+    public var points: [(step: Int64, value: Double)]
+    /// Steps per bucket when the points are buckets' lows and highs; nil when they are the points.
+    public var bucketSteps: Int64?
+    /// The numeric points the drawn ones stand for.
+    public var represented: Int64
+    /// The series had more numeric points than the read's limit (a short series only).
+    public var cut: Bool
+}
+
 extension ModelRegistry {
-    /// The numeric points of one series (step and value), in step order, up to `limit`, in one
-    /// read: what a chart needs, without paging or the other value kinds.
-    public func metricNumbers(_ parent: ParentReference, key: String, limit: Int) throws(RegistryError) -> [(step: Int64, value: Double)] {
+    /// One series as a chart reads it, in one read: a series spanning fewer than `chartBuckets`
+    /// steps is read whole, up to `limit` points; a longer one from its buckets (at most
+    /// `chartBuckets` rows), so a chart of a million points costs what one of eight thousand does.
+    public func metricChart(_ parent: ParentReference, key: String, limit: Int) throws(RegistryError) -> ChartSeries {
         try Self.validateMetricKey(key, field: "key")
         return try reading { db in
             let resolved = try Self.requireParent(parent, db)
-            return try db.query("""
-                SELECT step, number FROM metrics WHERE parent_id = ? AND key = ? AND number IS NOT NULL
-                ORDER BY step, wallclock, id LIMIT ?
-                """, [.text(resolved.id), .text(key), .integer(Int64(limit))]) { (step: $0.int64(0), value: $0.double(1)) }
+            let series: [SQLValue] = [.text(resolved.id), .text(key)]
+            let shift = try db.queryFirst("SELECT bucket_shift FROM metric_latest WHERE parent_id = ? AND key = ?", series) {
+                $0.isNull(0) ? nil : $0.int64(0)
+            } ?? nil
+            guard let shift else {
+                let numbers = try db.query("""
+                    SELECT step, number FROM metrics WHERE parent_id = ? AND key = ? AND number IS NOT NULL
+                    ORDER BY step, wallclock, id LIMIT ?
+                    """, series + [.integer(Int64(limit) + 1)]) { (step: $0.int64(0), value: $0.double(1)) }
+                let kept = Array(numbers.prefix(limit))
+                return ChartSeries(points: kept, bucketSteps: nil, represented: Int64(kept.count), cut: numbers.count > limit)
+            }
+            let buckets = try db.query("""
+                SELECT low_step, low, high_step, high, points FROM metric_buckets
+                WHERE parent_id = ? AND key = ? AND shift = ? ORDER BY bucket
+                """, series + [.integer(shift)]) {
+                (low: (step: $0.int64(0), value: $0.double(1)), high: (step: $0.int64(2), value: $0.double(3)), points: $0.int64(4))
+            }
+            var points: [(step: Int64, value: Double)] = []
+            points.reserveCapacity(buckets.count * 2)
+            for b in buckets {
+                // In step order; one point when the low and the high are the same point.
+                if b.low.step == b.high.step && b.low.value == b.high.value {
+                    points.append(b.low)
+                } else if b.low.step <= b.high.step {
+                    points.append(b.low); points.append(b.high)
+                } else {
+                    points.append(b.high); points.append(b.low)
+                }
+            }
+            let represented = buckets.reduce(0) { $0 + $1.points }
+            return ChartSeries(points: points, bucketSteps: 1 << shift, represented: represented, cut: false)
         }
+    }
+}
+
+/// One key's share of a batch: its latest point, its lowest step, its numeric points.
+private struct BatchSeries {
+    var latest: MetricPoint
+    var latestID: Int64
+    var firstStep: Int64
+    var numbers: [(step: Int64, value: Double)] = []
+
+    mutating func add(_ point: MetricPoint, id: Int64) {
+        if (point.step, point.wallclock, id) >= (latest.step, latest.wallclock, latestID) { latest = point; latestID = id }
+        firstStep = min(firstStep, point.step)
+        if case .number(let n) = point.value { numbers.append((point.step, n)) }
+    }
+}
+
+/// A bucket's count and its lowest and highest point (the first of equals).
+private struct Bucket {
+    var points: Int64 = 0
+    var low: (step: Int64, value: Double)
+    var high: (step: Int64, value: Double)
+
+    init(_ point: (step: Int64, value: Double)) { low = point; high = point }
+
+    mutating func add(_ point: (step: Int64, value: Double)) {
+        points += 1
+        if point.value < low.value { low = point }
+        if point.value > high.value { high = point }
     }
 }
 

@@ -463,9 +463,9 @@ struct UIRoutes {
                     body += Chart(title: picked.joined(separator: ", ") + " by step", xLabel: "step", series: overlaid).svg()
                 }
                 for key in numeric.prefix(Self.maxCharts) {
-                    let (points, cut) = try series(version.id, key)
+                    let (points, note) = try series(version.id, key)
                     body += "<h3>\(HTML.escape(key))</h3>"
-                    if cut { body += "<p class=\"muted\">Only the first \(maxChartPoints) points are drawn.</p>" }
+                    if let note { body += "<p class=\"muted\">\(HTML.escape(note))</p>" }
                     body += Chart(title: "\(key) by step", xLabel: "step", series: [Chart.Series(name: key, points: points)]).svg()
                 }
                 if numeric.count > Self.maxCharts {
@@ -550,11 +550,15 @@ struct UIRoutes {
         }
     }
 
-    /// A version's numeric points of one key, in step order, up to `maxChartPoints` (one read).
-    private func series(_ versionID: String, _ key: String) throws -> (points: [(x: Double, y: Double)], cut: Bool) {
-        let numbers = try registry.metricNumbers(.version(versionID), key: key, limit: maxChartPoints + 1)
-        let cut = numbers.count > maxChartPoints
-        return (numbers.prefix(maxChartPoints).compactMap { $0.value.isFinite ? (x: Double($0.step), y: $0.value) : nil }, cut)
+    /// A version's series of one key as a chart draws it (one read): every numeric point of a
+    /// short series up to `maxChartPoints`, or each bucket's lowest and highest of a long one.
+    private func series(_ versionID: String, _ key: String) throws -> (points: [(x: Double, y: Double)], note: String?) {
+        let chart = try registry.metricChart(.version(versionID), key: key, limit: maxChartPoints)
+        let points = chart.points.compactMap { $0.value.isFinite ? (x: Double($0.step), y: $0.value) : nil }
+        if let steps = chart.bucketSteps {
+            return (points, "Drawn from the lowest and highest of every \(steps) steps of \(chart.represented) points (spikes kept); the exact points are in the JSON.")
+        }
+        return (points, chart.cut ? "Only the first \(maxChartPoints) points are drawn." : nil)
     }
 
     /// JSON indented for reading (big numbers keep every digit: the writer prints what was stored).
