@@ -36,25 +36,31 @@ extension ModelRegistry {
     static func insertPoints(_ points: [MetricPoint], parentID: String, _ db: SQLiteConnection) throws {
         var series: [String: BatchSeries] = [:]
         for point in points {
-            let id = try db.queryFirst("""
-                INSERT INTO metrics (parent_id, key, step, wallclock, number, text, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)
-                RETURNING id
-                """, [.text(parentID), .text(point.key), .integer(point.step), .integer(point.wallclock)] + Self.columns(point.value)) {
-                $0.int64(0)
-            } ?? 0
+            try db.run("INSERT INTO metrics (parent_id, key, step, wallclock, number, text, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [.text(parentID), .text(point.key), .integer(point.step), .integer(point.wallclock)] + Self.columns(point.value))
+            let id = db.lastInsertedRowID
             series[point.key, default: BatchSeries(latest: point, latestID: id, firstStep: point.step)].add(point, id: id)
         }
+        // The series as stored before this batch (their span and shift), for every key in one read.
+        let read = { (row: Row) in
+            (row.text(0), (first: row.isNull(1) ? row.int64(2) : row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3))))
+        }
+        let rows = series.count == 1
+            ? try db.query("SELECT key, first_step, step, bucket_shift FROM metric_latest WHERE parent_id = ? AND key = ?",
+                           [.text(parentID), .text(series.keys.first!)], read)
+            : try db.rows(in: Array(series.keys), "SELECT key, first_step, step, bucket_shift FROM metric_latest WHERE key IN (?...) AND parent_id = ?",
+                          extra: [.text(parentID)], read)
+        let stored = Dictionary(rows, uniquingKeysWith: { a, _ in a })
         for (key, batch) in series {
             // One upsert per key: the batch's latest point replaces the stored one unless that is
-            // later; the lowest step only ever goes down. It answers the series as it now stands.
-            let stored = try db.queryFirst(Self.latestUpsert, [
-                .text(parentID), .text(key), .integer(batch.latest.step), .integer(batch.latest.wallclock),
-                .integer(batch.latestID)] + Self.columns(batch.latest.value) + [.integer(batch.firstStep)]) {
-                (first: $0.int64(0), last: $0.int64(1), shift: $0.isNull(2) ? nil : Int($0.int64(2)))
-            }
-            guard let stored else { continue }
+            // later; the lowest step only ever goes down.
+            try db.run(Self.latestUpsert, [.text(parentID), .text(key), .integer(batch.latest.step), .integer(batch.latest.wallclock),
+                                           .integer(batch.latestID)] + Self.columns(batch.latest.value) + [.integer(batch.firstStep)])
+            let before = stored[key]
+            let first = min(before?.first ?? batch.firstStep, batch.firstStep)
+            let last = max(before?.last ?? batch.lastStep, batch.lastStep)
             try Self.keepBuckets(parentID: parentID, key: key, batch: batch.numbers,
-                                 stored: stored.shift, needed: Self.bucketShift(from: stored.first, to: stored.last), db)
+                                 stored: before?.shift, needed: Self.bucketShift(from: first, to: last), db)
         }
     }
 
@@ -71,7 +77,6 @@ extension ModelRegistry {
             ON CONFLICT (parent_id, key) DO UPDATE SET
                 \(moved),
                 first_step = min(coalesce(metric_latest.first_step, excluded.first_step), excluded.first_step)
-            RETURNING first_step, step, bucket_shift
             """
     }()
 
@@ -291,6 +296,9 @@ private struct BatchSeries {
     var latestID: Int64
     var firstStep: Int64
     var numbers: [(step: Int64, value: Double)] = []
+
+    /// The batch's highest step (the latest point's: latest is by step first).
+    var lastStep: Int64 { latest.step }
 
     mutating func add(_ point: MetricPoint, id: Int64) {
         if (point.step, point.wallclock, id) >= (latest.step, latest.wallclock, latestID) { latest = point; latestID = id }

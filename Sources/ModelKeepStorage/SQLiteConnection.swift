@@ -75,6 +75,10 @@ public final class SQLiteConnection: @unchecked Sendable {
         return Int(sqlite3_changes(handle))
     }
 
+    /// The rowid of the last row this connection inserted (`INSERT ... RETURNING id` without
+    /// the RETURNING: SQLite runs that clause as a trigger, which costs a hot insert loop dearly).
+    public var lastInsertedRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
     /// Runs a query and maps every row.
     public func query<T>(_ sql: String, _ arguments: [SQLValue] = [], _ map: (Row) throws -> T) throws -> [T] {
         let statement = try statement(sql)
