@@ -12,6 +12,7 @@ Workloads per round:
   wide      50 requests of 1,000 keys x 1 point (the shape of MLflow's wide log-batch)
 
     scripts/bench/metric-writes --baseline /path/to/old/modelkeep [--rounds 3]
+    scripts/bench/metric-writes --smoke   (the debug build against itself, a tenth of the work, one round)
 
 Every process started here is stopped by its PID."""
 import argparse
@@ -63,7 +64,7 @@ def timed(requests):
     return times
 
 
-def run(binary, work, label):
+def run(binary, work, label, scale):
     data = tempfile.mkdtemp(prefix=label + "-", dir=work)
     process, port = start_server(binary, data)
     try:
@@ -72,18 +73,19 @@ def run(binary, work, label):
         version = c.call("POST", f"/api/v1/models/{model}/versions", {})["version"]["id"]
         path = f"/api/v1/versions/{version}/metrics"
         bodies = []
-        for start in range(0, 20_000, 1_000):
+        steps = 20_000 if scale == 1 else 10_000   # the smoke run still passes 8,192 steps
+        for start in range(0, steps, 1_000):
             bodies.append({"points": [{"key": f"k{k}", "value": (s * 7919 % 1_000_003) / 1e3, "step": s}
                                       for k in range(10) for s in range(start, start + 1_000)]})
         results = {}
         results["batches"] = timed([lambda b=b: c.call("POST", path, b) for b in bodies])
         results["single"] = timed([lambda s=s: c.call("POST", path, {"metrics": {"k0": s / 7.0}, "step": 20_000 + s})
-                                   for s in range(2_000)])
+                                   for s in range(int(2_000 * scale))])
         results["short"] = timed([lambda s=s: c.call("POST", path, {"metrics": {"fresh": s / 7.0}, "step": s})
-                                  for s in range(2_000)])
+                                  for s in range(int(2_000 * scale))])
         results["wide"] = timed([lambda r=r: c.call("POST", path, {"points": [{"key": f"w{k}", "value": r + k / 1e3, "step": r}
                                                                              for k in range(1_000)]})
-                                 for r in range(50)])
+                                 for r in range(max(1, int(50 * scale)))])
         return results
     finally:
         process.terminate()
@@ -95,13 +97,14 @@ def main():
     parser.add_argument("--binary", required=True)
     parser.add_argument("--baseline", required=True)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the one-point and wide requests (the smoke run's 0.1)")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="modelkeep-metric-writes-")
     totals = {"this": {}, "baseline": {}}
     for r in range(args.rounds):
         for label, binary in (("baseline", args.baseline), ("this", args.binary)) if r % 2 == 0 else \
                              (("this", args.binary), ("baseline", args.baseline)):
-            for name, times in run(binary, work, label).items():
+            for name, times in run(binary, work, label, args.scale).items():
                 totals[label].setdefault(name, []).extend(times)
     subprocess.run(["rm", "-rf", work])
     print("| workload | binary | requests | mean ms | p50 ms | p99 ms | this / baseline (mean) |")

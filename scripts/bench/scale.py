@@ -228,7 +228,7 @@ def main():
             # The web UI's pages, whole (server time: wrk reads the HTML, draws nothing).
             "UI: the models list, first page by name": ("GET", "/ui/?order_by=name&order=asc", None),
             "UI: a model page (its 50 newest versions)": ("GET", "/ui/models/{model}", None),
-            f"UI: the version page with the {seeded['per_series']:,}-point series (charts read up to 100,000)": (
+            f"UI: the version page with the {seeded['per_series']:,}-point series (its chart drawn from the series' buckets)": (
                 "GET", f"/ui/versions/{seeded['series_version']}", None),
         }
         say("| read | conns | req/s | p50 ms | p99 ms | max ms | non-2xx |")
