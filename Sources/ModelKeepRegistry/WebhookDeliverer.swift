@@ -39,17 +39,29 @@ public final class WebhookDeliverer: Sendable {
     /// Starts the delivery loop on its own thread.
     public func start() {
         let thread = Thread { [self] in
+            // Whether the last pass found nothing although a commit had woken it.
+            var idleAfterChange = false
             while !stopping.withLock({ $0 }) {
                 let seen = registry.changes.current
                 let pass = (try? runPass()) ?? (sent: 0, full: false)
                 if pass.sent == 0 {
                     // Nothing due: wait for the next commit (a new event) or a retry to come due.
-                    _ = registry.changes.wait(after: seen, until: Date().addingTimeInterval(0.5))
+                    // When the pass before also came of a commit and found nothing (writes that no
+                    // webhook wants), the commits after this one gather for the window first: a
+                    // stream of such writes wakes this loop a few times a second, not once each.
+                    let changed = registry.changes.wait(after: seen, until: Date().addingTimeInterval(0.5))
+                    if changed && idleAfterChange && policy.batchMilliseconds > 0 {
+                        _ = wake.wait(timeout: .now() + .milliseconds(policy.batchMilliseconds))
+                    }
+                    idleAfterChange = changed
                 } else if !pass.full && policy.batchMilliseconds > 0 {
                     // The queue is drained: let the next deliveries gather for a moment, so that a
                     // stream of writes is answered by a few passes (each recorded in one commit)
                     // rather than one pass, and one more commit, per write. A backlog goes on at once.
                     _ = wake.wait(timeout: .now() + .milliseconds(policy.batchMilliseconds))
+                    idleAfterChange = false
+                } else {
+                    idleAfterChange = false
                 }
             }
             finished.signal()

@@ -123,6 +123,26 @@ struct WebhookLogTests {
         #expect(try api.get("/api/v1/webhooks/\(hook)/deliveries")["deliveries"]?.arrayValue == [])
     }
 
+    @Test("a delivery's id is 32 hex digits, unique across events and webhooks, and a redelivery gets a new one")
+    func deliveryIDs() throws {
+        let api = try APIClient(.router)
+        let hooks = try (0..<2).map { i in
+            try #require(try api.send("POST", "/api/v1/webhooks", json: ["url": .string("http://127.0.0.1:9/\(i)"), "events": ["model.*"]])["webhook"]?["id"]?.string)
+        }
+        for name in ["one", "two", "three"] { _ = try api.createModel(name) }
+        var ids: [String] = []
+        for hook in hooks {
+            let log = try api.get("/api/v1/webhooks/\(hook)/deliveries")["deliveries"]?.arrayValue ?? []
+            #expect(log.count == 3)
+            ids += log.compactMap { $0["id"]?.string }
+        }
+        #expect(ids.count == 6 && Set(ids).count == 6)
+        #expect(ids.allSatisfy { $0.utf8.count == 32 && $0.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) } })
+        let again = try api.post("/api/v1/webhooks/\(hooks[0])/deliveries/\(ids[0])/redeliver", [:])
+        let fresh = try #require(again["delivery"]?["id"]?.string)
+        #expect(!ids.contains(fresh) && fresh.utf8.count == 32)
+    }
+
     @Test("once the queue is empty, new deliveries gather for webhook_batch_ms before the next pass; stop does not wait it out")
     func batching() throws {
         let api = try APIClient(.router)
