@@ -12,6 +12,7 @@ public struct ErrorRenderer: Sendable {
 
     public func response(for error: any Error, head: HTTPRequestHead?) -> HTTPResponse {
         if let head, MLflowError.isMLflowPath(head.path) { return mlflowResponse(for: error, head: head) }
+        if let head, OCIError.isOCIPath(head.path) { return ociResponse(for: error, head: head) }
         let (status, code, message, details, headers) = describe(error, head: head)
         var body = JSONObject()
         var inner: JSONObject = ["code": .string(code), "message": .string(message)]
@@ -36,6 +37,22 @@ public struct ErrorRenderer: Sendable {
             for (name, value) in native.headers.sorted(by: { $0.key < $1.key }) { responseHeaders.add(name, value) }
         }
         let body: JSONValue = ["error_code": .string(code), "message": .string(message)]
+        return .json(status, JSONWriter.bytes(body), headers: responseHeaders)
+    }
+
+    /// The OCI Distribution error shape, `{"errors": [{"code", "message", "detail"}]}`, which
+    /// OCI clients (skopeo, oras, docker) read.
+    func ociResponse(for error: any Error, head: HTTPRequestHead) -> HTTPResponse {
+        let status: Int, code: String, message: String
+        var responseHeaders: HTTPHeaders = [OCIRoutes.apiVersion.0: OCIRoutes.apiVersion.1]
+        if let error = error as? OCIError {
+            (status, code, message) = (error.status, error.code, error.message)
+        } else {
+            let native = describe(error, head: head)
+            (status, code, message) = (native.status, OCIError.code(status: native.status), native.message)
+            for (name, value) in native.headers.sorted(by: { $0.key < $1.key }) { responseHeaders.add(name, value) }
+        }
+        let body: JSONValue = ["errors": [["code": .string(code), "message": .string(message), "detail": .null]]]
         return .json(status, JSONWriter.bytes(body), headers: responseHeaders)
     }
 

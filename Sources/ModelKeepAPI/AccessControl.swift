@@ -141,8 +141,10 @@ public final class AccessControl: HTTPResponder, Sendable {
                 let message = presented == nil
                     ? "this server needs an API key: Authorization: Bearer <key>, x-api-key: <key>, or Basic with the key as password"
                     : "the API key is unknown, revoked or expired"
+                // OCI clients (skopeo, oras, docker) answer a Basic challenge with their credentials.
+                let challenge = OCIError.isOCIPath(head.path) ? "Basic realm=\"modelkeep\"" : "Bearer realm=\"modelkeep\""
                 return router.response(for: HTTPError(status: 401, code: "unauthenticated", message: message,
-                                                      headers: ["WWW-Authenticate": "Bearer realm=\"modelkeep\""]), head: head)
+                                                      headers: ["WWW-Authenticate": challenge]), head: head)
             }
             guard key.scope >= needed else {
                 return router.response(for: HTTPError(status: 403, code: "forbidden",

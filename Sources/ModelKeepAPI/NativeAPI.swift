@@ -31,6 +31,7 @@ public enum NativeAPI {
         MLflowTrackingRoutes(registry: registry).register(into: &builder)
         MLflowLoggedModelRoutes(registry: registry).register(into: &builder)
         MLflowWebhookRoutes(registry: registry).register(into: &builder)
+        OCIRoutes(registry: registry).register(into: &builder)
         OperationRoutes(registry: registry, openAPI: JSONWriter.bytes(OpenAPIDocument.document),
                         metrics: metrics).register(into: &builder)
         let renderer = ErrorRenderer(logger: logger)

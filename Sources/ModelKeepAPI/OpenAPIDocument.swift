@@ -39,7 +39,29 @@ public enum OpenAPIDocument {
 
     static let operations: [Operation] = modelOperations + versionOperations + tagOperations + metricOperations
         + metadataOperations + eventOperations + webhookOperations + linkOperations + consumerOperations + protectionOperations + artifactOperations + chunkOperations + uploadOperations
-        + hubOperations + mlflowOperations + operationalOperations
+        + hubOperations + mlflowOperations + ociOperations + operationalOperations
+
+    /// The pull side of the OCI Distribution API: versions as artifacts at /v2/<namespace>/<model>.
+    /// Errors there are {"errors": [{"code", "message", "detail"}]}.
+    static let ociOperations: [Operation] = {
+        func op(_ path: String, _ summary: String, query: [Parameter] = [], responses: [(status: Int, schema: String?)]) -> Operation {
+            Operation(method: "GET", path: path, summary: "OCI: " + summary, tag: "oci", query: query, responses: responses, errorSchema: "OCIError")
+        }
+        let repository = "/v2/{namespace}/{name}"
+        return [
+            op("/v2/", "the API version check (401 with a Basic challenge when keys are required)", responses: [(200, "Object")]),
+            op("/v2", "the API version check, without the trailing slash", responses: [(200, "Object")]),
+            op(repository + "/manifests/{reference}",
+               "a version's manifest, generated from its files, by unique tag, version string or digest (Docker-Content-Digest)",
+               responses: [(200, "OCIManifest")]),
+            op(repository + "/blobs/{digest}", "a file of a version of the model by its sha256 digest (Range, ETag), or the empty config",
+               responses: [(200, "Bytes"), (206, "Bytes")]),
+            op(repository + "/tags/list", "unique tags and version strings in lexical order",
+               query: [Parameter(name: "n", schema: ["type": "integer", "minimum": 0], description: "Most tags returned."),
+                       q("last", "string", "Continue after this tag (a Link header names the next page).")],
+               responses: [(200, "OCITags")]),
+        ]
+    }()
 
     /// MLflow's Model Registry, tracking API and artifact proxy (MLFLOW_TRACKING_URI=http://host:port).
     /// Bodies and answers are MLflow's own; errors there are {"error_code", "message"}.
@@ -461,12 +483,18 @@ public enum OpenAPIDocument {
         for (status, schema) in op.responses {
             var response: JSONObject = ["description": .string(statusText(status))]
             if let schema {
-                let media = schema == "Bytes" ? "application/octet-stream" : schema == "Text" ? "text/plain" : "application/json"
+                let media = schema == "Bytes" ? "application/octet-stream" : schema == "Text" ? "text/plain"
+                    : schema == "OCIManifest" ? "application/vnd.oci.image.manifest.v1+json" : "application/json"
                 response["content"] = [.init(media): ["schema": ref(schema)]]
             }
             responses[String(status)] = .object(response)
         }
-        responses["default"] = ["description": op.errorSchema == "Error" ? "An error (the error shape of docs/API.md)." : "An error, in MLflow's shape.",
+        let errorShape = switch op.errorSchema {
+        case "Error": "An error (the error shape of docs/API.md)."
+        case "OCIError": "An error, in the OCI Distribution shape."
+        default: "An error, in MLflow's shape."
+        }
+        responses["default"] = ["description": .string(errorShape),
                                 "content": ["application/json": ["schema": ref(op.errorSchema)]]]
         object["responses"] = .object(responses)
         return .object(object)
