@@ -7,7 +7,7 @@ public enum APIReference {
     static let tagTitles: [(tag: String, title: String)] = [
         ("models", "Models"), ("versions", "Versions"), ("tags", "Unique tags"), ("stages", "Stages"), ("metrics", "Metrics"),
         ("metadata", "Metadata"), ("events", "The change feed"), ("webhooks", "Webhooks"), ("lineage", "Lineage"), ("consumers", "Consumers"), ("protections", "Protected tags and stages"), ("artifacts", "Artifacts"), ("uploads", "Resumable uploads"),
-        ("chunks", "Chunks"), ("hub", "The Ultralytics HUB dialect"), ("mlflow", "The MLflow dialect"), ("oci", "OCI Distribution (pull)"), ("operations", "Operations"),
+        ("chunks", "Chunks"), ("hub", "The Ultralytics HUB dialect"), ("mlflow", "The MLflow dialect"), ("oci", "OCI Distribution"), ("operations", "Operations"),
     ]
 
     /// The whole reference, as Markdown.

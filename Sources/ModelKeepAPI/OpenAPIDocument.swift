@@ -44,11 +44,31 @@ public enum OpenAPIDocument {
     /// The pull side of the OCI Distribution API: versions as artifacts at /v2/<namespace>/<model>.
     /// Errors there are {"errors": [{"code", "message", "detail"}]}.
     static let ociOperations: [Operation] = {
-        func op(_ path: String, _ summary: String, query: [Parameter] = [], responses: [(status: Int, schema: String?)]) -> Operation {
-            Operation(method: "GET", path: path, summary: "OCI: " + summary, tag: "oci", query: query, responses: responses, errorSchema: "OCIError")
+        func op(_ path: String, _ summary: String, method: String = "GET", query: [Parameter] = [], body: String? = nil,
+                responses: [(status: Int, schema: String?)]) -> Operation {
+            Operation(method: method, path: path, summary: "OCI: " + summary, tag: "oci", query: query, body: body, responses: responses,
+                      errorSchema: "OCIError")
         }
         let repository = "/v2/{namespace}/{name}"
+        let uploads = [
+            q("digest", "string", "sha256:<hex>: the whole blob is this request's body (a monolithic upload)."),
+            q("mount", "string", "sha256:<hex> of a blob to mount from another repository (with from)."),
+            q("from", "string", "<namespace>/<model> to mount the blob from."),
+        ]
         return [
+            op(repository + "/blobs/uploads/", "start a blob upload (202 and its Location), upload a whole blob (?digest=, 201), or mount one (?mount=&from=, 201); the first push makes the model",
+               method: "POST", query: uploads, body: "Bytes", responses: [(201, nil), (202, nil)]),
+            op(repository + "/blobs/uploads", "the same without the trailing slash", method: "POST", query: uploads, body: "Bytes",
+               responses: [(201, nil), (202, nil)]),
+            op(repository + "/blobs/uploads/{upload}", "append a chunk (Content-Range <start>-<end> must continue the upload, else 416 and its Range)",
+               method: "PATCH", body: "Bytes", responses: [(202, nil)]),
+            op(repository + "/blobs/uploads/{upload}", "end an upload: its last bytes, and the digest they must hash to",
+               method: "PUT", query: [q("digest", "string", "sha256:<hex> of the whole blob (required).")], body: "Bytes", responses: [(201, nil)]),
+            op(repository + "/blobs/uploads/{upload}", "where an upload stands (Range)", responses: [(204, nil)]),
+            op(repository + "/blobs/uploads/{upload}", "cancel an upload", method: "DELETE", responses: [(204, nil)]),
+            op(repository + "/manifests/{reference}",
+               "push an image manifest: its layers become a version's files; a tag reference a unique tag (moved), 3 or v3 the version's number, latest or a digest nothing more",
+               method: "PUT", body: "OCIManifest", responses: [(201, nil)]),
             op("/v2/", "the API version check (401 with a Basic challenge when keys are required)", responses: [(200, "Object")]),
             op("/v2", "the API version check, without the trailing slash", responses: [(200, "Object")]),
             op(repository + "/manifests/{reference}",
@@ -476,7 +496,7 @@ public enum OpenAPIDocument {
         }
         if !parameters.isEmpty { object["parameters"] = .array(parameters) }
         if let body = op.body {
-            let media = body == "Bytes" ? "application/octet-stream" : "application/json"
+            let media = body == "Bytes" ? "application/octet-stream" : body == "OCIManifest" ? "application/vnd.oci.image.manifest.v1+json" : "application/json"
             object["requestBody"] = ["required": true, "content": [.init(media): ["schema": ref(body)]]]
         }
         var responses = JSONObject()
@@ -504,7 +524,8 @@ public enum OpenAPIDocument {
         let words = op.path.split(separator: "/").filter { $0 != "api" && $0 != "v1" }
             .map { $0.replacingOccurrences(of: "{", with: "by_").replacingOccurrences(of: "}", with: "")
                 .replacingOccurrences(of: ".", with: "_").replacingOccurrences(of: "...", with: "") }
-        return op.method.lowercased() + "_" + words.joined(separator: "_")
+        // `/v2/` and `/v2` are two routes (OCI clients use both): the slash keeps their ids apart.
+        return op.method.lowercased() + "_" + words.joined(separator: "_") + (op.path.count > 1 && op.path.hasSuffix("/") ? "_slash" : "")
     }
 
     static func statusText(_ status: Int) -> String {

@@ -36,6 +36,7 @@ extension ModelRegistry {
         let now = Clock.nowMilliseconds()
         let expired = try writing { db in
             try db.query("DELETE FROM upload_sessions WHERE expires_at <= ? RETURNING id", [.integer(now)]) { $0.text(0) }
+                + db.query("DELETE FROM oci_uploads WHERE expires_at <= ? RETURNING id", [.integer(now)]) { $0.text(0) }
         }
         for id in expired { store.scratch.removePart(id) }
         report.sessionsExpired = expired.count

@@ -58,14 +58,16 @@ extension ModelRegistry {
     /// chunks for the download; nil when no version of the model has it.
     public func ociBlob(modelID: String, sha256: String) throws(RegistryError) -> Artifact? {
         let found = try reading { db in
+            // A file of a live version, or of the model itself (where pushed blobs are kept).
             try db.queryFirst("""
-                SELECT a.parent_id, a.path FROM artifacts a JOIN versions v ON v.id = a.parent_id
-                WHERE a.model_id = ? AND a.sha256 = ? AND a.uri IS NULL AND a.state = 'ready' AND v.deleted_at IS NULL
+                SELECT a.parent_id, a.path FROM artifacts a LEFT JOIN versions v ON v.id = a.parent_id
+                WHERE a.model_id = ? AND a.sha256 = ? AND a.uri IS NULL AND a.state = 'ready'
+                  AND (a.parent_id = a.model_id OR v.deleted_at IS NULL)
                 LIMIT 1
                 """, [.text(modelID), .text(sha256)]) { (parent: $0.text(0), path: $0.text(1)) }
         }
         guard let found else { return nil }
-        return try artifact(.version(found.parent), path: found.path)
+        return try artifact(found.parent == modelID ? .model(modelID) : .version(found.parent), path: found.path)
     }
 }
 
@@ -81,6 +83,9 @@ extension OCIVersionFiles {
     /// file's, its path as `org.opencontainers.image.title`), written compactly with keys in a
     /// fixed order. Nothing else goes in (no version number, labels or times), so the digest
     /// changes exactly when the files do.
+    /// `sha256:<hex>` of bytes.
+    public static func digest(of bytes: [UInt8]) -> String { "sha256:" + BlobStore.hex(SHA256.hash(data: bytes)) }
+
     public func manifest() -> (bytes: [UInt8], digest: String) {
         func quoted(_ s: String) -> String { JSONWriter.string(.string(s)) }
         let layers = files.map { file in
@@ -92,6 +97,229 @@ extension OCIVersionFiles {
             + "\"config\":{\"mediaType\":\"application/vnd.oci.empty.v1+json\",\"digest\":\"\(Self.emptyConfigDigest)\",\"size\":2},"
             + "\"layers\":[\(layers.joined(separator: ","))]}"
         let bytes = Array(text.utf8)
-        return (bytes, "sha256:" + BlobStore.hex(SHA256.hash(data: bytes)))
+        return (bytes, Self.digest(of: bytes))
+    }
+}
+
+/// An OCI blob upload in progress: bytes received so far wait in the scratch area.
+public struct OCIUpload: Sendable, Equatable {
+    public let id: String
+    public let modelID: String
+    public var received: Int64
+}
+
+/// A pushed manifest as stored, or nil for a version whose manifest is generated.
+public struct OCIStoredManifest: Sendable {
+    public let versionID: String
+    public let digest: String
+    public let mediaType: String
+    public let bytes: [UInt8]
+}
+
+extension ModelRegistry {
+    /// Where a pushed blob is kept: a file of the model itself.
+    public static let ociBlobPrefix = ".oci/blobs/sha256/"
+
+    /// The repository's model; with `create`, a push makes it (in the key's namespace rules) when
+    /// it does not exist yet, as a registry makes a repository on its first push.
+    public func ociRepository(namespace: String, name: String, create: Bool) throws(RegistryError) -> Model {
+        do {
+            return try model(namespace: namespace, name: name)
+        } catch {
+            guard create, case .notFound = error else { throw error }
+        }
+        var draft = ModelDraft(name: name)
+        draft.namespace = namespace
+        do {
+            return try createModel(draft)
+        } catch {
+            if case .conflict = error { return try model(namespace: namespace, name: name) }  // a concurrent push made it
+            throw error
+        }
+    }
+
+    public func ociStartUpload(modelID: String) throws(RegistryError) -> OCIUpload {
+        let store = try requireStore()
+        let now = Clock.nowMilliseconds()
+        let id = Identifiers.make(at: now)
+        do {
+            try store.scratch.resetPart(id, to: 0)
+        } catch {
+            throw RegistryError.from(error)
+        }
+        try writing { db in
+            _ = try Self.requireModel(id: modelID, db)
+            try db.run("INSERT INTO oci_uploads (id, model_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                       [.text(id), .text(modelID), .integer(now), .integer(now + limits.uploadSessionLifetimeMilliseconds)])
+        }
+        return OCIUpload(id: id, modelID: modelID, received: 0)
+    }
+
+    /// The upload, or 404 when unknown, expired or another repository's.
+    public func ociUpload(_ id: String, modelID: String) throws(RegistryError) -> OCIUpload {
+        try reading { db in
+            guard let received = try db.queryFirst("SELECT received FROM oci_uploads WHERE id = ? AND model_id = ? AND expires_at > ?",
+                                                   [.text(id), .text(modelID), .integer(Clock.nowMilliseconds())], { $0.int64(0) }) else {
+                throw RegistryError.notFound("upload \(id) does not exist or has expired")
+            }
+            return OCIUpload(id: id, modelID: modelID, received: received)
+        }
+    }
+
+    /// Appends bytes to an upload. `offset`, when the client gave one (Content-Range), must be
+    /// where the upload stands: otherwise `.conflict` with the offset in its details.
+    public func ociAppend(_ id: String, modelID: String, offset: Int64?, pieces: () throws -> [UInt8]?) throws(RegistryError) -> OCIUpload {
+        let store = try requireStore()
+        guard activeUploads.withLock({ $0.insert(id).inserted }) else {
+            throw .conflict("another request is appending to upload \(id)", details: ["upload_id": .string(id)])
+        }
+        defer { _ = activeUploads.withLock { $0.remove(id) } }
+        var upload = try ociUpload(id, modelID: modelID)
+        if let offset, offset != upload.received {
+            throw .conflict("upload \(id) stands at offset \(upload.received), not \(offset)", details: ["offset": .int(upload.received)])
+        }
+        let limit = limits.maxArtifactBytes
+        do {
+            try store.scratch.resetPart(id, to: upload.received)
+            var total = upload.received
+            upload.received += try store.scratch.appendPart(id) {
+                guard let piece = try pieces() else { return nil }
+                total += Int64(piece.count)
+                if total > limit { throw RegistryError.tooLarge("a blob may hold at most \(limit) bytes") }
+                return piece
+            }
+        } catch {
+            throw RegistryError.from(error)
+        }
+        let now = Clock.nowMilliseconds(), lifetime = limits.uploadSessionLifetimeMilliseconds, received = upload.received
+        try writing { db in
+            try db.run("UPDATE oci_uploads SET received = ?, expires_at = ? WHERE id = ?", [.integer(received), .integer(now + lifetime), .text(id)])
+        }
+        return upload
+    }
+
+    /// Ends an upload with the digest the client names: its bytes are stored as the model's file
+    /// `.oci/blobs/sha256/<hex>` if and only if they hash to it (`.mismatch` otherwise, and the
+    /// upload is dropped).
+    public func ociFinishUpload(_ id: String, modelID: String, sha256: String) throws(RegistryError) -> Artifact {
+        let store = try requireStore()
+        let upload = try ociUpload(id, modelID: modelID)
+        defer {
+            _ = try? writing { db in try db.run("DELETE FROM oci_uploads WHERE id = ?", [.text(id)]) }
+            store.scratch.removePart(id)
+        }
+        let prepared = try prepareUpload(.model(modelID), path: Self.ociBlobPrefix + sha256, overwrite: true, fileType: nil,
+                                         mimeType: "application/octet-stream")
+        guard let handle = FileHandle(forReadingAtPath: store.scratch.partPath(id)) else {
+            throw RegistryError.internalFailure("the bytes of upload \(id) are missing")
+        }
+        defer { try? handle.close() }
+        return try ingest(prepared, read: {
+            guard let data = try handle.read(upToCount: 1 << 20), !data.isEmpty else { return nil }
+            return [UInt8](data)
+        }, expected: DeclaredContent(size: upload.received, sha256: sha256))
+    }
+
+    /// Drops an upload and its bytes.
+    public func ociCancelUpload(_ id: String, modelID: String) throws(RegistryError) {
+        let store = try requireStore()
+        _ = try ociUpload(id, modelID: modelID)
+        try writing { db in try db.run("DELETE FROM oci_uploads WHERE id = ?", [.text(id)]) }
+        store.scratch.removePart(id)
+    }
+
+    /// Makes a blob of another model this model's too (a cross-repository mount): the same
+    /// chunks under `.oci/blobs/sha256/<hex>`, nothing copied.
+    public func ociMount(sha256: String, from source: Model, to modelID: String) throws(RegistryError) -> Bool {
+        guard let original = try ociBlob(modelID: source.id, sha256: sha256) else { return false }
+        let now = Clock.nowMilliseconds()
+        try writing { db in
+            let target = try Self.requireParent(.model(modelID), db)
+            try Self.copyArtifact(original.id, to: target, path: Self.ociBlobPrefix + sha256, at: now, db)
+        }
+        return true
+    }
+
+    /// Copies one artifact's record and chunk list under a new parent and path (no bytes move).
+    static func copyArtifact(_ id: String, to target: ResolvedParent, path: String, at now: Int64, _ db: SQLiteConnection) throws {
+        let copy = Identifiers.make(at: now)
+        try db.run("DELETE FROM artifacts WHERE parent_id = ? AND path = ?", [.text(target.id), .text(path)])
+        try db.run("""
+            INSERT INTO artifacts (id, parent_id, model_id, path, size, sha256, file_type, mime_type, uri, state, created_at, updated_at)
+            SELECT ?, ?, ?, ?, size, sha256, file_type, mime_type, uri, state, ?, ? FROM artifacts WHERE id = ?
+            """, [.text(copy), .text(target.id), .text(target.modelID), .text(path), .integer(now), .integer(now), .text(id)])
+        try db.run("""
+            INSERT INTO artifact_chunks (artifact_id, seq, sha256, size, offset)
+            SELECT ?, seq, sha256, size, offset FROM artifact_chunks WHERE artifact_id = ?
+            """, [.text(copy), .text(id)])
+    }
+
+    /// The manifest pushed for a version, if one was.
+    public func ociStoredManifest(versionID: String) throws(RegistryError) -> OCIStoredManifest? {
+        try reading { db in
+            try db.queryFirst("SELECT version_id, digest, media_type, bytes FROM oci_manifests WHERE version_id = ?", [.text(versionID)]) {
+                OCIStoredManifest(versionID: $0.text(0), digest: $0.text(1), mediaType: $0.text(2), bytes: $0.blob(3))
+            }
+        }
+    }
+
+    /// The live version of a model whose pushed manifest has this digest, if any.
+    public func ociStoredManifest(modelID: String, digest: String) throws(RegistryError) -> OCIStoredManifest? {
+        try reading { db in
+            try db.queryFirst("""
+                SELECT m.version_id, m.digest, m.media_type, m.bytes FROM oci_manifests m JOIN versions v ON v.id = m.version_id
+                WHERE m.model_id = ? AND m.digest = ? AND v.deleted_at IS NULL LIMIT 1
+                """, [.text(modelID), .text(digest)]) {
+                OCIStoredManifest(versionID: $0.text(0), digest: $0.text(1), mediaType: $0.text(2), bytes: $0.blob(3))
+            }
+        }
+    }
+
+    /// A pushed manifest's layer as the version's file: the blob's id and where it goes.
+    public struct OCILayerFile: Sendable {
+        public let blobID: String
+        public let path: String
+
+        public init(blobID: String, path: String) {
+            self.blobID = blobID
+            self.path = path
+        }
+    }
+
+    /// Makes a version from a pushed manifest (or finds the one an identical push made): its
+    /// layers become its files, by reference to the blobs' chunks, and the manifest is kept byte
+    /// for byte. All in one transaction after the version is made; a failure removes it again.
+    /// With `versionString` (a push to `model:3` or `model:v3`), the version gets that number,
+    /// and an existing version of that number is the answer only if its manifest is this one.
+    public func ociCommitManifest(modelID: String, digest: String, mediaType: String, bytes: [UInt8],
+                                  layers: [OCILayerFile], versionString: String? = nil) throws(RegistryError) -> Version {
+        if let versionString {
+            if let existing = try? version(.number(modelID: modelID, version: versionString)) {
+                var current = try ociStoredManifest(versionID: existing.id)?.digest
+                if current == nil { current = try ociFiles(.id(existing.id)).manifest().digest }
+                guard current == digest else {
+                    throw .conflict("version \(versionString) exists with another manifest (\(current ?? "")); versions do not change")
+                }
+                return existing
+            }
+        } else if let existing = try ociStoredManifest(modelID: modelID, digest: digest) {
+            return try version(.id(existing.versionID))
+        }
+        var draft = VersionDraft()
+        draft.version = versionString
+        let made = try createVersion(modelID: modelID, draft)
+        let now = Clock.nowMilliseconds()
+        do {
+            try writing { db in
+                let target = try Self.requireParent(.version(made.id), db)
+                for layer in layers { try Self.copyArtifact(layer.blobID, to: target, path: layer.path, at: now, db) }
+                try db.run("INSERT INTO oci_manifests (version_id, model_id, digest, media_type, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                           [.text(made.id), .text(modelID), .text(digest), .text(mediaType), .blob(bytes), .integer(now)])
+            }
+        } catch {
+            try? deleteVersion(.id(made.id), hard: true, force: true)
+            throw error
+        }
+        return made
     }
 }

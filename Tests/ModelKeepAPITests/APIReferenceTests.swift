@@ -16,6 +16,13 @@ struct APIReferenceTests {
         #expect(written == expected, "first difference at line \((first?.offset ?? 0) + 1): \(first.map { "\($0.element.0) != \($0.element.1)" } ?? "length")")
     }
 
+    @Test("every operation has an operationId of its own (OpenAPI requires it; /v2/ and /v2 are two)")
+    func uniqueOperationIDs() {
+        let ids = OpenAPIDocument.operations.map(OpenAPIDocument.operationID)
+        let repeated = Dictionary(grouping: ids, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
+        #expect(repeated.isEmpty, "repeated: \(repeated)")
+    }
+
     @Test("every operation and every schema is in the reference, with working anchors")
     func complete() {
         let text = APIReference.markdown()

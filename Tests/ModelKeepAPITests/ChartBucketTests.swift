@@ -155,7 +155,7 @@ struct ChartBucketTests {
                 VALUES ('p1', 'loss', ?, 0, 20000, ?), ('p1', 'short', 9, 0, 20003, 2)
                 """, [.integer(long.last!.step), .real(long.last!.value)])
         }
-        #expect(try MigrationRunner().migrate(database) == ["0018_metric_buckets.sql"])
+        #expect(try MigrationRunner(migrations: Migration.embedded.filter { $0.name < "0019" }).migrate(database) == ["0018_metric_buckets.sql"])
         // 59,997 steps of span: 16 steps a bucket.
         let stored = try Self.stored(database, "p1", "loss")
         #expect(stored.shift == 4)
@@ -163,7 +163,8 @@ struct ChartBucketTests {
         #expect(stored.buckets == Self.expected(long, shift: 4))
         let short = try Self.stored(database, "p1", "short")
         #expect(short.shift == nil && short.firstStep == 3 && short.buckets.isEmpty)
-        // fsck agrees with what the migration built.
+        // fsck agrees with what the migration built (on the current schema).
+        _ = try MigrationRunner().migrate(database)
         let registry = ModelRegistry(database: database, store: try BlobStore(directory: data))
         #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
     }

@@ -119,8 +119,8 @@ struct OCITests {
             ("GET", "/v2/default/resnet/manifests/sha256:xyz", 400, "DIGEST_INVALID"),
             ("GET", "/v2/default/resnet/blobs/sha256:" + Self.sha256(secret), 404, "BLOB_UNKNOWN"),  // another model's file
             ("GET", "/v2/default/resnet/blobs/md5:abc", 400, "DIGEST_INVALID"),
-            ("POST", "/v2/default/resnet/blobs/uploads/", 404, "UNSUPPORTED"),
-            ("PUT", "/v2/default/resnet/manifests/3", 405, "UNSUPPORTED"),
+            ("DELETE", "/v2/default/resnet/manifests/1", 405, "UNSUPPORTED"),
+            ("GET", "/v2/default/resnet/referrers/sha256:" + String(repeating: "0", count: 64), 404, "UNSUPPORTED"),
         ]
         for (method, path, status, code) in cases {
             let response = try api.send(method, path)
@@ -153,5 +153,154 @@ struct OCITests {
         let elsewhere = try server.registry.registry.createKey(name: "elsewhere", scope: .read, namespaces: ["vision"], expiresAt: nil).secret
         let hidden = try api.send("GET", "/v2/default/resnet/manifests/1", headers: basic(elsewhere))
         #expect(hidden.status == 404 && Self.errorCode(hidden) == "NAME_UNKNOWN")
+    }
+
+    // MARK: Push
+
+    static func put(_ api: APIClient, _ path: String, _ bytes: [UInt8], headers: [String: String] = [:]) throws -> APIResponse {
+        try api.send("PUT", path, raw: bytes, headers: headers)
+    }
+
+    /// An image manifest naming the empty config and these layers (digest, size, title).
+    static func manifest(_ layers: [(bytes: [UInt8], title: String?)]) -> [UInt8] {
+        let descriptors = layers.map { layer -> String in
+            let annotations = layer.title.map { ",\"annotations\":{\"org.opencontainers.image.title\":\"\($0)\"}" } ?? ""
+            return "{\"mediaType\":\"application/octet-stream\",\"digest\":\"sha256:\(sha256(layer.bytes))\",\"size\":\(layer.bytes.count)\(annotations)}"
+        }
+        return Array(("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.empty.v1+json\","
+            + "\"digest\":\"\(OCIVersionFiles.emptyConfigDigest)\",\"size\":2},\"layers\":[\(descriptors.joined(separator: ","))]}").utf8)
+    }
+
+    @Test("a blob goes up whole, in one POST, or in chunks; a chunk that does not continue the upload is refused with where it stands")
+    func blobUploads() throws {
+        let api = try APIClient(.socket)
+        let weights = (0..<150_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        let digest = "sha256:" + Self.sha256(weights)
+        // Monolithic: POST ?digest= with the bytes; the repository is made by the first push.
+        let whole = try api.send("POST", "/v2/team/pushed/blobs/uploads/?digest=\(digest)", raw: weights)
+        #expect(whole.status == 201)
+        #expect(whole.header("Location") == "/v2/team/pushed/blobs/\(digest)")
+        #expect(whole.header("Docker-Content-Digest") == digest)
+        #expect(try api.get("/v2/team/pushed/blobs/\(digest)").body == weights)
+        #expect(try api.send("HEAD", "/v2/team/pushed/blobs/\(digest)").status == 200)
+
+        // Chunked: POST opens a session, PATCHes continue it, GET says where it stands, PUT ends it.
+        let other = Array(weights.reversed())
+        let otherDigest = "sha256:" + Self.sha256(other)
+        let opened = try api.send("POST", "/v2/team/pushed/blobs/uploads/")
+        #expect(opened.status == 202)
+        let location = try #require(opened.header("Location"))
+        #expect(location.hasPrefix("/v2/team/pushed/blobs/uploads/") && opened.header("Docker-Upload-UUID") != nil)
+        let first = try api.send("PATCH", location, raw: Array(other[0..<60_000]), headers: ["Content-Range": "0-59999"])
+        #expect(first.status == 202 && first.header("Range") == "0-59999")
+        // A chunk that does not start where the upload stands: 416 and the Range it stands at.
+        let gap = try api.send("PATCH", location, raw: Array(other[70_000..<80_000]), headers: ["Content-Range": "70000-79999"])
+        #expect(gap.status == 416 && Self.errorCode(gap) == "BLOB_UPLOAD_INVALID" && gap.header("Range") == "0-59999")
+        let status = try api.get(location)
+        #expect(status.status == 204 && status.header("Range") == "0-59999")
+        #expect(try api.send("PATCH", location, raw: Array(other[60_000..<100_000])).status == 202)  // no Content-Range: appended
+        let done = try api.send("PUT", location + "?digest=\(otherDigest)", raw: Array(other[100_000...]))
+        #expect(done.status == 201 && done.header("Docker-Content-Digest") == otherDigest)
+        #expect(try api.get("/v2/team/pushed/blobs/\(otherDigest)").body == other)
+        #expect(Self.errorCode(try api.get(location)) == "BLOB_UPLOAD_UNKNOWN")
+
+        // A digest the bytes do not hash to is refused, and nothing is kept under it.
+        let wrong = "sha256:" + String(repeating: "a", count: 64)
+        let refused = try api.send("POST", "/v2/team/pushed/blobs/uploads/?digest=\(wrong)", raw: Array("x".utf8))
+        #expect(refused.status == 400 && Self.errorCode(refused) == "DIGEST_INVALID")
+        #expect(Self.errorCode(try api.get("/v2/team/pushed/blobs/\(wrong)")) == "BLOB_UNKNOWN")
+        // A session can be cancelled.
+        let cancelled = try #require(try api.send("POST", "/v2/team/pushed/blobs/uploads/").header("Location"))
+        #expect(try api.delete(cancelled).status == 204)
+        #expect(Self.errorCode(try api.send("PATCH", cancelled, raw: [1])) == "BLOB_UPLOAD_UNKNOWN")
+
+        // A cross-repository mount: the blob becomes the other repository's without its bytes moving.
+        let mounted = try api.send("POST", "/v2/team/other/blobs/uploads/?mount=\(digest)&from=team/pushed")
+        #expect(mounted.status == 201 && mounted.header("Docker-Content-Digest") == digest)
+        #expect(try api.get("/v2/team/other/blobs/\(digest)").body == weights)
+        // Not mountable (unknown source): an ordinary session instead, as the spec says.
+        #expect(try api.send("POST", "/v2/team/other/blobs/uploads/?mount=\(otherDigest)&from=team/nowhere").status == 202)
+    }
+
+    @Test("an OCI upload expires like a resumable one, and gc drops it with its bytes")
+    func uploadExpiry() throws {
+        var limits = ModelRegistry.Limits()
+        limits.uploadSessionLifetimeMilliseconds = 1
+        let api = try APIClient(.socket, server: try TestServer(limits: limits))
+        let location = try #require(try api.send("POST", "/v2/team/pushed/blobs/uploads/").header("Location"))
+        Thread.sleep(forTimeInterval: 0.01)
+        #expect(Self.errorCode(try api.send("PATCH", location, raw: [1, 2, 3])) == "BLOB_UPLOAD_UNKNOWN")
+        #expect(try api.registry.registry.collectGarbage(graceSeconds: 0).sessionsExpired == 1)
+    }
+
+    @Test("a pushed manifest makes a version whose files are its layers, is pulled back byte for byte, and its tag moves freely")
+    func manifestPush() throws {
+        let api = try APIClient(.socket)
+        let weights = Array("weights of the first push".utf8), notes = Array("notes".utf8)
+        for blob in [weights, notes] {
+            #expect(try api.send("POST", "/v2/team/pushed/blobs/uploads/?digest=sha256:\(Self.sha256(blob))", raw: blob).status == 201)
+        }
+        let manifest = Self.manifest([(weights, "model/weights.bin"), (notes, nil)])
+        let digest = "sha256:" + Self.sha256(manifest)
+        let pushed = try Self.put(api, "/v2/team/pushed/manifests/production", manifest,
+                                  headers: ["Content-Type": "application/vnd.oci.image.manifest.v1+json"])
+        #expect(pushed.status == 201)
+        #expect(pushed.header("Docker-Content-Digest") == digest)
+        #expect(pushed.header("Location") == "/v2/team/pushed/manifests/\(digest)")
+        // The same bytes back by tag, by version and by digest.
+        for reference in ["production", "1", "v1", "latest", digest] {
+            let pulled = try api.get("/v2/team/pushed/manifests/\(reference)")
+            #expect(pulled.body == manifest, "\(reference)")
+            #expect(pulled.header("Docker-Content-Digest") == digest)
+        }
+        // In the native API: version 1 with the tag, its files named by the titles (or by digest).
+        let model = try #require(try api.get("/api/v1/models?namespace=team")["models"]?.arrayValue?.first?["id"]?.string)
+        let version = try api.get("/api/v1/models/\(model)/versions/1")
+        let versionID = try #require(version["version"]?["id"]?.string)
+        #expect(try api.get("/api/v1/models/\(model)/tags/production")["version"]?["version"]?.string == "1")
+        let paths = try api.get("/api/v1/versions/\(versionID)/artifacts")["artifacts"]?.arrayValue?.compactMap { $0["path"]?.string }
+        #expect(paths == ["blobs/sha256/\(Self.sha256(notes))", "model/weights.bin"])
+        #expect(try api.get("/api/v1/versions/\(versionID)/artifacts/model/weights.bin").body == weights)
+
+        // The identical manifest under another tag: the same version, both tags on it.
+        #expect(try Self.put(api, "/v2/team/pushed/manifests/stable", manifest).status == 201)
+        #expect(try api.get("/api/v1/models/\(model)/tags/stable")["version"]?["version"]?.string == "1")
+        // A new manifest to an existing tag: a new version, and the tag moves to it.
+        let second = Self.manifest([(notes, "notes.txt")])
+        #expect(try Self.put(api, "/v2/team/pushed/manifests/production", second).status == 201)
+        #expect(try api.get("/api/v1/models/\(model)/tags/production")["version"]?["version"]?.string == "2")
+        #expect(try api.get("/v2/team/pushed/manifests/production").body == second)
+        #expect(try api.get("/v2/team/pushed/manifests/\(digest)").body == manifest)
+        // A version number names the version: pushing other content to v1 is refused; the same is fine.
+        #expect(Self.errorCode(try Self.put(api, "/v2/team/pushed/manifests/v1", second)) == "TAG_INVALID")
+        #expect(try Self.put(api, "/v2/team/pushed/manifests/v1", manifest).status == 201)
+        #expect(try Self.put(api, "/v2/team/pushed/manifests/7", second).status == 201)
+        #expect(try api.get("/api/v1/models/\(model)/versions/7")["version"]?["id"]?.string != nil)
+    }
+
+    @Test("a manifest push is refused whole: unknown blobs, a digest it does not hash to, bad tags, not a manifest")
+    func manifestRefusals() throws {
+        let api = try APIClient(.socket)
+        let blob = Array("present".utf8)
+        #expect(try api.send("POST", "/v2/team/pushed/blobs/uploads/?digest=sha256:\(Self.sha256(blob))", raw: blob).status == 201)
+        let missing = Self.manifest([(blob, "a"), (Array("never pushed".utf8), "b")])
+        let good = Self.manifest([(blob, "a")])
+        let cases: [(String, [UInt8], Int, String)] = [
+            ("production", missing, 400, "MANIFEST_BLOB_UNKNOWN"),
+            ("sha256:" + String(repeating: "0", count: 64), good, 400, "DIGEST_INVALID"),
+            ("bad!tag", good, 400, "TAG_INVALID"),
+            ("production", Array("not json".utf8), 400, "MANIFEST_INVALID"),
+            ("production", Array("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[]}".utf8), 400, "MANIFEST_INVALID"),
+        ]
+        for (reference, body, status, code) in cases {
+            let response = try Self.put(api, "/v2/team/pushed/manifests/\(reference)", body)
+            #expect(response.status == status, "\(reference)")
+            #expect(Self.errorCode(response) == code, "\(reference)")
+        }
+        // Nothing of the refused pushes became a version or a tag.
+        let model = try #require(try api.get("/api/v1/models?namespace=team")["models"]?.arrayValue?.first?["id"]?.string)
+        #expect(try api.get("/api/v1/models/\(model)/versions")["versions"]?.arrayValue?.isEmpty == true)
+        #expect(try Self.put(api, "/v2/team/pushed/manifests/sha256:\(Self.sha256(good))", good).status == 201)
+        #expect(try api.get("/api/v1/models/\(model)/tags")["tags"]?.arrayValue?.isEmpty == true)
     }
 }

@@ -1,7 +1,6 @@
-"""Pulling ModelKeep versions with real OCI clients: Debian's skopeo and oras-py (PyPI's `oras`)
-against the built binary (MODELKEEP_BIN) on loopback, first without keys, then with keys required
-(Basic, the key as the password). Each pulled file is checked byte for byte against what was
-uploaded."""
+"""Pushing to and pulling from ModelKeep with real OCI clients: Debian's skopeo and oras-py
+(PyPI's `oras`) against the built binary (MODELKEEP_BIN) on loopback, first without keys, then with
+keys required (Basic, the key as the password). Every file is checked byte for byte."""
 import hashlib
 import json
 import os
@@ -24,7 +23,7 @@ def skopeo(*args, check=True):
 
 
 @unittest.skipUnless(SKOPEO or os.environ.get("CI"), "skopeo is not installed (apt-get install skopeo)")
-class OCIPull(unittest.TestCase):
+class OCIClients(unittest.TestCase):
     def setUp(self):
         self.work = tempfile.mkdtemp(prefix="modelkeep-oci-")
         self.servers = []
@@ -103,6 +102,26 @@ class OCIPull(unittest.TestCase):
         client = oras.client.OrasClient(hostname=host, insecure=True, auth_backend="basic")
         client.login(username="puller", password=key, hostname=host, config_path=os.path.join(self.work, "docker-config.json"))
         self.check_oras(client, host, "production", files)
+        # And a push with it; a read-only key may pull but not push.
+        source = os.path.join(self.work, "upload")
+        os.makedirs(source)
+        with open(os.path.join(source, "weights.bin"), "wb") as f:
+            f.write(b"pushed with a key")
+        here = os.getcwd()
+        os.chdir(source)
+        try:
+            client.push(target=f"{host}/vision/detector:candidate", files=["weights.bin"])
+        finally:
+            os.chdir(here)
+        self.check_oras(client, host, "candidate", {"weights.bin": b"pushed with a key"})
+        read = subprocess.run([BIN, "keys", "create", "--data-dir", data, "--name", "reader", "--scope", "read"],
+                              capture_output=True, text=True, timeout=60)
+        reader = next(token for token in read.stdout.split() if token.startswith("mk_"))
+        refused = skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--src-creds", f"reader:{reader}",
+                         "--dest-creds", f"reader:{reader}", f"docker://{host}/vision/detector:production",
+                         f"docker://{host}/vision/detector:copied", check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("denied", refused.stderr.lower())
 
     def check_oras(self, client, host, reference, files):
         outdir = os.path.join(self.work, "oras-" + reference)
@@ -111,6 +130,56 @@ class OCIPull(unittest.TestCase):
         for path, data in files.items():
             with open(os.path.join(outdir, path), "rb") as f:
                 self.assertEqual(hashlib.sha256(f.read()).hexdigest(), hashlib.sha256(data).hexdigest(), path)
+
+    def test_oras_push_then_pull_and_the_native_api_sees_it(self):
+        import oras.client
+        server = self.serve()
+        host = server.base.removeprefix("http://")
+        source = os.path.join(self.work, "source")
+        os.makedirs(source)
+        files = {"model.safetensors": os.urandom(5 * 1024 * 1024 + 3), "labels.txt": b"cat\ndog\n"}
+        for name, data in files.items():
+            with open(os.path.join(source, name), "wb") as f:
+                f.write(data)
+        client = oras.client.OrasClient(hostname=host, insecure=True)
+        here = os.getcwd()
+        os.chdir(source)
+        try:
+            client.push(target=f"{host}/vision/detector:production", files=sorted(files))
+        finally:
+            os.chdir(here)
+        self.assertEqual(client.get_tags(f"{host}/vision/detector"), ["1", "production"])
+        self.check_oras(client, host, "production", files)
+        # The push is a version like any other: its files by name, the tag a unique tag.
+        status, found = server.json("GET", "/api/v1/models?namespace=vision")
+        model = found["models"][0]
+        self.assertEqual((model["name"], model["latest_version"], model["tags"]), ("detector", "1", {"production": "1"}))
+        status, version = server.json("GET", f"/api/v1/models/{model['id']}/versions/1")
+        status, listed = server.json("GET", f"/api/v1/versions/{version['version']['id']}/artifacts")
+        self.assertEqual(sorted(a["path"] for a in listed["artifacts"]), sorted(files))
+        for artifact in listed["artifacts"]:
+            self.assertEqual(artifact["sha256"], hashlib.sha256(files[artifact["path"]]).hexdigest())
+
+    def test_skopeo_pushes_a_layout_and_copies_between_repositories(self):
+        server = self.serve()
+        files = self.seed(server)
+        host = server.base.removeprefix("http://")
+        # Out to a directory, back in under another name, and registry to registry.
+        layout = os.path.join(self.work, "layout")
+        skopeo("copy", "--src-tls-verify=false", f"docker://{host}/vision/detector:production", f"dir:{layout}")
+        skopeo("copy", "--dest-tls-verify=false", f"dir:{layout}", f"docker://{host}/archive/detector:v1")
+        skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+               f"docker://{host}/vision/detector:production", f"docker://{host}/mirror/detector:stable")
+        original = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{host}/vision/detector:production").stdout)
+        for reference in ("archive/detector:v1", "mirror/detector:stable"):
+            copied = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{host}/{reference}").stdout)
+            self.assertEqual(copied["layers"], original["layers"], reference)
+        target = os.path.join(self.work, "again")
+        skopeo("copy", "--src-tls-verify=false", f"docker://{host}/mirror/detector:stable", f"dir:{target}")
+        for data in files.values():
+            digest = hashlib.sha256(data).hexdigest()
+            with open(os.path.join(target, digest), "rb") as f:
+                self.assertEqual(hashlib.sha256(f.read()).hexdigest(), digest)
 
     def test_oras_pull_and_tags(self):
         import oras.client

@@ -16,6 +16,15 @@ struct OCIRoutes {
         router.add("GET", "/v2/{namespace}/{name}/manifests/{reference}", body: .discard, manifest)
         router.add("GET", "/v2/{namespace}/{name}/blobs/{digest}", body: .discard, blob)
         router.add("GET", "/v2/{namespace}/{name}/tags/list", tags)
+        // Push: blob uploads (monolithic, POST then PUT, chunked PATCHes), mounts, manifests.
+        for base in ["/v2/{namespace}/{name}/blobs/uploads/", "/v2/{namespace}/{name}/blobs/uploads"] {
+            router.add("POST", base, body: .stream, startUpload)
+        }
+        router.add("PATCH", "/v2/{namespace}/{name}/blobs/uploads/{upload}", body: .stream, patchUpload)
+        router.add("PUT", "/v2/{namespace}/{name}/blobs/uploads/{upload}", body: .stream, finishUpload)
+        router.add("GET", "/v2/{namespace}/{name}/blobs/uploads/{upload}", uploadStatus)
+        router.add("DELETE", "/v2/{namespace}/{name}/blobs/uploads/{upload}", cancelUpload)
+        router.add("PUT", "/v2/{namespace}/{name}/manifests/{reference}", putManifest)
     }
 
     static let apiVersion = ("Docker-Distribution-API-Version", "registry/2.0")
@@ -37,13 +46,15 @@ struct OCIRoutes {
         }
     }
 
-    /// A manifest by tag (a unique tag, else a version string) or by digest.
+    /// A manifest by tag (a unique tag, else a version string) or by digest: the one pushed for
+    /// the version, byte for byte, or else the one generated from its files.
     func manifest(_ request: HTTPRequest) throws -> HTTPResponse {
         let model = try model(request)
         let reference = request.parameter("reference")
         let files: OCIVersionFiles
         if reference.hasPrefix("sha256:") {
             guard Self.isDigest(reference) else { throw OCIError(400, "DIGEST_INVALID", "\(reference) is not a sha256 digest") }
+            if let pushed = try registry.ociStoredManifest(modelID: model.id, digest: reference) { return Self.respond(pushed) }
             guard let found = try registry.ociFilesOfModel(model.id).first(where: { $0.manifest().digest == reference }) else {
                 throw OCIError(404, "MANIFEST_UNKNOWN", "no version of \(model.name) has the manifest \(reference)")
             }
@@ -53,6 +64,10 @@ struct OCIRoutes {
             let version: VersionReference
             if let tagged = try registry.tags(modelID: model.id).first(where: { $0.tag == reference }) {
                 version = .id(tagged.version.id)
+            } else if reference.lowercased() == "latest", let latest = model.latestVersion {
+                version = .number(modelID: model.id, version: latest)
+            } else if let number = Self.versionNumber(reference), reference.first == "v" || reference.first == "V" {
+                version = .number(modelID: model.id, version: number)
             } else {
                 version = .number(modelID: model.id, version: reference)
             }
@@ -63,10 +78,223 @@ struct OCIRoutes {
                 throw error
             }
         }
+        if let pushed = try registry.ociStoredManifest(versionID: files.versionID) { return Self.respond(pushed) }
         let (bytes, digest) = files.manifest()
         return HTTPResponse(status: 200, headers: ["Content-Type": Self.manifestType, "Docker-Content-Digest": digest,
                                                    "ETag": "\"\(digest)\"", Self.apiVersion.0: Self.apiVersion.1],
                             body: .bytes(bytes))
+    }
+
+    static func respond(_ pushed: OCIStoredManifest) -> HTTPResponse {
+        HTTPResponse(status: 200, headers: ["Content-Type": pushed.mediaType, "Docker-Content-Digest": pushed.digest,
+                                            "ETag": "\"\(pushed.digest)\"", apiVersion.0: apiVersion.1],
+                     body: .bytes(pushed.bytes))
+    }
+
+    // MARK: Push
+
+    /// The repository's model for a push: made on the first one.
+    func repository(_ request: HTTPRequest) throws -> Model {
+        let namespace = request.parameter("namespace"), name = request.parameter("name")
+        do {
+            return try registry.ociRepository(namespace: namespace, name: name, create: true)
+        } catch {
+            if case .invalid(_, let message) = error { throw OCIError(400, "NAME_INVALID", "\(namespace)/\(name): \(message)") }
+            if case .notFound = error { throw OCIError(404, "NAME_UNKNOWN", "no model \(name) in namespace \(namespace)") }
+            throw error
+        }
+    }
+
+    func uploadLocation(_ model: Model, _ upload: OCIUpload) -> String {
+        "/v2/\(model.namespace)/\(model.name)/blobs/uploads/\(upload.id)"
+    }
+
+    func uploadHeaders(_ model: Model, _ upload: OCIUpload) -> HTTPHeaders {
+        // Range is inclusive; an empty upload stands at 0-0, as the reference registry says it.
+        ["Location": uploadLocation(model, upload), "Range": "0-\(max(0, upload.received - 1))", "Docker-Upload-UUID": upload.id,
+         Self.apiVersion.0: Self.apiVersion.1]
+    }
+
+    func blobCreated(_ model: Model, digest: String) -> HTTPResponse {
+        HTTPResponse(status: 201, headers: ["Location": "/v2/\(model.namespace)/\(model.name)/blobs/\(digest)", "Docker-Content-Digest": digest,
+                                            Self.apiVersion.0: Self.apiVersion.1])
+    }
+
+    /// POST: a mount (`mount` and `from`), a whole blob in one request (`digest`), or a new
+    /// upload session (202 with its Location).
+    func startUpload(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard case .stream(let body) = request.body else { throw HTTPError.badRequest("expected a streamed body") }
+        let model = try repository(request)
+        let query = request.query
+        if let mount = query["mount"] {
+            guard Self.isDigest(mount) else { throw OCIError(400, "DIGEST_INVALID", "\(mount) is not a sha256 digest") }
+            if let from = query["from"], case let parts = from.split(separator: "/", maxSplits: 1).map(String.init), parts.count == 2,
+               let source = try? registry.model(namespace: parts[0], name: parts[1]),
+               try registry.ociMount(sha256: String(mount.dropFirst(7)), from: source, to: model.id) {
+                return blobCreated(model, digest: mount)
+            }
+            // Not mountable from there: an ordinary upload session, as the spec asks.
+        }
+        var upload = try registry.ociStartUpload(modelID: model.id)
+        if let digest = query["digest"] {
+            upload = try append(model, upload, offset: nil) { try body.read() }
+            return try finish(model, upload, digest: digest)
+        }
+        while try body.read() != nil {}  // a POST that opens a session carries nothing
+        return HTTPResponse(status: 202, headers: uploadHeaders(model, upload))
+    }
+
+    func append(_ model: Model, _ upload: OCIUpload, offset: Int64?, _ pieces: () throws -> [UInt8]?) throws -> OCIUpload {
+        do {
+            return try registry.ociAppend(upload.id, modelID: model.id, offset: offset, pieces: pieces)
+        } catch {
+            if case .conflict(let message, let details) = error, details["offset"] != nil {
+                var headers = uploadHeaders(model, upload)
+                headers.set("Range", "0-\(max(0, (details["offset"]?.numberValue?.int64 ?? 1) - 1))")
+                throw OCIErrorWithHeaders(error: OCIError(416, "BLOB_UPLOAD_INVALID", message), headers: headers)
+            }
+            if case .notFound = error { throw OCIError(404, "BLOB_UPLOAD_UNKNOWN", "no upload \(upload.id) in \(model.namespace)/\(model.name)") }
+            throw error
+        }
+    }
+
+    func finish(_ model: Model, _ upload: OCIUpload, digest: String) throws -> HTTPResponse {
+        guard Self.isDigest(digest) else {
+            try? registry.ociCancelUpload(upload.id, modelID: model.id)
+            throw OCIError(400, "DIGEST_INVALID", "\(digest) is not a sha256 digest")
+        }
+        do {
+            _ = try registry.ociFinishUpload(upload.id, modelID: model.id, sha256: String(digest.dropFirst(7)))
+        } catch {
+            if case .mismatch(let message) = error { throw OCIError(400, "DIGEST_INVALID", message) }
+            throw error
+        }
+        return blobCreated(model, digest: digest)
+    }
+
+    func existingUpload(_ request: HTTPRequest) throws -> (Model, OCIUpload) {
+        let model = try model(request)
+        let id = request.parameter("upload")
+        do {
+            return (model, try registry.ociUpload(id, modelID: model.id))
+        } catch {
+            if case .notFound = error { throw OCIError(404, "BLOB_UPLOAD_UNKNOWN", "no upload \(id) in \(model.namespace)/\(model.name)") }
+            throw error
+        }
+    }
+
+    /// A chunk: `Content-Range: <start>-<end>` (when given) must continue the upload.
+    func patchUpload(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard case .stream(let body) = request.body else { throw HTTPError.badRequest("expected a streamed body") }
+        let (model, upload) = try existingUpload(request)
+        var offset: Int64?
+        if let range = request.headers["Content-Range"] {
+            let bounds = range.replacingOccurrences(of: "bytes ", with: "").split(separator: "-").map { Int64($0.trimmingCharacters(in: .whitespaces)) }
+            guard bounds.count == 2, let start = bounds[0], let end = bounds[1], end >= start - 1 else {
+                throw OCIErrorWithHeaders(error: OCIError(416, "BLOB_UPLOAD_INVALID", "Content-Range must be <start>-<end>"),
+                                          headers: uploadHeaders(model, upload))
+            }
+            offset = start
+        }
+        let updated = try append(model, upload, offset: offset) { try body.read() }
+        return HTTPResponse(status: 202, headers: uploadHeaders(model, updated))
+    }
+
+    /// The last request of an upload: its last bytes (if any) and the digest they must hash to.
+    func finishUpload(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard case .stream(let body) = request.body else { throw HTTPError.badRequest("expected a streamed body") }
+        let (model, upload) = try existingUpload(request)
+        guard let digest = request.query["digest"] else { throw OCIError(400, "DIGEST_INVALID", "the digest query parameter is required") }
+        let updated = try append(model, upload, offset: nil) { try body.read() }
+        return try finish(model, updated, digest: digest)
+    }
+
+    func uploadStatus(_ request: HTTPRequest) throws -> HTTPResponse {
+        let (model, upload) = try existingUpload(request)
+        return HTTPResponse(status: 204, headers: uploadHeaders(model, upload))
+    }
+
+    func cancelUpload(_ request: HTTPRequest) throws -> HTTPResponse {
+        let (model, upload) = try existingUpload(request)
+        try registry.ociCancelUpload(upload.id, modelID: model.id)
+        return HTTPResponse(status: 204, headers: [Self.apiVersion.0: Self.apiVersion.1])
+    }
+
+    /// A pushed image manifest: every blob it names must be in the repository; its layers become
+    /// the files of a new version (by their title annotation, else `blobs/sha256/<hex>`), and a
+    /// tag reference becomes a unique tag on it (moved if another version had it).
+    func putManifest(_ request: HTTPRequest) throws -> HTTPResponse {
+        let model = try repository(request)
+        let reference = request.parameter("reference")
+        let bytes = request.bodyBytes
+        let digest = OCIVersionFiles.digest(of: bytes)
+        if reference.hasPrefix("sha256:") {
+            guard reference == digest else { throw OCIError(400, "DIGEST_INVALID", "the manifest hashes to \(digest), not \(reference)") }
+        } else if !Self.isTag(reference) {
+            throw OCIError(400, "TAG_INVALID", "\(reference) is not a valid tag")
+        }
+        guard let json = try? JSONParser.parse(bytes), let object = json.objectValue else {
+            throw OCIError(400, "MANIFEST_INVALID", "the manifest is not a JSON object")
+        }
+        let mediaType = object["mediaType"]?.stringValue ?? request.headers["Content-Type"] ?? ""
+        guard Self.imageManifestTypes.contains(mediaType) else {
+            throw OCIError(400, "MANIFEST_INVALID", "only image manifests (\(Self.imageManifestTypes.joined(separator: ", "))) can be pushed; this is \(mediaType.isEmpty ? "untyped" : mediaType)")
+        }
+        guard let config = object["config"], let layers = object["layers"]?.arrayValue else {
+            throw OCIError(400, "MANIFEST_INVALID", "an image manifest has a config and layers")
+        }
+        var files: [ModelRegistry.OCILayerFile] = []
+        var paths = Set<String>()
+        for (index, descriptor) in ([config] + layers).enumerated() {
+            let fields = descriptor.objectValue ?? JSONObject()
+            guard let blobDigest = fields["digest"]?.stringValue, Self.isDigest(blobDigest), let size = fields["size"]?.numberValue?.int64 else {
+                throw OCIError(400, "MANIFEST_INVALID", "every descriptor needs a sha256 digest and a size")
+            }
+            if index == 0 && blobDigest == OCIVersionFiles.emptyConfigDigest { continue }
+            guard let blob = try registry.ociBlob(modelID: model.id, sha256: String(blobDigest.dropFirst(7))) else {
+                throw OCIError(400, "MANIFEST_BLOB_UNKNOWN", "\(blobDigest) is not in \(model.namespace)/\(model.name); push it first")
+            }
+            guard blob.size == size else { throw OCIError(400, "MANIFEST_INVALID", "\(blobDigest) holds \(blob.size ?? 0) bytes, not \(size)") }
+            if index == 0 { continue }  // the config stays a blob of the repository, not a file of the version
+            var path = fields["annotations"]?.objectValue?["org.opencontainers.image.title"]?.stringValue ?? ""
+            if path.isEmpty || (try? Validation.artifactPath(path)) == nil || path.hasPrefix(".oci/") || paths.contains(path) {
+                path = "blobs/sha256/" + blobDigest.dropFirst(7)
+            }
+            guard paths.insert(path).inserted else { continue }  // the same blob twice
+            files.append(.init(blobID: blob.id, path: path))
+        }
+        // What the reference makes of the version: a digest or `latest` (the newest version, which
+        // this one becomes) nothing more; `3` or `v3` its number; anything else a unique tag.
+        let number = Self.versionNumber(reference)
+        let tag = reference.hasPrefix("sha256:") || reference.lowercased() == "latest" || number != nil ? nil : reference
+        if let tag {
+            do {
+                try Validation.tag(tag)
+            } catch {
+                throw OCIError(400, "TAG_INVALID", "\(tag): \(error)")
+            }
+        }
+        let version: Version
+        do {
+            version = try registry.ociCommitManifest(modelID: model.id, digest: digest, mediaType: mediaType, bytes: bytes, layers: files,
+                                                     versionString: number)
+        } catch {
+            if case .conflict(let message, _) = error { throw OCIError(400, "TAG_INVALID", message) }
+            throw error
+        }
+        if let tag { _ = try registry.assignTag(modelID: model.id, tag: tag, version: version.version, move: true) }
+        return HTTPResponse(status: 201, headers: ["Location": "/v2/\(model.namespace)/\(model.name)/manifests/\(digest)",
+                                                   "Docker-Content-Digest": digest, Self.apiVersion.0: Self.apiVersion.1])
+    }
+
+    static let imageManifestTypes = [manifestType, "application/vnd.docker.distribution.manifest.v2+json"]
+
+    /// The version number a reference names by itself: `3` or `v3` (ModelKeep's own way of
+    /// naming a version by its number), else nil.
+    static func versionNumber(_ reference: String) -> String? {
+        let digits = reference.first == "v" || reference.first == "V" ? reference.dropFirst() : Substring(reference)
+        guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+        return String(Int64(digits) ?? 0)
     }
 
     /// A blob: a file of a live version of the model, with Range and ETag as for any download;
@@ -126,6 +354,12 @@ struct OCIRoutes {
         guard let first = bytes.first, bytes.count <= 128, word(first) else { return false }
         return bytes.dropFirst().allSatisfy { word($0) || $0 == 0x2E || $0 == 0x2D }
     }
+}
+
+/// An OCI error with headers of its own (a 416's `Range` and `Location`).
+struct OCIErrorWithHeaders: Error {
+    let error: OCIError
+    let headers: HTTPHeaders
 }
 
 /// An error in the OCI shape, `{"errors": [{"code", "message", "detail"}]}`, with the spec's codes.
