@@ -21,3 +21,30 @@ CREATE TABLE oci_manifests (
     created_at INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX oci_manifests_by_digest ON oci_manifests (model_id, digest);
+-- A pushed manifest describes the files the version had then: once they change (a file added,
+-- replaced or removed through any API), the version is pulled through its generated manifest.
+CREATE TRIGGER oci_manifest_stale_on_insert AFTER INSERT ON artifacts
+WHEN EXISTS (SELECT 1 FROM oci_manifests WHERE version_id = NEW.parent_id)
+BEGIN
+    DELETE FROM oci_manifests WHERE version_id = NEW.parent_id;
+END;
+CREATE TRIGGER oci_manifest_stale_on_delete AFTER DELETE ON artifacts
+WHEN EXISTS (SELECT 1 FROM oci_manifests WHERE version_id = OLD.parent_id)
+BEGIN
+    DELETE FROM oci_manifests WHERE version_id = OLD.parent_id;
+END;
+
+-- Manifests pushed with a subject (signatures, SBOMs, attestations: the referrers API) belong to
+-- the manifest they refer to, not to a version of their own; their blobs are the model's.
+CREATE TABLE oci_referrers (
+    model_id      TEXT NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+    digest        TEXT NOT NULL,
+    subject       TEXT NOT NULL,   -- sha256:<hex> of the manifest it refers to
+    media_type    TEXT NOT NULL,
+    artifact_type TEXT NOT NULL,   -- its artifactType, else its config's media type
+    annotations   TEXT,            -- its annotations, JSON, for the referrers list
+    bytes         BLOB NOT NULL,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (model_id, digest)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX oci_referrers_by_subject ON oci_referrers (model_id, subject);

@@ -67,6 +67,14 @@ public enum OpenAPIDocument {
             op(repository + "/blobs/uploads/{upload}", "where an upload stands (Range)", responses: [(204, nil)]),
             op(repository + "/blobs/uploads/{upload}", "cancel an upload", method: "DELETE", responses: [(204, nil)]),
             op(repository + "/manifests/{reference}",
+               "by a tag: remove the tag; by a digest: delete the manifest (a referrer, or the version it is: a soft delete, refused while consumers use it)",
+               method: "DELETE", responses: [(202, nil)]),
+            op(repository + "/blobs/{digest}", "delete a pushed blob (refused while a kept manifest names it)", method: "DELETE",
+               responses: [(202, nil)]),
+            op(repository + "/referrers/{digest}", "the manifests pushed with this subject, as an image index",
+               query: [q("artifactType", "string", "Only referrers of this artifact type (OCI-Filters-Applied says so).")],
+               responses: [(200, "OCIIndex")]),
+            op(repository + "/manifests/{reference}",
                "push an image manifest: its layers become a version's files; a tag reference a unique tag (moved), 3 or v3 the version's number, latest or a digest nothing more",
                method: "PUT", body: "OCIManifest", responses: [(201, nil)]),
             op("/v2/", "the API version check (401 with a Basic challenge when keys are required)", responses: [(200, "Object")]),
@@ -504,7 +512,8 @@ public enum OpenAPIDocument {
             var response: JSONObject = ["description": .string(statusText(status))]
             if let schema {
                 let media = schema == "Bytes" ? "application/octet-stream" : schema == "Text" ? "text/plain"
-                    : schema == "OCIManifest" ? "application/vnd.oci.image.manifest.v1+json" : "application/json"
+                    : schema == "OCIManifest" ? "application/vnd.oci.image.manifest.v1+json"
+                    : schema == "OCIIndex" ? "application/vnd.oci.image.index.v1+json" : "application/json"
                 response["content"] = [.init(media): ["schema": ref(schema)]]
             }
             responses[String(status)] = .object(response)

@@ -27,6 +27,8 @@ enum OpenAPISchemas {
         "OCIManifest": object(["schemaVersion": ["type": "integer"], "mediaType": string, "artifactType": string,
                                "config": ["type": "object"], "layers": ["type": "array", "items": ["type": "object"]]],
                               required: ["schemaVersion", "mediaType", "config", "layers"]),
+        "OCIIndex": object(["schemaVersion": ["type": "integer"], "mediaType": string, "manifests": ["type": "array", "items": ["type": "object"]]],
+                           required: ["schemaVersion", "mediaType", "manifests"]),
         "OCITags": object(["name": string, "tags": ["type": "array", "items": string]], required: ["name", "tags"]),
         "Object": ["type": "object"],
         "Status": object(["status": string], required: ["status"]),

@@ -323,3 +323,78 @@ extension ModelRegistry {
         return made
     }
 }
+
+/// A manifest pushed with a subject: one entry of the referrers list.
+public struct OCIReferrer: Sendable {
+    public let digest: String
+    public let mediaType: String
+    public let artifactType: String
+    public let annotations: String?
+    public let size: Int
+}
+
+extension ModelRegistry {
+    /// Keeps a manifest that refers to another (its subject) without making a version of it.
+    public func ociStoreReferrer(modelID: String, digest: String, subject: String, mediaType: String, artifactType: String,
+                                 annotations: String?, bytes: [UInt8]) throws(RegistryError) {
+        let now = Clock.nowMilliseconds()
+        try writing { db in
+            _ = try Self.requireModel(id: modelID, db)
+            try db.run("""
+                INSERT OR REPLACE INTO oci_referrers (model_id, digest, subject, media_type, artifact_type, annotations, bytes, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(modelID), .text(digest), .text(subject), .text(mediaType), .text(artifactType), SQLValue(annotations),
+                      .blob(bytes), .integer(now)])
+        }
+    }
+
+    /// A referrer manifest by its digest.
+    public func ociReferrerManifest(modelID: String, digest: String) throws(RegistryError) -> OCIStoredManifest? {
+        try reading { db in
+            try db.queryFirst("SELECT digest, media_type, bytes FROM oci_referrers WHERE model_id = ? AND digest = ?",
+                              [.text(modelID), .text(digest)]) {
+                OCIStoredManifest(versionID: "", digest: $0.text(0), mediaType: $0.text(1), bytes: $0.blob(2))
+            }
+        }
+    }
+
+    /// The manifests that refer to `subject`, oldest first, of one artifact type when given.
+    public func ociReferrers(modelID: String, subject: String, artifactType: String?) throws(RegistryError) -> [OCIReferrer] {
+        try reading { db in
+            try db.query("""
+                SELECT digest, media_type, artifact_type, annotations, length(bytes) FROM oci_referrers
+                WHERE model_id = ? AND subject = ? AND (?3 IS NULL OR artifact_type = ?3) ORDER BY created_at, digest
+                """, [.text(modelID), .text(subject), SQLValue(artifactType)]) {
+                OCIReferrer(digest: $0.text(0), mediaType: $0.text(1), artifactType: $0.text(2), annotations: $0.optionalText(3), size: $0.int(4))
+            }
+        }
+    }
+
+    /// Deletes a referrer manifest; false when there was none.
+    public func ociDeleteReferrer(modelID: String, digest: String) throws(RegistryError) -> Bool {
+        try writing { db in
+            try db.run("DELETE FROM oci_referrers WHERE model_id = ? AND digest = ?", [.text(modelID), .text(digest)]) > 0
+        }
+    }
+
+    /// Deletes a pushed blob (the model's `.oci/blobs` file); refused while the kept manifest of a
+    /// live version, or a referrer, names it. False when the repository has no such pushed blob.
+    public func ociDeleteBlob(modelID: String, sha256: String) throws(RegistryError) -> Bool {
+        let path = Self.ociBlobPrefix + sha256
+        let named = try reading { db in
+            try db.queryFirst("""
+                SELECT 1 FROM oci_manifests m JOIN versions v ON v.id = m.version_id
+                WHERE m.model_id = ?1 AND v.deleted_at IS NULL AND instr(CAST(m.bytes AS TEXT), ?2) > 0
+                UNION ALL SELECT 1 FROM oci_referrers WHERE model_id = ?1 AND instr(CAST(bytes AS TEXT), ?2) > 0 LIMIT 1
+                """, [.text(modelID), .text("sha256:" + sha256)]) { _ in true } ?? false
+        }
+        if named { throw .conflict("a pushed manifest of this repository names sha256:\(sha256); delete the manifest first") }
+        do {
+            try deleteArtifact(.model(modelID), path: path)
+            return true
+        } catch {
+            if case .notFound = error { return false }
+            throw error
+        }
+    }
+}

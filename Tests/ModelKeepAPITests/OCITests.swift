@@ -119,8 +119,10 @@ struct OCITests {
             ("GET", "/v2/default/resnet/manifests/sha256:xyz", 400, "DIGEST_INVALID"),
             ("GET", "/v2/default/resnet/blobs/sha256:" + Self.sha256(secret), 404, "BLOB_UNKNOWN"),  // another model's file
             ("GET", "/v2/default/resnet/blobs/md5:abc", 400, "DIGEST_INVALID"),
-            ("DELETE", "/v2/default/resnet/manifests/1", 405, "UNSUPPORTED"),
-            ("GET", "/v2/default/resnet/referrers/sha256:" + String(repeating: "0", count: 64), 404, "UNSUPPORTED"),
+            ("DELETE", "/v2/default/resnet/manifests/nosuchtag", 404, "MANIFEST_UNKNOWN"),
+            ("DELETE", "/v2/default/resnet/blobs/sha256:" + Self.sha256(secret), 404, "BLOB_UNKNOWN"),
+            ("GET", "/v2/default/resnet/referrers/nodigest", 400, "DIGEST_INVALID"),
+            ("PATCH", "/v2/default/resnet/manifests/1", 405, "UNSUPPORTED"),
         ]
         for (method, path, status, code) in cases {
             let response = try api.send(method, path)
@@ -302,5 +304,80 @@ struct OCITests {
         #expect(try api.get("/api/v1/models/\(model)/versions")["versions"]?.arrayValue?.isEmpty == true)
         #expect(try Self.put(api, "/v2/team/pushed/manifests/sha256:\(Self.sha256(good))", good).status == 201)
         #expect(try api.get("/api/v1/models/\(model)/tags")["tags"]?.arrayValue?.isEmpty == true)
+    }
+
+    @Test("changing a pushed version's files through another API retires its pushed manifest; deletes of tags, manifests and blobs")
+    func staleAndDeletes() throws {
+        let api = try APIClient(.socket)
+        let weights = Array("weights".utf8), spare = Array("spare".utf8)
+        for blob in [weights, spare] {
+            #expect(try api.send("POST", "/v2/team/pushed/blobs/uploads/?digest=sha256:\(Self.sha256(blob))", raw: blob).status == 201)
+        }
+        let manifest = Self.manifest([(weights, "weights.bin")])
+        let digest = "sha256:" + Self.sha256(manifest)
+        #expect(try Self.put(api, "/v2/team/pushed/manifests/production", manifest).status == 201)
+        let model = try #require(try api.get("/api/v1/models?namespace=team")["models"]?.arrayValue?.first?["id"]?.string)
+        let versionID = try #require(try api.get("/api/v1/models/\(model)/versions/1")["version"]?["id"]?.string)
+        // A pushed blob a live manifest names cannot be deleted; one nothing names can.
+        let named = try api.delete("/v2/team/pushed/blobs/sha256:\(Self.sha256(weights))")
+        #expect(named.status == 409 && Self.errorCode(named) == "DENIED")
+        #expect(try api.delete("/v2/team/pushed/blobs/sha256:\(Self.sha256(spare))").status == 202)
+        #expect(Self.errorCode(try api.get("/v2/team/pushed/blobs/sha256:\(Self.sha256(spare))")) == "BLOB_UNKNOWN")
+
+        // A file added through the native API: the version is pulled through its generated manifest now.
+        #expect(try api.send("PUT", "/api/v1/versions/\(versionID)/artifacts/notes.txt", raw: Array("n".utf8)).status == 201)
+        let regenerated = try api.get("/v2/team/pushed/manifests/production")
+        #expect(regenerated["artifactType"]?.string == OCIVersionFiles.artifactType)
+        #expect(regenerated["layers"]?.arrayValue?.compactMap { $0["annotations"]?["org.opencontainers.image.title"]?.string } == ["notes.txt", "weights.bin"])
+        #expect(Self.errorCode(try api.get("/v2/team/pushed/manifests/\(digest)")) == "MANIFEST_UNKNOWN")
+
+        // DELETE by tag takes the tag only; by digest, the version (soft: the native API can restore it).
+        #expect(try api.delete("/v2/team/pushed/manifests/production").status == 202)
+        #expect(try api.get("/api/v1/models/\(model)/tags/production").status == 404)
+        let current = try #require(try api.get("/v2/team/pushed/manifests/1").header("Docker-Content-Digest"))
+        #expect(try api.delete("/v2/team/pushed/manifests/\(current)").status == 202)
+        #expect(Self.errorCode(try api.get("/v2/team/pushed/manifests/1")) == "MANIFEST_UNKNOWN")
+        #expect(try api.post("/api/v1/versions/\(versionID)/restore", [:]).status == 200)
+        #expect(try api.get("/v2/team/pushed/manifests/1").header("Docker-Content-Digest") == current)
+    }
+
+    @Test("a manifest with a subject is a referrer: listed by the referrers API (filtered by artifactType), no version of its own")
+    func referrers() throws {
+        let api = try APIClient(.socket)
+        let weights = Array("weights".utf8), signature = Array("signature bytes".utf8)
+        for blob in [weights, signature] {
+            #expect(try api.send("POST", "/v2/team/pushed/blobs/uploads/?digest=sha256:\(Self.sha256(blob))", raw: blob).status == 201)
+        }
+        let subject = Self.manifest([(weights, "weights.bin")])
+        let subjectDigest = "sha256:" + Self.sha256(subject)
+        #expect(try Self.put(api, "/v2/team/pushed/manifests/production", subject).status == 201)
+        let referrer = Array(("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"artifactType\":\"application/vnd.example.signature\","
+            + "\"config\":{\"mediaType\":\"application/vnd.oci.empty.v1+json\",\"digest\":\"\(OCIVersionFiles.emptyConfigDigest)\",\"size\":2},"
+            + "\"layers\":[{\"mediaType\":\"application/octet-stream\",\"digest\":\"sha256:\(Self.sha256(signature))\",\"size\":\(signature.count)}],"
+            + "\"subject\":{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"\(subjectDigest)\",\"size\":\(subject.count)},"
+            + "\"annotations\":{\"signed.by\":\"ci\"}}").utf8)
+        let referrerDigest = "sha256:" + Self.sha256(referrer)
+        #expect(Self.errorCode(try Self.put(api, "/v2/team/pushed/manifests/signed", referrer)) == "TAG_INVALID")
+        let pushed = try Self.put(api, "/v2/team/pushed/manifests/\(referrerDigest)", referrer)
+        #expect(pushed.status == 201 && pushed.header("OCI-Subject") == subjectDigest)
+        #expect(try api.get("/v2/team/pushed/manifests/\(referrerDigest)").body == referrer)
+        // No version was made for it.
+        let model = try #require(try api.get("/api/v1/models?namespace=team")["models"]?.arrayValue?.first?["id"]?.string)
+        #expect(try api.get("/api/v1/models/\(model)/versions")["versions"]?.arrayValue?.count == 1)
+
+        let listed = try api.get("/v2/team/pushed/referrers/\(subjectDigest)")
+        #expect(listed.status == 200 && listed.header("Content-Type") == "application/vnd.oci.image.index.v1+json")
+        let entries = listed["manifests"]?.arrayValue ?? []
+        #expect(entries.count == 1)
+        #expect(entries.first?["digest"]?.string == referrerDigest && entries.first?["size"]?.int == referrer.count)
+        #expect(entries.first?["artifactType"]?.string == "application/vnd.example.signature")
+        #expect(entries.first?["annotations"]?["signed.by"]?.string == "ci")
+        let filtered = try api.get("/v2/team/pushed/referrers/\(subjectDigest)?artifactType=application/vnd.example.sbom")
+        #expect(filtered["manifests"]?.arrayValue == [] && filtered.header("OCI-Filters-Applied") == "artifactType")
+        #expect(try api.get("/v2/team/pushed/referrers/\(subjectDigest)?artifactType=application/vnd.example.signature")["manifests"]?.arrayValue?.count == 1)
+        // Deleted by its digest, it leaves the list; the subject stays.
+        #expect(try api.delete("/v2/team/pushed/manifests/\(referrerDigest)").status == 202)
+        #expect(try api.get("/v2/team/pushed/referrers/\(subjectDigest)")["manifests"]?.arrayValue == [])
+        #expect(try api.get("/v2/team/pushed/manifests/production").body == subject)
     }
 }

@@ -180,6 +180,12 @@ class OCIClients(unittest.TestCase):
             digest = hashlib.sha256(data).hexdigest()
             with open(os.path.join(target, digest), "rb") as f:
                 self.assertEqual(hashlib.sha256(f.read()).hexdigest(), digest)
+        # skopeo delete resolves the tag and deletes the manifest: the version goes (soft-deleted).
+        skopeo("delete", "--tls-verify=false", f"docker://{host}/mirror/detector:stable")
+        gone = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{host}/mirror/detector:stable", check=False)
+        self.assertNotEqual(gone.returncode, 0)
+        status, found = server.json("GET", "/api/v1/models?namespace=mirror")
+        self.assertEqual(found["models"][0]["version_count"], 0)
 
     def test_oras_pull_and_tags(self):
         import oras.client

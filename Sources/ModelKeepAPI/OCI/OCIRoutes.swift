@@ -25,6 +25,9 @@ struct OCIRoutes {
         router.add("GET", "/v2/{namespace}/{name}/blobs/uploads/{upload}", uploadStatus)
         router.add("DELETE", "/v2/{namespace}/{name}/blobs/uploads/{upload}", cancelUpload)
         router.add("PUT", "/v2/{namespace}/{name}/manifests/{reference}", putManifest)
+        router.add("DELETE", "/v2/{namespace}/{name}/manifests/{reference}", deleteManifest)
+        router.add("DELETE", "/v2/{namespace}/{name}/blobs/{digest}", deleteBlob)
+        router.add("GET", "/v2/{namespace}/{name}/referrers/{digest}", referrers)
     }
 
     static let apiVersion = ("Docker-Distribution-API-Version", "registry/2.0")
@@ -55,6 +58,7 @@ struct OCIRoutes {
         if reference.hasPrefix("sha256:") {
             guard Self.isDigest(reference) else { throw OCIError(400, "DIGEST_INVALID", "\(reference) is not a sha256 digest") }
             if let pushed = try registry.ociStoredManifest(modelID: model.id, digest: reference) { return Self.respond(pushed) }
+            if let referrer = try registry.ociReferrerManifest(modelID: model.id, digest: reference) { return Self.respond(referrer) }
             guard let found = try registry.ociFilesOfModel(model.id).first(where: { $0.manifest().digest == reference }) else {
                 throw OCIError(404, "MANIFEST_UNKNOWN", "no version of \(model.name) has the manifest \(reference)")
             }
@@ -263,6 +267,21 @@ struct OCIRoutes {
             guard paths.insert(path).inserted else { continue }  // the same blob twice
             files.append(.init(blobID: blob.id, path: path))
         }
+        // A manifest with a subject (a signature, an SBOM) belongs to that manifest: it is kept for
+        // the referrers API and makes no version.
+        if let subject = object["subject"]?.objectValue?["digest"]?.stringValue {
+            guard Self.isDigest(subject) else { throw OCIError(400, "MANIFEST_INVALID", "the subject needs a sha256 digest") }
+            guard reference.hasPrefix("sha256:") else {
+                throw OCIError(400, "TAG_INVALID", "a manifest with a subject is pushed by its digest (the referrers API finds it), not by a tag")
+            }
+            let artifactType = object["artifactType"]?.stringValue ?? config.objectValue?["mediaType"]?.stringValue ?? mediaType
+            let annotations = object["annotations"].map { JSONWriter.string($0) }
+            try registry.ociStoreReferrer(modelID: model.id, digest: digest, subject: subject, mediaType: mediaType,
+                                          artifactType: artifactType, annotations: annotations, bytes: bytes)
+            return HTTPResponse(status: 201, headers: ["Location": "/v2/\(model.namespace)/\(model.name)/manifests/\(digest)",
+                                                       "Docker-Content-Digest": digest, "OCI-Subject": subject,
+                                                       Self.apiVersion.0: Self.apiVersion.1])
+        }
         // What the reference makes of the version: a digest or `latest` (the newest version, which
         // this one becomes) nothing more; `3` or `v3` its number; anything else a unique tag.
         let number = Self.versionNumber(reference)
@@ -288,6 +307,74 @@ struct OCIRoutes {
     }
 
     static let imageManifestTypes = [manifestType, "application/vnd.docker.distribution.manifest.v2+json"]
+
+    /// DELETE by tag removes the tag; by digest, the manifest: a referrer, or the version it is
+    /// (soft-deleted, restorable through the native API; refused while consumers use it).
+    func deleteManifest(_ request: HTTPRequest) throws -> HTTPResponse {
+        let model = try model(request)
+        let reference = request.parameter("reference")
+        let accepted = HTTPResponse(status: 202, headers: [Self.apiVersion.0: Self.apiVersion.1])
+        guard reference.hasPrefix("sha256:") else {
+            guard try registry.tags(modelID: model.id).contains(where: { $0.tag == reference }) else {
+                throw OCIError(404, "MANIFEST_UNKNOWN", "\(model.name) has no tag \(reference)")
+            }
+            try registry.deleteTag(modelID: model.id, tag: reference)
+            return accepted
+        }
+        guard Self.isDigest(reference) else { throw OCIError(400, "DIGEST_INVALID", "\(reference) is not a sha256 digest") }
+        if try registry.ociDeleteReferrer(modelID: model.id, digest: reference) { return accepted }
+        let versionID: String
+        if let pushed = try registry.ociStoredManifest(modelID: model.id, digest: reference) {
+            versionID = pushed.versionID
+        } else if let found = try registry.ociFilesOfModel(model.id).first(where: { $0.manifest().digest == reference }) {
+            versionID = found.versionID
+        } else {
+            throw OCIError(404, "MANIFEST_UNKNOWN", "no version of \(model.name) has the manifest \(reference)")
+        }
+        do {
+            try registry.deleteVersion(.id(versionID), hard: false)
+        } catch {
+            if case .conflict(let message, _) = error { throw OCIError(409, "DENIED", message) }
+            throw error
+        }
+        return accepted
+    }
+
+    /// DELETE of a pushed blob (not of a version's file: delete the version for that).
+    func deleteBlob(_ request: HTTPRequest) throws -> HTTPResponse {
+        let model = try model(request)
+        let digest = request.parameter("digest")
+        guard Self.isDigest(digest) else { throw OCIError(400, "DIGEST_INVALID", "\(digest) is not a sha256 digest") }
+        let deleted: Bool
+        do {
+            deleted = try registry.ociDeleteBlob(modelID: model.id, sha256: String(digest.dropFirst(7)))
+        } catch {
+            if case .conflict(let message, _) = error { throw OCIError(409, "DENIED", message) }
+            throw error
+        }
+        guard deleted else { throw OCIError(404, "BLOB_UNKNOWN", "\(model.namespace)/\(model.name) has no pushed blob \(digest)") }
+        return HTTPResponse(status: 202, headers: [Self.apiVersion.0: Self.apiVersion.1])
+    }
+
+    /// The referrers API: an image index of the manifests whose subject is `digest`, filtered by
+    /// `artifactType` when asked (and `OCI-Filters-Applied` says so).
+    func referrers(_ request: HTTPRequest) throws -> HTTPResponse {
+        let model = try model(request)
+        let digest = request.parameter("digest")
+        guard Self.isDigest(digest) else { throw OCIError(400, "DIGEST_INVALID", "\(digest) is not a sha256 digest") }
+        let artifactType = request.query["artifactType"]
+        let found = try registry.ociReferrers(modelID: model.id, subject: digest, artifactType: artifactType)
+        let descriptors = found.map { referrer -> String in
+            var text = "{\"mediaType\":\(JSONWriter.string(.string(referrer.mediaType))),\"digest\":\"\(referrer.digest)\",\"size\":\(referrer.size),"
+                + "\"artifactType\":\(JSONWriter.string(.string(referrer.artifactType)))"
+            if let annotations = referrer.annotations { text += ",\"annotations\":\(annotations)" }
+            return text + "}"
+        }
+        let body = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[\(descriptors.joined(separator: ","))]}"
+        var headers: HTTPHeaders = ["Content-Type": "application/vnd.oci.image.index.v1+json", Self.apiVersion.0: Self.apiVersion.1]
+        if artifactType != nil { headers.add("OCI-Filters-Applied", "artifactType") }
+        return HTTPResponse(status: 200, headers: headers, body: .bytes(Array(body.utf8)))
+    }
 
     /// The version number a reference names by itself: `3` or `v3` (ModelKeep's own way of
     /// naming a version by its number), else nil.
