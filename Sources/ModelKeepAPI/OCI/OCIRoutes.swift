@@ -271,7 +271,8 @@ struct OCIRoutes {
         // the referrers API and makes no version.
         if let subject = object["subject"]?.objectValue?["digest"]?.stringValue {
             guard Self.isDigest(subject) else { throw OCIError(400, "MANIFEST_INVALID", "the subject needs a sha256 digest") }
-            guard reference.hasPrefix("sha256:") else {
+            // By its digest, or by `latest` (which keeps naming the newest version: the tag is not recorded).
+            guard reference.hasPrefix("sha256:") || reference.lowercased() == "latest" else {
                 throw OCIError(400, "TAG_INVALID", "a manifest with a subject is pushed by its digest (the referrers API finds it), not by a tag")
             }
             let artifactType = object["artifactType"]?.stringValue ?? config.objectValue?["mediaType"]?.stringValue ?? mediaType
