@@ -380,4 +380,43 @@ struct OCITests {
         #expect(try api.get("/v2/team/pushed/referrers/\(subjectDigest)")["manifests"]?.arrayValue == [])
         #expect(try api.get("/v2/team/pushed/manifests/production").body == subject)
     }
+
+    @Test("a blob already stored by another upload is not stored twice: the chunk store does not grow")
+    func dedupeAcrossDialects() throws {
+        let api = try APIClient(.router)
+        let model = try api.createModel("resnet")
+        let version = try #require(try api.post("/api/v1/models/\(model)/versions", [:])["version"]?["id"]?.string)
+        let weights = (0..<600_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) }
+        #expect(try api.send("PUT", "/api/v1/versions/\(version)/artifacts/weights.bin", raw: weights).status == 201)
+        let before = try api.registry.registry.storeCounts()
+        let pushed = try api.send("POST", "/v2/default/resnet/blobs/uploads/?digest=sha256:\(Self.sha256(weights))", raw: weights)
+        #expect(pushed.status == 201)
+        let after = try api.registry.registry.storeCounts()
+        #expect(after.chunks == before.chunks && after.chunkBytes == before.chunkBytes)
+        #expect(before.chunkBytes >= Int64(weights.count))
+    }
+
+    @Test("more of the spec's negative cases: HEAD of what is missing, an upload without its digest, unknown sessions")
+    func moreNegatives() throws {
+        let api = try APIClient(.socket)
+        _ = try Self.seed(api)
+        let missing = "sha256:" + String(repeating: "b", count: 64)
+        #expect(try api.send("HEAD", "/v2/default/resnet/blobs/\(missing)").status == 404)
+        #expect(try api.send("HEAD", "/v2/default/resnet/manifests/nosuchtag").status == 404)
+        let location = try #require(try api.send("POST", "/v2/default/resnet/blobs/uploads/").header("Location"))
+        let noDigest = try api.send("PUT", location, raw: Array("x".utf8))
+        #expect(noDigest.status == 400 && Self.errorCode(noDigest) == "DIGEST_INVALID")
+        #expect(Self.errorCode(try api.get("/v2/default/resnet/blobs/uploads/nosuchupload")) == "BLOB_UPLOAD_UNKNOWN")
+        #expect(Self.errorCode(try api.send("PUT", "/v2/default/resnet/blobs/uploads/nosuchupload?digest=\(missing)")) == "BLOB_UPLOAD_UNKNOWN")
+        // An upload belongs to its repository: another one does not know it.
+        #expect(try api.send("POST", "/v2/default/other/blobs/uploads/").status == 202)
+        #expect(Self.errorCode(try api.get(location.replacingOccurrences(of: "/resnet/", with: "/other/"))) == "BLOB_UPLOAD_UNKNOWN")
+        // A repository name that is not a model name.
+        for name in ["bad%20name", "Upper", "a..b", "-lead", "trail_", "a___b"] {
+            #expect(Self.errorCode(try api.send("POST", "/v2/default/\(name)/blobs/uploads/")) == "NAME_INVALID", "\(name)")
+        }
+        for name in ["a.b", "a_b", "a__b", "a---b", "resnet50"] {
+            #expect(try api.send("POST", "/v2/default/\(name)/blobs/uploads/").status == 202, "\(name)")
+        }
+    }
 }

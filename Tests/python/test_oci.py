@@ -148,11 +148,15 @@ class OCIClients(unittest.TestCase):
         here = os.getcwd()
         os.chdir(source)
         try:
-            client.push(target=f"{host}/vision/detector:production", files=sorted(files))
+            client.push(target=f"{host}/vision/detector:production", files=sorted(files),
+                        manifest_annotations={"org.opencontainers.image.description": "a detector", "trained.on": "coco"})
         finally:
             os.chdir(here)
         self.assertEqual(client.get_tags(f"{host}/vision/detector"), ["1", "production"])
         self.check_oras(client, host, "production", files)
+        status, _, raw = server.request("GET", "/v2/vision/detector/manifests/production")
+        annotations = json.loads(raw)["annotations"]
+        self.assertEqual((annotations["org.opencontainers.image.description"], annotations["trained.on"]), ("a detector", "coco"))
         # The push is a version like any other: its files by name, the tag a unique tag.
         status, found = server.json("GET", "/api/v1/models?namespace=vision")
         model = found["models"][0]

@@ -100,6 +100,9 @@ struct OCIRoutes {
     /// The repository's model for a push: made on the first one.
     func repository(_ request: HTTPRequest) throws -> Model {
         let namespace = request.parameter("namespace"), name = request.parameter("name")
+        guard Self.isNameComponent(namespace), Self.isNameComponent(name) else {
+            throw OCIError(400, "NAME_INVALID", "\(namespace)/\(name) is not an OCI repository name: lowercase letters and digits, joined by '.', '_', '__' or dashes")
+        }
         do {
             return try registry.ociRepository(namespace: namespace, name: name, create: true)
         } catch {
@@ -433,6 +436,25 @@ struct OCIRoutes {
 
     static func isDigest(_ s: String) -> Bool {
         s.hasPrefix("sha256:") && s.utf8.count == 71 && s.utf8.dropFirst(7).allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
+    /// One path component of an OCI repository name: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+    static func isNameComponent(_ s: String) -> Bool {
+        let bytes = Array(s.utf8)
+        func alnum(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) || (0x61...0x7A).contains(b) }
+        guard let first = bytes.first, let last = bytes.last, alnum(first), alnum(last), bytes.count <= 255 else { return false }
+        var i = 0
+        while i < bytes.count {
+            if alnum(bytes[i]) { i += 1; continue }
+            // A separator run: ".", "_", "__" or any number of "-", between alphanumerics.
+            var j = i
+            while j < bytes.count, !alnum(bytes[j]) { j += 1 }
+            let run = bytes[i..<j]
+            let dashes = run.allSatisfy { $0 == 0x2D }
+            guard dashes || run.elementsEqual([0x2E]) || run.elementsEqual([0x5F]) || run.elementsEqual([0x5F, 0x5F]) else { return false }
+            i = j
+        }
+        return true
     }
 
     /// The OCI tag grammar: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
