@@ -324,6 +324,34 @@ class OCIClients(unittest.TestCase):
         status, found = server.json("GET", "/api/v1/models?namespace=vision")
         self.assertEqual(found["models"][0]["version_count"], 1)
 
+    def test_a_model_registered_through_mlflow_is_pulled_with_oras(self):
+        import mlflow
+        import oras.client
+        from mlflow import MlflowClient
+        server = self.serve()
+        host = server.base.removeprefix("http://")
+        os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        mlflow.set_tracking_uri(server.base)
+        folder = os.path.join(self.work, "mlmodel")
+        os.makedirs(folder)
+        files = {"model.pkl": os.urandom(200_000), "MLmodel": b"flavors: {}\n"}
+        for name, data in files.items():
+            with open(os.path.join(folder, name), "wb") as f:
+                f.write(data)
+        client = MlflowClient(tracking_uri=server.base)
+        client.create_registered_model("churn")
+        with mlflow.start_run() as run:
+            mlflow.log_artifacts(folder, "model")
+        version = client.create_model_version("churn", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+        client.set_registered_model_alias("churn", "champion", version.version)
+        oras_client = oras.client.OrasClient(hostname=host, insecure=True)
+        outdir = os.path.join(self.work, "from-mlflow")
+        pulled = oras_client.pull(target=f"{host}/default/churn:champion", outdir=outdir)
+        self.assertEqual(sorted(os.path.relpath(p, outdir) for p in pulled), sorted(files))
+        for name, data in files.items():
+            with open(os.path.join(outdir, name), "rb") as f:
+                self.assertEqual(f.read(), data, name)
+
     def test_oras_pull_and_tags(self):
         import oras.client
         server = self.serve()
