@@ -264,6 +264,11 @@ struct OCITests {
         #expect(paths == ["blobs/sha256/\(Self.sha256(notes))", "model/weights.bin"])
         #expect(try api.get("/api/v1/versions/\(versionID)/artifacts/model/weights.bin").body == weights)
 
+        // Asked by the digest of its generated manifest, a pushed version answers exactly that manifest.
+        let generated = try api.registry.registry.ociFiles(.id(versionID)).manifest()
+        #expect(generated.digest != digest)
+        let byGenerated = try api.get("/v2/team/pushed/manifests/\(generated.digest)")
+        #expect(byGenerated.body == generated.bytes && byGenerated.header("Docker-Content-Digest") == generated.digest)
         // The identical manifest under another tag: the same version, both tags on it.
         #expect(try Self.put(api, "/v2/team/pushed/manifests/stable", manifest).status == 201)
         #expect(try api.get("/api/v1/models/\(model)/tags/stable")["version"]?["version"]?.string == "1")

@@ -2,11 +2,11 @@ import ModelKeepHTTP
 import ModelKeepJSON
 import ModelKeepRegistry
 
-/// The pull side of the OCI Distribution API (v1.1) under `/v2/`: every live version of a model
-/// is an OCI artifact at `/v2/<namespace>/<model>`, its manifest generated from its files
-/// (`OCIVersionFiles.manifest`), its layers the files' bytes from the chunk store. A reference is
-/// a unique tag, a version string, or a manifest digest. Pushing (uploads, manifest PUT), deletes
-/// and the referrers API are not offered yet: those endpoints answer 404 UNSUPPORTED.
+/// The OCI Distribution API (v1.1) under `/v2/`: a repository `<namespace>/<model>` is a model,
+/// a manifest a version (pushed manifests are kept byte for byte; any other version is pulled
+/// through a manifest generated from its files, `OCIVersionFiles.manifest`), a layer a file in
+/// the chunk store, an OCI tag a unique tag. Blob uploads (monolithic, chunked, resumable),
+/// mounts, deletes and the referrers API are here; image indexes are not.
 struct OCIRoutes {
     let registry: ModelRegistry
 
@@ -62,7 +62,8 @@ struct OCIRoutes {
             guard let found = try registry.ociFilesOfModel(model.id).first(where: { $0.manifest().digest == reference }) else {
                 throw OCIError(404, "MANIFEST_UNKNOWN", "no version of \(model.name) has the manifest \(reference)")
             }
-            files = found
+            // Exactly the manifest with this digest: the generated one, even for a version that was pushed.
+            return Self.respond(generated: found)
         } else {
             guard Self.isTag(reference) else { throw OCIError(400, "TAG_INVALID", "\(reference) is not a valid tag") }
             let version: VersionReference
@@ -83,9 +84,13 @@ struct OCIRoutes {
             }
         }
         if let pushed = try registry.ociStoredManifest(versionID: files.versionID) { return Self.respond(pushed) }
+        return Self.respond(generated: files)
+    }
+
+    static func respond(generated files: OCIVersionFiles) -> HTTPResponse {
         let (bytes, digest) = files.manifest()
-        return HTTPResponse(status: 200, headers: ["Content-Type": Self.manifestType, "Docker-Content-Digest": digest,
-                                                   "ETag": "\"\(digest)\"", Self.apiVersion.0: Self.apiVersion.1],
+        return HTTPResponse(status: 200, headers: ["Content-Type": manifestType, "Docker-Content-Digest": digest,
+                                                   "ETag": "\"\(digest)\"", apiVersion.0: apiVersion.1],
                             body: .bytes(bytes))
     }
 
