@@ -147,6 +147,9 @@ struct OCIRoutes {
             }
             // Not mountable from there: an ordinary upload session, as the spec asks.
         }
+        if let digest = query["digest"], !Self.isDigest(digest) {
+            throw OCIError(400, "DIGEST_INVALID", "\(digest) is not a sha256 digest")  // before a byte is read
+        }
         var upload = try registry.ociStartUpload(modelID: model.id)
         if let digest = query["digest"] {
             upload = try append(model, upload, offset: nil) { try body.read() }
