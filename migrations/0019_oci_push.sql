@@ -1,5 +1,7 @@
--- OCI pushes (the /v2/ API). A blob is uploaded in a session (its bytes wait in the scratch
--- area, like a resumable artifact upload's, until the client names the digest); it is then kept
+-- OCI pushes (the /v2/ API). A blob is uploaded in a session: the first request's bytes are
+-- chunked as they come into a file of the model, .oci/uploads/<id>; later requests move them to
+-- the scratch area and append there, like a resumable artifact upload, until the client names
+-- the digest. The blob is then kept
 -- as an artifact of the model itself under .oci/blobs/sha256/<hex>, chunked and deduplicated
 -- like every file, so gc and fsck know it. A pushed manifest is kept byte for byte (a client
 -- checks the digest of what it pulls against the one it pushed) beside the version it made.
@@ -7,6 +9,9 @@ CREATE TABLE oci_uploads (
     id         TEXT PRIMARY KEY NOT NULL,
     model_id   TEXT NOT NULL REFERENCES models (id) ON DELETE CASCADE,
     received   INTEGER NOT NULL DEFAULT 0,
+    -- 1: the bytes so far came in one request and are already the model's file .oci/uploads/<id>,
+    -- chunked and hashed as they arrived (a push in one PATCH is then one pass over its bytes)
+    provisional INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 ) STRICT;

@@ -35,8 +35,15 @@ extension ModelRegistry {
         report.stagingBytes = store.scratch.clearStaging(olderThan: graceSeconds)
         let now = Clock.nowMilliseconds()
         let expired = try writing { db in
-            try db.query("DELETE FROM upload_sessions WHERE expires_at <= ? RETURNING id", [.integer(now)]) { $0.text(0) }
+            let ids = try db.query("DELETE FROM upload_sessions WHERE expires_at <= ? RETURNING id", [.integer(now)]) { $0.text(0) }
                 + db.query("DELETE FROM oci_uploads WHERE expires_at <= ? RETURNING id", [.integer(now)]) { $0.text(0) }
+            // An OCI upload's first bytes are a provisional file of its model (.oci/uploads/<id>):
+            // it goes with its upload (their chunks then at this collection, being unreferenced).
+            try db.run("""
+                DELETE FROM artifacts WHERE parent_id = model_id AND path >= '.oci/uploads/' AND path < '.oci/uploads0'
+                  AND substr(path, 14) NOT IN (SELECT id FROM oci_uploads)
+                """)
+            return ids
         }
         for id in expired { store.scratch.removePart(id) }
         report.sessionsExpired = expired.count

@@ -157,33 +157,88 @@ extension ModelRegistry {
 
     /// The upload, or 404 when unknown, expired or another repository's.
     public func ociUpload(_ id: String, modelID: String) throws(RegistryError) -> OCIUpload {
+        try ociSession(id, modelID: modelID).upload
+    }
+
+    private func ociSession(_ id: String, modelID: String) throws(RegistryError) -> (upload: OCIUpload, provisional: Bool) {
         try reading { db in
-            guard let received = try db.queryFirst("SELECT received FROM oci_uploads WHERE id = ? AND model_id = ? AND expires_at > ?",
-                                                   [.text(id), .text(modelID), .integer(Clock.nowMilliseconds())], { $0.int64(0) }) else {
+            guard let row = try db.queryFirst("""
+                SELECT received, provisional FROM oci_uploads WHERE id = ? AND model_id = ? AND expires_at > ?
+                """, [.text(id), .text(modelID), .integer(Clock.nowMilliseconds())], { (received: $0.int64(0), provisional: $0.int(1) != 0) }) else {
                 throw RegistryError.notFound("upload \(id) does not exist or has expired")
             }
-            return OCIUpload(id: id, modelID: modelID, received: received)
+            return (OCIUpload(id: id, modelID: modelID, received: row.received), row.provisional)
         }
     }
 
+    static func ociProvisionalPath(_ id: String) -> String { ".oci/uploads/" + id }
+
     /// Appends bytes to an upload. `offset`, when the client gave one (Content-Range), must be
-    /// where the upload stands: otherwise `.conflict` with the offset in its details.
+    /// where the upload stands: otherwise `.conflict` with the offset in its details. The first
+    /// bytes of an upload are chunked and hashed as they come (one pass); bytes after them move
+    /// the upload to the scratch area first.
     public func ociAppend(_ id: String, modelID: String, offset: Int64?, pieces: () throws -> [UInt8]?) throws(RegistryError) -> OCIUpload {
         let store = try requireStore()
         guard activeUploads.withLock({ $0.insert(id).inserted }) else {
             throw .conflict("another request is appending to upload \(id)", details: ["upload_id": .string(id)])
         }
         defer { _ = activeUploads.withLock { $0.remove(id) } }
-        var upload = try ociUpload(id, modelID: modelID)
+        var (upload, provisional) = try ociSession(id, modelID: modelID)
         if let offset, offset != upload.received {
             throw .conflict("upload \(id) stands at offset \(upload.received), not \(offset)", details: ["offset": .int(upload.received)])
         }
+        let first: [UInt8]?
+        do {
+            first = try pieces()
+        } catch {
+            throw RegistryError.from(error)
+        }
+        guard let first else { return upload }  // nothing sent: the upload stands where it stood
+        var pending: [UInt8]? = first
+        func all() throws -> [UInt8]? {
+            if let piece = pending { pending = nil; return piece }
+            return try pieces()
+        }
         let limit = limits.maxArtifactBytes
+        let now = Clock.nowMilliseconds(), lifetime = limits.uploadSessionLifetimeMilliseconds
+        if upload.received == 0 {
+            // One pass: straight into the chunk store as the model's provisional file.
+            let prepared = try prepareUpload(.model(modelID), path: Self.ociProvisionalPath(id), overwrite: true, fileType: nil,
+                                             mimeType: "application/octet-stream")
+            let artifact = try ingest(prepared, read: all)
+            upload.received = artifact.size ?? 0
+            let received = upload.received
+            try writing { db in
+                try db.run("UPDATE oci_uploads SET received = ?, provisional = 1, expires_at = ? WHERE id = ?",
+                           [.integer(received), .integer(now + lifetime), .text(id)])
+            }
+            return upload
+        }
+        if provisional {
+            // More bytes after the first request's: its file becomes the scratch part they join.
+            let artifact = try artifact(.model(modelID), path: Self.ociProvisionalPath(id))
+            do {
+                try store.scratch.resetPart(id, to: 0)
+                var chunks = artifact.chunks.makeIterator()
+                _ = try store.scratch.appendPart(id) {
+                    guard let chunk = chunks.next() else { return nil }
+                    var bytes: [UInt8] = []
+                    bytes.reserveCapacity(Int(chunk.size))
+                    try store.read(chunk.sha256, range: nil) { bytes.append(contentsOf: $0) }
+                    return bytes
+                }
+            } catch {
+                throw RegistryError.from(error)
+            }
+            try writing { db in try db.run("UPDATE oci_uploads SET provisional = 0 WHERE id = ?", [.text(id)]) }
+            try? deleteArtifact(.model(modelID), path: Self.ociProvisionalPath(id))
+            provisional = false
+        }
         do {
             try store.scratch.resetPart(id, to: upload.received)
             var total = upload.received
             upload.received += try store.scratch.appendPart(id) {
-                guard let piece = try pieces() else { return nil }
+                guard let piece = try all() else { return nil }
                 total += Int64(piece.count)
                 if total > limit { throw RegistryError.tooLarge("a blob may hold at most \(limit) bytes") }
                 return piece
@@ -191,11 +246,18 @@ extension ModelRegistry {
         } catch {
             throw RegistryError.from(error)
         }
-        let now = Clock.nowMilliseconds(), lifetime = limits.uploadSessionLifetimeMilliseconds, received = upload.received
+        let received = upload.received
         try writing { db in
             try db.run("UPDATE oci_uploads SET received = ?, expires_at = ? WHERE id = ?", [.integer(received), .integer(now + lifetime), .text(id)])
         }
         return upload
+    }
+
+    /// A whole blob from one request, checked against its digest as it is stored (one pass).
+    public func ociPutBlob(modelID: String, sha256: String, pieces: () throws -> [UInt8]?) throws(RegistryError) -> Artifact {
+        let prepared = try prepareUpload(.model(modelID), path: Self.ociBlobPrefix + sha256, overwrite: true, fileType: nil,
+                                         mimeType: "application/octet-stream")
+        return try ingest(prepared, read: pieces, expected: DeclaredContent(sha256: sha256))
     }
 
     /// Ends an upload with the digest the client names: its bytes are stored as the model's file
@@ -203,10 +265,24 @@ extension ModelRegistry {
     /// upload is dropped).
     public func ociFinishUpload(_ id: String, modelID: String, sha256: String) throws(RegistryError) -> Artifact {
         let store = try requireStore()
-        let upload = try ociUpload(id, modelID: modelID)
+        let (upload, provisional) = try ociSession(id, modelID: modelID)
         defer {
             _ = try? writing { db in try db.run("DELETE FROM oci_uploads WHERE id = ?", [.text(id)]) }
             store.scratch.removePart(id)
+            if provisional { try? deleteArtifact(.model(modelID), path: Self.ociProvisionalPath(id)) }
+        }
+        if provisional {
+            // Already chunked and hashed: the file is renamed if its hash is the one named.
+            let artifact = try artifact(.model(modelID), path: Self.ociProvisionalPath(id))
+            guard artifact.sha256 == sha256 else {
+                throw .mismatch("the upload's \(upload.received) bytes hash to sha256:\(artifact.sha256 ?? ""), not sha256:\(sha256)")
+            }
+            let now = Clock.nowMilliseconds()
+            try writing { db in
+                let target = try Self.requireParent(.model(modelID), db)
+                try Self.copyArtifact(artifact.id, to: target, path: Self.ociBlobPrefix + sha256, at: now, db)
+            }
+            return try self.artifact(.model(modelID), path: Self.ociBlobPrefix + sha256)
         }
         let prepared = try prepareUpload(.model(modelID), path: Self.ociBlobPrefix + sha256, overwrite: true, fileType: nil,
                                          mimeType: "application/octet-stream")
@@ -223,9 +299,10 @@ extension ModelRegistry {
     /// Drops an upload and its bytes.
     public func ociCancelUpload(_ id: String, modelID: String) throws(RegistryError) {
         let store = try requireStore()
-        _ = try ociUpload(id, modelID: modelID)
+        let (_, provisional) = try ociSession(id, modelID: modelID)
         try writing { db in try db.run("DELETE FROM oci_uploads WHERE id = ?", [.text(id)]) }
         store.scratch.removePart(id)
+        if provisional { try? deleteArtifact(.model(modelID), path: Self.ociProvisionalPath(id)) }
     }
 
     /// Makes a blob of another model this model's too (a cross-repository mount): the same

@@ -424,4 +424,38 @@ struct OCITests {
             #expect(try api.send("POST", "/v2/default/\(name)/blobs/uploads/").status == 202, "\(name)")
         }
     }
+
+    @Test("a blob sent in one PATCH is chunked as it comes (no second pass): the PUT checks the digest and leaves no provisional file")
+    func onePassUpload() throws {
+        var limits = ModelRegistry.Limits()
+        limits.uploadSessionLifetimeMilliseconds = 60_000
+        let api = try APIClient(.socket, server: try TestServer(limits: limits))
+        let bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
+        let model = { try #require(try api.get("/api/v1/models?namespace=team")["models"]?.arrayValue?.first?["id"]?.string) }
+        let provisional = { (m: String) in
+            try api.get("/api/v1/models/\(m)/artifacts")["artifacts"]?.arrayValue?.compactMap { $0["path"]?.string }
+                .filter { $0.hasPrefix(".oci/uploads/") } ?? []
+        }
+        // The right digest: the blob is there, nothing provisional is left.
+        let location = try #require(try api.send("POST", "/v2/team/pushed/blobs/uploads/").header("Location"))
+        #expect(try api.send("PATCH", location, raw: bytes).status == 202)
+        let id = try model()
+        #expect(try provisional(id).count == 1)
+        #expect(try api.send("PUT", location + "?digest=sha256:\(Self.sha256(bytes))").status == 201)
+        #expect(try api.get("/v2/team/pushed/blobs/sha256:\(Self.sha256(bytes))").body == bytes)
+        #expect(try provisional(id).isEmpty)
+        // A wrong one: refused, and the provisional file goes with the upload.
+        let other = try #require(try api.send("POST", "/v2/team/pushed/blobs/uploads/").header("Location"))
+        #expect(try api.send("PATCH", other, raw: Array(bytes.prefix(1000))).status == 202)
+        let wrong = try api.send("PUT", other + "?digest=sha256:" + String(repeating: "c", count: 64))
+        #expect(wrong.status == 400 && Self.errorCode(wrong) == "DIGEST_INVALID")
+        #expect(try provisional(id).isEmpty)
+        // An abandoned one: gc drops its provisional file once the upload has expired.
+        let abandoned = try #require(try api.send("POST", "/v2/team/pushed/blobs/uploads/").header("Location"))
+        #expect(try api.send("PATCH", abandoned, raw: Array(bytes.prefix(5000))).status == 202)
+        #expect(try provisional(id).count == 1)
+        _ = try api.registry.database.write { db in try db.run("UPDATE oci_uploads SET expires_at = 0") }
+        #expect(try api.registry.registry.collectGarbage(graceSeconds: 0).sessionsExpired == 1)
+        #expect(try provisional(id).isEmpty)
+    }
 }

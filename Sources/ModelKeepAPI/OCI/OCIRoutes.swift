@@ -150,11 +150,17 @@ struct OCIRoutes {
         if let digest = query["digest"], !Self.isDigest(digest) {
             throw OCIError(400, "DIGEST_INVALID", "\(digest) is not a sha256 digest")  // before a byte is read
         }
-        var upload = try registry.ociStartUpload(modelID: model.id)
         if let digest = query["digest"] {
-            upload = try append(model, upload, offset: nil) { try body.read() }
-            return try finish(model, upload, digest: digest)
+            // A whole blob: chunked, hashed and checked as it arrives, no session.
+            do {
+                _ = try registry.ociPutBlob(modelID: model.id, sha256: String(digest.dropFirst(7))) { try body.read() }
+            } catch {
+                if case .mismatch(let message) = error { throw OCIError(400, "DIGEST_INVALID", message) }
+                throw error
+            }
+            return blobCreated(model, digest: digest)
         }
+        let upload = try registry.ociStartUpload(modelID: model.id)
         while try body.read() != nil {}  // a POST that opens a session carries nothing
         return HTTPResponse(status: 202, headers: uploadHeaders(model, upload))
     }
