@@ -275,20 +275,28 @@ extension ModelRegistry {
             } else {
                 path = String(original.path.dropFirst(prefix.count + 1))
             }
-            let id = Identifiers.make(at: now)
-            try db.run("DELETE FROM artifacts WHERE parent_id = ? AND path = ?", [.text(target.id), .text(path)])
-            try db.run("""
-                INSERT INTO artifacts (id, parent_id, model_id, path, size, sha256, file_type, mime_type, uri, state, created_at, updated_at)
-                SELECT ?, ?, ?, ?, size, sha256, file_type, mime_type, uri, state, ?, ? FROM artifacts WHERE id = ?
-                """, [.text(id), .text(target.id), .text(target.modelID), .text(path), .integer(now), .integer(now), .text(original.id)])
-            try db.run("""
-                INSERT INTO artifact_chunks (artifact_id, seq, sha256, size, offset)
-                SELECT ?, seq, sha256, size, offset FROM artifact_chunks WHERE artifact_id = ?
-                """, [.text(id), .text(original.id)])
-            try record("artifact.created", namespace: target.namespace, subject: id,
-                       payload: ["model_id": .string(target.modelID), "parent_id": .string(target.id), "path": .string(path),
-                                 "copied_from": .string(original.id)], at: now, db)
+            try copyArtifact(original.id, to: target, path: path, at: now, db)
         }
         return originals.count
+    }
+
+    /// Copies one artifact's record and chunk list under a parent and path (no bytes move; a
+    /// file there is replaced), recorded as `artifact.created` with `copied_from`; the new id.
+    @discardableResult
+    static func copyArtifact(_ originalID: String, to target: ResolvedParent, path: String, at now: Int64, _ db: SQLiteConnection) throws -> String {
+        let id = Identifiers.make(at: now)
+        try db.run("DELETE FROM artifacts WHERE parent_id = ? AND path = ?", [.text(target.id), .text(path)])
+        try db.run("""
+            INSERT INTO artifacts (id, parent_id, model_id, path, size, sha256, file_type, mime_type, uri, state, created_at, updated_at)
+            SELECT ?, ?, ?, ?, size, sha256, file_type, mime_type, uri, state, ?, ? FROM artifacts WHERE id = ?
+            """, [.text(id), .text(target.id), .text(target.modelID), .text(path), .integer(now), .integer(now), .text(originalID)])
+        try db.run("""
+            INSERT INTO artifact_chunks (artifact_id, seq, sha256, size, offset)
+            SELECT ?, seq, sha256, size, offset FROM artifact_chunks WHERE artifact_id = ?
+            """, [.text(id), .text(originalID)])
+        try record("artifact.created", namespace: target.namespace, subject: id,
+                   payload: ["model_id": .string(target.modelID), "parent_id": .string(target.id), "path": .string(path),
+                             "copied_from": .string(originalID)], at: now, db)
+        return id
     }
 }

@@ -317,20 +317,6 @@ extension ModelRegistry {
         return true
     }
 
-    /// Copies one artifact's record and chunk list under a new parent and path (no bytes move).
-    static func copyArtifact(_ id: String, to target: ResolvedParent, path: String, at now: Int64, _ db: SQLiteConnection) throws {
-        let copy = Identifiers.make(at: now)
-        try db.run("DELETE FROM artifacts WHERE parent_id = ? AND path = ?", [.text(target.id), .text(path)])
-        try db.run("""
-            INSERT INTO artifacts (id, parent_id, model_id, path, size, sha256, file_type, mime_type, uri, state, created_at, updated_at)
-            SELECT ?, ?, ?, ?, size, sha256, file_type, mime_type, uri, state, ?, ? FROM artifacts WHERE id = ?
-            """, [.text(copy), .text(target.id), .text(target.modelID), .text(path), .integer(now), .integer(now), .text(id)])
-        try db.run("""
-            INSERT INTO artifact_chunks (artifact_id, seq, sha256, size, offset)
-            SELECT ?, seq, sha256, size, offset FROM artifact_chunks WHERE artifact_id = ?
-            """, [.text(copy), .text(id)])
-    }
-
     /// The manifest pushed for a version, if one was.
     public func ociStoredManifest(versionID: String) throws(RegistryError) -> OCIStoredManifest? {
         try reading { db in
