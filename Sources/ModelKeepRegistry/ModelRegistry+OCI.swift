@@ -20,7 +20,7 @@ public struct OCIVersionFiles: Sendable {
 
 extension ModelRegistry {
     /// The files of one live version (stored, ready ones: tracked URIs and corrupt files have no
-    /// bytes to serve), ordered by path.
+    /// bytes to serve; `.oci/` holds what a push kept, such as its config), ordered by path.
     public func ociFiles(_ reference: VersionReference) throws(RegistryError) -> OCIVersionFiles {
         try reading { db in
             let version = try Self.requireVersion(reference, db)
@@ -47,6 +47,7 @@ extension ModelRegistry {
         for row in try db.query("""
             SELECT a.parent_id, a.path, a.sha256, a.size, a.mime_type FROM artifacts a
             WHERE \(condition) AND a.parent_id != a.model_id AND a.uri IS NULL AND a.state = 'ready' AND a.sha256 IS NOT NULL
+              AND NOT (a.path >= '.oci/' AND a.path < '.oci0')
             ORDER BY a.parent_id, a.path
             """, arguments, { (parent: $0.text(0), file: OCIVersionFiles.File(path: $0.text(1), sha256: $0.text(2), size: $0.int64(3), mimeType: $0.text(4))) }) {
             byVersion[row.parent, default: []].append(row.file)

@@ -458,4 +458,28 @@ struct OCITests {
         #expect(try api.registry.registry.collectGarbage(graceSeconds: 0).sessionsExpired == 1)
         #expect(try provisional(id).isEmpty)
     }
+
+    @Test("a config with content becomes the version's .oci/config.json, and generated manifests leave .oci/ out")
+    func configFile() throws {
+        let api = try APIClient(.socket)
+        let weights = Array("weights".utf8), config = Array("{\"kind\": \"ModelKit\", \"model\": \"weights.bin\"}".utf8)
+        for blob in [weights, config] {
+            #expect(try api.send("POST", "/v2/team/kit/blobs/uploads/?digest=sha256:\(Self.sha256(blob))", raw: blob).status == 201)
+        }
+        let manifest = Array(("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+            + "\"config\":{\"mediaType\":\"application/vnd.kitops.modelkit.config.v1+json\",\"digest\":\"sha256:\(Self.sha256(config))\",\"size\":\(config.count)},"
+            + "\"layers\":[{\"mediaType\":\"application/octet-stream\",\"digest\":\"sha256:\(Self.sha256(weights))\",\"size\":\(weights.count),"
+            + "\"annotations\":{\"org.opencontainers.image.title\":\"weights.bin\"}}]}").utf8)
+        #expect(try Self.put(api, "/v2/team/kit/manifests/v1", manifest).status == 201)
+        let model = try #require(try api.get("/api/v1/models?namespace=team")["models"]?.arrayValue?.first?["id"]?.string)
+        let versionID = try #require(try api.get("/api/v1/models/\(model)/versions/1")["version"]?["id"]?.string)
+        let paths = try api.get("/api/v1/versions/\(versionID)/artifacts")["artifacts"]?.arrayValue?.compactMap { $0["path"]?.string }
+        #expect(paths == [".oci/config.json", "weights.bin"])
+        #expect(try api.get("/api/v1/versions/\(versionID)/artifacts/.oci/config.json").body == config)
+        #expect(try api.get("/v2/team/kit/manifests/1").body == manifest)
+        #expect(try api.get("/v2/team/kit/blobs/sha256:\(Self.sha256(config))").body == config)
+        // The generated manifest of the version lists its files, not the push's bookkeeping.
+        let generated = try api.registry.registry.ociFiles(.id(versionID)).files.map(\.path)
+        #expect(generated == ["weights.bin"])
+    }
 }

@@ -276,7 +276,14 @@ struct OCIRoutes {
                 throw OCIError(400, "MANIFEST_BLOB_UNKNOWN", "\(blobDigest) is not in \(model.namespace)/\(model.name); push it first")
             }
             guard blob.size == size else { throw OCIError(400, "MANIFEST_INVALID", "\(blobDigest) holds \(blob.size ?? 0) bytes, not \(size)") }
-            if index == 0 { continue }  // the config stays a blob of the repository, not a file of the version
+            if index == 0 {
+                // A config with content (a ModelKit's Kitfile, an image's config) is a file of the version too.
+                let json = (fields["mediaType"]?.stringValue ?? "").hasSuffix("json")
+                let path = json ? ".oci/config.json" : ".oci/config"
+                paths.insert(path)
+                files.append(.init(blobID: blob.id, path: path))
+                continue
+            }
             var path = fields["annotations"]?.objectValue?["org.opencontainers.image.title"]?.stringValue ?? ""
             if path.isEmpty || (try? Validation.artifactPath(path)) == nil || path.hasPrefix(".oci/") || paths.contains(path) {
                 path = "blobs/sha256/" + blobDigest.dropFirst(7)
