@@ -47,8 +47,6 @@ public struct ErrorRenderer: Sendable {
         var responseHeaders: HTTPHeaders = [OCIRoutes.apiVersion.0: OCIRoutes.apiVersion.1]
         if let error = error as? OCIError {
             (status, code, message) = (error.status, error.code, error.message)
-        } else if let error = error as? OCIErrorWithHeaders {
-            (status, code, message) = (error.error.status, error.error.code, error.error.message)
             for (name, value) in error.headers where name.lowercased() != OCIRoutes.apiVersion.0.lowercased() { responseHeaders.add(name, value) }
         } else {
             let native = describe(error, head: head)

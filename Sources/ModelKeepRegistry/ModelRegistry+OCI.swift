@@ -33,13 +33,22 @@ extension ModelRegistry {
     /// digest, which is not stored: it is computed from the files).
     public func ociFilesOfModel(_ modelID: String) throws(RegistryError) -> [OCIVersionFiles] {
         try reading { db in
-            _ = try Self.requireModel(id: modelID, includeDeleted: false, db)
-            let versions = try db.query("""
-                SELECT id, version FROM versions WHERE model_id = ? AND deleted_at IS NULL ORDER BY created_at DESC, id DESC
-                """, [.text(modelID)]) { (id: $0.text(0), version: $0.text(1)) }
+            let versions = try Self.liveVersions(modelID, db)
             let files = try Self.ociFiles(where: "a.model_id = ?", [.text(modelID)], db)
             return versions.map { OCIVersionFiles(versionID: $0.id, version: $0.version, files: files[$0.id] ?? []) }
         }
+    }
+
+    /// The version strings of a model's live versions, newest first (the OCI tag list names them).
+    public func liveVersionStrings(_ modelID: String) throws(RegistryError) -> [String] {
+        try reading { db in try Self.liveVersions(modelID, db).map(\.version) }
+    }
+
+    private static func liveVersions(_ modelID: String, _ db: SQLiteConnection) throws -> [(id: String, version: String)] {
+        _ = try requireModel(id: modelID, includeDeleted: false, db)
+        return try db.query("""
+            SELECT id, version FROM versions WHERE model_id = ? AND deleted_at IS NULL ORDER BY created_at DESC, id DESC
+            """, [.text(modelID)]) { (id: $0.text(0), version: $0.text(1)) }
     }
 
     private static func ociFiles(where condition: String, _ arguments: [SQLValue], _ db: SQLiteConnection) throws -> [String: [OCIVersionFiles.File]] {
@@ -140,14 +149,8 @@ extension ModelRegistry {
     }
 
     public func ociStartUpload(modelID: String) throws(RegistryError) -> OCIUpload {
-        let store = try requireStore()
         let now = Clock.nowMilliseconds()
-        let id = Identifiers.make(at: now)
-        do {
-            try store.scratch.resetPart(id, to: 0)
-        } catch {
-            throw RegistryError.from(error)
-        }
+        let id = try newScratchPart(at: now)
         try writing { db in
             _ = try Self.requireModel(id: modelID, db)
             try db.run("INSERT INTO oci_uploads (id, model_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
@@ -358,7 +361,13 @@ extension ModelRegistry {
     public func ociCommitManifest(modelID: String, digest: String, mediaType: String, bytes: [UInt8],
                                   layers: [OCILayerFile], versionString: String? = nil) throws(RegistryError) -> Version {
         if let versionString {
-            if let existing = try? version(.number(modelID: modelID, version: versionString)) {
+            var existing: Version?
+            do {
+                existing = try version(.number(modelID: modelID, version: versionString))
+            } catch {
+                guard case .notFound = error else { throw error }  // only "no such version" means: make it
+            }
+            if let existing {
                 var current = try ociStoredManifest(versionID: existing.id)?.digest
                 if current == nil { current = try ociFiles(.id(existing.id)).manifest().digest }
                 guard current == digest else {

@@ -37,14 +37,8 @@ extension ModelRegistry {
         guard size <= limits.maxArtifactBytes else { throw .tooLarge("the artifact is \(size) bytes; the limit is \(limits.maxArtifactBytes)") }
         if let sha256, !BlobStore.isSHA256(sha256.lowercased()) { throw .invalid(field: "sha256", message: "must be 64 hex digits") }
         let upload = try prepareUpload(parent, path: path, overwrite: overwrite, fileType: fileType, mimeType: nil)
-        let store = try requireStore()
         let now = Clock.nowMilliseconds()
-        let id = Identifiers.make(at: now)
-        do {
-            try store.scratch.resetPart(id, to: 0)
-        } catch {
-            throw RegistryError.from(error)
-        }
+        let id = try newScratchPart(at: now)
         return try writing { db in
             try db.run("""
                 INSERT INTO upload_sessions (id, parent_id, model_id, path, size, sha256, file_type, overwrite, created_at, expires_at)
@@ -59,6 +53,18 @@ extension ModelRegistry {
             }
             return session
         }
+    }
+
+    /// A new upload id with an empty part in the scratch area (resumable and OCI uploads).
+    func newScratchPart(at now: Int64) throws(RegistryError) -> String {
+        let store = try requireStore()
+        let id = Identifiers.make(at: now)
+        do {
+            try store.scratch.resetPart(id, to: 0)
+        } catch {
+            throw RegistryError.from(error)
+        }
+        return id
     }
 
     static func requireSession(_ id: String, _ db: SQLiteConnection) throws -> UploadSession {

@@ -3,6 +3,7 @@ import Crypto
 import Testing
 import TestSupport
 import ModelKeepAPI
+import ModelKeepChunking
 import ModelKeepJSON
 import ModelKeepRegistry
 
@@ -10,7 +11,7 @@ import ModelKeepRegistry
 /// words them, against a seeded model.
 @Suite("OCI Distribution: pulling versions as artifacts")
 struct OCITests {
-    static func sha256(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined() }
+    static func sha256(_ bytes: [UInt8]) -> String { Hex.lowercase(SHA256.hash(data: bytes)) }
 
     /// A model `default/resnet` with version 1 (two files, tagged production) and version 2 (one file).
     static func seed(_ api: APIClient) throws -> (model: String, v1: String, v2: String, weights: [UInt8], config: [UInt8]) {

@@ -1,3 +1,4 @@
+import ModelKeepChunking
 import ModelKeepHTTP
 import ModelKeepJSON
 import ModelKeepRegistry
@@ -56,14 +57,11 @@ struct OCIRoutes {
         let reference = request.parameter("reference")
         let files: OCIVersionFiles
         if reference.hasPrefix("sha256:") {
-            guard Self.isDigest(reference) else { throw OCIError(400, "DIGEST_INVALID", "\(reference) is not a sha256 digest") }
-            if let pushed = try registry.ociStoredManifest(modelID: model.id, digest: reference) { return Self.respond(pushed) }
-            if let referrer = try registry.ociReferrerManifest(modelID: model.id, digest: reference) { return Self.respond(referrer) }
-            guard let found = try registry.ociFilesOfModel(model.id).first(where: { $0.manifest().digest == reference }) else {
-                throw OCIError(404, "MANIFEST_UNKNOWN", "no version of \(model.name) has the manifest \(reference)")
-            }
+            switch try named(model, digest: reference) {
+            case .referrer(let kept), .pushed(let kept): return Self.respond(digest: kept.digest, mediaType: kept.mediaType, bytes: kept.bytes)
             // Exactly the manifest with this digest: the generated one, even for a version that was pushed.
-            return Self.respond(generated: found)
+            case .generated(let found): return Self.respond(generated: found)
+            }
         } else {
             guard Self.isTag(reference) else { throw OCIError(400, "TAG_INVALID", "\(reference) is not a valid tag") }
             let version: VersionReference
@@ -83,21 +81,38 @@ struct OCIRoutes {
                 throw error
             }
         }
-        if let pushed = try registry.ociStoredManifest(versionID: files.versionID) { return Self.respond(pushed) }
+        if let pushed = try registry.ociStoredManifest(versionID: files.versionID) {
+            return Self.respond(digest: pushed.digest, mediaType: pushed.mediaType, bytes: pushed.bytes)
+        }
         return Self.respond(generated: files)
+    }
+
+    /// What a manifest digest names in a repository: a referrer, a version's pushed manifest, or
+    /// a version's generated one.
+    enum Named {
+        case referrer(OCIStoredManifest)
+        case pushed(OCIStoredManifest)
+        case generated(OCIVersionFiles)
+    }
+
+    /// The manifest a digest names, or MANIFEST_UNKNOWN (a malformed digest: DIGEST_INVALID).
+    func named(_ model: Model, digest: String) throws -> Named {
+        _ = try Self.hex(digest)
+        if let referrer = try registry.ociReferrerManifest(modelID: model.id, digest: digest) { return .referrer(referrer) }
+        if let pushed = try registry.ociStoredManifest(modelID: model.id, digest: digest) { return .pushed(pushed) }
+        if let found = try registry.ociFilesOfModel(model.id).first(where: { $0.manifest().digest == digest }) { return .generated(found) }
+        throw OCIError(404, "MANIFEST_UNKNOWN", "no version of \(model.name) has the manifest \(digest)")
     }
 
     static func respond(generated files: OCIVersionFiles) -> HTTPResponse {
         let (bytes, digest) = files.manifest()
-        return HTTPResponse(status: 200, headers: ["Content-Type": manifestType, "Docker-Content-Digest": digest,
-                                                   "ETag": "\"\(digest)\"", apiVersion.0: apiVersion.1],
-                            body: .bytes(bytes))
+        return respond(digest: digest, mediaType: manifestType, bytes: bytes)
     }
 
-    static func respond(_ pushed: OCIStoredManifest) -> HTTPResponse {
-        HTTPResponse(status: 200, headers: ["Content-Type": pushed.mediaType, "Docker-Content-Digest": pushed.digest,
-                                            "ETag": "\"\(pushed.digest)\"", apiVersion.0: apiVersion.1],
-                     body: .bytes(pushed.bytes))
+    static func respond(digest: String, mediaType: String, bytes: [UInt8]) -> HTTPResponse {
+        HTTPResponse(status: 200, headers: ["Content-Type": mediaType, "Docker-Content-Digest": digest, "ETag": "\"\(digest)\"",
+                                            apiVersion.0: apiVersion.1],
+                     body: .bytes(bytes))
     }
 
     // MARK: Push
@@ -139,21 +154,19 @@ struct OCIRoutes {
         let model = try repository(request)
         let query = request.query
         if let mount = query["mount"] {
-            guard Self.isDigest(mount) else { throw OCIError(400, "DIGEST_INVALID", "\(mount) is not a sha256 digest") }
+            let mountHex = try Self.hex(mount)
             if let from = query["from"], case let parts = from.split(separator: "/", maxSplits: 1).map(String.init), parts.count == 2,
                let source = try? registry.model(namespace: parts[0], name: parts[1]),
-               try registry.ociMount(sha256: String(mount.dropFirst(7)), from: source, to: model.id) {
+               try registry.ociMount(sha256: mountHex, from: source, to: model.id) {
                 return blobCreated(model, digest: mount)
             }
             // Not mountable from there: an ordinary upload session, as the spec asks.
         }
-        if let digest = query["digest"], !Self.isDigest(digest) {
-            throw OCIError(400, "DIGEST_INVALID", "\(digest) is not a sha256 digest")  // before a byte is read
-        }
         if let digest = query["digest"] {
+            let hex = try Self.hex(digest)  // before a byte is read
             // A whole blob: chunked, hashed and checked as it arrives, no session.
             do {
-                _ = try registry.ociPutBlob(modelID: model.id, sha256: String(digest.dropFirst(7))) { try body.read() }
+                _ = try registry.ociPutBlob(modelID: model.id, sha256: hex) { try body.read() }
             } catch {
                 if case .mismatch(let message) = error { throw OCIError(400, "DIGEST_INVALID", message) }
                 throw error
@@ -172,7 +185,7 @@ struct OCIRoutes {
             if case .conflict(let message, let details) = error, details["offset"] != nil {
                 var headers = uploadHeaders(model, upload)
                 headers.set("Range", "0-\(max(0, (details["offset"]?.numberValue?.int64 ?? 1) - 1))")
-                throw OCIErrorWithHeaders(error: OCIError(416, "BLOB_UPLOAD_INVALID", message), headers: headers)
+                throw OCIError(416, "BLOB_UPLOAD_INVALID", message, headers: headers)
             }
             if case .notFound = error { throw OCIError(404, "BLOB_UPLOAD_UNKNOWN", "no upload \(upload.id) in \(model.namespace)/\(model.name)") }
             throw error
@@ -180,12 +193,15 @@ struct OCIRoutes {
     }
 
     func finish(_ model: Model, _ upload: OCIUpload, digest: String) throws -> HTTPResponse {
-        guard Self.isDigest(digest) else {
+        let hex: String
+        do {
+            hex = try Self.hex(digest)
+        } catch {
             try? registry.ociCancelUpload(upload.id, modelID: model.id)
-            throw OCIError(400, "DIGEST_INVALID", "\(digest) is not a sha256 digest")
+            throw error
         }
         do {
-            _ = try registry.ociFinishUpload(upload.id, modelID: model.id, sha256: String(digest.dropFirst(7)))
+            _ = try registry.ociFinishUpload(upload.id, modelID: model.id, sha256: hex)
         } catch {
             if case .mismatch(let message) = error { throw OCIError(400, "DIGEST_INVALID", message) }
             throw error
@@ -212,8 +228,7 @@ struct OCIRoutes {
         if let range = request.headers["Content-Range"] {
             let bounds = range.replacingOccurrences(of: "bytes ", with: "").split(separator: "-").map { Int64($0.trimmingCharacters(in: .whitespaces)) }
             guard bounds.count == 2, let start = bounds[0], let end = bounds[1], end >= start - 1 else {
-                throw OCIErrorWithHeaders(error: OCIError(416, "BLOB_UPLOAD_INVALID", "Content-Range must be <start>-<end>"),
-                                          headers: uploadHeaders(model, upload))
+                throw OCIError(416, "BLOB_UPLOAD_INVALID", "Content-Range must be <start>-<end>", headers: uploadHeaders(model, upload))
             }
             offset = start
         }
@@ -346,15 +361,13 @@ struct OCIRoutes {
             try registry.deleteTag(modelID: model.id, tag: reference)
             return accepted
         }
-        guard Self.isDigest(reference) else { throw OCIError(400, "DIGEST_INVALID", "\(reference) is not a sha256 digest") }
-        if try registry.ociDeleteReferrer(modelID: model.id, digest: reference) { return accepted }
         let versionID: String
-        if let pushed = try registry.ociStoredManifest(modelID: model.id, digest: reference) {
-            versionID = pushed.versionID
-        } else if let found = try registry.ociFilesOfModel(model.id).first(where: { $0.manifest().digest == reference }) {
-            versionID = found.versionID
-        } else {
-            throw OCIError(404, "MANIFEST_UNKNOWN", "no version of \(model.name) has the manifest \(reference)")
+        switch try named(model, digest: reference) {
+        case .referrer:
+            _ = try registry.ociDeleteReferrer(modelID: model.id, digest: reference)
+            return accepted
+        case .pushed(let kept): versionID = kept.versionID
+        case .generated(let found): versionID = found.versionID
         }
         do {
             try registry.deleteVersion(.id(versionID), hard: false)
@@ -369,10 +382,10 @@ struct OCIRoutes {
     func deleteBlob(_ request: HTTPRequest) throws -> HTTPResponse {
         let model = try model(request)
         let digest = request.parameter("digest")
-        guard Self.isDigest(digest) else { throw OCIError(400, "DIGEST_INVALID", "\(digest) is not a sha256 digest") }
+        let hex = try Self.hex(digest)
         let deleted: Bool
         do {
-            deleted = try registry.ociDeleteBlob(modelID: model.id, sha256: String(digest.dropFirst(7)))
+            deleted = try registry.ociDeleteBlob(modelID: model.id, sha256: hex)
         } catch {
             if case .conflict(let message, _) = error { throw OCIError(409, "DENIED", message) }
             throw error
@@ -386,7 +399,7 @@ struct OCIRoutes {
     func referrers(_ request: HTTPRequest) throws -> HTTPResponse {
         let model = try model(request)
         let digest = request.parameter("digest")
-        guard Self.isDigest(digest) else { throw OCIError(400, "DIGEST_INVALID", "\(digest) is not a sha256 digest") }
+        _ = try Self.hex(digest)
         let artifactType = request.query["artifactType"]
         let found = try registry.ociReferrers(modelID: model.id, subject: digest, artifactType: artifactType)
         let descriptors = found.map { referrer -> String in
@@ -414,13 +427,13 @@ struct OCIRoutes {
     func blob(_ request: HTTPRequest) throws -> HTTPResponse {
         let model = try model(request)
         let digest = request.parameter("digest")
-        guard Self.isDigest(digest) else { throw OCIError(400, "DIGEST_INVALID", "\(digest) is not a sha256 digest") }
+        let hex = try Self.hex(digest)
         if digest == OCIVersionFiles.emptyConfigDigest {
             return HTTPResponse(status: 200, headers: ["Content-Type": "application/vnd.oci.empty.v1+json", "Docker-Content-Digest": digest,
                                                        Self.apiVersion.0: Self.apiVersion.1],
                                 body: .bytes(OCIVersionFiles.emptyConfig))
         }
-        guard let artifact = try registry.ociBlob(modelID: model.id, sha256: String(digest.dropFirst(7))) else {
+        guard let artifact = try registry.ociBlob(modelID: model.id, sha256: hex) else {
             throw OCIError(404, "BLOB_UNKNOWN", "no version of \(model.name) has the blob \(digest)")
         }
         var response = try ArtifactRoutes.serve(artifact, request: request, registry: registry)
@@ -442,7 +455,7 @@ struct OCIRoutes {
         }
         let last = query["last"]
         var names = Set(try registry.tags(modelID: model.id).map(\.tag))
-        for version in try registry.ociFilesOfModel(model.id) where Self.isTag(version.version) { names.insert(version.version) }
+        for version in try registry.liveVersionStrings(model.id) where Self.isTag(version) { names.insert(version) }
         let sorted = names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
         let after = last.map { last in sorted.filter { Array(last.utf8).lexicographicallyPrecedes(Array($0.utf8)) } } ?? sorted
         let page = Array(after.prefix(n))
@@ -455,8 +468,12 @@ struct OCIRoutes {
         return .json(200, JSONWriter.bytes(body), headers: headers)
     }
 
-    static func isDigest(_ s: String) -> Bool {
-        s.hasPrefix("sha256:") && s.utf8.count == 71 && s.utf8.dropFirst(7).allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    static func isDigest(_ s: String) -> Bool { s.hasPrefix("sha256:") && Hex.isSHA256(String(s.dropFirst(7))) }
+
+    /// The hex of a `sha256:<hex>` digest, or DIGEST_INVALID.
+    static func hex(_ digest: String) throws -> String {
+        guard isDigest(digest) else { throw OCIError(400, "DIGEST_INVALID", "\(digest) is not a sha256 digest") }
+        return String(digest.dropFirst(7))
     }
 
     /// One path component of an OCI repository name: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
@@ -487,22 +504,19 @@ struct OCIRoutes {
     }
 }
 
-/// An OCI error with headers of its own (a 416's `Range` and `Location`).
-struct OCIErrorWithHeaders: Error {
-    let error: OCIError
-    let headers: HTTPHeaders
-}
-
 /// An error in the OCI shape, `{"errors": [{"code", "message", "detail"}]}`, with the spec's codes.
 struct OCIError: Error {
     let status: Int
     let code: String
     let message: String
+    /// Headers of its own (a 416's `Range` and `Location`).
+    var headers = HTTPHeaders()
 
-    init(_ status: Int, _ code: String, _ message: String) {
+    init(_ status: Int, _ code: String, _ message: String, headers: HTTPHeaders = HTTPHeaders()) {
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
     }
 
     static func isOCIPath<S: StringProtocol>(_ path: S) -> Bool { path == "/v2" || path.hasPrefix("/v2/") }
