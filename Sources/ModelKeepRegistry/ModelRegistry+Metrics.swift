@@ -45,6 +45,8 @@ extension ModelRegistry {
         let read = { (row: Row) in
             (row.text(0), (first: row.isNull(1) ? row.int64(2) : row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3))))
         }
+        // One key (MLflow's log_metric, a point a request: the hot case) is a plain lookup; rows(in:)
+        // would rebuild its IN list's SQL text for every request.
         let rows = series.count == 1
             ? try db.query("SELECT key, first_step, step, bucket_shift FROM metric_latest WHERE parent_id = ? AND key = ?",
                            [.text(parentID), .text(series.keys.first!)], read)
