@@ -1,7 +1,8 @@
 import Foundation
 
-// Usage: MigrationEmbedder OUTPUT.swift migrations/0001_a.sql migrations/0002_b.sql ...
-// Writes a Swift file holding every migration's name and exact text, in the given order.
+// Usage: MigrationEmbedder OUTPUT.swift migrations/0001_a.sql ... --postgres migrations/postgres/0001_a.sql ...
+// Writes a Swift file holding every migration's name and exact text, in the given order: SQLite's
+// as `files`, PostgreSQL's (the files after `--postgres`) as `postgresFiles`.
 let arguments = CommandLine.arguments.dropFirst()
 guard let output = arguments.first else {
     FileHandle.standardError.write(Data("usage: MigrationEmbedder OUTPUT FILE...\n".utf8))
@@ -25,18 +26,30 @@ func literal(_ text: String) -> String {
     return out + "\""
 }
 
+func entries(_ paths: ArraySlice<String>) -> String {
+    var out = ""
+    for path in paths {
+        let url = URL(fileURLWithPath: path)
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+            FileHandle.standardError.write(Data("MigrationEmbedder: cannot read \(path) as UTF-8\n".utf8))
+            exit(1)
+        }
+        out += "        (name: \(literal(url.lastPathComponent)), sql: \(literal(text))),\n"
+    }
+    return out
+}
+
+let files = arguments.dropFirst()
+let split = files.firstIndex(of: "--postgres") ?? files.endIndex
 var source = "// Generated at build time from migrations/*.sql by MigrationEmbedder. Do not edit.\n"
 source += "extension EmbeddedMigrations {\n"
-source += "    /// Every migration file of the package, in file-name order.\n"
+source += "    /// Every SQLite migration file of the package (migrations/*.sql), in file-name order.\n"
 source += "    public static let files: [(name: String, sql: String)] = [\n"
-for path in arguments.dropFirst() {
-    let url = URL(fileURLWithPath: path)
-    guard let text = try? String(contentsOf: url, encoding: .utf8) else {
-        FileHandle.standardError.write(Data("MigrationEmbedder: cannot read \(path) as UTF-8\n".utf8))
-        exit(1)
-    }
-    source += "        (name: \(literal(url.lastPathComponent)), sql: \(literal(text))),\n"
-}
+source += entries(files[files.startIndex..<split])
+source += "    ]\n"
+source += "    /// Every PostgreSQL migration file (migrations/postgres/*.sql), in file-name order.\n"
+source += "    public static let postgresFiles: [(name: String, sql: String)] = [\n"
+source += entries(split < files.endIndex ? files[(split + 1)...] : [])
 source += "    ]\n}\n"
 do {
     try source.write(toFile: output, atomically: true, encoding: .utf8)

@@ -17,9 +17,14 @@ public struct Migration: Sendable, Equatable {
         SHA256.hash(data: Data(sql.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
-    /// The migrations compiled into this binary, in order.
+    /// The SQLite migrations compiled into this binary, in order.
     public static var embedded: [Migration] {
         EmbeddedMigrations.files.map { Migration(name: $0.name, sql: $0.sql) }
+    }
+
+    /// The PostgreSQL migrations compiled into this binary (migrations/postgres), in order.
+    public static var embeddedPostgres: [Migration] {
+        EmbeddedMigrations.postgresFiles.map { Migration(name: $0.name, sql: $0.sql) }
     }
 }
 
@@ -74,17 +79,8 @@ public struct MigrationRunner: Sendable {
     /// Applies every pending migration and returns the names of those it applied.
     @discardableResult
     public func migrate(_ database: Database) throws -> [String] {
-        let applied = try applied(in: database)
-        let known = Dictionary(uniqueKeysWithValues: migrations.map { ($0.name, $0) })
-        for record in applied {
-            guard let migration = known[record.name] else { throw MigrationError.unknownApplied(name: record.name) }
-            guard migration.checksum == record.checksum else {
-                throw MigrationError.changedAfterApplying(name: record.name, recorded: record.checksum, current: migration.checksum)
-            }
-        }
-        let done = Set(applied.map(\.name))
         var newlyApplied: [String] = []
-        for migration in migrations where !done.contains(migration.name) {
+        for migration in try pending(after: applied(in: database)) {
             try database.write { connection in
                 try connection.execute(migration.sql)
                 try connection.run(
@@ -94,6 +90,20 @@ public struct MigrationRunner: Sendable {
             newlyApplied.append(migration.name)
         }
         return newlyApplied
+    }
+
+    /// The migrations still to apply, in order, after checking that every applied one is a file
+    /// of this binary with the text it was applied with.
+    public func pending(after applied: [(name: String, checksum: String)]) throws -> [Migration] {
+        let known = Dictionary(uniqueKeysWithValues: migrations.map { ($0.name, $0) })
+        for record in applied {
+            guard let migration = known[record.name] else { throw MigrationError.unknownApplied(name: record.name) }
+            guard migration.checksum == record.checksum else {
+                throw MigrationError.changedAfterApplying(name: record.name, recorded: record.checksum, current: migration.checksum)
+            }
+        }
+        let done = Set(applied.map(\.name))
+        return migrations.filter { !done.contains($0.name) }
     }
 
     private func createLedger(_ connection: SQLiteConnection) throws {

@@ -1,0 +1,342 @@
+import CLibPQ
+import Foundation
+
+/// One connection to a PostgreSQL server through libpq, used by one thread at a time (the pool
+/// hands it out). Calls are synchronous: they block the calling thread until the server answers,
+/// so callers announce them with `Blocking` (the pool does).
+///
+/// Statements are written with `?` placeholders, as for SQLite, and turned into PostgreSQL's
+/// `$1, $2, ...` once; each distinct text is prepared on first use and kept for the life of the
+/// connection, so a hot statement is parsed and planned once per connection. Values travel as
+/// text, except blobs, which travel as bytes.
+///
+/// `@unchecked Sendable`: the pool guarantees one user at a time; nothing here is shared.
+public final class PostgresConnection: @unchecked Sendable {
+    /// How a connection is opened.
+    public struct Options: Sendable, Equatable {
+        /// How long opening a connection may take before it fails (libpq's `connect_timeout`,
+        /// whole seconds, at least 2 as libpq requires).
+        public var connectTimeoutSeconds: Int = 5
+        /// The longest one statement may run before the server cancels it (0: no limit).
+        public var statementTimeoutMilliseconds: Int = 30_000
+        /// Shown in `pg_stat_activity`, so an operator can tell ModelKeep's sessions apart.
+        public var applicationName: String = "modelkeep"
+
+        public init() {}
+    }
+
+    let handle: OpaquePointer
+    private var prepared: [String: Prepared] = [:]
+
+    private struct Prepared {
+        let name: String
+        let parameterCount: Int
+    }
+
+    /// Opens a connection. `url` is a libpq connection string (`host=... dbname=...`) or URI
+    /// (`postgresql://user@host:port/db`); a password not in it comes from `PGPASSWORD` or
+    /// `~/.pgpass`, as for every libpq program.
+    public init(url: String, options: Options = Options()) throws {
+        // Ours first, the URL last: libpq lets a later pair override an earlier one, so what
+        // the operator wrote in the URL wins (and is expanded: expand_dbname = 1).
+        let pairs: [(String, String)] = [
+            ("connect_timeout", String(max(2, options.connectTimeoutSeconds))),
+            ("application_name", options.applicationName),
+            ("client_encoding", "UTF8"),
+            ("dbname", url),
+        ]
+        let connection: OpaquePointer? = withCStrings(pairs.map(\.0)) { keys in
+            withCStrings(pairs.map(\.1)) { values in
+                PQconnectdbParams(keys, values, 1)
+            }
+        }
+        guard let connection else {
+            throw PostgresError(sqlState: nil, message: "libpq could not allocate a connection", sql: nil)
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = Self.trimmed(PQerrorMessage(connection))
+            PQfinish(connection)
+            throw PostgresError(sqlState: nil, message: message.isEmpty ? "could not connect" : message, sql: nil)
+        }
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)  // NOTICEs ("already exists, skipping") are not errors
+        handle = connection
+        try execute("SET statement_timeout = \(max(0, options.statementTimeoutMilliseconds))")
+    }
+
+    deinit { PQfinish(handle) }
+
+    /// False once the connection failed (the server went away); the pool then drops it.
+    public var isHealthy: Bool { PQstatus(handle) == CONNECTION_OK }
+
+    /// Inside a transaction block (including a failed one that needs a ROLLBACK).
+    public var isInTransaction: Bool { PQtransactionStatus(handle) != PQTRANS_IDLE }
+
+    /// The server's version as a number: 150018 for 15.18.
+    public var serverVersion: Int { Int(PQserverVersion(handle)) }
+
+    /// Runs one or more statements without parameters (schema changes, BEGIN/COMMIT).
+    public func execute(_ sql: String) throws {
+        let result = PQexec(handle, sql)
+        defer { PQclear(result) }
+        try check(result, sql: sql)
+    }
+
+    /// Runs one statement and returns how many rows it changed.
+    @discardableResult
+    public func run(_ sql: String, _ arguments: [SQLValue] = []) throws -> Int {
+        let result = try perform(sql, arguments)
+        defer { PQclear(result) }
+        return Int(String(cString: PQcmdTuples(result))) ?? 0
+    }
+
+    /// Runs one statement and maps every row it answers.
+    public func query<T>(_ sql: String, _ arguments: [SQLValue] = [], _ map: (PostgresRow) throws -> T) throws -> [T] {
+        let result = try perform(sql, arguments)
+        defer { PQclear(result) }
+        let count = PQntuples(result)
+        var rows: [T] = []
+        rows.reserveCapacity(Int(count))
+        for index in 0..<count {
+            rows.append(try map(PostgresRow(result: result!, index: index)))
+        }
+        return rows
+    }
+
+    /// The first row's mapping, or nil when the statement answers none.
+    public func queryFirst<T>(_ sql: String, _ arguments: [SQLValue] = [], _ map: (PostgresRow) throws -> T) throws -> T? {
+        let result = try perform(sql, arguments)
+        defer { PQclear(result) }
+        guard PQntuples(result) > 0 else { return nil }
+        return try map(PostgresRow(result: result!, index: 0))
+    }
+
+    /// The first column of the first row (null when there is no row).
+    public func scalar(_ sql: String, _ arguments: [SQLValue] = []) throws -> SQLValue {
+        try queryFirst(sql, arguments) { $0.value(0) } ?? .null
+    }
+
+    // MARK: Running a statement
+
+    private func perform(_ sql: String, _ arguments: [SQLValue]) throws -> OpaquePointer? {
+        let statement = try prepare(sql)
+        guard statement.parameterCount == arguments.count else {
+            throw PostgresError(sqlState: "08P01", message: "statement takes \(statement.parameterCount) arguments, got \(arguments.count)", sql: sql)
+        }
+        let encoded = arguments.map(EncodedParameter.init)
+        let result: OpaquePointer? = withParameters(encoded) { values, lengths, formats in
+            PQexecPrepared(handle, statement.name, Int32(encoded.count), values, lengths, formats, 0)
+        }
+        do {
+            try check(result, sql: sql)
+        } catch {
+            PQclear(result)
+            throw error
+        }
+        return result
+    }
+
+    private func prepare(_ sql: String) throws -> Prepared {
+        if let known = prepared[sql] { return known }
+        let (text, count) = PostgresSQL.numberedPlaceholders(sql)
+        let name = "mk\(prepared.count + 1)"
+        let result = PQprepare(handle, name, text, 0, nil)
+        defer { PQclear(result) }
+        try check(result, sql: sql)
+        let statement = Prepared(name: name, parameterCount: count)
+        prepared[sql] = statement
+        return statement
+    }
+
+    private func check(_ result: OpaquePointer?, sql: String) throws {
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return
+        default:
+            let state = result.flatMap { PQresultErrorField($0, Int32(UInt8(ascii: "C"))) }.map { String(cString: $0) }
+            var message = result.map { Self.trimmed(PQresultErrorMessage($0)) } ?? ""
+            if message.isEmpty { message = Self.trimmed(PQerrorMessage(handle)) }
+            throw PostgresError(sqlState: state, message: message.isEmpty ? "the statement failed" : message, sql: sql)
+        }
+    }
+
+    static func trimmed(_ text: UnsafePointer<CChar>?) -> String {
+        guard let text else { return "" }
+        return String(cString: text).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// The current row of an answer. Valid only inside the closure it is passed to. Values arrive
+/// as PostgreSQL's text forms and are parsed here.
+public struct PostgresRow {
+    let result: OpaquePointer
+    let index: Int32
+
+    public var columnCount: Int { Int(PQnfields(result)) }
+
+    public func isNull(_ column: Int) -> Bool { PQgetisnull(result, index, Int32(column)) == 1 }
+
+    private func bytes(_ column: Int) -> UnsafeBufferPointer<UInt8> {
+        let length = Int(PQgetlength(result, index, Int32(column)))
+        return PQgetvalue(result, index, Int32(column)).withMemoryRebound(to: UInt8.self, capacity: length) {
+            UnsafeBufferPointer(start: $0, count: length)
+        }
+    }
+
+    public func text(_ column: Int) -> String { String(decoding: bytes(column), as: UTF8.self) }
+
+    public func int64(_ column: Int) -> Int64 {
+        if isNull(column) { return 0 }
+        return strtoll(PQgetvalue(result, index, Int32(column)), nil, 10)
+    }
+
+    public func int(_ column: Int) -> Int { Int(int64(column)) }
+
+    public func double(_ column: Int) -> Double {
+        if isNull(column) { return 0 }
+        return strtod(PQgetvalue(result, index, Int32(column)), nil)  // also reads Infinity and NaN
+    }
+
+    public func optionalText(_ column: Int) -> String? { isNull(column) ? nil : text(column) }
+    public func optionalInt64(_ column: Int) -> Int64? { isNull(column) ? nil : int64(column) }
+
+    /// A `bytea` column: its text form is `\x` and two hex digits a byte.
+    public func blob(_ column: Int) -> [UInt8] {
+        let text = bytes(column)
+        guard text.count >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x") else { return Array(text) }
+        var out: [UInt8] = []
+        out.reserveCapacity((text.count - 2) / 2)
+        var position = 2
+        while position + 1 < text.count {
+            out.append(Self.nibble(text[position]) << 4 | Self.nibble(text[position + 1]))
+            position += 2
+        }
+        return out
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8 {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: 0
+        }
+    }
+
+    /// The value with its type taken from the column's type (int2/4/8, float4/8, bytea, else text).
+    public func value(_ column: Int) -> SQLValue {
+        if isNull(column) { return .null }
+        switch PQftype(result, Int32(column)) {
+        case 20, 21, 23: return .integer(int64(column))
+        case 700, 701: return .real(double(column))
+        case 17: return .blob(blob(column))
+        default: return .text(text(column))
+        }
+    }
+}
+
+/// SQL text helpers for PostgreSQL.
+public enum PostgresSQL {
+    /// Rewrites `?` placeholders into `$1, $2, ...`, leaving those inside string literals,
+    /// quoted identifiers and comments alone; answers the new text and the parameter count.
+    /// Text already written with `$n` passes through, and its highest `n` is the count.
+    public static func numberedPlaceholders(_ sql: String) -> (text: String, count: Int) {
+        var out = ""
+        out.reserveCapacity(sql.utf8.count + 16)
+        var count = 0
+        var highestNumbered = 0
+        var quote: Character?
+        var lineComment = false
+        var previous: Character = " "
+        var chars = Array(sql)
+        chars.append(" ")
+        var i = 0
+        while i < chars.count - 1 {
+            let c = chars[i]
+            if lineComment {
+                if c == "\n" { lineComment = false }
+                out.append(c)
+            } else if let open = quote {
+                if c == open { quote = nil }
+                out.append(c)
+            } else if c == "'" || c == "\"" {
+                quote = c
+                out.append(c)
+            } else if c == "-" && chars[i + 1] == "-" {
+                lineComment = true
+                out.append(c)
+            } else if c == "?" {
+                count += 1
+                out += "$\(count)"
+            } else if c == "$", !(previous.isLetter || previous.isNumber || previous == "_"), chars[i + 1].isNumber {
+                var j = i + 1
+                var digits = ""
+                while j < chars.count - 1, chars[j].isNumber { digits.append(chars[j]); j += 1 }
+                highestNumbered = max(highestNumbered, Int(digits) ?? 0)
+                out.append("$")
+                out += digits
+                previous = chars[j - 1]
+                i = j
+                continue
+            } else {
+                out.append(c)
+            }
+            previous = c
+            i += 1
+        }
+        return (out, max(count, highestNumbered))
+    }
+}
+
+/// One bound value as libpq takes it: bytes, a length, and text (0) or binary (1) format.
+private struct EncodedParameter {
+    let bytes: [UInt8]?
+    let binary: Bool
+
+    init(_ value: SQLValue) {
+        switch value {
+        case .null:
+            bytes = nil; binary = false
+        case .integer(let v):
+            bytes = Array(String(v).utf8) + [0]; binary = false
+        case .real(let v):
+            let text = v.isNaN ? "NaN" : v.isInfinite ? (v < 0 ? "-Infinity" : "Infinity") : String(v)
+            bytes = Array(text.utf8) + [0]; binary = false
+        case .text(let v):
+            bytes = Array(v.utf8) + [0]; binary = false
+        case .blob(let v):
+            bytes = v; binary = true
+        }
+    }
+}
+
+/// Calls `body` with libpq's three parallel parameter arrays, valid only for the call.
+private func withParameters<R>(_ parameters: [EncodedParameter],
+                               _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R) -> R {
+    let buffers: [UnsafeMutablePointer<CChar>?] = parameters.map { parameter in
+        guard let bytes = parameter.bytes else { return nil }
+        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, bytes.count))
+        bytes.withUnsafeBytes { raw in
+            if let base = raw.baseAddress { UnsafeMutableRawPointer(buffer).copyMemory(from: base, byteCount: bytes.count) }
+        }
+        return buffer
+    }
+    defer { for buffer in buffers { buffer?.deallocate() } }
+    let values: [UnsafePointer<CChar>?] = buffers.map { $0.map { UnsafePointer($0) } }
+    let lengths = parameters.map { Int32($0.binary ? ($0.bytes?.count ?? 0) : 0) }
+    let formats = parameters.map { Int32($0.binary ? 1 : 0) }
+    return values.withUnsafeBufferPointer { v in
+        lengths.withUnsafeBufferPointer { l in
+            formats.withUnsafeBufferPointer { f in
+                body(v.baseAddress, l.baseAddress, f.baseAddress)
+            }
+        }
+    }
+}
+
+/// Calls `body` with a NULL-terminated array of C strings, valid only for the call.
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let copies: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    defer { for copy in copies { free(copy) } }
+    let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } } + [nil]
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

@@ -1,0 +1,43 @@
+/// A failure reported by PostgreSQL or by libpq: the SQLSTATE when the server sent one
+/// (https://www.postgresql.org/docs/15/errcodes-appendix.html), the message, and the SQL text.
+/// Bound values are never included: they may hold user data or secrets.
+public struct PostgresError: Error, Sendable, CustomStringConvertible {
+    /// The five-character SQLSTATE; nil when libpq failed without a server answer (no
+    /// connection, a broken socket, a bad connection string).
+    public let sqlState: String?
+    public let message: String
+    public let sql: String?
+
+    public init(sqlState: String?, message: String, sql: String?) {
+        self.sqlState = sqlState
+        self.message = message
+        self.sql = sql
+    }
+
+    /// A UNIQUE or PRIMARY KEY constraint refused the write.
+    public var isUniqueViolation: Bool { sqlState == "23505" }
+
+    /// A FOREIGN KEY constraint refused the write (the parent row is gone).
+    public var isForeignKeyViolation: Bool { sqlState == "23503" }
+
+    /// The transaction lost a race the server detected (serialization failure or deadlock):
+    /// running it again from the start is the documented answer.
+    public var isRetryable: Bool { sqlState == "40001" || sqlState == "40P01" }
+
+    /// The statement ran longer than `statement_timeout` (or was cancelled).
+    public var isTimeout: Bool { sqlState == "57014" }
+
+    /// The server cannot be reached or went away: no SQLSTATE at all (libpq's own failure),
+    /// class 08 (connection exception), or the server shutting down or starting up (57P01-57P03).
+    /// The request may be answered with 503 and tried again; the connection is not reused.
+    public var isUnavailable: Bool {
+        guard let sqlState else { return true }
+        return sqlState.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(sqlState)
+    }
+
+    public var description: String {
+        var text = "PostgreSQL error\(sqlState.map { " \($0)" } ?? ""): \(message)"
+        if let sql { text += " (in: \(sql))" }
+        return text
+    }
+}

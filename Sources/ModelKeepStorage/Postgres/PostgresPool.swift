@@ -1,0 +1,98 @@
+import Dispatch
+import ModelKeepSync
+
+/// A bounded pool of connections to one PostgreSQL database: at most `size` open at once, each
+/// lent to one caller at a time, opened on demand and dropped when it fails (the next caller
+/// opens a fresh one, so a restarted server is reconnected to by itself).
+///
+/// Every call that may wait (for a free connection, for the server) runs as a `Blocking`
+/// region, so the HTTP server's worker pool puts another thread to work meanwhile.
+public final class PostgresPool: Sendable {
+    public struct Options: Sendable, Equatable {
+        /// The most connections open at once.
+        public var size: Int = 8
+        /// How long a caller waits for a free connection before failing as unavailable.
+        public var acquireTimeoutMilliseconds: Int = 10_000
+        public var connection = PostgresConnection.Options()
+
+        public init() {}
+    }
+
+    public let url: String
+    public let options: Options
+    private let idle = Locked<[PostgresConnection]>([])
+    private let slots: DispatchSemaphore
+
+    /// Makes the pool; no connection is opened until one is needed (`ping` opens one now).
+    public init(url: String, options: Options = Options()) {
+        self.url = url
+        self.options = options
+        self.slots = DispatchSemaphore(value: max(1, options.size))
+    }
+
+    /// Lends `body` a connection. A connection that failed (its server went away) is closed
+    /// instead of going back to the pool.
+    @discardableResult
+    public func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        try Blocking.run { () throws -> T in
+            guard slots.wait(timeout: .now() + .milliseconds(options.acquireTimeoutMilliseconds)) == .success else {
+                throw PostgresError(sqlState: "08000",
+                                    message: "no free PostgreSQL connection within \(options.acquireTimeoutMilliseconds) ms (pool of \(options.size))",
+                                    sql: nil)
+            }
+            defer { slots.signal() }
+            let connection = try checkout()
+            var reusable = true
+            defer { if reusable && connection.isHealthy && !connection.isInTransaction { idle.withLock { $0.append(connection) } } }
+            do {
+                return try body(connection)
+            } catch let error as PostgresError where error.isUnavailable {
+                reusable = false
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body` in a transaction and commits it; when `body` throws, the transaction is
+    /// rolled back and nothing of it is kept.
+    @discardableResult
+    public func transaction<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        try withConnection { connection in
+            try connection.execute("BEGIN")
+            do {
+                let value = try body(connection)
+                try connection.execute("COMMIT")
+                return value
+            } catch {
+                if connection.isHealthy { try? connection.execute("ROLLBACK") }
+                throw error
+            }
+        }
+    }
+
+    /// Checks that the server answers a query; used by readiness probes and `check-config`.
+    /// Answers the server's version number (150018 for 15.18).
+    @discardableResult
+    public func ping() throws -> Int {
+        try withConnection { connection in
+            _ = try connection.scalar("SELECT 1")
+            return connection.serverVersion
+        }
+    }
+
+    /// How many connections sit idle in the pool now.
+    public var idleCount: Int { idle.withLock { $0.count } }
+
+    /// Closes every idle connection (the ones lent out close when they come back broken, or
+    /// stay open until the pool goes away).
+    public func drain() {
+        idle.withLock { $0.removeAll() }
+    }
+
+    private func checkout() throws -> PostgresConnection {
+        while let connection = idle.withLock({ $0.popLast() }) {
+            if connection.isHealthy { return connection }
+        }
+        return try PostgresConnection(url: url, options: options.connection)
+    }
+}
