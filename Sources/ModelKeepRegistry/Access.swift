@@ -87,12 +87,12 @@ extension ModelRegistry {
         let list = namespaces.map { JSONWriter.string(.array(Set($0).sorted().map(JSONValue.string))) }
         let key = try writing { db in
             do {
-                try db.run("""
+                try db.runRecoverably("""
                     INSERT INTO api_keys (id, name, scope, namespaces, secret_hash, created_at, expires_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
                     """, [.text(id), .text(name), .text(scope.rawValue), SQLValue(list), .text(Self.hashSecret(secret)),
                           .integer(now), SQLValue(expiresAt)])
-            } catch let error as SQLiteError where error.isUniqueViolation {
+            } catch let error as any DatabaseFailure where error.isUniqueViolation {
                 throw RegistryError.conflict("a live key named \(name) exists; revoke it first or pick another name")
             }
             return try db.queryFirst("SELECT \(Self.keyColumns) FROM api_keys WHERE id = ?", [.text(id)], Self.key(from:))!

@@ -62,7 +62,7 @@ extension ModelRegistry {
         .conflict("\(parent) already has an artifact at \(path); upload it with overwrite to replace it", details: ["path": .string(path)])
     }
 
-    static func existingArtifact(parentID: String, path: String, _ db: SQLiteConnection) throws -> String? {
+    static func existingArtifact(parentID: String, path: String, _ db: any SQLConnection) throws -> String? {
         try db.queryFirst("SELECT id FROM artifacts WHERE parent_id = ? AND path = ?", [.text(parentID), .text(path)]) { $0.text(0) }
     }
 
@@ -254,7 +254,7 @@ extension ModelRegistry {
     /// Gives a new parent copies of another parent's artifacts, inside the caller's transaction.
     /// No bytes move: the copies list the same stored chunks. Returns how many were copied.
     static func copyArtifacts(_ source: ArtifactSource, to target: ResolvedParent, at now: Int64,
-                              _ db: SQLiteConnection) throws -> Int {
+                              _ db: any SQLConnection) throws -> Int {
         let from = try requireParent(source.parent, db)
         let prefix = source.prefix.hasSuffix("/") ? String(source.prefix.dropLast()) : source.prefix
         var clause = "parent_id = ?"
@@ -283,7 +283,7 @@ extension ModelRegistry {
     /// Copies one artifact's record and chunk list under a parent and path (no bytes move; a
     /// file there is replaced), recorded as `artifact.created` with `copied_from`; the new id.
     @discardableResult
-    static func copyArtifact(_ originalID: String, to target: ResolvedParent, path: String, at now: Int64, _ db: SQLiteConnection) throws -> String {
+    static func copyArtifact(_ originalID: String, to target: ResolvedParent, path: String, at now: Int64, _ db: any SQLConnection) throws -> String {
         let id = Identifiers.make(at: now)
         try db.run("DELETE FROM artifacts WHERE parent_id = ? AND path = ?", [.text(target.id), .text(path)])
         try db.run("""

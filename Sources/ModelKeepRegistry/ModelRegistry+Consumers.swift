@@ -108,7 +108,7 @@ extension ModelRegistry {
     /// Brings a model's consumers up to date inside the caller's transaction after `cause` (a
     /// change-feed kind) and records a `consumer.changed` event for each whose answer moved.
     /// One query when nothing moved, which is nearly always.
-    static func refreshConsumers(modelID: String, cause: String, at now: Int64, _ db: SQLiteConnection) throws {
+    static func refreshConsumers(modelID: String, cause: String, at now: Int64, _ db: any SQLConnection) throws {
         let moved = try db.query("""
             SELECT \(consumerColumns), answer, (SELECT version FROM versions WHERE id = answer) FROM (
                 SELECT c.*, \(resolutionSQL) AS answer FROM consumers c WHERE c.model_id = ?
@@ -126,7 +126,7 @@ extension ModelRegistry {
 
     /// The `consumer.changed` event: which consumer, the version it used and the one it uses now.
     static func recordConsumerChange(_ consumer: Consumer, to answer: (id: String, version: String)?, namespace: String,
-                                     cause: String, at now: Int64, _ db: SQLiteConnection) throws {
+                                     cause: String, at now: Int64, _ db: any SQLConnection) throws {
         try record("consumer.changed", namespace: namespace, subject: consumer.name, payload: [
             "consumer": .string(consumer.name), "model_id": .string(consumer.modelID), "policy": .string(consumer.policy.rawValue),
             "selector": .optional(consumer.policy == .pinned ? consumer.pinnedVersion : consumer.selector),
@@ -140,7 +140,7 @@ extension ModelRegistry {
     /// matching `condition`), unless `force`: the error names them, so the caller knows what it
     /// would break.
     static func checkConsumers(where condition: String, _ arguments: [SQLValue], action: String, force: Bool,
-                               _ db: SQLiteConnection) throws {
+                               _ db: any SQLConnection) throws {
         guard !force else { return }
         let names = try db.query("SELECT name FROM consumers WHERE \(condition) ORDER BY name LIMIT 101", arguments) { $0.text(0) }
         guard !names.isEmpty else { return }
@@ -231,7 +231,7 @@ extension ModelRegistry {
     }
 
     /// A consumer the caller may see (its model is in one of the caller's namespaces), or 404.
-    static func requireConsumer(_ name: String, _ db: SQLiteConnection) throws -> Consumer {
+    static func requireConsumer(_ name: String, _ db: any SQLConnection) throws -> Consumer {
         guard let consumer = try db.queryFirst("SELECT \(consumerColumns) FROM consumers c WHERE c.name = ?", [.text(name)], consumer(from:)),
               try Access.allows(namespace(ofModel: consumer.modelID, db)) else {
             throw RegistryError.notFound("consumer \(name) does not exist")
@@ -313,13 +313,13 @@ extension ModelRegistry {
     }
 
     /// Removes a model's consumers before the model is removed for good, each with its event.
-    static func dropConsumers(ofModel modelID: String, namespace: String, at now: Int64, _ db: SQLiteConnection) throws {
+    static func dropConsumers(ofModel modelID: String, namespace: String, at now: Int64, _ db: any SQLConnection) throws {
         let consumers = try db.query("SELECT \(consumerColumns) FROM consumers c WHERE c.model_id = ? ORDER BY c.name",
                                      [.text(modelID)], consumer(from:))
         for consumer in consumers { try drop(consumer, namespace: namespace, cause: "model.deleted", at: now, db) }
     }
 
-    private static func drop(_ consumer: Consumer, namespace: String, cause: String, at now: Int64, _ db: SQLiteConnection) throws {
+    private static func drop(_ consumer: Consumer, namespace: String, cause: String, at now: Int64, _ db: any SQLConnection) throws {
         try db.run("DELETE FROM consumers WHERE name = ?", [.text(consumer.name)])
         try record("consumer.deleted", namespace: namespace, subject: consumer.name, payload: [
             "consumer": .string(consumer.name), "model_id": .string(consumer.modelID),

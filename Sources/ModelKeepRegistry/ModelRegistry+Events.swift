@@ -32,14 +32,13 @@ public struct EventQuery: Sendable {
 extension ModelRegistry {
     /// Appends an event inside the caller's transaction, so it commits or rolls back with the change.
     static func record(_ kind: String, namespace: String, subject: String, payload: JSONObject,
-                       at now: Int64, _ db: SQLiteConnection) throws {
+                       at now: Int64, _ db: any SQLConnection) throws {
         var payload = payload
         if let reason = ChangeReason.current { payload["reason"] = .string(reason) }
         try recordHistory(kind, payload: payload, at: now, db)
-        try db.run("INSERT INTO events (created_at, namespace, kind, subject_id, actor, payload) VALUES (?, ?, ?, ?, ?, ?)",
-                   [.integer(now), .text(namespace), .text(kind), .text(subject), SQLValue(Access.current?.actor),
-                    .text(JSONWriter.string(.object(payload)))])
-        let id = db.lastInsertedRowID
+        let id = try db.insert("INSERT INTO events (created_at, namespace, kind, subject_id, actor, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                               [.integer(now), .text(namespace), .text(kind), .text(subject), SQLValue(Access.current?.actor),
+                                .text(JSONWriter.string(.object(payload)))])
         // Queued in the same transaction as the change: a committed event always reaches its webhooks.
         // The delivery id is the event's id and the webhook's rowid in hex (32 digits, unique, as a
         // random one would be, but growing: each insert lands at the end of the unique index, not
@@ -60,7 +59,7 @@ extension ModelRegistry {
 
     /// Tag and stage moves also go into their history (kept as long as the model), after the
     /// protection rules allowed them (a refusal rolls the whole change back).
-    static func recordHistory(_ kind: String, payload: JSONObject, at now: Int64, _ db: SQLiteConnection) throws {
+    static func recordHistory(_ kind: String, payload: JSONObject, at now: Int64, _ db: any SQLConnection) throws {
         guard kind.hasPrefix("tag.") || kind == "stage.changed", let model = payload["model_id"]?.stringValue else { return }
         func row(_ type: String, _ name: String, _ action: String, _ version: String?, _ previous: String?) throws {
             try checkProtection(modelID: model, kind: type, name: name, db)
@@ -85,7 +84,7 @@ extension ModelRegistry {
     }
 
     /// The namespace of a model, for the events of its versions, tags and stages.
-    static func namespace(ofModel id: String, _ db: SQLiteConnection) throws -> String {
+    static func namespace(ofModel id: String, _ db: any SQLConnection) throws -> String {
         try db.queryFirst("SELECT namespace FROM models WHERE id = ?", [.text(id)]) { $0.text(0) } ?? ""
     }
 

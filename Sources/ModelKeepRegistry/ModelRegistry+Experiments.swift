@@ -27,7 +27,7 @@ extension ModelRegistry {
         }
     }
 
-    static func fetchExperiment(id: Int64, _ db: SQLiteConnection) throws -> Experiment {
+    static func fetchExperiment(id: Int64, _ db: any SQLConnection) throws -> Experiment {
         guard let found = try db.queryFirst("SELECT \(experimentColumns) FROM mlflow_experiments t WHERE t.id = ?", [.integer(id)],
                                             experiment(from:)) else {
             throw RegistryError.notFound("No Experiment with id=\(id) exists")
@@ -87,7 +87,7 @@ extension ModelRegistry {
 
     /// Runs a change to a live experiment in a transaction, and stamps its update time.
     private func changeExperiment(_ id: Int64, allowDeleted: Bool = false,
-                                  _ change: @escaping (SQLiteConnection, Experiment, Int64) throws -> Void) throws(RegistryError) {
+                                  _ change: @escaping (any SQLConnection, Experiment, Int64) throws -> Void) throws(RegistryError) {
         try Self.requireTracking()
         let now = Clock.nowMilliseconds()
         try writing { db in

@@ -23,7 +23,7 @@ extension ModelRegistry {
     /// Sets one label inside the caller's transaction; 400 when that makes more than
     /// `Validation.maxLabels` (the transaction then rolls back).
     static func putLabel(table: String, column: String, ownerID: String, key: String, value: String,
-                         owner: String, field: String, _ db: SQLiteConnection) throws {
+                         owner: String, field: String, _ db: any SQLConnection) throws {
         try db.run("""
             INSERT INTO \(table) (\(column), key, value) VALUES (?, ?, ?)
             ON CONFLICT (\(column), key) DO UPDATE SET value = excluded.value
@@ -49,7 +49,7 @@ extension ModelRegistry {
     /// `updated_at` and records the update in the change feed (`label_value` null: removed).
     @discardableResult
     private func changeLabel(_ parent: ParentReference, key: String, value: String?,
-                             _ change: (SQLiteConnection, ResolvedParent) throws -> Bool) throws(RegistryError) -> Bool {
+                             _ change: (any SQLConnection, ResolvedParent) throws -> Bool) throws(RegistryError) -> Bool {
         let now = Clock.nowMilliseconds()
         return try writing { db in
             let resolved = try Self.requireParent(parent, db)

@@ -16,7 +16,7 @@ public struct LoggedModelDraft: Sendable {
 extension ModelRegistry {
     public static let loggedModelStatuses = ["LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"]
 
-    static func fetchLoggedModel(id: String, _ db: SQLiteConnection) throws -> LoggedModel {
+    static func fetchLoggedModel(id: String, _ db: any SQLConnection) throws -> LoggedModel {
         guard let model = try fetchLoggedModels(ids: [id], db).first else {
             throw RegistryError.notFound("Logged model with ID '\(id)' not found.")
         }
@@ -25,7 +25,7 @@ extension ModelRegistry {
 
     /// Logged models with their tags, params and metrics (unless `attributesOnly`), in the order
     /// of `ids` (those that exist): four queries for a page, not four a model.
-    static func fetchLoggedModels(ids: [String], attributesOnly: Bool = false, _ db: SQLiteConnection) throws -> [LoggedModel] {
+    static func fetchLoggedModels(ids: [String], attributesOnly: Bool = false, _ db: any SQLConnection) throws -> [LoggedModel] {
         var models: [String: LoggedModel] = [:]
         for model in try rows(in: ids, """
             SELECT t.id, t.model_id, t.experiment_id, t.name, t.model_type, t.source_run_id, t.status, t.status_message,
@@ -116,7 +116,7 @@ extension ModelRegistry {
 
     @discardableResult
     private func changeLoggedModel<T: Sendable>(_ id: String,
-                                                _ change: (SQLiteConnection, LoggedModel, Int64) throws -> T) throws(RegistryError) -> T {
+                                                _ change: (any SQLConnection, LoggedModel, Int64) throws -> T) throws(RegistryError) -> T {
         try Self.requireTracking()
         let now = Clock.nowMilliseconds()
         return try writing { db in

@@ -10,7 +10,7 @@ extension ModelRegistry {
         }
     }
 
-    static func readMetadata(parentID: String, _ db: SQLiteConnection) throws -> JSONObject {
+    static func readMetadata(parentID: String, _ db: any SQLConnection) throws -> JSONObject {
         let members = try db.query("SELECT key, value FROM metadata WHERE parent_id = ? ORDER BY key", [.text(parentID)]) {
             (key: $0.text(0), value: (try? JSONParser.parse($0.text(1), maxDepth: 1 << 16)) ?? .null)
         }
@@ -37,7 +37,7 @@ extension ModelRegistry {
         return try reading { db in try Self.metadataValues(key: key, parentIDs: parentIDs, db) }
     }
 
-    static func metadataValues(key: String, parentIDs: [String], _ db: SQLiteConnection) throws -> [String: JSONValue] {
+    static func metadataValues(key: String, parentIDs: [String], _ db: any SQLConnection) throws -> [String: JSONValue] {
         var values: [String: JSONValue] = [:]
         for row in try rows(in: parentIDs, "SELECT parent_id, value FROM metadata WHERE parent_id IN (?...) AND key = ?", extra: [.text(key)],
                             db, { (id: $0.text(0), text: $0.text(1)) }) {
@@ -86,7 +86,7 @@ extension ModelRegistry {
         }
     }
 
-    private static func recordMetadataChange(_ parent: ResolvedParent, keys: [String], at now: Int64, _ db: SQLiteConnection) throws {
+    private static func recordMetadataChange(_ parent: ResolvedParent, keys: [String], at now: Int64, _ db: any SQLConnection) throws {
         try record("metadata.updated", namespace: parent.namespace, subject: parent.id,
                    payload: ["model_id": .string(parent.modelID), "keys": .array(keys.map(JSONValue.string))], at: now, db)
     }

@@ -33,12 +33,11 @@ extension ModelRegistry {
     /// Appends validated points to a parent's series and keeps, for each key, its latest point,
     /// its lowest step and, for a long series, its chart buckets (migration 0018), inside the
     /// caller's transaction.
-    static func insertPoints(_ points: [MetricPoint], parentID: String, _ db: SQLiteConnection) throws {
+    static func insertPoints(_ points: [MetricPoint], parentID: String, _ db: any SQLConnection) throws {
         var series: [String: BatchSeries] = [:]
         for point in points {
-            try db.run("INSERT INTO metrics (parent_id, key, step, wallclock, number, text, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       [.text(parentID), .text(point.key), .integer(point.step), .integer(point.wallclock)] + Self.columns(point.value))
-            let id = db.lastInsertedRowID
+            let id = try db.insert("INSERT INTO metrics (parent_id, key, step, wallclock, number, text, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                   [.text(parentID), .text(point.key), .integer(point.step), .integer(point.wallclock)] + Self.columns(point.value))
             series[point.key, default: BatchSeries(latest: point, latestID: id, firstStep: point.step)].add(point, id: id)
         }
         // The series as stored before this batch (their span and shift), for every key in one read.
@@ -97,7 +96,7 @@ extension ModelRegistry {
     }
 
     /// Recomputes a series' lowest step and its buckets from its points (fsck's repair).
-    static func rebuildBuckets(parentID: String, key: String, _ db: SQLiteConnection) throws {
+    static func rebuildBuckets(parentID: String, key: String, _ db: any SQLConnection) throws {
         let series: [SQLValue] = [.text(parentID), .text(key)]
         guard let span = try db.queryFirst("""
             SELECT (SELECT min(step) FROM metrics WHERE parent_id = ?1 AND key = ?2), step FROM metric_latest WHERE parent_id = ?1 AND key = ?2
@@ -111,7 +110,7 @@ extension ModelRegistry {
     /// A series that just became long is bucketed from its stored points (the batch's among
     /// them); one that outgrew its shift has its buckets merged sixteen (or more) to one first.
     private static func keepBuckets(parentID: String, key: String, batch: [(step: Int64, value: Double)],
-                                    stored: Int?, needed: Int?, _ db: SQLiteConnection) throws {
+                                    stored: Int?, needed: Int?, _ db: any SQLConnection) throws {
         guard let needed else { return }
         let series: [SQLValue] = [.text(parentID), .text(key)]
         guard let stored else {
@@ -163,7 +162,7 @@ extension ModelRegistry {
 
     /// Copies every point of one parent's series (with their latest points and chart buckets) to
     /// another that has none yet, inside the caller's transaction.
-    static func copyPoints(from sourceID: String, to targetID: String, _ db: SQLiteConnection) throws {
+    static func copyPoints(from sourceID: String, to targetID: String, _ db: any SQLConnection) throws {
         try db.run("""
             INSERT INTO metrics (parent_id, key, step, wallclock, number, text, bytes)
             SELECT ?, key, step, wallclock, number, text, bytes FROM metrics WHERE parent_id = ? ORDER BY id

@@ -25,7 +25,7 @@ extension ModelRegistry {
     }
 
     /// The model with that id, if it exists and the caller may see its namespace.
-    static func fetchModel(id: String, includeDeleted: Bool, _ db: SQLiteConnection) throws -> Model? {
+    static func fetchModel(id: String, includeDeleted: Bool, _ db: any SQLConnection) throws -> Model? {
         let live = includeDeleted ? "" : " AND m.deleted_at IS NULL"
         let found = try db.queryFirst("SELECT \(modelColumns) FROM models m WHERE m.id = ?\(live)", [.text(id)], model(from:))
         return found.flatMap { Access.allows($0.namespace) ? $0 : nil }
@@ -39,13 +39,13 @@ extension ModelRegistry {
     /// 404 unless the model exists, is live and the caller may see its namespace: what
     /// `requireModel` checks, without computing the model's summary columns (its version count and
     /// stage holders scan the model's versions, which a write must not do under the writer lock).
-    static func requireLiveModel(id: String, _ db: SQLiteConnection) throws {
+    static func requireLiveModel(id: String, _ db: any SQLConnection) throws {
         let namespace = try db.queryFirst("SELECT namespace FROM models WHERE id = ? AND deleted_at IS NULL", [.text(id)]) { $0.text(0) }
         guard let namespace, Access.allows(namespace) else { throw RegistryError.notFound("model \(id) does not exist") }
     }
 
     /// The model, or 404.
-    static func requireModel(id: String, includeDeleted: Bool = false, _ db: SQLiteConnection) throws -> Model {
+    static func requireModel(id: String, includeDeleted: Bool = false, _ db: any SQLConnection) throws -> Model {
         guard let model = try fetchModel(id: id, includeDeleted: includeDeleted, db) else {
             throw RegistryError.notFound("model \(id) does not exist")
         }
@@ -77,15 +77,15 @@ extension ModelRegistry {
 
     /// Inserts a validated model with its labels and metadata inside the caller's transaction,
     /// records `model.created`, and returns the new id.
-    static func insertModel(_ draft: ModelDraft, at now: Int64, _ db: SQLiteConnection) throws -> String {
+    static func insertModel(_ draft: ModelDraft, at now: Int64, _ db: any SQLConnection) throws -> String {
         let id = Identifiers.make(at: now)
         do {
-            try db.run("""
+            try db.runRecoverably("""
                 INSERT INTO models (id, namespace, name, owner, task, description, license, created_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.text(id), .text(draft.namespace), .text(draft.name), SQLValue(draft.owner), SQLValue(draft.task),
                       SQLValue(draft.description), SQLValue(draft.license), .integer(now), .integer(now)])
-        } catch let error as SQLiteError where error.isUniqueViolation {
+        } catch let error as any DatabaseFailure where error.isUniqueViolation {
             throw try Self.nameTaken(namespace: draft.namespace, name: draft.name, db)
         }
         try Self.writeLabels(draft.labels, table: "model_labels", ownerColumn: "model_id", ownerID: id, replacing: false, db)
@@ -95,7 +95,7 @@ extension ModelRegistry {
         return id
     }
 
-    static func nameTaken(namespace: String, name: String, _ db: SQLiteConnection) throws -> RegistryError {
+    static func nameTaken(namespace: String, name: String, _ db: any SQLConnection) throws -> RegistryError {
         let holder = try db.queryFirst("SELECT id FROM models WHERE namespace = ? AND name = ? AND deleted_at IS NULL",
                                        [.text(namespace), .text(name)]) { $0.text(0) }
         var details = JSONObject()
@@ -114,7 +114,7 @@ extension ModelRegistry {
     }
 
     /// The live model with that namespace and name, inside the caller's transaction, or 404.
-    static func requireModel(namespace: String, name: String, _ db: SQLiteConnection) throws -> Model {
+    static func requireModel(namespace: String, name: String, _ db: any SQLConnection) throws -> Model {
         guard Access.allows(namespace), let model = try db.queryFirst(
             "SELECT \(modelColumns) FROM models m WHERE m.namespace = ? AND m.name = ? AND m.deleted_at IS NULL",
             [.text(namespace), .text(name)], Self.model(from:)) else {
@@ -203,8 +203,8 @@ extension ModelRegistry {
             set("license", changes.license)
             arguments.append(.text(id))
             do {
-                try db.run("UPDATE models SET \(sets.joined(separator: ", ")) WHERE id = ?", arguments)
-            } catch let error as SQLiteError where error.isUniqueViolation {
+                try db.runRecoverably("UPDATE models SET \(sets.joined(separator: ", ")) WHERE id = ?", arguments)
+            } catch let error as any DatabaseFailure where error.isUniqueViolation {
                 throw try Self.nameTaken(namespace: current.namespace, name: changes.name ?? current.name, db)
             }
             if let labels = changes.labels {
@@ -244,8 +244,8 @@ extension ModelRegistry {
             let model = try Self.requireModel(id: id, includeDeleted: true, db)
             guard model.deletedAt != nil else { return model }
             do {
-                try db.run("UPDATE models SET deleted_at = NULL, updated_at = ? WHERE id = ?", [.integer(now), .text(id)])
-            } catch let error as SQLiteError where error.isUniqueViolation {
+                try db.runRecoverably("UPDATE models SET deleted_at = NULL, updated_at = ? WHERE id = ?", [.integer(now), .text(id)])
+            } catch let error as any DatabaseFailure where error.isUniqueViolation {
                 throw try Self.nameTaken(namespace: model.namespace, name: model.name, db)
             }
             try Self.record("model.restored", namespace: model.namespace, subject: id, payload: ["name": .string(model.name)],

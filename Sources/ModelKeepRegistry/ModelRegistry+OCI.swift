@@ -44,14 +44,14 @@ extension ModelRegistry {
         try reading { db in try Self.liveVersions(modelID, db).map(\.version) }
     }
 
-    private static func liveVersions(_ modelID: String, _ db: SQLiteConnection) throws -> [(id: String, version: String)] {
+    private static func liveVersions(_ modelID: String, _ db: any SQLConnection) throws -> [(id: String, version: String)] {
         _ = try requireModel(id: modelID, includeDeleted: false, db)
         return try db.query("""
             SELECT id, version FROM versions WHERE model_id = ? AND deleted_at IS NULL ORDER BY created_at DESC, id DESC
             """, [.text(modelID)]) { (id: $0.text(0), version: $0.text(1)) }
     }
 
-    private static func ociFiles(where condition: String, _ arguments: [SQLValue], _ db: SQLiteConnection) throws -> [String: [OCIVersionFiles.File]] {
+    private static func ociFiles(where condition: String, _ arguments: [SQLValue], _ db: any SQLConnection) throws -> [String: [OCIVersionFiles.File]] {
         var byVersion: [String: [OCIVersionFiles.File]] = [:]
         for row in try db.query("""
             SELECT a.parent_id, a.path, a.sha256, a.size, a.mime_type FROM artifacts a

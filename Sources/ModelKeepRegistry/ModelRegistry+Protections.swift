@@ -16,7 +16,7 @@ public struct Protection: Sendable, Equatable {
 extension ModelRegistry {
     /// Refuses a move of a protected tag or stage to a caller without an admin or promote key. Callers
     /// without a key at all (a server without auth) are not refused: there is no one to tell apart.
-    static func checkProtection(modelID: String, kind: String, name: String, _ db: SQLiteConnection) throws {
+    static func checkProtection(modelID: String, kind: String, name: String, _ db: any SQLConnection) throws {
         guard let access = Access.current, access.scope < .promote else { return }
         let namespace = try Self.namespace(ofModel: modelID, db)
         if let rule = try db.queryFirst("""
@@ -82,7 +82,7 @@ extension ModelRegistry {
     }
 
     /// 404 for a model that does not exist (or is hidden), or a namespace the caller may not see.
-    static func requireScope(_ scope: String, _ id: String, _ db: SQLiteConnection) throws {
+    static func requireScope(_ scope: String, _ id: String, _ db: any SQLConnection) throws {
         if scope == "model" {
             _ = try requireModel(id: id, db)
         } else if !Access.allows(id) {

@@ -35,7 +35,7 @@ extension ModelRegistry {
         """
 
     /// A run with its params, tags, latest metrics, inputs and outputs.
-    static func fetchRun(id: String, _ db: SQLiteConnection) throws -> Run {
+    static func fetchRun(id: String, _ db: any SQLConnection) throws -> Run {
         guard let run = try fetchRuns(ids: [id], db).first else { throw RegistryError.notFound("Run with id=\(id) not found") }
         return run
     }
@@ -47,7 +47,7 @@ extension ModelRegistry {
     }
 
     /// A run's own row (what a write checks), without the rows that hang off it.
-    static func fetchRunAttributes(id: String, _ db: SQLiteConnection) throws -> Run {
+    static func fetchRunAttributes(id: String, _ db: any SQLConnection) throws -> Run {
         guard let run = try db.queryFirst("""
             SELECT \(runColumns) FROM mlflow_runs t JOIN mlflow_experiments e ON e.id = t.experiment_id WHERE t.id = ?
             """, [.text(id)], Self.run(from:)) else {
@@ -58,7 +58,7 @@ extension ModelRegistry {
 
     /// Runs with everything that hangs off them, in the order of `ids` (those that exist): five
     /// queries for a page of runs, not five a run.
-    static func fetchRuns(ids: [String], _ db: SQLiteConnection) throws -> [Run] {
+    static func fetchRuns(ids: [String], _ db: any SQLConnection) throws -> [Run] {
         var runs: [String: Run] = [:]
         for run in try rows(in: ids, """
             SELECT \(runColumns) FROM mlflow_runs t JOIN mlflow_experiments e ON e.id = t.experiment_id WHERE t.id IN (?...)
@@ -143,7 +143,7 @@ extension ModelRegistry {
     /// Runs a change to a run in a transaction; an inactive run refuses it unless `allowDeleted`.
     @discardableResult
     private func changeRun<T: Sendable>(_ id: String, allowDeleted: Bool = false,
-                                        _ change: (SQLiteConnection, Run, Int64) throws -> T) throws(RegistryError) -> T {
+                                        _ change: (any SQLConnection, Run, Int64) throws -> T) throws(RegistryError) -> T {
         try Self.requireTracking()
         let now = Clock.nowMilliseconds()
         return try writing { db in
@@ -171,14 +171,14 @@ extension ModelRegistry {
         }
     }
 
-    private static func renameRun(_ run: Run, to name: String, _ db: SQLiteConnection) throws {
+    private static func renameRun(_ run: Run, to name: String, _ db: any SQLConnection) throws {
         try db.run("UPDATE mlflow_runs SET name = ? WHERE id = ?", [.text(name), .text(run.id)])
         try db.run("UPDATE models SET description = ? WHERE id = ?", [.text("MLflow run \(name)"), .text(run.modelID)])
         try putTag(modelID: run.modelID, key: runNameTag, value: name, owner: "run \(run.id)", db)
     }
 
     /// A tag of a run or logged model: a label of the ModelKeep model that holds it.
-    static func putTag(modelID: String, key: String, value: String, owner: String, _ db: SQLiteConnection) throws {
+    static func putTag(modelID: String, key: String, value: String, owner: String, _ db: any SQLConnection) throws {
         try putLabel(table: "model_labels", column: "model_id", ownerID: modelID, key: key, value: value, owner: owner, field: "tags", db)
     }
 
@@ -195,7 +195,7 @@ extension ModelRegistry {
     /// Writes params of a run or logged model inside the caller's transaction. MLflow's rule: a
     /// param is written once; the same value again is accepted, another value is refused.
     static func putParams(_ params: some Sequence<(key: String, value: String)>, table: String, column: String, ownerID: String,
-                          owner: String, _ db: SQLiteConnection) throws {
+                          owner: String, _ db: any SQLConnection) throws {
         for (key, value) in params {
             if let stored = try db.queryFirst("SELECT value FROM \(table) WHERE \(column) = ? AND key = ?", [.text(ownerID), .text(key)],
                                               { $0.text(0) }) {
@@ -267,7 +267,7 @@ extension ModelRegistry {
         let bits: UInt64
     }
 
-    private static func insertRunMetrics(_ metrics: [RunMetric], run: Run, _ db: SQLiteConnection) throws {
+    private static func insertRunMetrics(_ metrics: [RunMetric], run: Run, _ db: any SQLConnection) throws {
         // What the run's series already hold, read once per key over the batch's steps.
         var stored: Set<PointIdentity> = []
         var steps: [String: (low: Int64, high: Int64)] = [:]

@@ -156,7 +156,7 @@ extension ModelRegistry {
     }
 
     /// The newest version of a model in each stage (in stage order), inside the caller's transaction.
-    static func latestVersions(modelID: String, stages: [Stage], _ db: SQLiteConnection) throws -> [Version] {
+    static func latestVersions(modelID: String, stages: [Stage], _ db: any SQLConnection) throws -> [Version] {
         // Per stage, the highest version_order below '~' (numbered versions), else the
         // highest of the rest: index probes in one statement, where ranking every version
         // with a window function sorted the model's whole history on each call.

@@ -4,11 +4,11 @@ import ModelKeepStorage
 extension ModelRegistry {
     /// Puts a tag on a version inside the caller's transaction; the primary key
     /// (model_id, tag) makes a second holder impossible, so a taken tag is a 409 naming the holder.
-    static func insertTag(modelID: String, tag: String, versionID: String, at now: Int64, _ db: SQLiteConnection) throws {
+    static func insertTag(modelID: String, tag: String, versionID: String, at now: Int64, _ db: any SQLConnection) throws {
         do {
-            try db.run("INSERT INTO unique_tags (model_id, tag, version_id, created_at) VALUES (?, ?, ?, ?)",
+            try db.runRecoverably("INSERT INTO unique_tags (model_id, tag, version_id, created_at) VALUES (?, ?, ?, ?)",
                        [.text(modelID), .text(tag), .text(versionID), .integer(now)])
-        } catch let error as SQLiteError where error.isUniqueViolation {
+        } catch let error as any DatabaseFailure where error.isUniqueViolation {
             let holder = try db.queryFirst("""
                 SELECT v.version, v.id FROM unique_tags t JOIN versions v ON v.id = t.version_id
                 WHERE t.model_id = ? AND t.tag = ?
@@ -22,7 +22,7 @@ extension ModelRegistry {
     /// Moves every other live holder of an exclusive stage to `archived`; returns their version strings.
     @discardableResult
     static func archiveOtherHolders(modelID: String, stage: Stage, keeping versionID: String, at now: Int64,
-                                    _ db: SQLiteConnection) throws -> [String] {
+                                    _ db: any SQLConnection) throws -> [String] {
         try db.query("""
             UPDATE versions SET stage = 'archived', updated_at = ?
             WHERE model_id = ? AND stage = ? AND id != ? AND deleted_at IS NULL

@@ -67,7 +67,7 @@ extension ModelRegistry {
         return id
     }
 
-    static func requireSession(_ id: String, _ db: SQLiteConnection) throws -> UploadSession {
+    static func requireSession(_ id: String, _ db: any SQLConnection) throws -> UploadSession {
         guard let session = try db.queryFirst("SELECT \(sessionColumns) FROM upload_sessions WHERE id = ? AND expires_at > ?",
                                               [.text(id), .integer(Clock.nowMilliseconds())], session(from:)),
               try Access.allows(namespace(ofModel: session.modelID, db)) else {

@@ -34,7 +34,7 @@ extension ModelRegistry {
     }
 
     /// The version a reference names, whose model is live; 404 otherwise.
-    static func requireVersion(_ reference: VersionReference, includeDeleted: Bool = false, _ db: SQLiteConnection) throws -> Version {
+    static func requireVersion(_ reference: VersionReference, includeDeleted: Bool = false, _ db: any SQLConnection) throws -> Version {
         let live = includeDeleted ? "" : " AND v.deleted_at IS NULL"
         let found: Version?
         switch reference {
@@ -83,14 +83,14 @@ extension ModelRegistry {
             try Self.requireLiveModel(id: modelID, db)
             let version = try Self.claimVersionString(modelID: modelID, requested: draft.version, db)
             do {
-                try db.run("""
+                try db.runRecoverably("""
                     INSERT INTO versions (id, model_id, version, version_order, name, description, framework, source_uri,
                                           stage, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, [.text(id), .text(modelID), .text(version), .text(Version.orderKey(version)), SQLValue(draft.name),
                           SQLValue(draft.description), SQLValue(draft.framework), SQLValue(draft.sourceURI),
                           .text(draft.stage.rawValue), .integer(now), .integer(now)])
-            } catch let error as SQLiteError where error.isUniqueViolation {
+            } catch let error as any DatabaseFailure where error.isUniqueViolation {
                 throw RegistryError.conflict("version \(version) of model \(modelID) already exists",
                                              details: ["version": .string(version)])
             }
@@ -125,7 +125,7 @@ extension ModelRegistry {
     }
 
     /// The version string to use, advancing the model's counter past any integer taken.
-    private static func claimVersionString(modelID: String, requested: String?, _ db: SQLiteConnection) throws -> String {
+    private static func claimVersionString(modelID: String, requested: String?, _ db: any SQLConnection) throws -> String {
         guard let next = try db.queryFirst("SELECT next_version FROM models WHERE id = ?", [.text(modelID)], { $0.int64(0) }) else {
             throw RegistryError.notFound("model \(modelID) does not exist")
         }

@@ -153,7 +153,7 @@ extension ModelRegistry {
         return (webhook, secret)
     }
 
-    static func requireWebhook(_ id: String, dialect: String?, _ db: SQLiteConnection) throws -> Webhook {
+    static func requireWebhook(_ id: String, dialect: String?, _ db: any SQLConnection) throws -> Webhook {
         guard let webhook = try db.queryFirst("SELECT \(webhookColumns) FROM webhooks w WHERE w.id = ?", [.text(id)], webhook(from:)),
               dialect == nil || webhook.dialect == dialect else {
             throw RegistryError.notFound("webhook \(id) does not exist")
@@ -323,7 +323,7 @@ extension ModelRegistry {
         }
     }
 
-    static func record(_ attempt: Attempt, policy: WebhookPolicy, at now: Int64, _ db: SQLiteConnection) throws {
+    static func record(_ attempt: Attempt, policy: WebhookPolicy, at now: Int64, _ db: any SQLConnection) throws {
         let due = attempt.due
         let status = attempt.status
         let tries = due.delivery.attempts + 1

@@ -66,7 +66,7 @@ public final class ModelRegistry: Sendable {
 
     /// Runs a write transaction, mapping storage failures to registry errors.
     @discardableResult
-    func writing<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws(RegistryError) -> T {
+    func writing<T: Sendable>(_ body: (any SQLConnection) throws -> T) throws(RegistryError) -> T {
         let result: T
         do {
             result = try database.write(body)
@@ -78,7 +78,7 @@ public final class ModelRegistry: Sendable {
     }
 
     /// Runs a read transaction, mapping storage failures to registry errors.
-    func reading<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws(RegistryError) -> T {
+    func reading<T: Sendable>(_ body: (any SQLConnection) throws -> T) throws(RegistryError) -> T {
         do {
             return try database.read(body)
         } catch {
@@ -104,15 +104,15 @@ public final class ModelRegistry: Sendable {
         return array.compactMap(\.stringValue)
     }
 
-    /// `SQLiteConnection.rows(in:)` with the registry's argument order.
-    static func rows<T>(in ids: [String], _ sql: String, extra: [SQLValue] = [], _ db: SQLiteConnection,
+    /// `any SQLConnection.rows(in:)` with the registry's argument order.
+    static func rows<T>(in ids: [String], _ sql: String, extra: [SQLValue] = [], _ db: any SQLConnection,
                         _ map: (Row) throws -> T) throws -> [T] {
         try db.rows(in: ids, sql, extra: extra, map)
     }
 
     /// Replaces the labels of a model or version.
     static func writeLabels(_ labels: [String: String], table: String, ownerColumn: String, ownerID: String,
-                            replacing: Bool, _ db: SQLiteConnection) throws {
+                            replacing: Bool, _ db: any SQLConnection) throws {
         if replacing { try db.run("DELETE FROM \(table) WHERE \(ownerColumn) = ?", [.text(ownerID)]) }
         for (key, value) in labels.sorted(by: { $0.key < $1.key }) {
             try db.run("INSERT INTO \(table) (\(ownerColumn), key, value) VALUES (?, ?, ?)", [.text(ownerID), .text(key), .text(value)])
@@ -137,7 +137,7 @@ public final class ModelRegistry: Sendable {
     }
 
     /// Sets metadata keys of a parent (a JSON null value deletes the key).
-    static func writeMetadata(_ metadata: JSONObject, parentID: String, at now: Int64, _ db: SQLiteConnection) throws {
+    static func writeMetadata(_ metadata: JSONObject, parentID: String, at now: Int64, _ db: any SQLConnection) throws {
         for member in metadata.members {
             if member.value.isNull {
                 try db.run("DELETE FROM metadata WHERE parent_id = ? AND key = ?", [.text(parentID), .text(member.key)])
@@ -184,7 +184,7 @@ public final class ModelRegistry: Sendable {
     /// models) while starting from the label index takes 5. So the label's rows are counted
     /// first (an index-only count) and a selective label drives the query.
     func labelClauses(_ labels: [LabelFilter], table: String, ownerColumn: String, owner: String,
-                      clauses: inout [String], arguments: inout [SQLValue], _ db: SQLiteConnection) throws {
+                      clauses: inout [String], arguments: inout [SQLValue], _ db: any SQLConnection) throws {
         let selectiveLabelRows = limits.selectiveLabelRows
         for label in labels {
             let valueCondition = label.value == nil ? "" : " AND value = ?"

@@ -27,7 +27,7 @@ struct ResolvedParent {
 
 extension ModelRegistry {
     /// The live parent a reference names (its model live too), or 404.
-    static func requireParent(_ reference: ParentReference, _ db: SQLiteConnection) throws -> ResolvedParent {
+    static func requireParent(_ reference: ParentReference, _ db: any SQLConnection) throws -> ResolvedParent {
         let found: ResolvedParent?
         switch reference {
         case .model(let id):

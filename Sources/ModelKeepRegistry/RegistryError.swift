@@ -43,6 +43,15 @@ public enum RegistryError: Error, Sendable, Equatable, CustomStringConvertible {
         if let error = error as? FileIOError {
             return error.isNoSpace ? .insufficientStorage("the disk holding the data directory is full") : .internalFailure(error.description)
         }
+        if let postgres = error as? PostgresError {
+            // The server is down, restarting, unreachable, or every pooled connection is busy:
+            // the request can be retried (503 with Retry-After); nothing of it was committed.
+            if postgres.isUnavailable { return .unavailable("the database is unavailable; retry shortly") }
+            if postgres.isTimeout { return .unavailable("the database did not answer in time; retry shortly") }
+            if postgres.isRetryable { return .unavailable("the database was busy; retry shortly") }
+            if postgres.isUniqueViolation { return .conflict("the change collides with an existing record") }
+            return .internalFailure(postgres.description)
+        }
         guard let sqlite = error as? SQLiteError else { return .internalFailure(String(describing: error)) }
         if sqlite.isBusy {
             ModelRegistry.busyFailures.withLock { $0 += 1 }

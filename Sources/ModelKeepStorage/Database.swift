@@ -1,295 +1,126 @@
-import CSQLite
-import Dispatch
-import Foundation
 import ModelKeepSync
 
-/// The SQLite database of a data directory: one writer connection, whose transactions are
-/// serialized and committed in groups (see `write`), and a pool of reader connections that
-/// read concurrently in WAL mode (https://sqlite.org/wal.html).
+/// The registry's database: SQLite in the data directory (the embedded default, `SQLiteDatabase`)
+/// or a PostgreSQL database shared by several servers (a `PostgresPool`). Both give the same
+/// guarantees to the registry's code:
 ///
-/// `@unchecked Sendable`: the writer is only touched by the one caller that holds it (see
-/// `acquireWriter`), and each reader is handed to one caller at a time through `idleReaders`
-/// (guarded by its own lock) and the `readerSlots` semaphore.
-public final class Database: @unchecked Sendable {
-    /// How the database is opened.
-    public struct Options: Sendable {
-        /// How long a statement waits for another process's lock before failing as busy.
-        public var busyTimeoutMilliseconds: Int32 = 5000
-        /// The most reader connections open at once.
-        public var maxReaders: Int = 8
-        /// `FULL` syncs the WAL on every commit; `NORMAL` syncs at checkpoints only.
-        public var synchronousFull: Bool = true
-        /// The most write transactions one COMMIT may carry (see `write`); 1 commits each alone.
-        public var maxGroupCommit: Int = 16
-        /// Bytes of the database file each connection reads through a memory map rather than
-        /// `pread` (https://sqlite.org/mmap.html); 0 reads every page with a system call. SQLite
-        /// caps it at its build's SQLITE_MAX_MMAP_SIZE (2 GiB in Debian's libsqlite3).
-        public var mmapBytes: Int64 = 0
-        /// Each connection's own page cache, in KiB (SQLite's default is 2,000 KiB).
-        public var cacheKiB: Int = 2000
-
-        public init() {}
+/// - `write` runs its body in a transaction that is durably committed before it returns, or not
+///   at all; write transactions are serialized, so a body sees every earlier write and no other
+///   write interleaves with it (SQLite has one writer; on PostgreSQL every write transaction
+///   first takes one transaction-scoped advisory lock, so the rule holds across servers too, and
+///   events' ids are committed in the order they are allocated).
+/// - `read` runs its body on one consistent snapshot (a read transaction; on PostgreSQL,
+///   REPEATABLE READ READ ONLY), concurrently with writers and other readers.
+public final class Database: Sendable {
+    enum Backend: Sendable {
+        case sqlite(SQLiteDatabase)
+        case postgres(PostgresPool)
     }
 
-    public let path: String
-    private let options: Options
-    private let writer: SQLiteConnection
-    private let writerState = Locked(WriterState())
-    private let idleReaders = Locked<[SQLiteConnection]>([])
-    private let readerSlots: DispatchSemaphore
+    let backend: Backend
+    private let postgresCommits = Locked(0)
 
-    /// Opens the database file at `path`, creating it if needed, and sets the connection pragmas.
+    /// The advisory lock every PostgreSQL write transaction takes: "mkwrit" in ASCII.
+    public static let writeLockKey: Int64 = 0x6d6b_7772_6974
+
+    /// Opens the SQLite database file at `path`, creating it if needed.
     public init(path: String, options: Options = Options()) throws {
-        self.path = path
-        self.options = options
-        self.readerSlots = DispatchSemaphore(value: max(1, options.maxReaders))
-        writer = try SQLiteConnection(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
-        let mode = try writer.pragma("journal_mode = WAL")
-        guard mode?.lowercased() == "wal" else {
-            throw SQLiteError(extendedCode: SQLITE_ERROR,
-                              message: "could not switch the database to WAL mode (it reports \(mode ?? "nothing"))", sql: nil)
+        backend = .sqlite(try SQLiteDatabase(path: path, options: options))
+    }
+
+    /// Uses the PostgreSQL database `pool` connects to (its schema is brought up to date by
+    /// `MigrationRunner.migrate`).
+    public init(postgres pool: PostgresPool) {
+        backend = .postgres(pool)
+    }
+
+    public var dialect: SQLDialect {
+        switch backend {
+        case .sqlite: .sqlite
+        case .postgres: .postgres
         }
-        try configure(writer)
     }
 
-    private func configure(_ connection: SQLiteConnection) throws {
-        try connection.execute("""
-            PRAGMA foreign_keys = ON;
-            PRAGMA synchronous = \(options.synchronousFull ? "FULL" : "NORMAL");
-            PRAGMA temp_store = MEMORY;
-            PRAGMA case_sensitive_like = ON;
-            PRAGMA cache_size = -\(options.cacheKiB);
-            PRAGMA mmap_size = \(options.mmapBytes);
-            """)
+    /// The SQLite file's path, or the PostgreSQL URL without its password.
+    public var path: String {
+        switch backend {
+        case .sqlite(let database): database.path
+        case .postgres(let pool): PostgresSQL.redacted(pool.url)
+        }
     }
 
-    /// Runs `body` in a write transaction on the writer and returns once that transaction is
-    /// durably committed; when `body` throws, none of its changes are kept. Writers are
-    /// serialized, first come first served; readers are not blocked (WAL).
-    ///
-    /// Group commit: with `synchronous = FULL` every COMMIT waits for an fsync of the WAL, which
-    /// costs more than most writes' work. So while other writers wait their turn, a writer that
-    /// has run its body leaves the transaction open and hands the connection on; the last writer
-    /// of the group (no one waiting, or `maxGroupCommit` bodies in it) commits for all of them,
-    /// one fsync, and wakes the rest. Each body runs inside its own SAVEPOINT, so a body that
-    /// throws rolls back its own changes only. No caller returns before its changes are
-    /// committed, and if the COMMIT fails (disk full, I/O error) every caller in the group gets
-    /// the error and nothing of the group is kept.
-    ///
-    /// A blocking region as a whole (see `Blocking`): most of a write's time is spent waiting
-    /// for the writer's turn and the group's fsync.
+    /// The pool, when the database is PostgreSQL.
+    public var postgresPool: PostgresPool? {
+        if case .postgres(let pool) = backend { return pool }
+        return nil
+    }
+
+    /// Runs `body` in a write transaction and returns once it is durably committed; when `body`
+    /// throws, none of its changes are kept. A blocking region as a whole (see `Blocking`).
     @discardableResult
-    public func write<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        try Blocking.run { () throws -> T in try writeInGroup(body) }
-    }
-
-    private func writeInGroup<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        acquireWriter()
-        var released = false
-        defer { if !released { releaseWriter() } }
-        let group: CommitGroup
-        if let open = writerState.withLock({ $0.openGroup }) {
-            group = open
-        } else {
-            try writer.run("BEGIN IMMEDIATE")
-            group = CommitGroup()
-            writerState.withLock { $0.openGroup = group }
-        }
-
-        let outcome: Result<T, any Error>
-        do {
-            try writer.run("SAVEPOINT write_body")
-            do {
-                let value = try body(writer)
-                try writer.run("RELEASE write_body")
-                outcome = .success(value)
-            } catch {
-                if writer.isInTransaction {
-                    _ = try? writer.run("ROLLBACK TO write_body")
-                    _ = try? writer.run("RELEASE write_body")
-                }
-                throw error
+    public func write<T: Sendable>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        switch backend {
+        case .sqlite(let database):
+            return try database.write { try body($0) }
+        case .postgres(let pool):
+            let value = try pool.transaction { connection in
+                try connection.execute("SELECT pg_advisory_xact_lock(\(Self.writeLockKey))")
+                return try body(connection)
             }
-        } catch {
-            outcome = .failure(error)
+            postgresCommits.withLock { $0 += 1 }
+            return value
         }
-        guard writer.isInTransaction else {
-            // Some failures (disk full, I/O errors) make SQLite roll back the whole transaction:
-            // then the group's earlier bodies are gone too, and their writers must hear so.
-            let failure = outcome.failureValue ?? SQLiteError(extendedCode: SQLITE_ERROR, message: "the write transaction ended early", sql: nil)
-            finish(group, with: .failure(failure))
-            throw failure
-        }
+    }
 
-        // A body that threw has nothing to wait for, but the group still needs a committer.
-        let member = outcome.failureValue == nil ? group.join() : nil
-        let handOff: Bool = writerState.withLock { state in
-            guard !state.queue.isEmpty, group.size < options.maxGroupCommit else {
-                state.openGroup = nil
-                return false
+    /// Runs `body` on one consistent snapshot of the database.
+    public func read<T: Sendable>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        switch backend {
+        case .sqlite(let database):
+            return try database.read { try body($0) }
+        case .postgres(let pool):
+            return try pool.withConnection { connection in
+                try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                defer { if connection.isHealthy && connection.isInTransaction { try? connection.execute("COMMIT") } }
+                return try body(connection)
             }
-            return true
-        }
-        if handOff {
-            // The next writer carries the transaction on; someone in the group will commit it.
-            released = true
-            releaseWriter()
-            member?.wait()
-        } else {
-            try? commit(group)  // its failure reaches every member through the group's outcome
-        }
-        let value = try outcome.get()
-        try group.outcome.get()
-        return value
-    }
-
-    /// Runs `body` on the writer outside any transaction (migrations, checkpoints and backups),
-    /// after committing a group left open by writers.
-    public func withWriter<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        acquireWriter()
-        defer { releaseWriter() }
-        try commitOpenGroup()
-        return try body(writer)
-    }
-
-    // MARK: The writer's queue and commit groups
-
-    /// Takes the writer connection, waiting in line behind earlier callers.
-    private func acquireWriter() {
-        let turn: DispatchSemaphore? = writerState.withLock { state in
-            guard state.busy else {
-                state.busy = true
-                return nil
-            }
-            let turn = DispatchSemaphore(value: 0)
-            state.queue.append(turn)
-            return turn
-        }
-        turn?.wait()
-    }
-
-    /// Hands the writer to the next caller in line, or marks it free.
-    private func releaseWriter() {
-        let next: DispatchSemaphore? = writerState.withLock { state in
-            guard !state.queue.isEmpty else {
-                state.busy = false
-                return nil
-            }
-            return state.queue.removeFirst()
-        }
-        next?.signal()
-    }
-
-    /// Ends the open group with `outcome` (the caller holds the writer).
-    private func finish(_ group: CommitGroup, with outcome: Result<Void, any Error>) {
-        let committed = outcome.failureValue == nil && group.size > 0
-        writerState.withLock { state in
-            if state.openGroup === group { state.openGroup = nil }
-            if committed { state.commits += 1 }
-        }
-        group.finish(outcome)
-    }
-
-    /// How many commits carried at least one write since the database was opened (with group
-    /// commit, fewer than the writes under concurrency).
-    public var commitCount: Int { writerState.withLock { $0.commits } }
-
-    /// How many callers are waiting for the writer now (tests use it to stage a queue).
-    var queuedWriters: Int { writerState.withLock { $0.queue.count } }
-
-    /// Commits a group that a writer left open (the caller holds the writer).
-    private func commitOpenGroup() throws {
-        guard let group = writerState.withLock({ $0.openGroup }) else { return }
-        try commit(group)
-    }
-
-    /// Commits the transaction `group` shares and tells its members the outcome (the caller
-    /// holds the writer).
-    private func commit(_ group: CommitGroup) throws {
-        do {
-            try writer.run("COMMIT")
-            finish(group, with: .success(()))
-        } catch {
-            if writer.isInTransaction { _ = try? writer.run("ROLLBACK") }
-            finish(group, with: .failure(error))
-            throw error
         }
     }
 
-    /// Runs `body` on a reader connection inside a read transaction, so every query it makes
-    /// sees the same snapshot.
-    public func read<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        if readerSlots.wait(timeout: .now()) == .timedOut {
-            Blocking.run { readerSlots.wait() }
+    /// Runs `body` outside any transaction with writes held off (migrations, checkpoints and
+    /// backups on SQLite; on PostgreSQL, a pooled connection with no transaction).
+    public func withWriter<T: Sendable>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        switch backend {
+        case .sqlite(let database): try database.withWriter { try body($0) }
+        case .postgres(let pool): try pool.withConnection { try body($0) }
         }
-        defer { readerSlots.signal() }
-        let connection = try checkoutReader()
-        defer { idleReaders.withLock { $0.append(connection) } }
-        try connection.run("BEGIN DEFERRED")
-        defer { if connection.isInTransaction { _ = try? connection.run("COMMIT") } }
-        return try body(connection)
-    }
-
-    private func checkoutReader() throws -> SQLiteConnection {
-        if let idle = idleReaders.withLock({ $0.popLast() }) { return idle }
-        let connection = try SQLiteConnection(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
-        try configure(connection)
-        try connection.execute("PRAGMA query_only = ON")
-        return connection
     }
 
     /// Checks that the database answers a query; used by readiness probes.
     public func ping() throws {
-        _ = try read { try $0.scalar("SELECT 1") }
-    }
-
-    /// Writes the WAL back into the main file and truncates it, for a clean shutdown.
-    public func checkpoint() throws {
-        try withWriter { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
-    }
-}
-
-/// Who holds the writer, who waits for it (first in, first served), and the group of writes
-/// whose transaction is open but not yet committed.
-private struct WriterState {
-    var busy = false
-    var queue: [DispatchSemaphore] = []
-    var openGroup: CommitGroup?
-    var commits = 0
-}
-
-/// Writes sharing one transaction: each member waits until the group's COMMIT has an outcome.
-/// `@unchecked Sendable`: its fields are read and written under `lock`.
-private final class CommitGroup: @unchecked Sendable {
-    private let lock = Locked<(members: [DispatchSemaphore], outcome: Result<Void, any Error>?)>((members: [], outcome: nil))
-
-    /// How many bodies have joined.
-    var size: Int { lock.withLock { $0.members.count } }
-
-    /// The COMMIT's outcome, once `finish` has run.
-    var outcome: Result<Void, any Error> {
-        lock.withLock { $0.outcome } ?? .failure(SQLiteError(extendedCode: SQLITE_ERROR, message: "write group ended without an outcome", sql: nil))
-    }
-
-    /// Adds a member; its semaphore is signalled when the group finishes.
-    func join() -> DispatchSemaphore {
-        let member = DispatchSemaphore(value: 0)
-        lock.withLock { $0.members.append(member) }
-        return member
-    }
-
-    func finish(_ outcome: Result<Void, any Error>) {
-        let members: [DispatchSemaphore] = lock.withLock {
-            $0.outcome = outcome
-            return $0.members
+        switch backend {
+        case .sqlite(let database): try database.ping()
+        case .postgres(let pool): try pool.ping()
         }
-        for member in members { member.signal() }
     }
-}
 
-private extension Result {
-    var failureValue: Failure? {
-        if case .failure(let error) = self { return error }
-        return nil
+    /// SQLite: writes the WAL back into the main file and truncates it, for a clean shutdown.
+    /// PostgreSQL: nothing (the server checkpoints by itself).
+    public func checkpoint() throws {
+        if case .sqlite(let database) = backend { try database.checkpoint() }
+    }
+
+    /// How many commits carried at least one write since the database was opened (with
+    /// SQLite's group commit, fewer than the writes under concurrency).
+    public var commitCount: Int {
+        switch backend {
+        case .sqlite(let database): database.commitCount
+        case .postgres: postgresCommits.withLock { $0 }
+        }
+    }
+
+    /// How many callers are waiting for SQLite's writer now (tests use it to stage a queue).
+    var queuedWriters: Int {
+        if case .sqlite(let database) = backend { return database.queuedWriters }
+        return 0
     }
 }

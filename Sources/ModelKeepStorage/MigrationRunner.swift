@@ -66,9 +66,11 @@ public struct MigrationRunner: Sendable {
         self.migrations = migrations.sorted { $0.name < $1.name }
     }
 
-    /// The names of the migrations already applied, with their recorded checksums.
+    /// The names of the migrations already applied, with their recorded checksums. On
+    /// PostgreSQL, those of migrations/postgres (`PostgresMigrationRunner`).
     public func applied(in database: Database) throws -> [(name: String, checksum: String)] {
-        try database.withWriter { connection in
+        if let pool = database.postgresPool { return try PostgresMigrationRunner().applied(in: pool) }
+        return try database.withWriter { connection in
             try createLedger(connection)
             return try connection.query("SELECT name, checksum FROM schema_migrations ORDER BY name") {
                 (name: $0.text(0), checksum: $0.text(1))
@@ -76,9 +78,11 @@ public struct MigrationRunner: Sendable {
         }
     }
 
-    /// Applies every pending migration and returns the names of those it applied.
+    /// Applies every pending migration and returns the names of those it applied. On
+    /// PostgreSQL, those of migrations/postgres, under an advisory lock (`PostgresMigrationRunner`).
     @discardableResult
     public func migrate(_ database: Database) throws -> [String] {
+        if let pool = database.postgresPool { return try PostgresMigrationRunner().migrate(pool) }
         var newlyApplied: [String] = []
         for migration in try pending(after: applied(in: database)) {
             try database.write { connection in
@@ -106,7 +110,7 @@ public struct MigrationRunner: Sendable {
         return migrations.filter { !done.contains($0.name) }
     }
 
-    private func createLedger(_ connection: SQLiteConnection) throws {
+    private func createLedger(_ connection: any SQLConnection) throws {
         try connection.execute("""
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 name TEXT PRIMARY KEY NOT NULL,

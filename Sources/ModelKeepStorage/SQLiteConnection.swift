@@ -6,7 +6,9 @@ import Foundation
 /// Not safe for concurrent use: `Database` hands each connection to one thread at a time
 /// (the writer under its write lock, readers through the reader pool), which is why it may be
 /// marked `@unchecked Sendable`.
-public final class SQLiteConnection: @unchecked Sendable {
+public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
+    public var dialect: SQLDialect { .sqlite }
+
     let handle: OpaquePointer
     private var cache: [String: Statement] = [:]
     public let path: String
@@ -100,9 +102,11 @@ public final class SQLiteConnection: @unchecked Sendable {
         return try map(Row(handle: statement.handle))
     }
 
-    /// The single value a scalar query returns (`SELECT count(*) ...`).
-    public func scalar(_ sql: String, _ arguments: [SQLValue] = []) throws -> SQLValue {
-        try queryFirst(sql, arguments) { $0.value(0) } ?? .null
+    /// Runs an INSERT and answers the new row's rowid (not `RETURNING id`: SQLite runs that
+    /// clause as a trigger, which costs a hot insert loop dearly).
+    public func insert(_ sql: String, _ arguments: [SQLValue]) throws -> Int64 {
+        try run(sql, arguments)
+        return lastInsertedRowID
     }
 
     /// A pragma's value as text (for checks such as `journal_mode` reporting `wal`).
@@ -134,24 +138,5 @@ extension SQLiteConnection {
         guard code == SQLITE_DONE, finish == SQLITE_OK else {
             throw SQLiteError(extendedCode: code == SQLITE_DONE ? finish : code, message: "the backup did not complete", sql: "backup")
         }
-    }
-}
-
-extension SQLiteConnection {
-    /// The rows of a query whose `IN (?...)` takes many ids, run 256 ids at a time. Each batch is
-    /// padded to a power of two by repeating its last id (IN is a set), so a query has at most
-    /// nine shapes in the statement cache whatever the list's length.
-    /// `extra` are the arguments of the `?`s after the list.
-    public func rows<T>(in ids: [String], _ sql: String, extra: [SQLValue] = [], _ map: (Row) throws -> T) throws -> [T] {
-        var out: [T] = []
-        for start in stride(from: 0, to: ids.count, by: 256) {
-            var batch = Array(ids[start..<min(ids.count, start + 256)])
-            var size = 1
-            while size < batch.count { size *= 2 }
-            batch += Array(repeating: batch[batch.count - 1], count: size - batch.count)
-            let marks = Array(repeating: "?", count: size).joined(separator: ", ")
-            out += try query(sql.replacingOccurrences(of: "(?...)", with: "(\(marks))"), batch.map { .text($0) } + extra, map)
-        }
-        return out
     }
 }

@@ -222,7 +222,7 @@ struct PostgresTests {
         let pool = PostgresPool(url: database.url, options: options)
         let first = try pool.withConnection { try $0.scalar("SELECT pg_backend_pid()") }
         let killer = try PostgresConnection(url: database.url)
-        #expect(try killer.scalar("SELECT pg_terminate_backend(?::int)", [first]) == .text("t"))
+        #expect(try killer.scalar("SELECT pg_terminate_backend(?::int)", [first]) == .integer(1))
         // The pooled connection is dead: the call on it fails as unavailable (a request would get
         // 503 and retry), the pool drops it.
         var failed = false
@@ -308,7 +308,7 @@ struct PostgresTests {
             try c.query("""
                 SELECT table_name, column_name, data_type, is_nullable = 'NO'
                 FROM information_schema.columns WHERE table_schema = current_schema()
-                """) { "\($0.text(0)).\($0.text(1)) \(Self.portable($0.text(2))) \($0.text(3) == "t" ? "not null" : "null")" }
+                """) { "\($0.text(0)).\($0.text(1)) \(Self.portable($0.text(2))) \($0.int(3) == 1 ? "not null" : "null")" }
         }
         #expect(Set(sqliteColumns).subtracting(postgresColumns).sorted() == [])
         #expect(Set(postgresColumns).subtracting(sqliteColumns).sorted() == [])

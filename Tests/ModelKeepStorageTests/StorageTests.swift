@@ -388,3 +388,8 @@ struct MigrationTests {
         _ = try data.lock()
     }
 }
+
+private extension SQLConnection {
+    /// These tests open SQLite databases: their connections are SQLite's.
+    func pragma(_ name: String) throws -> String? { try (self as! SQLiteConnection).pragma(name) }
+}

@@ -11,7 +11,9 @@ import Foundation
 /// text, except blobs, which travel as bytes.
 ///
 /// `@unchecked Sendable`: the pool guarantees one user at a time; nothing here is shared.
-public final class PostgresConnection: @unchecked Sendable {
+public final class PostgresConnection: SQLConnection, @unchecked Sendable {
+    public var dialect: SQLDialect { .postgres }
+
     /// How a connection is opened.
     public struct Options: Sendable, Equatable {
         /// How long opening a connection may take before it fails (libpq's `connect_timeout`,
@@ -90,29 +92,30 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Runs one statement and maps every row it answers.
-    public func query<T>(_ sql: String, _ arguments: [SQLValue] = [], _ map: (PostgresRow) throws -> T) throws -> [T] {
+    public func query<T>(_ sql: String, _ arguments: [SQLValue] = [], _ map: (Row) throws -> T) throws -> [T] {
         let result = try perform(sql, arguments)
         defer { PQclear(result) }
         let count = PQntuples(result)
         var rows: [T] = []
         rows.reserveCapacity(Int(count))
         for index in 0..<count {
-            rows.append(try map(PostgresRow(result: result!, index: index)))
+            rows.append(try map(Row(postgres: PostgresRow(result: result!, index: index))))
         }
         return rows
     }
 
     /// The first row's mapping, or nil when the statement answers none.
-    public func queryFirst<T>(_ sql: String, _ arguments: [SQLValue] = [], _ map: (PostgresRow) throws -> T) throws -> T? {
+    public func queryFirst<T>(_ sql: String, _ arguments: [SQLValue] = [], _ map: (Row) throws -> T) throws -> T? {
         let result = try perform(sql, arguments)
         defer { PQclear(result) }
         guard PQntuples(result) > 0 else { return nil }
-        return try map(PostgresRow(result: result!, index: 0))
+        return try map(Row(postgres: PostgresRow(result: result!, index: 0)))
     }
 
-    /// The first column of the first row (null when there is no row).
-    public func scalar(_ sql: String, _ arguments: [SQLValue] = []) throws -> SQLValue {
-        try queryFirst(sql, arguments) { $0.value(0) } ?? .null
+    /// Runs an INSERT into a table whose key is an identity column named `id` and answers the
+    /// new row's id.
+    public func insert(_ sql: String, _ arguments: [SQLValue]) throws -> Int64 {
+        try queryFirst(sql + " RETURNING id", arguments) { $0.int64(0) } ?? 0
     }
 
     // MARK: Running a statement
@@ -165,15 +168,15 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 }
 
-/// The current row of an answer. Valid only inside the closure it is passed to. Values arrive
-/// as PostgreSQL's text forms and are parsed here.
-public struct PostgresRow {
+/// The current row of an answer (what `Row` wraps on PostgreSQL). Values arrive as PostgreSQL's
+/// text forms and are parsed here; booleans read as the integers 1 and 0, as SQLite answers them.
+struct PostgresRow {
     let result: OpaquePointer
     let index: Int32
 
-    public var columnCount: Int { Int(PQnfields(result)) }
+    var columnCount: Int { Int(PQnfields(result)) }
 
-    public func isNull(_ column: Int) -> Bool { PQgetisnull(result, index, Int32(column)) == 1 }
+    func isNull(_ column: Int) -> Bool { PQgetisnull(result, index, Int32(column)) == 1 }
 
     private func bytes(_ column: Int) -> UnsafeBufferPointer<UInt8> {
         let length = Int(PQgetlength(result, index, Int32(column)))
@@ -182,25 +185,24 @@ public struct PostgresRow {
         }
     }
 
-    public func text(_ column: Int) -> String { String(decoding: bytes(column), as: UTF8.self) }
+    func text(_ column: Int) -> String { String(decoding: bytes(column), as: UTF8.self) }
 
-    public func int64(_ column: Int) -> Int64 {
+    private func isBoolean(_ column: Int) -> Bool { PQftype(result, Int32(column)) == 16 }
+
+    func int64(_ column: Int) -> Int64 {
         if isNull(column) { return 0 }
-        return strtoll(PQgetvalue(result, index, Int32(column)), nil, 10)
+        let value = PQgetvalue(result, index, Int32(column))!
+        if isBoolean(column) { return value.pointee == UInt8(ascii: "t") ? 1 : 0 }
+        return strtoll(value, nil, 10)
     }
 
-    public func int(_ column: Int) -> Int { Int(int64(column)) }
-
-    public func double(_ column: Int) -> Double {
+    func double(_ column: Int) -> Double {
         if isNull(column) { return 0 }
         return strtod(PQgetvalue(result, index, Int32(column)), nil)  // also reads Infinity and NaN
     }
 
-    public func optionalText(_ column: Int) -> String? { isNull(column) ? nil : text(column) }
-    public func optionalInt64(_ column: Int) -> Int64? { isNull(column) ? nil : int64(column) }
-
     /// A `bytea` column: its text form is `\x` and two hex digits a byte.
-    public func blob(_ column: Int) -> [UInt8] {
+    func blob(_ column: Int) -> [UInt8] {
         let text = bytes(column)
         guard text.count >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x") else { return Array(text) }
         var out: [UInt8] = []
@@ -222,11 +224,11 @@ public struct PostgresRow {
         }
     }
 
-    /// The value with its type taken from the column's type (int2/4/8, float4/8, bytea, else text).
-    public func value(_ column: Int) -> SQLValue {
+    /// The value with its type taken from the column's type (bool, int2/4/8, float4/8, bytea, else text).
+    func value(_ column: Int) -> SQLValue {
         if isNull(column) { return .null }
         switch PQftype(result, Int32(column)) {
-        case 20, 21, 23: return .integer(int64(column))
+        case 16, 20, 21, 23: return .integer(int64(column))
         case 700, 701: return .real(double(column))
         case 17: return .blob(blob(column))
         default: return .text(text(column))
@@ -236,9 +238,20 @@ public struct PostgresRow {
 
 /// SQL text helpers for PostgreSQL.
 public enum PostgresSQL {
-    /// Rewrites `?` placeholders into `$1, $2, ...`, leaving those inside string literals,
-    /// quoted identifiers and comments alone; answers the new text and the parameter count.
-    /// Text already written with `$n` passes through, and its highest `n` is the count.
+    /// A connection URL or string with its password replaced by `***`, for logs and answers.
+    public static func redacted(_ url: String) -> String {
+        if url.contains("://"), var components = URLComponents(string: url) {
+            if components.password != nil { components.password = "***" }
+            return components.string ?? "postgresql://***"
+        }
+        // key=value form: hide the value of password=... (quoted or not).
+        return url.replacingOccurrences(of: #"password\s*=\s*('([^'\\]|\\.)*'|\S+)"#, with: "password=***", options: .regularExpression)
+    }
+
+    /// Rewrites `?` placeholders into `$1, $2, ...` and SQLite's `?NNN` into `$NNN`, leaving those
+    /// inside string literals, quoted identifiers and comments alone; answers the new text and
+    /// the parameter count. Text already written with `$n` passes through, and its highest `n`
+    /// is the count.
     public static func numberedPlaceholders(_ sql: String) -> (text: String, count: Int) {
         var out = ""
         out.reserveCapacity(sql.utf8.count + 16)
@@ -264,6 +277,16 @@ public enum PostgresSQL {
             } else if c == "-" && chars[i + 1] == "-" {
                 lineComment = true
                 out.append(c)
+            } else if c == "?", chars[i + 1].isNumber {
+                // SQLite's numbered form, ?1: the same parameter wherever it appears.
+                var j = i + 1
+                var digits = ""
+                while j < chars.count - 1, chars[j].isNumber { digits.append(chars[j]); j += 1 }
+                highestNumbered = max(highestNumbered, Int(digits) ?? 0)
+                out += "$" + digits
+                previous = chars[j - 1]
+                i = j
+                continue
             } else if c == "?" {
                 count += 1
                 out += "$\(count)"

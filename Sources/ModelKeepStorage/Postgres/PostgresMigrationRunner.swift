@@ -20,7 +20,7 @@ public struct PostgresMigrationRunner: Sendable {
     /// The migrations already applied, with their recorded checksums (none for an empty database).
     public func applied(in pool: PostgresPool) throws -> [(name: String, checksum: String)] {
         try pool.withConnection { connection in
-            guard try connection.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL") == .text("t") else { return [] }
+            guard try connection.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL") == .integer(1) else { return [] }
             return try recorded(connection)
         }
     }

@@ -1,0 +1,94 @@
+/// Which SQL a connection speaks.
+public enum SQLDialect: Sendable, Equatable {
+    case sqlite
+    case postgres
+}
+
+/// What the registry asks of a database connection, whichever backend it is: SQLite's
+/// (`SQLiteConnection`) or PostgreSQL's (`PostgresConnection`). Statements are written with `?`
+/// placeholders (or SQLite's `?NNN`) on both; where the dialects differ, the caller branches on
+/// `dialect` (`SQLConnection.sql(sqlite:postgres:)`).
+public protocol SQLConnection: AnyObject {
+    var dialect: SQLDialect { get }
+    /// Runs one or more statements with no arguments and no results.
+    func execute(_ sql: String) throws
+    /// Runs a statement that answers no rows; returns the number of rows it changed.
+    @discardableResult
+    func run(_ sql: String, _ arguments: [SQLValue]) throws -> Int
+    /// Runs a query and maps every row.
+    func query<T>(_ sql: String, _ arguments: [SQLValue], _ map: (Row) throws -> T) throws -> [T]
+    /// Runs a query and maps its first row, if any.
+    func queryFirst<T>(_ sql: String, _ arguments: [SQLValue], _ map: (Row) throws -> T) throws -> T?
+    /// Runs an INSERT into a table keyed by an integer `id` the database assigns; answers that id.
+    func insert(_ sql: String, _ arguments: [SQLValue]) throws -> Int64
+    /// Whether a transaction is open on this connection.
+    var isInTransaction: Bool { get }
+}
+
+extension SQLConnection {
+    @discardableResult
+    public func run(_ sql: String) throws -> Int { try run(sql, []) }
+
+    public func query<T>(_ sql: String, _ map: (Row) throws -> T) throws -> [T] { try query(sql, [], map) }
+
+    public func queryFirst<T>(_ sql: String, _ map: (Row) throws -> T) throws -> T? { try queryFirst(sql, [], map) }
+
+    /// The single value a scalar query returns (`SELECT count(*) ...`).
+    public func scalar(_ sql: String, _ arguments: [SQLValue] = []) throws -> SQLValue {
+        try queryFirst(sql, arguments) { $0.value(0) } ?? .null
+    }
+
+    /// The text for this connection's dialect, where the two differ.
+    public func sql(sqlite: String, postgres: String) -> String {
+        dialect == .sqlite ? sqlite : postgres
+    }
+
+    /// The rows of a query whose `IN (?...)` takes many ids, run 256 ids at a time. Each batch is
+    /// padded to a power of two by repeating its last id (IN is a set), so a query has at most
+    /// nine shapes in the statement cache whatever the list's length.
+    /// `extra` are the arguments of the `?`s after the list.
+    public func rows<T>(in ids: [String], _ sql: String, extra: [SQLValue] = [], _ map: (Row) throws -> T) throws -> [T] {
+        var out: [T] = []
+        for start in stride(from: 0, to: ids.count, by: 256) {
+            var batch = Array(ids[start..<min(ids.count, start + 256)])
+            var size = 1
+            while size < batch.count { size *= 2 }
+            batch += Array(repeating: batch[batch.count - 1], count: size - batch.count)
+            let marks = Array(repeating: "?", count: size).joined(separator: ", ")
+            out += try query(sql.replacingOccurrences(of: "(?...)", with: "(\(marks))"), batch.map { .text($0) } + extra, map)
+        }
+        return out
+    }
+}
+
+extension SQLConnection {
+    /// Runs a statement whose failure (a constraint, most often) the caller handles and then goes
+    /// on in the same transaction. SQLite undoes the one failed statement by itself; PostgreSQL
+    /// refuses everything after a failed statement unless it ran inside a savepoint, so there it
+    /// does.
+    @discardableResult
+    public func runRecoverably(_ sql: String, _ arguments: [SQLValue] = []) throws -> Int {
+        guard dialect == .postgres, isInTransaction else { return try run(sql, arguments) }
+        try execute("SAVEPOINT recoverable")
+        do {
+            let changed = try run(sql, arguments)
+            try execute("RELEASE SAVEPOINT recoverable")
+            return changed
+        } catch {
+            try? execute("ROLLBACK TO SAVEPOINT recoverable")
+            try? execute("RELEASE SAVEPOINT recoverable")
+            throw error
+        }
+    }
+}
+
+/// A failure of either database backend, as the registry tells them apart.
+public protocol DatabaseFailure: Error, CustomStringConvertible {
+    /// A UNIQUE or PRIMARY KEY constraint refused the write.
+    var isUniqueViolation: Bool { get }
+    /// A FOREIGN KEY constraint refused the write (the parent row is gone).
+    var isForeignKeyViolation: Bool { get }
+}
+
+extension SQLiteError: DatabaseFailure {}
+extension PostgresError: DatabaseFailure {}
