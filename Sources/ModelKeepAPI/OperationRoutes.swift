@@ -16,7 +16,7 @@ struct OperationRoutes {
         let metrics = self.metrics, registry = self.registry
         router.add("GET", "/metrics", body: .discard) { _ in
             HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"],
-                         body: .bytes(metrics.render(registry: registry, databasePath: registry.databasePath)))
+                         body: .bytes(metrics.render(registry: registry)))
         }
     }
 

@@ -46,7 +46,7 @@ public final class ServerMetrics: HTTPObserver, Sendable {
         uploadSessions = gauge("modelkeep_upload_sessions", "Resumable uploads in progress (not complete, not expired).")
         chunks = gauge("modelkeep_store_chunks", "Distinct chunks the stored artifacts use.")
         chunkBytes = gauge("modelkeep_store_chunk_bytes", "Bytes of the distinct chunks the stored artifacts use.")
-        databaseBytes = gauge("modelkeep_database_bytes", "Size of the SQLite database file and its write-ahead log.")
+        databaseBytes = gauge("modelkeep_database_bytes", "Size of the database: the SQLite file and its write-ahead log, or the PostgreSQL database.")
         busyFailures = gauge("modelkeep_database_busy_total", "Writes that found the database locked past db_busy_timeout_ms (answered 503).")
         residentBytes = gauge("process_resident_memory_bytes", "Resident memory of the process.")
         openDescriptors = gauge("process_open_fds", "Open file descriptors of the process.")
@@ -79,16 +79,13 @@ public final class ServerMetrics: HTTPObserver, Sendable {
     public func connectionClosed() { openConnections.decrement() }
 
     /// The text exposition, with the scrape-time values read now.
-    func render(registry: ModelRegistry, databasePath: String?) -> [UInt8] {
+    func render(registry: ModelRegistry) -> [UInt8] {
         if let counts = storeCounts(registry) {
             uploadSessions.set(Double(counts.uploadSessions))
             chunks.set(Double(counts.chunks))
             chunkBytes.set(Double(counts.chunkBytes))
         }
-        if let databasePath {
-            let size = [databasePath, databasePath + "-wal"].compactMap {
-                (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int64) ?? nil
-            }.reduce(0, +)
+        if let size = try? registry.databaseBytes() {
             databaseBytes.set(Double(size))
         }
         busyFailures.set(Double(ModelRegistry.busyFailures.withLock { $0 }))

@@ -112,7 +112,7 @@ extension ModelRegistry {
                       SQLValue(fileType?.rawValue), .text(mimeType), SQLValue(uri), .integer(now), .integer(now)])
             var offset: Int64 = 0
             for (seq, chunk) in chunks.enumerated() {
-                try db.run("INSERT INTO artifact_chunks (artifact_id, seq, sha256, size, offset) VALUES (?, ?, ?, ?, ?)",
+                try db.run("INSERT INTO artifact_chunks (artifact_id, seq, sha256, size, \"offset\") VALUES (?, ?, ?, ?, ?)",
                            [.text(id), .integer(Int64(seq)), .text(chunk.sha256), .integer(chunk.size), .integer(offset)])
                 offset += chunk.size
             }
@@ -291,8 +291,8 @@ extension ModelRegistry {
             SELECT ?, ?, ?, ?, size, sha256, file_type, mime_type, uri, state, ?, ? FROM artifacts WHERE id = ?
             """, [.text(id), .text(target.id), .text(target.modelID), .text(path), .integer(now), .integer(now), .text(originalID)])
         try db.run("""
-            INSERT INTO artifact_chunks (artifact_id, seq, sha256, size, offset)
-            SELECT ?, seq, sha256, size, offset FROM artifact_chunks WHERE artifact_id = ?
+            INSERT INTO artifact_chunks (artifact_id, seq, sha256, size, "offset")
+            SELECT ?, seq, sha256, size, "offset" FROM artifact_chunks WHERE artifact_id = ?
             """, [.text(id), .text(originalID)])
         try record("artifact.created", namespace: target.namespace, subject: id,
                    payload: ["model_id": .string(target.modelID), "parent_id": .string(target.id), "path": .string(path),

@@ -123,8 +123,8 @@ extension ModelRegistry {
         return checks
     }
 
-    /// The database file, for its size in `/metrics`.
-    public var databasePath: String { database.path }
+    /// The database's size, for `/metrics`.
+    public func databaseBytes() throws -> Int64 { try database.sizeInBytes() }
 
     /// Where the chunks are kept, for the start-up log.
     public var storeSummary: String { store?.summary ?? "no artifact store" }

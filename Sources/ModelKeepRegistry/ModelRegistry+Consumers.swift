@@ -112,7 +112,7 @@ extension ModelRegistry {
         let moved = try db.query("""
             SELECT \(consumerColumns), answer, (SELECT version FROM versions WHERE id = answer) FROM (
                 SELECT c.*, \(resolutionSQL) AS answer FROM consumers c WHERE c.model_id = ?
-            ) c WHERE c.resolved_version_id IS NOT answer ORDER BY c.name
+            ) c WHERE c.resolved_version_id IS DISTINCT FROM answer ORDER BY c.name
             """, [.text(modelID)]) { row in
             (consumer: consumer(from: row), answer: row.optionalText(12).map { (id: $0, version: row.optionalText(13) ?? "") })
         }
@@ -298,7 +298,7 @@ extension ModelRegistry {
             guard total > 0 else { return ConsumerUsage(total: 0, byVersion: []) }
             let rows = try db.query("""
                 SELECT c.resolved_version_id, v.version, count(*) FROM consumers c JOIN versions v ON v.id = c.resolved_version_id
-                WHERE c.model_id = ? GROUP BY c.resolved_version_id ORDER BY v.version_order
+                WHERE c.model_id = ? GROUP BY c.resolved_version_id, v.version, v.version_order ORDER BY v.version_order
                 """, [.text(modelID)]) { (versionID: $0.text(0), version: $0.text(1), count: Int($0.int64(2))) }
             return ConsumerUsage(total: total, byVersion: rows)
         }

@@ -30,6 +30,22 @@ public struct EventQuery: Sendable {
 }
 
 extension ModelRegistry {
+    private static let queueDeliveriesSQLite = """
+        INSERT INTO webhook_deliveries (delivery_id, webhook_id, event_id, next_attempt_at, created_at)
+        SELECT printf('%016x%016x', ?1, w.rowid), w.id, ?1, ?2, ?2 FROM webhooks w
+        WHERE w.active = 1 AND (w.namespace IS NULL OR w.namespace = ?3) AND (w.model_id IS NULL OR w.model_id = ?4)
+          AND EXISTS (SELECT 1 FROM webhook_events e WHERE e.webhook_id = w.id AND ?5 GLOB e.pattern)
+        """
+    /// PostgreSQL has no rowid: the second half of the delivery id is 64 bits of the MD5 of the
+    /// webhook's id instead (distinct webhooks, distinct halves; the UNIQUE index would refuse the
+    /// write, loudly, in the 2^-64 case they met). Still growing with the event id.
+    private static let queueDeliveriesPostgres = """
+        INSERT INTO webhook_deliveries (delivery_id, webhook_id, event_id, next_attempt_at, created_at)
+        SELECT lpad(to_hex(?1::bigint), 16, '0') || left(md5(w.id), 16), w.id, ?1, ?2, ?2 FROM webhooks w
+        WHERE w.active = 1 AND (w.namespace IS NULL OR w.namespace = ?3::text) AND (w.model_id IS NULL OR w.model_id = ?4::text)
+          AND EXISTS (SELECT 1 FROM webhook_events e WHERE e.webhook_id = w.id AND glob(e.pattern, ?5))
+        """
+
     /// Appends an event inside the caller's transaction, so it commits or rolls back with the change.
     static func record(_ kind: String, namespace: String, subject: String, payload: JSONObject,
                        at now: Int64, _ db: any SQLConnection) throws {
@@ -44,12 +60,8 @@ extension ModelRegistry {
         // random one would be, but growing: each insert lands at the end of the unique index, not
         // on a random page of it, which cost a burst of writes a tenth of its rate with 3 webhooks).
         let model = payload["model_id"]?.stringValue ?? (kind.hasPrefix("model.") ? subject : nil)
-        try db.run("""
-            INSERT INTO webhook_deliveries (delivery_id, webhook_id, event_id, next_attempt_at, created_at)
-            SELECT printf('%016x%016x', ?1, w.rowid), w.id, ?1, ?2, ?2 FROM webhooks w
-            WHERE w.active = 1 AND (w.namespace IS NULL OR w.namespace = ?3) AND (w.model_id IS NULL OR w.model_id = ?4)
-              AND EXISTS (SELECT 1 FROM webhook_events e WHERE e.webhook_id = w.id AND ?5 GLOB e.pattern)
-            """, [.integer(id), .integer(now), .text(namespace), SQLValue(model), .text(kind)])
+        try db.run(db.dialect == .sqlite ? queueDeliveriesSQLite : queueDeliveriesPostgres,
+                   [.integer(id), .integer(now), .text(namespace), SQLValue(model), .text(kind)])
         // Consumers that follow a tag, a stage or the latest version move with the change, in the
         // same transaction, each move recorded as its own event after this one.
         if let model, consumerMovingKinds.contains(kind) {

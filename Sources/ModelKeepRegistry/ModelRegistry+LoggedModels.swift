@@ -52,7 +52,7 @@ extension ModelRegistry {
         for (id, metric) in try rows(in: ownIDs, """
             SELECT logged_model_id, key, value, step, timestamp, run_id, dataset_name, dataset_digest FROM (
                 SELECT *, row_number() OVER (PARTITION BY logged_model_id ORDER BY timestamp DESC, step DESC) AS n
-                FROM mlflow_logged_model_metrics WHERE logged_model_id IN (?...))
+                FROM mlflow_logged_model_metrics WHERE logged_model_id IN (?...)) AS ranked
             WHERE n <= 10000 ORDER BY logged_model_id, key, step, timestamp
             """, db, { row in
                 (row.text(0), LoggedModelMetric(key: row.text(1), value: row.double(2), step: row.int64(3), timestamp: row.int64(4),

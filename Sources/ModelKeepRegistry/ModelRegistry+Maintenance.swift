@@ -161,7 +161,7 @@ extension ModelRegistry {
                                iif(l.bucket_shift IS NULL, 0, (SELECT count(*) FROM metrics m
                                    WHERE m.parent_id = l.parent_id AND m.key = l.key AND m.number IS NOT NULL)) AS counted,
                                (SELECT coalesce(sum(points), 0) FROM metric_buckets b WHERE b.parent_id = l.parent_id AND b.key = l.key) AS bucketed
-                        FROM metric_latest l)
+                        FROM metric_latest l) AS series
                     """) { row in
                     (parent: row.text(0), key: row.text(1), firstStep: row.isNull(2) ? nil : row.int64(2),
                      shift: row.isNull(3) ? nil : Int(row.int64(3)), last: row.int64(4), first: row.isNull(5) ? nil : row.int64(5),
@@ -210,7 +210,7 @@ extension ModelRegistry {
                 SELECT id, live_versions, actual FROM (
                     SELECT m.id, m.live_versions,
                            (SELECT count(*) FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL) AS actual
-                    FROM models m)
+                    FROM models m) AS counted
                 WHERE live_versions != actual
                 """,
             repair: "UPDATE models SET live_versions = ? WHERE id = ?",
@@ -223,8 +223,8 @@ extension ModelRegistry {
                     SELECT m.id, m.latest_version,
                            (SELECT v.version FROM versions v WHERE v.model_id = m.id AND v.deleted_at IS NULL
                             ORDER BY v.created_at DESC, v.id DESC LIMIT 1) AS actual
-                    FROM models m)
-                WHERE latest_version IS NOT actual
+                    FROM models m) AS newest
+                WHERE latest_version IS DISTINCT FROM actual
                 """,
             repair: "UPDATE models SET latest_version = ? WHERE id = ?",
             problem: { "model \($0[0].shown) records \($1.shown) as its newest live version but it is \($2.shown)" },
@@ -233,7 +233,7 @@ extension ModelRegistry {
             keys: 2,
             drifted: """
                 SELECT t.model_id, t.tag, t.version, v.version FROM unique_tags t JOIN versions v ON v.id = t.version_id
-                WHERE t.version IS NOT v.version
+                WHERE t.version IS DISTINCT FROM v.version
                 """,
             repair: "UPDATE unique_tags SET version = ? WHERE model_id = ? AND tag = ?",
             problem: { "tag \($0[1].shown) of model \($0[0].shown) records version \($1.shown) but names \($2.shown)" },
@@ -242,8 +242,8 @@ extension ModelRegistry {
             keys: 1,
             drifted: """
                 SELECT name, resolved_version_id, actual FROM (
-                    SELECT c.name, c.resolved_version_id, \(resolutionSQL) AS actual FROM consumers c)
-                WHERE resolved_version_id IS NOT actual
+                    SELECT c.name, c.resolved_version_id, \(resolutionSQL) AS actual FROM consumers c) AS resolved
+                WHERE resolved_version_id IS DISTINCT FROM actual
                 """,
             repair: "UPDATE consumers SET resolved_version_id = ? WHERE name = ?",
             problem: { "consumer \($0[0].shown) records version \($1.shown) but its policy picks \($2.shown)" },
@@ -273,7 +273,7 @@ extension ModelRegistry {
             var counts = StoreCounts()
             counts.uploadSessions = try db.queryFirst("SELECT count(*) FROM upload_sessions WHERE expires_at > ? AND artifact_id IS NULL",
                                                       [.integer(Clock.nowMilliseconds())]) { $0.int(0) } ?? 0
-            try db.queryFirst("SELECT count(*), coalesce(sum(size), 0) FROM (SELECT max(size) AS size FROM artifact_chunks GROUP BY sha256)",
+            try db.queryFirst("SELECT count(*), coalesce(sum(size), 0) FROM (SELECT max(size) AS size FROM artifact_chunks GROUP BY sha256) AS chunks",
                               []) { row in
                 counts.chunks = row.int(0)
                 counts.chunkBytes = row.int64(1)

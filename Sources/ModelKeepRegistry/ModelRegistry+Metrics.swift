@@ -114,33 +114,56 @@ extension ModelRegistry {
         guard let needed else { return }
         let series: [SQLValue] = [.text(parentID), .text(key)]
         guard let stored else {
-            try db.run("""
+            // Each bucket's lowest and highest point, with its step: SQLite answers a GROUP BY's
+            // bare column from the row holding min() or max() (the first such row: the lowest
+            // step); PostgreSQL picks the same row with DISTINCT ON.
+            try db.run(db.sql(sqlite: """
                 INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
                 SELECT parent_id, key, ?1, step >> ?1, count(*), min(number), step, 0, 0
                 FROM metrics WHERE parent_id = ?2 AND key = ?3 AND number IS NOT NULL GROUP BY step >> ?1
-                """, [.integer(Int64(needed))] + series)
-            try db.run("""
+                """, postgres: """
+                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
+                SELECT DISTINCT ON (step >> $1::int) parent_id, key, $1::int, step >> $1::int,
+                       count(*) OVER (PARTITION BY step >> $1::int), number, step, 0, 0
+                FROM metrics WHERE parent_id = $2 AND key = $3 AND number IS NOT NULL ORDER BY step >> $1::int, number, step
+                """), [.integer(Int64(needed))] + series)
+            try db.run(db.sql(sqlite: """
                 INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
                 SELECT parent_id, key, ?1, step >> ?1, 0, 0, 0, max(number), step
                 FROM metrics WHERE parent_id = ?2 AND key = ?3 AND number IS NOT NULL GROUP BY step >> ?1
                 ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET high = excluded.high, high_step = excluded.high_step
-                """, [.integer(Int64(needed))] + series)
+                """, postgres: """
+                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
+                SELECT DISTINCT ON (step >> $1::int) parent_id, key, $1::int, step >> $1::int, 0, 0, 0, number, step
+                FROM metrics WHERE parent_id = $2 AND key = $3 AND number IS NOT NULL ORDER BY step >> $1::int, number DESC, step
+                ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET high = excluded.high, high_step = excluded.high_step
+                """), [.integer(Int64(needed))] + series)
             try db.run("UPDATE metric_latest SET bucket_shift = ? WHERE parent_id = ? AND key = ?", [.integer(Int64(needed))] + series)
             return
         }
         if needed > stored {
             let shifts: [SQLValue] = [.integer(Int64(needed)), .integer(Int64(needed - stored)), .integer(Int64(stored))]
-            try db.run("""
+            try db.run(db.sql(sqlite: """
                 INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
                 SELECT parent_id, key, ?1, bucket >> ?2, sum(points), min(low), low_step, 0, 0
                 FROM metric_buckets WHERE parent_id = ?4 AND key = ?5 AND shift = ?3 GROUP BY bucket >> ?2
-                """, shifts + series)
-            try db.run("""
+                """, postgres: """
+                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
+                SELECT DISTINCT ON (bucket >> $2::int) parent_id, key, $1::int, bucket >> $2::int,
+                       sum(points) OVER (PARTITION BY bucket >> $2::int), low, low_step, 0, 0
+                FROM metric_buckets WHERE parent_id = $4 AND key = $5 AND shift = $3 ORDER BY bucket >> $2::int, low, bucket
+                """), shifts + series)
+            try db.run(db.sql(sqlite: """
                 INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
                 SELECT parent_id, key, ?1, bucket >> ?2, 0, 0, 0, max(high), high_step
                 FROM metric_buckets WHERE parent_id = ?4 AND key = ?5 AND shift = ?3 GROUP BY bucket >> ?2
                 ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET high = excluded.high, high_step = excluded.high_step
-                """, shifts + series)
+                """, postgres: """
+                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
+                SELECT DISTINCT ON (bucket >> $2::int) parent_id, key, $1::int, bucket >> $2::int, 0, 0, 0, high, high_step
+                FROM metric_buckets WHERE parent_id = $4 AND key = $5 AND shift = $3 ORDER BY bucket >> $2::int, high DESC, bucket
+                ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET high = excluded.high, high_step = excluded.high_step
+                """), shifts + series)
             try db.run("DELETE FROM metric_buckets WHERE parent_id = ? AND key = ? AND shift = ?", series + [.integer(Int64(stored))])
             try db.run("UPDATE metric_latest SET bucket_shift = ? WHERE parent_id = ? AND key = ?", [.integer(Int64(needed))] + series)
         }
@@ -152,9 +175,11 @@ extension ModelRegistry {
                 INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET
-                    points = points + excluded.points,
-                    low_step = iif(excluded.low < low, excluded.low_step, low_step), low = min(low, excluded.low),
-                    high_step = iif(excluded.high > high, excluded.high_step, high_step), high = max(high, excluded.high)
+                    points = metric_buckets.points + excluded.points,
+                    low_step = iif(excluded.low < metric_buckets.low, excluded.low_step, metric_buckets.low_step),
+                    low = min(metric_buckets.low, excluded.low),
+                    high_step = iif(excluded.high > metric_buckets.high, excluded.high_step, metric_buckets.high_step),
+                    high = max(metric_buckets.high, excluded.high)
                 """, series + [.integer(Int64(needed)), .integer(bucket), .integer(b.points),
                                .real(b.low.value), .integer(b.low.step), .real(b.high.value), .integer(b.high.step)])
         }
@@ -168,15 +193,20 @@ extension ModelRegistry {
             SELECT ?, key, step, wallclock, number, text, bytes FROM metrics WHERE parent_id = ? ORDER BY id
             """, [.text(targetID), .text(sourceID)])
         try db.run("""
-            INSERT OR REPLACE INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, bucket_shift)
+            INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, bucket_shift)
             SELECT ?, l.key, l.step, l.wallclock,
                    (SELECT max(id) FROM metrics m WHERE m.parent_id = ? AND m.key = l.key AND m.step = l.step AND m.wallclock = l.wallclock),
                    l.number, l.text, l.bytes, l.first_step, l.bucket_shift
             FROM metric_latest l WHERE l.parent_id = ?
+            ON CONFLICT (parent_id, key) DO UPDATE SET step = excluded.step, wallclock = excluded.wallclock,
+                point_id = excluded.point_id, number = excluded.number, text = excluded.text, bytes = excluded.bytes,
+                first_step = excluded.first_step, bucket_shift = excluded.bucket_shift
             """, [.text(targetID), .text(targetID), .text(sourceID)])
         try db.run("""
-            INSERT OR REPLACE INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
+            INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
             SELECT ?, key, shift, bucket, points, low, low_step, high, high_step FROM metric_buckets WHERE parent_id = ?
+            ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET points = excluded.points, low = excluded.low,
+                low_step = excluded.low_step, high = excluded.high, high_step = excluded.high_step
             """, [.text(targetID), .text(sourceID)])
     }
 

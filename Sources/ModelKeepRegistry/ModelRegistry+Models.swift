@@ -5,15 +5,29 @@ extension ModelRegistry {
     /// A model row and its summary. `live_versions`, `latest_version` and the tags' `version`
     /// are kept by triggers (migrations 0006 and 0008, checked by `fsck`), so a row costs its own
     /// read plus the labels, the tags and the stage holders, each one index probe.
-    static let modelColumns = """
+    static func modelColumns(_ dialect: SQLDialect) -> String {
+        dialect == .sqlite ? modelColumnsSQLite : modelColumnsPostgres
+    }
+
+    private static let modelColumnsCommon = """
         m.id, m.namespace, m.name, m.owner, m.task, m.description, m.license, m.created_at, m.updated_at, m.deleted_at,
         (SELECT json_group_object(key, value) FROM model_labels WHERE model_id = m.id),
         m.latest_version,
         m.live_versions,
         (SELECT json_group_object(tag, version) FROM unique_tags WHERE model_id = m.id),
+        """
+    /// The stage holders: SQLite answers a GROUP BY's bare column from the row holding max().
+    private static let modelColumnsSQLite = modelColumnsCommon + """
         (SELECT json_group_object(stage, version) FROM (
             SELECT stage, version, max(updated_at) FROM versions
             WHERE model_id = m.id AND deleted_at IS NULL AND stage IN ('staging', 'production') GROUP BY stage))
+        """
+    /// PostgreSQL has no bare columns; DISTINCT ON picks the same row.
+    private static let modelColumnsPostgres = modelColumnsCommon + """
+        (SELECT json_group_object(stage, version) FROM (
+            SELECT DISTINCT ON (stage) stage, version FROM versions
+            WHERE model_id = m.id AND deleted_at IS NULL AND stage IN ('staging', 'production')
+            ORDER BY stage, updated_at DESC) AS holders)
         """
 
     static func model(from row: Row) -> Model {
@@ -27,7 +41,7 @@ extension ModelRegistry {
     /// The model with that id, if it exists and the caller may see its namespace.
     static func fetchModel(id: String, includeDeleted: Bool, _ db: any SQLConnection) throws -> Model? {
         let live = includeDeleted ? "" : " AND m.deleted_at IS NULL"
-        let found = try db.queryFirst("SELECT \(modelColumns) FROM models m WHERE m.id = ?\(live)", [.text(id)], model(from:))
+        let found = try db.queryFirst("SELECT \(modelColumns(db.dialect)) FROM models m WHERE m.id = ?\(live)", [.text(id)], model(from:))
         return found.flatMap { Access.allows($0.namespace) ? $0 : nil }
     }
 
@@ -116,7 +130,7 @@ extension ModelRegistry {
     /// The live model with that namespace and name, inside the caller's transaction, or 404.
     static func requireModel(namespace: String, name: String, _ db: any SQLConnection) throws -> Model {
         guard Access.allows(namespace), let model = try db.queryFirst(
-            "SELECT \(modelColumns) FROM models m WHERE m.namespace = ? AND m.name = ? AND m.deleted_at IS NULL",
+            "SELECT \(modelColumns(db.dialect)) FROM models m WHERE m.namespace = ? AND m.name = ? AND m.deleted_at IS NULL",
             [.text(namespace), .text(name)], Self.model(from:)) else {
             throw RegistryError.notFound("model \(name) does not exist in namespace \(namespace)")
         }
@@ -159,7 +173,7 @@ extension ModelRegistry {
                                   clauses: &clauses, arguments: &arguments, db)
             let tail = Self.pageClause(columns: [order.column, "m.id"], descending: query.descending,
                                        cursor: cursor, size: query.page.size, clauses: &clauses, arguments: &arguments)
-            return try db.query("SELECT \(Self.modelColumns) FROM models m \(tail)", arguments, Self.model(from:))
+            return try db.query("SELECT \(Self.modelColumns(db.dialect)) FROM models m \(tail)", arguments, Self.model(from:))
         }
         return Self.page(rows, size: query.page.size, order: order.rawValue, descending: query.descending) { model in
             switch order {

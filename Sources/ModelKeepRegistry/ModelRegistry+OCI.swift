@@ -414,8 +414,11 @@ extension ModelRegistry {
         try writing { db in
             _ = try Self.requireModel(id: modelID, db)
             try db.run("""
-                INSERT OR REPLACE INTO oci_referrers (model_id, digest, subject, media_type, artifact_type, annotations, bytes, created_at)
+                INSERT INTO oci_referrers (model_id, digest, subject, media_type, artifact_type, annotations, bytes, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (model_id, digest) DO UPDATE SET subject = excluded.subject, media_type = excluded.media_type,
+                    artifact_type = excluded.artifact_type, annotations = excluded.annotations, bytes = excluded.bytes,
+                    created_at = excluded.created_at
                 """, [.text(modelID), .text(digest), .text(subject), .text(mediaType), .text(artifactType), SQLValue(annotations),
                       .blob(bytes), .integer(now)])
         }
@@ -455,11 +458,16 @@ extension ModelRegistry {
     public func ociDeleteBlob(modelID: String, sha256: String) throws(RegistryError) -> Bool {
         let path = Self.ociBlobPrefix + sha256
         let named = try reading { db in
-            try db.queryFirst("""
+            // The manifests are bytes: SQLite reads them as text, PostgreSQL searches the bytes.
+            try db.queryFirst(db.sql(sqlite: """
                 SELECT 1 FROM oci_manifests m JOIN versions v ON v.id = m.version_id
                 WHERE m.model_id = ?1 AND v.deleted_at IS NULL AND instr(CAST(m.bytes AS TEXT), ?2) > 0
                 UNION ALL SELECT 1 FROM oci_referrers WHERE model_id = ?1 AND instr(CAST(bytes AS TEXT), ?2) > 0 LIMIT 1
-                """, [.text(modelID), .text("sha256:" + sha256)]) { _ in true } ?? false
+                """, postgres: """
+                SELECT 1 FROM oci_manifests m JOIN versions v ON v.id = m.version_id
+                WHERE m.model_id = $1 AND v.deleted_at IS NULL AND position(convert_to($2, 'UTF8') IN m.bytes) > 0
+                UNION ALL SELECT 1 FROM oci_referrers WHERE model_id = $1 AND position(convert_to($2, 'UTF8') IN bytes) > 0 LIMIT 1
+                """), [.text(modelID), .text("sha256:" + sha256)]) { _ in true } ?? false
         }
         if named { throw .conflict("a pushed manifest of this repository names sha256:\(sha256); delete the manifest first") }
         do {

@@ -305,8 +305,9 @@ extension ModelRegistry {
                 throw RegistryError.notFound("Logged model with ID '\(loggedModelID)' not found.")
             }
             let added = try db.run("""
-                INSERT OR IGNORE INTO mlflow_logged_model_metrics
+                INSERT INTO mlflow_logged_model_metrics
                     (logged_model_id, key, dataset_name, dataset_digest, step, timestamp, value, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT DO NOTHING
                 """, [.text(loggedModelID), .text(point.key), .text(metric.datasetName ?? ""), .text(metric.datasetDigest ?? ""),
                       .integer(point.step), .integer(point.wallclock), .real(value), .text(run.id)])
             if added > 0 { loggedPoints[modelID, default: []].append(point) }
@@ -363,7 +364,7 @@ extension ModelRegistry {
         let limit = limits.maxMetricHistoryPoints
         try reading { db in
             let run = try Self.fetchRunAttributes(id: id, db)
-            let count = try db.queryFirst("SELECT count(*) FROM (SELECT 1 FROM metrics WHERE parent_id = ? AND key = ? LIMIT ?)",
+            let count = try db.queryFirst("SELECT count(*) FROM (SELECT 1 FROM metrics WHERE parent_id = ? AND key = ? LIMIT ?) AS probe",
                                           [.text(run.modelID), .text(key), .integer(Int64(limit) + 1)]) { $0.int(0) } ?? 0
             guard count <= limit else {
                 throw RegistryError.tooLarge("the metric \(key) has more than \(limit) points (max_metric_history_points); "

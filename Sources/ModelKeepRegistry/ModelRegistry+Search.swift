@@ -82,7 +82,7 @@ extension ModelRegistry {
             try Self.searchClause(predicate, labels: ("model_labels", "model_id", "m.id"), clauses: &clauses, arguments: &arguments)
         }
         let rows = try searchRows(search, columns: columns, clauses: clauses, arguments: arguments,
-                                  select: "SELECT \(Self.modelColumns) FROM models m", Self.model(from:))
+                                  select: "SELECT \(Self.modelColumns(database.dialect)) FROM models m", Self.model(from:))
         return Self.searchPage(rows, search: search, columns: columns) { model in
             order.map { key -> SQLValue in
                 switch key.key {
@@ -196,7 +196,7 @@ extension ModelRegistry {
         switch predicate.field {
         case .name: column = "m.name"
         case .source: column = "coalesce(v.source_uri, '')"
-        case .runID: column = "coalesce((SELECT value ->> '$.run_id' FROM metadata WHERE parent_id = v.id AND key = 'mlflow'), '')"
+        case .runID: column = "coalesce((SELECT json_extract(value, '$.run_id') FROM metadata WHERE parent_id = v.id AND key = 'mlflow'), '')"
         case .versionNumber:
             guard let number = Int64(values[0]) else {
                 throw .invalid(field: "filter", message: "version_number takes an integer, not \(values[0])")
@@ -204,7 +204,7 @@ extension ModelRegistry {
             guard [.equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual].contains(comparator) else {
                 throw .invalid(field: "filter", message: "version_number cannot be compared with \(comparator.rawValue)")
             }
-            clauses.append("(v.version_order < '~' AND CAST(v.version AS INTEGER) \(comparator.rawValue) ?)")
+            clauses.append("(CASE WHEN v.version_order < '~' THEN CAST(v.version AS BIGINT) END \(comparator.rawValue) ?)")
             arguments.append(.integer(number))
             return
         case .label(let key):
@@ -214,7 +214,7 @@ extension ModelRegistry {
             case .equal: clauses.append("EXISTS (\(probe) AND l.value = ?)")
             case .notEqual where predicate.missingMatches: clauses.append("NOT EXISTS (\(probe) AND l.value = ?)")
             case .notEqual: clauses.append("EXISTS (\(probe) AND l.value != ?)")
-            case .like: clauses.append("EXISTS (\(probe) AND l.value GLOB ?)")
+            case .like: clauses.append("EXISTS (\(probe) AND glob(?, l.value))")  // SQLite's GLOB operator is this function
             case .ilike: clauses.append("EXISTS (\(probe) AND lower(l.value) LIKE lower(?))")
             default: throw .invalid(field: "filter", message: "tags cannot be compared with \(comparator.rawValue)")
             }
@@ -226,7 +226,7 @@ extension ModelRegistry {
         case .equal, .notEqual:
             clauses.append("\(column) \(comparator.rawValue) ?")
         case .like:
-            clauses.append("\(column) GLOB ?")
+            clauses.append("glob(?, \(column))")
         case .ilike:
             // The connection runs with case_sensitive_like on, so both sides are lowered (ASCII case).
             clauses.append("lower(\(column)) LIKE lower(?)")

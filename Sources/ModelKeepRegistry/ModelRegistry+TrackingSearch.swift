@@ -130,7 +130,7 @@ extension ModelRegistry {
         }
         let sql = """
             WITH base AS MATERIALIZED (SELECT t.id AS item_id, \(values.joined(separator: ", ")) FROM \(schema.table) \(whereClause))
-            SELECT * FROM (SELECT item_id, \(keys.joined(separator: ", ")) FROM base)
+            SELECT * FROM (SELECT item_id, \(keys.joined(separator: ", ")) FROM base) AS keyed
             \(outer.isEmpty ? "" : "WHERE " + outer.joined(separator: " AND "))
             ORDER BY \(columns.map { "\($0.column) \($0.descending ? "DESC" : "ASC")" }.joined(separator: ", ")) LIMIT ?
             """
@@ -208,8 +208,7 @@ extension ModelRegistry {
         }
         let (sql, fieldArguments, numeric) = try trackingExpression(predicate.field, schema: schema)
         guard numeric else {
-            arguments += fieldArguments
-            try textComparison("(\(sql))", comparator, predicate.values, clauses: &clauses, arguments: &arguments)
+            try textComparison("(\(sql))", fieldArguments: fieldArguments, comparator, predicate.values, clauses: &clauses, arguments: &arguments)
             return
         }
         switch comparator {
@@ -224,19 +223,26 @@ extension ModelRegistry {
         }
     }
 
-    /// A text comparison: `=`, `!=`, LIKE (case-sensitive), ILIKE, IN and NOT IN.
-    static func textComparison(_ sql: String, _ comparator: SearchComparator, _ values: [String], clauses: inout [String],
-                               arguments: inout [SQLValue]) throws(RegistryError) {
+    /// A text comparison: `=`, `!=`, LIKE (case-sensitive), ILIKE, IN and NOT IN, of an
+    /// expression whose own placeholders take `fieldArguments`.
+    static func textComparison(_ sql: String, fieldArguments: [SQLValue] = [], _ comparator: SearchComparator, _ values: [String],
+                               clauses: inout [String], arguments: inout [SQLValue]) throws(RegistryError) {
+        let compared = (comparator == .isIn || comparator == .notIn ? values : [values[0]]).map {
+            SQLValue.text(comparator == .like ? globPattern($0) : $0)
+        }
         switch comparator {
         case .equal, .notEqual: clauses.append("\(sql) \(comparator.rawValue) ?")
-        case .like: clauses.append("\(sql) GLOB ?")
+        case .like:
+            // glob(pattern, text) is what SQLite's `text GLOB pattern` calls (and what PostgreSQL's
+            // schema defines): the pattern's placeholder comes first.
+            clauses.append("glob(?, \(sql))")
+            arguments += compared + fieldArguments
+            return
         case .ilike: clauses.append("lower(\(sql)) LIKE lower(?)")
         case .isIn, .notIn:
             clauses.append("\(sql) \(comparator.rawValue) (\(Array(repeating: "?", count: values.count).joined(separator: ", ")))")
         default: throw .invalid(field: "filter", message: "text cannot be compared with \(comparator.rawValue)")
         }
-        arguments += (comparator == .isIn || comparator == .notIn ? values : [values[0]]).map {
-            .text(comparator == .like ? globPattern($0) : $0)
-        }
+        arguments += fieldArguments + compared
     }
 }

@@ -190,7 +190,7 @@ public final class ModelRegistry: Sendable {
             let valueCondition = label.value == nil ? "" : " AND value = ?"
             var labelArguments: [SQLValue] = [.text(label.key)]
             if let value = label.value { labelArguments.append(.text(value)) }
-            let rows = try db.queryFirst("SELECT count(*) FROM (SELECT 1 FROM \(table) WHERE key = ?\(valueCondition) LIMIT ?)",
+            let rows = try db.queryFirst("SELECT count(*) FROM (SELECT 1 FROM \(table) WHERE key = ?\(valueCondition) LIMIT ?) AS probe",
                                          labelArguments + [.integer(Int64(selectiveLabelRows + 1))]) { $0.int(0) } ?? 0
             if rows <= selectiveLabelRows {
                 clauses.append("\(owner) IN (SELECT \(ownerColumn) FROM \(table) WHERE key = ?\(valueCondition))")

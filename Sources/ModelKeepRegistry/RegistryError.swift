@@ -47,6 +47,10 @@ public enum RegistryError: Error, Sendable, Equatable, CustomStringConvertible {
             // The server is down, restarting, unreachable, or every pooled connection is busy:
             // the request can be retried (503 with Retry-After); nothing of it was committed.
             if postgres.isUnavailable { return .unavailable("the database is unavailable; retry shortly") }
+            if postgres.isBusy {
+                ModelRegistry.busyFailures.withLock { $0 += 1 }
+                return .unavailable("the database is busy; retry shortly")
+            }
             if postgres.isTimeout { return .unavailable("the database did not answer in time; retry shortly") }
             if postgres.isRetryable { return .unavailable("the database was busy; retry shortly") }
             if postgres.isUniqueViolation { return .conflict("the change collides with an existing record") }

@@ -1,3 +1,4 @@
+import Foundation
 import ModelKeepSync
 
 /// The registry's database: SQLite in the data directory (the embedded default, `SQLiteDatabase`)
@@ -100,6 +101,19 @@ public final class Database: Sendable {
         switch backend {
         case .sqlite(let database): try database.ping()
         case .postgres(let pool): try pool.ping()
+        }
+    }
+
+    /// The bytes the database takes: SQLite's file and its write-ahead log, or PostgreSQL's
+    /// `pg_database_size`.
+    public func sizeInBytes() throws -> Int64 {
+        switch backend {
+        case .sqlite(let database):
+            return [database.path, database.path + "-wal"].compactMap {
+                (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int64) ?? nil
+            }.reduce(0, +)
+        case .postgres(let pool):
+            return try pool.withConnection { try $0.queryFirst("SELECT pg_database_size(current_database())", []) { $0.int64(0) } ?? 0 }
         }
     }
 

@@ -111,7 +111,7 @@ struct EventFeedTests {
         let api = try APIClient(.router)
         _ = try api.createModel("a")
         let first = try api.get("/api/v1/events")["next_since"]?.int ?? 0
-        try api.registry.database.write { try $0.run("UPDATE events SET created_at = created_at - 86400000 * 40") }
+        try api.registry.database.write { try $0.run("UPDATE events SET created_at = created_at - CAST(86400000 AS BIGINT) * 40") }
         #expect(try api.registry.registry.pruneEvents(olderThanMilliseconds: 86_400_000 * 30) == 1)
         #expect(try api.get("/api/v1/events")["events"] == [])
         _ = try api.createModel("b")

@@ -16,9 +16,8 @@ struct FaultTests {
         let registry = try TestRegistry(options: options, directory: directory)
         let server = try TestServer(responder: registry.router)
         let api = try APIClient(.socket, server: server)
-        // Another process's write transaction holds the lock.
-        let other = try SQLiteConnection(path: DataDirectory(path: directory.path).databasePath)
-        try other.execute("BEGIN IMMEDIATE")
+        // Another process's write transaction holds the lock (on PostgreSQL, another session the write lock).
+        let other = try WriteBlocker(registry)
         let busy = try api.post("/api/v1/models", ["name": "m"])
         #expect(busy.status == 503)
         #expect(busy.header("Retry-After") == "1")
@@ -26,8 +25,8 @@ struct FaultTests {
         let mlflow = try api.post("/api/2.0/mlflow/registered-models/create", ["name": "m"])
         #expect(mlflow.status == 503)
         #expect(mlflow["error_code"]?.string == "TEMPORARILY_UNAVAILABLE")
-        #expect(try api.get("/api/v1/models").status == 200)  // reads go on (WAL)
-        try other.execute("ROLLBACK")
+        #expect(try api.get("/api/v1/models").status == 200)  // reads go on (WAL; PostgreSQL's snapshots)
+        try other.unblock()
         #expect(try api.post("/api/v1/models", ["name": "m"]).status == 201)
     }
 }

@@ -138,7 +138,8 @@ struct WebhookLogTests {
         }
         #expect(ids.count == 6 && Set(ids).count == 6)
         #expect(ids.allSatisfy { $0.utf8.count == 32 && $0.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) } })
-        let again = try api.post("/api/v1/webhooks/\(hooks[0])/deliveries/\(ids[0])/redeliver", [:])
+        let first = try #require(ids.first)
+        let again = try api.post("/api/v1/webhooks/\(hooks[0])/deliveries/\(first)/redeliver", [:])
         let fresh = try #require(again["delivery"]?["id"]?.string)
         #expect(!ids.contains(fresh) && fresh.utf8.count == 32)
     }

@@ -52,14 +52,13 @@ struct OperationRoutesTests {
         let server = try TestServer()
         let api = try APIClient(.socket, server: server)
         let id = try api.createModel("m")
-        let blocker = try SQLiteConnection(path: server.registry.database.path)
-        try blocker.execute("BEGIN IMMEDIATE")
+        let blocker = try WriteBlocker(server.registry)
         let response = try api.post("/api/v1/models", ["name": "blocked"])
         #expect(response.status == 503)
         #expect(response.header("Retry-After") == "1")
         #expect(response.errorCode == "unavailable")
         #expect(try api.get("/api/v1/models/\(id)").status == 200)  // reads go on under WAL
-        try blocker.execute("ROLLBACK")
+        try blocker.unblock()
         #expect(try api.get("/api/v1/models?name=blocked")["models"]?.arrayValue?.isEmpty == true)
         #expect(try api.post("/api/v1/models", ["name": "blocked"]).status == 201)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A fresh directory under the system's temp folder, removed when the value goes away.
 public final class TemporaryDirectory: @unchecked Sendable {
@@ -12,6 +13,20 @@ public final class TemporaryDirectory: @unchecked Sendable {
     public var path: String { url.path }
 
     public func file(_ name: String) -> String { url.appending(path: name).path }
+
+    /// The PostgreSQL database that belongs with this directory's data (made on first use, so a
+    /// registry reopened over the same directory, as after a restart, finds the same rows),
+    /// dropped with the directory.
+    public func postgresDatabase() throws -> PostgresTestDatabase {
+        try attached.withLock { database in
+            if let database { return database }
+            let made = try PostgresTestDatabase()
+            database = made
+            return made
+        }
+    }
+
+    private let attached = Mutex<PostgresTestDatabase?>(nil)
 
     deinit { try? FileManager.default.removeItem(at: url) }
 }

@@ -23,7 +23,13 @@ public final class TestRegistry: @unchecked Sendable {
                 directory: TemporaryDirectory = TemporaryDirectory("modelkeep-registry")) throws {
         self.directory = directory
         let data = DataDirectory(path: directory.path)
-        database = try data.openDatabase(options: options)
+        if TestStore.isPostgres {
+            var pool = PostgresPool.Options()
+            pool.connection.lockTimeoutMilliseconds = Int(options.busyTimeoutMilliseconds)
+            database = Database(postgres: PostgresPool(url: try directory.postgresDatabase().url, options: pool))
+        } else {
+            database = try data.openDatabase(options: options)
+        }
         try MigrationRunner().migrate(database)
         store = try BlobStore(directory: data)
         if let configuration = TestStore.s3Configuration(prefix: "swift/" + (directory.path as NSString).lastPathComponent) {
@@ -36,8 +42,14 @@ public final class TestRegistry: @unchecked Sendable {
     }
 }
 
-/// Which chunk store the tests run on.
+/// Which chunk store and database the tests run on.
 public enum TestStore {
+    /// MODELKEEP_TEST_DATABASE=postgres (with MODELKEEP_TEST_POSTGRES_URL naming a cluster) puts
+    /// every test registry's rows in a fresh PostgreSQL database of that cluster instead of SQLite.
+    public static var isPostgres: Bool {
+        ProcessInfo.processInfo.environment["MODELKEEP_TEST_DATABASE"] == "postgres" && PostgresTestDatabase.isAvailable
+    }
+
     /// MODELKEEP_TEST_S3_ENDPOINT (with MODELKEEP_TEST_S3_BUCKET, AWS_ACCESS_KEY_ID and
     /// AWS_SECRET_ACCESS_KEY) puts every test registry's chunks in that bucket.
     public static var isS3: Bool { ProcessInfo.processInfo.environment["MODELKEEP_TEST_S3_ENDPOINT"] != nil }
@@ -98,4 +110,25 @@ extension Logger {
         logger.logLevel = .critical
         return logger
     }()
+}
+
+/// Holds the database's write lock from outside the server, as another process would: SQLite's
+/// lock through a second connection's open write transaction, PostgreSQL's advisory write lock
+/// through a session of its own. Writes wait for it up to their busy (lock) timeout.
+public final class WriteBlocker: @unchecked Sendable {
+    private let release: () throws -> Void
+
+    public init(_ registry: TestRegistry) throws {
+        if let pool = registry.database.postgresPool {
+            let session = try PostgresConnection(url: pool.url)
+            try session.execute("SELECT pg_advisory_lock(\(Database.writeLockKey))")
+            release = { try session.execute("SELECT pg_advisory_unlock(\(Database.writeLockKey))") }
+        } else {
+            let other = try SQLiteConnection(path: DataDirectory(path: registry.directory.path).databasePath)
+            try other.execute("BEGIN IMMEDIATE")
+            release = { try other.execute("ROLLBACK") }
+        }
+    }
+
+    public func unblock() throws { try release() }
 }

@@ -554,3 +554,103 @@ BEGIN
 END $$;
 CREATE TRIGGER artifacts_stale_oci_manifest AFTER INSERT OR DELETE ON artifacts
     FOR EACH ROW EXECUTE FUNCTION artifacts_stale_oci_manifest();
+
+-- SQLite's functions that the registry's statements use, under their SQLite names, so one text
+-- of a statement runs on both backends (each behaves as SQLite's does for what the registry
+-- passes it). Where no function can stand in (rowid, json_each, a GROUP BY's bare columns), the
+-- statement has a PostgreSQL variant in the code instead.
+
+-- json_group_object(key, value): a JSON object text; '{}' for no rows, as SQLite answers.
+CREATE FUNCTION mk_json_object_step(state jsonb, key text, value text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE AS $$ SELECT state || jsonb_build_object(key, value) $$;
+CREATE FUNCTION mk_json_text(state jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT state::text $$;
+CREATE AGGREGATE json_group_object(text, text) (
+    SFUNC = mk_json_object_step, STYPE = jsonb, INITCOND = '{}', FINALFUNC = mk_json_text);
+
+-- json_group_array(value): a JSON array text; '[]' for no rows.
+CREATE FUNCTION mk_json_array_step(state jsonb, value text) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE AS $$ SELECT state || jsonb_build_array(value) $$;
+CREATE AGGREGATE json_group_array(text) (
+    SFUNC = mk_json_array_step, STYPE = jsonb, INITCOND = '[]', FINALFUNC = mk_json_text);
+
+-- iif(condition, then, else), instr(haystack, needle), and the two-argument (scalar) min and max.
+CREATE FUNCTION iif(condition boolean, yes anycompatible, no anycompatible) RETURNS anycompatible
+    LANGUAGE sql IMMUTABLE AS $$ SELECT CASE WHEN condition THEN yes ELSE no END $$;
+CREATE FUNCTION instr(haystack text, needle text) RETURNS integer
+    LANGUAGE sql IMMUTABLE AS $$ SELECT strpos(haystack, needle) $$;
+CREATE FUNCTION min(a anycompatible, b anycompatible) RETURNS anycompatible
+    LANGUAGE sql IMMUTABLE AS $$ SELECT LEAST(a, b) $$;
+CREATE FUNCTION max(a anycompatible, b anycompatible) RETURNS anycompatible
+    LANGUAGE sql IMMUTABLE AS $$ SELECT GREATEST(a, b) $$;
+
+-- glob(pattern, value): SQLite's case-sensitive GLOB (`*` any run, `?` one character, `[...]` one
+-- of a set, `[^...]` none of it), through an anchored regular expression.
+CREATE FUNCTION mk_glob_regex(pattern text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    out text := '^';
+    i integer := 1;
+    n integer := length(pattern);
+    c text;
+    close integer;
+BEGIN
+    WHILE i <= n LOOP
+        c := substr(pattern, i, 1);
+        IF c = '*' THEN
+            out := out || '.*';
+        ELSIF c = '?' THEN
+            out := out || '.';
+        ELSIF c = '[' THEN
+            -- A set runs to the next ']' after its first character (so '[]]' and '[[]' are sets).
+            close := strpos(substr(pattern, i + 2), ']');
+            IF close = 0 THEN
+                out := out || '\[';
+            ELSE
+                DECLARE
+                    body text := substr(pattern, i + 1, close);
+                BEGIN
+                    IF left(body, 1) = '^' THEN
+                        body := '^' || replace(replace(substr(body, 2), '\', '\\'), '[', '\[');
+                    ELSE
+                        body := replace(replace(replace(body, '\', '\\'), '[', '\['), '^', '\^');
+                    END IF;
+                    out := out || '[' || body || ']';
+                    i := i + close + 1;
+                END;
+            END IF;
+        ELSIF c ~ '[.+(){}|^$\\\]]' THEN
+            out := out || '\' || c;
+        ELSE
+            out := out || c;
+        END IF;
+        i := i + 1;
+    END LOOP;
+    RETURN out || '$';
+END $$;
+CREATE FUNCTION glob(pattern text, value text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE AS $$ SELECT value ~ mk_glob_regex(pattern) $$;
+
+-- json_extract(document, '$.a.b'): the text at a plain dotted path (what the registry asks), or null.
+CREATE FUNCTION json_extract(document text, path text) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$ SELECT document::jsonb #>> string_to_array(substr(path, 3), '.') $$;
+
+-- json_each(document, '$.path'): the elements of the array (or the members of the object) at a
+-- plain dotted path, as SQLite's table-valued function answers them: key, and value as JSON text.
+CREATE FUNCTION json_each(document text, path text) RETURNS TABLE (key text, value text)
+    LANGUAGE sql IMMUTABLE AS $$
+    WITH target AS (SELECT document::jsonb #> string_to_array(substr(path, 3), '.') AS j)
+    SELECT (a.n - 1)::text, a.v::text FROM target, jsonb_array_elements(CASE WHEN jsonb_typeof(target.j) = 'array' THEN target.j ELSE '[]' END) WITH ORDINALITY AS a(v, n)
+    UNION ALL
+    SELECT o.key, o.value::text FROM target, jsonb_each(CASE WHEN jsonb_typeof(target.j) = 'object' THEN target.j ELSE '{}' END) AS o
+$$;
+
+-- randomblob(n) and hex(bytes), as SQLite's (upper-case hex), for ids made inside a statement
+-- (from version 4 UUIDs: 122 random bits in every 16 bytes).
+CREATE FUNCTION randomblob(n integer) RETURNS bytea LANGUAGE sql VOLATILE AS $$
+    SELECT substring(decode(string_agg(replace(gen_random_uuid()::text, '-', ''), ''), 'hex') FROM 1 FOR n)
+    FROM generate_series(1, (n + 15) / 16) AS g
+$$;
+CREATE FUNCTION hex(bytes bytea) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT upper(encode(bytes, 'hex')) $$;
+
+-- ifnull(a, b): coalesce of two.
+CREATE FUNCTION ifnull(a anycompatible, b anycompatible) RETURNS anycompatible
+    LANGUAGE sql IMMUTABLE AS $$ SELECT coalesce(a, b) $$;

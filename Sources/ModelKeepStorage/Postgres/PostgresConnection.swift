@@ -21,6 +21,9 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         public var connectTimeoutSeconds: Int = 5
         /// The longest one statement may run before the server cancels it (0: no limit).
         public var statementTimeoutMilliseconds: Int = 30_000
+        /// The longest a statement waits for a lock another session holds (the write lock among
+        /// them) before it fails as busy: SQLite's busy timeout, on PostgreSQL (0: no limit).
+        public var lockTimeoutMilliseconds: Int = 5_000
         /// Shown in `pg_stat_activity`, so an operator can tell ModelKeep's sessions apart.
         public var applicationName: String = "modelkeep"
 
@@ -62,7 +65,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         }
         PQsetNoticeProcessor(connection, { _, _ in }, nil)  // NOTICEs ("already exists, skipping") are not errors
         handle = connection
-        try execute("SET statement_timeout = \(max(0, options.statementTimeoutMilliseconds))")
+        try execute("SET statement_timeout = \(max(0, options.statementTimeoutMilliseconds)); SET lock_timeout = \(max(0, options.lockTimeoutMilliseconds))")
     }
 
     deinit { PQfinish(handle) }
@@ -121,7 +124,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     // MARK: Running a statement
 
     private func perform(_ sql: String, _ arguments: [SQLValue]) throws -> OpaquePointer? {
-        let statement = try prepare(sql)
+        let statement = try prepare(sql, arguments)
         guard statement.parameterCount == arguments.count else {
             throw PostgresError(sqlState: "08P01", message: "statement takes \(statement.parameterCount) arguments, got \(arguments.count)", sql: sql)
         }
@@ -138,16 +141,56 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         return result
     }
 
-    private func prepare(_ sql: String) throws -> Prepared {
+    private func prepare(_ sql: String, _ arguments: [SQLValue]) throws -> Prepared {
         if let known = prepared[sql] { return known }
         let (text, count) = PostgresSQL.numberedPlaceholders(sql)
         let name = "mk\(prepared.count + 1)"
-        let result = PQprepare(handle, name, text, 0, nil)
-        defer { PQclear(result) }
-        try check(result, sql: sql)
-        let statement = Prepared(name: name, parameterCount: count)
-        prepared[sql] = statement
-        return statement
+        // PostgreSQL infers each parameter's type from where it stands; one it cannot (`? IS NULL`
+        // alone) is given the type of this call's value (text for a null), one at a time, as
+        // SQLite would take any value there.
+        // Inside a transaction a failed PREPARE would end it, so the attempts run in a savepoint
+        // (once per statement text and connection: prepared statements are kept).
+        let guarded = isInTransaction
+        if guarded { try execute("SAVEPOINT mk_prepare") }
+        var types = [Oid](repeating: 0, count: count)
+        for _ in 0...count {
+            let result = PQprepare(handle, name, text, Int32(count), types)
+            defer { PQclear(result) }
+            do {
+                try check(result, sql: sql)
+                if guarded { try execute("RELEASE SAVEPOINT mk_prepare") }
+                let statement = Prepared(name: name, parameterCount: count)
+                prepared[sql] = statement
+                return statement
+            } catch let error as PostgresError where error.sqlState == "42P18" || error.sqlState == "42P08" {
+                if guarded { try execute("ROLLBACK TO SAVEPOINT mk_prepare") }
+                guard let index = Self.undeterminedParameter(error.message), index < count, types[index] == 0 else {
+                    if guarded { try? execute("RELEASE SAVEPOINT mk_prepare") }
+                    throw error
+                }
+                types[index] = index < arguments.count ? Self.typeOID(of: arguments[index]) : 25
+            } catch {
+                if guarded { try? execute("ROLLBACK TO SAVEPOINT mk_prepare"); try? execute("RELEASE SAVEPOINT mk_prepare") }
+                throw error
+            }
+        }
+        throw PostgresError(sqlState: "42P18", message: "could not determine the parameters' types", sql: sql)
+    }
+
+    /// The zero-based index of the parameter named in "could not determine data type of parameter $N".
+    private static func undeterminedParameter(_ message: String) -> Int? {
+        guard let dollar = message.range(of: "parameter $", options: .backwards) else { return nil }
+        return Int(message[dollar.upperBound...].prefix(while: \.isNumber)).map { $0 - 1 }
+    }
+
+    /// int8, float8, text (also for null) or bytea.
+    private static func typeOID(of value: SQLValue) -> Oid {
+        switch value {
+        case .integer: 20
+        case .real: 701
+        case .blob: 17
+        case .text, .null: 25
+        }
     }
 
     private func check(_ result: OpaquePointer?, sql: String) throws {

@@ -24,6 +24,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// running it again from the start is the documented answer.
     public var isRetryable: Bool { sqlState == "40001" || sqlState == "40P01" }
 
+    /// A lock another session held (the write lock, most often) was not free within `lock_timeout`.
+    public var isBusy: Bool { sqlState == "55P03" }
+
     /// The statement ran longer than `statement_timeout` (or was cancelled).
     public var isTimeout: Bool { sqlState == "57014" }
 
