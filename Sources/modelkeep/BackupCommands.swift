@@ -28,6 +28,10 @@ struct Backup: ParsableCommand {
     func run() throws {
         do {
             let settings = try common.settings()
+            guard settings.databaseBackend == "sqlite" else {
+                throw ValidationError("backup snapshots SQLite's modelkeep.db; with db_backend=postgres, back up the database with "
+                                      + "pg_dump (or your platform's PostgreSQL backups) and the chunks with the bucket's own tools")
+            }
             let source = DataDirectory(path: settings.dataDir)
             guard FileManager.default.fileExists(atPath: source.databasePath) else {
                 throw ValidationError("no ModelKeep data in \(source.path) (no modelkeep.db)")
@@ -98,6 +102,10 @@ struct Restore: ParsableCommand {
     func run() throws {
         do {
             let settings = try common.settings()
+            guard settings.databaseBackend == "sqlite" else {
+                throw ValidationError("restore makes a data directory with SQLite's modelkeep.db; to move a restored registry "
+                                      + "to PostgreSQL, restore it, then run modelkeep db migrate-to-postgres")
+            }
             guard FileManager.default.fileExists(atPath: source + "/modelkeep.db") else {
                 throw ValidationError("\(source) holds no modelkeep.db: not a ModelKeep backup")
             }

@@ -18,12 +18,12 @@ struct Keys: ParsableCommand {
 /// Only `create` makes a data directory that does not exist yet (a key before the first start).
 func withSharedRegistry<T>(_ settings: Settings, create: Bool = false, _ body: (ModelRegistry) throws -> T) throws -> T {
     let directory = DataDirectory(path: settings.dataDir)
-    if create {
+    if create || settings.databaseBackend == "postgres" {
         try directory.create()
     } else if !FileManager.default.fileExists(atPath: directory.databasePath) {
         throw ValidationError("no ModelKeep data in \(directory.path) (no modelkeep.db)")
     }
-    let database = try directory.openDatabase(options: settings.databaseOptions)
+    let database = try settings.openDatabase(directory)
     try MigrationRunner().migrate(database)
     return try body(ModelRegistry(database: database, store: nil, limits: settings.registryLimits))
 }

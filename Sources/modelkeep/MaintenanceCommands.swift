@@ -16,11 +16,12 @@ func withRegistry<T>(_ settings: Settings, _ body: (ModelRegistry) throws -> T) 
 /// Runs an offline command on an existing data directory, under its lock, with its migrated database.
 func withDataDirectory<T>(_ settings: Settings, _ body: (DataDirectory, Database) throws -> T) throws -> T {
     let directory = DataDirectory(path: settings.dataDir)
-    guard FileManager.default.fileExists(atPath: directory.databasePath) else {
+    guard settings.databaseBackend == "postgres" || FileManager.default.fileExists(atPath: directory.databasePath) else {
         throw ValidationError("no ModelKeep data in \(directory.path) (no modelkeep.db)")
     }
+    try directory.create()
     let lock = try directory.lock()
-    let database = try directory.openDatabase(options: settings.databaseOptions)
+    let database = try settings.openDatabase(directory)
     try MigrationRunner().migrate(database)
     let result = try body(directory, database)
     _ = consume lock  // held until here: released only after the work is done

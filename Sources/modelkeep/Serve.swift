@@ -45,13 +45,14 @@ struct Serve: ParsableCommand {
         }
         if checkConfig {
             let auth = settings.authSettings.required ? "required" : "off"
-            let chunks: String
+            let chunks: String, records: String
             do {
+                records = try settings.checkDatabase()
                 chunks = try settings.checkChunkStore()
             } catch {
                 fail("\(error)")
             }
-            print("configuration valid: listen \(settings.host):\(settings.port), data \(settings.dataDir), \(chunks), auth \(auth), log \(settings.logFormat) at \(settings.logLevel)")
+            print("configuration valid: listen \(settings.host):\(settings.port), data \(settings.dataDir), \(records), \(chunks), auth \(auth), log \(settings.logFormat) at \(settings.logLevel)")
             return
         }
         let logger = makeLogger(settings)
@@ -66,9 +67,10 @@ struct Serve: ParsableCommand {
         let directory = DataDirectory(path: settings.dataDir)
         try directory.create()
         let lock = try directory.lock()
-        let database = try directory.openDatabase(options: settings.databaseOptions)
+        let database = try settings.openDatabase(directory)
         let applied = try MigrationRunner().migrate(database)
         for name in applied { logger.info("applied migration \(name)") }
+        logger.info("records are kept in \(settings.databaseSummary(directory))")
 
         let store = try settings.makeChunkStore(directory: directory, database: database)
         logger.info("artifact chunks are kept in \(store.summary)")
@@ -167,14 +169,15 @@ struct Migrate: ParsableCommand {
             let directory = DataDirectory(path: settings.dataDir)
             try directory.create()
             let lock = try directory.lock()
-            let database = try directory.openDatabase(options: settings.databaseOptions)
+            let database = try settings.openDatabase(directory)
             let runner = try MigrationRunner()
             let applied = try runner.migrate(database)
+            let count = database.dialect == .postgres ? Migration.embeddedPostgres.count : runner.migrations.count
             if applied.isEmpty {
-                print("schema up to date (\(runner.migrations.count) migrations applied) in \(directory.databasePath)")
+                print("schema up to date (\(count) migrations applied) in \(database.path)")
             } else {
                 for name in applied { print("applied \(name)") }
-                print("\(applied.count) migration(s) applied to \(directory.databasePath)")
+                print("\(applied.count) migration(s) applied to \(database.path)")
             }
             _ = consume lock
         } catch {

@@ -26,6 +26,12 @@ struct Settings: Sendable {
     var sendTimeoutMilliseconds = 30_000
     var shutdownGraceMilliseconds = 10_000
     var databaseBusyTimeoutMilliseconds = 5000
+    /// sqlite (the data directory's modelkeep.db) or postgres (the database of postgresURL).
+    var databaseBackend = "sqlite"
+    var postgresURL: String?
+    var postgresPoolSize = 16
+    var postgresConnectTimeoutMilliseconds = 5_000
+    var postgresStatementTimeoutMilliseconds = 30_000
     var databaseReaders = 8
     var databaseSynchronous = "full"
     var databaseGroupCommit = 16
@@ -113,7 +119,21 @@ struct Settings: Sendable {
         Spec(key: "body_timeout_ms", help: "Longest wait for the next piece of a request body.") { $0.bodyTimeoutMilliseconds = try int($1, "body_timeout_ms", 1...3_600_000) },
         Spec(key: "send_timeout_ms", help: "Longest wait for a client to take response bytes.") { $0.sendTimeoutMilliseconds = try int($1, "send_timeout_ms", 1...3_600_000) },
         Spec(key: "shutdown_grace_ms", help: "How long shutdown lets in-flight requests finish.") { $0.shutdownGraceMilliseconds = try int($1, "shutdown_grace_ms", 0...3_600_000) },
-        Spec(key: "db_busy_timeout_ms", help: "How long a write waits for a lock held by another process before 503.") { $0.databaseBusyTimeoutMilliseconds = try int($1, "db_busy_timeout_ms", 0...600_000) },
+        Spec(key: "db_busy_timeout_ms", help: "How long a write waits for a lock held by another process (on PostgreSQL: by another server) before 503.") { $0.databaseBusyTimeoutMilliseconds = try int($1, "db_busy_timeout_ms", 0...600_000) },
+        Spec(key: "db_backend", help: "Where the registry's records live: sqlite (modelkeep.db in the data directory) or postgres (the database of postgres_url, shared by several servers).") {
+            guard ["sqlite", "postgres"].contains($1.lowercased()) else { throw SettingsError(key: "db_backend", message: "must be sqlite or postgres") }
+            $0.databaseBackend = $1.lowercased()
+        },
+        Spec(key: "postgres_url", help: "With db_backend=postgres: a libpq connection URI (postgresql://user@host:5432/db) or key=value string; the password may come from PGPASSWORD or ~/.pgpass instead.") {
+            $0.postgresURL = try text($1, "postgres_url")
+        },
+        Spec(key: "postgres_pool_size", help: "Most PostgreSQL connections one server opens at once (requests beyond it wait, then get 503).") { $0.postgresPoolSize = try int($1, "postgres_pool_size", 1...1000) },
+        Spec(key: "postgres_connect_timeout_ms", help: "Longest wait to open a PostgreSQL connection (whole seconds, at least 2, as libpq counts them).") {
+            $0.postgresConnectTimeoutMilliseconds = try int($1, "postgres_connect_timeout_ms", 1...600_000)
+        },
+        Spec(key: "postgres_statement_timeout_ms", help: "Longest one PostgreSQL statement may run before the server cancels it (the request gets 503); 0: no limit.") {
+            $0.postgresStatementTimeoutMilliseconds = try int($1, "postgres_statement_timeout_ms", 0...3_600_000)
+        },
         Spec(key: "db_readers", help: "Reader connections for concurrent reads.") { $0.databaseReaders = try int($1, "db_readers", 1...256) },
         Spec(key: "db_synchronous", help: "full (sync every commit) or normal (sync at checkpoints; faster, may lose the last commits on power loss).") {
             guard ["full", "normal"].contains($1.lowercased()) else { throw SettingsError(key: "db_synchronous", message: "must be full or normal") }
@@ -269,6 +289,49 @@ struct Settings: Sendable {
         o.mmapBytes = Int64(databaseMmapMiB) << 20
         o.cacheKiB = databaseCacheMiB * 1024
         return o
+    }
+
+    var postgresPoolOptions: PostgresPool.Options {
+        var o = PostgresPool.Options()
+        o.size = postgresPoolSize
+        o.acquireTimeoutMilliseconds = max(1000, databaseBusyTimeoutMilliseconds)
+        o.connection.connectTimeoutSeconds = max(2, (postgresConnectTimeoutMilliseconds + 999) / 1000)
+        o.connection.statementTimeoutMilliseconds = postgresStatementTimeoutMilliseconds
+        o.connection.lockTimeoutMilliseconds = databaseBusyTimeoutMilliseconds
+        return o
+    }
+
+    /// The registry's database: SQLite in `directory`, or the PostgreSQL database of postgres_url
+    /// (no connection is opened until the first use; `MigrationRunner.migrate` makes one).
+    func openDatabase(_ directory: DataDirectory) throws -> Database {
+        guard databaseBackend == "postgres" else { return try directory.openDatabase(options: databaseOptions) }
+        guard let url = postgresURL else {
+            throw SettingsError(key: "postgres_url", message: "is required with db_backend=postgres")
+        }
+        return Database(postgres: PostgresPool(url: url, options: postgresPoolOptions))
+    }
+
+    /// For the start line and --check-config: where the records live.
+    func databaseSummary(_ directory: DataDirectory) -> String {
+        databaseBackend == "postgres" ? "PostgreSQL at \(PostgresSQL.redacted(postgresURL ?? ""))" : "SQLite at \(directory.databasePath)"
+    }
+
+    /// For --check-config: with PostgreSQL, that the server answers and what the schema needs.
+    /// Throws the reason it cannot be used.
+    func checkDatabase() throws -> String {
+        let directory = DataDirectory(path: dataDir)
+        guard databaseBackend == "postgres" else { return "records in \(databaseSummary(directory))" }
+        let database = try openDatabase(directory)
+        let version: Int
+        let pending: Int
+        do {
+            version = try database.postgresPool!.ping()
+            pending = try PostgresMigrationRunner().runner.pending(after: PostgresMigrationRunner().applied(in: database.postgresPool!)).count
+        } catch {
+            throw SettingsError(key: "postgres_url", message: "\(PostgresSQL.redacted(postgresURL ?? "")) cannot be used: \(error)")
+        }
+        let schema = pending == 0 ? "schema up to date" : "\(pending) migration(s) to apply at start"
+        return "records in PostgreSQL \(version / 10000).\(version % 10000) at \(PostgresSQL.redacted(postgresURL ?? "")) (\(schema))"
     }
 
     var registryLimits: ModelRegistry.Limits {

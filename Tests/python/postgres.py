@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 USER = "modelkeep"
@@ -44,12 +45,25 @@ def free_port():
 class PostgreSQL:
     def __init__(self, directory, port=None):
         self.directory = os.path.abspath(directory)
-        self.data = os.path.join(self.directory, "pgdata")
-        self.sockets = os.path.join(self.directory, "sockets")
+        os.makedirs(self.directory, exist_ok=True)
+        self.owner = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
+        # The cluster's owner must reach its files: as root, they go in a directory of their own
+        # under the temp folder (the caller's may sit inside directories only root may enter).
+        home = self.directory
+        if self.owner:
+            marker = os.path.join(self.directory, "cluster-home")
+            if os.path.exists(marker):
+                home = open(marker).read().strip()
+            else:
+                home = tempfile.mkdtemp(prefix="modelkeep-pg-")
+                with open(marker, "w") as f:
+                    f.write(home)
+        self.home = home
+        self.data = os.path.join(home, "pgdata")
+        self.sockets = os.path.join(home, "sockets")
         self.port = port or free_port()
         self.process = None
         self.bin = bindir()
-        self.owner = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
 
     def _as_owner(self):
         """Popen arguments that run a program as the cluster's owner."""
@@ -62,18 +76,18 @@ class PostgreSQL:
     def init(self):
         if os.path.exists(os.path.join(self.data, "PG_VERSION")):
             return self
-        os.chmod(self.directory, 0o755)  # the owner must reach its files inside
+        os.chmod(self.home, 0o755)  # the owner must reach its files inside
         for path in (self.data, self.sockets):
             os.makedirs(path, exist_ok=True)
             self._own(path)
         os.chmod(self.data, 0o700)
-        pwfile = os.path.join(self.directory, "pwfile")
+        pwfile = os.path.join(self.home, "pwfile")
         with open(pwfile, "w") as f:
             f.write(PASSWORD + "\n")
         self._own(pwfile)
         subprocess.run([os.path.join(self.bin, "initdb"), "-D", self.data, "-U", USER, "--pwfile", pwfile,
                         "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.directory, **self._as_owner())
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.home, **self._as_owner())
         os.remove(pwfile)
         return self
 
@@ -83,7 +97,7 @@ class PostgreSQL:
         self.process = subprocess.Popen(
             [os.path.join(self.bin, "postgres"), "-D", self.data, "-p", str(self.port), "-k", self.sockets,
              "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "shared_buffers=64MB"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.directory, **self._as_owner())
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.home, **self._as_owner())
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -179,6 +193,9 @@ if __name__ == "__main__":
                 _wait_gone(state["pid"])
         except ProcessLookupError:
             pass
+        marker = os.path.join(sys.argv[2], "cluster-home")
+        if os.path.exists(marker):
+            shutil.rmtree(open(marker).read().strip(), ignore_errors=True)
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(64)
