@@ -55,6 +55,8 @@ public final class ModelRegistry: Sendable {
     let activeUploads = Locked<Set<String>>([])
     /// Webhook deliveries go out through this.
     let outbound: OutboundHTTP
+    /// On PostgreSQL: wakes `changes` when any server commits events (LISTEN/NOTIFY).
+    private let listener: PostgresListener?
 
     public init(database: Database, store: (any ChunkStore)? = nil, limits: Limits = Limits()) {
         self.database = database
@@ -62,7 +64,12 @@ public final class ModelRegistry: Sendable {
         self.limits = limits
         outbound = OutboundHTTP(connectTimeoutMilliseconds: min(5_000, limits.webhooks.timeoutMilliseconds),
                                 totalTimeoutMilliseconds: limits.webhooks.timeoutMilliseconds)
+        listener = database.postgresPool.map { [changes] pool in
+            PostgresListener(url: pool.url, options: pool.options.connection, channel: "modelkeep_events") { changes.notify() }
+        }
     }
+
+    deinit { listener?.stop(wait: false) }
 
     /// Runs a write transaction, mapping storage failures to registry errors.
     @discardableResult

@@ -326,6 +326,32 @@ struct PostgresTests {
         #expect(Set(sqliteIndexes).symmetricDifference(postgresIndexes).sorted() == [])
     }
 
+    @Test("a listener hears NOTIFY from another session at its commit, not before")
+    func listener() throws {
+        let database = try PostgresTestDatabase()
+        let heard = Atomic<Int>(0)
+        let listener = PostgresListener(url: database.url, options: PostgresConnection.Options(), channel: "mk_test") {
+            heard.add(1, ordering: .relaxed)
+        }
+        defer { listener.stop() }
+        let other = try PostgresConnection(url: database.url)
+        // Bounded: until the listener has subscribed (a NOTIFY before LISTEN is lost).
+        for _ in 0..<100 where heard.load(ordering: .relaxed) == 0 {
+            try other.execute("SELECT pg_notify('mk_test', '')")
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(heard.load(ordering: .relaxed) > 0)
+        Thread.sleep(forTimeInterval: 0.7)
+        let before = heard.load(ordering: .relaxed)
+        try other.execute("BEGIN")
+        try other.execute("SELECT pg_notify('mk_test', '')")
+        Thread.sleep(forTimeInterval: 0.7)
+        #expect(heard.load(ordering: .relaxed) == before)  // not yet: the transaction is open
+        try other.execute("COMMIT")
+        for _ in 0..<40 where heard.load(ordering: .relaxed) == before { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(heard.load(ordering: .relaxed) > before)
+    }
+
     /// SQLite's declared type and PostgreSQL's data type, named alike.
     static func portable(_ type: String) -> String {
         switch type.uppercased() {

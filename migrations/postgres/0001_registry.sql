@@ -654,3 +654,13 @@ CREATE FUNCTION hex(bytes bytea) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELEC
 -- ifnull(a, b): coalesce of two.
 CREATE FUNCTION ifnull(a anycompatible, b anycompatible) RETURNS anycompatible
     LANGUAGE sql IMMUTABLE AS $$ SELECT coalesce(a, b) $$;
+
+-- Every transaction that adds events tells the servers listening on channel modelkeep_events, at
+-- its commit (PostgreSQL sends NOTIFY then, and once per transaction for the same payload): the
+-- change feed's long-polling readers on every replica wake on any replica's write.
+CREATE FUNCTION events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('modelkeep_events', '');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER events_notify AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION events_notify();

@@ -121,6 +121,32 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         try queryFirst(sql + " RETURNING id", arguments) { $0.int64(0) } ?? 0
     }
 
+    /// Waits up to `timeoutMilliseconds` for notifications of the channels this session LISTENs
+    /// to and answers how many arrived (0 on timeout). Throws when the connection failed.
+    public func awaitNotifications(timeoutMilliseconds: Int32) throws -> Int {
+        var count = drainNotifications()
+        guard count == 0 else { return count }
+        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, timeoutMilliseconds)
+        if ready > 0 {
+            guard PQconsumeInput(handle) == 1 else {
+                throw PostgresError(sqlState: nil, message: Self.trimmed(PQerrorMessage(handle)), sql: nil)
+            }
+            count = drainNotifications()
+        }
+        guard isHealthy else { throw PostgresError(sqlState: nil, message: "the listening connection was lost", sql: nil) }
+        return count
+    }
+
+    private func drainNotifications() -> Int {
+        var count = 0
+        while let notification = PQnotifies(handle) {
+            count += 1
+            PQfreemem(notification)
+        }
+        return count
+    }
+
     // MARK: Running a statement
 
     private func perform(_ sql: String, _ arguments: [SQLValue]) throws -> OpaquePointer? {
