@@ -32,7 +32,7 @@ struct ReplicaTests {
         }
         #expect(try observer.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'") == .integer(2))
         var query = EventQuery()
-        query.since = nil  // only what comes next
+        query.since = try replicas[0].events(EventQuery()).next  // after what is there now (nothing yet)
         query.waitMilliseconds = 20_000
         let poll = query
         let answer = Mutex<(events: [Event], seconds: Double)?>(nil)
