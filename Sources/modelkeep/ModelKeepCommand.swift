@@ -8,12 +8,12 @@ struct ModelKeepCommand: AsyncParsableCommand {
         commandName: "modelkeep",
         abstract: "A self-hosted model registry: models, versions, tags, stages, metrics, metadata and artifacts.",
         discussion: """
-        Server commands work on a data directory: serve, migrate, gc, fsck, keys, backup, restore, blobs. \
+        Server commands work on a data directory: serve, migrate, db, gc, fsck, keys, backup, restore, blobs. \
         Client commands talk to a running server (--server, or env MODELKEEP_URL and MODELKEEP_API_KEY): \
         models, versions, push, pull, tag, promote, metrics, metadata, events.
         """,
         version: "modelkeep \(ModelKeepCommand.version) (commit \(BuildInfo.commit))",
-        subcommands: [Serve.self, Migrate.self, GC.self, Fsck.self, Keys.self, Backup.self, Restore.self,
+        subcommands: [Serve.self, Migrate.self, DatabaseCommand.self, GC.self, Fsck.self, Keys.self, Backup.self, Restore.self,
                       Models.self, Versions.self, Push.self, Pull.self, Tag.self, Promote.self, Metrics.self, Metadata.self, Events.self,
                       Blobs.self, APIReferenceCommand.self],
         defaultSubcommand: nil

@@ -115,6 +115,15 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         return try map(Row(postgres: PostgresRow(result: result!, index: 0)))
     }
 
+    /// Runs one statement that cannot be prepared (FETCH from a cursor), without parameters,
+    /// and maps every row it answers.
+    public func queryUnprepared<T>(_ sql: String, _ map: (Row) throws -> T) throws -> [T] {
+        let result = PQexec(handle, sql)
+        defer { PQclear(result) }
+        try check(result, sql: sql)
+        return try (0..<PQntuples(result)).map { try map(Row(postgres: PostgresRow(result: result!, index: $0))) }
+    }
+
     /// Runs an INSERT into a table whose key is an identity column named `id` and answers the
     /// new row's id.
     public func insert(_ sql: String, _ arguments: [SQLValue]) throws -> Int64 {
