@@ -22,135 +22,147 @@ struct ReplicaTests {
     }
 
     @Test("a long poll on one replica wakes on another replica's write (LISTEN/NOTIFY)")
-    func longPollWakes() throws {
-        let (database, replicas) = try Self.replicas(2)
-        // Both listeners have subscribed (each calls its waiters once when it does, so from here
-        // on only a NOTIFY can wake the poll below).
-        let observer = try PostgresConnection(url: database.url)
-        for _ in 0..<100 {  // bounded: 10 s
-            let listening = try observer.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
-            if listening == .integer(2) { break }
-            Thread.sleep(forTimeInterval: 0.1)
+    func longPollWakes() async throws {
+        // Its waits block a thread: on a Dispatch thread, not one of the few the test runner shares.
+        try await offload {
+            let (database, replicas) = try Self.replicas(2)
+            // Both listeners have subscribed (each calls its waiters once when it does, so from here
+            // on only a NOTIFY can wake the poll below).
+            let observer = try PostgresConnection(url: database.url)
+            for _ in 0..<100 {  // bounded: 10 s
+                let listening = try observer.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+                if listening == .integer(2) { break }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            #expect(try observer.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'") == .integer(2))
+            var query = EventQuery()
+            query.since = try replicas[0].events(EventQuery()).next  // after what is there now (nothing yet)
+            query.waitMilliseconds = 20_000
+            let poll = query
+            let answer = Mutex<(events: [Event], seconds: Double)?>(nil)
+            let polled = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                let start = Date()
+                let events = (try? replicas[0].events(poll).events) ?? []
+                answer.withLock { $0 = (events, Date().timeIntervalSince(start)) }
+                polled.signal()
+            }
+            Thread.sleep(forTimeInterval: 0.5)  // the poll is waiting (and the listener listening)
+            let model = try replicas[1].createModel(ModelDraft(name: "woken"))
+            #expect(polled.wait(timeout: .now() + 25) == .success)
+            let heard = try #require(answer.withLock { $0 })
+            #expect(heard.events.map(\.subjectID) == [model.id])
+            #expect(heard.seconds < 10, "woke after \(heard.seconds) s: the wait ran out instead")
         }
-        #expect(try observer.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'") == .integer(2))
-        var query = EventQuery()
-        query.since = try replicas[0].events(EventQuery()).next  // after what is there now (nothing yet)
-        query.waitMilliseconds = 20_000
-        let poll = query
-        let answer = Mutex<(events: [Event], seconds: Double)?>(nil)
-        let polled = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            let start = Date()
-            let events = (try? replicas[0].events(poll).events) ?? []
-            answer.withLock { $0 = (events, Date().timeIntervalSince(start)) }
-            polled.signal()
-        }
-        Thread.sleep(forTimeInterval: 0.5)  // the poll is waiting (and the listener listening)
-        let model = try replicas[1].createModel(ModelDraft(name: "woken"))
-        #expect(polled.wait(timeout: .now() + 25) == .success)
-        let heard = try #require(answer.withLock { $0 })
-        #expect(heard.events.map(\.subjectID) == [model.id])
-        #expect(heard.seconds < 10, "woke after \(heard.seconds) s: the wait ran out instead")
     }
 
     @Test("a tag race spread over three replicas ends with exactly one holder")
-    func tagRace() throws {
-        let (database, replicas) = try Self.replicas(3)
-        _ = database
-        let model = try replicas[0].createModel(ModelDraft(name: "raced"))
-        for _ in 0..<6 { _ = try replicas[0].createVersion(modelID: model.id, VersionDraft()) }
-        let outcomes = Mutex<[String: Int]>([:])
-        let group = DispatchGroup()
-        for round in 0..<5 {
-            for (index, replica) in replicas.enumerated() {
-                DispatchQueue.global().async(group: group) {
-                    let version = String(index * 2 + 1 + round % 2)
-                    let outcome: String
-                    do {
-                        _ = try replica.assignTag(modelID: model.id, tag: "champion-\(round)", version: version, move: false)
-                        outcome = "held"
-                    } catch {
-                        if case .conflict? = error as? RegistryError { outcome = "conflict" } else { outcome = "other: \(error)" }
+    func tagRace() async throws {
+        // Its waits block a thread: on a Dispatch thread, not one of the few the test runner shares.
+        try await offload {
+            let (database, replicas) = try Self.replicas(3)
+            _ = database
+            let model = try replicas[0].createModel(ModelDraft(name: "raced"))
+            for _ in 0..<6 { _ = try replicas[0].createVersion(modelID: model.id, VersionDraft()) }
+            let outcomes = Mutex<[String: Int]>([:])
+            let group = DispatchGroup()
+            for round in 0..<5 {
+                for (index, replica) in replicas.enumerated() {
+                    DispatchQueue.global().async(group: group) {
+                        let version = String(index * 2 + 1 + round % 2)
+                        let outcome: String
+                        do {
+                            _ = try replica.assignTag(modelID: model.id, tag: "champion-\(round)", version: version, move: false)
+                            outcome = "held"
+                        } catch {
+                            if case .conflict? = error as? RegistryError { outcome = "conflict" } else { outcome = "other: \(error)" }
+                        }
+                        outcomes.withLock { $0[outcome, default: 0] += 1 }
                     }
-                    outcomes.withLock { $0[outcome, default: 0] += 1 }
                 }
             }
+            group.wait()
+            let counts = outcomes.withLock { $0 }
+            #expect(counts["held"] == 5, "\(counts)")
+            #expect(counts["conflict"] == 10, "\(counts)")
+            let tags = try replicas[2].tags(modelID: model.id)
+            #expect(tags.count == 5)
         }
-        group.wait()
-        let counts = outcomes.withLock { $0 }
-        #expect(counts["held"] == 5, "\(counts)")
-        #expect(counts["conflict"] == 10, "\(counts)")
-        let tags = try replicas[2].tags(modelID: model.id)
-        #expect(tags.count == 5)
     }
 
     @Test("versions created at once on three replicas get distinct numbers, none reused after a delete")
-    func versionNumbers() throws {
-        let (database, replicas) = try Self.replicas(3)
-        _ = database
-        let model = try replicas[0].createModel(ModelDraft(name: "numbered"))
-        let numbers = Mutex<[String]>([])
-        let group = DispatchGroup()
-        for replica in replicas {
-            for _ in 0..<10 {
-                DispatchQueue.global().async(group: group) {
-                    if let version = try? replica.createVersion(modelID: model.id, VersionDraft()) {
-                        numbers.withLock { $0.append(version.version) }
+    func versionNumbers() async throws {
+        // Its waits block a thread: on a Dispatch thread, not one of the few the test runner shares.
+        try await offload {
+            let (database, replicas) = try Self.replicas(3)
+            _ = database
+            let model = try replicas[0].createModel(ModelDraft(name: "numbered"))
+            let numbers = Mutex<[String]>([])
+            let group = DispatchGroup()
+            for replica in replicas {
+                for _ in 0..<10 {
+                    DispatchQueue.global().async(group: group) {
+                        if let version = try? replica.createVersion(modelID: model.id, VersionDraft()) {
+                            numbers.withLock { $0.append(version.version) }
+                        }
                     }
                 }
             }
+            group.wait()
+            let made = numbers.withLock { $0 }
+            #expect(made.count == 30)
+            #expect(Set(made) == Set((1...30).map(String.init)))
+            try replicas[1].deleteVersion(.number(modelID: model.id, version: "30"), hard: true)
+            #expect(try replicas[2].createVersion(modelID: model.id, VersionDraft()).version == "31")
         }
-        group.wait()
-        let made = numbers.withLock { $0 }
-        #expect(made.count == 30)
-        #expect(Set(made) == Set((1...30).map(String.init)))
-        try replicas[1].deleteVersion(.number(modelID: model.id, version: "30"), hard: true)
-        #expect(try replicas[2].createVersion(modelID: model.id, VersionDraft()).version == "31")
     }
 
     @Test("a reader following the feed during a write storm on three replicas sees every event once, in order")
-    func feedStorm() throws {
-        let (database, replicas) = try Self.replicas(3)
-        _ = database
-        let writing = Atomic<Bool>(true)
-        let seen = Mutex<[Int64]>([])
-        let reader = DispatchSemaphore(value: 0)
-        // The reader pages through the feed on a fourth connection pool while the storm runs.
-        let follower = ModelRegistry(database: Database(postgres: PostgresPool(url: database.url)))
-        DispatchQueue.global().async {
-            var since: Int64 = 0
-            var idle = 0
-            while idle < 3 {  // bounded: stops after three empty polls once the writers are done
-                var query = EventQuery()
-                query.since = since
-                query.limit = 50
-                query.waitMilliseconds = 200
-                guard let page = try? follower.events(query) else { break }
-                seen.withLock { $0 += page.events.map(\.id) }
-                since = page.next
-                if page.events.isEmpty && !writing.load(ordering: .acquiring) { idle += 1 }
+    func feedStorm() async throws {
+        // Its waits block a thread: on a Dispatch thread, not one of the few the test runner shares.
+        try await offload {
+            let (database, replicas) = try Self.replicas(3)
+            _ = database
+            let writing = Atomic<Bool>(true)
+            let seen = Mutex<[Int64]>([])
+            let reader = DispatchSemaphore(value: 0)
+            // The reader pages through the feed on a fourth connection pool while the storm runs.
+            let follower = ModelRegistry(database: Database(postgres: PostgresPool(url: database.url)))
+            DispatchQueue.global().async {
+                var since: Int64 = 0
+                var idle = 0
+                while idle < 3 {  // bounded: stops after three empty polls once the writers are done
+                    var query = EventQuery()
+                    query.since = since
+                    query.limit = 50
+                    query.waitMilliseconds = 200
+                    guard let page = try? follower.events(query) else { break }
+                    seen.withLock { $0 += page.events.map(\.id) }
+                    since = page.next
+                    if page.events.isEmpty && !writing.load(ordering: .acquiring) { idle += 1 }
+                }
+                reader.signal()
             }
-            reader.signal()
-        }
-        let group = DispatchGroup()
-        for (index, replica) in replicas.enumerated() {
-            for thread in 0..<4 {
-                DispatchQueue.global().async(group: group) {
-                    for n in 0..<15 {
-                        _ = try? replica.createModel(ModelDraft(name: "storm-\(index)-\(thread)-\(n)"))
+            let group = DispatchGroup()
+            for (index, replica) in replicas.enumerated() {
+                for thread in 0..<4 {
+                    DispatchQueue.global().async(group: group) {
+                        for n in 0..<15 {
+                            _ = try? replica.createModel(ModelDraft(name: "storm-\(index)-\(thread)-\(n)"))
+                        }
                     }
                 }
             }
+            group.wait()
+            writing.store(false, ordering: .releasing)
+            #expect(reader.wait(timeout: .now() + 60) == .success)
+            let followed = seen.withLock { $0 }
+            var everything = EventQuery()
+            everything.limit = 1000
+            let stored = try follower.events(everything).events.map(\.id)
+            #expect(stored.count == 180)
+            #expect(followed == stored, "the follower saw \(followed.count) of \(stored.count) events, or out of order")
         }
-        group.wait()
-        writing.store(false, ordering: .releasing)
-        #expect(reader.wait(timeout: .now() + 60) == .success)
-        let followed = seen.withLock { $0 }
-        var everything = EventQuery()
-        everything.limit = 1000
-        let stored = try follower.events(everything).events.map(\.id)
-        #expect(stored.count == 180)
-        #expect(followed == stored, "the follower saw \(followed.count) of \(stored.count) events, or out of order")
     }
 
     @Test("a database that cannot be reached answers 503 with Retry-After; /readyz says so")

@@ -132,3 +132,12 @@ public final class WriteBlocker: @unchecked Sendable {
 
     public func unblock() throws { try release() }
 }
+
+/// Runs blocking test code (semaphore waits, sleeps, synchronous database calls in bulk) on a
+/// Dispatch thread and awaits it, so it does not hold one of the few threads Swift's concurrency
+/// runtime gives every test (on two cores, two).
+public func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}
