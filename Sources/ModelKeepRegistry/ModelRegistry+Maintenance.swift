@@ -10,6 +10,8 @@ public struct GarbageReport: Sendable, Equatable {
     public var chunksKept = 0
     public var sessionsExpired = 0
     public var stagingBytes: Int64 = 0
+    /// Another server on the same PostgreSQL database was collecting: this one did nothing.
+    public var skippedForOtherCollector = false
 }
 
 /// What a consistency check found.
@@ -30,6 +32,24 @@ extension ModelRegistry {
     /// directories. Anything younger than `graceSeconds` is left alone, and chunks pinned by
     /// uploads in flight are never touched, so a running upload is never harmed.
     public func collectGarbage(graceSeconds: TimeInterval) throws(RegistryError) -> GarbageReport {
+        // One collector at a time among the servers sharing a PostgreSQL database ("mkgc").
+        let outcome: Result<GarbageReport, RegistryError>?
+        do {
+            outcome = try database.exclusively(0x6d6b_6763) { () -> Result<GarbageReport, RegistryError> in
+                do { return .success(try collectGarbageNow(graceSeconds: graceSeconds)) } catch { return .failure(RegistryError.from(error)) }
+            }
+        } catch {
+            throw RegistryError.from(error)
+        }
+        guard let outcome else {
+            var skipped = GarbageReport()
+            skipped.skippedForOtherCollector = true
+            return skipped
+        }
+        return try outcome.get()
+    }
+
+    private func collectGarbageNow(graceSeconds: TimeInterval) throws(RegistryError) -> GarbageReport {
         let store = try requireStore()
         var report = GarbageReport()
         report.stagingBytes = store.scratch.clearStaging(olderThan: graceSeconds)

@@ -96,6 +96,18 @@ public final class Database: Sendable {
         }
     }
 
+    /// Runs `body` unless another server runs the job named `key` now: on PostgreSQL, while
+    /// holding a session advisory lock on a connection of its own (released when `body` ends, or
+    /// by the server if this process dies); on SQLite, at once (the data directory's lock already
+    /// keeps out every other process). Nil when another server holds the job.
+    public func exclusively<T>(_ key: Int64, _ body: () throws -> T) throws -> T? {
+        guard case .postgres(let pool) = backend else { return try body() }
+        let holder = try PostgresConnection(url: pool.url, options: pool.options.connection)
+        guard try holder.scalar("SELECT pg_try_advisory_lock(\(key))") == .integer(1) else { return nil }
+        defer { try? holder.execute("SELECT pg_advisory_unlock(\(key))") }
+        return try body()
+    }
+
     /// Checks that the database answers a query; used by readiness probes.
     public func ping() throws {
         switch backend {

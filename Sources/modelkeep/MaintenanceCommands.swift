@@ -48,6 +48,10 @@ struct GC: ParsableCommand {
             let settings = try common.settings()
             let grace = Double(graceMinutes ?? settings.gcGraceMinutes) * 60
             let report = try withRegistry(settings) { try $0.collectGarbage(graceSeconds: grace) }
+            if report.skippedForOtherCollector {
+                print("another server sharing the database is collecting now; nothing done (try again later)")
+                return
+            }
             print("removed \(report.chunksRemoved) unreferenced chunk(s), \(report.chunkBytes) bytes; kept \(report.chunksKept)")
             print("expired \(report.sessionsExpired) resumable upload(s); removed \(report.stagingBytes) bytes of temporary files")
         } catch {

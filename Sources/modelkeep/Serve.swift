@@ -146,6 +146,10 @@ func scheduleGarbageCollection(_ registry: ModelRegistry, settings: Settings, lo
     timer.setEventHandler {
         do {
             let report = try registry.collectGarbage(graceSeconds: Double(settings.gcGraceMinutes) * 60)
+            if report.skippedForOtherCollector {
+                logger.info("gc: another server sharing the database is collecting; skipped")
+                return
+            }
             logger.info("gc: removed \(report.chunksRemoved) chunk(s) (\(report.chunkBytes) bytes), expired \(report.sessionsExpired) upload(s)")
         } catch {
             logger.warning("gc failed: \(error)")

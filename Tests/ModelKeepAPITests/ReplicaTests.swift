@@ -247,3 +247,32 @@ struct MigrateToPostgresTests {
         #expect(try after.get("/api/v1/models/\(id)")["model"]?["version_count"]?.int == 3)
     }
 }
+
+@Suite("Garbage collection beside other replicas", .enabled(if: PostgresTestDatabase.isAvailable, "MODELKEEP_TEST_POSTGRES_URL names no cluster"))
+struct ReplicaCollectionTests {
+    @Test("one collector at a time: a server finds another collecting and skips; once it is done, collects")
+    func oneCollector() throws {
+        let database = try PostgresTestDatabase()
+        let directory = TemporaryDirectory("modelkeep-gc")
+        let pool = PostgresPool(url: database.url)
+        let registry = ModelRegistry(database: Database(postgres: pool), store: try BlobStore(directory: DataDirectory(path: directory.path)))
+        try MigrationRunner().migrate(Database(postgres: pool))
+        // Another server's collection holds the job.
+        let other = try PostgresConnection(url: database.url)
+        #expect(try other.scalar("SELECT pg_try_advisory_lock(\(0x6d6b_6763 as Int64))") == .integer(1))
+        #expect(try registry.collectGarbage(graceSeconds: 0).skippedForOtherCollector)
+        try other.execute("SELECT pg_advisory_unlock(\(0x6d6b_6763 as Int64))")
+        #expect(try !registry.collectGarbage(graceSeconds: 0).skippedForOtherCollector)
+        // A collector that dies mid-way releases the job with its session.
+        let dying = try PostgresConnection(url: database.url)
+        #expect(try dying.scalar("SELECT pg_try_advisory_lock(\(0x6d6b_6763 as Int64))") == .integer(1))
+        #expect(try registry.collectGarbage(graceSeconds: 0).skippedForOtherCollector)
+        _ = try other.scalar("SELECT pg_terminate_backend(?::int)", [try dying.scalar("SELECT pg_backend_pid()")])
+        var collected = false
+        for _ in 0..<50 where !collected {  // bounded: the backend ends asynchronously
+            collected = try !registry.collectGarbage(graceSeconds: 0).skippedForOtherCollector
+            if !collected { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        #expect(collected)
+    }
+}
