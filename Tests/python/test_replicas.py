@@ -1,0 +1,196 @@
+"""Three ModelKeep servers as one registry (replicas.py: PostgreSQL, a SeaweedFS bucket, nginx in
+front), driven through nginx: the CLI pushes and pulls, a tag race, a resumable upload, the change
+feed; then faults: kill -9 of one replica under load, and PostgreSQL restarted under load. Needs
+MODELKEEP_BIN. (The MLflow and HUB client suites run through the same kind of cluster in
+scripts/replica-test.)"""
+import concurrent.futures
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+import uuid
+
+from replicas import Cluster, nginx_binary
+from serving import wait_for
+
+BIN = os.environ["MODELKEEP_BIN"]
+
+
+def call(method, url, body=None, headers=None, timeout=30):
+    """(status, headers, parsed JSON or raw bytes); (0, {}, error) when the connection failed."""
+    data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if isinstance(body, (dict, list)):
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload, status, answered = response.read(), response.status, dict(response.headers)
+    except urllib.error.HTTPError as error:
+        payload, status, answered = error.read(), error.code, dict(error.headers)
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+        return 0, {}, str(error)
+    try:
+        return status, answered, json.loads(payload)
+    except ValueError:
+        return status, answered, payload
+
+
+@unittest.skipUnless(nginx_binary(), "nginx is not installed (.ci/run installs nginx-light)")
+class ReplicaTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="modelkeep-replicas-")
+        cls.cluster = Cluster(cls.work, BIN).start()
+        cls.url = cls.cluster.url
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.stop()
+
+    def cli(self, *args, check=True):
+        settings, env = self.cluster.settings()
+        env = {k: v for k, v in env.items() if not k.startswith("MODELKEEP_")}
+        env["MODELKEEP_URL"] = self.url
+        done = subprocess.run([BIN, *args], env=env, capture_output=True, text=True, timeout=300)
+        if check:
+            self.assertEqual(done.returncode, 0, done.stderr)
+        return done
+
+    def test_1_cli_push_and_pull_through_the_balancer(self):
+        source, target = tempfile.mkdtemp(), tempfile.mkdtemp()
+        with open(os.path.join(source, "weights.bin"), "wb") as f:
+            f.write(os.urandom(9_000_000))
+        with open(os.path.join(source, "config.json"), "w") as f:
+            f.write('{"layers": 12}')
+        model = "cli-" + uuid.uuid4().hex[:8]
+        pushed = json.loads(self.cli("push", model, source, "--tag", "candidate", "--json").stdout)
+        self.assertEqual(pushed["version"]["version"], "1", pushed)
+        # Each request of the pull may land on another replica: all of them answer the same.
+        self.cli("pull", f"{model}@candidate", target)
+        for name in ("weights.bin", "config.json"):
+            with open(os.path.join(source, name), "rb") as a, open(os.path.join(target, name), "rb") as b:
+                self.assertEqual(hashlib.sha256(a.read()).digest(), hashlib.sha256(b.read()).digest())
+
+    def test_2_a_tag_race_across_replicas_ends_with_one_holder(self):
+        status, _, created = call("POST", self.url + "/api/v1/models", {"name": "race-" + uuid.uuid4().hex[:8]})
+        self.assertEqual(status, 201)
+        model = created["model"]["id"]
+        for _ in range(9):
+            self.assertEqual(call("POST", f"{self.url}/api/v1/models/{model}/versions", {})[0], 201)
+
+        def claim(version):
+            return call("PUT", f"{self.url}/api/v1/models/{model}/tags/champion", {"version": str(version)})[0]
+
+        with concurrent.futures.ThreadPoolExecutor(9) as pool:
+            statuses = sorted(pool.map(claim, range(1, 10)))
+        self.assertEqual(statuses.count(409), 8, statuses)
+        self.assertEqual(len([s for s in statuses if s in (200, 201)]), 1, statuses)
+        holders = [r for r in self.cluster.replicas]
+        answers = {json.dumps(call("GET", f"{r.base}/api/v1/models/{model}")[2]["model"]["tags"]) for r in holders}
+        self.assertEqual(len(answers), 1)  # every replica names the same holder
+
+    def test_3_a_resumable_upload_goes_to_one_replica_by_its_uri(self):
+        status, _, created = call("POST", self.url + "/api/v1/models", {"name": "upload-" + uuid.uuid4().hex[:8]})
+        model = created["model"]["id"]
+        payload = os.urandom(3_000_000)
+        status, _, session = call("POST", self.url + "/api/v1/uploads",
+                                  {"parent": f"models/{model}", "path": "big.bin", "size": len(payload)})
+        self.assertEqual(status, 201, session)
+        upload = session["upload_id"]
+        offset = 0
+        for piece in (payload[:1_000_000], payload[1_000_000:2_000_000], payload[2_000_000:]):
+            status, _, answer = call("PATCH", f"{self.url}/api/v1/uploads/{upload}", piece,
+                                     {"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"})
+            self.assertIn(status, (200, 201, 204), answer)
+            offset += len(piece)
+        status, _, got = call("GET", f"{self.url}/api/v1/models/{model}/artifacts/big.bin")
+        self.assertEqual((status, hashlib.sha256(got).hexdigest()), (200, hashlib.sha256(payload).hexdigest()))
+
+    def test_4_the_feed_is_the_same_from_every_replica(self):
+        for i in range(10):
+            call("POST", self.url + "/api/v1/models", {"name": f"feed-{uuid.uuid4().hex[:8]}"})
+        feeds = [call("GET", f"{r.base}/api/v1/events?limit=1000")[2]["events"] for r in self.cluster.replicas]
+        self.assertTrue(all(feed == feeds[0] for feed in feeds))
+        ids = [e["id"] for e in feeds[0]]
+        self.assertEqual(ids, sorted(ids))
+
+    def storm(self, seconds, during):
+        """Creates models through nginx from four threads for `seconds`, running `during` after one
+        second; answers (acknowledged names, statuses seen, statuses after `during` returned)."""
+        acknowledged, statuses, late = [], [], []
+        stop = time.monotonic() + seconds
+        marker = {"done": False}
+        lock = threading.Lock()
+
+        def writer():
+            while time.monotonic() < stop:
+                name = "storm-" + uuid.uuid4().hex[:10]
+                status, headers, _ = call("POST", self.url + "/api/v1/models", {"name": name}, timeout=20)
+                with lock:
+                    statuses.append((status, headers.get("Retry-After")))
+                    if marker["done"]:
+                        late.append(status)
+                    if status == 201:
+                        acknowledged.append(name)
+
+        threads = [threading.Thread(target=writer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1)
+        during()
+        marker["done"] = True
+        for t in threads:
+            t.join(timeout=seconds + 60)
+        return acknowledged, statuses, late
+
+    def assert_all_present(self, names):
+        missing = [n for n in names if call("GET", f"{self.url}/api/v1/models?name={n}")[2].get("models") in (None, [])]
+        self.assertEqual(missing, [], f"{len(missing)} acknowledged models are gone")
+
+    def test_5_kill_9_one_replica_under_load(self):
+        def crash():
+            self.cluster.kill(1)
+
+        acknowledged, statuses, late = self.storm(6, crash)
+        self.assertGreater(len(acknowledged), 20)
+        self.assertGreater(late.count(201), 10, "the other replicas kept serving")
+        self.assert_all_present(acknowledged)
+        self.cluster.restart(1)
+        self.assertEqual(call("GET", self.cluster.replicas[1].base + "/readyz")[0], 200)
+
+    def test_6_postgresql_restarted_under_load(self):
+        downtime = {}
+
+        def restart():
+            self.cluster.postgres.stop()
+            time.sleep(2)  # requests meanwhile: 503 with Retry-After
+            status, headers, body = call("POST", self.url + "/api/v1/models", {"name": "while-down"})
+            downtime["write"] = (status, headers.get("Retry-After"), body)
+            downtime["ready"] = [call("GET", r.base + "/readyz")[0] for r in self.cluster.replicas]
+            self.cluster.postgres.start()
+
+        acknowledged, statuses, late = self.storm(10, restart)
+        self.assertEqual(downtime["write"][:2], (503, "1"), downtime["write"])
+        self.assertEqual(downtime["ready"], [503, 503, 503])
+        # Back by themselves: writes succeed again without restarting any server.
+        self.assertTrue(wait_for(lambda: call("POST", self.url + "/api/v1/models", {"name": "after-" + uuid.uuid4().hex[:8]})[0] == 201, 30))
+        self.assertGreater(late.count(201), 0)
+        unexpected = [s for s in statuses if s[0] not in (201, 503)]
+        self.assertEqual(unexpected, [], "every failure was a 503")
+        self.assertTrue(all(r == "1" for s, r in statuses if s == 503))
+        self.assert_all_present(acknowledged)
+        # fsck of the shared registry is clean (run beside the servers, from a data directory of its own).
+        settings, env = self.cluster.settings()
+        check = subprocess.run([BIN, "fsck", "--data-dir", os.path.join(self.work, "fsck"), *settings], env=env,
+                               capture_output=True, text=True, timeout=300)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
