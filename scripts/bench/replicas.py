@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""ModelKeep on PostgreSQL, one replica and three, against MLflow's server on the same PostgreSQL
+and ModelKeep on SQLite, under the same wrk load (the tracking workload's operations, seeded alike
+through MLflow's REST API).
+
+The replicas sit behind nginx in both cells (one upstream server, then three), so the only thing
+that changes between them is the number of servers; nginx, wrk, PostgreSQL and the servers all
+share this machine's cores, which the report says. MLflow gets its own database on the same
+PostgreSQL cluster (Debian's, started here by Tests/python/postgres.py) and 2 workers.
+
+Run through scripts/bench/replicas (release build; MLflow and psycopg2 in .build/bench-venv), or
+with --smoke (ModelKeep only, a small seed, seconds). Every process started is stopped by its PID."""
+import argparse
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+sys.path.insert(0, os.path.join(here, "..", "..", "Tests", "python"))
+from compare import Server, cpu_ticks, free_port, process_tree, say_cell, start_modelkeep, wrk  # noqa: E402
+from postgres import PostgreSQL  # noqa: E402
+from tracking import seed  # noqa: E402
+
+
+class Balanced:
+    """nginx in front of `servers` (round robin, keep-alive upstream connections)."""
+
+    def __init__(self, work, name, servers):
+        self.servers, self.port = servers, free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        root = os.path.join(work, name)
+        os.makedirs(root, exist_ok=True)
+        upstream = "".join(f"        server 127.0.0.1:{s.port};\n" for s in servers)
+        config = os.path.join(root, "nginx.conf")
+        with open(config, "w") as f:
+            f.write(f"""daemon off; worker_processes 1; pid {root}/nginx.pid; error_log {root}/error.log warn;
+{"user root;" if os.geteuid() == 0 else ""}
+events {{ worker_connections 4096; }}
+http {{
+    access_log off; keepalive_requests 1000000; client_max_body_size 0;
+    client_body_temp_path {root}/tmp; proxy_temp_path {root}/tmp; fastcgi_temp_path {root}/tmp;
+    uwsgi_temp_path {root}/tmp; scgi_temp_path {root}/tmp;
+    upstream replicas {{
+{upstream}        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{self.port};
+        location / {{ proxy_pass http://replicas; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    }}
+}}
+""")
+        self.nginx = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", config, "-p", root],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+    def settle(self, limit_seconds=60):
+        """Until every server behind it is idle (see compare.Server.settle)."""
+        began = time.monotonic()
+        ticks = os.sysconf("SC_CLK_TCK")
+        pids = [p for s in self.servers for p in process_tree(s.process.pid)]
+        last = cpu_ticks(pids)
+        while time.monotonic() - began < limit_seconds:
+            time.sleep(0.25)
+            now = cpu_ticks(pids)
+            if (now - last) / ticks < 0.025 * len(self.servers):
+                break
+            last = now
+
+    def stop(self):
+        if self.nginx.poll() is None:
+            self.nginx.terminate()
+            self.nginx.wait(timeout=20)
+
+
+def start_replica(binary, work, name, url):
+    port = free_port()
+    return Server(name, [binary, "serve", "--data-dir", os.path.join(work, name), "--port", str(port), "--set", "access_log=false",
+                         "--set", "db_backend=postgres", "--set", f"postgres_url={url}", "--set", "gc_interval_minutes=0"],
+                  port, "/readyz", work)
+
+
+def start_mlflow_postgres(venv, work, url):
+    port = free_port()
+    root = os.path.join(work, "mlflow")
+    os.makedirs(root, exist_ok=True)
+    argv = [os.path.join(venv, "bin", "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+            "--backend-store-uri", url.replace("postgresql://", "postgresql+psycopg2://"),
+            "--artifacts-destination", f"{root}/artifacts", "--serve-artifacts", "--workers", "2"]
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    return Server("mlflow", argv, port, "/health", work, env=env)
+
+
+class Retargeted:
+    """A seeded target's operations, sent to another front (the same data behind it)."""
+
+    def __init__(self, label, target, front):
+        self.label, self.server, self.ops = label, front, target.ops
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--venv", help="a venv with mlflow and psycopg2; without it MLflow is left out")
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", default="8,32")
+    parser.add_argument("--seed-runs", type=int, default=300)
+    parser.add_argument("--seed-models", type=int, default=100)
+    parser.add_argument("--history", type=int, default=10_000)
+    parser.add_argument("--only", default="log-batch, 1000 metrics (10 keys,runs/search,registered-models/get",
+                        help="comma-separated parts of operation names")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    connections = [int(c) for c in args.connections.split(",")]
+    work = tempfile.mkdtemp(prefix="modelkeep-bench-replicas-")
+    lines, stoppable = [], []
+
+    def say(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    postgres = PostgreSQL(os.path.join(work, "pg"))
+    try:
+        postgres.start()
+        mk_url, mlflow_url = postgres.create_database("modelkeep"), postgres.create_database("mlflow")
+        # Seeded once through one replica; the one-replica and three-replica fronts serve that data.
+        first = start_replica(args.binary, work, "replica-0", mk_url)
+        stoppable.append(first)
+        started = time.monotonic()
+        seeded = seed(first, "ModelKeep", args.seed_runs, args.seed_models, args.history)
+        seeded_seconds = {"ModelKeep on PostgreSQL": time.monotonic() - started}
+        one = Balanced(work, "nginx-1", [first])
+        stoppable.append(one)
+        others = [start_replica(args.binary, work, f"replica-{i}", mk_url) for i in (1, 2)]
+        stoppable += others
+        three = Balanced(work, "nginx-3", [first] + others)
+        stoppable.append(three)
+        targets = [Retargeted("ModelKeep, PostgreSQL, 1 replica", seeded, one),
+                   Retargeted("ModelKeep, PostgreSQL, 3 replicas", seeded, three)]
+        sqlite = start_modelkeep(args.binary, work)
+        stoppable.append(sqlite)
+        started = time.monotonic()
+        lite = seed(sqlite, "ModelKeep", args.seed_runs, args.seed_models, args.history)
+        seeded_seconds["ModelKeep on SQLite"] = time.monotonic() - started
+        targets.append(Retargeted("ModelKeep, SQLite (reference)", lite, sqlite))
+        version = "-"
+        if args.venv:
+            mlflow = start_mlflow_postgres(args.venv, work, mlflow_url)
+            stoppable.append(mlflow)
+            started = time.monotonic()
+            targets.append(Retargeted("MLflow", seed(mlflow, "MLflow", args.seed_runs, args.seed_models, args.history), mlflow))
+            seeded_seconds["MLflow"] = time.monotonic() - started
+            version = subprocess.run([os.path.join(args.venv, "bin", "python"), "-c", "import mlflow; print(mlflow.__version__)"],
+                                     capture_output=True, text=True).stdout.strip()
+        pg_version = postgres.psql("SHOW server_version").strip()
+        say(f"# Replicas benchmark run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+        say()
+        say(f"Machine: {os.cpu_count()} cores, {platform.platform()}; wrk, nginx, PostgreSQL {pg_version} and every server on the "
+            f"same cores. ModelKeep {os.path.basename(os.path.dirname(args.binary))} build; MLflow {version} on its own database of the "
+            f"same PostgreSQL cluster, 2 workers. The replicas behind nginx (one worker) in both cells. Seeded through MLflow's REST "
+            f"API: {args.seed_runs} runs, {args.seed_models} logged models, one metric of {args.history:,} steps; seeding took "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in seeded_seconds.items()) + f". {args.seconds} s per cell, median of {args.runs} runs.")
+        say()
+        say("| operation | conns | server | req/s | p50 ms | p99 ms | max ms | non-2xx | ModelKeep / MLflow |")
+        say("|---|---|---|---|---|---|---|---|---|")
+        wanted = [part.strip() for part in args.only.split(",") if part.strip()]
+        for op in seeded.ops:
+            if wanted and not any(part in op for part in wanted):
+                continue
+            for c in connections:
+                results = {t.label: [] for t in targets if op in t.ops}
+                for _ in range(args.runs):
+                    for t in targets:
+                        if op in t.ops:
+                            results[t.label].append(wrk(t, op, c, args.seconds))
+                            t.server.settle()
+                say_cell(op, c, results, args.seconds, say)
+    finally:
+        for process in reversed(stoppable):
+            process.stop()
+        postgres.stop()
+        shutil.rmtree(postgres.home, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
