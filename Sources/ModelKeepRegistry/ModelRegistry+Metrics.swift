@@ -35,9 +35,10 @@ extension ModelRegistry {
     /// caller's transaction.
     static func insertPoints(_ points: [MetricPoint], parentID: String, _ db: any SQLConnection) throws {
         var series: [String: BatchSeries] = [:]
-        for point in points {
-            let id = try db.insert("INSERT INTO metrics (parent_id, key, step, wallclock, number, text, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                   [.text(parentID), .text(point.key), .integer(point.step), .integer(point.wallclock)] + Self.columns(point.value))
+        let ids = try db.insertRows(into: "metrics", columns: ["parent_id", "key", "step", "wallclock", "number", "text", "bytes"], points.map {
+            [.text(parentID), .text($0.key), .integer($0.step), .integer($0.wallclock)] + Self.columns($0.value)
+        })
+        for (point, id) in zip(points, ids) {
             series[point.key, default: BatchSeries(latest: point, latestID: id, firstStep: point.step)].add(point, id: id)
         }
         // The series as stored before this batch (their span and shift), for every key in one read.

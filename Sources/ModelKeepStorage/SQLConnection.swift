@@ -21,6 +21,8 @@ public protocol SQLConnection: AnyObject {
     func queryFirst<T>(_ sql: String, _ arguments: [SQLValue], _ map: (Row) throws -> T) throws -> T?
     /// Runs an INSERT into a table keyed by an integer `id` the database assigns; answers that id.
     func insert(_ sql: String, _ arguments: [SQLValue]) throws -> Int64
+    /// Inserts `rows` (values in `columns`' order) into such a table; answers their ids, in order.
+    func insertRows(into table: String, columns: [String], _ rows: [[SQLValue]]) throws -> [Int64]
     /// Whether a transaction is open on this connection.
     var isInTransaction: Bool { get }
 }

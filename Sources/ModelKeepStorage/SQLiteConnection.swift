@@ -102,6 +102,13 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
         return try map(Row(handle: statement.handle))
     }
 
+    /// One prepared single-row INSERT a row: SQLite runs each in microseconds, in-process.
+    public func insertRows(into table: String, columns: [String], _ rows: [[SQLValue]]) throws -> [Int64] {
+        let sql = "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES ("
+            + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+        return try rows.map { try insert(sql, $0) }
+    }
+
     /// Runs an INSERT and answers the new row's rowid (not `RETURNING id`: SQLite runs that
     /// clause as a trigger, which costs a hot insert loop dearly).
     public func insert(_ sql: String, _ arguments: [SQLValue]) throws -> Int64 {
