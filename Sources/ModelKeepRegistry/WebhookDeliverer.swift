@@ -41,7 +41,15 @@ public final class WebhookDeliverer: Sendable {
         let thread = Thread { [self] in
             // Whether the last pass found nothing although a commit had woken it.
             var idleAfterChange = false
+            // Among servers sharing a PostgreSQL database, one sends (so each webhook's deliveries
+            // go out once, in order); the others wait to take over if it goes away.
+            let lease = registry.database.lease(0x6d6b_7768_6f6f)  // "mkwhoo"
+            defer { lease?.release() }
             while !stopping.withLock({ $0 }) {
+                if let lease, !lease.hold() {
+                    _ = wake.wait(timeout: .now() + .seconds(1))
+                    continue
+                }
                 let seen = registry.changes.current
                 let pass = (try? runPass()) ?? (sent: 0, full: false)
                 if pass.sent == 0 {

@@ -108,6 +108,13 @@ public final class Database: Sendable {
         return try body()
     }
 
+    /// A claim on a long-running job (sending webhooks) among the servers sharing a PostgreSQL
+    /// database: one holds it at a time; nil on SQLite, where there is only one server.
+    public func lease(_ key: Int64) -> JobLease? {
+        guard case .postgres(let pool) = backend else { return nil }
+        return JobLease(url: pool.url, options: pool.options.connection, key: key)
+    }
+
     /// Checks that the database answers a query; used by readiness probes.
     public func ping() throws {
         switch backend {

@@ -276,3 +276,32 @@ struct ReplicaCollectionTests {
         #expect(collected)
     }
 }
+
+@Suite("Job leases among replicas", .enabled(if: PostgresTestDatabase.isAvailable, "MODELKEEP_TEST_POSTGRES_URL names no cluster"))
+struct JobLeaseTests {
+    @Test("one server holds a job; the others take it over when it lets go or its session dies")
+    func lease() throws {
+        let database = try PostgresTestDatabase()
+        let first = try #require(Database(postgres: PostgresPool(url: database.url)).lease(42))
+        let second = try #require(Database(postgres: PostgresPool(url: database.url)).lease(42))
+        #expect(first.hold())
+        #expect(first.hold())  // still its own
+        #expect(!second.hold())
+        first.release()
+        #expect(second.hold())
+        #expect(!first.hold())
+        // The holder's session dies (a crash, a database restart): the job is free again.
+        let admin = try PostgresConnection(url: database.url)
+        _ = try admin.scalar("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42 LIMIT 1")
+        var taken = false
+        for _ in 0..<50 where !taken {  // bounded: the backend ends asynchronously
+            taken = first.hold()
+            if !taken { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        #expect(taken)
+        #expect(!second.hold())  // it notices its session is gone, and that the job is taken
+        let directory = TemporaryDirectory()
+        let sqlite = try Database(path: directory.file("x.db"))
+        #expect(sqlite.lease(42) == nil)  // SQLite: one server, no lease
+    }
+}

@@ -14,6 +14,7 @@ import argparse
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -122,6 +123,8 @@ def main():
                         help="comma-separated parts of operation names")
     parser.add_argument("--out")
     args = parser.parse_args()
+    # SIGTERM (a timeout, a kill) unwinds through the finally below: every process started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     connections = [int(c) for c in args.connections.split(",")]
     work = tempfile.mkdtemp(prefix="modelkeep-bench-replicas-")
     lines, stoppable = [], []
