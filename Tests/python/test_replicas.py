@@ -120,6 +120,41 @@ class ReplicaTest(unittest.TestCase):
         ids = [e["id"] for e in feeds[0]]
         self.assertEqual(ids, sorted(ids))
 
+    def test_4b_webhooks_once_and_in_order_from_three_replicas(self):
+        import http.server
+        received, lock = [], threading.Lock()
+
+        class Receiver(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with lock:
+                    received.append((self.headers["X-ModelKeep-Delivery"], body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            status, _, hook = call("POST", self.url + "/api/v1/webhooks",
+                                   {"url": f"http://127.0.0.1:{server.server_address[1]}/hook", "events": ["model.created"]})
+            self.assertEqual(status, 201, hook)
+            names = ["hooked-" + uuid.uuid4().hex[:8] for _ in range(30)]
+            for name in names:  # round robin: every replica writes some
+                self.assertEqual(call("POST", self.url + "/api/v1/models", {"name": name})[0], 201)
+            self.assertTrue(wait_for(lambda: len(received) >= 30, 30), f"{len(received)} of 30 delivered")
+            time.sleep(1)  # a duplicate would arrive meanwhile
+            deliveries = [d for d, _ in received]
+            self.assertEqual(len(deliveries), len(set(deliveries)), "a delivery was sent twice")
+            events = [body.get("id") or body.get("event", {}).get("id") for _, body in received]
+            self.assertEqual(events, sorted(events), "out of order")
+            self.assertEqual(len(received), 30)
+        finally:
+            server.shutdown()
+            call("DELETE", f"{self.url}/api/v1/webhooks/{hook['webhook']['id']}")
+
     def storm(self, seconds, during):
         """Creates models through nginx from four threads for `seconds`, running `during` after one
         second; answers (acknowledged names, statuses seen, statuses after `during` returned)."""
