@@ -53,11 +53,13 @@ extension ModelRegistry {
             : try db.rows(in: Array(series.keys), "SELECT key, first_step, step, bucket_shift FROM metric_latest WHERE key IN (?...) AND parent_id = ?",
                           extra: [.text(parentID)], read)
         let stored = Dictionary(rows, uniquingKeysWith: { a, _ in a })
+        // One upsert row per key: the batch's latest point replaces the stored one unless that is
+        // later; the lowest step only ever goes down.
+        try db.runRows(Self.latestUpsertHead, columns: 9, Self.latestUpsertTail, series.map { key, batch in
+            [.text(parentID), .text(key), .integer(batch.latest.step), .integer(batch.latest.wallclock),
+             .integer(batch.latestID)] + Self.columns(batch.latest.value) + [.integer(batch.firstStep)]
+        })
         for (key, batch) in series {
-            // One upsert per key: the batch's latest point replaces the stored one unless that is
-            // later; the lowest step only ever goes down.
-            try db.run(Self.latestUpsert, [.text(parentID), .text(key), .integer(batch.latest.step), .integer(batch.latest.wallclock),
-                                           .integer(batch.latestID)] + Self.columns(batch.latest.value) + [.integer(batch.firstStep)])
             let before = stored[key]
             let first = min(before?.first ?? batch.firstStep, batch.firstStep)
             let last = max(before?.last ?? batch.lastStep, batch.lastStep)
@@ -69,13 +71,13 @@ extension ModelRegistry {
     /// The latest-point upsert of `insertPoints`: every latest column moves together when the
     /// new point is later (step, then wallclock, then arrival); SQLite reads every right-hand side
     /// from the row as it was.
-    private static let latestUpsert: String = {
+    private static let latestUpsertHead = "INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step) VALUES "
+    private static let latestUpsertTail: String = {
         let later = "(excluded.step, excluded.wallclock, excluded.point_id) >= (metric_latest.step, metric_latest.wallclock, metric_latest.point_id)"
         let moved = ["step", "wallclock", "point_id", "number", "text", "bytes"]
             .map { "\($0) = iif(\(later), excluded.\($0), metric_latest.\($0))" }.joined(separator: ",\n    ")
         return """
-            INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+
             ON CONFLICT (parent_id, key) DO UPDATE SET
                 \(moved),
                 first_step = min(coalesce(metric_latest.first_step, excluded.first_step), excluded.first_step)

@@ -40,6 +40,25 @@ extension SQLConnection {
         try queryFirst(sql, arguments) { $0.value(0) } ?? .null
     }
 
+    /// Runs `head` + one `(?, ...)` row + `tail` for every row of `rows` (each `columns` values): on
+    /// SQLite one prepared statement a row (in-process, each costs microseconds); on PostgreSQL
+    /// multi-row statements of 256, 64, 16, 4 or 1 rows (a round trip costs more than a row).
+    /// For INSERT ... ON CONFLICT upserts, no two rows may name the same key.
+    public func runRows(_ head: String, columns: Int, _ tail: String, _ rows: [[SQLValue]]) throws {
+        let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        guard dialect == .postgres else {
+            let single = head + row + tail
+            for values in rows { try run(single, values) }
+            return
+        }
+        var start = 0
+        while start < rows.count {
+            let size = [256, 64, 16, 4, 1].first { $0 <= rows.count - start }!
+            try run(head + Array(repeating: row, count: size).joined(separator: ", ") + tail, rows[start..<(start + size)].flatMap { $0 })
+            start += size
+        }
+    }
+
     /// The text for this connection's dialect, where the two differ.
     public func sql(sqlite: String, postgres: String) -> String {
         dialect == .sqlite ? sqlite : postgres
