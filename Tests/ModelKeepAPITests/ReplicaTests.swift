@@ -186,122 +186,128 @@ struct ReplicaTests {
 @Suite("Moving a registry from SQLite to PostgreSQL", .enabled(if: PostgresTestDatabase.isAvailable, "MODELKEEP_TEST_POSTGRES_URL names no cluster"))
 struct MigrateToPostgresTests {
     @Test("every record copies exactly; numbers and event ids go on; the chunks are shared; a non-empty target is refused")
-    func copies() throws {
-        // The source: an SQLite registry made through the API (whatever the suite's backend is).
-        let directory = TemporaryDirectory("modelkeep-move")
-        let data = DataDirectory(path: directory.path)
-        let sqlite = try data.openDatabase()
-        try MigrationRunner().migrate(sqlite)
-        let store = try BlobStore(directory: data)
-        let source = try TestServer(responder: NativeAPI.router(registry: ModelRegistry(database: sqlite, store: store), logger: Logger.quiet))
-        let api = try APIClient(.socket, server: source)
-        let id = try api.createModel("mover", ["labels": ["team": "vision"], "metadata": ["epochs": 3]])
-        for tags in [["candidate"], ["production"], []] as [[JSONValue]] {
-            let body: JSONValue = .object(["unique_tags": .array(tags), "labels": .object(["ok": "yes"])])
-            #expect(try api.post("/api/v1/models/\(id)/versions", body).status == 201)
+    func copies() async throws {
+        try await offload {
+            // The source: an SQLite registry made through the API (whatever the suite's backend is).
+            let directory = TemporaryDirectory("modelkeep-move")
+            let data = DataDirectory(path: directory.path)
+            let sqlite = try data.openDatabase()
+            try MigrationRunner().migrate(sqlite)
+            let store = try BlobStore(directory: data)
+            let source = try TestServer(responder: NativeAPI.router(registry: ModelRegistry(database: sqlite, store: store), logger: Logger.quiet))
+            let api = try APIClient(.socket, server: source)
+            let id = try api.createModel("mover", ["labels": ["team": "vision"], "metadata": ["epochs": 3]])
+            for tags in [["candidate"], ["production"], []] as [[JSONValue]] {
+                let body: JSONValue = .object(["unique_tags": .array(tags), "labels": .object(["ok": "yes"])])
+                #expect(try api.post("/api/v1/models/\(id)/versions", body).status == 201)
+            }
+            #expect(try api.delete("/api/v1/models/\(id)/versions/3?hard=true").status == 204)
+            let weights = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            let second = try #require(try api.get("/api/v1/models/\(id)/versions/2")["version"]?["id"]?.string)
+            #expect(try api.send("PUT", "/api/v1/versions/\(second)/artifacts/w.bin", raw: weights).status == 201)
+            let points: [JSONValue] = (0..<9000).map { step -> JSONValue in
+                .object(["key": "loss", "step": .int(Int64(step)), "value": .double(1.0 / Double(step + 1))])
+            }
+            #expect(try api.post("/api/v1/models/\(id)/metrics", .object(["points": .array(points)])).status == 201)
+            #expect(try api.post("/api/v1/models/\(id)/metrics", ["metrics": ["note": "text value", "acc": 0.25], "step": 1]).status == 201)
+            #expect(try api.post("/api/v1/webhooks", ["url": "http://127.0.0.1:9/hook", "events": ["version.*"]]).status == 201)
+            let experiment = try api.post("/api/2.0/mlflow/experiments/create", ["name": "moved-experiment"])["experiment_id"]?.string
+            #expect(experiment != nil)
+            let before = try (model: api.get("/api/v1/models/\(id)").json, versions: api.get("/api/v1/models/\(id)/versions").json,
+                              metrics: api.get("/api/v1/models/\(id)/metrics").json, events: api.get("/api/v1/events?limit=1000").json,
+                              history: api.get("/api/v1/models/\(id)/metrics/loss?limit=10000").json)
+            let lastEvent = try #require(before.events["events"]?.arrayValue?.last?["id"]?.int)
+
+            let target = try PostgresTestDatabase()
+            let pool = PostgresPool(url: target.url)
+            try MigrationRunner().migrate(Database(postgres: pool))
+            let report = try PostgresImport.copy(from: sqlite, to: pool)
+            #expect(report.tables.first { $0.name == "metrics" }?.rows == 9002)
+            #expect(report.tables.count > 30)
+
+            // The same answers from a server on PostgreSQL over the same chunks.
+            let moved = try TestServer(responder: NativeAPI.router(registry: ModelRegistry(database: Database(postgres: pool), store: store), logger: Logger.quiet))
+            let after = try APIClient(.socket, server: moved)
+            #expect(try after.get("/api/v1/models/\(id)").json == before.model)
+            #expect(try after.get("/api/v1/models/\(id)/versions").json == before.versions)
+            #expect(try after.get("/api/v1/models/\(id)/metrics").json == before.metrics)
+            #expect(try after.get("/api/v1/events?limit=1000").json == before.events)
+            #expect(try after.get("/api/v1/models/\(id)/metrics/loss?limit=10000").json == before.history)
+            #expect(try after.get("/api/v1/versions/\(second)/artifacts/w.bin").body == weights)
+            #expect(try after.get("/api/2.0/mlflow/experiments/get-by-name?experiment_name=moved-experiment")["experiment"]?["experiment_id"]?.string == experiment)
+            // Numbers go on past the deleted 3; event ids past the last one; triggers run again.
+            let next = try after.post("/api/v1/models/\(id)/versions", [:])
+            #expect(next["version"]?["version"]?.string == "4")
+            let events = try after.get("/api/v1/events?since=\(lastEvent)")["events"]?.arrayValue ?? []
+            #expect(events.first?["id"]?.int == lastEvent + 1)
+            #expect(try after.get("/api/v1/models/\(id)")["model"]?["latest_version"]?.string == "4")
+            #expect(try after.get("/api/v1/webhooks")["webhooks"]?.arrayValue?.count == 1)
+
+            // A second copy into the same (no longer empty) database is refused, and changes nothing.
+            #expect(throws: PostgresImport.ImportError.self) { try PostgresImport.copy(from: sqlite, to: pool) }
+            #expect(try after.get("/api/v1/models/\(id)")["model"]?["version_count"]?.int == 3)
         }
-        #expect(try api.delete("/api/v1/models/\(id)/versions/3?hard=true").status == 204)
-        let weights = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
-        let second = try #require(try api.get("/api/v1/models/\(id)/versions/2")["version"]?["id"]?.string)
-        #expect(try api.send("PUT", "/api/v1/versions/\(second)/artifacts/w.bin", raw: weights).status == 201)
-        let points: [JSONValue] = (0..<9000).map { step -> JSONValue in
-            .object(["key": "loss", "step": .int(Int64(step)), "value": .double(1.0 / Double(step + 1))])
-        }
-        #expect(try api.post("/api/v1/models/\(id)/metrics", .object(["points": .array(points)])).status == 201)
-        #expect(try api.post("/api/v1/models/\(id)/metrics", ["metrics": ["note": "text value", "acc": 0.25], "step": 1]).status == 201)
-        #expect(try api.post("/api/v1/webhooks", ["url": "http://127.0.0.1:9/hook", "events": ["version.*"]]).status == 201)
-        let experiment = try api.post("/api/2.0/mlflow/experiments/create", ["name": "moved-experiment"])["experiment_id"]?.string
-        #expect(experiment != nil)
-        let before = try (model: api.get("/api/v1/models/\(id)").json, versions: api.get("/api/v1/models/\(id)/versions").json,
-                          metrics: api.get("/api/v1/models/\(id)/metrics").json, events: api.get("/api/v1/events?limit=1000").json,
-                          history: api.get("/api/v1/models/\(id)/metrics/loss?limit=10000").json)
-        let lastEvent = try #require(before.events["events"]?.arrayValue?.last?["id"]?.int)
-
-        let target = try PostgresTestDatabase()
-        let pool = PostgresPool(url: target.url)
-        try MigrationRunner().migrate(Database(postgres: pool))
-        let report = try PostgresImport.copy(from: sqlite, to: pool)
-        #expect(report.tables.first { $0.name == "metrics" }?.rows == 9002)
-        #expect(report.tables.count > 30)
-
-        // The same answers from a server on PostgreSQL over the same chunks.
-        let moved = try TestServer(responder: NativeAPI.router(registry: ModelRegistry(database: Database(postgres: pool), store: store), logger: Logger.quiet))
-        let after = try APIClient(.socket, server: moved)
-        #expect(try after.get("/api/v1/models/\(id)").json == before.model)
-        #expect(try after.get("/api/v1/models/\(id)/versions").json == before.versions)
-        #expect(try after.get("/api/v1/models/\(id)/metrics").json == before.metrics)
-        #expect(try after.get("/api/v1/events?limit=1000").json == before.events)
-        #expect(try after.get("/api/v1/models/\(id)/metrics/loss?limit=10000").json == before.history)
-        #expect(try after.get("/api/v1/versions/\(second)/artifacts/w.bin").body == weights)
-        #expect(try after.get("/api/2.0/mlflow/experiments/get-by-name?experiment_name=moved-experiment")["experiment"]?["experiment_id"]?.string == experiment)
-        // Numbers go on past the deleted 3; event ids past the last one; triggers run again.
-        let next = try after.post("/api/v1/models/\(id)/versions", [:])
-        #expect(next["version"]?["version"]?.string == "4")
-        let events = try after.get("/api/v1/events?since=\(lastEvent)")["events"]?.arrayValue ?? []
-        #expect(events.first?["id"]?.int == lastEvent + 1)
-        #expect(try after.get("/api/v1/models/\(id)")["model"]?["latest_version"]?.string == "4")
-        #expect(try after.get("/api/v1/webhooks")["webhooks"]?.arrayValue?.count == 1)
-
-        // A second copy into the same (no longer empty) database is refused, and changes nothing.
-        #expect(throws: PostgresImport.ImportError.self) { try PostgresImport.copy(from: sqlite, to: pool) }
-        #expect(try after.get("/api/v1/models/\(id)")["model"]?["version_count"]?.int == 3)
     }
 }
 
 @Suite("Garbage collection beside other replicas", .enabled(if: PostgresTestDatabase.isAvailable, "MODELKEEP_TEST_POSTGRES_URL names no cluster"))
 struct ReplicaCollectionTests {
     @Test("one collector at a time: a server finds another collecting and skips; once it is done, collects")
-    func oneCollector() throws {
-        let database = try PostgresTestDatabase()
-        let directory = TemporaryDirectory("modelkeep-gc")
-        let pool = PostgresPool(url: database.url)
-        let registry = ModelRegistry(database: Database(postgres: pool), store: try BlobStore(directory: DataDirectory(path: directory.path)))
-        try MigrationRunner().migrate(Database(postgres: pool))
-        // Another server's collection holds the job.
-        let other = try PostgresConnection(url: database.url)
-        #expect(try other.scalar("SELECT pg_try_advisory_lock(\(0x6d6b_6763 as Int64))") == .integer(1))
-        #expect(try registry.collectGarbage(graceSeconds: 0).skippedForOtherCollector)
-        try other.execute("SELECT pg_advisory_unlock(\(0x6d6b_6763 as Int64))")
-        #expect(try !registry.collectGarbage(graceSeconds: 0).skippedForOtherCollector)
-        // A collector that dies mid-way releases the job with its session.
-        let dying = try PostgresConnection(url: database.url)
-        #expect(try dying.scalar("SELECT pg_try_advisory_lock(\(0x6d6b_6763 as Int64))") == .integer(1))
-        #expect(try registry.collectGarbage(graceSeconds: 0).skippedForOtherCollector)
-        _ = try other.scalar("SELECT pg_terminate_backend(?::int)", [try dying.scalar("SELECT pg_backend_pid()")])
-        var collected = false
-        for _ in 0..<50 where !collected {  // bounded: the backend ends asynchronously
-            collected = try !registry.collectGarbage(graceSeconds: 0).skippedForOtherCollector
-            if !collected { Thread.sleep(forTimeInterval: 0.1) }
+    func oneCollector() async throws {
+        try await offload {
+            let database = try PostgresTestDatabase()
+            let directory = TemporaryDirectory("modelkeep-gc")
+            let pool = PostgresPool(url: database.url)
+            let registry = ModelRegistry(database: Database(postgres: pool), store: try BlobStore(directory: DataDirectory(path: directory.path)))
+            try MigrationRunner().migrate(Database(postgres: pool))
+            // Another server's collection holds the job.
+            let other = try PostgresConnection(url: database.url)
+            #expect(try other.scalar("SELECT pg_try_advisory_lock(\(0x6d6b_6763 as Int64))") == .integer(1))
+            #expect(try registry.collectGarbage(graceSeconds: 0).skippedForOtherCollector)
+            try other.execute("SELECT pg_advisory_unlock(\(0x6d6b_6763 as Int64))")
+            #expect(try !registry.collectGarbage(graceSeconds: 0).skippedForOtherCollector)
+            // A collector that dies mid-way releases the job with its session.
+            let dying = try PostgresConnection(url: database.url)
+            #expect(try dying.scalar("SELECT pg_try_advisory_lock(\(0x6d6b_6763 as Int64))") == .integer(1))
+            #expect(try registry.collectGarbage(graceSeconds: 0).skippedForOtherCollector)
+            _ = try other.scalar("SELECT pg_terminate_backend(?::int)", [try dying.scalar("SELECT pg_backend_pid()")])
+            var collected = false
+            for _ in 0..<50 where !collected {  // bounded: the backend ends asynchronously
+                collected = try !registry.collectGarbage(graceSeconds: 0).skippedForOtherCollector
+                if !collected { Thread.sleep(forTimeInterval: 0.1) }
+            }
+            #expect(collected)
         }
-        #expect(collected)
     }
 }
 
 @Suite("Job leases among replicas", .enabled(if: PostgresTestDatabase.isAvailable, "MODELKEEP_TEST_POSTGRES_URL names no cluster"))
 struct JobLeaseTests {
     @Test("one server holds a job; the others take it over when it lets go or its session dies")
-    func lease() throws {
-        let database = try PostgresTestDatabase()
-        let first = try #require(Database(postgres: PostgresPool(url: database.url)).lease(42))
-        let second = try #require(Database(postgres: PostgresPool(url: database.url)).lease(42))
-        #expect(first.hold())
-        #expect(first.hold())  // still its own
-        #expect(!second.hold())
-        first.release()
-        #expect(second.hold())
-        #expect(!first.hold())
-        // The holder's session dies (a crash, a database restart): the job is free again.
-        let admin = try PostgresConnection(url: database.url)
-        _ = try admin.scalar("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42 LIMIT 1")
-        var taken = false
-        for _ in 0..<50 where !taken {  // bounded: the backend ends asynchronously
-            taken = first.hold()
-            if !taken { Thread.sleep(forTimeInterval: 0.1) }
+    func lease() async throws {
+        try await offload {
+            let database = try PostgresTestDatabase()
+            let first = try #require(Database(postgres: PostgresPool(url: database.url)).lease(42))
+            let second = try #require(Database(postgres: PostgresPool(url: database.url)).lease(42))
+            #expect(first.hold())
+            #expect(first.hold())  // still its own
+            #expect(!second.hold())
+            first.release()
+            #expect(second.hold())
+            #expect(!first.hold())
+            // The holder's session dies (a crash, a database restart): the job is free again.
+            let admin = try PostgresConnection(url: database.url)
+            _ = try admin.scalar("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42 LIMIT 1")
+            var taken = false
+            for _ in 0..<50 where !taken {  // bounded: the backend ends asynchronously
+                taken = first.hold()
+                if !taken { Thread.sleep(forTimeInterval: 0.1) }
+            }
+            #expect(taken)
+            #expect(!second.hold())  // it notices its session is gone, and that the job is taken
+            let directory = TemporaryDirectory()
+            let sqlite = try Database(path: directory.file("x.db"))
+            #expect(sqlite.lease(42) == nil)  // SQLite: one server, no lease
         }
-        #expect(taken)
-        #expect(!second.hold())  // it notices its session is gone, and that the job is taken
-        let directory = TemporaryDirectory()
-        let sqlite = try Database(path: directory.file("x.db"))
-        #expect(sqlite.lease(42) == nil)  // SQLite: one server, no lease
     }
 }

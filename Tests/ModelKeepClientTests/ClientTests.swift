@@ -263,7 +263,10 @@ struct ClientTests {
         let registry = try TestRegistry()
         let failures = Locked(2)
         let flaky = FlakyResponder(inner: registry.router, failuresLeft: failures)
-        let server = try TestServer(responder: flaky)
+        // Generous timeouts: what is tested is the client's retrying, and on a loaded machine (the
+        // suite again on PostgreSQL) this task may wait its turn for longer than the default 10 s
+        // between two requests of one keep-alive connection.
+        let server = try TestServer(responder: flaky) { $0.headerReadTimeout = 120_000; $0.idleTimeout = 120_000 }
         let url = URL(string: "http://127.0.0.1:\(server.port)")!
         let retrying = ModelKeepClient(server: url, retry: .init(attempts: 3, initialDelay: .milliseconds(5)))
 
