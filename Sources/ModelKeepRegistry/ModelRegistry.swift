@@ -55,8 +55,9 @@ public final class ModelRegistry: Sendable {
     let activeUploads = Locked<Set<String>>([])
     /// Webhook deliveries go out through this.
     let outbound: OutboundHTTP
-    /// On PostgreSQL: wakes `changes` when any server commits events (LISTEN/NOTIFY).
-    private let listener: PostgresListener?
+    /// On PostgreSQL, once `listenToOtherServers()` ran: wakes `changes` when any server commits
+    /// events (LISTEN/NOTIFY).
+    private let listener = Locked<PostgresListener?>(nil)
 
     public init(database: Database, store: (any ChunkStore)? = nil, limits: Limits = Limits()) {
         self.database = database
@@ -64,12 +65,32 @@ public final class ModelRegistry: Sendable {
         self.limits = limits
         outbound = OutboundHTTP(connectTimeoutMilliseconds: min(5_000, limits.webhooks.timeoutMilliseconds),
                                 totalTimeoutMilliseconds: limits.webhooks.timeoutMilliseconds)
-        listener = database.postgresPool.map { [changes] pool in
-            PostgresListener(url: pool.url, options: pool.options.connection, channel: "modelkeep_events") { changes.notify() }
+    }
+
+    deinit { listener.withLock { $0?.stop(wait: false) } }
+
+    /// On PostgreSQL: from now on, long-polling readers of the change feed also wake when another
+    /// server sharing the database commits (a LISTEN session on a thread of its own). For a
+    /// server's registry, not a command's: `stopListening()` before the process exits, so the
+    /// thread is not inside libpq (and OpenSSL) when the exit handlers free them.
+    public func listenToOtherServers() {
+        guard let pool = database.postgresPool else { return }
+        listener.withLock { listener in
+            guard listener == nil else { return }
+            listener = PostgresListener(url: pool.url, options: pool.options.connection, channel: "modelkeep_events") { [changes] in
+                changes.notify()
+            }
         }
     }
 
-    deinit { listener?.stop(wait: false) }
+    /// Ends the LISTEN session and waits for its thread.
+    public func stopListening() {
+        let running = listener.withLock { listener in
+            defer { listener = nil }
+            return listener
+        }
+        running?.stop(wait: true)
+    }
 
     /// Runs a write transaction, mapping storage failures to registry errors.
     @discardableResult

@@ -78,6 +78,7 @@ struct Serve: ParsableCommand {
         let reclaimed = store.scratch.clearStaging(olderThan: 0)
         if reclaimed > 0 { logger.info("removed \(reclaimed) bytes of unfinished uploads left by the last run") }
         let registry = ModelRegistry(database: database, store: store, limits: settings.registryLimits)
+        registry.listenToOtherServers()
         let metrics = ServerMetrics()
         let router = NativeAPI.router(registry: registry, logger: logger, metrics: metrics)
         let auth = settings.authSettings
@@ -112,6 +113,7 @@ struct Serve: ParsableCommand {
         registry.changes.close()  // long-polling feed readers answer now instead of holding shutdown up
         server.shutdown()
         deliverer.waitUntilStopped()
+        registry.stopListening()
         signals.forEach { $0.cancel() }
         try? database.checkpoint()
         logger.info("stopped")

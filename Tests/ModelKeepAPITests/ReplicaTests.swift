@@ -17,6 +17,7 @@ struct ReplicaTests {
     static func replicas(_ count: Int) throws -> (database: PostgresTestDatabase, registries: [ModelRegistry]) {
         let database = try PostgresTestDatabase()
         let registries = (0..<count).map { _ in ModelRegistry(database: Database(postgres: PostgresPool(url: database.url))) }
+        for registry in registries { registry.listenToOtherServers() }
         try MigrationRunner().migrate(Database(postgres: PostgresPool(url: database.url)))
         return (database, registries)
     }

@@ -226,6 +226,33 @@ class ReplicaTest(unittest.TestCase):
                                capture_output=True, text=True, timeout=300)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
 
+    def test_7_a_key_revoked_on_one_server_is_refused_by_every_server(self):
+        # The three servers again, now requiring keys, trusting one for at most 500 ms.
+        self.cluster.extra = ["--set", "auth=required", "--set", "key_cache_ms=500"]
+        try:
+            for index in range(3):
+                self.cluster.replicas[index].stop()
+                self.cluster.restart(index)
+            settings, env = self.cluster.settings()
+            made = subprocess.run([BIN, "keys", "create", "--name", "roaming", "--scope", "read",
+                                   "--data-dir", os.path.join(self.work, "keys"), *settings],
+                                  env=env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(made.returncode, 0, made.stderr)
+            bearer = {"Authorization": "Bearer " + made.stdout.strip().split()[0]}
+            for replica in self.cluster.replicas:  # every server knows the key made beside them
+                self.assertEqual(call("GET", replica.base + "/api/v1/models", headers=bearer)[0], 200)
+            revoked = subprocess.run([BIN, "keys", "revoke", "roaming", "--data-dir", os.path.join(self.work, "keys"), *settings],
+                                     env=env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(revoked.returncode, 0, revoked.stderr)
+            time.sleep(0.7)  # key_cache_ms, and a margin
+            for replica in self.cluster.replicas:
+                self.assertEqual(call("GET", replica.base + "/api/v1/models", headers=bearer)[0], 401)
+        finally:
+            self.cluster.extra = []
+            for index in range(3):
+                self.cluster.replicas[index].stop()
+                self.cluster.restart(index)
+
 
 if __name__ == "__main__":
     unittest.main()
