@@ -33,20 +33,18 @@ extension ModelRegistry {
     /// uploads in flight are never touched, so a running upload is never harmed.
     public func collectGarbage(graceSeconds: TimeInterval) throws(RegistryError) -> GarbageReport {
         // One collector at a time among the servers sharing a PostgreSQL database ("mkgc").
-        let outcome: Result<GarbageReport, RegistryError>?
+        let report: GarbageReport?
         do {
-            outcome = try database.exclusively(0x6d6b_6763) { () -> Result<GarbageReport, RegistryError> in
-                do { return .success(try collectGarbageNow(graceSeconds: graceSeconds)) } catch { return .failure(RegistryError.from(error)) }
-            }
+            report = try database.exclusively(0x6d6b_6763) { try collectGarbageNow(graceSeconds: graceSeconds) }
         } catch {
-            throw RegistryError.from(error)
+            throw RegistryError.from(error)  // the collection's own RegistryError comes through as it is
         }
-        guard let outcome else {
+        guard let report else {
             var skipped = GarbageReport()
             skipped.skippedForOtherCollector = true
             return skipped
         }
-        return try outcome.get()
+        return report
     }
 
     private func collectGarbageNow(graceSeconds: TimeInterval) throws(RegistryError) -> GarbageReport {

@@ -64,10 +64,7 @@ public final class Database: Sendable {
         case .sqlite(let database):
             return try database.write { try body($0) }
         case .postgres(let pool):
-            let value = try pool.transaction { connection in
-                try connection.execute("SELECT pg_advisory_xact_lock(\(Self.writeLockKey))")
-                return try body(connection)
-            }
+            let value = try pool.transaction(begin: "BEGIN; SELECT pg_advisory_xact_lock(\(Self.writeLockKey))") { try body($0) }
             postgresCommits.withLock { $0 += 1 }
             return value
         }
@@ -101,10 +98,9 @@ public final class Database: Sendable {
     /// by the server if this process dies); on SQLite, at once (the data directory's lock already
     /// keeps out every other process). Nil when another server holds the job.
     public func exclusively<T>(_ key: Int64, _ body: () throws -> T) throws -> T? {
-        guard case .postgres(let pool) = backend else { return try body() }
-        let holder = try PostgresConnection(url: pool.url, options: pool.options.connection)
-        guard try holder.scalar("SELECT pg_try_advisory_lock(\(key))") == .integer(1) else { return nil }
-        defer { try? holder.execute("SELECT pg_advisory_unlock(\(key))") }
+        guard let lease = lease(key) else { return try body() }
+        guard try lease.take() else { return nil }
+        defer { lease.release() }
         return try body()
     }
 

@@ -51,11 +51,8 @@ extension SQLConnection {
             for values in rows { try run(single, values) }
             return
         }
-        var start = 0
-        while start < rows.count {
-            let size = [256, 64, 16, 4, 1].first { $0 <= rows.count - start }!
-            try run(head + Array(repeating: row, count: size).joined(separator: ", ") + tail, rows[start..<(start + size)].flatMap { $0 })
-            start += size
+        for batch in PostgresSQL.rowBatches(rows.count) {
+            try run(head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail, rows[batch].flatMap { $0 })
         }
     }
 

@@ -320,13 +320,14 @@ struct Settings: Sendable {
     /// Throws the reason it cannot be used.
     func checkDatabase() throws -> String {
         let directory = DataDirectory(path: dataDir)
+        // SQLite: nothing to check before the data directory exists (and nothing to create here).
         guard databaseBackend == "postgres" else { return "records in \(databaseSummary(directory))" }
-        let database = try openDatabase(directory)
+        let pool = try openDatabase(directory).postgresPool!  // postgres: says when postgres_url is missing
         let version: Int
         let pending: Int
         do {
-            version = try database.postgresPool!.ping()
-            pending = try PostgresMigrationRunner().runner.pending(after: PostgresMigrationRunner().applied(in: database.postgresPool!)).count
+            version = try pool.ping()
+            pending = try PostgresMigrationRunner().pending(in: pool).count
         } catch {
             throw SettingsError(key: "postgres_url", message: "\(PostgresSQL.redacted(postgresURL ?? "")) cannot be used: \(error)")
         }

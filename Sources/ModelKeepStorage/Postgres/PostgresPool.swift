@@ -54,11 +54,12 @@ public final class PostgresPool: Sendable {
     }
 
     /// Runs `body` in a transaction and commits it; when `body` throws, the transaction is
-    /// rolled back and nothing of it is kept.
+    /// rolled back and nothing of it is kept. `begin` opens it (more statements may follow
+    /// BEGIN there, sent in the same round trip).
     @discardableResult
-    public func transaction<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+    public func transaction<T>(begin: String = "BEGIN", _ body: (PostgresConnection) throws -> T) throws -> T {
         try withConnection { connection in
-            try connection.execute("BEGIN")
+            try connection.execute(begin)
             do {
                 let value = try body(connection)
                 try connection.execute("COMMIT")
