@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layers, each knowing only the ones below it:
-//   CSQLite, CLibPQ, CCurl -> ModelKeepStorage (the database: SQLite, and PostgreSQL's client; the chunk stores: local and S3) -> ModelKeepRegistry -> ModelKeepAPI -> modelkeep
+//   CSQLite, CLibPQ, CCurl, COpenSSL -> ModelKeepStorage (the database: SQLite, and PostgreSQL's client; the chunk stores: local and S3) -> ModelKeepRegistry -> ModelKeepAPI -> modelkeep
 //   ModelKeepJSON and ModelKeepHTTP stand beside them (HTTP knows nothing of models).
 //   ModelKeepChunking (the store's chunk format) is shared by the store and the client.
 //   ModelKeepClient talks to a server over HTTP(S) and knows nothing of the server's code.
@@ -27,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // PostgreSQL's client library, for registries shared by several servers.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // OpenSSL's SHA-256, for the one hash whose state must outlive a request (resumable uploads).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // Build-time tool and plugin that compile migrations/*.sql into the binary,
         // so the installed executable needs no files beside it.
@@ -45,7 +47,7 @@ let package = Package(
         ),
         .target(
             name: "ModelKeepStorage",
-            dependencies: ["CSQLite", "CLibPQ", "CPlatform", "CCurl", "ModelKeepChunking", "ModelKeepSync", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CSQLite", "CLibPQ", "CPlatform", "CCurl", "COpenSSL", "ModelKeepChunking", "ModelKeepSync", .product(name: "Crypto", package: "swift-crypto")],
             plugins: ["EmbedMigrations"]
         ),
         .target(

@@ -241,10 +241,10 @@ public enum OpenAPIDocument {
 
     static let uploadOperations: [Operation] = [
         Operation(method: "POST", path: "/api/v1/uploads",
-                  summary: "Open a resumable upload of an artifact of `size` bytes (checked like a direct upload: 404, 409, 413). The session survives restarts and expires after upload_session_hours without progress.",
+                  summary: "Open a resumable upload of an artifact of `size` bytes (checked like a direct upload: 404, 409, 413). The session survives restarts, may be continued on any server of the registry, and expires after upload_session_hours without progress.",
                   tag: "uploads", body: "UploadCreate", responses: [(201, "UploadSession")]),
         Operation(method: "PATCH", path: "/api/v1/uploads/{upload_id}",
-                  summary: "Append the next bytes; the Upload-Offset header must equal the session's offset (409 otherwise, with the right one in Upload-Offset). 204 with the new Upload-Offset; the last piece completes the artifact (Location names it), verified like a direct upload (422).",
+                  summary: "Append the next bytes; the Upload-Offset header must equal the session's offset (409 otherwise, with the right one in Upload-Offset). 204 with the new Upload-Offset; an append cut short records nothing. The last piece completes the artifact (Location names it), verified like a direct upload (422).",
                   tag: "uploads", body: "Bytes", responses: [(204, nil)]),
         Operation(method: "GET", path: "/api/v1/uploads/{upload_id}",
                   summary: "Where an upload stands (also in Upload-Offset); HEAD works too. 404 when unknown or expired.",

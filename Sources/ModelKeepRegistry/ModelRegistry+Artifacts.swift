@@ -93,9 +93,11 @@ extension ModelRegistry {
                                   chunks: result.chunks)
     }
 
-    /// Writes the artifact row and its manifest, replacing an existing one only with `overwrite`.
-    private func insertArtifact(_ reference: ParentReference, path: String, overwrite: Bool, size: Int64?, sha256: String?,
-                                fileType: FileType?, mimeType: String, uri: String?, chunks: [ChunkReference]) throws(RegistryError) -> Artifact {
+    /// Writes the artifact row and its manifest, replacing an existing one only with `overwrite`;
+    /// `also` runs in the same transaction with the new artifact's id.
+    func insertArtifact(_ reference: ParentReference, path: String, overwrite: Bool, size: Int64?, sha256: String?,
+                        fileType: FileType?, mimeType: String, uri: String?, chunks: [ChunkReference],
+                        also: ((any SQLConnection, String) throws -> Void)? = nil) throws(RegistryError) -> Artifact {
         let now = Clock.nowMilliseconds()
         let id = Identifiers.make(at: now)
         return try writing { db in
@@ -116,6 +118,7 @@ extension ModelRegistry {
                            [.text(id), .integer(Int64(seq)), .text(chunk.sha256), .integer(chunk.size), .integer(offset)])
                 offset += chunk.size
             }
+            try also?(db, id)
             try Self.record("artifact.created", namespace: parent.namespace, subject: id,
                             payload: ["model_id": .string(parent.modelID), "parent_id": .string(parent.id), "path": .string(path),
                                       "size": size.map { .int($0) } ?? .null, "sha256": .optional(sha256)], at: now, db)
@@ -246,9 +249,15 @@ extension ModelRegistry {
 
     /// Whether any manifest uses a chunk (garbage collection's question).
     public func isChunkReferenced(_ sha256: String) throws -> Bool {
-        try database.read { db in
-            try db.queryFirst("SELECT 1 FROM artifact_chunks WHERE sha256 = ? LIMIT 1", [.text(sha256)]) { _ in true } != nil
-        }
+        try database.read { db in try Self.isChunkReferenced(sha256, db) }
+    }
+
+    /// The same, on the caller's connection: a manifest's, or a resumable upload's received so
+    /// far (on whichever server it runs).
+    static func isChunkReferenced(_ sha256: String, _ db: any SQLConnection) throws -> Bool {
+        try db.queryFirst("""
+            SELECT 1 FROM artifact_chunks WHERE sha256 = ?1 UNION ALL SELECT 1 FROM upload_chunks WHERE sha256 = ?1 LIMIT 1
+            """, [.text(sha256)]) { _ in true } != nil
     }
 
     /// Gives a new parent copies of another parent's artifacts, inside the caller's transaction.

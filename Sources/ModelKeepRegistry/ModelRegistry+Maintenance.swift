@@ -66,8 +66,12 @@ extension ModelRegistry {
         for id in expired { store.scratch.removePart(id) }
         report.sessionsExpired = expired.count
         do {
+            try store.prepareCollection()
+            let staleBefore = now - Int64(graceSeconds * 1000)
             for chunk in try store.allChunks() where chunk.age >= graceSeconds {
-                let reclaimed = try store.removeIfUnreferenced(chunk.sha256) { try !isChunkReferenced(chunk.sha256) }
+                let reclaimed = try store.removeIfUnreferenced(chunk, staleBefore: staleBefore, in: database) { db in
+                    try Self.isChunkReferenced(chunk.sha256, db)
+                }
                 if reclaimed > 0 {
                     report.chunksRemoved += 1
                     report.chunkBytes += reclaimed

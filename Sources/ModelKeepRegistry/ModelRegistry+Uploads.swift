@@ -1,4 +1,5 @@
 import Foundation
+import ModelKeepChunking
 import ModelKeepJSON
 import ModelKeepStorage
 
@@ -38,13 +39,13 @@ extension ModelRegistry {
         if let sha256, !BlobStore.isSHA256(sha256.lowercased()) { throw .invalid(field: "sha256", message: "must be 64 hex digits") }
         let upload = try prepareUpload(parent, path: path, overwrite: overwrite, fileType: fileType, mimeType: nil)
         let now = Clock.nowMilliseconds()
-        let id = try newScratchPart(at: now)
+        let id = Identifiers.make(at: now)
         return try writing { db in
             try db.run("""
-                INSERT INTO upload_sessions (id, parent_id, model_id, path, size, sha256, file_type, overwrite, created_at, expires_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO upload_sessions (id, parent_id, model_id, path, size, sha256, file_type, overwrite, hash_state, created_at, expires_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.text(id), .text(upload.parentID), .text(upload.modelID), .text(path), .integer(size), SQLValue(sha256?.lowercased()),
-                      SQLValue(upload.fileType?.rawValue), SQLValue(overwrite), .integer(now),
+                      SQLValue(upload.fileType?.rawValue), SQLValue(overwrite), .blob(ResumableSHA256().saved()), .integer(now),
                       .integer(now + limits.uploadSessionLifetimeMilliseconds)])
             // Read back without the expiry check: a very short lifetime may have passed already.
             guard let session = try db.queryFirst("SELECT \(Self.sessionColumns) FROM upload_sessions WHERE id = ?", [.text(id)],
@@ -55,7 +56,7 @@ extension ModelRegistry {
         }
     }
 
-    /// A new upload id with an empty part in the scratch area (resumable and OCI uploads).
+    /// A new upload id with an empty part in the scratch area (OCI uploads).
     func newScratchPart(at now: Int64) throws(RegistryError) -> String {
         let store = try requireStore()
         let id = Identifiers.make(at: now)
@@ -82,74 +83,136 @@ extension ModelRegistry {
     }
 
     /// Appends the next bytes at `offset` (409 unless it is where the session stands), and
-    /// completes the upload when the last byte arrives. One append per session at a time.
+    /// completes the upload when the last byte arrives.
+    ///
+    /// The bytes are cut into chunks and stored as they arrive (in the bucket when servers share
+    /// one), then listed with the session in one transaction together with the whole file's hash
+    /// state, so the next append may go to any server. Two appends at the same offset (on one
+    /// server or two) both store their chunks, and only the first to commit counts; the other
+    /// gets 409 with the new offset. An append that fails or is cut short records nothing: the
+    /// session stays where it stood.
     public func appendToUpload(_ id: String, offset: Int64, pieces: () throws -> [UInt8]?) throws(RegistryError) -> UploadSession {
         let store = try requireStore()
         guard activeUploads.withLock({ $0.insert(id).inserted }) else {
             throw .conflict("another request is appending to upload \(id)", details: ["upload_id": .string(id)])
         }
         defer { _ = activeUploads.withLock { $0.remove(id) } }
-        var session = try uploadSession(id)
-        guard session.artifactID == nil else { throw .conflict("upload \(id) is complete already", details: ["offset": .int(session.received)]) }
-        guard offset == session.received else {
-            throw .conflict("upload \(id) stands at offset \(session.received), not \(offset)", details: ["offset": .int(session.received)])
+        let (session, savedHash) = try reading { db in
+            let session = try Self.requireSession(id, db)
+            let saved = try db.queryFirst("SELECT hash_state FROM upload_sessions WHERE id = ?", [.text(id)]) { $0.isNull(0) ? nil : $0.blob(0) } ?? nil
+            return (session, saved)
         }
+        guard session.artifactID == nil else { throw .conflict("upload \(id) is complete already", details: ["offset": .int(session.received)]) }
+        guard offset == session.received else { throw Self.offsetConflict(id, at: session.received) }
+        // A session begun before bytes went to the chunk store has them in this server's scratch
+        // file and no saved hash: they are chunked first, from the file.
+        var legacyFile: FileHandle?
+        var hash = ResumableSHA256()
+        if let savedHash {
+            guard let restored = ResumableSHA256(saved: savedHash), restored.length == session.received else {
+                throw .internalFailure("upload \(id) has a damaged hash state; abort it and start again")
+            }
+            hash = restored
+        } else if session.received > 0 {
+            guard let handle = FileHandle(forReadingAtPath: store.scratch.partPath(id)),
+                  (try? handle.seekToEnd()).map({ $0 >= UInt64(session.received) }) == true, (try? handle.seek(toOffset: 0)) != nil else {
+                throw .conflict("upload \(id) began before this version and its bytes are on another server; continue it there, or start again",
+                                details: ["offset": .int(session.received)])
+            }
+            legacyFile = handle
+        }
+        defer { try? legacyFile?.close() }
+
+        let received: Int64
+        let added: [ChunkReference]
         do {
-            try store.scratch.resetPart(id, to: session.received)
-            var total = session.received
-            let written = try store.scratch.appendPart(id) {
-                guard let piece = try pieces() else { return nil }
-                total += Int64(piece.count)
-                if total > session.size {
+            let writer = try store.makeWriter()
+            defer { writer.close() }
+            var ingest = ChunkIngest(writer: writer, continuing: hash)
+            if let legacyFile {
+                var left = session.received
+                while left > 0, let data = try legacyFile.read(upToCount: Int(min(left, 1 << 20))), !data.isEmpty {
+                    left -= Int64(data.count)
+                    try ingest.append([UInt8](data))
+                }
+            }
+            let base = legacyFile == nil ? session.received : 0
+            while let piece = try pieces() {
+                try ingest.append(piece)
+                if base + ingest.size > session.size {
                     throw RegistryError.tooLarge("the upload declared \(session.size) bytes; this piece goes past them")
                 }
-                return piece
             }
-            session.received += written
+            let segment = try ingest.finishSegment()
+            received = base + segment.size
+            hash = segment.hash
+            added = segment.chunks
+            try writer.publish(added)
         } catch {
-            // Bytes past the recorded offset are cut off at the next append.
             throw RegistryError.from(error)
         }
+        defer { store.pins.unpin(added) }
         let now = Clock.nowMilliseconds()
         let lifetime = limits.uploadSessionLifetimeMilliseconds
-        let received = session.received
+        let saved = hash.saved()
         try writing { db in
-            try db.run("UPDATE upload_sessions SET received = ?, expires_at = ? WHERE id = ?",
-                       [.integer(received), .integer(now + lifetime), .text(id)])
+            // Only the append that began where the session stands counts (another server's may have won).
+            guard try db.run("""
+                UPDATE upload_sessions SET received = ?, hash_state = ?, expires_at = ?
+                WHERE id = ? AND received = ? AND artifact_id IS NULL AND expires_at > ?
+                """, [.integer(received), .blob(saved), .integer(now + lifetime), .text(id), .integer(session.received), .integer(now)]) == 1 else {
+                let current = try Self.requireSession(id, db)
+                throw Self.offsetConflict(id, at: current.received)
+            }
+            if legacyFile != nil { try db.run("DELETE FROM upload_chunks WHERE upload_id = ?", [.text(id)]) }
+            let first = try db.queryFirst("SELECT count(*) FROM upload_chunks WHERE upload_id = ?", [.text(id)]) { $0.int64(0) } ?? 0
+            for (i, chunk) in added.enumerated() {
+                try db.run("INSERT INTO upload_chunks (upload_id, seq, sha256, size) VALUES (?, ?, ?, ?)",
+                           [.text(id), .integer(first + Int64(i)), .text(chunk.sha256), .integer(chunk.size)])
+            }
         }
-        if session.received == session.size { return try completeUpload(session) }
-        return session
+        if legacyFile != nil { store.scratch.removePart(id) }
+        var next = session
+        next.received = received
+        next.expiresAt = now + lifetime
+        if received == session.size { return try completeUpload(next, sha256: hash.hexDigest()) }
+        return next
     }
 
-    /// Turns a fully received session into an artifact, stored exactly like a direct upload.
-    private func completeUpload(_ session: UploadSession) throws(RegistryError) -> UploadSession {
-        let store = try requireStore()
-        let upload: ArtifactUpload
-        do {
-            upload = try reading { db in
-                let parent = try Self.requireParent(ParentReference(parentID: session.parentID, modelID: session.modelID), db)
-                return ArtifactUpload(parentID: parent.id, modelID: parent.modelID, namespace: parent.namespace, path: session.path,
-                                      overwrite: session.overwrite, fileType: session.fileType.flatMap(FileType.init(rawValue:)),
-                                      mimeType: FileType.mimeType(path: session.path))
+    static func offsetConflict(_ id: String, at offset: Int64) -> RegistryError {
+        .conflict("upload \(id) stands at offset \(offset)", details: ["offset": .int(offset)])
+    }
+
+    /// Turns a fully received session into an artifact: its listed chunks become the manifest in
+    /// the transaction that ends the listing, so they are referenced throughout (gc on any server).
+    private func completeUpload(_ session: UploadSession, sha256: String) throws(RegistryError) -> UploadSession {
+        if let declared = session.sha256, declared != sha256 {
+            try? abortUpload(session.id)
+            throw .mismatch("the upload's SHA-256 is \(sha256), not \(declared) as declared when it began; the upload is ended")
+        }
+        let chunks = try reading { db in
+            try db.query("SELECT sha256, size FROM upload_chunks WHERE upload_id = ? ORDER BY seq", [.text(session.id)]) {
+                ChunkReference(sha256: $0.text(0), size: $0.int64(1))
             }
         }
         let artifact: Artifact
         do {
-            guard let handle = FileHandle(forReadingAtPath: store.scratch.partPath(session.id)) else {
-                throw RegistryError.internalFailure("the bytes of upload \(session.id) are missing")
+            artifact = try insertArtifact(ParentReference(parentID: session.parentID, modelID: session.modelID), path: session.path,
+                                          overwrite: session.overwrite, size: session.size, sha256: sha256,
+                                          fileType: session.fileType.flatMap(FileType.init(rawValue:)),
+                                          mimeType: FileType.mimeType(path: session.path), uri: nil, chunks: chunks) { db, artifactID in
+                guard try db.run("UPDATE upload_sessions SET artifact_id = ? WHERE id = ? AND artifact_id IS NULL",
+                                 [.text(artifactID), .text(session.id)]) == 1 else {
+                    throw RegistryError.conflict("upload \(session.id) is complete already", details: ["offset": .int(session.received)])
+                }
+                try db.run("DELETE FROM upload_chunks WHERE upload_id = ?", [.text(session.id)])
             }
-            defer { try? handle.close() }
-            artifact = try ingest(upload, read: {
-                guard let data = try handle.read(upToCount: 1 << 20), !data.isEmpty else { return nil }
-                return [UInt8](data)
-            }, expected: DeclaredContent(size: session.size, sha256: session.sha256))
         } catch {
-            // A mismatch (or a taken path) ends the session: its bytes cannot become this artifact.
+            // A taken path (or a parent gone) ends the session: its bytes cannot become this artifact.
+            if case .conflict(let message, _) = error, message.contains("is complete already") { throw error }
             try? abortUpload(session.id)
-            throw RegistryError.from(error)
+            throw error
         }
-        store.scratch.removePart(session.id)
-        try writing { db in try db.run("UPDATE upload_sessions SET artifact_id = ? WHERE id = ?", [.text(artifact.id), .text(session.id)]) }
         var done = session
         done.artifactID = artifact.id
         return done

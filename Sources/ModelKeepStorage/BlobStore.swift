@@ -179,15 +179,20 @@ public final class BlobStore: ChunkStore {
 
     /// Removes a chunk when `stillUnreferenced` confirms it, deciding under the pin lock so an
     /// upload cannot pin it in between. Returns the bytes reclaimed (0 when kept).
-    public func removeIfUnreferenced(_ sha256: String, stillUnreferenced: () throws -> Bool) throws -> Int64 {
-        try pins.ifUnpinned(sha256) {
-            guard try stillUnreferenced() else { return 0 }
+    public func removeIfUnreferenced(_ chunk: StoredChunk, staleBefore: Int64, in database: Database,
+                                     isReferenced: (any SQLConnection) throws -> Bool) throws -> Int64 {
+        let sha256 = chunk.sha256
+        return try pins.ifUnpinned(sha256) {
+            guard try !database.read({ try isReferenced($0) }) else { return 0 }
             let target = path(of: sha256)
             let size = FileIO.size(target) ?? 0
             FileIO.remove(target)
             return size
         }
     }
+
+    /// Nothing to do: one server owns a data directory, and its pins are in memory.
+    public func prepareCollection() {}
 
     /// Every stored chunk's hash, with the file's size and age in seconds.
     public func allChunks() -> [StoredChunk] {

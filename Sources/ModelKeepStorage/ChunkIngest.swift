@@ -20,6 +20,13 @@ public struct ChunkIngest {
         whole = WholeFileHasher(computeMD5: computeMD5)
     }
 
+    /// Takes the next part of a file whose earlier bytes were hashed into `hash` (a resumable
+    /// upload's append); end it with `finishSegment()`.
+    public init(writer: any ChunkWriter, continuing hash: ResumableSHA256) {
+        self.writer = writer
+        whole = WholeFileHasher(continuing: hash)
+    }
+
     /// Adds the next bytes of the file.
     public mutating func append(_ bytes: [UInt8]) throws {
         whole.update(bytes)
@@ -45,6 +52,15 @@ public struct ChunkIngest {
         return IngestResult(size: size, sha256: sha256, md5: md5, chunks: chunks)
     }
 
+    /// Ends this part of the file (its last chunk is cut here): the part's chunks and size, and
+    /// the whole-file hash state after it, to continue with the next part.
+    public mutating func finishSegment() throws -> (chunks: [ChunkReference], size: Int64, hash: ResumableSHA256) {
+        var chunker = ContentDefinedChunker(reserving: false)
+        swap(&chunker, &self.chunker)
+        try chunker.finish { try stage($0) }
+        return (chunks, size, whole.state())
+    }
+
     private mutating func stage(_ chunk: UnsafeRawBufferPointer) throws {
         let sha = BlobStore.hex(SHA256.hash(data: chunk))
         chunks.append(ChunkReference(sha256: sha, size: Int64(chunk.count)))
@@ -59,6 +75,8 @@ public struct ChunkIngest {
 final class WholeFileHasher: @unchecked Sendable {
     private let queue = DispatchQueue(label: "modelkeep.whole-file-hash")
     private var sha = SHA256()
+    /// Used instead of `sha` when the state must outlive the ingest.
+    private var resumable: ResumableSHA256?
     private var md5: Insecure.MD5?
     /// Bounds the pieces waiting for the hasher, so a slow hasher cannot buffer a whole file.
     private let backlog = DispatchSemaphore(value: 64)
@@ -67,15 +85,28 @@ final class WholeFileHasher: @unchecked Sendable {
         md5 = computeMD5 ? Insecure.MD5() : nil
     }
 
+    init(continuing state: ResumableSHA256) {
+        resumable = state
+    }
+
     func update(_ bytes: [UInt8]) {
         backlog.wait()
         queue.async { [self] in
             bytes.withUnsafeBytes {
-                sha.update(bufferPointer: $0)
+                if resumable != nil {
+                    resumable?.update($0)
+                } else {
+                    sha.update(bufferPointer: $0)
+                }
                 md5?.update(bufferPointer: $0)
             }
             backlog.signal()
         }
+    }
+
+    /// The resumable state after every byte given so far.
+    func state() -> ResumableSHA256 {
+        queue.sync { resumable ?? ResumableSHA256() }
     }
 
     func finish() -> (sha256: String, md5: String?) {

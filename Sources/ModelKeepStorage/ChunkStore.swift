@@ -9,7 +9,7 @@ import ModelKeepSync
 public protocol ChunkStore: AnyObject, Sendable {
     /// Where the chunks are, for logs and messages.
     var summary: String { get }
-    /// Local scratch space (resumable uploads' bytes, upload staging), always in the data directory.
+    /// Local scratch space (OCI blob uploads' bytes so far, upload staging), always in the data directory.
     var scratch: ScratchSpace { get }
     /// Chunks uploads in flight still need: garbage collection never takes a pinned chunk.
     var pins: ChunkPins { get }
@@ -38,9 +38,15 @@ public protocol ChunkStore: AnyObject, Sendable {
     /// Reads bytes of a chunk for a download: like `read`, but the S3 store serves and fills
     /// its on-disk cache of recently read chunks here (gc, fsck and migrations do not).
     func readForDownload(_ sha256: String, range: Range<Int64>, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
-    /// Removes a chunk when `stillUnreferenced` confirms it, deciding under the pin lock so an
-    /// upload cannot pin it in between. Returns the bytes reclaimed (0 when kept).
-    func removeIfUnreferenced(_ sha256: String, stillUnreferenced: () throws -> Bool) throws -> Int64
+    /// Removes a chunk no manifest uses and no upload in flight needs (on this server: pins; on
+    /// any server sharing a bucket: claims), when it was stored or last reused before
+    /// `staleBefore` (ms). `isReferenced` is asked on `database` at the moment of deciding.
+    /// Returns the bytes reclaimed (0 when kept).
+    func removeIfUnreferenced(_ chunk: StoredChunk, staleBefore: Int64, in database: Database,
+                              isReferenced: (any SQLConnection) throws -> Bool) throws -> Int64
+    /// Before a collection: forgets what uploads that died left claimed, and finishes deletes a
+    /// collector that died left half done.
+    func prepareCollection() throws
     /// Every stored chunk, with its size and how long ago it was stored or last reused.
     func allChunks() throws -> [StoredChunk]
     /// Takes a corrupt chunk out of use, keeping its bytes where a person can look at them.
@@ -101,7 +107,8 @@ public final class ChunkPins: Sendable {
 }
 
 /// The data directory's scratch space, used whatever store holds the chunks: `tmp/` (one
-/// staging directory per upload in flight) and `uploads/` (resumable uploads' bytes so far).
+/// staging directory per upload in flight) and `uploads/` (OCI blob uploads' bytes so far, and
+/// those of resumable uploads begun before their bytes went to the chunk store).
 public final class ScratchSpace: Sendable {
     public let temporaryPath: String
     public let uploadsPath: String
@@ -154,9 +161,9 @@ public final class ScratchSpace: Sendable {
         return reclaimed
     }
 
-    // MARK: Resumable upload files
+    // MARK: Upload part files (OCI blob uploads; resumable uploads begun before migration 0020)
 
-    /// The file holding a resumable upload's bytes so far.
+    /// The file holding an upload's bytes so far.
     public func partPath(_ uploadID: String) -> String { "\(uploadsPath)/\(uploadID).part" }
 
     /// Cuts a session's file back to the bytes the database says were received (a crash may

@@ -49,7 +49,7 @@ struct Backup: ParsableCommand {
             let snapshotPath = DataDirectory(path: destination).databasePath
             try SQLiteConnection(path: source.databasePath, readOnly: true).backup(to: snapshotPath)
             let snapshot = try SQLiteConnection(path: snapshotPath)
-            try snapshot.execute("DELETE FROM upload_sessions WHERE artifact_id IS NULL")
+            try snapshot.execute("DELETE FROM upload_sessions WHERE artifact_id IS NULL; DELETE FROM upload_chunks")
             let referenced = try snapshot.query("SELECT DISTINCT sha256 FROM artifact_chunks", []) { $0.text(0) }
             var linked = 0, copied = 0, bytes: Int64 = 0
             for sha in referenced {
@@ -81,7 +81,7 @@ extension Backup {
         try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
         try SQLiteConnection(path: source.databasePath, readOnly: true).backup(to: snapshotPath)
         let snapshot = try SQLiteConnection(path: snapshotPath)
-        try snapshot.execute("DELETE FROM upload_sessions WHERE artifact_id IS NULL")
+        try snapshot.execute("DELETE FROM upload_sessions WHERE artifact_id IS NULL; DELETE FROM upload_chunks")
         let chunks = try snapshot.queryFirst("SELECT count(DISTINCT sha256) FROM artifact_chunks", []) { $0.int(0) } ?? 0
         let artifacts = try snapshot.queryFirst("SELECT count(*) FROM artifacts", []) { $0.int(0) } ?? 0
         let models = try snapshot.queryFirst("SELECT count(*) FROM models", []) { $0.int(0) } ?? 0

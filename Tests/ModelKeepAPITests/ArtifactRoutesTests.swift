@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 import ModelKeepJSON
@@ -333,6 +334,40 @@ struct ArtifactRoutesTests {
         #expect(try api.send("PATCH", "/api/v1/uploads/\(uploadID)", raw: [1], headers: ["Upload-Offset": "3000000"]).status == 409)
     }
 
+    @Test("a session begun before bytes went to the chunk store (its bytes in uploads/<id>.part) goes on from its file")
+    func resumableFromOlderVersion() throws {
+        let server = try TestServer()
+        let api = try APIClient(.socket, server: server)
+        let id = try api.createModel("m")
+        let data = pseudoRandom(3_000_000, seed: 59)
+        let created = try api.post("/api/v1/uploads", ["parent": .string("models/\(id)"), "path": "old.bin",
+                                                        "size": .int(data.count), "sha256": .string(sha256Hex(data))])
+        let upload = try #require(created["upload_id"]?.string)
+        // As the previous version left it: 1,200,000 bytes (and a torn tail past them) in the file, no hash state.
+        let scratch = server.registry.chunks.scratch
+        FileManager.default.createFile(atPath: scratch.partPath(upload), contents: Data(data[0..<1_300_000]))
+        _ = try server.registry.database.write {
+            try $0.run("UPDATE upload_sessions SET received = 1200000, hash_state = NULL WHERE id = ?", [.text(upload)])
+        }
+        let wrong = try api.send("PATCH", "/api/v1/uploads/\(upload)", raw: [1], headers: ["Upload-Offset": "0"])
+        #expect(wrong.status == 409)
+        #expect(wrong.header("Upload-Offset") == "1200000")
+        let rest = try api.send("PATCH", "/api/v1/uploads/\(upload)", raw: Array(data[1_200_000...]), headers: ["Upload-Offset": "1200000"])
+        #expect(rest.status == 204)
+        #expect(try api.get("/api/v1/models/\(id)/artifacts/old.bin").body == data)
+        #expect(!FileManager.default.fileExists(atPath: scratch.partPath(upload)))
+        #expect(try server.registry.registry.fsck(full: true, repair: false).problems.isEmpty)
+        // On a server without the file, such a session cannot go on: 409 saying where its bytes are.
+        let other = try #require(try api.post("/api/v1/uploads", ["parent": .string("models/\(id)"), "path": "other.bin",
+                                                                   "size": 10])["upload_id"]?.string)
+        _ = try server.registry.database.write {
+            try $0.run("UPDATE upload_sessions SET received = 5, hash_state = NULL WHERE id = ?", [.text(other)])
+        }
+        let elsewhere = try api.send("PATCH", "/api/v1/uploads/\(other)", raw: [1, 2, 3, 4, 5], headers: ["Upload-Offset": "5"])
+        #expect(elsewhere.status == 409)
+        #expect(elsewhere["error"]?.objectValue?["message"]?.stringValue?.contains("another server") == true)
+    }
+
     @Test("a resumable upload whose bytes do not match its sha256 is 422 and records nothing")
     func resumableMismatch() throws {
         let api = try APIClient(.socket)
@@ -356,15 +391,64 @@ struct ArtifactRoutesTests {
 
     @Test("expired uploads are collected with their bytes")
     func expiry() throws {
-        var limits = ModelRegistry.Limits()
-        limits.uploadSessionLifetimeMilliseconds = 1
-        let api = try APIClient(.socket, server: try TestServer(limits: limits))
+        let api = try APIClient(.socket)
         let id = try api.createModel("m")
-        let upload = try #require(try api.post("/api/v1/uploads", ["parent": .string("models/\(id)"), "path": "a", "size": 10])["upload_id"]?.string)
-        usleep(5000)
+        let upload = try #require(try api.post("/api/v1/uploads", ["parent": .string("models/\(id)"), "path": "a",
+                                                                    "size": 2_000_000])["upload_id"]?.string)
+        let part = pseudoRandom(1_000_000, seed: 53)
+        #expect(try api.send("PATCH", "/api/v1/uploads/\(upload)", raw: part, headers: ["Upload-Offset": "0"]).status == 204)
+        // While the session lives, gc keeps what it received, however old.
+        #expect(try api.registry.registry.collectGarbage(graceSeconds: 0).chunksRemoved == 0)
+        #expect(try api.registry.chunks.allChunks().isEmpty == false)
+        // Its lifetime runs out (set back in the database: no test waits on a clock).
+        _ = try api.registry.database.write { try $0.run("UPDATE upload_sessions SET expires_at = 1 WHERE id = ?", [.text(upload)]) }
         #expect(try api.get("/api/v1/uploads/\(upload)").status == 404)
-        #expect(try api.registry.registry.collectGarbage(graceSeconds: 0).sessionsExpired == 1)
-        #expect(!FileManager.default.fileExists(atPath: api.registry.chunks.scratch.partPath(upload)))
+        let report = try api.registry.registry.collectGarbage(graceSeconds: 0)
+        #expect(report.sessionsExpired == 1)
+        #expect(report.chunksRemoved >= 1)
+        #expect(try api.registry.chunks.allChunks().isEmpty)
+    }
+
+    @Test("a resumable upload begun on one server goes on on another sharing its database and store; of two appends at one offset the first to commit counts")
+    func resumableAcrossServers() throws {
+        let first = try TestServer()
+        let second = try TestServer(registry: try TestRegistry(sharing: first.registry))
+        let a = try APIClient(.socket, server: first)
+        let b = try APIClient(.socket, server: second)
+        let data = pseudoRandom(5_000_000, seed: 57)
+        let modelID = try a.createModel("m")
+        let created = try a.post("/api/v1/uploads", ["parent": .string("models/\(modelID)"), "path": "ckpt/last.pt",
+                                                      "size": .int(data.count), "sha256": .string(sha256Hex(data))])
+        let upload = try #require(created["upload_id"]?.string)
+        let path = "/api/v1/uploads/\(upload)"
+        #expect(try a.send("PATCH", path, raw: Array(data[0..<2_000_000]), headers: ["Upload-Offset": "0"]).status == 204)
+        // What was received is in the chunk store and the database, not in the first server's scratch space.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: first.registry.chunks.scratch.uploadsPath) == [])
+        #expect(try b.get(path)["offset"]?.int == 2_000_000)
+
+        // A race at 2,000,000: the first server's append is mid-body when the second's commits.
+        let slow = try first.client()
+        try slow.send("PATCH \(path) HTTP/1.1\r\nHost: a\r\nUpload-Offset: 2000000\r\nContent-Length: 1000000\r\n\r\n")
+        try slow.send(Array(data[2_000_000..<2_500_000]))
+        let won = try b.send("PATCH", path, raw: Array(data[2_000_000..<3_000_000]), headers: ["Upload-Offset": "2000000"])
+        #expect(won.status == 204)
+        #expect(won.header("Upload-Offset") == "3000000")
+        try slow.send(Array(data[2_500_000..<3_000_000]))
+        let lost = try slow.readResponse()
+        #expect(lost.status == 409)
+        #expect(lost.header("Upload-Offset") == "3000000")
+
+        // gc with no grace on the other server, between appends: the upload's chunks are referenced.
+        _ = try second.registry.registry.collectGarbage(graceSeconds: 0)
+        let rest = try a.send("PATCH", path, raw: Array(data[3_000_000...]), headers: ["Upload-Offset": "3000000"])
+        #expect(rest.status == 204)
+        #expect(rest.header("Location") == "/api/v1/models/\(modelID)/artifacts/ckpt/last.pt")
+        #expect(try b.get("/api/v1/models/\(modelID)/artifacts/ckpt/last.pt").body == data)
+        #expect(try b.get(path)["complete"] == true)
+        #expect(try a.get("/api/v1/models/\(modelID)/artifacts")["artifacts"]?[0]?["sha256"]?.string == sha256Hex(data))
+        _ = try second.registry.registry.collectGarbage(graceSeconds: 0)
+        #expect(try a.get("/api/v1/models/\(modelID)/artifacts/ckpt/last.pt").body == data)
+        #expect(try first.registry.registry.fsck(full: true, repair: false).problems.isEmpty)
     }
 }
 
@@ -430,5 +514,88 @@ struct CollectionDuringUploadTests {
         #expect(response.status == 201)
         #expect(try api.get("/api/v1/models/\(id)/artifacts/slow.bin").body == data)
         #expect(try api.registry.registry.fsck(full: true, repair: false).problems.isEmpty)
+    }
+}
+
+/// Two servers on one database and one bucket: what gc on one may take while the other uploads.
+@Suite("Garbage collection beside another server's uploads", .enabled(if: TestStore.isS3, "needs a bucket (MODELKEEP_TEST_S3_ENDPOINT)"))
+struct CollectionBesideAnotherServerTests {
+    static func count(_ sql: String, _ registry: TestRegistry) throws -> Int64 {
+        try registry.database.read { try $0.queryFirst(sql) { $0.int64(0) } } ?? -1
+    }
+
+    @Test("gc on another server takes nothing an upload in flight sends or reuses, however stale")
+    func claimsHold() throws {
+        let first = try TestServer()
+        let second = try TestRegistry(sharing: first.registry)
+        let api = try APIClient(.socket, server: first)
+        let id = try api.createModel("m")
+        // Stored, then deleted: its chunks stay in the bucket, used by nothing.
+        let old = pseudoRandom(3_000_000, seed: 81)
+        #expect(try api.send("PUT", "/api/v1/models/\(id)/artifacts/old.bin", raw: old).status == 201)
+        #expect(try api.delete("/api/v1/models/\(id)/artifacts/old.bin").status == 204)
+        // The same bytes and more, on the first server: mid-body, its first chunks are reused and the next sent.
+        let data = old + pseudoRandom(3_000_000, seed: 82)
+        let client = try first.client()
+        try client.send("PUT /api/v1/models/\(id)/artifacts/new.bin HTTP/1.1\r\nHost: a\r\nContent-Length: \(data.count)\r\n\r\n")
+        try client.send(Array(data[0..<4_500_000]))
+        var claimed: Int64 = 0
+        for _ in 0..<250 where claimed < 2 {  // bounded: until the upload has claimed its first chunks (two, for these bytes)
+            usleep(20_000)
+            claimed = try Self.count("SELECT count(*) FROM chunk_claims", first.registry)
+        }
+        #expect(claimed >= 2)
+        // No grace at all, on a server whose own pins know nothing of the upload.
+        _ = try second.registry.collectGarbage(graceSeconds: 0)
+        try client.send(Array(data[4_500_000...]))
+        #expect(try client.readResponse().status == 201)
+        #expect(try api.get("/api/v1/models/\(id)/artifacts/new.bin").body == data)
+        #expect(try first.registry.registry.fsck(full: true, repair: false).problems.isEmpty)
+        #expect(try Self.count("SELECT count(*) FROM chunk_claims", first.registry) == 0)  // dropped once the manifest committed
+    }
+
+    @Test("an upload meeting gc's mark waits for the delete, then sends the chunk again; a dead collector's mark is taken back")
+    func marks() throws {
+        let server = try TestServer()
+        let api = try APIClient(.socket, server: server)
+        let id = try api.createModel("m")
+        let data = pseudoRandom(2_500_000, seed: 83)
+        #expect(try api.send("PUT", "/api/v1/models/\(id)/artifacts/a.bin", raw: data).status == 201)
+        #expect(try api.delete("/api/v1/models/\(id)/artifacts/a.bin").status == 204)
+        let store = try #require(server.registry.chunks as? S3ChunkStore)
+        let chunks = try server.registry.database.read { try $0.query("SELECT sha256 FROM object_store_chunks ORDER BY sha256") { $0.text(0) } }
+        #expect(chunks.count >= 2)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // A collector on another server has marked the first chunk and is deleting it.
+        _ = try server.registry.database.write { try $0.run("UPDATE object_store_chunks SET stored_at = ? WHERE sha256 = ?", [.integer(-now), .text(chunks[0])]) }
+        let answer = Mutex<Int>(0)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            answer.withLock { $0 = (try? api.send("PUT", "/api/v1/models/\(id)/artifacts/b.bin", raw: data).status) ?? -1 }
+            done.signal()
+        }
+        usleep(300_000)
+        // The collector finishes: the object, then the row.
+        try store.client.delete(store.client.configuration.key(of: chunks[0]))
+        _ = try server.registry.database.write { try $0.run("DELETE FROM object_store_chunks WHERE sha256 = ?", [.text(chunks[0])]) }
+        #expect(done.wait(timeout: .now() + 60) == .success)
+        #expect(answer.withLock { $0 } == 201)
+        #expect(try api.get("/api/v1/models/\(id)/artifacts/b.bin").body == data)
+        #expect(try server.registry.registry.fsck(full: true, repair: false).problems.isEmpty)
+
+        // A collector that died between its mark and its delete, long ago: the next upload takes the mark back.
+        #expect(try api.delete("/api/v1/models/\(id)/artifacts/b.bin").status == 204)
+        let longAgo = now - 3_600_000
+        _ = try server.registry.database.write { try $0.run("UPDATE object_store_chunks SET stored_at = ? WHERE sha256 = ?", [.integer(-longAgo), .text(chunks[1])]) }
+        #expect(try api.send("PUT", "/api/v1/models/\(id)/artifacts/c.bin", raw: data).status == 201)
+        #expect(try api.get("/api/v1/models/\(id)/artifacts/c.bin").body == data)
+        #expect(try Self.count("SELECT count(*) FROM object_store_chunks WHERE stored_at < 0", server.registry) == 0)
+        // And gc finishes what such a collector left when no upload came: the object goes, then the row.
+        #expect(try api.delete("/api/v1/models/\(id)/artifacts/c.bin").status == 204)
+        _ = try server.registry.database.write { try $0.run("UPDATE object_store_chunks SET stored_at = ? WHERE sha256 = ?", [.integer(-longAgo), .text(chunks[1])]) }
+        _ = try server.registry.registry.collectGarbage(graceSeconds: 0)
+        #expect(try Self.count("SELECT count(*) FROM object_store_chunks", server.registry) == 0)
+        #expect(try store.allChunks().isEmpty)
+        #expect(try server.registry.registry.fsck(full: false, repair: false).problems.isEmpty)
     }
 }

@@ -132,6 +132,30 @@ struct ChunkerTests {
         #expect(staged.count == Set(result.chunks.map(\.sha256)).count)
         #expect(staged.count < result.chunks.count)
     }
+
+    @Test("a saved SHA-256 state continues to the same digest, whatever the split; a damaged one is refused")
+    func resumableHash() throws {
+        let data = randomBytes(10_000, seed: 11)
+        let expected = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        // Every tail length of the unfinished block (0-63), and splits inside and across blocks.
+        for split in Array(0...130) + [4_095, 4_096, 9_999, 10_000] {
+            var first = ResumableSHA256()
+            data[..<split].withUnsafeBytes { first.update($0) }
+            let saved = first.saved()
+            #expect(saved.count == 4 + 32 + 8 + split % 64)
+            var second = try #require(ResumableSHA256(saved: saved))
+            #expect(second.length == Int64(split))
+            data[split...].withUnsafeBytes { second.update($0) }
+            #expect(second.hexDigest() == expected, "split at \(split)")
+        }
+        #expect(ResumableSHA256().hexDigest() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        var some = ResumableSHA256()
+        data[..<100].withUnsafeBytes { some.update($0) }
+        let saved = some.saved()
+        #expect(ResumableSHA256(saved: Array(saved.dropLast())) == nil)  // the tail does not match the length
+        #expect(ResumableSHA256(saved: [0x4d, 0x4b, 0x53, 0x32] + saved.dropFirst(4)) == nil)  // another format's mark
+        #expect(ResumableSHA256(saved: []) == nil)
+    }
 }
 
 @Suite("Chunking format")

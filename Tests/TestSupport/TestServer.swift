@@ -40,6 +40,27 @@ public final class TestRegistry: @unchecked Sendable {
         registry = ModelRegistry(database: database, store: chunks, limits: limits)
         router = NativeAPI.router(registry: registry, logger: Logger.quiet)
     }
+
+    /// Another server of `other`'s registry, as a second `modelkeep serve` would be: its own data
+    /// directory (scratch space) and connections, the same database, the same chunks (the same
+    /// bucket; on the local store, `other`'s data directory, which is where its chunks live).
+    public init(sharing other: TestRegistry, limits: ModelRegistry.Limits = ModelRegistry.Limits()) throws {
+        directory = TemporaryDirectory("modelkeep-replica")
+        let data = DataDirectory(path: directory.path)
+        if let pool = other.database.postgresPool {
+            database = Database(postgres: PostgresPool(url: pool.url))
+        } else {
+            database = try DataDirectory(path: other.directory.path).openDatabase(options: Database.Options())
+        }
+        store = try BlobStore(directory: DataDirectory(path: other.directory.path))
+        if let configuration = TestStore.s3Configuration(prefix: "swift/" + (other.directory.path as NSString).lastPathComponent) {
+            chunks = try S3ChunkStore(client: S3Client(configuration), database: database, directory: data)
+        } else {
+            chunks = store
+        }
+        registry = ModelRegistry(database: database, store: chunks, limits: limits)
+        router = NativeAPI.router(registry: registry, logger: Logger.quiet)
+    }
 }
 
 /// Which chunk store and database the tests run on.
@@ -82,6 +103,16 @@ public final class TestServer: @unchecked Sendable {
             AccessControl(router: registry.router, registry: registry.registry, settings: $0)
         } ?? registry.router
         server = HTTPServer(configuration: configuration, responder: responder, logger: Logger.quiet)
+        try server.start()
+    }
+
+    /// A server over a registry made beforehand (`TestRegistry(sharing:)`: a second server of one registry).
+    public init(registry: TestRegistry) throws {
+        self.registry = registry
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        configuration.accessLog = false
+        server = HTTPServer(configuration: configuration, responder: registry.router, logger: Logger.quiet)
         try server.start()
     }
 

@@ -95,22 +95,31 @@ class ReplicaTest(unittest.TestCase):
         answers = {json.dumps(call("GET", f"{r.base}/api/v1/models/{model}")[2]["model"]["tags"]) for r in holders}
         self.assertEqual(len(answers), 1)  # every replica names the same holder
 
-    def test_3_a_resumable_upload_goes_to_one_replica_by_its_uri(self):
+    def test_3_a_resumable_upload_goes_on_on_every_replica(self):
         status, _, created = call("POST", self.url + "/api/v1/models", {"name": "upload-" + uuid.uuid4().hex[:8]})
         model = created["model"]["id"]
         payload = os.urandom(3_000_000)
         status, _, session = call("POST", self.url + "/api/v1/uploads",
-                                  {"parent": f"models/{model}", "path": "big.bin", "size": len(payload)})
+                                  {"parent": f"models/{model}", "path": "big.bin", "size": len(payload),
+                                   "sha256": hashlib.sha256(payload).hexdigest()})
         self.assertEqual(status, 201, session)
         upload = session["upload_id"]
         offset = 0
-        for piece in (payload[:1_000_000], payload[1_000_000:2_000_000], payload[2_000_000:]):
-            status, _, answer = call("PATCH", f"{self.url}/api/v1/uploads/{upload}", piece,
-                                     {"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"})
-            self.assertIn(status, (200, 201, 204), answer)
+        # each piece straight to another replica, then through the balancer
+        pieces = (payload[:1_000_000], payload[1_000_000:2_000_000], payload[2_000_000:2_500_000], payload[2_500_000:])
+        bases = [r.base for r in self.cluster.replicas] + [self.url]
+        for piece, base in zip(pieces, bases):
+            status, headers, answer = call("PATCH", f"{base}/api/v1/uploads/{upload}", piece,
+                                           {"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"})
+            self.assertEqual(status, 204, answer)
             offset += len(piece)
-        status, _, got = call("GET", f"{self.url}/api/v1/models/{model}/artifacts/big.bin")
-        self.assertEqual((status, hashlib.sha256(got).hexdigest()), (200, hashlib.sha256(payload).hexdigest()))
+            self.assertEqual(headers.get("Upload-Offset"), str(offset))
+            status, _, where = call("GET", f"{bases[(bases.index(base) + 1) % len(bases)]}/api/v1/uploads/{upload}")
+            self.assertEqual((status, where["offset"]), (200, offset))
+        self.assertTrue(where["complete"])
+        for base in bases:
+            status, _, got = call("GET", f"{base}/api/v1/models/{model}/artifacts/big.bin")
+            self.assertEqual((status, hashlib.sha256(got).hexdigest()), (200, hashlib.sha256(payload).hexdigest()))
 
     def test_4_the_feed_is_the_same_from_every_replica(self):
         for i in range(10):

@@ -12,6 +12,12 @@ import ModelKeepSync
 /// written only after its object is durable, and removed before its object is deleted, so dedupe
 /// and `chunks/missing` need no request to the bucket and a row never names a missing object.
 /// An object without a row (a crash between the PUT and the row) is garbage for gc.
+///
+/// Several servers may share the bucket and the database. An upload claims each chunk
+/// (`chunk_claims`) in a write transaction before it sends or reuses it, and gc marks a chunk
+/// (`stored_at < 0`) in a write transaction before it deletes it, taking none that a manifest, a
+/// resumable upload or a live claim uses; the database's write lock orders the two, so an upload
+/// on one server and a collection on another never overlap on a chunk (migration 0021).
 public final class S3ChunkStore: ChunkStore {
     public let client: S3Client
     public let database: Database
@@ -23,9 +29,20 @@ public final class S3ChunkStore: ChunkStore {
     /// Recently downloaded chunks on local disk; nil when `cacheBytes` is 0.
     let cache: ChunkCache?
 
-    public init(client: S3Client, database: Database, directory: DataDirectory, cacheBytes: Int64 = 0) throws {
+    /// How long a claim protects a chunk unless renewed: a server that died mid-upload leaves
+    /// claims that hold their chunks this long at most. Uploads renew theirs every quarter of it.
+    public let claimLifetimeMilliseconds: Int64
+    /// A collector's mark older than this is one that died between its mark and its delete; an
+    /// upload meeting it takes it back (a live collector deletes one object in well under this).
+    let staleMarkMilliseconds: Int64 = 600_000
+    /// How long an upload waits for a collector deleting a chunk it needs (then 503).
+    let markWaitSeconds: Double = 30
+
+    public init(client: S3Client, database: Database, directory: DataDirectory, cacheBytes: Int64 = 0,
+                claimLifetimeMilliseconds: Int64 = 3_600_000) throws {
         self.client = client
         self.database = database
+        self.claimLifetimeMilliseconds = claimLifetimeMilliseconds
         scratch = try ScratchSpace(directory: directory)
         cache = cacheBytes > 0 ? try ChunkCache(directory: directory.url.appending(path: "cache").path, limitBytes: cacheBytes) : nil
     }
@@ -60,14 +77,63 @@ public final class S3ChunkStore: ChunkStore {
     public func existing(_ sha256s: [String]) throws -> Set<String> {
         let wanted = Array(Set(sha256s.filter(Hex.isSHA256)))
         return Set(try database.read { db in
-            try db.rows(in: wanted, "SELECT sha256 FROM object_store_chunks WHERE sha256 IN (?...)") { $0.text(0) }
+            try db.rows(in: wanted, "SELECT sha256 FROM object_store_chunks WHERE sha256 IN (?...) AND stored_at >= 0") { $0.text(0) }
         })
     }
 
     public func storedSize(_ sha256: String) throws -> Int64? {
         try database.read { db in
-            try db.queryFirst("SELECT size FROM object_store_chunks WHERE sha256 = ?", [.text(sha256)]) { $0.int64(0) }
+            try db.queryFirst("SELECT size FROM object_store_chunks WHERE sha256 = ? AND stored_at >= 0", [.text(sha256)]) { $0.int64(0) }
         }
+    }
+
+    static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// A fresh claim holder: one upload, or one use of stored chunks.
+    static func newHolder() -> String { UUID().uuidString.lowercased() }
+
+    /// Claims a chunk for `holder` (see the type's note): true when it is stored (its grace
+    /// period restarts), false when the caller must send it. While a collector is deleting it,
+    /// waits for the delete to finish (bounded; then the store is unavailable, 503).
+    func claim(_ sha256: String, holder: String) throws -> Bool {
+        let deadline = Date().addingTimeInterval(markWaitSeconds)
+        while true {
+            let now = Self.nowMilliseconds()
+            let stored: Bool? = try database.write { db in
+                var stamp = try db.queryFirst("SELECT stored_at FROM object_store_chunks WHERE sha256 = ?", [.text(sha256)]) { $0.int64(0) }
+                if let mark = stamp, mark < 0 {
+                    guard now + mark > staleMarkMilliseconds else { return nil }  // being deleted right now
+                    // A collector that died between its mark and its delete: the mark is taken back.
+                    try db.run("DELETE FROM object_store_chunks WHERE sha256 = ? AND stored_at = ?", [.text(sha256), .integer(mark)])
+                    stamp = nil
+                }
+                try db.run("""
+                    INSERT INTO chunk_claims (sha256, holder, claimed_at) VALUES (?, ?, ?)
+                    ON CONFLICT (sha256, holder) DO UPDATE SET claimed_at = excluded.claimed_at
+                    """, [.text(sha256), .text(holder), .integer(now)])
+                guard stamp != nil else { return false }
+                try db.run("UPDATE object_store_chunks SET stored_at = ? WHERE sha256 = ?", [.integer(now), .text(sha256)])
+                return true
+            }
+            if let stored { return stored }
+            guard Date() < deadline else {
+                throw ObjectStoreError(status: 503, code: "ChunkBeingCollected",
+                                       message: "gc is deleting chunk \(sha256), which this upload needs; send it again shortly")
+            }
+            Blocking.run { Thread.sleep(forTimeInterval: 0.05) }
+        }
+    }
+
+    /// Renews `holder`'s claims (an upload running longer than a quarter of their lifetime).
+    func renewClaims(holder: String) throws {
+        _ = try database.write { db in
+            try db.run("UPDATE chunk_claims SET claimed_at = ? WHERE holder = ?", [.integer(Self.nowMilliseconds()), .text(holder)])
+        }
+    }
+
+    /// Drops `holder`'s claims (its manifest committed, or it failed).
+    func releaseClaims(holder: String) throws {
+        _ = try database.write { db in try db.run("DELETE FROM chunk_claims WHERE holder = ?", [.text(holder)]) }
     }
 
     public func storeChunk(_ bytes: [UInt8], sha256: String) throws -> Bool {
@@ -75,33 +141,42 @@ public final class S3ChunkStore: ChunkStore {
         let chunk = [ChunkReference(sha256: sha256, size: Int64(bytes.count))]
         pins.pin(chunk)
         defer { pins.unpin(chunk) }
-        if try storedSize(sha256) != nil {
-            try record([], reused: [sha256])
-            return false
-        }
+        // The claim outlives this call (it expires): an artifact assembled from stored chunks
+        // shortly after needs this one kept until its manifest commits.
+        if try claim(sha256, holder: Self.newHolder()) { return false }
         try bytes.withUnsafeBytes { try client.put(client.configuration.key(of: sha256), $0, sha256: sha256) }
-        try record(chunk, reused: [])
+        try record(chunk)
         return true
     }
 
+    /// Pins and claims them in one transaction, restarting the grace period of those stored (the
+    /// claims expire; the manifest that follows is what keeps them). One being deleted stays
+    /// absent: the caller's check then finds it missing.
     public func pinExisting(_ chunks: [ChunkReference]) throws {
         pins.pin(chunks)
-        try record([], reused: chunks.map(\.sha256))
+        let holder = Self.newHolder()
+        let now = Self.nowMilliseconds()
+        try database.write { db in
+            for sha in Set(chunks.map(\.sha256)) {
+                try db.run("""
+                    INSERT INTO chunk_claims (sha256, holder, claimed_at) VALUES (?, ?, ?)
+                    ON CONFLICT (sha256, holder) DO UPDATE SET claimed_at = excluded.claimed_at
+                    """, [.text(sha), .text(holder), .integer(now)])
+                try db.run("UPDATE object_store_chunks SET stored_at = ? WHERE sha256 = ? AND stored_at >= 0", [.integer(now), .text(sha)])
+            }
+        }
     }
 
-    /// Notes chunks now durable in the bucket, and restarts the grace period of reused ones.
-    func record(_ stored: [ChunkReference], reused: [String]) throws {
-        guard !stored.isEmpty || !reused.isEmpty else { return }
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+    /// Notes chunks now durable in the bucket.
+    func record(_ stored: [ChunkReference]) throws {
+        guard !stored.isEmpty else { return }
+        let now = Self.nowMilliseconds()
         try database.write { db in
             for chunk in stored {
                 try db.run("""
                     INSERT INTO object_store_chunks (sha256, size, stored_at) VALUES (?, ?, ?)
                     ON CONFLICT (sha256) DO UPDATE SET stored_at = excluded.stored_at
                     """, [.text(chunk.sha256), .integer(chunk.size), .integer(now)])
-            }
-            for sha in reused {
-                try db.run("UPDATE object_store_chunks SET stored_at = ? WHERE sha256 = ?", [.integer(now), .text(sha)])
             }
         }
     }
@@ -143,18 +218,76 @@ public final class S3ChunkStore: ChunkStore {
         }
     }
 
-    /// Deletes the row first, then the object, both under the pin lock: an upload can neither
-    /// take the chunk for present in between, nor store it again before the delete lands.
-    public func removeIfUnreferenced(_ sha256: String, stillUnreferenced: () throws -> Bool) throws -> Int64 {
-        try pins.ifUnpinned(sha256) {
-            guard try stillUnreferenced() else { return 0 }
-            let size = try database.write { db in
-                try db.queryFirst("DELETE FROM object_store_chunks WHERE sha256 = ? RETURNING size", [.text(sha256)]) { $0.int64(0) }
+    /// Marks the chunk in one write transaction that finds no manifest, resumable upload or live
+    /// claim using it (and its row, if any, stale), then deletes the object, then the row; all
+    /// under the pin lock, so no upload of this server pins it in between either.
+    public func removeIfUnreferenced(_ chunk: StoredChunk, staleBefore: Int64, in _: Database,
+                                     isReferenced: (any SQLConnection) throws -> Bool) throws -> Int64 {
+        try pins.ifUnpinned(chunk.sha256) {
+            let now = Self.nowMilliseconds()
+            let mark = -now
+            let marked = try database.write { db -> Int64? in
+                guard try !isReferenced(db) else { return nil }
+                guard try db.queryFirst("SELECT 1 FROM chunk_claims WHERE sha256 = ? AND claimed_at > ?",
+                                        [.text(chunk.sha256), .integer(now - claimLifetimeMilliseconds)], { _ in true }) == nil else { return nil }
+                if let row = try db.queryFirst("SELECT size, stored_at FROM object_store_chunks WHERE sha256 = ?", [.text(chunk.sha256)],
+                                               { (size: $0.int64(0), stamp: $0.int64(1)) }) {
+                    // Reused since the listing, or marked by a delete still in progress.
+                    guard row.stamp >= 0 ? row.stamp < staleBefore : now + row.stamp > staleMarkMilliseconds else { return nil }
+                    try db.run("UPDATE object_store_chunks SET stored_at = ? WHERE sha256 = ?", [.integer(mark), .text(chunk.sha256)])
+                    return row.size
+                }
+                // An object with no row (a crash between its PUT and its row): marked all the same.
+                try db.run("INSERT INTO object_store_chunks (sha256, size, stored_at) VALUES (?, ?, ?)",
+                           [.text(chunk.sha256), .integer(chunk.size), .integer(mark)])
+                return chunk.size
             }
-            try client.delete(client.configuration.key(of: sha256))
-            cache?.drop(sha256)
-            return size ?? 0
+            guard let size = marked else { return 0 }
+            try finishDelete(chunk.sha256, mark: mark)
+            return size
         }
+    }
+
+    /// The second half of a delete: the object, then its marked row.
+    private func finishDelete(_ sha256: String, mark: Int64) throws {
+        try client.delete(client.configuration.key(of: sha256))
+        cache?.drop(sha256)
+        _ = try database.write { db in
+            try db.run("DELETE FROM object_store_chunks WHERE sha256 = ? AND stored_at = ?", [.text(sha256), .integer(mark)])
+        }
+    }
+
+    /// Deletes an object a failed upload sent, when no row records it (so no manifest uses it)
+    /// and no other upload claims it; marked first, like gc's deletes.
+    func removeUnrecorded(_ chunk: ChunkReference, holder: String) throws -> Int64 {
+        try pins.ifUnpinned(chunk.sha256) {
+            let now = Self.nowMilliseconds()
+            let mark = -now
+            let marked = try database.write { db -> Bool in
+                guard try db.queryFirst("SELECT 1 FROM object_store_chunks WHERE sha256 = ?", [.text(chunk.sha256)], { _ in true }) == nil,
+                      try db.queryFirst("SELECT 1 FROM chunk_claims WHERE sha256 = ? AND holder != ? AND claimed_at > ?",
+                                        [.text(chunk.sha256), .text(holder), .integer(now - claimLifetimeMilliseconds)], { _ in true }) == nil else {
+                    return false
+                }
+                try db.run("INSERT INTO object_store_chunks (sha256, size, stored_at) VALUES (?, ?, ?)",
+                           [.text(chunk.sha256), .integer(chunk.size), .integer(mark)])
+                return true
+            }
+            guard marked else { return 0 }
+            try finishDelete(chunk.sha256, mark: mark)
+            return chunk.size
+        }
+    }
+
+    public func prepareCollection() throws {
+        let now = Self.nowMilliseconds()
+        let stale = try database.write { db in
+            try db.run("DELETE FROM chunk_claims WHERE claimed_at <= ?", [.integer(now - claimLifetimeMilliseconds)])
+            return try db.query("SELECT sha256, stored_at FROM object_store_chunks WHERE stored_at < 0 AND stored_at > ?",
+                                [.integer(-(now - staleMarkMilliseconds))]) { ($0.text(0), $0.int64(1)) }
+        }
+        // Marks older than any live delete: their objects may or may not be gone yet.
+        for (sha, mark) in stale where pins.ifUnpinned(sha, { 1 }) == 1 { try finishDelete(sha, mark: mark) }
     }
 
     /// The bucket's listing (what is really there), aged by the row's `stored_at` when there is one.
@@ -195,8 +328,9 @@ public final class S3ChunkStore: ChunkStore {
 }
 
 /// Sends an upload's new chunks to the bucket while the body is still arriving, at most
-/// `concurrency` at a time (memory: that many chunks). A chunk the database already lists is
-/// never sent again. `publish` waits for every PUT and records the chunks.
+/// `concurrency` at a time (memory: that many chunks). Each chunk is claimed first (a stored one is
+/// reused, never sent again), so gc on any server leaves it alone until the manifest commits;
+/// `publish` waits for every PUT and records the chunks; `close` drops the claims.
 /// `@unchecked Sendable`: the lists are touched only by the ingesting thread; `failure` is locked.
 final class S3ChunkWriter: ChunkWriter, @unchecked Sendable {
     let store: S3ChunkStore
@@ -204,10 +338,12 @@ final class S3ChunkWriter: ChunkWriter, @unchecked Sendable {
     private let slots: DispatchSemaphore
     private let group = DispatchGroup()
     private let failure = Locked<(any Error)?>(nil)
+    /// This upload's claims in `chunk_claims`.
+    private let holder = S3ChunkStore.newHolder()
+    private var renewedAt = Date()
     /// Pinned as they were seen, so gc cannot take a reused chunk before the manifest commits.
     private var seen: [ChunkReference] = []
     private var sent: [ChunkReference] = []
-    private var reused: [String] = []
     private var published = false
 
     init(store: S3ChunkStore, queue: DispatchQueue) {
@@ -218,13 +354,11 @@ final class S3ChunkWriter: ChunkWriter, @unchecked Sendable {
 
     func write(_ chunk: UnsafeRawBufferPointer, sha256: String) throws {
         if let error = failure.withLock({ $0 }) { throw error }
+        try renewIfDue()
         let reference = ChunkReference(sha256: sha256, size: Int64(chunk.count))
         store.pins.pin([reference])
         seen.append(reference)
-        if try store.storedSize(sha256) != nil {
-            reused.append(sha256)
-            return
-        }
+        if try store.claim(sha256, holder: holder) { return }
         let bytes = [UInt8](chunk)
         let key = store.client.configuration.key(of: sha256)
         Blocking.run { slots.wait() }  // bounded memory: at most `concurrency` chunks in flight
@@ -244,27 +378,34 @@ final class S3ChunkWriter: ChunkWriter, @unchecked Sendable {
         sent.append(reference)
     }
 
+    /// Renews this upload's claims every quarter of their lifetime, so an upload however long
+    /// keeps what it has sent and reused.
+    private func renewIfDue() throws {
+        guard Date().timeIntervalSince(renewedAt) * 1000 > Double(store.claimLifetimeMilliseconds) / 4 else { return }
+        try store.renewClaims(holder: holder)
+        renewedAt = Date()
+    }
+
     func publish(_ chunks: [ChunkReference]) throws {
         Blocking.run { group.wait() }
         if let error = failure.withLock({ $0 }) { throw error }
-        try store.record(sent, reused: reused)
+        try renewIfDue()
+        try store.record(sent)
         published = true
         store.pins.pin(chunks)
     }
 
-    /// After a failed upload (a checksum mismatch, a client gone, the store down), deletes the
-    /// objects it sent that nothing else needs: none pinned by another upload, none recorded in
-    /// the database. What cannot be deleted now stays garbage for gc.
+    /// Drops the claims. After a failed upload (a checksum mismatch, a client gone, the store
+    /// down), first deletes the objects it sent that nothing else needs (gc's rule: no row, no
+    /// other upload's claim); what cannot be deleted now stays garbage for gc.
     func close() {
         Blocking.run { group.wait() }
         store.pins.unpin(seen)
-        guard !published else { return }
-        for chunk in sent {
-            _ = try? store.pins.ifUnpinned(chunk.sha256) { () throws -> Int64 in
-                guard try store.storedSize(chunk.sha256) == nil else { return 0 }
-                try store.client.delete(store.client.configuration.key(of: chunk.sha256))
-                return chunk.size
+        if !published {
+            for chunk in sent {
+                _ = try? store.removeUnrecorded(chunk, holder: holder)
             }
         }
+        try? store.releaseClaims(holder: holder)
     }
 }
