@@ -80,9 +80,7 @@ extension ModelRegistry {
 
     public func searchExperiments(_ search: TrackingSearch) throws(RegistryError) -> Page<Experiment> {
         try Self.requireTracking()
-        let page = try trackingPage(search, schema: .experiments)
-        let experiments = try reading { db in try page.items.map { try Self.fetchExperiment(id: Int64($0) ?? -1, db) } }
-        return Page(items: experiments, nextPageToken: page.nextPageToken)
+        return try trackingPage(search, schema: .experiments) { db, ids in try ids.map { try Self.fetchExperiment(id: Int64($0) ?? -1, db) } }
     }
 
     /// Runs a change to a live experiment in a transaction, and stamps its update time.

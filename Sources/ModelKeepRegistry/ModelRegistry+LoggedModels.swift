@@ -109,9 +109,7 @@ extension ModelRegistry {
 
     public func searchLoggedModels(_ search: TrackingSearch) throws(RegistryError) -> Page<LoggedModel> {
         try Self.requireTracking()
-        let page = try trackingPage(search, schema: .loggedModels)
-        let models = try reading { db in try Self.fetchLoggedModels(ids: page.items, db) }
-        return Page(items: models, nextPageToken: page.nextPageToken)
+        return try trackingPage(search, schema: .loggedModels) { db, ids in try Self.fetchLoggedModels(ids: ids, db) }
     }
 
     @discardableResult

@@ -41,30 +41,47 @@ extension ModelRegistry {
         for (point, id) in zip(points, ids) {
             series[point.key, default: BatchSeries(latest: point, latestID: id, firstStep: point.step)].add(point, id: id)
         }
-        // The series as stored before this batch (their span and shift), for every key in one read.
-        let read = { (row: Row) in
-            (row.text(0), (first: row.isNull(1) ? row.int64(2) : row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3))))
-        }
-        // One key (MLflow's log_metric, a point a request: the hot case) is a plain lookup; rows(in:)
-        // would rebuild its IN list's SQL text for every request.
-        let rows = series.count == 1
-            ? try db.query("SELECT key, first_step, step, bucket_shift FROM metric_latest WHERE parent_id = ? AND key = ?",
-                           [.text(parentID), .text(series.keys.first!)], read)
-            : try db.rows(in: Array(series.keys), "SELECT key, first_step, step, bucket_shift FROM metric_latest WHERE key IN (?...) AND parent_id = ?",
-                          extra: [.text(parentID)], read)
-        let stored = Dictionary(rows, uniquingKeysWith: { a, _ in a })
         // One upsert row per key: the batch's latest point replaces the stored one unless that is
         // later; the lowest step only ever goes down.
-        try db.runRows(Self.latestUpsertHead, columns: 9, Self.latestUpsertTail, series.map { key, batch in
+        let upserts: [[SQLValue]] = series.map { key, batch in
             [.text(parentID), .text(key), .integer(batch.latest.step), .integer(batch.latest.wallclock),
              .integer(batch.latestID)] + Self.columns(batch.latest.value) + [.integer(batch.firstStep)]
-        })
+        }
+        // Each series' span once the batch is in, and its bucket shift as stored: what decides
+        // whether its buckets must change.
+        let spans: [String: (first: Int64, last: Int64, shift: Int?)]
+        if db.dialect == .postgres {
+            // Returned by the upsert itself (its first_step and step are the span's ends; it
+            // leaves bucket_shift alone): a lookup of a thousand keys first cost more than the
+            // upsert, on a table whose rows every batch rewrites.
+            spans = Dictionary(try db.queryRows(Self.latestUpsertHead, columns: 9, Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
+                                                upserts) {
+                ($0.text(0), (first: $0.int64(1), last: $0.int64(2), shift: $0.isNull(3) ? nil : Int($0.int64(3))))
+            }, uniquingKeysWith: { a, _ in a })
+        } else {
+            // SQLite reads them before, in process (its RETURNING runs as a trigger, which costs more).
+            let read = { (row: Row) in
+                (row.text(0), (first: row.isNull(1) ? row.int64(2) : row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3))))
+            }
+            // One key (MLflow's log_metric, a point a request: the hot case) is a plain lookup;
+            // rows(in:) would rebuild its IN list's SQL text for every request.
+            let rows = series.count == 1
+                ? try db.query("SELECT key, first_step, step, bucket_shift FROM metric_latest WHERE parent_id = ? AND key = ?",
+                               [.text(parentID), .text(series.keys.first!)], read)
+                : try db.rows(in: Array(series.keys), "SELECT key, first_step, step, bucket_shift FROM metric_latest WHERE key IN (?...) AND parent_id = ?",
+                              extra: [.text(parentID)], read)
+            let stored = Dictionary(rows, uniquingKeysWith: { a, _ in a })
+            try db.runRows(Self.latestUpsertHead, columns: 9, Self.latestUpsertTail, upserts)
+            spans = series.mapValues { batch in
+                let before = stored[batch.latest.key]
+                return (first: min(before?.first ?? batch.firstStep, batch.firstStep), last: max(before?.last ?? batch.lastStep, batch.lastStep),
+                        shift: before?.shift)
+            }
+        }
         for (key, batch) in series {
-            let before = stored[key]
-            let first = min(before?.first ?? batch.firstStep, batch.firstStep)
-            let last = max(before?.last ?? batch.lastStep, batch.lastStep)
+            guard let span = spans[key] else { throw RegistryError.internalFailure("the latest point of \(key) was not written") }
             try Self.keepBuckets(parentID: parentID, key: key, batch: batch.numbers,
-                                 stored: before?.shift, needed: Self.bucketShift(from: first, to: last), db)
+                                 stored: span.shift, needed: Self.bucketShift(from: span.first, to: span.last), db)
         }
     }
 

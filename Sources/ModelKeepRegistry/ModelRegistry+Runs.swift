@@ -135,9 +135,7 @@ extension ModelRegistry {
 
     public func searchRuns(_ search: TrackingSearch) throws(RegistryError) -> Page<Run> {
         try Self.requireTracking()
-        let page = try trackingPage(search, schema: .runs)
-        let runs = try reading { db in try Self.fetchRuns(ids: page.items, db) }
-        return Page(items: runs, nextPageToken: page.nextPageToken)
+        return try trackingPage(search, schema: .runs) { db, ids in try Self.fetchRuns(ids: ids, db) }
     }
 
     /// Runs a change to a run in a transaction; an inactive run refuses it unless `allowDeleted`.
@@ -267,19 +265,28 @@ extension ModelRegistry {
         let bits: UInt64
     }
 
+    private struct StepRange: Hashable {
+        let low: Int64
+        let high: Int64
+    }
+
     private static func insertRunMetrics(_ metrics: [RunMetric], run: Run, _ db: any SQLConnection) throws {
-        // What the run's series already hold, read once per key over the batch's steps.
+        // What the run's series already hold over the batch's steps: the keys that share a step
+        // range (a training loop's keys all do) in one statement, not one statement a key: on
+        // PostgreSQL each statement is a round trip.
         var stored: Set<PointIdentity> = []
-        var steps: [String: (low: Int64, high: Int64)] = [:]
+        var steps: [String: StepRange] = [:]
         for metric in metrics {
             let step = metric.point.step
-            steps[metric.point.key] = steps[metric.point.key].map { (min($0.low, step), max($0.high, step)) } ?? (step, step)
+            steps[metric.point.key] = steps[metric.point.key].map { StepRange(low: min($0.low, step), high: max($0.high, step)) }
+                ?? StepRange(low: step, high: step)
         }
-        for (key, range) in steps {
-            _ = try db.query("""
-                SELECT step, wallclock, number FROM metrics WHERE parent_id = ? AND key = ? AND step BETWEEN ? AND ? AND number IS NOT NULL
-                """, [.text(run.modelID), .text(key), .integer(range.low), .integer(range.high)]) {
-                stored.insert(PointIdentity(key: key, step: $0.int64(0), wallclock: $0.int64(1), bits: $0.double(2).bitPattern))
+        for (range, keys) in Dictionary(grouping: steps.keys, by: { steps[$0]! }) {
+            _ = try db.rows(in: keys.sorted(), """
+                SELECT key, step, wallclock, number FROM metrics
+                WHERE key IN (?...) AND parent_id = ? AND step BETWEEN ? AND ? AND number IS NOT NULL
+                """, extra: [.text(run.modelID), .integer(range.low), .integer(range.high)]) {
+                stored.insert(PointIdentity(key: $0.text(0), step: $0.int64(1), wallclock: $0.int64(2), bits: $0.double(3).bitPattern))
             }
         }
         var fresh: [MetricPoint] = []

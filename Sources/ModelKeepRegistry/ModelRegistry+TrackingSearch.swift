@@ -80,7 +80,8 @@ func datasetClause(_ datasets: [MetricDataset]) -> (sql: String, arguments: [SQL
 
 extension ModelRegistry {
     /// The ids of one page of a tracking search, in its order.
-    func trackingPage(_ search: TrackingSearch, schema: TrackingSchema) throws(RegistryError) -> Page<String> {
+    func trackingPage<T: Sendable>(_ search: TrackingSearch, schema: TrackingSchema,
+                                   load: @escaping (any SQLConnection, [String]) throws -> [T]) throws(RegistryError) -> Page<T> {
         guard search.pageSize >= 1 else { throw .invalid(field: "max_results", message: "must be at least 1") }
         var clauses: [String] = []
         var arguments: [SQLValue] = []
@@ -136,19 +137,22 @@ extension ModelRegistry {
             """
         let allArguments = keyArguments + arguments + outerArguments + [.integer(Int64(search.pageSize) + 1)]
         let count = columns.count
-        let rows = try reading { db in
-            try db.query(sql, allArguments) { row in
+        let pageSize = search.pageSize
+        // The page's ids and the items they name, in one read transaction (on PostgreSQL each
+        // costs a BEGIN and a COMMIT round trip).
+        return try reading { db in
+            let rows = try db.query(sql, allArguments) { row in
                 (id: row.value(0), key: (1...count).map { row.value($0) })
             }
+            let ids = rows.prefix(pageSize).map { row -> String in
+                if case .integer(let n) = row.id { return String(n) }
+                if case .text(let s) = row.id { return s }
+                return ""
+            }
+            let items = try load(db, Array(ids))
+            guard rows.count > pageSize else { return Page(items: items, nextPageToken: nil) }
+            return Page(items: items, nextPageToken: PageCursor(order: orderSignature, descending: false, values: rows[pageSize - 1].key).encode())
         }
-        let ids = rows.map { row -> String in
-            if case .integer(let n) = row.id { return String(n) }
-            if case .text(let s) = row.id { return s }
-            return ""
-        }
-        guard rows.count > search.pageSize else { return Page(items: ids, nextPageToken: nil) }
-        let token = PageCursor(order: orderSignature, descending: false, values: rows[search.pageSize - 1].key).encode()
-        return Page(items: Array(ids.prefix(search.pageSize)), nextPageToken: token)
     }
 
     /// The SQL expression a field reads, its arguments, and whether it is numeric.

@@ -45,15 +45,23 @@ extension SQLConnection {
     /// multi-row statements of 256, 64, 16, 4 or 1 rows (a round trip costs more than a row).
     /// For INSERT ... ON CONFLICT upserts, no two rows may name the same key.
     public func runRows(_ head: String, columns: Int, _ tail: String, _ rows: [[SQLValue]]) throws {
+        _ = try queryRows(head, columns: columns, tail, rows) { _ in () }
+    }
+
+    /// `runRows` for a statement whose `tail` ends in RETURNING: the rows it returns, in the
+    /// statements' order (mind that SQLite runs RETURNING as a trigger, at a price).
+    public func queryRows<T>(_ head: String, columns: Int, _ tail: String, _ rows: [[SQLValue]], _ map: (Row) throws -> T) throws -> [T] {
         let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        var out: [T] = []
         guard dialect == .postgres else {
             let single = head + row + tail
-            for values in rows { try run(single, values) }
-            return
+            for values in rows { out += try query(single, values, map) }
+            return out
         }
         for batch in PostgresSQL.rowBatches(rows.count) {
-            try run(head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail, rows[batch].flatMap { $0 })
+            out += try query(head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail, rows[batch].flatMap { $0 }, map)
         }
+        return out
     }
 
     /// The text for this connection's dialect, where the two differ.

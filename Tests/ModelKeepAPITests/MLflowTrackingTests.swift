@@ -165,6 +165,21 @@ struct MLflowTrackingRouteTests {
             #expect(response.status == 200, "\(String(decoding: response.body, as: UTF8.self))")
         }
         #expect(try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=m")["metrics"]?.arrayValue?.count == 1)
+        // Many keys, some sharing a step range and some not (found in one statement per range,
+        // 256 keys a statement): a repeat of the batch, and one overlapping it, store only what is new.
+        func points(_ keys: Range<Int>, steps: Range<Int>, value: Double) -> [JSONValue] {
+            keys.flatMap { k in steps.map { ["key": .string("k\(k)"), "value": .double(value), "timestamp": 7, "step": .int($0 + k % 3)] } }
+        }
+        let wide = points(0..<300, steps: 0..<2, value: 0.5) + points(300..<310, steps: 10..<40, value: 0.25)
+        for _ in 0..<2 {
+            #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "metrics": .array(wide)]).status == 200)
+        }
+        let overlapping = points(0..<300, steps: 1..<3, value: 0.5)
+        #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "metrics": .array(overlapping)]).status == 200)
+        for (key, expected) in [("k0", 3), ("k1", 3), ("k299", 3), ("k300", 30), ("k309", 30)] {
+            let history = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=\(key)")["metrics"]?.arrayValue
+            #expect(history?.count == expected, "\(key)")
+        }
     }
 
     @Test("an unpaged metric history longer than max_metric_history_points is refused; pages still read it all")
