@@ -55,8 +55,9 @@ extension ModelRegistry {
         let expired = try writing { db in
             let ids = try db.query("DELETE FROM upload_sessions WHERE expires_at <= ? RETURNING id", [.integer(now)]) { $0.text(0) }
                 + db.query("DELETE FROM oci_uploads WHERE expires_at <= ? RETURNING id", [.integer(now)]) { $0.text(0) }
-            // An OCI upload's first bytes are a provisional file of its model (.oci/uploads/<id>):
-            // it goes with its upload (their chunks then at this collection, being unreferenced).
+            // OCI uploads are upload sessions now; one begun by an earlier version has a row in
+            // oci_uploads, and its first bytes may be a provisional file of its model
+            // (.oci/uploads/<id>), which goes with it (its chunks then at this collection).
             try db.run("""
                 DELETE FROM artifacts WHERE parent_id = model_id AND path >= '.oci/uploads/' AND path < '.oci/uploads0'
                   AND substr(path, 14) NOT IN (SELECT id FROM oci_uploads)

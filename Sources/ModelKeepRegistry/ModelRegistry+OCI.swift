@@ -148,113 +148,55 @@ extension ModelRegistry {
         }
     }
 
+    /// Opens a blob upload: a resumable upload session of open size (-1) under the model, so its
+    /// bytes go to the chunk store as they come and any server takes the next request.
     public func ociStartUpload(modelID: String) throws(RegistryError) -> OCIUpload {
         let now = Clock.nowMilliseconds()
-        let id = try newScratchPart(at: now)
+        let id = Identifiers.make(at: now)
+        let expires = now + limits.uploadSessionLifetimeMilliseconds
         try writing { db in
             _ = try Self.requireModel(id: modelID, db)
-            try db.run("INSERT INTO oci_uploads (id, model_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                       [.text(id), .text(modelID), .integer(now), .integer(now + limits.uploadSessionLifetimeMilliseconds)])
+            try db.run("""
+                INSERT INTO upload_sessions (id, parent_id, model_id, path, size, hash_state, created_at, expires_at)
+                VALUES (?, ?, ?, ?, -1, ?, ?, ?)
+                """, [.text(id), .text(modelID), .text(modelID), .text(Self.ociProvisionalPath(id)), .blob(ResumableSHA256().saved()),
+                      .integer(now), .integer(expires)])
         }
         return OCIUpload(id: id, modelID: modelID, received: 0)
     }
 
     /// The upload, or 404 when unknown, expired or another repository's.
     public func ociUpload(_ id: String, modelID: String) throws(RegistryError) -> OCIUpload {
-        try ociSession(id, modelID: modelID).upload
+        let session = try reading { db in try Self.ociSession(id, modelID: modelID, db) }
+        return OCIUpload(id: id, modelID: modelID, received: session.received)
     }
 
-    private func ociSession(_ id: String, modelID: String) throws(RegistryError) -> (upload: OCIUpload, provisional: Bool) {
-        try reading { db in
-            guard let row = try db.queryFirst("""
-                SELECT received, provisional FROM oci_uploads WHERE id = ? AND model_id = ? AND expires_at > ?
-                """, [.text(id), .text(modelID), .integer(Clock.nowMilliseconds())], { (received: $0.int64(0), provisional: $0.int(1) != 0) }) else {
-                throw RegistryError.notFound("upload \(id) does not exist or has expired")
-            }
-            return (OCIUpload(id: id, modelID: modelID, received: row.received), row.provisional)
+    /// A blob upload's session. (One begun before blob uploads became sessions has none: 404,
+    /// and the client pushes that blob again.)
+    static func ociSession(_ id: String, modelID: String, _ db: any SQLConnection) throws -> UploadSession {
+        guard let session = try db.queryFirst("""
+            SELECT \(sessionColumns) FROM upload_sessions WHERE id = ? AND model_id = ? AND size = -1 AND expires_at > ?
+            """, [.text(id), .text(modelID), .integer(Clock.nowMilliseconds())], Self.session(from:)) else {
+            throw RegistryError.notFound("upload \(id) does not exist or has expired")
         }
+        return session
     }
 
     static func ociProvisionalPath(_ id: String) -> String { ".oci/uploads/" + id }
 
     /// Appends bytes to an upload. `offset`, when the client gave one (Content-Range), must be
-    /// where the upload stands: otherwise `.conflict` with the offset in its details. The first
-    /// bytes of an upload are chunked and hashed as they come (one pass); bytes after them move
-    /// the upload to the scratch area first.
+    /// where the upload stands: otherwise `.conflict` with the offset in its details. The bytes
+    /// are chunked and hashed as they come (one pass), into the chunk store, and listed with
+    /// the session: the next request may go to any server.
     public func ociAppend(_ id: String, modelID: String, offset: Int64?, pieces: () throws -> [UInt8]?) throws(RegistryError) -> OCIUpload {
-        let store = try requireStore()
         guard activeUploads.withLock({ $0.insert(id).inserted }) else {
             throw .conflict("another request is appending to upload \(id)", details: ["upload_id": .string(id)])
         }
         defer { _ = activeUploads.withLock { $0.remove(id) } }
-        var (upload, provisional) = try ociSession(id, modelID: modelID)
-        if let offset, offset != upload.received {
-            throw .conflict("upload \(id) stands at offset \(upload.received), not \(offset)", details: ["offset": .int(upload.received)])
-        }
-        let first: [UInt8]?
-        do {
-            first = try pieces()
-        } catch {
-            throw RegistryError.from(error)
-        }
-        guard let first else { return upload }  // nothing sent: the upload stands where it stood
-        var pending: [UInt8]? = first
-        func all() throws -> [UInt8]? {
-            if let piece = pending { pending = nil; return piece }
-            return try pieces()
-        }
-        let limit = limits.maxArtifactBytes
-        let now = Clock.nowMilliseconds(), lifetime = limits.uploadSessionLifetimeMilliseconds
-        if upload.received == 0 {
-            // One pass: straight into the chunk store as the model's provisional file.
-            let prepared = try prepareUpload(.model(modelID), path: Self.ociProvisionalPath(id), overwrite: true, fileType: nil,
-                                             mimeType: "application/octet-stream")
-            let artifact = try ingest(prepared, read: all)
-            upload.received = artifact.size ?? 0
-            let received = upload.received
-            try writing { db in
-                try db.run("UPDATE oci_uploads SET received = ?, provisional = 1, expires_at = ? WHERE id = ?",
-                           [.integer(received), .integer(now + lifetime), .text(id)])
-            }
-            return upload
-        }
-        if provisional {
-            // More bytes after the first request's: its file becomes the scratch part they join.
-            let artifact = try artifact(.model(modelID), path: Self.ociProvisionalPath(id))
-            do {
-                try store.scratch.resetPart(id, to: 0)
-                var chunks = artifact.chunks.makeIterator()
-                _ = try store.scratch.appendPart(id) {
-                    guard let chunk = chunks.next() else { return nil }
-                    var bytes: [UInt8] = []
-                    bytes.reserveCapacity(Int(chunk.size))
-                    try store.read(chunk.sha256, range: nil) { bytes.append(contentsOf: $0) }
-                    return bytes
-                }
-            } catch {
-                throw RegistryError.from(error)
-            }
-            try writing { db in try db.run("UPDATE oci_uploads SET provisional = 0 WHERE id = ?", [.text(id)]) }
-            try? deleteArtifact(.model(modelID), path: Self.ociProvisionalPath(id))
-            provisional = false
-        }
-        do {
-            try store.scratch.resetPart(id, to: upload.received)
-            var total = upload.received
-            upload.received += try store.scratch.appendPart(id) {
-                guard let piece = try all() else { return nil }
-                total += Int64(piece.count)
-                if total > limit { throw RegistryError.tooLarge("a blob may hold at most \(limit) bytes") }
-                return piece
-            }
-        } catch {
-            throw RegistryError.from(error)
-        }
-        let received = upload.received
-        try writing { db in
-            try db.run("UPDATE oci_uploads SET received = ?, expires_at = ? WHERE id = ?", [.integer(received), .integer(now + lifetime), .text(id)])
-        }
-        return upload
+        let start: Int64
+        if let offset { start = offset } else { start = try ociUpload(id, modelID: modelID).received }
+        let (session, _) = try appendSegment(id, offset: start, pieces: pieces) { db in try Self.ociSession(id, modelID: modelID, db) }
+        return OCIUpload(id: id, modelID: modelID, received: session.received)
     }
 
     /// A whole blob from one request, checked against its digest as it is stored (one pass).
@@ -266,47 +208,38 @@ extension ModelRegistry {
 
     /// Ends an upload with the digest the client names: its bytes are stored as the model's file
     /// `.oci/blobs/sha256/<hex>` if and only if they hash to it (`.mismatch` otherwise, and the
-    /// upload is dropped).
+    /// upload is dropped). Nothing is read again: the chunks are listed, the hash carried along.
     public func ociFinishUpload(_ id: String, modelID: String, sha256: String) throws(RegistryError) -> Artifact {
-        let store = try requireStore()
-        let (upload, provisional) = try ociSession(id, modelID: modelID)
-        defer {
-            _ = try? writing { db in try db.run("DELETE FROM oci_uploads WHERE id = ?", [.text(id)]) }
-            store.scratch.removePart(id)
-            if provisional { try? deleteArtifact(.model(modelID), path: Self.ociProvisionalPath(id)) }
+        let (session, saved, chunks) = try reading { db in
+            let session = try Self.ociSession(id, modelID: modelID, db)
+            let saved = try db.queryFirst("SELECT hash_state FROM upload_sessions WHERE id = ?", [.text(id)]) { $0.isNull(0) ? nil : $0.blob(0) } ?? nil
+            return (session, saved, try Self.uploadChunks(id, db))
         }
-        if provisional {
-            // Already chunked and hashed: the file is renamed if its hash is the one named.
-            let artifact = try artifact(.model(modelID), path: Self.ociProvisionalPath(id))
-            guard artifact.sha256 == sha256 else {
-                throw .mismatch("the upload's \(upload.received) bytes hash to sha256:\(artifact.sha256 ?? ""), not sha256:\(sha256)")
+        guard let hash = saved.flatMap(ResumableSHA256.init(saved:)), hash.length == session.received else {
+            try? ociCancelUpload(id, modelID: modelID)
+            throw .internalFailure("upload \(id) has a damaged hash state; push the blob again")
+        }
+        let actual = hash.hexDigest()
+        guard actual == sha256 else {
+            try? ociCancelUpload(id, modelID: modelID)
+            throw .mismatch("the upload's \(session.received) bytes hash to sha256:\(actual), not sha256:\(sha256)")
+        }
+        return try insertArtifact(ParentReference(parentID: modelID, modelID: modelID), path: Self.ociBlobPrefix + sha256, overwrite: true,
+                                  size: session.received, sha256: actual, fileType: nil, mimeType: "application/octet-stream", uri: nil,
+                                  chunks: chunks) { db, _ in
+            // The listing ends in the transaction that makes the manifest: the chunks are referenced throughout.
+            guard try db.run("DELETE FROM upload_sessions WHERE id = ? AND received = ?", [.text(id), .integer(session.received)]) == 1 else {
+                throw RegistryError.conflict("upload \(id) changed while it was being finished", details: [:])
             }
-            let now = Clock.nowMilliseconds()
-            try writing { db in
-                let target = try Self.requireParent(.model(modelID), db)
-                try Self.copyArtifact(artifact.id, to: target, path: Self.ociBlobPrefix + sha256, at: now, db)
-            }
-            return try self.artifact(.model(modelID), path: Self.ociBlobPrefix + sha256)
         }
-        let prepared = try prepareUpload(.model(modelID), path: Self.ociBlobPrefix + sha256, overwrite: true, fileType: nil,
-                                         mimeType: "application/octet-stream")
-        guard let handle = FileHandle(forReadingAtPath: store.scratch.partPath(id)) else {
-            throw RegistryError.internalFailure("the bytes of upload \(id) are missing")
-        }
-        defer { try? handle.close() }
-        return try ingest(prepared, read: {
-            guard let data = try handle.read(upToCount: 1 << 20), !data.isEmpty else { return nil }
-            return [UInt8](data)
-        }, expected: DeclaredContent(size: upload.received, sha256: sha256))
     }
 
-    /// Drops an upload and its bytes.
+    /// Drops an upload and its bytes (its chunks are garbage for gc).
     public func ociCancelUpload(_ id: String, modelID: String) throws(RegistryError) {
-        let store = try requireStore()
-        let (_, provisional) = try ociSession(id, modelID: modelID)
-        try writing { db in try db.run("DELETE FROM oci_uploads WHERE id = ?", [.text(id)]) }
-        store.scratch.removePart(id)
-        if provisional { try? deleteArtifact(.model(modelID), path: Self.ociProvisionalPath(id)) }
+        try writing { db in
+            _ = try Self.ociSession(id, modelID: modelID, db)
+            try db.run("DELETE FROM upload_sessions WHERE id = ?", [.text(id)])
+        }
     }
 
     /// Makes a blob of another model this model's too (a cross-repository mount): the same

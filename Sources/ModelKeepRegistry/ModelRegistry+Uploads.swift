@@ -56,20 +56,8 @@ extension ModelRegistry {
         }
     }
 
-    /// A new upload id with an empty part in the scratch area (OCI uploads).
-    func newScratchPart(at now: Int64) throws(RegistryError) -> String {
-        let store = try requireStore()
-        let id = Identifiers.make(at: now)
-        do {
-            try store.scratch.resetPart(id, to: 0)
-        } catch {
-            throw RegistryError.from(error)
-        }
-        return id
-    }
-
     static func requireSession(_ id: String, _ db: any SQLConnection) throws -> UploadSession {
-        guard let session = try db.queryFirst("SELECT \(sessionColumns) FROM upload_sessions WHERE id = ? AND expires_at > ?",
+        guard let session = try db.queryFirst("SELECT \(sessionColumns) FROM upload_sessions WHERE id = ? AND size >= 0 AND expires_at > ?",
                                               [.text(id), .integer(Clock.nowMilliseconds())], session(from:)),
               try Access.allows(namespace(ofModel: session.modelID, db)) else {
             throw RegistryError.notFound("upload \(id) does not exist or has expired")
@@ -84,21 +72,31 @@ extension ModelRegistry {
 
     /// Appends the next bytes at `offset` (409 unless it is where the session stands), and
     /// completes the upload when the last byte arrives.
+    public func appendToUpload(_ id: String, offset: Int64, pieces: () throws -> [UInt8]?) throws(RegistryError) -> UploadSession {
+        guard activeUploads.withLock({ $0.insert(id).inserted }) else {
+            throw .conflict("another request is appending to upload \(id)", details: ["upload_id": .string(id)])
+        }
+        defer { _ = activeUploads.withLock { $0.remove(id) } }
+        let (next, hash) = try appendSegment(id, offset: offset, pieces: pieces) { db in try Self.requireSession(id, db) }
+        if next.received == next.size { return try completeUpload(next, sha256: hash.hexDigest()) }
+        return next
+    }
+
+    /// Appends the next bytes of a session (`find` reads it, or throws 404) at `offset`: the
+    /// upload's new state and its whole-file hash so far. The caller holds `activeUploads`.
     ///
     /// The bytes are cut into chunks and stored as they arrive (in the bucket when servers share
     /// one), then listed with the session in one transaction together with the whole file's hash
     /// state, so the next append may go to any server. Two appends at the same offset (on one
     /// server or two) both store their chunks, and only the first to commit counts; the other
     /// gets 409 with the new offset. An append that fails or is cut short records nothing: the
-    /// session stays where it stood.
-    public func appendToUpload(_ id: String, offset: Int64, pieces: () throws -> [UInt8]?) throws(RegistryError) -> UploadSession {
+    /// session stays where it stood. A session of size -1 (an OCI blob upload) takes bytes up to
+    /// `max_artifact_bytes`.
+    func appendSegment(_ id: String, offset: Int64, pieces: () throws -> [UInt8]?,
+                       find: @escaping (any SQLConnection) throws -> UploadSession) throws(RegistryError) -> (UploadSession, ResumableSHA256) {
         let store = try requireStore()
-        guard activeUploads.withLock({ $0.insert(id).inserted }) else {
-            throw .conflict("another request is appending to upload \(id)", details: ["upload_id": .string(id)])
-        }
-        defer { _ = activeUploads.withLock { $0.remove(id) } }
         let (session, savedHash) = try reading { db in
-            let session = try Self.requireSession(id, db)
+            let session = try find(db)
             let saved = try db.queryFirst("SELECT hash_state FROM upload_sessions WHERE id = ?", [.text(id)]) { $0.isNull(0) ? nil : $0.blob(0) } ?? nil
             return (session, saved)
         }
@@ -114,8 +112,9 @@ extension ModelRegistry {
             }
             hash = restored
         } else if session.received > 0 {
-            guard let handle = FileHandle(forReadingAtPath: store.scratch.partPath(id)),
-                  (try? handle.seekToEnd()).map({ $0 >= UInt64(session.received) }) == true, (try? handle.seek(toOffset: 0)) != nil else {
+            let handle = FileHandle(forReadingAtPath: store.scratch.partPath(id))
+            guard let handle, (try? handle.seekToEnd()).map({ $0 >= UInt64(session.received) }) == true, (try? handle.seek(toOffset: 0)) != nil else {
+                try? handle?.close()
                 throw .conflict("upload \(id) began before this version and its bytes are on another server; continue it there, or start again",
                                 details: ["offset": .int(session.received)])
             }
@@ -123,6 +122,7 @@ extension ModelRegistry {
         }
         defer { try? legacyFile?.close() }
 
+        let limit = session.size >= 0 ? session.size : limits.maxArtifactBytes
         let received: Int64
         let added: [ChunkReference]
         do {
@@ -139,8 +139,9 @@ extension ModelRegistry {
             let base = legacyFile == nil ? session.received : 0
             while let piece = try pieces() {
                 try ingest.append(piece)
-                if base + ingest.size > session.size {
-                    throw RegistryError.tooLarge("the upload declared \(session.size) bytes; this piece goes past them")
+                if base + ingest.size > limit {
+                    throw RegistryError.tooLarge(session.size >= 0 ? "the upload declared \(session.size) bytes; this piece goes past them"
+                                                                   : "an upload may hold at most \(limit) bytes")
                 }
             }
             let segment = try ingest.finishSegment()
@@ -161,22 +162,27 @@ extension ModelRegistry {
                 UPDATE upload_sessions SET received = ?, hash_state = ?, expires_at = ?
                 WHERE id = ? AND received = ? AND artifact_id IS NULL AND expires_at > ?
                 """, [.integer(received), .blob(saved), .integer(now + lifetime), .text(id), .integer(session.received), .integer(now)]) == 1 else {
-                let current = try Self.requireSession(id, db)
+                let current = try find(db)
                 throw Self.offsetConflict(id, at: current.received)
             }
             if legacyFile != nil { try db.run("DELETE FROM upload_chunks WHERE upload_id = ?", [.text(id)]) }
             let first = try db.queryFirst("SELECT count(*) FROM upload_chunks WHERE upload_id = ?", [.text(id)]) { $0.int64(0) } ?? 0
-            for (i, chunk) in added.enumerated() {
-                try db.run("INSERT INTO upload_chunks (upload_id, seq, sha256, size) VALUES (?, ?, ?, ?)",
-                           [.text(id), .integer(first + Int64(i)), .text(chunk.sha256), .integer(chunk.size)])
-            }
+            try db.runRows("INSERT INTO upload_chunks (upload_id, seq, sha256, size) VALUES ", columns: 4, "", added.enumerated().map { i, chunk in
+                [.text(id), .integer(first + Int64(i)), .text(chunk.sha256), .integer(chunk.size)]
+            })
         }
         if legacyFile != nil { store.scratch.removePart(id) }
         var next = session
         next.received = received
         next.expiresAt = now + lifetime
-        if received == session.size { return try completeUpload(next, sha256: hash.hexDigest()) }
-        return next
+        return (next, hash)
+    }
+
+    /// The chunks a session has received, in order.
+    static func uploadChunks(_ id: String, _ db: any SQLConnection) throws -> [ChunkReference] {
+        try db.query("SELECT sha256, size FROM upload_chunks WHERE upload_id = ? ORDER BY seq", [.text(id)]) {
+            ChunkReference(sha256: $0.text(0), size: $0.int64(1))
+        }
     }
 
     static func offsetConflict(_ id: String, at offset: Int64) -> RegistryError {
@@ -190,11 +196,7 @@ extension ModelRegistry {
             try? abortUpload(session.id)
             throw .mismatch("the upload's SHA-256 is \(sha256), not \(declared) as declared when it began; the upload is ended")
         }
-        let chunks = try reading { db in
-            try db.query("SELECT sha256, size FROM upload_chunks WHERE upload_id = ? ORDER BY seq", [.text(session.id)]) {
-                ChunkReference(sha256: $0.text(0), size: $0.int64(1))
-            }
-        }
+        let chunks = try reading { db in try Self.uploadChunks(session.id, db) }
         let artifact: Artifact
         do {
             artifact = try insertArtifact(ParentReference(parentID: session.parentID, modelID: session.modelID), path: session.path,

@@ -9,7 +9,7 @@ import ModelKeepSync
 public protocol ChunkStore: AnyObject, Sendable {
     /// Where the chunks are, for logs and messages.
     var summary: String { get }
-    /// Local scratch space (OCI blob uploads' bytes so far, upload staging), always in the data directory.
+    /// Local scratch space (upload staging), always in the data directory.
     var scratch: ScratchSpace { get }
     /// Chunks uploads in flight still need: garbage collection never takes a pinned chunk.
     var pins: ChunkPins { get }
@@ -107,8 +107,8 @@ public final class ChunkPins: Sendable {
 }
 
 /// The data directory's scratch space, used whatever store holds the chunks: `tmp/` (one
-/// staging directory per upload in flight) and `uploads/` (OCI blob uploads' bytes so far, and
-/// those of resumable uploads begun before their bytes went to the chunk store).
+/// staging directory per upload in flight) and `uploads/` (the bytes of uploads begun by a version
+/// before their bytes went to the chunk store).
 public final class ScratchSpace: Sendable {
     public let temporaryPath: String
     public let uploadsPath: String
@@ -161,21 +161,10 @@ public final class ScratchSpace: Sendable {
         return reclaimed
     }
 
-    // MARK: Upload part files (OCI blob uploads; resumable uploads begun before migration 0020)
+    // MARK: Upload part files (uploads begun before migration 0020 kept their bytes here)
 
-    /// The file holding an upload's bytes so far.
+    /// The file holding an earlier version's upload's bytes so far.
     public func partPath(_ uploadID: String) -> String { "\(uploadsPath)/\(uploadID).part" }
-
-    /// Cuts a session's file back to the bytes the database says were received (a crash may
-    /// have left more), creating it when missing.
-    public func resetPart(_ uploadID: String, to length: Int64) throws {
-        try FileIO.truncateOrCreate(partPath(uploadID), length: length)
-    }
-
-    /// Appends bytes to a session's file and makes them durable before returning.
-    public func appendPart(_ uploadID: String, _ pieces: () throws -> [UInt8]?) throws -> Int64 {
-        try FileIO.appendDurably(partPath(uploadID), pieces)
-    }
 
     public func removePart(_ uploadID: String) { FileIO.remove(partPath(uploadID)) }
 }

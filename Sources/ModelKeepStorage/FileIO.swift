@@ -90,35 +90,4 @@ enum FileIO {
     }
 
     static func remove(_ path: String) { unlink(path) }
-
-    static func truncateOrCreate(_ path: String, length: Int64) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw fail("open", path) }
-        defer { close(fd) }
-        guard ftruncate(fd, off_t(length)) == 0 else { throw fail("ftruncate", path) }
-    }
-
-    /// Appends every piece `next` gives until it returns nil, then fsyncs; returns the bytes written.
-    static func appendDurably(_ path: String, _ next: () throws -> [UInt8]?) throws -> Int64 {
-        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
-        guard fd >= 0 else { throw fail("open", path) }
-        defer { close(fd) }
-        var total: Int64 = 0
-        while let piece = try next() {
-            try piece.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw fail("write", path)
-                    }
-                    offset += n
-                }
-            }
-            total += Int64(piece.count)
-        }
-        guard fsync(fd) == 0 else { throw fail("fsync", path) }
-        return total
-    }
 }

@@ -345,7 +345,7 @@ struct ArtifactRoutesTests {
         let upload = try #require(created["upload_id"]?.string)
         // As the previous version left it: 1,200,000 bytes (and a torn tail past them) in the file, no hash state.
         let scratch = server.registry.chunks.scratch
-        FileManager.default.createFile(atPath: scratch.partPath(upload), contents: Data(data[0..<1_300_000]))
+        #expect(FileManager.default.createFile(atPath: scratch.partPath(upload), contents: Data(data[0..<1_300_000])))
         _ = try server.registry.database.write {
             try $0.run("UPDATE upload_sessions SET received = 1200000, hash_state = NULL WHERE id = ?", [.text(upload)])
         }

@@ -426,38 +426,39 @@ struct OCITests {
         }
     }
 
-    @Test("a blob sent in one PATCH is chunked as it comes (no second pass): the PUT checks the digest and leaves no provisional file")
+    @Test("a blob sent in PATCH requests is chunked as it comes: the PUT only checks the digest; a wrong one drops the upload, an abandoned one expires with its bytes")
     func onePassUpload() throws {
-        var limits = ModelRegistry.Limits()
-        limits.uploadSessionLifetimeMilliseconds = 60_000
-        let api = try APIClient(.socket, server: try TestServer(limits: limits))
+        let server = try TestServer()
+        let api = try APIClient(.socket, server: server)
         let bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
-        let model = { try #require(try api.get("/api/v1/models?namespace=team")["models"]?.arrayValue?.first?["id"]?.string) }
-        let provisional = { (m: String) in
-            try api.get("/api/v1/models/\(m)/artifacts")["artifacts"]?.arrayValue?.compactMap { $0["path"]?.string }
-                .filter { $0.hasPrefix(".oci/uploads/") } ?? []
-        }
-        // The right digest: the blob is there, nothing provisional is left.
+        let listed = { try server.registry.database.read { try $0.queryFirst("SELECT count(*) FROM upload_chunks") { $0.int64(0) } } ?? -1 }
+        // Two requests: each one's bytes are chunks in the store, listed with the upload.
         let location = try #require(try api.send("POST", "/v2/team/pushed/blobs/uploads/").header("Location"))
-        #expect(try api.send("PATCH", location, raw: bytes).status == 202)
-        let id = try model()
-        #expect(try provisional(id).count == 1)
+        #expect(try api.send("PATCH", location, raw: Array(bytes[..<100_000])).status == 202)
+        let second = try api.send("PATCH", location, raw: Array(bytes[100_000...]), headers: ["Content-Range": "100000-299999"])
+        #expect(second.status == 202 && second.header("Range") == "0-299999")
+        #expect(try listed() == 2)
         #expect(try api.send("PUT", location + "?digest=sha256:\(Self.sha256(bytes))").status == 201)
         #expect(try api.get("/v2/team/pushed/blobs/sha256:\(Self.sha256(bytes))").body == bytes)
-        #expect(try provisional(id).isEmpty)
-        // A wrong one: refused, and the provisional file goes with the upload.
+        #expect(try listed() == 0)
+        #expect(Self.errorCode(try api.send("GET", location)) == "BLOB_UPLOAD_UNKNOWN")
+        // A wrong digest: refused, and the upload goes.
         let other = try #require(try api.send("POST", "/v2/team/pushed/blobs/uploads/").header("Location"))
         #expect(try api.send("PATCH", other, raw: Array(bytes.prefix(1000))).status == 202)
         let wrong = try api.send("PUT", other + "?digest=sha256:" + String(repeating: "c", count: 64))
         #expect(wrong.status == 400 && Self.errorCode(wrong) == "DIGEST_INVALID")
-        #expect(try provisional(id).isEmpty)
-        // An abandoned one: gc drops its provisional file once the upload has expired.
+        #expect(try listed() == 0)
+        #expect(Self.errorCode(try api.send("GET", other)) == "BLOB_UPLOAD_UNKNOWN")
+        // An abandoned one: once it has expired, gc drops it, and its chunk with it.
         let abandoned = try #require(try api.send("POST", "/v2/team/pushed/blobs/uploads/").header("Location"))
-        #expect(try api.send("PATCH", abandoned, raw: Array(bytes.prefix(5000))).status == 202)
-        #expect(try provisional(id).count == 1)
-        _ = try api.registry.database.write { db in try db.run("UPDATE oci_uploads SET expires_at = 0") }
-        #expect(try api.registry.registry.collectGarbage(graceSeconds: 0).sessionsExpired == 1)
-        #expect(try provisional(id).isEmpty)
+        let odd = pseudoRandom(5000, seed: 97)
+        #expect(try api.send("PATCH", abandoned, raw: odd).status == 202)
+        #expect(try listed() == 1)
+        _ = try server.registry.database.write { try $0.run("UPDATE upload_sessions SET expires_at = 0") }
+        let report = try server.registry.registry.collectGarbage(graceSeconds: 0)
+        #expect(report.sessionsExpired == 1)
+        #expect(try listed() == 0)
+        #expect(try server.registry.chunks.existing([sha256Hex(odd)]).isEmpty)
     }
 
     @Test("a config with content becomes the version's .oci/config.json, and generated manifests leave .oci/ out")

@@ -3,10 +3,8 @@ SeaweedFS bucket (seaweedfs.py), N `modelkeep serve` replicas with records in th
 chunks in the one bucket, and nginx on loopback balancing across them, every process started and
 stopped by its PID.
 
-nginx sends each request to the next replica (round robin), except the requests of an OCI blob
-upload, which go by a hash of their URI so every append of one upload reaches the replica holding
-its bytes (what README's example does). Resumable uploads (/api/v1/uploads/<id>) go round robin:
-any replica takes the next piece.
+nginx sends each request to the next replica (round robin), the pieces of resumable and OCI
+uploads too: any replica takes the next piece (what README's example does).
 
 As a module: Cluster(directory, binary).start(), .stop(), .replicas, .url, .kill(i), .restart(i),
 .postgres (stop()/start() it to restart the database). As a script:
@@ -113,15 +111,11 @@ http {{
     upstream modelkeep {{
 {servers}        keepalive 16;
     }}
-    upstream modelkeep_uploads {{
-        hash $uri consistent;
-{servers}    }}
     server {{
         listen 127.0.0.1:{self.port};
         proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $http_host;
         proxy_set_header X-Forwarded-For $remote_addr;
         location / {{ proxy_pass http://modelkeep; }}
-        location ~ ^/v2/.+/blobs/uploads/. {{ proxy_pass http://modelkeep_uploads; }}
     }}
 }}
 """)

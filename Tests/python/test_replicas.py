@@ -121,6 +121,28 @@ class ReplicaTest(unittest.TestCase):
             status, _, got = call("GET", f"{base}/api/v1/models/{model}/artifacts/big.bin")
             self.assertEqual((status, hashlib.sha256(got).hexdigest()), (200, hashlib.sha256(payload).hexdigest()))
 
+    def test_3b_an_oci_blob_pushed_in_pieces_to_every_replica(self):
+        bases = [r.base for r in self.cluster.replicas]
+        repo = "/v2/team/pieces-" + uuid.uuid4().hex[:8]
+        blob = os.urandom(2_500_000)
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        status, headers, _ = call("POST", bases[0] + repo + "/blobs/uploads/", b"")
+        self.assertEqual(status, 202)
+        location = headers["Location"]
+        offset = 0
+        for piece, base in zip((blob[:1_000_000], blob[1_000_000:]), bases[1:]):
+            status, headers, answer = call("PATCH", base + location, piece,
+                                           {"Content-Range": f"{offset}-{offset + len(piece) - 1}",
+                                            "Content-Type": "application/octet-stream"})
+            self.assertEqual(status, 202, answer)
+            offset += len(piece)
+            self.assertEqual(headers.get("Range"), f"0-{offset - 1}")
+        status, _, answer = call("PUT", self.url + location + ("&" if "?" in location else "?") + "digest=" + digest, b"")
+        self.assertEqual(status, 201, answer)
+        for base in bases:
+            status, _, got = call("GET", base + repo + "/blobs/" + digest)
+            self.assertEqual((status, hashlib.sha256(got).hexdigest()), (200, digest[7:]))
+
     def test_4_the_feed_is_the_same_from_every_replica(self):
         for i in range(10):
             call("POST", self.url + "/api/v1/models", {"name": f"feed-{uuid.uuid4().hex[:8]}"})
