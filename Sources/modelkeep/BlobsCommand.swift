@@ -35,7 +35,8 @@ struct BlobsMigrate: ParsableCommand {
             let settings = try common.settings()
             let (report, count) = try withDataDirectory(settings) { directory, database in
                 let local = try BlobStore(directory: directory)
-                let bucket = try S3ChunkStore(client: S3Client(settings.s3Configuration()), database: database, directory: directory)
+                let bucket = try S3ChunkStore(client: S3Client(settings.s3Configuration()), database: database, directory: directory,
+                                              claimLifetimeMilliseconds: Int64(settings.s3ClaimSeconds) * 1000)
                 let (source, target): (any ChunkStore, any ChunkStore) = to == "s3" ? (local, bucket) : (bucket, local)
                 let chunks = try database.read { db in
                     try db.query("SELECT sha256, max(size) FROM artifact_chunks GROUP BY sha256 ORDER BY sha256") {

@@ -28,7 +28,7 @@ extension Settings {
     func makeChunkStore(directory: DataDirectory, database: Database) throws -> any ChunkStore {
         switch blobBackend {
         case "s3": try S3ChunkStore(client: S3Client(s3Configuration()), database: database, directory: directory,
-                                    cacheBytes: Int64(s3CacheMiB) << 20)
+                                    cacheBytes: Int64(s3CacheMiB) << 20, claimLifetimeMilliseconds: Int64(s3ClaimSeconds) * 1000)
         default: try BlobStore(directory: directory)
         }
     }

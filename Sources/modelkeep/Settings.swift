@@ -74,6 +74,7 @@ struct Settings: Sendable {
     var s3StallTimeoutSeconds = 30
     var s3MaxAttempts = 4
     var s3CacheMiB = 0
+    var s3ClaimSeconds = 120
     var s3CAFile: String?
     var webhookAllowedNetworks: [String] = []
     var webhookTimeoutMilliseconds = 10_000
@@ -188,6 +189,7 @@ struct Settings: Sendable {
         Spec(key: "s3_ca_file", help: "A PEM file of certificate authorities to trust for an https s3_endpoint (a private CA); unset: the system's.") {
             $0.s3CAFile = try text($1, "s3_ca_file")
         },
+        Spec(key: "s3_claim_seconds", help: "How long an upload's claim keeps a chunk from gc on every server sharing the bucket unless renewed (uploads in flight renew theirs every quarter of it); a server that died holds its uploads' chunks this long at most.") { $0.s3ClaimSeconds = try int($1, "s3_claim_seconds", 2...86_400) },
         Spec(key: "s3_cache_mib", help: "MiB of recently downloaded chunks kept in cache/ of the data directory, verified, least recently used evicted first; 0: no cache.") { $0.s3CacheMiB = try int($1, "s3_cache_mib", 0...(1 << 24)) },
         Spec(key: "webhook_allowed_networks", help: "Comma-separated hosts, addresses or IPv4 networks (10.0.0.0/8) webhooks may call; empty: any but link-local and cloud metadata addresses.") {
             $0.webhookAllowedNetworks = $1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

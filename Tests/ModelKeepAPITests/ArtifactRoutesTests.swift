@@ -524,10 +524,11 @@ struct CollectionBesideAnotherServerTests {
         try registry.database.read { try $0.queryFirst(sql) { $0.int64(0) } } ?? -1
     }
 
-    @Test("gc on another server takes nothing an upload in flight sends or reuses, however stale")
+    @Test("gc on another server takes nothing an upload in flight sends or reuses, however stale, however slow its client")
     func claimsHold() throws {
-        let first = try TestServer()
-        let second = try TestRegistry(sharing: first.registry)
+        // Claims that would lapse in two seconds unless renewed; the client stalls for three.
+        let first = try TestServer(registry: try TestRegistry(s3ClaimMilliseconds: 2000))
+        let second = try TestRegistry(sharing: first.registry, s3ClaimMilliseconds: 2000)
         let api = try APIClient(.socket, server: first)
         let id = try api.createModel("m")
         // Stored, then deleted: its chunks stay in the bucket, used by nothing.
@@ -545,6 +546,7 @@ struct CollectionBesideAnotherServerTests {
             claimed = try Self.count("SELECT count(*) FROM chunk_claims", first.registry)
         }
         #expect(claimed >= 2)
+        Thread.sleep(forTimeInterval: 3)  // the client stalls past the claims' lifetime; the server renews them
         // No grace at all, on a server whose own pins know nothing of the upload.
         _ = try second.registry.collectGarbage(graceSeconds: 0)
         try client.send(Array(data[4_500_000...]))

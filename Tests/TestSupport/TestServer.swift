@@ -20,7 +20,7 @@ public final class TestRegistry: @unchecked Sendable {
 
     /// A registry over `directory` (a fresh one by default; pass another's to reopen its data, as after a restart).
     public init(limits: ModelRegistry.Limits = ModelRegistry.Limits(), options: Database.Options = Database.Options(),
-                directory: TemporaryDirectory = TemporaryDirectory("modelkeep-registry")) throws {
+                directory: TemporaryDirectory = TemporaryDirectory("modelkeep-registry"), s3ClaimMilliseconds: Int64 = 120_000) throws {
         self.directory = directory
         let data = DataDirectory(path: directory.path)
         if TestStore.isPostgres {
@@ -33,7 +33,8 @@ public final class TestRegistry: @unchecked Sendable {
         try MigrationRunner().migrate(database)
         store = try BlobStore(directory: data)
         if let configuration = TestStore.s3Configuration(prefix: "swift/" + (directory.path as NSString).lastPathComponent) {
-            chunks = try S3ChunkStore(client: S3Client(configuration), database: database, directory: data)
+            chunks = try S3ChunkStore(client: S3Client(configuration), database: database, directory: data,
+                                      claimLifetimeMilliseconds: s3ClaimMilliseconds)
         } else {
             chunks = store
         }
@@ -44,7 +45,7 @@ public final class TestRegistry: @unchecked Sendable {
     /// Another server of `other`'s registry, as a second `modelkeep serve` would be: its own data
     /// directory (scratch space) and connections, the same database, the same chunks (the same
     /// bucket; on the local store, `other`'s data directory, which is where its chunks live).
-    public init(sharing other: TestRegistry, limits: ModelRegistry.Limits = ModelRegistry.Limits()) throws {
+    public init(sharing other: TestRegistry, limits: ModelRegistry.Limits = ModelRegistry.Limits(), s3ClaimMilliseconds: Int64 = 120_000) throws {
         directory = TemporaryDirectory("modelkeep-replica")
         let data = DataDirectory(path: directory.path)
         if let pool = other.database.postgresPool {
@@ -54,7 +55,8 @@ public final class TestRegistry: @unchecked Sendable {
         }
         store = try BlobStore(directory: DataDirectory(path: other.directory.path))
         if let configuration = TestStore.s3Configuration(prefix: "swift/" + (other.directory.path as NSString).lastPathComponent) {
-            chunks = try S3ChunkStore(client: S3Client(configuration), database: database, directory: data)
+            chunks = try S3ChunkStore(client: S3Client(configuration), database: database, directory: data,
+                                      claimLifetimeMilliseconds: s3ClaimMilliseconds)
         } else {
             chunks = store
         }

@@ -265,7 +265,9 @@ class S3StoreTest(S3TestCase):
 
     def test_kill_9_mid_upload_leaves_nothing_visible_and_the_sent_chunks_are_garbage(self):
         data_dir = os.path.join(self.work, "crash" + self.prefix)
-        server = self.serve("crash")
+        # The dead server's claims on the chunks it sent keep them from gc for s3_claim_seconds.
+        claims = ["--set", "s3_claim_seconds=2"]
+        server = self.serve("crash", extra=claims)
         model = server.model("s3-crash")
         data = random_bytes(40 << 20, 20)
         path = os.path.join(self.work, "crash.bin")
@@ -288,7 +290,8 @@ class S3StoreTest(S3TestCase):
         server.stop()
         self.servers.remove(server)
         args, env = self.settings(data_dir)
-        code, out, _ = cli("gc", "--grace-minutes", "0", *args, env=env)
+        time.sleep(2.5)  # until the dead server's claims have lapsed
+        code, out, _ = cli("gc", "--grace-minutes", "0", *args, *claims, env=env)
         self.assertEqual(code, 0)
         self.assertEqual(self.chunk_objects(), [])
         code, out, err = cli("fsck", "--full", *args, env=env)

@@ -29,9 +29,13 @@ public final class S3ChunkStore: ChunkStore {
     /// Recently downloaded chunks on local disk; nil when `cacheBytes` is 0.
     let cache: ChunkCache?
 
-    /// How long a claim protects a chunk unless renewed: a server that died mid-upload leaves
-    /// claims that hold their chunks this long at most. Uploads renew theirs every quarter of it.
+    /// How long a claim protects a chunk unless renewed (`s3_claim_seconds`): a server that died
+    /// mid-upload leaves claims that hold their chunks this long at most. The claims of uploads in
+    /// flight are renewed every quarter of it, whatever pace their clients send at.
     public let claimLifetimeMilliseconds: Int64
+    /// The claim holders of this server's uploads in flight, and the timer renewing their claims
+    /// (running only while there are some).
+    private let renewal = Locked<(holders: Set<String>, timer: (any DispatchSourceTimer)?)>((holders: [], timer: nil))
     /// A collector's mark older than this is one that died between its mark and its delete; an
     /// upload meeting it takes it back (a live collector deletes one object in well under this).
     let staleMarkMilliseconds: Int64 = 600_000
@@ -39,7 +43,7 @@ public final class S3ChunkStore: ChunkStore {
     let markWaitSeconds: Double = 30
 
     public init(client: S3Client, database: Database, directory: DataDirectory, cacheBytes: Int64 = 0,
-                claimLifetimeMilliseconds: Int64 = 3_600_000) throws {
+                claimLifetimeMilliseconds: Int64 = 120_000) throws {
         self.client = client
         self.database = database
         self.claimLifetimeMilliseconds = claimLifetimeMilliseconds
@@ -124,10 +128,42 @@ public final class S3ChunkStore: ChunkStore {
         }
     }
 
-    /// Renews `holder`'s claims (an upload running longer than a quarter of their lifetime).
-    func renewClaims(holder: String) throws {
-        _ = try database.write { db in
-            try db.run("UPDATE chunk_claims SET claimed_at = ? WHERE holder = ?", [.integer(Self.nowMilliseconds()), .text(holder)])
+    /// Keeps `holder`'s claims renewed until `endClaims(holder:)`.
+    func beginClaims(holder: String) {
+        renewal.withLock { state in
+            state.holders.insert(holder)
+            guard state.timer == nil else { return }
+            let interval = max(0.5, Double(claimLifetimeMilliseconds) / 4000)
+            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
+            timer.schedule(deadline: .now() + interval, repeating: interval)
+            timer.setEventHandler { [weak self] in self?.renewClaims() }
+            timer.resume()
+            state.timer = timer
+        }
+    }
+
+    /// Stops renewing `holder`'s claims, and drops them (its manifest committed, or it failed).
+    func endClaims(holder: String) {
+        renewal.withLock { state in
+            state.holders.remove(holder)
+            if state.holders.isEmpty {
+                state.timer?.cancel()
+                state.timer = nil
+            }
+        }
+        try? releaseClaims(holder: holder)
+    }
+
+    /// Renews the claims of this server's uploads in flight (a failure is retried at the next tick;
+    /// a claim lives four ticks).
+    private func renewClaims() {
+        let holders = renewal.withLock { Array($0.holders) }
+        guard !holders.isEmpty else { return }
+        let now = Self.nowMilliseconds()
+        _ = try? database.write { db in
+            for holder in holders {
+                try db.run("UPDATE chunk_claims SET claimed_at = ? WHERE holder = ?", [.integer(now), .text(holder)])
+            }
         }
     }
 
@@ -248,13 +284,18 @@ public final class S3ChunkStore: ChunkStore {
         }
     }
 
-    /// The second half of a delete: the object, then its marked row.
+    /// The second half of a delete: the object, then its marked row. When the store refuses the
+    /// delete, the row goes all the same (the object, if it is still there, is then one with no
+    /// row: garbage for gc, or sent again by the next upload of that chunk), so that a store that
+    /// was down does not leave a mark that holds up uploads of the chunk after it is back.
     private func finishDelete(_ sha256: String, mark: Int64) throws {
+        defer {
+            _ = try? database.write { db in
+                try db.run("DELETE FROM object_store_chunks WHERE sha256 = ? AND stored_at = ?", [.text(sha256), .integer(mark)])
+            }
+        }
         try client.delete(client.configuration.key(of: sha256))
         cache?.drop(sha256)
-        _ = try database.write { db in
-            try db.run("DELETE FROM object_store_chunks WHERE sha256 = ? AND stored_at = ?", [.text(sha256), .integer(mark)])
-        }
     }
 
     /// Deletes an object a failed upload sent, when no row records it (so no manifest uses it)
@@ -338,9 +379,8 @@ final class S3ChunkWriter: ChunkWriter, @unchecked Sendable {
     private let slots: DispatchSemaphore
     private let group = DispatchGroup()
     private let failure = Locked<(any Error)?>(nil)
-    /// This upload's claims in `chunk_claims`.
+    /// This upload's claims in `chunk_claims`, renewed by the store while the writer is open.
     private let holder = S3ChunkStore.newHolder()
-    private var renewedAt = Date()
     /// Pinned as they were seen, so gc cannot take a reused chunk before the manifest commits.
     private var seen: [ChunkReference] = []
     private var sent: [ChunkReference] = []
@@ -350,11 +390,11 @@ final class S3ChunkWriter: ChunkWriter, @unchecked Sendable {
         self.store = store
         self.queue = queue
         slots = DispatchSemaphore(value: max(1, store.client.configuration.concurrency))
+        store.beginClaims(holder: holder)
     }
 
     func write(_ chunk: UnsafeRawBufferPointer, sha256: String) throws {
         if let error = failure.withLock({ $0 }) { throw error }
-        try renewIfDue()
         let reference = ChunkReference(sha256: sha256, size: Int64(chunk.count))
         store.pins.pin([reference])
         seen.append(reference)
@@ -378,18 +418,9 @@ final class S3ChunkWriter: ChunkWriter, @unchecked Sendable {
         sent.append(reference)
     }
 
-    /// Renews this upload's claims every quarter of their lifetime, so an upload however long
-    /// keeps what it has sent and reused.
-    private func renewIfDue() throws {
-        guard Date().timeIntervalSince(renewedAt) * 1000 > Double(store.claimLifetimeMilliseconds) / 4 else { return }
-        try store.renewClaims(holder: holder)
-        renewedAt = Date()
-    }
-
     func publish(_ chunks: [ChunkReference]) throws {
         Blocking.run { group.wait() }
         if let error = failure.withLock({ $0 }) { throw error }
-        try renewIfDue()
         try store.record(sent)
         published = true
         store.pins.pin(chunks)
@@ -406,6 +437,6 @@ final class S3ChunkWriter: ChunkWriter, @unchecked Sendable {
                 _ = try? store.removeUnrecorded(chunk, holder: holder)
             }
         }
-        try? store.releaseClaims(holder: holder)
+        store.endClaims(holder: holder)
     }
 }
