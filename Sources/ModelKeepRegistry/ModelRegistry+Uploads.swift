@@ -224,9 +224,8 @@ extension ModelRegistry {
     public func abortUpload(_ id: String) throws(RegistryError) {
         let store = try requireStore()
         try writing { db in
-            guard try db.run("DELETE FROM upload_sessions WHERE id = ?", [.text(id)]) == 1 else {
-                throw RegistryError.notFound("upload \(id) does not exist or has expired")
-            }
+            _ = try Self.requireSession(id, db)  // 404 for another namespace's upload, or an OCI one, as for reading it
+            try db.run("DELETE FROM upload_sessions WHERE id = ?", [.text(id)])
         }
         store.scratch.removePart(id)
     }

@@ -139,6 +139,13 @@ struct AccessTests {
             let response = try api.send("GET", target, headers: team)
             #expect(response.status == 404, "\(target)")
         }
+        // Another namespace's resumable upload: neither read, continued nor cancelled.
+        let upload = try #require(try api.send("POST", "/api/v1/uploads", json: ["parent": .string("models/\(theirs)"), "path": "w.bin", "size": 3],
+                                               headers: admin)["upload_id"]?.string)
+        #expect(try api.send("GET", "/api/v1/uploads/\(upload)", headers: team).status == 404)
+        #expect(try api.send("PATCH", "/api/v1/uploads/\(upload)", raw: [1], headers: team.merging(["Upload-Offset": "0"]) { a, _ in a }).status == 404)
+        #expect(try api.send("DELETE", "/api/v1/uploads/\(upload)", headers: team).status == 404)
+        #expect(try api.send("GET", "/api/v1/uploads/\(upload)", headers: admin)["offset"]?.int == 0)
         #expect(try api.send("PATCH", "/api/v1/models/\(theirs)", json: ["description": "mine now"], headers: team).status == 404)
         #expect(try api.send("DELETE", "/api/v1/models/\(theirs)", headers: team).status == 404)
         let listed = try api.send("GET", "/api/v1/models", headers: team)["models"]?.arrayValue?.compactMap { $0["id"]?.string }
