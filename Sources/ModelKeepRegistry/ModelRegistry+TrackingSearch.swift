@@ -79,7 +79,7 @@ func datasetClause(_ datasets: [MetricDataset]) -> (sql: String, arguments: [SQL
 }
 
 extension ModelRegistry {
-    /// The ids of one page of a tracking search, in its order.
+    /// One page of a tracking search: the items `load` reads for the page's ids (in the same read transaction), in its order.
     func trackingPage<T: Sendable>(_ search: TrackingSearch, schema: TrackingSchema,
                                    load: @escaping (any SQLConnection, [String]) throws -> [T]) throws(RegistryError) -> Page<T> {
         guard search.pageSize >= 1 else { throw .invalid(field: "max_results", message: "must be at least 1") }

@@ -19,43 +19,40 @@ public final class TestRegistry: @unchecked Sendable {
     public let router: Router
 
     /// A registry over `directory` (a fresh one by default; pass another's to reopen its data, as after a restart).
-    public init(limits: ModelRegistry.Limits = ModelRegistry.Limits(), options: Database.Options = Database.Options(),
-                directory: TemporaryDirectory = TemporaryDirectory("modelkeep-registry"), s3ClaimMilliseconds: Int64 = 120_000) throws {
-        self.directory = directory
-        let data = DataDirectory(path: directory.path)
+    public convenience init(limits: ModelRegistry.Limits = ModelRegistry.Limits(), options: Database.Options = Database.Options(),
+                            directory: TemporaryDirectory = TemporaryDirectory("modelkeep-registry"), s3ClaimMilliseconds: Int64 = 120_000) throws {
+        let database: Database
         if TestStore.isPostgres {
             var pool = PostgresPool.Options()
             pool.connection.lockTimeoutMilliseconds = Int(options.busyTimeoutMilliseconds)
             database = Database(postgres: PostgresPool(url: try directory.postgresDatabase().url, options: pool))
         } else {
-            database = try data.openDatabase(options: options)
+            database = try DataDirectory(path: directory.path).openDatabase(options: options)
         }
         try MigrationRunner().migrate(database)
-        store = try BlobStore(directory: data)
-        if let configuration = TestStore.s3Configuration(prefix: "swift/" + (directory.path as NSString).lastPathComponent) {
-            chunks = try S3ChunkStore(client: S3Client(configuration), database: database, directory: data,
-                                      claimLifetimeMilliseconds: s3ClaimMilliseconds)
-        } else {
-            chunks = store
-        }
-        registry = ModelRegistry(database: database, store: chunks, limits: limits)
-        router = NativeAPI.router(registry: registry, logger: Logger.quiet)
+        try self.init(directory: directory, database: database, chunksOf: directory, limits: limits, s3ClaimMilliseconds: s3ClaimMilliseconds)
     }
 
     /// Another server of `other`'s registry, as a second `modelkeep serve` would be: its own data
     /// directory (scratch space) and connections, the same database, the same chunks (the same
     /// bucket; on the local store, `other`'s data directory, which is where its chunks live).
-    public init(sharing other: TestRegistry, limits: ModelRegistry.Limits = ModelRegistry.Limits(), s3ClaimMilliseconds: Int64 = 120_000) throws {
-        directory = TemporaryDirectory("modelkeep-replica")
-        let data = DataDirectory(path: directory.path)
-        if let pool = other.database.postgresPool {
-            database = Database(postgres: PostgresPool(url: pool.url))
-        } else {
-            database = try DataDirectory(path: other.directory.path).openDatabase(options: Database.Options())
-        }
-        store = try BlobStore(directory: DataDirectory(path: other.directory.path))
-        if let configuration = TestStore.s3Configuration(prefix: "swift/" + (other.directory.path as NSString).lastPathComponent) {
-            chunks = try S3ChunkStore(client: S3Client(configuration), database: database, directory: data,
+    public convenience init(sharing other: TestRegistry, limits: ModelRegistry.Limits = ModelRegistry.Limits(),
+                            s3ClaimMilliseconds: Int64 = 120_000) throws {
+        let database = try other.database.postgresPool.map { Database(postgres: PostgresPool(url: $0.url)) }
+            ?? DataDirectory(path: other.directory.path).openDatabase(options: Database.Options())
+        try self.init(directory: TemporaryDirectory("modelkeep-replica"), database: database, chunksOf: other.directory, limits: limits,
+                      s3ClaimMilliseconds: s3ClaimMilliseconds)
+    }
+
+    /// The registry over a migrated `database`, with the chunks of `chunksOf`'s registry (its
+    /// data directory, or its prefix of the test bucket) and `directory` as its own data directory.
+    private init(directory: TemporaryDirectory, database: Database, chunksOf home: TemporaryDirectory, limits: ModelRegistry.Limits,
+                 s3ClaimMilliseconds: Int64) throws {
+        self.directory = directory
+        self.database = database
+        store = try BlobStore(directory: DataDirectory(path: home.path))
+        if let configuration = TestStore.s3Configuration(prefix: "swift/" + (home.path as NSString).lastPathComponent) {
+            chunks = try S3ChunkStore(client: S3Client(configuration), database: database, directory: DataDirectory(path: directory.path),
                                       claimLifetimeMilliseconds: s3ClaimMilliseconds)
         } else {
             chunks = store
