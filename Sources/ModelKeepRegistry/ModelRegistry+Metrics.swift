@@ -78,12 +78,27 @@ extension ModelRegistry {
                         shift: before?.shift)
             }
         }
+        var bucketRows: [[SQLValue]] = []
         for (key, batch) in series {
             guard let span = spans[key] else { throw RegistryError.internalFailure("the latest point of \(key) was not written") }
             try Self.keepBuckets(parentID: parentID, key: key, batch: batch.numbers,
-                                 stored: span.shift, needed: Self.bucketShift(from: span.first, to: span.last), db)
+                                 stored: span.shift, needed: Self.bucketShift(from: span.first, to: span.last), adding: &bucketRows, db)
         }
+        // Every series' new points into its buckets: upserts of many rows a statement on PostgreSQL.
+        try db.runRows(Self.bucketUpsertHead, columns: 9, Self.bucketUpsertTail, bucketRows)
     }
+
+    /// The upsert of a batch's points into their chart buckets; a tie keeps the point already stored.
+    private static let bucketUpsertHead = "INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step) VALUES "
+    private static let bucketUpsertTail = """
+
+        ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET
+            points = metric_buckets.points + excluded.points,
+            low_step = iif(excluded.low < metric_buckets.low, excluded.low_step, metric_buckets.low_step),
+            low = min(metric_buckets.low, excluded.low),
+            high_step = iif(excluded.high > metric_buckets.high, excluded.high_step, metric_buckets.high_step),
+            high = max(metric_buckets.high, excluded.high)
+        """
 
     /// The latest-point upsert of `insertPoints`: every latest column moves together when the
     /// new point is later (step, then wallclock, then arrival); SQLite reads every right-hand side
@@ -123,14 +138,15 @@ extension ModelRegistry {
             """, series, { $0.isNull(0) ? nil : (first: $0.int64(0), last: $0.int64(1)) }) ?? nil else { return }
         try db.run("DELETE FROM metric_buckets WHERE parent_id = ? AND key = ?", series)
         try db.run("UPDATE metric_latest SET first_step = ?, bucket_shift = NULL WHERE parent_id = ? AND key = ?", [.integer(span.first)] + series)
-        try keepBuckets(parentID: parentID, key: key, batch: [], stored: nil, needed: bucketShift(from: span.first, to: span.last), db)
+        var none: [[SQLValue]] = []
+        try keepBuckets(parentID: parentID, key: key, batch: [], stored: nil, needed: bucketShift(from: span.first, to: span.last), adding: &none, db)
     }
 
     /// Brings a series' buckets to the shift it needs and adds a batch's numeric points to them.
     /// A series that just became long is bucketed from its stored points (the batch's among
     /// them); one that outgrew its shift has its buckets merged sixteen (or more) to one first.
     private static func keepBuckets(parentID: String, key: String, batch: [(step: Int64, value: Double)],
-                                    stored: Int?, needed: Int?, _ db: any SQLConnection) throws {
+                                    stored: Int?, needed: Int?, adding rows: inout [[SQLValue]], _ db: any SQLConnection) throws {
         guard let needed else { return }
         let series: [SQLValue] = [.text(parentID), .text(key)]
         guard let stored else {
@@ -187,21 +203,12 @@ extension ModelRegistry {
             try db.run("DELETE FROM metric_buckets WHERE parent_id = ? AND key = ? AND shift = ?", series + [.integer(Int64(stored))])
             try db.run("UPDATE metric_latest SET bucket_shift = ? WHERE parent_id = ? AND key = ?", [.integer(Int64(needed))] + series)
         }
-        // The batch's own buckets, one upsert each; a tie keeps the point already stored.
+        // The batch's own buckets, one upsert row each, for the caller to write.
         var buckets: [Int64: Bucket] = [:]
         for point in batch { buckets[point.step >> Int64(needed), default: Bucket(point)].add(point) }
         for (bucket, b) in buckets {
-            try db.run("""
-                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET
-                    points = metric_buckets.points + excluded.points,
-                    low_step = iif(excluded.low < metric_buckets.low, excluded.low_step, metric_buckets.low_step),
-                    low = min(metric_buckets.low, excluded.low),
-                    high_step = iif(excluded.high > metric_buckets.high, excluded.high_step, metric_buckets.high_step),
-                    high = max(metric_buckets.high, excluded.high)
-                """, series + [.integer(Int64(needed)), .integer(bucket), .integer(b.points),
-                               .real(b.low.value), .integer(b.low.step), .real(b.high.value), .integer(b.high.step)])
+            rows.append(series + [.integer(Int64(needed)), .integer(bucket), .integer(b.points),
+                                  .real(b.low.value), .integer(b.low.step), .real(b.high.value), .integer(b.high.step)])
         }
     }
 
