@@ -212,8 +212,7 @@ extension ModelRegistry {
     public func ociFinishUpload(_ id: String, modelID: String, sha256: String) throws(RegistryError) -> Artifact {
         let (session, saved, chunks) = try reading { db in
             let session = try Self.ociSession(id, modelID: modelID, db)
-            let saved = try db.queryFirst("SELECT hash_state FROM upload_sessions WHERE id = ?", [.text(id)]) { $0.isNull(0) ? nil : $0.blob(0) } ?? nil
-            return (session, saved, try Self.uploadChunks(id, db))
+            return (session, try Self.savedHash(id, db), try Self.uploadChunks(id, db))
         }
         guard let hash = saved.flatMap(ResumableSHA256.init(saved:)), hash.length == session.received else {
             try? ociCancelUpload(id, modelID: modelID)

@@ -284,33 +284,22 @@ extension ModelRegistry {
         let read = { (row: Row) in
             _ = stored.insert(PointIdentity(key: row.text(0), step: row.int64(1), wallclock: row.int64(2), bits: row.double(3).bitPattern))
         }
+        // On PostgreSQL `key IN (...)`, or a plain join to the keys, got a generic plan (the
+        // statement is prepared) that scanned the run's whole index with the step range as a
+        // filter (4,800 pages, 46 ms, on a run of 300,000 points); a LATERAL subquery fenced by
+        // OFFSET 0 probes each key's step range alone (48 pages, 0.2 ms). SQLite probes per key
+        // for the IN list.
+        let statement = db.sql(sqlite: """
+            SELECT key, step, wallclock, number FROM metrics
+            WHERE key IN (?...) AND parent_id = ? AND step BETWEEN ? AND ? AND number IS NOT NULL
+            """, postgres: """
+            SELECT m.key, m.step, m.wallclock, m.number
+            FROM (VALUES (?)...) AS k (key)
+            CROSS JOIN LATERAL (SELECT key, step, wallclock, number FROM metrics
+                                WHERE parent_id = ? AND key = k.key AND step BETWEEN ? AND ? AND number IS NOT NULL OFFSET 0) AS m
+            """)
         for (range, keys) in Dictionary(grouping: steps.keys, by: { steps[$0]! }) {
-            let bounds: [SQLValue] = [.text(run.modelID), .integer(range.low), .integer(range.high)]
-            guard db.dialect == .postgres else {
-                _ = try db.rows(in: keys.sorted(), """
-                    SELECT key, step, wallclock, number FROM metrics
-                    WHERE key IN (?...) AND parent_id = ? AND step BETWEEN ? AND ? AND number IS NOT NULL
-                    """, extra: bounds, read)
-                continue
-            }
-            // With `key IN (...)`, or a plain join to the keys, PostgreSQL's generic plan for the
-            // prepared statement scanned the run's whole index with the step range as a filter
-            // (4,800 pages, 46 ms, on a run of 300,000 points). A LATERAL subquery fenced by
-            // OFFSET 0 makes it probe each key's step range alone (48 pages, 0.2 ms). 256 keys a
-            // statement, padded to a power of two (a few statement shapes).
-            let sorted = keys.sorted()
-            for start in stride(from: 0, to: sorted.count, by: 256) {
-                var batch = Array(sorted[start..<min(sorted.count, start + 256)])
-                var size = 1
-                while size < batch.count { size *= 2 }
-                batch += Array(repeating: batch[batch.count - 1], count: size - batch.count)
-                _ = try db.query("""
-                    SELECT m.key, m.step, m.wallclock, m.number
-                    FROM (VALUES \(Array(repeating: "(?)", count: size).joined(separator: ", "))) AS k (key)
-                    CROSS JOIN LATERAL (SELECT key, step, wallclock, number FROM metrics
-                                        WHERE parent_id = ? AND key = k.key AND step BETWEEN ? AND ? AND number IS NOT NULL OFFSET 0) AS m
-                    """, batch.map { .text($0) } + bounds, read)
-            }
+            _ = try db.rows(in: keys.sorted(), statement, extra: [.text(run.modelID), .integer(range.low), .integer(range.high)], read)
         }
         var fresh: [MetricPoint] = []
         // A logged model's new points, by the ModelKeep model that holds its series.

@@ -97,8 +97,7 @@ extension ModelRegistry {
         let store = try requireStore()
         let (session, savedHash) = try reading { db in
             let session = try find(db)
-            let saved = try db.queryFirst("SELECT hash_state FROM upload_sessions WHERE id = ?", [.text(id)]) { $0.isNull(0) ? nil : $0.blob(0) } ?? nil
-            return (session, saved)
+            return (session, try Self.savedHash(id, db))
         }
         guard session.artifactID == nil else { throw .conflict("upload \(id) is complete already", details: ["offset": .int(session.received)]) }
         guard offset == session.received else { throw Self.offsetConflict(id, at: session.received) }
@@ -176,6 +175,11 @@ extension ModelRegistry {
         next.received = received
         next.expiresAt = now + lifetime
         return (next, hash)
+    }
+
+    /// A session's saved whole-file hash state (nil for one begun before migration 0020).
+    static func savedHash(_ id: String, _ db: any SQLConnection) throws -> [UInt8]? {
+        try db.queryFirst("SELECT hash_state FROM upload_sessions WHERE id = ?", [.text(id)]) { $0.isNull(0) ? nil : $0.blob(0) } ?? nil
     }
 
     /// The chunks a session has received, in order.

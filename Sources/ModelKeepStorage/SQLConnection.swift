@@ -69,10 +69,11 @@ extension SQLConnection {
         dialect == .sqlite ? sqlite : postgres
     }
 
-    /// The rows of a query whose `IN (?...)` takes many ids, run 256 ids at a time. Each batch is
-    /// padded to a power of two by repeating its last id (IN is a set), so a query has at most
-    /// nine shapes in the statement cache whatever the list's length.
-    /// `extra` are the arguments of the `?`s after the list.
+    /// The rows of a query whose `IN (?...)` (or `VALUES (?)...`, the ids as rows) takes many ids,
+    /// run 256 ids at a time. Each batch is padded to a power of two by repeating its last id (IN
+    /// is a set; a repeated row must not matter to the caller), so a query has at most nine shapes
+    /// in the statement cache whatever the list's length. `extra` are the arguments of the `?`s
+    /// after the list.
     public func rows<T>(in ids: [String], _ sql: String, extra: [SQLValue] = [], _ map: (Row) throws -> T) throws -> [T] {
         var out: [T] = []
         for start in stride(from: 0, to: ids.count, by: 256) {
@@ -81,7 +82,9 @@ extension SQLConnection {
             while size < batch.count { size *= 2 }
             batch += Array(repeating: batch[batch.count - 1], count: size - batch.count)
             let marks = Array(repeating: "?", count: size).joined(separator: ", ")
-            out += try query(sql.replacingOccurrences(of: "(?...)", with: "(\(marks))"), batch.map { .text($0) } + extra, map)
+            let rows = Array(repeating: "(?)", count: size).joined(separator: ", ")
+            out += try query(sql.replacingOccurrences(of: "(?...)", with: "(\(marks))").replacingOccurrences(of: "VALUES (?)...", with: "VALUES \(rows)"),
+                             batch.map { .text($0) } + extra, map)
         }
         return out
     }

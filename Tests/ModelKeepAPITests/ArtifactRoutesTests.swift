@@ -581,10 +581,14 @@ struct CollectionBesideAnotherServerTests {
         let answer = Mutex<Int>(0)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
-            answer.withLock { $0 = (try? api.send("PUT", "/api/v1/models/\(id)/artifacts/b.bin", raw: data).status) ?? -1 }
+            // Sent outside the lock: the test reads `answer` while the upload waits.
+            let status = (try? api.send("PUT", "/api/v1/models/\(id)/artifacts/b.bin", raw: data).status) ?? -1
+            answer.withLock { $0 = status }
             done.signal()
         }
         usleep(300_000)
+        // The upload cannot have finished: it needs the marked chunk, and waits for the delete.
+        #expect(answer.withLock { $0 } == 0)
         // The collector finishes: the object, then the row.
         try store.client.delete(store.client.configuration.key(of: chunks[0]))
         _ = try server.registry.database.write { try $0.run("DELETE FROM object_store_chunks WHERE sha256 = ?", [.text(chunks[0])]) }

@@ -93,6 +93,12 @@ public final class S3ChunkStore: ChunkStore {
 
     static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
+    /// Claims (or renews the claim on) a chunk for a holder: sha256, holder, now.
+    static let claimStatement = """
+        INSERT INTO chunk_claims (sha256, holder, claimed_at) VALUES (?, ?, ?)
+        ON CONFLICT (sha256, holder) DO UPDATE SET claimed_at = excluded.claimed_at
+        """
+
     /// A fresh claim holder: one upload, or one use of stored chunks.
     static func newHolder() -> String { UUID().uuidString.lowercased() }
 
@@ -111,10 +117,7 @@ public final class S3ChunkStore: ChunkStore {
                     try db.run("DELETE FROM object_store_chunks WHERE sha256 = ? AND stored_at = ?", [.text(sha256), .integer(mark)])
                     stamp = nil
                 }
-                try db.run("""
-                    INSERT INTO chunk_claims (sha256, holder, claimed_at) VALUES (?, ?, ?)
-                    ON CONFLICT (sha256, holder) DO UPDATE SET claimed_at = excluded.claimed_at
-                    """, [.text(sha256), .text(holder), .integer(now)])
+                try db.run(Self.claimStatement, [.text(sha256), .text(holder), .integer(now)])
                 guard stamp != nil else { return false }
                 try db.run("UPDATE object_store_chunks SET stored_at = ? WHERE sha256 = ?", [.integer(now), .text(sha256)])
                 return true
@@ -194,10 +197,7 @@ public final class S3ChunkStore: ChunkStore {
         let now = Self.nowMilliseconds()
         try database.write { db in
             for sha in Set(chunks.map(\.sha256)) {
-                try db.run("""
-                    INSERT INTO chunk_claims (sha256, holder, claimed_at) VALUES (?, ?, ?)
-                    ON CONFLICT (sha256, holder) DO UPDATE SET claimed_at = excluded.claimed_at
-                    """, [.text(sha), .text(holder), .integer(now)])
+                try db.run(Self.claimStatement, [.text(sha), .text(holder), .integer(now)])
                 try db.run("UPDATE object_store_chunks SET stored_at = ? WHERE sha256 = ? AND stored_at >= 0", [.integer(now), .text(sha)])
             }
         }
