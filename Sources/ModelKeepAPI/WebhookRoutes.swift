@@ -77,8 +77,7 @@ struct WebhookRoutes {
         }
         let size = try q.int("page_size") ?? 100
         let page = try registry.webhookDeliveries(request.parameter("id"), status: q.string("status"), before: before, limit: size)
-        let next: JSONValue = page.count == size ? .string(String(page[page.count - 1].sequence)) : .null
-        return Respond.json(["deliveries": .array(page.map(Self.render)), "next_page_token": next])
+        return Respond.json(["deliveries": .array(page.deliveries.map(Self.render)), "next_page_token": page.next.map { .string(String($0)) } ?? .null])
     }
 
     func redeliver(_ request: HTTPRequest) throws -> HTTPResponse {

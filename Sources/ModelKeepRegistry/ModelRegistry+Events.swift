@@ -13,6 +13,13 @@ public struct Event: Sendable, Equatable {
     public var subjectID: String
     public var actor: String?
     public var payload: JSONObject
+
+    /// The model the event is about (a webhook's model filter): the payload's, or the subject of a model event.
+    public var modelID: String? { Self.modelID(kind: kind, subject: subjectID, payload: payload) }
+
+    static func modelID(kind: String, subject: String, payload: JSONObject) -> String? {
+        payload["model_id"]?.stringValue ?? (kind.hasPrefix("model.") ? subject : nil)
+    }
 }
 
 /// Which events to read.
@@ -30,38 +37,18 @@ public struct EventQuery: Sendable {
 }
 
 extension ModelRegistry {
-    private static let queueDeliveriesSQLite = """
-        INSERT INTO webhook_deliveries (delivery_id, webhook_id, event_id, next_attempt_at, created_at)
-        SELECT printf('%016x%016x', ?1, w.rowid), w.id, ?1, ?2, ?2 FROM webhooks w
-        WHERE w.active = 1 AND (w.namespace IS NULL OR w.namespace = ?3) AND (w.model_id IS NULL OR w.model_id = ?4)
-          AND EXISTS (SELECT 1 FROM webhook_events e WHERE e.webhook_id = w.id AND ?5 GLOB e.pattern)
-        """
-    /// PostgreSQL has no rowid: the second half of the delivery id is 64 bits of the MD5 of the
-    /// webhook's id instead (distinct webhooks, distinct halves; the UNIQUE index would refuse the
-    /// write, loudly, in the 2^-64 case they met). Still growing with the event id.
-    private static let queueDeliveriesPostgres = """
-        INSERT INTO webhook_deliveries (delivery_id, webhook_id, event_id, next_attempt_at, created_at)
-        SELECT lpad(to_hex(?1::bigint), 16, '0') || left(md5(w.id), 16), w.id, ?1, ?2, ?2 FROM webhooks w
-        WHERE w.active = 1 AND (w.namespace IS NULL OR w.namespace = ?3::text) AND (w.model_id IS NULL OR w.model_id = ?4::text)
-          AND EXISTS (SELECT 1 FROM webhook_events e WHERE e.webhook_id = w.id AND glob(e.pattern, ?5))
-        """
-
     /// Appends an event inside the caller's transaction, so it commits or rolls back with the change.
     static func record(_ kind: String, namespace: String, subject: String, payload: JSONObject,
                        at now: Int64, _ db: any SQLConnection) throws {
         var payload = payload
         if let reason = ChangeReason.current { payload["reason"] = .string(reason) }
         try recordHistory(kind, payload: payload, at: now, db)
-        let id = try db.insert("INSERT INTO events (created_at, namespace, kind, subject_id, actor, payload) VALUES (?, ?, ?, ?, ?, ?)",
-                               [.integer(now), .text(namespace), .text(kind), .text(subject), SQLValue(Access.current?.actor),
-                                .text(JSONWriter.string(.object(payload)))])
-        // Queued in the same transaction as the change: a committed event always reaches its webhooks.
-        // The delivery id is the event's id and the webhook's rowid in hex (32 digits, unique, as a
-        // random one would be, but growing: each insert lands at the end of the unique index, not
-        // on a random page of it, which cost a burst of writes a tenth of its rate with 3 webhooks).
-        let model = payload["model_id"]?.stringValue ?? (kind.hasPrefix("model.") ? subject : nil)
-        try db.run(db.dialect == .sqlite ? queueDeliveriesSQLite : queueDeliveriesPostgres,
-                   [.integer(id), .integer(now), .text(namespace), SQLValue(model), .text(kind)])
+        try db.run("INSERT INTO events (created_at, namespace, kind, subject_id, actor, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                   [.integer(now), .text(namespace), .text(kind), .text(subject), SQLValue(Access.current?.actor),
+                    .text(JSONWriter.string(.object(payload)))])
+        // Webhooks need nothing more here: the event is their queue (each reads the feed after its
+        // position, ModelRegistry+Webhooks), so it reaches them once it commits, as the change does.
+        let model = Event.modelID(kind: kind, subject: subject, payload: payload)
         // Consumers that follow a tag, a stage or the latest version move with the change, in the
         // same transaction, each move recorded as its own event after this one.
         if let model, consumerMovingKinds.contains(kind) {
@@ -185,8 +172,16 @@ extension ModelRegistry {
     /// are done; returns how many events went.
     @discardableResult
     public func pruneEvents(olderThanMilliseconds milliseconds: Int64) throws(RegistryError) -> Int {
-        let cutoff = Clock.nowMilliseconds() - milliseconds
+        let now = Clock.nowMilliseconds()
+        let cutoff = now - milliseconds
         return try writing { db in
+            // Events an active webhook has not read yet go into its log first (as pending: sent
+            // later, they fail as pruned), so that none is lost without a word.
+            if let last = try db.queryFirst("SELECT max(id) FROM events WHERE created_at < ?", [.integer(cutoff)], { $0.optionalInt64(0) }) ?? nil {
+                for lagging in try db.query("SELECT id FROM webhooks WHERE active = 1 AND feed_position < ?", [.integer(last)], { $0.text(0) }) {
+                    try Self.takeIntoLog(lagging, through: last, at: now, db)
+                }
+            }
             // The webhook delivery log goes with the events it logged (pending deliveries stay).
             try db.run("DELETE FROM webhook_deliveries WHERE status != 'pending' AND created_at < ?", [.integer(cutoff)])
             return try db.run("DELETE FROM events WHERE created_at < ?", [.integer(cutoff)])

@@ -22,6 +22,28 @@ public struct Webhook: Sendable, Equatable {
     public var updatedAt: Int64
     /// The events as the webhook's dialect names them (MLflow's entity/action pairs), JSON.
     public var dialectEvents: String?
+
+    /// Whether the event is one the webhook asked for: its namespace, its model, one of its kinds.
+    public func wants(_ event: Event) -> Bool {
+        if let namespace, namespace != event.namespace { return false }
+        if let modelID, modelID != event.modelID { return false }
+        return events.contains { Self.matches(Array($0.utf8)[...], Array(event.kind.utf8)[...]) }
+    }
+
+    /// An event kind against a pattern in which `*` stands for any run of characters (the only
+    /// wildcard an event pattern may hold), as SQLite's GLOB would match it.
+    static func matches(_ pattern: ArraySlice<UInt8>, _ kind: ArraySlice<UInt8>) -> Bool {
+        guard let star = pattern.firstIndex(of: UInt8(ascii: "*")) else { return pattern.elementsEqual(kind) }
+        let head = pattern[pattern.startIndex..<star]
+        guard kind.starts(with: head) else { return false }
+        let rest = pattern[(star + 1)...]
+        var start = kind.startIndex + head.count
+        while true {
+            if matches(rest, kind[start...]) { return true }
+            guard start < kind.endIndex else { return false }
+            start += 1
+        }
+    }
 }
 
 /// What a webhook is made or changed with; nil fields are left as they are on an update.
@@ -140,8 +162,8 @@ extension ModelRegistry {
             }
             try db.run("""
                 INSERT INTO webhooks (id, url, secret, namespace, model_id, active, dialect, name, description, dialect_events,
-                                      created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      created_at, updated_at, feed_position)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(id), 0) FROM events))
                 """, [.text(id), .text(url), .text(secret), SQLValue(draft.namespace ?? nil), SQLValue(draft.modelID ?? nil),
                       SQLValue(draft.active ?? true), .text(draft.dialect), SQLValue(draft.name ?? nil), SQLValue(draft.description ?? nil),
                       SQLValue(draft.dialectEvents ?? nil), .integer(now), .integer(now)])
@@ -182,7 +204,11 @@ extension ModelRegistry {
         }
         let now = Clock.nowMilliseconds()
         return try writing { db in
-            _ = try Self.requireWebhook(id, dialect: dialect, db)
+            let before = try Self.requireWebhook(id, dialect: dialect, db)
+            if draft.active == false && before.active {
+                // Turned off: what it had not read yet is written into its log, and goes out when it is turned back on.
+                try Self.takeIntoLog(id, at: now, db)
+            }
             var sets = ["updated_at = ?"]
             var arguments: [SQLValue] = [.integer(now)]
             func set(_ column: String, _ value: SQLValue) { sets.append("\(column) = ?"); arguments.append(value) }
@@ -196,6 +222,8 @@ extension ModelRegistry {
             if let active = draft.active {
                 set("active", SQLValue(active))
                 if active { sets.append("consecutive_failures = 0, paused_reason = NULL") }
+                // Turned (back) on: it reads the feed from now; what happened while it was off is not sent.
+                if active && !before.active { sets.append("feed_position = (SELECT coalesce(max(id), 0) FROM events)") }
             }
             try db.run("UPDATE webhooks SET \(sets.joined(separator: ", ")) WHERE id = ?", arguments + [.text(id)])
             if let events = draft.events {
@@ -216,19 +244,30 @@ extension ModelRegistry {
         }
     }
 
-    /// A webhook's deliveries, newest first, a page at a time (`before`: the sequence to continue below).
-    public func webhookDeliveries(_ id: String, status: String?, before: Int64?, limit: Int) throws(RegistryError) -> [WebhookDelivery] {
+    /// A webhook's deliveries, newest first, a page at a time (`before`: the sequence to continue
+    /// below). The first page starts with the deliveries it has queued and not attempted yet
+    /// (status pending, no attempts; the next ones it will send, up to the page's size); the log's
+    /// rows follow. Answers the page and the `before` of the next one (nil: no more).
+    public func webhookDeliveries(_ id: String, status: String?, before: Int64?, limit: Int) throws(RegistryError)
+        -> (deliveries: [WebhookDelivery], next: Int64?) {
         guard (1...1000).contains(limit) else { throw .invalid(field: "page_size", message: "must be between 1 and 1000") }
         if let status, !["pending", "delivered", "failed", "skipped"].contains(status) {
             throw .invalid(field: "status", message: "must be pending, delivered, failed or skipped")
         }
         return try reading { db in
-            _ = try Self.requireWebhook(id, dialect: nil, db)
-            return try db.query("""
+            guard let reader = try Self.feedReaders(db, id: id).first else { throw RegistryError.notFound("webhook \(id) does not exist") }
+            var page: [WebhookDelivery] = []
+            if before == nil, status == nil || status == "pending", reader.webhook.active {
+                page = try Self.queued(reader, limit: limit, db).reversed()
+            }
+            let rows = page.count == limit ? [] : try db.query("""
                 SELECT \(Self.deliveryColumns) FROM webhook_deliveries
                 WHERE webhook_id = ? AND (? IS NULL OR status = ?) AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?
-                """, [.text(id), SQLValue(status), SQLValue(status), SQLValue(before), SQLValue(before), .integer(Int64(limit))],
+                """, [.text(id), SQLValue(status), SQLValue(status), SQLValue(before), SQLValue(before), .integer(Int64(limit - page.count))],
                 Self.delivery(from:))
+            page += rows
+            // A page of queued deliveries only goes on with the log from its top.
+            return (page, page.count < limit ? nil : rows.last?.sequence ?? Int64.max)
         }
     }
 
@@ -238,7 +277,7 @@ extension ModelRegistry {
         return try writing { db in
             _ = try Self.requireWebhook(id, dialect: nil, db)
             guard let event = try db.queryFirst("SELECT event_id FROM webhook_deliveries WHERE webhook_id = ? AND delivery_id = ?",
-                                                [.text(id), .text(delivery)], { $0.int64(0) }) else {
+                                                [.text(id), .text(delivery)], { $0.int64(0) }) ?? Self.queuedEvent(delivery, webhook: id, db) else {
                 throw RegistryError.notFound("webhook \(id) has no delivery \(delivery)")
             }
             guard let again = try db.queryFirst("""
@@ -260,34 +299,162 @@ extension ModelRegistry {
         public let event: Event?
     }
 
-    /// The deliveries due now, per active webhook: the head of its queue and the ones after it,
-    /// in order, up to `perWebhook` (a webhook whose head waits for a retry gets none, so its
-    /// events go out in order).
-    public func dueDeliveries(perWebhook: Int = 64) throws(RegistryError) -> [[DueDelivery]] {
+    /// What one pass sends to one webhook: either retries waiting in its log (rows, in order), or
+    /// the events after its position in the change feed that it wants.
+    public struct WebhookRun: Sendable {
+        public let webhook: Webhook
+        public let deliveries: [DueDelivery]
+        /// The webhook's position when the pass read it; the pass records its outcome only if
+        /// the position is still this (no one turned the webhook off or pruned the feed meanwhile).
+        public let storedPosition: Int64
+        /// The feed's events up to this id were looked at (the ones the webhook wants are the
+        /// deliveries); nil when the run retries deliveries from the log.
+        public let scannedThrough: Int64?
+        /// More may be due than the run holds: the next pass should go at once.
+        public let full: Bool
+    }
+
+    /// How many of the feed's events one pass reads for a webhook.
+    static let feedPage = 1_000
+
+    /// The second half of a delivery id: the webhook's rowid (SQLite) or 64 bits of the MD5 of its
+    /// id (PostgreSQL, which has no rowid), 16 hex digits: distinct webhooks, distinct halves.
+    static func serialSQL(_ db: any SQLConnection) -> String {
+        db.sql(sqlite: "printf('%016x', w.rowid)", postgres: "left(md5(w.id), 16)")
+    }
+
+    /// The delivery of a feed event that has not been attempted yet. Its id is the event's id
+    /// and the webhook's serial in hex (32 digits, unique, and growing with the feed, so the log's
+    /// unique index grows at one end): the same id the row gets once it is attempted.
+    static func queuedDelivery(of event: Event, webhook: String, serial: String) -> WebhookDelivery {
+        let hex = String(event.id, radix: 16)
+        return WebhookDelivery(sequence: 0, id: String(repeating: "0", count: max(0, 16 - hex.utf8.count)) + hex + serial, webhookID: webhook,
+                               eventID: event.id, status: "pending", attempts: 0, nextAttemptAt: event.createdAt, lastAttemptAt: nil,
+                               responseStatus: nil, error: nil, latencyMilliseconds: nil, createdAt: event.createdAt, deliveredAt: nil)
+    }
+
+    /// A webhook with its secret, its position in the feed and its serial.
+    struct FeedReader {
+        let webhook: Webhook
+        let secret: String
+        let position: Int64
+        let serial: String
+        /// When its oldest pending row is due; nil when it has none.
+        let retryAt: Int64?
+    }
+
+    static func feedReaders(_ db: any SQLConnection, id: String? = nil) throws -> [FeedReader] {
+        try db.query("""
+            SELECT \(webhookColumns), w.secret, w.feed_position, \(serialSQL(db)),
+                   (SELECT d.next_attempt_at FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending' ORDER BY d.id LIMIT 1)
+            FROM webhooks w WHERE (? IS NULL AND w.active = 1) OR w.id = ? ORDER BY w.id
+            """, [SQLValue(id), SQLValue(id)]) { row in
+            FeedReader(webhook: webhook(from: row), secret: row.text(14), position: row.int64(15), serial: row.text(16), retryAt: row.optionalInt64(17))
+        }
+    }
+
+    /// The feed's events after `position`, in order, up to `limit` (and up to `through` when given).
+    static func feedEvents(after position: Int64, through: Int64? = nil, limit: Int, _ db: any SQLConnection) throws -> [Event] {
+        try db.query("SELECT \(eventColumns) FROM events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                     [.integer(position), .integer(through ?? Int64.max), .integer(Int64(limit))]) { event(from: $0) }
+    }
+
+    /// The event of a delivery that is still queued in the feed (not in the log yet): its id is
+    /// the event's id and the webhook's serial; nil unless both match and the webhook wants the event.
+    static func queuedEvent(_ delivery: String, webhook id: String, _ db: any SQLConnection) throws -> Int64? {
+        guard delivery.utf8.count == 32, let eventID = Int64(delivery.prefix(16), radix: 16),
+              let reader = try feedReaders(db, id: id).first, delivery.hasSuffix(reader.serial), eventID > reader.position,
+              let event = try feedEvents(after: eventID - 1, through: eventID, limit: 1, db).first, reader.webhook.wants(event) else { return nil }
+        return eventID
+    }
+
+    /// What is due now, per active webhook: the retries at the head of its log when the first is
+    /// due (a webhook whose head waits for its retry gets nothing, so its events go out in
+    /// order), or else the events after its position that it wants, up to `perWebhook`. `after`
+    /// holds positions the caller reached without writing them (events no webhook wanted).
+    public func dueRuns(perWebhook: Int = 64, after known: [String: Int64] = [:]) throws(RegistryError) -> [WebhookRun] {
         let now = Clock.nowMilliseconds()
         return try reading { db in
-            let hooks = try db.query("""
-                SELECT w.id, w.secret FROM webhooks w
-                WHERE w.active = 1 AND (SELECT d.next_attempt_at FROM webhook_deliveries d
-                                        WHERE d.webhook_id = w.id AND d.status = 'pending' ORDER BY d.id LIMIT 1) <= ?
-                """, [.integer(now)]) { (id: $0.text(0), secret: $0.text(1)) }
-            var due: [[DueDelivery]] = []
-            for hook in hooks {
-                let webhook = try Self.requireWebhook(hook.id, dialect: nil, db)
-                // Each delivery with its event in one read (the event is null when it was pruned first).
-                let deliveryColumns = Self.deliveryColumns.split(separator: ",").map { "d." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-                let eventColumns = Self.eventColumns.split(separator: ",").map { "e." + $0.trimmingCharacters(in: .whitespaces) }
-                due.append(try db.query("""
-                    SELECT \((deliveryColumns + eventColumns).joined(separator: ", "))
-                    FROM webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id
-                    WHERE d.webhook_id = ? AND d.status = 'pending' ORDER BY d.id LIMIT ?
-                    """, [.text(hook.id), .integer(Int64(perWebhook))]) { row in
-                    DueDelivery(delivery: Self.delivery(from: row), webhook: webhook, secret: hook.secret,
-                                event: row.optionalInt64(Self.deliveryColumnCount).map { _ in Self.event(from: row, at: Self.deliveryColumnCount) })
-                })
+            var pages: [Int64: [Event]] = [:]  // webhooks at the same position share one read of the feed
+            var runs: [WebhookRun] = []
+            for reader in try Self.feedReaders(db) {
+                if let retryAt = reader.retryAt {
+                    guard retryAt <= now else { continue }
+                    let deliveryColumns = Self.deliveryColumns.split(separator: ",").map { "d." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                    let eventColumns = Self.eventColumns.split(separator: ",").map { "e." + $0.trimmingCharacters(in: .whitespaces) }
+                    let retries = try db.query("""
+                        SELECT \((deliveryColumns + eventColumns).joined(separator: ", "))
+                        FROM webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id
+                        WHERE d.webhook_id = ? AND d.status = 'pending' ORDER BY d.id LIMIT ?
+                        """, [.text(reader.webhook.id), .integer(Int64(perWebhook))]) { row in
+                        DueDelivery(delivery: Self.delivery(from: row), webhook: reader.webhook, secret: reader.secret,
+                                    event: row.optionalInt64(Self.deliveryColumnCount).map { _ in Self.event(from: row, at: Self.deliveryColumnCount) })
+                    }
+                    runs.append(WebhookRun(webhook: reader.webhook, deliveries: retries, storedPosition: reader.position,
+                                           scannedThrough: nil, full: retries.count == perWebhook))
+                    continue
+                }
+                let from = max(reader.position, known[reader.webhook.id] ?? 0)
+                let page: [Event]
+                if let read = pages[from] {
+                    page = read
+                } else {
+                    page = try Self.feedEvents(after: from, limit: Self.feedPage, db)
+                    pages[from] = page
+                }
+                var deliveries: [DueDelivery] = []
+                var through = from
+                for event in page where deliveries.count < perWebhook {
+                    if reader.webhook.wants(event) {
+                        deliveries.append(DueDelivery(delivery: Self.queuedDelivery(of: event, webhook: reader.webhook.id, serial: reader.serial),
+                                                      webhook: reader.webhook, secret: reader.secret, event: event))
+                    }
+                    through = event.id
+                }
+                guard through > from else { continue }
+                runs.append(WebhookRun(webhook: reader.webhook, deliveries: deliveries, storedPosition: reader.position, scannedThrough: through,
+                                       full: deliveries.count == perWebhook || (page.count == Self.feedPage && through == page[page.count - 1].id)))
             }
-            return due
+            return runs
         }
+    }
+
+    /// The deliveries a webhook has queued and not attempted yet (the events after its position
+    /// that it wants), oldest first, up to `limit`; it looks at no more than 10,000 events.
+    static func queued(_ reader: FeedReader, limit: Int, _ db: any SQLConnection) throws -> [WebhookDelivery] {
+        var found: [WebhookDelivery] = []
+        var position = reader.position
+        for _ in 0..<10 where found.count < limit {
+            let page = try feedEvents(after: position, limit: feedPage, db)
+            for event in page where found.count < limit && reader.webhook.wants(event) {
+                found.append(queuedDelivery(of: event, webhook: reader.webhook.id, serial: reader.serial))
+            }
+            guard page.count == feedPage else { break }
+            position = page[page.count - 1].id
+        }
+        return found
+    }
+
+    /// Writes the events a webhook wants after its position, up to `through` (the newest event
+    /// when nil), into its log as pending rows, and moves its position there: when it stops
+    /// reading the feed (turned off or paused; what was queued before still goes out when it is
+    /// turned back on), or when events it has not read are about to be pruned from the feed.
+    static func takeIntoLog(_ id: String, through: Int64? = nil, at now: Int64, _ db: any SQLConnection) throws {
+        guard let reader = try feedReaders(db, id: id).first else { return }
+        let end = try through ?? (db.queryFirst("SELECT coalesce(max(id), 0) FROM events") { $0.int64(0) } ?? 0)
+        var position = reader.position
+        while position < end {
+            let page = try feedEvents(after: position, through: end, limit: feedPage, db)
+            guard let last = page.last else { break }
+            let rows: [[SQLValue]] = page.filter(reader.webhook.wants).map { event in
+                let queued = queuedDelivery(of: event, webhook: id, serial: reader.serial)
+                return [.text(queued.id), .text(id), .integer(event.id), .integer(now), .integer(event.createdAt)]
+            }
+            try db.runRows("INSERT INTO webhook_deliveries (delivery_id, webhook_id, event_id, next_attempt_at, created_at) VALUES ",
+                           columns: 5, "", rows)
+            position = last.id
+        }
+        try db.run("UPDATE webhooks SET feed_position = ? WHERE id = ? AND feed_position < ?", [.integer(end), .text(id), .integer(end)])
     }
 
     /// How one attempt went, for `recordAttempts`.
@@ -310,56 +477,107 @@ extension ModelRegistry {
             self.permanent = permanent
             self.skipped = skipped
         }
+
+        /// A failure that stops the webhook's run: the deliveries after it wait for its retry.
+        public var holdsBack: Bool { !skipped && !permanent && !(status.map { (200..<300).contains($0) } ?? false) }
     }
 
-    /// Records how attempts went, in one transaction: delivered; skipped; or failed, to be
-    /// retried with backoff, given up after `policy.giveUpAfterMilliseconds`, and the webhook
-    /// paused after `policy.pauseAfterFailures` failures in a row.
-    public func recordAttempts(_ attempts: [Attempt], policy: WebhookPolicy) throws(RegistryError) {
-        guard !attempts.isEmpty else { return }
+    /// Records how a pass went, in one transaction: each attempt (a new row of the log for an
+    /// event taken from the feed, an update of a retried row) delivered, skipped, or failed, to
+    /// be retried with backoff, given up after `policy.giveUpAfterMilliseconds`, the webhook
+    /// paused after `policy.pauseAfterFailures` failures in a row; and each webhook's new
+    /// position in the feed (after what it took, or at the event whose retry holds back the rest).
+    public func recordAttempts(_ outcomes: [(run: WebhookRun, attempts: [Attempt])], policy: WebhookPolicy) throws(RegistryError) {
+        guard !outcomes.isEmpty else { return }
         let now = Clock.nowMilliseconds()
         try writing { db in
-            for attempt in attempts { try Self.record(attempt, policy: policy, at: now, db) }
+            for outcome in outcomes { try Self.record(outcome.run, outcome.attempts, policy: policy, at: now, db) }
         }
     }
 
-    static func record(_ attempt: Attempt, policy: WebhookPolicy, at now: Int64, _ db: any SQLConnection) throws {
-        let due = attempt.due
-        let status = attempt.status
-        let tries = due.delivery.attempts + 1
-        if attempt.skipped {
-            try db.run("UPDATE webhook_deliveries SET status = 'skipped', error = ?, last_attempt_at = ? WHERE id = ?",
-                       [SQLValue(attempt.error), .integer(now), .integer(due.delivery.sequence)])
-            return
+    static func record(_ run: WebhookRun, _ attempts: [Attempt], policy: WebhookPolicy, at now: Int64, _ db: any SQLConnection) throws {
+        var position: Int64?
+        if let through = run.scannedThrough {
+            // Taken from the feed: only if the position is still the one the pass read (turning the
+            // webhook off or pruning the feed meanwhile wrote these events into its log already).
+            guard try db.queryFirst("SELECT feed_position FROM webhooks WHERE id = ?", [.text(run.webhook.id)], { $0.int64(0) })
+                    == run.storedPosition else { return }
+            // A run stops at its first failure: the events after it stay in the feed, behind its retry.
+            position = attempts.count < run.deliveries.count || attempts.last?.holdsBack == true
+                ? attempts.last?.due.delivery.eventID ?? through : through
         }
-        if let status, (200..<300).contains(status) {
-            try db.run("""
-                UPDATE webhook_deliveries SET status = 'delivered', attempts = ?, last_attempt_at = ?, response_status = ?, error = NULL,
-                latency_ms = ?, delivered_at = ? WHERE id = ?
-                """, [.integer(Int64(tries)), .integer(now), .integer(Int64(status)), .integer(Int64(attempt.latencyMilliseconds)),
-                      .integer(now), .integer(due.delivery.sequence)])
-            try db.run("UPDATE webhooks SET consecutive_failures = 0 WHERE id = ? AND consecutive_failures != 0", [.text(due.webhook.id)])
-            return
+        var taken: [[SQLValue]] = []
+        var failed: Attempt?
+        for attempt in attempts {
+            let due = attempt.due
+            let tries = Int64(due.delivery.attempts + 1)
+            var status = "delivered"
+            var next = due.delivery.nextAttemptAt
+            var deliveredAt: Int64?
+            var answer = attempt.status.map(Int64.init)
+            var tried = tries
+            if attempt.skipped {
+                status = "skipped"
+                tried = Int64(due.delivery.attempts)
+                answer = nil
+            } else if attempt.holdsBack || attempt.permanent {
+                let backoff = min(policy.maxBackoffMilliseconds, policy.firstBackoffMilliseconds << min(tries - 1, 30))
+                next = now + backoff / 2 + Int64.random(in: 0...max(0, backoff / 2))
+                let giveUp = attempt.permanent || next - due.delivery.createdAt > policy.giveUpAfterMilliseconds
+                status = giveUp ? "failed" : "pending"
+                failed = attempt
+            } else {
+                deliveredAt = now
+            }
+            let error = status == "delivered" ? nil : attempt.error.map { String($0.prefix(500)) }
+            let latency: SQLValue = attempt.skipped ? .null : .integer(Int64(attempt.latencyMilliseconds))
+            if due.delivery.sequence == 0 {
+                taken.append([.text(due.delivery.id), .text(run.webhook.id), .integer(due.delivery.eventID), .text(status), .integer(tried),
+                              .integer(next), .integer(now), SQLValue(answer), SQLValue(error), latency, .integer(due.delivery.createdAt),
+                              SQLValue(deliveredAt)])
+            } else {
+                try db.run("""
+                    UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_attempt_at = ?, response_status = ?,
+                    error = ?, latency_ms = ?, delivered_at = ? WHERE id = ?
+                    """, [.text(status), .integer(tried), .integer(next), .integer(now), SQLValue(answer), SQLValue(error), latency,
+                          SQLValue(deliveredAt), .integer(due.delivery.sequence)])
+            }
         }
-        let backoff = min(policy.maxBackoffMilliseconds, policy.firstBackoffMilliseconds << Int64(min(tries - 1, 30)))
-        let next = now + backoff / 2 + Int64.random(in: 0...max(0, backoff / 2))
-        let giveUp = attempt.permanent || next - due.delivery.createdAt > policy.giveUpAfterMilliseconds
-        try db.run("""
-            UPDATE webhook_deliveries SET status = ?, attempts = ?, last_attempt_at = ?, response_status = ?, error = ?, latency_ms = ?,
-            next_attempt_at = ? WHERE id = ?
-            """, [.text(giveUp ? "failed" : "pending"), .integer(Int64(tries)), .integer(now), SQLValue(status.map(Int64.init)),
-                  SQLValue(attempt.error.map { String($0.prefix(500)) }), .integer(Int64(attempt.latencyMilliseconds)), .integer(next),
-                  .integer(due.delivery.sequence)])
+        try db.runRows("""
+            INSERT INTO webhook_deliveries (delivery_id, webhook_id, event_id, status, attempts, next_attempt_at, last_attempt_at,
+                                            response_status, error, latency_ms, created_at, delivered_at) VALUES
+            """, columns: 12, "", taken)
+        if let position {
+            try db.run("UPDATE webhooks SET feed_position = ? WHERE id = ?", [.integer(position), .text(run.webhook.id)])
+        }
+        if attempts.contains(where: { !$0.skipped && !$0.holdsBack && !$0.permanent }) {
+            try db.run("UPDATE webhooks SET consecutive_failures = 0 WHERE id = ? AND consecutive_failures != 0", [.text(run.webhook.id)])
+        }
+        guard let failed, !failed.permanent else { return }
         let failures = (try db.queryFirst("""
             UPDATE webhooks SET consecutive_failures = consecutive_failures + 1 WHERE id = ? AND active = 1 RETURNING consecutive_failures
-            """, [.text(due.webhook.id)]) { $0.int(0) }) ?? 0
+            """, [.text(run.webhook.id)]) { $0.int(0) }) ?? 0
         if failures >= policy.pauseAfterFailures {
-            let reason = "paused after \(failures) failed deliveries in a row; the last: \(status.map { "HTTP \($0)" } ?? attempt.error ?? "no answer")"
+            let reason = "paused after \(failures) failed deliveries in a row; the last: \(failed.status.map { "HTTP \($0)" } ?? failed.error ?? "no answer")"
+            // What it had not read yet waits in its log for it to be turned back on.
+            try takeIntoLog(run.webhook.id, at: now, db)
             try db.run("UPDATE webhooks SET active = 0, paused_reason = ?, updated_at = ? WHERE id = ?",
-                       [.text(reason), .integer(now), .text(due.webhook.id)])
-            try Self.record("webhook.paused", namespace: due.webhook.namespace ?? "", subject: due.webhook.id,
-                            payload: ["webhook_id": .string(due.webhook.id), "url": .string(due.webhook.url), "reason": .string(reason)],
+                       [.text(reason), .integer(now), .text(run.webhook.id)])
+            try Self.record("webhook.paused", namespace: run.webhook.namespace ?? "", subject: run.webhook.id,
+                            payload: ["webhook_id": .string(run.webhook.id), "url": .string(run.webhook.url), "reason": .string(reason)],
                             at: now, db)
+        }
+    }
+
+    /// Moves the positions of webhooks whose passes found only events they do not want (kept by
+    /// the deliverer between passes so that such passes write nothing).
+    public func recordPositions(_ positions: [String: Int64]) throws(RegistryError) {
+        guard !positions.isEmpty else { return }
+        try writing { db in
+            for (id, position) in positions.sorted(by: { $0.key < $1.key }) {
+                try db.run("UPDATE webhooks SET feed_position = ? WHERE id = ? AND active = 1 AND feed_position < ?",
+                           [.integer(position), .text(id), .integer(position)])
+            }
         }
     }
 }

@@ -8,10 +8,11 @@ import Glibc
 import Darwin
 #endif
 
-/// Sends queued webhook deliveries: the head of each active webhook's queue, webhooks in
-/// parallel, each webhook's events in order; records every attempt (the delivery log), retries
-/// with backoff, pauses receivers that keep failing. Runs on a thread of its own in `serve`;
-/// deliveries survive restarts because the queue is the database.
+/// Sends webhook deliveries: each active webhook's retries when due, else the events after its
+/// position in the change feed that it wants; webhooks in parallel, each webhook's events in
+/// order; records every attempt (the delivery log) and each webhook's new position, retries with
+/// backoff, pauses receivers that keep failing. Runs on a thread of its own in `serve`;
+/// deliveries survive restarts because the queue is the database (the feed and the log).
 public final class WebhookDeliverer: Sendable {
     /// The request for a delivery: headers and body (the wire format is the API layer's); nil
     /// when the webhook's dialect has no name for the event (the delivery is skipped).
@@ -27,6 +28,12 @@ public final class WebhookDeliverer: Sendable {
     private let wake = DispatchSemaphore(value: 0)
     /// The most deliveries of one webhook a pass sends.
     static let runLength = 64
+    /// How far in the feed webhooks got by passing over events they do not want, not written yet
+    /// (so that a stream of such events costs no write per pass): the next pass goes on from here.
+    private let passedOver = Locked<[String: Int64]>([:])
+    /// Positions this far ahead of what the database holds are written even when nothing was sent
+    /// (a restart then reads at most this many events again).
+    static let passedOverLimit: Int64 = 10_000
 
     public init(registry: ModelRegistry, policy: WebhookPolicy? = nil, compose: @escaping Compose,
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
@@ -52,7 +59,10 @@ public final class WebhookDeliverer: Sendable {
                 }
                 let seen = registry.changes.current
                 let pass = (try? runPass()) ?? (sent: 0, full: false)
-                if pass.sent == 0 {
+                if pass.full {
+                    // A backlog (or a long stretch of events no webhook wants): on at once.
+                    idleAfterChange = false
+                } else if pass.sent == 0 {
                     // Nothing due: wait for the next commit (a new event) or a retry to come due.
                     // When the pass before also came of a commit and found nothing (writes that no
                     // webhook wants), the commits after this one gather for the window first: a
@@ -62,7 +72,7 @@ public final class WebhookDeliverer: Sendable {
                         _ = wake.wait(timeout: .now() + .milliseconds(policy.batchMilliseconds))
                     }
                     idleAfterChange = changed
-                } else if !pass.full && policy.batchMilliseconds > 0 {
+                } else if policy.batchMilliseconds > 0 {
                     // The queue is drained: let the next deliveries gather for a moment, so that a
                     // stream of writes is answered by a few passes (each recorded in one commit)
                     // rather than one pass, and one more commit, per write. A backlog goes on at once.
@@ -103,12 +113,14 @@ public final class WebhookDeliverer: Sendable {
 
     /// A pass, and whether some webhook had more due than one pass sends (a backlog).
     private func runPass() throws(RegistryError) -> (sent: Int, full: Bool) {
-        let due = try registry.dueDeliveries(perWebhook: Self.runLength)
-        guard !due.isEmpty else { return (0, false) }
-        let outcomes = Locked<[ModelRegistry.Attempt]>([])
+        let known = passedOver.withLock { $0 }
+        let runs = try registry.dueRuns(perWebhook: Self.runLength, after: known)
+        guard !runs.isEmpty else { return (0, false) }
+        let sending = runs.indices.filter { !runs[$0].deliveries.isEmpty }
+        let outcomes = Locked<[Int: [ModelRegistry.Attempt]]>([:])
         let next = Locked(0)
         let senders = DispatchGroup()
-        for _ in 0..<min(due.count, max(1, policy.parallelWebhooks)) {
+        for _ in 0..<min(sending.count, max(1, policy.parallelWebhooks)) {
             senders.enter()
             let thread = Thread { [self] in
                 Self.lowerPriority(to: policy.deliveryNice)
@@ -117,9 +129,9 @@ public final class WebhookDeliverer: Sendable {
                         defer { n += 1 }
                         return n
                     }
-                    guard index < due.count else { break }
-                    let sent = sendInOrder(due[index])
-                    outcomes.withLock { $0 += sent }
+                    guard index < sending.count else { break }
+                    let sent = sendInOrder(runs[sending[index]].deliveries)
+                    outcomes.withLock { $0[sending[index]] = sent }
                 }
                 senders.leave()
             }
@@ -128,13 +140,23 @@ public final class WebhookDeliverer: Sendable {
         }
         senders.wait()
         let attempts = outcomes.withLock { $0 }
+        let full = runs.contains(where: \.full)
+        // Webhooks that only passed over events they do not want move on in memory; their
+        // positions are written with the next pass that sends something, or once far enough ahead.
+        let passed = runs.filter { $0.deliveries.isEmpty }.compactMap { run in run.scannedThrough.map { (run.webhook.id, $0) } }
+        let ahead = passedOver.withLock { known -> Bool in
+            for (id, position) in passed { known[id] = max(known[id] ?? 0, position) }
+            return runs.contains { run in (known[run.webhook.id] ?? 0) - run.storedPosition >= Self.passedOverLimit }
+        }
+        guard !attempts.isEmpty || ahead else { return (0, full) }
         do {
-            try registry.recordAttempts(attempts, policy: policy)
+            try registry.recordAttempts(runs.indices.map { (runs[$0], attempts[$0] ?? []) }, policy: policy)
+            passedOver.withLock { known in for run in runs { known[run.webhook.id] = nil } }
         } catch {
-            log("webhooks: could not record \(attempts.count) delivery attempt(s): \(error)")
+            log("webhooks: could not record \(attempts.values.map(\.count).reduce(0, +)) delivery attempt(s): \(error)")
             throw error
         }
-        return (attempts.count, due.contains { $0.count == Self.runLength })
+        return (attempts.values.map(\.count).reduce(0, +), full)
     }
 
     /// One webhook's due deliveries, in order, up to its first failure (the rest wait behind it).
