@@ -64,7 +64,7 @@ public final class Database: Sendable {
         case .sqlite(let database):
             return try database.write { try body($0) }
         case .postgres(let pool):
-            let value = try pool.transaction(begin: "BEGIN; SELECT pg_advisory_xact_lock(\(Self.writeLockKey))") { try body($0) }
+            let value = try pool.transaction(begin: ["BEGIN", "SELECT pg_advisory_xact_lock(\(Self.writeLockKey))"]) { try body($0) }
             postgresCommits.withLock { $0 += 1 }
             return value
         }
@@ -76,11 +76,7 @@ public final class Database: Sendable {
         case .sqlite(let database):
             return try database.read { try body($0) }
         case .postgres(let pool):
-            return try pool.withConnection { connection in
-                try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                defer { if connection.isHealthy && connection.isInTransaction { try? connection.execute("COMMIT") } }
-                return try body(connection)
-            }
+            return try pool.read { try body($0) }
         }
     }
 

@@ -206,6 +206,61 @@ struct PostgresTests {
         #expect(try pool.withConnection { $0.isInTransaction } == false)
     }
 
+    @Test("a transaction's BEGIN goes with its first statement: a write lock held elsewhere fails that statement as busy, and nothing of it runs")
+    func beginWithFirstStatement() throws {
+        let database = try PostgresTestDatabase()
+        var options = PostgresPool.Options()
+        options.size = 1
+        options.connection.lockTimeoutMilliseconds = 200
+        let pool = PostgresPool(url: database.url, options: options)
+        try pool.withConnection { try $0.execute("CREATE TABLE t (x BIGINT PRIMARY KEY)") }
+        let db = Database(postgres: pool)
+        let holder = try PostgresConnection(url: database.url)
+        try holder.execute("BEGIN; SELECT pg_advisory_xact_lock(\(Database.writeLockKey))")
+        do {
+            try db.write { c in try c.run("INSERT INTO t VALUES (1)") }
+            Issue.record("the write ran while another session held the write lock")
+        } catch let error as PostgresError {
+            #expect(error.isBusy, "\(error)")
+        }
+        try holder.execute("COMMIT")
+        // The same pooled connection, out of the failed pipeline and its transaction, writes and reads.
+        #expect(pool.idleCount == 1)
+        try db.write { c in try c.run("INSERT INTO t VALUES (2)") }
+        #expect(try db.read { c in try c.query("SELECT x FROM t") { $0.int(0) } } == [2])
+        // A transaction in which nothing runs sends nothing, and leaves the connection idle.
+        try db.write { _ in }
+        try db.read { _ in }
+        #expect(try pool.withConnection { c in (c.isInTransaction, try c.scalar("SELECT count(*) FROM t")) } == (false, .integer(1)))
+    }
+
+    @Test("a read is one snapshot though its COMMIT is not waited for; the next read on the connection sees what committed since")
+    func readsWithoutWaitingForCommit() throws {
+        let database = try PostgresTestDatabase()
+        var options = PostgresPool.Options()
+        options.size = 1
+        let pool = PostgresPool(url: database.url, options: options)
+        try pool.withConnection { try $0.execute("CREATE TABLE t (x BIGINT PRIMARY KEY); INSERT INTO t VALUES (1)") }
+        let db = Database(postgres: pool)
+        let writer = try PostgresConnection(url: database.url)
+        let (before, during) = try db.read { c in
+            let before = try c.scalar("SELECT count(*) FROM t")
+            try writer.run("INSERT INTO t VALUES (2)")  // commits between the read's two statements
+            return (before, try c.scalar("SELECT count(*) FROM t"))
+        }
+        #expect(before == .integer(1) && during == .integer(1))
+        for expected in Int64(2)...4 {
+            // The same connection each time (a pool of one): had the read's COMMIT been lost, this
+            // read would still be on the old snapshot.
+            #expect(try db.read { c in try c.scalar("SELECT count(*) FROM t") } == .integer(expected))
+            try writer.run("INSERT INTO t VALUES (?)", [.integer(expected + 1)])
+        }
+        let sessions = try writer.scalar("""
+            SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'modelkeep' AND pid <> pg_backend_pid()
+            """)
+        #expect(sessions == .integer(1))
+    }
+
     @Test("a connection the server ended is dropped, and the next call opens a fresh one")
     func reconnects() throws {
         let database = try PostgresTestDatabase()

@@ -32,6 +32,13 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
 
     let handle: OpaquePointer
     private var prepared: [String: Prepared] = [:]
+    /// The statements that open the transaction `begin` was asked for, not sent yet: they go with
+    /// its first statement, in one round trip (libpq's pipeline mode), instead of one of their own.
+    private var opening: [String] = []
+    /// A read's COMMIT, sent and not answered yet: nothing waits for it (the read's answer is
+    /// already in hand), and the next command on this connection reads its answer first, which
+    /// by then has usually arrived.
+    private var commitInFlight = false
 
     private struct Prepared {
         let name: String
@@ -73,14 +80,75 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// False once the connection failed (the server went away); the pool then drops it.
     public var isHealthy: Bool { PQstatus(handle) == CONNECTION_OK }
 
-    /// Inside a transaction block (including a failed one that needs a ROLLBACK).
-    public var isInTransaction: Bool { PQtransactionStatus(handle) != PQTRANS_IDLE }
+    /// Inside a transaction block (including a failed one that needs a ROLLBACK, and one begun
+    /// whose BEGIN waits to go with its first statement).
+    public var isInTransaction: Bool { !opening.isEmpty || (!commitInFlight && PQtransactionStatus(handle) != PQTRANS_IDLE) }
+
+    /// Whether the server has this session in a transaction block now.
+    private var serverInTransaction: Bool { PQtransactionStatus(handle) != PQTRANS_IDLE }
+
+    /// Opens a transaction with `statements` (BEGIN, and what must follow it), sent together
+    /// with the first statement run in it: one round trip fewer a transaction. A transaction in
+    /// which nothing runs sends nothing.
+    public func begin(_ statements: [String]) throws {
+        try settle()
+        opening = statements
+    }
+
+    /// Ends a read-only transaction without waiting for the server's answer (see `commitInFlight`).
+    public func endRead() {
+        if !opening.isEmpty {
+            opening = []
+            return
+        }
+        guard isHealthy, !commitInFlight, serverInTransaction else { return }
+        commitInFlight = PQsendQuery(handle, "COMMIT") == 1
+    }
+
+    /// Commits the transaction, waiting for the server to say it is durable.
+    public func commit() throws {
+        if !opening.isEmpty {
+            opening = []
+            return
+        }
+        try execute("COMMIT")
+    }
+
+    /// Rolls the transaction back (nothing to do when its BEGIN was never sent).
+    public func rollback() {
+        if !opening.isEmpty {
+            opening = []
+            return
+        }
+        if isHealthy { try? execute("ROLLBACK") }
+    }
+
+    /// Reads the answer of a COMMIT sent without waiting. A read-only transaction's COMMIT cannot
+    /// lose anything, so its outcome only matters as the connection's health (checked by the next
+    /// statement, which fails on a broken connection as it would have anyway).
+    private func settle() throws {
+        guard commitInFlight else { return }
+        commitInFlight = false
+        while let result = PQgetResult(handle) { PQclear(result) }
+    }
+
+    /// Sends the pending BEGIN (for a command that cannot be pipelined with it).
+    private func sendOpening() throws {
+        guard !opening.isEmpty else { return }
+        let statements = opening
+        opening = []
+        let result = PQexec(handle, statements.joined(separator: "; "))
+        defer { PQclear(result) }
+        try check(result, sql: statements.joined(separator: "; "))
+    }
 
     /// The server's version as a number: 150018 for 15.18.
     public var serverVersion: Int { Int(PQserverVersion(handle)) }
 
     /// Runs one or more statements without parameters (schema changes, BEGIN/COMMIT).
     public func execute(_ sql: String) throws {
+        try settle()
+        try sendOpening()
         let result = PQexec(handle, sql)
         defer { PQclear(result) }
         try check(result, sql: sql)
@@ -118,6 +186,8 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// Runs one statement that cannot be prepared (FETCH from a cursor), without parameters,
     /// and maps every row it answers.
     public func queryUnprepared<T>(_ sql: String, _ map: (Row) throws -> T) throws -> [T] {
+        try settle()
+        try sendOpening()
         let result = PQexec(handle, sql)
         defer { PQclear(result) }
         try check(result, sql: sql)
@@ -154,6 +224,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// Waits up to `timeoutMilliseconds` for notifications of the channels this session LISTENs
     /// to and answers how many arrived (0 on timeout). Throws when the connection failed.
     public func awaitNotifications(timeoutMilliseconds: Int32) throws -> Int {
+        try settle()
         var count = drainNotifications()
         guard count == 0 else { return count }
         var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
@@ -180,11 +251,19 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     // MARK: Running a statement
 
     private func perform(_ sql: String, _ arguments: [SQLValue]) throws -> OpaquePointer? {
+        try settle()
+        // Prepared outside the transaction when its BEGIN has not gone yet: a prepared statement
+        // belongs to the session, not to a transaction.
         let statement = try prepare(sql, arguments)
         guard statement.parameterCount == arguments.count else {
             throw PostgresError(sqlState: "08P01", message: "statement takes \(statement.parameterCount) arguments, got \(arguments.count)", sql: sql)
         }
         let encoded = arguments.map(EncodedParameter.init)
+        if !opening.isEmpty {
+            return try withParameters(encoded) { values, lengths, formats in
+                Result { try pipelined(statement.name, sql: sql, count: Int32(encoded.count), values, lengths, formats) }
+            }.get()
+        }
         let result: OpaquePointer? = withParameters(encoded) { values, lengths, formats in
             PQexecPrepared(handle, statement.name, Int32(encoded.count), values, lengths, formats, 0)
         }
@@ -197,6 +276,56 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         return result
     }
 
+    /// The pending BEGIN and a prepared statement in one round trip: both queued in pipeline
+    /// mode with one sync, their answers read in order. A failure of the BEGIN (the write lock's
+    /// timeout) is the one reported; the statement then never ran.
+    private func pipelined(_ name: String, sql: String, count: Int32, _ values: UnsafePointer<UnsafePointer<CChar>?>?,
+                           _ lengths: UnsafePointer<Int32>?, _ formats: UnsafePointer<Int32>?) throws -> OpaquePointer? {
+        let statements = opening
+        opening = []
+        guard PQenterPipelineMode(handle) == 1 else {
+            // Not possible (a command in flight): one round trip each, as before.
+            let result = PQexec(handle, statements.joined(separator: "; "))
+            defer { PQclear(result) }
+            try check(result, sql: statements.joined(separator: "; "))
+            let answer = PQexecPrepared(handle, name, count, values, lengths, formats, 0)
+            do { try check(answer, sql: sql) } catch { PQclear(answer); throw error }
+            return answer
+        }
+        var queued = true
+        for text in statements where queued {
+            queued = PQsendQueryParams(handle, text, 0, nil, nil, nil, nil, 0) == 1
+        }
+        queued = queued && PQsendQueryPrepared(handle, name, count, values, lengths, formats, 0) == 1 && PQpipelineSync(handle) == 1
+        // Every answer in order, each query's ended by a null, then the sync's; nothing is left
+        // unread, so the connection can leave pipeline mode whatever happened.
+        var answers: [OpaquePointer?] = []
+        for _ in 0..<(statements.count + 1) {
+            var first: OpaquePointer?
+            while let result = PQgetResult(handle) {
+                if first == nil { first = result } else { PQclear(result) }
+            }
+            answers.append(first)
+        }
+        while let result = PQgetResult(handle) {
+            let status = PQresultStatus(result)
+            PQclear(result)
+            if status == PGRES_PIPELINE_SYNC { break }
+        }
+        PQexitPipelineMode(handle)
+        defer { for answer in answers.dropLast() { PQclear(answer) } }
+        guard queued else {
+            PQclear(answers.last ?? nil)
+            throw PostgresError(sqlState: "08006", message: Self.trimmed(PQerrorMessage(handle)), sql: sql)
+        }
+        for (text, answer) in zip(statements, answers) {
+            do { try check(answer, sql: text) } catch { PQclear(answers.last ?? nil); throw error }
+        }
+        let answer = answers.last ?? nil
+        do { try check(answer, sql: sql) } catch { PQclear(answer); throw error }
+        return answer
+    }
+
     private func prepare(_ sql: String, _ arguments: [SQLValue]) throws -> Prepared {
         if let known = prepared[sql] { return known }
         let (text, count) = PostgresSQL.numberedPlaceholders(sql)
@@ -206,7 +335,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         // SQLite would take any value there.
         // Inside a transaction a failed PREPARE would end it, so the attempts run in a savepoint
         // (once per statement text and connection: prepared statements are kept).
-        let guarded = isInTransaction
+        let guarded = serverInTransaction
         if guarded { try execute("SAVEPOINT mk_prepare") }
         var types = [Oid](repeating: 0, count: count)
         for _ in 0...count {

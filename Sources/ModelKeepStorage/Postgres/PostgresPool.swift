@@ -54,20 +54,30 @@ public final class PostgresPool: Sendable {
     }
 
     /// Runs `body` in a transaction and commits it; when `body` throws, the transaction is
-    /// rolled back and nothing of it is kept. `begin` opens it (more statements may follow
-    /// BEGIN there, sent in the same round trip).
+    /// rolled back and nothing of it is kept. `begin` opens it (BEGIN and what must follow it),
+    /// sent with the first statement `body` runs, in the same round trip.
     @discardableResult
-    public func transaction<T>(begin: String = "BEGIN", _ body: (PostgresConnection) throws -> T) throws -> T {
+    public func transaction<T>(begin: [String] = ["BEGIN"], _ body: (PostgresConnection) throws -> T) throws -> T {
         try withConnection { connection in
-            try connection.execute(begin)
+            try connection.begin(begin)
             do {
                 let value = try body(connection)
-                try connection.execute("COMMIT")
+                try connection.commit()
                 return value
             } catch {
-                if connection.isHealthy { try? connection.execute("ROLLBACK") }
+                connection.rollback()
                 throw error
             }
+        }
+    }
+
+    /// Runs `body` in a read-only transaction on one snapshot (REPEATABLE READ), its BEGIN sent
+    /// with its first statement and its COMMIT not waited for.
+    public func read<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        try withConnection { connection in
+            try connection.begin(["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"])
+            defer { connection.endRead() }
+            return try body(connection)
         }
     }
 
