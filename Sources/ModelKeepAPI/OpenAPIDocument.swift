@@ -377,14 +377,14 @@ public enum OpenAPIDocument {
         Operation(method: "DELETE", path: "/api/v1/webhooks/{id}", summary: "Remove a webhook and its delivery log.", tag: "webhooks",
                   responses: [(204, nil)]),
         Operation(method: "GET", path: "/api/v1/webhooks/{id}/deliveries",
-                  summary: "The delivery log, newest first: status, attempts, response code, latency.", tag: "webhooks",
+                  summary: "The delivery log, newest first: status, attempts, response code, latency. The first page starts with the deliveries queued and not attempted yet (pending, 0 attempts, under the ids they keep).", tag: "webhooks",
                   query: [q("status", "string", "pending, delivered, failed, or skipped (an event the webhook's dialect has no name for)."),
                           Parameter(name: "page_size", schema: ["type": "integer", "minimum": 1, "maximum": 1000, "default": 100],
                                     description: "Most deliveries returned."),
                           q("page_token", "string", "next_page_token of the previous page.")],
                   responses: [(200, "DeliveryList")]),
         Operation(method: "POST", path: "/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
-                  summary: "Send a delivery's event again, as a new delivery at the end of the queue.", tag: "webhooks",
+                  summary: "Send a delivery's event again, as a new delivery that goes out next (before the events still queued behind it).", tag: "webhooks",
                   responses: [(202, "DeliveryEnvelope")]),
     ]
 

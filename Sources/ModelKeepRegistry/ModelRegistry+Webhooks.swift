@@ -271,7 +271,9 @@ extension ModelRegistry {
         }
     }
 
-    /// Sends an event again: a new delivery of the same event at the end of the webhook's queue.
+    /// Sends an event again: a new delivery of the same event, a row of the log that goes out
+    /// after the retries already waiting there and before the events still in the feed. The
+    /// delivery may be one still queued in the feed (its id names the event).
     public func redeliver(webhook id: String, delivery: String) throws(RegistryError) -> WebhookDelivery {
         let now = Clock.nowMilliseconds()
         return try writing { db in
