@@ -570,18 +570,6 @@ extension ModelRegistry {
                             at: now, db)
         }
     }
-
-    /// Moves the positions of webhooks whose passes found only events they do not want (kept by
-    /// the deliverer between passes so that such passes write nothing).
-    public func recordPositions(_ positions: [String: Int64]) throws(RegistryError) {
-        guard !positions.isEmpty else { return }
-        try writing { db in
-            for (id, position) in positions.sorted(by: { $0.key < $1.key }) {
-                try db.run("UPDATE webhooks SET feed_position = ? WHERE id = ? AND active = 1 AND feed_position < ?",
-                           [.integer(position), .text(id), .integer(position)])
-            }
-        }
-    }
 }
 
 extension ModelRegistry {
