@@ -33,10 +33,11 @@ public final class WebhookDeliverer: Sendable {
     private let passedOver = Locked<[String: Int64]>([:])
     /// Positions this far ahead of what the database holds are written even when nothing was sent
     /// (a restart then reads at most this many events again).
-    static let passedOverLimit: Int64 = 10_000
+    let passedOverLimit: Int64
 
     public init(registry: ModelRegistry, policy: WebhookPolicy? = nil, compose: @escaping Compose,
-                log: @escaping @Sendable (String) -> Void = { _ in }) {
+                log: @escaping @Sendable (String) -> Void = { _ in }, passedOverLimit: Int64 = 10_000) {
+        self.passedOverLimit = passedOverLimit
         self.registry = registry
         self.policy = policy ?? registry.limits.webhooks
         self.compose = compose
@@ -146,7 +147,7 @@ public final class WebhookDeliverer: Sendable {
         let passed = runs.filter { $0.deliveries.isEmpty }.compactMap { run in run.scannedThrough.map { (run.webhook.id, $0) } }
         let ahead = passedOver.withLock { known -> Bool in
             for (id, position) in passed { known[id] = max(known[id] ?? 0, position) }
-            return runs.contains { run in (known[run.webhook.id] ?? 0) - run.storedPosition >= Self.passedOverLimit }
+            return runs.contains { run in (known[run.webhook.id] ?? 0) - run.storedPosition >= passedOverLimit }
         }
         guard !attempts.isEmpty || ahead else { return (0, full) }
         do {

@@ -204,6 +204,19 @@ struct WebhookFeedTests {
         #expect(try Self.count(api.registry, position) == Self.count(api.registry, "SELECT max(id) FROM events"))
         #expect(try WebhookDeliverer(registry: registry, compose: { _ in nil }).runOnce() == 0)
         #expect(try Self.log(api, hook).map(\.status) == ["skipped"])
+        // Far enough past what is written, a pass that sends nothing writes where it got.
+        let far = WebhookDeliverer(registry: registry, compose: { _ in nil }, passedOverLimit: 3)
+        let newest = "SELECT max(id) FROM events"
+        for name in ["d", "e", "f"] { _ = try api.createModel(name) }
+        #expect(try far.runOnce() == 0)
+        let written = try Self.count(api.registry, position)
+        #expect(try written == Self.count(api.registry, newest))  // three past: written
+        _ = try api.createModel("g")
+        #expect(try far.runOnce() == 0)
+        #expect(try Self.count(api.registry, position) == written)  // one past: kept in memory
+        for name in ["h", "i"] { _ = try api.createModel(name) }
+        #expect(try far.runOnce() == 0)
+        #expect(try Self.count(api.registry, position) == Self.count(api.registry, newest))
     }
 
     @Test("events pruned before a webhook read them wait in its log and fail as pruned")
