@@ -206,13 +206,18 @@ struct PostgresTests {
         #expect(try pool.withConnection { $0.isInTransaction } == false)
     }
 
+    /// A pool of one connection: each call gets the same one back, while it stays healthy.
+    static func poolOfOne(_ database: PostgresTestDatabase, lockTimeoutMilliseconds: Int = 5_000) -> PostgresPool {
+        var options = PostgresPool.Options()
+        options.size = 1
+        options.connection.lockTimeoutMilliseconds = lockTimeoutMilliseconds
+        return PostgresPool(url: database.url, options: options)
+    }
+
     @Test("a transaction's BEGIN goes with its first statement: a write lock held elsewhere fails that statement as busy, and nothing of it runs")
     func beginWithFirstStatement() throws {
         let database = try PostgresTestDatabase()
-        var options = PostgresPool.Options()
-        options.size = 1
-        options.connection.lockTimeoutMilliseconds = 200
-        let pool = PostgresPool(url: database.url, options: options)
+        let pool = Self.poolOfOne(database, lockTimeoutMilliseconds: 200)
         try pool.withConnection { try $0.execute("CREATE TABLE t (x BIGINT PRIMARY KEY)") }
         let db = Database(postgres: pool)
         let holder = try PostgresConnection(url: database.url)
@@ -237,9 +242,7 @@ struct PostgresTests {
     @Test("a read is one snapshot though its COMMIT is not waited for; the next read on the connection sees what committed since")
     func readsWithoutWaitingForCommit() throws {
         let database = try PostgresTestDatabase()
-        var options = PostgresPool.Options()
-        options.size = 1
-        let pool = PostgresPool(url: database.url, options: options)
+        let pool = Self.poolOfOne(database)
         try pool.withConnection { try $0.execute("CREATE TABLE t (x BIGINT PRIMARY KEY); INSERT INTO t VALUES (1)") }
         let db = Database(postgres: pool)
         let writer = try PostgresConnection(url: database.url)
@@ -264,9 +267,7 @@ struct PostgresTests {
     @Test("a connection the server ended is dropped, and the next call opens a fresh one")
     func reconnects() throws {
         let database = try PostgresTestDatabase()
-        var options = PostgresPool.Options()
-        options.size = 1
-        let pool = PostgresPool(url: database.url, options: options)
+        let pool = Self.poolOfOne(database)
         let first = try pool.withConnection { try $0.scalar("SELECT pg_backend_pid()") }
         let killer = try PostgresConnection(url: database.url)
         #expect(try killer.scalar("SELECT pg_terminate_backend(?::int)", [first]) == .integer(1))
