@@ -90,8 +90,8 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// Opens a transaction with `statements` (BEGIN, and what must follow it), sent together
     /// with the first statement run in it: one round trip fewer a transaction. A transaction in
     /// which nothing runs sends nothing.
-    public func begin(_ statements: [String]) throws {
-        try settle()
+    public func begin(_ statements: [String]) {
+        settle()
         opening = statements
     }
 
@@ -126,7 +126,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// Reads the answer of a COMMIT sent without waiting. A read-only transaction's COMMIT cannot
     /// lose anything, so its outcome only matters as the connection's health (checked by the next
     /// statement, which fails on a broken connection as it would have anyway).
-    private func settle() throws {
+    private func settle() {
         guard commitInFlight else { return }
         commitInFlight = false
         while let result = PQgetResult(handle) { PQclear(result) }
@@ -147,7 +147,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
 
     /// Runs one or more statements without parameters (schema changes, BEGIN/COMMIT).
     public func execute(_ sql: String) throws {
-        try settle()
+        settle()
         try sendOpening()
         let result = PQexec(handle, sql)
         defer { PQclear(result) }
@@ -186,7 +186,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// Runs one statement that cannot be prepared (FETCH from a cursor), without parameters,
     /// and maps every row it answers.
     public func queryUnprepared<T>(_ sql: String, _ map: (Row) throws -> T) throws -> [T] {
-        try settle()
+        settle()
         try sendOpening()
         let result = PQexec(handle, sql)
         defer { PQclear(result) }
@@ -224,7 +224,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// Waits up to `timeoutMilliseconds` for notifications of the channels this session LISTENs
     /// to and answers how many arrived (0 on timeout). Throws when the connection failed.
     public func awaitNotifications(timeoutMilliseconds: Int32) throws -> Int {
-        try settle()
+        settle()
         var count = drainNotifications()
         guard count == 0 else { return count }
         var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
@@ -251,7 +251,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     // MARK: Running a statement
 
     private func perform(_ sql: String, _ arguments: [SQLValue]) throws -> OpaquePointer? {
-        try settle()
+        settle()
         // Prepared outside the transaction when its BEGIN has not gone yet: a prepared statement
         // belongs to the session, not to a transaction.
         let statement = try prepare(sql, arguments)

@@ -59,7 +59,7 @@ public final class PostgresPool: Sendable {
     @discardableResult
     public func transaction<T>(begin: [String] = ["BEGIN"], _ body: (PostgresConnection) throws -> T) throws -> T {
         try withConnection { connection in
-            try connection.begin(begin)
+            connection.begin(begin)
             do {
                 let value = try body(connection)
                 try connection.commit()
@@ -75,7 +75,7 @@ public final class PostgresPool: Sendable {
     /// with its first statement and its COMMIT not waited for.
     public func read<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         try withConnection { connection in
-            try connection.begin(["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"])
+            connection.begin(["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"])
             defer { connection.endRead() }
             return try body(connection)
         }
