@@ -316,6 +316,11 @@ extension ModelRegistry {
         public let full: Bool
     }
 
+    /// A retry's columns and its event's (null when the event was pruned first), for a join of
+    /// webhook_deliveries d and events e.
+    static let retryColumns = (deliveryColumns.split(separator: ",").map { "d." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                               + eventColumns.split(separator: ",").map { "e." + $0.trimmingCharacters(in: .whitespaces) }).joined(separator: ", ")
+
     /// How many of the feed's events one pass reads for a webhook.
     static let feedPage = 1_000
 
@@ -382,11 +387,8 @@ extension ModelRegistry {
             for reader in try Self.feedReaders(db) {
                 if let retryAt = reader.retryAt {
                     guard retryAt <= now else { continue }
-                    let deliveryColumns = Self.deliveryColumns.split(separator: ",").map { "d." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-                    let eventColumns = Self.eventColumns.split(separator: ",").map { "e." + $0.trimmingCharacters(in: .whitespaces) }
                     let retries = try db.query("""
-                        SELECT \((deliveryColumns + eventColumns).joined(separator: ", "))
-                        FROM webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id
+                        SELECT \(Self.retryColumns) FROM webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id
                         WHERE d.webhook_id = ? AND d.status = 'pending' ORDER BY d.id LIMIT ?
                         """, [.text(reader.webhook.id), .integer(Int64(perWebhook))]) { row in
                         DueDelivery(delivery: Self.delivery(from: row), webhook: reader.webhook, secret: reader.secret,

@@ -149,15 +149,16 @@ public final class WebhookDeliverer: Sendable {
             for (id, position) in passed { known[id] = max(known[id] ?? 0, position) }
             return runs.contains { run in (known[run.webhook.id] ?? 0) - run.storedPosition >= passedOverLimit }
         }
-        guard !attempts.isEmpty || ahead else { return (0, full) }
+        let sent = attempts.values.map(\.count).reduce(0, +)
+        guard sent > 0 || ahead else { return (0, full) }
         do {
             try registry.recordAttempts(runs.indices.map { (runs[$0], attempts[$0] ?? []) }, policy: policy)
             passedOver.withLock { known in for run in runs { known[run.webhook.id] = nil } }
         } catch {
-            log("webhooks: could not record \(attempts.values.map(\.count).reduce(0, +)) delivery attempt(s): \(error)")
+            log("webhooks: could not record \(sent) delivery attempt(s): \(error)")
             throw error
         }
-        return (attempts.values.map(\.count).reduce(0, +), full)
+        return (sent, full)
     }
 
     /// One webhook's due deliveries, in order, up to its first failure (the rest wait behind it).

@@ -51,6 +51,14 @@ struct WebhookFeedTests {
         return try #require(created["webhook"]?["id"]?.string)
     }
 
+    /// A server with a webhook on `model.*` and a model made for each name (its events queued for it).
+    static func hooked(models names: [String]) throws -> (api: APIClient, registry: ModelRegistry, hook: String) {
+        let api = try APIClient(.router)
+        let hook = try Self.hook(api)
+        for name in names { _ = try api.createModel(name) }
+        return (api, api.registry.registry, hook)
+    }
+
     static func log(_ api: APIClient, _ hook: String, _ query: String = "") throws -> [(status: String, attempts: Int, id: String, event: Int)] {
         (try api.get("/api/v1/webhooks/\(hook)/deliveries\(query)")["deliveries"]?.arrayValue ?? []).map {
             ($0["status"]?.string ?? "?", $0["attempts"]?.int ?? -1, $0["id"]?.string ?? "?", $0["event_id"]?.int ?? -1)
@@ -112,10 +120,7 @@ struct WebhookFeedTests {
 
     @Test("a failure holds back the events after it; once its retry is delivered they follow in order")
     func failureHoldsBack() throws {
-        let api = try APIClient(.router)
-        let registry = api.registry.registry
-        let hook = try Self.hook(api)
-        for name in ["a", "b", "c"] { _ = try api.createModel(name) }
+        let (api, registry, hook) = try Self.hooked(models: ["a", "b", "c"])
         var refusing = true
         let first = try Self.pass(registry) { due in due.event?.payload["name"]?.stringValue == "b" && refusing ? 500 : 200 }
         #expect(first.map(\.what) == ["a", "b"])
@@ -132,10 +137,7 @@ struct WebhookFeedTests {
 
     @Test("turned off, a webhook's unread events wait in its log; nothing is queued while it is off; turned on, it reads on from then")
     func offAndOn() throws {
-        let api = try APIClient(.router)
-        let registry = api.registry.registry
-        let hook = try Self.hook(api)
-        for name in ["a", "b"] { _ = try api.createModel(name) }
+        let (api, registry, hook) = try Self.hooked(models: ["a", "b"])
         #expect(try api.patch("/api/v1/webhooks/\(hook)", ["active": false]).status == 200)
         #expect(try Self.count(api.registry, "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'") == 2)
         #expect(try Self.log(api, hook).map(\.attempts) == [0, 0])
@@ -150,10 +152,7 @@ struct WebhookFeedTests {
 
     @Test("paused after failing, a webhook keeps what it had not read; resumed, it sends it in order")
     func pausedKeepsItsQueue() throws {
-        let api = try APIClient(.router)
-        let registry = api.registry.registry
-        let hook = try Self.hook(api)
-        for name in ["a", "b", "c"] { _ = try api.createModel(name) }
+        let (api, registry, hook) = try Self.hooked(models: ["a", "b", "c"])
         var policy = Self.policy
         policy.pauseAfterFailures = 2
         #expect(try Self.pass(registry, policy: policy) { _ in 503 }.map(\.what) == ["a"])
@@ -170,10 +169,7 @@ struct WebhookFeedTests {
 
     @Test("a pass recorded after the webhook was turned off and on again writes nothing twice")
     func staleRunIsNotRecorded() throws {
-        let api = try APIClient(.router)
-        let registry = api.registry.registry
-        let hook = try Self.hook(api)
-        for name in ["a", "b"] { _ = try api.createModel(name) }
+        let (api, registry, hook) = try Self.hooked(models: ["a", "b"])
         let runs = try registry.dueRuns()
         #expect(runs.map { $0.deliveries.count } == [2])
         #expect(try api.patch("/api/v1/webhooks/\(hook)", ["active": false]).status == 200)
@@ -221,10 +217,7 @@ struct WebhookFeedTests {
 
     @Test("events pruned before a webhook read them wait in its log and fail as pruned")
     func prunedUnderAWebhook() throws {
-        let api = try APIClient(.router)
-        let registry = api.registry.registry
-        let hook = try Self.hook(api)
-        for name in ["a", "b"] { _ = try api.createModel(name) }
+        let (api, registry, hook) = try Self.hooked(models: ["a", "b"])
         #expect(try registry.pruneEvents(olderThanMilliseconds: -60_000) == 2)
         #expect(try Self.log(api, hook).map(\.status) == ["pending", "pending"])
         #expect(try WebhookDeliverer(registry: registry, compose: { _ in ([], []) }).runOnce() == 2)
@@ -235,10 +228,7 @@ struct WebhookFeedTests {
 
     @Test("the first page lists the queued deliveries, the next token goes on with the log; a queued one can be redelivered")
     func pagingAndRedelivery() throws {
-        let api = try APIClient(.router)
-        let registry = api.registry.registry
-        let hook = try Self.hook(api)
-        for name in ["a", "b"] { _ = try api.createModel(name) }
+        let (api, registry, hook) = try Self.hooked(models: ["a", "b"])
         try Self.pass(registry)
         for name in ["c", "d", "e"] { _ = try api.createModel(name) }
         let first = try api.get("/api/v1/webhooks/\(hook)/deliveries?page_size=2")

@@ -97,30 +97,28 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
 
     /// Ends a read-only transaction without waiting for the server's answer (see `commitInFlight`).
     public func endRead() {
-        if !opening.isEmpty {
-            opening = []
-            return
-        }
+        if dropUnsentOpening() { return }
         guard isHealthy, !commitInFlight, serverInTransaction else { return }
         commitInFlight = PQsendQuery(handle, "COMMIT") == 1
     }
 
     /// Commits the transaction, waiting for the server to say it is durable.
     public func commit() throws {
-        if !opening.isEmpty {
-            opening = []
-            return
-        }
+        if dropUnsentOpening() { return }
         try execute("COMMIT")
     }
 
     /// Rolls the transaction back (nothing to do when its BEGIN was never sent).
     public func rollback() {
-        if !opening.isEmpty {
-            opening = []
-            return
-        }
+        if dropUnsentOpening() { return }
         if isHealthy { try? execute("ROLLBACK") }
+    }
+
+    /// Forgets a BEGIN that never went (nothing ran in its transaction); true when there was one.
+    private func dropUnsentOpening() -> Bool {
+        guard !opening.isEmpty else { return false }
+        opening = []
+        return true
     }
 
     /// Reads the answer of a COMMIT sent without waiting. A read-only transaction's COMMIT cannot
@@ -260,9 +258,12 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         }
         let encoded = arguments.map(EncodedParameter.init)
         if !opening.isEmpty {
-            return try withParameters(encoded) { values, lengths, formats in
-                Result { try pipelined(statement.name, sql: sql, count: Int32(encoded.count), values, lengths, formats) }
-            }.get()
+            if PQenterPipelineMode(handle) == 1 {
+                return try withParameters(encoded) { values, lengths, formats in
+                    Result { try pipelined(statement.name, sql: sql, count: Int32(encoded.count), values, lengths, formats) }
+                }.get()
+            }
+            try sendOpening()  // pipeline mode refused (only with a command in flight): a round trip of its own
         }
         let result: OpaquePointer? = withParameters(encoded) { values, lengths, formats in
             PQexecPrepared(handle, statement.name, Int32(encoded.count), values, lengths, formats, 0)
@@ -276,22 +277,14 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         return result
     }
 
-    /// The pending BEGIN and a prepared statement in one round trip: both queued in pipeline
-    /// mode with one sync, their answers read in order. A failure of the BEGIN (the write lock's
-    /// timeout) is the one reported; the statement then never ran.
+    /// The pending BEGIN and a prepared statement in one round trip (the connection is in
+    /// pipeline mode already): both queued with one sync, their answers read in order, and the
+    /// connection out of pipeline mode again. A failure of the BEGIN (the write lock's timeout)
+    /// is the one reported; the statement then never ran.
     private func pipelined(_ name: String, sql: String, count: Int32, _ values: UnsafePointer<UnsafePointer<CChar>?>?,
                            _ lengths: UnsafePointer<Int32>?, _ formats: UnsafePointer<Int32>?) throws -> OpaquePointer? {
         let statements = opening
         opening = []
-        guard PQenterPipelineMode(handle) == 1 else {
-            // Not possible (a command in flight): one round trip each, as before.
-            let result = PQexec(handle, statements.joined(separator: "; "))
-            defer { PQclear(result) }
-            try check(result, sql: statements.joined(separator: "; "))
-            let answer = PQexecPrepared(handle, name, count, values, lengths, formats, 0)
-            do { try check(answer, sql: sql) } catch { PQclear(answer); throw error }
-            return answer
-        }
         var queued = true
         for text in statements where queued {
             queued = PQsendQueryParams(handle, text, 0, nil, nil, nil, nil, 0) == 1
