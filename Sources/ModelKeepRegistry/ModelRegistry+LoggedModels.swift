@@ -26,39 +26,36 @@ extension ModelRegistry {
     /// Logged models with their tags, params and metrics (unless `attributesOnly`), in the order
     /// of `ids` (those that exist): four queries for a page, not four a model.
     static func fetchLoggedModels(ids: [String], attributesOnly: Bool = false, _ db: any SQLConnection) throws -> [LoggedModel] {
-        var models: [String: LoggedModel] = [:]
-        for model in try rows(in: ids, """
-            SELECT t.id, t.model_id, t.experiment_id, t.name, t.model_type, t.source_run_id, t.status, t.status_message,
+        var found = [LoggedModel?](repeating: nil, count: ids.count)
+        for (n, model) in try db.rows(numbering: ids, """
+            SELECT w.n, t.id, t.model_id, t.experiment_id, t.name, t.model_type, t.source_run_id, t.status, t.status_message,
                    t.created_at, t.updated_at, t.deleted_at, e.artifact_location
-            FROM mlflow_logged_models t JOIN mlflow_experiments e ON e.id = t.experiment_id WHERE t.id IN (?...)
-            """, db, { row in
-                LoggedModel(id: row.text(0), modelID: row.text(1), experimentID: row.int64(2), name: row.text(3),
-                            modelType: row.optionalText(4), sourceRunID: row.optionalText(5), status: row.text(6),
-                            statusMessage: row.optionalText(7), createdAt: row.int64(8), updatedAt: row.int64(9),
-                            deletedAt: row.optionalInt64(10), artifactLocation: row.text(11))
-            }) { models[model.id] = model }
-        if attributesOnly { return ids.compactMap { models[$0] } }
-        var byModel: [String: String] = [:]
-        for model in models.values { byModel[model.modelID] = model.id }
-        let ownIDs = Array(models.keys)
-        for (owner, key, value) in try rows(in: Array(byModel.keys), "SELECT model_id, key, value FROM model_labels WHERE model_id IN (?...)",
-                                            db, { ($0.text(0), $0.text(1), $0.text(2)) }) {
-            if let id = byModel[owner] { models[id]?.tags[key] = value }
-        }
-        for (id, key, value) in try rows(in: ownIDs, """
-            SELECT logged_model_id, key, value FROM mlflow_logged_model_params WHERE logged_model_id IN (?...)
-            """, db, { ($0.text(0), $0.text(1), $0.text(2)) }) { models[id]?.params[key] = value }
+            FROM wanted w JOIN mlflow_logged_models t ON t.id = w.id JOIN mlflow_experiments e ON e.id = t.experiment_id
+            """, { row in
+                (row.int(0), LoggedModel(id: row.text(1), modelID: row.text(2), experimentID: row.int64(3), name: row.text(4),
+                                         modelType: row.optionalText(5), sourceRunID: row.optionalText(6), status: row.text(7),
+                                         statusMessage: row.optionalText(8), createdAt: row.int64(9), updatedAt: row.int64(10),
+                                         deletedAt: row.optionalInt64(11), artifactLocation: row.text(12)))
+            }) { found[n] = model }
+        if attributesOnly { return found.compactMap { $0 } }
+        let models = found.map { $0?.modelID }, own = found.map { $0?.id }
+        for (n, key, value) in try db.rows(numbering: models, "SELECT w.n, l.key, l.value FROM wanted w JOIN model_labels l ON l.model_id = w.id", {
+            ($0.int(0), $0.text(1), $0.text(2))
+        }) { found[n]?.tags[key] = value }
+        for (n, key, value) in try db.rows(numbering: own, """
+            SELECT w.n, p.key, p.value FROM wanted w JOIN mlflow_logged_model_params p ON p.logged_model_id = w.id
+            """, { ($0.int(0), $0.text(1), $0.text(2)) }) { found[n]?.params[key] = value }
         // At most 10,000 metric values a model (its newest first), kept in key and step order.
-        for (id, metric) in try rows(in: ownIDs, """
-            SELECT logged_model_id, key, value, step, timestamp, run_id, dataset_name, dataset_digest FROM (
-                SELECT *, row_number() OVER (PARTITION BY logged_model_id ORDER BY timestamp DESC, step DESC) AS n
-                FROM mlflow_logged_model_metrics WHERE logged_model_id IN (?...)) AS ranked
-            WHERE n <= 10000 ORDER BY logged_model_id, key, step, timestamp
-            """, db, { row in
-                (row.text(0), LoggedModelMetric(key: row.text(1), value: row.double(2), step: row.int64(3), timestamp: row.int64(4),
-                                                runID: row.text(5), datasetName: row.text(6), datasetDigest: row.text(7)))
-            }) { models[id]?.metrics.append(metric) }
-        return ids.compactMap { models[$0] }
+        for (n, metric) in try db.rows(numbering: own, """
+            SELECT n, key, value, step, timestamp, run_id, dataset_name, dataset_digest FROM (
+                SELECT w.n, m.*, row_number() OVER (PARTITION BY w.n ORDER BY m.timestamp DESC, m.step DESC) AS newest
+                FROM wanted w JOIN mlflow_logged_model_metrics m ON m.logged_model_id = w.id) AS ranked
+            WHERE newest <= 10000 ORDER BY n, key, step, timestamp
+            """, { row in
+                (row.int(0), LoggedModelMetric(key: row.text(1), value: row.double(2), step: row.int64(3), timestamp: row.int64(4),
+                                               runID: row.text(5), datasetName: row.text(6), datasetDigest: row.text(7)))
+            }) { found[n]?.metrics.append(metric) }
+        return found.compactMap { $0 }
     }
 
     /// Creates a pending logged model in a live experiment, with the ModelKeep model that holds

@@ -59,36 +59,34 @@ extension ModelRegistry {
     /// Runs with everything that hangs off them, in the order of `ids` (those that exist): five
     /// queries for a page of runs, not five a run.
     static func fetchRuns(ids: [String], _ db: any SQLConnection) throws -> [Run] {
-        var runs: [String: Run] = [:]
-        for run in try rows(in: ids, """
-            SELECT \(runColumns) FROM mlflow_runs t JOIN mlflow_experiments e ON e.id = t.experiment_id WHERE t.id IN (?...)
-            """, db, Self.run(from:)) { runs[run.id] = run }
-        var byModel: [String: String] = [:]
-        for run in runs.values { byModel[run.modelID] = run.id }
-        let modelIDs = Array(byModel.keys), runIDs = Array(runs.keys)
-        for (model, key, value) in try rows(in: modelIDs, "SELECT model_id, key, value FROM model_labels WHERE model_id IN (?...)", db, {
-            ($0.text(0), $0.text(1), $0.text(2))
-        }) { if let id = byModel[model] { runs[id]?.tags[key] = value } }
-        for (id, key, value) in try rows(in: runIDs, "SELECT run_id, key, value FROM mlflow_run_params WHERE run_id IN (?...)", db, {
-            ($0.text(0), $0.text(1), $0.text(2))
-        }) { runs[id]?.params[key] = value }
-        for (model, point) in try rows(in: modelIDs, """
-            SELECT parent_id, key, step, wallclock, number, text, bytes FROM metric_latest WHERE parent_id IN (?...) AND bytes IS NULL
-            ORDER BY parent_id, key
-            """, db, { row in
-                (row.text(0), MetricPoint(key: row.text(1), step: row.int64(2), wallclock: row.int64(3), value: Self.value(row, at: 4)))
-            }) { if let id = byModel[model] { runs[id]?.metrics.append(point) } }
-        for (id, direction, kind, document) in try rows(in: runIDs, """
-            SELECT run_id, direction, kind, document FROM mlflow_run_io WHERE run_id IN (?...) ORDER BY run_id, seq
-            """, db, { ($0.text(0), $0.text(1), $0.text(2), $0.text(3)) }) {
+        var found = [Run?](repeating: nil, count: ids.count)
+        for (n, run) in try db.rows(numbering: ids, """
+            SELECT \(runColumns), w.n FROM wanted w JOIN mlflow_runs t ON t.id = w.id JOIN mlflow_experiments e ON e.id = t.experiment_id
+            """, { row in (row.int(10), Self.run(from: row)) }) { found[n] = run }
+        let models = found.map { $0?.modelID }, runs = found.map { $0?.id }
+        for (n, key, value) in try db.rows(numbering: models, "SELECT w.n, l.key, l.value FROM wanted w JOIN model_labels l ON l.model_id = w.id", {
+            ($0.int(0), $0.text(1), $0.text(2))
+        }) { found[n]?.tags[key] = value }
+        for (n, key, value) in try db.rows(numbering: runs, "SELECT w.n, p.key, p.value FROM wanted w JOIN mlflow_run_params p ON p.run_id = w.id", {
+            ($0.int(0), $0.text(1), $0.text(2))
+        }) { found[n]?.params[key] = value }
+        for (n, point) in try db.rows(numbering: models, """
+            SELECT w.n, m.key, m.step, m.wallclock, m.number, m.text, m.bytes FROM wanted w JOIN metric_latest m ON m.parent_id = w.id
+            WHERE m.bytes IS NULL ORDER BY w.n, m.key
+            """, { row in
+                (row.int(0), MetricPoint(key: row.text(1), step: row.int64(2), wallclock: row.int64(3), value: Self.value(row, at: 4)))
+            }) { found[n]?.metrics.append(point) }
+        for (n, direction, kind, document) in try db.rows(numbering: runs, """
+            SELECT w.n, d.direction, d.kind, d.document FROM wanted w JOIN mlflow_run_io d ON d.run_id = w.id ORDER BY w.n, d.seq
+            """, { ($0.int(0), $0.text(1), $0.text(2), $0.text(3)) }) {
             let value = (try? JSONParser.parse(document)) ?? .null
             switch (direction, kind) {
-            case ("input", "dataset"): runs[id]?.datasetInputs.append(value)
-            case ("input", "model"): runs[id]?.modelInputs.append(value)
-            default: runs[id]?.modelOutputs.append(value)
+            case ("input", "dataset"): found[n]?.datasetInputs.append(value)
+            case ("input", "model"): found[n]?.modelInputs.append(value)
+            default: found[n]?.modelOutputs.append(value)
             }
         }
-        return ids.compactMap { runs[$0] }
+        return found.compactMap { $0 }
     }
 
     static func newHexID() -> String { UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }

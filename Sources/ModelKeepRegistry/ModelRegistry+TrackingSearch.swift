@@ -1,8 +1,17 @@
 import ModelKeepStorage
 
+/// Where one keyed value of a tracking object (a metric, a param, a tag) is read.
+enum KeyedValue: Sendable {
+    /// The `value` column of the one row of `table` whose `owner` is the item's `item` column and
+    /// whose `key` is the key: joined once per key a search names, so a filter and an order on
+    /// the same key read it once (and PostgreSQL may join it wholesale instead of row by row).
+    case row(table: String, owner: String, item: String, value: String)
+    /// A scalar SQL expression with one `?` for the key, then the dataset arguments it returns.
+    case expression(@Sendable (_ datasets: [MetricDataset]) -> (sql: String, arguments: [SQLValue]))
+}
+
 /// How one kind of tracking object is searched: its table (aliased `t`), its attributes by
-/// MLflow's names, and where its metrics, params and tags live. Each lookup is a scalar SQL
-/// expression with one `?` for the key.
+/// MLflow's names, and where its metrics, params and tags live.
 struct TrackingSchema: Sendable {
     /// The kind, for messages and page-token signatures.
     let kind: String
@@ -10,13 +19,13 @@ struct TrackingSchema: Sendable {
     let experimentColumn: String
     /// Attribute name to (column expression, whether it compares as a number).
     let attributes: [String: (column: String, numeric: Bool)]
-    /// The latest value of a metric (`?` for its key), on the datasets given.
-    let metric: (@Sendable (_ datasets: [MetricDataset]) -> (sql: String, arguments: [SQLValue]))?
+    /// The latest value of a metric, on the datasets given.
+    let metric: KeyedValue?
     /// When set, a metric filter matches any stored value, not the latest: this table holds the
     /// values (`value`) by owner (`logged_model_id`), key and dataset.
     let metricValues: String?
-    let param: String?
-    let tag: String
+    let param: KeyedValue?
+    let tag: KeyedValue
     let datasets: Bool
     /// The order after the caller's keys (a unique column last).
     let defaultOrder: [(column: String, descending: Bool)]
@@ -27,10 +36,10 @@ struct TrackingSchema: Sendable {
                      "start_time": ("t.start_time", true), "end_time": ("t.end_time", true), "user_id": ("t.user_id", false),
                      "created": ("t.start_time", true), "lifecycle_stage":
                         ("CASE WHEN t.deleted_at IS NULL THEN 'active' ELSE 'deleted' END", false)],
-        metric: { _ in ("(SELECT number FROM metric_latest WHERE parent_id = t.model_id AND key = ?)", []) },
+        metric: .row(table: "metric_latest", owner: "parent_id", item: "t.model_id", value: "number"),
         metricValues: nil,
-        param: "(SELECT value FROM mlflow_run_params WHERE run_id = t.id AND key = ?)",
-        tag: "(SELECT value FROM model_labels WHERE model_id = t.model_id AND key = ?)",
+        param: .row(table: "mlflow_run_params", owner: "run_id", item: "t.id", value: "value"),
+        tag: .row(table: "model_labels", owner: "model_id", item: "t.model_id", value: "value"),
         datasets: true,
         defaultOrder: [("t.start_time", true), ("t.id", false)])
 
@@ -40,14 +49,14 @@ struct TrackingSchema: Sendable {
                      "model_type": ("t.model_type", false), "source_run_id": ("t.source_run_id", false),
                      "creation_timestamp": ("t.created_at", true), "creation_time": ("t.created_at", true),
                      "last_updated_timestamp": ("t.updated_at", true)],
-        metric: { datasets in
+        metric: .expression { datasets in
             let (clause, arguments) = datasetClause(datasets)
             return ("(SELECT value FROM mlflow_logged_model_metrics WHERE logged_model_id = t.id AND key = ?\(clause)"
                     + " ORDER BY timestamp DESC, step DESC, run_id LIMIT 1)", arguments)
         },
         metricValues: "mlflow_logged_model_metrics",
-        param: "(SELECT value FROM mlflow_logged_model_params WHERE logged_model_id = t.id AND key = ?)",
-        tag: "(SELECT value FROM model_labels WHERE model_id = t.model_id AND key = ?)",
+        param: .row(table: "mlflow_logged_model_params", owner: "logged_model_id", item: "t.id", value: "value"),
+        tag: .row(table: "model_labels", owner: "model_id", item: "t.model_id", value: "value"),
         datasets: false,
         defaultOrder: [("t.created_at", true), ("t.id", false)])
 
@@ -56,9 +65,27 @@ struct TrackingSchema: Sendable {
         attributes: ["name": ("t.name", false), "experiment_id": ("t.id", true), "creation_time": ("t.created_at", true),
                      "last_update_time": ("t.updated_at", true)],
         metric: nil, metricValues: nil, param: nil,
-        tag: "(SELECT value FROM mlflow_experiment_tags WHERE experiment_id = t.id AND key = ?)",
+        tag: .row(table: "mlflow_experiment_tags", owner: "experiment_id", item: "t.id", value: "value"),
         datasets: false,
         defaultOrder: [("t.created_at", true), ("t.id", false)])
+}
+
+/// The LEFT JOINs a search statement needs for the keyed values it names, one per (table, key).
+struct KeyedJoins {
+    private(set) var sql = ""
+    private(set) var arguments: [SQLValue] = []
+    private var aliases: [String: String] = [:]
+
+    /// The column that holds the value of `key` in the `row` source, joining it on first use.
+    mutating func column(table: String, owner: String, item: String, value: String, key: String) -> String {
+        let name = table + "\u{0}" + key
+        if let alias = aliases[name] { return "\(alias).\(value)" }
+        let alias = "j\(aliases.count)"
+        aliases[name] = alias
+        sql += " LEFT JOIN \(table) \(alias) ON \(alias).\(owner) = \(item) AND \(alias).key = ?"
+        arguments.append(.text(key))
+        return "\(alias).\(value)"
+    }
 }
 
 /// ` AND ((dataset_name = ? AND dataset_digest = ?) OR ...)` for the datasets given; nothing for none.
@@ -85,6 +112,7 @@ extension ModelRegistry {
         guard search.pageSize >= 1 else { throw .invalid(field: "max_results", message: "must be at least 1") }
         var clauses: [String] = []
         var arguments: [SQLValue] = []
+        var joins = KeyedJoins()
         switch search.viewType {
         case .activeOnly: clauses.append("t.deleted_at IS NULL")
         case .deletedOnly: clauses.append("t.deleted_at IS NOT NULL")
@@ -95,18 +123,19 @@ extension ModelRegistry {
             arguments += search.experimentIDs.map(SQLValue.integer)
         }
         for predicate in search.predicates {
-            try Self.trackingClause(predicate, schema: schema, clauses: &clauses, arguments: &arguments)
+            try Self.trackingClause(predicate, schema: schema, joins: &joins, clauses: &clauses, arguments: &arguments)
         }
         // The sort keys: each caller key's value computed once per row (a materialized inner
-        // select: a correlated subquery written twice would run twice), then used as (is missing,
-        // value) so missing values sort last either way; then the schema's own order.
+        // select: a correlated subquery written twice would run twice; a joined value is read
+        // once, shared with the filters on it), then used as (is missing, value) so missing
+        // values sort last either way; then the schema's own order.
         var values: [String] = []
         var keys: [String] = []
         var keyArguments: [SQLValue] = []
         var columns: [(column: String, descending: Bool)] = []
         var signature: [String] = []
         for order in search.order {
-            let (sql, args, numeric) = try Self.trackingExpression(order.field, schema: schema)
+            let (sql, args, numeric) = try Self.trackingExpression(order.field, schema: schema, joins: &joins)
             let value = "e\(values.count)", n = keys.count
             values.append("(\(sql)) AS \(value)")
             keyArguments += args
@@ -129,13 +158,15 @@ extension ModelRegistry {
             let cursor = try PageCursor.decode(token, order: orderSignature, descending: false, count: columns.count)
             outer.append(Self.after(cursor, columns: columns, arguments: &outerArguments))
         }
+        // Only a subquery (the one kind of order value with arguments of its own) is worth
+        // materializing; columns and joined values are read where they are sorted.
         let sql = """
-            WITH base AS MATERIALIZED (SELECT t.id AS item_id, \(values.joined(separator: ", ")) FROM \(schema.table) \(whereClause))
+            WITH base AS \(keyArguments.isEmpty ? "" : "MATERIALIZED ")(SELECT t.id AS item_id, \(values.joined(separator: ", ")) FROM \(schema.table)\(joins.sql) \(whereClause))
             SELECT * FROM (SELECT item_id, \(keys.joined(separator: ", ")) FROM base) AS keyed
             \(outer.isEmpty ? "" : "WHERE " + outer.joined(separator: " AND "))
             ORDER BY \(columns.map { "\($0.column) \($0.descending ? "DESC" : "ASC")" }.joined(separator: ", ")) LIMIT ?
             """
-        let allArguments = keyArguments + arguments + outerArguments + [.integer(Int64(search.pageSize) + 1)]
+        let allArguments = keyArguments + joins.arguments + arguments + outerArguments + [.integer(Int64(search.pageSize) + 1)]
         let count = columns.count
         let pageSize = search.pageSize
         // The page's ids and the items they name, in one read transaction (on PostgreSQL each
@@ -156,8 +187,17 @@ extension ModelRegistry {
     }
 
     /// The SQL expression a field reads, its arguments, and whether it is numeric.
-    static func trackingExpression(_ field: TrackingField, schema: TrackingSchema) throws(RegistryError)
+    static func trackingExpression(_ field: TrackingField, schema: TrackingSchema, joins: inout KeyedJoins) throws(RegistryError)
         -> (sql: String, arguments: [SQLValue], numeric: Bool) {
+        func read(_ source: KeyedValue, _ key: String, _ datasets: [MetricDataset] = []) -> (sql: String, arguments: [SQLValue]) {
+            switch source {
+            case let .row(table, owner, item, value):
+                return (joins.column(table: table, owner: owner, item: item, value: value, key: key), [])
+            case .expression(let expression):
+                let (sql, extra) = expression(datasets)
+                return (sql, [.text(key)] + extra)
+            }
+        }
         switch field {
         case .attribute(let name):
             guard let attribute = schema.attributes[name] else {
@@ -167,20 +207,22 @@ extension ModelRegistry {
             return (attribute.column, [], attribute.numeric)
         case let .metric(key, datasets):
             guard let metric = schema.metric else { throw .invalid(field: "filter", message: "\(schema.kind) have no metrics") }
-            let (sql, extra) = metric(datasets)
-            return (sql, [.text(key)] + extra, true)
+            let (sql, arguments) = read(metric, key, datasets)
+            return (sql, arguments, true)
         case .param(let key):
             guard let param = schema.param else { throw .invalid(field: "filter", message: "\(schema.kind) have no params") }
-            return (param, [.text(key)], false)
+            let (sql, arguments) = read(param, key)
+            return (sql, arguments, false)
         case .tag(let key):
-            return (schema.tag, [.text(key)], false)
+            let (sql, arguments) = read(schema.tag, key)
+            return (sql, arguments, false)
         case .dataset:
             throw .invalid(field: "order_by", message: "\(schema.kind) cannot be ordered by a dataset field")
         }
     }
 
-    static func trackingClause(_ predicate: TrackingPredicate, schema: TrackingSchema, clauses: inout [String],
-                               arguments: inout [SQLValue]) throws(RegistryError) {
+    static func trackingClause(_ predicate: TrackingPredicate, schema: TrackingSchema, joins: inout KeyedJoins,
+                               clauses: inout [String], arguments: inout [SQLValue]) throws(RegistryError) {
         let comparator = predicate.comparator
         guard let first = predicate.values.first else { throw .invalid(field: "filter", message: "a comparison needs a value") }
         if case .dataset(let attribute) = predicate.field {
@@ -210,7 +252,7 @@ extension ModelRegistry {
             arguments += [.text(key)] + datasetArguments + [.real(number)]
             return
         }
-        let (sql, fieldArguments, numeric) = try trackingExpression(predicate.field, schema: schema)
+        let (sql, fieldArguments, numeric) = try trackingExpression(predicate.field, schema: schema, joins: &joins)
         guard numeric else {
             try textComparison("(\(sql))", fieldArguments: fieldArguments, comparator, predicate.values, clauses: &clauses, arguments: &arguments)
             return
