@@ -318,11 +318,18 @@ def to_ms(value, unit):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+# Each wrk invocation's "{i}" numbers start past the last one's: a log-batch cell measured three
+# times, or against two fronts of one database, must write new steps every time, not send the
+# first round's points again (those are found stored and skipped: a cheaper request on
+# ModelKeep, a dearer one on MLflow).
+_next_offset = [0]
+
+
 def wrk(target, op, connections, seconds):
     method, path, body = target.ops[op]
-    env = dict(os.environ, BENCH_METHOD=method, BENCH_PATH=path, BENCH_BODY=body or "", BENCH_RUN=uuid.uuid4().hex[:8],
-               **getattr(target, "env", {}))
     threads = min(2, connections)
+    env = dict(os.environ, BENCH_METHOD=method, BENCH_PATH=path, BENCH_BODY=body or "", BENCH_RUN=uuid.uuid4().hex[:8],
+               BENCH_OFFSET=str(_next_offset[0]), BENCH_THREADS=str(threads), **getattr(target, "env", {}))
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
                           "--timeout", "10s", "-s", LUA, target.server.base], env=env, capture_output=True, text=True,
                          timeout=seconds + 60).stdout
@@ -331,6 +338,9 @@ def wrk(target, op, connections, seconds):
     maximum = WRK_MAX.search(out)
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = re.search(r"(\d+) requests in", out)
+    # Past anything this invocation can have sent: every request it completed, the ones still in
+    # flight, on one thread at worst, times the interleave.
+    _next_offset[0] += ((int(total.group(1)) if total else 0) + connections + 1) * threads
     return {"rps": rps, "p50": latency.get("50"), "p99": latency.get("99"),
             "max": to_ms(*maximum.groups()) if maximum else None,
             "errors": int(errors.group(1)) if errors else 0, "requests": int(total.group(1)) if total else 0}

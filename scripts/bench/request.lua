@@ -5,8 +5,13 @@
 --   BENCH_RUN     a token unique to this invocation, so names never repeat across runs
 --   BENCH_PICKS   optional: a file of lines "MODEL_ID NAME"; each request picks one at random
 --   BENCH_MAX_VERSION  optional: the highest version number "{vnum}" may pick (default 3)
+--   BENCH_OFFSET  optional: where this invocation's "{i}" numbers start; give each invocation its
+--                 own (scripts/bench/compare does), or a second one sends the first one's again
+--   BENCH_THREADS optional: wrk's thread count, so that "{i}" stays dense (default 2)
 -- In the path and body, "{n}" becomes a name unique to this run, thread and request, "{i}" a
--- number unique to this thread and request (thread * 10^9 + request), "{r3}" a
+-- number unique to this invocation, thread and request, the threads' numbers interleaved so
+-- that together they count up like one training loop's steps (offset + (request - 1) * threads
+-- + thread), "{r3}" a
 -- random 1, 2 or 3 (which version a tag moves to), "{model}" and "{name}" a random line's model
 -- id and name from BENCH_PICKS, "{vnum}" a random version number.
 local method = os.getenv("BENCH_METHOD") or "GET"
@@ -15,6 +20,8 @@ local body = os.getenv("BENCH_BODY")
 local run = os.getenv("BENCH_RUN") or tostring(os.time())
 local picks_file = os.getenv("BENCH_PICKS")
 local max_version = tonumber(os.getenv("BENCH_MAX_VERSION") or "3")
+local offset = tonumber(os.getenv("BENCH_OFFSET") or "0")
+local thread_count = tonumber(os.getenv("BENCH_THREADS") or "2")
 local headers = {}
 if body and body ~= "" then
   headers["Content-Type"] = "application/json"
@@ -44,7 +51,7 @@ end
 
 local function fill(text)
   text = text:gsub("{n}", prefix .. "-" .. counter):gsub("{r3}", tostring(math.random(1, 3)))
-    :gsub("{i}", tostring((thread_id or 0) * 1000000000 + counter))
+    :gsub("{i}", string.format("%d", offset + (counter - 1) * thread_count + (thread_id or 1)))
   if #picks > 0 then
     local pick = picks[math.random(1, #picks)]
     text = text:gsub("{model}", pick[1]):gsub("{name}", pick[2])

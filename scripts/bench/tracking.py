@@ -56,11 +56,12 @@ def seed(server, label, runs, models, history):
             {"key": "loss", "value": 1 / (s + 1), "timestamp": now + s, "step": s} for s in range(start, min(start + 1000, history))]})
     # Log-batch of 1000 metrics in two shapes: a training loop flushing 100 steps of 10 metrics,
     # and 1000 different metrics at one step. Every request writes new steps ("{i}" is unique per
-    # request), so no point repeats one already stored.
+    # request, and per round: each wrk invocation has its own offset), so no point repeats one
+    # already stored.
     steps_run, keys_run = new_run("writes-steps"), new_run("writes-keys")
-    # "{i}" then three digits: steps {i}000 to {i}099, numbers unique to the request.
+    # "{i}" then two digits: steps {i}00 to {i}99, numbers unique to the request.
     by_steps = '{"run_id": "%s", "metrics": [%s]}' % (steps_run, ", ".join(
-        '{"key": "m%d", "value": 0.5, "timestamp": 1, "step": {i}%03d}' % (k, s) for k in range(10) for s in range(100)))
+        '{"key": "m%d", "value": 0.5, "timestamp": 1, "step": {i}%02d}' % (k, s) for k in range(10) for s in range(100)))
     by_keys = json.dumps({"run_id": keys_run, "metrics": [{"key": f"m{k}", "value": 0.5, "timestamp": 1, "step": 0} for k in range(1000)]})
     by_keys = by_keys.replace('"step": 0', '"step": {i}')
     t = Target(label, server)
