@@ -96,6 +96,18 @@ struct MLflowTrackingRouteTests {
         #expect(try search("", ["metrics.acc ASC"]) == ["r3", "r0", "r2", "r1", "none"])
         #expect(try search("", ["metrics.acc DESC"]) == ["r1", "r2", "r0", "r3", "none"])
         #expect(try search("attributes.run_name LIKE 'r%' AND params.lr != '0.1'", ["run_name DESC"]) == ["r3", "r2"])
+        // Two filters and an order on one key (read once, joined), and a tag as the order.
+        #expect(try search("metrics.acc > 0.2 AND metrics.acc < 0.8", ["tags.`mlflow.runName` DESC"]) == ["r2", "r0"])
+        #expect(try search("params.lr = '0.1' AND params.lr != '0.01'", ["params.lr", "metrics.acc"]) == ["r0", "r1"])
+        // Each run of a page carries its own metrics and params (a page is filed by position).
+        let page = try api.post(Self.base + "/runs/search", ["experiment_ids": [.string(experiment)], "order_by": ["metrics.acc DESC"]])
+        let carried = (page["runs"]?.arrayValue ?? []).map { run in
+            (run["info"]?["run_name"]?.string ?? "", run["data"]?["metrics"]?.arrayValue?.first?["value"]?.numberValue?.double,
+             run["data"]?["params"]?.arrayValue?.first?["value"]?.string)
+        }
+        #expect(carried.map(\.0) == ["r1", "r2", "r0", "r3", "none"])
+        #expect(carried.map(\.1) == [0.9, 0.7, 0.5, 0.1, nil])
+        #expect(carried.map(\.2) == ["0.1", "0.01", "0.1", "0.01", nil])
         let bad = try api.post(Self.base + "/runs/search", ["experiment_ids": [.string(experiment)], "filter": "metrics.acc > 'x'"])
         #expect(bad.status == 400)
         #expect(bad["error_code"]?.string == "INVALID_PARAMETER_VALUE")
@@ -206,6 +218,32 @@ struct MLflowTrackingRouteTests {
             if token == nil { break }
         }
         #expect(steps == Array(0..<2000))
+    }
+
+    @Test("logged-models/search orders by a metric, and each model of a page carries its own tags, params and metrics",
+          arguments: Transport.allCases)
+    func searchLoggedModels(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let experiment = try #require(try api.post(Self.base + "/experiments/create", ["name": "lm"])["experiment_id"]?.string)
+        let run = try createRun(api, experiment: experiment, name: "train")
+        for (i, acc) in [0.3, 0.9, 0.6].enumerated() {
+            let model = try api.post(Self.base + "/logged-models", [
+                "experiment_id": .string(experiment), "name": .string("m\(i)"), "source_run_id": .string(run),
+                "params": [["key": "depth", "value": .string("\(i)")]], "tags": [["key": "team", "value": .string("t\(i)")]]])
+            let id = try #require(model["model"]?["info"]?["model_id"]?.string)
+            let metric: JSONValue = ["key": "acc", "value": .double(acc), "timestamp": 1, "step": 0, "model_id": .string(id)]
+            #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "metrics": [metric]]).status == 200)
+        }
+        #expect(try api.post(Self.base + "/logged-models", ["experiment_id": .string(experiment), "name": "none"]).status == 200)
+        let page = try api.post(Self.base + "/logged-models/search", ["experiment_ids": [.string(experiment)],
+                                                                      "order_by": [["field_name": "metrics.acc", "ascending": false]]])
+        let models = page["models"]?.arrayValue ?? []
+        #expect(models.map { $0["info"]?["name"]?.string } == ["m1", "m2", "m0", "none"])
+        #expect(models.map { $0["data"]?["params"]?.arrayValue?.first?["value"]?.string } == ["1", "2", "0", nil])
+        #expect(models.map { model in
+            model["info"]?["tags"]?.arrayValue?.first { $0["key"]?.string == "team" }?["value"]?.string
+        } == ["t1", "t2", "t0", nil])
+        #expect(models.map { $0["data"]?["metrics"]?.arrayValue?.first?["value"]?.numberValue?.double } == [0.9, 0.6, 0.3, nil])
     }
 
     @Test("a logged model's metrics follow it into the versions registered from it", arguments: Transport.allCases)
