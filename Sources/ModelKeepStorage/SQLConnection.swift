@@ -112,8 +112,8 @@ extension SQLConnection {
         return out
     }
 
-    /// `sql` with the first `marker` replaced (without Foundation's NSString round trip, which
-    /// cost a list query more than its SQLite statement).
+    /// `sql` with the first `marker` replaced, without Foundation's NSString round trip (4 % of a
+    /// run search's CPU went to `replacingOccurrences` here).
     static func expanding(_ sql: String, _ marker: String, to replacement: String) -> String {
         guard let range = sql.firstRange(of: marker) else { return sql }
         return String(sql[..<range.lowerBound]) + replacement + String(sql[range.upperBound...])
