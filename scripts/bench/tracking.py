@@ -65,6 +65,10 @@ def seed(server, label, runs, models, history):
     by_keys = json.dumps({"run_id": keys_run, "metrics": [{"key": f"m{k}", "value": 0.5, "timestamp": 1, "step": 0} for k in range(1000)]})
     by_keys = by_keys.replace('"step": 0', '"step": {i}')
     t = Target(label, server)
+    # Where each log-batch shape's points land, to check that every round wrote new ones:
+    # (run, a key every request writes, that key's points a request).
+    t.writes = {"log-batch, 1000 metrics (10 keys x 100 steps)": (steps_run, "m0", 100),
+                "log-batch, 1000 metrics (1000 keys x 1 step)": (keys_run, "m0", 1)}
     t.ops = {
         "log-batch, 1000 metrics (10 keys x 100 steps)": ("POST", "/api/2.0/mlflow/runs/log-batch", by_steps),
         "log-batch, 1000 metrics (1000 keys x 1 step)": ("POST", "/api/2.0/mlflow/runs/log-batch", by_keys),
@@ -81,6 +85,23 @@ def seed(server, label, runs, models, history):
         http("POST", b + "/model-versions/create", {"name": "bench-tracking-read", "source": "s3://bench/model"})
     t.ops["registered-models/get"] = ("GET", "/api/2.0/mlflow/registered-models/get?name=bench-tracking-read", None)
     return t
+
+
+def check_writes(targets, completed):
+    """Every completed log-batch request must have stored new points: a key that each request
+    writes holds at least (requests x its points a request). Fails the run otherwise (rounds that
+    resent earlier points would measure duplicate handling, not writes)."""
+    for t in targets:
+        for op, (run_id, key, per_request) in getattr(t, "writes", {}).items():
+            requests = completed.get((t.label, op), 0)
+            if not requests:
+                continue
+            _, history, _ = http("GET", t.server.base + f"/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key={key}")
+            stored = len(history.get("metrics", []))
+            if stored < requests * per_request:
+                raise SystemExit(f"{t.label}, {op}: {requests} requests stored {stored} points of {key}, "
+                                 f"fewer than {requests * per_request}: the rounds resent points")
+            print(f"checked: {t.label}, {op}: {requests} requests, {stored} points of {key}", flush=True)
 
 
 def native_get(server):
@@ -103,6 +124,8 @@ def main():
     parser.add_argument("--history-seconds", type=int, default=30, help="seconds per get-history cell")
     parser.add_argument("--only", help="comma-separated parts of operation names: measure only those (all by default)")
     parser.add_argument("--out", help="also write the report here")
+    parser.add_argument("--check-writes", action="store_true",
+                        help="after the cells, check that every log-batch request stored new points (the smoke run does)")
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
     work = tempfile.mkdtemp(prefix="modelkeep-bench-tracking-")
@@ -139,6 +162,7 @@ def main():
         say("| operation | conns | server | req/s | p50 ms | p99 ms | max ms | non-2xx | ModelKeep / MLflow |")
         say("|---|---|---|---|---|---|---|---|---|")
         wanted = [part.strip() for part in args.only.split(",")] if args.only else None
+        completed = {}
         for op in targets[0].ops:
             if wanted and not any(part in op for part in wanted):
                 continue
@@ -151,7 +175,11 @@ def main():
                             seconds = max(args.seconds, args.history_seconds) if op.startswith("get-history") else args.seconds
                             results[t.label].append(wrk(t, op, c, seconds))
                             t.server.settle()
+                            if op in getattr(t, "writes", {}):
+                                completed[(t.label, op)] = completed.get((t.label, op), 0) + results[t.label][-1]["requests"]
                 say_cell(op, c, results, args.seconds, say)
+        if args.check_writes:
+            check_writes(targets, completed)
     finally:
         for server in servers:
             server.stop()
