@@ -138,8 +138,9 @@ extension ModelRegistry {
                                         versionMetadataKey: String) throws(RegistryError) -> (model: Model, latest: [Version], metadata: [String: JSONValue]) {
         try reading { db in
             let model = try Self.requireModel(namespace: namespace, name: name, db)
-            let latest = try Self.latestVersions(modelID: model.id, stages: [], db)
-            return (model, latest, try Self.metadataValues(key: versionMetadataKey, parentIDs: latest.map(\.id), db))
+            var metadata: [String: JSONValue] = [:]
+            let latest = try Self.latestVersions(modelID: model.id, stages: [], metadataKey: versionMetadataKey, into: &metadata, db)
+            return (model, latest, metadata)
         }
     }
 
@@ -150,18 +151,29 @@ extension ModelRegistry {
         guard !modelIDs.isEmpty else { return ([:], [:]) }
         return try reading { db in
             var latest: [String: [Version]] = [:]
-            for id in modelIDs { latest[id] = try Self.latestVersions(modelID: id, stages: [], db) }
-            return (latest, try Self.metadataValues(key: versionMetadataKey, parentIDs: latest.values.flatMap { $0.map(\.id) }, db))
+            var metadata: [String: JSONValue] = [:]
+            for id in modelIDs {
+                latest[id] = try Self.latestVersions(modelID: id, stages: [], metadataKey: versionMetadataKey, into: &metadata, db)
+            }
+            return (latest, metadata)
         }
     }
 
     /// The newest version of a model in each stage (in stage order), inside the caller's transaction.
     static func latestVersions(modelID: String, stages: [Stage], _ db: any SQLConnection) throws -> [Version] {
+        var none: [String: JSONValue] = [:]
+        return try latestVersions(modelID: modelID, stages: stages, metadataKey: nil, into: &none, db)
+    }
+
+    /// `latestVersions`, and one metadata key of each of those versions (when `metadataKey` is
+    /// set) read in the same statement, by version id.
+    static func latestVersions(modelID: String, stages: [Stage], metadataKey: String?, into metadata: inout [String: JSONValue],
+                               _ db: any SQLConnection) throws -> [Version] {
         // Per stage, the highest version_order below '~' (numbered versions), else the
         // highest of the rest: index probes in one statement, where ranking every version
         // with a window function sorted the model's whole history on each call.
         let latest = try db.query("""
-            SELECT \(Self.versionColumns) FROM versions v WHERE v.id IN (
+            SELECT \(Self.versionColumns), (SELECT value FROM metadata WHERE parent_id = v.id AND key = ?2) FROM versions v WHERE v.id IN (
                 SELECT coalesce(
                     (SELECT id FROM versions WHERE model_id = ?1 AND stage = s.name AND deleted_at IS NULL
                         AND version_order < '~' ORDER BY version_order DESC LIMIT 1),
@@ -169,9 +181,14 @@ extension ModelRegistry {
                         AND version_order >= '~' ORDER BY version_order DESC LIMIT 1))
                 FROM (SELECT 'none' AS name UNION ALL SELECT 'staging' UNION ALL SELECT 'production'
                       UNION ALL SELECT 'archived') s)
-            """, [.text(modelID)], Self.version(from:))
+            """, [.text(modelID), .text(metadataKey ?? "")]) { row in
+                (version: Self.version(from: row), metadata: metadataKey == nil || row.isNull(13) ? nil : row.text(13))
+            }
+        for (version, text) in latest {
+            if let text { metadata[version.id] = (try? JSONParser.parse(text, maxDepth: 1 << 16)) ?? .null }
+        }
         let order = Stage.allCases
-        return latest.filter { stages.isEmpty || stages.contains($0.stage) }
+        return latest.map(\.version).filter { stages.isEmpty || stages.contains($0.stage) }
             .sorted { order.firstIndex(of: $0.stage)! < order.firstIndex(of: $1.stage)! }
     }
 
