@@ -180,9 +180,9 @@ extension ModelRegistry {
                 try db.query("""
                     SELECT parent_id, key, first_step, bucket_shift, step, first, counted, bucketed FROM (
                         SELECT l.parent_id, l.key, l.first_step, l.bucket_shift, l.step,
-                               (SELECT min(step) FROM metrics m WHERE m.parent_id = l.parent_id AND m.key = l.key) AS first,
-                               iif(l.bucket_shift IS NULL, 0, (SELECT count(*) FROM metrics m
-                                   WHERE m.parent_id = l.parent_id AND m.key = l.key AND m.number IS NOT NULL)) AS counted,
+                               (SELECT min(first_step) FROM metric_blocks m WHERE m.parent_id = l.parent_id AND m.key = l.key) AS first,
+                               iif(l.bucket_shift IS NULL, 0, (SELECT coalesce(sum(points), 0) FROM metric_blocks m
+                                   WHERE m.parent_id = l.parent_id AND m.key = l.key AND m.low IS NOT NULL)) AS counted,
                                (SELECT coalesce(sum(points), 0) FROM metric_buckets b WHERE b.parent_id = l.parent_id AND b.key = l.key) AS bucketed
                         FROM metric_latest l) AS series
                     """) { row in

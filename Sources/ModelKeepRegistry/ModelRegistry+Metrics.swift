@@ -35,11 +35,13 @@ extension ModelRegistry {
     /// caller's transaction.
     static func insertPoints(_ points: [MetricPoint], parentID: String, _ db: any SQLConnection) throws {
         var series: [String: BatchSeries] = [:]
-        let ids = try db.insertRows(into: "metrics", columns: ["parent_id", "key", "step", "wallclock", "number", "text", "bytes"], points.map {
-            [.text(parentID), .text($0.key), .integer($0.step), .integer($0.wallclock)] + Self.columns($0.value)
-        })
-        for (point, id) in zip(points, ids) {
-            series[point.key, default: BatchSeries(latest: point, latestID: id, firstStep: point.step)].add(point, id: id)
+        let blocks = MetricBlocks.blocks(of: points)
+        let ids = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, blocks.map { MetricBlocks.row($0, parentID: parentID) })
+        for (block, blockID) in zip(blocks, ids) {
+            for (index, point) in block.points.enumerated() {
+                let id = MetricBlocks.pointID(block: blockID, index: index)
+                series[point.key, default: BatchSeries(latest: point, latestID: id, firstStep: point.step)].add(point, id: id)
+            }
         }
         // One upsert row per key: the batch's latest point replaces the stored one unless that is
         // later; the lowest step only ever goes down.
@@ -134,12 +136,13 @@ extension ModelRegistry {
     static func rebuildBuckets(parentID: String, key: String, _ db: any SQLConnection) throws {
         let series: [SQLValue] = [.text(parentID), .text(key)]
         guard let span = try db.queryFirst("""
-            SELECT (SELECT min(step) FROM metrics WHERE parent_id = ?1 AND key = ?2), step FROM metric_latest WHERE parent_id = ?1 AND key = ?2
+            SELECT (SELECT min(first_step) FROM metric_blocks WHERE parent_id = ?1 AND key = ?2), step FROM metric_latest WHERE parent_id = ?1 AND key = ?2
             """, series, { $0.isNull(0) ? nil : (first: $0.int64(0), last: $0.int64(1)) }) ?? nil else { return }
         try db.run("DELETE FROM metric_buckets WHERE parent_id = ? AND key = ?", series)
         try db.run("UPDATE metric_latest SET first_step = ?, bucket_shift = NULL WHERE parent_id = ? AND key = ?", [.integer(span.first)] + series)
-        var none: [[SQLValue]] = []
-        try keepBuckets(parentID: parentID, key: key, batch: [], stored: nil, needed: bucketShift(from: span.first, to: span.last), adding: &none, db)
+        var rows: [[SQLValue]] = []
+        try keepBuckets(parentID: parentID, key: key, batch: [], stored: nil, needed: bucketShift(from: span.first, to: span.last), adding: &rows, db)
+        try db.runRows(bucketUpsertHead, columns: 9, bucketUpsertTail, rows)
     }
 
     /// Brings a series' buckets to the shift it needs and adds a batch's numeric points to them.
@@ -150,30 +153,18 @@ extension ModelRegistry {
         guard let needed else { return }
         let series: [SQLValue] = [.text(parentID), .text(key)]
         guard let stored else {
-            // Each bucket's lowest and highest point, with its step: SQLite answers a GROUP BY's
-            // bare column from the row holding min() or max() (the first such row: the lowest
-            // step); PostgreSQL picks the same row with DISTINCT ON.
-            try db.run(db.sql(sqlite: """
-                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
-                SELECT parent_id, key, ?1, step >> ?1, count(*), min(number), step, 0, 0
-                FROM metrics WHERE parent_id = ?2 AND key = ?3 AND number IS NOT NULL GROUP BY step >> ?1
-                """, postgres: """
-                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
-                SELECT DISTINCT ON (step >> $1::int) parent_id, key, $1::int, step >> $1::int,
-                       count(*) OVER (PARTITION BY step >> $1::int), number, step, 0, 0
-                FROM metrics WHERE parent_id = $2 AND key = $3 AND number IS NOT NULL ORDER BY step >> $1::int, number, step
-                """), [.integer(Int64(needed))] + series)
-            try db.run(db.sql(sqlite: """
-                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
-                SELECT parent_id, key, ?1, step >> ?1, 0, 0, 0, max(number), step
-                FROM metrics WHERE parent_id = ?2 AND key = ?3 AND number IS NOT NULL GROUP BY step >> ?1
-                ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET high = excluded.high, high_step = excluded.high_step
-                """, postgres: """
-                INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
-                SELECT DISTINCT ON (step >> $1::int) parent_id, key, $1::int, step >> $1::int, 0, 0, 0, number, step
-                FROM metrics WHERE parent_id = $2 AND key = $3 AND number IS NOT NULL ORDER BY step >> $1::int, number DESC, step
-                ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET high = excluded.high, high_step = excluded.high_step
-                """), [.integer(Int64(needed))] + series)
+            // Bucketed from every stored numeric point, the batch's among them, read in step
+            // order: a bucket's low and high are its first point of the lowest and of the
+            // highest value (the lowest step among equals).
+            var fresh: [Int64: Bucket] = [:]
+            for point in try MetricBlocks.points(parentID: parentID, key: key, MetricBlocks.Range(numbersOnly: true), db) {
+                guard case .number(let n) = point.value else { continue }
+                fresh[point.step >> Int64(needed), default: Bucket((point.step, n))].add((point.step, n))
+            }
+            for (bucket, b) in fresh {
+                rows.append(series + [.integer(Int64(needed)), .integer(bucket), .integer(b.points),
+                                      .real(b.low.value), .integer(b.low.step), .real(b.high.value), .integer(b.high.step)])
+            }
             try db.run("UPDATE metric_latest SET bucket_shift = ? WHERE parent_id = ? AND key = ?", [.integer(Int64(needed))] + series)
             return
         }
@@ -215,20 +206,47 @@ extension ModelRegistry {
     /// Copies every point of one parent's series (with their latest points and chart buckets) to
     /// another that has none yet, inside the caller's transaction.
     static func copyPoints(from sourceID: String, to targetID: String, _ db: any SQLConnection) throws {
-        try db.run("""
-            INSERT INTO metrics (parent_id, key, step, wallclock, number, text, bytes)
-            SELECT ?, key, step, wallclock, number, text, bytes FROM metrics WHERE parent_id = ? ORDER BY id
-            """, [.text(targetID), .text(sourceID)])
-        try db.run("""
-            INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, bucket_shift)
-            SELECT ?, l.key, l.step, l.wallclock,
-                   (SELECT max(id) FROM metrics m WHERE m.parent_id = ? AND m.key = l.key AND m.step = l.step AND m.wallclock = l.wallclock),
-                   l.number, l.text, l.bytes, l.first_step, l.bucket_shift
-            FROM metric_latest l WHERE l.parent_id = ?
+        // The blocks, a page at a time in arrival order (new ids keep it), and which new block
+        // each latest point's block became, so its id names the same point.
+        let latest = try db.query("""
+            SELECT key, step, wallclock, point_id, number, text, bytes, first_step, bucket_shift FROM metric_latest WHERE parent_id = ?
+            """, [.text(sourceID)]) { row -> [SQLValue] in
+            [.text(targetID), .text(row.text(0)), .integer(row.int64(1)), .integer(row.int64(2)), .integer(row.int64(3)),
+             row.isNull(4) ? .null : .real(row.double(4)), row.isNull(5) ? .null : .text(row.text(5)), row.isNull(6) ? .null : .blob(row.blob(6)),
+             row.isNull(7) ? .null : .integer(row.int64(7)), row.isNull(8) ? .null : .integer(row.int64(8))]
+        }
+        let wanted = Set(latest.compactMap { if case .integer(let id) = $0[4] { id >> 16 } else { nil } })
+        var moved: [Int64: Int64] = [:]
+        var after: Int64 = -1
+        while true {
+            let page = try db.query("""
+                SELECT id, key, first_step, last_step, points, low, high, data, wallclock, number, text, bytes
+                FROM metric_blocks WHERE parent_id = ? AND id > ? ORDER BY id LIMIT 1000
+                """, [.text(sourceID), .integer(after)]) { row -> (id: Int64, row: [SQLValue]) in
+                func optional(_ i: Int, _ make: (Int) -> SQLValue) -> SQLValue { row.isNull(i) ? .null : make(i) }
+                return (row.int64(0), [.text(targetID), .text(row.text(1)), .integer(row.int64(2)), .integer(row.int64(3)), .integer(row.int64(4)),
+                                       optional(5) { .real(row.double($0)) }, optional(6) { .real(row.double($0)) }, optional(7) { .blob(row.blob($0)) },
+                                       optional(8) { .integer(row.int64($0)) }, optional(9) { .real(row.double($0)) },
+                                       optional(10) { .text(row.text($0)) }, optional(11) { .blob(row.blob($0)) }])
+            }
+            guard let last = page.last else { break }
+            let ids = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, page.map(\.row))
+            for (old, new) in zip(page, ids) where wanted.contains(old.id) { moved[old.id] = new }
+            after = last.id
+        }
+        let rows = latest.map { row -> [SQLValue] in
+            guard case .integer(let id) = row[4], let block = moved[id >> 16] else { return row }
+            var copied = row
+            copied[4] = .integer(MetricBlocks.pointID(block: block, index: Int(id & 0xFFFF)))
+            return copied
+        }
+        try db.runRows("INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, bucket_shift) VALUES ",
+                       columns: 10, """
+
             ON CONFLICT (parent_id, key) DO UPDATE SET step = excluded.step, wallclock = excluded.wallclock,
                 point_id = excluded.point_id, number = excluded.number, text = excluded.text, bytes = excluded.bytes,
                 first_step = excluded.first_step, bucket_shift = excluded.bucket_shift
-            """, [.text(targetID), .text(targetID), .text(sourceID)])
+            """, rows)
         try db.run("""
             INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
             SELECT ?, key, shift, bucket, points, low, low_step, high, high_step FROM metric_buckets WHERE parent_id = ?
@@ -271,19 +289,19 @@ extension ModelRegistry {
         let cursor = try query.page.token.map { token throws(RegistryError) in
             try PageCursor.decode(token, order: "step", descending: false, count: 3)
         }
-        var clauses = ["parent_id = ?", "key = ?"]
-        var arguments: [SQLValue] = []
-        if let from = query.fromStep { clauses.append("step >= ?"); arguments.append(.integer(from)) }
-        if let to = query.toStep { clauses.append("step <= ?"); arguments.append(.integer(to)) }
-        let tail = Self.pageClause(columns: ["step", "wallclock", "id"], descending: false, cursor: cursor,
-                                   size: query.page.size, clauses: &clauses, arguments: &arguments)
-        let sql = "SELECT key, step, wallclock, number, text, bytes, id FROM metrics \(tail)"
+        var range = MetricBlocks.Range(from: query.fromStep, to: query.toStep)
+        if let values = cursor?.values {
+            guard values.count == 3, case .integer(let step) = values[0], case .integer(let wallclock) = values[1],
+                  case .integer(let id) = values[2] else {
+                throw RegistryError.invalid(field: "page_token", message: "is not a page token this list gave out")
+            }
+            range.after = (step, wallclock, id)
+        }
         let rows = try reading { db in
             let resolved = try Self.requireParent(parent, db)
-            return try db.query(sql, [.text(resolved.id), .text(key)] + arguments) {
-                (point: MetricPoint(key: $0.text(0), step: $0.int64(1), wallclock: $0.int64(2), value: Self.value($0, at: 3)),
-                 id: $0.int64(6))
-            }.map { IdentifiedPoint(point: $0.point, id: $0.id) }
+            return try MetricBlocks.points(parentID: resolved.id, key: key, range, limit: query.page.size + 1, db).map {
+                IdentifiedPoint(point: MetricPoint(key: key, step: $0.step, wallclock: $0.wallclock, value: $0.value), id: $0.id)
+            }
         }
         let page = Self.page(rows, size: query.page.size, order: "step", descending: false) {
             [.integer($0.point.step), .integer($0.point.wallclock), .integer($0.id)]
@@ -317,10 +335,10 @@ extension ModelRegistry {
                 $0.isNull(0) ? nil : $0.int64(0)
             } ?? nil
             guard let shift else {
-                let numbers = try db.query("""
-                    SELECT step, number FROM metrics WHERE parent_id = ? AND key = ? AND number IS NOT NULL
-                    ORDER BY step, wallclock, id LIMIT ?
-                    """, series + [.integer(Int64(limit) + 1)]) { (step: $0.int64(0), value: $0.double(1)) }
+                let numbers = try MetricBlocks.points(parentID: resolved.id, key: key, MetricBlocks.Range(numbersOnly: true), limit: limit + 1, db)
+                    .compactMap { point -> (step: Int64, value: Double)? in
+                        if case .number(let n) = point.value { (point.step, n) } else { nil }
+                    }
                 let kept = Array(numbers.prefix(limit))
                 return ChartSeries(points: kept, bucketSteps: nil, represented: Int64(kept.count), cut: numbers.count > limit)
             }

@@ -280,24 +280,33 @@ extension ModelRegistry {
                 ?? StepRange(low: step, high: step)
         }
         let read = { (row: Row) in
-            _ = stored.insert(PointIdentity(key: row.text(0), step: row.int64(1), wallclock: row.int64(2), bits: row.double(3).bitPattern))
+            let key = row.text(0)
+            guard let range = steps[key] else { return }
+            MetricBlocks.decode(row, at: 1) { step, wallclock, value, _ in
+                guard case .number(let n) = value, step >= range.low, step <= range.high else { return }
+                stored.insert(PointIdentity(key: key, step: step, wallclock: wallclock, bits: n.bitPattern))
+            }
         }
-        // On PostgreSQL `key IN (...)`, or a plain join to the keys, got a generic plan (the
-        // statement is prepared) that scanned the run's whole index with the step range as a
-        // filter (4,800 pages, 46 ms, on a run of 300,000 points); a LATERAL subquery fenced by
-        // OFFSET 0 probes each key's step range alone (48 pages, 0.2 ms). SQLite probes per key
-        // for the IN list.
+        // Only a key whose stored series reaches the batch's lowest step can hold a repeat (its
+        // latest point is its highest step): a training loop's next steps cost one probe of
+        // metric_latest a key, not a walk of the series' blocks. On PostgreSQL `key IN (...)`,
+        // or a plain join to the keys, got a generic plan (the statement is prepared) that
+        // scanned the run's whole index with the step range as a filter; a LATERAL subquery
+        // fenced by OFFSET 0 probes each key alone. SQLite probes per key for the IN list.
         let statement = db.sql(sqlite: """
-            SELECT key, step, wallclock, number FROM metrics
-            WHERE key IN (?...) AND parent_id = ? AND step BETWEEN ? AND ? AND number IS NOT NULL
+            SELECT b.key, b.id, b.first_step, b.data, b.wallclock, b.number, b.text, b.bytes
+            FROM metric_latest l JOIN metric_blocks b ON b.parent_id = l.parent_id AND b.key = l.key
+            WHERE l.key IN (?...) AND l.parent_id = ? AND l.step >= ? AND b.first_step <= ? AND b.last_step >= ? AND b.low IS NOT NULL
             """, postgres: """
-            SELECT m.key, m.step, m.wallclock, m.number
+            SELECT b.key, b.id, b.first_step, b.data, b.wallclock, b.number, b.text, b.bytes
             FROM (VALUES (?)...) AS k (key)
-            CROSS JOIN LATERAL (SELECT key, step, wallclock, number FROM metrics
-                                WHERE parent_id = ? AND key = k.key AND step BETWEEN ? AND ? AND number IS NOT NULL OFFSET 0) AS m
+            JOIN metric_latest l ON l.parent_id = ? AND l.key = k.key AND l.step >= ?
+            CROSS JOIN LATERAL (SELECT key, \(MetricBlocks.selected) FROM metric_blocks
+                                WHERE parent_id = l.parent_id AND key = k.key AND first_step <= ? AND last_step >= ? AND low IS NOT NULL
+                                OFFSET 0) AS b
             """)
         for (range, keys) in Dictionary(grouping: steps.keys, by: { steps[$0]! }) {
-            _ = try db.rows(in: keys.sorted(), statement, extra: [.text(run.modelID), .integer(range.low), .integer(range.high)], read)
+            _ = try db.rows(in: keys.sorted(), statement, extra: [.text(run.modelID), .integer(range.low), .integer(range.high), .integer(range.low)], read)
         }
         var fresh: [MetricPoint] = []
         // A logged model's new points, by the ModelKeep model that holds its series.
@@ -381,17 +390,14 @@ extension ModelRegistry {
         let limit = limits.maxMetricHistoryPoints
         try reading { db in
             let run = try Self.fetchRunAttributes(id: id, db)
-            let count = try db.queryFirst("SELECT count(*) FROM (SELECT 1 FROM metrics WHERE parent_id = ? AND key = ? LIMIT ?) AS probe",
-                                          [.text(run.modelID), .text(key), .integer(Int64(limit) + 1)]) { $0.int(0) } ?? 0
-            guard count <= limit else {
+            let count = try db.queryFirst("SELECT coalesce(sum(points), 0) FROM metric_blocks WHERE parent_id = ? AND key = ?",
+                                          [.text(run.modelID), .text(key)]) { $0.int64(0) } ?? 0
+            guard count <= Int64(limit) else {
                 throw RegistryError.tooLarge("the metric \(key) has more than \(limit) points (max_metric_history_points); "
                                              + "read it in pages with max_results and page_token")
             }
-            _ = try db.query("""
-                SELECT step, wallclock, number, text, bytes FROM metrics WHERE parent_id = ? AND key = ? AND bytes IS NULL
-                ORDER BY step, wallclock, id
-                """, [.text(run.modelID), .text(key)]) { row in
-                visit(row.int64(0), row.int64(1), Self.value(row, at: 2))
+            for point in try MetricBlocks.points(parentID: run.modelID, key: key, MetricBlocks.Range(skipBytes: true), db) {
+                visit(point.step, point.wallclock, point.value)
             }
         }
     }
@@ -419,15 +425,11 @@ extension ModelRegistry {
             var out: [(runID: String, point: MetricPoint)] = []
             for runID in runIDs {
                 let run = try Self.fetchRunAttributes(id: runID, db)
-                var range = ""
-                var arguments: [SQLValue] = [.text(run.modelID), .text(key)]
-                if let startStep { range += " AND step >= ?"; arguments.append(.integer(startStep)) }
-                if let endStep { range += " AND step <= ?"; arguments.append(.integer(endStep)) }
                 // One read of the range; the steps to keep are chosen from the points themselves.
-                let points = try db.query("""
-                    SELECT step, wallclock, number, text, bytes FROM metrics WHERE parent_id = ? AND key = ?\(range) AND bytes IS NULL
-                    ORDER BY step, wallclock, id
-                    """, arguments) { MetricPoint(key: key, step: $0.int64(0), wallclock: $0.int64(1), value: Self.value($0, at: 2)) }
+                let points = try MetricBlocks.points(parentID: run.modelID, key: key,
+                                                     MetricBlocks.Range(from: startStep, to: endStep, skipBytes: true), db).map {
+                    MetricPoint(key: key, step: $0.step, wallclock: $0.wallclock, value: $0.value)
+                }
                 var steps: [Int64] = []
                 for point in points where steps.last != point.step { steps.append(point.step) }
                 let chosen = Self.sample(steps, count: maxResults)

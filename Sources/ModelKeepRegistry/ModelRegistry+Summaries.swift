@@ -29,12 +29,13 @@ extension ModelRegistry {
     }
 
     /// The lowest or highest numeric value of one metric key for each parent given (a scan of
-    /// each series: for a page of versions, not for a whole store).
+    /// each series' blocks, which keep their lowest and highest value: for a page of versions,
+    /// not for a whole store).
     public func metricExtremes(parentIDs: [String], key: String, highest: Bool) throws(RegistryError) -> [String: Double] {
         guard !parentIDs.isEmpty else { return [:] }
         let rows = try reading { db in
             try db.rows(in: parentIDs, """
-                SELECT parent_id, \(highest ? "max" : "min")(number) FROM metrics WHERE parent_id IN (?...) AND key = ? AND number IS NOT NULL
+                SELECT parent_id, \(highest ? "max(high)" : "min(low)") FROM metric_blocks WHERE parent_id IN (?...) AND key = ? AND low IS NOT NULL
                 GROUP BY parent_id
                 """, extra: [.text(key)]) { (id: $0.text(0), value: $0.double(1)) }
         }

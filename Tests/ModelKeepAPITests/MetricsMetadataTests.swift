@@ -150,7 +150,7 @@ struct MetricsMetadataTests {
         _ = try api.post("/api/v1/versions/\(version)/metrics", ["metrics": ["y": 2]])
         #expect(try api.delete("/api/v1/models/\(id)?hard=true").status == 204)
         let left = try api.registry.database.read { c in
-            try c.scalar("SELECT (SELECT count(*) FROM metrics) + (SELECT count(*) FROM metric_latest) + (SELECT count(*) FROM metadata)")
+            try c.scalar("SELECT (SELECT count(*) FROM metric_blocks) + (SELECT count(*) FROM metric_latest) + (SELECT count(*) FROM metadata)")
         }
         #expect(left == .integer(0))
     }

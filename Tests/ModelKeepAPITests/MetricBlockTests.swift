@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+import TestSupport
+import ModelKeepJSON
+import ModelKeepRegistry
+import ModelKeepStorage
+
+/// Metric points packed in blocks (migration 0023): a batch's numeric points of one key are one
+/// row; reads merge a series' blocks back into (step, wallclock, arrival) order.
+@Suite("Metric blocks")
+struct MetricBlockTests {
+    /// Every point of a series through the paged native read, `size` a page.
+    static func paged(_ registry: ModelRegistry, _ parent: ParentReference, _ key: String, size: Int,
+                      from: Int64? = nil, to: Int64? = nil) throws -> [MetricPoint] {
+        var out: [MetricPoint] = []
+        var query = MetricSeriesQuery()
+        query.fromStep = from
+        query.toStep = to
+        query.page = PageRequest(size: size)
+        for _ in 0..<10_000 {
+            let page = try registry.metricSeries(parent, key: key, query)
+            out += page.items
+            guard let token = page.nextPageToken else { return out }
+            query.page = PageRequest(size: size, token: token)
+        }
+        Issue.record("paging did not end")
+        return out
+    }
+
+    static func blockCount(_ test: TestRegistry, _ parent: String) throws -> (blocks: Int64, points: Int64) {
+        try test.database.read { db in
+            try db.queryFirst("SELECT count(*), coalesce(sum(points), 0) FROM metric_blocks WHERE parent_id = ?", [.text(parent)]) {
+                ($0.int64(0), $0.int64(1))
+            }!
+        }
+    }
+
+    @Test("a batch is one block a key; reads merge overlapping blocks in step, wallclock, arrival order, paged or whole")
+    func packingAndMerging() throws {
+        let test = try TestRegistry()
+        let registry = test.registry
+        let model = try registry.createModel(ModelDraft(name: "blocks"))
+        let parent = ParentReference.model(model.id)
+        // Written in this order; the expected order sorts by (step, wallclock) and keeps arrival
+        // for equals.
+        var written: [MetricPoint] = []
+        func log(_ points: [MetricPoint]) throws {
+            try registry.logMetrics(parent, points)
+            written += points
+        }
+        // 10 keys x 100 steps: ten blocks, not a thousand rows.
+        try log((0..<10).flatMap { k in (0..<100).map { s in MetricPoint(key: "k\(k)", step: Int64(s), wallclock: 5, value: .number(Double(k * 1000 + s))) } })
+        #expect(try Self.blockCount(test, model.id) == (10, 1000))
+        // Out of order within a batch, ties on (step, wallclock), a text point, and a second
+        // batch whose steps interleave with the first one's.
+        try log([50, 3, 3, 120, -4, 3].enumerated().map { i, s in
+            MetricPoint(key: "k0", step: Int64(s), wallclock: s == 3 ? 5 : 7, value: .number(0.5 + Double(i)))
+        } + [MetricPoint(key: "k0", step: 3, wallclock: 5, value: .text("note"))])
+        try log([MetricPoint(key: "k0", step: 3, wallclock: 5, value: .number(-1))])   // a lone point: its own block
+        try log((0..<5000).map { MetricPoint(key: "k0", step: Int64($0 * 2 + 1), wallclock: 9, value: .number(Double($0))) })   // cut in two blocks
+        let expected = written.enumerated().filter { $0.element.key == "k0" }
+            .sorted { ($0.element.step, $0.element.wallclock, $0.offset) < ($1.element.step, $1.element.wallclock, $1.offset) }
+            .map(\.element)
+        // The text point came after the batch's numbers in its request but is a block of its own,
+        // written after the batch's numbers: arrival among equals is block order.
+        #expect(try Self.paged(registry, parent, "k0", size: 1000) == expected)
+        #expect(try Self.paged(registry, parent, "k0", size: 7) == expected)
+        #expect(try Self.paged(registry, parent, "k0", size: 1, from: -4, to: 4) == expected.filter { (-4...4).contains($0.step) })
+        let window = expected.filter { (3...60).contains($0.step) }
+        #expect(try Self.paged(registry, parent, "k0", size: 3, from: 3, to: 60) == window)
+        #expect(try Self.paged(registry, parent, "k1", size: 30) == written.filter { $0.key == "k1" })
+        // More blocks than a read takes at once (64), written against step order, and a page
+        // whose last step ties with the next block's first.
+        for i in 0..<150 { try log([MetricPoint(key: "k2", step: Int64(300 - 2 * i) / 4, wallclock: Int64(i % 3), value: .number(Double(i)))]) }
+        let k2 = written.enumerated().filter { $0.element.key == "k2" }
+            .sorted { ($0.element.step, $0.element.wallclock, $0.offset) < ($1.element.step, $1.element.wallclock, $1.offset) }.map(\.element)
+        for size in [1, 5, 64, 65, 1000] { #expect(try Self.paged(registry, parent, "k2", size: size) == k2, "pages of \(size)") }
+        #expect(try Self.paged(registry, parent, "k2", size: 4, from: 20, to: 40) == k2.filter { (20...40).contains($0.step) })
+        // A page whose last point ties in step with a block the first read of 64 did not reach:
+        // steps 0-61, then step 62 at wallclocks 5 and 6 (blocks 63 and 64), then at wallclock 1.
+        for step in 0..<62 { try log([MetricPoint(key: "late", step: Int64(step), wallclock: 0, value: .number(0))]) }
+        for wallclock in [5, 6, 1] { try log([MetricPoint(key: "late", step: 62, wallclock: Int64(wallclock), value: .number(1))]) }
+        let k3 = try Self.paged(registry, parent, "late", size: 63)
+        #expect(k3.count == 65)
+        #expect(k3.suffix(4).map { [$0.step, $0.wallclock] } == [[61, 0], [62, 1], [62, 5], [62, 6]])
+        // The latest point is the highest step's last arrival; a chart reads the numbers only.
+        let latest = try registry.latestMetrics(parent).first { $0.key == "k0" }
+        #expect(latest == expected.last)
+        // Spanning more than 8,192 steps, the series is charted from buckets made from its blocks.
+        let chart = try registry.metricChart(parent, key: "k0", limit: 100_000)
+        #expect(chart.bucketSteps != nil)
+        #expect(chart.represented == Int64(expected.filter { if case .number = $0.value { true } else { false } }.count))
+        #expect(try registry.metricExtremes(parentIDs: [model.id], key: "k0", highest: false)[model.id] == -1)
+        #expect(try registry.metricExtremes(parentIDs: [model.id], key: "k0", highest: true)[model.id] == 4999)
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+    }
+
+    @Test("a version made from a model's metrics gets its blocks and its latest points' ids, and orders new points after them")
+    func copies() throws {
+        let test = try TestRegistry()
+        let registry = test.registry
+        let model = try registry.createModel(ModelDraft(name: "copied"))
+        let points = (0..<300).map { MetricPoint(key: "loss", step: Int64($0 / 3), wallclock: 1, value: .number(Double($0))) }
+        try registry.logMetrics(.model(model.id), points)
+        try registry.logMetrics(.model(model.id), [MetricPoint(key: "acc", step: 1, wallclock: 1, value: .number(0.5))])
+        var draft = VersionDraft()
+        draft.metricsFrom = .model(model.id)
+        let version = try registry.createVersion(modelID: model.id, draft)
+        #expect(try Self.paged(registry, .version(version.id), "loss", size: 64) == points)
+        #expect(try registry.latestMetrics(.version(version.id)) == registry.latestMetrics(.model(model.id)))
+        // A point equal in step and wallclock to the copied latest one arrives later: it is the latest now.
+        let later = MetricPoint(key: "loss", step: 99, wallclock: 1, value: .number(-7))
+        try registry.logMetrics(.version(version.id), [later])
+        #expect(try registry.latestMetrics(.version(version.id)).first { $0.key == "loss" } == later)
+        #expect(try Self.paged(registry, .version(version.id), "loss", size: 1000).last == later)
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+    }
+
+    @Test("migration 0023 turns each stored point into a block of one, keeping the order and which point is latest")
+    func migration() throws {
+        let directory = TemporaryDirectory("modelkeep-blocks")
+        let data = DataDirectory(path: directory.path)
+        let database = try data.openDatabase()
+        try MigrationRunner(migrations: Migration.embedded.filter { $0.name < "0023" }).migrate(database)
+        // Points as the code before 0023 wrote them: a row each, the latest point naming its row.
+        // Rows 2 and 3 tie on (step, wallclock): arrival (the row id) orders them.
+        try database.write { db in
+            try db.run("INSERT INTO models (id, namespace, name, created_at, updated_at) VALUES ('p1', 'default', 'old', 1, 1)")
+            try db.run("""
+                INSERT INTO metrics (id, parent_id, key, step, wallclock, number, text) VALUES
+                    (1, 'p1', 'loss', 2, 10, 0.5, NULL), (2, 'p1', 'loss', 1, 10, 0.7, NULL),
+                    (3, 'p1', 'loss', 2, 10, 0.25, NULL), (4, 'p1', 'loss', 0, 10, NULL, 'NaN')
+                """)
+            try db.run("""
+                INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, first_step)
+                VALUES ('p1', 'loss', 2, 10, 3, 0.25, 0)
+                """)
+        }
+        #expect(try MigrationRunner(migrations: Migration.embedded.filter { $0.name < "0024" }).migrate(database) == ["0023_metric_blocks.sql"])
+        _ = try MigrationRunner().migrate(database)
+        let registry = ModelRegistry(database: database, store: try BlobStore(directory: data))
+        let series = try Self.paged(registry, .model("p1"), "loss", size: 2)
+        #expect(series.map(\.value) == [.text("NaN"), .number(0.7), .number(0.5), .number(0.25)])
+        #expect(try database.read { db in try db.scalar("SELECT point_id FROM metric_latest") } == .integer(3 * 65536))
+        #expect(try database.read { db in try db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'metrics'") } == .integer(0))
+        // A point tying the latest arrives after it.
+        try registry.logMetrics(.model("p1"), [MetricPoint(key: "loss", step: 2, wallclock: 10, value: .number(9))])
+        #expect(try registry.latestMetrics(.model("p1")).first?.value == .number(9))
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+        // Deleting the model takes its blocks along.
+        try database.write { db in _ = try db.run("DELETE FROM models WHERE id = 'p1'") }
+        #expect(try database.read { db in try db.scalar("SELECT count(*) FROM metric_blocks") } == .integer(0))
+    }
+}
