@@ -33,8 +33,13 @@ INSERT INTO metric_blocks (id, parent_id, key, first_step, last_step, points, lo
 SELECT id, parent_id, key, step, step, 1, number, number, wallclock, number, text, bytes FROM metrics;
 UPDATE metric_latest SET point_id = point_id * 65536;
 
--- A series read walks this index: the blocks of a key by their first step (last_step lets a read
--- skip, in the index alone, the blocks that end before the steps it wants).
+-- The widest block of each series (last_step - first_step): a block holding step s starts at or
+-- after s - block_span, so a read from step s seeks there instead of walking the series from its
+-- first block. It only ever grows; fsck checks it against the blocks.
+ALTER TABLE metric_latest ADD COLUMN block_span INTEGER NOT NULL DEFAULT 0;
+
+-- A series read walks this index: the blocks of a key by their first step, from the first that
+-- can reach the steps it wants (last_step lets it skip, in the index alone, those that end before).
 CREATE INDEX metric_blocks_by_series ON metric_blocks (parent_id, key, first_step, last_step);
 
 DROP TRIGGER models_delete_metrics;

@@ -13,6 +13,18 @@ enum MetricBlocks {
     /// points of equal step and wallclock by arrival, as a row id per point did.
     static func pointID(block: Int64, index: Int) -> Int64 { block << 16 | Int64(index) }
 
+    /// How many steps a block from `first` to `last` spans (saturating: steps are any Int64).
+    static func span(from first: Int64, to last: Int64) -> Int64 {
+        let (span, overflow) = last.subtractingReportingOverflow(first)
+        return overflow ? .max : span
+    }
+
+    /// The lowest first step of a block that can hold `step`, given the series' widest block.
+    static func lowestStart(reaching step: Int64, span: Int64) -> Int64 {
+        let (start, overflow) = step.subtractingReportingOverflow(span)
+        return overflow ? .min : start
+    }
+
     /// The columns a block is written with, in `row(...)`'s order.
     static let columns = ["parent_id", "key", "first_step", "last_step", "points", "low", "high", "data",
                           "wallclock", "number", "text", "bytes"]
@@ -31,16 +43,26 @@ enum MetricBlocks {
     /// after the key's numbers, a block of its own. (So within one request a key's text points
     /// count as arriving after its numbers, which only orders points of equal step and wallclock.)
     static func blocks(of points: [MetricPoint]) -> [Pending] {
-        var order: [String] = []
-        var byKey: [String: [MetricPoint]] = [:]
+        // By key in order of first appearance, hashing a key only where it changes (a training
+        // loop sends a key's points together).
+        var groups: [(key: String, points: [MetricPoint])] = []
+        var groupOf: [String: Int] = [:]
+        var current = -1
         for point in points {
-            if byKey[point.key] == nil { order.append(point.key) }
-            byKey[point.key, default: []].append(point)
+            if current < 0 || groups[current].key != point.key {
+                if let found = groupOf[point.key] { current = found } else {
+                    current = groups.count
+                    groupOf[point.key] = current
+                    groups.append((point.key, []))
+                }
+            }
+            groups[current].points.append(point)
         }
         var out: [Pending] = []
-        for key in order {
+        for (key, points) in groups {
             var numbers: [MetricPoint] = [], others: [MetricPoint] = []
-            for point in byKey[key]! {
+            numbers.reserveCapacity(points.count)
+            for point in points {
                 if case .number = point.value { numbers.append(point) } else { others.append(point) }
             }
             if !isSorted(numbers) {
@@ -157,8 +179,12 @@ enum MetricBlocks {
         var clauses = "parent_id = ? AND key = ?"
         var arguments: [SQLValue] = [.text(parentID), .text(key)]
         if let low = [range.from, range.after?.step].compactMap({ $0 }).max() {
-            clauses += " AND last_step >= ?"
-            arguments.append(.integer(low))
+            // From the first block that can reach `low` (the series' widest block says how far
+            // back that is), not from the series' first block.
+            guard let span = try db.queryFirst("SELECT block_span FROM metric_latest WHERE parent_id = ? AND key = ?",
+                                               [.text(parentID), .text(key)], { $0.int64(0) }) else { return [] }
+            clauses += " AND first_step >= ? AND last_step >= ?"
+            arguments += [.integer(lowestStart(reaching: low, span: span)), .integer(low)]
         }
         if let to = range.to { clauses += " AND first_step <= ?"; arguments.append(.integer(to)) }
         if range.numbersOnly { clauses += " AND low IS NOT NULL" }

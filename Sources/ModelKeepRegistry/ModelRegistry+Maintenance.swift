@@ -178,8 +178,10 @@ extension ModelRegistry {
             // Every series' lowest step and chart buckets (migration 0018) against its points.
             let series = try database.read { db in
                 try db.query("""
-                    SELECT parent_id, key, first_step, bucket_shift, step, first, counted, bucketed FROM (
-                        SELECT l.parent_id, l.key, l.first_step, l.bucket_shift, l.step,
+                    SELECT parent_id, key, first_step, bucket_shift, step, first, counted, bucketed, block_span, widest FROM (
+                        SELECT l.parent_id, l.key, l.first_step, l.bucket_shift, l.step, l.block_span,
+                               (SELECT max(\(db.sql(sqlite: "m.last_step - m.first_step", postgres: "m.last_step::numeric - m.first_step")))
+                                FROM metric_blocks m WHERE m.parent_id = l.parent_id AND m.key = l.key) AS widest,
                                (SELECT min(first_step) FROM metric_blocks m WHERE m.parent_id = l.parent_id AND m.key = l.key) AS first,
                                iif(l.bucket_shift IS NULL, 0, (SELECT coalesce(sum(points), 0) FROM metric_blocks m
                                    WHERE m.parent_id = l.parent_id AND m.key = l.key AND m.low IS NOT NULL)) AS counted,
@@ -188,7 +190,19 @@ extension ModelRegistry {
                     """) { row in
                     (parent: row.text(0), key: row.text(1), firstStep: row.isNull(2) ? nil : row.int64(2),
                      shift: row.isNull(3) ? nil : Int(row.int64(3)), last: row.int64(4), first: row.isNull(5) ? nil : row.int64(5),
-                     counted: row.int64(6), bucketed: row.int64(7))
+                     counted: row.int64(6), bucketed: row.int64(7), span: row.int64(8), widest: row.isNull(9) ? 0 : row.double(9))
+                }
+            }
+            // Reads seek to a series' blocks through its widest block's span (migration 0023): one
+            // recorded narrower than a block would hide that block's points.
+            for s in series where s.widest > Double(s.span) {
+                report.problems.append("metric \(s.key) of \(s.parent): a block spans \(Int64(s.widest)) steps, more than the \(s.span) recorded")
+                if repair {
+                    try database.write { db in
+                        try db.run("UPDATE metric_latest SET block_span = ? WHERE parent_id = ? AND key = ?",
+                                   [.integer(s.widest >= 9.2e18 ? .max : Int64(s.widest)), .text(s.parent), .text(s.key)])
+                    }
+                    report.repairs.append("recorded the widest block of metric \(s.key) of \(s.parent)")
                 }
             }
             for s in series {

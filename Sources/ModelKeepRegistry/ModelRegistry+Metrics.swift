@@ -4,9 +4,9 @@ import ModelKeepStorage
 extension ModelRegistry {
     /// Metric keys: 1-250 bytes, no control characters (`/`, spaces and parentheses are fine:
     /// `train/box_loss`, `metrics/mAP50(B)`).
-    static func validateMetricKey(_ key: String, field: String) throws(RegistryError) {
+    static func validateMetricKey(_ key: String, field: @autoclosure () -> String) throws(RegistryError) {
         guard (1...250).contains(key.utf8.count), !key.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
-            throw .invalid(field: field, message: "metric keys must be 1 to 250 bytes with no control characters")
+            throw .invalid(field: field(), message: "metric keys must be 1 to 250 bytes with no control characters")
         }
     }
 
@@ -37,26 +37,29 @@ extension ModelRegistry {
         var series: [String: BatchSeries] = [:]
         let blocks = MetricBlocks.blocks(of: points)
         let ids = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, blocks.map { MetricBlocks.row($0, parentID: parentID) })
+        var spans: [String: Int64] = [:]
         for (block, blockID) in zip(blocks, ids) {
-            for (index, point) in block.points.enumerated() {
-                let id = MetricBlocks.pointID(block: blockID, index: index)
-                series[point.key, default: BatchSeries(latest: point, latestID: id, firstStep: point.step)].add(point, id: id)
-            }
+            spans[block.key] = max(spans[block.key] ?? 0, MetricBlocks.span(from: block.points.first!.step, to: block.points.last!.step))
+            let first = block.points[0]
+            var batch = series.removeValue(forKey: block.key)
+                ?? BatchSeries(latest: first, latestID: MetricBlocks.pointID(block: blockID, index: 0), firstStep: first.step)
+            for (index, point) in block.points.enumerated() { batch.add(point, id: MetricBlocks.pointID(block: blockID, index: index)) }
+            series[block.key] = batch
         }
         // One upsert row per key: the batch's latest point replaces the stored one unless that is
         // later; the lowest step only ever goes down.
         let upserts: [[SQLValue]] = series.map { key, batch in
             [.text(parentID), .text(key), .integer(batch.latest.step), .integer(batch.latest.wallclock),
-             .integer(batch.latestID)] + Self.columns(batch.latest.value) + [.integer(batch.firstStep)]
+             .integer(batch.latestID)] + Self.columns(batch.latest.value) + [.integer(batch.firstStep), .integer(spans[key] ?? 0)]
         }
         // Each series' span once the batch is in, and its bucket shift as stored: what decides
         // whether its buckets must change.
-        let spans: [String: (first: Int64, last: Int64, shift: Int?)]
+        let extents: [String: (first: Int64, last: Int64, shift: Int?)]
         if db.dialect == .postgres {
             // Returned by the upsert itself (its first_step and step are the span's ends; it
             // leaves bucket_shift alone): a lookup of a thousand keys first cost more than the
             // upsert, on a table whose rows every batch rewrites.
-            spans = Dictionary(try db.queryRows(Self.latestUpsertHead, columns: 9, Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
+            extents = Dictionary(try db.queryRows(Self.latestUpsertHead, columns: 10, Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
                                                 upserts) {
                 ($0.text(0), (first: $0.int64(1), last: $0.int64(2), shift: $0.isNull(3) ? nil : Int($0.int64(3))))
             }, uniquingKeysWith: { a, _ in a })
@@ -73,8 +76,8 @@ extension ModelRegistry {
                 : try db.rows(in: Array(series.keys), "SELECT key, first_step, step, bucket_shift FROM metric_latest WHERE key IN (?...) AND parent_id = ?",
                               extra: [.text(parentID)], read)
             let stored = Dictionary(rows, uniquingKeysWith: { a, _ in a })
-            try db.runRows(Self.latestUpsertHead, columns: 9, Self.latestUpsertTail, upserts)
-            spans = series.mapValues { batch in
+            try db.runRows(Self.latestUpsertHead, columns: 10, Self.latestUpsertTail, upserts)
+            extents = series.mapValues { batch in
                 let before = stored[batch.latest.key]
                 return (first: min(before?.first ?? batch.firstStep, batch.firstStep), last: max(before?.last ?? batch.lastStep, batch.lastStep),
                         shift: before?.shift)
@@ -82,7 +85,7 @@ extension ModelRegistry {
         }
         var bucketRows: [[SQLValue]] = []
         for (key, batch) in series {
-            guard let span = spans[key] else { throw RegistryError.internalFailure("the latest point of \(key) was not written") }
+            guard let span = extents[key] else { throw RegistryError.internalFailure("the latest point of \(key) was not written") }
             try Self.keepBuckets(parentID: parentID, key: key, batch: batch.numbers,
                                  stored: span.shift, needed: Self.bucketShift(from: span.first, to: span.last), adding: &bucketRows, db)
         }
@@ -105,7 +108,7 @@ extension ModelRegistry {
     /// The latest-point upsert of `insertPoints`: every latest column moves together when the
     /// new point is later (step, then wallclock, then arrival); SQLite reads every right-hand side
     /// from the row as it was.
-    private static let latestUpsertHead = "INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step) VALUES "
+    private static let latestUpsertHead = "INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, block_span) VALUES "
     private static let latestUpsertTail: String = {
         let later = "(excluded.step, excluded.wallclock, excluded.point_id) >= (metric_latest.step, metric_latest.wallclock, metric_latest.point_id)"
         let moved = ["step", "wallclock", "point_id", "number", "text", "bytes"]
@@ -114,7 +117,8 @@ extension ModelRegistry {
 
             ON CONFLICT (parent_id, key) DO UPDATE SET
                 \(moved),
-                first_step = min(coalesce(metric_latest.first_step, excluded.first_step), excluded.first_step)
+                first_step = min(coalesce(metric_latest.first_step, excluded.first_step), excluded.first_step),
+                block_span = max(metric_latest.block_span, excluded.block_span)
             """
     }()
 
@@ -209,11 +213,11 @@ extension ModelRegistry {
         // The blocks, a page at a time in arrival order (new ids keep it), and which new block
         // each latest point's block became, so its id names the same point.
         let latest = try db.query("""
-            SELECT key, step, wallclock, point_id, number, text, bytes, first_step, bucket_shift FROM metric_latest WHERE parent_id = ?
+            SELECT key, step, wallclock, point_id, number, text, bytes, first_step, bucket_shift, block_span FROM metric_latest WHERE parent_id = ?
             """, [.text(sourceID)]) { row -> [SQLValue] in
             [.text(targetID), .text(row.text(0)), .integer(row.int64(1)), .integer(row.int64(2)), .integer(row.int64(3)),
              row.isNull(4) ? .null : .real(row.double(4)), row.isNull(5) ? .null : .text(row.text(5)), row.isNull(6) ? .null : .blob(row.blob(6)),
-             row.isNull(7) ? .null : .integer(row.int64(7)), row.isNull(8) ? .null : .integer(row.int64(8))]
+             row.isNull(7) ? .null : .integer(row.int64(7)), row.isNull(8) ? .null : .integer(row.int64(8)), .integer(row.int64(9))]
         }
         let wanted = Set(latest.compactMap { if case .integer(let id) = $0[4] { id >> 16 } else { nil } })
         var moved: [Int64: Int64] = [:]
@@ -240,12 +244,12 @@ extension ModelRegistry {
             copied[4] = .integer(MetricBlocks.pointID(block: block, index: Int(id & 0xFFFF)))
             return copied
         }
-        try db.runRows("INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, bucket_shift) VALUES ",
-                       columns: 10, """
+        try db.runRows("INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, bucket_shift, block_span) VALUES ",
+                       columns: 11, """
 
             ON CONFLICT (parent_id, key) DO UPDATE SET step = excluded.step, wallclock = excluded.wallclock,
                 point_id = excluded.point_id, number = excluded.number, text = excluded.text, bytes = excluded.bytes,
-                first_step = excluded.first_step, bucket_shift = excluded.bucket_shift
+                first_step = excluded.first_step, bucket_shift = excluded.bucket_shift, block_span = excluded.block_span
             """, rows)
         try db.run("""
             INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)

@@ -254,10 +254,9 @@ extension ModelRegistry {
         }
     }
 
-    /// A numeric point's identity, for finding repeats: MLflow stores a (key, step, timestamp,
-    /// value) once.
+    /// A numeric point's identity within its key, for finding repeats: MLflow stores a (key,
+    /// step, timestamp, value) once.
     private struct PointIdentity: Hashable {
-        let key: String
         let step: Int64
         let wallclock: Int64
         let bits: UInt64
@@ -268,60 +267,92 @@ extension ModelRegistry {
         let high: Int64
     }
 
+    /// A batch's metrics of one key: their places in the batch, their step range, and whether
+    /// their steps only go up (then no two of them can be the same point).
+    private struct KeyGroup {
+        let key: String
+        var members: [Int] = []
+        var range: StepRange
+        var increasing = true
+    }
+
     private static func insertRunMetrics(_ metrics: [RunMetric], run: Run, _ db: any SQLConnection) throws {
-        // What the run's series already hold over the batch's steps: the keys that share a step
-        // range (a training loop's keys all do) in one statement, not one statement a key: on
-        // PostgreSQL each statement is a round trip.
-        var stored: Set<PointIdentity> = []
-        var steps: [String: StepRange] = [:]
-        for metric in metrics {
-            let step = metric.point.step
-            steps[metric.point.key] = steps[metric.point.key].map { StepRange(low: min($0.low, step), high: max($0.high, step)) }
-                ?? StepRange(low: step, high: step)
-        }
-        let read = { (row: Row) in
-            let key = row.text(0)
-            guard let range = steps[key] else { return }
-            MetricBlocks.decode(row, at: 1) { step, wallclock, value, _ in
-                guard case .number(let n) = value, step >= range.low, step <= range.high else { return }
-                stored.insert(PointIdentity(key: key, step: step, wallclock: wallclock, bits: n.bitPattern))
+        // The batch by key, hashing a key only where it changes (a training loop sends a key's
+        // points together).
+        var groups: [KeyGroup] = []
+        var groupOf: [String: Int] = [:]
+        var current = -1
+        for (i, metric) in metrics.enumerated() {
+            let point = metric.point
+            if current < 0 || groups[current].key != point.key {
+                if let found = groupOf[point.key] { current = found } else {
+                    current = groups.count
+                    groupOf[point.key] = current
+                    groups.append(KeyGroup(key: point.key, range: StepRange(low: point.step, high: point.step)))
+                }
             }
+            if let last = groups[current].members.last, metrics[last].point.step >= point.step { groups[current].increasing = false }
+            groups[current].members.append(i)
+            groups[current].range = StepRange(low: min(groups[current].range.low, point.step), high: max(groups[current].range.high, point.step))
         }
         // Only a key whose stored series reaches the batch's lowest step can hold a repeat (its
-        // latest point is its highest step): a training loop's next steps cost one probe of
-        // metric_latest a key, not a walk of the series' blocks. On PostgreSQL `key IN (...)`,
-        // or a plain join to the keys, got a generic plan (the statement is prepared) that
-        // scanned the run's whole index with the step range as a filter; a LATERAL subquery
-        // fenced by OFFSET 0 probes each key alone. SQLite probes per key for the IN list.
+        // latest point is its highest step), and only in the blocks starting between that step
+        // less the series' widest block and the batch's highest step: so a training loop's next
+        // steps cost one probe of metric_latest a key, and a repeat a seek, never a walk of the
+        // series' blocks. The keys that share bounds are read in one statement (on PostgreSQL
+        // each statement is a round trip).
+        var reachable: [StepRange: [String]] = [:]
+        _ = try db.rows(in: groups.map(\.key), "SELECT key, step, block_span FROM metric_latest WHERE key IN (?...) AND parent_id = ?",
+                        extra: [.text(run.modelID)]) { row in
+            let key = row.text(0)
+            guard let g = groupOf[key], row.int64(1) >= groups[g].range.low else { return }
+            let start = MetricBlocks.lowestStart(reaching: groups[g].range.low, span: row.int64(2))
+            reachable[StepRange(low: start, high: groups[g].range.high), default: []].append(key)
+        }
+        // On PostgreSQL `key IN (...)`, or a plain join to the keys, got a generic plan (the
+        // statement is prepared) that scanned the run's whole index with the step range as a
+        // filter; a LATERAL subquery fenced by OFFSET 0 probes each key alone. SQLite probes per
+        // key for the IN list.
         let statement = db.sql(sqlite: """
-            SELECT b.key, b.id, b.first_step, b.data, b.wallclock, b.number, b.text, b.bytes
-            FROM metric_latest l JOIN metric_blocks b ON b.parent_id = l.parent_id AND b.key = l.key
-            WHERE l.key IN (?...) AND l.parent_id = ? AND l.step >= ? AND b.first_step <= ? AND b.last_step >= ? AND b.low IS NOT NULL
+            SELECT key, \(MetricBlocks.selected) FROM metric_blocks
+            WHERE key IN (?...) AND parent_id = ? AND first_step BETWEEN ? AND ? AND low IS NOT NULL
             """, postgres: """
             SELECT b.key, b.id, b.first_step, b.data, b.wallclock, b.number, b.text, b.bytes
             FROM (VALUES (?)...) AS k (key)
-            JOIN metric_latest l ON l.parent_id = ? AND l.key = k.key AND l.step >= ?
             CROSS JOIN LATERAL (SELECT key, \(MetricBlocks.selected) FROM metric_blocks
-                                WHERE parent_id = l.parent_id AND key = k.key AND first_step <= ? AND last_step >= ? AND low IS NOT NULL
-                                OFFSET 0) AS b
+                                WHERE parent_id = ? AND key = k.key AND first_step BETWEEN ? AND ? AND low IS NOT NULL OFFSET 0) AS b
             """)
-        for (range, keys) in Dictionary(grouping: steps.keys, by: { steps[$0]! }) {
-            _ = try db.rows(in: keys.sorted(), statement, extra: [.text(run.modelID), .integer(range.low), .integer(range.high), .integer(range.low)], read)
+        var stored: [Int: Set<PointIdentity>] = [:]
+        for (bounds, keys) in reachable {
+            _ = try db.rows(in: keys, statement, extra: [.text(run.modelID), .integer(bounds.low), .integer(bounds.high)]) { row in
+                guard let g = groupOf[row.text(0)] else { return }
+                let range = groups[g].range
+                MetricBlocks.decode(row, at: 1) { step, wallclock, value, _ in
+                    guard case .number(let n) = value, step >= range.low, step <= range.high else { return }
+                    stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: n.bitPattern))
+                }
+            }
+        }
+        // Which numeric points are new: not stored, and not an earlier point of the same batch.
+        // Non-finite values travel as text points ("NaN", "Infinity"); they are never repeats.
+        var repeated = [Bool](repeating: false, count: metrics.count)
+        for (g, group) in groups.enumerated() where !group.increasing || stored[g] != nil {
+            var seen = stored[g] ?? []
+            for i in group.members {
+                guard case .number(let value) = metrics[i].point.value else { continue }
+                let point = metrics[i].point
+                repeated[i] = !seen.insert(PointIdentity(step: point.step, wallclock: point.wallclock, bits: value.bitPattern)).inserted
+            }
         }
         var fresh: [MetricPoint] = []
+        fresh.reserveCapacity(metrics.count)
         // A logged model's new points, by the ModelKeep model that holds its series.
         var loggedModels: [String: String] = [:]
         var loggedPoints: [String: [MetricPoint]] = [:]
-        for metric in metrics {
+        for (i, metric) in metrics.enumerated() {
             let point = metric.point
-            // Non-finite values travel as text points ("NaN", "Infinity"); they are never duplicates.
-            guard case .number(let value) = point.value else {
-                fresh.append(point)
-                continue
-            }
-            if stored.insert(PointIdentity(key: point.key, step: point.step, wallclock: point.wallclock, bits: value.bitPattern)).inserted {
-                fresh.append(point)
-            }
+            if !repeated[i] { fresh.append(point) }
+            guard case .number(let value) = point.value else { continue }
             guard let loggedModelID = metric.modelID, !loggedModelID.isEmpty else { continue }
             if loggedModels[loggedModelID] == nil {
                 loggedModels[loggedModelID] = try db.queryFirst("SELECT model_id FROM mlflow_logged_models WHERE id = ?", [.text(loggedModelID)],

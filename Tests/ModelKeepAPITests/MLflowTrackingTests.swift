@@ -192,6 +192,15 @@ struct MLflowTrackingRouteTests {
             let history = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=\(key)")["metrics"]?.arrayValue
             #expect(history?.count == expected, "\(key)")
         }
+        // Repeats from the middle of blocks (points are stored a block per key and request):
+        // steps 0-299 in three requests, then steps 50 and 150-160 again with one new step, 350.
+        func steps(_ steps: [Int]) -> JSONValue {
+            ["run_id": .string(run), "metrics": .array(steps.map { ["key": "mid", "value": .double(Double($0) / 2), "timestamp": 9, "step": .int($0)] })]
+        }
+        for start in [0, 100, 200] { #expect(try api.post(Self.base + "/runs/log-batch", steps(Array(start..<(start + 100)))).status == 200) }
+        #expect(try api.post(Self.base + "/runs/log-batch", steps([50] + Array(150...160) + [350])).status == 200)
+        let mid = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=mid")["metrics"]?.arrayValue ?? []
+        #expect(mid.map { $0["step"]?.int ?? -1 } == Array(0..<300) + [350])
     }
 
     @Test("an unpaged metric history longer than max_metric_history_points is refused; pages still read it all")

@@ -93,6 +93,14 @@ struct MetricBlockTests {
         #expect(try registry.metricExtremes(parentIDs: [model.id], key: "k0", highest: false)[model.id] == -1)
         #expect(try registry.metricExtremes(parentIDs: [model.id], key: "k0", highest: true)[model.id] == 4999)
         #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+        // Reads from a step seek back by the series' widest block; fsck finds a span recorded too
+        // narrow (which would hide points) and repair records the real one.
+        try test.database.write { db in _ = try db.run("UPDATE metric_latest SET block_span = 0 WHERE key = 'k0'") }
+        #expect(try Self.paged(registry, parent, "k0", size: 3, from: 3, to: 60) != window)
+        let found = try registry.fsck(full: false, repair: true)
+        #expect(found.problems == ["metric k0 of \(model.id): a block spans 8190 steps, more than the 0 recorded"])
+        #expect(try Self.paged(registry, parent, "k0", size: 3, from: 3, to: 60) == window)
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
     }
 
     @Test("a version made from a model's metrics gets its blocks and its latest points' ids, and orders new points after them")

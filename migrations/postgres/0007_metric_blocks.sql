@@ -26,6 +26,7 @@ INSERT INTO metric_blocks (id, parent_id, key, first_step, last_step, points, lo
 SELECT id, parent_id, key, step, step, 1, number, number, wallclock, number, text, bytes FROM metrics;
 SELECT setval(pg_get_serial_sequence('metric_blocks', 'id'), greatest((SELECT max(id) FROM metric_blocks), 1));
 UPDATE metric_latest SET point_id = point_id * 65536;
+ALTER TABLE metric_latest ADD COLUMN block_span BIGINT NOT NULL DEFAULT 0;
 
 CREATE INDEX metric_blocks_by_series ON metric_blocks (parent_id, key, first_step, last_step);
 DROP TABLE metrics;

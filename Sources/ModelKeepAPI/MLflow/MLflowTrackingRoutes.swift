@@ -200,15 +200,16 @@ struct MLflowTrackingRoutes {
     }
 
     /// One metric of a log-metric or log-batch request.
-    static func metric(_ object: JSONObject, context: String) throws(MLflowError) -> RunMetric {
-        guard let key = object["key"]?.stringValue, !key.isEmpty else { throw .invalid("Missing value for required parameter '\(context)key'.") }
+    /// `context` names the metric in an error (it is only made for one).
+    static func metric(_ object: JSONObject, context: @autoclosure () -> String) throws(MLflowError) -> RunMetric {
+        guard let key = object["key"]?.stringValue, !key.isEmpty else { throw .invalid("Missing value for required parameter '\(context())key'.") }
         let value: MetricValue
         switch object["value"] {
         case .number(let n)?: value = .number(n.double)
         // Protobuf JSON spells the non-finite doubles as strings; they are kept as text points.
         case .string(let s)? where ["NaN", "Infinity", "-Infinity"].contains(s): value = .text(s)
         case .string(let s)? where Double(s) != nil: value = .number(Double(s)!)
-        default: throw .invalid("Missing value for required parameter '\(context)value': a metric value is a number.")
+        default: throw .invalid("Missing value for required parameter '\(context())value': a metric value is a number.")
         }
         func integer(_ field: String) throws(MLflowError) -> Int64? {
             switch object[field] {
@@ -217,10 +218,10 @@ struct MLflowTrackingRoutes {
             case .string(let s)?: if let v = Int64(s) { return v }
             default: break
             }
-            throw .invalid("Invalid value for parameter '\(context)\(field)': expected an integer")
+            throw .invalid("Invalid value for parameter '\(context())\(field)': expected an integer")
         }
         guard let timestamp = try integer("timestamp") else {
-            throw .invalid("Missing value for required parameter '\(context)timestamp'.")
+            throw .invalid("Missing value for required parameter '\(context())timestamp'.")
         }
         return RunMetric(point: MetricPoint(key: key, step: try integer("step") ?? 0, wallclock: timestamp, value: value),
                          modelID: object["model_id"]?.stringValue, datasetName: object["dataset_name"]?.stringValue,
@@ -250,6 +251,7 @@ struct MLflowTrackingRoutes {
                                       Self.maxBatchEntities)] where count > limit {
             throw MLflowError.invalid("A batch logging request can contain at most \(limit) \(name). Got \(count) \(name).")
         }
+        data.metrics.reserveCapacity(metrics.count)
         for (i, item) in metrics.enumerated() {
             guard let object = item.objectValue else { throw MLflowError.invalid("Invalid value for parameter 'metrics[\(i)]': expected an object") }
             data.metrics.append(try Self.metric(object, context: "metrics[\(i)]."))
