@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare import Target, http, say_cell, start_mlflow, start_modelkeep, wrk  # noqa: E402
@@ -96,8 +97,15 @@ def check_writes(targets, completed):
             requests = completed.get((t.label, op), 0)
             if not requests:
                 continue
-            _, history, _ = http("GET", t.server.base + f"/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key={key}")
-            stored = len(history.get("metrics", []))
+            # In pages: a fast run stores more than the unpaged read allows (max_metric_history_points).
+            stored, token = 0, None
+            for _ in range(10_000):
+                url = t.server.base + f"/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key={key}&max_results=25000"
+                _, history, _ = http("GET", url + (f"&page_token={urllib.parse.quote(token)}" if token else ""))
+                stored += len(history.get("metrics", []))
+                token = history.get("next_page_token")
+                if not token:
+                    break
             if stored < requests * per_request:
                 raise SystemExit(f"{t.label}, {op}: {requests} requests stored {stored} points of {key}, "
                                  f"fewer than {requests * per_request}: the rounds resent points")
