@@ -301,9 +301,14 @@ extension ModelRegistry {
         // steps cost one probe of metric_latest a key, and a repeat a seek, never a walk of the
         // series' blocks. The keys that share bounds are read in one statement (on PostgreSQL
         // each statement is a round trip).
+        // (On PostgreSQL a join to the keys: `key IN (...)` of 256 parameters was a filter on each
+        // of the run's rows, 11 ms a statement on a run of 1,000 keys.)
         var reachable: [StepRange: [String]] = [:]
-        _ = try db.rows(in: groups.map(\.key), "SELECT key, step, block_span FROM metric_latest WHERE key IN (?...) AND parent_id = ?",
-                        extra: [.text(run.modelID)]) { row in
+        _ = try db.rows(in: groups.map(\.key), db.sql(sqlite: """
+            SELECT key, step, block_span FROM metric_latest WHERE key IN (?...) AND parent_id = ?
+            """, postgres: """
+            SELECT l.key, l.step, l.block_span FROM (VALUES (?)...) AS k (key) JOIN metric_latest l ON l.key = k.key AND l.parent_id = ?
+            """), extra: [.text(run.modelID)]) { row in
             let key = row.text(0)
             guard let g = groupOf[key], row.int64(1) >= groups[g].range.low else { return }
             let start = MetricBlocks.lowestStart(reaching: groups[g].range.low, span: row.int64(2))
