@@ -301,41 +301,51 @@ extension ModelRegistry {
         // steps cost one probe of metric_latest a key, and a repeat a seek, never a walk of the
         // series' blocks. The keys that share bounds are read in one statement (on PostgreSQL
         // each statement is a round trip).
-        // (On PostgreSQL a join to the keys: `key IN (...)` of 256 parameters was a filter on each
-        // of the run's rows, 11 ms a statement on a run of 1,000 keys.)
-        var reachable: [StepRange: [String]] = [:]
-        _ = try db.rows(in: groups.map(\.key), db.sql(sqlite: """
-            SELECT key, step, block_span FROM metric_latest WHERE key IN (?...) AND parent_id = ?
-            """, postgres: """
-            SELECT l.key, l.step, l.block_span FROM (VALUES (?)...) AS k (key) JOIN metric_latest l ON l.key = k.key AND l.parent_id = ?
-            """), extra: [.text(run.modelID)]) { row in
-            let key = row.text(0)
-            guard let g = groupOf[key], row.int64(1) >= groups[g].range.low else { return }
-            let start = MetricBlocks.lowestStart(reaching: groups[g].range.low, span: row.int64(2))
-            reachable[StepRange(low: start, high: groups[g].range.high), default: []].append(key)
-        }
-        // On PostgreSQL `key IN (...)`, or a plain join to the keys, got a generic plan (the
-        // statement is prepared) that scanned the run's whole index with the step range as a
-        // filter; a LATERAL subquery fenced by OFFSET 0 probes each key alone. SQLite probes per
-        // key for the IN list.
-        let statement = db.sql(sqlite: """
-            SELECT key, \(MetricBlocks.selected) FROM metric_blocks
-            WHERE key IN (?...) AND parent_id = ? AND first_step BETWEEN ? AND ? AND low IS NOT NULL
-            """, postgres: """
-            SELECT b.key, b.id, b.first_step, b.data, b.wallclock, b.number, b.text, b.bytes
-            FROM (VALUES (?)...) AS k (key)
-            CROSS JOIN LATERAL (SELECT key, \(MetricBlocks.selected) FROM metric_blocks
-                                WHERE parent_id = ? AND key = k.key AND first_step BETWEEN ? AND ? AND low IS NOT NULL OFFSET 0) AS b
-            """)
         var stored: [Int: Set<PointIdentity>] = [:]
-        for (bounds, keys) in reachable {
-            _ = try db.rows(in: keys, statement, extra: [.text(run.modelID), .integer(bounds.low), .integer(bounds.high)]) { row in
-                guard let g = groupOf[row.text(0)] else { return }
-                let range = groups[g].range
-                MetricBlocks.decode(row, at: 1) { step, wallclock, value, _ in
-                    guard case .number(let n) = value, step >= range.low, step <= range.high else { return }
-                    stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: n.bitPattern))
-                }
+        let read = { (row: Row) in
+            guard let g = groupOf[row.text(0)] else { return }
+            let range = groups[g].range
+            MetricBlocks.decode(row, at: 1) { step, wallclock, value, _ in
+                guard case .number(let n) = value, step >= range.low, step <= range.high else { return }
+                stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: n.bitPattern))
+            }
+        }
+        if db.dialect == .postgres {
+            // One statement (a round trip) per step range: each key's latest point, and the
+            // blocks only where it reaches the range. A join to the keys, not `key IN (...)`,
+            // which PostgreSQL's generic plan filtered row by row over the run's rows (11 ms a
+            // statement at 1,000 keys); a LATERAL subquery fenced by OFFSET 0 probes each key's
+            // blocks alone. The seek's start is clamped to +-2^62 on each side so it cannot
+            // overflow (a repeat among steps below -2^62 can go unnoticed, and be stored twice).
+            let statement = """
+                SELECT b.key, b.id, b.first_step, b.data, b.wallclock, b.number, b.text, b.bytes
+                FROM (VALUES (?)...) AS k (key)
+                JOIN metric_latest l ON l.key = k.key AND l.parent_id = ? AND l.step >= ?
+                CROSS JOIN LATERAL (SELECT key, \(MetricBlocks.selected) FROM metric_blocks
+                                    WHERE parent_id = l.parent_id AND key = k.key AND low IS NOT NULL
+                                      AND first_step BETWEEN greatest(?::bigint, -4611686018427387904) - least(l.block_span, 4611686018427387904)
+                                                         AND ? OFFSET 0) AS b
+                """
+            for (range, members) in Dictionary(grouping: groups.indices, by: { groups[$0].range }) {
+                _ = try db.rows(in: members.map { groups[$0].key }, statement,
+                                extra: [.text(run.modelID), .integer(range.low), .integer(range.low), .integer(range.high)], read)
+            }
+        } else {
+            // SQLite, in process: each key's latest point first, then the blocks of the keys
+            // that reach the batch, from the start computed here (no arithmetic in SQL).
+            var reachable: [StepRange: [String]] = [:]
+            _ = try db.rows(in: groups.map(\.key), "SELECT key, step, block_span FROM metric_latest WHERE key IN (?...) AND parent_id = ?",
+                            extra: [.text(run.modelID)]) { row in
+                let key = row.text(0)
+                guard let g = groupOf[key], row.int64(1) >= groups[g].range.low else { return }
+                let start = MetricBlocks.lowestStart(reaching: groups[g].range.low, span: row.int64(2))
+                reachable[StepRange(low: start, high: groups[g].range.high), default: []].append(key)
+            }
+            for (bounds, keys) in reachable {
+                _ = try db.rows(in: keys, """
+                    SELECT key, \(MetricBlocks.selected) FROM metric_blocks
+                    WHERE key IN (?...) AND parent_id = ? AND first_step BETWEEN ? AND ? AND low IS NOT NULL
+                    """, extra: [.text(run.modelID), .integer(bounds.low), .integer(bounds.high)], read)
             }
         }
         // Which numeric points are new: not stored, and not an earlier point of the same batch.
