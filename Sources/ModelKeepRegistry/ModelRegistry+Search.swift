@@ -172,8 +172,10 @@ extension ModelRegistry {
         // Per stage, the highest version_order below '~' (numbered versions), else the
         // highest of the rest: index probes in one statement, where ranking every version
         // with a window function sorted the model's whole history on each call.
+        // Without a metadata key the column is NULL: no probe of each version's metadata.
+        let metadataColumn = metadataKey == nil ? "NULL" : "(SELECT value FROM metadata WHERE parent_id = v.id AND key = ?2)"
         let latest = try db.query("""
-            SELECT \(Self.versionColumns), (SELECT value FROM metadata WHERE parent_id = v.id AND key = ?2) FROM versions v WHERE v.id IN (
+            SELECT \(Self.versionColumns), \(metadataColumn) FROM versions v WHERE v.id IN (
                 SELECT coalesce(
                     (SELECT id FROM versions WHERE model_id = ?1 AND stage = s.name AND deleted_at IS NULL
                         AND version_order < '~' ORDER BY version_order DESC LIMIT 1),
@@ -181,7 +183,7 @@ extension ModelRegistry {
                         AND version_order >= '~' ORDER BY version_order DESC LIMIT 1))
                 FROM (SELECT 'none' AS name UNION ALL SELECT 'staging' UNION ALL SELECT 'production'
                       UNION ALL SELECT 'archived') s)
-            """, [.text(modelID), .text(metadataKey ?? "")]) { row in
+            """, [.text(modelID)] + (metadataKey.map { [.text($0)] } ?? [])) { row in
                 (version: Self.version(from: row), metadata: metadataKey == nil || row.isNull(13) ? nil : row.text(13))
             }
         for (version, text) in latest {
