@@ -20,7 +20,9 @@ enum MetricBlocks {
     }
 
     /// The lowest first step of a block that can hold `step`, given the series' widest block.
+    /// A span of Int64.max is saturated (a block from near Int64.min to near Int64.max): no bound.
     static func lowestStart(reaching step: Int64, span: Int64) -> Int64 {
+        guard span < .max else { return .min }
         let (start, overflow) = step.subtractingReportingOverflow(span)
         return overflow ? .min : start
     }

@@ -195,12 +195,15 @@ extension ModelRegistry {
             }
             // Reads seek to a series' blocks through its widest block's span (migration 0023): one
             // recorded narrower than a block would hide that block's points.
-            for s in series where s.widest > Double(s.span) {
-                report.problems.append("metric \(s.key) of \(s.parent): a block spans \(Int64(s.widest)) steps, more than the \(s.span) recorded")
+            // (A span is kept saturated at Int64.max, as the write path records it.)
+            for s in series {
+                let widest = s.widest >= 9.2e18 ? Int64.max : Int64(s.widest)
+                guard widest > s.span else { continue }
+                report.problems.append("metric \(s.key) of \(s.parent): a block spans \(widest) steps, more than the \(s.span) recorded")
                 if repair {
                     try database.write { db in
                         try db.run("UPDATE metric_latest SET block_span = ? WHERE parent_id = ? AND key = ?",
-                                   [.integer(s.widest >= 9.2e18 ? .max : Int64(s.widest)), .text(s.parent), .text(s.key)])
+                                   [.integer(widest), .text(s.parent), .text(s.key)])
                     }
                     report.repairs.append("recorded the widest block of metric \(s.key) of \(s.parent)")
                 }

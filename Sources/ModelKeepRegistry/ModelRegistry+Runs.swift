@@ -316,7 +316,8 @@ extension ModelRegistry {
             // which PostgreSQL's generic plan filtered row by row over the run's rows (11 ms a
             // statement at 1,000 keys); a LATERAL subquery fenced by OFFSET 0 probes each key's
             // blocks alone. The seek's start is clamped to +-2^62 on each side so it cannot
-            // overflow (a repeat among steps below -2^62 can go unnoticed, and be stored twice).
+            // overflow (so a repeat in a block that starts below -2^62 can go unnoticed, and be
+            // stored twice).
             let statement = """
                 SELECT b.key, b.id, b.first_step, b.data, b.wallclock, b.number, b.text, b.bytes
                 FROM (VALUES (?)...) AS k (key)

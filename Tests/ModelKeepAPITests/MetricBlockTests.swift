@@ -103,6 +103,20 @@ struct MetricBlockTests {
         #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
     }
 
+    @Test("a block spanning more steps than an Int64 holds reads back, from any step, and fsck stays clean")
+    func extremeSteps() throws {
+        let test = try TestRegistry()
+        let registry = test.registry
+        let model = try registry.createModel(ModelDraft(name: "extremes"))
+        let parent = ParentReference.model(model.id)
+        let points = [Int64.min, -1, 0, Int64.max].enumerated().map { MetricPoint(key: "far", step: $0.element, wallclock: 1, value: .number(Double($0.offset))) }
+        try registry.logMetrics(parent, points)
+        #expect(try Self.paged(registry, parent, "far", size: 2) == points)
+        #expect(try Self.paged(registry, parent, "far", size: 2, from: 0) == Array(points.suffix(2)))
+        #expect(try Self.paged(registry, parent, "far", size: 2, from: Int64.max) == [points[3]])
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+    }
+
     @Test("a version made from a model's metrics gets its blocks and its latest points' ids, and orders new points after them")
     func copies() throws {
         let test = try TestRegistry()
