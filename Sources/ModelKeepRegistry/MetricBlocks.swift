@@ -34,6 +34,27 @@ enum MetricBlocks {
     /// What a read selects of a block, in `decode`'s order.
     static let selected = "id, first_step, data, wallclock, number, text, bytes"
 
+    /// Items grouped by key in order of first appearance (each group's members in order, by
+    /// place), hashing a key only where it changes: a training loop sends a key's points
+    /// together. Also answers each key's group.
+    static func groups<Item>(of items: [Item], key: (Item) -> String) -> (groups: [(key: String, members: [Int])], index: [String: Int]) {
+        var groups: [(key: String, members: [Int])] = []
+        var index: [String: Int] = [:]
+        var current = -1
+        for (i, item) in items.enumerated() {
+            let name = key(item)
+            if current < 0 || groups[current].key != name {
+                if let found = index[name] { current = found } else {
+                    current = groups.count
+                    index[name] = current
+                    groups.append((name, []))
+                }
+            }
+            groups[current].members.append(i)
+        }
+        return (groups, index)
+    }
+
     /// One block to write: a key's points, in the order they are packed.
     struct Pending {
         let key: String
@@ -45,26 +66,11 @@ enum MetricBlocks {
     /// after the key's numbers, a block of its own. (So within one request a key's text points
     /// count as arriving after its numbers, which only orders points of equal step and wallclock.)
     static func blocks(of points: [MetricPoint]) -> [Pending] {
-        // By key in order of first appearance, hashing a key only where it changes (a training
-        // loop sends a key's points together).
-        var groups: [(key: String, points: [MetricPoint])] = []
-        var groupOf: [String: Int] = [:]
-        var current = -1
-        for point in points {
-            if current < 0 || groups[current].key != point.key {
-                if let found = groupOf[point.key] { current = found } else {
-                    current = groups.count
-                    groupOf[point.key] = current
-                    groups.append((point.key, []))
-                }
-            }
-            groups[current].points.append(point)
-        }
         var out: [Pending] = []
-        for (key, points) in groups {
+        for (key, members) in groups(of: points, key: \.key).groups {
             var numbers: [MetricPoint] = [], others: [MetricPoint] = []
-            numbers.reserveCapacity(points.count)
-            for point in points {
+            numbers.reserveCapacity(members.count)
+            for point in members.map({ points[$0] }) {
                 if case .number = point.value { numbers.append(point) } else { others.append(point) }
             }
             if !isSorted(numbers) {
@@ -98,11 +104,8 @@ enum MetricBlocks {
                                 .integer(Int64(points.count))]
         if points.count == 1 {
             let point = points[0]
-            switch point.value {
-            case .number(let n): return head + [.real(n), .real(n), .null, .integer(point.wallclock), .real(n), .null, .null]
-            case .text(let s): return head + [.null, .null, .null, .integer(point.wallclock), .null, .text(s), .null]
-            case .bytes(let b): return head + [.null, .null, .null, .integer(point.wallclock), .null, .null, .blob(b)]
-            }
+            let extreme: SQLValue = if case .number(let n) = point.value { .real(n) } else { .null }
+            return head + [extreme, extreme, .null, .integer(point.wallclock)] + ModelRegistry.columns(point.value)
         }
         var low = Double.infinity, high = -Double.infinity
         var data: [UInt8] = []
@@ -136,9 +139,7 @@ enum MetricBlocks {
             }
             return
         }
-        let value: MetricValue = !row.isNull(i + 4) ? .number(row.double(i + 4))
-            : !row.isNull(i + 5) ? .text(row.text(i + 5)) : .bytes(row.blob(i + 6))
-        visit(row.int64(i + 1), row.int64(i + 3), value, pointID(block: block, index: 0))
+        visit(row.int64(i + 1), row.int64(i + 3), ModelRegistry.value(row, at: i + 4), pointID(block: block, index: 0))
     }
 
     /// A point as read, with its id.

@@ -12,7 +12,7 @@ extension ModelRegistry {
 
     static func readMetadata(parentID: String, _ db: any SQLConnection) throws -> JSONObject {
         let members = try db.query("SELECT key, value FROM metadata WHERE parent_id = ? ORDER BY key", [.text(parentID)]) {
-            (key: $0.text(0), value: (try? JSONParser.parse($0.text(1), maxDepth: 1 << 16)) ?? .null)
+            (key: $0.text(0), value: parsedMetadata($0.text(1)))
         }
         return JSONObject(members)
     }
@@ -26,7 +26,7 @@ extension ModelRegistry {
                                                [.text(resolved.id), .text(key)], { $0.text(0) }) else {
                 throw RegistryError.notFound("\(parent) has no metadata key \(key)")
             }
-            return (try? JSONParser.parse(text, maxDepth: 1 << 16)) ?? .null
+            return Self.parsedMetadata(text)
         }
     }
 
@@ -41,9 +41,14 @@ extension ModelRegistry {
         var values: [String: JSONValue] = [:]
         for row in try rows(in: parentIDs, "SELECT parent_id, value FROM metadata WHERE parent_id IN (?...) AND key = ?", extra: [.text(key)],
                             db, { (id: $0.text(0), text: $0.text(1)) }) {
-            values[row.id] = (try? JSONParser.parse(row.text, maxDepth: 1 << 16)) ?? .null
+            values[row.id] = parsedMetadata(row.text)
         }
         return values
+    }
+
+    /// A stored metadata value (JSON text; unreadable text reads as null).
+    static func parsedMetadata(_ text: String) -> JSONValue {
+        (try? JSONParser.parse(text, maxDepth: 1 << 16)) ?? .null
     }
 
     /// Merges keys into a parent's metadata (a null value deletes its key); returns the whole result.

@@ -259,7 +259,8 @@ extension ModelRegistry {
             """, [.text(targetID), .text(sourceID)])
     }
 
-    private static func columns(_ value: MetricValue) -> [SQLValue] {
+    /// A point's value as the columns number, text, bytes (of metric_latest and of a block of one).
+    static func columns(_ value: MetricValue) -> [SQLValue] {
         switch value {
         case .number(let n): [.real(n), .null, .null]
         case .text(let s): [.null, .text(s), .null]
@@ -303,14 +304,13 @@ extension ModelRegistry {
         }
         let rows = try reading { db in
             let resolved = try Self.requireParent(parent, db)
-            return try MetricBlocks.points(parentID: resolved.id, key: key, range, limit: query.page.size + 1, db).map {
-                IdentifiedPoint(point: MetricPoint(key: key, step: $0.step, wallclock: $0.wallclock, value: $0.value), id: $0.id)
-            }
+            return try MetricBlocks.points(parentID: resolved.id, key: key, range, limit: query.page.size + 1, db)
         }
         let page = Self.page(rows, size: query.page.size, order: "step", descending: false) {
-            [.integer($0.point.step), .integer($0.point.wallclock), .integer($0.id)]
+            [.integer($0.step), .integer($0.wallclock), .integer($0.id)]
         }
-        return Page(items: page.items.map(\.point), nextPageToken: page.nextPageToken)
+        return Page(items: page.items.map { MetricPoint(key: key, step: $0.step, wallclock: $0.wallclock, value: $0.value) },
+                    nextPageToken: page.nextPageToken)
     }
 }
 
@@ -402,7 +402,3 @@ private struct Bucket {
     }
 }
 
-private struct IdentifiedPoint: Sendable {
-    let point: MetricPoint
-    let id: Int64
-}

@@ -271,30 +271,23 @@ extension ModelRegistry {
     /// their steps only go up (then no two of them can be the same point).
     private struct KeyGroup {
         let key: String
-        var members: [Int] = []
-        var range: StepRange
-        var increasing = true
+        let members: [Int]
+        let range: StepRange
+        let increasing: Bool
+
+        init(key: String, members: [Int], _ metrics: [RunMetric]) {
+            self.key = key
+            self.members = members
+            let steps = members.map { metrics[$0].point.step }
+            range = StepRange(low: steps.min()!, high: steps.max()!)
+            increasing = zip(steps, steps.dropFirst()).allSatisfy { $0 < $1 }
+        }
     }
 
     private static func insertRunMetrics(_ metrics: [RunMetric], run: Run, _ db: any SQLConnection) throws {
-        // The batch by key, hashing a key only where it changes (a training loop sends a key's
-        // points together).
-        var groups: [KeyGroup] = []
-        var groupOf: [String: Int] = [:]
-        var current = -1
-        for (i, metric) in metrics.enumerated() {
-            let point = metric.point
-            if current < 0 || groups[current].key != point.key {
-                if let found = groupOf[point.key] { current = found } else {
-                    current = groups.count
-                    groupOf[point.key] = current
-                    groups.append(KeyGroup(key: point.key, range: StepRange(low: point.step, high: point.step)))
-                }
-            }
-            if let last = groups[current].members.last, metrics[last].point.step >= point.step { groups[current].increasing = false }
-            groups[current].members.append(i)
-            groups[current].range = StepRange(low: min(groups[current].range.low, point.step), high: max(groups[current].range.high, point.step))
-        }
+        let grouped = MetricBlocks.groups(of: metrics, key: \.point.key)
+        let groups = grouped.groups.map { KeyGroup(key: $0.key, members: $0.members, metrics) }
+        let groupOf = grouped.index
         // Only a key whose stored series reaches the batch's lowest step can hold a repeat (its
         // latest point is its highest step), and only in the blocks starting between that step
         // less the series' widest block and the batch's highest step: so a training loop's next

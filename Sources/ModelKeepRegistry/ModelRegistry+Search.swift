@@ -187,7 +187,7 @@ extension ModelRegistry {
                 (version: Self.version(from: row), metadata: metadataKey == nil || row.isNull(13) ? nil : row.text(13))
             }
         for (version, text) in latest {
-            if let text { metadata[version.id] = (try? JSONParser.parse(text, maxDepth: 1 << 16)) ?? .null }
+            if let text { metadata[version.id] = parsedMetadata(text) }
         }
         let order = Stage.allCases
         return latest.map(\.version).filter { stages.isEmpty || stages.contains($0.stage) }
