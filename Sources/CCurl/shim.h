@@ -18,6 +18,10 @@ static inline CURLcode modelkeep_curl_set_pointer(CURL *handle, CURLoption optio
 static inline CURLcode modelkeep_curl_set_function(CURL *handle, CURLoption option, modelkeep_curl_data_fn value) {
     return curl_easy_setopt(handle, option, value);
 }
+typedef int (*modelkeep_curl_seek_fn)(void *, curl_off_t, int);
+static inline CURLcode modelkeep_curl_set_seek(CURL *handle, modelkeep_curl_seek_fn value) {
+    return curl_easy_setopt(handle, CURLOPT_SEEKFUNCTION, value);
+}
 static inline long modelkeep_curl_response_code(CURL *handle) {
     long code = 0;
     curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &code);
@@ -26,4 +30,6 @@ static inline long modelkeep_curl_response_code(CURL *handle) {
 // Constants libcurl defines as macro expressions, which Swift does not import:
 static const size_t modelkeep_curl_readfunc_abort = CURL_READFUNC_ABORT;
 static const long modelkeep_curl_global_default = CURL_GLOBAL_DEFAULT;
+static const int modelkeep_curl_seekfunc_ok = CURL_SEEKFUNC_OK;
+static const int modelkeep_curl_seekfunc_cantseek = CURL_SEEKFUNC_CANTSEEK;
 #endif

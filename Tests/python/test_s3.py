@@ -299,12 +299,19 @@ class S3StoreTest(S3TestCase):
 
 
 class SlowDownProxy:
-    """A fault-injecting proxy in front of SeaweedFS: the next `fail` requests get 503 SlowDown,
-    the rest pass through unchanged (Host kept, so signatures still match)."""
+    """A fault-injecting proxy in front of SeaweedFS: the next `fail` requests get 503 SlowDown;
+    with `drop_reused` set, a request that comes on a kept-alive connection (not its first) is
+    read whole and the connection closed without an answer (a keep-alive connection the store
+    timed out as the request came: libcurl sends the request again on a new connection, which
+    for a PUT means rewinding its body); the rest pass through unchanged (Host kept, so
+    signatures still match)."""
 
     def __init__(self, target_port):
         self.fail = 0
         self.failed = 0
+        self.drop_reused = False
+        self.dropped = 0
+        self.dropped_methods = set()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -316,6 +323,12 @@ class SlowDownProxy:
             def handle_one(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                self.served = getattr(self, "served", 0) + 1
+                if proxy.drop_reused and self.served > 1:
+                    proxy.dropped += 1
+                    proxy.dropped_methods.add(self.command)
+                    self.close_connection = True
+                    return
                 if proxy.fail > 0:
                     proxy.fail -= 1
                     proxy.failed += 1
@@ -430,6 +443,26 @@ class S3FaultTest(S3TestCase):
             self.assert_serving_metadata(server)
             status, _, got = server.request("GET", f"/api/v1/models/{model}/artifacts/ok.bin")
             self.assertEqual(got, data)
+        finally:
+            proxy.close()
+
+    def test_a_kept_alive_connection_closed_under_a_put_is_sent_again_on_a_new_one(self):
+        # One attempt only: the request must go through by libcurl's own resend, which for a
+        # PUT needs its body rewound (without a way to rewind, libcurl failed the request with
+        # "rewinding of the data stream failed", seen in CI under throttling).
+        proxy = SlowDownProxy(self.weed.s3)
+        try:
+            server = self.serve("dropped", endpoint=proxy.endpoint, extra=["--set", "s3_max_attempts=1"])
+            model = server.model("s3-dropped")
+            proxy.drop_reused = True
+            data = random_bytes(6 << 20, 35)
+            status, _, body = server.request("PUT", f"/api/v1/models/{model}/artifacts/resent.bin", data)
+            self.assertEqual(status, 201, body)
+            self.assertIn("PUT", proxy.dropped_methods, "no PUT came on a kept-alive connection: the test did not test")
+            status, _, got = server.request("GET", f"/api/v1/models/{model}/artifacts/resent.bin")
+            self.assertEqual(status, 200)
+            self.assertEqual(hashlib.sha256(got).hexdigest(), hashlib.sha256(data).hexdigest())
+            self.assert_serving_metadata(server)
         finally:
             proxy.close()
 

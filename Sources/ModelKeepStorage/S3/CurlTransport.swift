@@ -109,11 +109,15 @@ final class CurlTransport: Sendable {
             modelkeep_curl_set_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body?.count ?? 0))
             modelkeep_curl_set_function(handle, CURLOPT_READFUNCTION, curlRead)
             modelkeep_curl_set_pointer(handle, CURLOPT_READDATA, context)
+            modelkeep_curl_set_seek(handle, curlSeek)
+            modelkeep_curl_set_pointer(handle, CURLOPT_SEEKDATA, context)
         case "PUT":
             modelkeep_curl_set_long(handle, CURLOPT_UPLOAD, 1)
             modelkeep_curl_set_offset(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(request.body?.count ?? 0))
             modelkeep_curl_set_function(handle, CURLOPT_READFUNCTION, curlRead)
             modelkeep_curl_set_pointer(handle, CURLOPT_READDATA, context)
+            modelkeep_curl_set_seek(handle, curlSeek)
+            modelkeep_curl_set_pointer(handle, CURLOPT_SEEKDATA, context)
         default:
             _ = request.method.withCString { modelkeep_curl_set_pointer(handle, CURLOPT_CUSTOMREQUEST, $0) }
         }
@@ -191,4 +195,15 @@ private func curlRead(_ buffer: UnsafeMutablePointer<CChar>?, _ size: Int, _ cou
     if n > 0 { UnsafeMutableRawPointer(buffer).copyMemory(from: base + state.sent, byteCount: n) }
     state.sent += n
     return n
+}
+
+/// libcurl rewinds an upload's body when it must send it again on its own (an answer that came
+/// before the body was sent, on a reused connection, a redirect): without this it failed with
+/// "rewinding of the data stream failed". The body is in memory, so any offset in it will do.
+private func curlSeek(_ context: UnsafeMutableRawPointer?, _ offset: curl_off_t, _ origin: Int32) -> Int32 {
+    guard let context, origin == SEEK_SET else { return modelkeep_curl_seekfunc_cantseek }
+    let state = Unmanaged<ExchangeState>.fromOpaque(context).takeUnretainedValue()
+    guard offset >= 0, Int(offset) <= (state.body?.count ?? 0) else { return modelkeep_curl_seekfunc_cantseek }
+    state.sent = Int(offset)
+    return modelkeep_curl_seekfunc_ok
 }
