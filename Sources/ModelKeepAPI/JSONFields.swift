@@ -18,6 +18,14 @@ struct JSONFields {
     /// The request's body as a JSON object. 415 for a non-JSON content type, 400 for
     /// anything that is not one JSON object.
     init(request: HTTPRequest, allowEmpty: Bool = false, maxDepth: Int) throws {
+        try self.init(request: request, allowEmpty: allowEmpty, maxDepth: maxDepth) { _, _ throws(JSONParseError) in false }
+    }
+
+    /// The same, read member by member: `inPlace` gets the parser before each top-level member's
+    /// value and either reads that value itself (true: the member is left out of `object`) or
+    /// leaves it to be built into `object` (false).
+    init(request: HTTPRequest, allowEmpty: Bool = false, maxDepth: Int,
+         readingInPlace inPlace: (inout JSONParser, String) throws(JSONParseError) -> Bool) throws {
         let bytes = request.bodyBytes
         try Self.checkContentType(request)
         if bytes.isEmpty {
@@ -25,16 +33,25 @@ struct JSONFields {
             self.init(object: JSONObject())
             return
         }
-        let value: JSONValue
+        var members: [(key: String, value: JSONValue)] = []
+        var other: JSONValue?
         do {
-            value = try JSONParser.parse(bytes, maxDepth: maxDepth)
+            try JSONParser.read(bytes, maxDepth: maxDepth) { parser throws(JSONParseError) in
+                guard try parser.peekKind() == .object else {
+                    other = try parser.readValue()
+                    return
+                }
+                try parser.readMembers { parser, key throws(JSONParseError) in
+                    if try !inPlace(&parser, key) { members.append((key: key, value: try parser.readValue())) }
+                }
+            }
         } catch {
             throw HTTPError.badRequest("the body is not valid JSON: \(error)\(Self.lengthHint(error, request: request))")
         }
-        guard let object = value.objectValue else {
-            throw HTTPError.badRequest("the body must be a JSON object, not \(value.typeName == "array" ? "an" : "a") \(value.typeName)")
+        if let other {
+            throw HTTPError.badRequest("the body must be a JSON object, not \(other.typeName == "array" ? "an" : "a") \(other.typeName)")
         }
-        self.init(object: object)
+        self.init(object: JSONObject(members))
     }
 
     /// When JSON stops short at the very end of a body read by its Content-Length, the length is

@@ -49,17 +49,19 @@ public struct JSONParser {
         try parse(Array(text.utf8), maxDepth: maxDepth)
     }
 
-    private let bytes: [UInt8]
-    private let maxDepth: Int
-    private var index = 0
-    private var depth = 0
+    let bytes: [UInt8]
+    let maxDepth: Int
+    var index = 0
+    var depth = 0
+    /// The keys of the objects being read, innermost last: what duplicates are looked for in.
+    var keys: [String] = []
 
-    private init(bytes: [UInt8], maxDepth: Int) {
+    init(bytes: [UInt8], maxDepth: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
     }
 
-    private func fail(_ reason: JSONParseError.Reason) -> JSONParseError {
+    func fail(_ reason: JSONParseError.Reason) -> JSONParseError {
         JSONParseError(reason: reason, offset: index)
     }
 
@@ -71,7 +73,7 @@ public struct JSONParser {
         return value
     }
 
-    private mutating func skipWhitespace() {
+    mutating func skipWhitespace() {
         while index < bytes.count {
             switch bytes[index] {
             case 0x20, 0x09, 0x0A, 0x0D: index += 1
@@ -80,7 +82,7 @@ public struct JSONParser {
         }
     }
 
-    private func peek() throws(JSONParseError) -> UInt8 {
+    func peek() throws(JSONParseError) -> UInt8 {
         guard index < bytes.count else { throw fail(.unexpectedEnd) }
         return bytes[index]
     }
@@ -94,10 +96,16 @@ public struct JSONParser {
         }
     }
 
-    private mutating func parseValue() throws(JSONParseError) -> JSONValue {
+    mutating func parseValue() throws(JSONParseError) -> JSONValue {
         switch try peek() {
-        case UInt8(ascii: "{"): return try parseObject()
-        case UInt8(ascii: "["): return try parseArray()
+        case UInt8(ascii: "{"):
+            var members: [(key: String, value: JSONValue)] = []
+            try readMembers { parser, key throws(JSONParseError) in members.append((key: key, value: try parser.parseValue())) }
+            return .object(JSONObject(members))
+        case UInt8(ascii: "["):
+            var elements: [JSONValue] = []
+            try readElements { parser throws(JSONParseError) in elements.append(try parser.parseValue()) }
+            return .array(elements)
         case UInt8(ascii: "\""): return .string(try parseString())
         case UInt8(ascii: "t"): try expect("true"); return .bool(true)
         case UInt8(ascii: "f"): try expect("false"); return .bool(false)
@@ -107,85 +115,12 @@ public struct JSONParser {
         }
     }
 
-    private mutating func enter() throws(JSONParseError) {
+    mutating func enter() throws(JSONParseError) {
         depth += 1
         guard depth <= maxDepth else { throw fail(.tooDeep(limit: maxDepth)) }
     }
 
-    private mutating func parseObject() throws(JSONParseError) -> JSONValue {
-        try enter()
-        index += 1
-        var members: [(key: String, value: JSONValue)] = []
-        // Duplicate keys: a linear scan for small objects (most of them), a set past 16 members.
-        var seen: Set<String>?
-        skipWhitespace()
-        if try peek() == UInt8(ascii: "}") {
-            index += 1
-            depth -= 1
-            return .object(JSONObject())
-        }
-        while true {
-            skipWhitespace()
-            guard try peek() == UInt8(ascii: "\"") else { throw fail(.unexpectedByte(bytes[index])) }
-            let keyOffset = index
-            let key = try parseString()
-            let duplicate: Bool
-            if var set = seen {
-                duplicate = !set.insert(key).inserted
-                seen = set
-            } else if members.count >= 16 {
-                var set = Set(members.map(\.key))
-                duplicate = !set.insert(key).inserted
-                seen = set
-            } else {
-                duplicate = members.contains { $0.key == key }
-            }
-            guard !duplicate else {
-                throw JSONParseError(reason: .duplicateKey(key), offset: keyOffset)
-            }
-            skipWhitespace()
-            guard try peek() == UInt8(ascii: ":") else { throw fail(.unexpectedByte(bytes[index])) }
-            index += 1
-            skipWhitespace()
-            members.append((key: key, value: try parseValue()))
-            skipWhitespace()
-            switch try peek() {
-            case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "}"):
-                index += 1
-                depth -= 1
-                return .object(JSONObject(members))
-            case let other: throw fail(.unexpectedByte(other))
-            }
-        }
-    }
-
-    private mutating func parseArray() throws(JSONParseError) -> JSONValue {
-        try enter()
-        index += 1
-        var elements: [JSONValue] = []
-        skipWhitespace()
-        if try peek() == UInt8(ascii: "]") {
-            index += 1
-            depth -= 1
-            return .array(elements)
-        }
-        while true {
-            skipWhitespace()
-            elements.append(try parseValue())
-            skipWhitespace()
-            switch try peek() {
-            case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "]"):
-                index += 1
-                depth -= 1
-                return .array(elements)
-            case let other: throw fail(.unexpectedByte(other))
-            }
-        }
-    }
-
-    private mutating func parseNumber() throws(JSONParseError) -> JSONNumber {
+    mutating func parseNumber() throws(JSONParseError) -> JSONNumber {
         let start = index
         func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
@@ -206,10 +141,11 @@ public struct JSONParser {
             guard index < bytes.count, isDigit(bytes[index]) else { throw fail(.invalidNumber) }
             while index < bytes.count, isDigit(bytes[index]) { index += 1 }
         }
-        return JSONNumber(validatedText: String(decoding: bytes[start..<index], as: UTF8.self))
+        let end = index
+        return JSONNumber(validatedText: bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[start..<end]), as: UTF8.self) })
     }
 
-    private mutating func parseString() throws(JSONParseError) -> String {
+    mutating func parseString() throws(JSONParseError) -> String {
         index += 1  // opening quote
         let start = index
         // Fast path: no escapes, plain ASCII or valid UTF-8 until the closing quote, made into a

@@ -203,6 +203,49 @@ struct MLflowTrackingRouteTests {
         #expect(mid.map { $0["step"]?.int ?? -1 } == Array(0..<300) + [350])
     }
 
+    @Test("log-batch reads its metrics as it parses: the same errors, in the same order, nothing stored", arguments: Transport.allCases)
+    func batchErrors(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let run = try createRun(api, experiment: "0", name: "batch-errors")
+        let good: JSONValue = ["key": "m", "value": 1.5, "timestamp": 1, "step": 0]
+        func post(_ metrics: String, run: String? = nil) throws -> APIResponse {
+            let text = #"{"run_id":"\#(run ?? "")","metrics":\#(metrics)}"#
+            return try api.send("POST", Self.base + "/runs/log-batch", raw: Array(text.utf8), headers: ["Content-Type": "application/json"])
+        }
+        let goodText = JSONWriter.string(good)
+        let many = Array(repeating: goodText, count: 1001)
+        var badInMany = many
+        badInMany[5] = "7"
+        let cases: [(String, String)] = [
+            // The size limit is told before a wrong metric, as when the whole array was checked first.
+            ("[" + badInMany.joined(separator: ",") + "]", "A batch logging request can contain at most 1000 metrics. Got 1001 metrics."),
+            ("[\(goodText),7]", "Invalid value for parameter 'metrics[1]': expected an object"),
+            (#"[{"key":"m","value":1}]"#, "Missing value for required parameter 'metrics[0].timestamp'."),
+            (#"[{"key":"m","value":1,"timestamp":1},{"value":1,"timestamp":1}]"#, "Missing value for required parameter 'metrics[1].key'."),
+            (#"[{"key":"m","value":1,"timestamp":"soon"}]"#, "Invalid value for parameter 'metrics[0].timestamp': expected an integer"),
+            (#"[{"key":"m","key":"n","value":1,"timestamp":1}]"#, "duplicate key"),
+            (#"[{"key":"m","value":1,"timestamp":1}"#, "not valid JSON"),
+            (#"[{"key":"m","value":1,"timestamp":1},]"#, "not valid JSON"),
+            (#"[{"key":"m","value":1,"timestamp":1}]} x"#, "not valid JSON"),
+        ]
+        for (metrics, message) in cases {
+            let response = try post(metrics, run: run)
+            #expect(response.status == 400, "\(metrics.prefix(80))")
+            let text = String(decoding: response.body, as: UTF8.self)
+            #expect(text.contains(message), "\(metrics.prefix(80)): \(text)")
+        }
+        let notObject = try api.send("POST", Self.base + "/runs/log-batch", raw: Array("[1]".utf8), headers: ["Content-Type": "application/json"])
+        #expect(notObject.status == 400 && String(decoding: notObject.body, as: UTF8.self).contains("must be a JSON object"))
+        #expect(try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=m")["metrics"]?.arrayValue?.isEmpty == true)
+        // Members MLflow does not define are read and ignored; the run id may come after the metrics.
+        let fine = #"{"metrics":[{"key":"m","value":2.5,"timestamp":3,"step":4,"extra":{"a":[1,{"b":null}]}},{"key":"n","value":"NaN","timestamp":3}],"run_id":"\#(run)"}"#
+        let response = try api.send("POST", Self.base + "/runs/log-batch", raw: Array(fine.utf8), headers: ["Content-Type": "application/json"])
+        #expect(response.status == 200, "\(String(decoding: response.body, as: UTF8.self))")
+        let history = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=m")["metrics"]?.arrayValue
+        #expect(history?.count == 1 && history?.first?["step"]?.int == 4 && history?.first?["value"] == 2.5)
+        #expect(try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=n")["metrics"]?.arrayValue?.count == 1)
+    }
+
     @Test("an unpaged metric history longer than max_metric_history_points is refused; pages still read it all")
     func historyLimit() throws {
         var limits = ModelRegistry.Limits()

@@ -87,9 +87,79 @@ struct JSONTests {
         #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
     }
 
-    @Test("duplicate keys are refused")
-    func duplicates() {
+    @Test("duplicate keys are refused in each object, small and large, and only within it")
+    func duplicates() throws {
         #expect(throws: JSONParseError.self) { try JSONParser.parse(#"{"a":1,"a":2}"#) }
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(#"{"a":{"b":1},"b":2,"a":3}"#) }
+        let many = (0..<40).map { "\"k\($0)\":\($0)" }.joined(separator: ",")
+        #expect(throws: Never.self) { try JSONParser.parse("{\(many)}") }
+        #expect(throws: JSONParseError.self) { try JSONParser.parse("{\(many),\"k7\":0}") }
+        #expect(throws: JSONParseError.self) { try JSONParser.parse("{\"k39\":{\(many)},\(many)}") }
+        let nested = try JSONParser.parse(#"{"a":{"a":1,"b":{"a":2}},"b":[{"a":3},{"a":4}]}"#)
+        #expect(nested.objectValue?["b"]?.arrayValue?.count == 2)
+    }
+
+    @Test("a document read piece by piece follows parse's rules and gives what parse gives")
+    func pieceByPiece() throws {
+        let text = #" {"run_id":"r","metrics":[{"key":"a","value":1.5,"step":2},{"key":"b","value":"NaN"}],"tags":[]} "#
+        var keys: [String] = [], metrics: [[String: JSONValue]] = [], rest: [String: JSONValue] = [:]
+        try JSONParser.read(Array(text.utf8)) { parser throws(JSONParseError) in
+            #expect(try parser.peekKind() == .object)
+            try parser.readMembers { parser, key throws(JSONParseError) in
+                keys.append(key)
+                guard key == "metrics" else { rest[key] = try parser.readValue(); return }
+                try parser.readElements { parser throws(JSONParseError) in
+                    var metric: [String: JSONValue] = [:]
+                    try parser.readMembers { parser, name throws(JSONParseError) in metric[name] = try parser.readValue() }
+                    metrics.append(metric)
+                }
+            }
+        }
+        #expect(keys == ["run_id", "metrics", "tags"])
+        #expect(metrics.map { $0["key"]?.stringValue } == ["a", "b"])
+        #expect(metrics[0]["value"] == .number(JSONNumber(validatedText: "1.5")) && metrics[1]["value"] == "NaN")
+        #expect(rest["run_id"] == "r" && rest["tags"] == .array([]))
+        let whole = try JSONParser.parse(text)
+        #expect(whole.objectValue?["metrics"]?.arrayValue?.count == 2)
+
+        func readAll(_ text: String, maxDepth: Int = 64) throws(JSONParseError) {
+            try JSONParser.read(Array(text.utf8), maxDepth: maxDepth) { parser throws(JSONParseError) in
+                try parser.readMembers { parser, _ throws(JSONParseError) in
+                    if try parser.peekKind() == .array {
+                        try parser.readElements { parser throws(JSONParseError) in _ = try parser.readValue() }
+                    } else {
+                        _ = try parser.readValue()
+                    }
+                }
+            }
+        }
+        for bad in [#"{"a":1,"a":2}"#, #"{"a":[1,]}"#, #"{"a":[1] x"#, #"{"a":[1]} {}"#, #"{"a":[[1]]}"#, #"[1]"#, ""] {
+            #expect(throws: JSONParseError.self, "\(bad)") { try readAll(bad, maxDepth: 2) }
+        }
+        #expect(throws: Never.self) { try readAll(#"{"a":[1],"b":{}}"#, maxDepth: 2) }
+        // Named members: matched on their bytes, escaped or not; duplicates refused either way.
+        let names = JSONParser.MemberNames(["key", "value"])
+        func named(_ text: String) throws(JSONParseError) -> [Int?] {
+            var got: [Int?] = []
+            try JSONParser.read(Array(text.utf8)) { parser throws(JSONParseError) in
+                try parser.readMembers(names) { parser, position throws(JSONParseError) in
+                    got.append(position)
+                    _ = try parser.readValue()
+                }
+            }
+            return got
+        }
+        #expect(try named(#"{"value":1,"other":{"key":2},"k\u0065y":"x","keys":3}"#) == [1, nil, 0, nil])
+        #expect(try named(#"{}"#) == [])
+        for bad in [#"{"key":1,"key":2}"#, #"{"key":1,"k\u0065y":2}"#, #"{"o":1,"value":2,"o":3}"#, #"{"é":1,"\u00e9":2}"#, #"{"key":1,}"#] {
+            #expect(throws: JSONParseError.self, "\(bad)") { try named(bad) }
+        }
+
+        do {
+            try readAll(#"{"a":[[1]]}"#, maxDepth: 2)
+        } catch {
+            #expect(error.reason == .tooDeep(limit: 2))
+        }
     }
 
     @Test("nesting deeper than the limit is refused before the stack suffers")

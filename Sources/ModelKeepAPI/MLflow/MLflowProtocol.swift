@@ -59,6 +59,14 @@ struct MLflowArguments {
         query = nil
     }
 
+    /// The same, with the top-level members `inPlace` reads itself left out of `object` (see
+    /// `JSONFields.init(request:allowEmpty:maxDepth:readingInPlace:)`).
+    init(body request: HTTPRequest, maxDepth: Int, readingInPlace inPlace: (inout JSONParser, String) throws(JSONParseError) -> Bool) throws {
+        let fields = try JSONFields(request: request, allowEmpty: true, maxDepth: maxDepth, readingInPlace: inPlace)
+        object = fields.object
+        query = nil
+    }
+
     /// The query string of a GET.
     init(query request: HTTPRequest) {
         object = JSONObject()

@@ -199,39 +199,10 @@ struct MLflowTrackingRoutes {
         return MLflowRoutes.ok()
     }
 
-    /// One metric of a log-metric or log-batch request.
-    /// `context` names the metric in an error (it is only made for one).
-    static func metric(_ object: JSONObject, context: @autoclosure () -> String) throws(MLflowError) -> RunMetric {
-        guard let key = object["key"]?.stringValue, !key.isEmpty else { throw .invalid("Missing value for required parameter '\(context())key'.") }
-        let value: MetricValue
-        switch object["value"] {
-        case .number(let n)?: value = .number(n.double)
-        // Protobuf JSON spells the non-finite doubles as strings; they are kept as text points.
-        case .string(let s)? where ["NaN", "Infinity", "-Infinity"].contains(s): value = .text(s)
-        case .string(let s)? where Double(s) != nil: value = .number(Double(s)!)
-        default: throw .invalid("Missing value for required parameter '\(context())value': a metric value is a number.")
-        }
-        func integer(_ field: String) throws(MLflowError) -> Int64? {
-            switch object[field] {
-            case nil, .null?: return nil
-            case .number(let n)?: if let v = n.int64 { return v }
-            case .string(let s)?: if let v = Int64(s) { return v }
-            default: break
-            }
-            throw .invalid("Invalid value for parameter '\(context())\(field)': expected an integer")
-        }
-        guard let timestamp = try integer("timestamp") else {
-            throw .invalid("Missing value for required parameter '\(context())timestamp'.")
-        }
-        return RunMetric(point: MetricPoint(key: key, step: try integer("step") ?? 0, wallclock: timestamp, value: value),
-                         modelID: object["model_id"]?.stringValue, datasetName: object["dataset_name"]?.stringValue,
-                         datasetDigest: object["dataset_digest"]?.stringValue)
-    }
-
     func logMetric(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         var data = RunData()
-        data.metrics = [try Self.metric(args.object, context: "")]
+        data.metrics = [try MLflowMetricFields(args.object).metric(context: "")]
         try registry.logRunData(id: try Self.runID(args), data)
         return MLflowRoutes.ok()
     }
@@ -240,22 +211,24 @@ struct MLflowTrackingRoutes {
         guard request.bodyBytes.count <= Self.maxBatchBytes else {
             throw MLflowError.invalid("Batched logging API requests must be at most \(Self.maxBatchBytes) bytes, got a request of \(request.bodyBytes.count) bytes.")
         }
-        let args = try arguments(request)
+        // The metrics are read as the body is parsed, the rest built as a tree.
+        var batch = MLflowMetricBatch(limit: Self.maxBatchMetrics)
+        let args = try MLflowArguments(body: request, maxDepth: registry.limits.maxJSONDepth) { parser, key throws(JSONParseError) in
+            guard key == "metrics", try parser.peekKind() == .array else { return false }
+            try batch.read(&parser)
+            return true
+        }
         var data = RunData()
-        let metrics = args.object["metrics"]?.arrayValue ?? []
         data.params = try args.pairs("params")
         data.tags = try args.pairs("tags")
-        for (name, count, limit) in [("metrics", metrics.count, Self.maxBatchMetrics), ("params", data.params.count, Self.maxBatchParamsOrTags),
+        for (name, count, limit) in [("metrics", batch.count, Self.maxBatchMetrics), ("params", data.params.count, Self.maxBatchParamsOrTags),
                                      ("tags", data.tags.count, Self.maxBatchParamsOrTags),
-                                     ("metrics, params and tags together", metrics.count + data.params.count + data.tags.count,
+                                     ("metrics, params and tags together", batch.count + data.params.count + data.tags.count,
                                       Self.maxBatchEntities)] where count > limit {
             throw MLflowError.invalid("A batch logging request can contain at most \(limit) \(name). Got \(count) \(name).")
         }
-        data.metrics.reserveCapacity(metrics.count)
-        for (i, item) in metrics.enumerated() {
-            guard let object = item.objectValue else { throw MLflowError.invalid("Invalid value for parameter 'metrics[\(i)]': expected an object") }
-            data.metrics.append(try Self.metric(object, context: "metrics[\(i)]."))
-        }
+        if let error = batch.firstError { throw error }
+        data.metrics = batch.metrics
         let id = try Self.runID(args)
         try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.logRunData(id: id, data) }
         return MLflowRoutes.ok()
