@@ -96,16 +96,7 @@ public struct JSONStream {
 
     public mutating func int(_ value: Int64) {
         separate()
-        // Digits written in place, last first: no String per number (a 100,000-point metric
-        // history writes 200,000 of them).
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        var magnitude = value.magnitude
-        let start = bytes.count
-        repeat {
-            bytes.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
-            magnitude /= 10
-        } while magnitude > 0
-        bytes[start...].reverse()
+        appendDigits(value)
     }
 
     public mutating func int(_ value: Int) { int(Int64(value)) }
@@ -113,9 +104,34 @@ public struct JSONStream {
     /// As `JSONValue.double` writes it (`JSONNumber(double:)`): NaN and the infinities, which
     /// JSON cannot write, as `null`.
     public mutating func double(_ value: Double) {
-        guard let number = JSONNumber(double: value) else { return null() }
+        guard value.isFinite else { return null() }
         separate()
-        bytes.append(contentsOf: number.text.utf8)
+        if let integer = JSONNumber.integerForm(of: value) {
+            appendDigits(integer)
+        } else {
+            var text = value.description
+            text.withUTF8 { bytes.append(contentsOf: $0) }
+        }
+    }
+
+    /// An integer's digits, made in a buffer on the stack and appended at once: no String per
+    /// number, and one append instead of one a digit (a 100,000-point metric history writes
+    /// 200,000 integers; appending digit by digit was a tenth of its CPU).
+    private mutating func appendDigits(_ value: Int64) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
+            var magnitude = value.magnitude
+            var start = 20
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if value < 0 {
+                start -= 1
+                buffer[start] = UInt8(ascii: "-")
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[start..<20]))
+        }
     }
 
     public mutating func bool(_ value: Bool) {

@@ -55,11 +55,17 @@ public struct JSONNumber: Sendable, Equatable, CustomStringConvertible {
     /// Nil for NaN and the infinities, which JSON has no way to write.
     public init?(double: Double) {
         guard double.isFinite else { return nil }
-        if double == double.rounded(.towardZero), abs(double) < 1e15 {
-            self.text = String(Int64(double))
+        if let integer = Self.integerForm(of: double) {
+            self.text = String(integer)
         } else {
             self.text = double.description
         }
+    }
+
+    /// The integer a finite double is written as, when it is whole and below 10^15 in magnitude
+    /// (`3`, not `3.0`); nil when it is written as `description` writes it.
+    static func integerForm(of double: Double) -> Int64? {
+        double == double.rounded(.towardZero) && abs(double) < 1e15 ? Int64(double) : nil
     }
 
     /// The value as a 64-bit integer, when it is written as one and fits.
