@@ -121,28 +121,35 @@ extension JSONParser {
     /// The object's braces and commas; `member` reads a key, its colon and its value, given where
     /// the object's keys begin on the stack of keys (dropped when it ends).
     private mutating func readObject(_ member: (inout JSONParser, Int) throws(JSONParseError) -> Void) throws(JSONParseError) {
+        let base = keys.count
+        try readSequence(open: UInt8(ascii: "{"), close: UInt8(ascii: "}")) { parser throws(JSONParseError) in
+            guard try parser.peek() == UInt8(ascii: "\"") else { throw parser.fail(.unexpectedByte(parser.bytes[parser.index])) }
+            try member(&parser, base)
+        }
+        keys.removeLast(keys.count - base)
+    }
+
+    /// The brackets and commas of an object or an array: `item` reads each member or element.
+    private mutating func readSequence(open: UInt8, close: UInt8, _ item: (inout JSONParser) throws(JSONParseError) -> Void) throws(JSONParseError) {
         skipWhitespace()
-        guard try peek() == UInt8(ascii: "{") else { throw fail(.unexpectedByte(bytes[index])) }
+        guard try peek() == open else { throw fail(.unexpectedByte(bytes[index])) }
         try enter()
         index += 1
-        let base = keys.count
         skipWhitespace()
-        if try peek() == UInt8(ascii: "}") {
+        if try peek() == close {
             index += 1
             depth -= 1
             return
         }
         while true {
             skipWhitespace()
-            guard try peek() == UInt8(ascii: "\"") else { throw fail(.unexpectedByte(bytes[index])) }
-            try member(&self, base)
+            try item(&self)
             skipWhitespace()
             switch try peek() {
             case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "}"):
+            case close:
                 index += 1
                 depth -= 1
-                keys.removeLast(keys.count - base)
                 return
             case let other: throw fail(.unexpectedByte(other))
             }
@@ -190,28 +197,6 @@ extension JSONParser {
 
     /// Reads the array that comes next: `element` gets the parser before each element, and must read it.
     public mutating func readElements(_ element: (inout JSONParser) throws(JSONParseError) -> Void) throws(JSONParseError) {
-        skipWhitespace()
-        guard try peek() == UInt8(ascii: "[") else { throw fail(.unexpectedByte(bytes[index])) }
-        try enter()
-        index += 1
-        skipWhitespace()
-        if try peek() == UInt8(ascii: "]") {
-            index += 1
-            depth -= 1
-            return
-        }
-        while true {
-            skipWhitespace()
-            try element(&self)
-            skipWhitespace()
-            switch try peek() {
-            case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "]"):
-                index += 1
-                depth -= 1
-                return
-            case let other: throw fail(.unexpectedByte(other))
-            }
-        }
+        try readSequence(open: UInt8(ascii: "["), close: UInt8(ascii: "]"), element)
     }
 }
