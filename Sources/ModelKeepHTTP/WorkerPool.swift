@@ -23,6 +23,10 @@ final class WorkerPool: BlockingObserver, @unchecked Sendable {
     let target: Int
     let limit: Int
     static let spareRetirement: DispatchTimeInterval = .seconds(10)
+    /// A worker's stack: 8 MiB, glibc's default for a process's main thread. It is reserved, not
+    /// used: only the pages a request touches count. 1 MiB was too little for a JSON body nested
+    /// 400 deep on a debug build (the parser recurses per level), and a crash takes every request with it.
+    static let stackSize = 8 << 20
 
     private let poller: EventPoller
     private struct Counts {
@@ -107,7 +111,7 @@ final class WorkerPool: BlockingObserver, @unchecked Sendable {
             counts.threads += 1
             running.add(1, ordering: .sequentiallyConsistent)
             let thread = Thread { [self] in run() }
-            thread.stackSize = 1 << 20
+            thread.stackSize = Self.stackSize
             thread.name = "modelkeep-worker"
             thread.start()
         }

@@ -17,6 +17,10 @@ public final class ModelRegistry: Sendable {
         public var maxTagsPerRequest = 64
         /// The deepest nesting of arrays and objects a JSON request body may have (400 deeper).
         public var maxJSONDepth = 64
+        /// The most `maxJSONDepth` may be set to: parsing, storing and writing a document recurse
+        /// once or more per level on the worker's stack (`WorkerPool.stackSize`), and a test
+        /// sends a document this deep through every step on a debug build, whose frames are the largest.
+        public static let maxJSONDepthBound = 1_000
         /// The most chunk hashes one `POST /api/v1/chunks/missing` may ask about (413 beyond).
         public var maxChunksPerRequest = 100_000
         /// The most metric points one request may carry.

@@ -144,7 +144,7 @@ struct Settings: Sendable {
         Spec(key: "db_mmap_mib", help: "MiB of the database file each connection reads through a memory map instead of read calls (0: none; SQLite caps it at 2 GiB).") { $0.databaseMmapMiB = try int($1, "db_mmap_mib", 0...(1 << 20)) },
         Spec(key: "db_cache_mib", help: "Page cache of each database connection, MiB.") { $0.databaseCacheMiB = try int($1, "db_cache_mib", 1...65_536) },
         Spec(key: "max_metadata_value_bytes", help: "Largest metadata value as JSON text (413 beyond).") { $0.maxMetadataValueBytes = try int($1, "max_metadata_value_bytes", 1...(1 << 26)) },
-        Spec(key: "max_json_depth", help: "Deepest nesting of arrays and objects in a JSON body (400 beyond).") { $0.maxJSONDepth = try int($1, "max_json_depth", 1...10_000) },
+        Spec(key: "max_json_depth", help: "Deepest nesting of arrays and objects in a JSON body (400 beyond), at most 1,000: parsing, storing and writing a document recurse per level, on a worker's stack.") { $0.maxJSONDepth = try int($1, "max_json_depth", 1...ModelRegistry.Limits.maxJSONDepthBound) },
         Spec(key: "max_tags_per_request", help: "Most unique tags one version creation may give (400 beyond).") { $0.maxTagsPerRequest = try int($1, "max_tags_per_request", 1...10_000) },
         Spec(key: "max_chunks_per_request", help: "Most chunk hashes one chunks/missing request may carry (413 beyond).") { $0.maxChunksPerRequest = try int($1, "max_chunks_per_request", 1...10_000_000) },
         Spec(key: "max_metric_history_points", help: "Most points of one series MLflow's unpaged get-history may answer (a longer series is asked for in pages).") {

@@ -99,6 +99,32 @@ struct RequestLimitTests {
                              headers: ["Content-Type": "application/json"]).status == 200)
     }
 
+    @Test("a body as deep as the largest max_json_depth is parsed, stored and written back on a worker; one level more is a 400")
+    func deepestJSON() throws {
+        var limits = ModelRegistry.Limits()
+        limits.maxJSONDepth = ModelRegistry.Limits.maxJSONDepthBound
+        let api = try APIClient(.socket, server: try TestServer(limits: limits))
+        let id = try api.createModel("deep")
+        func nested(_ levels: Int) -> String { String(repeating: "[", count: levels) + String(repeating: "]", count: levels) }
+        let bound = ModelRegistry.Limits.maxJSONDepthBound
+        // The body's own object is the first level.
+        let deepest = #"{"a":\#(nested(bound - 1))}"#
+        let stored = try api.send("PATCH", "/api/v1/models/\(id)/metadata", raw: Array(deepest.utf8), headers: ["Content-Type": "application/json"])
+        #expect(stored.status == 200, "\(String(decoding: stored.body.prefix(200), as: UTF8.self))")
+        let read = try api.get("/api/v1/models/\(id)/metadata/a")
+        #expect(read.status == 200)
+        #expect(String(decoding: read.body, as: UTF8.self).contains(nested(bound - 1)))
+        let deeper = #"{"a":\#(nested(bound))}"#
+        let refused = try api.send("PATCH", "/api/v1/models/\(id)/metadata", raw: Array(deeper.utf8), headers: ["Content-Type": "application/json"])
+        #expect(refused.status == 400)
+        // The same depth inside a log-batch's metric, read in place (body, metrics, metric: three levels).
+        let run = try api.post("/api/2.0/mlflow/runs/create", ["experiment_id": "0"])["run"]?["info"]?["run_id"]?.string ?? ""
+        let batch = #"{"run_id":"\#(run)","metrics":[{"key":"m","value":1,"timestamp":1,"extra":\#(nested(bound - 3))}]}"#
+        let logged = try api.send("POST", "/api/2.0/mlflow/runs/log-batch", raw: Array(batch.utf8), headers: ["Content-Type": "application/json"])
+        #expect(logged.status == 200, "\(String(decoding: logged.body.prefix(200), as: UTF8.self))")
+        #expect(try api.get("/api/v1/models/\(id)").status == 200)
+    }
+
     @Test("more tags or chunk hashes than their limits are refused")
     func countLimits() throws {
         var limits = ModelRegistry.Limits()
