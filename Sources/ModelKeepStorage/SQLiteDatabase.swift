@@ -18,8 +18,12 @@ extension Database {
         /// `pread` (https://sqlite.org/mmap.html); 0 reads every page with a system call. SQLite
         /// caps it at its build's SQLITE_MAX_MMAP_SIZE (2 GiB in Debian's libsqlite3).
         public var mmapBytes: Int64 = 0
-        /// Each connection's own page cache, in KiB (SQLite's default is 2,000 KiB).
+        /// Each reader connection's own page cache, in KiB (SQLite's default is 2,000 KiB).
         public var cacheKiB: Int = 2000
+        /// The writer's page cache, in KiB; nil: `cacheKiB`. A write that dirties more pages than
+        /// its cache holds spills some to the WAL before the commit and writes them again later
+        /// (a log-batch of 1,000 keys dirties about 1,000 index pages).
+        public var writerCacheKiB: Int?
 
         public init() {}
     }
@@ -53,16 +57,16 @@ final class SQLiteDatabase: @unchecked Sendable {
             throw SQLiteError(extendedCode: SQLITE_ERROR,
                               message: "could not switch the database to WAL mode (it reports \(mode ?? "nothing"))", sql: nil)
         }
-        try configure(writer)
+        try configure(writer, cacheKiB: options.writerCacheKiB ?? options.cacheKiB)
     }
 
-    private func configure(_ connection: SQLiteConnection) throws {
+    private func configure(_ connection: SQLiteConnection, cacheKiB: Int) throws {
         try connection.execute("""
             PRAGMA foreign_keys = ON;
             PRAGMA synchronous = \(options.synchronousFull ? "FULL" : "NORMAL");
             PRAGMA temp_store = MEMORY;
             PRAGMA case_sensitive_like = ON;
-            PRAGMA cache_size = -\(options.cacheKiB);
+            PRAGMA cache_size = -\(cacheKiB);
             PRAGMA mmap_size = \(options.mmapBytes);
             """)
     }
@@ -237,7 +241,7 @@ final class SQLiteDatabase: @unchecked Sendable {
     private func checkoutReader() throws -> SQLiteConnection {
         if let idle = idleReaders.withLock({ $0.popLast() }) { return idle }
         let connection = try SQLiteConnection(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
-        try configure(connection)
+        try configure(connection, cacheKiB: options.cacheKiB)
         try connection.execute("PRAGMA query_only = ON")
         return connection
     }

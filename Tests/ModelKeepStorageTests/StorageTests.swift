@@ -27,29 +27,33 @@ struct StorageTests {
         var options = Database.Options()
         options.mmapBytes = 64 << 20
         options.cacheKiB = 8192
+        options.writerCacheKiB = 32768
         let db = try openDatabase(dir, options: options)
         try db.write { c in
             try c.execute("CREATE TABLE t (x TEXT)")
             for i in 0..<2000 { try c.run("INSERT INTO t VALUES (?)", [.text(String(repeating: "\(i % 10)", count: 500))]) }
         }
         #expect(try db.withWriter { try $0.pragma("mmap_size") } == String(64 << 20))
-        #expect(try db.withWriter { try $0.pragma("cache_size") } == "-8192")
-        // Two readers at once, so a second connection is opened and configured too.
+        #expect(try db.withWriter { try $0.pragma("cache_size") } == "-32768")
+        // Two readers at once, so a second connection is opened and configured too. What the
+        // first reader saw lives in a class, not on this function's stack: if a check below
+        // stops the test early, that reader still finishes after the function has returned.
         let gate = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
-        let seen = Mutex<[String?]>([])
+        final class Seen: Sendable { let values = Mutex<[String?]>([]) }
+        let seen = Seen()
         DispatchQueue.global().async {
             _ = try? db.read { c in
-                seen.withLock { $0.append(try? c.pragma("mmap_size")) }
+                seen.values.withLock { $0.append(try? c.pragma("mmap_size")) }
                 gate.wait()
             }
             done.signal()
         }
         defer { gate.signal() }  // lets the first reader finish if a check below stops the test early
-        for _ in 0..<5000 where seen.withLock({ $0.isEmpty }) { usleep(1000) }
-        try #require(seen.withLock { $0.count } == 1, "the first reader did not start within 5 s")
+        for _ in 0..<5000 where seen.values.withLock({ $0.isEmpty }) { usleep(1000) }
+        try #require(seen.values.withLock { $0.count } == 1, "the first reader did not start within 5 s")
         let (cache, rows) = try db.read { c throws -> (String?, SQLValue) in
             let map = try c.pragma("mmap_size")
-            seen.withLock { $0.append(map) }
+            seen.values.withLock { $0.append(map) }
             // Pages come through the map now: what was written reads back whole.
             return (try c.pragma("cache_size"), try c.scalar("SELECT count(*) FROM t WHERE length(x) = 500"))
         }
@@ -57,7 +61,7 @@ struct StorageTests {
         #expect(rows == .integer(2000))
         gate.signal()
         #expect(done.wait(timeout: .now() + 5) == .success)
-        #expect(seen.withLock { $0 } == [String(64 << 20), String(64 << 20)])
+        #expect(seen.values.withLock { $0 } == [String(64 << 20), String(64 << 20)])
 
         let plain = try Database(path: dir.file("plain.db"))
         #expect(try plain.read { try $0.pragma("mmap_size") } == "0")
