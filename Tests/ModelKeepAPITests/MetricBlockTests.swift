@@ -27,6 +27,13 @@ struct MetricBlockTests {
         return out
     }
 
+    /// A fresh registry with one model to log metrics to.
+    static func modelWithMetrics(_ name: String) throws -> (test: TestRegistry, model: Model, parent: ParentReference) {
+        let test = try TestRegistry()
+        let model = try test.registry.createModel(ModelDraft(name: name))
+        return (test, model, .model(model.id))
+    }
+
     static func blockCount(_ test: TestRegistry, _ parent: String) throws -> (blocks: Int64, points: Int64) {
         try test.database.read { db in
             try db.queryFirst("SELECT count(*), coalesce(sum(points), 0) FROM metric_blocks WHERE parent_id = ?", [.text(parent)]) {
@@ -37,10 +44,8 @@ struct MetricBlockTests {
 
     @Test("a batch is one block a key; reads merge overlapping blocks in step, wallclock, arrival order, paged or whole")
     func packingAndMerging() throws {
-        let test = try TestRegistry()
+        let (test, model, parent) = try Self.modelWithMetrics("blocks")
         let registry = test.registry
-        let model = try registry.createModel(ModelDraft(name: "blocks"))
-        let parent = ParentReference.model(model.id)
         // Written in this order; the expected order sorts by (step, wallclock) and keeps arrival
         // for equals.
         var written: [MetricPoint] = []
@@ -105,10 +110,8 @@ struct MetricBlockTests {
 
     @Test("a block spanning more steps than an Int64 holds reads back, from any step, and fsck stays clean")
     func extremeSteps() throws {
-        let test = try TestRegistry()
+        let (test, _, parent) = try Self.modelWithMetrics("extremes")
         let registry = test.registry
-        let model = try registry.createModel(ModelDraft(name: "extremes"))
-        let parent = ParentReference.model(model.id)
         let points = [Int64.min, -1, 0, Int64.max].enumerated().map { MetricPoint(key: "far", step: $0.element, wallclock: 1, value: .number(Double($0.offset))) }
         try registry.logMetrics(parent, points)
         #expect(try Self.paged(registry, parent, "far", size: 2) == points)
@@ -119,9 +122,8 @@ struct MetricBlockTests {
 
     @Test("a version made from a model's metrics gets its blocks and its latest points' ids, and orders new points after them")
     func copies() throws {
-        let test = try TestRegistry()
+        let (test, model, _) = try Self.modelWithMetrics("copied")
         let registry = test.registry
-        let model = try registry.createModel(ModelDraft(name: "copied"))
         let points = (0..<300).map { MetricPoint(key: "loss", step: Int64($0 / 3), wallclock: 1, value: .number(Double($0))) }
         try registry.logMetrics(.model(model.id), points)
         try registry.logMetrics(.model(model.id), [MetricPoint(key: "acc", step: 1, wallclock: 1, value: .number(0.5))])

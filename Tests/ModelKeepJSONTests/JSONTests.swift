@@ -157,6 +157,7 @@ struct JSONTests {
 
         do {
             try readAll(#"{"a":[[1]]}"#, maxDepth: 2)
+            Issue.record("a document 3 deep was read with a limit of 2")
         } catch {
             #expect(error.reason == .tooDeep(limit: 2))
         }

@@ -54,9 +54,7 @@ struct MLflowArguments {
 
     /// The JSON body of a POST, PATCH or DELETE (an empty body is `{}`).
     init(body request: HTTPRequest, maxDepth: Int) throws {
-        let fields = try JSONFields(request: request, allowEmpty: true, maxDepth: maxDepth)
-        object = fields.object
-        query = nil
+        try self.init(body: request, maxDepth: maxDepth) { _, _ throws(JSONParseError) in false }
     }
 
     /// The same, with the top-level members `inPlace` reads itself left out of `object` (see
