@@ -134,6 +134,12 @@ public final class Database: Sendable {
         if case .sqlite(let database) = backend { try database.checkpoint() }
     }
 
+    /// SQLite's background checkpointer (nil on PostgreSQL, or with `checkpointPages` 0).
+    var checkpointer: SQLiteCheckpointer? {
+        if case .sqlite(let database) = backend { return database.checkpointer }
+        return nil
+    }
+
     /// How many commits carried at least one write since the database was opened (with
     /// SQLite's group commit, fewer than the writes under concurrency).
     public var commitCount: Int {

@@ -24,6 +24,10 @@ extension Database {
         /// its cache holds spills some to the WAL before the commit and writes them again later
         /// (a log-batch of 1,000 keys dirties about 1,000 index pages).
         public var writerCacheKiB: Int?
+        /// The WAL's size in pages at which a checkpoint starts on a thread of its own
+        /// (`SQLiteCheckpointer`; the writer checkpoints itself only at four times this);
+        /// 0: SQLite's own automatic checkpoint, run inside the COMMIT that passes 1,000 pages.
+        public var checkpointPages: Int = 1000
 
         public init() {}
     }
@@ -45,6 +49,8 @@ final class SQLiteDatabase: @unchecked Sendable {
     private let writerState = Locked(WriterState())
     private let idleReaders = Locked<[SQLiteConnection]>([])
     private let readerSlots: DispatchSemaphore
+    /// Checkpoints the WAL off the writer's path; nil when `checkpointPages` is 0.
+    let checkpointer: SQLiteCheckpointer?
 
     /// Opens the database file at `path`, creating it if needed, and sets the connection pragmas.
     init(path: String, options: Options = Options()) throws {
@@ -57,7 +63,19 @@ final class SQLiteDatabase: @unchecked Sendable {
             throw SQLiteError(extendedCode: SQLITE_ERROR,
                               message: "could not switch the database to WAL mode (it reports \(mode ?? "nothing"))", sql: nil)
         }
+        checkpointer = options.checkpointPages > 0
+            ? try SQLiteCheckpointer(path: path, pages: options.checkpointPages, synchronousFull: options.synchronousFull,
+                                     busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
+            : nil
         try configure(writer, cacheKiB: options.writerCacheKiB ?? options.cacheKiB)
+        checkpointer?.attach(to: writer)
+    }
+
+    deinit {
+        if let checkpointer {
+            checkpointer.detach(from: writer)
+            checkpointer.stop()
+        }
     }
 
     private func configure(_ connection: SQLiteConnection, cacheKiB: Int) throws {
@@ -253,7 +271,8 @@ final class SQLiteDatabase: @unchecked Sendable {
 
     /// Writes the WAL back into the main file and truncates it, for a clean shutdown.
     func checkpoint() throws {
-        try withWriter { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+        let truncate = { try self.withWriter { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") } }
+        if let checkpointer { try checkpointer.exclusively(truncate) } else { try truncate() }
     }
 }
 

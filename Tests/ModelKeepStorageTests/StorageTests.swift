@@ -231,6 +231,92 @@ struct StorageTests {
         #expect(try db.read { try $0.scalar("SELECT count(*) FROM t") } == .integer(1))
     }
 
+    /// Writes `count` transactions of one 20 KB row each (five or six WAL pages), and returns the
+    /// largest WAL size the checkpointer heard of after any of them.
+    private func writeBlobs(_ db: Database, count: Int) throws -> Int32 {
+        var largest: Int32 = 0
+        for _ in 0..<count {
+            try db.write { try $0.run("INSERT INTO t VALUES (randomblob(20000))") }
+            largest = max(largest, db.checkpointer?.counts.lastWALPages ?? 0)
+        }
+        return largest
+    }
+
+    /// Waits (at most 10 s) until `condition` holds.
+    private func eventually(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<1000 {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        return condition()
+    }
+
+    @Test("commits never checkpoint below the ceiling: a thread of its own does, and the WAL starts over")
+    func backgroundCheckpoint() throws {
+        let dir = TemporaryDirectory()
+        var options = Database.Options()
+        options.checkpointPages = 400
+        let db = try openDatabase(dir, options: options)
+        let checkpointer = try #require(db.checkpointer)
+        #expect(checkpointer.ceilingPages == 1600)
+        try db.write { try $0.execute("CREATE TABLE t (b BLOB)") }
+        // Held off, 1,200 pages of writes: past SQLite's own automatic checkpoint (1,000 pages),
+        // below the ceiling. The WAL only grows: no commit copied it back.
+        checkpointer.hold(true)
+        let grown = try writeBlobs(db, count: 220)
+        #expect(grown > 1100)
+        #expect(checkpointer.counts.lastWALPages == grown)
+        #expect(checkpointer.counts.runs == 0 && checkpointer.counts.writerRuns == 0)
+        // Let go: the next commit wakes the thread, whose checkpoint copies every frame; the
+        // write after it starts the WAL over from its first page.
+        checkpointer.hold(false)
+        _ = try writeBlobs(db, count: 1)
+        #expect(eventually { checkpointer.counts.runs >= 1 })
+        let restarted = try writeBlobs(db, count: 1)
+        #expect(restarted < 20)
+        #expect(checkpointer.counts.writerRuns == 0)
+        #expect(checkpointer.counts.lastError == nil)
+        #expect(try db.read { try $0.scalar("SELECT count(*) FROM t") } == .integer(222))
+        // The shutdown checkpoint truncates the WAL whatever the thread is doing.
+        try db.checkpoint()
+        let wal = try FileManager.default.attributesOfItem(atPath: dir.file("test.db") + "-wal")[.size] as? Int
+        #expect(wal == 0)
+    }
+
+    @Test("a WAL that reaches four times the checkpoint size is checkpointed by the writer itself")
+    func checkpointCeiling() throws {
+        let dir = TemporaryDirectory()
+        var options = Database.Options()
+        options.checkpointPages = 16
+        let db = try openDatabase(dir, options: options)
+        let checkpointer = try #require(db.checkpointer)
+        try db.write { try $0.execute("CREATE TABLE t (b BLOB)") }
+        // The thread held off (as if it never caught up): 180 pages of writes.
+        checkpointer.hold(true)
+        let largest = try writeBlobs(db, count: 30)
+        #expect(checkpointer.counts.writerRuns >= 1)
+        #expect(checkpointer.counts.runs == 0)
+        // The commit past 64 pages checkpoints; the next one starts the WAL over.
+        #expect(largest < 64 + 2 * 7)
+        checkpointer.hold(false)
+        #expect(try db.read { try $0.scalar("SELECT count(*) FROM t") } == .integer(30))
+    }
+
+    @Test("with checkpoint pages 0 SQLite checkpoints in the commit, as it does by default")
+    func sqliteOwnCheckpoint() throws {
+        let dir = TemporaryDirectory()
+        var options = Database.Options()
+        options.checkpointPages = 0
+        let db = try openDatabase(dir, options: options)
+        #expect(db.checkpointer == nil)
+        try db.write { try $0.execute("CREATE TABLE t (b BLOB)") }
+        _ = try writeBlobs(db, count: 220)
+        // SQLite's checkpoint at 1,000 pages ran in a commit: a PASSIVE one now finds the log
+        // started over, far shorter than the 1,200 pages written.
+        let log = try db.withWriter { try $0.queryFirst("PRAGMA wal_checkpoint(PASSIVE)") { $0.int(1) } }
+        #expect((log ?? 0) < 1000)
+    }
+
     @Test("a unique violation is recognizable, with SQL but no bound values in the error")
     func uniqueViolation() throws {
         let dir = TemporaryDirectory()
