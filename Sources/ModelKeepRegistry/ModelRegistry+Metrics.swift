@@ -23,17 +23,21 @@ extension ModelRegistry {
                 throw .invalid(field: "points[\(i)].value", message: "must be a finite number")
             }
         }
-        return try writing { db in
+        let behind = try writing { db in
             let resolved = try Self.requireParent(parent, db)
-            try Self.insertPoints(points, parentID: resolved.id, db)
-            return points.count
+            return try Self.insertPoints(points, parentID: resolved.id, db)
         }
+        keepChartBucketsLater(behind)
+        return points.count
     }
 
     /// Appends validated points to a parent's series and keeps, for each key, its latest point,
     /// its lowest step and, for a long series, its chart buckets (migration 0018), inside the
-    /// caller's transaction.
-    static func insertPoints(_ points: [MetricPoint], parentID: String, _ db: any SQLConnection) throws {
+    /// caller's transaction. Returns the series whose buckets this batch left behind (one that
+    /// just became long, or outgrew its shift): the caller hands them to
+    /// `keepChartBucketsLater` once its transaction is committed.
+    @discardableResult
+    static func insertPoints(_ points: [MetricPoint], parentID: String, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
         var series: [String: BatchSeries] = [:]
         let blocks = MetricBlocks.blocks(of: points)
         let ids = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, blocks.map { MetricBlocks.row($0, parentID: parentID) })
@@ -84,13 +88,17 @@ extension ModelRegistry {
             }
         }
         var bucketRows: [[SQLValue]] = []
+        var behind: [ChartSeriesRef] = []
         for (key, batch) in series {
             guard let span = extents[key] else { throw RegistryError.internalFailure("the latest point of \(key) was not written") }
-            try Self.keepBuckets(parentID: parentID, key: key, batch: batch.numbers,
-                                 stored: span.shift, needed: Self.bucketShift(from: span.first, to: span.last), adding: &bucketRows, db)
+            if try Self.keepBuckets(parentID: parentID, key: key, batch: batch.numbers, stored: span.shift,
+                                    needed: Self.bucketShift(from: span.first, to: span.last), deferring: true, adding: &bucketRows, db) {
+                behind.append(ChartSeriesRef(parentID: parentID, key: key))
+            }
         }
         // Every series' new points into its buckets: upserts of many rows a statement on PostgreSQL.
         try db.runRows(Self.bucketUpsertHead, columns: 9, Self.bucketUpsertTail, bucketRows)
+        return behind
     }
 
     /// The upsert of a batch's points into their chart buckets; a tie keeps the point already stored.
@@ -145,17 +153,27 @@ extension ModelRegistry {
         try db.run("DELETE FROM metric_buckets WHERE parent_id = ? AND key = ?", series)
         try db.run("UPDATE metric_latest SET first_step = ?, bucket_shift = NULL WHERE parent_id = ? AND key = ?", [.integer(span.first)] + series)
         var rows: [[SQLValue]] = []
-        try keepBuckets(parentID: parentID, key: key, batch: [], stored: nil, needed: bucketShift(from: span.first, to: span.last), adding: &rows, db)
+        try keepBuckets(parentID: parentID, key: key, batch: [], stored: nil, needed: bucketShift(from: span.first, to: span.last),
+                        deferring: false, adding: &rows, db)
         try db.runRows(bucketUpsertHead, columns: 9, bucketUpsertTail, rows)
     }
 
     /// Brings a series' buckets to the shift it needs and adds a batch's numeric points to them.
     /// A series that just became long is bucketed from its stored points (the batch's among
     /// them); one that outgrew its shift has its buckets merged sixteen (or more) to one first.
+    ///
+    /// `deferring` (a write of points): neither of those is done here, since each costs
+    /// thousands of rows a series (30 ms a key measured; a batch of a hundred keys crossing
+    /// 8,192 steps together held the writer for 2.9 s). A series that just became long keeps no
+    /// buckets yet (a chart reads it whole); one that outgrew its shift gets the batch's points
+    /// at its stored shift. Returns true then: the series is behind, for `catchUpChartBuckets`.
+    @discardableResult
     private static func keepBuckets(parentID: String, key: String, batch: [(step: Int64, value: Double)],
-                                    stored: Int?, needed: Int?, adding rows: inout [[SQLValue]], _ db: any SQLConnection) throws {
-        guard let needed else { return }
+                                    stored: Int?, needed: Int?, deferring: Bool,
+                                    adding rows: inout [[SQLValue]], _ db: any SQLConnection) throws -> Bool {
+        guard let needed else { return false }
         let series: [SQLValue] = [.text(parentID), .text(key)]
+        if deferring, stored == nil { return true }
         guard let stored else {
             // Bucketed from every stored numeric point, the batch's among them, read in step
             // order: a bucket's low and high are its first point of the lowest and of the
@@ -170,9 +188,11 @@ extension ModelRegistry {
                                       .real(b.low.value), .integer(b.low.step), .real(b.high.value), .integer(b.high.step)])
             }
             try db.run("UPDATE metric_latest SET bucket_shift = ? WHERE parent_id = ? AND key = ?", [.integer(Int64(needed))] + series)
-            return
+            return false
         }
-        if needed > stored {
+        let behind = deferring && needed > stored
+        let shift = behind ? stored : needed
+        if needed > stored && !behind {
             let shifts: [SQLValue] = [.integer(Int64(needed)), .integer(Int64(needed - stored)), .integer(Int64(stored))]
             try db.run(db.sql(sqlite: """
                 INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
@@ -200,11 +220,26 @@ extension ModelRegistry {
         }
         // The batch's own buckets, one upsert row each, for the caller to write.
         var buckets: [Int64: Bucket] = [:]
-        for point in batch { buckets[point.step >> Int64(needed), default: Bucket(point)].add(point) }
+        for point in batch { buckets[point.step >> Int64(shift), default: Bucket(point)].add(point) }
         for (bucket, b) in buckets {
-            rows.append(series + [.integer(Int64(needed)), .integer(bucket), .integer(b.points),
+            rows.append(series + [.integer(Int64(shift)), .integer(bucket), .integer(b.points),
                                   .real(b.low.value), .integer(b.low.step), .real(b.high.value), .integer(b.high.step)])
         }
+        return behind
+    }
+
+    /// Brings one series' buckets up to its points (see `keepBuckets`), inside the caller's
+    /// transaction; nothing when they are (another server, or an earlier pass, did it) or the
+    /// series is gone.
+    static func catchUpChartBuckets(_ ref: ChartSeriesRef, _ db: any SQLConnection) throws {
+        let series: [SQLValue] = [.text(ref.parentID), .text(ref.key)]
+        guard let row = try db.queryFirst("SELECT first_step, step, bucket_shift FROM metric_latest WHERE parent_id = ? AND key = ?", series, {
+            (first: $0.isNull(0) ? $0.int64(1) : $0.int64(0), last: $0.int64(1), shift: $0.isNull(2) ? nil : Int($0.int64(2)))
+        }) else { return }
+        guard let needed = bucketShift(from: row.first, to: row.last), needed > (row.shift ?? -1) else { return }
+        var rows: [[SQLValue]] = []
+        try keepBuckets(parentID: ref.parentID, key: ref.key, batch: [], stored: row.shift, needed: needed, deferring: false, adding: &rows, db)
+        try db.runRows(bucketUpsertHead, columns: 9, bucketUpsertTail, rows)
     }
 
     /// Copies every point of one parent's series (with their latest points and chart buckets) to
@@ -257,6 +292,16 @@ extension ModelRegistry {
             ON CONFLICT (parent_id, key, shift, bucket) DO UPDATE SET points = excluded.points, low = excluded.low,
                 low_step = excluded.low_step, high = excluded.high, high_step = excluded.high_step
             """, [.text(targetID), .text(sourceID)])
+        // A source series still behind (its catch-up not yet run) is caught up in the copy: the
+        // version's series gets no writes of its own that would queue it.
+        for row in latest {
+            guard case .text(let key) = row[1], case .integer(let last) = row[2] else { continue }
+            let first: Int64 = if case .integer(let step) = row[8] { step } else { last }
+            let stored: Int? = if case .integer(let shift) = row[9] { Int(shift) } else { nil }
+            if let needed = bucketShift(from: first, to: last), needed > (stored ?? -1) {
+                try catchUpChartBuckets(ChartSeriesRef(parentID: targetID, key: key), db)
+            }
+        }
     }
 
     /// A point's value as the columns number, text, bytes (of metric_latest and of a block of one).

@@ -243,15 +243,16 @@ extension ModelRegistry {
         }
         try Self.validateParams(data.params)
         for tag in data.tags { try Validation.label(key: tag.key, value: tag.value, field: "tags") }
-        try changeRun(id) { db, run, _ in
+        let behind = try changeRun(id) { db, run, _ in
             try Self.putParams(data.params, table: "mlflow_run_params", column: "run_id", ownerID: id, owner: "run ID='\(id)'", db)
             for tag in data.tags {
                 if tag.key == Self.runNameTag { try Self.renameRun(run, to: tag.value, db) } else {
                     try Self.putTag(modelID: run.modelID, key: tag.key, value: tag.value, owner: "run \(run.id)", db)
                 }
             }
-            try Self.insertRunMetrics(data.metrics, run: run, db)
+            return try Self.insertRunMetrics(data.metrics, run: run, db)
         }
+        keepChartBucketsLater(behind)
     }
 
     /// A numeric point's identity within its key, for finding repeats: MLflow stores a (key,
@@ -284,7 +285,8 @@ extension ModelRegistry {
         }
     }
 
-    private static func insertRunMetrics(_ metrics: [RunMetric], run: Run, _ db: any SQLConnection) throws {
+    /// Returns the series whose chart buckets the points left behind (see `insertPoints`).
+    private static func insertRunMetrics(_ metrics: [RunMetric], run: Run, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
         let grouped = MetricBlocks.groups(of: metrics, key: \.point.key)
         let groups = grouped.groups.map { KeyGroup(key: $0.key, members: $0.members, metrics) }
         let groupOf = grouped.index
@@ -378,14 +380,16 @@ extension ModelRegistry {
                       .integer(point.step), .integer(point.wallclock), .real(value), .text(run.id)])
             if added > 0 { loggedPoints[modelID, default: []].append(point) }
         }
-        if !fresh.isEmpty { try insertPoints(fresh, parentID: run.modelID, db) }
+        var behind: [ChartSeriesRef] = []
+        if !fresh.isEmpty { behind += try insertPoints(fresh, parentID: run.modelID, db) }
         // Each logged model's series, and the series of the versions registered from it.
         for (modelID, points) in loggedPoints {
-            try insertPoints(points, parentID: modelID, db)
+            behind += try insertPoints(points, parentID: modelID, db)
             for version in try db.query("SELECT version_id FROM version_metric_sources WHERE source_id = ?", [.text(modelID)], { $0.text(0) }) {
-                try insertPoints(points, parentID: version, db)
+                behind += try insertPoints(points, parentID: version, db)
             }
         }
+        return behind
     }
 
     /// Records a run's inputs (datasets as MLflow's DatasetInput documents, keyed by name and

@@ -57,6 +57,8 @@ public final class ModelRegistry: Sendable {
     public let changes = ChangeSignal()
     /// Resumable uploads being appended to right now (one request per session at a time).
     let activeUploads = Locked<Set<String>>([])
+    /// Series whose chart buckets writes left behind, caught up off the write path.
+    let chartBucketQueue = ChartBucketQueue()
     /// Webhook deliveries go out through this.
     let outbound: OutboundHTTP
     /// On PostgreSQL, once `listenToOtherServers()` ran: wakes `changes` when any server commits

@@ -94,6 +94,8 @@ struct Serve: ParsableCommand {
 
         let deliverer = WebhookDeliverer(registry: registry, compose: WebhookWire.composer(registry), log: { logger.warning("\($0)") })
         deliverer.start()
+        // Series whose chart buckets an earlier run left behind (stopped before it caught up).
+        do { try registry.resumeChartBuckets() } catch { logger.warning("could not look for metric series to bucket: \(error)") }
         let pruning = schedulePruning(registry, settings: settings, logger: logger)
         let collecting = scheduleGarbageCollection(registry, settings: settings, logger: logger)
 

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 import ModelKeepJSON
-import ModelKeepRegistry
+@testable import ModelKeepRegistry
 import ModelKeepStorage
 
 /// The chart copy of long series (migration 0018): buckets of 2^shift steps holding the count and
@@ -71,6 +71,7 @@ struct ChartBucketTests {
             written += batch.map { p in if case .number(let n) = p.value { (p.step, n) } else { (p.step, 0) } }
         }
         func check(shift: Int?, first: Int64, _ comment: Comment) throws {
+            registry.settleChartBuckets()  // writes leave a series' bucketing and merging to a later pass
             let stored = try Self.stored(test.database, version.id, "loss")
             #expect(stored.shift == shift, comment)
             #expect(stored.firstStep == first, comment)
@@ -134,6 +135,90 @@ struct ChartBucketTests {
         try registry.deleteVersion(.id(copy.id), hard: true)
         #expect(try Self.stored(test.database, copy.id, "loss").buckets.isEmpty)
         #expect(try Self.stored(test.database, version.id, "loss").buckets == Self.expected(written, shift: 16))
+    }
+
+    @Test("a write that makes series long, or outgrow their shift, leaves their buckets to a later pass; charts stay whole meanwhile")
+    func deferredBuckets() throws {
+        let directory = TemporaryDirectory("modelkeep-registry")
+        let test = try TestRegistry(directory: directory)
+        let registry = test.registry
+        let model = try registry.createModel(ModelDraft(name: "wide"))
+        let version = try registry.createVersion(modelID: model.id, VersionDraft())
+        let keys = (0..<20).map { "layer\($0)/grad" }
+        var written: [String: [(step: Int64, value: Double)]] = [:]
+        func log(_ steps: Range<Int64>) throws {
+            var batch: [MetricPoint] = []
+            for key in keys {
+                for step in steps {
+                    let value = Self.value(written[key, default: []].count + Int(step & 0xFFFF))
+                    batch.append(MetricPoint(key: key, step: step, wallclock: 1, value: .number(value)))
+                    written[key, default: []].append((step, value))
+                }
+            }
+            for chunk in stride(from: 0, to: batch.count, by: 10_000) {
+                try registry.logMetrics(.version(version.id), Array(batch[chunk..<min(batch.count, chunk + 10_000)]))
+            }
+        }
+        registry.chartBucketQueue.hold(true)
+        try log(0..<8_192)
+        #expect(registry.chartBucketsBehind == 0)
+        // One step more: all twenty keys span 8,192 steps in the same write. None is bucketed
+        // by it; a chart reads each whole, every point.
+        try log(8_192..<8_193)
+        #expect(registry.chartBucketsBehind == keys.count)
+        for key in keys {
+            let stored = try Self.stored(test.database, version.id, key)
+            #expect(stored.shift == nil && stored.buckets.isEmpty, "\(key)")
+            let chart = try registry.metricChart(.version(version.id), key: key, limit: 100_000)
+            #expect(chart.bucketSteps == nil && !chart.cut && chart.points.count == 8_193, "\(key)")
+        }
+        registry.settleChartBuckets()
+        #expect(registry.chartBucketsBehind == 0)
+        for key in keys {
+            let stored = try Self.stored(test.database, version.id, key)
+            #expect(stored.shift == 4 && stored.buckets == Self.expected(written[key]!, shift: 4), "\(key)")
+        }
+        // Past 8,192 x 16 steps the series need 256-step buckets: the write adds its points at
+        // the shift they have, and the merge waits.
+        try log(140_000..<140_002)
+        #expect(registry.chartBucketsBehind == keys.count)
+        for key in keys {
+            let stored = try Self.stored(test.database, version.id, key)
+            #expect(stored.shift == 4 && stored.buckets == Self.expected(written[key]!, shift: 4), "\(key)")
+            let chart = try registry.metricChart(.version(version.id), key: key, limit: 100_000)
+            #expect(chart.bucketSteps == 16 && chart.represented == Int64(written[key]!.count), "\(key)")
+        }
+        registry.settleChartBuckets()
+        for key in keys {
+            let stored = try Self.stored(test.database, version.id, key)
+            #expect(stored.shift == 8 && stored.shifts == [8] && stored.buckets == Self.expected(written[key]!, shift: 8), "\(key)")
+        }
+        // Left behind when the process stops: the next one finds them at start (and fsck, which
+        // catches them up first, reports nothing).
+        try log(3_000_000..<3_000_001)
+        #expect(registry.chartBucketsBehind == keys.count)
+        let restarted = ModelRegistry(database: test.database, store: test.chunks)
+        #expect(restarted.chartBucketsBehind == 0)
+        restarted.chartBucketQueue.hold(true)
+        try restarted.resumeChartBuckets()
+        #expect(restarted.chartBucketsBehind == keys.count)
+        #expect(try restarted.fsck(full: false, repair: false).problems.isEmpty)
+        #expect(restarted.chartBucketsBehind == 0)
+        for key in keys {
+            let stored = try Self.stored(test.database, version.id, key)
+            #expect(stored.shift == 12 && stored.buckets == Self.expected(written[key]!, shift: 12), "\(key)")
+        }
+        // Unheld, a write's pass runs by itself.
+        registry.chartBucketQueue.hold(false)
+        let other = try registry.createVersion(modelID: model.id, VersionDraft())
+        try registry.logMetrics(.version(other.id), [MetricPoint(key: "loss", step: 0, wallclock: 1, value: .number(1)),
+                                                     MetricPoint(key: "loss", step: 10_000, wallclock: 1, value: .number(2))])
+        var bucketed = false
+        for _ in 0..<1000 where !bucketed {
+            bucketed = try Self.stored(test.database, other.id, "loss").shift == 4
+            if !bucketed { usleep(10_000) }
+        }
+        #expect(bucketed)
     }
 
     @Test("migration 0018 buckets the long series a store already holds, as fsck and the write path would")

@@ -1,0 +1,91 @@
+import Dispatch
+import Foundation
+import ModelKeepStorage
+import ModelKeepSync
+
+/// A series (its parent and key) whose chart buckets are behind its points.
+struct ChartSeriesRef: Hashable, Sendable {
+    let parentID: String
+    let key: String
+}
+
+/// The series whose chart buckets a write left behind, caught up one transaction each, off the
+/// write path (see `ModelRegistry.keepBuckets`): a long series' buckets cost thousands of rows to
+/// make or merge, which a write of a thousand keys crossing together would pay a thousand times.
+///
+/// `@unchecked Sendable`: its state is behind `state`, and `working` is a lock.
+final class ChartBucketQueue: @unchecked Sendable {
+    private let state = Locked((order: [ChartSeriesRef](), queued: Set<ChartSeriesRef>(), scheduled: false, held: false))
+    /// Held by whoever works through the queue, so `settle` returns only once nothing is
+    /// half done.
+    let working = NSLock()
+
+    /// Queues series; true when the caller should schedule a pass (none is scheduled yet).
+    func add(_ series: [ChartSeriesRef]) -> Bool {
+        state.withLock { state in
+            for ref in series where state.queued.insert(ref).inserted { state.order.append(ref) }
+            guard !state.scheduled, !state.held, !state.order.isEmpty else { return false }
+            state.scheduled = true
+            return true
+        }
+    }
+
+    /// The next series, or nil (and no pass scheduled any more) when the queue is empty.
+    func next() -> ChartSeriesRef? {
+        state.withLock { state in
+            guard !state.order.isEmpty else {
+                state.scheduled = false
+                return nil
+            }
+            let ref = state.order.removeFirst()
+            state.queued.remove(ref)
+            return ref
+        }
+    }
+
+    /// How many series wait.
+    var count: Int { state.withLock { $0.order.count } }
+
+    /// Tests: while held, no pass is scheduled (`settle` still works the queue).
+    func hold(_ held: Bool) {
+        state.withLock { $0.held = held }
+    }
+}
+
+extension ModelRegistry {
+    /// Queues series a committed write left behind and schedules a pass over them (on a
+    /// utility-priority queue: the writes that made them come first).
+    func keepChartBucketsLater(_ series: [ChartSeriesRef]) {
+        guard !series.isEmpty, chartBucketQueue.add(series) else { return }
+        DispatchQueue.global(qos: .utility).async { [weak self] in self?.settleChartBuckets() }
+    }
+
+    /// Catches up every queued series, each in a write transaction of its own, and returns once
+    /// none is left or half done (a pass, fsck, tests). A series that fails (a storage error) is
+    /// left behind: its next write queues it again, as does a restart (`resumeChartBuckets`),
+    /// and a chart reads it correctly meanwhile, only less cheaply.
+    public func settleChartBuckets() {
+        chartBucketQueue.working.lock()
+        defer { chartBucketQueue.working.unlock() }
+        while let ref = chartBucketQueue.next() {
+            _ = try? writing { db in try Self.catchUpChartBuckets(ref, db) }
+        }
+    }
+
+    /// Series waiting for their buckets.
+    public var chartBucketsBehind: Int { chartBucketQueue.count }
+
+    /// Finds the series whose buckets are behind (a server stopped before it caught them up)
+    /// and schedules their catch-up; a server calls it once at start. Reads one row per
+    /// series, so it costs what a scan of `metric_latest` costs.
+    public func resumeChartBuckets() throws(RegistryError) {
+        let behind = try reading { db in
+            try db.query("SELECT parent_id, key, first_step, step, bucket_shift FROM metric_latest WHERE first_step IS NOT NULL") { row -> ChartSeriesRef? in
+                let needed = Self.bucketShift(from: row.int64(2), to: row.int64(3))
+                guard let needed, needed > (row.isNull(4) ? -1 : Int(row.int64(4))) else { return nil }
+                return ChartSeriesRef(parentID: row.text(0), key: row.text(1))
+            }.compactMap { $0 }
+        }
+        keepChartBucketsLater(behind)
+    }
+}
