@@ -17,8 +17,8 @@ import ModelKeepSync
 /// checkpoints itself at `ceilingPages` (what is left to copy then is mostly copied already), so
 /// the WAL stays bounded.
 ///
-/// `@unchecked Sendable`: `connection` is used by the checkpoint thread only, except in
-/// `exclusively`, which runs while that thread is held off by `running`.
+/// `@unchecked Sendable`: `connection` is used by the checkpoint thread only, the counters are
+/// behind `state`, and `running` is a lock.
 final class SQLiteCheckpointer: @unchecked Sendable {
     /// A background checkpoint starts once the WAL holds this many pages.
     let pages: Int32
@@ -43,8 +43,8 @@ final class SQLiteCheckpointer: @unchecked Sendable {
         var lastError: String?
     }
 
-    /// What tests and metrics read: checkpoints run by this thread and by the writer at the
-    /// ceiling, the WAL's size in pages after the last commit, and the last failure.
+    /// What tests read: checkpoints run by this thread and by the writer at the ceiling, the
+    /// WAL's size in pages after the last commit, and the last failure.
     struct Counts: Sendable {
         let runs: Int
         let writerRuns: Int
