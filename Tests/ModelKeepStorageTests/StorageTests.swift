@@ -242,6 +242,15 @@ struct StorageTests {
         return largest
     }
 
+    /// A database whose checkpoints start at `pages` (0: SQLite's own), with a table `t` of blobs.
+    private func blobDatabase(_ dir: TemporaryDirectory, checkpointPages pages: Int) throws -> Database {
+        var options = Database.Options()
+        options.checkpointPages = pages
+        let db = try openDatabase(dir, options: options)
+        try db.write { try $0.execute("CREATE TABLE t (b BLOB)") }
+        return db
+    }
+
     /// Waits (at most 10 s) until `condition` holds.
     private func eventually(_ condition: () -> Bool) -> Bool {
         for _ in 0..<1000 {
@@ -254,12 +263,9 @@ struct StorageTests {
     @Test("commits never checkpoint below the ceiling: a thread of its own does, and the WAL starts over")
     func backgroundCheckpoint() throws {
         let dir = TemporaryDirectory()
-        var options = Database.Options()
-        options.checkpointPages = 400
-        let db = try openDatabase(dir, options: options)
+        let db = try blobDatabase(dir, checkpointPages: 400)
         let checkpointer = try #require(db.checkpointer)
         #expect(checkpointer.ceilingPages == 1600)
-        try db.write { try $0.execute("CREATE TABLE t (b BLOB)") }
         // Held off, 1,200 pages of writes: past SQLite's own automatic checkpoint (1,000 pages),
         // below the ceiling. The WAL only grows: no commit copied it back.
         checkpointer.hold(true)
@@ -286,11 +292,8 @@ struct StorageTests {
     @Test("a WAL that reaches four times the checkpoint size is checkpointed by the writer itself")
     func checkpointCeiling() throws {
         let dir = TemporaryDirectory()
-        var options = Database.Options()
-        options.checkpointPages = 16
-        let db = try openDatabase(dir, options: options)
+        let db = try blobDatabase(dir, checkpointPages: 16)
         let checkpointer = try #require(db.checkpointer)
-        try db.write { try $0.execute("CREATE TABLE t (b BLOB)") }
         // The thread held off (as if it never caught up): 180 pages of writes.
         checkpointer.hold(true)
         let largest = try writeBlobs(db, count: 30)
@@ -305,11 +308,8 @@ struct StorageTests {
     @Test("with checkpoint pages 0 SQLite checkpoints in the commit, as it does by default")
     func sqliteOwnCheckpoint() throws {
         let dir = TemporaryDirectory()
-        var options = Database.Options()
-        options.checkpointPages = 0
-        let db = try openDatabase(dir, options: options)
+        let db = try blobDatabase(dir, checkpointPages: 0)
         #expect(db.checkpointer == nil)
-        try db.write { try $0.execute("CREATE TABLE t (b BLOB)") }
         _ = try writeBlobs(db, count: 220)
         // SQLite's checkpoint at 1,000 pages ran in a commit: a PASSIVE one now finds the log
         // started over, far shorter than the 1,200 pages written.
