@@ -12,6 +12,7 @@ public final class ServerMetrics: HTTPObserver, Sendable {
     let openConnections: Gauge
     let bytesIn: Counter, bytesOut: Counter
     let uploadSessions: Gauge, chunks: Gauge, chunkBytes: Gauge, databaseBytes: Gauge, busyFailures: Gauge
+    let bucketsBehind: Gauge
     let residentBytes: Gauge, openDescriptors: Gauge
     /// Counting the store's chunks reads every manifest row; a scrape reuses a count for this long.
     let storeCountSeconds: Double
@@ -48,6 +49,8 @@ public final class ServerMetrics: HTTPObserver, Sendable {
         chunkBytes = gauge("modelkeep_store_chunk_bytes", "Bytes of the distinct chunks the stored artifacts use.")
         databaseBytes = gauge("modelkeep_database_bytes", "Size of the database: the SQLite file and its write-ahead log, or the PostgreSQL database.")
         busyFailures = gauge("modelkeep_database_busy_total", "Writes that found the database locked past db_busy_timeout_ms (answered 503).")
+        bucketsBehind = gauge("modelkeep_metric_series_buckets_behind",
+                              "Metric series whose chart buckets wait for the background pass (queued by writes, caught up one at a time).")
         residentBytes = gauge("process_resident_memory_bytes", "Resident memory of the process.")
         openDescriptors = gauge("process_open_fds", "Open file descriptors of the process.")
     }
@@ -89,6 +92,7 @@ public final class ServerMetrics: HTTPObserver, Sendable {
             databaseBytes.set(Double(size))
         }
         busyFailures.set(Double(ModelRegistry.busyFailures.withLock { $0 }))
+        bucketsBehind.set(Double(registry.chartBucketsBehind))
         if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
            let pages = statm.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) {
             residentBytes.set(pages * Double(sysconf(Int32(_SC_PAGESIZE))))

@@ -5,7 +5,7 @@ import TestSupport
 import ModelKeepAPI
 import ModelKeepHTTP
 import ModelKeepJSON
-import ModelKeepRegistry
+@testable import ModelKeepRegistry
 
 @Suite("GET /metrics")
 struct MetricsEndpointTests {
@@ -55,6 +55,24 @@ struct MetricsEndpointTests {
         #expect((values["process_resident_memory_bytes"] ?? 0) > 1_000_000)
         #expect((values["process_open_fds"] ?? 0) > 3)
         #expect(values["modelkeep_database_busy_total"] != nil)
+        #expect(values["modelkeep_metric_series_buckets_behind"] == 0)
+    }
+
+    @Test("the gauge of metric series waiting for their chart buckets counts them until the pass runs")
+    func bucketsBehind() throws {
+        let registry = try TestRegistry()
+        let metrics = ServerMetrics(storeCountSeconds: 0)
+        let router = NativeAPI.router(registry: registry.registry, logger: Logger(label: "test"), metrics: metrics)
+        let server = try TestServer(responder: router) { $0.observer = metrics }
+        let api = try APIClient(.socket, server: server)
+        let model = try api.createModel("wide")
+        registry.registry.chartBucketQueue.hold(true)
+        // Two series that span 8,192 steps with this write: both wait.
+        let points: [JSONValue] = ["a", "b"].flatMap { key in [0, 9_000].map { ["key": .string(key), "value": 1.5, "step": .int($0)] } }
+        #expect(try api.post("/api/v1/models/\(model)/metrics", ["points": .array(points)]).status == 201)
+        #expect(try Self.scrape(api)["modelkeep_metric_series_buckets_behind"] == 2)
+        registry.registry.settleChartBuckets()
+        #expect(try Self.scrape(api)["modelkeep_metric_series_buckets_behind"] == 0)
     }
 
     @Test("/metrics is open with auth required unless metrics_public is off")
