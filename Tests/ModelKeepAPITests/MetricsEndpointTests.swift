@@ -9,6 +9,16 @@ import ModelKeepJSON
 
 @Suite("GET /metrics")
 struct MetricsEndpointTests {
+    /// A registry behind the native API with metrics observed, and a client of it (the server
+    /// lives as long as the client).
+    static func served() throws -> (TestRegistry, APIClient) {
+        let registry = try TestRegistry()
+        let metrics = ServerMetrics(storeCountSeconds: 0)
+        let router = NativeAPI.router(registry: registry.registry, logger: Logger(label: "test"), metrics: metrics)
+        let server = try TestServer(responder: router) { $0.observer = metrics }
+        return (registry, try APIClient(.socket, server: server))
+    }
+
     /// The metric lines (no comments) of a scrape, as name{labels} -> value.
     static func scrape(_ api: APIClient) throws -> [String: Double] {
         let response = try api.get("/metrics")
@@ -24,11 +34,8 @@ struct MetricsEndpointTests {
 
     @Test("after a known sequence of requests the counters, histograms and gauges say what happened")
     func knownSequence() throws {
-        let registry = try TestRegistry()
-        let metrics = ServerMetrics(storeCountSeconds: 0)
-        let router = NativeAPI.router(registry: registry.registry, logger: Logger(label: "test"), metrics: metrics)
-        let server = try TestServer(responder: router) { $0.observer = metrics }
-        let api = try APIClient(.socket, server: server)
+        let (registry, api) = try Self.served()
+        defer { withExtendedLifetime(registry) {} }  // its data directory, until the scrapes are done
         let id = try api.createModel("m")
         #expect(try api.get("/api/v1/models/\(id)").status == 200)
         #expect(try api.get("/api/v1/models/\(id)").status == 200)
@@ -60,11 +67,7 @@ struct MetricsEndpointTests {
 
     @Test("the gauge of metric series waiting for their chart buckets counts them until the pass runs")
     func bucketsBehind() throws {
-        let registry = try TestRegistry()
-        let metrics = ServerMetrics(storeCountSeconds: 0)
-        let router = NativeAPI.router(registry: registry.registry, logger: Logger(label: "test"), metrics: metrics)
-        let server = try TestServer(responder: router) { $0.observer = metrics }
-        let api = try APIClient(.socket, server: server)
+        let (registry, api) = try Self.served()
         let model = try api.createModel("wide")
         registry.registry.chartBucketQueue.hold(true)
         // Two series that span 8,192 steps with this write: both wait.
