@@ -49,6 +49,7 @@ final class SQLiteCheckpointer: @unchecked Sendable {
         let runs: Int
         let writerRuns: Int
         let lastWALPages: Int32
+        let copied: Int32
         let lastError: String?
     }
 
@@ -161,7 +162,7 @@ final class SQLiteCheckpointer: @unchecked Sendable {
     }
 
     var counts: Counts {
-        state.withLock { Counts(runs: $0.runs, writerRuns: $0.writerRuns, lastWALPages: $0.lastWALPages, lastError: $0.lastError) }
+        state.withLock { Counts(runs: $0.runs, writerRuns: $0.writerRuns, lastWALPages: $0.lastWALPages, copied: $0.copied, lastError: $0.lastError) }
     }
 
     /// Ends the thread (waiting for a checkpoint in progress) and closes its connection.
