@@ -68,7 +68,9 @@ extension ModelRegistry {
         chartBucketQueue.working.lock()
         defer { chartBucketQueue.working.unlock() }
         while let ref = chartBucketQueue.next() {
-            _ = try? writing { db in try Self.catchUpChartBuckets(ref, db) }
+            // `database.write`, not `writing`: derived rows only, nothing a change-feed reader
+            // should be woken for.
+            _ = try? database.write { db in try Self.catchUpChartBuckets(ref, db) }
         }
     }
 
@@ -81,9 +83,8 @@ extension ModelRegistry {
     public func resumeChartBuckets() throws(RegistryError) {
         let behind = try reading { db in
             try db.query("SELECT parent_id, key, first_step, step, bucket_shift FROM metric_latest WHERE first_step IS NOT NULL") { row -> ChartSeriesRef? in
-                let needed = Self.bucketShift(from: row.int64(2), to: row.int64(3))
-                guard let needed, needed > (row.isNull(4) ? -1 : Int(row.int64(4))) else { return nil }
-                return ChartSeriesRef(parentID: row.text(0), key: row.text(1))
+                Self.shiftToCatchUp(from: row.int64(2), to: row.int64(3), stored: row.isNull(4) ? nil : Int(row.int64(4))) == nil
+                    ? nil : ChartSeriesRef(parentID: row.text(0), key: row.text(1))
             }.compactMap { $0 }
         }
         keepChartBucketsLater(behind)

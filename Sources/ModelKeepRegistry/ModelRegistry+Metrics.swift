@@ -144,6 +144,13 @@ extension ModelRegistry {
         return shift
     }
 
+    /// The shift a series from step `first` to `last` whose buckets are at `stored` (nil: none)
+    /// must be brought to, or nil when its buckets are up to date (or it needs none).
+    static func shiftToCatchUp(from first: Int64, to last: Int64, stored: Int?) -> Int? {
+        guard let needed = bucketShift(from: first, to: last), needed > (stored ?? -1) else { return nil }
+        return needed
+    }
+
     /// Recomputes a series' lowest step and its buckets from its points (fsck's repair).
     static func rebuildBuckets(parentID: String, key: String, _ db: any SQLConnection) throws {
         let series: [SQLValue] = [.text(parentID), .text(key)]
@@ -236,7 +243,7 @@ extension ModelRegistry {
         guard let row = try db.queryFirst("SELECT first_step, step, bucket_shift FROM metric_latest WHERE parent_id = ? AND key = ?", series, {
             (first: $0.isNull(0) ? $0.int64(1) : $0.int64(0), last: $0.int64(1), shift: $0.isNull(2) ? nil : Int($0.int64(2)))
         }) else { return }
-        guard let needed = bucketShift(from: row.first, to: row.last), needed > (row.shift ?? -1) else { return }
+        guard let needed = shiftToCatchUp(from: row.first, to: row.last, stored: row.shift) else { return }
         var rows: [[SQLValue]] = []
         try keepBuckets(parentID: ref.parentID, key: ref.key, batch: [], stored: row.shift, needed: needed, deferring: false, adding: &rows, db)
         try db.runRows(bucketUpsertHead, columns: 9, bucketUpsertTail, rows)
@@ -298,7 +305,7 @@ extension ModelRegistry {
             guard case .text(let key) = row[1], case .integer(let last) = row[2] else { continue }
             let first: Int64 = if case .integer(let step) = row[8] { step } else { last }
             let stored: Int? = if case .integer(let shift) = row[9] { Int(shift) } else { nil }
-            if let needed = bucketShift(from: first, to: last), needed > (stored ?? -1) {
+            if shiftToCatchUp(from: first, to: last, stored: stored) != nil {
                 try catchUpChartBuckets(ChartSeriesRef(parentID: targetID, key: key), db)
             }
         }

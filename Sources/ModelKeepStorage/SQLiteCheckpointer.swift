@@ -29,28 +29,20 @@ final class SQLiteCheckpointer: @unchecked Sendable {
     private let wake = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
     private let running = NSLock()
-    private let state = Locked(State())
+    private let state = Locked(Counts())
 
-    private struct State {
-        var pending = false
-        var stopping = false
-        var held = false
+    /// The thread's state and what tests read of it: checkpoints run by this thread and by the
+    /// writer at the ceiling, the WAL's size in pages after the last commit, how many of its
+    /// frames the last checkpoint reported copied, and the last failure.
+    struct Counts: Sendable {
         var runs = 0
         var writerRuns = 0
         var lastWALPages: Int32 = 0
-        /// Frames of the current WAL already copied, as the last checkpoint reported.
         var copied: Int32 = 0
         var lastError: String?
-    }
-
-    /// What tests read: checkpoints run by this thread and by the writer at the ceiling, the
-    /// WAL's size in pages after the last commit, and the last failure.
-    struct Counts: Sendable {
-        let runs: Int
-        let writerRuns: Int
-        let lastWALPages: Int32
-        let copied: Int32
-        let lastError: String?
+        var pending = false
+        var stopping = false
+        var held = false
     }
 
     init(path: String, pages: Int, synchronousFull: Bool, busyTimeoutMilliseconds: Int32) throws {
@@ -145,8 +137,8 @@ final class SQLiteCheckpointer: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` with no background checkpoint in progress or starting (a TRUNCATE checkpoint
-    /// at shutdown, a backup).
+    /// Runs `body` with no background checkpoint in progress or starting (the TRUNCATE
+    /// checkpoint at shutdown).
     func exclusively<T>(_ body: () throws -> T) rethrows -> T {
         running.lock()
         defer { running.unlock() }
@@ -162,10 +154,11 @@ final class SQLiteCheckpointer: @unchecked Sendable {
     }
 
     var counts: Counts {
-        state.withLock { Counts(runs: $0.runs, writerRuns: $0.writerRuns, lastWALPages: $0.lastWALPages, copied: $0.copied, lastError: $0.lastError) }
+        state.withLock { $0 }
     }
 
-    /// Ends the thread (waiting for a checkpoint in progress) and closes its connection.
+    /// Ends the thread, waiting for a checkpoint in progress (its connection closes with this
+    /// object).
     func stop() {
         let first: Bool = state.withLock { state in
             defer { state.stopping = true }

@@ -251,15 +251,6 @@ struct StorageTests {
         return db
     }
 
-    /// Waits (at most 10 s) until `condition` holds.
-    private func eventually(_ condition: () -> Bool) -> Bool {
-        for _ in 0..<1000 {
-            if condition() { return true }
-            usleep(10_000)
-        }
-        return condition()
-    }
-
     @Test("commits never checkpoint below the ceiling: a thread of its own does, and the WAL starts over")
     func backgroundCheckpoint() throws {
         let dir = TemporaryDirectory()
