@@ -50,7 +50,7 @@ public final class ServerMetrics: HTTPObserver, Sendable {
         databaseBytes = gauge("modelkeep_database_bytes", "Size of the database: the SQLite file and its write-ahead log, or the PostgreSQL database.")
         busyFailures = gauge("modelkeep_database_busy_total", "Writes that found the database locked past db_busy_timeout_ms (answered 503).")
         bucketsBehind = gauge("modelkeep_metric_series_buckets_behind",
-                              "Metric series whose chart buckets wait for the background pass (queued by writes, caught up one at a time).")
+                              "Metric series whose chart buckets wait for the background pass, and parents whose wide metric blocks wait to be folded (queued by writes, done one at a time).")
         residentBytes = gauge("process_resident_memory_bytes", "Resident memory of the process.")
         openDescriptors = gauge("process_open_fds", "Open file descriptors of the process.")
     }

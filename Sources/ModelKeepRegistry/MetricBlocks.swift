@@ -4,14 +4,120 @@ import ModelKeepStorage
 /// `metric_blocks`, a block, their (step, wallclock, value) packed as 24 little-endian bytes each
 /// and sorted by step, then wallclock, then arrival. A block of one point (and every text or
 /// bytes point) keeps it in the row's own columns instead. Reading a series merges its blocks.
+///
+/// A batch of many keys with few points each is a wide block instead (migration 0024): key '',
+/// every key's points behind a directory (`WideLayout`), one row and one index entry for the
+/// batch. Reading a series merges its parent's wide blocks too, until they are folded into
+/// blocks of one key (`ModelRegistry.foldWideBlocks`), whose points keep their ids (`ids`).
 enum MetricBlocks {
     /// The most points one block packs; a key's longer batch is cut into several blocks.
     static let maxPoints = 4096
     static let pointBytes = 24
 
+    /// The key of a wide block: no metric key is empty.
+    static let wideKey = ""
+    /// A batch with numeric points of at least this many keys writes a wide block...
+    static let wideBatchKeys = 32
+    /// ...of its keys with at most this many points (a key with more is a block of its own, as
+    /// before: one index entry for that many points already).
+    static let wideKeyPoints = 8
+    /// A parent's wide blocks are folded by a pass off the write path once there are this many,
+    /// and by the write itself at `foldCeiling`, so a read never merges more than that.
+    static let foldAt = 16
+    static let foldCeiling = 64
+
     /// A point's id: its block's id times 65,536 plus its place in the block. Ids order the
-    /// points of equal step and wallclock by arrival, as a row id per point did.
+    /// points of equal step and wallclock by arrival, as a row id per point did. A block with
+    /// `ids` (a folded or copied one) carries its points' ids instead.
     static func pointID(block: Int64, index: Int) -> Int64 { block << 16 | Int64(index) }
+
+    /// The id of a block's point at `index`: from the block's `ids` when it has them.
+    static func pointID(block: Int64, index: Int, ids: UnsafeRawBufferPointer?) -> Int64 {
+        guard let ids, ids.count >= (index + 1) * 8 else { return pointID(block: block, index: index) }
+        return Int64(littleEndian: ids.loadUnaligned(fromByteOffset: index * 8, as: Int64.self))
+    }
+
+    /// Packs ids as a block's `ids` column.
+    static func packIDs<S: Sequence>(_ ids: S) -> [UInt8] where S.Element == Int64 {
+        var out: [UInt8] = []
+        for id in ids { withUnsafeBytes(of: id.littleEndian) { out.append(contentsOf: $0) } }
+        return out
+    }
+
+    /// A wide block's `data`: a little-endian UInt32 giving the directory's length in bytes; the
+    /// directory, each key as a UInt16 byte count, its UTF-8 bytes and a UInt32 count of its
+    /// points; then every point as a packed block's 24 bytes, the keys' points in the
+    /// directory's order, each key's sorted as a block's are. A point's place (its id) counts
+    /// from the first point of the block.
+    enum WideLayout {
+        static func encode(_ parts: [(key: String, points: [MetricPoint])]) -> [UInt8] {
+            var directory: [UInt8] = []
+            for part in parts {
+                withUnsafeBytes(of: UInt16(part.key.utf8.count).littleEndian) { directory.append(contentsOf: $0) }
+                directory.append(contentsOf: part.key.utf8)
+                withUnsafeBytes(of: UInt32(part.points.count).littleEndian) { directory.append(contentsOf: $0) }
+            }
+            var data: [UInt8] = []
+            data.reserveCapacity(4 + directory.count + parts.reduce(0) { $0 + $1.points.count } * pointBytes)
+            withUnsafeBytes(of: UInt32(directory.count).littleEndian) { data.append(contentsOf: $0) }
+            data += directory
+            for part in parts {
+                for point in part.points {
+                    guard case .number(let n) = point.value else { continue }   // blocks(of:) puts numbers only here
+                    appendPacked(point.step, point.wallclock, n, to: &data)
+                }
+            }
+            return data
+        }
+
+        /// Calls `visit` with the points of each key that `wants` accepts (every key when nil),
+        /// in the block's order, with their ids.
+        static func decode(_ data: [UInt8], block: Int64, ids: [UInt8]?, wants: ((String) -> Bool)?,
+                           _ visit: (_ key: String, _ step: Int64, _ wallclock: Int64, _ value: Double, _ id: Int64) -> Void) {
+            data.withUnsafeBytes { raw in
+                guard raw.count >= 4 else { return }
+                let directoryEnd = 4 + Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
+                guard directoryEnd <= raw.count else { return }
+                var at = 4
+                var index = 0
+                while at + 2 <= directoryEnd {
+                    let length = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+                    guard at + 2 + length + 4 <= directoryEnd else { return }
+                    let key = String(decoding: UnsafeRawBufferPointer(rebasing: raw[(at + 2)..<(at + 2 + length)]), as: UTF8.self)
+                    let count = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 2 + length, as: UInt32.self)))
+                    at += 2 + length + 4
+                    defer { index += count }
+                    guard wants?(key) ?? true else { continue }
+                    let points = directoryEnd + index * pointBytes
+                    guard points + count * pointBytes <= raw.count else { return }
+                    withBytes(ids) { ids in
+                        for j in 0..<count {
+                            let (step, wallclock, value) = unpack(raw, at: points + j * pointBytes)
+                            visit(key, step, wallclock, value, pointID(block: block, index: index + j, ids: ids))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `body` with the bytes of `bytes`, or nil.
+    static func withBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        guard let bytes else { return body(nil) }
+        return bytes.withUnsafeBytes { body($0) }
+    }
+
+    static func appendPacked(_ step: Int64, _ wallclock: Int64, _ value: Double, to data: inout [UInt8]) {
+        withUnsafeBytes(of: step.littleEndian) { data.append(contentsOf: $0) }
+        withUnsafeBytes(of: wallclock.littleEndian) { data.append(contentsOf: $0) }
+        withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+    }
+
+    static func unpack(_ raw: UnsafeRawBufferPointer, at base: Int) -> (step: Int64, wallclock: Int64, value: Double) {
+        (Int64(littleEndian: raw.loadUnaligned(fromByteOffset: base, as: Int64.self)),
+         Int64(littleEndian: raw.loadUnaligned(fromByteOffset: base + 8, as: Int64.self)),
+         Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: base + 16, as: UInt64.self))))
+    }
 
     /// How many steps a block from `first` to `last` spans (saturating: steps are any Int64).
     static func span(from first: Int64, to last: Int64) -> Int64 {
@@ -29,10 +135,10 @@ enum MetricBlocks {
 
     /// The columns a block is written with, in `row(...)`'s order.
     static let columns = ["parent_id", "key", "first_step", "last_step", "points", "low", "high", "data",
-                          "wallclock", "number", "text", "bytes"]
+                          "wallclock", "number", "text", "bytes", "ids"]
 
     /// What a read selects of a block, in `decode`'s order.
-    static let selected = "id, first_step, data, wallclock, number, text, bytes"
+    static let selected = "id, first_step, data, wallclock, number, text, bytes, ids"
 
     /// Items grouped by key in order of first appearance (each group's members in order, by
     /// place), hashing a key only where it changes: a training loop sends a key's points
@@ -55,18 +161,34 @@ enum MetricBlocks {
         return (groups, index)
     }
 
-    /// One block to write: a key's points, in the order they are packed.
+    /// One block to write: a key's points, in the order they are packed, or a wide block's keys
+    /// with theirs.
     struct Pending {
-        let key: String
-        let points: [MetricPoint]
+        let parts: [(key: String, points: [MetricPoint])]
+        let wide: Bool
+
+        init(key: String, points: [MetricPoint]) {
+            parts = [(key, points)]
+            wide = false
+        }
+
+        init(wide parts: [(key: String, points: [MetricPoint])]) {
+            self.parts = parts
+            wide = true
+        }
+
+        var key: String { wide ? MetricBlocks.wideKey : parts[0].key }
+        var count: Int { parts.reduce(0) { $0 + $1.points.count } }
     }
 
     /// A parent's batch cut into blocks: each key's numeric points sorted (stably: arrival breaks
     /// ties) and packed, at most `maxPoints` a block; a lone number, and each text or bytes point
     /// after the key's numbers, a block of its own. (So within one request a key's text points
     /// count as arriving after its numbers, which only orders points of equal step and wallclock.)
+    /// A batch with numbers of `wideBatchKeys` keys or more puts the numbers of its keys with at
+    /// most `wideKeyPoints` each into wide blocks of at most `maxPoints` points, first.
     static func blocks(of points: [MetricPoint]) -> [Pending] {
-        var out: [Pending] = []
+        var keys: [(key: String, numbers: [MetricPoint], others: [MetricPoint])] = []
         for (key, members) in groups(of: points, key: \.key).groups {
             var numbers: [MetricPoint] = [], others: [MetricPoint] = []
             numbers.reserveCapacity(members.count)
@@ -78,15 +200,37 @@ enum MetricBlocks {
                     ($0.element.step, $0.element.wallclock, $0.offset) < ($1.element.step, $1.element.wallclock, $1.offset)
                 }.map(\.element)
             }
-            var start = 0
-            while start < numbers.count {
-                let end = min(numbers.count, start + maxPoints)
-                out.append(Pending(key: key, points: Array(numbers[start..<end])))
-                start = end
-            }
-            out += others.map { Pending(key: key, points: [$0]) }
+            keys.append((key, numbers, others))
         }
-        return out
+        let wide = keys.lazy.filter { !$0.numbers.isEmpty }.count >= wideBatchKeys
+        var out: [Pending] = []
+        var parts: [(key: String, points: [MetricPoint])] = []
+        var partPoints = 0
+        func closeWide() {
+            // A last part of one point (a batch cut at maxPoints) is that key's block of one.
+            if partPoints == 1 { out.append(Pending(key: parts[0].key, points: parts[0].points)) }
+            else if partPoints > 1 { out.append(Pending(wide: parts)) }
+            parts = []
+            partPoints = 0
+        }
+        var rest: [Pending] = []
+        for (key, numbers, others) in keys {
+            if wide, !numbers.isEmpty, numbers.count <= wideKeyPoints {
+                if partPoints + numbers.count > maxPoints { closeWide() }
+                parts.append((key, numbers))
+                partPoints += numbers.count
+            } else {
+                var start = 0
+                while start < numbers.count {
+                    let end = min(numbers.count, start + maxPoints)
+                    rest.append(Pending(key: key, points: Array(numbers[start..<end])))
+                    start = end
+                }
+            }
+            rest += others.map { Pending(key: key, points: [$0]) }
+        }
+        closeWide()
+        return out + rest
     }
 
     private static func isSorted(_ points: [MetricPoint]) -> Bool {
@@ -99,13 +243,27 @@ enum MetricBlocks {
 
     /// The row of one block, in `columns`' order.
     static func row(_ block: Pending, parentID: String) -> [SQLValue] {
-        let points = block.points
+        if block.wide {
+            var low = Double.infinity, high = -Double.infinity, first = Int64.max, last = Int64.min
+            for (_, points) in block.parts {
+                for point in points {
+                    guard case .number(let n) = point.value else { continue }
+                    low = min(low, n)
+                    high = max(high, n)
+                    first = min(first, point.step)
+                    last = max(last, point.step)
+                }
+            }
+            return [.text(parentID), .text(wideKey), .integer(first), .integer(last), .integer(Int64(block.count)),
+                    .real(low), .real(high), .blob(WideLayout.encode(block.parts)), .null, .null, .null, .null, .null]
+        }
+        let points = block.parts[0].points
         let head: [SQLValue] = [.text(parentID), .text(block.key), .integer(points.first!.step), .integer(points.last!.step),
                                 .integer(Int64(points.count))]
         if points.count == 1 {
             let point = points[0]
             let extreme: SQLValue = if case .number(let n) = point.value { .real(n) } else { .null }
-            return head + [extreme, extreme, .null, .integer(point.wallclock)] + ModelRegistry.columns(point.value)
+            return head + [extreme, extreme, .null, .integer(point.wallclock)] + ModelRegistry.columns(point.value) + [.null]
         }
         var low = Double.infinity, high = -Double.infinity
         var data: [UInt8] = []
@@ -114,32 +272,53 @@ enum MetricBlocks {
             guard case .number(let n) = point.value else { continue }   // blocks(of:) packs numbers only
             low = min(low, n)
             high = max(high, n)
-            withUnsafeBytes(of: point.step.littleEndian) { data.append(contentsOf: $0) }
-            withUnsafeBytes(of: point.wallclock.littleEndian) { data.append(contentsOf: $0) }
-            withUnsafeBytes(of: n.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+            appendPacked(point.step, point.wallclock, n, to: &data)
         }
-        return head + [.real(low), .real(high), .blob(data), .null, .null, .null, .null]
+        return head + [.real(low), .real(high), .blob(data), .null, .null, .null, .null, .null]
+    }
+
+    /// The row of a block of one key's stored points, keeping their ids (a fold's, a copy's):
+    /// numbers only when there are several.
+    static func row(key: String, points: [Stored], parentID: String) -> [SQLValue] {
+        let ids: SQLValue = .blob(packIDs(points.map(\.id)))
+        let head: [SQLValue] = [.text(parentID), .text(key), .integer(points.first!.step), .integer(points.last!.step),
+                                .integer(Int64(points.count))]
+        if points.count == 1 {
+            let point = points[0]
+            let extreme: SQLValue = if case .number(let n) = point.value { .real(n) } else { .null }
+            return head + [extreme, extreme, .null, .integer(point.wallclock)] + ModelRegistry.columns(point.value) + [ids]
+        }
+        var low = Double.infinity, high = -Double.infinity
+        var data: [UInt8] = []
+        data.reserveCapacity(points.count * pointBytes)
+        for point in points {
+            guard case .number(let n) = point.value else { continue }
+            low = min(low, n)
+            high = max(high, n)
+            appendPacked(point.step, point.wallclock, n, to: &data)
+        }
+        return head + [.real(low), .real(high), .blob(data), .null, .null, .null, .null, ids]
     }
 
     /// Calls `visit` with each point of a block row read with `selected` columns, in the block's
     /// order, with its id.
     static func decode(_ row: Row, at i: Int = 0, _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue, _ id: Int64) -> Void) {
         let block = row.int64(i)
+        let ids = row.isNull(i + 7) ? nil : row.blob(i + 7)
         guard row.isNull(i + 2) else {
             let data = row.blob(i + 2)
-            data.withUnsafeBytes { raw in
-                let count = raw.count / pointBytes
-                for index in 0..<count {
-                    let base = index * pointBytes
-                    let step = Int64(littleEndian: raw.loadUnaligned(fromByteOffset: base, as: Int64.self))
-                    let wallclock = Int64(littleEndian: raw.loadUnaligned(fromByteOffset: base + 8, as: Int64.self))
-                    let bits = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: base + 16, as: UInt64.self))
-                    visit(step, wallclock, .number(Double(bitPattern: bits)), pointID(block: block, index: index))
+            withBytes(ids) { ids in
+                data.withUnsafeBytes { raw in
+                    for index in 0..<(raw.count / pointBytes) {
+                        let (step, wallclock, value) = unpack(raw, at: index * pointBytes)
+                        visit(step, wallclock, .number(value), pointID(block: block, index: index, ids: ids))
+                    }
                 }
             }
             return
         }
-        visit(row.int64(i + 1), row.int64(i + 3), ModelRegistry.value(row, at: i + 4), pointID(block: block, index: 0))
+        let id = withBytes(ids) { pointID(block: block, index: 0, ids: $0) }
+        visit(row.int64(i + 1), row.int64(i + 3), ModelRegistry.value(row, at: i + 4), id)
     }
 
     /// A point as read, with its id.
@@ -192,7 +371,14 @@ enum MetricBlocks {
         if let to = range.to { clauses += " AND first_step <= ?"; arguments.append(.integer(to)) }
         if range.numbersOnly { clauses += " AND low IS NOT NULL" }
         if range.skipBytes { clauses += " AND bytes IS NULL" }
+        // The points still in the parent's wide blocks (a few, until they are folded), first.
         var found: [Stored] = []
+        try widePoints(parentID: parentID, from: [range.from, range.after?.step].compactMap({ $0 }).max(), to: range.to,
+                       wants: { $0 == key }, db) { _, step, wallclock, value, id in
+            if range.wants(step, wallclock, .number(value), id) {
+                found.append(Stored(step: step, wallclock: wallclock, value: .number(value), id: id))
+            }
+        }
         let collect = { (row: Row) in
             decode(row) { step, wallclock, value, id in
                 if range.wants(step, wallclock, value, id) { found.append(Stored(step: step, wallclock: wallclock, value: value, id: id)) }
@@ -225,6 +411,19 @@ enum MetricBlocks {
             if found.count == limit, last.step > found[limit - 1].step { break }
         }
         return found
+    }
+
+    /// Calls `visit` with the points of the keys that `wants` accepts (all when nil) in a
+    /// parent's wide blocks that can hold steps from `from` to `to`, block by block.
+    static func widePoints(parentID: String, from: Int64? = nil, to: Int64? = nil, wants: ((String) -> Bool)?, _ db: any SQLConnection,
+                           _ visit: (_ key: String, _ step: Int64, _ wallclock: Int64, _ value: Double, _ id: Int64) -> Void) throws {
+        var sql = "SELECT id, data, ids FROM metric_blocks WHERE parent_id = ? AND key = ''"
+        var arguments: [SQLValue] = [.text(parentID)]
+        if let from { sql += " AND last_step >= ?"; arguments.append(.integer(from)) }
+        if let to { sql += " AND first_step <= ?"; arguments.append(.integer(to)) }
+        _ = try db.query(sql + " ORDER BY id", arguments) { row in
+            WideLayout.decode(row.blob(1), block: row.int64(0), ids: row.isNull(2) ? nil : row.blob(2), wants: wants, visit)
+        }
     }
 
     /// Points in (step, wallclock, id) order; blocks written in step order come out sorted

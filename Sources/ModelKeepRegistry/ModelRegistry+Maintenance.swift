@@ -180,8 +180,8 @@ extension ModelRegistry {
                 }
             }
             // Every series' lowest step and chart buckets (migration 0018) against its points.
-            let series = try database.read { db in
-                try db.query("""
+            let (series, wide) = try database.read { db in
+                let series = try db.query("""
                     SELECT parent_id, key, first_step, bucket_shift, step, first, counted, bucketed, block_span, widest FROM (
                         SELECT l.parent_id, l.key, l.first_step, l.bucket_shift, l.step, l.block_span,
                                (SELECT max(\(db.sql(sqlite: "m.last_step - m.first_step", postgres: "m.last_step::numeric - m.first_step")))
@@ -196,6 +196,18 @@ extension ModelRegistry {
                      shift: row.isNull(3) ? nil : Int(row.int64(3)), last: row.int64(4), first: row.isNull(5) ? nil : row.int64(5),
                      counted: row.int64(6), bucketed: row.int64(7), span: row.int64(8), widest: row.isNull(9) ? 0 : row.double(9))
                 }
+                // The points still in wide blocks are their series' too (reads merge them), read
+                // in the same transaction: how many each series has there, and its lowest step.
+                var wide: [ChartSeriesRef: (count: Int64, first: Int64)] = [:]
+                _ = try db.query("SELECT parent_id, id, data, ids FROM metric_blocks WHERE key = ''") { row in
+                    let parent = row.text(0)
+                    MetricBlocks.WideLayout.decode(row.blob(2), block: row.int64(1), ids: nil, wants: nil) { key, step, _, _, _ in
+                        let ref = ChartSeriesRef(parentID: parent, key: key)
+                        let kept = wide[ref]
+                        wide[ref] = ((kept?.count ?? 0) + 1, min(kept?.first ?? step, step))
+                    }
+                }
+                return (series, wide)
             }
             // Reads seek to a series' blocks through its widest block's span (migration 0023): one
             // recorded narrower than a block would hide that block's points.
@@ -213,9 +225,11 @@ extension ModelRegistry {
                 }
             }
             for s in series {
-                guard let first = s.first else { continue }
+                let inWide = wide[ChartSeriesRef(parentID: s.parent, key: s.key)]
+                guard let first = [s.first, inWide?.first].compactMap({ $0 }).min() else { continue }
+                let counted = s.counted + (s.shift == nil ? 0 : inWide?.count ?? 0)
                 let needed = Self.bucketShift(from: first, to: s.last)
-                guard s.firstStep != first || s.shift != needed || s.bucketed != s.counted else { continue }
+                guard s.firstStep != first || s.shift != needed || s.bucketed != counted else { continue }
                 report.problems.append("metric \(s.key) of \(s.parent): its chart buckets do not match its points")
                 if repair {
                     try database.write { db in try Self.rebuildBuckets(parentID: s.parent, key: s.key, db) }

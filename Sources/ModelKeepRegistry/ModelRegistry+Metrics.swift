@@ -43,12 +43,17 @@ extension ModelRegistry {
         let ids = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, blocks.map { MetricBlocks.row($0, parentID: parentID) })
         var spans: [String: Int64] = [:]
         for (block, blockID) in zip(blocks, ids) {
-            spans[block.key] = max(spans[block.key] ?? 0, MetricBlocks.span(from: block.points.first!.step, to: block.points.last!.step))
-            let first = block.points[0]
-            var batch = series.removeValue(forKey: block.key)
-                ?? BatchSeries(latest: first, latestID: MetricBlocks.pointID(block: blockID, index: 0), firstStep: first.step)
-            for (index, point) in block.points.enumerated() { batch.add(point, id: MetricBlocks.pointID(block: blockID, index: index)) }
-            series[block.key] = batch
+            var offset = 0
+            for (key, points) in block.parts {
+                // A wide block is no series' block: the fold records the span of what it makes.
+                if !block.wide { spans[key] = max(spans[key] ?? 0, MetricBlocks.span(from: points.first!.step, to: points.last!.step)) }
+                let first = points[0]
+                var batch = series.removeValue(forKey: key)
+                    ?? BatchSeries(latest: first, latestID: MetricBlocks.pointID(block: blockID, index: offset), firstStep: first.step)
+                for (index, point) in points.enumerated() { batch.add(point, id: MetricBlocks.pointID(block: blockID, index: offset + index)) }
+                series[key] = batch
+                offset += points.count
+            }
         }
         // One upsert row per key: the batch's latest point replaces the stored one unless that is
         // later; the lowest step only ever goes down.
@@ -98,7 +103,56 @@ extension ModelRegistry {
         }
         // Every series' new points into its buckets: upserts of many rows a statement on PostgreSQL.
         try db.runRows(Self.bucketUpsertHead, columns: 9, Self.bucketUpsertTail, bucketRows)
+        // Enough wide blocks are folded off the write path (queued as the parent's series of
+        // key ''), and here when that pass falls far behind.
+        if blocks.contains(where: \.wide) {
+            let waiting = try db.queryFirst("SELECT count(*) FROM metric_blocks WHERE parent_id = ? AND key = ''", [.text(parentID)]) {
+                $0.int64(0)
+            } ?? 0
+            if waiting >= MetricBlocks.foldCeiling {
+                try foldWideBlocks(parentID: parentID, db)
+            } else if waiting >= MetricBlocks.foldAt {
+                behind.append(ChartSeriesRef(parentID: parentID, key: MetricBlocks.wideKey))
+            }
+        }
         return behind
+    }
+
+    /// Moves the points of a parent's wide blocks into blocks of one key each, keeping their
+    /// ids, inside the caller's transaction: a series' points of many batches become one block,
+    /// one entry in the series index instead of one a batch. Records each series' widest block.
+    static func foldWideBlocks(parentID: String, _ db: any SQLConnection) throws {
+        var points: [String: [MetricBlocks.Stored]] = [:]
+        var order: [String] = []
+        var newest: Int64? = nil
+        _ = try db.query("SELECT id, data, ids FROM metric_blocks WHERE parent_id = ? AND key = '' ORDER BY id", [.text(parentID)]) { row in
+            newest = row.int64(0)
+            MetricBlocks.WideLayout.decode(row.blob(1), block: row.int64(0), ids: row.isNull(2) ? nil : row.blob(2), wants: nil) {
+                key, step, wallclock, value, id in
+                if points[key] == nil { order.append(key) }
+                points[key, default: []].append(MetricBlocks.Stored(step: step, wallclock: wallclock, value: .number(value), id: id))
+            }
+        }
+        guard let newest else { return }
+        var rows: [[SQLValue]] = []
+        var spans: [(key: String, span: Int64)] = []
+        for key in order {
+            let series = MetricBlocks.sorted(points[key]!)
+            var widest: Int64 = 0
+            var start = 0
+            while start < series.count {
+                let block = Array(series[start..<min(series.count, start + MetricBlocks.maxPoints)])
+                rows.append(MetricBlocks.row(key: key, points: block, parentID: parentID))
+                widest = max(widest, MetricBlocks.span(from: block.first!.step, to: block.last!.step))
+                start += MetricBlocks.maxPoints
+            }
+            if widest > 0 { spans.append((key, widest)) }
+        }
+        _ = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, rows)
+        let widen = db.sql(sqlite: "UPDATE metric_latest SET block_span = max(block_span, ?) WHERE parent_id = ? AND key = ?",
+                           postgres: "UPDATE metric_latest SET block_span = greatest(block_span, ?) WHERE parent_id = ? AND key = ?")
+        for (key, span) in spans { try db.run(widen, [.integer(span), .text(parentID), .text(key)]) }
+        try db.run("DELETE FROM metric_blocks WHERE parent_id = ? AND key = '' AND id <= ?", [.text(parentID), .integer(newest)])
     }
 
     /// The upsert of a batch's points into their chart buckets; a tie keeps the point already stored.
@@ -153,6 +207,7 @@ extension ModelRegistry {
 
     /// Recomputes a series' lowest step and its buckets from its points (fsck's repair).
     static func rebuildBuckets(parentID: String, key: String, _ db: any SQLConnection) throws {
+        try foldWideBlocks(parentID: parentID, db)
         let series: [SQLValue] = [.text(parentID), .text(key)]
         guard let span = try db.queryFirst("""
             SELECT (SELECT min(first_step) FROM metric_blocks WHERE parent_id = ?1 AND key = ?2), step FROM metric_latest WHERE parent_id = ?1 AND key = ?2
@@ -239,6 +294,7 @@ extension ModelRegistry {
     /// transaction; nothing when they are (another server, or an earlier pass, did it) or the
     /// series is gone.
     static func catchUpChartBuckets(_ ref: ChartSeriesRef, _ db: any SQLConnection) throws {
+        if ref.key == MetricBlocks.wideKey { return try foldWideBlocks(parentID: ref.parentID, db) }
         let series: [SQLValue] = [.text(ref.parentID), .text(ref.key)]
         guard let row = try db.queryFirst("SELECT first_step, step, bucket_shift FROM metric_latest WHERE parent_id = ? AND key = ?", series, {
             (first: $0.isNull(0) ? $0.int64(1) : $0.int64(0), last: $0.int64(1), shift: $0.isNull(2) ? nil : Int($0.int64(2)))
@@ -252,8 +308,6 @@ extension ModelRegistry {
     /// Copies every point of one parent's series (with their latest points and chart buckets) to
     /// another that has none yet, inside the caller's transaction.
     static func copyPoints(from sourceID: String, to targetID: String, _ db: any SQLConnection) throws {
-        // The blocks, a page at a time in arrival order (new ids keep it), and which new block
-        // each latest point's block became, so its id names the same point.
         let latest = try db.query("""
             SELECT key, step, wallclock, point_id, number, text, bytes, first_step, bucket_shift, block_span FROM metric_latest WHERE parent_id = ?
             """, [.text(sourceID)]) { row -> [SQLValue] in
@@ -261,30 +315,27 @@ extension ModelRegistry {
              row.isNull(4) ? .null : .real(row.double(4)), row.isNull(5) ? .null : .text(row.text(5)), row.isNull(6) ? .null : .blob(row.blob(6)),
              row.isNull(7) ? .null : .integer(row.int64(7)), row.isNull(8) ? .null : .integer(row.int64(8)), .integer(row.int64(9))]
         }
-        let wanted = Set(latest.compactMap { if case .integer(let id) = $0[4] { id >> 16 } else { nil } })
-        var moved: [Int64: Int64] = [:]
+        // The blocks, a page at a time, each with its points' ids as the source has them (a
+        // block's own, or the ids it carries): the copies' points keep their order among equals
+        // and the latest points' ids name the same points.
         var after: Int64 = -1
         while true {
             let page = try db.query("""
-                SELECT id, key, first_step, last_step, points, low, high, data, wallclock, number, text, bytes
+                SELECT id, key, first_step, last_step, points, low, high, data, wallclock, number, text, bytes, ids
                 FROM metric_blocks WHERE parent_id = ? AND id > ? ORDER BY id LIMIT 1000
                 """, [.text(sourceID), .integer(after)]) { row -> (id: Int64, row: [SQLValue]) in
                 func optional(_ i: Int, _ make: (Int) -> SQLValue) -> SQLValue { row.isNull(i) ? .null : make(i) }
+                let ids: SQLValue = row.isNull(12)
+                    ? .blob(MetricBlocks.packIDs((0..<Int(row.int64(4))).lazy.map { MetricBlocks.pointID(block: row.int64(0), index: $0) }))
+                    : .blob(row.blob(12))
                 return (row.int64(0), [.text(targetID), .text(row.text(1)), .integer(row.int64(2)), .integer(row.int64(3)), .integer(row.int64(4)),
                                        optional(5) { .real(row.double($0)) }, optional(6) { .real(row.double($0)) }, optional(7) { .blob(row.blob($0)) },
                                        optional(8) { .integer(row.int64($0)) }, optional(9) { .real(row.double($0)) },
-                                       optional(10) { .text(row.text($0)) }, optional(11) { .blob(row.blob($0)) }])
+                                       optional(10) { .text(row.text($0)) }, optional(11) { .blob(row.blob($0)) }, ids])
             }
             guard let last = page.last else { break }
-            let ids = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, page.map(\.row))
-            for (old, new) in zip(page, ids) where wanted.contains(old.id) { moved[old.id] = new }
+            _ = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, page.map(\.row))
             after = last.id
-        }
-        let rows = latest.map { row -> [SQLValue] in
-            guard case .integer(let id) = row[4], let block = moved[id >> 16] else { return row }
-            var copied = row
-            copied[4] = .integer(MetricBlocks.pointID(block: block, index: Int(id & 0xFFFF)))
-            return copied
         }
         try db.runRows("INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, bucket_shift, block_span) VALUES ",
                        columns: 11, """
@@ -292,7 +343,7 @@ extension ModelRegistry {
             ON CONFLICT (parent_id, key) DO UPDATE SET step = excluded.step, wallclock = excluded.wallclock,
                 point_id = excluded.point_id, number = excluded.number, text = excluded.text, bytes = excluded.bytes,
                 first_step = excluded.first_step, bucket_shift = excluded.bucket_shift, block_span = excluded.block_span
-            """, rows)
+            """, latest)
         try db.run("""
             INSERT INTO metric_buckets (parent_id, key, shift, bucket, points, low, low_step, high, high_step)
             SELECT ?, key, shift, bucket, points, low, low_step, high, high_step FROM metric_buckets WHERE parent_id = ?

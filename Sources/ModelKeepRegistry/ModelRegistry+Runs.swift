@@ -344,6 +344,14 @@ extension ModelRegistry {
                     """, extra: [.text(run.modelID), .integer(bounds.low), .integer(bounds.high)], read)
             }
         }
+        // And the points still in the run's wide blocks (a few blocks at most: they are folded),
+        // those that reach the batch's steps; for the next steps of a training loop, none.
+        if let low = groups.map(\.range.low).min(), let high = groups.map(\.range.high).max() {
+            try MetricBlocks.widePoints(parentID: run.modelID, from: low, to: high, wants: { groupOf[$0] != nil }, db) { key, step, wallclock, value, _ in
+                guard let g = groupOf[key], step >= groups[g].range.low, step <= groups[g].range.high else { return }
+                stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: value.bitPattern))
+            }
+        }
         // Which numeric points are new: not stored, and not an earlier point of the same batch.
         // Non-finite values travel as text points ("NaN", "Infinity"); they are never repeats.
         var repeated = [Bool](repeating: false, count: metrics.count)
@@ -434,8 +442,9 @@ extension ModelRegistry {
         let limit = limits.maxMetricHistoryPoints
         try reading { db in
             let run = try Self.fetchRunAttributes(id: id, db)
-            let count = try db.queryFirst("SELECT coalesce(sum(points), 0) FROM metric_blocks WHERE parent_id = ? AND key = ?",
+            var count = try db.queryFirst("SELECT coalesce(sum(points), 0) FROM metric_blocks WHERE parent_id = ? AND key = ?",
                                           [.text(run.modelID), .text(key)]) { $0.int64(0) } ?? 0
+            try MetricBlocks.widePoints(parentID: run.modelID, wants: { $0 == key }, db) { _, _, _, _, _ in count += 1 }
             guard count <= Int64(limit) else {
                 throw RegistryError.tooLarge("the metric \(key) has more than \(limit) points (max_metric_history_points); "
                                              + "read it in pages with max_results and page_token")

@@ -33,12 +33,19 @@ extension ModelRegistry {
     /// not for a whole store).
     public func metricExtremes(parentIDs: [String], key: String, highest: Bool) throws(RegistryError) -> [String: Double] {
         guard !parentIDs.isEmpty else { return [:] }
-        let rows = try reading { db in
-            try db.rows(in: parentIDs, """
+        return try reading { db in
+            var extremes = Dictionary(try db.rows(in: parentIDs, """
                 SELECT parent_id, \(highest ? "max(high)" : "min(low)") FROM metric_blocks WHERE parent_id IN (?...) AND key = ? AND low IS NOT NULL
                 GROUP BY parent_id
-                """, extra: [.text(key)]) { (id: $0.text(0), value: $0.double(1)) }
+                """, extra: [.text(key)]) { ($0.text(0), $0.double(1)) }, uniquingKeysWith: { a, _ in a })
+            // And the points still in wide blocks, which keep the extremes of all their keys.
+            for parent in Set(parentIDs) {
+                try MetricBlocks.widePoints(parentID: parent, wants: { $0 == key }, db) { _, _, _, value, _ in
+                    guard let kept = extremes[parent] else { extremes[parent] = value; return }
+                    extremes[parent] = highest ? max(kept, value) : min(kept, value)
+                }
+            }
+            return extremes
         }
-        return Dictionary(rows.map { ($0.id, $0.value) }, uniquingKeysWith: { a, _ in a })
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 import ModelKeepJSON
-import ModelKeepRegistry
+@testable import ModelKeepRegistry
 import ModelKeepStorage
 
 /// Metric points packed in blocks (migration 0023): a batch's numeric points of one key are one
@@ -106,6 +106,98 @@ struct MetricBlockTests {
         #expect(found.problems == ["metric k0 of \(model.id): a block spans 8190 steps, more than the 0 recorded"])
         #expect(try Self.paged(registry, parent, "k0", size: 3, from: 3, to: 60) == window)
         #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+    }
+
+    static func wideBlocks(_ test: TestRegistry, _ parent: String) throws -> Int64 {
+        try test.database.read { db in
+            try db.queryFirst("SELECT count(*) FROM metric_blocks WHERE parent_id = ? AND key = ''", [.text(parent)]) { $0.int64(0) }!
+        }
+    }
+
+    @Test("a batch of many keys is one wide block; reads merge it, and the fold keeps every point's id: order among equals, pages, latest")
+    func wideBlocks() throws {
+        let (test, model, parent) = try Self.modelWithMetrics("wide")
+        let registry = test.registry
+        registry.chartBucketQueue.hold(true)
+        var written: [MetricPoint] = []
+        func log(_ points: [MetricPoint]) throws {
+            try registry.logMetrics(parent, points)
+            written += points
+        }
+        // Request r: 40 keys with two points each at step r and wallclock 5 (equals: arrival
+        // orders them), `long` at step 1000 r (past 8,192 steps: chart buckets), `many` with 20
+        // points (more than a wide block takes of a key: a block of its own), and a text point of
+        // k0 (a block of one); then a lone k0 point equal in step and wallclock, a plain block
+        // written after the wide one.
+        func request(_ r: Int) -> [MetricPoint] {
+            var points: [MetricPoint] = []
+            for k in 0..<40 {
+                for i in 0..<2 { points.append(MetricPoint(key: "k\(k)", step: Int64(r), wallclock: 5, value: .number(Double(k * 100 + r * 2 + i)))) }
+            }
+            points.append(MetricPoint(key: "long", step: Int64(r * 1000), wallclock: 1, value: .number(Double(-r))))
+            for i in 0..<20 { points.append(MetricPoint(key: "many", step: Int64(r * 20 + i), wallclock: 1, value: .number(Double(i)))) }
+            points.append(MetricPoint(key: "k0", step: Int64(r), wallclock: 5, value: .text("note \(r)")))
+            return points
+        }
+        func expected(_ key: String) -> [MetricPoint] {
+            written.enumerated().filter { $0.element.key == key }
+                .sorted { ($0.element.step, $0.element.wallclock, $0.offset) < ($1.element.step, $1.element.wallclock, $1.offset) }.map(\.element)
+        }
+        func check(_ note: Comment) throws {
+            for key in ["k0", "k7", "k39", "long", "many"] {
+                #expect(try Self.paged(registry, parent, key, size: 1000) == expected(key), note)
+                #expect(try Self.paged(registry, parent, key, size: 3, from: 4, to: 9) == expected(key).filter { (4...9).contains($0.step) }, note)
+            }
+            #expect(try registry.latestMetrics(parent).first { $0.key == "k0" } == expected("k0").last, note)
+            #expect(try registry.latestMetrics(parent).first { $0.key == "k3" } == expected("k3").last, note)
+            #expect(try registry.metricExtremes(parentIDs: [model.id], key: "long", highest: false)[model.id] == -Double(written.last { $0.key == "long" }!.step / 1000), note)
+            #expect(try registry.metricExtremes(parentIDs: [model.id], key: "k5", highest: true)[model.id] == expected("k5").last.flatMap {
+                if case .number(let n) = $0.value { n } else { nil } }, note)
+        }
+        for r in 0..<(MetricBlocks.foldAt - 1) {
+            try log(request(r))
+            try log([MetricPoint(key: "k0", step: Int64(r), wallclock: 5, value: .number(-1))])
+        }
+        #expect(try Self.wideBlocks(test, model.id) == Int64(MetricBlocks.foldAt - 1))
+        try check("in wide blocks")
+        // fsck counts the wide blocks' points with their series (`long`'s buckets, caught up by
+        // fsck's settling pass, hold them) and finds nothing wrong.
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+        #expect(try registry.metricChart(parent, key: "long", limit: 100_000).represented == Int64(MetricBlocks.foldAt - 1))
+        // A page read before the fold, continued after it: the cursor names the same point.
+        var query = MetricSeriesQuery()
+        query.page = PageRequest(size: 9)
+        let first = try registry.metricSeries(parent, key: "k0", query)
+        try log(request(MetricBlocks.foldAt - 1))   // the foldAt-th wide block: a fold queued (held here)
+        #expect(try Self.wideBlocks(test, model.id) == Int64(MetricBlocks.foldAt))
+        registry.settleChartBuckets()
+        #expect(try Self.wideBlocks(test, model.id) == 0)
+        let token = try #require(first.nextPageToken)
+        query.page = PageRequest(size: 1000, token: token)
+        #expect(try first.items + registry.metricSeries(parent, key: "k0", query).items == expected("k0"))
+        try check("folded")
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+        // With the pass held back, the write folds by itself at the ceiling.
+        for r in 0..<(MetricBlocks.foldCeiling - 1) { try log(request(100 + r)) }
+        #expect(try Self.wideBlocks(test, model.id) == Int64(MetricBlocks.foldCeiling - 1))
+        try log(request(200))
+        #expect(try Self.wideBlocks(test, model.id) == 0)
+        try check("folded by the write")
+        // A version copies the blocks, wide ones too, with their points' ids: the same series,
+        // and a point equal to the latest one logged to the version later is the latest.
+        try log(request(300))
+        try log([MetricPoint(key: "k1", step: 300, wallclock: 5, value: .number(-3))])
+        try log(request(301))
+        var draft = VersionDraft()
+        draft.metricsFrom = .model(model.id)
+        let version = try registry.createVersion(modelID: model.id, draft)
+        for key in ["k0", "k1", "long", "many"] { #expect(try Self.paged(registry, .version(version.id), key, size: 64) == expected(key)) }
+        #expect(try registry.latestMetrics(.version(version.id)) == registry.latestMetrics(parent))
+        let later = MetricPoint(key: "k1", step: 301, wallclock: 5, value: .number(-9))
+        try registry.logMetrics(.version(version.id), [later])
+        #expect(try registry.latestMetrics(.version(version.id)).first { $0.key == "k1" } == later)
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+        registry.chartBucketQueue.hold(false)
     }
 
     @Test("a block spanning more steps than an Int64 holds reads back, from any step, and fsck stays clean")

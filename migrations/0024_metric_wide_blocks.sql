@@ -1,0 +1,15 @@
+-- Wide blocks and explicit point ids (ModelRegistry.insertPoints, MetricBlocks).
+--
+-- A batch of many keys with a few points each (MLflow's log_metrics of a thousand keys at one
+-- step) wrote a block a key, so an entry in metric_blocks_by_series a key: a thousand index pages
+-- dirtied, written to the WAL and synced per request, 70 % of its time. Such a batch is now one
+-- wide block: key '' (no metric key is empty), its points grouped by key behind a directory of
+-- the keys in `data` (MetricBlocks.WideLayout). A parent's wide blocks are folded into blocks of
+-- one key each, a series' points of many requests in one block, once there are enough of them
+-- (ModelRegistry.foldWideBlocks); until then every read of a series merges them.
+--
+-- A folded point keeps the id it was given in its wide block (ids order the points of equal step
+-- and wallclock by arrival, and a history page's cursor names one), so a block may carry its
+-- points' ids: `ids`, 8 little-endian bytes a point in the block's order. NULL (every block
+-- written whole) means the ids are the block's id times 65,536 plus the point's place.
+ALTER TABLE metric_blocks ADD COLUMN ids BLOB;
