@@ -25,11 +25,19 @@ public protocol SQLConnection: AnyObject {
     func insertRows(into table: String, columns: [String], _ rows: [[SQLValue]]) throws -> [Int64]
     /// Whether a transaction is open on this connection.
     var isInTransaction: Bool { get }
+    /// Runs one statement once for each list of arguments, mapping every row of every run.
+    func queryEach<T>(_ sql: String, _ arguments: [[SQLValue]], _ map: (Row) throws -> T) throws -> [T]
 }
 
 extension SQLConnection {
     @discardableResult
     public func run(_ sql: String) throws -> Int { try run(sql, []) }
+
+    public func queryEach<T>(_ sql: String, _ arguments: [[SQLValue]], _ map: (Row) throws -> T) throws -> [T] {
+        var out: [T] = []
+        for values in arguments { out += try query(sql, values, map) }
+        return out
+    }
 
     public func query<T>(_ sql: String, _ map: (Row) throws -> T) throws -> [T] { try query(sql, [], map) }
 
@@ -53,11 +61,7 @@ extension SQLConnection {
     public func queryRows<T>(_ head: String, columns: Int, _ tail: String, _ rows: [[SQLValue]], _ map: (Row) throws -> T) throws -> [T] {
         let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
         var out: [T] = []
-        guard dialect == .postgres else {
-            let single = head + row + tail
-            for values in rows { out += try query(single, values, map) }
-            return out
-        }
+        guard dialect == .postgres else { return try queryEach(head + row + tail, rows, map) }
         for batch in PostgresSQL.rowBatches(rows.count) {
             out += try query(head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail, rows[batch].flatMap { $0 }, map)
         }
