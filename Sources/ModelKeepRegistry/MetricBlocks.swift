@@ -257,68 +257,70 @@ enum MetricBlocks {
             return [.text(parentID), .text(wideKey), .integer(first), .integer(last), .integer(Int64(block.count)),
                     .real(low), .real(high), .blob(WideLayout.encode(block.parts)), .null, .null, .null, .null, .null]
         }
-        let points = block.parts[0].points
-        let head: [SQLValue] = [.text(parentID), .text(block.key), .integer(points.first!.step), .integer(points.last!.step),
-                                .integer(Int64(points.count))]
-        if points.count == 1 {
-            let point = points[0]
-            let extreme: SQLValue = if case .number(let n) = point.value { .real(n) } else { .null }
-            return head + [extreme, extreme, .null, .integer(point.wallclock)] + ModelRegistry.columns(point.value) + [.null]
-        }
-        var low = Double.infinity, high = -Double.infinity
-        var data: [UInt8] = []
-        data.reserveCapacity(points.count * pointBytes)
-        for point in points {
-            guard case .number(let n) = point.value else { continue }   // blocks(of:) packs numbers only
-            low = min(low, n)
-            high = max(high, n)
-            appendPacked(point.step, point.wallclock, n, to: &data)
-        }
-        return head + [.real(low), .real(high), .blob(data), .null, .null, .null, .null, .null]
+        return row(key: block.key, points: block.parts[0].points, ids: nil, parentID: parentID)
     }
 
-    /// The row of a block of one key's stored points, keeping their ids (a fold's, a copy's):
-    /// numbers only when there are several.
-    static func row(key: String, points: [Stored], parentID: String) -> [SQLValue] {
-        let ids: SQLValue = .blob(packIDs(points.map(\.id)))
+    /// The row of a block of one key's points: given `ids` (a fold's, a copy's: the points'
+    /// own), the block carries them. Numbers only when there are several points.
+    static func row(key: String, points: [MetricPoint], ids: [Int64]?, parentID: String) -> [SQLValue] {
+        let carried: SQLValue = ids.map { .blob(packIDs($0)) } ?? .null
         let head: [SQLValue] = [.text(parentID), .text(key), .integer(points.first!.step), .integer(points.last!.step),
                                 .integer(Int64(points.count))]
         if points.count == 1 {
             let point = points[0]
             let extreme: SQLValue = if case .number(let n) = point.value { .real(n) } else { .null }
-            return head + [extreme, extreme, .null, .integer(point.wallclock)] + ModelRegistry.columns(point.value) + [ids]
+            return head + [extreme, extreme, .null, .integer(point.wallclock)] + ModelRegistry.columns(point.value) + [carried]
         }
         var low = Double.infinity, high = -Double.infinity
         var data: [UInt8] = []
         data.reserveCapacity(points.count * pointBytes)
         for point in points {
-            guard case .number(let n) = point.value else { continue }
+            guard case .number(let n) = point.value else { continue }   // blocks(of:) and folds pack numbers only
             low = min(low, n)
             high = max(high, n)
             appendPacked(point.step, point.wallclock, n, to: &data)
         }
-        return head + [.real(low), .real(high), .blob(data), .null, .null, .null, .null, ids]
+        return head + [.real(low), .real(high), .blob(data), .null, .null, .null, .null, carried]
     }
 
     /// Calls `visit` with each point of a block row read with `selected` columns, in the block's
-    /// order, with its id.
-    static func decode(_ row: Row, at i: Int = 0, _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue, _ id: Int64) -> Void) {
+    /// order, with its id; only those from step `from` to `to` when given (a packed block's
+    /// points are in step order: its first wanted point is found by bisection).
+    static func decode(_ row: Row, at i: Int = 0, from: Int64? = nil, to: Int64? = nil,
+                       _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue, _ id: Int64) -> Void) {
         let block = row.int64(i)
         let ids = row.isNull(i + 7) ? nil : row.blob(i + 7)
         guard row.isNull(i + 2) else {
-            let data = row.blob(i + 2)
             withBytes(ids) { ids in
-                data.withUnsafeBytes { raw in
-                    for index in 0..<(raw.count / pointBytes) {
+                row.withBlob(i + 2) { raw in
+                    let count = raw.count / pointBytes
+                    var index = 0
+                    if let from {
+                        var high = count
+                        while index < high {
+                            let middle = (index + high) / 2
+                            if Int64(littleEndian: raw.loadUnaligned(fromByteOffset: middle * pointBytes, as: Int64.self)) < from {
+                                index = middle + 1
+                            } else {
+                                high = middle
+                            }
+                        }
+                    }
+                    while index < count {
                         let (step, wallclock, value) = unpack(raw, at: index * pointBytes)
+                        if let to, step > to { break }
                         visit(step, wallclock, .number(value), pointID(block: block, index: index, ids: ids))
+                        index += 1
                     }
                 }
             }
             return
         }
+        let step = row.int64(i + 1)
+        if let from, step < from { return }
+        if let to, step > to { return }
         let id = withBytes(ids) { pointID(block: block, index: 0, ids: $0) }
-        visit(row.int64(i + 1), row.int64(i + 3), ModelRegistry.value(row, at: i + 4), id)
+        visit(step, row.int64(i + 3), ModelRegistry.value(row, at: i + 4), id)
     }
 
     /// A point as read, with its id.
@@ -360,7 +362,8 @@ enum MetricBlocks {
     static func points(parentID: String, key: String, _ range: Range, limit: Int? = nil, _ db: any SQLConnection) throws -> [Stored] {
         var clauses = "parent_id = ? AND key = ?"
         var arguments: [SQLValue] = [.text(parentID), .text(key)]
-        if let low = [range.from, range.after?.step].compactMap({ $0 }).max() {
+        let low = [range.from, range.after?.step].compactMap({ $0 }).max()
+        if let low {
             // From the first block that can reach `low` (the series' widest block says how far
             // back that is), not from the series' first block.
             guard let span = try db.queryFirst("SELECT block_span FROM metric_latest WHERE parent_id = ? AND key = ?",
@@ -373,14 +376,13 @@ enum MetricBlocks {
         if range.skipBytes { clauses += " AND bytes IS NULL" }
         // The points still in the parent's wide blocks (a few, until they are folded), first.
         var found: [Stored] = []
-        try widePoints(parentID: parentID, from: [range.from, range.after?.step].compactMap({ $0 }).max(), to: range.to,
-                       wants: { $0 == key }, db) { _, step, wallclock, value, id in
+        try widePoints(parentID: parentID, from: low, to: range.to, wants: { $0 == key }, db) { _, step, wallclock, value, id in
             if range.wants(step, wallclock, .number(value), id) {
                 found.append(Stored(step: step, wallclock: wallclock, value: .number(value), id: id))
             }
         }
         let collect = { (row: Row) in
-            decode(row) { step, wallclock, value, id in
+            decode(row, from: low, to: range.to) { step, wallclock, value, id in
                 if range.wants(step, wallclock, value, id) { found.append(Stored(step: step, wallclock: wallclock, value: value, id: id)) }
             }
         }

@@ -36,10 +36,15 @@ extension ModelRegistry {
     /// caller's transaction. Returns the series whose buckets this batch left behind (one that
     /// just became long, or outgrew its shift): the caller hands them to
     /// `keepChartBucketsLater` once its transaction is committed.
+    ///
+    /// `stored` (SQLite): every key's stored extent, already read in this transaction by the
+    /// caller for all the batch's keys (a key missing has no series yet), so not read again.
     @discardableResult
-    static func insertPoints(_ points: [MetricPoint], parentID: String, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
-        var series: [String: BatchSeries] = [:]
+    static func insertPoints(_ points: [MetricPoint], parentID: String, stored known: [String: StoredExtent]? = nil,
+                             _ db: any SQLConnection) throws -> [ChartSeriesRef] {
         let blocks = MetricBlocks.blocks(of: points)
+        var series: [String: BatchSeries] = [:]
+        series.reserveCapacity(blocks.reduce(0) { $0 + $1.parts.count })
         let ids = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, blocks.map { MetricBlocks.row($0, parentID: parentID) })
         var spans: [String: Int64] = [:]
         for (block, blockID) in zip(blocks, ids) {
@@ -74,17 +79,7 @@ extension ModelRegistry {
             }, uniquingKeysWith: { a, _ in a })
         } else {
             // SQLite reads them before, in process (its RETURNING runs as a trigger, which costs more).
-            let read = { (row: Row) in
-                (row.text(0), (first: row.isNull(1) ? row.int64(2) : row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3))))
-            }
-            // One key (MLflow's log_metric, a point a request: the hot case) is a plain lookup;
-            // rows(in:) would rebuild its IN list's SQL text for every request.
-            let rows = series.count == 1
-                ? try db.query("SELECT key, first_step, step, bucket_shift FROM metric_latest WHERE parent_id = ? AND key = ?",
-                               [.text(parentID), .text(series.keys.first!)], read)
-                : try db.rows(in: Array(series.keys), "SELECT key, first_step, step, bucket_shift FROM metric_latest WHERE key IN (?...) AND parent_id = ?",
-                              extra: [.text(parentID)], read)
-            let stored = Dictionary(rows, uniquingKeysWith: { a, _ in a })
+            let stored = try known ?? Self.storedExtents(of: Array(series.keys), parentID: parentID, db)
             try db.runRows(Self.latestUpsertHead, columns: 10, Self.latestUpsertTail, upserts)
             extents = series.mapValues { batch in
                 let before = stored[batch.latest.key]
@@ -142,7 +137,8 @@ extension ModelRegistry {
             var start = 0
             while start < series.count {
                 let block = Array(series[start..<min(series.count, start + MetricBlocks.maxPoints)])
-                rows.append(MetricBlocks.row(key: key, points: block, parentID: parentID))
+                rows.append(MetricBlocks.row(key: key, points: block.map { MetricPoint(key: key, step: $0.step, wallclock: $0.wallclock, value: $0.value) },
+                                             ids: block.map(\.id), parentID: parentID))
                 widest = max(widest, MetricBlocks.span(from: block.first!.step, to: block.last!.step))
                 start += MetricBlocks.maxPoints
             }
@@ -153,6 +149,29 @@ extension ModelRegistry {
                            postgres: "UPDATE metric_latest SET block_span = greatest(block_span, ?) WHERE parent_id = ? AND key = ?")
         for (key, span) in spans { try db.run(widen, [.integer(span), .text(parentID), .text(key)]) }
         try db.run("DELETE FROM metric_blocks WHERE parent_id = ? AND key = '' AND id <= ?", [.text(parentID), .integer(newest)])
+    }
+
+    /// What a write needs of a stored series: its step span, its bucket shift, its widest block.
+    struct StoredExtent {
+        let first: Int64
+        let last: Int64
+        let shift: Int?
+        let blockSpan: Int64
+    }
+
+    /// The stored extents of a parent's series among `keys` (SQLite's read before its upsert).
+    static func storedExtents(of keys: [String], parentID: String, _ db: any SQLConnection) throws -> [String: StoredExtent] {
+        let columns = "SELECT key, first_step, step, bucket_shift, block_span FROM metric_latest"
+        let read = { (row: Row) in
+            (row.text(0), StoredExtent(first: row.isNull(1) ? row.int64(2) : row.int64(1), last: row.int64(2),
+                                       shift: row.isNull(3) ? nil : Int(row.int64(3)), blockSpan: row.int64(4)))
+        }
+        // One key (MLflow's log_metric, a point a request: the hot case) is a plain lookup;
+        // rows(in:) would rebuild its IN list's SQL text for every request.
+        let rows = keys.count == 1
+            ? try db.query(columns + " WHERE parent_id = ? AND key = ?", [.text(parentID), .text(keys[0])], read)
+            : try db.rows(in: keys, columns + " WHERE key IN (?...) AND parent_id = ?", extra: [.text(parentID)], read)
+        return Dictionary(rows, uniquingKeysWith: { a, _ in a })
     }
 
     /// The upsert of a batch's points into their chart buckets; a tie keeps the point already stored.

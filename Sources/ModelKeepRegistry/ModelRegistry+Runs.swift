@@ -268,6 +268,14 @@ extension ModelRegistry {
         let high: Int64
     }
 
+    /// Where a repeat check reads a key's blocks: those starting from `start` (the batch's lowest
+    /// step less the series' widest block) to `high`, and ending at `low` or after.
+    private struct Seek: Hashable {
+        let start: Int64
+        let low: Int64
+        let high: Int64
+    }
+
     /// A batch's metrics of one key: their places in the batch, their step range, and whether
     /// their steps only go up (then no two of them can be the same point).
     private struct KeyGroup {
@@ -297,11 +305,12 @@ extension ModelRegistry {
         // series' blocks. The keys that share bounds are read in one statement (on PostgreSQL
         // each statement is a round trip).
         var stored: [Int: Set<PointIdentity>] = [:]
+        var storedExtents: [String: StoredExtent]? = nil
         let read = { (row: Row) in
             guard let g = groupOf[row.text(0)] else { return }
             let range = groups[g].range
-            MetricBlocks.decode(row, at: 1) { step, wallclock, value, _ in
-                guard case .number(let n) = value, step >= range.low, step <= range.high else { return }
+            MetricBlocks.decode(row, at: 1, from: range.low, to: range.high) { step, wallclock, value, _ in
+                guard case .number(let n) = value else { return }
                 stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: n.bitPattern))
             }
         }
@@ -314,34 +323,35 @@ extension ModelRegistry {
             // overflow (so a repeat in a block that starts below -2^62 can go unnoticed, and be
             // stored twice).
             let statement = """
-                SELECT b.key, b.id, b.first_step, b.data, b.wallclock, b.number, b.text, b.bytes
+                SELECT b.key, b.id, b.first_step, b.data, b.wallclock, b.number, b.text, b.bytes, b.ids
                 FROM (VALUES (?)...) AS k (key)
                 JOIN metric_latest l ON l.key = k.key AND l.parent_id = ? AND l.step >= ?
                 CROSS JOIN LATERAL (SELECT key, \(MetricBlocks.selected) FROM metric_blocks
                                     WHERE parent_id = l.parent_id AND key = k.key AND low IS NOT NULL
                                       AND first_step BETWEEN greatest(?::bigint, -4611686018427387904) - least(l.block_span, 4611686018427387904)
-                                                         AND ? OFFSET 0) AS b
+                                                         AND ? AND last_step >= ? OFFSET 0) AS b
                 """
             for (range, members) in Dictionary(grouping: groups.indices, by: { groups[$0].range }) {
                 _ = try db.rows(in: members.map { groups[$0].key }, statement,
-                                extra: [.text(run.modelID), .integer(range.low), .integer(range.low), .integer(range.high)], read)
+                                extra: [.text(run.modelID), .integer(range.low), .integer(range.low), .integer(range.high), .integer(range.low)], read)
             }
         } else {
             // SQLite, in process: each key's latest point first, then the blocks of the keys
             // that reach the batch, from the start computed here (no arithmetic in SQL).
-            var reachable: [StepRange: [String]] = [:]
-            _ = try db.rows(in: groups.map(\.key), "SELECT key, step, block_span FROM metric_latest WHERE key IN (?...) AND parent_id = ?",
-                            extra: [.text(run.modelID)]) { row in
-                let key = row.text(0)
-                guard let g = groupOf[key], row.int64(1) >= groups[g].range.low else { return }
-                let start = MetricBlocks.lowestStart(reaching: groups[g].range.low, span: row.int64(2))
-                reachable[StepRange(low: start, high: groups[g].range.high), default: []].append(key)
+            // (Read for every key of the batch, they serve the insert of its new points too.)
+            var reachable: [Seek: [String]] = [:]
+            let extents = try Self.storedExtents(of: groups.map(\.key), parentID: run.modelID, db)
+            storedExtents = extents
+            for (key, extent) in extents {
+                guard let g = groupOf[key], extent.last >= groups[g].range.low else { continue }
+                let start = MetricBlocks.lowestStart(reaching: groups[g].range.low, span: extent.blockSpan)
+                reachable[Seek(start: start, low: groups[g].range.low, high: groups[g].range.high), default: []].append(key)
             }
             for (bounds, keys) in reachable {
                 _ = try db.rows(in: keys, """
                     SELECT key, \(MetricBlocks.selected) FROM metric_blocks
-                    WHERE key IN (?...) AND parent_id = ? AND first_step BETWEEN ? AND ? AND low IS NOT NULL
-                    """, extra: [.text(run.modelID), .integer(bounds.low), .integer(bounds.high)], read)
+                    WHERE key IN (?...) AND parent_id = ? AND first_step BETWEEN ? AND ? AND last_step >= ? AND low IS NOT NULL
+                    """, extra: [.text(run.modelID), .integer(bounds.start), .integer(bounds.high), .integer(bounds.low)], read)
             }
         }
         // And the points still in the run's wide blocks (a few blocks at most: they are folded),
@@ -389,7 +399,7 @@ extension ModelRegistry {
             if added > 0 { loggedPoints[modelID, default: []].append(point) }
         }
         var behind: [ChartSeriesRef] = []
-        if !fresh.isEmpty { behind += try insertPoints(fresh, parentID: run.modelID, db) }
+        if !fresh.isEmpty { behind += try insertPoints(fresh, parentID: run.modelID, stored: storedExtents, db) }
         // Each logged model's series, and the series of the versions registered from it.
         for (modelID, points) in loggedPoints {
             behind += try insertPoints(points, parentID: modelID, db)

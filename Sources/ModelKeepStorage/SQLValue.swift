@@ -86,6 +86,18 @@ public struct Row {
         }
     }
 
+    /// `body` with a blob's bytes where the row keeps them (no copy on SQLite); empty for NULL.
+    public func withBlob<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch source {
+        case .sqlite(let handle):
+            let count = Int(sqlite3_column_bytes(handle, Int32(index)))
+            guard count > 0, let pointer = sqlite3_column_blob(handle, Int32(index)) else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+            return try body(UnsafeRawBufferPointer(start: pointer, count: count))
+        case .postgres(let row):
+            return try row.blob(index).withUnsafeBytes(body)
+        }
+    }
+
     public func value(_ index: Int) -> SQLValue {
         switch source {
         case .sqlite(let handle):

@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 @testable import ModelKeepAPI
 import ModelKeepJSON
-import ModelKeepRegistry
+@testable import ModelKeepRegistry
 
 @Suite("MLflow tracking search grammar")
 struct MLflowTrackingFilterTests {
@@ -201,6 +201,39 @@ struct MLflowTrackingRouteTests {
         #expect(try api.post(Self.base + "/runs/log-batch", steps([50] + Array(150...160) + [350])).status == 200)
         let mid = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=mid")["metrics"]?.arrayValue ?? []
         #expect(mid.map { $0["step"]?.int ?? -1 } == Array(0..<300) + [350])
+    }
+
+    @Test("log-batch of many keys: repeats of points in wide blocks, and of points folded out of them, store nothing", arguments: Transport.allCases)
+    func wideRepeats(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let run = try createRun(api, experiment: "0", name: "wide")
+        func batch(_ steps: [Int]) -> JSONValue {
+            ["run_id": .string(run), "metrics": .array((0..<40).flatMap { k in
+                steps.map { ["key": .string("w\(k)"), "value": .double(Double(k * 1000 + $0)), "timestamp": 3, "step": .int($0)] }
+            })]
+        }
+        func wideBlocks() throws -> Int64 {
+            try api.registry.database.read { db in
+                try db.queryFirst("SELECT count(*) FROM metric_blocks WHERE key = ''") { $0.int64(0) }!
+            }
+        }
+        // Twenty requests of one step, the fold the sixteenth queued run by hand after them: the
+        // first twenty steps folded, none left wide; four more wide.
+        api.registry.registry.chartBucketQueue.hold(true)
+        defer { api.registry.registry.chartBucketQueue.hold(false) }
+        for step in 0..<20 { #expect(try api.post(Self.base + "/runs/log-batch", batch([step])).status == 200) }
+        #expect(try wideBlocks() == 20)
+        api.registry.registry.settleChartBuckets()
+        #expect(try wideBlocks() == 0)
+        for step in 20..<24 { #expect(try api.post(Self.base + "/runs/log-batch", batch([step])).status == 200) }
+        #expect(try wideBlocks() == 4)
+        // Steps from the middle of the folded blocks, from the wide ones, and one new step.
+        #expect(try api.post(Self.base + "/runs/log-batch", batch([3, 9, 15, 17, 19, 21, 24])).status == 200)
+        #expect(try api.post(Self.base + "/runs/log-batch", batch([0, 16, 22, 24])).status == 200)
+        for key in ["w0", "w39"] {
+            let history = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=\(key)")["metrics"]?.arrayValue ?? []
+            #expect(history.map { $0["step"]?.int ?? -1 } == Array(0...24), "\(key)")
+        }
     }
 
     @Test("log-batch reads its metrics as it parses: the same errors, in the same order, nothing stored", arguments: Transport.allCases)
