@@ -145,10 +145,31 @@ extension ModelRegistry {
             if widest > 0 { spans.append((key, widest)) }
         }
         _ = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, rows)
-        let widen = db.sql(sqlite: "UPDATE metric_latest SET block_span = max(block_span, ?) WHERE parent_id = ? AND key = ?",
-                           postgres: "UPDATE metric_latest SET block_span = greatest(block_span, ?) WHERE parent_id = ? AND key = ?")
-        for (key, span) in spans { try db.run(widen, [.integer(span), .text(parentID), .text(key)]) }
+        try Self.widenBlockSpans(spans, parentID: parentID, db)
         try db.run("DELETE FROM metric_blocks WHERE parent_id = ? AND key = '' AND id <= ?", [.text(parentID), .integer(newest)])
+    }
+
+    /// Records that each key's series now has a block spanning `span` steps (when wider than
+    /// its widest so far). SQLite: a statement a key, in process. PostgreSQL: 256 keys a
+    /// statement (a round trip costs more than a row), the list padded to a power of two by
+    /// repeating its last pair, so that a statement has at most nine shapes.
+    static func widenBlockSpans(_ spans: [(key: String, span: Int64)], parentID: String, _ db: any SQLConnection) throws {
+        guard db.dialect == .postgres else {
+            for (key, span) in spans {
+                try db.run("UPDATE metric_latest SET block_span = max(block_span, ?) WHERE parent_id = ? AND key = ?",
+                           [.integer(span), .text(parentID), .text(key)])
+            }
+            return
+        }
+        for start in stride(from: 0, to: spans.count, by: 256) {
+            var part = Array(spans[start..<min(spans.count, start + 256)])
+            while part.count & (part.count - 1) != 0 { part.append(part[part.count - 1]) }
+            let values = (["(?::text, ?::bigint)"] + Array(repeating: "(?, ?)", count: part.count - 1)).joined(separator: ", ")
+            try db.run("""
+                UPDATE metric_latest AS l SET block_span = greatest(l.block_span, v.span) FROM (VALUES \(values)) AS v (key, span)
+                WHERE l.parent_id = ? AND l.key = v.key
+                """, part.flatMap { [SQLValue.text($0.key), .integer($0.span)] } + [.text(parentID)])
+        }
     }
 
     /// What a write needs of a stored series: its step span, its bucket shift, its widest block.
