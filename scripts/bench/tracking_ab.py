@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Two or more ModelKeep builds on the tracking bench's cells, alternating: each server seeded
+alike (scripts/bench/tracking.py's seeding), then every round of a cell runs wrk against each
+server in turn (the order reversed every other round), and reports requests/s, p50, p99 and the
+server's CPU a request (user plus system time over the requests answered). On two shared cores
+the rates move by a fifth from one run to the next; rounds that alternate, and the CPU column,
+are what to compare builds by.
+
+    scripts/bench/tracking_ab.py old=/tmp/old/modelkeep new=.build/release/modelkeep \\
+        [--ops "1000 keys,10 keys"] [--connections 1,8] [--rounds 3] [--seconds 5]
+
+--ops takes parts of the tracking bench's operation names. Loopback only; every server started
+is stopped by its PID."""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import cpu_ticks, process_tree, start_modelkeep, wrk  # noqa: E402
+import tracking  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("binaries", nargs="+", help="label=path of a modelkeep binary")
+    parser.add_argument("--ops", default="1000 keys,10 keys")
+    parser.add_argument("--connections", default="1,8")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=20, help="runs seeded for the searches")
+    parser.add_argument("--models", type=int, default=20, help="logged models seeded")
+    parser.add_argument("--history", type=int, default=1000, help="steps of the get-history metric")
+    args = parser.parse_args()
+    builds = [b.split("=", 1) if "=" in b else (os.path.basename(b), b) for b in args.binaries]
+    servers, targets, works = [], [], []
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        for label, binary in builds:
+            work = tempfile.mkdtemp(prefix="modelkeep-tracking-ab-")
+            works.append(work)
+            server = start_modelkeep(binary, work)
+            servers.append(server)
+            targets.append(tracking.seed(server, label, args.runs, args.models, args.history))
+        print("| operation | conns | build | rounds: req/s (p50 ms, p99 ms, server CPU a request) |")
+        print("|---|---|---|---|")
+        for part in args.ops.split(","):
+            names = [name for name in targets[0].ops if part.strip() in name]
+            if not names:
+                raise SystemExit(f"no operation matches {part!r}: {', '.join(targets[0].ops)}")
+            for connections in [int(c) for c in args.connections.split(",")]:
+                cells = {i: [] for i in range(len(builds))}
+                for round_number in range(args.rounds):
+                    order = list(range(len(builds)))
+                    if round_number % 2:
+                        order.reverse()
+                    for i in order:
+                        servers[i].settle()
+                        before = cpu_ticks(process_tree(servers[i].process.pid))
+                        measured = wrk(targets[i], names[0], connections, args.seconds)
+                        after = cpu_ticks(process_tree(servers[i].process.pid))
+                        cpu_ms = (after - before) / tick / max(1, measured["requests"]) * 1e3
+                        cells[i].append(f"{measured['rps']:.0f} ({measured['p50']:.2f}, {measured['p99']:.2f}, {cpu_ms:.2f} ms)")
+                for i, (label, _) in enumerate(builds):
+                    print(f"| {names[0]} | {connections} | {label} | {'; '.join(cells[i])} |", flush=True)
+    finally:
+        for server in servers:
+            server.stop()
+        for work in works:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
