@@ -327,6 +327,10 @@ final class HTTPConnection: @unchecked Sendable {
         let includeBody = head?.method != "HEAD"
         let bytes = ResponseSerializer.head(response, bodyLength: response.body.length, keepAlive: keepAlive,
                                             date: date.now(), includeBody: includeBody)
+        if includeBody, case .bytes(let body) = response.body, !ResponseSerializer.inlinesBody(response),
+           !HTTPStatus.forbidsBody(response.status) {
+            return socket.write(bytes, more: true) && socket.write(body)
+        }
         guard socket.write(bytes) else { return false }
         if includeBody, case .segments(let segments) = response.body, !HTTPStatus.forbidsBody(response.status) {
             // A failure here comes after the status line: all that is left is to close.

@@ -1,10 +1,23 @@
 /// Turns responses into bytes on the wire (RFC 9112 sections 4 and 6).
 enum ResponseSerializer {
+    /// A `.bytes` body up to this size goes out in the head's buffer (one send); a larger one is
+    /// sent from its own storage after the head, not copied (an 8 MB metric history was copied
+    /// once more here, into pages faulted in for the copy alone).
+    static let inlineBodyLimit = 1 << 16
+
+    /// Whether `head` carries the body's bytes itself.
+    static func inlinesBody(_ response: HTTPResponse) -> Bool {
+        if case .bytes(let bytes) = response.body { return bytes.count <= inlineBodyLimit }
+        return false
+    }
+
     /// The status line and header block, with `Date`, `Content-Length` and `Connection` set by
-    /// the server; when `includeBody`, the bytes of a `.bytes` body follow in the same buffer.
+    /// the server; when `includeBody`, the bytes of a `.bytes` body up to `inlineBodyLimit`
+    /// follow in the same buffer (the caller sends a larger one after it).
     static func head(_ response: HTTPResponse, bodyLength: Int64, keepAlive: Bool, date: String, includeBody: Bool) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(256 + (includeBody ? Int(min(bodyLength, 1 << 16)) : 0))
+        let inline = includeBody && inlinesBody(response)
+        out.reserveCapacity(256 + (inline ? Int(bodyLength) : 0))
         out.append(contentsOf: "HTTP/1.1 \(response.status) \(HTTPStatus.reason(response.status))\r\n".utf8)
         for field in response.headers {
             switch field.name.lowercased() {
@@ -21,7 +34,7 @@ enum ResponseSerializer {
             out.append(contentsOf: "Content-Length: \(bodyLength)\r\n".utf8)
         }
         out.append(contentsOf: (keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n").utf8)
-        if includeBody, case .bytes(let bytes) = response.body, !HTTPStatus.forbidsBody(response.status) {
+        if inline, case .bytes(let bytes) = response.body, !HTTPStatus.forbidsBody(response.status) {
             out.append(contentsOf: bytes)
         }
         return out

@@ -135,17 +135,19 @@ struct Socket: Sendable {
 
     /// Writes every byte, or fails when the peer is gone or stops reading past the send timeout.
     /// What fits the socket's buffer goes without waiting; waiting for the peer to take the
-    /// rest is a blocking region.
-    func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    /// rest is a blocking region. `more`: the bytes are a response head whose body follows in the
+    /// next write (MSG_MORE: the kernel holds them for it rather than sending a packet of its own).
+    func write(_ bytes: UnsafeRawBufferPointer, more: Bool = false) -> Bool {
         var offset = 0
+        let flags = Int32(MSG_NOSIGNAL) | (more ? Int32(MSG_MORE) : 0)
         while offset < bytes.count {
-            let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, flags | Int32(MSG_DONTWAIT))
             if n > 0 {
                 offset += n
             } else if n < 0 && errno == EINTR {
                 continue
             } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return Blocking.run { writeWaiting(bytes, from: offset) }
+                return Blocking.run { writeWaiting(bytes, from: offset, flags: flags) }
             } else {
                 return false
             }
@@ -153,10 +155,10 @@ struct Socket: Sendable {
         return true
     }
 
-    private func writeWaiting(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Bool {
+    private func writeWaiting(_ bytes: UnsafeRawBufferPointer, from start: Int, flags: Int32) -> Bool {
         var offset = start
         while offset < bytes.count {
-            let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, flags)
             if n > 0 {
                 offset += n
             } else if n < 0 && errno == EINTR {
@@ -193,8 +195,8 @@ struct Socket: Sendable {
         return true
     }
 
-    func write(_ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBytes { write($0) }
+    func write(_ bytes: [UInt8], more: Bool = false) -> Bool {
+        bytes.withUnsafeBytes { write($0, more: more) }
     }
 
     /// Stops further reads (wakes a thread waiting in `read`) without closing the descriptor.

@@ -12,6 +12,7 @@ func testRouter(gate: DispatchSemaphore? = nil, entered: DispatchSemaphore? = ni
     var builder = RouterBuilder()
     builder.add("GET", "/hello") { _ in .json(200, Array(#"{"hello":"world"}"#.utf8)) }
     builder.add("POST", "/echo") { HTTPResponse(status: 200, body: .bytes($0.bodyBytes)) }
+    builder.add("GET", "/big") { _ in HTTPResponse(status: 200, body: .bytes(bigBody)) }
     builder.add("PUT", "/count", body: .stream) { request in
         guard case .stream(let stream) = request.body else { return HTTPResponse(status: 500) }
         var total = 0
@@ -44,6 +45,9 @@ func testRouter(gate: DispatchSemaphore? = nil, entered: DispatchSemaphore? = ni
 }
 
 func body(_ r: RawResponse) -> String { r.text }
+
+/// An answer larger than what goes out in the head's buffer (ResponseSerializer.inlineBodyLimit).
+let bigBody: [UInt8] = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
 
 @Suite("HTTP server over loopback sockets")
 struct HTTPServerTests {
@@ -94,6 +98,24 @@ struct HTTPServerTests {
         #expect(response.body.isEmpty)
         // The connection is still in step: the next answer is the next request's.
         #expect(try client.request("GET", "/hello").text == #"{"hello":"world"}"#)
+    }
+
+    @Test("a large answer goes out after its head, whole, and the connection stays in step (GET, HEAD, pipelined)")
+    func largeAnswer() throws {
+        #expect(bigBody.count > ResponseSerializer.inlineBodyLimit)
+        let server = try TestServer(responder: testRouter())
+        let client = try server.client()
+        let response = try client.request("GET", "/big")
+        #expect(response.status == 200)
+        #expect(response.header("Content-Length") == "300000")
+        #expect(response.body == bigBody)
+        let head = try client.request("HEAD", "/big")
+        #expect(head.header("Content-Length") == "300000")
+        #expect(head.body.isEmpty)
+        try client.send("GET /big HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\nGET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try client.readResponse().body == bigBody)
+        #expect(try client.readResponse().text == #"{"hello":"world"}"#)
+        #expect(try client.readResponse().body == bigBody)
     }
 
     @Test("Expect: 100-continue gets 100 before the body is sent")
