@@ -119,18 +119,86 @@ public struct JSONStream {
     /// 200,000 integers; appending digit by digit was a tenth of its CPU).
     private mutating func appendDigits(_ value: Int64) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
-            var magnitude = value.magnitude
-            var start = 20
-            repeat {
-                start -= 1
-                buffer[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            if value < 0 {
-                start -= 1
-                buffer[start] = UInt8(ascii: "-")
-            }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[start..<20]))
+            let end = Self.digits(value, into: buffer, at: 0)
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<end]))
+        }
+    }
+
+    /// "00" to "99": two digits a division.
+    private static let digitPairs: StaticString = """
+        00010203040506070809101112131415161718192021222324252627282930313233343536373839\
+        40414243444546474849505152535455565758596061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899
+        """
+
+    /// Writes an integer's digits at `index` (room for 20 bytes needed); returns the index after
+    /// them. Two digits a division (a millisecond timestamp has 13; a history of 100,000 points
+    /// writes 200,000 integers).
+    public static func digits(_ value: Int64, into buffer: UnsafeMutableBufferPointer<UInt8>, at index: Int) -> Int {
+        var magnitude = value.magnitude
+        var count = 1
+        var threshold: UInt64 = 10
+        while count < 19 && magnitude >= threshold {
+            count += 1
+            threshold &*= 10
+        }
+        var at = index
+        if value < 0 {
+            buffer[at] = UInt8(ascii: "-")
+            at += 1
+        }
+        let end = at + count
+        var position = end
+        let pairs = digitPairs.utf8Start
+        while magnitude >= 100 {
+            let pair = Int(magnitude % 100) * 2
+            magnitude /= 100
+            position -= 2
+            buffer[position] = pairs[pair]
+            buffer[position + 1] = pairs[pair + 1]
+        }
+        if magnitude >= 10 {
+            let pair = Int(magnitude) * 2
+            buffer[position - 2] = pairs[pair]
+            buffer[position - 1] = pairs[pair + 1]
+        } else {
+            buffer[position - 1] = UInt8(ascii: "0") + UInt8(magnitude)
+        }
+        return end
+    }
+
+    /// The most bytes `number(_:into:at:)` writes.
+    public static let maxNumberBytes = 32
+
+    /// Writes a finite double as `double(_:)` does (an integral one as an integer, any other in
+    /// its shortest form) at `index` (room for `maxNumberBytes` needed); returns the index after it.
+    public static func number(_ value: Double, into buffer: UnsafeMutableBufferPointer<UInt8>, at index: Int) -> Int {
+        assert(value.isFinite)
+        if let integer = JSONNumber.integerForm(of: value) { return digits(integer, into: buffer, at: index) }
+        var text = value.description
+        return text.withUTF8 { utf8 in
+            let end = index + min(utf8.count, maxNumberBytes)
+            _ = UnsafeMutableBufferPointer(rebasing: buffer[index..<end]).initialize(from: utf8.prefix(end - index))
+            return end
+        }
+    }
+
+    /// Room for `count` more bytes, so a response whose size is known to within a little (a
+    /// metric history of a counted number of points) is not copied as it grows.
+    public mutating func reserve(_ count: Int) {
+        bytes.reserveCapacity(bytes.count + count)
+    }
+
+    /// A value of at most `maxCount` bytes that `fill` writes (returning how many) into a buffer
+    /// on the stack, appended in one piece: for many small values of one shape, where a dozen
+    /// appends each (every one checking the storage's capacity and uniqueness) cost more than
+    /// writing them.
+    public mutating func raw(maxCount: Int, _ fill: (UnsafeMutableBufferPointer<UInt8>) -> Int) {
+        separate()
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxCount) { buffer in
+            let count = fill(buffer)
+            precondition(count <= maxCount)
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<count]))
         }
     }
 

@@ -444,8 +444,9 @@ extension ModelRegistry {
 
     /// Every point of a run's series of one key, in step order, handed to `visit` as they are
     /// read (one query, no page to build). 413 when the series holds more than
-    /// `limits.maxMetricHistoryPoints`: the caller should page instead.
-    public func runMetricHistory(id: String, key: String,
+    /// `limits.maxMetricHistoryPoints`: the caller should page instead. `counted` hears how many
+    /// points there are before the first is visited (room for the answer is reserved once).
+    public func runMetricHistory(id: String, key: String, counted: (Int64) -> Void = { _ in },
                                  _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue) -> Void) throws(RegistryError) {
         try Self.requireTracking()
         try Self.validateMetricKey(key, field: "metric_key")
@@ -459,6 +460,7 @@ extension ModelRegistry {
                 throw RegistryError.tooLarge("the metric \(key) has more than \(limit) points (max_metric_history_points); "
                                              + "read it in pages with max_results and page_token")
             }
+            counted(count)
             for point in try MetricBlocks.points(parentID: run.modelID, key: key, MetricBlocks.Range(skipBytes: true), db) {
                 visit(point.step, point.wallclock, point.value)
             }

@@ -305,6 +305,36 @@ struct MLflowTrackingRouteTests {
         #expect(steps == Array(0..<2000))
     }
 
+    @Test("the whole metric history is written byte for byte as its pages are (one 70 kB answer sent after its head)",
+          arguments: Transport.allCases)
+    func historyRendering(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let run = try createRun(api, experiment: "0", name: "render")
+        let values: [JSONValue] = [.double(0.5), .double(-1), .double(1e300), .double(.leastNonzeroMagnitude), .double(123456789012345680),
+                                   .double(-0.0), .double(-2.2250738585072014e-308), .double(1.0 / 3), "NaN", "Infinity", "-Infinity"]
+        var metrics: [JSONValue] = []
+        for i in 0..<1000 {
+            metrics.append(["key": "loss/val", "value": values[i % values.count], "timestamp": .int(i % 7 == 0 ? -5 : 1_700_000_000_000 + i),
+                            "step": .int(i % 5 == 0 ? -Int(i) : Int(Int32.max) * i)])
+        }
+        #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "metrics": .array(metrics)]).status == 200)
+        let whole = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=loss/val")
+        let paged = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=loss/val&max_results=1000")
+        #expect(whole.status == 200)
+        #expect(whole["metrics"]?.arrayValue?.count == 1000)
+        #expect(whole.body.count > 1 << 16)
+        let common = min(whole.body.count, paged.body.count)
+        let differ = (0..<common).first { whole.body[$0] != paged.body[$0] } ?? (whole.body.count == paged.body.count ? nil : common)
+        #expect(differ == nil, "the answers differ from byte \(differ ?? 0): \(String(decoding: whole.body.dropFirst(differ ?? 0).prefix(80), as: UTF8.self))")
+        let points = whole["metrics"]?.arrayValue ?? []
+        #expect(points.first?["step"]?.int == -995)  // step order; the lowest step is i = 995's
+        let zero = points.first { $0["step"]?.int == 0 }
+        #expect(zero?["value"]?.numberValue?.double == 0.5)
+        #expect(zero?["timestamp"]?.int == -5)
+        #expect(zero?["key"]?.string == "loss/val")
+        #expect(points.first { $0["step"]?.int == -10 }?["value"]?.string == "-Infinity")
+    }
+
     @Test("logged-models/search orders by a metric, and each model of a page carries its own tags, params and metrics",
           arguments: Transport.allCases)
     func searchLoggedModels(transport: Transport) throws {

@@ -72,6 +72,33 @@ struct JSONTests {
         #expect(String(decoding: json.bytes, as: UTF8.self) == String(value))
     }
 
+    @Test("digits and numbers written in place match String and JSONValue at every length and sign")
+    func inPlaceNumbers() {
+        var integers: [Int64] = [0, 9, 10, 99, 100, Int64.max, Int64.min, Int64.min + 1]
+        var power: Int64 = 1
+        for _ in 0..<19 {
+            integers += [power, power - 1, -power, -(power - 1), power + 1]
+            power = power.multipliedReportingOverflow(by: 10).partialValue
+        }
+        var generator = SystemRandomNumberGenerator()
+        integers += (0..<2000).map { _ in Int64.random(in: .min ... .max, using: &generator) >> Int64.random(in: 0...62, using: &generator) }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 40) { buffer in
+            for value in integers {
+                buffer[0] = UInt8(ascii: "x")
+                let end = JSONStream.digits(value, into: buffer, at: 1)
+                #expect(String(decoding: UnsafeBufferPointer(rebasing: buffer[1..<end]), as: UTF8.self) == String(value))
+                #expect(buffer[0] == UInt8(ascii: "x"))
+            }
+            let doubles: [Double] = [0, -0.0, 0.5, -1, 1e15, 1e15 - 1, 1e300, .leastNonzeroMagnitude, -.greatestFiniteMagnitude,
+                                     -2.2250738585072014e-308, 1.0 / 3] + (0..<500).map { _ in Double(bitPattern: UInt64.random(in: 0 ... 0x7FEF_FFFF_FFFF_FFFF)) }
+            for value in doubles {
+                let end = JSONStream.number(value, into: buffer, at: 3)
+                #expect(end - 3 <= JSONStream.maxNumberBytes)
+                #expect(Array(buffer[3..<end]) == JSONWriter.bytes(.double(value)), "\(value)")
+            }
+        }
+    }
+
     @Test("member order is kept")
     func order() throws {
         let value = try JSONParser.parse(#"{"z":1,"a":2,"m":3}"#)

@@ -152,6 +152,48 @@ enum MLflowRendering {
         json.endObject()
     }
 
+    /// The points of one series as MLflow's Metric objects, for a whole history: the part that is
+    /// the same for every point (`{"key":"loss","value":`) made once, and each point formatted on
+    /// the stack and appended in one piece (as `metric(escapedKey:...)` writes it).
+    struct SeriesWriter {
+        private let escapedKey: [UInt8]
+        private let head: [UInt8]
+        private static let timestamp = Array(#","timestamp":"#.utf8)
+        private static let step = Array(#","step":"#.utf8)
+
+        init(escapedKey: [UInt8]) {
+            self.escapedKey = escapedKey
+            head = Array(#"{"key":"#.utf8) + escapedKey + Array(#","value":"#.utf8)
+        }
+
+        /// The most bytes one point takes (its comma included): for reserving a history's room.
+        var maxPointBytes: Int { head.count + JSONStream.maxNumberBytes + Self.timestamp.count + Self.step.count + 2 * 20 + 2 }
+
+        func write(step: Int64, wallclock: Int64, value: MetricValue, into json: inout JSONStream) {
+            guard case .number(let number) = value, number.isFinite else {
+                return MLflowRendering.metric(escapedKey: escapedKey, step: step, wallclock: wallclock,
+                                              value: value, into: &json)
+            }
+            json.raw(maxCount: maxPointBytes) { buffer in
+                var at = Self.copy(head, into: buffer, at: 0)
+                at = JSONStream.number(number, into: buffer, at: at)
+                at = Self.copy(Self.timestamp, into: buffer, at: at)
+                at = JSONStream.digits(wallclock, into: buffer, at: at)
+                at = Self.copy(Self.step, into: buffer, at: at)
+                at = JSONStream.digits(step, into: buffer, at: at)
+                buffer[at] = UInt8(ascii: "}")
+                return at + 1
+            }
+        }
+
+        private static func copy(_ bytes: [UInt8], into buffer: UnsafeMutableBufferPointer<UInt8>, at index: Int) -> Int {
+            bytes.withUnsafeBufferPointer { source in
+                UnsafeMutableRawPointer(buffer.baseAddress! + index).copyMemory(from: source.baseAddress!, byteCount: source.count)
+            }
+            return index + bytes.count
+        }
+    }
+
     /// A Metric's value, timestamp and step members.
     private static func metricFields(step: Int64, wallclock: Int64, value: MetricValue, into json: inout JSONStream) {
         json.key("value")

@@ -296,9 +296,9 @@ struct MLflowTrackingRoutes {
         json.key("metrics")
         json.beginArray()
         guard pageSize != nil || token != nil else {
-            let escapedKey = JSONWriter.bytes(.string(key))
-            try registry.runMetricHistory(id: runID, key: key) { step, wallclock, value in
-                MLflowRendering.metric(escapedKey: escapedKey, step: step, wallclock: wallclock, value: value, into: &json)
+            let writer = MLflowRendering.SeriesWriter(escapedKey: JSONWriter.bytes(.string(key)))
+            try registry.runMetricHistory(id: runID, key: key, counted: { json.reserve(Int($0) * writer.maxPointBytes + 64) }) {
+                step, wallclock, value in writer.write(step: step, wallclock: wallclock, value: value, into: &json)
             }
             json.endArray()
             json.endObject()
