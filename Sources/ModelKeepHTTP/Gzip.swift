@@ -2,24 +2,31 @@ import CZlib
 
 /// gzip through the system zlib, for compressing JSON responses.
 public enum Gzip {
-    /// The gzip encoding of `bytes` (level 1-9; 5 trades little size for much speed on JSON).
-    public static func compress(_ bytes: [UInt8], level: Int32 = 5) -> [UInt8]? {
+    /// The gzip encoding of `bytes`. Level 1, as nginx's `gzip_comp_level` defaults to: on JSON
+    /// it is 2-3x faster than level 5 for an answer about 5 % larger (an 8.4 MB metric history:
+    /// 1.55 MB in 72 ms against 1.48 MB in 166 ms), and on a network fast enough to serve models
+    /// from, the time spent compressing is the latency the client sees.
+    public static func compress(_ bytes: [UInt8], level: Int32 = 1) -> [UInt8]? {
         var stream = z_stream()
         guard modelkeep_deflate_init_gzip(&stream, level) == Z_OK else { return nil }
         defer { deflateEnd(&stream) }
-        var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(bytes.count))) + 32)
-        let produced: Int? = bytes.withUnsafeBufferPointer { input in
-            output.withUnsafeMutableBufferPointer { out in
+        var failed = false
+        // Uninitialized room (zero-filling a bound larger than the input cost a pass of its own).
+        let output = [UInt8](unsafeUninitializedCapacity: Int(deflateBound(&stream, uLong(bytes.count))) + 32) { out, count in
+            bytes.withUnsafeBufferPointer { input in
                 stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress)
                 stream.avail_in = uInt(input.count)
                 stream.next_out = out.baseAddress
                 stream.avail_out = uInt(out.count)
-                return deflate(&stream, Z_FINISH) == Z_STREAM_END ? out.count - Int(stream.avail_out) : nil
+                if deflate(&stream, Z_FINISH) == Z_STREAM_END {
+                    count = out.count - Int(stream.avail_out)
+                } else {
+                    failed = true
+                    count = 0
+                }
             }
         }
-        guard let produced else { return nil }
-        output.removeSubrange(produced...)
-        return output
+        return failed ? nil : output
     }
 
     /// The bytes a gzip stream holds; nil when it is not valid gzip or exceeds `limit`.
