@@ -70,32 +70,38 @@ enum MetricBlocks {
             return data
         }
 
+        /// `decode` of a wide block's row: its `data` column and its `ids` column (nil: a query
+        /// that does not read ids, or a row without them), read in place.
+        static func decode(_ row: Row, data: Int, block: Int64, ids: Int?, wants: ((String) -> Bool)?,
+                           _ visit: (_ key: String, _ step: Int64, _ wallclock: Int64, _ value: Double, _ id: Int64) -> Void) {
+            row.withBlob(data) { raw in
+                guard let ids, !row.isNull(ids) else { return decode(raw, block: block, ids: nil, wants: wants, visit) }
+                row.withBlob(ids) { decode(raw, block: block, ids: $0, wants: wants, visit) }
+            }
+        }
+
         /// Calls `visit` with the points of each key that `wants` accepts (every key when nil),
         /// in the block's order, with their ids.
-        static func decode(_ data: [UInt8], block: Int64, ids: [UInt8]?, wants: ((String) -> Bool)?,
+        static func decode(_ raw: UnsafeRawBufferPointer, block: Int64, ids: UnsafeRawBufferPointer?, wants: ((String) -> Bool)?,
                            _ visit: (_ key: String, _ step: Int64, _ wallclock: Int64, _ value: Double, _ id: Int64) -> Void) {
-            data.withUnsafeBytes { raw in
-                guard raw.count >= 4 else { return }
-                let directoryEnd = 4 + Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
-                guard directoryEnd <= raw.count else { return }
-                var at = 4
-                var index = 0
-                while at + 2 <= directoryEnd {
-                    let length = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
-                    guard at + 2 + length + 4 <= directoryEnd else { return }
-                    let key = String(decoding: UnsafeRawBufferPointer(rebasing: raw[(at + 2)..<(at + 2 + length)]), as: UTF8.self)
-                    let count = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 2 + length, as: UInt32.self)))
-                    at += 2 + length + 4
-                    defer { index += count }
-                    guard wants?(key) ?? true else { continue }
-                    let points = directoryEnd + index * pointBytes
-                    guard points + count * pointBytes <= raw.count else { return }
-                    withBytes(ids) { ids in
-                        for j in 0..<count {
-                            let (step, wallclock, value) = unpack(raw, at: points + j * pointBytes)
-                            visit(key, step, wallclock, value, pointID(block: block, index: index + j, ids: ids))
-                        }
-                    }
+            guard raw.count >= 4 else { return }
+            let directoryEnd = 4 + Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
+            guard directoryEnd <= raw.count else { return }
+            var at = 4
+            var index = 0
+            while at + 2 <= directoryEnd {
+                let length = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+                guard at + 2 + length + 4 <= directoryEnd else { return }
+                let key = String(decoding: UnsafeRawBufferPointer(rebasing: raw[(at + 2)..<(at + 2 + length)]), as: UTF8.self)
+                let count = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 2 + length, as: UInt32.self)))
+                at += 2 + length + 4
+                defer { index += count }
+                guard wants?(key) ?? true else { continue }
+                let points = directoryEnd + index * pointBytes
+                guard points + count * pointBytes <= raw.count else { return }
+                for j in 0..<count {
+                    let (step, wallclock, value) = unpack(raw, at: points + j * pointBytes)
+                    visit(key, step, wallclock, value, pointID(block: block, index: index + j, ids: ids))
                 }
             }
         }
@@ -424,7 +430,7 @@ enum MetricBlocks {
         if let from { sql += " AND last_step >= ?"; arguments.append(.integer(from)) }
         if let to { sql += " AND first_step <= ?"; arguments.append(.integer(to)) }
         _ = try db.query(sql + " ORDER BY id", arguments) { row in
-            WideLayout.decode(row.blob(1), block: row.int64(0), ids: row.isNull(2) ? nil : row.blob(2), wants: wants, visit)
+            WideLayout.decode(row, data: 1, block: row.int64(0), ids: 2, wants: wants, visit)
         }
     }
 

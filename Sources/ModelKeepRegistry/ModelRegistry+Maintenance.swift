@@ -201,7 +201,7 @@ extension ModelRegistry {
                 var wide: [ChartSeriesRef: (count: Int64, first: Int64)] = [:]
                 _ = try db.query("SELECT parent_id, id, data, ids FROM metric_blocks WHERE key = ''") { row in
                     let parent = row.text(0)
-                    MetricBlocks.WideLayout.decode(row.blob(2), block: row.int64(1), ids: nil, wants: nil) { key, step, _, _, _ in
+                    MetricBlocks.WideLayout.decode(row, data: 2, block: row.int64(1), ids: nil, wants: nil) { key, step, _, _, _ in
                         let ref = ChartSeriesRef(parentID: parent, key: key)
                         let kept = wide[ref]
                         wide[ref] = ((kept?.count ?? 0) + 1, min(kept?.first ?? step, step))

@@ -122,7 +122,7 @@ extension ModelRegistry {
         var newest: Int64? = nil
         _ = try db.query("SELECT id, data, ids FROM metric_blocks WHERE parent_id = ? AND key = '' ORDER BY id", [.text(parentID)]) { row in
             newest = row.int64(0)
-            MetricBlocks.WideLayout.decode(row.blob(1), block: row.int64(0), ids: row.isNull(2) ? nil : row.blob(2), wants: nil) {
+            MetricBlocks.WideLayout.decode(row, data: 1, block: row.int64(0), ids: 2, wants: nil) {
                 key, step, wallclock, value, id in
                 if points[key] == nil { order.append(key) }
                 points[key, default: []].append(MetricBlocks.Stored(step: step, wallclock: wallclock, value: .number(value), id: id))

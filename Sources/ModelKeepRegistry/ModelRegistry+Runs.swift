@@ -305,7 +305,7 @@ extension ModelRegistry {
         // series' blocks. The keys that share bounds are read in one statement (on PostgreSQL
         // each statement is a round trip).
         var stored: [Int: Set<PointIdentity>] = [:]
-        var storedExtents: [String: StoredExtent]? = nil
+        var knownExtents: [String: StoredExtent]? = nil
         let read = { (row: Row) in
             guard let g = groupOf[row.text(0)] else { return }
             let range = groups[g].range
@@ -341,7 +341,7 @@ extension ModelRegistry {
             // (Read for every key of the batch, they serve the insert of its new points too.)
             var reachable: [Seek: [String]] = [:]
             let extents = try Self.storedExtents(of: groups.map(\.key), parentID: run.modelID, db)
-            storedExtents = extents
+            knownExtents = extents
             for (key, extent) in extents {
                 guard let g = groupOf[key], extent.last >= groups[g].range.low else { continue }
                 let start = MetricBlocks.lowestStart(reaching: groups[g].range.low, span: extent.blockSpan)
@@ -399,7 +399,7 @@ extension ModelRegistry {
             if added > 0 { loggedPoints[modelID, default: []].append(point) }
         }
         var behind: [ChartSeriesRef] = []
-        if !fresh.isEmpty { behind += try insertPoints(fresh, parentID: run.modelID, stored: storedExtents, db) }
+        if !fresh.isEmpty { behind += try insertPoints(fresh, parentID: run.modelID, stored: knownExtents, db) }
         // Each logged model's series, and the series of the versions registered from it.
         for (modelID, points) in loggedPoints {
             behind += try insertPoints(points, parentID: modelID, db)
