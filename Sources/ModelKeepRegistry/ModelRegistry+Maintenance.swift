@@ -199,7 +199,7 @@ extension ModelRegistry {
                 // The points still in wide blocks are their series' too (reads merge them), read
                 // in the same transaction: how many each series has there, and its lowest step.
                 var wide: [ChartSeriesRef: (count: Int64, first: Int64)] = [:]
-                _ = try db.query("SELECT parent_id, id, data, ids FROM metric_blocks WHERE key = ''") { row in
+                _ = try db.query("SELECT parent_id, id, data FROM metric_blocks WHERE key = ''") { row in
                     let parent = row.text(0)
                     MetricBlocks.WideLayout.decode(row, data: 2, block: row.int64(1), ids: nil, wants: nil) { key, step, _, _, _ in
                         let ref = ChartSeriesRef(parentID: parent, key: key)
