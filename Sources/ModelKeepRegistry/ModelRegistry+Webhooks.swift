@@ -583,16 +583,19 @@ extension ModelRegistry {
             (try Self.requireWebhook(id, dialect: dialect, db),
              try db.queryFirst("SELECT secret FROM webhooks WHERE id = ?", [.text(id)]) { $0.text(0) } ?? "")
         }
-        try WebhookURL.check(webhook.url, allowed: policy.allowedNetworks)
+        let addresses = try WebhookURL.check(webhook.url, allowed: policy.allowedNetworks)
         let request = compose(webhook, secret)
-        return try outbound.post(webhook.url, headers: request.headers, body: request.body)
+        return try outbound.post(webhook.url, headers: request.headers, body: request.body, addresses: addresses)
     }
 }
 
 /// Where webhooks may point: http or https, and never a link-local or cloud metadata address
 /// (unless listed), or only the listed hosts and networks when a list is set.
 public enum WebhookURL {
-    public static func check(_ text: String, allowed: [String]) throws(RegistryError) {
+    /// Checks a webhook URL and answers the addresses its host resolved to, all of them
+    /// allowed: what a delivery connects to (its host is not looked up again when sending).
+    @discardableResult
+    public static func check(_ text: String, allowed: [String]) throws(RegistryError) -> [String] {
         guard text.utf8.count <= 2048, let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(),
               ["http", "https"].contains(scheme), let host = url.host, !host.isEmpty else {
             throw .invalid(field: "url", message: "must be an http:// or https:// URL")
@@ -604,7 +607,7 @@ public enum WebhookURL {
             for address in addresses where !allowed.contains(where: { matches(address, host: bare, rule: $0) }) {
                 throw .invalid(field: "url", message: "\(host) (\(address)) is not in webhook_allowed_networks")
             }
-            return
+            return addresses
         }
         if bare == "metadata.google.internal" || bare == "metadata" {
             throw .invalid(field: "url", message: "\(host) is a cloud metadata service; webhooks may not call it")
@@ -612,6 +615,7 @@ public enum WebhookURL {
         for address in addresses where isLinkLocalOrMetadata(address) {
             throw .invalid(field: "url", message: "\(host) resolves to \(address), a link-local or cloud metadata address; webhooks may not call it")
         }
+        return addresses
     }
 
     /// Every address a host name resolves to (numeric addresses as themselves).

@@ -164,17 +164,18 @@ public final class WebhookDeliverer: Sendable {
     /// One webhook's due deliveries, in order, up to its first failure (the rest wait behind it).
     private func sendInOrder(_ run: [ModelRegistry.DueDelivery]) -> [ModelRegistry.Attempt] {
         var sent: [ModelRegistry.Attempt] = []
-        // Checked again at each pass (not only when the webhook was made): a name may resolve elsewhere now.
-        let refused: String? = run.first.flatMap { first in
-            do {
-                try WebhookURL.check(first.webhook.url, allowed: policy.allowedNetworks)
-                return nil
+        // Checked again at each pass (not only when the webhook was made): a name may resolve
+        // elsewhere now. The deliveries go to the addresses checked, not to a new lookup's.
+        var checked: Result<[String], RegistryError>?
+        if let first = run.first {
+            do throws(RegistryError) {
+                checked = .success(try WebhookURL.check(first.webhook.url, allowed: policy.allowedNetworks))
             } catch {
-                return "\(error)"
+                checked = .failure(error)
             }
         }
         for delivery in run {
-            let outcome = attempt(delivery, refused: refused)
+            let outcome = attempt(delivery, checked: checked)
             sent.append(outcome)
             let failed = !outcome.skipped && !(outcome.status.map { (200..<300).contains($0) } ?? false) && !outcome.permanent
             if failed { break }
@@ -190,7 +191,7 @@ public final class WebhookDeliverer: Sendable {
         #endif
     }
 
-    private func attempt(_ due: ModelRegistry.DueDelivery, refused: String?) -> ModelRegistry.Attempt {
+    private func attempt(_ due: ModelRegistry.DueDelivery, checked: Result<[String], RegistryError>?) -> ModelRegistry.Attempt {
         let started = ContinuousClock.now
         guard due.event != nil else {
             return .init(due: due, status: nil, error: "the event was pruned from the change feed before it could be delivered",
@@ -200,11 +201,16 @@ public final class WebhookDeliverer: Sendable {
             return .init(due: due, status: nil, error: "\(due.event?.kind ?? "?") has no \(due.webhook.dialect) name", latencyMilliseconds: 0,
                          skipped: true)
         }
-        if let refused { return .init(due: due, status: nil, error: refused, latencyMilliseconds: 0) }
+        var addresses: [String]?
+        switch checked {
+        case .failure(let refused): return .init(due: due, status: nil, error: "\(refused)", latencyMilliseconds: 0)
+        case .success(let found): addresses = found
+        case nil: break
+        }
         var status: Int?
         var failure: String?
         do {
-            status = try registry.outbound.post(due.webhook.url, headers: request.headers, body: request.body).status
+            status = try registry.outbound.post(due.webhook.url, headers: request.headers, body: request.body, addresses: addresses).status
         } catch {
             failure = "\(error)"
         }

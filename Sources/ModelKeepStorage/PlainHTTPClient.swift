@@ -87,8 +87,10 @@ final class PlainHTTPClient: Sendable {
 
     /// POSTs `body` with `headers` (besides Host and Content-Length) and answers the status
     /// and up to `bodyLimit` bytes of the body. A kept connection that the server had closed
-    /// meanwhile (nothing of an answer came back on it) is replaced once by a new one.
-    func post(_ target: Target, headers: [(String, String)], body: UnsafeRawBufferPointer) throws(TransportError) -> (status: Int, body: [UInt8]) {
+    /// meanwhile (nothing of an answer came back on it) is replaced once by a new one. With
+    /// `addresses` (numeric), a new connection goes to one of them, without a lookup of the host.
+    func post(_ target: Target, headers: [(String, String)], body: UnsafeRawBufferPointer,
+              addresses: [String]? = nil) throws(TransportError) -> (status: Int, body: [UInt8]) {
         var request = "POST \(target.path) HTTP/1.1\r\nHost: \(target.authority)\r\nContent-Length: \(body.count)\r\n"
         for (name, value) in headers {
             guard !(name + value).utf8.contains(where: { $0 == 13 || $0 == 10 }) else {
@@ -114,7 +116,7 @@ final class PlainHTTPClient: Sendable {
                     throw error
                 }
             }
-            let fd = try connect(endpoint, deadline: deadline)
+            let fd = try connect(endpoint, addresses: addresses, deadline: deadline)
             switch exchange(fd, wire, deadline: deadline) {
             case .answered(let status, let body, let reusable):
                 release(fd, endpoint, reusable: reusable)
@@ -139,24 +141,33 @@ final class PlainHTTPClient: Sendable {
         if !kept { close(fd) }
     }
 
-    private func connect(_ endpoint: Endpoint, deadline: ContinuousClock.Instant) throws(TransportError) -> Int32 {
+    private func connect(_ endpoint: Endpoint, addresses: [String]?, deadline: ContinuousClock.Instant) throws(TransportError) -> Int32 {
         func failure(_ code: Int32, _ what: String) -> TransportError {
             TransportError(code: Int(code), message: "POST \(endpoint.host):\(endpoint.port): \(what)", sinkFailed: false)
         }
+        // The host's addresses, or the given ones (numeric: no lookup).
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_NUMERICSERV
-        var found: UnsafeMutablePointer<addrinfo>?
-        let resolved = getaddrinfo(endpoint.host, String(endpoint.port), &hints, &found)
-        guard resolved == 0, let first = found else {
-            throw failure(ENOENT, "could not resolve the host (\(String(cString: gai_strerror(resolved))))")
+        hints.ai_flags = AI_NUMERICSERV | (addresses == nil ? 0 : AI_NUMERICHOST)
+        var lists: [UnsafeMutablePointer<addrinfo>] = []
+        defer { for list in lists { freeaddrinfo(list) } }
+        var lookupError: Int32 = 0
+        for name in addresses ?? [endpoint.host] {
+            var found: UnsafeMutablePointer<addrinfo>?
+            let resolved = getaddrinfo(name, String(endpoint.port), &hints, &found)
+            if resolved == 0, let found { lists.append(found) } else { lookupError = resolved }
         }
-        defer { freeaddrinfo(first) }
+        guard !lists.isEmpty else {
+            throw failure(ENOENT, "could not resolve the host (\(String(cString: gai_strerror(lookupError))))")
+        }
         let connectDeadline = min(deadline, ContinuousClock.now + .milliseconds(connectMilliseconds))
         var last = failure(ECONNREFUSED, "no address to connect to")
-        var cursor: UnsafeMutablePointer<addrinfo>? = first
-        while let info = cursor {
-            cursor = info.pointee.ai_next
+        var candidates: [UnsafeMutablePointer<addrinfo>] = []
+        for list in lists {
+            var cursor: UnsafeMutablePointer<addrinfo>? = list
+            while let info = cursor { candidates.append(info); cursor = info.pointee.ai_next }
+        }
+        for info in candidates {
             let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { last = failure(errno, String(cString: strerror(errno))); continue }
             let flags = fcntl(fd, F_GETFL)

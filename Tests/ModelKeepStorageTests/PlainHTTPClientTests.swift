@@ -234,4 +234,30 @@ struct PlainHTTPClientTests {
         gone.stop()
         #expect(throws: (any Error).self) { try client.post(url, headers: [], body: []) }
     }
+
+    @Test("given the checked addresses, a delivery connects to them and looks nothing up (ours and libcurl's)")
+    func pinnedAddresses() throws {
+        let receiver = try ScriptedReceiver([Self.ok, Self.ok, Self.ok])
+        defer { receiver.stop() }
+        let client = Self.client()
+        // A name that resolves nowhere reaches the receiver at the address given for it.
+        let pinned = try client.post("http://pinned.invalid:\(receiver.port)/x", headers: [], body: [], addresses: ["127.0.0.1"])
+        #expect(pinned.status == 200)
+        #expect(receiver.requests.last?.contains("\r\nHost: pinned.invalid:\(receiver.port)\r\n") == true)
+        // Without them the name is looked up (by a client with no connection kept to it).
+        #expect(throws: (any Error).self) { try Self.client().post("http://pinned.invalid:\(receiver.port)/x", headers: [], body: []) }
+        // A name that resolves to the receiver is not used when other addresses were given (nothing listens on 127.0.0.2).
+        #expect(throws: (any Error).self) {
+            try OutboundHTTP(connectTimeoutMilliseconds: 1_000, totalTimeoutMilliseconds: 2_000)
+                .post("http://localhost:\(receiver.port)/x", headers: [], body: [], addresses: ["127.0.0.2"])
+        }
+        // libcurl (https's path) takes the same pin through CURLOPT_RESOLVE.
+        let curl = CurlTransport(options: .init(connectMilliseconds: 1_000, totalMilliseconds: 2_000), keep: 1)
+        let answer = try [UInt8]("{}".utf8).withUnsafeBytes { body in
+            try curl.perform(TransportRequest(method: "POST", url: "http://pinned.invalid:\(receiver.port)/y", headers: [], body: body,
+                                              pinned: ("pinned.invalid", receiver.port, ["127.0.0.1"])))
+        }
+        #expect(answer.status == 200)
+        #expect(receiver.requests.count == 2)
+    }
 }

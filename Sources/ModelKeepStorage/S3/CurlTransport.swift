@@ -9,6 +9,8 @@ struct TransportRequest {
     var headers: [(String, String)]
     /// The bytes to send (PUT), read in place while the exchange runs.
     var body: UnsafeRawBufferPointer?
+    /// The addresses the URL's host must be reached at (libcurl's `CURLOPT_RESOLVE`: no lookup of its own).
+    var pinned: (host: String, port: Int, addresses: [String])?
 }
 
 /// What came back. `body` holds the answer unless a sink took it (a 2xx to a streamed GET).
@@ -87,6 +89,12 @@ final class CurlTransport: Sendable {
             list = curl_slist_append(list, "\(name):")
         }
         defer { curl_slist_free_all(list) }
+        var resolve: UnsafeMutablePointer<curl_slist>?
+        if let pinned = request.pinned, !pinned.addresses.isEmpty {
+            let addresses = pinned.addresses.map { $0.contains(":") ? "[\($0)]" : $0 }.joined(separator: ",")
+            resolve = curl_slist_append(nil, "\(pinned.host):\(pinned.port):\(addresses)")
+        }
+        defer { curl_slist_free_all(resolve) }
 
         modelkeep_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
         modelkeep_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, options.connectMilliseconds)
@@ -97,6 +105,7 @@ final class CurlTransport: Sendable {
         if let caFile = options.caFile { _ = caFile.withCString { modelkeep_curl_set_pointer(handle, CURLOPT_CAINFO, $0) } }
         _ = request.url.withCString { modelkeep_curl_set_pointer(handle, CURLOPT_URL, $0) }
         modelkeep_curl_set_pointer(handle, CURLOPT_HTTPHEADER, list)
+        if let resolve { modelkeep_curl_set_pointer(handle, CURLOPT_RESOLVE, resolve) }
         modelkeep_curl_set_function(handle, CURLOPT_WRITEFUNCTION, curlWrite)
         modelkeep_curl_set_pointer(handle, CURLOPT_WRITEDATA, context)
         modelkeep_curl_set_function(handle, CURLOPT_HEADERFUNCTION, curlHeader)
