@@ -8,8 +8,7 @@ import Darwin
 
 /// POSTs over plain HTTP/1.1 on sockets of our own, for webhook deliveries to `http://` URLs:
 /// the request's head and body leave in one `send`, the answer is read with blocking reads
-/// (the socket's receive timeout set to what is left of the exchange's time), and connections
-/// are kept alive per host and port. Through libcurl a delivery took six system calls (three of
+/// (under the socket's receive timeout), and connections are kept alive per host and port. Through libcurl a delivery took six system calls (three of
 /// them polls) and every answer header was parsed into a dictionary; a burst of writes with
 /// three webhooks spent a third of the server's CPU there. https (and a URL with credentials
 /// in it) stays with libcurl.
@@ -87,7 +86,8 @@ final class PlainHTTPClient: Sendable {
 
     /// POSTs `body` with `headers` (besides Host and Content-Length) and answers the status
     /// and up to `bodyLimit` bytes of the body. A kept connection that the server had closed
-    /// meanwhile (nothing of an answer came back on it) is replaced once by a new one. With
+    /// meanwhile (nothing of an answer came back on it) is dropped for the next kept one, or a
+    /// new one; a new connection that closes unanswered is an error. With
     /// `addresses` (numeric), a new connection goes to one of them, without a lookup of the host.
     func post(_ target: Target, headers: [(String, String)], body: UnsafeRawBufferPointer,
               addresses: [String]? = nil) throws(TransportError) -> (status: Int, body: [UInt8]) {
@@ -177,7 +177,8 @@ final class PlainHTTPClient: Sendable {
                 code = errno
                 if code == EINPROGRESS {
                     var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    let ready = poll(&poller, 1, Self.milliseconds(until: connectDeadline))
+                    var ready = poll(&poller, 1, Self.milliseconds(until: connectDeadline))
+                    while ready < 0 && errno == EINTR { ready = poll(&poller, 1, Self.milliseconds(until: connectDeadline)) }
                     if ready == 1 {
                         var length = socklen_t(MemoryLayout<Int32>.size)
                         _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length)
