@@ -365,7 +365,10 @@ enum MetricBlocks {
 
     /// A series' points in `range`, ordered by step, then wallclock, then arrival; the first
     /// `limit` of them when a limit is given (reading only the blocks that can hold them).
-    static func points(parentID: String, key: String, _ range: Range, limit: Int? = nil, _ db: any SQLConnection) throws -> [Stored] {
+    /// `expected`: how many points the caller knows the read will find (room for them is made
+    /// at once; a million points grown by doubling held two copies at the last step).
+    static func points(parentID: String, key: String, _ range: Range, limit: Int? = nil, expected: Int = 0,
+                       _ db: any SQLConnection) throws -> [Stored] {
         var clauses = "parent_id = ? AND key = ?"
         var arguments: [SQLValue] = [.text(parentID), .text(key)]
         let low = [range.from, range.after?.step].compactMap({ $0 }).max()
@@ -382,6 +385,7 @@ enum MetricBlocks {
         if range.skipBytes { clauses += " AND bytes IS NULL" }
         // The points still in the parent's wide blocks (a few, until they are folded), first.
         var found: [Stored] = []
+        found.reserveCapacity(expected)
         try widePoints(parentID: parentID, from: low, to: range.to, wants: { $0 == key }, db) { _, step, wallclock, value, id in
             if range.wants(step, wallclock, .number(value), id) {
                 found.append(Stored(step: step, wallclock: wallclock, value: .number(value), id: id))

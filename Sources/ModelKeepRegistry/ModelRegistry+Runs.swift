@@ -461,7 +461,7 @@ extension ModelRegistry {
                                              + "read it in pages with max_results and page_token")
             }
             counted(count)
-            for point in try MetricBlocks.points(parentID: run.modelID, key: key, MetricBlocks.Range(skipBytes: true), db) {
+            for point in try MetricBlocks.points(parentID: run.modelID, key: key, MetricBlocks.Range(skipBytes: true), expected: Int(count), db) {
                 visit(point.step, point.wallclock, point.value)
             }
         }
