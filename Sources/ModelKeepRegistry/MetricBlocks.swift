@@ -425,6 +425,35 @@ enum MetricBlocks {
         return found
     }
 
+    /// Visits a whole series' points in order as its blocks are read, without gathering them
+    /// first, when its blocks cannot interleave: each starts at a later step than every block
+    /// before it ended (a training loop's steps only grow; each block is sorted in itself). The
+    /// caller makes sure no wide block holds points of the key. Answers false, having visited
+    /// nothing, when blocks overlap (points logged out of order, a text point among numbers'
+    /// steps): the caller then reads them with `points`, which sorts.
+    static func visitInOrder(parentID: String, key: String, _ range: Range, _ db: any SQLConnection,
+                             _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue) -> Void) throws -> Bool {
+        precondition(range.from == nil && range.to == nil && range.after == nil, "whole series only")
+        var clauses = "parent_id = ? AND key = ?"
+        if range.numbersOnly { clauses += " AND low IS NOT NULL" }
+        if range.skipBytes { clauses += " AND bytes IS NULL" }
+        let arguments: [SQLValue] = [.text(parentID), .text(key)]
+        var ordered = true
+        var end: Int64?
+        _ = try db.query("SELECT first_step, last_step FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id", arguments) { row in
+            guard ordered else { return }
+            if let end, row.int64(0) <= end { ordered = false }
+            end = max(end ?? row.int64(1), row.int64(1))
+        }
+        guard ordered else { return false }
+        _ = try db.query("SELECT \(selected) FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id", arguments) { row in
+            decode(row) { step, wallclock, value, id in
+                if range.wants(step, wallclock, value, id) { visit(step, wallclock, value) }
+            }
+        }
+        return true
+    }
+
     /// Calls `visit` with the points of the keys that `wants` accepts (all when nil) in a
     /// parent's wide blocks that can hold steps from `from` to `to`, block by block.
     static func widePoints(parentID: String, from: Int64? = nil, to: Int64? = nil, wants: ((String) -> Bool)?, _ db: any SQLConnection,

@@ -455,13 +455,19 @@ extension ModelRegistry {
             let run = try Self.fetchRunAttributes(id: id, db)
             var count = try db.queryFirst("SELECT coalesce(sum(points), 0) FROM metric_blocks WHERE parent_id = ? AND key = ?",
                                           [.text(run.modelID), .text(key)]) { $0.int64(0) } ?? 0
-            try MetricBlocks.widePoints(parentID: run.modelID, wants: { $0 == key }, db) { _, _, _, _, _ in count += 1 }
+            var wide: Int64 = 0
+            try MetricBlocks.widePoints(parentID: run.modelID, wants: { $0 == key }, db) { _, _, _, _, _ in wide += 1 }
+            count += wide
             guard count <= Int64(limit) else {
                 throw RegistryError.tooLarge("the metric \(key) has more than \(limit) points (max_metric_history_points); "
                                              + "read it in pages with max_results and page_token")
             }
             counted(count)
-            for point in try MetricBlocks.points(parentID: run.modelID, key: key, MetricBlocks.Range(skipBytes: true), expected: Int(count), db) {
+            // A series whose steps only grew is visited as it is read; one logged out of order
+            // (or with points still in wide blocks) is gathered and sorted first.
+            let range = MetricBlocks.Range(skipBytes: true)
+            if wide == 0, try MetricBlocks.visitInOrder(parentID: run.modelID, key: key, range, db, visit) { return }
+            for point in try MetricBlocks.points(parentID: run.modelID, key: key, range, expected: Int(count), db) {
                 visit(point.step, point.wallclock, point.value)
             }
         }

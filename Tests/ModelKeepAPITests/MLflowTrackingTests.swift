@@ -305,6 +305,36 @@ struct MLflowTrackingRouteTests {
         #expect(steps == Array(0..<2000))
     }
 
+    @Test("a whole history is in (step, timestamp, arrival) order whether its steps only grew, came out of order, or met at a block's edge",
+          arguments: ["growing", "interleaved", "edge", "text among numbers"])
+    func historyOrder(shape: String) throws {
+        let api = try APIClient(.router)
+        let run = try createRun(api, experiment: "0", name: shape)
+        // Five batches of 300 points; how their steps relate decides whether the read can visit
+        // blocks as it reads them or must gather and sort.
+        for batch in 0..<5 {
+            let metrics: [JSONValue] = (0..<300).map { i in
+                let step: Int
+                switch shape {
+                case "growing": step = batch * 300 + i
+                case "interleaved": step = batch == 3 ? i * 5 + 1 : batch * 300 + i       // batch 3 lands among the earlier steps
+                case "edge": step = batch * 299 + i                                       // each batch starts at the step the last one ended on
+                default: step = batch * 300 + i
+                }
+                let value: JSONValue = shape == "text among numbers" && i == 150 ? "NaN" : .double(Double(batch * 1000 + i))
+                return ["key": "loss", "value": value, "timestamp": .int(1_700_000_000_000 + (batch * 7 + i) % 11), "step": .int(step)]
+            }
+            #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "metrics": .array(metrics)]).status == 200)
+        }
+        let whole = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=loss")
+        let paged = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=loss&max_results=25000")
+        #expect(whole.status == 200)
+        #expect(whole["metrics"]?.arrayValue?.count == 1500)
+        #expect(whole.body == paged.body, "the whole history differs from its pages (\(shape))")
+        let order = (whole["metrics"]?.arrayValue ?? []).map { ($0["step"]?.int ?? 0, $0["timestamp"]?.int ?? 0) }
+        #expect(zip(order, order.dropFirst()).allSatisfy { $0 <= $1 }, "out of order (\(shape))")
+    }
+
     @Test("the whole metric history is written byte for byte as its pages are (one 70 kB answer sent after its head)",
           arguments: Transport.allCases)
     func historyRendering(transport: Transport) throws {
