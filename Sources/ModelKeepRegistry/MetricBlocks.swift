@@ -425,33 +425,41 @@ enum MetricBlocks {
         return found
     }
 
-    /// Visits a whole series' points in order as its blocks are read, without gathering them
-    /// first, when its blocks cannot interleave: each starts at a later step than every block
-    /// before it ended (a training loop's steps only grow; each block is sorted in itself). The
-    /// caller makes sure no wide block holds points of the key. Answers false, having visited
-    /// nothing, when blocks overlap (points logged out of order, a text point among numbers'
-    /// steps): the caller then reads them with `points`, which sorts.
-    static func visitInOrder(parentID: String, key: String, _ range: Range, _ db: any SQLConnection,
-                             _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue) -> Void) throws -> Bool {
+    /// How many points a series' blocks hold (all of them, whatever `range` reads), and whether
+    /// the blocks a whole read of `range` takes cannot interleave: each starts at a later step
+    /// than every block before it ended (a training loop's steps only grow; each block is sorted
+    /// in itself), so that reading them by first step is the series' order. One pass over the
+    /// blocks' extents, in the order `visitInBlockOrder` reads them.
+    static func extent(parentID: String, key: String, _ range: Range, _ db: any SQLConnection) throws -> (points: Int64, inOrder: Bool) {
+        var points: Int64 = 0
+        var inOrder = true
+        var end: Int64?
+        _ = try db.query("""
+            SELECT first_step, last_step, points, CASE WHEN bytes IS NULL THEN 0 ELSE 1 END, CASE WHEN low IS NULL THEN 0 ELSE 1 END
+            FROM metric_blocks WHERE parent_id = ? AND key = ? ORDER BY first_step, id
+            """, [.text(parentID), .text(key)]) { row in
+            points += row.int64(2)
+            if range.skipBytes && row.int64(3) == 1 || range.numbersOnly && row.int64(4) == 0 { return }
+            if let end, row.int64(0) <= end { inOrder = false }
+            end = max(end ?? row.int64(1), row.int64(1))
+        }
+        return (points, inOrder)
+    }
+
+    /// Visits a whole series' points as its blocks are read, by first step, without gathering
+    /// them: the series' order when `extent` found its blocks in order and no wide block holds
+    /// points of the key (the caller's to know). Otherwise read with `points`, which sorts.
+    static func visitInBlockOrder(parentID: String, key: String, _ range: Range, _ db: any SQLConnection,
+                                  _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue) -> Void) throws {
         precondition(range.from == nil && range.to == nil && range.after == nil, "whole series only")
         var clauses = "parent_id = ? AND key = ?"
         if range.numbersOnly { clauses += " AND low IS NOT NULL" }
         if range.skipBytes { clauses += " AND bytes IS NULL" }
-        let arguments: [SQLValue] = [.text(parentID), .text(key)]
-        var ordered = true
-        var end: Int64?
-        _ = try db.query("SELECT first_step, last_step FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id", arguments) { row in
-            guard ordered else { return }
-            if let end, row.int64(0) <= end { ordered = false }
-            end = max(end ?? row.int64(1), row.int64(1))
-        }
-        guard ordered else { return false }
-        _ = try db.query("SELECT \(selected) FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id", arguments) { row in
+        _ = try db.query("SELECT \(selected) FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id", [.text(parentID), .text(key)]) { row in
             decode(row) { step, wallclock, value, id in
                 if range.wants(step, wallclock, value, id) { visit(step, wallclock, value) }
             }
         }
-        return true
     }
 
     /// Calls `visit` with the points of the keys that `wants` accepts (all when nil) in a

@@ -443,7 +443,7 @@ extension ModelRegistry {
     }
 
     /// Every point of a run's series of one key, in step order, handed to `visit` as they are
-    /// read (one query, no page to build). 413 when the series holds more than
+    /// read (no page to build). 413 when the series holds more than
     /// `limits.maxMetricHistoryPoints`: the caller should page instead. `counted` hears how many
     /// points there are before the first is visited (room for the answer is reserved once).
     public func runMetricHistory(id: String, key: String, counted: (Int64) -> Void = { _ in },
@@ -453,20 +453,19 @@ extension ModelRegistry {
         let limit = limits.maxMetricHistoryPoints
         try reading { db in
             let run = try Self.fetchRunAttributes(id: id, db)
-            var count = try db.queryFirst("SELECT coalesce(sum(points), 0) FROM metric_blocks WHERE parent_id = ? AND key = ?",
-                                          [.text(run.modelID), .text(key)]) { $0.int64(0) } ?? 0
+            // A series whose steps only grew is visited as it is read; one logged out of order
+            // (or with points still in wide blocks) is gathered and sorted first.
+            let range = MetricBlocks.Range(skipBytes: true)
+            let extent = try MetricBlocks.extent(parentID: run.modelID, key: key, range, db)
             var wide: Int64 = 0
             try MetricBlocks.widePoints(parentID: run.modelID, wants: { $0 == key }, db) { _, _, _, _, _ in wide += 1 }
-            count += wide
+            let count = extent.points + wide
             guard count <= Int64(limit) else {
                 throw RegistryError.tooLarge("the metric \(key) has more than \(limit) points (max_metric_history_points); "
                                              + "read it in pages with max_results and page_token")
             }
             counted(count)
-            // A series whose steps only grew is visited as it is read; one logged out of order
-            // (or with points still in wide blocks) is gathered and sorted first.
-            let range = MetricBlocks.Range(skipBytes: true)
-            if wide == 0, try MetricBlocks.visitInOrder(parentID: run.modelID, key: key, range, db, visit) { return }
+            if wide == 0 && extent.inOrder { return try MetricBlocks.visitInBlockOrder(parentID: run.modelID, key: key, range, db, visit) }
             for point in try MetricBlocks.points(parentID: run.modelID, key: key, range, expected: Int(count), db) {
                 visit(point.step, point.wallclock, point.value)
             }

@@ -163,17 +163,11 @@ public final class WebhookDeliverer: Sendable {
 
     /// One webhook's due deliveries, in order, up to its first failure (the rest wait behind it).
     private func sendInOrder(_ run: [ModelRegistry.DueDelivery]) -> [ModelRegistry.Attempt] {
+        guard let first = run.first else { return [] }
         var sent: [ModelRegistry.Attempt] = []
         // Checked again at each pass (not only when the webhook was made): a name may resolve
         // elsewhere now. The deliveries go to the addresses checked, not to a new lookup's.
-        var checked: Result<[String], RegistryError>?
-        if let first = run.first {
-            do throws(RegistryError) {
-                checked = .success(try WebhookURL.check(first.webhook.url, allowed: policy.allowedNetworks))
-            } catch {
-                checked = .failure(error)
-            }
-        }
+        let checked = Result { () throws(RegistryError) in try WebhookURL.check(first.webhook.url, allowed: policy.allowedNetworks) }
         for delivery in run {
             let outcome = attempt(delivery, checked: checked)
             sent.append(outcome)
@@ -191,7 +185,7 @@ public final class WebhookDeliverer: Sendable {
         #endif
     }
 
-    private func attempt(_ due: ModelRegistry.DueDelivery, checked: Result<[String], RegistryError>?) -> ModelRegistry.Attempt {
+    private func attempt(_ due: ModelRegistry.DueDelivery, checked: Result<[String], RegistryError>) -> ModelRegistry.Attempt {
         let started = ContinuousClock.now
         guard due.event != nil else {
             return .init(due: due, status: nil, error: "the event was pruned from the change feed before it could be delivered",
@@ -201,11 +195,10 @@ public final class WebhookDeliverer: Sendable {
             return .init(due: due, status: nil, error: "\(due.event?.kind ?? "?") has no \(due.webhook.dialect) name", latencyMilliseconds: 0,
                          skipped: true)
         }
-        var addresses: [String]?
+        let addresses: [String]
         switch checked {
         case .failure(let refused): return .init(due: due, status: nil, error: "\(refused)", latencyMilliseconds: 0)
         case .success(let found): addresses = found
-        case nil: break
         }
         var status: Int?
         var failure: String?

@@ -8,10 +8,10 @@ import Darwin
 
 /// POSTs over plain HTTP/1.1 on sockets of our own, for webhook deliveries to `http://` URLs:
 /// the request's head and body leave in one `send`, the answer is read with blocking reads
-/// (under the socket's receive timeout), and connections are kept alive per host and port. Through libcurl a delivery took six system calls (three of
-/// them polls) and every answer header was parsed into a dictionary; a burst of writes with
-/// three webhooks spent a third of the server's CPU there. https (and a URL with credentials
-/// in it) stays with libcurl.
+/// (under the socket's receive timeout), and connections are kept alive per host and port.
+/// Through libcurl a delivery took six system calls (three of them polls) and every answer
+/// header was parsed into a dictionary; a burst of writes with three webhooks spent a third of
+/// the server's CPU there. https (and a URL with credentials in it) stays with libcurl.
 final class PlainHTTPClient: Sendable {
     /// Where a URL points, split once: the connection's host and port, the request target, the `Host` header.
     struct Target: Sendable, Equatable {
@@ -195,9 +195,8 @@ final class PlainHTTPClient: Sendable {
             _ = fcntl(fd, F_SETFL, flags)
             var one: Int32 = 1
             _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            var time = timeval(tv_sec: totalMilliseconds / 1000, tv_usec: (totalMilliseconds % 1000) * 1000)
-            _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
-            _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+            _ = Self.setTimeout(fd, SO_SNDTIMEO, milliseconds: totalMilliseconds)
+            _ = Self.setTimeout(fd, SO_RCVTIMEO, milliseconds: totalMilliseconds)
             return fd
         }
         throw last
@@ -228,13 +227,10 @@ final class PlainHTTPClient: Sendable {
         }
         var reader = AnswerReader(fd: fd, deadline: deadline)
         do throws(AnswerReader.Failure) {
-            var status = 0
-            var head = AnswerReader.Head()
+            var head = try reader.head()
             // Interim answers (100 Continue and the like) come before the real one.
-            repeat {
-                head = try reader.head()
-                status = head.status
-            } while (100..<200).contains(status) && status != 101
+            while (100..<200).contains(head.status) && head.status != 101 { head = try reader.head() }
+            let status = head.status
             var body: [UInt8] = []
             var complete = true
             if status == 204 || status == 304 {
@@ -248,10 +244,7 @@ final class PlainHTTPClient: Sendable {
                 complete = false
             }
             var reusable = complete && head.keepAlive && !reader.hasExtra
-            if reusable && reader.shortenedTimeout {
-                var time = timeval(tv_sec: totalMilliseconds / 1000, tv_usec: (totalMilliseconds % 1000) * 1000)
-                reusable = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size)) == 0
-            }
+            if reusable && reader.shortenedTimeout { reusable = Self.setTimeout(fd, SO_RCVTIMEO, milliseconds: totalMilliseconds) }
             return .answered(status: status, body: body, reusable: reusable)
         } catch {
             switch error {
@@ -273,8 +266,12 @@ final class PlainHTTPClient: Sendable {
     /// Sets a send or receive timeout to what is left until `deadline`; false when nothing is.
     static func setTimeout(_ fd: Int32, _ option: Int32, until deadline: ContinuousClock.Instant) -> Bool {
         let left = milliseconds(until: deadline)
-        guard left > 0 else { return false }
-        var time = timeval(tv_sec: Int(left / 1000), tv_usec: Int(left % 1000) * 1000)
+        return left > 0 && setTimeout(fd, option, milliseconds: Int(left))
+    }
+
+    /// Sets a socket's send or receive timeout (SO_SNDTIMEO, SO_RCVTIMEO).
+    static func setTimeout(_ fd: Int32, _ option: Int32, milliseconds: Int) -> Bool {
+        var time = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
         return setsockopt(fd, SOL_SOCKET, option, &time, socklen_t(MemoryLayout<timeval>.size)) == 0
     }
 

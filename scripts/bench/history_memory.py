@@ -23,12 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare import start_modelkeep  # noqa: E402
 
 
-def resident(pid):
-    """The process's resident and peak resident memory, in MiB."""
-    fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
-    return int(fields["VmRSS"].split()[0]) // 1024, int(fields["VmHWM"].split()[0]) // 1024
-
-
 def measure(binary, points, readers, repeat, gzip):
     work = tempfile.mkdtemp(prefix="modelkeep-bench-history-memory-")
     server = start_modelkeep(binary, work)
@@ -47,9 +41,8 @@ def measure(binary, points, readers, repeat, gzip):
             call("/api/2.0/mlflow/runs/log-batch", {"run_id": run, "metrics": [
                 {"key": "loss", "value": 1.0 / (s + 1), "timestamp": 1_700_000_000_000 + s, "step": s}
                 for s in range(start, min(points, start + 1000))]})
-        pid = server.process.pid
         time.sleep(1)
-        idle = resident(pid)[0]
+        idle = server.rss_kib() // 1024
         path = f"/api/2.0/mlflow/metrics/get-history?run_id={run}&metric_key=loss"
         answer = call(path)
         assert len(json.loads(answer)["metrics"]) == points
@@ -57,7 +50,7 @@ def measure(binary, points, readers, repeat, gzip):
 
         def sample():
             while not stop[0]:
-                peak[0] = max(peak[0], resident(pid)[0])
+                peak[0] = max(peak[0], server.rss_kib() // 1024)
                 time.sleep(0.01)
 
         def read():
@@ -77,7 +70,7 @@ def measure(binary, points, readers, repeat, gzip):
         stop[0] = True
         sampler.join()
         assert answered[0] == readers * repeat
-        return {"answer_bytes": len(answer), "idle_mib": idle, "peak_mib": peak[0], "after_mib": resident(pid)[0], "seconds": elapsed}
+        return {"answer_bytes": len(answer), "idle_mib": idle, "peak_mib": peak[0], "after_mib": server.rss_kib() // 1024, "seconds": elapsed}
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
