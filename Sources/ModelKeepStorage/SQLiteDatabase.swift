@@ -27,7 +27,10 @@ extension Database {
         /// The WAL's size in pages at which a checkpoint starts on a thread of its own
         /// (`SQLiteCheckpointer`; the writer checkpoints itself only at four times this);
         /// 0: SQLite's own automatic checkpoint, run inside the COMMIT that passes 1,000 pages.
-        public var checkpointPages: Int = 1000
+        /// 4,000 (16 MB): a page that every write rewrites (a run's latest points, an index's
+        /// hot pages) is copied once a checkpoint, and at 1,000 a checkpoint came every few
+        /// batches (docs/BENCHMARKS.md, 2026-12-04).
+        public var checkpointPages: Int = 4000
 
         public init() {}
     }

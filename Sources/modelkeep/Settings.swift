@@ -38,7 +38,7 @@ struct Settings: Sendable {
     var databaseMmapMiB = 2048
     var databaseCacheMiB = 2
     var databaseWriterCacheMiB = 32
-    var databaseCheckpointPages = 1000
+    var databaseCheckpointPages = 4000
     var maxMetadataValueBytes = 64 * 1024
     var maxMetricPointsPerRequest = 10_000
     var maxMetricHistoryPoints = 1_000_000
