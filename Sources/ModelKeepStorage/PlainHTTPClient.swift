@@ -89,8 +89,10 @@ final class PlainHTTPClient: Sendable {
     /// meanwhile (nothing of an answer came back on it) is dropped for the next kept one, or a
     /// new one; a new connection that closes unanswered is an error. With
     /// `addresses` (numeric), a new connection goes to one of them, without a lookup of the host.
+    ///
+    /// `deadline` (tests): when the exchange must be over, if earlier than `totalMilliseconds` from now.
     func post(_ target: Target, headers: [(String, String)], body: UnsafeRawBufferPointer,
-              addresses: [String]? = nil) throws(TransportError) -> (status: Int, body: [UInt8]) {
+              addresses: [String]? = nil, deadline: ContinuousClock.Instant? = nil) throws(TransportError) -> (status: Int, body: [UInt8]) {
         var request = "POST \(target.path) HTTP/1.1\r\nHost: \(target.authority)\r\nContent-Length: \(body.count)\r\n"
         for (name, value) in headers {
             guard !(name + value).utf8.contains(where: { $0 == 13 || $0 == 10 }) else {
@@ -101,7 +103,7 @@ final class PlainHTTPClient: Sendable {
         request += "\r\n"
         var wire = Array(request.utf8)
         wire.append(contentsOf: body)
-        let deadline = ContinuousClock.now + .milliseconds(totalMilliseconds)
+        let deadline = deadline ?? ContinuousClock.now + .milliseconds(totalMilliseconds)
         let endpoint = Endpoint(host: target.host, port: target.port)
         return try Blocking.run { () throws(TransportError) -> (status: Int, body: [UInt8]) in
             while let fd = idle.withLock({ $0[endpoint]?.popLast() }) {
@@ -117,7 +119,7 @@ final class PlainHTTPClient: Sendable {
                 }
             }
             let fd = try connect(endpoint, addresses: addresses, deadline: deadline)
-            switch exchange(fd, wire, deadline: deadline) {
+            switch exchange(fd, wire, deadline: deadline, fresh: true) {
             case .answered(let status, let body, let reusable):
                 release(fd, endpoint, reusable: reusable)
                 return (status, body)
@@ -195,8 +197,12 @@ final class PlainHTTPClient: Sendable {
             _ = fcntl(fd, F_SETFL, flags)
             var one: Int32 = 1
             _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            _ = Self.setTimeout(fd, SO_SNDTIMEO, milliseconds: totalMilliseconds)
-            _ = Self.setTimeout(fd, SO_RCVTIMEO, milliseconds: totalMilliseconds)
+            // What is left of the exchange's time once connected (set back to the whole of it
+            // before the connection is kept).
+            guard Self.setTimeout(fd, SO_SNDTIMEO, until: deadline), Self.setTimeout(fd, SO_RCVTIMEO, until: deadline) else {
+                close(fd)
+                throw failure(ETIMEDOUT, "connected with no time left for the exchange")
+            }
             return fd
         }
         throw last
@@ -210,12 +216,14 @@ final class PlainHTTPClient: Sendable {
     }
 
     /// Sends the request on `fd` and reads its answer.
-    private func exchange(_ fd: Int32, _ wire: [UInt8], deadline: ContinuousClock.Instant) -> Outcome {
+    /// A `fresh` connection's timeouts are what was left after connecting; a kept one's are the
+    /// whole exchange's time, which its first read may wait (the request went out a moment ago).
+    private func exchange(_ fd: Int32, _ wire: [UInt8], deadline: ContinuousClock.Instant, fresh: Bool = false) -> Outcome {
         func failure(_ code: Int32, _ what: String) -> Outcome {
             .failed(TransportError(code: Int(code), message: "POST: \(what)", sinkFailed: false))
         }
         // A send blocks only when the receiver stopped reading; it then fails after the exchange's
-        // time (set once, when the connection was made).
+        // time.
         var sent = 0
         while sent < wire.count {
             let n = wire.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -244,7 +252,8 @@ final class PlainHTTPClient: Sendable {
                 complete = false
             }
             var reusable = complete && head.keepAlive && !reader.hasExtra
-            if reusable && reader.shortenedTimeout { reusable = Self.setTimeout(fd, SO_RCVTIMEO, milliseconds: totalMilliseconds) }
+            if reusable && fresh { reusable = Self.setTimeout(fd, SO_SNDTIMEO, milliseconds: totalMilliseconds) }
+            if reusable && (fresh || reader.shortenedTimeout) { reusable = Self.setTimeout(fd, SO_RCVTIMEO, milliseconds: totalMilliseconds) }
             return .answered(status: status, body: body, reusable: reusable)
         } catch {
             switch error {
@@ -326,8 +335,9 @@ private struct AnswerReader {
             }
         }
         while true {
-            // The first read waits up to the whole exchange's time (set when the connection was
-            // made; the request left a moment ago); a later one only for what is left of it.
+            // The first read waits for the timeout the connection has (a kept one: the whole
+            // exchange's time, the request left a moment ago; a new one: what connecting left);
+            // a later one only for what is left of it.
             if receivedAny {
                 guard PlainHTTPClient.setTimeout(fd, SO_RCVTIMEO, until: deadline) else { throw .timedOut }
                 shortenedTimeout = true

@@ -235,6 +235,31 @@ struct PlainHTTPClientTests {
         #expect(throws: (any Error).self) { try client.post(url, headers: [], body: []) }
     }
 
+    @Test("a new connection's first read waits only for what is left of the exchange's time, and the connection is kept with the whole of it")
+    func deadlineAfterConnecting() throws {
+        // The third answer comes after 600 ms (30 empty pieces, 20 ms apart, then the answer).
+        let late = ScriptedReceiver.Answer(pieces: Array(repeating: "", count: 30) + Self.ok.pieces)
+        let receiver = try ScriptedReceiver([.init(pieces: [], silent: true), Self.ok, late])
+        defer { receiver.stop() }
+        let client = PlainHTTPClient(connectMilliseconds: 1_000, totalMilliseconds: 4_000, keep: 1)
+        let target = try #require(PlainHTTPClient.Target(receiver.url))
+        // An exchange whose time is nearly spent when it connects (as after a slow connect):
+        // the silent receiver is given up on at its deadline, not a whole timeout later.
+        let started = ContinuousClock.now
+        #expect(throws: (any Error).self) {
+            try [UInt8]().withUnsafeBytes { try client.post(target, headers: [], body: $0, deadline: started + .milliseconds(300)) }
+        }
+        let waited = ContinuousClock.now - started
+        #expect(waited >= .milliseconds(250) && waited < .milliseconds(2_500), "\(waited)")
+        // A new connection that answers in time is kept with the whole timeout again: the next
+        // POST reuses it (one accept for both) and waits 600 ms for its answer, longer than what
+        // was left of the first exchange when it connected.
+        let near = ContinuousClock.now + .milliseconds(400)
+        #expect(try [UInt8]().withUnsafeBytes { try client.post(target, headers: [], body: $0, deadline: near) }.status == 200)
+        #expect(try [UInt8]().withUnsafeBytes { try client.post(target, headers: [], body: $0) }.status == 200)
+        #expect(receiver.accepted == 2)
+    }
+
     @Test("given the checked addresses, a delivery connects to them and looks nothing up (ours and libcurl's)")
     func pinnedAddresses() throws {
         let receiver = try ScriptedReceiver([Self.ok, Self.ok, Self.ok])
