@@ -29,6 +29,64 @@ public enum Gzip {
         return failed ? nil : output
     }
 
+    /// A gzip stream made as its input comes (a streamed answer), its output handed on in pieces
+    /// of up to 64 kB. A class: zlib's state points back at its `z_stream`, which must not move.
+    public final class Stream {
+        private let stream: UnsafeMutablePointer<z_stream>
+        private var output = [UInt8](repeating: 0, count: 64 * 1024)
+        private var open: Bool
+
+        /// Level 1, as `compress`.
+        public init?(level: Int32 = 1) {
+            stream = .allocate(capacity: 1)
+            stream.initialize(to: z_stream())
+            open = modelkeep_deflate_init_gzip(stream, level) == Z_OK
+            if !open {
+                stream.deallocate()
+                return nil
+            }
+        }
+
+        deinit {
+            if open { deflateEnd(stream) }
+            stream.deallocate()
+        }
+
+        /// Compresses `input`, handing `write` what is ready; false when `write` refused or zlib failed.
+        public func add(_ input: UnsafeRawBufferPointer, to write: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+            guard !input.isEmpty else { return true }
+            stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            stream.pointee.avail_in = uInt(input.count)
+            return run(Z_NO_FLUSH, write)
+        }
+
+        /// Ends the stream (the rest and gzip's trailer), handing `write` the last pieces.
+        public func finish(to write: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+            stream.pointee.next_in = nil
+            stream.pointee.avail_in = 0
+            return run(Z_FINISH, write)
+        }
+
+        private func run(_ flush: Int32, _ write: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+            while true {
+                let (status, made) = output.withUnsafeMutableBufferPointer { out -> (Int32, Int) in
+                    stream.pointee.next_out = out.baseAddress
+                    stream.pointee.avail_out = uInt(out.count)
+                    let status = deflate(stream, flush)
+                    return (status, out.count - Int(stream.pointee.avail_out))
+                }
+                guard status == Z_OK || status == Z_STREAM_END || status == Z_BUF_ERROR else { return false }
+                if made > 0, !output.withUnsafeBytes({ write(UnsafeRawBufferPointer(rebasing: $0[0..<made])) }) { return false }
+                if flush == Z_FINISH {
+                    if status == Z_STREAM_END { return true }
+                    if status == Z_BUF_ERROR && made == 0 { return false }  // no progress: never loop on it
+                } else if stream.pointee.avail_in == 0 && made < output.count {
+                    return true
+                }
+            }
+        }
+    }
+
     /// The bytes a gzip stream holds; nil when it is not valid gzip or exceeds `limit`.
     public static func decompress(_ bytes: [UInt8], limit: Int = 1 << 30) -> [UInt8]? {
         var stream = z_stream()

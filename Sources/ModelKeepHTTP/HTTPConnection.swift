@@ -21,6 +21,8 @@ final class HTTPConnection: @unchecked Sendable {
     private let configuration: HTTPServerConfiguration
     /// Body bytes read for the current request (for the observer).
     private var bodyBytesRead: Int64 = 0
+    /// The bytes of the last `.streamed` body that went out (its length, for the log and metrics).
+    private var streamedBytes: Int64 = 0
     /// When the current request head must be complete (monotonic nanoseconds): set at connect
     /// for the first request, at the first byte of each later one; nil between requests.
     private var headDeadline: Int64?
@@ -278,10 +280,14 @@ final class HTTPConnection: @unchecked Sendable {
         // A body left unread would be parsed as the next request: close instead.
         if !bodyComplete { keepAlive = false }
         if server.isShuttingDown { keepAlive = false }
+        // HTTP/1.0 knows no chunks: a streamed answer ends with the connection.
+        if response.body.isStreamed && head.version == .http1_0 && head.method != "HEAD" { keepAlive = false }
+        streamedBytes = 0
         let written = write(response, for: head, keepAlive: keepAlive)
-        log(head, route: prepared.route, status: response.status, bytes: response.body.length, since: start)
+        let bytesOut = response.body.isStreamed ? streamedBytes : response.body.length
+        log(head, route: prepared.route, status: response.status, bytes: bytesOut, since: start)
         configuration.observer?.requestServed(method: head.method, route: prepared.route, status: response.status,
-                                              bytesIn: bodyBytesRead, bytesOut: written ? response.body.length : 0,
+                                              bytesIn: bodyBytesRead, bytesOut: written ? bytesOut : 0,
                                               seconds: Self.seconds(since: start))
         bodyBytesRead = 0
         if !keepAlive && !bodyComplete && written { lingerBeforeClose() }
@@ -325,8 +331,12 @@ final class HTTPConnection: @unchecked Sendable {
             response.headers.add("X-Request-Id", id)
         }
         let includeBody = head?.method != "HEAD"
+        let chunked = head?.version != .http1_0
         let bytes = ResponseSerializer.head(response, bodyLength: response.body.length, keepAlive: keepAlive,
-                                            date: date.now(), includeBody: includeBody)
+                                            date: date.now(), includeBody: includeBody, chunked: chunked)
+        if includeBody, case .streamed(let produce) = response.body, !HTTPStatus.forbidsBody(response.status) {
+            return writeStreamed(head: bytes, produce, chunked: chunked)
+        }
         if includeBody, case .bytes(let body) = response.body, !ResponseSerializer.inlinesBody(response),
            !HTTPStatus.forbidsBody(response.status) {
             return socket.write(bytes, more: true) && socket.write(body)
@@ -361,6 +371,39 @@ final class HTTPConnection: @unchecked Sendable {
             }
         }
         return true
+    }
+
+    /// The head, then each piece `produce` makes as a chunk of its own (or as it is, to an
+    /// HTTP/1.0 client), then the last chunk. False when the client went away or the producer
+    /// failed: the connection is then closed without the last chunk.
+    private func writeStreamed(head: [UInt8], _ produce: (_ write: (UnsafeRawBufferPointer) -> Bool) throws -> Void,
+                               chunked: Bool) -> Bool {
+        guard socket.write(head, more: true) else { return false }
+        var sent: Int64 = 0
+        var clientGone = false
+        do {
+            try produce { piece in
+                guard !clientGone else { return false }
+                guard !piece.isEmpty else { return true }  // an empty chunk would end the body
+                let ok = chunked
+                    ? socket.write(ResponseSerializer.chunkSize(piece.count), more: true) && socket.write(piece, more: true)
+                        && socket.write(ResponseSerializer.chunkEnd)
+                    : socket.write(piece)
+                guard ok else {
+                    clientGone = true
+                    return false
+                }
+                sent += Int64(piece.count)
+                return true
+            }
+        } catch {
+            if !clientGone { server.logger.warning("a streamed response body failed after \(sent) bytes: \(error)") }
+            streamedBytes = sent
+            return false
+        }
+        streamedBytes = sent
+        guard !clientGone else { return false }
+        return chunked ? socket.write(ResponseSerializer.lastChunk) : true
     }
 
     /// Answers an error found before routing and closes.
@@ -417,6 +460,27 @@ final class HTTPConnection: @unchecked Sendable {
     /// file body (downloads go out by sendfile, many already compressed), a range, or a body
     /// that is already encoded. Compressible answers say `Vary: Accept-Encoding` either way.
     static func compressIfWanted(_ response: inout HTTPResponse, head: HTTPRequestHead, minBytes: Int) {
+        if minBytes > 0, case .streamed(let produce) = response.body, response.status == 200,
+           !response.headers.contains("Content-Encoding"), let type = response.headers["Content-Type"]?.lowercased(),
+           type.hasPrefix("application/json") || type.hasPrefix("text/") || type.contains("+json") {
+            // A streamed answer is a long one: compressed as it is made when the client takes gzip.
+            response.headers.add("Vary", "Accept-Encoding")
+            guard Gzip.accepted(by: head.headers["Accept-Encoding"]) else { return }
+            response.headers.add("Content-Encoding", "gzip")
+            response.body = .streamed { write in
+                guard let gzip = Gzip.Stream() else { throw HTTPError(status: 500, code: "internal", message: "zlib could not start a stream") }
+                var refused = false
+                try produce { piece in
+                    guard !refused, gzip.add(piece, to: write) else {
+                        refused = true
+                        return false
+                    }
+                    return true
+                }
+                guard !refused, gzip.finish(to: write) else { throw HTTPError(status: 500, code: "internal", message: "the gzip stream ended early") }
+            }
+            return
+        }
         guard minBytes > 0, case .bytes(let bytes) = response.body, bytes.count >= minBytes,
               response.status == 200 || response.status == 201 || (response.status >= 400 && response.status != 416),
               !response.headers.contains("Content-Encoding"), !response.headers.contains("Content-Range"),

@@ -30,14 +30,26 @@ public enum HTTPResponseBody: Sendable {
     /// Pieces sent in order: file regions with sendfile(2) (no copy through user space), and
     /// bytes produced while they are sent (a download read from an object store).
     case segments([BodySegment])
+    /// Bytes made while they are sent, as many as it takes (a long metric history formatted as
+    /// it is read): chunked to an HTTP/1.1 client, to an HTTP/1.0 one until the connection
+    /// closes. `produce` hands its pieces to the writer, which returns false once the
+    /// connection is gone; a throw ends the connection without the last chunk, so that the
+    /// client sees the answer cut short (the status is out by then).
+    case streamed(@Sendable (_ write: (UnsafeRawBufferPointer) -> Bool) throws -> Void)
 
-    /// The number of body bytes, for `Content-Length`.
+    /// The number of body bytes, for `Content-Length`; 0 for `.streamed` (none is sent).
     public var length: Int64 {
         switch self {
-        case .empty: 0
+        case .empty, .streamed: 0
         case .bytes(let bytes): Int64(bytes.count)
         case .segments(let segments): segments.reduce(0) { $0 + $1.length }
         }
+    }
+
+    /// Whether the length is known only once the body is sent.
+    public var isStreamed: Bool {
+        if case .streamed = self { return true }
+        return false
     }
 }
 

@@ -13,8 +13,11 @@ enum ResponseSerializer {
 
     /// The status line and header block, with `Date`, `Content-Length` and `Connection` set by
     /// the server; when `includeBody`, the bytes of a `.bytes` body up to `inlineBodyLimit`
-    /// follow in the same buffer (the caller sends a larger one after it).
-    static func head(_ response: HTTPResponse, bodyLength: Int64, keepAlive: Bool, date: String, includeBody: Bool) -> [UInt8] {
+    /// follow in the same buffer (the caller sends a larger one after it). A `.streamed` body
+    /// says `Transfer-Encoding: chunked` when `chunked`, else nothing (it ends with the
+    /// connection, which must not be kept).
+    static func head(_ response: HTTPResponse, bodyLength: Int64, keepAlive: Bool, date: String, includeBody: Bool,
+                     chunked: Bool = true) -> [UInt8] {
         var out: [UInt8] = []
         let inline = includeBody && inlinesBody(response)
         out.reserveCapacity(256 + (inline ? Int(bodyLength) : 0))
@@ -30,7 +33,9 @@ enum ResponseSerializer {
             out.append(contentsOf: "\r\n".utf8)
         }
         out.append(contentsOf: "Date: \(date)\r\n".utf8)
-        if !HTTPStatus.forbidsBody(response.status) {
+        if response.body.isStreamed {
+            if chunked && !HTTPStatus.forbidsBody(response.status) { out.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8) }
+        } else if !HTTPStatus.forbidsBody(response.status) {
             out.append(contentsOf: "Content-Length: \(bodyLength)\r\n".utf8)
         }
         out.append(contentsOf: (keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n").utf8)
@@ -41,4 +46,10 @@ enum ResponseSerializer {
     }
 
     static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    /// A chunk's size line (RFC 9112 section 7.1).
+    static func chunkSize(_ count: Int) -> [UInt8] { Array((String(count, radix: 16) + "\r\n").utf8) }
+    static let chunkEnd = Array("\r\n".utf8)
+    /// The last chunk, with no trailer fields.
+    static let lastChunk = Array("0\r\n\r\n".utf8)
 }

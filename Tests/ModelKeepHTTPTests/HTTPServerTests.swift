@@ -8,11 +8,29 @@ import ModelKeepSync
 /// A router of small routes that exercise the server, rendering errors as `{"error": code}`.
 /// `/slow` and `/blocking` signal `entered` when their handler starts, then wait for `gate`
 /// (`/blocking` inside a marked blocking region).
+/// A streamed answer's pieces: 40 of up to 20 kB (an empty one among them, which must not end the
+/// body), 400 kB or so in all.
+let streamedPieces: [[UInt8]] = (0..<40).map { n in
+    n == 7 ? [] : Array("[\(n)]".utf8) + (0..<(n * 500)).map { UInt8(ascii: "a") + UInt8(($0 &* 7 &+ n) % 26) }
+}
+let streamedAnswerBody = Array(streamedPieces.joined())
+
 func testRouter(gate: DispatchSemaphore? = nil, entered: DispatchSemaphore? = nil) -> Router {
     var builder = RouterBuilder()
     builder.add("GET", "/hello") { _ in .json(200, Array(#"{"hello":"world"}"#.utf8)) }
     builder.add("POST", "/echo") { HTTPResponse(status: 200, body: .bytes($0.bodyBytes)) }
     builder.add("GET", "/big") { _ in HTTPResponse(status: 200, body: .bytes(bigBody)) }
+    builder.add("GET", "/streamed") { _ in
+        HTTPResponse(status: 200, headers: ["Content-Type": "application/json"], body: .streamed { write in
+            for piece in streamedPieces { guard piece.withUnsafeBytes(write) else { return } }
+        })
+    }
+    builder.add("GET", "/streamed-fails") { _ in
+        HTTPResponse(status: 200, headers: ["Content-Type": "application/json"], body: .streamed { write in
+            for piece in streamedPieces.prefix(5) { guard piece.withUnsafeBytes(write) else { return } }
+            throw HTTPError(status: 500, code: "gone", message: "the source went away")
+        })
+    }
     builder.add("PUT", "/count", body: .stream) { request in
         guard case .stream(let stream) = request.body else { return HTTPResponse(status: 500) }
         var total = 0
@@ -116,6 +134,39 @@ struct HTTPServerTests {
         #expect(try client.readResponse().body == bigBody)
         #expect(try client.readResponse().text == #"{"hello":"world"}"#)
         #expect(try client.readResponse().body == bigBody)
+    }
+
+    @Test("a streamed answer goes out chunked (gzip as it is made when asked), to HTTP/1.0 until the close; HEAD has none; a failing one is cut short")
+    func streamedAnswer() throws {
+        let server = try TestServer(responder: testRouter())
+        let client = try server.client()
+        let response = try client.request("GET", "/streamed")
+        #expect(response.status == 200)
+        #expect(response.header("Transfer-Encoding") == "chunked")
+        #expect(response.header("Content-Length") == nil)
+        #expect(response.body == streamedAnswerBody)
+        // Kept alive and in step: the next answers on the same connection are their requests'.
+        try client.send("HEAD /streamed HTTP/1.1\r\nHost: a\r\n\r\n")
+        let head = try client.readResponse(headRequest: true)
+        #expect(head.header("Transfer-Encoding") == "chunked" && head.body.isEmpty)
+        #expect(try client.request("GET", "/hello").text == #"{"hello":"world"}"#)
+        let gzipped = try client.request("GET", "/streamed", headers: ["Accept-Encoding": "gzip"])
+        #expect(gzipped.header("Content-Encoding") == "gzip")
+        #expect(gzipped.header("Vary") == "Accept-Encoding")
+        #expect(gzipped.body.count < streamedAnswerBody.count)
+        #expect(Gzip.decompress(gzipped.body) == streamedAnswerBody)
+        #expect(try client.request("GET", "/hello").text == #"{"hello":"world"}"#)
+        // HTTP/1.0 has no chunks: the body ends with the connection.
+        let old = try server.client()
+        try old.send("GET /streamed HTTP/1.0\r\nHost: a\r\n\r\n")
+        let whole = try old.readResponse()
+        #expect(whole.header("Connection") == "close" && whole.header("Transfer-Encoding") == nil)
+        #expect(whole.body == streamedAnswerBody)
+        // A source that fails midway: the head is out, so the connection closes without the last
+        // chunk and the client sees the answer cut short; the server goes on serving.
+        let failing = try server.client()
+        #expect(throws: RawHTTPClient.ClientError.self) { try failing.request("GET", "/streamed-fails") }
+        #expect(try server.client().request("GET", "/streamed").body == streamedAnswerBody)
     }
 
     @Test("Expect: 100-continue gets 100 before the body is sent")

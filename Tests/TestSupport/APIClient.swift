@@ -83,6 +83,13 @@ public final class APIClient: @unchecked Sendable {
             let response = prepared.respond(body: requestBody, remoteAddress: "127.0.0.1")
             var bytes: [UInt8] = []
             if case .bytes(let b) = response.body, method != "HEAD" { bytes = b }
+            if case .streamed(let produce) = response.body, method != "HEAD" {
+                // As the connection would send it: every piece, in order.
+                try produce { piece in
+                    bytes += piece
+                    return true
+                }
+            }
             return APIResponse(status: response.status, headers: response.headers.fields, body: bytes)
         }
     }

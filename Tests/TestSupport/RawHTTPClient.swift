@@ -90,6 +90,35 @@ public final class RawHTTPClient {
         let length = headers.first { $0.name.lowercased() == "content-length" }.flatMap { Int($0.value) } ?? 0
         let hasBody = !headRequest && status >= 200 && status != 204 && status != 304
         var body: [UInt8] = []
+        let chunked = headers.contains { $0.name.lowercased() == "transfer-encoding" && $0.value.lowercased() == "chunked" }
+        let delimitedByClose = !chunked && !headers.contains { $0.name.lowercased() == "content-length" }
+            && headers.contains { $0.name.lowercased() == "connection" && $0.value.lowercased() == "close" }
+        if hasBody && chunked {
+            // Size lines, data, CRLF; a 0 size (and an empty trailer) ends it. A connection that
+            // closes before that is `closed`: the answer was cut short.
+            while true {
+                var lineEnd: Int?
+                while lineEnd == nil {
+                    lineEnd = buffer.indices.dropLast().first { buffer[$0] == 13 && buffer[$0 + 1] == 10 }
+                    if lineEnd == nil { guard try fill() else { throw ClientError.closed } }
+                }
+                let line = String(decoding: buffer[0..<lineEnd!], as: UTF8.self)
+                guard let size = Int(line.split(separator: ";")[0], radix: 16) else { throw ClientError.malformed(line) }
+                buffer.removeFirst(lineEnd! + 2)
+                while buffer.count < size + 2 { guard try fill() else { throw ClientError.closed } }
+                guard buffer[size] == 13 && buffer[size + 1] == 10 else { throw ClientError.malformed("chunk of \(size) bytes") }
+                body += buffer[0..<size]
+                buffer.removeFirst(size + 2)
+                if size == 0 { break }
+            }
+            return RawResponse(status: status, headers: headers, body: body)
+        }
+        if hasBody && delimitedByClose {
+            while try fill() {}
+            body = buffer
+            buffer = []
+            return RawResponse(status: status, headers: headers, body: body)
+        }
         if hasBody {
             while buffer.count < length {
                 guard try fill() else { throw ClientError.closed }
