@@ -42,6 +42,11 @@ enum Respond {
         return .json(status, bytes, headers: headers)
     }
 
+    /// A JSON answer made while it is sent (chunked; gzip as it is made when asked).
+    static func streamedJSON(_ produce: @escaping @Sendable (_ write: (UnsafeRawBufferPointer) -> Bool) throws -> Void) -> HTTPResponse {
+        HTTPResponse(status: 200, headers: ["Content-Type": "application/json; charset=utf-8"], body: .streamed(produce))
+    }
+
     static func created(_ value: JSONValue, location: String) -> HTTPResponse {
         json(value, status: 201, location: location)
     }

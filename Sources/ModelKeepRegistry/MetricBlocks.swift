@@ -446,20 +446,56 @@ enum MetricBlocks {
         return (points, inOrder)
     }
 
+    /// Where a read of a series by block order stopped: the last block's first step and id.
+    struct BlockCursor: Sendable, Equatable {
+        let firstStep: Int64
+        let id: Int64
+    }
+
     /// Visits a whole series' points as its blocks are read, by first step, without gathering
     /// them: the series' order when `extent` found its blocks in order and no wide block holds
     /// points of the key (the caller's to know). Otherwise read with `points`, which sorts.
-    static func visitInBlockOrder(parentID: String, key: String, _ range: Range, _ db: any SQLConnection,
-                                  _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue) -> Void) throws {
+    /// With `limit`, the blocks after `after` until they hold at least `limit` points: the
+    /// cursor to go on from is answered when there may be more, nil once the series is read
+    /// to its end.
+    @discardableResult
+    static func visitInBlockOrder(parentID: String, key: String, _ range: Range, after: BlockCursor? = nil, limit: Int? = nil,
+                                  _ db: any SQLConnection,
+                                  _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue) -> Void) throws -> BlockCursor? {
         precondition(range.from == nil && range.to == nil && range.after == nil, "whole series only")
         var clauses = "parent_id = ? AND key = ?"
+        var arguments: [SQLValue] = [.text(parentID), .text(key)]
         if range.numbersOnly { clauses += " AND low IS NOT NULL" }
         if range.skipBytes { clauses += " AND bytes IS NULL" }
-        _ = try db.query("SELECT \(selected) FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id", [.text(parentID), .text(key)]) { row in
+        if let after {
+            // A seek on the series index from the cursor's step, then past its block.
+            clauses += " AND first_step >= ? AND (first_step > ? OR id > ?)"
+            arguments += [.integer(after.firstStep), .integer(after.firstStep), .integer(after.id)]
+        }
+        // With a limit of points: the blocks up to the one that reaches it, found from their
+        // counts alone (up to 16,384 of them: a series logged a point at a time has a block a
+        // point), then only those read whole.
+        var through: BlockCursor?
+        if let limit {
+            var points = 0
+            var blocks = 0
+            _ = try db.query("SELECT id, first_step, points FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id LIMIT 16384", arguments) { row in
+                guard through == nil else { return }
+                points += Int(row.int64(2))
+                blocks += 1
+                if points >= limit || blocks == 16384 { through = BlockCursor(firstStep: row.int64(1), id: row.int64(0)) }
+            }
+            if let through {
+                clauses += " AND first_step <= ? AND (first_step < ? OR id <= ?)"
+                arguments += [.integer(through.firstStep), .integer(through.firstStep), .integer(through.id)]
+            }
+        }
+        _ = try db.query("SELECT \(selected) FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id", arguments) { row in
             decode(row) { step, wallclock, value, id in
                 if range.wants(step, wallclock, value, id) { visit(step, wallclock, value) }
             }
         }
+        return through
     }
 
     /// Calls `visit` with the points of the keys that `wants` accepts (all when nil) in a

@@ -442,19 +442,30 @@ extension ModelRegistry {
         }
     }
 
-    /// Every point of a run's series of one key, in step order, handed to `visit` as they are
-    /// read (no page to build). 413 when the series holds more than
-    /// `limits.maxMetricHistoryPoints`: the caller should page instead. `counted` hears how many
-    /// points there are before the first is visited (room for the answer is reserved once).
-    public func runMetricHistory(id: String, key: String, counted: (Int64) -> Void = { _ in },
-                                 _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue) -> Void) throws(RegistryError) {
+    /// A read of a run's whole series of one key too long to visit at once, checked before a
+    /// byte of it goes out (see `runMetricHistory` and `visitMetricHistory`).
+    public struct MetricHistoryPlan: Sendable {
+        let parentID: String
+        let key: String
+        /// How many points the series held when it was planned.
+        public let count: Int64
+        /// Its steps only grew, and none of its points is in a wide block: read in slices by
+        /// block order; otherwise gathered and sorted first.
+        let inOrder: Bool
+    }
+
+    /// A run's whole series of `key`, in step order: checked (the run exists, the key is
+    /// valid, the series holds at most `limits.maxMetricHistoryPoints` points: 413 beyond, page
+    /// instead), then, when it holds at most `historySlicePoints`, handed to `visit` in the same
+    /// read (`counted` hears how many first, to make room) and nil answered; a longer one is
+    /// not read here: its plan is answered, for `visitMetricHistory` to read a slice at a time.
+    public func runMetricHistory(id runID: String, key: String, counted: (Int64) -> Void = { _ in },
+                                 _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue) -> Void) throws(RegistryError) -> MetricHistoryPlan? {
         try Self.requireTracking()
         try Self.validateMetricKey(key, field: "metric_key")
         let limit = limits.maxMetricHistoryPoints
-        try reading { db in
-            let run = try Self.fetchRunAttributes(id: id, db)
-            // A series whose steps only grew is visited as it is read; one logged out of order
-            // (or with points still in wide blocks) is gathered and sorted first.
+        return try reading { db -> MetricHistoryPlan? in
+            let run = try Self.fetchRunAttributes(id: runID, db)
             let range = MetricBlocks.Range(skipBytes: true)
             let extent = try MetricBlocks.extent(parentID: run.modelID, key: key, range, db)
             var wide: Int64 = 0
@@ -464,12 +475,62 @@ extension ModelRegistry {
                 throw RegistryError.tooLarge("the metric \(key) has more than \(limit) points (max_metric_history_points); "
                                              + "read it in pages with max_results and page_token")
             }
+            let plan = MetricHistoryPlan(parentID: run.modelID, key: key, count: count, inOrder: wide == 0 && extent.inOrder)
+            guard count <= Int64(Self.historySlicePoints) else { return plan }
             counted(count)
-            if wide == 0 && extent.inOrder { return try MetricBlocks.visitInBlockOrder(parentID: run.modelID, key: key, range, db, visit) }
-            for point in try MetricBlocks.points(parentID: run.modelID, key: key, range, expected: Int(count), db) {
-                visit(point.step, point.wallclock, point.value)
+            if plan.inOrder {
+                try MetricBlocks.visitInBlockOrder(parentID: run.modelID, key: key, range, db, visit)
+            } else {
+                for point in try MetricBlocks.points(parentID: run.modelID, key: key, range, expected: Int(count), db) {
+                    visit(point.step, point.wallclock, point.value)
+                }
             }
+            return nil
         }
+    }
+
+    /// About how many points a slice of a long whole-history read takes (16,384: 1.4 MB of
+    /// MLflow's JSON): a series in order is read whole blocks at a time until a slice holds
+    /// at least this many.
+    public static let historySlicePoints = 4 * MetricBlocks.maxPoints
+
+    /// Every point of a planned series, in step order, handed to `visit` a slice at a time:
+    /// `sliceDone` is called after each slice, outside any transaction (so a caller that sends
+    /// each slice to a slow client holds no snapshot, and no pooled connection, meanwhile), and
+    /// stops the read when it answers false. A series in order is read a slice a transaction
+    /// (its blocks until they hold `historySlicePoints`), each from where the last stopped; one
+    /// that is not is gathered and sorted in one transaction (48 bytes a point), then handed on in
+    /// slices.
+    ///
+    /// A series written while it is read: every point stored when the plan was made is visited;
+    /// points stored since are when they come after the read's position.
+    public func visitMetricHistory(_ plan: MetricHistoryPlan,
+                                   _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue) -> Void,
+                                   sliceDone: () -> Bool) throws(RegistryError) {
+        let range = MetricBlocks.Range(skipBytes: true)
+        guard plan.inOrder else {
+            let points = try reading { db in
+                try MetricBlocks.points(parentID: plan.parentID, key: plan.key, range, expected: Int(plan.count), db)
+            }
+            for start in stride(from: 0, to: points.count, by: Self.historySlicePoints) {
+                for point in points[start..<min(points.count, start + Self.historySlicePoints)] {
+                    visit(point.step, point.wallclock, point.value)
+                }
+                guard sliceDone() else { return }
+            }
+            return
+        }
+        var cursor: MetricBlocks.BlockCursor?
+        repeat {
+            let next = try reading { db in
+                try MetricBlocks.visitInBlockOrder(parentID: plan.parentID, key: plan.key, range, after: cursor,
+                                                   limit: Self.historySlicePoints, db, visit)
+            }
+            // Each slice starts past the last one's blocks; one that did not would read forever.
+            guard next == nil || next != cursor else { throw .internalFailure("a metric history read did not move past block \(next!.id)") }
+            cursor = next
+            guard sliceDone() else { return }
+        } while cursor != nil
     }
 
     /// A stored input document with the `tags` ({key, value} objects) of a new one added where

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import ModelKeepAPI
+import ModelKeepHTTP
 import ModelKeepJSON
 @testable import ModelKeepRegistry
 
@@ -333,6 +334,53 @@ struct MLflowTrackingRouteTests {
         #expect(whole.body == paged.body, "the whole history differs from its pages (\(shape))")
         let order = (whole["metrics"]?.arrayValue ?? []).map { ($0["step"]?.int ?? 0, $0["timestamp"]?.int ?? 0) }
         #expect(zip(order, order.dropFirst()).allSatisfy { $0 <= $1 }, "out of order (\(shape))")
+    }
+
+    @Test("a long whole history is sent as it is read, a slice at a time (chunked, gzip as it goes), point for point its pages; a short one whole",
+          arguments: Transport.allCases, ["growing", "interleaved"])
+    func historyStreamed(transport: Transport, shape: String) throws {
+        let api = try APIClient(transport)
+        let run = try createRun(api, experiment: "0", name: "streamed-\(shape)")
+        // 40 batches of 1,000 points (a block each): 40,000 points, three slices. Growing: a
+        // slice a transaction (17 blocks, 17, then 6), each from where the last stopped.
+        // Interleaved (batch 9 lands among the earlier steps): gathered and sorted, then handed
+        // on in slices.
+        let batches = 40
+        #expect(batches * 1000 > ModelRegistry.historySlicePoints)
+        for batch in 0..<batches {
+            let metrics: [JSONValue] = (0..<1000).map { i in
+                let step = shape == "interleaved" && batch == 9 ? i * 7 + 3 : batch * 1000 + i
+                return ["key": "loss", "value": .double(Double(batch) + Double(i) / 1024), "timestamp": .int(1_700_000_000_000 + i % 13), "step": .int(step)]
+            }
+            #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "metrics": .array(metrics)]).status == 200)
+        }
+        let whole = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=loss")
+        let paged = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=loss&max_results=25000")
+        let token = try #require(paged["next_page_token"]?.stringValue)
+        let rest = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=loss&max_results=25000&page_token=\(token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")")
+        #expect(whole.status == 200)
+        let points = whole["metrics"]?.arrayValue ?? []
+        #expect(points.count == batches * 1000)
+        // Compared as a Bool: a failing #expect on two arrays this long would spend minutes diffing them.
+        let pages = (paged["metrics"]?.arrayValue ?? []) + (rest["metrics"]?.arrayValue ?? [])
+        let same = points == pages
+        let differ = zip(points, pages).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        #expect(same, "the streamed history differs from its pages (\(shape)) from point \(differ ?? min(points.count, pages.count))")
+        // Written as the pages write each point: the first page's points are the streamed answer's first bytes.
+        let firstPage = Array(paged.body.prefix(while: { $0 != UInt8(ascii: "]") }))
+        let prefixSame = whole.body.starts(with: firstPage)
+        #expect(prefixSame)
+        let order = points.map { ($0["step"]?.int ?? 0, $0["timestamp"]?.int ?? 0) }
+        #expect(zip(order, order.dropFirst()).allSatisfy { $0 <= $1 }, "out of order (\(shape))")
+        guard transport == .socket else { return }
+        #expect(whole.header("Transfer-Encoding") == "chunked" && whole.header("Content-Length") == nil)
+        #expect(paged.header("Content-Length") != nil)
+        let gzipped = try api.send("GET", Self.base + "/metrics/get-history?run_id=\(run)&metric_key=loss", headers: ["Accept-Encoding": "gzip"])
+        #expect(gzipped.header("Content-Encoding") == "gzip")
+        let unzipped = Gzip.decompress(gzipped.body) == whole.body
+        #expect(unzipped)
+        // The connection is still in step after a streamed answer.
+        #expect(try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=missing").body == Array(#"{"metrics":[]}"#.utf8))
     }
 
     @Test("the whole metric history is written byte for byte as its pages are (one 70 kB answer sent after its head)",

@@ -21,7 +21,7 @@ os.environ["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] = "false"
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
-from helpers import MLflowTestCase, native, raw, unique  # noqa: E402
+from helpers import BASE, MLflowTestCase, native, raw, unique  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 
@@ -231,6 +231,19 @@ class TrackingTest(MLflowTestCase):
         self.assertTrue(np.isnan(self.client.get_run(run_id).data.metrics["nan"]))
         status, body = raw("POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": run_id, "tags": [{"key": "big", "value": "x" * 1_000_001}]})
         self.assertEqual((status, body["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
+
+    def test_a_long_metric_history_is_streamed(self):
+        # 20,000 points: more than a slice, so the whole history goes out chunked as it is read
+        # (gzip as it goes to the MLflow client, which asks for it).
+        run_id = self.client.create_run("0").info.run_id
+        for start in range(0, 20_000, 1000):
+            self.client.log_batch(run_id, metrics=[Metric("loss", 1 / (s + 1), 1, s) for s in range(start, start + 1000)])
+        history = self.client.get_metric_history(run_id, "loss")
+        self.assertEqual([m.step for m in history], list(range(20_000)))
+        self.assertEqual(history[-1].value, 1 / 20_000)
+        with urllib.request.urlopen(BASE + f"/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss") as response:
+            self.assertEqual(response.headers.get("Transfer-Encoding"), "chunked")
+            self.assertEqual(len(json.loads(response.read())["metrics"]), 20_000)
 
     def test_metric_history_paged_and_bulk_interval(self):
         run_id = self.client.create_run("0").info.run_id

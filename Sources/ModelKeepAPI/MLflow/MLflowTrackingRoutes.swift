@@ -296,13 +296,36 @@ struct MLflowTrackingRoutes {
         json.key("metrics")
         json.beginArray()
         guard pageSize != nil || token != nil else {
+            // The whole history. Checked (the run, the key, max_metric_history_points) before
+            // anything is sent; a short one is answered whole, a long one is sent as it is read,
+            // a slice at a time (its memory is a slice's, whatever the series' length).
             let writer = MLflowRendering.SeriesWriter(escapedKey: JSONWriter.bytes(.string(key)))
-            try registry.runMetricHistory(id: runID, key: key, counted: { json.reserve(Int($0) * writer.maxPointBytes + 64) }) {
+            let long = try registry.runMetricHistory(id: runID, key: key, counted: { json.reserve(Int($0) * writer.maxPointBytes + 64) }) {
                 step, wallclock, value in writer.write(step: step, wallclock: wallclock, value: value, into: &json)
             }
-            json.endArray()
-            json.endObject()
-            return Respond.json(json)
+            guard let plan = long else {
+                json.endArray()
+                json.endObject()
+                return Respond.json(json)
+            }
+            let registry = self.registry
+            return Respond.streamedJSON { write in
+                var json = JSONStream(capacity: ModelRegistry.historySlicePoints * writer.maxPointBytes + 64)
+                json.beginObject()
+                json.key("metrics")
+                json.beginArray()
+                var open = true
+                try registry.visitMetricHistory(plan, { step, wallclock, value in
+                    writer.write(step: step, wallclock: wallclock, value: value, into: &json)
+                }, sliceDone: {
+                    open = json.drain(write)
+                    return open
+                })
+                guard open else { return }
+                json.endArray()
+                json.endObject()
+                _ = json.drain(write)
+            }
         }
         let size = pageSize ?? Int64(PageRequest.maxSize)
         guard (1...Int64(PageRequest.maxSize * 25)).contains(size) else {
