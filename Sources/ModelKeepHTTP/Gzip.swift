@@ -34,21 +34,19 @@ public enum Gzip {
     public final class Stream {
         private let stream: UnsafeMutablePointer<z_stream>
         private var output = [UInt8](repeating: 0, count: 64 * 1024)
-        private var open: Bool
 
-        /// Level 1, as `compress`.
+        /// Level 1, as `compress`; nil when zlib cannot start a stream.
         public init?(level: Int32 = 1) {
             stream = .allocate(capacity: 1)
             stream.initialize(to: z_stream())
-            open = modelkeep_deflate_init_gzip(stream, level) == Z_OK
-            if !open {
+            guard modelkeep_deflate_init_gzip(stream, level) == Z_OK else {
                 stream.deallocate()
                 return nil
             }
         }
 
         deinit {
-            if open { deflateEnd(stream) }
+            deflateEnd(stream)
             stream.deallocate()
         }
 

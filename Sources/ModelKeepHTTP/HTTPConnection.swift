@@ -380,6 +380,7 @@ final class HTTPConnection: @unchecked Sendable {
                                chunked: Bool) -> Bool {
         guard socket.write(head, more: true) else { return false }
         var sent: Int64 = 0
+        defer { streamedBytes = sent }
         var clientGone = false
         do {
             try produce { piece in
@@ -398,10 +399,8 @@ final class HTTPConnection: @unchecked Sendable {
             }
         } catch {
             if !clientGone { server.logger.warning("a streamed response body failed after \(sent) bytes: \(error)") }
-            streamedBytes = sent
             return false
         }
-        streamedBytes = sent
         guard !clientGone else { return false }
         return chunked ? socket.write(ResponseSerializer.lastChunk) : true
     }
@@ -456,13 +455,23 @@ final class HTTPConnection: @unchecked Sendable {
         return head
     }
 
-    /// gzip for a JSON or text body of at least `minBytes` when the client accepts it. Never a
-    /// file body (downloads go out by sendfile, many already compressed), a range, or a body
-    /// that is already encoded. Compressible answers say `Vary: Accept-Encoding` either way.
+    /// gzip for a JSON or text body of at least `minBytes` when the client accepts it, and for a
+    /// streamed one (long by design) as it is made. Never a file body (downloads go out by
+    /// sendfile, many already compressed), a range, or a body that is already encoded.
+    /// Compressible answers say `Vary: Accept-Encoding` either way.
     static func compressIfWanted(_ response: inout HTTPResponse, head: HTTPRequestHead, minBytes: Int) {
-        if minBytes > 0, case .streamed(let produce) = response.body, response.status == 200,
-           !response.headers.contains("Content-Encoding"), let type = response.headers["Content-Type"]?.lowercased(),
-           type.hasPrefix("application/json") || type.hasPrefix("text/") || type.contains("+json") {
+        guard minBytes > 0, !response.headers.contains("Content-Encoding"), !response.headers.contains("Content-Range"),
+              let type = response.headers["Content-Type"]?.lowercased(),
+              type.hasPrefix("application/json") || type.hasPrefix("text/") || type.contains("+json") else { return }
+        switch response.body {
+        case .bytes(let bytes) where bytes.count >= minBytes
+            && (response.status == 200 || response.status == 201 || (response.status >= 400 && response.status != 416)):
+            response.headers.add("Vary", "Accept-Encoding")
+            guard Gzip.accepted(by: head.headers["Accept-Encoding"]), let compressed = Gzip.compress(bytes),
+                  compressed.count < bytes.count else { return }
+            response.headers.add("Content-Encoding", "gzip")
+            response.body = .bytes(compressed)
+        case .streamed(let produce) where response.status == 200:
             // A streamed answer is a long one: compressed as it is made when the client takes gzip.
             response.headers.add("Vary", "Accept-Encoding")
             guard Gzip.accepted(by: head.headers["Accept-Encoding"]) else { return }
@@ -479,18 +488,9 @@ final class HTTPConnection: @unchecked Sendable {
                 }
                 guard !refused, gzip.finish(to: write) else { throw HTTPError(status: 500, code: "internal", message: "the gzip stream ended early") }
             }
+        default:
             return
         }
-        guard minBytes > 0, case .bytes(let bytes) = response.body, bytes.count >= minBytes,
-              response.status == 200 || response.status == 201 || (response.status >= 400 && response.status != 416),
-              !response.headers.contains("Content-Encoding"), !response.headers.contains("Content-Range"),
-              let type = response.headers["Content-Type"]?.lowercased(),
-              type.hasPrefix("application/json") || type.hasPrefix("text/") || type.contains("+json") else { return }
-        response.headers.add("Vary", "Accept-Encoding")
-        guard Gzip.accepted(by: head.headers["Accept-Encoding"]), let compressed = Gzip.compress(bytes),
-              compressed.count < bytes.count else { return }
-        response.headers.add("Content-Encoding", "gzip")
-        response.body = .bytes(compressed)
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {

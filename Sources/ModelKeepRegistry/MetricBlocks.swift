@@ -429,24 +429,37 @@ enum MetricBlocks {
     /// the blocks a whole read of `range` takes cannot interleave: each starts at a later step
     /// than every block before it ended (a training loop's steps only grow; each block is sorted
     /// in itself), so that reading them by first step is the series' order. One pass over the
-    /// blocks' extents, in the order `visitInBlockOrder` reads them.
-    static func extent(parentID: String, key: String, _ range: Range, _ db: any SQLConnection) throws -> (points: Int64, inOrder: Bool) {
+    /// blocks' extents, in the order `visitInBlockOrder` reads them. `slices`: where to cut
+    /// that read so that each part holds at least `slicePoints` points (the last part what is
+    /// left), each cut the last block of its part; empty for a series with no block to read.
+    static func extent(parentID: String, key: String, _ range: Range, slicePoints: Int = .max,
+                       _ db: any SQLConnection) throws -> (points: Int64, inOrder: Bool, slices: [BlockCursor]) {
         var points: Int64 = 0
         var inOrder = true
         var end: Int64?
+        var slices: [BlockCursor] = []
+        var sliced = 0
+        var last: BlockCursor?
         _ = try db.query("""
-            SELECT first_step, last_step, points, CASE WHEN bytes IS NULL THEN 0 ELSE 1 END, CASE WHEN low IS NULL THEN 0 ELSE 1 END
+            SELECT first_step, last_step, points, CASE WHEN bytes IS NULL THEN 0 ELSE 1 END, CASE WHEN low IS NULL THEN 0 ELSE 1 END, id
             FROM metric_blocks WHERE parent_id = ? AND key = ? ORDER BY first_step, id
             """, [.text(parentID), .text(key)]) { row in
             points += row.int64(2)
             if range.skipBytes && row.int64(3) == 1 || range.numbersOnly && row.int64(4) == 0 { return }
             if let end, row.int64(0) <= end { inOrder = false }
             end = max(end ?? row.int64(1), row.int64(1))
+            last = BlockCursor(firstStep: row.int64(0), id: row.int64(5))
+            sliced += Int(row.int64(2))
+            if sliced >= slicePoints {
+                slices.append(last!)
+                sliced = 0
+            }
         }
-        return (points, inOrder)
+        if sliced > 0, let last { slices.append(last) }
+        return (points, inOrder, slices)
     }
 
-    /// Where a read of a series by block order stopped: the last block's first step and id.
+    /// A block's place in a read by block order: its first step, then its id.
     struct BlockCursor: Sendable, Equatable {
         let firstStep: Int64
         let id: Int64
@@ -455,13 +468,11 @@ enum MetricBlocks {
     /// Visits a whole series' points as its blocks are read, by first step, without gathering
     /// them: the series' order when `extent` found its blocks in order and no wide block holds
     /// points of the key (the caller's to know). Otherwise read with `points`, which sorts.
-    /// With `limit`, the blocks after `after` until they hold at least `limit` points: the
-    /// cursor to go on from is answered when there may be more, nil once the series is read
-    /// to its end.
-    @discardableResult
-    static func visitInBlockOrder(parentID: String, key: String, _ range: Range, after: BlockCursor? = nil, limit: Int? = nil,
+    /// `after` and `through` bound the read to the blocks past one and up to another (a slice
+    /// of the cuts `extent` found).
+    static func visitInBlockOrder(parentID: String, key: String, _ range: Range, after: BlockCursor? = nil, through: BlockCursor? = nil,
                                   _ db: any SQLConnection,
-                                  _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue) -> Void) throws -> BlockCursor? {
+                                  _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue) -> Void) throws {
         precondition(range.from == nil && range.to == nil && range.after == nil, "whole series only")
         var clauses = "parent_id = ? AND key = ?"
         var arguments: [SQLValue] = [.text(parentID), .text(key)]
@@ -472,30 +483,15 @@ enum MetricBlocks {
             clauses += " AND first_step >= ? AND (first_step > ? OR id > ?)"
             arguments += [.integer(after.firstStep), .integer(after.firstStep), .integer(after.id)]
         }
-        // With a limit of points: the blocks up to the one that reaches it, found from their
-        // counts alone (up to 16,384 of them: a series logged a point at a time has a block a
-        // point), then only those read whole.
-        var through: BlockCursor?
-        if let limit {
-            var points = 0
-            var blocks = 0
-            _ = try db.query("SELECT id, first_step, points FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id LIMIT 16384", arguments) { row in
-                guard through == nil else { return }
-                points += Int(row.int64(2))
-                blocks += 1
-                if points >= limit || blocks == 16384 { through = BlockCursor(firstStep: row.int64(1), id: row.int64(0)) }
-            }
-            if let through {
-                clauses += " AND first_step <= ? AND (first_step < ? OR id <= ?)"
-                arguments += [.integer(through.firstStep), .integer(through.firstStep), .integer(through.id)]
-            }
+        if let through {
+            clauses += " AND first_step <= ? AND (first_step < ? OR id <= ?)"
+            arguments += [.integer(through.firstStep), .integer(through.firstStep), .integer(through.id)]
         }
         _ = try db.query("SELECT \(selected) FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id", arguments) { row in
             decode(row) { step, wallclock, value, id in
                 if range.wants(step, wallclock, value, id) { visit(step, wallclock, value) }
             }
         }
-        return through
     }
 
     /// Calls `visit` with the points of the keys that `wants` accepts (all when nil) in a

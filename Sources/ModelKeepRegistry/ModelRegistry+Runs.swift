@@ -452,6 +452,8 @@ extension ModelRegistry {
         /// Its steps only grew, and none of its points is in a wide block: read in slices by
         /// block order; otherwise gathered and sorted first.
         let inOrder: Bool
+        /// Where the slices of a read in block order end (`MetricBlocks.extent`'s cuts).
+        let slices: [MetricBlocks.BlockCursor]
     }
 
     /// A run's whole series of `key`, in step order: checked (the run exists, the key is
@@ -467,7 +469,7 @@ extension ModelRegistry {
         return try reading { db -> MetricHistoryPlan? in
             let run = try Self.fetchRunAttributes(id: runID, db)
             let range = MetricBlocks.Range(skipBytes: true)
-            let extent = try MetricBlocks.extent(parentID: run.modelID, key: key, range, db)
+            let extent = try MetricBlocks.extent(parentID: run.modelID, key: key, range, slicePoints: Self.historySlicePoints, db)
             var wide: Int64 = 0
             try MetricBlocks.widePoints(parentID: run.modelID, wants: { $0 == key }, db) { _, _, _, _, _ in wide += 1 }
             let count = extent.points + wide
@@ -475,7 +477,8 @@ extension ModelRegistry {
                 throw RegistryError.tooLarge("the metric \(key) has more than \(limit) points (max_metric_history_points); "
                                              + "read it in pages with max_results and page_token")
             }
-            let plan = MetricHistoryPlan(parentID: run.modelID, key: key, count: count, inOrder: wide == 0 && extent.inOrder)
+            let plan = MetricHistoryPlan(parentID: run.modelID, key: key, count: count, inOrder: wide == 0 && extent.inOrder,
+                                         slices: extent.slices)
             guard count <= Int64(Self.historySlicePoints) else { return plan }
             counted(count)
             if plan.inOrder {
@@ -498,12 +501,12 @@ extension ModelRegistry {
     /// `sliceDone` is called after each slice, outside any transaction (so a caller that sends
     /// each slice to a slow client holds no snapshot, and no pooled connection, meanwhile), and
     /// stops the read when it answers false. A series in order is read a slice a transaction
-    /// (its blocks until they hold `historySlicePoints`), each from where the last stopped; one
-    /// that is not is gathered and sorted in one transaction (48 bytes a point), then handed on in
-    /// slices.
+    /// (its blocks until they hold `historySlicePoints`, cut where the plan's count found);
+    /// one that is not is gathered and sorted in one transaction (48 bytes a point), then handed
+    /// on in slices.
     ///
-    /// A series written while it is read: every point stored when the plan was made is visited;
-    /// points stored since are when they come after the read's position.
+    /// A series written while it is read: the blocks it had when the plan was made, and any
+    /// stored since that fall among them (not those past its last block then).
     public func visitMetricHistory(_ plan: MetricHistoryPlan,
                                    _ visit: (_ step: Int64, _ wallclock: Int64, _ value: MetricValue) -> Void,
                                    sliceDone: () -> Bool) throws(RegistryError) {
@@ -520,17 +523,14 @@ extension ModelRegistry {
             }
             return
         }
-        var cursor: MetricBlocks.BlockCursor?
-        repeat {
-            let next = try reading { db in
-                try MetricBlocks.visitInBlockOrder(parentID: plan.parentID, key: plan.key, range, after: cursor,
-                                                   limit: Self.historySlicePoints, db, visit)
+        var after: MetricBlocks.BlockCursor?
+        for through in plan.slices {
+            try reading { db in
+                try MetricBlocks.visitInBlockOrder(parentID: plan.parentID, key: plan.key, range, after: after, through: through, db, visit)
             }
-            // Each slice starts past the last one's blocks; one that did not would read forever.
-            guard next == nil || next != cursor else { throw .internalFailure("a metric history read did not move past block \(next!.id)") }
-            cursor = next
+            after = through
             guard sliceDone() else { return }
-        } while cursor != nil
+        }
     }
 
     /// A stored input document with the `tags` ({key, value} objects) of a new one added where
