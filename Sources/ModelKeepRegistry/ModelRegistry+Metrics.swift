@@ -23,8 +23,10 @@ extension ModelRegistry {
                 throw .invalid(field: "points[\(i)].value", message: "must be a finite number")
             }
         }
-        let behind = try writing { db in
+        // Only the parent's series change: beside other parents' writes on PostgreSQL.
+        let behind = try writingScoped { db, claim in
             let resolved = try Self.requireParent(parent, db)
+            try claim(resolved.id)
             return try Self.insertPoints(points, parentID: resolved.id, db)
         }
         keepChartBucketsLater(behind)

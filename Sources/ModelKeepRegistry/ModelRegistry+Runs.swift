@@ -138,12 +138,17 @@ extension ModelRegistry {
 
     /// Runs a change to a run in a transaction; an inactive run refuses it unless `allowDeleted`.
     @discardableResult
-    private func changeRun<T: Sendable>(_ id: String, allowDeleted: Bool = false,
+    /// `scoped`: the change touches only the run's own rows (its params, tags and metric series,
+    /// its model's `updated_at`), so it may commit beside other runs' (`Database.writeScoped`).
+    private func changeRun<T: Sendable>(_ id: String, allowDeleted: Bool = false, scoped: Bool = false,
                                         _ change: (any SQLConnection, Run, Int64) throws -> T) throws(RegistryError) -> T {
         try Self.requireTracking()
         let now = Clock.nowMilliseconds()
-        return try writing { db in
+        func body(_ db: any SQLConnection, _ claim: (String) throws -> Void) throws -> T {
             let run = try Self.fetchRunAttributes(id: id, db)
+            // A run's model never changes, and a run is deleted only by a write that excludes
+            // this one: what was read before the claim still holds after it.
+            try claim(run.modelID)
             guard allowDeleted || run.deletedAt == nil else {
                 throw RegistryError.invalid(field: "run_id", message: "The run \(id) must be in the 'active' state. Current state is deleted.")
             }
@@ -151,6 +156,7 @@ extension ModelRegistry {
             try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(run.modelID)])
             return result
         }
+        return scoped ? try writingScoped { try body($0, $1) } : try writing { try body($0) { _ in } }
     }
 
     /// Sets a run's status, end time or name; returns the run's attributes (no params, tags or metrics).
@@ -243,7 +249,10 @@ extension ModelRegistry {
         }
         try Self.validateParams(data.params)
         for tag in data.tags { try Validation.label(key: tag.key, value: tag.value, field: "tags") }
-        let behind = try changeRun(id) { db, run, _ in
+        // Only the run's own rows change, unless a metric names a logged model (its series, and
+        // those of the versions registered from it, are other owners'): then a whole write.
+        let scoped = !data.metrics.contains { !($0.modelID ?? "").isEmpty }
+        let behind = try changeRun(id, scoped: scoped) { db, run, _ in
             try Self.putParams(data.params, table: "mlflow_run_params", column: "run_id", ownerID: id, owner: "run ID='\(id)'", db)
             for tag in data.tags {
                 if tag.key == Self.runNameTag { try Self.renameRun(run, to: tag.value, db) } else {

@@ -111,6 +111,19 @@ public final class ModelRegistry: Sendable {
         return result
     }
 
+    /// Runs a write transaction confined to the rows of the owners its body claims (see
+    /// `Database.writeScoped`), mapping storage failures to registry errors.
+    func writingScoped<T: Sendable>(_ body: (any SQLConnection, _ claim: (String) throws -> Void) throws -> T) throws(RegistryError) -> T {
+        let result: T
+        do {
+            result = try database.writeScoped(body)
+        } catch {
+            throw RegistryError.from(error)
+        }
+        changes.notify()
+        return result
+    }
+
     /// Runs a read transaction, mapping storage failures to registry errors.
     func reading<T: Sendable>(_ body: (any SQLConnection) throws -> T) throws(RegistryError) -> T {
         do {

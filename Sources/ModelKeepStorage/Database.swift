@@ -9,7 +9,9 @@ import ModelKeepSync
 ///   at all; write transactions are serialized, so a body sees every earlier write and no other
 ///   write interleaves with it (SQLite has one writer; on PostgreSQL every write transaction
 ///   first takes one transaction-scoped advisory lock, so the rule holds across servers too, and
-///   events' ids are committed in the order they are allocated).
+///   events' ids are committed in the order they are allocated). `writeScoped` is the one
+///   exception, for writes confined to a few owners' rows (logging metrics, params and tags):
+///   on PostgreSQL those of different owners run side by side.
 /// - `read` runs its body on one consistent snapshot (a read transaction; on PostgreSQL,
 ///   REPEATABLE READ READ ONLY), concurrently with writers and other readers.
 public final class Database: Sendable {
@@ -69,6 +71,39 @@ public final class Database: Sendable {
             return value
         }
     }
+
+    /// Runs `body` in a write transaction confined to the rows of the owners it claims (a run's
+    /// params, tags and metric series, a model's or version's series), and returns once it is
+    /// durably committed. On SQLite, the one writer as for `write`. On PostgreSQL it takes the
+    /// write lock shared, then an exclusive lock on each owner named to `claim`: such writes of
+    /// different owners commit side by side (each flushing its own commit), those of one owner
+    /// one after another, and every `write` still excludes them all.
+    ///
+    /// The body must claim an owner before reading or writing its rows (what it read before,
+    /// another write of that owner may change until the claim is granted), claim its owners in
+    /// one order (the primary owner first, then any others sorted) so that two such writes cannot
+    /// wait on each other, and write nothing outside its owners' rows: no change-feed event, no
+    /// row that another owner's write could touch.
+    @discardableResult
+    public func writeScoped<T: Sendable>(_ body: (any SQLConnection, _ claim: (String) throws -> Void) throws -> T) throws -> T {
+        switch backend {
+        case .sqlite(let database):
+            return try database.write { connection in try body(connection) { _ in } }
+        case .postgres(let pool):
+            let value = try pool.transaction(begin: ["BEGIN", "SELECT pg_advisory_xact_lock_shared(\(Self.writeLockKey))"]) { connection in
+                try body(connection) { owner in
+                    _ = try connection.queryFirst("SELECT pg_advisory_xact_lock(\(Self.ownerLockClass), hashtext(?))", [.text(owner)]) { _ in () }
+                }
+            }
+            postgresCommits.withLock { $0 += 1 }
+            return value
+        }
+    }
+
+    /// The first half of the two-integer advisory locks `writeScoped` takes on an owner (the
+    /// second is a hash of the owner's id; two owners that share a hash only wait on each other):
+    /// "mkow" in ASCII. Two-integer keys never meet the one-integer `writeLockKey`.
+    public static let ownerLockClass: Int32 = 0x6d6b_6f77
 
     /// Runs `body` on one consistent snapshot of the database.
     public func read<T: Sendable>(_ body: (any SQLConnection) throws -> T) throws -> T {

@@ -117,6 +117,129 @@ struct ReplicaTests {
         }
     }
 
+    /// Runs each of `writes` on a thread of its own and answers, for each, whether it was still
+    /// waiting half a second later; then runs `release` and answers what each came to (nil: it
+    /// succeeded).
+    static func waited(_ writes: [@Sendable () throws -> Void], until release: () throws -> Void) throws -> [(waited: Bool, failure: String?)] {
+        let done = writes.map { _ in DispatchSemaphore(value: 0) }
+        let failures = Mutex<[String?]>(writes.map { _ in nil })
+        for (i, write) in writes.enumerated() {
+            DispatchQueue.global().async {
+                do { try write() } catch { failures.withLock { $0[i] = "\(error)" } }
+                done[i].signal()
+            }
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        let waited = done.map { $0.wait(timeout: .now()) == .timedOut }
+        try release()
+        for (i, semaphore) in done.enumerated() where waited[i] && semaphore.wait(timeout: .now() + 30) == .timedOut {
+            failures.withLock { $0[i] = "still waiting 30 s after the release" }
+        }
+        return zip(waited, failures.withLock { $0 }).map { (waited: $0, failure: $1) }
+    }
+
+    @Test("a run's metric, param and tag writes run beside other runs' and wait for their own run's; every other write waits for them, and they for it")
+    func scopedWrites() async throws {
+        try await offload {
+            let (database, replicas) = try Self.replicas(1)
+            let registry = replicas[0]
+            let a = try registry.createRun(RunDraft()), b = try registry.createRun(RunDraft())
+            var data = RunData()
+            data.metrics = [RunMetric(point: MetricPoint(key: "loss", step: 1, wallclock: 1, value: .number(0.5)))]
+            data.params = [(key: "lr", value: "0.1")]
+            data.tags = [(key: "phase", value: "train")]
+            let logged = data
+            // Another session holds what a scoped write of run a holds while it is in flight.
+            let holder = try PostgresConnection(url: database.url)
+            try holder.execute("""
+                BEGIN; SELECT pg_advisory_xact_lock_shared(\(Database.writeLockKey));
+                SELECT pg_advisory_xact_lock(\(Database.ownerLockClass), hashtext('\(a.modelID)'))
+                """)
+            // Run b's log-batch commits meanwhile, as does a native metric write to b's model.
+            try registry.logRunData(id: b.id, logged)
+            _ = try registry.logMetrics(.model(b.modelID), [MetricPoint(key: "native", step: 1, wallclock: 1, value: .number(1))])
+            // Run a's waits; so does a native write to a's model, and a write of another kind.
+            let outcomes = try Self.waited([
+                { try registry.logRunData(id: a.id, logged) },
+                { _ = try registry.logMetrics(.model(a.modelID), [MetricPoint(key: "native", step: 1, wallclock: 1, value: .number(1))]) },
+                { _ = try registry.createModel(ModelDraft(name: "excluded")) },
+            ], until: { try holder.execute("COMMIT") })
+            #expect(outcomes[0].waited, "run a's log-batch ran while a write of run a was in flight")
+            #expect(outcomes[1].waited, "a native metric write to run a's model ran while a write of run a was in flight")
+            #expect(outcomes[2].waited, "a model was created while a run's write was in flight")
+            let failures: [String?] = outcomes.map(\.failure)
+            #expect(failures.allSatisfy { $0 == nil }, "\(failures)")
+            // And the other way: while a whole write is in flight, no run's write runs.
+            try holder.execute("BEGIN; SELECT pg_advisory_xact_lock(\(Database.writeLockKey))")
+            let underWhole = try Self.waited([{ try registry.logRunData(id: b.id, logged) }], until: { try holder.execute("COMMIT") })[0]
+            #expect(underWhole.waited, "run b's log-batch ran while a whole write was in flight")
+            #expect(underWhole.failure == nil, "\(underWhole.failure ?? "")")
+            for run in [a, b] {
+                let keys: [String] = try registry.latestMetrics(.model(run.modelID)).map(\.key).sorted()
+                #expect(keys == ["loss", "native"])
+            }
+        }
+    }
+
+    @Test("log-batches sent at once through three replicas to one run: the same points stored once, a param's first value kept, the others refused")
+    func oneRunFromThreeReplicas() async throws {
+        try await offload {
+            let (database, replicas) = try Self.replicas(3)
+            _ = database
+            let run = try replicas[0].createRun(RunDraft())
+            let outcomes = Mutex<[String: Int]>([:])
+            let group = DispatchGroup()
+            for round in 0..<8 {
+                // Each round's senders on threads of their own (Dispatch's pool would run two at
+                // a time on two cores), let go together.
+                let start = DispatchSemaphore(value: 0)
+                for (index, replica) in replicas.enumerated() {
+                    for copy in 0..<2 {
+                        var data = RunData()
+                        if round < 4 {
+                            // Six senders, the same batch: 200 new steps of five keys, a param
+                            // with one value. All are stored; each point once.
+                            data.metrics = (0..<1000).map { RunMetric(point: MetricPoint(key: "m\($0 % 5)", step: Int64(round * 200 + $0 / 5),
+                                                                                         wallclock: 7, value: .number(Double($0)))) }
+                            data.params = [(key: "shared", value: "same")]
+                        } else {
+                            // Six senders, one param, six values: one is stored.
+                            data.params = [(key: "p\(round)", value: "\(index)-\(copy)")]
+                        }
+                        let sent = data
+                        group.enter()
+                        Thread {
+                            start.wait()
+                            defer { group.leave() }
+                            let outcome: String
+                            do {
+                                try replica.logRunData(id: run.id, sent)
+                                outcome = "stored"
+                            } catch {
+                                if case .invalid? = error as? RegistryError { outcome = "refused" } else { outcome = "other: \(error)" }
+                            }
+                            outcomes.withLock { $0[outcome, default: 0] += 1 }
+                        }.start()
+                    }
+                }
+                for _ in 0..<6 { start.signal() }
+            }
+            #expect(group.wait(timeout: .now() + 120) == .success)
+            let counted: [String: Int] = outcomes.withLock { $0 }
+            let expected: [String: Int] = ["stored": 28, "refused": 20]  // 4 rounds x 6 + 4 x 1; 4 x 5
+            #expect(counted == expected)
+            for key in 0..<5 {
+                let points = try replicas[1].metricSeries(.model(run.modelID), key: "m\(key)", {
+                    var query = MetricSeriesQuery()
+                    query.page = PageRequest(size: 1000)
+                    return query
+                }()).items
+                #expect(points.count == 800, "m\(key) holds \(points.count) points, not 800")
+                #expect(Set(points.map(\.step)).count == points.count)
+            }
+        }
+    }
+
     @Test("a reader following the feed during a write storm on three replicas sees every event once, in order")
     func feedStorm() async throws {
         // Its waits block a thread: on a Dispatch thread, not one of the few the test runner shares.
