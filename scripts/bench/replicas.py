@@ -107,6 +107,7 @@ class Retargeted:
 
     def __init__(self, label, target, front):
         self.label, self.server, self.ops = label, front, target.ops
+        self.env = getattr(target, "env", {})
 
 
 def main():

@@ -65,7 +65,15 @@ def seed(server, label, runs, models, history):
         '{"key": "m%d", "value": 0.5, "timestamp": 1, "step": {i}%02d}' % (k, s) for k in range(10) for s in range(100)))
     by_keys = json.dumps({"run_id": keys_run, "metrics": [{"key": f"m{k}", "value": 0.5, "timestamp": 1, "step": 0} for k in range(1000)]})
     by_keys = by_keys.replace('"step": 0', '"step": {i}')
+    # The common shape again, each request to one of 8 runs at random ("{model}" picks a line of
+    # the file): several training jobs logging at once, which need not wait for one another.
+    spread = [new_run(f"writes-spread-{k}") for k in range(8)]
+    picks = os.path.join(os.path.dirname(server.log.name), f"{server.name}-spread-runs.txt")
+    with open(picks, "w") as f:
+        f.writelines(f"{run_id} r{k}\n" for k, run_id in enumerate(spread))
+    by_steps_spread = by_steps.replace('"run_id": "%s"' % steps_run, '"run_id": "{model}"')
     t = Target(label, server)
+    t.env = {"BENCH_PICKS": picks}
     # Where each log-batch shape's points land, to check that every round wrote new ones:
     # (run, a key every request writes, that key's points a request).
     t.writes = {"log-batch, 1000 metrics (10 keys x 100 steps)": (steps_run, "m0", 100),
@@ -73,6 +81,7 @@ def seed(server, label, runs, models, history):
     t.ops = {
         "log-batch, 1000 metrics (10 keys x 100 steps)": ("POST", "/api/2.0/mlflow/runs/log-batch", by_steps),
         "log-batch, 1000 metrics (1000 keys x 1 step)": ("POST", "/api/2.0/mlflow/runs/log-batch", by_keys),
+        "log-batch, 1000 metrics (10 keys x 100 steps), 8 runs": ("POST", "/api/2.0/mlflow/runs/log-batch", by_steps_spread),
         f"get-history of {history:,} steps": ("GET", f"/api/2.0/mlflow/metrics/get-history?run_id={history_run}&metric_key=loss", None),
         f"runs/search, 100 of {runs}": ("POST", "/api/2.0/mlflow/runs/search", json.dumps({
             "experiment_ids": [experiment], "filter": "metrics.acc > 0.2 AND params.lr != '0.001'",
