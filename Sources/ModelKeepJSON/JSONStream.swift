@@ -161,11 +161,31 @@ public struct JSONStream {
     public static func number(_ value: Double, into buffer: UnsafeMutableBufferPointer<UInt8>, at index: Int) -> Int {
         assert(value.isFinite)
         if let integer = JSONNumber.integerForm(of: value) { return digits(integer, into: buffer, at: index) }
-        var text = value.description
-        return text.withUTF8 { utf8 in
-            let end = index + min(utf8.count, maxNumberBytes)
-            _ = UnsafeMutableBufferPointer(rebasing: buffer[index..<end]).initialize(from: utf8.prefix(end - index))
-            return end
+        // The text `description` makes, without making a String of it (one on the heap for
+        // most fractions: more than 15 bytes).
+        var sink = BufferSink(buffer: buffer, at: index, end: index + maxNumberBytes)
+        value.write(to: &sink)
+        return sink.at
+    }
+
+    /// A text stream into a buffer, up to `end`. A Double writes itself with `_writeASCII`
+    /// (the standard library's hook for text already known to be ASCII, which the default
+    /// implementation turns into a String for `write`); `write` takes any other text.
+    private struct BufferSink: TextOutputStream {
+        let buffer: UnsafeMutableBufferPointer<UInt8>
+        var at: Int
+        let end: Int
+
+        mutating func _writeASCII(_ bytes: UnsafeBufferPointer<UInt8>) {
+            let count = min(bytes.count, end - at)
+            guard count > 0 else { return }
+            UnsafeMutableRawPointer(buffer.baseAddress! + at).copyMemory(from: bytes.baseAddress!, byteCount: count)
+            at += count
+        }
+
+        mutating func write(_ string: String) {
+            var string = string
+            string.withUTF8 { _writeASCII($0) }
         }
     }
 

@@ -158,16 +158,18 @@ enum MLflowRendering {
     struct SeriesWriter {
         private let escapedKey: [UInt8]
         private let head: [UInt8]
-        private static let timestamp = Array(#","timestamp":"#.utf8)
-        private static let step = Array(#","step":"#.utf8)
+        // The point's fixed pieces, held here rather than in static lets: a static is reached
+        // through a once-check at every use, three a point.
+        private let timestampMember = Array(#","timestamp":"#.utf8)
+        private let stepMember = Array(#","step":"#.utf8)
+        /// The most bytes one point takes (its comma included): for reserving a history's room.
+        let maxPointBytes: Int
 
         init(escapedKey: [UInt8]) {
             self.escapedKey = escapedKey
             head = Array(#"{"key":"#.utf8) + escapedKey + Array(#","value":"#.utf8)
+            maxPointBytes = head.count + JSONStream.maxNumberBytes + timestampMember.count + stepMember.count + 2 * 20 + 2
         }
-
-        /// The most bytes one point takes (its comma included): for reserving a history's room.
-        var maxPointBytes: Int { head.count + JSONStream.maxNumberBytes + Self.timestamp.count + Self.step.count + 2 * 20 + 2 }
 
         func write(step: Int64, wallclock: Int64, value: MetricValue, into json: inout JSONStream) {
             guard case .number(let number) = value, number.isFinite else {
@@ -177,9 +179,9 @@ enum MLflowRendering {
             json.raw(maxCount: maxPointBytes) { buffer in
                 var at = Self.copy(head, into: buffer, at: 0)
                 at = JSONStream.number(number, into: buffer, at: at)
-                at = Self.copy(Self.timestamp, into: buffer, at: at)
+                at = Self.copy(timestampMember, into: buffer, at: at)
                 at = JSONStream.digits(wallclock, into: buffer, at: at)
-                at = Self.copy(Self.step, into: buffer, at: at)
+                at = Self.copy(stepMember, into: buffer, at: at)
                 at = JSONStream.digits(step, into: buffer, at: at)
                 buffer[at] = UInt8(ascii: "}")
                 return at + 1
