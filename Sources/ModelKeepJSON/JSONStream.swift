@@ -122,12 +122,7 @@ public struct JSONStream {
     /// writes 200,000 integers).
     public static func digits(_ value: Int64, into buffer: UnsafeMutableBufferPointer<UInt8>, at index: Int) -> Int {
         var magnitude = value.magnitude
-        var count = 1
-        var threshold: UInt64 = 10
-        while count < 19 && magnitude >= threshold {
-            count += 1
-            threshold &*= 10
-        }
+        let count = digitCount(magnitude)
         var at = index
         if value < 0 {
             buffer[at] = UInt8(ascii: "-")
@@ -151,6 +146,25 @@ public struct JSONStream {
             buffer[position - 1] = UInt8(ascii: "0") + UInt8(magnitude)
         }
         return end
+    }
+
+    /// How many decimal digits `magnitude` (at most 2^63) has: four or five comparisons, not a
+    /// multiplication and a comparison a digit (a millisecond timestamp has 13).
+    @inline(__always)
+    static func digitCount(_ magnitude: UInt64) -> Int {
+        if magnitude < 10_000_000_000 {
+            if magnitude < 100_000 {
+                if magnitude < 100 { return magnitude < 10 ? 1 : 2 }
+                return magnitude < 1_000 ? 3 : magnitude < 10_000 ? 4 : 5
+            }
+            if magnitude < 10_000_000 { return magnitude < 1_000_000 ? 6 : 7 }
+            return magnitude < 100_000_000 ? 8 : magnitude < 1_000_000_000 ? 9 : 10
+        }
+        if magnitude < 1_000_000_000_000_000 {
+            if magnitude < 1_000_000_000_000 { return magnitude < 100_000_000_000 ? 11 : 12 }
+            return magnitude < 10_000_000_000_000 ? 13 : magnitude < 100_000_000_000_000 ? 14 : 15
+        }
+        return magnitude < 10_000_000_000_000_000 ? 16 : magnitude < 100_000_000_000_000_000 ? 17 : magnitude < 1_000_000_000_000_000_000 ? 18 : 19
     }
 
     /// The most bytes `number(_:into:at:)` writes.
