@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """MLflow's tracking workload side by side: ModelKeep's MLflow dialect against MLflow's own
 server (sqlite backend), both seeded alike through the same REST calls, under the same wrk load,
-alternating. Operations: a log-batch of 1000 metrics, the full history of a 100,000-step metric,
+alternating. Operations: a log-batch of 1000 metrics (to one run in two shapes, and spread over
+8 runs), the full history of a 100,000-step metric,
 runs/search and logged-models/search (a filter and an order on a metric, 100 results of 1000
 runs and 500 logged models), and a registered-model GET next to the native model GET (what the
 dialect's rendering costs). Writes a markdown table.
