@@ -137,9 +137,9 @@ extension ModelRegistry {
     }
 
     /// Runs a change to a run in a transaction; an inactive run refuses it unless `allowDeleted`.
-    @discardableResult
     /// `scoped`: the change touches only the run's own rows (its params, tags and metric series,
     /// its model's `updated_at`), so it may commit beside other runs' (`Database.writeScoped`).
+    @discardableResult
     private func changeRun<T: Sendable>(_ id: String, allowDeleted: Bool = false, scoped: Bool = false,
                                         _ change: (any SQLConnection, Run, Int64) throws -> T) throws(RegistryError) -> T {
         try Self.requireTracking()
