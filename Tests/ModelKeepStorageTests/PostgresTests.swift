@@ -58,6 +58,19 @@ struct PostgresTests {
         #expect(try c.scalar("SELECT count(*) FROM t WHERE s = ?", [.text("it's \"quoted\" ? and $1 and ünïcödé 🚀")]) == .integer(1))
         #expect(try c.scalar("SELECT i FROM t WHERE i = ?", [.integer(42)]) == .null)
         #expect(try c.run("UPDATE t SET s = 'x' WHERE i < ?", [.integer(1)]) == 3)
+        // Numbers of every size and sign, many to a statement, as a batch binds them.
+        var generator = SystemRandomNumberGenerator()
+        let integers: [Int64] = (0..<400).map { _ in Int64.random(in: .min ... .max, using: &generator) >> Int64.random(in: 0...63, using: &generator) }
+        let reals: [Double] = (0..<400).map { n in
+            n % 2 == 0 ? Double(bitPattern: UInt64.random(in: 0 ... 0x7FEF_FFFF_FFFF_FFFF, using: &generator)) * (n % 4 == 0 ? 1 : -1)
+                : Double.random(in: -1e6 ... 1e6, using: &generator)
+        }
+        try c.execute("CREATE TABLE n (k BIGINT, i BIGINT, r DOUBLE PRECISION)")
+        let values: [SQLValue] = (0..<400).flatMap { [SQLValue.integer(Int64($0)), .integer(integers[$0]), .real(reals[$0])] }
+        #expect(try c.run("INSERT INTO n (k, i, r) VALUES " + Array(repeating: "(?, ?, ?)", count: 400).joined(separator: ", "), values) == 400)
+        let stored = try c.query("SELECT i, r FROM n ORDER BY k") { ($0.int64(0), $0.double(1)) }
+        #expect(stored.map(\.0) == integers)
+        #expect(stored.map { $0.1.bitPattern } == reals.map(\.bitPattern))
     }
 
     @Test("failures carry their SQLSTATE: unique, foreign key, syntax, arguments, timeout")
