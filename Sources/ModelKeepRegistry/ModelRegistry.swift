@@ -101,22 +101,21 @@ public final class ModelRegistry: Sendable {
     /// Runs a write transaction, mapping storage failures to registry errors.
     @discardableResult
     func writing<T: Sendable>(_ body: (any SQLConnection) throws -> T) throws(RegistryError) -> T {
-        let result: T
-        do {
-            result = try database.write(body)
-        } catch {
-            throw RegistryError.from(error)
-        }
-        changes.notify()
-        return result
+        try committed { try database.write(body) }
     }
 
     /// Runs a write transaction confined to the rows of the owners its body claims (see
     /// `Database.writeScoped`), mapping storage failures to registry errors.
     func writingScoped<T: Sendable>(_ body: (any SQLConnection, _ claim: (String) throws -> Void) throws -> T) throws(RegistryError) -> T {
+        try committed { try database.writeScoped(body) }
+    }
+
+    /// What `write` answered once it committed, its failure as a registry error; wakes those
+    /// waiting for changes.
+    private func committed<T>(_ write: () throws -> T) throws(RegistryError) -> T {
         let result: T
         do {
-            result = try database.writeScoped(body)
+            result = try write()
         } catch {
             throw RegistryError.from(error)
         }
