@@ -232,12 +232,17 @@ class TrackingTest(MLflowTestCase):
         status, body = raw("POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": run_id, "tags": [{"key": "big", "value": "x" * 1_000_001}]})
         self.assertEqual((status, body["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
 
+    def run_with_loss(self, steps):
+        """A new run whose metric "loss" holds 1 / (step + 1) at steps 0 to steps - 1, logged 1,000 a batch."""
+        run_id = self.client.create_run("0").info.run_id
+        for start in range(0, steps, 1000):
+            self.client.log_batch(run_id, metrics=[Metric("loss", 1 / (s + 1), 1, s) for s in range(start, min(start + 1000, steps))])
+        return run_id
+
     def test_a_long_metric_history_is_streamed(self):
         # 20,000 points: more than a slice, so the whole history goes out chunked as it is read
         # (gzip as it goes to the MLflow client, which asks for it).
-        run_id = self.client.create_run("0").info.run_id
-        for start in range(0, 20_000, 1000):
-            self.client.log_batch(run_id, metrics=[Metric("loss", 1 / (s + 1), 1, s) for s in range(start, start + 1000)])
+        run_id = self.run_with_loss(20_000)
         history = self.client.get_metric_history(run_id, "loss")
         self.assertEqual([m.step for m in history], list(range(20_000)))
         self.assertEqual(history[-1].value, 1 / 20_000)
@@ -246,9 +251,7 @@ class TrackingTest(MLflowTestCase):
             self.assertEqual(len(json.loads(response.read())["metrics"]), 20_000)
 
     def test_metric_history_paged_and_bulk_interval(self):
-        run_id = self.client.create_run("0").info.run_id
-        for start in range(0, 3000, 1000):
-            self.client.log_batch(run_id, metrics=[Metric("loss", 1 / (s + 1), 1, s) for s in range(start, start + 1000)])
+        run_id = self.run_with_loss(3000)
         history = self.client.get_metric_history(run_id, "loss")
         self.assertEqual([m.step for m in history], list(range(3000)))
         first = native("GET", f"/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss&max_results=1200")

@@ -550,29 +550,21 @@ private struct EncodedParameters {
         formats.reserveCapacity(values.count)
         bytes.reserveCapacity(values.count * 12)
         for value in values {
+            offsets.append(bytes.count)
             lengths.append(0)
             formats.append(0)
-            if case .null = value {
-                offsets.append(-1)
-                continue
-            }
-            offsets.append(bytes.count)
             switch value {
             case .null:
+                offsets[offsets.count - 1] = -1
                 continue
             case .integer(let v):
                 Self.appendDigits(v, to: &bytes)
+            case .real(let v) where v.isNaN:
+                bytes += Array("NaN".utf8)
+            case .real(let v) where v.isInfinite:
+                bytes += Array((v < 0 ? "-Infinity" : "Infinity").utf8)
             case .real(let v):
-                if v.isNaN {
-                    bytes += Array("NaN".utf8)
-                } else if v.isInfinite {
-                    bytes += Array((v < 0 ? "-Infinity" : "Infinity").utf8)
-                } else {
-                    var sink = Sink(bytes: bytes)
-                    bytes = []
-                    v.write(to: &sink)  // the text `description` makes, without a String
-                    bytes = sink.bytes
-                }
+                v.write(to: &self)  // the text `description` makes, without a String
             case .text(var v):
                 v.withUTF8 { bytes.append(contentsOf: $0) }
             case .blob(let v):
@@ -605,13 +597,6 @@ private struct EncodedParameters {
         }
     }
 
-    /// A text stream onto the buffer: a Double hands its digits to `_writeASCII`.
-    private struct Sink: TextOutputStream {
-        var bytes: [UInt8]
-        mutating func _writeASCII(_ buffer: UnsafeBufferPointer<UInt8>) { bytes.append(contentsOf: buffer) }
-        mutating func write(_ string: String) { bytes.append(contentsOf: string.utf8) }
-    }
-
     /// Calls `body` with libpq's three parallel parameter arrays, valid only for the call.
     func withPointers<R>(_ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R) -> R {
         bytes.withUnsafeBytes { raw in
@@ -626,6 +611,13 @@ private struct EncodedParameters {
             }
         }
     }
+}
+
+/// A text stream onto the buffer: a Double hands its digits to `_writeASCII` (the standard
+/// library's hook for ASCII text; the default would make a String of them for `write`).
+extension EncodedParameters: TextOutputStream {
+    mutating func _writeASCII(_ buffer: UnsafeBufferPointer<UInt8>) { bytes.append(contentsOf: buffer) }
+    mutating func write(_ string: String) { bytes.append(contentsOf: string.utf8) }
 }
 
 /// Calls `body` with a NULL-terminated array of C strings, valid only for the call.
