@@ -36,7 +36,8 @@ enum Respond {
         return Self.json(json)
     }
 
-    private static func json(bytes: [UInt8], status: Int, location: String?) -> HTTPResponse {
+    /// JSON text written elsewhere.
+    static func json(bytes: [UInt8], status: Int = 200, location: String? = nil) -> HTTPResponse {
         var headers = HTTPHeaders()
         if let location { headers.add("Location", location) }
         return .json(status, bytes, headers: headers)

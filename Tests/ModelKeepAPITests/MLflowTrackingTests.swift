@@ -61,6 +61,98 @@ struct MLflowTrackingFilterTests {
     }
 }
 
+@Suite("MLflow metric history writer")
+struct SeriesWriterTests {
+    /// What the writer must produce: each point written on its own, as a page writes it.
+    static func expected(_ points: [(step: Int64, wallclock: Int64, value: MetricValue)], key: [UInt8]) -> [UInt8] {
+        var json = JSONStream()
+        json.beginObject()
+        json.key("metrics")
+        json.beginArray()
+        for point in points { MLflowRendering.metric(escapedKey: key, step: point.step, wallclock: point.wallclock, value: point.value, into: &json) }
+        json.endArray()
+        json.endObject()
+        return json.bytes
+    }
+
+    @Test("a history written with the last step's, timestamp's and value's text reused is the text of each point written alone")
+    func reusedText() {
+        var generator = SystemRandomNumberGenerator()
+        let key = JSONWriter.bytes(.string("val/loss"))
+        for round in 0..<40 {
+            // Steps and timestamps that repeat, grow by 1 to 9 (across 9 -> 10, 99 -> 100, ...),
+            // jump, fall back, go negative, or sit at the ends of Int64; values that repeat
+            // or not, integral or not, signed zeros, and the ones JSON cannot write.
+            var step = Int64.random(in: -3...20, using: &generator)
+            var wallclock: Int64 = [0, 9, 95, 999_999_995, 1_700_000_000_000, Int64.max - 20][round % 6]
+            var value = 0.5
+            var points: [(step: Int64, wallclock: Int64, value: MetricValue)] = []
+            for _ in 0..<Int.random(in: 1...3000, using: &generator) {
+                for field in 0..<2 {
+                    var n = field == 0 ? step : wallclock
+                    switch Int.random(in: 0..<20, using: &generator) {
+                    case 0..<6: n &+= 1
+                    case 6..<10: n &+= Int64.random(in: 2...9, using: &generator)
+                    case 10..<14: break
+                    case 14: n &+= 10
+                    case 15: n &-= Int64.random(in: 1...30, using: &generator)
+                    case 16: n = 0 &- n
+                    case 17: n = Int64.random(in: Int64.min...Int64.max, using: &generator)
+                    case 18: n = Int64.max - Int64.random(in: 0...5, using: &generator)
+                    default: n &+= Int64.random(in: 0...1_000_000, using: &generator)
+                    }
+                    if field == 0 { step = n } else { wallclock = n }
+                }
+                switch Int.random(in: 0..<12, using: &generator) {
+                case 0..<4: break
+                case 4: value = -value
+                case 5: value = Double(Int.random(in: -1000...1000, using: &generator))
+                case 6: value = Double(bitPattern: UInt64.random(in: 0...UInt64.max, using: &generator))
+                case 7: value = [0.0, -0.0, .infinity, -.infinity, .nan, 1e300, .leastNonzeroMagnitude][Int.random(in: 0..<7, using: &generator)]
+                default: value = Double.random(in: 0..<1, using: &generator)
+                }
+                let stored: MetricValue = value.isNaN ? .text("NaN") : value.isInfinite ? .text(value < 0 ? "-Infinity" : "Infinity") : .number(value)
+                points.append((step, wallclock, stored))
+            }
+            // Small room (it grows), and drained at random points (as slices are sent): rarely,
+            // or after nearly every point (the room reused while the last texts were near its start).
+            let writer = MLflowRendering.SeriesWriter(escapedKey: key, points: Int.random(in: 1...50, using: &generator))
+            let drains = [200, 2, 1][round % 3]
+            var answer: [UInt8] = []
+            for point in points {
+                writer.write(step: point.step, wallclock: point.wallclock, value: point.value)
+                if Int.random(in: 0..<drains, using: &generator) == 0 {
+                    #expect(writer.drain { answer.append(contentsOf: $0); return true })
+                }
+            }
+            writer.finish()
+            #expect(writer.drain { answer.append(contentsOf: $0); return true })
+            let want = Self.expected(points, key: key)
+            let same = answer == want
+            let differ = zip(answer, want).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(answer.count, want.count)
+            #expect(same, "round \(round) differs from byte \(differ): \(String(decoding: answer.dropFirst(max(0, differ - 40)).prefix(100), as: UTF8.self))")
+            if !same { return }
+        }
+        // Sent after each point, with one JSON cannot write between two that repeat the value,
+        // the step (plus one) and the timestamp: the text to repeat is no longer in the room.
+        let points: [(step: Int64, wallclock: Int64, value: MetricValue)] = [
+            (7, 1_700_000_000_000, .number(0.25)), (123_456_789, 42, .text("NaN")), (8, 1_700_000_000_000, .number(0.25))]
+        let writer = MLflowRendering.SeriesWriter(escapedKey: key, points: 1)
+        var answer: [UInt8] = []
+        for point in points {
+            writer.write(step: point.step, wallclock: point.wallclock, value: point.value)
+            _ = writer.drain { answer.append(contentsOf: $0); return true }
+        }
+        writer.finish()
+        _ = writer.drain { answer.append(contentsOf: $0); return true }
+        #expect(String(decoding: answer, as: UTF8.self) == String(decoding: Self.expected(points, key: key), as: UTF8.self))
+        // Nothing but the head and the tail.
+        let empty = MLflowRendering.SeriesWriter(escapedKey: key, points: 0)
+        empty.finish()
+        #expect(empty.bytes == Array(#"{"metrics":[]}"#.utf8))
+    }
+}
+
 @Suite("MLflow tracking over HTTP")
 struct MLflowTrackingRouteTests {
     static let base = "/api/2.0/mlflow"

@@ -152,45 +152,168 @@ enum MLflowRendering {
         json.endObject()
     }
 
-    /// The points of one series as MLflow's Metric objects, for a whole history: the part that is
-    /// the same for every point (`{"key":"loss","value":`) made once, and each point formatted on
-    /// the stack and appended in one piece (as `metric(escapedKey:...)` writes it).
-    struct SeriesWriter {
-        private let escapedKey: [UInt8]
+    /// A whole history's answer, `{"metrics":[...]}`, the points of one series written as
+    /// MLflow's Metric objects into room of its own, for one answer (it keeps what it wrote
+    /// last): the part that is the same for every point (`{"key":"loss","value":`) made once,
+    /// each point formatted where it goes, and the room handed out whole (`bytes`) or sent a
+    /// slice at a time (`drain`). A step or a timestamp that is the last one's or a little more
+    /// (consecutive steps, a clock that moves forward) is the last one's text copied and counted
+    /// up, and a value equal to the last is its text copied, instead of formatting them again.
+    final class SeriesWriter {
         private let head: [UInt8]
+        private let escapedKey: [UInt8]
         // The point's fixed pieces, held here rather than in static lets: a static is reached
         // through a once-check at every use, three a point.
         private let timestampMember = Array(#","timestamp":"#.utf8)
         private let stepMember = Array(#","step":"#.utf8)
-        /// The most bytes one point takes (its comma included): for reserving a history's room.
+        /// The most bytes one point takes (its comma included): for sizing a history's room.
         let maxPointBytes: Int
+        // Unchecked: one answer's writer is used by one thread, and the checks on every access
+        // (six a point) cost a tenth of a long history's CPU.
+        @exclusivity(unchecked) private var room: UnsafeMutableBufferPointer<UInt8>
+        @exclusivity(unchecked) private var count = 0
+        @exclusivity(unchecked) private var needsComma = false
+        @exclusivity(unchecked) private var lastValue = LastText()
+        @exclusivity(unchecked) private var lastWallclock = LastText()
+        @exclusivity(unchecked) private var lastStep = LastText()
 
-        init(escapedKey: [UInt8]) {
+        /// Where the last value of a field was written in the room, and what it was.
+        private struct LastText {
+            var at = -1  // none since the room was last emptied
+            var length = 0
+            var bits: UInt64 = 0
+        }
+
+        /// Starts the answer, with room for `points` points before it grows.
+        init(escapedKey: [UInt8], points: Int) {
             self.escapedKey = escapedKey
             head = Array(#"{"key":"#.utf8) + escapedKey + Array(#","value":"#.utf8)
-            maxPointBytes = head.count + JSONStream.maxNumberBytes + timestampMember.count + stepMember.count + 2 * 20 + 2
+            maxPointBytes = #"{"key":,"value":,"timestamp":,"step":}"#.utf8.count + 1 + escapedKey.count + JSONStream.maxNumberBytes + 2 * 20
+            room = .allocate(capacity: max(points, 1) * maxPointBytes + 64)
+            text(#"{"metrics":["#)
         }
 
-        func write(step: Int64, wallclock: Int64, value: MetricValue, into json: inout JSONStream) {
+        deinit { room.deallocate() }
+
+        func write(step: Int64, wallclock: Int64, value: MetricValue) {
             guard case .number(let number) = value, number.isFinite else {
-                return MLflowRendering.metric(escapedKey: escapedKey, step: step, wallclock: wallclock,
-                                              value: value, into: &json)
+                var json = JSONStream()
+                MLflowRendering.metric(escapedKey: escapedKey, step: step, wallclock: wallclock, value: value, into: &json)
+                return append(point: json.bytes)
             }
-            json.raw(maxCount: maxPointBytes) { buffer in
-                var at = Self.copy(head, into: buffer, at: 0)
-                at = JSONStream.number(number, into: buffer, at: at)
-                at = Self.copy(timestampMember, into: buffer, at: at)
-                at = JSONStream.digits(wallclock, into: buffer, at: at)
-                at = Self.copy(stepMember, into: buffer, at: at)
-                at = JSONStream.digits(step, into: buffer, at: at)
-                buffer[at] = UInt8(ascii: "}")
-                return at + 1
+            makeRoom(maxPointBytes)
+            var at = count
+            if needsComma {
+                room[at] = UInt8(ascii: ",")
+                at += 1
             }
+            at = copy(head, at: at)
+            at = writeValue(number, at: at)
+            at = copy(timestampMember, at: at)
+            at = Self.writeInteger(wallclock, last: &lastWallclock, into: room, at: at)
+            at = copy(stepMember, at: at)
+            at = Self.writeInteger(step, last: &lastStep, into: room, at: at)
+            room[at] = UInt8(ascii: "}")
+            count = at + 1
+            needsComma = true
         }
 
-        private static func copy(_ bytes: [UInt8], into buffer: UnsafeMutableBufferPointer<UInt8>, at index: Int) -> Int {
+        /// Room for `points` more points, so that the answer is not copied as it grows.
+        func reserve(points: Int) { makeRoom(points * maxPointBytes + 8) }
+
+        /// Closes the answer: nothing is written after it.
+        func finish() { text("]}") }
+
+        /// The answer written so far.
+        var bytes: [UInt8] { Array(UnsafeBufferPointer(rebasing: room[0..<count])) }
+
+        /// Hands what is written so far to `write` and empties the room (the next point still
+        /// gets its comma): for an answer sent in pieces. Answers what `write` did (false: the
+        /// reader is gone).
+        func drain(_ write: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+            let written = write(UnsafeRawBufferPointer(start: room.baseAddress, count: count))
+            count = 0
+            lastValue.at = -1
+            lastWallclock.at = -1
+            lastStep.at = -1
+            return written
+        }
+
+        /// The answer's head or tail.
+        private func text(_ text: StaticString) {
+            let bytes = text.withUTF8Buffer { Array($0) }
+            makeRoom(bytes.count)
+            count = copy(bytes, at: count)
+            needsComma = false
+        }
+
+        /// A point written elsewhere.
+        private func append(point bytes: [UInt8]) {
+            makeRoom(bytes.count + 1)
+            if needsComma {
+                room[count] = UInt8(ascii: ",")
+                count += 1
+            }
+            count = copy(bytes, at: count)
+            needsComma = true
+        }
+
+        /// Twice the room when `needed` more bytes would not fit (a slice larger than planned).
+        private func makeRoom(_ needed: Int) {
+            guard count + needed > room.count else { return }
+            let larger = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(room.count * 2, count + needed))
+            larger.baseAddress!.initialize(from: room.baseAddress!, count: count)
+            room.deallocate()
+            room = larger
+        }
+
+        private func writeValue(_ number: Double, at index: Int) -> Int {
+            let bits = number.bitPattern
+            if lastValue.at >= 0 && lastValue.bits == bits {
+                return Self.copyLast(lastValue, in: room, at: index)
+            }
+            let end = JSONStream.number(number, into: room, at: index)
+            lastValue = LastText(at: index, length: end - index, bits: bits)
+            return end
+        }
+
+        /// An integer's text: the last one's copied (and counted up by at most 9) when it is
+        /// that or a little more, formatted otherwise.
+        private static func writeInteger(_ value: Int64, last: inout LastText, into room: UnsafeMutableBufferPointer<UInt8>, at index: Int) -> Int {
+            let previous = Int64(bitPattern: last.bits)
+            guard last.at >= 0, previous >= 0, value >= previous, value - previous < 10 else {
+                let end = JSONStream.digits(value, into: room, at: index)
+                last = LastText(at: index, length: end - index, bits: UInt64(bitPattern: value))
+                return end
+            }
+            let end = copyLast(last, in: room, at: index)
+            var carry = UInt8(value - previous)
+            var digit = end - 1
+            while carry > 0 {
+                guard digit >= index else {
+                    // 999 -> 1000: one digit more.
+                    let end = JSONStream.digits(value, into: room, at: index)
+                    last = LastText(at: index, length: end - index, bits: UInt64(bitPattern: value))
+                    return end
+                }
+                let sum = room[digit] - UInt8(ascii: "0") + carry
+                room[digit] = UInt8(ascii: "0") + sum % 10
+                carry = sum / 10
+                digit -= 1
+            }
+            last = LastText(at: index, length: end - index, bits: UInt64(bitPattern: value))
+            return end
+        }
+
+        private static func copyLast(_ last: LastText, in room: UnsafeMutableBufferPointer<UInt8>, at index: Int) -> Int {
+            let base = room.baseAddress!
+            (base + index).update(from: base + last.at, count: last.length)
+            return index + last.length
+        }
+
+        private func copy(_ bytes: [UInt8], at index: Int) -> Int {
             bytes.withUnsafeBufferPointer { source in
-                UnsafeMutableRawPointer(buffer.baseAddress! + index).copyMemory(from: source.baseAddress!, byteCount: source.count)
+                (room.baseAddress! + index).update(from: source.baseAddress!, count: source.count)
             }
             return index + bytes.count
         }

@@ -291,42 +291,38 @@ struct MLflowTrackingRoutes {
         let key = try args.required("metric_key")
         let pageSize = try args.int("max_results")
         let token = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
-        var json = JSONStream(capacity: 4096)
-        json.beginObject()
-        json.key("metrics")
-        json.beginArray()
         guard pageSize != nil || token != nil else {
             // The whole history. Checked (the run, the key, max_metric_history_points) before
             // anything is sent; a short one is answered whole, a long one is sent as it is read,
             // a slice at a time (its memory is a slice's, whatever the series' length).
-            let writer = MLflowRendering.SeriesWriter(escapedKey: JSONWriter.bytes(.string(key)))
-            let long = try registry.runMetricHistory(id: runID, key: key, counted: { json.reserve(Int($0) * writer.maxPointBytes + 64) }) {
-                step, wallclock, value in writer.write(step: step, wallclock: wallclock, value: value, into: &json)
+            let escapedKey = JSONWriter.bytes(.string(key))
+            let writer = MLflowRendering.SeriesWriter(escapedKey: escapedKey, points: 64)
+            let long = try registry.runMetricHistory(id: runID, key: key, counted: { writer.reserve(points: Int($0)) }) {
+                step, wallclock, value in writer.write(step: step, wallclock: wallclock, value: value)
             }
             guard let plan = long else {
-                json.endArray()
-                json.endObject()
-                return Respond.json(json)
+                writer.finish()
+                return Respond.json(bytes: writer.bytes)
             }
             let registry = self.registry
             return Respond.streamedJSON { write in
-                var json = JSONStream(capacity: ModelRegistry.historySlicePoints * writer.maxPointBytes + 64)
-                json.beginObject()
-                json.key("metrics")
-                json.beginArray()
+                let writer = MLflowRendering.SeriesWriter(escapedKey: escapedKey, points: ModelRegistry.historySlicePoints)
                 var open = true
                 try registry.visitMetricHistory(plan, { step, wallclock, value in
-                    writer.write(step: step, wallclock: wallclock, value: value, into: &json)
+                    writer.write(step: step, wallclock: wallclock, value: value)
                 }, sliceDone: {
-                    open = json.drain(write)
+                    open = writer.drain(write)
                     return open
                 })
                 guard open else { return }
-                json.endArray()
-                json.endObject()
-                _ = json.drain(write)
+                writer.finish()
+                _ = writer.drain(write)
             }
         }
+        var json = JSONStream(capacity: 4096)
+        json.beginObject()
+        json.key("metrics")
+        json.beginArray()
         let size = pageSize ?? Int64(PageRequest.maxSize)
         guard (1...Int64(PageRequest.maxSize * 25)).contains(size) else {
             throw MLflowError.invalid("Invalid value for request parameter max_results: it must be between 1 and \(PageRequest.maxSize * 25)")
