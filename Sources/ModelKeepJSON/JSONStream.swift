@@ -175,6 +175,7 @@ public struct JSONStream {
     public static func number(_ value: Double, into buffer: UnsafeMutableBufferPointer<UInt8>, at index: Int) -> Int {
         assert(value.isFinite)
         if let integer = JSONNumber.integerForm(of: value) { return digits(integer, into: buffer, at: index) }
+        if let end = ShortestDouble.write(value, into: buffer, at: index) { return end }
         // The text `description` makes, without making a String of it (one on the heap for
         // most fractions: more than 15 bytes).
         var sink = BufferSink(buffer: buffer, at: index, end: index + maxNumberBytes)

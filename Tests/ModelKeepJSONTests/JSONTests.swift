@@ -99,6 +99,45 @@ struct JSONTests {
         }
     }
 
+    @Test("the shortest digits (Schubfach) are description's text for every kind of double it takes")
+    func shortestDoubles() {
+        var generator = SystemRandomNumberGenerator()
+        var doubles: [Double] = [.greatestFiniteMagnitude, .leastNormalMagnitude, 0x1p53, 0x1p53.nextUp, 0x1p53.nextDown, 1e15, 1e15 + 0.5,
+                                 1e-4, 1e-4.nextDown, 1e-4.nextUp, 0.1, 0.3, 2.0 / 3, 5e-5, 123456.789, 1e16, 1e21, 1e22, 1e23, 9.5]
+        for exponent in -307...308 {
+            let power = Double("1e\(exponent)")!
+            doubles += [power, power.nextUp, power.nextDown, power * 1.5]
+        }
+        for exponent in -1022...1023 {  // the binades' first values, whose interval is lopsided
+            let power = Double(sign: .plus, exponent: exponent, significand: 1)
+            doubles += [power, power.nextUp, power.nextDown]
+        }
+        doubles += (0..<100_000).map { _ in Double(bitPattern: UInt64.random(in: 0x0010_0000_0000_0000 ... 0x7FEF_FFFF_FFFF_FFFF, using: &generator)) }
+        doubles += (0..<20_000).map { _ in Double.random(in: 0..<1, using: &generator) }
+        doubles += (0..<20_000).map { _ in Double.random(in: 0..<1000, using: &generator).rounded() / 1000 }
+        doubles += (0..<20_000).map { _ in  // decimals of 1 to 17 digits, read as a client's JSON would be
+            let digits = String(UInt64.random(in: 1...99_999_999_999_999_999, using: &generator)).prefix(Int.random(in: 1...17, using: &generator))
+            return Double("\(digits)e\(Int.random(in: -40...40, using: &generator))")!
+        }
+        var mismatches: [String] = []
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 40) { buffer in
+            for magnitude in doubles where magnitude.isNormal {
+                for value in [magnitude, -magnitude] {
+                    guard let end = ShortestDouble.write(value, into: buffer, at: 2) else {
+                        mismatches.append("\(value): not written")
+                        continue
+                    }
+                    let text = String(decoding: UnsafeBufferPointer(rebasing: buffer[2..<end]), as: UTF8.self)
+                    if text != value.description { mismatches.append("\(value.description): \(text)") }
+                }
+            }
+            for value in [0.0, -0.0, .leastNonzeroMagnitude, .infinity, .nan, 0x1p-1030] {
+                #expect(ShortestDouble.write(value, into: buffer, at: 0) == nil, "\(value)")
+            }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.count) differ, as: \(mismatches.prefix(10))")
+    }
+
     @Test("member order is kept")
     func order() throws {
         let value = try JSONParser.parse(#"{"z":1,"a":2,"m":3}"#)
