@@ -32,12 +32,31 @@ struct EventRoutes {
             query.waitMilliseconds = Int(min(seconds * 1000, Double(Int.max / 2)))
         }
         let (events, next) = try registry.events(query)
-        return Respond.json(["events": .array(events.map(Self.render)), "next_since": .int(next)])
+        var json = JSONStream(capacity: 64 + events.count * 320)
+        json.beginObject()
+        json.key("events")
+        json.beginArray()
+        for event in events { Self.write(event, into: &json) }
+        json.endArray()
+        json.key("next_since")
+        json.int(next)
+        json.endObject()
+        return Respond.json(json)
     }
 
-    static func render(_ event: Event) -> JSONValue {
-        ["id": .int(event.id), "created_at": Rendering.time(event.createdAt), "namespace": .string(event.namespace),
-         "kind": .string(event.kind), "subject_id": .string(event.subjectID), "actor": .optional(event.actor),
-         "payload": .object(event.payload)]
+    /// An event as the feed and native webhook deliveries carry it.
+    static func write(_ event: Event, into json: inout JSONStream) {
+        json.beginObject()
+        json.key("id")
+        json.int(event.id)
+        json.key("created_at")
+        Rendering.time(event.createdAt, into: &json)
+        json.member("namespace", event.namespace)
+        json.member("kind", event.kind)
+        json.member("subject_id", event.subjectID)
+        json.member("actor", event.actor)
+        json.key("payload")
+        json.value(.object(event.payload))
+        json.endObject()
     }
 }

@@ -2,14 +2,21 @@
 /// API and clients write those names).
 public enum Hex {
     public static func lowercase<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
+        if let text = bytes.withContiguousStorageIfAvailable({ lowercase(contiguous: $0) }) { return text }
+        return Array(bytes).withUnsafeBufferPointer { lowercase(contiguous: $0) }
+    }
+
+    /// Two digits a byte from a table, into the string's own storage.
+    private static func lowercase(contiguous bytes: UnsafeBufferPointer<UInt8>) -> String {
+        let digits: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            let table = digits.utf8Start
+            for (i, byte) in bytes.enumerated() {
+                out[2 * i] = table[Int(byte >> 4)]
+                out[2 * i + 1] = table[Int(byte & 0xF)]
+            }
+            return bytes.count * 2
         }
-        return String(decoding: out, as: UTF8.self)
     }
 }
 

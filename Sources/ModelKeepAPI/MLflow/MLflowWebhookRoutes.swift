@@ -146,7 +146,7 @@ enum MLflowWebhookWire {
                                      "timestamp": .string(Timestamps.rfc3339(milliseconds: Clock.nowMilliseconds())),
                                      "data": .object(data)])
         let timestamp = String(Int(Date().timeIntervalSince1970))
-        let mac = HMAC<SHA256>.authenticationCode(for: Array("\(deliveryID).\(timestamp).".utf8) + body, using: SymmetricKey(data: Data(secret.utf8)))
+        let mac = WebhookSignature.mac(secret: secret, deliveryID: deliveryID, timestamp: timestamp, body: body)
         return ([("Content-Type", "application/json"), ("User-Agent", "ModelKeep-Webhooks"), ("X-MLflow-Delivery-Id", deliveryID),
                  ("X-MLflow-Timestamp", timestamp), ("X-MLflow-Signature", "v1," + Data(mac).base64EncodedString())], body)
     }

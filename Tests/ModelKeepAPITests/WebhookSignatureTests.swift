@@ -1,0 +1,52 @@
+import Crypto
+import Foundation
+import Testing
+@testable import ModelKeepAPI
+import ModelKeepChunking
+import ModelKeepJSON
+@testable import ModelKeepRegistry
+
+@Suite("What a webhook delivery carries")
+struct WebhookSignatureTests {
+    @Test("a signature made from the secret's kept HMAC state is the one made from scratch, whatever came between")
+    func keptKeys() {
+        var generator = SystemRandomNumberGenerator()
+        let secrets = ["s3cr3t", "another secret", "é 秘密", String(repeating: "k", count: 200)]  // one longer than SHA-256's block
+        // Interleaved secrets, then more of them than are kept (the cache emptied on the way).
+        let order = (0..<300).map { _ in secrets.randomElement(using: &generator)! } + (0..<(WebhookSignature.maxKeys + 50)).map { "rotated-\($0)" } + secrets
+        for secret in order {
+            let id = "d-\(UInt64.random(in: 0...UInt64.max, using: &generator))", timestamp = "\(Int.random(in: 0...2_000_000_000, using: &generator))"
+            let body = (0..<Int.random(in: 0...300, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let kept = WebhookSignature.mac(secret: secret, deliveryID: id, timestamp: timestamp, body: body)
+            let fresh = HMAC<SHA256>.authenticationCode(for: Array("\(id).\(timestamp).".utf8) + body, using: SymmetricKey(data: Data(secret.utf8)))
+            let same = Data(kept) == Data(fresh)
+            #expect(same, "secret \(secret.prefix(12))")
+            if !same { return }
+            let hex = kept.withUnsafeBytes { Hex.lowercase($0) }
+            #expect(hex == Data(fresh).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())
+        }
+    }
+
+    @Test("hex of any sequence of bytes, contiguous or not")
+    func hex() {
+        let bytes: [UInt8] = [0, 1, 0x0f, 0x10, 0x7f, 0x80, 0xab, 0xff]
+        #expect(Hex.lowercase(bytes) == "00010f107f80abff")
+        #expect(Hex.lowercase(bytes.lazy.map { $0 }) == "00010f107f80abff")  // no contiguous storage
+        #expect(Hex.lowercase([UInt8]()) == "")
+    }
+
+    @Test("an event is written as the feed has always answered it, actor or not")
+    func eventText() throws {
+        let payload: JSONObject = ["model_id": "m-1", "version": "3", "note": "é \"quoted\" \u{1}", "n": .double(0.1), "nested": ["a": [1, 2]]]
+        for actor in [nil, "key:ci"] as [String?] {
+            let event = Event(id: 42, createdAt: 1_733_320_000_123, namespace: "team/vision", kind: "version.created", subjectID: "v-9",
+                              actor: actor, payload: payload)
+            var json = JSONStream()
+            EventRoutes.write(event, into: &json)
+            let tree: JSONValue = ["id": .int(event.id), "created_at": Rendering.time(event.createdAt), "namespace": .string(event.namespace),
+                                   "kind": .string(event.kind), "subject_id": .string(event.subjectID), "actor": .optional(event.actor),
+                                   "payload": .object(event.payload)]
+            #expect(String(decoding: json.bytes, as: UTF8.self) == JSONWriter.string(tree))
+        }
+    }
+}
