@@ -176,8 +176,8 @@ public struct JSONStream {
         assert(value.isFinite)
         if let integer = JSONNumber.integerForm(of: value) { return digits(integer, into: buffer, at: index) }
         if let end = ShortestDouble.write(value, into: buffer, at: index) { return end }
-        // The text `description` makes, without making a String of it (one on the heap for
-        // most fractions: more than 15 bytes).
+        // A subnormal: the text `description` makes, without making a String of it (one on the
+        // heap for most fractions: more than 15 bytes).
         var sink = BufferSink(buffer: buffer, at: index, end: index + maxNumberBytes)
         value.write(to: &sink)
         return sink.at
