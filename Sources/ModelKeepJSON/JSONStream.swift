@@ -204,21 +204,6 @@ public struct JSONStream {
         }
     }
 
-    /// Hands the bytes written so far to `write` and starts over, keeping the room and where
-    /// the writing stands (the next value still gets its comma): for an answer sent in pieces.
-    /// Answers what `write` did (false: the reader is gone).
-    public mutating func drain(_ write: (UnsafeRawBufferPointer) -> Bool) -> Bool {
-        let written = bytes.withUnsafeBytes(write)
-        bytes.removeAll(keepingCapacity: true)
-        return written
-    }
-
-    /// Room for `count` more bytes, so a response whose size is known to within a little (a
-    /// metric history of a counted number of points) is not copied as it grows.
-    public mutating func reserve(_ count: Int) {
-        bytes.reserveCapacity(bytes.count + count)
-    }
-
     /// A value of at most `maxCount` bytes that `fill` writes (returning how many) into a buffer
     /// on the stack, appended in one piece: for many small values of one shape, where a dozen
     /// appends each (every one checking the storage's capacity and uniqueness) cost more than

@@ -202,12 +202,7 @@ enum MLflowRendering {
                 return append(point: json.bytes)
             }
             makeRoom(maxPointBytes)
-            var at = count
-            if needsComma {
-                room[at] = UInt8(ascii: ",")
-                at += 1
-            }
-            at = copy(head, at: at)
+            var at = copy(head, at: valueStart())
             at = writeValue(number, at: at)
             at = copy(timestampMember, at: at)
             at = Self.writeInteger(wallclock, last: &lastWallclock, into: room, at: at)
@@ -250,12 +245,15 @@ enum MLflowRendering {
         /// A point written elsewhere.
         private func append(point bytes: [UInt8]) {
             makeRoom(bytes.count + 1)
-            if needsComma {
-                room[count] = UInt8(ascii: ",")
-                count += 1
-            }
-            count = copy(bytes, at: count)
+            count = copy(bytes, at: valueStart())
             needsComma = true
+        }
+
+        /// Where the next point goes: after its comma, when one comes before it.
+        private func valueStart() -> Int {
+            guard needsComma else { return count }
+            room[count] = UInt8(ascii: ",")
+            return count + 1
         }
 
         /// Twice the room when `needed` more bytes would not fit (a slice larger than planned).
@@ -277,31 +275,30 @@ enum MLflowRendering {
             return end
         }
 
-        /// An integer's text: the last one's copied (and counted up by at most 9) when it is
-        /// that or a little more, formatted otherwise.
+        /// An integer's text: the last one's copied and counted up when it is that or at most 9
+        /// more, formatted otherwise.
         private static func writeInteger(_ value: Int64, last: inout LastText, into room: UnsafeMutableBufferPointer<UInt8>, at index: Int) -> Int {
             let previous = Int64(bitPattern: last.bits)
-            guard last.at >= 0, previous >= 0, value >= previous, value - previous < 10 else {
-                let end = JSONStream.digits(value, into: room, at: index)
-                last = LastText(at: index, length: end - index, bits: UInt64(bitPattern: value))
-                return end
-            }
+            let near = last.at >= 0 && previous >= 0 && value >= previous && value - previous < 10
+            let counted = near ? countUp(last, by: UInt8(value - previous), in: room, at: index) : nil
+            let written = counted ?? JSONStream.digits(value, into: room, at: index)
+            last = LastText(at: index, length: written - index, bits: UInt64(bitPattern: value))
+            return written
+        }
+
+        /// The last text copied to `index` with `delta` added, carries and all; nil when the sum
+        /// needs a digit more (999 -> 1000).
+        private static func countUp(_ last: LastText, by delta: UInt8, in room: UnsafeMutableBufferPointer<UInt8>, at index: Int) -> Int? {
             let end = copyLast(last, in: room, at: index)
-            var carry = UInt8(value - previous)
+            var carry = delta
             var digit = end - 1
             while carry > 0 {
-                guard digit >= index else {
-                    // 999 -> 1000: one digit more.
-                    let end = JSONStream.digits(value, into: room, at: index)
-                    last = LastText(at: index, length: end - index, bits: UInt64(bitPattern: value))
-                    return end
-                }
+                guard digit >= index else { return nil }
                 let sum = room[digit] - UInt8(ascii: "0") + carry
                 room[digit] = UInt8(ascii: "0") + sum % 10
                 carry = sum / 10
                 digit -= 1
             }
-            last = LastText(at: index, length: end - index, bits: UInt64(bitPattern: value))
             return end
         }
 
