@@ -95,9 +95,16 @@ extension SQLConnection {
     /// The rows of `sql`, which reads `wanted (n, id)`: each of `ids` with its position in the
     /// list (a nil id matches nothing). A row can then say what it belongs to by its number, and
     /// the caller files it by index, without making a string of the id and hashing it. `sql`
-    /// follows the `WITH` that defines `wanted`; it runs 256 ids at a time, padded with nils to a
-    /// power of two (at most nine shapes in the statement cache).
+    /// follows the `WITH` that defines `wanted`.
+    ///
+    /// On SQLite the list is one argument, a JSON array that `json_each` numbers: one statement
+    /// shape whatever the length, one bind, and no constant rows for the statement to build.
+    /// On PostgreSQL it runs 256 ids at a time as `VALUES` rows, padded with nils to a power of
+    /// two (at most nine shapes in the statement cache).
     public func rows<T>(numbering ids: [String?], _ sql: String, _ map: (Row) throws -> T) throws -> [T] {
+        if dialect == .sqlite {
+            return try query("WITH wanted (n, id) AS (SELECT key, value FROM json_each(?)) " + sql, [.text(Self.jsonArray(ids))], map)
+        }
         var out: [T] = []
         for start in stride(from: 0, to: ids.count, by: 256) {
             let end = min(ids.count, start + 256)
@@ -114,6 +121,38 @@ extension SQLConnection {
             out += try query(wanted + sql, arguments, map)
         }
         return out
+    }
+
+    /// `ids` as a JSON array of strings (nil as null), for `json_each`. An id with nothing to
+    /// escape (all of them, in practice: hex and UUIDs) is appended whole.
+    static func jsonArray(_ ids: [String?]) -> String {
+        var text = "["
+        text.reserveCapacity(2 + ids.count * 40)
+        for (n, id) in ids.enumerated() {
+            if n > 0 { text += "," }
+            guard let id else {
+                text += "null"
+                continue
+            }
+            text += "\""
+            if id.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+                text += id
+            } else {
+                for scalar in id.unicodeScalars {
+                    switch scalar {
+                    case "\"": text += "\\\""
+                    case "\\": text += "\\\\"
+                    case _ where scalar.value < 0x20:
+                        let hex = String(scalar.value, radix: 16)
+                        text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    default: text.unicodeScalars.append(scalar)
+                    }
+                }
+            }
+            text += "\""
+        }
+        text += "]"
+        return text
     }
 
     /// `sql` with the first `marker` replaced, without Foundation's NSString round trip (4 % of a

@@ -29,6 +29,12 @@ struct PostgresPlaceholderTests {
 /// skipped without it, and scripts/test fails a CI run where they were skipped.
 @Suite("PostgreSQL", .enabled(if: PostgresTestDatabase.isAvailable, "MODELKEEP_TEST_POSTGRES_URL names no cluster"))
 struct PostgresTests {
+    @Test("a numbered list of ids reaches the statement whole: escapes, nils, repeats, past one batch")
+    func numberedIDs() throws {
+        let database = try PostgresTestDatabase()
+        try checkNumberedIDs(try PostgresConnection(url: database.url))
+    }
+
     @Test("every value type goes in and comes back unchanged, through prepared statements")
     func roundTrip() throws {
         let database = try PostgresTestDatabase()

@@ -11,6 +11,13 @@ struct StorageTests {
         try Database(path: dir.file("test.db"), options: options)
     }
 
+    @Test("a numbered list of ids reaches the statement whole: escapes, nils, repeats, past one batch")
+    func numberedIDs() throws {
+        let dir = TemporaryDirectory()
+        let c = try SQLiteConnection(path: dir.file("numbered.db"))
+        try checkNumberedIDs(c)
+    }
+
     @Test("the database runs in WAL mode with foreign keys on")
     func pragmas() throws {
         let dir = TemporaryDirectory()
@@ -481,4 +488,30 @@ struct MigrationTests {
 private extension SQLConnection {
     /// These tests open SQLite databases: their connections are SQLite's.
     func pragma(_ name: String) throws -> String? { try (self as! SQLiteConnection).pragma(name) }
+}
+
+/// `rows(numbering:)` on `c`: every id (with quotes, backslashes, control characters, non-ASCII,
+/// the empty string) matches its own row and comes back with its place in the list; a nil and
+/// an id not stored match nothing; a repeated id matches at each of its places; a list longer
+/// than a batch (256) is read whole.
+func checkNumberedIDs(_ c: any SQLConnection) throws {
+    try c.execute("CREATE TABLE items (id TEXT PRIMARY KEY NOT NULL, label TEXT NOT NULL)")
+    let odd = ["plain", "with \"quotes\"", "back\\slash", "tab\tnew\nline\u{1}\u{1f}", "ünïcödé 🚀", "", "[\"json\"]", "null", "m-0f"]
+    let stored = odd + (0..<300).map { "id-\($0)" }
+    for id in stored { try c.run("INSERT INTO items (id, label) VALUES (?, ?)", [.text(id), .text("label of " + id)]) }
+    var wanted: [String?] = stored.reversed()
+    wanted.insert(nil, at: 3)
+    wanted.insert("not stored", at: 7)
+    wanted.append("with \"quotes\"")
+    wanted.append(nil)
+    let rows = try c.rows(numbering: wanted, "SELECT w.n, t.id, t.label FROM wanted w JOIN items t ON t.id = w.id") {
+        ($0.int(0), $0.text(1), $0.text(2))
+    }
+    let expected = wanted.enumerated().compactMap { n, id in id.flatMap { stored.contains($0) ? (n, $0) : nil } }
+    let got = rows.sorted { $0.0 < $1.0 }
+    let sameRows = got.map(\.0) == expected.map(\.0) && got.map(\.1) == expected.map(\.1)
+    #expect(sameRows, "\(got.count) rows against \(expected.count)")
+    #expect(got.allSatisfy { $0.2 == "label of " + $0.1 })
+    #expect(try c.rows(numbering: [], "SELECT w.n FROM wanted w") { $0.int(0) }.isEmpty)
+    #expect(try c.rows(numbering: [nil, nil], "SELECT w.n FROM wanted w JOIN items t ON t.id = w.id") { $0.int(0) }.isEmpty)
 }
