@@ -47,7 +47,8 @@ let package = Package(
         ),
         .target(
             name: "ModelKeepStorage",
-            dependencies: ["CSQLite", "CLibPQ", "CPlatform", "CCurl", "COpenSSL", "ModelKeepChunking", "ModelKeepSync", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CSQLite", "CLibPQ", "CPlatform", "CCurl", "COpenSSL", "ModelKeepChunking", "ModelKeepJSON", "ModelKeepSync",
+                           .product(name: "Crypto", package: "swift-crypto")],
             plugins: ["EmbedMigrations"]
         ),
         .target(

@@ -1,3 +1,5 @@
+import ModelKeepJSON
+
 /// Which SQL a connection speaks.
 public enum SQLDialect: Sendable, Equatable {
     case sqlite
@@ -123,36 +125,13 @@ extension SQLConnection {
         return out
     }
 
-    /// `ids` as a JSON array of strings (nil as null), for `json_each`. An id with nothing to
-    /// escape (all of them, in practice: hex and UUIDs) is appended whole.
+    /// `ids` as a JSON array of strings (nil as null), for `json_each`.
     static func jsonArray(_ ids: [String?]) -> String {
-        var text = "["
-        text.reserveCapacity(2 + ids.count * 40)
-        for (n, id) in ids.enumerated() {
-            if n > 0 { text += "," }
-            guard let id else {
-                text += "null"
-                continue
-            }
-            text += "\""
-            if id.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
-                text += id
-            } else {
-                for scalar in id.unicodeScalars {
-                    switch scalar {
-                    case "\"": text += "\\\""
-                    case "\\": text += "\\\\"
-                    case _ where scalar.value < 0x20:
-                        let hex = String(scalar.value, radix: 16)
-                        text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                    default: text.unicodeScalars.append(scalar)
-                    }
-                }
-            }
-            text += "\""
-        }
-        text += "]"
-        return text
+        var json = JSONStream(capacity: 2 + ids.count * 40)
+        json.beginArray()
+        for id in ids { json.string(id) }
+        json.endArray()
+        return String(decoding: json.bytes, as: UTF8.self)
     }
 
     /// `sql` with the first `marker` replaced, without Foundation's NSString round trip (4 % of a
