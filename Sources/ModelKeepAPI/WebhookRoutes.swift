@@ -110,6 +110,9 @@ public enum WebhookWire {
         { due in due.webhook.dialect == "mlflow" ? MLflowWebhookWire.compose(due, registry: registry) : compose(due) }
     }
 
+    /// What the deliverer's loop calls between passes: secrets idle too long leave memory.
+    public static let tidy: @Sendable () -> Void = { WebhookSignature.sweep() }
+
     static func compose(_ due: ModelRegistry.DueDelivery) -> (headers: [(String, String)], body: [UInt8])? {
         guard let event = due.event else { return nil }
         var json = JSONStream(capacity: 512)
@@ -126,22 +129,45 @@ public enum WebhookWire {
 /// HMAC-SHA256 of "<delivery id>.<timestamp>.<body>" with a webhook's secret, both dialects'
 /// signature. The HMAC keyed with a secret (its padded key hashed: two SHA-256 blocks, with a
 /// `SymmetricKey` and a `Data` on the heap) is made once per secret and copied for each delivery:
-/// that was a quarter of composing one. The secrets are held as the webhooks' rows hold them, at
-/// most `maxKeys` of them (all dropped when full: a rotated secret is a new entry).
+/// that was a quarter of composing one. At most `maxKeys` secrets are kept (all dropped when
+/// full), and none longer than `idleSeconds` after its last use: `sweep()`, which the deliverer's
+/// loop calls on every server, drops them, so a deleted webhook's or a rotated secret does not
+/// stay in this process's memory, on any replica, beyond that.
 enum WebhookSignature {
-    private static let keyed = Locked<[String: HMAC<SHA256>]>([:])
+    private struct Keyed {
+        let hmac: HMAC<SHA256>
+        var usedAt: UInt64
+    }
+    private static let keyed = Locked<[String: Keyed]>([:])
     static let maxKeys = 1024
+    static let idleSeconds: UInt64 = 60
 
-    static func mac(secret: String, deliveryID: String, timestamp: String, body: [UInt8]) -> HMAC<SHA256>.MAC {
+    static func mac(secret: String, deliveryID: String, timestamp: String, body: [UInt8],
+                    now: UInt64 = DispatchTime.now().uptimeNanoseconds) -> HMAC<SHA256>.MAC {
         var hmac = keyed.withLock { cache -> HMAC<SHA256> in
-            if let made = cache[secret] { return made }
+            if let made = cache[secret] {
+                cache[secret]?.usedAt = now
+                return made.hmac
+            }
             if cache.count >= maxKeys { cache.removeAll() }
             let made = HMAC<SHA256>(key: SymmetricKey(data: Data(secret.utf8)))
-            cache[secret] = made
+            cache[secret] = Keyed(hmac: made, usedAt: now)
             return made
         }
         hmac.update(data: Array("\(deliveryID).\(timestamp).".utf8))
         hmac.update(data: body)
         return hmac.finalize()
     }
+
+    /// Drops the secrets not used for `idleSeconds` (as of `now`, nanoseconds of uptime).
+    static func sweep(now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
+        let limit = idleSeconds * 1_000_000_000
+        keyed.withLock { cache in
+            // A use after `now` was read (on another thread) is not idle.
+            for (secret, held) in cache where held.usedAt < now && now - held.usedAt >= limit { cache[secret] = nil }
+        }
+    }
+
+    /// Whether a secret's keyed HMAC is held (for tests).
+    static func holds(_ secret: String) -> Bool { keyed.withLock { $0[secret] != nil } }
 }

@@ -21,6 +21,9 @@ public final class WebhookDeliverer: Sendable {
     let registry: ModelRegistry
     let policy: WebhookPolicy
     let compose: Compose
+    /// Called once each time round the loop (at least every second or so, on every server, the
+    /// one sending or not): the API layer drops what it keeps for composing and no longer needs.
+    let tidy: @Sendable () -> Void
     let log: @Sendable (String) -> Void
     private let stopping = Locked(false)
     private let finished = DispatchSemaphore(value: 0)
@@ -36,7 +39,9 @@ public final class WebhookDeliverer: Sendable {
     let passedOverLimit: Int64
 
     public init(registry: ModelRegistry, policy: WebhookPolicy? = nil, compose: @escaping Compose,
+                tidy: @escaping @Sendable () -> Void = {},
                 log: @escaping @Sendable (String) -> Void = { _ in }, passedOverLimit: Int64 = 10_000) {
+        self.tidy = tidy
         self.passedOverLimit = passedOverLimit
         self.registry = registry
         self.policy = policy ?? registry.limits.webhooks
@@ -54,6 +59,7 @@ public final class WebhookDeliverer: Sendable {
             let lease = registry.database.lease(0x6d6b_7768_6f6f)  // "mkwhoo"
             defer { lease?.release() }
             while !stopping.withLock({ $0 }) {
+                tidy()
                 if let lease, !lease.hold() {
                     _ = wake.wait(timeout: .now() + .seconds(1))
                     continue

@@ -92,7 +92,7 @@ struct Serve: ParsableCommand {
         logger.info(auth.required ? "authentication: required (API keys: modelkeep keys create)"
                                   : "authentication: off (set auth=required to demand API keys)")
 
-        let deliverer = WebhookDeliverer(registry: registry, compose: WebhookWire.composer(registry), log: { logger.warning("\($0)") })
+        let deliverer = WebhookDeliverer(registry: registry, compose: WebhookWire.composer(registry), tidy: WebhookWire.tidy, log: { logger.warning("\($0)") })
         deliverer.start()
         // Series whose chart buckets an earlier run left behind (stopped before it caught up).
         do { try registry.resumeChartBuckets() } catch { logger.warning("could not look for metric series to bucket: \(error)") }

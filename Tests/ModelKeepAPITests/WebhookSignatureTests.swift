@@ -1,9 +1,11 @@
 import Crypto
 import Foundation
 import Testing
+import TestSupport
 @testable import ModelKeepAPI
 import ModelKeepChunking
 import ModelKeepJSON
+import ModelKeepSync
 @testable import ModelKeepRegistry
 
 @Suite("What a webhook delivery carries")
@@ -25,6 +27,44 @@ struct WebhookSignatureTests {
             let hex = kept.withUnsafeBytes { Hex.lowercase($0) }
             #expect(hex == Data(fresh).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())
         }
+    }
+
+    @Test("a secret's kept HMAC leaves memory once idle for idleSeconds, and is kept while used")
+    func idleSecretsSwept() {
+        let second: UInt64 = 1_000_000_000, idle = WebhookSignature.idleSeconds * second
+        let start = DispatchTime.now().uptimeNanoseconds
+        let secret = "swept-\(UInt64.random(in: 0...UInt64.max))", other = "kept-\(UInt64.random(in: 0...UInt64.max))"
+        let body: [UInt8] = Array("{}".utf8)
+        _ = WebhookSignature.mac(secret: secret, deliveryID: "d-1", timestamp: "1", body: body, now: start)
+        _ = WebhookSignature.mac(secret: other, deliveryID: "d-2", timestamp: "1", body: body, now: start)
+        WebhookSignature.sweep(now: start + idle - second)
+        #expect(WebhookSignature.holds(secret) && WebhookSignature.holds(other))
+        // Used again half-way: kept past the first one's limit.
+        _ = WebhookSignature.mac(secret: other, deliveryID: "d-3", timestamp: "1", body: body, now: start + idle / 2)
+        WebhookSignature.sweep(now: start + idle)
+        #expect(!WebhookSignature.holds(secret))
+        #expect(WebhookSignature.holds(other))
+        // A use stamped after the sweep read its clock (another thread) is not idle.
+        WebhookSignature.sweep(now: start)
+        #expect(WebhookSignature.holds(other))
+        WebhookSignature.sweep(now: start + idle / 2 + idle)
+        #expect(!WebhookSignature.holds(other))
+        // Signed again after being dropped: the same signature as ever.
+        let again = WebhookSignature.mac(secret: secret, deliveryID: "d-4", timestamp: "2", body: body)
+        #expect(Data(again) == Data(HMAC<SHA256>.authenticationCode(for: Array("d-4.2.".utf8) + body, using: SymmetricKey(data: Data(secret.utf8)))))
+    }
+
+    @Test("the deliverer's loop tidies on every server, sending or idle")
+    func deliveryLoopTidies() throws {
+        let api = try APIClient(.router)
+        let tidied = Locked(0)
+        let deliverer = WebhookDeliverer(registry: api.registry.registry, compose: { _ in nil }, tidy: { tidied.withLock { $0 += 1 } })
+        deliverer.start()
+        // The loop waits at most half a second for a change when idle: three rounds within 10 s.
+        for _ in 0..<100 where tidied.withLock({ $0 }) < 3 { Thread.sleep(forTimeInterval: 0.1) }
+        deliverer.stop()
+        deliverer.waitUntilStopped()
+        #expect(tidied.withLock { $0 } >= 3)
     }
 
     @Test("hex of any sequence of bytes, contiguous or not")
