@@ -432,18 +432,26 @@ enum MetricBlocks {
     /// blocks' extents, in the order `visitInBlockOrder` reads them. `slices`: where to cut
     /// that read so that each part holds at least `slicePoints` points (the last part what is
     /// left), each cut the last block of its part; empty for a series with no block to read.
+    /// `wide`: how many points of the key the parent's wide blocks hold. PostgreSQL reads them in
+    /// the same statement (their rows, wherever they fall in the order, only counted): a round
+    /// trip fewer for every history read, a third more small reads a second. SQLite probes them
+    /// on their own: in process, two index ranges read apart cost less than one statement that
+    /// sorts both.
     static func extent(parentID: String, key: String, _ range: Range, slicePoints: Int = .max,
-                       _ db: any SQLConnection) throws -> (points: Int64, inOrder: Bool, slices: [BlockCursor]) {
+                       _ db: any SQLConnection) throws -> (points: Int64, inOrder: Bool, slices: [BlockCursor], wide: Int64) {
         var points: Int64 = 0
+        var wide: Int64 = 0
         var inOrder = true
         var end: Int64?
         var slices: [BlockCursor] = []
         var sliced = 0
         var last: BlockCursor?
-        _ = try db.query("""
-            SELECT first_step, last_step, points, CASE WHEN bytes IS NULL THEN 0 ELSE 1 END, CASE WHEN low IS NULL THEN 0 ELSE 1 END, id
-            FROM metric_blocks WHERE parent_id = ? AND key = ? ORDER BY first_step, id
-            """, [.text(parentID), .text(key)]) { row in
+        let withWide = db.dialect == .postgres
+        _ = try db.query(withWide ? extentWithWideSQL : extentSQL, [.text(parentID), .text(key)]) { row in
+            if withWide && !row.isNull(6) {
+                WideLayout.decode(row, data: 6, block: row.int64(5), ids: 7, wants: { $0 == key }) { _, _, _, _, _ in wide += 1 }
+                return
+            }
             points += row.int64(2)
             if range.skipBytes && row.int64(3) == 1 || range.numbersOnly && row.int64(4) == 0 { return }
             if let end, row.int64(0) <= end { inOrder = false }
@@ -456,8 +464,15 @@ enum MetricBlocks {
             }
         }
         if sliced > 0, let last { slices.append(last) }
-        return (points, inOrder, slices)
+        if !withWide { try widePoints(parentID: parentID, wants: { $0 == key }, db) { _, _, _, _, _ in wide += 1 } }
+        return (points, inOrder, slices, wide)
     }
+
+    private static let extentColumns =
+        "SELECT first_step, last_step, points, CASE WHEN bytes IS NULL THEN 0 ELSE 1 END, CASE WHEN low IS NULL THEN 0 ELSE 1 END, id"
+    private static let extentSQL = extentColumns + " FROM metric_blocks WHERE parent_id = ? AND key = ? ORDER BY first_step, id"
+    private static let extentWithWideSQL = extentColumns + ", CASE WHEN key = '' THEN data END, CASE WHEN key = '' THEN ids END"
+        + " FROM metric_blocks WHERE parent_id = ? AND key IN ('', ?) ORDER BY first_step, id"
 
     /// A block's place in a read by block order: its first step, then its id.
     struct BlockCursor: Sendable, Equatable {

@@ -486,8 +486,7 @@ extension ModelRegistry {
             let run = try Self.fetchRunAttributes(id: runID, db)
             let range = MetricBlocks.Range(skipBytes: true)
             let extent = try MetricBlocks.extent(parentID: run.modelID, key: key, range, slicePoints: Self.historySlicePoints, db)
-            var wide: Int64 = 0
-            try MetricBlocks.widePoints(parentID: run.modelID, wants: { $0 == key }, db) { _, _, _, _, _ in wide += 1 }
+            let wide = extent.wide
             let count = extent.points + wide
             guard count <= Int64(limit) else {
                 throw RegistryError.tooLarge("the metric \(key) has more than \(limit) points (max_metric_history_points); "
