@@ -7,7 +7,11 @@ the rates move by a fifth from one run to the next; rounds that alternate, and t
 are what to compare builds by.
 
     scripts/bench/tracking_ab.py old=/tmp/old/modelkeep new=.build/release/modelkeep \\
-        [--ops "1000 keys,10 keys"] [--connections 1,8] [--rounds 3] [--seconds 5]
+        [--ops "1000 keys,10 keys"] [--connections 1,8] [--rounds 3] [--seconds 5] [--postgres]
+
+With --postgres each build serves a database of its own in one throwaway PostgreSQL cluster
+(Debian's, started here as scripts/bench/replicas does; ANALYZE after seeding), and each cell
+also reports PostgreSQL's CPU a request (the cluster's processes over the requests answered).
 
 --ops takes parts of the tracking bench's operation names. Loopback only; every server started
 is stopped by its PID."""
@@ -17,7 +21,9 @@ import shutil
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "Tests", "python"))
 from compare import cpu_ticks, process_tree, start_modelkeep, wrk  # noqa: E402
 import tracking  # noqa: E402
 
@@ -32,18 +38,32 @@ def main():
     parser.add_argument("--runs", type=int, default=20, help="runs seeded for the searches")
     parser.add_argument("--models", type=int, default=20, help="logged models seeded")
     parser.add_argument("--history", type=int, default=1000, help="steps of the get-history metric")
+    parser.add_argument("--postgres", action="store_true", help="each build on a PostgreSQL database of its own")
     args = parser.parse_args()
     builds = [b.split("=", 1) if "=" in b else (os.path.basename(b), b) for b in args.binaries]
     servers, targets, works = [], [], []
     tick = os.sysconf("SC_CLK_TCK")
+    postgres = None
     try:
-        for label, binary in builds:
+        if args.postgres:
+            from postgres import PostgreSQL
+            from replicas import settle_tree, start_replica
+            works.append(tempfile.mkdtemp(prefix="modelkeep-tracking-ab-pg-"))
+            postgres = PostgreSQL(os.path.join(works[0], "pg"))
+            postgres.start()
+        for i, (label, binary) in enumerate(builds):
             work = tempfile.mkdtemp(prefix="modelkeep-tracking-ab-")
             works.append(work)
-            server = start_modelkeep(binary, work)
+            if postgres:
+                server = start_replica(binary, work, f"build-{i}", postgres.create_database(f"ab{i}"))
+            else:
+                server = start_modelkeep(binary, work)
             servers.append(server)
             targets.append(tracking.seed(server, label, args.runs, args.models, args.history))
-        print("| operation | conns | build | rounds: req/s (p50 ms, p99 ms, server CPU a request) |")
+            if postgres:
+                postgres.psql("ANALYZE", database=f"ab{i}")
+        columns = "server CPU a request" + (", PostgreSQL's" if postgres else "")
+        print(f"| operation | conns | build | rounds: req/s (p50 ms, p99 ms, {columns}) |")
         print("|---|---|---|---|")
         for part in args.ops.split(","):
             names = [name for name in targets[0].ops if part.strip() in name]
@@ -57,16 +77,25 @@ def main():
                         order.reverse()
                     for i in order:
                         servers[i].settle()
+                        if postgres:
+                            settle_tree(postgres.process.pid)
+                            database_before = cpu_ticks(process_tree(postgres.process.pid))
                         before = cpu_ticks(process_tree(servers[i].process.pid))
                         measured = wrk(targets[i], names[0], connections, args.seconds)
                         after = cpu_ticks(process_tree(servers[i].process.pid))
-                        cpu_ms = (after - before) / tick / max(1, measured["requests"]) * 1e3
-                        cells[i].append(f"{measured['rps']:.0f} ({measured['p50']:.2f}, {measured['p99']:.2f}, {cpu_ms:.2f} ms)")
+                        answered = max(1, measured["requests"])
+                        cpu = f"{(after - before) / tick / answered * 1e3:.2f} ms"
+                        if postgres:
+                            database_after = cpu_ticks(process_tree(postgres.process.pid))
+                            cpu += f", {(database_after - database_before) / tick / answered * 1e3:.2f} ms"
+                        cells[i].append(f"{measured['rps']:.0f} ({measured['p50']:.2f}, {measured['p99']:.2f}, {cpu})")
                 for i, (label, _) in enumerate(builds):
                     print(f"| {names[0]} | {connections} | {label} | {'; '.join(cells[i])} |", flush=True)
     finally:
         for server in servers:
             server.stop()
+        if postgres:
+            postgres.stop()
         for work in works:
             shutil.rmtree(work, ignore_errors=True)
 
