@@ -432,13 +432,41 @@ enum MetricBlocks {
     /// blocks' extents, in the order `visitInBlockOrder` reads them. `slices`: where to cut
     /// that read so that each part holds at least `slicePoints` points (the last part what is
     /// left), each cut the last block of its part; empty for a series with no block to read.
-    /// `wide`: how many points of the key the parent's wide blocks hold. PostgreSQL reads them in
-    /// the same statement (their rows, wherever they fall in the order, only counted): a round
-    /// trip fewer for every history read (a fifth to a third more short reads a second). SQLite
-    /// probes them on their own: in process, two index ranges read apart cost less than one
-    /// statement that sorts both.
+    /// `wide`: how many points of the key the parent's wide blocks hold, probed in a statement of
+    /// its own. (A history read on PostgreSQL, where each statement is a round trip, reads the run,
+    /// its blocks and the wide ones in one: `ModelRegistry.runAndExtent`. On SQLite, in process, two
+    /// index ranges read apart cost less than one statement that sorts both.)
     static func extent(parentID: String, key: String, _ range: Range, slicePoints: Int = .max,
-                       _ db: any SQLConnection) throws -> (points: Int64, inOrder: Bool, slices: [BlockCursor], wide: Int64) {
+                       _ db: any SQLConnection) throws -> Extent {
+        var reading = ExtentReading(key: key, range: range, slicePoints: slicePoints, withWide: false)
+        _ = try db.query(extentSQL, [.text(parentID), .text(key)]) { reading.add($0, at: 0) }
+        try widePoints(parentID: parentID, wants: { $0 == key }, db) { _, _, _, _, _ in reading.wide += 1 }
+        return reading.extent
+    }
+
+    /// What `extent` answers.
+    struct Extent {
+        let points: Int64
+        let inOrder: Bool
+        let slices: [BlockCursor]
+        let wide: Int64
+    }
+
+    /// The columns `ExtentReading.add` reads, of `metric_blocks b`; with `withWide` three more that
+    /// say whether the row is a wide block's and hold its points.
+    static func extentColumns(withWide: Bool) -> String {
+        "b.first_step, b.last_step, b.points, CASE WHEN b.bytes IS NULL THEN 0 ELSE 1 END, CASE WHEN b.low IS NULL THEN 0 ELSE 1 END, b.id"
+            + (withWide ? ", CASE WHEN b.key = '' THEN 1 ELSE 0 END, CASE WHEN b.key = '' THEN b.data END, CASE WHEN b.key = '' THEN b.ids END" : "")
+    }
+
+    private static let extentSQL = "SELECT \(extentColumns(withWide: false)) FROM metric_blocks b WHERE b.parent_id = ? AND b.key = ? ORDER BY b.first_step, b.id"
+
+    /// `extent`'s pass over the block rows, a row at a time (in the order `visitInBlockOrder`
+    /// reads them; wide blocks' rows anywhere among them).
+    struct ExtentReading {
+        let key: String
+        let range: Range
+        let slicePoints: Int
         var points: Int64 = 0
         var wide: Int64 = 0
         var inOrder = true
@@ -446,34 +474,43 @@ enum MetricBlocks {
         var slices: [BlockCursor] = []
         var sliced = 0
         var last: BlockCursor?
-        let withWide = db.dialect == .postgres
-        _ = try db.query(withWide ? extentWithWideSQL : extentSQL, [.text(parentID), .text(key)]) { row in
-            if withWide && row.int64(6) == 1 {
-                WideLayout.decode(row, data: 7, block: row.int64(5), ids: 8, wants: { $0 == key }) { _, _, _, _, _ in wide += 1 }
+        /// Whether the rows carry `extentColumns(withWide: true)`.
+        let withWide: Bool
+
+        init(key: String, range: Range, slicePoints: Int, withWide: Bool) {
+            self.key = key
+            self.range = range
+            self.slicePoints = slicePoints
+            self.withWide = withWide
+        }
+
+        /// One row of `extentColumns`, from column `c` on.
+        mutating func add(_ row: Row, at c: Int) {
+            if withWide && row.int64(c + 6) == 1 {
+                let key = self.key
+                var found: Int64 = 0
+                WideLayout.decode(row, data: c + 7, block: row.int64(c + 5), ids: c + 8, wants: { $0 == key }) { _, _, _, _, _ in found += 1 }
+                wide += found
                 return
             }
-            points += row.int64(2)
-            if range.skipBytes && row.int64(3) == 1 || range.numbersOnly && row.int64(4) == 0 { return }
-            if let end, row.int64(0) <= end { inOrder = false }
-            end = max(end ?? row.int64(1), row.int64(1))
-            last = BlockCursor(firstStep: row.int64(0), id: row.int64(5))
-            sliced += Int(row.int64(2))
+            points += row.int64(c + 2)
+            if range.skipBytes && row.int64(c + 3) == 1 || range.numbersOnly && row.int64(c + 4) == 0 { return }
+            if let end, row.int64(c) <= end { inOrder = false }
+            end = max(end ?? row.int64(c + 1), row.int64(c + 1))
+            last = BlockCursor(firstStep: row.int64(c), id: row.int64(c + 5))
+            sliced += Int(row.int64(c + 2))
             if sliced >= slicePoints {
                 slices.append(last!)
                 sliced = 0
             }
         }
-        if sliced > 0, let last { slices.append(last) }
-        if !withWide { try widePoints(parentID: parentID, wants: { $0 == key }, db) { _, _, _, _, _ in wide += 1 } }
-        return (points, inOrder, slices, wide)
-    }
 
-    private static let extentColumns =
-        "SELECT first_step, last_step, points, CASE WHEN bytes IS NULL THEN 0 ELSE 1 END, CASE WHEN low IS NULL THEN 0 ELSE 1 END, id"
-    private static let extentSQL = extentColumns + " FROM metric_blocks WHERE parent_id = ? AND key = ? ORDER BY first_step, id"
-    private static let extentWithWideSQL = extentColumns
-        + ", CASE WHEN key = '' THEN 1 ELSE 0 END, CASE WHEN key = '' THEN data END, CASE WHEN key = '' THEN ids END"
-        + " FROM metric_blocks WHERE parent_id = ? AND key IN ('', ?) ORDER BY first_step, id"
+        var extent: Extent {
+            var slices = self.slices
+            if sliced > 0, let last { slices.append(last) }
+            return Extent(points: points, inOrder: inOrder, slices: slices, wide: wide)
+        }
+    }
 
     /// A block's place in a read by block order: its first step, then its id.
     struct BlockCursor: Sendable, Equatable {

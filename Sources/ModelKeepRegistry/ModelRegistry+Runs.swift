@@ -472,6 +472,35 @@ extension ModelRegistry {
         let slices: [MetricBlocks.BlockCursor]
     }
 
+    /// A run's own row and the extent of its series of `key` (`MetricBlocks.extent`, cut in
+    /// slices of `historySlicePoints`). On PostgreSQL one statement, the run's row joined to its
+    /// blocks (and its wide blocks): each statement there is a round trip, and a short history
+    /// read was three. SQLite reads the run, then the extent.
+    static func runAndExtent(id runID: String, key: String, _ range: MetricBlocks.Range,
+                             _ db: any SQLConnection) throws -> (Run, MetricBlocks.Extent) {
+        guard db.dialect == .postgres else {
+            let run = try fetchRunAttributes(id: runID, db)
+            return (run, try MetricBlocks.extent(parentID: run.modelID, key: key, range, slicePoints: historySlicePoints, db))
+        }
+        var run: Run?
+        var reading = MetricBlocks.ExtentReading(key: key, range: range, slicePoints: historySlicePoints, withWide: true)
+        let first = runColumnCount
+        _ = try db.query(runAndExtentSQL, [.text(key), .text(runID)]) { row in
+            if run == nil { run = Self.run(from: row) }
+            if !row.isNull(first + 5) { reading.add(row, at: first) }  // b.id: NULL when the run has no block
+        }
+        guard let run else { throw RegistryError.notFound("Run with id=\(runID) not found") }
+        return (run, reading.extent)
+    }
+
+    private static let runColumnCount = runColumns.split(separator: ",").count
+    private static let runAndExtentSQL = """
+        SELECT \(runColumns), \(MetricBlocks.extentColumns(withWide: true))
+        FROM mlflow_runs t JOIN mlflow_experiments e ON e.id = t.experiment_id
+        LEFT JOIN metric_blocks b ON b.parent_id = t.model_id AND b.key IN ('', ?)
+        WHERE t.id = ? ORDER BY b.first_step, b.id
+        """
+
     /// A run's whole series of `key`, in step order: checked (the run exists, the key is
     /// valid, the series holds at most `limits.maxMetricHistoryPoints` points: 413 beyond, page
     /// instead), then, when it holds at most `historySlicePoints`, handed to `visit` in the same
@@ -483,9 +512,8 @@ extension ModelRegistry {
         try Self.validateMetricKey(key, field: "metric_key")
         let limit = limits.maxMetricHistoryPoints
         return try reading { db -> MetricHistoryPlan? in
-            let run = try Self.fetchRunAttributes(id: runID, db)
             let range = MetricBlocks.Range(skipBytes: true)
-            let extent = try MetricBlocks.extent(parentID: run.modelID, key: key, range, slicePoints: Self.historySlicePoints, db)
+            let (run, extent) = try Self.runAndExtent(id: runID, key: key, range, db)
             let wide = extent.wide
             let count = extent.points + wide
             guard count <= Int64(limit) else {

@@ -473,6 +473,9 @@ struct MLflowTrackingRouteTests {
         #expect(unzipped)
         // The connection is still in step after a streamed answer.
         #expect(try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=missing").body == Array(#"{"metrics":[]}"#.utf8))
+        // A run that does not exist (on PostgreSQL the run and its blocks are one statement).
+        let unknown = try api.get(Self.base + "/metrics/get-history?run_id=\(String(repeating: "0", count: 32))&metric_key=loss")
+        #expect(unknown.status == 404 && unknown["error_code"]?.string == "RESOURCE_DOES_NOT_EXIST")
     }
 
     @Test("the whole metric history is written byte for byte as its pages are (one 70 kB answer sent after its head)",
