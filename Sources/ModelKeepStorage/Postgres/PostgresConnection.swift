@@ -422,25 +422,30 @@ struct PostgresRow {
         return strtod(PQgetvalue(result, index, Int32(column)), nil)  // also reads Infinity and NaN
     }
 
-    /// A `bytea` column: its text form is `\x` and two hex digits a byte.
+    /// A `bytea` column: its text form is `\x` and two hex digits a byte. Decoded through a table
+    /// into the array's own storage: a 100,000-point history's blocks are 4.8 MB of digits.
     func blob(_ column: Int) -> [UInt8] {
         let text = bytes(column)
         guard text.count >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x") else { return Array(text) }
-        var out: [UInt8] = []
-        out.reserveCapacity((text.count - 2) / 2)
-        var position = 2
-        while position + 1 < text.count {
-            out.append(Self.nibble(text[position]) << 4 | Self.nibble(text[position + 1]))
-            position += 2
+        let count = (text.count - 2) / 2
+        return Self.hexDigits.withUnsafeBufferPointer { digits in
+            [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+                var position = 2
+                for i in 0..<count {
+                    out[i] = digits[Int(text[position])] << 4 | digits[Int(text[position + 1])]
+                    position += 2
+                }
+                initialized = count
+            }
         }
-        return out
     }
 
-    private static func nibble(_ c: UInt8) -> UInt8 {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+    /// Each byte's value as a hex digit (0 for any other byte, as PostgreSQL never sends one).
+    private static let hexDigits: [UInt8] = (0..<256).map { c in
+        switch UInt8(c) {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt8(c) - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt8(c) - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt8(c) - UInt8(ascii: "A") + 10
         default: 0
         }
     }
