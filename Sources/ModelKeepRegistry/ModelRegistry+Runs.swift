@@ -33,6 +33,8 @@ extension ModelRegistry {
     static let runColumns = """
         t.id, t.model_id, t.experiment_id, t.name, t.user_id, t.status, t.start_time, t.end_time, t.deleted_at, e.artifact_location
         """
+    /// How many columns `runColumns` names: a statement's columns after them start here.
+    static let runColumnCount = runColumns.split(separator: ",").count
 
     /// A run with its params, tags, latest metrics, inputs and outputs.
     static func fetchRun(id: String, _ db: any SQLConnection) throws -> Run {
@@ -62,7 +64,7 @@ extension ModelRegistry {
         var found = [Run?](repeating: nil, count: ids.count)
         for (n, run) in try db.rows(numbering: ids, """
             SELECT \(runColumns), w.n FROM wanted w JOIN mlflow_runs t ON t.id = w.id JOIN mlflow_experiments e ON e.id = t.experiment_id
-            """, { row in (row.int(10), Self.run(from: row)) }) { found[n] = run }
+            """, { row in (row.int(runColumnCount), Self.run(from: row)) }) { found[n] = run }
         let models = found.map { $0?.modelID }, runs = found.map { $0?.id }
         for (n, key, value) in try db.rows(numbering: models, "SELECT w.n, l.key, l.value FROM wanted w JOIN model_labels l ON l.model_id = w.id", {
             ($0.int(0), $0.text(1), $0.text(2))
@@ -493,7 +495,6 @@ extension ModelRegistry {
         return (run, reading.extent)
     }
 
-    private static let runColumnCount = runColumns.split(separator: ",").count
     private static let runAndExtentSQL = """
         SELECT \(runColumns), \(MetricBlocks.extentColumns(withWide: true))
         FROM mlflow_runs t JOIN mlflow_experiments e ON e.id = t.experiment_id

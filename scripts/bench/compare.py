@@ -100,6 +100,11 @@ def rss_kib(pids, field="VmRSS"):
     return total
 
 
+def cpu_ms_per_request(before_ticks, after_ticks, requests):
+    """Milliseconds of CPU a request, from two `cpu_ticks` readings around `requests` answered."""
+    return (after_ticks - before_ticks) / os.sysconf("SC_CLK_TCK") / max(1, requests) * 1e3
+
+
 def cpu_ticks(pids):
     """User plus system clock ticks used so far by these processes."""
     total = 0

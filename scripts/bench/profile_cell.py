@@ -26,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import cpu_ticks, process_tree, start_modelkeep, wrk  # noqa: E402
+from compare import cpu_ms_per_request, cpu_ticks, process_tree, start_modelkeep, wrk  # noqa: E402
 import tracking  # noqa: E402
 
 # Checked in this order: a page's loading runs inside the search's read (so "load" before
@@ -118,7 +118,7 @@ def main():
     finally:
         server.stop()
     try:
-        cpu_ms = (after - before) / os.sysconf("SC_CLK_TCK") / max(1, measured["requests"]) * 1e3
+        cpu_ms = cpu_ms_per_request(before, after, measured["requests"])
         print(f"{names[0]}, {args.connections} connection(s), under perf: {measured['rps']:.0f} req/s, "
               f"p50 {measured['p50']:.2f} ms, p99 {measured['p99']:.2f} ms, server CPU {cpu_ms:.2f} ms a request")
         total, by_phase, by_leaf = classify(samples(perf_data), phases)

@@ -24,7 +24,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "Tests", "python"))
-from compare import cpu_ticks, process_tree, start_modelkeep, wrk  # noqa: E402
+from compare import cpu_ms_per_request, cpu_ticks, process_tree, start_modelkeep, wrk  # noqa: E402
 import tracking  # noqa: E402
 
 
@@ -42,7 +42,6 @@ def main():
     args = parser.parse_args()
     builds = [b.split("=", 1) if "=" in b else (os.path.basename(b), b) for b in args.binaries]
     servers, targets, works = [], [], []
-    tick = os.sysconf("SC_CLK_TCK")
     postgres = None
     try:
         if args.postgres:
@@ -83,11 +82,10 @@ def main():
                         before = cpu_ticks(process_tree(servers[i].process.pid))
                         measured = wrk(targets[i], names[0], connections, args.seconds)
                         after = cpu_ticks(process_tree(servers[i].process.pid))
-                        answered = max(1, measured["requests"])
-                        cpu = f"{(after - before) / tick / answered * 1e3:.2f} ms"
+                        cpu = f"{cpu_ms_per_request(before, after, measured['requests']):.2f} ms"
                         if postgres:
                             database_after = cpu_ticks(process_tree(postgres.process.pid))
-                            cpu += f", {(database_after - database_before) / tick / answered * 1e3:.2f} ms"
+                            cpu += f", {cpu_ms_per_request(database_before, database_after, measured['requests']):.2f} ms"
                         cells[i].append(f"{measured['rps']:.0f} ({measured['p50']:.2f}, {measured['p99']:.2f}, {cpu})")
                 for i, (label, _) in enumerate(builds):
                     print(f"| {names[0]} | {connections} | {label} | {'; '.join(cells[i])} |", flush=True)
