@@ -16,16 +16,18 @@ public struct LoggedModelDraft: Sendable {
 extension ModelRegistry {
     public static let loggedModelStatuses = ["LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"]
 
-    static func fetchLoggedModel(id: String, _ db: any SQLConnection) throws -> LoggedModel {
-        guard let model = try fetchLoggedModels(ids: [id], db).first else {
+    static func fetchLoggedModel(id: String, metricLimit: Int, _ db: any SQLConnection) throws -> LoggedModel {
+        guard let model = try fetchLoggedModels(ids: [id], metricLimit: metricLimit, db).first else {
             throw RegistryError.notFound("Logged model with ID '\(id)' not found.")
         }
         return model
     }
 
     /// Logged models with their tags, params and metrics (unless `attributesOnly`), in the order
-    /// of `ids` (those that exist): four queries for a page, not four a model.
-    static func fetchLoggedModels(ids: [String], attributesOnly: Bool = false, _ db: any SQLConnection) throws -> [LoggedModel] {
+    /// of `ids` (those that exist): four queries for a page, not four a model. A model answers
+    /// its newest `metricLimit` metric values at most.
+    static func fetchLoggedModels(ids: [String], attributesOnly: Bool = false, metricLimit: Int,
+                                  _ db: any SQLConnection) throws -> [LoggedModel] {
         var found = [LoggedModel?](repeating: nil, count: ids.count)
         for (n, model) in try db.rows(numbering: ids, """
             SELECT w.n, t.id, t.model_id, t.experiment_id, t.name, t.model_type, t.source_run_id, t.status, t.status_message,
@@ -45,16 +47,50 @@ extension ModelRegistry {
         for (n, key, value) in try db.rows(numbering: own, """
             SELECT w.n, p.key, p.value FROM wanted w JOIN mlflow_logged_model_params p ON p.logged_model_id = w.id
             """, { ($0.int(0), $0.text(1), $0.text(2)) }) { found[n]?.params[key] = value }
-        // At most 10,000 metric values a model (its newest first), kept in key and step order.
-        for (n, metric) in try db.rows(numbering: own, """
-            SELECT n, key, value, step, timestamp, run_id, dataset_name, dataset_digest FROM (
-                SELECT w.n, m.*, row_number() OVER (PARTITION BY w.n ORDER BY m.timestamp DESC, m.step DESC) AS newest
-                FROM wanted w JOIN mlflow_logged_model_metrics m ON m.logged_model_id = w.id) AS ranked
-            WHERE newest <= 10000 ORDER BY n, key, step, timestamp
-            """, { row in
-                (row.int(0), LoggedModelMetric(key: row.text(1), value: row.double(2), step: row.int64(3), timestamp: row.int64(4),
-                                               runID: row.text(5), datasetName: row.text(6), datasetDigest: row.text(7)))
-            }) { found[n]?.metrics.append(metric) }
+        // A model's metric values, in key, step and timestamp order (bytewise keys, as SQLite
+        // sorts them). The newest `metricLimit` of a model that has more are picked by a
+        // window over all its values, a sort that the common page need not pay: on SQLite the
+        // values are read in the index's order and counted, and only models past the limit are
+        // read again through the window. PostgreSQL windows every page, so that a model's
+        // every value never crosses the wire (libpq holds a whole result).
+        func metric(_ row: Row) -> LoggedModelMetric {
+            LoggedModelMetric(key: row.text(1), value: row.double(2), step: row.int64(3), timestamp: row.int64(4),
+                              runID: row.text(5), datasetName: row.text(6), datasetDigest: row.text(7))
+        }
+        func newest(_ owners: [String?]) throws {
+            for (n, value) in try db.rows(numbering: owners, """
+                SELECT n, key, value, step, timestamp, run_id, dataset_name, dataset_digest FROM (
+                    SELECT w.n, m.*, row_number() OVER (PARTITION BY w.n ORDER BY m.timestamp DESC, m.step DESC) AS newest
+                    FROM wanted w JOIN mlflow_logged_model_metrics m ON m.logged_model_id = w.id) AS ranked
+                WHERE newest <= \(metricLimit)
+                """, { (row: Row) in (row.int(0), metric(row)) }) { found[n]?.metrics.append(value) }
+        }
+        if db.dialect == .postgres {
+            try newest(own)
+        } else {
+            var counts = [Int](repeating: 0, count: own.count)
+            var over: [String?] = Array(repeating: nil, count: own.count)
+            _ = try db.rows(numbering: own, """
+                SELECT w.n, m.key, m.value, m.step, m.timestamp, m.run_id, m.dataset_name, m.dataset_digest
+                FROM wanted w JOIN mlflow_logged_model_metrics m ON m.logged_model_id = w.id
+                """) { (row: Row) -> Void in
+                let n = row.int(0)
+                counts[n] += 1
+                if counts[n] <= metricLimit {
+                    found[n]?.metrics.append(metric(row))
+                } else if counts[n] == metricLimit + 1 {
+                    found[n]?.metrics = []
+                    over[n] = own[n]
+                }
+            }
+            if over.contains(where: { $0 != nil }) { try newest(over) }
+        }
+        for n in found.indices where (found[n]?.metrics.count ?? 0) > 1 {
+            found[n]?.metrics.sort { a, b in
+                if a.key != b.key { return a.key.utf8.lexicographicallyPrecedes(b.key.utf8) }
+                return (a.step, a.timestamp) < (b.step, b.timestamp)
+            }
+        }
         return found.compactMap { $0 }
     }
 
@@ -72,7 +108,7 @@ extension ModelRegistry {
         model.description = name
         model.labels = draft.tags
         try validate(model)
-        let now = Clock.nowMilliseconds()
+        let now = Clock.nowMilliseconds(), metricLimit = limits.maxLoggedModelMetrics
         return try writing { db in
             let experiment = try Self.fetchExperiment(id: draft.experimentID, db)
             guard experiment.deletedAt == nil else {
@@ -87,7 +123,7 @@ extension ModelRegistry {
                       SQLValue(draft.sourceRunID.flatMap { $0.isEmpty ? nil : $0 }), .integer(now), .integer(now)])
             try Self.putParams(draft.params.map { ($0.key, $0.value) }, table: "mlflow_logged_model_params", column: "logged_model_id",
                                ownerID: id, owner: "logged model '\(id)'", db)
-            return try Self.fetchLoggedModel(id: id, db)
+            return try Self.fetchLoggedModel(id: id, metricLimit: metricLimit, db)
         }
     }
 
@@ -95,8 +131,9 @@ extension ModelRegistry {
     /// metrics with `attributesOnly` (where its files are, for an artifact request).
     public func loggedModel(id: String, includeDeleted: Bool = false, attributesOnly: Bool = false) throws(RegistryError) -> LoggedModel {
         try Self.requireTracking()
+        let metricLimit = limits.maxLoggedModelMetrics
         return try reading { db in
-            guard let model = try Self.fetchLoggedModels(ids: [id], attributesOnly: attributesOnly, db).first else {
+            guard let model = try Self.fetchLoggedModels(ids: [id], attributesOnly: attributesOnly, metricLimit: metricLimit, db).first else {
                 throw RegistryError.notFound("Logged model with ID '\(id)' not found.")
             }
             guard includeDeleted || model.deletedAt == nil else { throw RegistryError.notFound("Logged model with ID '\(id)' not found.") }
@@ -106,7 +143,8 @@ extension ModelRegistry {
 
     public func searchLoggedModels(_ search: TrackingSearch) throws(RegistryError) -> Page<LoggedModel> {
         try Self.requireTracking()
-        return try trackingPage(search, schema: .loggedModels) { db, ids in try Self.fetchLoggedModels(ids: ids, db) }
+        let metricLimit = limits.maxLoggedModelMetrics
+        return try trackingPage(search, schema: .loggedModels) { db, ids in try Self.fetchLoggedModels(ids: ids, metricLimit: metricLimit, db) }
     }
 
     @discardableResult
@@ -115,7 +153,7 @@ extension ModelRegistry {
         try Self.requireTracking()
         let now = Clock.nowMilliseconds()
         return try writing { db in
-            guard let model = try Self.fetchLoggedModels(ids: [id], attributesOnly: true, db).first, model.deletedAt == nil else {
+            guard let model = try Self.fetchLoggedModels(ids: [id], attributesOnly: true, metricLimit: 0, db).first, model.deletedAt == nil else {
                 throw RegistryError.notFound("Logged model with ID '\(id)' not found.")
             }
             let result = try change(db, model, now)
@@ -130,10 +168,11 @@ extension ModelRegistry {
         guard Self.loggedModelStatuses.contains(status) else {
             throw .invalid(field: "status", message: "'\(status)' is not one of \(Self.loggedModelStatuses.joined(separator: ", "))")
         }
+        let metricLimit = limits.maxLoggedModelMetrics
         return try changeLoggedModel(id) { db, _, _ in
             try db.run("UPDATE mlflow_logged_models SET status = ?, status_message = ? WHERE id = ?",
                        [.text(status), SQLValue(message), .text(id)])
-            return try Self.fetchLoggedModel(id: id, db)
+            return try Self.fetchLoggedModel(id: id, metricLimit: metricLimit, db)
         }
     }
 

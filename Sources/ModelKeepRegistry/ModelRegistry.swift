@@ -28,6 +28,8 @@ public final class ModelRegistry: Sendable {
         /// The most points one answer may carry of a whole series (MLflow's unpaged metric
         /// history, which is built in memory); a longer series is read in pages.
         public var maxMetricHistoryPoints = 1_000_000
+        /// The most metric values a logged model's answer carries (get and search): its newest.
+        public var maxLoggedModelMetrics = 10_000
         /// How long a web UI session lasts (capped by its key's own expiry).
         public var uiSessionHours = 12
         /// The most points of one series the UI reads for a chart.

@@ -42,6 +42,7 @@ struct Settings: Sendable {
     var maxMetadataValueBytes = 64 * 1024
     var maxMetricPointsPerRequest = 10_000
     var maxMetricHistoryPoints = 1_000_000
+    var maxLoggedModelMetrics = 10_000
     var uiSessionHours = 12
     var uiChartMaxPoints = 100_000
     var maxJSONDepth = 64
@@ -153,6 +154,9 @@ struct Settings: Sendable {
         Spec(key: "max_chunks_per_request", help: "Most chunk hashes one chunks/missing request may carry (413 beyond).") { $0.maxChunksPerRequest = try int($1, "max_chunks_per_request", 1...10_000_000) },
         Spec(key: "max_metric_history_points", help: "Most points of one series MLflow's unpaged get-history may answer (a longer series is asked for in pages).") {
             $0.maxMetricHistoryPoints = try int($1, "max_metric_history_points", 1_000...100_000_000)
+        },
+        Spec(key: "max_logged_model_metrics", help: "Most metric values a logged model's answer carries, its newest (the rest stay stored).") {
+            $0.maxLoggedModelMetrics = try int($1, "max_logged_model_metrics", 1...1_000_000)
         },
         Spec(key: "max_metric_points_per_request", help: "Most metric points one request may carry (413 beyond).") { $0.maxMetricPointsPerRequest = try int($1, "max_metric_points_per_request", 1...1_000_000) },
         Spec(key: "max_event_wait_seconds", help: "Longest a change-feed request may wait for an event.") { $0.maxEventWaitSeconds = try int($1, "max_event_wait_seconds", 0...3600) },
@@ -348,6 +352,7 @@ struct Settings: Sendable {
         l.maxMetadataValueBytes = maxMetadataValueBytes
         l.maxMetricPointsPerRequest = maxMetricPointsPerRequest
         l.maxMetricHistoryPoints = maxMetricHistoryPoints
+        l.maxLoggedModelMetrics = maxLoggedModelMetrics
         l.uiSessionHours = uiSessionHours
         l.uiChartMaxPoints = uiChartMaxPoints
         l.maxJSONDepth = maxJSONDepth

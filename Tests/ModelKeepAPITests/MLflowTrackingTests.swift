@@ -534,6 +534,51 @@ struct MLflowTrackingRouteTests {
         #expect(models.map { $0["data"]?["metrics"]?.arrayValue?.first?["value"]?.numberValue?.double } == [0.9, 0.6, 0.3, nil])
     }
 
+    @Test("a logged model answers its newest max_logged_model_metrics metric values, in key, step and timestamp order")
+    func loggedModelMetricLimit() throws {
+        var limits = ModelRegistry.Limits()
+        limits.maxLoggedModelMetrics = 5
+        let api = try APIClient(.socket, server: try TestServer(limits: limits))
+        let run = try createRun(api, experiment: "0", name: "train")
+        // (key, step, timestamp, dataset) for each model: one past the limit, one just past it,
+        // one at it, one under it whose values the index stores out of the answer's order (the
+        // dataset sorts before the step there).
+        let shapes: [(name: String, values: [(String, Int, Int, String)])] = [
+            ("over", [("b", 0, 1, ""), ("b", 1, 2, ""), ("b", 2, 3, ""), ("b", 3, 7, ""),
+                      ("a", 0, 4, ""), ("a", 1, 5, ""), ("a", 2, 6, ""), ("a", 3, 8, "")]),
+            ("six", [("c", 0, 1, ""), ("c", 1, 2, ""), ("c", 2, 3, ""), ("c", 3, 4, ""), ("c", 4, 5, ""), ("c", 5, 6, "")]),
+            ("five", [("c", 4, 5, ""), ("c", 0, 1, ""), ("c", 1, 2, ""), ("c", 2, 3, ""), ("c", 3, 4, "")]),
+            ("under", [("z", 2, 1, ""), ("y", 5, 1, "d1"), ("y", 1, 1, "d2")]),
+        ]
+        var ids: [String] = []
+        for (i, shape) in shapes.enumerated() {
+            let model = try api.post(Self.base + "/logged-models", ["experiment_id": "0", "name": .string(shape.name), "source_run_id": .string(run)])
+            let id = try #require(model["model"]?["info"]?["model_id"]?.string)
+            ids.append(id)
+            let metrics: [JSONValue] = shape.values.map { key, step, time, dataset in
+                var metric: JSONObject = ["key": .string(key), "value": .double(Double(i * 100 + step)), "timestamp": .int(time),
+                                          "step": .int(step), "model_id": .string(id)]
+                if !dataset.isEmpty { metric["dataset_name"] = .string(dataset); metric["dataset_digest"] = "x" }
+                return .object(metric)
+            }
+            #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "metrics": .array(metrics)]).status == 200)
+        }
+        let expected = [["a0", "a1", "a2", "a3", "b3"], ["c1", "c2", "c3", "c4", "c5"], ["c0", "c1", "c2", "c3", "c4"], ["y1", "y5", "z2"]]
+        func answered(_ model: JSONValue?) -> [String] {
+            model?["data"]?["metrics"]?.arrayValue?.map { "\($0["key"]?.string ?? "?")\($0["step"]?.int ?? -1)" } ?? []
+        }
+        for (id, want) in zip(ids, expected) {
+            let got = answered(try api.get(Self.base + "/logged-models/\(id)")["model"])
+            #expect(got == want, "get \(id)")
+        }
+        let page = try api.post(Self.base + "/logged-models/search", ["experiment_ids": ["0"],
+                                                                      "order_by": [["field_name": "name", "ascending": true]]])
+        let byName = Dictionary(uniqueKeysWithValues: (page["models"]?.arrayValue ?? []).map { ($0["info"]?["name"]?.string ?? "", $0) })
+        for (shape, want) in zip(shapes, expected) {
+            #expect(answered(byName[shape.name]) == want, "search \(shape.name)")
+        }
+    }
+
     @Test("a logged model's metrics follow it into the versions registered from it", arguments: Transport.allCases)
     func loggedModelToVersion(transport: Transport) throws {
         let api = try APIClient(transport)
