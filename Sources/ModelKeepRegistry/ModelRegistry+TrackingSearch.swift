@@ -158,10 +158,20 @@ extension ModelRegistry {
             let cursor = try PageCursor.decode(token, order: orderSignature, descending: false, count: columns.count)
             outer.append(Self.after(cursor, columns: columns, arguments: &outerArguments))
         }
-        // Only a subquery (the one kind of order value with arguments of its own) is worth
-        // materializing; columns and joined values are read where they are sorted.
+        // A subquery (the one kind of order value with arguments of its own) must be computed
+        // once a row, not once for each key that reads it: PostgreSQL materializes it; SQLite
+        // runs the inner select as a co-routine, whose rows the sort reads as they come (a
+        // LIMIT keeps SQLite from flattening it; materializing 400 rows first cost 10 % more).
+        // Columns and joined values are read where they are sorted.
+        let inner = "SELECT t.id AS item_id, \(values.joined(separator: ", ")) FROM \(schema.table)\(joins.sql) \(whereClause)"
+        let base: String
+        switch (keyArguments.isEmpty, database.dialect) {
+        case (true, _): base = "WITH base AS (\(inner))"
+        case (false, .sqlite): base = "WITH base AS NOT MATERIALIZED (\(inner) LIMIT -1 OFFSET 0)"
+        case (false, .postgres): base = "WITH base AS MATERIALIZED (\(inner))"
+        }
         let sql = """
-            WITH base AS \(keyArguments.isEmpty ? "" : "MATERIALIZED ")(SELECT t.id AS item_id, \(values.joined(separator: ", ")) FROM \(schema.table)\(joins.sql) \(whereClause))
+            \(base)
             SELECT * FROM (SELECT item_id, \(keys.joined(separator: ", ")) FROM base) AS keyed
             \(outer.isEmpty ? "" : "WHERE " + outer.joined(separator: " AND "))
             ORDER BY \(columns.map { "\($0.column) \($0.descending ? "DESC" : "ASC")" }.joined(separator: ", ")) LIMIT ?
