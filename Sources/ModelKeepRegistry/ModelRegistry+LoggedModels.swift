@@ -43,10 +43,10 @@ extension ModelRegistry {
         let models = found.map { $0?.modelID }, own = found.map { $0?.id }
         for (n, key, value) in try db.rows(numbering: models, "SELECT w.n, l.key, l.value FROM wanted w JOIN model_labels l ON l.model_id = w.id", {
             ($0.int(0), $0.text(1), $0.text(2))
-        }) { found[n]?.tags[key] = value }
+        }) { found[n]?.tags.append(KeyValue(key: key, value: value)) }
         for (n, key, value) in try db.rows(numbering: own, """
             SELECT w.n, p.key, p.value FROM wanted w JOIN mlflow_logged_model_params p ON p.logged_model_id = w.id
-            """, { ($0.int(0), $0.text(1), $0.text(2)) }) { found[n]?.params[key] = value }
+            """, { ($0.int(0), $0.text(1), $0.text(2)) }) { found[n]?.params.append(KeyValue(key: key, value: value)) }
         // A model's metric values, in key, step and timestamp order (bytewise keys, as SQLite
         // sorts them). The newest `metricLimit` of a model that has more are picked by a
         // window over all its values, a sort that the common page need not pay: on SQLite the
@@ -84,6 +84,10 @@ extension ModelRegistry {
                 }
             }
             if over.contains(where: { $0 != nil }) { try newest(over) }
+        }
+        for n in found.indices where found[n] != nil {
+            KeyValue.keyOrdered(&found[n]!.tags)
+            KeyValue.keyOrdered(&found[n]!.params)
         }
         for n in found.indices where (found[n]?.metrics.count ?? 0) > 1 {
             found[n]?.metrics.sort { a, b in

@@ -68,10 +68,10 @@ extension ModelRegistry {
         let models = found.map { $0?.modelID }, runs = found.map { $0?.id }
         for (n, key, value) in try db.rows(numbering: models, "SELECT w.n, l.key, l.value FROM wanted w JOIN model_labels l ON l.model_id = w.id", {
             ($0.int(0), $0.text(1), $0.text(2))
-        }) { found[n]?.tags[key] = value }
+        }) { found[n]?.tags.append(KeyValue(key: key, value: value)) }
         for (n, key, value) in try db.rows(numbering: runs, "SELECT w.n, p.key, p.value FROM wanted w JOIN mlflow_run_params p ON p.run_id = w.id", {
             ($0.int(0), $0.text(1), $0.text(2))
-        }) { found[n]?.params[key] = value }
+        }) { found[n]?.params.append(KeyValue(key: key, value: value)) }
         for (n, point) in try db.rows(numbering: models, """
             SELECT w.n, m.key, m.step, m.wallclock, m.number, m.text, m.bytes FROM wanted w JOIN metric_latest m ON m.parent_id = w.id
             WHERE m.bytes IS NULL ORDER BY w.n, m.key
@@ -87,6 +87,10 @@ extension ModelRegistry {
             case ("input", "model"): found[n]?.modelInputs.append(value)
             default: found[n]?.modelOutputs.append(value)
             }
+        }
+        for n in found.indices where found[n] != nil {
+            KeyValue.keyOrdered(&found[n]!.tags)
+            KeyValue.keyOrdered(&found[n]!.params)
         }
         return found.compactMap { $0 }
     }

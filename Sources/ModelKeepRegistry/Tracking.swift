@@ -11,6 +11,28 @@ public struct Experiment: Sendable, Equatable {
     public var tags: [String: String]
 }
 
+/// A param or tag of a run or logged model.
+public struct KeyValue: Sendable, Equatable {
+    public var key: String
+    public var value: String
+
+    public init(key: String, value: String) {
+        self.key = key
+        self.value = value
+    }
+
+    /// `pairs` in key order (bytewise, as SQLite sorts text): as a table's index hands them
+    /// over, in which case nothing is moved.
+    static func keyOrdered(_ pairs: inout [KeyValue]) {
+        func before(_ a: KeyValue, _ b: KeyValue) -> Bool { a.key.utf8.lexicographicallyPrecedes(b.key.utf8) }
+        guard pairs.count > 1 else { return }
+        for i in 1..<pairs.count where !before(pairs[i - 1], pairs[i]) {
+            pairs.sort(by: before)
+            return
+        }
+    }
+}
+
 /// A training run: its attributes, params and tags, and the ModelKeep model (namespace
 /// `mlflow-runs`) that holds its files, metric series and tags.
 public struct Run: Sendable, Equatable {
@@ -25,8 +47,9 @@ public struct Run: Sendable, Equatable {
     public var endTime: Int64?
     public var deletedAt: Int64?
     public var artifactLocation: String
-    public var tags: [String: String] = [:]
-    public var params: [String: String] = [:]
+    /// In key order.
+    public var tags: [KeyValue] = []
+    public var params: [KeyValue] = []
     /// The latest point of each metric key.
     public var metrics: [MetricPoint] = []
     /// Inputs and outputs as their stored JSON documents: dataset inputs, model inputs, model outputs.
@@ -54,8 +77,9 @@ public struct LoggedModel: Sendable, Equatable {
     public var updatedAt: Int64
     public var deletedAt: Int64?
     public var artifactLocation: String
-    public var tags: [String: String] = [:]
-    public var params: [String: String] = [:]
+    /// In key order.
+    public var tags: [KeyValue] = []
+    public var params: [KeyValue] = []
     public var metrics: [LoggedModelMetric] = []
 
     public var artifactURI: String { "\(artifactLocation)/models/\(id)/artifacts" }

@@ -18,13 +18,16 @@ enum MLflowRendering {
     /// `[{"key", "value"}]` in key order.
     static func tags(_ labels: [String: String], into json: inout JSONStream) {
         json.beginArray()
-        for (key, value) in labels.sorted(by: { $0.key < $1.key }) {
-            json.beginObject()
-            json.member("key", key)
-            json.member("value", value)
-            json.endObject()
-        }
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) { pair(key, value, into: &json) }
         json.endArray()
+    }
+
+    /// `{"key", "value"}`.
+    private static func pair(_ key: String, _ value: String, into json: inout JSONStream) {
+        json.beginObject()
+        json.member("key", key)
+        json.member("value", value)
+        json.endObject()
     }
 
     /// A `tags`-shaped member, left out when empty.
@@ -32,6 +35,15 @@ enum MLflowRendering {
         guard !labels.isEmpty else { return }
         json.key(key)
         tags(labels, into: &json)
+    }
+
+    /// A `tags`-shaped member of pairs already in key order, left out when empty.
+    static func tagsMember(_ key: StaticString, _ pairs: [KeyValue], into json: inout JSONStream) {
+        guard !pairs.isEmpty else { return }
+        json.key(key)
+        json.beginArray()
+        for item in pairs { pair(item.key, item.value, into: &json) }
+        json.endArray()
     }
 
     /// The run a version came from, kept in its `mlflow` metadata.
