@@ -86,8 +86,8 @@ extension ModelRegistry {
             if over.contains(where: { $0 != nil }) { try newest(over) }
         }
         for n in found.indices where found[n] != nil {
-            KeyValue.keyOrdered(&found[n]!.tags)
-            KeyValue.keyOrdered(&found[n]!.params)
+            putInKeyOrder(&found[n]!.tags, key: \.key)
+            putInKeyOrder(&found[n]!.params, key: \.key)
         }
         for n in found.indices where (found[n]?.metrics.count ?? 0) > 1 {
             found[n]?.metrics.sort { a, b in

@@ -74,7 +74,7 @@ extension ModelRegistry {
         }) { found[n]?.params.append(KeyValue(key: key, value: value)) }
         for (n, point) in try db.rows(numbering: models, """
             SELECT w.n, m.key, m.step, m.wallclock, m.number, m.text, m.bytes FROM wanted w JOIN metric_latest m ON m.parent_id = w.id
-            WHERE m.bytes IS NULL ORDER BY w.n, m.key
+            WHERE m.bytes IS NULL
             """, { row in
                 (row.int(0), MetricPoint(key: row.text(1), step: row.int64(2), wallclock: row.int64(3), value: Self.value(row, at: 4)))
             }) { found[n]?.metrics.append(point) }
@@ -89,8 +89,9 @@ extension ModelRegistry {
             }
         }
         for n in found.indices where found[n] != nil {
-            KeyValue.keyOrdered(&found[n]!.tags)
-            KeyValue.keyOrdered(&found[n]!.params)
+            putInKeyOrder(&found[n]!.tags, key: \.key)
+            putInKeyOrder(&found[n]!.params, key: \.key)
+            putInKeyOrder(&found[n]!.metrics, key: \.key)
         }
         return found.compactMap { $0 }
     }

@@ -20,17 +20,14 @@ public struct KeyValue: Sendable, Equatable {
         self.key = key
         self.value = value
     }
+}
 
-    /// `pairs` in key order (bytewise, as SQLite sorts text): as a table's index hands them
-    /// over, in which case nothing is moved.
-    static func keyOrdered(_ pairs: inout [KeyValue]) {
-        func before(_ a: KeyValue, _ b: KeyValue) -> Bool { a.key.utf8.lexicographicallyPrecedes(b.key.utf8) }
-        guard pairs.count > 1 else { return }
-        for i in 1..<pairs.count where !before(pairs[i - 1], pairs[i]) {
-            pairs.sort(by: before)
-            return
-        }
-    }
+/// `items` in key order (bytewise, as SQLite sorts text); nothing moves when they already are,
+/// as a table's index hands them over.
+func putInKeyOrder<T>(_ items: inout [T], key: (T) -> String) {
+    func before(_ a: T, _ b: T) -> Bool { key(a).utf8.lexicographicallyPrecedes(key(b).utf8) }
+    guard items.count > 1, items.indices.dropFirst().contains(where: { before(items[$0], items[$0 - 1]) }) else { return }
+    items.sort(by: before)
 }
 
 /// A training run: its attributes, params and tags, and the ModelKeep model (namespace
@@ -50,7 +47,7 @@ public struct Run: Sendable, Equatable {
     /// In key order.
     public var tags: [KeyValue] = []
     public var params: [KeyValue] = []
-    /// The latest point of each metric key.
+    /// The latest point of each metric key, in key order.
     public var metrics: [MetricPoint] = []
     /// Inputs and outputs as their stored JSON documents: dataset inputs, model inputs, model outputs.
     public var datasetInputs: [JSONValue] = []

@@ -534,22 +534,23 @@ struct MLflowTrackingRouteTests {
         #expect(models.map { $0["data"]?["metrics"]?.arrayValue?.first?["value"]?.numberValue?.double } == [0.9, 0.6, 0.3, nil])
     }
 
-    @Test("a run's and a logged model's params and tags come in key order, bytewise, in a get and in a search")
+    @Test("a run's and a logged model's params and tags (and a run's latest metrics) come in key order, bytewise, in a get and in a search")
     func pairsInKeyOrder() throws {
         let keys = ["zeta", "Alpha", "é", "beta", "a", "B"]
         let ordered = ["Alpha", "B", "a", "beta", "zeta", "é"]
         // The order itself, whatever order the database hands the pairs over in.
         var shuffled = keys.map { KeyValue(key: $0, value: "v") }
-        KeyValue.keyOrdered(&shuffled)
+        putInKeyOrder(&shuffled, key: \.key)
         #expect(shuffled.map(\.key) == ordered)
         var reversed = ordered.reversed().map { KeyValue(key: $0, value: "v") }
-        KeyValue.keyOrdered(&reversed)
+        putInKeyOrder(&reversed, key: \.key)
         #expect(reversed.map(\.key) == ordered)
 
         let api = try APIClient(.socket)
         let pairs: JSONValue = .array(keys.map { ["key": .string($0), "value": .string("v-\($0)")] })
         let run = try createRun(api, experiment: "0", name: "ordered")
-        #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "params": pairs, "tags": pairs]).status == 200)
+        let metrics: JSONValue = .array(keys.dropFirst(3).reversed().map { ["key": .string($0), "value": 1, "timestamp": 1, "step": 0] })
+        #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "params": pairs, "tags": pairs, "metrics": metrics]).status == 200)
         let model = try api.post(Self.base + "/logged-models", ["experiment_id": "0", "name": "ordered", "params": pairs, "tags": pairs])
         let modelID = try #require(model["model"]?["info"]?["model_id"]?.string)
         func names(_ list: JSONValue?) -> [String] { list?.arrayValue?.compactMap { $0["key"]?.string } ?? [] }
@@ -557,8 +558,10 @@ struct MLflowTrackingRouteTests {
         let got = try api.get(Self.base + "/runs/get?run_id=\(run)")["run"]?["data"]
         #expect(names(got?["params"]) == ordered && values(got?["params"]) == ordered.map { "v-\($0)" })
         #expect(names(got?["tags"]).filter(keys.contains) == ordered)
+        #expect(names(got?["metrics"]) == ["B", "a", "beta"])
         let found = try api.post(Self.base + "/runs/search", ["experiment_ids": ["0"], "filter": "attributes.run_name = 'ordered'"])["runs"]?[0]?["data"]
         #expect(names(found?["params"]) == ordered && names(found?["tags"]).filter(keys.contains) == ordered)
+        #expect(names(found?["metrics"]) == ["B", "a", "beta"])
         let logged = try api.get(Self.base + "/logged-models/\(modelID)")["model"]
         #expect(names(logged?["data"]?["params"]) == ordered && names(logged?["info"]?["tags"]).filter(keys.contains) == ordered)
         let searched = try api.post(Self.base + "/logged-models/search", ["experiment_ids": ["0"], "filter": "name = 'ordered'"])["models"]?[0]
