@@ -182,8 +182,9 @@ extension ModelRegistry {
             // Every series' lowest step and chart buckets (migration 0018) against its points.
             let (series, wide) = try database.read { db in
                 let series = try db.query("""
-                    SELECT parent_id, key, first_step, bucket_shift, step, first, counted, bucketed, block_span, widest FROM (
-                        SELECT l.parent_id, l.key, l.first_step, l.bucket_shift, l.step, l.block_span,
+                    SELECT parent_id, key, first_step, bucket_shift, step, first, counted, bucketed, block_span, widest, block_last, reached FROM (
+                        SELECT l.parent_id, l.key, l.first_step, l.bucket_shift, l.step, l.block_span, l.block_last,
+                               (SELECT max(last_step) FROM metric_blocks m WHERE m.parent_id = l.parent_id AND m.key = l.key) AS reached,
                                (SELECT max(\(db.sql(sqlite: "m.last_step - m.first_step", postgres: "m.last_step::numeric - m.first_step")))
                                 FROM metric_blocks m WHERE m.parent_id = l.parent_id AND m.key = l.key) AS widest,
                                (SELECT min(first_step) FROM metric_blocks m WHERE m.parent_id = l.parent_id AND m.key = l.key) AS first,
@@ -194,7 +195,8 @@ extension ModelRegistry {
                     """) { row in
                     (parent: row.text(0), key: row.text(1), firstStep: row.isNull(2) ? nil : row.int64(2),
                      shift: row.isNull(3) ? nil : Int(row.int64(3)), last: row.int64(4), first: row.isNull(5) ? nil : row.int64(5),
-                     counted: row.int64(6), bucketed: row.int64(7), span: row.int64(8), widest: row.isNull(9) ? 0 : row.double(9))
+                     counted: row.int64(6), bucketed: row.int64(7), span: row.int64(8), widest: row.isNull(9) ? 0 : row.double(9),
+                     blockLast: row.int64(10), reached: row.isNull(11) ? nil : row.int64(11))
                 }
                 // The points still in wide blocks are their series' too (reads merge them), read
                 // in the same transaction: how many each series has there, and its lowest step.
@@ -222,6 +224,20 @@ extension ModelRegistry {
                                    [.integer(widest), .text(s.parent), .text(s.key)])
                     }
                     report.repairs.append("recorded the widest block of metric \(s.key) of \(s.parent)")
+                }
+            }
+            // A log-batch looks for repeats only in the blocks of keys whose recorded last step
+            // reaches its steps (migration 0025): one recorded lower than a block ends would
+            // let a repeat in that block be stored twice.
+            for s in series {
+                guard let reached = s.reached, reached > s.blockLast else { continue }
+                report.problems.append("metric \(s.key) of \(s.parent): a block reaches step \(reached), past the \(s.blockLast) recorded")
+                if repair {
+                    try database.write { db in
+                        try db.run("UPDATE metric_latest SET block_last = ? WHERE parent_id = ? AND key = ?",
+                                   [.integer(reached), .text(s.parent), .text(s.key)])
+                    }
+                    report.repairs.append("recorded the last step of the blocks of metric \(s.key) of \(s.parent)")
                 }
             }
             for s in series {

@@ -49,11 +49,16 @@ extension ModelRegistry {
         series.reserveCapacity(blocks.reduce(0) { $0 + $1.parts.count })
         let ids = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, blocks.map { MetricBlocks.row($0, parentID: parentID) })
         var spans: [String: Int64] = [:]
+        var ownLast: [String: Int64] = [:]
         for (block, blockID) in zip(blocks, ids) {
             var offset = 0
             for (key, points) in block.parts {
-                // A wide block is no series' block: the fold records the span of what it makes.
-                if !block.wide { spans[key] = max(spans[key] ?? 0, MetricBlocks.span(from: points.first!.step, to: points.last!.step)) }
+                // A wide block is no series' block: the fold records the span and the last step
+                // of what it makes.
+                if !block.wide {
+                    spans[key] = max(spans[key] ?? 0, MetricBlocks.span(from: points.first!.step, to: points.last!.step))
+                    ownLast[key] = max(ownLast[key] ?? .min, points.last!.step)
+                }
                 let first = points[0]
                 var batch = series.removeValue(forKey: key)
                     ?? BatchSeries(latest: first, latestID: MetricBlocks.pointID(block: blockID, index: offset), firstStep: first.step)
@@ -66,7 +71,8 @@ extension ModelRegistry {
         // later; the lowest step only ever goes down.
         let upserts: [[SQLValue]] = series.map { key, batch in
             [.text(parentID), .text(key), .integer(batch.latest.step), .integer(batch.latest.wallclock),
-             .integer(batch.latestID)] + Self.columns(batch.latest.value) + [.integer(batch.firstStep), .integer(spans[key] ?? 0)]
+             .integer(batch.latestID)] + Self.columns(batch.latest.value) + [.integer(batch.firstStep), .integer(spans[key] ?? 0),
+                                                                             .integer(ownLast[key] ?? .min)]
         }
         // Each series' span once the batch is in, and its bucket shift as stored: what decides
         // whether its buckets must change.
@@ -75,14 +81,14 @@ extension ModelRegistry {
             // Returned by the upsert itself (its first_step and step are the span's ends; it
             // leaves bucket_shift alone): a lookup of a thousand keys first cost more than the
             // upsert, on a table whose rows every batch rewrites.
-            extents = Dictionary(try db.queryRows(Self.latestUpsertHead, columns: 10, Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
+            extents = Dictionary(try db.queryRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
                                                 upserts) {
                 ($0.text(0), (first: $0.int64(1), last: $0.int64(2), shift: $0.isNull(3) ? nil : Int($0.int64(3))))
             }, uniquingKeysWith: { a, _ in a })
         } else {
             // SQLite reads them before, in process (its RETURNING runs as a trigger, which costs more).
             let stored = try known ?? Self.storedExtents(of: Array(series.keys), parentID: parentID, db)
-            try db.runRows(Self.latestUpsertHead, columns: 10, Self.latestUpsertTail, upserts)
+            try db.runRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail, upserts)
             extents = series.mapValues { batch in
                 let before = stored[batch.latest.key]
                 return (first: min(before?.first ?? batch.firstStep, batch.firstStep), last: max(before?.last ?? batch.lastStep, batch.lastStep),
@@ -117,7 +123,8 @@ extension ModelRegistry {
 
     /// Moves the points of a parent's wide blocks into blocks of one key each, keeping their
     /// ids, inside the caller's transaction: a series' points of many batches become one block,
-    /// one entry in the series index instead of one a batch. Records each series' widest block.
+    /// one entry in the series index instead of one a batch. Records each series' widest block
+    /// and the last step its blocks now reach.
     static func foldWideBlocks(parentID: String, _ db: any SQLConnection) throws {
         var points: [String: [MetricBlocks.Stored]] = [:]
         var order: [String] = []
@@ -132,7 +139,7 @@ extension ModelRegistry {
         }
         guard let newest else { return }
         var rows: [[SQLValue]] = []
-        var spans: [(key: String, span: Int64)] = []
+        var folded: [(key: String, span: Int64, last: Int64)] = []
         for key in order {
             let series = MetricBlocks.sorted(points[key]!)
             var widest: Int64 = 0
@@ -144,50 +151,54 @@ extension ModelRegistry {
                 widest = max(widest, MetricBlocks.span(from: block.first!.step, to: block.last!.step))
                 start += MetricBlocks.maxPoints
             }
-            if widest > 0 { spans.append((key, widest)) }
+            folded.append((key, widest, series[series.count - 1].step))
         }
         _ = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, rows)
-        try Self.widenBlockSpans(spans, parentID: parentID, db)
+        try Self.recordFoldedBlocks(folded, parentID: parentID, db)
         try db.run("DELETE FROM metric_blocks WHERE parent_id = ? AND key = '' AND id <= ?", [.text(parentID), .integer(newest)])
     }
 
     /// Records that each key's series now has a block spanning `span` steps (when wider than
-    /// its widest so far). SQLite: a statement a key, in process. PostgreSQL: 256 keys a
-    /// statement (a round trip costs more than a row), the list padded to a power of two by
-    /// repeating its last pair, so that a statement has at most nine shapes.
-    static func widenBlockSpans(_ spans: [(key: String, span: Int64)], parentID: String, _ db: any SQLConnection) throws {
+    /// its widest so far) and reaching step `last` (when higher than its blocks reached). SQLite:
+    /// a statement a key, in process. PostgreSQL: 256 keys a statement (a round trip costs more
+    /// than a row), the list padded to a power of two by repeating its last entry, so that a
+    /// statement has at most nine shapes.
+    static func recordFoldedBlocks(_ folded: [(key: String, span: Int64, last: Int64)], parentID: String, _ db: any SQLConnection) throws {
         guard db.dialect == .postgres else {
-            for (key, span) in spans {
-                try db.run("UPDATE metric_latest SET block_span = max(block_span, ?) WHERE parent_id = ? AND key = ?",
-                           [.integer(span), .text(parentID), .text(key)])
+            for (key, span, last) in folded {
+                try db.run("UPDATE metric_latest SET block_span = max(block_span, ?), block_last = max(block_last, ?) WHERE parent_id = ? AND key = ?",
+                           [.integer(span), .integer(last), .text(parentID), .text(key)])
             }
             return
         }
-        for start in stride(from: 0, to: spans.count, by: 256) {
-            var part = Array(spans[start..<min(spans.count, start + 256)])
+        for start in stride(from: 0, to: folded.count, by: 256) {
+            var part = Array(folded[start..<min(folded.count, start + 256)])
             while part.count & (part.count - 1) != 0 { part.append(part[part.count - 1]) }
-            let values = (["(?::text, ?::bigint)"] + Array(repeating: "(?, ?)", count: part.count - 1)).joined(separator: ", ")
+            let values = (["(?::text, ?::bigint, ?::bigint)"] + Array(repeating: "(?, ?, ?)", count: part.count - 1)).joined(separator: ", ")
             try db.run("""
-                UPDATE metric_latest AS l SET block_span = greatest(l.block_span, v.span) FROM (VALUES \(values)) AS v (key, span)
+                UPDATE metric_latest AS l SET block_span = greatest(l.block_span, v.span), block_last = greatest(l.block_last, v.last)
+                FROM (VALUES \(values)) AS v (key, span, last)
                 WHERE l.parent_id = ? AND l.key = v.key
-                """, part.flatMap { [SQLValue.text($0.key), .integer($0.span)] } + [.text(parentID)])
+                """, part.flatMap { [SQLValue.text($0.key), .integer($0.span), .integer($0.last)] } + [.text(parentID)])
         }
     }
 
-    /// What a write needs of a stored series: its step span, its bucket shift, its widest block.
+    /// What a write needs of a stored series: its step span, its bucket shift, its widest block,
+    /// and the highest step its own blocks reach (at least: see migration 0025).
     struct StoredExtent {
         let first: Int64
         let last: Int64
         let shift: Int?
         let blockSpan: Int64
+        let blockLast: Int64
     }
 
     /// The stored extents of a parent's series among `keys` (SQLite's read before its upsert).
     static func storedExtents(of keys: [String], parentID: String, _ db: any SQLConnection) throws -> [String: StoredExtent] {
-        let columns = "SELECT key, first_step, step, bucket_shift, block_span FROM metric_latest"
+        let columns = "SELECT key, first_step, step, bucket_shift, block_span, block_last FROM metric_latest"
         let read = { (row: Row) in
             (row.text(0), StoredExtent(first: row.isNull(1) ? row.int64(2) : row.int64(1), last: row.int64(2),
-                                       shift: row.isNull(3) ? nil : Int(row.int64(3)), blockSpan: row.int64(4)))
+                                       shift: row.isNull(3) ? nil : Int(row.int64(3)), blockSpan: row.int64(4), blockLast: row.int64(5)))
         }
         // One key (MLflow's log_metric, a point a request: the hot case) is a plain lookup;
         // rows(in:) would rebuild its IN list's SQL text for every request.
@@ -212,7 +223,7 @@ extension ModelRegistry {
     /// The latest-point upsert of `insertPoints`: every latest column moves together when the
     /// new point is later (step, then wallclock, then arrival); SQLite reads every right-hand side
     /// from the row as it was.
-    private static let latestUpsertHead = "INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, block_span) VALUES "
+    private static let latestUpsertHead = "INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, block_span, block_last) VALUES "
     private static let latestUpsertTail: String = {
         let later = "(excluded.step, excluded.wallclock, excluded.point_id) >= (metric_latest.step, metric_latest.wallclock, metric_latest.point_id)"
         let moved = ["step", "wallclock", "point_id", "number", "text", "bytes"]
@@ -222,7 +233,8 @@ extension ModelRegistry {
             ON CONFLICT (parent_id, key) DO UPDATE SET
                 \(moved),
                 first_step = min(coalesce(metric_latest.first_step, excluded.first_step), excluded.first_step),
-                block_span = max(metric_latest.block_span, excluded.block_span)
+                block_span = max(metric_latest.block_span, excluded.block_span),
+                block_last = max(metric_latest.block_last, excluded.block_last)
             """
     }()
 

@@ -314,11 +314,12 @@ extension ModelRegistry {
         let grouped = MetricBlocks.groups(of: metrics, key: \.point.key)
         let groups = grouped.groups.map { KeyGroup(key: $0.key, members: $0.members, metrics) }
         let groupOf = grouped.index
-        // Only a key whose stored series reaches the batch's lowest step can hold a repeat (its
-        // latest point is its highest step), and only in the blocks starting between that step
-        // less the series' widest block and the batch's highest step: so a training loop's next
-        // steps cost one probe of metric_latest a key, and a repeat a seek, never a walk of the
-        // series' blocks. The keys that share bounds are read in one statement (on PostgreSQL
+        // Only a key whose own blocks reach the batch's lowest step can hold a repeat in them
+        // (`block_last`, migration 0025; the points still in wide blocks are read apart, below),
+        // and only in the blocks starting between that step less the series' widest block and
+        // the batch's highest step: so a training loop's next steps cost one probe of
+        // metric_latest a key, a batch a step behind another one of many keys (whose points are
+        // still in wide blocks) the same, and a repeat a seek, never a walk of the series' blocks. The keys that share bounds are read in one statement (on PostgreSQL
         // each statement is a round trip).
         var stored: [Int: Set<PointIdentity>] = [:]
         var knownExtents: [String: StoredExtent]? = nil
@@ -341,7 +342,7 @@ extension ModelRegistry {
             let statement = """
                 SELECT b.key, b.id, b.first_step, b.data, b.wallclock, b.number, b.text, b.bytes, b.ids
                 FROM (VALUES (?)...) AS k (key)
-                JOIN metric_latest l ON l.key = k.key AND l.parent_id = ? AND l.step >= ?
+                JOIN metric_latest l ON l.key = k.key AND l.parent_id = ? AND l.block_last >= ?
                 CROSS JOIN LATERAL (SELECT key, \(MetricBlocks.selected) FROM metric_blocks
                                     WHERE parent_id = l.parent_id AND key = k.key AND low IS NOT NULL
                                       AND first_step BETWEEN greatest(?::bigint, -4611686018427387904) - least(l.block_span, 4611686018427387904)
@@ -366,7 +367,7 @@ extension ModelRegistry {
             let extents = try Self.storedExtents(of: groups.map(\.key), parentID: run.modelID, db)
             knownExtents = extents
             for (key, extent) in extents {
-                guard let g = groupOf[key], extent.last >= groups[g].range.low else { continue }
+                guard let g = groupOf[key], extent.blockLast >= groups[g].range.low else { continue }
                 let start = MetricBlocks.lowestStart(reaching: groups[g].range.low, span: extent.blockSpan)
                 reachable[Seek(start: start, low: groups[g].range.low, high: groups[g].range.high), default: []].append(key)
             }

@@ -106,6 +106,16 @@ struct MetricBlockTests {
         #expect(found.problems == ["metric k0 of \(model.id): a block spans 8190 steps, more than the 0 recorded"])
         #expect(try Self.paged(registry, parent, "k0", size: 3, from: 3, to: 60) == window)
         #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+        // The last step a series' blocks reach, which a log-batch's repeat check trusts: each
+        // write records it; fsck finds one recorded too low and repair records the real one.
+        let reached = try test.database.read { db in
+            try db.query("SELECT key, block_last FROM metric_latest WHERE parent_id = ? ORDER BY key", [.text(model.id)]) { "\($0.text(0))=\($0.int64(1))" }
+        }
+        #expect(reached == ["k0=9999", "k1=99", "k2=99", "k3=99", "k4=99", "k5=99", "k6=99", "k7=99", "k8=99", "k9=99", "late=62"])
+        try test.database.write { db in _ = try db.run("UPDATE metric_latest SET block_last = 98 WHERE key = 'k1'") }
+        let low = try registry.fsck(full: false, repair: true)
+        #expect(low.problems == ["metric k1 of \(model.id): a block reaches step 99, past the 98 recorded"])
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
     }
 
     static func wideBlocks(_ test: TestRegistry, _ parent: String) throws -> Int64 {
