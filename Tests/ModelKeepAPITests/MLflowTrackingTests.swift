@@ -330,6 +330,13 @@ struct MLflowTrackingRouteTests {
             let history = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=\(key)")["metrics"]?.arrayValue ?? []
             #expect(history.map { $0["step"]?.int ?? -1 } == Array(0...24), "\(key)")
         }
+        // A new point of one key (a block of its own) between its folded blocks' last step (19)
+        // and its latest (24, still wide), sent twice: the first write must record that its own
+        // blocks now reach 22, though its latest point does not move.
+        let lone: JSONValue = ["run_id": .string(run), "metrics": [["key": "w0", "value": 999, "timestamp": 3, "step": 22]]]
+        for _ in 0..<2 { #expect(try api.post(Self.base + "/runs/log-batch", lone).status == 200) }
+        let w0 = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=w0")["metrics"]?.arrayValue ?? []
+        #expect(w0.map { $0["step"]?.int ?? -1 } == Array(0...22) + [22, 23, 24])
     }
 
     @Test("log-batch reads its metrics as it parses: the same errors, in the same order, nothing stored", arguments: Transport.allCases)
