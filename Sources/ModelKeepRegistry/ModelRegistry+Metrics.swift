@@ -80,17 +80,24 @@ extension ModelRegistry {
         if db.dialect == .postgres {
             // Returned by the upsert itself (its first_step and step are the span's ends; it
             // leaves bucket_shift alone): a lookup of a thousand keys first cost more than the
-            // upsert, on a table whose rows every batch rewrites. (Every row, even one the batch
-            // leaves as it was: with those skipped, their extents read after the upsert cost
-            // PostgreSQL twice what the row versions saved, at 8 and 32 connections.)
-            extents = Dictionary(try db.queryRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
-                                                upserts) {
-                ($0.text(0), (first: $0.int64(1), last: $0.int64(2), shift: $0.isNull(3) ? nil : Int($0.int64(3))))
-            }, uniquingKeysWith: { a, _ in a })
+            // upsert. The rows it leaves as they were are not returned: read after it, joined to
+            // their keys (as `key IN (...)` lists, PostgreSQL's generic plan filtered the run's
+            // rows one by one: twice the CPU the skipped row versions saved).
+            let read = { (row: Row) in (row.text(0), (first: row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3)))) }
+            var written = Dictionary(try db.queryRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
+                                                      upserts, read), uniquingKeysWith: { a, _ in a })
+            let left = series.keys.filter { written[$0] == nil }
+            if !left.isEmpty {
+                for (key, extent) in try db.rows(in: left, """
+                    SELECT l.key, coalesce(l.first_step, l.step), l.step, l.bucket_shift FROM (VALUES (?)...) AS k (key)
+                    JOIN metric_latest l ON l.key = k.key AND l.parent_id = ?
+                    """, extra: [.text(parentID)], read) { written[key] = extent }
+            }
+            extents = written
         } else {
             // SQLite reads them before, in process (its RETURNING runs as a trigger, which costs more).
             let stored = try known ?? Self.storedExtents(of: Array(series.keys), parentID: parentID, db)
-            try db.runRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTailSQLite, upserts)
+            try db.runRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail, upserts)
             extents = series.mapValues { batch in
                 let before = stored[batch.latest.key]
                 return (first: min(before?.first ?? batch.firstStep, batch.firstStep), last: max(before?.last ?? batch.lastStep, batch.lastStep),
@@ -224,7 +231,9 @@ extension ModelRegistry {
 
     /// The latest-point upsert of `insertPoints`: every latest column moves together when the
     /// new point is later (step, then wallclock, then arrival); SQLite reads every right-hand side
-    /// from the row as it was.
+    /// from the row as it was. A row the batch would not change (a batch behind the series'
+    /// latest point, all its points in wide blocks) is left alone: not rewritten (on PostgreSQL no
+    /// row version for a concurrent writer's snapshot to keep alive), its page not dirtied.
     private static let latestUpsertHead = "INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, block_span, block_last) VALUES "
     private static let latestUpsertTail: String = {
         let later = "(excluded.step, excluded.wallclock, excluded.point_id) >= (metric_latest.step, metric_latest.wallclock, metric_latest.point_id)"
@@ -237,18 +246,11 @@ extension ModelRegistry {
                 first_step = min(coalesce(metric_latest.first_step, excluded.first_step), excluded.first_step),
                 block_span = max(metric_latest.block_span, excluded.block_span),
                 block_last = max(metric_latest.block_last, excluded.block_last)
+            WHERE \(later)
+               OR metric_latest.first_step IS NULL OR excluded.first_step < metric_latest.first_step
+               OR excluded.block_span > metric_latest.block_span OR excluded.block_last > metric_latest.block_last
             """
     }()
-
-    /// SQLite's: the same, leaving alone a row the batch would not change (a batch behind the
-    /// series' latest point, all its points in wide blocks): the row is not rewritten, its page
-    /// not dirtied.
-    private static let latestUpsertTailSQLite = latestUpsertTail + """
-
-        WHERE (excluded.step, excluded.wallclock, excluded.point_id) >= (metric_latest.step, metric_latest.wallclock, metric_latest.point_id)
-           OR metric_latest.first_step IS NULL OR excluded.first_step < metric_latest.first_step
-           OR excluded.block_span > metric_latest.block_span OR excluded.block_last > metric_latest.block_last
-        """
 
     /// A series spanning fewer steps than this is read whole for a chart; a longer one keeps
     /// fewer buckets than this.
