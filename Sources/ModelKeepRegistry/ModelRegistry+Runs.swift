@@ -319,8 +319,9 @@ extension ModelRegistry {
         // and only in the blocks starting between that step less the series' widest block and
         // the batch's highest step: so a training loop's next steps cost one probe of
         // metric_latest a key, a batch a step behind another one of many keys (whose points are
-        // still in wide blocks) the same, and a repeat a seek, never a walk of the series' blocks. The keys that share bounds are read in one statement (on PostgreSQL
-        // each statement is a round trip).
+        // still in wide blocks) the same, and a repeat a seek, never a walk of the series'
+        // blocks. The keys that share bounds are read in one statement (on PostgreSQL each
+        // statement is a round trip).
         var stored: [Int: Set<PointIdentity>] = [:]
         var knownExtents: [String: StoredExtent]? = nil
         let read = { (row: Row) in
