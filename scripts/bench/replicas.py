@@ -141,6 +141,11 @@ def main():
                         help="comma-separated parts of operation names")
     parser.add_argument("--out")
     args = parser.parse_args()
+    python = os.path.join(args.venv or "", "bin", "python")
+    if args.venv and (not os.path.exists(python)
+                      or subprocess.run([python, "-c", "import mlflow, psycopg2"], capture_output=True, timeout=120).returncode != 0):
+        raise SystemExit(f"{args.venv} lacks mlflow or psycopg2 (MLflow's server needs it for PostgreSQL): "
+                         f"{args.venv}/bin/pip install mlflow psycopg2-binary, or run scripts/bench/replicas")
     # SIGTERM (a timeout, a kill) unwinds through the finally below: every process started is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     connections = [int(c) for c in args.connections.split(",")]
