@@ -211,33 +211,30 @@ extension ModelRegistry {
                 }
                 return (series, wide)
             }
-            // Reads seek to a series' blocks through its widest block's span (migration 0023): one
-            // recorded narrower than a block would hide that block's points.
-            // (A span is kept saturated at Int64.max, as the write path records it.)
-            for s in series {
-                let widest = s.widest >= 9.2e18 ? Int64.max : Int64(s.widest)
-                guard widest > s.span else { continue }
-                report.problems.append("metric \(s.key) of \(s.parent): a block spans \(widest) steps, more than the \(s.span) recorded")
-                if repair {
-                    try database.write { db in
-                        try db.run("UPDATE metric_latest SET block_span = ? WHERE parent_id = ? AND key = ?",
-                                   [.integer(widest), .text(s.parent), .text(s.key)])
-                    }
-                    report.repairs.append("recorded the widest block of metric \(s.key) of \(s.parent)")
+            // A column of a series' metric_latest row found wrong: reported, and set on repair.
+            func drifted(_ parent: String, _ key: String, _ column: String, to value: Int64, _ problem: String, _ repaired: String) throws {
+                report.problems.append("metric \(key) of \(parent): \(problem)")
+                guard repair else { return }
+                try database.write { db in
+                    try db.run("UPDATE metric_latest SET \(column) = ? WHERE parent_id = ? AND key = ?", [.integer(value), .text(parent), .text(key)])
                 }
+                report.repairs.append("recorded \(repaired) of metric \(key) of \(parent)")
             }
-            // A log-batch looks for repeats only in the blocks of keys whose recorded last step
-            // reaches its steps (migration 0025): one recorded lower than a block ends would
-            // let a repeat in that block be stored twice.
             for s in series {
-                guard let reached = s.reached, reached > s.blockLast else { continue }
-                report.problems.append("metric \(s.key) of \(s.parent): a block reaches step \(reached), past the \(s.blockLast) recorded")
-                if repair {
-                    try database.write { db in
-                        try db.run("UPDATE metric_latest SET block_last = ? WHERE parent_id = ? AND key = ?",
-                                   [.integer(reached), .text(s.parent), .text(s.key)])
-                    }
-                    report.repairs.append("recorded the last step of the blocks of metric \(s.key) of \(s.parent)")
+                // Reads seek to a series' blocks through its widest block's span (migration
+                // 0023): one recorded narrower than a block would hide that block's points.
+                // (A span is kept saturated at Int64.max, as the write path records it.)
+                let widest = s.widest >= 9.2e18 ? Int64.max : Int64(s.widest)
+                if widest > s.span {
+                    try drifted(s.parent, s.key, "block_span", to: widest, "a block spans \(widest) steps, more than the \(s.span) recorded",
+                                "the widest block")
+                }
+                // A log-batch looks for repeats only in the blocks of keys whose recorded last
+                // step reaches its steps (migration 0025): one recorded lower than a block ends
+                // would let a repeat in that block be stored twice.
+                if let reached = s.reached, reached > s.blockLast {
+                    try drifted(s.parent, s.key, "block_last", to: reached, "a block reaches step \(reached), past the \(s.blockLast) recorded",
+                                "the last step of the blocks")
                 }
             }
             for s in series {
