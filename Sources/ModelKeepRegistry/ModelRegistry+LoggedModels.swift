@@ -88,9 +88,7 @@ extension ModelRegistry {
         for n in found.indices where found[n] != nil {
             putInKeyOrder(&found[n]!.tags, key: \.key)
             putInKeyOrder(&found[n]!.params, key: \.key)
-        }
-        for n in found.indices where (found[n]?.metrics.count ?? 0) > 1 {
-            found[n]?.metrics.sort { a, b in
+            found[n]!.metrics.sort { a, b in
                 if a.key != b.key { return a.key.utf8.lexicographicallyPrecedes(b.key.utf8) }
                 return (a.step, a.timestamp) < (b.step, b.timestamp)
             }
