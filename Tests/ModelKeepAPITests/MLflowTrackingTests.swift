@@ -339,6 +339,44 @@ struct MLflowTrackingRouteTests {
         #expect(w0.map { $0["step"]?.int ?? -1 } == Array(0...22) + [22, 23, 24])
     }
 
+    @Test("log-batch of many keys among a run's other series: repeats in folded blocks found whether their key range is read in one pass or key by key",
+          arguments: Transport.allCases)
+    func repeatsAmongOtherSeries(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let run = try createRun(api, experiment: "0", name: "among-others")
+        let parent = try api.registry.registry.run(id: run).modelID
+        let keys = (0..<40).map { String(format: "k%02d", $0) }
+        func log(_ names: [String], _ steps: [Int], value: Double = 1) throws {
+            let body: JSONValue = ["run_id": .string(run), "metrics": .array(names.flatMap { key in
+                steps.map { ["key": .string(key), "value": .double(value), "timestamp": 5, "step": .int($0)] }
+            })]
+            #expect(try api.post(Self.base + "/runs/log-batch", body).status == 200)
+            // Out of the wide blocks into each key's own, where only the stored extents find them.
+            try api.registry.database.write { db in try ModelRegistry.foldWideBlocks(parentID: parent, db) }
+        }
+        func steps(_ key: String) throws -> [Int] {
+            let history = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=\(key)")["metrics"]?.arrayValue ?? []
+            return history.map { $0["step"]?.int ?? -1 }
+        }
+        // Other series whose keys sort between the batch's ("k04" < "k04-a" < "k05"): twenty,
+        // so the batch's range holds 60 series, fewer than twice its 40 keys (one pass).
+        let few = (0..<20).map { "\(keys[$0 * 2])-a" }
+        try log(few, [0], value: 7)
+        try log(keys, [0])
+        try log(keys, [0, 1])
+        for key in [keys[0], keys[20], keys[39]] { #expect(try steps(key) == [0, 1], "\(key)") }
+        #expect(try steps(few[3]) == [0])
+        // Two hundred more: the range now holds 260 series, the batch's keys among the last of
+        // them (its highest keys past the first 81 rows): read key by key.
+        let many = keys.flatMap { key in (0..<5).map { "\(key)-b\($0)" } }
+        try log(many, [0], value: 7)
+        try log(keys, [1, 2])
+        try log(keys, [0, 2, 3])
+        for key in [keys[0], keys[20], keys[39]] { #expect(try steps(key) == [0, 1, 2, 3], "\(key)") }
+        #expect(try steps(many[199]) == [0])
+        #expect(try steps(few[19]) == [0])
+    }
+
     @Test("log-batch reads its metrics as it parses: the same errors, in the same order, nothing stored", arguments: Transport.allCases)
     func batchErrors(transport: Transport) throws {
         let api = try APIClient(transport)
