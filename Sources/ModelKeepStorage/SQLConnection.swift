@@ -50,16 +50,22 @@ extension SQLConnection {
         try queryFirst(sql, arguments) { $0.value(0) } ?? .null
     }
 
-    /// Runs `head` + one `(?, ...)` row + `tail` for every row of `rows` (each `columns` values): on
-    /// SQLite one prepared statement a row (in-process, each costs microseconds); on PostgreSQL
-    /// multi-row statements of 256, 64, 16, 4 or 1 rows (a round trip costs more than a row).
-    /// For INSERT ... ON CONFLICT upserts, no two rows may name the same key.
+    /// Runs `head` + `(?, ...)` rows + `tail` for the rows of `rows` (each `columns` values), in
+    /// multi-row statements of 256, 64, 16, 4 or 1 rows: on PostgreSQL a round trip costs more
+    /// than a row; on SQLite each statement's own start (its cursors opened, its transaction
+    /// checked, its program reset) made a 1,000-row upsert run a row at a time a third slower
+    /// (timed in C on a copy of metric_latest: 2.0 against 1.5 ms). For INSERT ... ON CONFLICT
+    /// upserts, no two rows may name the same key. Atomic only within the caller's transaction.
     public func runRows(_ head: String, columns: Int, _ tail: String, _ rows: [[SQLValue]]) throws {
-        _ = try queryRows(head, columns: columns, tail, rows) { _ in () }
+        let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        for batch in PostgresSQL.rowBatches(rows.count) {
+            try run(head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail, rows[batch].flatMap { $0 })
+        }
     }
 
     /// `runRows` for a statement whose `tail` ends in RETURNING: the rows it returns, in the
-    /// statements' order (mind that SQLite runs RETURNING as a trigger, at a price).
+    /// statements' order. On SQLite a statement a row (the order of a multi-row statement's
+    /// RETURNING rows is not defined there; mind that SQLite runs RETURNING as a trigger, at a price).
     public func queryRows<T>(_ head: String, columns: Int, _ tail: String, _ rows: [[SQLValue]], _ map: (Row) throws -> T) throws -> [T] {
         let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
         var out: [T] = []
