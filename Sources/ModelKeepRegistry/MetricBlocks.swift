@@ -347,6 +347,9 @@ enum MetricBlocks {
         var after: (step: Int64, wallclock: Int64, id: Int64)? = nil
         var numbersOnly = false
         var skipBytes = false
+        /// Only the points of the series' own blocks, not those still in wide blocks (what its
+        /// chart buckets hold: see `ModelRegistry.foldWideBlocks`).
+        var ownBlocksOnly = false
 
         func wants(_ step: Int64, _ wallclock: Int64, _ value: MetricValue, _ id: Int64) -> Bool {
             if let from, step < from { return false }
@@ -386,9 +389,11 @@ enum MetricBlocks {
         // The points still in the parent's wide blocks (a few, until they are folded), first.
         var found: [Stored] = []
         found.reserveCapacity(expected)
-        try widePoints(parentID: parentID, from: low, to: range.to, wants: { $0 == key }, db) { _, step, wallclock, value, id in
-            if range.wants(step, wallclock, .number(value), id) {
-                found.append(Stored(step: step, wallclock: wallclock, value: .number(value), id: id))
+        if !range.ownBlocksOnly {
+            try widePoints(parentID: parentID, from: low, to: range.to, wants: { $0 == key }, db) { _, step, wallclock, value, id in
+                if range.wants(step, wallclock, .number(value), id) {
+                    found.append(Stored(step: step, wallclock: wallclock, value: .number(value), id: id))
+                }
             }
         }
         let collect = { (row: Row) in

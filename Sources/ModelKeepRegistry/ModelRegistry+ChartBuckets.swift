@@ -69,8 +69,10 @@ extension ModelRegistry {
         defer { chartBucketQueue.working.unlock() }
         while let ref = chartBucketQueue.next() {
             // `database.write`, not `writing`: derived rows only, nothing a change-feed reader
-            // should be woken for.
-            _ = try? database.write { db in try Self.catchUpChartBuckets(ref, db) }
+            // should be woken for. What a fold on the way left behind joins this pass.
+            if let more = try? database.write({ db in try Self.catchUpChartBuckets(ref, db) }), !more.isEmpty {
+                _ = chartBucketQueue.add(more)
+            }
         }
     }
 

@@ -240,7 +240,9 @@ extension ModelRegistry {
             for s in series {
                 let inWide = wide[ChartSeriesRef(parentID: s.parent, key: s.key)]
                 guard let first = [s.first, inWide?.first].compactMap({ $0 }).min() else { continue }
-                let counted = s.counted + (s.shift == nil ? 0 : inWide?.count ?? 0)
+                // A series' buckets hold the points of its own blocks: those still in wide blocks
+                // join them when they are folded.
+                let counted = s.counted
                 let needed = Self.bucketShift(from: first, to: s.last)
                 guard s.firstStep != first || s.shift != needed || s.bucketed != counted else { continue }
                 report.problems.append("metric \(s.key) of \(s.parent): its chart buckets do not match its points")

@@ -62,7 +62,9 @@ extension ModelRegistry {
                 let first = points[0]
                 var batch = series.removeValue(forKey: key)
                     ?? BatchSeries(latest: first, latestID: MetricBlocks.pointID(block: blockID, index: offset), firstStep: first.step)
-                for (index, point) in points.enumerated() { batch.add(point, id: MetricBlocks.pointID(block: blockID, index: offset + index)) }
+                for (index, point) in points.enumerated() {
+                    batch.add(point, id: MetricBlocks.pointID(block: blockID, index: offset + index), bucketed: !block.wide)
+                }
                 series[key] = batch
                 offset += points.count
             }
@@ -122,7 +124,7 @@ extension ModelRegistry {
                 $0.int64(0)
             } ?? 0
             if waiting >= MetricBlocks.foldCeiling {
-                try foldWideBlocks(parentID: parentID, db)
+                behind += try foldWideBlocks(parentID: parentID, db)
             } else if waiting >= MetricBlocks.foldAt {
                 behind.append(ChartSeriesRef(parentID: parentID, key: MetricBlocks.wideKey))
             }
@@ -133,8 +135,13 @@ extension ModelRegistry {
     /// Moves the points of a parent's wide blocks into blocks of one key each, keeping their
     /// ids, inside the caller's transaction: a series' points of many batches become one block,
     /// one entry in the series index instead of one a batch. Records each series' widest block
-    /// and the last step its blocks now reach.
-    static func foldWideBlocks(parentID: String, _ db: any SQLConnection) throws {
+    /// and the last step its blocks now reach, and adds the points to the chart buckets of the
+    /// series that keep them (a wide block's points are not bucketed when written: a batch of a
+    /// thousand keys would touch a thousand buckets, each on a page of its own, a commit
+    /// writing as many pages; folded, sixteen batches' points share a bucket row a series).
+    /// Returns the series whose buckets this leaves behind (see `keepBuckets`).
+    @discardableResult
+    static func foldWideBlocks(parentID: String, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
         var points: [String: [MetricBlocks.Stored]] = [:]
         var order: [String] = []
         var newest: Int64? = nil
@@ -146,11 +153,12 @@ extension ModelRegistry {
                 points[key, default: []].append(MetricBlocks.Stored(step: step, wallclock: wallclock, value: .number(value), id: id))
             }
         }
-        guard let newest else { return }
+        guard let newest else { return [] }
         var rows: [[SQLValue]] = []
         var folded: [(key: String, span: Int64, last: Int64)] = []
         for key in order {
             let series = MetricBlocks.sorted(points[key]!)
+            points[key] = series
             var widest: Int64 = 0
             var start = 0
             while start < series.count {
@@ -165,6 +173,26 @@ extension ModelRegistry {
         _ = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, rows)
         try Self.recordFoldedBlocks(folded, parentID: parentID, db)
         try db.run("DELETE FROM metric_blocks WHERE parent_id = ? AND key = '' AND id <= ?", [.text(parentID), .integer(newest)])
+        // The points into their series' buckets, as a write of them would put them (their
+        // latest points, lowest steps and spans were kept when they were written).
+        var extents: [String: (first: Int64, last: Int64, shift: Int?)] = [:]
+        _ = try db.query("SELECT key, coalesce(first_step, step), step, bucket_shift FROM metric_latest WHERE parent_id = ?", [.text(parentID)]) { row in
+            extents[row.text(0)] = (row.int64(1), row.int64(2), row.isNull(3) ? nil : Int(row.int64(3)))
+        }
+        var bucketRows: [[SQLValue]] = []
+        var behind: [ChartSeriesRef] = []
+        for key in order {
+            guard let extent = extents[key] else { continue }
+            let numbers = points[key]!.compactMap { point -> (step: Int64, value: Double)? in   // in step order
+                if case .number(let n) = point.value { (point.step, n) } else { nil }
+            }
+            if try keepBuckets(parentID: parentID, key: key, batch: numbers, stored: extent.shift,
+                               needed: bucketShift(from: extent.first, to: extent.last), deferring: true, adding: &bucketRows, db) {
+                behind.append(ChartSeriesRef(parentID: parentID, key: key))
+            }
+        }
+        try db.runRows(bucketUpsertHead, columns: 9, bucketUpsertTail, bucketRows)
+        return behind
     }
 
     /// Records that each key's series now has a block spanning `span` steps (when wider than
@@ -330,11 +358,11 @@ extension ModelRegistry {
         let series: [SQLValue] = [.text(parentID), .text(key)]
         if deferring, stored == nil { return true }
         guard let stored else {
-            // Bucketed from every stored numeric point, the batch's among them, read in step
-            // order: a bucket's low and high are its first point of the lowest and of the
+            // Bucketed from every numeric point of its own blocks (those still in wide blocks
+            // join when folded), the batch's among them, read in step order: a bucket's low and high are its first point of the lowest and of the
             // highest value (the lowest step among equals).
             var fresh: [Int64: Bucket] = [:]
-            for point in try MetricBlocks.points(parentID: parentID, key: key, MetricBlocks.Range(numbersOnly: true), db) {
+            for point in try MetricBlocks.points(parentID: parentID, key: key, MetricBlocks.Range(numbersOnly: true, ownBlocksOnly: true), db) {
                 guard case .number(let n) = point.value else { continue }
                 fresh[point.step >> Int64(needed), default: Bucket((point.step, n))].add((point.step, n))
             }
@@ -386,16 +414,19 @@ extension ModelRegistry {
     /// Brings one series' buckets up to its points (see `keepBuckets`), inside the caller's
     /// transaction; nothing when they are (another server, or an earlier pass, did it) or the
     /// series is gone.
-    static func catchUpChartBuckets(_ ref: ChartSeriesRef, _ db: any SQLConnection) throws {
+    /// Returns the series a fold (of the wide key) left behind.
+    @discardableResult
+    static func catchUpChartBuckets(_ ref: ChartSeriesRef, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
         if ref.key == MetricBlocks.wideKey { return try foldWideBlocks(parentID: ref.parentID, db) }
         let series: [SQLValue] = [.text(ref.parentID), .text(ref.key)]
         guard let row = try db.queryFirst("SELECT first_step, step, bucket_shift FROM metric_latest WHERE parent_id = ? AND key = ?", series, {
             (first: $0.isNull(0) ? $0.int64(1) : $0.int64(0), last: $0.int64(1), shift: $0.isNull(2) ? nil : Int($0.int64(2)))
-        }) else { return }
-        guard let needed = shiftToCatchUp(from: row.first, to: row.last, stored: row.shift) else { return }
+        }) else { return [] }
+        guard let needed = shiftToCatchUp(from: row.first, to: row.last, stored: row.shift) else { return [] }
         var rows: [[SQLValue]] = []
         try keepBuckets(parentID: ref.parentID, key: ref.key, batch: [], stored: row.shift, needed: needed, deferring: false, adding: &rows, db)
         try db.runRows(bucketUpsertHead, columns: 9, bucketUpsertTail, rows)
+        return []
     }
 
     /// Copies every point of one parent's series (with their latest points and chart buckets) to
@@ -542,11 +573,39 @@ extension ModelRegistry {
                 let kept = Array(numbers.prefix(limit))
                 return ChartSeries(points: kept, bucketSteps: nil, represented: Int64(kept.count), cut: numbers.count > limit)
             }
-            let buckets = try db.query("""
-                SELECT low_step, low, high_step, high, points FROM metric_buckets
+            var buckets = try db.query("""
+                SELECT bucket, low_step, low, high_step, high, points FROM metric_buckets
                 WHERE parent_id = ? AND key = ? AND shift = ? ORDER BY bucket
                 """, series + [.integer(shift)]) {
-                (low: (step: $0.int64(0), value: $0.double(1)), high: (step: $0.int64(2), value: $0.double(3)), points: $0.int64(4))
+                (bucket: $0.int64(0), low: (step: $0.int64(1), value: $0.double(2)), high: (step: $0.int64(3), value: $0.double(4)),
+                 points: $0.int64(5))
+            }
+            // The points still in wide blocks are not in the buckets yet (their fold puts them
+            // there): added here, to the buckets they will join.
+            var wide: [MetricBlocks.Stored] = []
+            try MetricBlocks.widePoints(parentID: resolved.id, wants: { $0 == key }, db) { _, step, wallclock, value, id in
+                wide.append(MetricBlocks.Stored(step: step, wallclock: wallclock, value: .number(value), id: id))
+            }
+            var unfolded: [Int64: Bucket] = [:]
+            for stored in MetricBlocks.sorted(wide) {   // in the fold's order
+                guard case .number(let value) = stored.value else { continue }
+                let point = (step: stored.step, value: value)
+                unfolded[stored.step >> shift, default: Bucket(point)].add(point)
+            }
+            if !unfolded.isEmpty {
+                var index: [Int64: Int] = [:]
+                for (i, b) in buckets.enumerated() { index[b.bucket] = i }
+                for (bucket, b) in unfolded {
+                    guard let i = index[bucket] else {
+                        buckets.append((bucket, b.low, b.high, b.points))
+                        continue
+                    }
+                    // As the fold's upsert will merge them: a tie keeps the point already stored.
+                    if b.low.value < buckets[i].low.value { buckets[i].low = b.low }
+                    if b.high.value > buckets[i].high.value { buckets[i].high = b.high }
+                    buckets[i].points += b.points
+                }
+                buckets.sort { $0.bucket < $1.bucket }
             }
             var points: [(step: Int64, value: Double)] = []
             points.reserveCapacity(buckets.count * 2)
@@ -576,10 +635,12 @@ private struct BatchSeries {
     /// The batch's highest step (the latest point's: latest is by step first).
     var lastStep: Int64 { latest.step }
 
-    mutating func add(_ point: MetricPoint, id: Int64) {
+    /// `bucketed`: whether the point goes into its series' chart buckets now (a point of a wide
+    /// block goes in when the block is folded).
+    mutating func add(_ point: MetricPoint, id: Int64, bucketed: Bool) {
         if (point.step, point.wallclock, id) >= (latest.step, latest.wallclock, latestID) { latest = point; latestID = id }
         firstStep = min(firstStep, point.step)
-        if case .number(let n) = point.value { numbers.append((point.step, n)) }
+        if bucketed, case .number(let n) = point.value { numbers.append((point.step, n)) }
     }
 }
 

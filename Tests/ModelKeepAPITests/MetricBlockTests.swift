@@ -242,6 +242,82 @@ struct MetricBlockTests {
         #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
     }
 
+    /// The points a series' chart buckets hold, as stored.
+    static func bucketed(_ database: Database, _ parent: String, _ key: String) throws -> Int64 {
+        try database.read { db in
+            try db.queryFirst("SELECT coalesce(sum(points), 0) FROM metric_buckets WHERE parent_id = ? AND key = ?", [.text(parent), .text(key)]) {
+                $0.int64(0)
+            }!
+        }
+    }
+
+    /// A series past 8,192 steps with its buckets made (`long`: steps 0 and 20,000), then
+    /// `wide` batches of 40 keys (`long` among them) at steps 20,001 on, left in wide blocks.
+    static func longSeriesWithWidePoints(_ registry: ModelRegistry, _ parent: ParentReference, batches: Int) throws {
+        try registry.logMetrics(parent, [MetricPoint(key: "long", step: 0, wallclock: 1, value: .number(5)),
+                                              MetricPoint(key: "long", step: 20_000, wallclock: 1, value: .number(6))])
+        registry.settleChartBuckets()
+        for b in 0..<batches {
+            let step = Int64(20_001 + b)
+            try registry.logMetrics(parent, (0..<40).map { k in
+                MetricPoint(key: k == 0 ? "long" : "w\(k)", step: step, wallclock: 1, value: .number(Double((b * 7 + k) % 11) - 3))
+            })
+        }
+    }
+
+    @Test("a wide block's points join their series' chart buckets when folded, not when written; a chart reads them the same before and after")
+    func wideBucketedWhenFolded() throws {
+        let (test, model, parent) = try Self.modelWithMetrics("wide-buckets")
+        test.registry.chartBucketQueue.hold(true)
+        defer { test.registry.chartBucketQueue.hold(false) }
+        try Self.longSeriesWithWidePoints(test.registry, parent, batches: 10)
+        #expect(try Self.wideBlocks(test, model.id) == 10)
+        // The writes left the buckets alone; a chart adds the wide points to them.
+        #expect(try Self.bucketed(test.database, model.id, "long") == 2)
+        let before = try test.registry.metricChart(parent, key: "long", limit: 100)
+        #expect(before.bucketSteps == 16 && before.represented == 12)
+        #expect(try test.registry.fsck(full: false, repair: false).problems.isEmpty)
+        // Folded: in the buckets now, and the chart the same.
+        try test.database.write { db in try ModelRegistry.foldWideBlocks(parentID: model.id, db) }
+        #expect(try Self.wideBlocks(test, model.id) == 0)
+        #expect(try Self.bucketed(test.database, model.id, "long") == 12)
+        let after = try test.registry.metricChart(parent, key: "long", limit: 100)
+        #expect(after.represented == 12)
+        #expect(after.points.map(\.step) == before.points.map(\.step) && after.points.map(\.value) == before.points.map(\.value))
+        #expect(try test.registry.fsck(full: false, repair: false).problems.isEmpty)
+    }
+
+    @Test("migration 0026 drops the buckets of series with points in wide blocks (already bucketed then); they are made again once, not counted twice")
+    func wideBucketsMigration() throws {
+        let directory = TemporaryDirectory("modelkeep-wide-buckets")
+        let data = DataDirectory(path: directory.path)
+        let database = try data.openDatabase()
+        try MigrationRunner(migrations: Migration.embedded.filter { $0.name < "0026" }).migrate(database)
+        let registry = ModelRegistry(database: database, store: try BlobStore(directory: data))
+        let model = try registry.createModel(ModelDraft(name: "before-0026"))
+        let other = try registry.createModel(ModelDraft(name: "no-wide"))
+        try registry.logMetrics(.model(other.id), [MetricPoint(key: "long", step: 0, wallclock: 1, value: .number(1)),
+                                                   MetricPoint(key: "long", step: 20_000, wallclock: 1, value: .number(2))])
+        registry.chartBucketQueue.hold(true)
+        try Self.longSeriesWithWidePoints(registry, .model(model.id), batches: 5)
+        // As the code before 0026 left them: the wide points counted in the buckets already.
+        try database.write { db in
+            _ = try db.run("UPDATE metric_buckets SET points = points + 5 WHERE parent_id = ? AND key = 'long' AND bucket = 1250", [.text(model.id)])
+        }
+        #expect(try registry.fsck(full: false, repair: false).problems.count == 1)
+        #expect(try MigrationRunner().migrate(database).contains("0026_wide_points_bucketed_when_folded.sql"))
+        #expect(try database.read { db in try db.scalar("SELECT count(*) FROM metric_buckets WHERE parent_id = ?", [.text(model.id)]) } == .integer(0))
+        #expect(try database.read { db in try db.scalar("SELECT count(*) FROM metric_buckets WHERE parent_id = ?", [.text(other.id)]) } != .integer(0))
+        // What a server does when it starts: the series found behind are bucketed again, from their own blocks.
+        try registry.resumeChartBuckets()
+        registry.settleChartBuckets()
+        try database.write { db in try ModelRegistry.foldWideBlocks(parentID: model.id, db) }
+        #expect(try Self.bucketed(database, model.id, "long") == 7)
+        #expect(try registry.metricChart(.model(model.id), key: "long", limit: 100).represented == 7)
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+        registry.chartBucketQueue.hold(false)
+    }
+
     @Test("migration 0023 turns each stored point into a block of one, keeping the order and which point is latest")
     func migration() throws {
         let directory = TemporaryDirectory("modelkeep-blocks")

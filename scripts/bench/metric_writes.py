@@ -10,6 +10,8 @@ Workloads per round:
             (the MLflow training loop: log_metric once per step)
   short     2,000 requests of one point each to a new, short series
   wide      50 requests of 1,000 keys x 1 point (the shape of MLflow's wide log-batch)
+  wide-long 100 requests of 1,000 keys x 1 point to series past 8,192 steps of span (so keeping
+            chart buckets), after 20 untimed ones and two seconds for their buckets to be made
 
     scripts/bench/metric-writes --baseline /path/to/old/modelkeep [--rounds 3]
     scripts/bench/metric-writes --smoke   (the debug build against itself, a tenth of the work, one round)
@@ -86,6 +88,13 @@ def run(binary, work, label, scale):
         results["wide"] = timed([lambda r=r: c.call("POST", path, {"points": [{"key": f"w{k}", "value": r + k / 1e3, "step": r}
                                                                              for k in range(1_000)]})
                                  for r in range(max(1, int(50 * scale)))])
+        def wide_long(step):
+            c.call("POST", path, {"points": [{"key": f"v{k}", "value": step % 97 + k / 1e3, "step": step} for k in range(1_000)]})
+        wide_long(0)
+        for r in range(20):
+            wide_long(20_000 + r)
+        time.sleep(2)
+        results["wide-long"] = timed([lambda r=r: wide_long(20_020 + r) for r in range(max(1, int(100 * scale)))])
         return results
     finally:
         process.terminate()
