@@ -359,8 +359,9 @@ extension ModelRegistry {
         if deferring, stored == nil { return true }
         guard let stored else {
             // Bucketed from every numeric point of its own blocks (those still in wide blocks
-            // join when folded), the batch's among them, read in step order: a bucket's low and high are its first point of the lowest and of the
-            // highest value (the lowest step among equals).
+            // join when folded), the batch's among them, read in step order: a bucket's low and
+            // high are its first point of the lowest and of the highest value (the lowest step
+            // among equals).
             var fresh: [Int64: Bucket] = [:]
             for point in try MetricBlocks.points(parentID: parentID, key: key, MetricBlocks.Range(numbersOnly: true, ownBlocksOnly: true), db) {
                 guard case .number(let n) = point.value else { continue }
