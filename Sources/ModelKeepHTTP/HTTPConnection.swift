@@ -113,7 +113,10 @@ final class HTTPConnection: @unchecked Sendable {
             case .bytes:
                 continue
             case .timedOut:
-                return park()  // nothing more yet
+                // Nothing more yet. Part of a head waits for the rest: acknowledged now, as a
+                // body's pieces are (`fill`), or a sender with Nagle's algorithm holds the rest.
+                if !parser.isIdle { socket.acknowledgeNow() }
+                return park()
             case .closed, .failed:
                 return finish()
             }
@@ -187,6 +190,7 @@ final class HTTPConnection: @unchecked Sendable {
     private func fill(timeoutMilliseconds: Int) -> Result<Void, ReadFailure> {
         var result = readIntoParser { socket.readWaiting(into: $0) }
         if case .timedOut = result {
+            socket.acknowledgeNow()
             result = Blocking.run { readIntoParser { socket.read(into: $0, timeoutMilliseconds: timeoutMilliseconds) } }
         }
         switch result {

@@ -57,6 +57,15 @@ public final class RawHTTPClient {
 
     public func send(_ text: String) throws { try send(Array(text.utf8)) }
 
+    /// Bytes sent that the peer has not acknowledged yet, with those not yet sent (Linux's
+    /// SIOCOUTQ). The connection keeps Nagle's algorithm on, as a proxy's upstream connection
+    /// may: a small write waits in the queue while earlier bytes are unacknowledged.
+    public var unacknowledgedBytes: Int {
+        var pending: Int32 = 0
+        _ = ioctl(fd, UInt(TIOCOUTQ), &pending)
+        return Int(pending)
+    }
+
     /// Reads more bytes into the buffer; false at end of stream.
     @discardableResult
     private func fill() throws -> Bool {
