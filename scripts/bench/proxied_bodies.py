@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""What a proxy in front costs requests with a body: an MLflow log-batch of 1,000 metrics (about
+60 kB) with wrk, through nginx left at its defaults (request buffering on: a body over 16 kB goes
+to a temp file and on to the server in 8 kB writes, Nagle's algorithm on) and straight to the
+server, for two builds (this one and a baseline), alternating rounds, each cell on a fresh data
+directory. Prints one table row per build and path: requests a second of each round, and p50.
+
+    python3 scripts/bench/proxied_bodies.py --binary B --baseline OLD [--rounds 3] [--seconds 5] [--connections 8]
+    python3 scripts/bench/proxied_bodies.py --binary B --baseline B --rounds 1 --seconds 1   (smoke)
+
+Every process started here is stopped by its PID."""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+from compare import free_port, http, start_modelkeep, to_ms  # noqa: E402
+
+LUA = os.path.join(here, "request.lua")
+
+
+def start_default_nginx(work, upstream_port):
+    """nginx in front of one server with the proxy settings left at nginx's defaults (what an
+    operator who did not copy README's example runs): keep-alive upstream connections only."""
+    port = free_port()
+    root = os.path.join(work, "nginx")
+    os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
+    config = os.path.join(root, "nginx.conf")
+    with open(config, "w") as f:
+        f.write(f"""daemon off; worker_processes 1; pid {root}/nginx.pid; error_log {root}/error.log error;
+{"user root;" if os.geteuid() == 0 else ""}
+events {{ worker_connections 1024; }}
+http {{
+    access_log off; keepalive_requests 1000000; client_max_body_size 0;
+    client_body_temp_path {root}/tmp; proxy_temp_path {root}/tmp; fastcgi_temp_path {root}/tmp;
+    uwsgi_temp_path {root}/tmp; scgi_temp_path {root}/tmp;
+    upstream server {{ server 127.0.0.1:{upstream_port}; keepalive 16; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://server; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    }}
+}}
+""")
+    process = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", config, "-p", root],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(100):  # bounded: 5 s
+        try:
+            http("GET", f"http://127.0.0.1:{port}/readyz", timeout=1)
+            return process, port
+        except Exception:
+            time.sleep(0.05)
+    process.terminate()
+    raise SystemExit("nginx did not come up: " + open(os.path.join(root, "error.log")).read()[-500:])
+
+
+def measure(port, body, connections, seconds, offset):
+    """One wrk run of the log-batch; each request writes new steps ("{i}")."""
+    threads = min(2, connections)
+    env = dict(os.environ, BENCH_METHOD="POST", BENCH_PATH="/api/2.0/mlflow/runs/log-batch", BENCH_BODY=body,
+               BENCH_RUN="p", BENCH_OFFSET=str(offset), BENCH_THREADS=str(threads))
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "--timeout", "10s",
+                          "-s", LUA, f"http://127.0.0.1:{port}"], env=env, capture_output=True, text=True, timeout=seconds + 60).stdout
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if errors:
+        raise SystemExit(f"{errors.group(1)} requests failed:\n{out}")
+    p50 = re.search(r"\s50%\s+([\d.]+)(us|ms|s)", out)
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), to_ms(*p50.groups())
+
+
+def cell(binary, work, connections, seconds, offset):
+    """A fresh server and nginx in front of it: (through nginx, direct) as (req/s, p50 ms)."""
+    server = start_modelkeep(binary, work)
+    nginx = None
+    try:
+        b = server.base + "/api/2.0/mlflow"
+        _, created, _ = http("POST", b + "/experiments/create", {"name": "proxied-bodies"})
+        _, run, _ = http("POST", b + "/runs/create", {"experiment_id": created["experiment_id"]})
+        run_id = run["run"]["info"]["run_id"]
+        # 10 keys x 100 steps: "{i}" then two digits, steps unique to the request.
+        body = '{"run_id": "%s", "metrics": [%s]}' % (run_id, ", ".join(
+            '{"key": "m%d", "value": 0.5, "timestamp": 1, "step": {i}%02d}' % (k, s) for k in range(10) for s in range(100)))
+        nginx, port = start_default_nginx(work, server.port)
+        proxied = measure(port, body, connections, seconds, offset)
+        direct = measure(server.port, body, connections, seconds, offset + 10_000_000)
+        return proxied, direct
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait(timeout=20)
+        server.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--baseline", required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    results = {(label, path): [] for label in ("baseline", "this") for path in ("through nginx", "direct")}
+    for r in range(args.rounds):
+        order = [("baseline", args.baseline), ("this", args.binary)]
+        for label, binary in order if r % 2 == 0 else reversed(order):
+            work = tempfile.mkdtemp(prefix="modelkeep-proxied-")
+            try:
+                proxied, direct = cell(binary, work, args.connections, args.seconds, (r * 2 + (label == "this")) * 100_000_000)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            results[(label, "through nginx")].append(proxied)
+            results[(label, "direct")].append(direct)
+    print(f"log-batch of 1,000 metrics (10 keys x 100 steps, about 60 kB), {args.connections} connections, "
+          f"{args.seconds} s a cell, rounds alternating; nginx with its default proxy settings\n")
+    print("| build | path | " + " | ".join(f"round {r + 1}: req/s" for r in range(args.rounds)) + " | p50 ms |")
+    print("|---|---|" + "---|" * args.rounds + "---|")
+    for (label, path), cells in results.items():
+        p50s = [p for _, p in cells]
+        print(f"| {label} | {path} | " + " | ".join(f"{rps:,.0f}" for rps, _ in cells)
+              + f" | {min(p50s):.1f}-{max(p50s):.1f} |")
+
+
+if __name__ == "__main__":
+    main()
