@@ -311,7 +311,7 @@ struct HTTPServerTests {
         // each write after the first waits until the bytes before it are acknowledged. A server
         // that then waits for the rest without acknowledging leaves the ACK to the kernel's
         // delayed-ACK timer, 40 ms at least on Linux, on every such request (measured through
-        // nginx: 180 log-batches a second at 8 connections instead of 600).
+        // nginx: 180 log-batches a second at 8 connections instead of 1,200).
         let server = try TestServer(responder: testRouter())
         let client = try server.client()
         let piece = 8192

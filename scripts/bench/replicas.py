@@ -47,7 +47,8 @@ events {{ worker_connections 4096; }}
 http {{
     access_log off; keepalive_requests 1000000; client_max_body_size 0;
     # As README's example: without these nginx writes a body over 16 kB (every log-batch here)
-    # to a temp file and sends it on from there, and each such request waited 40 ms (measured)
+    # to a temp file and sends it on from there in 8 kB writes (each request waited 40 ms for
+    # that until the server acknowledged a body's pieces at once: docs/BENCHMARKS.md)
     proxy_request_buffering off; proxy_buffering off;
     client_body_temp_path {root}/tmp; proxy_temp_path {root}/tmp; fastcgi_temp_path {root}/tmp;
     uwsgi_temp_path {root}/tmp; scgi_temp_path {root}/tmp;
