@@ -16,47 +16,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
-from compare import free_port, http, start_modelkeep, to_ms  # noqa: E402
+from compare import start_modelkeep, to_ms, http  # noqa: E402
+from replicas import Balanced  # noqa: E402
 
 LUA = os.path.join(here, "request.lua")
-
-
-def start_default_nginx(work, upstream_port):
-    """nginx in front of one server with the proxy settings left at nginx's defaults (what an
-    operator who did not copy README's example runs): keep-alive upstream connections only."""
-    port = free_port()
-    root = os.path.join(work, "nginx")
-    os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
-    config = os.path.join(root, "nginx.conf")
-    with open(config, "w") as f:
-        f.write(f"""daemon off; worker_processes 1; pid {root}/nginx.pid; error_log {root}/error.log error;
-{"user root;" if os.geteuid() == 0 else ""}
-events {{ worker_connections 1024; }}
-http {{
-    access_log off; keepalive_requests 1000000; client_max_body_size 0;
-    client_body_temp_path {root}/tmp; proxy_temp_path {root}/tmp; fastcgi_temp_path {root}/tmp;
-    uwsgi_temp_path {root}/tmp; scgi_temp_path {root}/tmp;
-    upstream server {{ server 127.0.0.1:{upstream_port}; keepalive 16; }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ proxy_pass http://server; proxy_http_version 1.1; proxy_set_header Connection ""; }}
-    }}
-}}
-""")
-    process = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", config, "-p", root],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    for _ in range(100):  # bounded: 5 s
-        try:
-            http("GET", f"http://127.0.0.1:{port}/readyz", timeout=1)
-            return process, port
-        except Exception:
-            time.sleep(0.05)
-    process.terminate()
-    raise SystemExit("nginx did not come up: " + open(os.path.join(root, "error.log")).read()[-500:])
 
 
 def measure(port, body, connections, seconds, offset):
@@ -85,14 +51,15 @@ def cell(binary, work, connections, seconds, offset):
         # 10 keys x 100 steps: "{i}" then two digits, steps unique to the request.
         body = '{"run_id": "%s", "metrics": [%s]}' % (run_id, ", ".join(
             '{"key": "m%d", "value": 0.5, "timestamp": 1, "step": {i}%02d}' % (k, s) for k in range(10) for s in range(100)))
-        nginx, port = start_default_nginx(work, server.port)
-        proxied = measure(port, body, connections, seconds, offset)
+        # nginx with its default proxy settings (what an operator who did not copy README's
+        # example runs): keep-alive upstream connections only.
+        nginx = Balanced(work, "nginx", [server], stream_bodies=False)
+        proxied = measure(nginx.port, body, connections, seconds, offset)
         direct = measure(server.port, body, connections, seconds, offset + 10_000_000)
         return proxied, direct
     finally:
         if nginx is not None:
-            nginx.terminate()
-            nginx.wait(timeout=20)
+            nginx.stop()
         server.stop()
 
 

@@ -31,9 +31,10 @@ from tracking import seed  # noqa: E402
 
 class Balanced:
     """nginx in front of `servers` (round robin, keep-alive upstream connections, bodies streamed
-    through both ways as README's example configures it)."""
+    through both ways as README's example configures it; `stream_bodies=False`: nginx's default
+    buffering instead, for scripts/bench/proxied_bodies.py)."""
 
-    def __init__(self, work, name, servers):
+    def __init__(self, work, name, servers, stream_bodies=True):
         self.servers, self.port = servers, free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         root = os.path.join(work, name)
@@ -49,7 +50,7 @@ http {{
     # As README's example: without these nginx writes a body over 16 kB (every log-batch here)
     # to a temp file and sends it on from there in 8 kB writes (each request waited 40 ms for
     # that until the server acknowledged a body's pieces at once: docs/BENCHMARKS.md)
-    proxy_request_buffering off; proxy_buffering off;
+    {"proxy_request_buffering off; proxy_buffering off;" if stream_bodies else ""}
     client_body_temp_path {root}/tmp; proxy_temp_path {root}/tmp; fastcgi_temp_path {root}/tmp;
     uwsgi_temp_path {root}/tmp; scgi_temp_path {root}/tmp;
     upstream replicas {{
