@@ -491,17 +491,18 @@ private extension SQLConnection {
 }
 
 /// `rows(numbering:)` on `c`: every id (with quotes, backslashes, control characters, non-ASCII,
-/// the empty string) matches its own row and comes back with its place in the list; a nil and
-/// an id not stored match nothing; a repeated id matches at each of its places; a list longer
-/// than a batch (256) is read whole.
+/// the empty string) matches its own row and comes back with its place in the list; a nil, an id
+/// not stored and an id with a NUL (not its prefix) match nothing; a repeated id matches at each
+/// of its places; a list of hundreds is read whole.
 func checkNumberedIDs(_ c: any SQLConnection) throws {
     try c.execute("CREATE TABLE items (id TEXT PRIMARY KEY NOT NULL, label TEXT NOT NULL)")
-    let odd = ["plain", "with \"quotes\"", "back\\slash", "tab\tnew\nline\u{1}\u{1f}", "ünïcödé 🚀", "", "[\"json\"]", "null", "m-0f"]
+    let odd = ["plain", "with \"quotes\"", "back\\slash", "tab\tnew\nline\u{1}\u{1f}", "ünïcödé 🚀", "", "[\"json\"]", "null", "m-0f", "nul"]
     let stored = odd + (0..<300).map { "id-\($0)" }
     for id in stored { try c.run("INSERT INTO items (id, label) VALUES (?, ?)", [.text(id), .text("label of " + id)]) }
     var wanted: [String?] = stored.reversed()
     wanted.insert(nil, at: 3)
     wanted.insert("not stored", at: 7)
+    wanted.insert("nul\u{0}byte", at: 11)
     wanted.append("with \"quotes\"")
     wanted.append(nil)
     let rows = try c.rows(numbering: wanted, "SELECT w.n, t.id, t.label FROM wanted w JOIN items t ON t.id = w.id") {
