@@ -109,7 +109,7 @@ extension SQLConnection {
     /// PostgreSQL's `json_array_elements_text ... WITH ORDINALITY`): one statement shape whatever
     /// the length, one bind, and no constant rows for the statement to build. (PostgreSQL took
     /// `VALUES` rows of a position and an id, 256 ids a statement padded to a power of two,
-    /// until 2026-12-05: building and binding those cost the server 8-10 % of a page's load.)
+    /// until 2026-12-05: building and binding those cost the server 7-10 % of a search.)
     public func rows<T>(numbering ids: [String?], _ sql: String, _ map: (Row) throws -> T) throws -> [T] {
         // No stored id holds a NUL (PostgreSQL's text cannot), so an id with one matches
         // nothing: it goes in as a nil. Sent as it is, SQLite's json_each cut it at the NUL
