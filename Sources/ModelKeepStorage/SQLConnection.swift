@@ -111,21 +111,20 @@ extension SQLConnection {
     /// `VALUES` rows of a position and an id, 256 ids a statement padded to a power of two,
     /// until 2026-12-05: building and binding those cost the server 7-10 % of a search.)
     public func rows<T>(numbering ids: [String?], _ sql: String, _ map: (Row) throws -> T) throws -> [T] {
-        // No stored id holds a NUL (PostgreSQL's text cannot), so an id with one matches
-        // nothing: it goes in as a nil. Sent as it is, SQLite's json_each cut it at the NUL
-        // (matching the id before it) and PostgreSQL refuses JSON's \u0000.
-        let listed = ids.contains { $0?.utf8.contains(0) == true } ? ids.map { $0.flatMap { $0.utf8.contains(0) ? nil : $0 } } : ids
         let wanted = dialect == .sqlite
             ? "WITH wanted (n, id) AS (SELECT key, value FROM json_each(?)) "
             : "WITH wanted (n, id) AS (SELECT CAST(ordinality - 1 AS INTEGER), value FROM json_array_elements_text(CAST(? AS json)) WITH ORDINALITY) "
-        return try query(wanted + sql, [.text(Self.jsonArray(listed))], map)
+        return try query(wanted + sql, [.text(Self.jsonArray(ids))], map)
     }
 
-    /// `ids` as a JSON array of strings (nil as null), for `json_each`.
+    /// `ids` as a JSON array of strings, for `rows(numbering:)`: a nil, and an id with a NUL, as
+    /// null. No stored id holds a NUL (PostgreSQL's text cannot), so such an id must match
+    /// nothing; sent as it is, SQLite's json_each cut it at the NUL (matching the id before it)
+    /// and PostgreSQL refuses JSON's \u0000.
     static func jsonArray(_ ids: [String?]) -> String {
         var json = JSONStream(capacity: 2 + ids.count * 40)
         json.beginArray()
-        for id in ids { json.string(id) }
+        for id in ids { json.string(id?.utf8.contains(0) == true ? nil : id) }
         json.endArray()
         return String(decoding: json.bytes, as: UTF8.self)
     }

@@ -329,7 +329,7 @@ struct HTTPServerTests {
                 try client.send(Array(whole[0..<split]))
                 try client.send(Array(whole[split..<split + piece]))   // held back until the first part is acknowledged
                 let start = Date()
-                while client.unacknowledgedBytes > 0 && Date().timeIntervalSince(start) < 2 { usleep(200) }   // bounded: 2 s
+                while try client.unacknowledgedBytes() > 0 && Date().timeIntervalSince(start) < 2 { usleep(200) }   // bounded: 2 s
                 waits.append(Date().timeIntervalSince(start) * 1000)
                 try client.send(Array(whole[(split + piece)...]))
                 #expect(try client.readResponse().body == body)

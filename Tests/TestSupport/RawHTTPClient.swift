@@ -60,9 +60,10 @@ public final class RawHTTPClient {
     /// Bytes sent that the peer has not acknowledged yet, with those not yet sent (Linux's
     /// SIOCOUTQ). The connection keeps Nagle's algorithm on, as a proxy's upstream connection
     /// may: a small write waits in the queue while earlier bytes are unacknowledged.
-    public var unacknowledgedBytes: Int {
+    /// Throws when the kernel cannot say (a zero then would pass for "all acknowledged").
+    public func unacknowledgedBytes() throws -> Int {
         var pending: Int32 = 0
-        _ = ioctl(fd, UInt(TIOCOUTQ), &pending)
+        guard ioctl(fd, UInt(TIOCOUTQ), &pending) == 0 else { throw ClientError.malformed("SIOCOUTQ failed: errno \(errno)") }
         return Int(pending)
     }
 

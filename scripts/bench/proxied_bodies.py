@@ -11,35 +11,27 @@ directory. Prints one table row per build and path: requests a second of each ro
 Every process started here is stopped by its PID."""
 import argparse
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
-from compare import start_modelkeep, to_ms, http  # noqa: E402
+from compare import Target, http, start_modelkeep, wrk  # noqa: E402
 from replicas import Balanced  # noqa: E402
 
-LUA = os.path.join(here, "request.lua")
+def measure(front, body, connections, seconds):
+    """One wrk run of the log-batch against `front` (compare.wrk: each run's "{i}" start past the
+    last one's, so every request writes new steps), as (req/s, p50 ms); fails on any error."""
+    target = Target("proxied-bodies", front)
+    target.ops = {"log-batch": ("POST", "/api/2.0/mlflow/runs/log-batch", body)}
+    result = wrk(target, "log-batch", connections, seconds)
+    if result["errors"]:
+        raise SystemExit(f"{result['errors']} of {result['requests']} requests failed")
+    return result["rps"], result["p50"]
 
 
-def measure(port, body, connections, seconds, offset):
-    """One wrk run of the log-batch; each request writes new steps ("{i}")."""
-    threads = min(2, connections)
-    env = dict(os.environ, BENCH_METHOD="POST", BENCH_PATH="/api/2.0/mlflow/runs/log-batch", BENCH_BODY=body,
-               BENCH_RUN="p", BENCH_OFFSET=str(offset), BENCH_THREADS=str(threads))
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "--timeout", "10s",
-                          "-s", LUA, f"http://127.0.0.1:{port}"], env=env, capture_output=True, text=True, timeout=seconds + 60).stdout
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if errors:
-        raise SystemExit(f"{errors.group(1)} requests failed:\n{out}")
-    p50 = re.search(r"\s50%\s+([\d.]+)(us|ms|s)", out)
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), to_ms(*p50.groups())
-
-
-def cell(binary, work, connections, seconds, offset):
+def cell(binary, work, connections, seconds):
     """A fresh server and nginx in front of it: (through nginx, direct) as (req/s, p50 ms)."""
     server = start_modelkeep(binary, work)
     nginx = None
@@ -54,8 +46,8 @@ def cell(binary, work, connections, seconds, offset):
         # nginx with its default proxy settings (what an operator who did not copy README's
         # example runs): keep-alive upstream connections only.
         nginx = Balanced(work, "nginx", [server], stream_bodies=False)
-        proxied = measure(nginx.port, body, connections, seconds, offset)
-        direct = measure(server.port, body, connections, seconds, offset + 10_000_000)
+        proxied = measure(nginx, body, connections, seconds)
+        direct = measure(server, body, connections, seconds)
         return proxied, direct
     finally:
         if nginx is not None:
@@ -77,7 +69,7 @@ def main():
         for label, binary in order if r % 2 == 0 else reversed(order):
             work = tempfile.mkdtemp(prefix="modelkeep-proxied-")
             try:
-                proxied, direct = cell(binary, work, args.connections, args.seconds, (r * 2 + (label == "this")) * 100_000_000)
+                proxied, direct = cell(binary, work, args.connections, args.seconds)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             results[(label, "through nginx")].append(proxied)
