@@ -421,7 +421,19 @@ extension ModelRegistry {
                 ON CONFLICT DO NOTHING
                 """, [.text(loggedModelID), .text(point.key), .text(metric.datasetName ?? ""), .text(metric.datasetDigest ?? ""),
                       .integer(point.step), .integer(point.wallclock), .real(value), .text(run.id)])
-            if added > 0 { loggedPoints[modelID, default: []].append(point) }
+            guard added > 0 else { continue }
+            loggedPoints[modelID, default: []].append(point)
+            // The model's newest value of the key moves only if this point comes first in the
+            // order of the metrics' `_latest` index (migration 0027).
+            try db.run("""
+                INSERT INTO mlflow_logged_model_latest AS l (logged_model_id, key, timestamp, step, run_id, value) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (logged_model_id, key) DO UPDATE
+                SET timestamp = excluded.timestamp, step = excluded.step, run_id = excluded.run_id, value = excluded.value
+                WHERE excluded.timestamp > l.timestamp
+                   OR (excluded.timestamp = l.timestamp AND (excluded.step > l.step
+                       OR (excluded.step = l.step AND (excluded.run_id < l.run_id
+                           OR (excluded.run_id = l.run_id AND excluded.value < l.value)))))
+                """, [.text(loggedModelID), .text(point.key), .integer(point.wallclock), .integer(point.step), .text(run.id), .real(value)])
         }
         var behind: [ChartSeriesRef] = []
         if !fresh.isEmpty { behind += try insertPoints(fresh, parentID: run.modelID, stored: knownExtents, db) }

@@ -19,8 +19,10 @@ struct TrackingSchema: Sendable {
     let experimentColumn: String
     /// Attribute name to (column expression, whether it compares as a number).
     let attributes: [String: (column: String, numeric: Bool)]
-    /// The latest value of a metric, on the datasets given.
+    /// The latest value of a metric over every dataset.
     let metric: KeyedValue?
+    /// The latest value of a metric on the datasets a search names (nil: not told apart).
+    let datasetMetric: KeyedValue?
     /// When set, a metric filter matches any stored value, not the latest: this table holds the
     /// values (`value`) by owner (`logged_model_id`), key and dataset.
     let metricValues: String?
@@ -37,6 +39,7 @@ struct TrackingSchema: Sendable {
                      "created": ("t.start_time", true), "lifecycle_stage":
                         ("CASE WHEN t.deleted_at IS NULL THEN 'active' ELSE 'deleted' END", false)],
         metric: .row(table: "metric_latest", owner: "parent_id", item: "t.model_id", value: "number"),
+        datasetMetric: nil,
         metricValues: nil,
         param: .row(table: "mlflow_run_params", owner: "run_id", item: "t.id", value: "value"),
         tag: .row(table: "model_labels", owner: "model_id", item: "t.model_id", value: "value"),
@@ -49,10 +52,11 @@ struct TrackingSchema: Sendable {
                      "model_type": ("t.model_type", false), "source_run_id": ("t.source_run_id", false),
                      "creation_timestamp": ("t.created_at", true), "creation_time": ("t.created_at", true),
                      "last_updated_timestamp": ("t.updated_at", true)],
-        metric: .expression { datasets in
+        metric: .row(table: "mlflow_logged_model_latest", owner: "logged_model_id", item: "t.id", value: "value"),
+        datasetMetric: .expression { datasets in
             let (clause, arguments) = datasetClause(datasets)
             return ("(SELECT value FROM mlflow_logged_model_metrics WHERE logged_model_id = t.id AND key = ?\(clause)"
-                    + " ORDER BY timestamp DESC, step DESC, run_id LIMIT 1)", arguments)
+                    + " ORDER BY timestamp DESC, step DESC, run_id, value LIMIT 1)", arguments)
         },
         metricValues: "mlflow_logged_model_metrics",
         param: .row(table: "mlflow_logged_model_params", owner: "logged_model_id", item: "t.id", value: "value"),
@@ -64,7 +68,7 @@ struct TrackingSchema: Sendable {
         kind: "experiments", table: "mlflow_experiments t", experimentColumn: "t.id",
         attributes: ["name": ("t.name", false), "experiment_id": ("t.id", true), "creation_time": ("t.created_at", true),
                      "last_update_time": ("t.updated_at", true)],
-        metric: nil, metricValues: nil, param: nil,
+        metric: nil, datasetMetric: nil, metricValues: nil, param: nil,
         tag: .row(table: "mlflow_experiment_tags", owner: "experiment_id", item: "t.id", value: "value"),
         datasets: false,
         defaultOrder: [("t.created_at", true), ("t.id", false)])
@@ -217,7 +221,7 @@ extension ModelRegistry {
             return (attribute.column, [], attribute.numeric)
         case let .metric(key, datasets):
             guard let metric = schema.metric else { throw .invalid(field: "filter", message: "\(schema.kind) have no metrics") }
-            let (sql, arguments) = read(metric, key, datasets)
+            let (sql, arguments) = read(datasets.isEmpty ? metric : schema.datasetMetric ?? metric, key, datasets)
             return (sql, arguments, true)
         case .param(let key):
             guard let param = schema.param else { throw .invalid(field: "filter", message: "\(schema.kind) have no params") }

@@ -5,6 +5,7 @@ import TestSupport
 import ModelKeepHTTP
 import ModelKeepJSON
 @testable import ModelKeepRegistry
+import ModelKeepStorage
 
 @Suite("MLflow tracking search grammar")
 struct MLflowTrackingFilterTests {
@@ -580,6 +581,113 @@ struct MLflowTrackingRouteTests {
             model["info"]?["tags"]?.arrayValue?.first { $0["key"]?.string == "team" }?["value"]?.string
         } == ["t1", "t2", "t0", nil])
         #expect(models.map { $0["data"]?["metrics"]?.arrayValue?.first?["value"]?.numberValue?.double } == [0.9, 0.6, 0.3, nil])
+    }
+
+    @Test("a logged model sorts by its newest value of a metric (latest timestamp, step, lowest run id, lowest value), on every dataset or those named, and fsck keeps that value")
+    func loggedModelNewestMetric() throws {
+        let api = try APIClient(.socket)
+        let experiment = try #require(try api.post(Self.base + "/experiments/create", ["name": "newest"])["experiment_id"]?.string)
+        let runs = try [createRun(api, experiment: experiment, name: "a"), createRun(api, experiment: experiment, name: "b")].sorted()
+        var ids: [String: String] = [:]
+        // Each model's points in the order they are logged: (value, timestamp, step, run, dataset).
+        let shapes: [(name: String, points: [(Double, Int, Int, Int, String?)])] = [
+            ("later-time", [(0.10, 5, 1, 0, nil), (0.95, 3, 9, 0, nil)]),                  // newest 0.10: a later timestamp wins over a later step
+            ("later-step", [(0.50, 2, 1, 0, nil), (0.40, 2, 2, 0, nil), (0.90, 2, 0, 0, nil)]),  // 0.40
+            ("lower-run", [(0.80, 4, 3, 1, nil), (0.30, 4, 3, 0, nil), (0.85, 4, 3, 1, nil)]),    // 0.30: the lower run id
+            ("lower-value", [(0.70, 1, 1, 0, nil), (0.35, 1, 1, 0, nil)]),                // 0.35
+            ("datasets", [(0.99, 1, 1, 0, "eval"), (0.05, 2, 1, 0, nil)]),                // 0.05; 0.99 on "eval"
+        ]
+        for shape in shapes {
+            let model = try api.post(Self.base + "/logged-models", ["experiment_id": .string(experiment), "name": .string(shape.name)])
+            let id = try #require(model["model"]?["info"]?["model_id"]?.string)
+            ids[shape.name] = id
+            for (value, time, step, run, dataset) in shape.points {  // one request a point: their order is the test
+                var metric: JSONObject = ["key": "acc", "value": .double(value), "timestamp": .int(time), "step": .int(step), "model_id": .string(id)]
+                if let dataset { metric["dataset_name"] = .string(dataset); metric["dataset_digest"] = "d" }
+                #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(runs[run]), "metrics": [.object(metric)]]).status == 200)
+            }
+        }
+        #expect(try api.post(Self.base + "/logged-models", ["experiment_id": .string(experiment), "name": "no-metric"]).status == 200)
+        func names(_ order: JSONValue, filter: String? = nil, pageSize: Int = 100) throws -> [String] {
+            var names: [String] = []
+            var token: String?
+            for _ in 0..<10 {
+                var body: JSONObject = ["experiment_ids": [.string(experiment)], "order_by": [order], "max_results": .int(pageSize)]
+                if let filter { body["filter"] = .string(filter) }
+                if let token { body["page_token"] = .string(token) }
+                let page = try api.post(Self.base + "/logged-models/search", .object(body))
+                names += page["models"]?.arrayValue?.compactMap { $0["info"]?["name"]?.string } ?? []
+                token = page["next_page_token"]?.string
+                if token == nil { break }
+            }
+            return names
+        }
+        let descending = ["later-step", "lower-value", "lower-run", "later-time", "datasets", "no-metric"]
+        #expect(try names(["field_name": "metrics.acc", "ascending": false]) == descending)
+        #expect(try names(["field_name": "metrics.acc", "ascending": false], pageSize: 2) == descending)
+        #expect(try names(["field_name": "metrics.acc", "ascending": true], pageSize: 4)
+                == ["datasets", "later-time", "lower-run", "lower-value", "later-step", "no-metric"])
+        // A filter on a metric matches any of its values; the order still reads the newest.
+        #expect(try names(["field_name": "metrics.acc", "ascending": false], filter: "metrics.acc >= 0.9") == ["later-step", "later-time", "datasets"])
+        // Ordered on a dataset: the newest value measured on it; models without one last.
+        let onEval: JSONValue = ["field_name": "metrics.acc", "ascending": false, "dataset_name": "eval", "dataset_digest": "d"]
+        #expect(try names(onEval).first == "datasets")
+
+        // The kept row against the points: fsck finds one changed and one gone, and repair
+        // writes both again.
+        let registry = api.registry.registry
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+        try registry.database.write { db in
+            try db.run("UPDATE mlflow_logged_model_latest SET value = 0.99 WHERE logged_model_id = ?", [.text(ids["later-time"]!)])
+            try db.run("DELETE FROM mlflow_logged_model_latest WHERE logged_model_id = ?", [.text(ids["later-step"]!)])
+        }
+        #expect(try names(["field_name": "metrics.acc", "ascending": false]).prefix(2) == ["later-time", "lower-value"])
+        let report = try registry.fsck(full: false, repair: true)
+        #expect(report.problems.count == 2)
+        #expect(report.problems.allSatisfy { $0.hasPrefix("metric acc of logged model ") && $0.contains("as its newest value") })
+        #expect(report.repairs.count == 2)
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+        #expect(try names(["field_name": "metrics.acc", "ascending": false]) == descending)
+    }
+
+    @Test("migration 0027 (PostgreSQL's 0011) gives the logged models stored before it their newest value of each metric")
+    func loggedModelNewestMigration() throws {
+        let directory = TemporaryDirectory("modelkeep-newest-migration")
+        let data = DataDirectory(path: directory.path)
+        let database: Database
+        let migrateRest: () throws -> [String]
+        if TestStore.isPostgres {
+            let pool = PostgresPool(url: try directory.postgresDatabase().url)
+            try PostgresMigrationRunner(migrations: Migration.embeddedPostgres.filter { $0.name < "0011" }).migrate(pool)
+            database = Database(postgres: pool)
+            migrateRest = { try PostgresMigrationRunner().migrate(pool) }
+        } else {
+            database = try data.openDatabase()
+            try MigrationRunner(migrations: Migration.embedded.filter { $0.name < "0027" }).migrate(database)
+            migrateRest = { try MigrationRunner().migrate(database) }
+        }
+        let registry = ModelRegistry(database: database, store: try BlobStore(directory: data))
+        var draft = LoggedModelDraft()
+        draft.name = "before-0027"
+        let model = try registry.createLoggedModel(draft)
+        // Points as the code before 0027 stored them: (key, timestamp, step, run, value).
+        let points: [(String, Int64, Int64, String, Double)] = [
+            ("acc", 1, 5, "r1", 0.9), ("acc", 2, 1, "r2", 0.4), ("acc", 2, 1, "r1", 0.6), ("acc", 2, 1, "r1", 0.5),
+            ("loss", 7, 0, "r1", 3), ("loss", 7, 2, "r1", 1)]
+        try database.write { db in
+            for (key, time, step, run, value) in points {
+                try db.run("""
+                    INSERT INTO mlflow_logged_model_metrics (logged_model_id, key, step, timestamp, value, run_id) VALUES (?, ?, ?, ?, ?, ?)
+                    """, [.text(model.id), .text(key), .integer(step), .integer(time), .real(value), .text(run)])
+            }
+        }
+        #expect(try migrateRest() == [TestStore.isPostgres ? "0011_logged_model_latest_metrics.sql" : "0027_logged_model_latest_metrics.sql"])
+        let kept = try database.read { db in
+            try db.query("SELECT key, timestamp, step, run_id, value FROM mlflow_logged_model_latest WHERE logged_model_id = ? ORDER BY key",
+                         [.text(model.id)]) { "\($0.text(0)) \($0.int64(1)) \($0.int64(2)) \($0.text(3)) \($0.double(4))" }
+        }
+        #expect(kept == ["acc 2 1 r1 0.5", "loss 7 2 r1 1.0"])
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
     }
 
     @Test("a run's and a logged model's params and tags (and a run's latest metrics) come in key order, bytewise, in a get and in a search")
