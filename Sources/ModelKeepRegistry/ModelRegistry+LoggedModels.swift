@@ -41,7 +41,7 @@ extension ModelRegistry {
             }) { found[n] = model }
         if attributesOnly { return found.compactMap { $0 } }
         let models = found.map { $0?.modelID }, own = found.map { $0?.id }
-        for (n, key, value) in try db.rows(numbering: models, "SELECT w.n, l.key, l.value FROM wanted w JOIN model_labels l ON l.model_id = w.id", {
+        for (n, key, value) in try db.rows(numbering: models, "SELECT w.n, l.key, l.value " + db.wantedRows(of: "model_labels", as: "l", by: "model_id"), {
             ($0.int(0), $0.text(1), $0.text(2))
         }) { found[n]?.tags.append(KeyValue(key: key, value: value)) }
         for (n, key, value) in try db.rows(numbering: own, """

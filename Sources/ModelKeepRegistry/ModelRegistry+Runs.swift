@@ -66,16 +66,14 @@ extension ModelRegistry {
             SELECT \(runColumns), w.n FROM wanted w JOIN mlflow_runs t ON t.id = w.id JOIN mlflow_experiments e ON e.id = t.experiment_id
             """, { row in (row.int(runColumnCount), Self.run(from: row)) }) { found[n] = run }
         let models = found.map { $0?.modelID }, runs = found.map { $0?.id }
-        for (n, key, value) in try db.rows(numbering: models, "SELECT w.n, l.key, l.value FROM wanted w JOIN model_labels l ON l.model_id = w.id", {
+        for (n, key, value) in try db.rows(numbering: models, "SELECT w.n, l.key, l.value " + db.wantedRows(of: "model_labels", as: "l", by: "model_id"), {
             ($0.int(0), $0.text(1), $0.text(2))
         }) { found[n]?.tags.append(KeyValue(key: key, value: value)) }
-        for (n, key, value) in try db.rows(numbering: runs, "SELECT w.n, p.key, p.value FROM wanted w JOIN mlflow_run_params p ON p.run_id = w.id", {
+        for (n, key, value) in try db.rows(numbering: runs, "SELECT w.n, p.key, p.value " + db.wantedRows(of: "mlflow_run_params", as: "p", by: "run_id"), {
             ($0.int(0), $0.text(1), $0.text(2))
         }) { found[n]?.params.append(KeyValue(key: key, value: value)) }
-        for (n, point) in try db.rows(numbering: models, """
-            SELECT w.n, m.key, m.step, m.wallclock, m.number, m.text, m.bytes FROM wanted w JOIN metric_latest m ON m.parent_id = w.id
-            WHERE m.bytes IS NULL
-            """, { row in
+        for (n, point) in try db.rows(numbering: models, "SELECT w.n, m.key, m.step, m.wallclock, m.number, m.text, m.bytes "
+                                          + db.wantedRows(of: "metric_latest", as: "m", by: "parent_id", where: "m.bytes IS NULL"), { row in
                 (row.int(0), MetricPoint(key: row.text(1), step: row.int64(2), wallclock: row.int64(3), value: Self.value(row, at: 4)))
             }) { found[n]?.metrics.append(point) }
         for (n, direction, kind, document) in try db.rows(numbering: runs, """

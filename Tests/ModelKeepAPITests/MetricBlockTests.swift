@@ -292,7 +292,8 @@ struct MetricBlockTests {
         let directory = TemporaryDirectory("modelkeep-wide-buckets")
         let data = DataDirectory(path: directory.path)
         let database = try data.openDatabase()
-        try MigrationRunner(migrations: Migration.embedded.filter { $0.name < "0026" }).migrate(database)
+        // Every migration but 0026 (fsck, below, reads the tables of those after it).
+        try MigrationRunner(migrations: Migration.embedded.filter { !$0.name.hasPrefix("0026") }).migrate(database)
         let registry = ModelRegistry(database: database, store: try BlobStore(directory: data))
         let model = try registry.createModel(ModelDraft(name: "before-0026"))
         let other = try registry.createModel(ModelDraft(name: "no-wide"))
