@@ -24,29 +24,38 @@ extension ModelRegistry {
     }
 
     /// Logged models with their tags, params and metrics (unless `attributesOnly`), in the order
-    /// of `ids` (those that exist): four queries for a page, not four a model. A model answers
-    /// its newest `metricLimit` metric values at most.
+    /// of `ids` (those that exist): four queries for a page, not four a model, sent together (on
+    /// PostgreSQL one round trip). A model answers its newest `metricLimit` metric values at most.
     static func fetchLoggedModels(ids: [String], attributesOnly: Bool = false, metricLimit: Int,
                                   _ db: any SQLConnection) throws -> [LoggedModel] {
         var found = [LoggedModel?](repeating: nil, count: ids.count)
-        for (n, model) in try db.rows(numbering: ids, """
+        let wanted = ids.map { Optional($0) }
+        let attributes = db.numbered(wanted, """
             SELECT w.n, t.id, t.model_id, t.experiment_id, t.name, t.model_type, t.source_run_id, t.status, t.status_message,
                    t.created_at, t.updated_at, t.deleted_at, e.artifact_location
             FROM wanted w JOIN mlflow_logged_models t ON t.id = w.id JOIN mlflow_experiments e ON e.id = t.experiment_id
-            """, { row in
-                (row.int(0), LoggedModel(id: row.text(1), modelID: row.text(2), experimentID: row.int64(3), name: row.text(4),
-                                         modelType: row.optionalText(5), sourceRunID: row.optionalText(6), status: row.text(7),
-                                         statusMessage: row.optionalText(8), createdAt: row.int64(9), updatedAt: row.int64(10),
-                                         deletedAt: row.optionalInt64(11), artifactLocation: row.text(12)))
-            }) { found[n] = model }
-        if attributesOnly { return found.compactMap { $0 } }
-        let models = found.map { $0?.modelID }, own = found.map { $0?.id }
-        for (n, key, value) in try db.rows(numbering: models, "SELECT w.n, l.key, l.value " + db.wantedRows(of: "model_labels", as: "l", by: "model_id"), {
-            ($0.int(0), $0.text(1), $0.text(2))
-        }) { found[n]?.tags.append(KeyValue(key: key, value: value)) }
-        for (n, key, value) in try db.rows(numbering: own, """
-            SELECT w.n, p.key, p.value FROM wanted w JOIN mlflow_logged_model_params p ON p.logged_model_id = w.id
-            """, { ($0.int(0), $0.text(1), $0.text(2)) }) { found[n]?.params.append(KeyValue(key: key, value: value)) }
+            """) { row in
+                found[row.int(0)] = LoggedModel(id: row.text(1), modelID: row.text(2), experimentID: row.int64(3), name: row.text(4),
+                                                modelType: row.optionalText(5), sourceRunID: row.optionalText(6), status: row.text(7),
+                                                statusMessage: row.optionalText(8), createdAt: row.int64(9), updatedAt: row.int64(10),
+                                                deletedAt: row.optionalInt64(11), artifactLocation: row.text(12))
+            }
+        if attributesOnly {
+            try db.queryBatch([attributes])
+            return found.compactMap { $0 }
+        }
+        let (models, through, lead) = try owners(of: wanted, db, first: attributes, through: ("JOIN mlflow_logged_models t ON t.id = w.id", "t.model_id")) {
+            found.map { $0?.modelID }
+        }
+        // Each row below names a model that the first query found (its rows are read first).
+        var queries = lead
+        queries.append(db.numbered(models, "SELECT w.n, l.key, l.value "
+                                   + db.wantedRows(of: "model_labels", as: "l", by: "model_id", through: through)) { row in
+            found[row.int(0)]?.tags.append(KeyValue(key: row.text(1), value: row.text(2)))
+        })
+        queries.append(db.numbered(wanted, "SELECT w.n, p.key, p.value FROM wanted w JOIN mlflow_logged_model_params p ON p.logged_model_id = w.id") { row in
+            found[row.int(0)]?.params.append(KeyValue(key: row.text(1), value: row.text(2)))
+        })
         // A model's metric values, in key, step and timestamp order (bytewise keys, as SQLite
         // sorts them). The newest `metricLimit` of a model that has more are picked by a
         // window over all its values, a sort that the common page need not pay: on SQLite the
@@ -57,34 +66,35 @@ extension ModelRegistry {
             LoggedModelMetric(key: row.text(1), value: row.double(2), step: row.int64(3), timestamp: row.int64(4),
                               runID: row.text(5), datasetName: row.text(6), datasetDigest: row.text(7))
         }
-        func newest(_ owners: [String?]) throws {
-            for (n, value) in try db.rows(numbering: owners, """
+        func newest(_ owners: [String?]) -> BatchQuery {
+            db.numbered(owners, """
                 SELECT n, key, value, step, timestamp, run_id, dataset_name, dataset_digest FROM (
                     SELECT w.n, m.*, row_number() OVER (PARTITION BY w.n ORDER BY m.timestamp DESC, m.step DESC) AS newest
                     FROM wanted w JOIN mlflow_logged_model_metrics m ON m.logged_model_id = w.id) AS ranked
                 WHERE newest <= \(metricLimit)
-                """, { (row: Row) in (row.int(0), metric(row)) }) { found[n]?.metrics.append(value) }
+                """) { row in found[row.int(0)]?.metrics.append(metric(row)) }
         }
+        var over: [String?] = Array(repeating: nil, count: ids.count)
         if db.dialect == .postgres {
-            try newest(own)
+            queries.append(newest(wanted))
         } else {
-            var counts = [Int](repeating: 0, count: own.count)
-            var over: [String?] = Array(repeating: nil, count: own.count)
-            _ = try db.rows(numbering: own, """
+            var counts = [Int](repeating: 0, count: ids.count)
+            queries.append(db.numbered(wanted, """
                 SELECT w.n, m.key, m.value, m.step, m.timestamp, m.run_id, m.dataset_name, m.dataset_digest
                 FROM wanted w JOIN mlflow_logged_model_metrics m ON m.logged_model_id = w.id
-                """) { (row: Row) -> Void in
+                """) { row in
                 let n = row.int(0)
                 counts[n] += 1
                 if counts[n] <= metricLimit {
                     found[n]?.metrics.append(metric(row))
                 } else if counts[n] == metricLimit + 1 {
                     found[n]?.metrics = []
-                    over[n] = own[n]
+                    over[n] = ids[n]
                 }
-            }
-            if over.contains(where: { $0 != nil }) { try newest(over) }
+            })
         }
+        try db.queryBatch(queries)
+        if over.contains(where: { $0 != nil }) { try db.queryBatch([newest(over)]) }
         for n in found.indices where found[n] != nil {
             putInKeyOrder(&found[n]!.tags, key: \.key)
             putInKeyOrder(&found[n]!.params, key: \.key)

@@ -59,39 +59,62 @@ extension ModelRegistry {
     }
 
     /// Runs with everything that hangs off them, in the order of `ids` (those that exist): five
-    /// queries for a page of runs, not five a run.
+    /// queries for a page of runs, not five a run, sent together (on PostgreSQL one round trip).
     static func fetchRuns(ids: [String], _ db: any SQLConnection) throws -> [Run] {
         var found = [Run?](repeating: nil, count: ids.count)
-        for (n, run) in try db.rows(numbering: ids, """
+        let wanted = ids.map { Optional($0) }
+        let attributes = db.numbered(wanted, """
             SELECT \(runColumns), w.n FROM wanted w JOIN mlflow_runs t ON t.id = w.id JOIN mlflow_experiments e ON e.id = t.experiment_id
-            """, { row in (row.int(runColumnCount), Self.run(from: row)) }) { found[n] = run }
-        let models = found.map { $0?.modelID }, runs = found.map { $0?.id }
-        for (n, key, value) in try db.rows(numbering: models, "SELECT w.n, l.key, l.value " + db.wantedRows(of: "model_labels", as: "l", by: "model_id"), {
-            ($0.int(0), $0.text(1), $0.text(2))
-        }) { found[n]?.tags.append(KeyValue(key: key, value: value)) }
-        for (n, key, value) in try db.rows(numbering: runs, "SELECT w.n, p.key, p.value " + db.wantedRows(of: "mlflow_run_params", as: "p", by: "run_id"), {
-            ($0.int(0), $0.text(1), $0.text(2))
-        }) { found[n]?.params.append(KeyValue(key: key, value: value)) }
-        for (n, point) in try db.rows(numbering: models, "SELECT w.n, m.key, m.step, m.wallclock, m.number, m.text, m.bytes "
-                                          + db.wantedRows(of: "metric_latest", as: "m", by: "parent_id", where: "m.bytes IS NULL"), { row in
-                (row.int(0), MetricPoint(key: row.text(1), step: row.int64(2), wallclock: row.int64(3), value: Self.value(row, at: 4)))
-            }) { found[n]?.metrics.append(point) }
-        for (n, direction, kind, document) in try db.rows(numbering: runs, """
-            SELECT w.n, d.direction, d.kind, d.document FROM wanted w JOIN mlflow_run_io d ON d.run_id = w.id ORDER BY w.n, d.seq
-            """, { ($0.int(0), $0.text(1), $0.text(2), $0.text(3)) }) {
-            let value = (try? JSONParser.parse(document)) ?? .null
-            switch (direction, kind) {
-            case ("input", "dataset"): found[n]?.datasetInputs.append(value)
-            case ("input", "model"): found[n]?.modelInputs.append(value)
-            default: found[n]?.modelOutputs.append(value)
-            }
+            """) { row in found[row.int(runColumnCount)] = Self.run(from: row) }
+        // A run's tags and metrics are its model's. PostgreSQL takes every query in one round
+        // trip, and reaches the models through the runs' rows; SQLite, in process, reads the
+        // runs first and the rest by the model ids they name (a join fewer a run).
+        let (models, through, lead) = try Self.owners(of: wanted, db, first: attributes, through: ("JOIN mlflow_runs r ON r.id = w.id", "r.model_id")) {
+            found.map { $0?.modelID }
         }
+        // Each row of these names a run that the first query found (its rows are read first).
+        try db.queryBatch(lead + [
+            db.numbered(models, "SELECT w.n, l.key, l.value " + db.wantedRows(of: "model_labels", as: "l", by: "model_id", through: through)) { row in
+                found[row.int(0)]?.tags.append(KeyValue(key: row.text(1), value: row.text(2)))
+            },
+            db.numbered(wanted, "SELECT w.n, p.key, p.value " + db.wantedRows(of: "mlflow_run_params", as: "p", by: "run_id")) { row in
+                found[row.int(0)]?.params.append(KeyValue(key: row.text(1), value: row.text(2)))
+            },
+            db.numbered(models, "SELECT w.n, m.key, m.step, m.wallclock, m.number, m.text, m.bytes "
+                        + db.wantedRows(of: "metric_latest", as: "m", by: "parent_id", through: through, where: "m.bytes IS NULL")) { row in
+                found[row.int(0)]?.metrics.append(MetricPoint(key: row.text(1), step: row.int64(2), wallclock: row.int64(3),
+                                                              value: Self.value(row, at: 4)))
+            },
+            db.numbered(wanted, """
+                SELECT w.n, d.direction, d.kind, d.document FROM wanted w JOIN mlflow_run_io d ON d.run_id = w.id ORDER BY w.n, d.seq
+                """) { row in
+                let n = row.int(0)
+                let value = (try? JSONParser.parse(row.text(3))) ?? .null
+                switch (row.text(1), row.text(2)) {
+                case ("input", "dataset"): found[n]?.datasetInputs.append(value)
+                case ("input", "model"): found[n]?.modelInputs.append(value)
+                default: found[n]?.modelOutputs.append(value)
+                }
+            },
+        ])
         for n in found.indices where found[n] != nil {
             putInKeyOrder(&found[n]!.tags, key: \.key)
             putInKeyOrder(&found[n]!.params, key: \.key)
             putInKeyOrder(&found[n]!.metrics, key: \.key)
         }
         return found.compactMap { $0 }
+    }
+
+    /// The ids a page's tags and metrics are read by, for items whose tags and metrics are
+    /// their ModelKeep model's, and the queries still to run before them (`lead`). On
+    /// PostgreSQL: the items' own ids, with `through` (the join to the items' rows and their
+    /// model column), so that `first` and every query after it go in one round trip. On SQLite,
+    /// in process: `first` runs now, and `models` answers the model ids it found (a join fewer).
+    static func owners(of wanted: [String?], _ db: any SQLConnection, first: BatchQuery, through: (join: String, key: String),
+                       models: () -> [String?]) throws -> (ids: [String?], through: (join: String, key: String)?, lead: [BatchQuery]) {
+        guard db.dialect == .sqlite else { return (wanted, through, [first]) }
+        try db.queryBatch([first])
+        return (models(), nil, [])
     }
 
     static func newHexID() -> String { UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }

@@ -258,6 +258,43 @@ struct PostgresTests {
         #expect(try pool.withConnection { c in (c.isInTransaction, try c.scalar("SELECT count(*) FROM t")) } == (false, .integer(1)))
     }
 
+    @Test("a batch of queries (one round trip, with the pending BEGIN) hands each query its own rows in order; its first failure is thrown, what follows never runs, and the connection goes on")
+    func queryBatches() throws {
+        let database = try PostgresTestDatabase()
+        let pool = Self.poolOfOne(database)
+        try pool.withConnection { try $0.execute("CREATE TABLE t (x BIGINT PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3)") }
+        let db = Database(postgres: pool)
+        var all: [Int] = [], echoed: [String] = [], numbered: [Int] = [], none = 0
+        try db.read { c in
+            try c.queryBatch([
+                BatchQuery("SELECT x FROM t ORDER BY x") { all.append($0.int(0)) },
+                BatchQuery("SELECT 'v' || CAST(? AS TEXT)", [.text("w")]) { echoed.append($0.text(0)) },
+                BatchQuery("SELECT x FROM t WHERE x > 10") { _ in none += 1 },
+                c.numbered(["3", nil, "1", "9"], "SELECT w.n FROM wanted w JOIN t ON t.x = CAST(w.id AS BIGINT) ORDER BY w.n") { numbered.append($0.int(0)) },
+            ])
+        }
+        #expect(all == [1, 2, 3] && echoed == ["vw"] && none == 0 && numbered == [0, 2])
+        do {
+            try db.write { c in
+                try c.queryBatch([
+                    BatchQuery("INSERT INTO t VALUES (4) RETURNING x") { _ in },
+                    BatchQuery("SELECT 1 / (x - x) FROM t") { _ in Issue.record("a failed query's rows were read") },
+                    BatchQuery("INSERT INTO t VALUES (5) RETURNING x") { _ in Issue.record("the query after a failure ran") },
+                ])
+            }
+            Issue.record("a batch with a failing query did not throw")
+        } catch let error as PostgresError {
+            #expect(error.sqlState == "22012" && error.sql?.contains("x - x") == true, "\(error)")
+        }
+        // Nothing of the failed transaction kept; the one pooled connection out of pipeline mode and reading.
+        #expect(pool.idleCount == 1)
+        #expect(try db.read { c in try c.query("SELECT x FROM t ORDER BY x") { $0.int(0) } } == [1, 2, 3])
+        // Arguments counted before anything is sent.
+        #expect(throws: PostgresError.self) { try db.read { c in try c.queryBatch([BatchQuery("SELECT ?::int", []) { _ in }]) } }
+        #expect(try db.write { c in try c.queryBatch([BatchQuery("INSERT INTO t VALUES (6)") { _ in }]); return 1 } == 1)
+        #expect(try db.read { c in try c.scalar("SELECT count(*) FROM t") } == .integer(4))
+    }
+
     @Test("a read is one snapshot though its COMMIT is not waited for; the next read on the connection sees what committed since")
     func readsWithoutWaitingForCommit() throws {
         let database = try PostgresTestDatabase()

@@ -7,7 +7,7 @@ the rates move by a fifth from one run to the next; rounds that alternate, and t
 are what to compare builds by.
 
     scripts/bench/tracking_ab.py old=/tmp/old/modelkeep new=.build/release/modelkeep \\
-        [--ops "1000 keys,10 keys"] [--connections 1,8] [--rounds 3] [--seconds 5] [--postgres]
+        [--ops "1000 keys,10 keys"] [--connections 1,8] [--rounds 3] [--seconds 5] [--postgres] [--same-data]
 
 With --postgres each build serves a database of its own in one throwaway PostgreSQL cluster
 (Debian's, started here as scripts/bench/replicas does; ANALYZE after seeding), and each cell
@@ -24,7 +24,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "Tests", "python"))
-from compare import cpu_ms_per_request, cpu_ticks, process_tree, start_modelkeep, wrk  # noqa: E402
+from compare import Target, cpu_ms_per_request, cpu_ticks, process_tree, start_modelkeep, wrk  # noqa: E402
 import tracking  # noqa: E402
 
 
@@ -39,6 +39,10 @@ def main():
     parser.add_argument("--models", type=int, default=20, help="logged models seeded")
     parser.add_argument("--history", type=int, default=1000, help="steps of the get-history metric")
     parser.add_argument("--postgres", action="store_true", help="each build on a PostgreSQL database of its own")
+    parser.add_argument("--same-data", action="store_true",
+                        help="seed once, with the first build, and start every build on a copy of that data (PostgreSQL: a "
+                             "database made from it as a template); list the oldest build first, as a newer schema is refused "
+                             "by an older binary")
     args = parser.parse_args()
     builds = [b.split("=", 1) if "=" in b else (os.path.basename(b), b) for b in args.binaries]
     servers, targets, works = [], [], []
@@ -50,14 +54,40 @@ def main():
             works.append(tempfile.mkdtemp(prefix="modelkeep-tracking-ab-pg-"))
             postgres = PostgreSQL(os.path.join(works[0], "pg"))
             postgres.start()
+        seeded = None
+        if args.same_data:
+            # Servers seeded apart differ by their random ids, and with them the shape of every
+            # index: rates of the same build on two such servers differed by up to a tenth.
+            seed_work = tempfile.mkdtemp(prefix="modelkeep-tracking-ab-seed-")
+            works.append(seed_work)
+            if postgres:
+                seeder = start_replica(builds[0][1], seed_work, "seed", postgres.create_database("seed"))
+            else:
+                seeder = start_modelkeep(builds[0][1], seed_work)
+            try:
+                seeded = tracking.seed(seeder, "seed", args.runs, args.models, args.history)
+            finally:
+                seeder.stop()
+            if postgres:
+                postgres.psql("ANALYZE", database="seed")
         for i, (label, binary) in enumerate(builds):
             work = tempfile.mkdtemp(prefix="modelkeep-tracking-ab-")
             works.append(work)
             if postgres:
-                server = start_replica(binary, work, f"build-{i}", postgres.create_database(f"ab{i}"))
+                if seeded:
+                    postgres.psql(f'CREATE DATABASE "ab{i}" TEMPLATE "seed"')
+                    shutil.copytree(os.path.join(seed_work, "seed"), os.path.join(work, f"build-{i}"))
+                server = start_replica(binary, work, f"build-{i}", postgres.url(f"ab{i}") if seeded else postgres.create_database(f"ab{i}"))
             else:
+                if seeded:
+                    shutil.copytree(os.path.join(seed_work, "modelkeep-data"), os.path.join(work, "modelkeep-data"))
                 server = start_modelkeep(binary, work)
             servers.append(server)
+            if seeded:
+                target = Target(label, server)
+                target.ops, target.env, target.writes = seeded.ops, getattr(seeded, "env", {}), getattr(seeded, "writes", {})
+                targets.append(target)
+                continue
             targets.append(tracking.seed(server, label, args.runs, args.models, args.history))
             if postgres:
                 postgres.psql("ANALYZE", database=f"ab{i}")

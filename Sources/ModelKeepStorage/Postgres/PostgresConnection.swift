@@ -253,18 +253,9 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         // Prepared outside the transaction when its BEGIN has not gone yet: a prepared statement
         // belongs to the session, not to a transaction.
         let statement = try prepare(sql, arguments)
-        guard statement.parameterCount == arguments.count else {
-            throw PostgresError(sqlState: "08P01", message: "statement takes \(statement.parameterCount) arguments, got \(arguments.count)", sql: sql)
-        }
+        if !opening.isEmpty, let answers = try pipelined([(statement, sql, arguments)]) { return answers[0] }
+        try sendOpening()  // pipeline mode refused (only with a command in flight): a round trip of its own
         let encoded = EncodedParameters(arguments)
-        if !opening.isEmpty {
-            if PQenterPipelineMode(handle) == 1 {
-                return try encoded.withPointers { values, lengths, formats in
-                    Result { try pipelined(statement.name, sql: sql, count: Int32(encoded.count), values, lengths, formats) }
-                }.get()
-            }
-            try sendOpening()  // pipeline mode refused (only with a command in flight): a round trip of its own
-        }
         let result: OpaquePointer? = encoded.withPointers { values, lengths, formats in
             PQexecPrepared(handle, statement.name, Int32(encoded.count), values, lengths, formats, 0)
         }
@@ -277,49 +268,87 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         return result
     }
 
-    /// The pending BEGIN and a prepared statement in one round trip (the connection is in
-    /// pipeline mode already): both queued with one sync, their answers read in order, and the
-    /// connection out of pipeline mode again. A failure of the BEGIN (the write lock's timeout)
-    /// is the one reported; the statement then never ran.
-    private func pipelined(_ name: String, sql: String, count: Int32, _ values: UnsafePointer<UnsafePointer<CChar>?>?,
-                           _ lengths: UnsafePointer<Int32>?, _ formats: UnsafePointer<Int32>?) throws -> OpaquePointer? {
-        let statements = opening
-        opening = []
-        var queued = true
-        for text in statements where queued {
-            queued = PQsendQueryParams(handle, text, 0, nil, nil, nil, nil, 0) == 1
+    /// Runs the queries in one round trip, with the pending BEGIN if there is one: each row is
+    /// handed to its query's `read`, the queries' rows in their order.
+    public func queryBatch(_ queries: [BatchQuery]) throws {
+        settle()
+        let statements = try queries.map { query in (try prepare(query.sql, query.arguments), query.sql, query.arguments) }
+        guard queries.count > 1 || !opening.isEmpty, let answers = try pipelined(statements) else {
+            for query in queries { _ = try self.query(query.sql, query.arguments, query.read) }
+            return
         }
-        queued = queued && PQsendQueryPrepared(handle, name, count, values, lengths, formats, 0) == 1 && PQpipelineSync(handle) == 1
+        defer { for answer in answers { PQclear(answer) } }
+        for (query, answer) in zip(queries, answers) {
+            for index in 0..<PQntuples(answer) { try query.read(Row(postgres: PostgresRow(result: answer!, index: index))) }
+        }
+    }
+
+    /// The pending BEGIN (if any) and the prepared statements in one round trip: all queued
+    /// with one sync, every answer read in order, and the connection out of pipeline mode again.
+    /// Answers the statements' results, which the caller clears; nil when libpq refused pipeline
+    /// mode (only with a command in flight), having sent nothing. The first failure is the one
+    /// thrown (a statement after it never ran); a failure of the BEGIN (the write lock's
+    /// timeout) comes first.
+    private func pipelined(_ statements: [(prepared: Prepared, sql: String, arguments: [SQLValue])]) throws -> [OpaquePointer?]? {
+        guard PQenterPipelineMode(handle) == 1 else { return nil }
+        let openingStatements = opening
+        opening = []
+        var queued = 0
+        for text in openingStatements {
+            guard PQsendQueryParams(handle, text, 0, nil, nil, nil, nil, 0) == 1 else { break }
+            queued += 1
+        }
+        if queued == openingStatements.count {
+            for statement in statements {
+                let encoded = EncodedParameters(statement.arguments)
+                let sent = encoded.withPointers { values, lengths, formats in
+                    PQsendQueryPrepared(handle, statement.prepared.name, Int32(encoded.count), values, lengths, formats, 0)
+                }
+                guard sent == 1 else { break }
+                queued += 1
+            }
+        }
+        let synced = PQpipelineSync(handle) == 1
         // Every answer in order, each query's ended by a null, then the sync's; nothing is left
         // unread, so the connection can leave pipeline mode whatever happened.
         var answers: [OpaquePointer?] = []
-        for _ in 0..<(statements.count + 1) {
+        for _ in 0..<queued {
             var first: OpaquePointer?
             while let result = PQgetResult(handle) {
                 if first == nil { first = result } else { PQclear(result) }
             }
             answers.append(first)
         }
-        while let result = PQgetResult(handle) {
+        while synced, let result = PQgetResult(handle) {
             let status = PQresultStatus(result)
             PQclear(result)
             if status == PGRES_PIPELINE_SYNC { break }
         }
         PQexitPipelineMode(handle)
-        defer { for answer in answers.dropLast() { PQclear(answer) } }
-        guard queued else {
-            PQclear(answers.last ?? nil)
-            throw PostgresError(sqlState: "08006", message: Self.trimmed(PQerrorMessage(handle)), sql: sql)
+        let texts = openingStatements + statements.map(\.sql)
+        do {
+            guard queued == texts.count, synced else {
+                throw PostgresError(sqlState: "08006", message: Self.trimmed(PQerrorMessage(handle)), sql: texts[min(queued, texts.count - 1)])
+            }
+            for (text, answer) in zip(texts, answers) { try check(answer, sql: text) }
+        } catch {
+            for answer in answers { PQclear(answer) }
+            throw error
         }
-        for (text, answer) in zip(statements, answers) {
-            do { try check(answer, sql: text) } catch { PQclear(answers.last ?? nil); throw error }
-        }
-        let answer = answers.last ?? nil
-        do { try check(answer, sql: sql) } catch { PQclear(answer); throw error }
-        return answer
+        for answer in answers.prefix(openingStatements.count) { PQclear(answer) }
+        return Array(answers.dropFirst(openingStatements.count))
     }
 
+    /// The statement prepared (once a connection), checked to take as many arguments as given.
     private func prepare(_ sql: String, _ arguments: [SQLValue]) throws -> Prepared {
+        let statement = try prepareOnce(sql, arguments)
+        guard statement.parameterCount == arguments.count else {
+            throw PostgresError(sqlState: "08P01", message: "statement takes \(statement.parameterCount) arguments, got \(arguments.count)", sql: sql)
+        }
+        return statement
+    }
+
+    private func prepareOnce(_ sql: String, _ arguments: [SQLValue]) throws -> Prepared {
         if let known = prepared[sql] { return known }
         let (text, count) = PostgresSQL.numberedPlaceholders(sql)
         let name = "mk\(prepared.count + 1)"
