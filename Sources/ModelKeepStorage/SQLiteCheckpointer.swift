@@ -15,7 +15,8 @@ import ModelKeepSync
 /// each other in WAL mode). SQLite starts the WAL over at the next write once every frame has
 /// been copied; should writes keep coming so fast that no checkpoint ever catches up, the writer
 /// checkpoints itself at `ceilingPages` (what is left to copy then is mostly copied already), so
-/// the WAL stays bounded.
+/// the WAL stays bounded. And once writes stop for `idleMilliseconds`, this thread copies what is
+/// left, so that readers stop looking every page up in the WAL.
 ///
 /// `@unchecked Sendable`: `connection` is used by the checkpoint thread only, the counters are
 /// behind `state`, and `running` is a lock.
@@ -24,6 +25,8 @@ final class SQLiteCheckpointer: @unchecked Sendable {
     let pages: Int32
     /// The writer checkpoints in its own COMMIT once the WAL holds this many pages.
     let ceilingPages: Int32
+    /// How long after the last commit the WAL's remaining frames are copied (0: never).
+    let idleMilliseconds: Int
 
     private let connection: SQLiteConnection
     private let wake = DispatchSemaphore(value: 0)
@@ -43,11 +46,16 @@ final class SQLiteCheckpointer: @unchecked Sendable {
         var pending = false
         var stopping = false
         var held = false
+        /// Checkpoints run because writes had stopped (counted in `runs` too).
+        var idleRuns = 0
+        /// When the last commit came (DispatchTime's uptime nanoseconds).
+        var lastCommit: UInt64 = 0
     }
 
-    init(path: String, pages: Int, synchronousFull: Bool, busyTimeoutMilliseconds: Int32) throws {
+    init(path: String, pages: Int, idleMilliseconds: Int = 0, synchronousFull: Bool, busyTimeoutMilliseconds: Int32) throws {
         self.pages = Int32(clamping: max(1, pages))
         self.ceilingPages = Int32(clamping: max(1, pages) * 4)
+        self.idleMilliseconds = max(0, idleMilliseconds)
         connection = try SQLiteConnection(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         // The checkpoint syncs the WAL before copying it and the database file after, as the
         // writer's would at this setting.
@@ -79,6 +87,7 @@ final class SQLiteCheckpointer: @unchecked Sendable {
     private func committed(walPages: Int32, writer: OpaquePointer?) {
         let wakeThread: Bool = state.withLock { state in
             state.lastWALPages = walPages
+            state.lastCommit = DispatchTime.now().uptimeNanoseconds
             if walPages < state.copied { state.copied = 0 }  // the WAL started over
             guard walPages >= pages, walPages - state.copied >= max(1, pages / 8), !state.pending, !state.stopping else { return false }
             state.pending = true
@@ -99,7 +108,11 @@ final class SQLiteCheckpointer: @unchecked Sendable {
 
     private func loop() {
         while true {
-            wake.wait()
+            if idleMilliseconds > 0, wake.wait(timeout: .now() + .milliseconds(idleMilliseconds)) == .timedOut {
+                copyWhenIdle()
+                continue
+            }
+            if idleMilliseconds == 0 { wake.wait() }
             let go: Bool = state.withLock { state in
                 state.pending = false
                 return !state.stopping
@@ -117,6 +130,19 @@ final class SQLiteCheckpointer: @unchecked Sendable {
             running.unlock()
         }
         stopped.signal()
+    }
+
+    /// Copies the WAL's remaining frames when no commit came for `idleMilliseconds` and some
+    /// are not copied yet (a wake-up a period otherwise: a lock and two comparisons).
+    private func copyWhenIdle() {
+        let due = state.withLock { state in
+            !state.stopping && !state.held && state.lastWALPages > state.copied
+                && DispatchTime.now().uptimeNanoseconds - state.lastCommit >= UInt64(idleMilliseconds) * 1_000_000
+        }
+        guard due else { return }
+        running.lock()
+        if !state.withLock({ $0.held }), checkpoint() != nil { state.withLock { $0.idleRuns += 1 } }
+        running.unlock()
     }
 
     /// One PASSIVE checkpoint: the WAL's frames and how many of them are copied, nil when it

@@ -39,6 +39,7 @@ struct Settings: Sendable {
     var databaseCacheMiB = 2
     var databaseWriterCacheMiB = 32
     var databaseCheckpointPages = 4000
+    var databaseCheckpointIdleMilliseconds = 1000
     var maxMetadataValueBytes = 64 * 1024
     var maxMetricPointsPerRequest = 10_000
     var maxMetricHistoryPoints = 1_000_000
@@ -147,6 +148,7 @@ struct Settings: Sendable {
         Spec(key: "db_mmap_mib", help: "MiB of the database file each connection reads through a memory map instead of read calls (0: none; SQLite caps it at 2 GiB).") { $0.databaseMmapMiB = try int($1, "db_mmap_mib", 0...(1 << 20)) },
         Spec(key: "db_cache_mib", help: "Page cache of each database reader connection, MiB.") { $0.databaseCacheMiB = try int($1, "db_cache_mib", 1...65_536) },
         Spec(key: "db_checkpoint_pages", help: "WAL size in pages at which a checkpoint starts on a background thread (the writer checkpoints itself at four times it); 0: SQLite's own, inside the commit that passes 1,000 pages.") { $0.databaseCheckpointPages = try int($1, "db_checkpoint_pages", 0...1_000_000) },
+        Spec(key: "db_checkpoint_idle_ms", help: "Once no write has committed for this long, the background checkpoint copies what the WAL still holds, so readers stop looking each page up in it; 0: only at db_checkpoint_pages.") { $0.databaseCheckpointIdleMilliseconds = try int($1, "db_checkpoint_idle_ms", 0...3_600_000) },
         Spec(key: "db_writer_cache_mib", help: "Page cache of the one database writer connection, MiB: room for a wide write's dirty pages.") { $0.databaseWriterCacheMiB = try int($1, "db_writer_cache_mib", 1...65_536) },
         Spec(key: "max_metadata_value_bytes", help: "Largest metadata value as JSON text (413 beyond).") { $0.maxMetadataValueBytes = try int($1, "max_metadata_value_bytes", 1...(1 << 26)) },
         Spec(key: "max_json_depth", help: "Deepest nesting of arrays and objects in a JSON body (400 beyond), at most 1,000: parsing, storing and writing a document recurse per level, on a worker's stack.") { $0.maxJSONDepth = try int($1, "max_json_depth", 1...ModelRegistry.Limits.maxJSONDepthBound) },
@@ -300,6 +302,7 @@ struct Settings: Sendable {
         o.cacheKiB = databaseCacheMiB * 1024
         o.writerCacheKiB = databaseWriterCacheMiB * 1024
         o.checkpointPages = databaseCheckpointPages
+        o.checkpointIdleMilliseconds = databaseCheckpointIdleMilliseconds
         return o
     }
 

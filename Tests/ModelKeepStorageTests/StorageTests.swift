@@ -250,9 +250,10 @@ struct StorageTests {
     }
 
     /// A database whose checkpoints start at `pages` (0: SQLite's own), with a table `t` of blobs.
-    private func blobDatabase(_ dir: TemporaryDirectory, checkpointPages pages: Int) throws -> Database {
+    private func blobDatabase(_ dir: TemporaryDirectory, checkpointPages pages: Int, idleMilliseconds: Int = 0) throws -> Database {
         var options = Database.Options()
         options.checkpointPages = pages
+        options.checkpointIdleMilliseconds = idleMilliseconds
         let db = try openDatabase(dir, options: options)
         try db.write { try $0.execute("CREATE TABLE t (b BLOB)") }
         return db
@@ -293,6 +294,31 @@ struct StorageTests {
         try db.checkpoint()
         let wal = try FileManager.default.attributesOfItem(atPath: dir.file("test.db") + "-wal")[.size] as? Int
         #expect(wal == 0)
+    }
+
+    @Test("once no write has committed for db_checkpoint_idle_ms the thread copies what the WAL holds, once; 0 leaves it for the next checkpoint")
+    func idleCheckpoint() throws {
+        for idle in [0, 50] {
+            let dir = TemporaryDirectory()
+            let db = try blobDatabase(dir, checkpointPages: 4000, idleMilliseconds: idle)
+            let checkpointer = try #require(db.checkpointer)
+            #expect(try writeBlobs(db, count: 10) > 0)  // some 60 pages, far below 4,000
+            if idle == 0 {
+                usleep(300_000)
+                #expect(checkpointer.counts.runs == 0)
+                #expect(checkpointer.counts.copied == 0)
+            } else {
+                #expect(eventually { checkpointer.counts.idleRuns == 1 && checkpointer.counts.copied == checkpointer.counts.lastWALPages })
+                usleep(300_000)  // six more periods without a commit: nothing left to copy, no more runs
+                #expect(checkpointer.counts.idleRuns == 1 && checkpointer.counts.runs == 1)
+                // A write starts the WAL over, and the next idle period copies that one too.
+                _ = try writeBlobs(db, count: 1)
+                #expect(checkpointer.counts.lastWALPages < 20)
+                #expect(eventually { checkpointer.counts.idleRuns == 2 && checkpointer.counts.copied == checkpointer.counts.lastWALPages })
+            }
+            #expect(checkpointer.counts.lastError == nil)
+            #expect(try db.read { try $0.scalar("SELECT count(*) FROM t") } == .integer(idle == 0 ? 10 : 11))
+        }
     }
 
     @Test("a WAL that reaches four times the checkpoint size is checkpointed by the writer itself")
