@@ -273,7 +273,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     public func queryBatch(_ queries: [BatchQuery]) throws {
         settle()
         let statements = try queries.map { query in (try prepare(query.sql, query.arguments), query.sql, query.arguments) }
-        guard queries.count > 1 || !opening.isEmpty, let answers = try pipelined(statements) else {
+        guard queries.count > 1 || (queries.count == 1 && !opening.isEmpty), let answers = try pipelined(statements) else {
             for query in queries { _ = try self.query(query.sql, query.arguments, query.read) }
             return
         }
