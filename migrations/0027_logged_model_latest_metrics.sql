@@ -3,7 +3,7 @@
 -- lowest run id, lowest value (the order of that table's `_latest` index). A logged-models
 -- search ordered by a metric without datasets joins this row instead of running a correlated
 -- subquery a model (on PostgreSQL a subplan per row: half of the search statement's time).
--- Kept by the write that stores a logged model's point (ModelRegistry.logMetrics), which moves
+-- Kept by the write that stores a logged model's point (ModelRegistry.insertRunMetrics), which moves
 -- the row only when the new point comes first; points are never removed but with their model,
 -- and the row goes with it. fsck compares every row with the points and repairs a wrong one.
 CREATE TABLE mlflow_logged_model_latest (

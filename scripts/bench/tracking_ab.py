@@ -13,6 +13,11 @@ With --postgres each build serves a database of its own in one throwaway Postgre
 (Debian's, started here as scripts/bench/replicas does; ANALYZE after seeding), and each cell
 also reports PostgreSQL's CPU a request (the cluster's processes over the requests answered).
 
+With --same-data the store is seeded once, by the first build, and every build starts on a copy
+of it (PostgreSQL: a database made from the seeded one as a template): two servers of one build
+seeded apart differed by up to a tenth (their random ids shape every index), on copies by 2 %.
+List the oldest build first; a newer schema is refused by an older binary.
+
 --ops takes parts of the tracking bench's operation names. Loopback only; every server started
 is stopped by its PID."""
 import argparse
