@@ -14,6 +14,11 @@ public struct LoggedModelDraft: Sendable {
 }
 
 extension ModelRegistry {
+    /// The order in which a logged model's values of a metric come newest first: the order of
+    /// `mlflow_logged_model_metrics`' `_latest` index, and the row `mlflow_logged_model_latest`
+    /// keeps (migration 0027; the log-batch's upsert writes the same order as its condition).
+    static let loggedModelNewestOrder = "timestamp DESC, step DESC, run_id, value"
+
     public static let loggedModelStatuses = ["LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"]
 
     static func fetchLoggedModel(id: String, metricLimit: Int, _ db: any SQLConnection) throws -> LoggedModel {

@@ -330,7 +330,7 @@ extension ModelRegistry {
                            (SELECT \(newestSignature) FROM mlflow_logged_model_latest l
                             WHERE l.logged_model_id = k.logged_model_id AND l.key = k.key) AS kept,
                            (SELECT \(newestSignature) FROM mlflow_logged_model_metrics l WHERE l.logged_model_id = k.logged_model_id
-                            AND l.key = k.key ORDER BY l.timestamp DESC, l.step DESC, l.run_id, l.value LIMIT 1) AS actual
+                            AND l.key = k.key ORDER BY \(loggedModelNewestOrder) LIMIT 1) AS actual
                     FROM (SELECT DISTINCT logged_model_id, key FROM mlflow_logged_model_metrics) AS k) AS newest
                 WHERE kept IS DISTINCT FROM actual
                 """,
@@ -339,7 +339,7 @@ extension ModelRegistry {
                 INSERT INTO mlflow_logged_model_latest AS l (logged_model_id, key, timestamp, step, run_id, value)
                 SELECT logged_model_id, key, timestamp, step, run_id, value FROM mlflow_logged_model_metrics
                 WHERE CAST(? AS TEXT) IS NOT NULL AND logged_model_id = ? AND key = ?
-                ORDER BY timestamp DESC, step DESC, run_id, value LIMIT 1
+                ORDER BY \(loggedModelNewestOrder) LIMIT 1
                 ON CONFLICT (logged_model_id, key) DO UPDATE
                 SET timestamp = excluded.timestamp, step = excluded.step, run_id = excluded.run_id, value = excluded.value
                 """,

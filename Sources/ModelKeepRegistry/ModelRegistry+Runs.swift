@@ -444,8 +444,8 @@ extension ModelRegistry {
                       .integer(point.step), .integer(point.wallclock), .real(value), .text(run.id)])
             guard added > 0 else { continue }
             loggedPoints[modelID, default: []].append(point)
-            // The model's newest value of the key moves only if this point comes first in the
-            // order of the metrics' `_latest` index (migration 0027).
+            // The model's newest value of the key moves only if this point comes first in
+            // `loggedModelNewestOrder` (migration 0027).
             try db.run("""
                 INSERT INTO mlflow_logged_model_latest AS l (logged_model_id, key, timestamp, step, run_id, value) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (logged_model_id, key) DO UPDATE

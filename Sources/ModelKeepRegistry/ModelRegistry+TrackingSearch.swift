@@ -56,7 +56,7 @@ struct TrackingSchema: Sendable {
         datasetMetric: .expression { datasets in
             let (clause, arguments) = datasetClause(datasets)
             return ("(SELECT value FROM mlflow_logged_model_metrics WHERE logged_model_id = t.id AND key = ?\(clause)"
-                    + " ORDER BY timestamp DESC, step DESC, run_id, value LIMIT 1)", arguments)
+                    + " ORDER BY \(ModelRegistry.loggedModelNewestOrder) LIMIT 1)", arguments)
         },
         metricValues: "mlflow_logged_model_metrics",
         param: .row(table: "mlflow_logged_model_params", owner: "logged_model_id", item: "t.id", value: "value"),

@@ -148,14 +148,15 @@ extension SQLConnection {
     }
 
     /// `FROM wanted w` and the rows of `table` (as `alias`) whose `owner` column is a wanted id,
-    /// for a `rows(numbering:)` statement; `filter` narrows them. PostgreSQL probes the table's
-    /// index once an id (a LATERAL subquery that OFFSET 0 keeps whole): for a page of 100 its
-    /// planner chose to hash the whole table once that held a few thousand rows, which cost more
-    /// than the probes (a page of runs' latest metrics 0.76 -> 0.45 ms, tags 0.36 -> 0.28, params
-    /// 0.45 -> 0.36 ms from a client, 5,000 rows a table) and grows with the table. For the
-    /// tables that hold many rows an owner, the ones that grow fastest.
-    /// `through` joins another table first, whose `key` column the owner then matches instead of
-    /// the wanted id (a run's tags are its model's: `JOIN mlflow_runs r ON r.id = w.id`, `r.model_id`).
+    /// for a `rows(numbering:)` statement; `filter` narrows them, and `through` joins another
+    /// table first, whose `key` column the owner then matches instead of the wanted id (a run's
+    /// tags are its model's: `JOIN mlflow_runs r ON r.id = w.id`, `r.model_id`).
+    ///
+    /// Meant for tables with many rows an owner, which grow fastest. PostgreSQL probes the
+    /// table's index once an id (a LATERAL subquery that OFFSET 0 keeps whole): for a page of
+    /// 100 its planner chose to hash the whole table once that held a few thousand rows, which
+    /// cost more than the probes (a page of runs' latest metrics 0.76 -> 0.45 ms, tags 0.36 ->
+    /// 0.28, params 0.45 -> 0.36 ms from a client, 5,000 rows a table) and grows with the table.
     public func wantedRows(of table: String, as alias: String, by owner: String, through: (join: String, key: String)? = nil,
                            where filter: String? = nil) -> String {
         let narrowed = filter.map { " AND " + $0 } ?? ""

@@ -108,11 +108,12 @@ final class SQLiteCheckpointer: @unchecked Sendable {
 
     private func loop() {
         while true {
-            if idleMilliseconds > 0, wake.wait(timeout: .now() + .milliseconds(idleMilliseconds)) == .timedOut {
+            if idleMilliseconds == 0 {
+                wake.wait()
+            } else if wake.wait(timeout: .now() + .milliseconds(idleMilliseconds)) == .timedOut {
                 copyWhenIdle()
                 continue
             }
-            if idleMilliseconds == 0 { wake.wait() }
             let go: Bool = state.withLock { state in
                 state.pending = false
                 return !state.stopping

@@ -20,6 +20,7 @@ sys.path.insert(0, here)
 from compare import Target, http, start_modelkeep, wrk  # noqa: E402
 from replicas import Balanced  # noqa: E402
 
+
 def measure(front, body, connections, seconds):
     """One wrk run of the log-batch against `front` (compare.wrk: each run's "{i}" start past the
     last one's, so every request writes new steps), as (req/s, p50 ms); fails on any error."""

@@ -90,7 +90,7 @@ def main():
             servers.append(server)
             if seeded:
                 target = Target(label, server)
-                target.ops, target.env, target.writes = seeded.ops, getattr(seeded, "env", {}), getattr(seeded, "writes", {})
+                target.ops, target.env, target.writes = seeded.ops, seeded.env, seeded.writes
                 targets.append(target)
                 continue
             targets.append(tracking.seed(server, label, args.runs, args.models, args.history))
