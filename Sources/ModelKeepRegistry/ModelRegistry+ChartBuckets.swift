@@ -68,9 +68,17 @@ extension ModelRegistry {
         chartBucketQueue.working.lock()
         defer { chartBucketQueue.working.unlock() }
         while let ref = chartBucketQueue.next() {
-            // `database.write`, not `writing`: derived rows only, nothing a change-feed reader
-            // should be woken for. What a fold on the way left behind joins this pass.
-            if let more = try? database.write({ db in try Self.catchUpChartBuckets(ref, db) }), !more.isEmpty {
+            // `database`, not `writing`: derived rows only, nothing a change-feed reader should
+            // be woken for. Scoped to the series' parent: a catch-up (or a fold) writes that
+            // parent's blocks, latest points and buckets and nothing else, so on PostgreSQL it
+            // waits only for that parent's writes, not for every write in flight (as an
+            // exclusive write did: each one drained all writers and held the next ones back).
+            // What a fold on the way left behind joins this pass.
+            let caughtUp = try? database.writeScoped { db, claim in
+                try claim(ref.parentID)
+                return try Self.catchUpChartBuckets(ref, db)
+            }
+            if let more = caughtUp, !more.isEmpty {
                 _ = chartBucketQueue.add(more)
             }
         }

@@ -6,7 +6,7 @@ import TestSupport
 import Logging
 import ModelKeepAPI
 import ModelKeepJSON
-import ModelKeepRegistry
+@testable import ModelKeepRegistry
 import ModelKeepStorage
 
 /// Several registries on one PostgreSQL database, each with its own pool and listener: what
@@ -177,6 +177,40 @@ struct ReplicaTests {
             for run in [a, b] {
                 let keys: [String] = try registry.latestMetrics(.model(run.modelID)).map(\.key).sorted()
                 #expect(keys == ["loss", "native"])
+            }
+        }
+    }
+
+    @Test("a long series' chart catch-up waits for its own parent's writes, not for other parents'")
+    func catchUpScoped() async throws {
+        try await offload {
+            let (database, replicas) = try Self.replicas(2)
+            let a = try replicas[0].createRun(RunDraft()), b = try replicas[0].createRun(RunDraft())
+            // 8,193 steps make a series long: its buckets are left to a catch-up, held here, each
+            // replica queueing one series (a's on replica 0, b's on replica 1).
+            let long = (0..<8_193).map { MetricPoint(key: "loss", step: Int64($0), wallclock: 1, value: .number(Double($0 % 97))) }
+            for (replica, run) in zip(replicas, [a, b]) {
+                replica.chartBucketQueue.hold(true)
+                _ = try replica.logMetrics(.model(run.modelID), long)
+                #expect(replica.chartBucketsBehind == 1)
+                replica.chartBucketQueue.hold(false)
+            }
+            // Another session holds what a scoped write of run a holds while it is in flight.
+            let holder = try PostgresConnection(url: database.url)
+            try holder.execute("""
+                BEGIN; SELECT pg_advisory_xact_lock_shared(\(Database.writeLockKey));
+                SELECT pg_advisory_xact_lock(\(Database.ownerLockClass), hashtext('\(a.modelID)'))
+                """)
+            let outcomes = try Self.waited([
+                { replicas[1].settleChartBuckets() },
+                { replicas[0].settleChartBuckets() },
+            ], until: { try holder.execute("COMMIT") })
+            #expect(!outcomes[0].waited, "run b's catch-up waited for a write of run a")
+            #expect(outcomes[1].waited, "run a's catch-up ran while a write of run a was in flight")
+            for (replica, run) in zip(replicas, [a, b]) {
+                #expect(replica.chartBucketsBehind == 0)
+                let chart = try replica.metricChart(.model(run.modelID), key: "loss", limit: 100_000)
+                #expect(chart.bucketSteps == 16 && chart.represented == 8_193, "\(run.id): \(String(describing: chart.bucketSteps))")
             }
         }
     }
