@@ -19,6 +19,11 @@ extension ModelRegistry {
     /// keeps (migration 0027; the log-batch's upsert writes the same order as its condition).
     static let loggedModelNewestOrder = "timestamp DESC, step DESC, run_id, value"
 
+    /// `loggedModelNewestOrder` with each column read from the table aliased `alias`.
+    static func loggedModelNewestOrder(of alias: String) -> String {
+        loggedModelNewestOrder.split(separator: ", ").map { "\(alias).\($0)" }.joined(separator: ", ")
+    }
+
     public static let loggedModelStatuses = ["LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"]
 
     static func fetchLoggedModel(id: String, metricLimit: Int, _ db: any SQLConnection) throws -> LoggedModel {

@@ -321,27 +321,32 @@ extension ModelRegistry {
             repair: "UPDATE consumers SET resolved_version_id = ? WHERE name = ?",
             problem: { "consumer \($0[0].shown) records version \($1.shown) but its policy picks \($2.shown)" },
             repaired: { "re-resolved consumer \($0[0].shown)" }),
-        // A logged model's newest value of a metric (migration 0027), as "timestamp/step/run/value".
+        // A logged model's newest value of a metric (migration 0027) and the model's experiment
+        // it carries (0028), as "experiment/timestamp/step/run/value".
         DerivedColumnCheck(
             keys: 2,
             drifted: """
                 SELECT logged_model_id, key, kept, actual FROM (
                     SELECT k.logged_model_id, k.key,
-                           (SELECT \(newestSignature) FROM mlflow_logged_model_latest l
+                           (SELECT CAST(l.experiment_id AS TEXT) || '/' || \(newestSignature) FROM mlflow_logged_model_latest l
                             WHERE l.logged_model_id = k.logged_model_id AND l.key = k.key) AS kept,
-                           (SELECT \(newestSignature) FROM mlflow_logged_model_metrics l WHERE l.logged_model_id = k.logged_model_id
-                            AND l.key = k.key ORDER BY \(loggedModelNewestOrder) LIMIT 1) AS actual
+                           (SELECT CAST(m.experiment_id AS TEXT) || '/' || \(newestSignature)
+                            FROM mlflow_logged_model_metrics l JOIN mlflow_logged_models m ON m.id = l.logged_model_id
+                            WHERE l.logged_model_id = k.logged_model_id AND l.key = k.key
+                            ORDER BY \(loggedModelNewestOrder(of: "l")) LIMIT 1) AS actual
                     FROM (SELECT DISTINCT logged_model_id, key FROM mlflow_logged_model_metrics) AS k) AS newest
                 WHERE kept IS DISTINCT FROM actual
                 """,
             // The row again from the points (the signature bound first is not needed).
             repair: """
-                INSERT INTO mlflow_logged_model_latest AS l (logged_model_id, key, timestamp, step, run_id, value)
-                SELECT logged_model_id, key, timestamp, step, run_id, value FROM mlflow_logged_model_metrics
-                WHERE CAST(? AS TEXT) IS NOT NULL AND logged_model_id = ? AND key = ?
-                ORDER BY \(loggedModelNewestOrder) LIMIT 1
+                INSERT INTO mlflow_logged_model_latest AS l (logged_model_id, key, experiment_id, timestamp, step, run_id, value)
+                SELECT p.logged_model_id, p.key, m.experiment_id, p.timestamp, p.step, p.run_id, p.value
+                FROM mlflow_logged_model_metrics p JOIN mlflow_logged_models m ON m.id = p.logged_model_id
+                WHERE CAST(? AS TEXT) IS NOT NULL AND p.logged_model_id = ? AND p.key = ?
+                ORDER BY \(loggedModelNewestOrder(of: "p")) LIMIT 1
                 ON CONFLICT (logged_model_id, key) DO UPDATE
-                SET timestamp = excluded.timestamp, step = excluded.step, run_id = excluded.run_id, value = excluded.value
+                SET experiment_id = excluded.experiment_id, timestamp = excluded.timestamp, step = excluded.step,
+                    run_id = excluded.run_id, value = excluded.value
                 """,
             problem: { "metric \($0[1].shown) of logged model \($0[0].shown) records \($1.shown) as its newest value but it is \($2.shown)" },
             repaired: { "reset the newest value of metric \($0[1].shown) of logged model \($0[0].shown)" }),

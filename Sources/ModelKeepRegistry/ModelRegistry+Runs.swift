@@ -422,7 +422,7 @@ extension ModelRegistry {
         var fresh: [MetricPoint] = []
         fresh.reserveCapacity(metrics.count)
         // A logged model's new points, by the ModelKeep model that holds its series.
-        var loggedModels: [String: String] = [:]
+        var loggedModels: [String: (modelID: String, experimentID: Int64)] = [:]
         var loggedPoints: [String: [MetricPoint]] = [:]
         for (i, metric) in metrics.enumerated() {
             let point = metric.point
@@ -430,10 +430,10 @@ extension ModelRegistry {
             guard case .number(let value) = point.value else { continue }
             guard let loggedModelID = metric.modelID, !loggedModelID.isEmpty else { continue }
             if loggedModels[loggedModelID] == nil {
-                loggedModels[loggedModelID] = try db.queryFirst("SELECT model_id FROM mlflow_logged_models WHERE id = ?", [.text(loggedModelID)],
-                                                                { $0.text(0) })
+                loggedModels[loggedModelID] = try db.queryFirst("SELECT model_id, experiment_id FROM mlflow_logged_models WHERE id = ?",
+                                                                [.text(loggedModelID)], { (modelID: $0.text(0), experimentID: $0.int64(1)) })
             }
-            guard let modelID = loggedModels[loggedModelID] else {
+            guard let (modelID, experimentID) = loggedModels[loggedModelID] else {
                 throw RegistryError.notFound("Logged model with ID '\(loggedModelID)' not found.")
             }
             let added = try db.run("""
@@ -445,16 +445,18 @@ extension ModelRegistry {
             guard added > 0 else { continue }
             loggedPoints[modelID, default: []].append(point)
             // The model's newest value of the key moves only if this point comes first in
-            // `loggedModelNewestOrder` (migration 0027).
+            // `loggedModelNewestOrder` (migration 0027); it carries the model's experiment (0028).
             try db.run("""
-                INSERT INTO mlflow_logged_model_latest AS l (logged_model_id, key, timestamp, step, run_id, value) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO mlflow_logged_model_latest AS l (logged_model_id, key, experiment_id, timestamp, step, run_id, value)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (logged_model_id, key) DO UPDATE
                 SET timestamp = excluded.timestamp, step = excluded.step, run_id = excluded.run_id, value = excluded.value
                 WHERE excluded.timestamp > l.timestamp
                    OR (excluded.timestamp = l.timestamp AND (excluded.step > l.step
                        OR (excluded.step = l.step AND (excluded.run_id < l.run_id
                            OR (excluded.run_id = l.run_id AND excluded.value < l.value)))))
-                """, [.text(loggedModelID), .text(point.key), .integer(point.wallclock), .integer(point.step), .text(run.id), .real(value)])
+                """, [.text(loggedModelID), .text(point.key), .integer(experimentID), .integer(point.wallclock), .integer(point.step),
+                      .text(run.id), .real(value)])
         }
         var behind: [ChartSeriesRef] = []
         if !fresh.isEmpty { behind += try insertPoints(fresh, parentID: run.modelID, stored: knownExtents, db) }

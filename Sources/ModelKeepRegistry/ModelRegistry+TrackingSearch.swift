@@ -31,6 +31,10 @@ struct TrackingSchema: Sendable {
     let datasets: Bool
     /// The order after the caller's keys (a unique column last).
     let defaultOrder: [(column: String, descending: Bool)]
+    /// When set, the table of `metric`'s rows also carries each item's `experiment_id`, indexed
+    /// by (experiment_id, key, value): a search ordered by one metric alone walks it (see
+    /// `ModelRegistry.walkedRows`).
+    var metricByValue: String? = nil
 
     static let runs = TrackingSchema(
         kind: "runs", table: "mlflow_runs t", experimentColumn: "t.experiment_id",
@@ -62,7 +66,8 @@ struct TrackingSchema: Sendable {
         param: .row(table: "mlflow_logged_model_params", owner: "logged_model_id", item: "t.id", value: "value"),
         tag: .row(table: "model_labels", owner: "model_id", item: "t.model_id", value: "value"),
         datasets: false,
-        defaultOrder: [("t.created_at", true), ("t.id", false)])
+        defaultOrder: [("t.created_at", true), ("t.id", false)],
+        metricByValue: "mlflow_logged_model_latest")
 
     static let experiments = TrackingSchema(
         kind: "experiments", table: "mlflow_experiments t", experimentColumn: "t.id",
@@ -129,6 +134,19 @@ extension ModelRegistry {
         for predicate in search.predicates {
             try Self.trackingClause(predicate, schema: schema, joins: &joins, clauses: &clauses, arguments: &arguments)
         }
+        let pageSize = search.pageSize
+        if let table = schema.metricByValue, search.order.count == 1, !search.experimentIDs.isEmpty,
+           case let .metric(key, datasets) = search.order[0].field, datasets.isEmpty {
+            let order = search.order[0]
+            let signature = schema.kind + ":" + "\(order.field)\(order.descending ? "-" : "+")"
+            let cursor = try search.pageToken.map { token throws(RegistryError) in
+                try PageCursor.decode(token, order: signature, descending: false, count: 2 + schema.defaultOrder.count)
+            }
+            let walk = try Self.walkedRows(table: table, key: key, descending: order.descending, experimentIDs: search.experimentIDs,
+                                           schema: schema, joins: joins, clauses: clauses, arguments: arguments, after: cursor,
+                                           limit: pageSize + 1)
+            return try page(of: walk, signature: signature, pageSize: pageSize, load: load)
+        }
         // The sort keys: each caller key's value computed once per row (a materialized inner
         // select: a correlated subquery written twice would run twice; a joined value is read
         // once, shared with the filters on it), then used as (is missing, value) so missing
@@ -182,13 +200,18 @@ extension ModelRegistry {
             """
         let allArguments = keyArguments + joins.arguments + arguments + outerArguments + [.integer(Int64(search.pageSize) + 1)]
         let count = columns.count
-        let pageSize = search.pageSize
-        // The page's ids and the items they name, in one read transaction (on PostgreSQL each
-        // costs a BEGIN and a COMMIT round trip).
-        return try reading { db in
-            let rows = try db.query(sql, allArguments) { row in
-                (id: row.value(0), key: (1...count).map { row.value($0) })
-            }
+        return try page(of: { db in
+            try db.query(sql, allArguments) { row in (id: row.value(0), key: (1...count).map { row.value($0) }) }
+        }, signature: orderSignature, pageSize: pageSize, load: load)
+    }
+
+    /// A page of a search's ordered rows (`rows`: up to one more than `pageSize`, each an id and
+    /// its sort key) and the items they name, read in one transaction (on PostgreSQL each costs
+    /// a BEGIN and a COMMIT round trip); the token continues after the page's last key.
+    private func page<T: Sendable>(of rows: @escaping (any SQLConnection) throws -> [(id: SQLValue, key: [SQLValue])], signature: String,
+                                   pageSize: Int, load: @escaping (any SQLConnection, [String]) throws -> [T]) throws(RegistryError) -> Page<T> {
+        try reading { db in
+            let rows = try rows(db)
             let ids = rows.prefix(pageSize).map { row -> String in
                 if case .integer(let n) = row.id { return String(n) }
                 if case .text(let s) = row.id { return s }
@@ -196,7 +219,68 @@ extension ModelRegistry {
             }
             let items = try load(db, Array(ids))
             guard rows.count > pageSize else { return Page(items: items, nextPageToken: nil) }
-            return Page(items: items, nextPageToken: PageCursor(order: orderSignature, descending: false, values: rows[pageSize - 1].key).encode())
+            return Page(items: items, nextPageToken: PageCursor(order: signature, descending: false, values: rows[pageSize - 1].key).encode())
+        }
+    }
+
+    /// The rows of a search ordered by one metric alone (no datasets), from `table`'s index on
+    /// (experiment_id, key, value): first the items that have the metric, walked in the order
+    /// asked (then newest first, then by id, as `defaultOrder` says), stopping after `limit`;
+    /// then, if the page is not full, the items without it in `defaultOrder`. The same rows and
+    /// sort keys as the general statement (missing values last, keyed (0, value, ...) and
+    /// (1, 0, ...)), so a page token of either continues in the other; the general statement
+    /// read every item of the experiments and sorted them all.
+    static func walkedRows(table: String, key: String, descending: Bool, experimentIDs: [Int64], schema: TrackingSchema,
+                           joins: KeyedJoins, clauses: [String], arguments: [SQLValue], after cursor: PageCursor?,
+                           limit: Int) throws(RegistryError) -> (any SQLConnection) throws -> [(id: SQLValue, key: [SQLValue])] {
+        guard case let .row(_, owner, item, _)? = schema.metric else { preconditionFailure("a walked metric is a kept row") }
+        let defaultColumns = schema.defaultOrder.map(\.column)
+        let orderTail = schema.defaultOrder.map { "\($0.column) \($0.descending ? "DESC" : "ASC")" }
+        let experiments = Array(repeating: "?", count: experimentIDs.count).joined(separator: ", ")
+        // Where the cursor is: among the items with the metric (0), or past them (1).
+        var withMetric = true
+        var afterWith: String?, afterWithout: String?
+        var withArguments: [SQLValue] = [], withoutArguments: [SQLValue] = []
+        if let cursor {
+            switch cursor.values[0] {
+            case .integer(0):
+                let columns = [("w.value", descending)] + schema.defaultOrder.map { ($0.column, $0.descending) }
+                afterWith = after(PageCursor(order: cursor.order, descending: false, values: Array(cursor.values.dropFirst())),
+                                  columns: columns, arguments: &withArguments)
+            case .integer(1):
+                withMetric = false
+                afterWithout = after(PageCursor(order: cursor.order, descending: false, values: Array(cursor.values.dropFirst(2))),
+                                     columns: schema.defaultOrder, arguments: &withoutArguments)
+            default:
+                throw .invalid(field: "page_token", message: "is not a page token of this search")
+            }
+        }
+        let filters = clauses.isEmpty ? "" : " AND " + clauses.joined(separator: " AND ")
+        let first = """
+            SELECT \(item), w.value, \(defaultColumns.joined(separator: ", ")) FROM \(table) w JOIN \(schema.table) ON \(item) = w.\(owner)\(joins.sql)
+            WHERE w.experiment_id IN (\(experiments)) AND w.key = ?\(filters)\(afterWith.map { " AND " + $0 } ?? "")
+            ORDER BY w.value \(descending ? "DESC" : "ASC"), \(orderTail.joined(separator: ", ")) LIMIT ?
+            """
+        let firstArguments = joins.arguments + experimentIDs.map(SQLValue.integer) + [.text(key)] + arguments + withArguments
+        let rest = """
+            SELECT \(item), \(defaultColumns.joined(separator: ", ")) FROM \(schema.table)\(joins.sql)
+            WHERE NOT EXISTS (SELECT 1 FROM \(table) w WHERE w.\(owner) = \(item) AND w.key = ?)\(filters)\(afterWithout.map { " AND " + $0 } ?? "")
+            ORDER BY \(orderTail.joined(separator: ", ")) LIMIT ?
+            """
+        let restArguments = joins.arguments + [.text(key)] + arguments + withoutArguments
+        let tail = defaultColumns.count
+        return { db in
+            var rows: [(id: SQLValue, key: [SQLValue])] = []
+            if withMetric {
+                rows = try db.query(first, firstArguments + [.integer(Int64(limit))]) { row in
+                    (id: row.value(0), key: [.integer(0)] + (1...1 + tail).map { row.value($0) })
+                }
+            }
+            guard rows.count < limit else { return rows }
+            rows += try db.query(rest, restArguments + [.integer(Int64(limit - rows.count))]) { row in
+                (id: row.value(0), key: [.integer(1), .integer(0)] + (1...tail).map { row.value($0) })
+            }
+            return rows
         }
     }
 

@@ -640,14 +640,102 @@ struct MLflowTrackingRouteTests {
         try registry.database.write { db in
             try db.run("UPDATE mlflow_logged_model_latest SET value = 0.99 WHERE logged_model_id = ?", [.text(ids["later-time"]!)])
             try db.run("DELETE FROM mlflow_logged_model_latest WHERE logged_model_id = ?", [.text(ids["later-step"]!)])
+            try db.run("UPDATE mlflow_logged_model_latest SET experiment_id = experiment_id + 1000 WHERE logged_model_id = ?", [.text(ids["lower-run"]!)])
         }
         #expect(try names(["field_name": "metrics.acc", "ascending": false]).prefix(2) == ["later-time", "lower-value"])
         let report = try registry.fsck(full: false, repair: true)
-        #expect(report.problems.count == 2)
+        #expect(report.problems.count == 3)
         #expect(report.problems.allSatisfy { $0.hasPrefix("metric acc of logged model ") && $0.contains("as its newest value") })
-        #expect(report.repairs.count == 2)
+        #expect(report.repairs.count == 3)
         #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
         #expect(try names(["field_name": "metrics.acc", "ascending": false]) == descending)
+    }
+
+    @Test("a logged-models search ordered by one metric walks its index and answers what sorting every model answers: ties, models without the metric, filters, deleted models, two experiments, every page size")
+    func loggedModelMetricWalk() throws {
+        let test = try TestRegistry()
+        let registry = test.registry
+        let experiments = try ["walk-a", "walk-b"].map { try registry.createExperiment(name: $0, artifactLocation: nil, tags: [:]).id }
+        let run = try registry.createRun(RunDraft())
+        struct Expected { let id: String; let experiment: Int64; let created: Int64; let newest: Double?; let values: [Double]; let group: String; let deleted: Bool }
+        var models: [Expected] = []
+        for i in 0..<48 {
+            var draft = LoggedModelDraft()
+            draft.experimentID = experiments[i < 36 ? 0 : 1]
+            draft.name = "m\(i)"
+            draft.params = ["group": i % 3 == 0 ? "a" : "b"]
+            let model = try registry.createLoggedModel(draft)
+            // Creation times with ties (the order's next key), set directly.
+            let created = Int64(1_000 + (i * 5) % 7)
+            try test.database.write { db in
+                try db.run("UPDATE mlflow_logged_models SET created_at = ? WHERE id = ?", [.integer(created), .text(model.id)])
+            }
+            // Three in four have acc, with ties; every sixth logged 0.9 first and a lower value later.
+            var values: [Double] = []
+            if i % 4 != 3 {
+                values = i % 6 == 0 ? [0.9, Double(i % 5) / 10] : [Double(i % 5) / 10]
+                for (n, value) in values.enumerated() {
+                    var data = RunData()
+                    data.metrics = [RunMetric(point: MetricPoint(key: "acc", step: 0, wallclock: Int64(n + 1), value: .number(value)), modelID: model.id)]
+                    try registry.logRunData(id: run.id, data)
+                }
+            } else {
+                var data = RunData()
+                data.metrics = [RunMetric(point: MetricPoint(key: "loss", step: 0, wallclock: 1, value: .number(1)), modelID: model.id)]
+                try registry.logRunData(id: run.id, data)
+            }
+            let deleted = i % 9 == 4
+            if deleted { try registry.deleteLoggedModel(id: model.id) }
+            models.append(Expected(id: model.id, experiment: draft.experimentID, created: created, newest: values.last, values: values,
+                                   group: draft.params["group"]!, deleted: deleted))
+        }
+        let filters: [(name: String, predicate: TrackingPredicate?, keeps: (Expected) -> Bool)] = [
+            ("none", nil, { _ in true }),
+            ("any acc >= 0.2", TrackingPredicate(field: .metric("acc"), comparator: .greaterOrEqual, values: ["0.2"]),
+             { $0.values.contains { $0 >= 0.2 } }),
+            ("group a", TrackingPredicate(field: .param("group"), comparator: .equal, values: ["a"]), { $0.group == "a" }),
+        ]
+        for scope in [[experiments[0]], experiments] {
+            for descending in [true, false] {
+                for filter in filters {
+                    for view in [ViewType.activeOnly, .all] {
+                        let expected = models.filter { scope.contains($0.experiment) && filter.keeps($0) && (view == .all || !$0.deleted) }
+                            .sorted { a, b in
+                                if (a.newest == nil) != (b.newest == nil) { return a.newest != nil }
+                                if let x = a.newest, let y = b.newest, x != y { return descending ? x > y : x < y }
+                                if a.created != b.created { return a.created > b.created }
+                                return a.id < b.id
+                            }.map(\.id)
+                        for pageSize in [1, 4, 7, 100] {
+                            var search = TrackingSearch()
+                            search.experimentIDs = scope
+                            search.order = [TrackingOrder(.metric("acc"), descending: descending)]
+                            search.predicates = filter.predicate.map { [$0] } ?? []
+                            search.viewType = view
+                            search.pageSize = pageSize
+                            var got: [String] = []
+                            for _ in 0..<100 {
+                                let page = try registry.searchLoggedModels(search)
+                                got += page.items.map(\.id)
+                                #expect(page.items.count == pageSize || page.nextPageToken == nil)
+                                guard let token = page.nextPageToken else { break }
+                                search.pageToken = token
+                            }
+                            #expect(got == expected, "\(scope.count) experiment(s), \(descending ? "descending" : "ascending"), filter \(filter.name), \(view), pages of \(pageSize)")
+                        }
+                    }
+                }
+            }
+        }
+        // A token of another order is refused, as before.
+        var search = TrackingSearch()
+        search.experimentIDs = [experiments[0]]
+        search.order = [TrackingOrder(.metric("acc"), descending: true)]
+        search.pageSize = 2
+        let token = try #require(try registry.searchLoggedModels(search).nextPageToken)
+        search.order = [TrackingOrder(.metric("acc"), descending: false)]
+        search.pageToken = token
+        #expect(throws: RegistryError.self) { try registry.searchLoggedModels(search) }
     }
 
     @Test("migration 0027 (PostgreSQL's 0011) gives the logged models stored before it their newest value of each metric")
@@ -669,6 +757,7 @@ struct MLflowTrackingRouteTests {
         let registry = ModelRegistry(database: database, store: try BlobStore(directory: data))
         var draft = LoggedModelDraft()
         draft.name = "before-0027"
+        draft.experimentID = try registry.createExperiment(name: "before-0027", artifactLocation: nil, tags: [:]).id
         let model = try registry.createLoggedModel(draft)
         // Points as the code before 0027 stored them: (key, timestamp, step, run, value).
         let points: [(String, Int64, Int64, String, Double)] = [
@@ -681,12 +770,17 @@ struct MLflowTrackingRouteTests {
                     """, [.text(model.id), .text(key), .integer(step), .integer(time), .real(value), .text(run)])
             }
         }
-        #expect(try migrateRest() == [TestStore.isPostgres ? "0011_logged_model_latest_metrics.sql" : "0027_logged_model_latest_metrics.sql"])
+        // 0028 (PostgreSQL's 0012) after it gives each kept row its model's experiment.
+        #expect(try migrateRest() == (TestStore.isPostgres
+            ? ["0011_logged_model_latest_metrics.sql", "0012_logged_model_latest_by_value.sql"]
+            : ["0027_logged_model_latest_metrics.sql", "0028_logged_model_latest_by_value.sql"]))
         let kept = try database.read { db in
-            try db.query("SELECT key, timestamp, step, run_id, value FROM mlflow_logged_model_latest WHERE logged_model_id = ? ORDER BY key",
-                         [.text(model.id)]) { "\($0.text(0)) \($0.int64(1)) \($0.int64(2)) \($0.text(3)) \($0.double(4))" }
+            try db.query("""
+                SELECT key, experiment_id, timestamp, step, run_id, value FROM mlflow_logged_model_latest WHERE logged_model_id = ? ORDER BY key
+                """, [.text(model.id)]) { "\($0.text(0)) \($0.int64(1)) \($0.int64(2)) \($0.int64(3)) \($0.text(4)) \($0.double(5))" }
         }
-        #expect(kept == ["acc 2 1 r1 0.5", "loss 7 2 r1 1.0"])
+        #expect(kept == ["acc \(draft.experimentID) 2 1 r1 0.5", "loss \(draft.experimentID) 7 2 r1 1.0"])
+        #expect(draft.experimentID != 0)
         #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
     }
 
