@@ -201,12 +201,16 @@ struct ReplicaTests {
                 BEGIN; SELECT pg_advisory_xact_lock_shared(\(Database.writeLockKey));
                 SELECT pg_advisory_xact_lock(\(Database.ownerLockClass), hashtext('\(a.modelID)'))
                 """)
-            let outcomes = try Self.waited([
-                { replicas[1].settleChartBuckets() },
-                { replicas[0].settleChartBuckets() },
-            ], until: { try holder.execute("COMMIT") })
-            #expect(!outcomes[0].waited, "run b's catch-up waited for a write of run a")
-            #expect(outcomes[1].waited, "run a's catch-up ran while a write of run a was in flight")
+            // Run b's catch-up finishes while a's write is held (bounded: a minute, for a slow
+            // machine; it waits for nothing); run a's is still waiting then, and after.
+            let aDone = DispatchSemaphore(value: 0), bDone = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async { replicas[0].settleChartBuckets(); aDone.signal() }
+            DispatchQueue.global().async { replicas[1].settleChartBuckets(); bDone.signal() }
+            #expect(bDone.wait(timeout: .now() + 60) == .success, "run b's catch-up waited for a write of run a")
+            Thread.sleep(forTimeInterval: 0.3)
+            #expect(aDone.wait(timeout: .now()) == .timedOut, "run a's catch-up ran while a write of run a was in flight")
+            try holder.execute("COMMIT")
+            #expect(aDone.wait(timeout: .now() + 60) == .success, "run a's catch-up still waits after the write of run a committed")
             for (replica, run) in zip(replicas, [a, b]) {
                 #expect(replica.chartBucketsBehind == 0)
                 let chart = try replica.metricChart(.model(run.modelID), key: "loss", limit: 100_000)
