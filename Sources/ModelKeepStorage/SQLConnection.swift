@@ -77,11 +77,18 @@ extension SQLConnection {
     /// checked, its program reset) made a 1,000-row upsert run a row at a time a third slower
     /// (timed in C on a copy of metric_latest: 2.0 against 1.5 ms). For INSERT ... ON CONFLICT
     /// upserts, no two rows may name the same key. Atomic only within the caller's transaction.
+    /// On PostgreSQL the statements go in one round trip (`queryBatch`): a 1,000-row upsert is
+    /// ten statements, and each waited for its answer before the next was sent.
     public func runRows(_ head: String, columns: Int, _ tail: String, _ rows: [[SQLValue]]) throws {
         let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
-        for batch in PostgresSQL.rowBatches(rows.count) {
-            try run(head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail, rows[batch].flatMap { $0 })
+        let statements = PostgresSQL.rowBatches(rows.count).map { batch in
+            (sql: head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail, arguments: rows[batch].flatMap { $0 })
         }
+        if dialect == .postgres, statements.count > 1 {
+            try queryBatch(statements.map { BatchQuery($0.sql, $0.arguments) { _ in } })
+            return
+        }
+        for statement in statements { try run(statement.sql, statement.arguments) }
     }
 
     /// `runRows` for a statement whose `tail` ends in RETURNING: the rows it returns, in the
@@ -107,8 +114,9 @@ extension SQLConnection {
     /// is a set; a repeated row must not matter to the caller), so a query has at most nine shapes
     /// in the statement cache whatever the list's length. `extra` are the arguments of the `?`s
     /// after the list.
+    /// On PostgreSQL the batches of a longer list go in one round trip (`queryBatch`).
     public func rows<T>(in ids: [String], _ sql: String, extra: [SQLValue] = [], _ map: (Row) throws -> T) throws -> [T] {
-        var out: [T] = []
+        var statements: [(sql: String, arguments: [SQLValue])] = []
         for start in stride(from: 0, to: ids.count, by: 256) {
             var batch = Array(ids[start..<min(ids.count, start + 256)])
             var size = 1
@@ -116,8 +124,16 @@ extension SQLConnection {
             batch += Array(repeating: batch[batch.count - 1], count: size - batch.count)
             let text = Self.expanding(Self.expanding(sql, "(?...)", to: "(" + Array(repeating: "?", count: size).joined(separator: ", ") + ")"),
                                       "VALUES (?)...", to: "VALUES " + Array(repeating: "(?)", count: size).joined(separator: ", "))
-            out += try query(text, batch.map { .text($0) } + extra, map)
+            statements.append((text, batch.map { .text($0) } + extra))
         }
+        var out: [T] = []
+        if dialect == .postgres, statements.count > 1 {
+            try withoutActuallyEscaping(map) { map in
+                try queryBatch(statements.map { BatchQuery($0.sql, $0.arguments) { row in out.append(try map(row)) } })
+            }
+            return out
+        }
+        for statement in statements { out += try query(statement.sql, statement.arguments, map) }
         return out
     }
 

@@ -295,6 +295,32 @@ struct PostgresTests {
         #expect(try db.read { c in try c.scalar("SELECT count(*) FROM t") } == .integer(4))
     }
 
+    @Test("many rows written (runRows) and many ids read (rows(in:)), their batches pipelined: every row, and a failure in a late batch undoes the early ones")
+    func pipelinedRowsAndIDs() throws {
+        let database = try PostgresTestDatabase()
+        let pool = Self.poolOfOne(database)
+        try pool.withConnection { try $0.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v BIGINT NOT NULL)") }
+        let db = Database(postgres: pool)
+        // 700 rows: ten statements (256, 256, 64, 64, 16, 16, 16, 4, 4, 4).
+        #expect(PostgresSQL.rowBatches(700).count == 10)
+        let rows: [[SQLValue]] = (0..<700).map { [.text("k\($0)"), .integer(Int64($0))] }
+        try db.write { c in try c.runRows("INSERT INTO t (k, v) VALUES ", columns: 2, "", rows) }
+        #expect(try db.read { c in try c.scalar("SELECT count(*) FROM t") } == .integer(700))
+        #expect(try db.read { c in try c.scalar("SELECT CAST(sum(v) AS BIGINT) FROM t") } == .integer(Int64(699 * 700 / 2)))
+        // 600 ids, every other one stored: three statements of 256, 256 and 88 padded to 128.
+        let ids = (0..<600).map { "k\($0 * 2)" }
+        let found = try db.read { c in try c.rows(in: ids, "SELECT k, v FROM t WHERE k IN (?...) AND v >= ?", extra: [.integer(0)]) { $0.int64(1) } }
+        #expect(found.sorted() == (0..<350).map { Int64($0 * 2) })
+        // An upsert whose last batch fails (a NULL value): none of its batches is kept, and the
+        // connection goes on.
+        let failing: [[SQLValue]] = (0..<700).map { [.text("k\($0)"), $0 == 699 ? .null : .integer(-1)] }
+        #expect(throws: PostgresError.self) {
+            try db.write { c in try c.runRows("INSERT INTO t (k, v) VALUES ", columns: 2, " ON CONFLICT (k) DO UPDATE SET v = excluded.v", failing) }
+        }
+        #expect(pool.idleCount == 1)
+        #expect(try db.read { c in try c.scalar("SELECT count(*) FROM t WHERE v < 0") } == .integer(0))
+    }
+
     @Test("a read is one snapshot though its COMMIT is not waited for; the next read on the connection sees what committed since")
     func readsWithoutWaitingForCommit() throws {
         let database = try PostgresTestDatabase()
