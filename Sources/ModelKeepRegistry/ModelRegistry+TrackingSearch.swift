@@ -142,9 +142,11 @@ extension ModelRegistry {
             let cursor = try search.pageToken.map { token throws(RegistryError) in
                 try PageCursor.decode(token, order: signature, descending: false, count: 2 + schema.defaultOrder.count)
             }
+            // A filter on the same metric (any comparison) matches no item without it.
+            let filtered = search.predicates.contains { if case .metric(key, _) = $0.field { true } else { false } }
             let walk = try Self.walkedRows(table: table, key: key, descending: order.descending, experimentIDs: search.experimentIDs,
                                            schema: schema, joins: joins, clauses: clauses, arguments: arguments, after: cursor,
-                                           limit: pageSize + 1)
+                                           limit: pageSize + 1, withoutMetric: !filtered)
             return try page(of: walk, signature: signature, pageSize: pageSize, load: load)
         }
         // The sort keys: each caller key's value computed once per row (a materialized inner
@@ -226,13 +228,15 @@ extension ModelRegistry {
     /// The rows of a search ordered by one metric alone (no datasets), from `table`'s index on
     /// (experiment_id, key, value): first the items that have the metric, walked in the order
     /// asked (then newest first, then by id, as `defaultOrder` says), stopping after `limit`;
-    /// then, if the page is not full, the items without it in `defaultOrder`. The same rows and
-    /// sort keys as the general statement (missing values last, keyed (0, value, ...) and
-    /// (1, 0, ...)), so a page token of either continues in the other; the general statement
-    /// read every item of the experiments and sorted them all.
+    /// then, if the page is not full and `withoutMetric` (no filter excludes them), the items
+    /// without it in `defaultOrder`. The same rows,
+    /// sort keys and page tokens as the general statement gives (missing values last, keyed
+    /// (0, value, ...) and (1, 0, ...)), which reads every item of the experiments and sorts
+    /// them all for a page.
     static func walkedRows(table: String, key: String, descending: Bool, experimentIDs: [Int64], schema: TrackingSchema,
                            joins: KeyedJoins, clauses: [String], arguments: [SQLValue], after cursor: PageCursor?,
-                           limit: Int) throws(RegistryError) -> (any SQLConnection) throws -> [(id: SQLValue, key: [SQLValue])] {
+                           limit: Int, withoutMetric: Bool) throws(RegistryError)
+        -> (any SQLConnection) throws -> [(id: SQLValue, key: [SQLValue])] {
         guard case let .row(_, owner, item, _)? = schema.metric else { preconditionFailure("a walked metric is a kept row") }
         let defaultColumns = schema.defaultOrder.map(\.column)
         let orderTail = schema.defaultOrder.map { "\($0.column) \($0.descending ? "DESC" : "ASC")" }
@@ -276,7 +280,7 @@ extension ModelRegistry {
                     (id: row.value(0), key: [.integer(0)] + (1...1 + tail).map { row.value($0) })
                 }
             }
-            guard rows.count < limit else { return rows }
+            guard withoutMetric, rows.count < limit else { return rows }
             rows += try db.query(rest, restArguments + [.integer(Int64(limit - rows.count))]) { row in
                 (id: row.value(0), key: [.integer(1), .integer(0)] + (1...tail).map { row.value($0) })
             }
