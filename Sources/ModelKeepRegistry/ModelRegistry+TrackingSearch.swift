@@ -229,10 +229,9 @@ extension ModelRegistry {
     /// (experiment_id, key, value): first the items that have the metric, walked in the order
     /// asked (then newest first, then by id, as `defaultOrder` says), stopping after `limit`;
     /// then, if the page is not full and `withoutMetric` (no filter excludes them), the items
-    /// without it in `defaultOrder`. The same rows,
-    /// sort keys and page tokens as the general statement gives (missing values last, keyed
-    /// (0, value, ...) and (1, 0, ...)), which reads every item of the experiments and sorts
-    /// them all for a page.
+    /// without it in `defaultOrder`. The same rows, sort keys and page tokens as the general
+    /// statement gives (missing values last, keyed (0, value, ...) and (1, 0, ...)), which reads
+    /// every item of the experiments and sorts them all for a page.
     static func walkedRows(table: String, key: String, descending: Bool, experimentIDs: [Int64], schema: TrackingSchema,
                            joins: KeyedJoins, clauses: [String], arguments: [SQLValue], after cursor: PageCursor?,
                            limit: Int, withoutMetric: Bool) throws(RegistryError)
