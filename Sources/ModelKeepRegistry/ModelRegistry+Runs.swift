@@ -374,13 +374,13 @@ extension ModelRegistry {
             // database, before autovacuum's next ANALYZE, a minute at most) scanned the whole
             // table once per key that reaches the batch, and stayed the connection's cached
             // plan; a 1,000-key log-batch sent out of step order took 4x as long. The index
-            // on (parent_id, key, first_step) is the plan at any size.
-            _ = try db.queryFirst("SELECT set_config('enable_seqscan', 'off', true)") { _ in () }
-            for (range, members) in Dictionary(grouping: groups.indices, by: { groups[$0].range }) {
-                _ = try db.rows(in: members.map { groups[$0].key }, statement,
-                                extra: [.text(run.modelID), .integer(range.low), .integer(range.low), .integer(range.high), .integer(range.low)], read)
+            // on (parent_id, key, first_step) is the plan at any size. Every range's statements
+            // in one round trip.
+            let reads = Dictionary(grouping: groups.indices, by: { groups[$0].range }).flatMap { range, members in
+                db.batches(in: members.map { groups[$0].key }, statement,
+                           extra: [.text(run.modelID), .integer(range.low), .integer(range.low), .integer(range.high), .integer(range.low)], read: read)
             }
-            _ = try db.queryFirst("SELECT set_config('enable_seqscan', 'on', true)") { _ in () }
+            try db.queryBatch(db.withSequentialScansOff(reads))
         } else {
             // SQLite, in process: each key's latest point first, then the blocks of the keys
             // that reach the batch, from the start computed here (no arithmetic in SQL).

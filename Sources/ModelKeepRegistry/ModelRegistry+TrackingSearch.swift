@@ -278,19 +278,11 @@ extension ModelRegistry {
                 let walked = BatchQuery(first, firstArguments + [.integer(Int64(limit))]) { row in
                     rows.append((id: row.value(0), key: [.integer(0)] + (1...1 + tail).map { row.value($0) }))
                 }
-                if db.dialect == .postgres {
-                    // Planned with sequential scans off, in the same round trip: on an experiment
-                    // of a few pages the planner joined the walked rows to the models by a nested
-                    // loop whose condition was a filter (100 x 78 id comparisons, 0.32 ms where
-                    // probing each model's key takes less); the walk is the index's plan at any size.
-                    try db.queryBatch([
-                        BatchQuery("SELECT set_config('enable_seqscan', 'off', true)") { _ in },
-                        walked,
-                        BatchQuery("SELECT set_config('enable_seqscan', 'on', true)") { _ in },
-                    ])
-                } else {
-                    try db.queryBatch([walked])
-                }
+                // Planned with sequential scans off: on an experiment of a few pages PostgreSQL
+                // joined the walked rows to the models by a nested loop whose condition was a
+                // filter (100 x 78 id comparisons, 0.32 ms where probing each model's key takes
+                // less); the walk is the index's plan at any size.
+                try db.queryBatch(db.withSequentialScansOff([walked]))
             }
             guard withoutMetric, rows.count < limit else { return rows }
             rows += try db.query(rest, restArguments + [.integer(Int64(limit - rows.count))]) { row in

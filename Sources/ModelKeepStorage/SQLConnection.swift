@@ -77,18 +77,13 @@ extension SQLConnection {
     /// checked, its program reset) made a 1,000-row upsert run a row at a time a third slower
     /// (timed in C on a copy of metric_latest: 2.0 against 1.5 ms). For INSERT ... ON CONFLICT
     /// upserts, no two rows may name the same key. Atomic only within the caller's transaction.
-    /// On PostgreSQL the statements go in one round trip (`queryBatch`): a 1,000-row upsert is
-    /// ten statements, and each waited for its answer before the next was sent.
+    /// The statements go as one `queryBatch` (on PostgreSQL one round trip: a 1,000-row upsert is
+    /// ten statements, and each waited for its answer before the next was sent).
     public func runRows(_ head: String, columns: Int, _ tail: String, _ rows: [[SQLValue]]) throws {
         let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
-        let statements = PostgresSQL.rowBatches(rows.count).map { batch in
-            (sql: head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail, arguments: rows[batch].flatMap { $0 })
-        }
-        if dialect == .postgres, statements.count > 1 {
-            try queryBatch(statements.map { BatchQuery($0.sql, $0.arguments) { _ in } })
-            return
-        }
-        for statement in statements { try run(statement.sql, statement.arguments) }
+        try queryBatch(PostgresSQL.rowBatches(rows.count).map { batch in
+            BatchQuery(head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail, rows[batch].flatMap { $0 }) { _ in }
+        })
     }
 
     /// `runRows` for a statement whose `tail` ends in RETURNING: the rows it returns, in the
@@ -113,28 +108,36 @@ extension SQLConnection {
     /// run 256 ids at a time. Each batch is padded to a power of two by repeating its last id (IN
     /// is a set; a repeated row must not matter to the caller), so a query has at most nine shapes
     /// in the statement cache whatever the list's length. `extra` are the arguments of the `?`s
-    /// after the list.
-    /// On PostgreSQL the batches of a longer list go in one round trip (`queryBatch`).
+    /// after the list. The batches go as one `queryBatch` (on PostgreSQL one round trip).
     public func rows<T>(in ids: [String], _ sql: String, extra: [SQLValue] = [], _ map: (Row) throws -> T) throws -> [T] {
-        var statements: [(sql: String, arguments: [SQLValue])] = []
-        for start in stride(from: 0, to: ids.count, by: 256) {
+        var out: [T] = []
+        try withoutActuallyEscaping(map) { map in
+            try queryBatch(batches(in: ids, sql, extra: extra) { out.append(try map($0)) })
+        }
+        return out
+    }
+
+    /// The statements of `rows(in:)`, for a caller that sends them with others in one `queryBatch`.
+    public func batches(in ids: [String], _ sql: String, extra: [SQLValue] = [], read: @escaping (Row) throws -> Void) -> [BatchQuery] {
+        stride(from: 0, to: ids.count, by: 256).map { start in
             var batch = Array(ids[start..<min(ids.count, start + 256)])
             var size = 1
             while size < batch.count { size *= 2 }
             batch += Array(repeating: batch[batch.count - 1], count: size - batch.count)
             let text = Self.expanding(Self.expanding(sql, "(?...)", to: "(" + Array(repeating: "?", count: size).joined(separator: ", ") + ")"),
                                       "VALUES (?)...", to: "VALUES " + Array(repeating: "(?)", count: size).joined(separator: ", "))
-            statements.append((text, batch.map { .text($0) } + extra))
+            return BatchQuery(text, batch.map { .text($0) } + extra, read: read)
         }
-        var out: [T] = []
-        if dialect == .postgres, statements.count > 1 {
-            try withoutActuallyEscaping(map) { map in
-                try queryBatch(statements.map { BatchQuery($0.sql, $0.arguments) { row in out.append(try map(row)) } })
-            }
-            return out
-        }
-        for statement in statements { out += try query(statement.sql, statement.arguments, map) }
-        return out
+    }
+
+    /// `queries` planned with sequential scans off on PostgreSQL (switched off before them and on
+    /// again after, for this transaction, in the same batch); unchanged on SQLite. For statements
+    /// whose index plan is right at any size but which the planner, on tables of a few pages (or
+    /// a plan cached while they were), would run as scans, once a row.
+    public func withSequentialScansOff(_ queries: [BatchQuery]) -> [BatchQuery] {
+        guard dialect == .postgres else { return queries }
+        return [BatchQuery("SELECT set_config('enable_seqscan', 'off', true)") { _ in }] + queries
+            + [BatchQuery("SELECT set_config('enable_seqscan', 'on', true)") { _ in }]
     }
 
     /// The rows of `sql`, which reads `wanted (n, id)`: each of `ids` with its position in the
