@@ -13,6 +13,10 @@ public final class ServerMetrics: HTTPObserver, Sendable {
     let bytesIn: Counter, bytesOut: Counter
     let uploadSessions: Gauge, chunks: Gauge, chunkBytes: Gauge, databaseBytes: Gauge, busyFailures: Gauge
     let bucketsBehind: Gauge
+    let cachedModels: Gauge
+    let cachedModelBytes: Gauge
+    let cacheHits: Gauge
+    let cacheMisses: Gauge
     let residentBytes: Gauge, openDescriptors: Gauge
     /// Counting the store's chunks reads every manifest row; a scrape reuses a count for this long.
     let storeCountSeconds: Double
@@ -51,6 +55,10 @@ public final class ServerMetrics: HTTPObserver, Sendable {
         busyFailures = gauge("modelkeep_database_busy_total", "Writes that found the database locked past db_busy_timeout_ms (answered 503).")
         bucketsBehind = gauge("modelkeep_metric_series_buckets_behind",
                               "Metric series whose chart buckets wait for the background pass, and parents whose wide metric blocks wait to be folded (queued by writes, done one at a time).")
+        cachedModels = gauge("modelkeep_logged_model_cache_entries", "Logged models kept by this server as its searches loaded them (logged_model_cache_bytes).")
+        cachedModelBytes = gauge("modelkeep_logged_model_cache_bytes", "The kept logged models' estimated size.")
+        cacheHits = gauge("modelkeep_logged_model_cache_hits_total", "Logged models a search answered from what this server kept (the revision read was the one kept).")
+        cacheMisses = gauge("modelkeep_logged_model_cache_misses_total", "Logged models a search loaded from the database (not kept, or changed since).")
         residentBytes = gauge("process_resident_memory_bytes", "Resident memory of the process.")
         openDescriptors = gauge("process_open_fds", "Open file descriptors of the process.")
     }
@@ -93,6 +101,11 @@ public final class ServerMetrics: HTTPObserver, Sendable {
         }
         busyFailures.set(Double(ModelRegistry.busyFailures.withLock { $0 }))
         bucketsBehind.set(Double(registry.chartBucketsBehind))
+        let kept = registry.loggedModelCacheStatistics
+        cachedModels.set(Double(kept.entries))
+        cachedModelBytes.set(Double(kept.bytes))
+        cacheHits.set(Double(kept.hits))
+        cacheMisses.set(Double(kept.misses))
         if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
            let pages = statm.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) {
             residentBytes.set(pages * Double(sysconf(Int32(_SC_PAGESIZE))))

@@ -36,19 +36,29 @@ extension ModelRegistry {
     /// Logged models with their tags, params and metrics (unless `attributesOnly`), in the order
     /// of `ids` (those that exist): four queries for a page, not four a model, sent together (on
     /// PostgreSQL one round trip). A model answers its newest `metricLimit` metric values at most.
-    static func fetchLoggedModels(ids: [String], attributesOnly: Bool = false, metricLimit: Int,
-                                  _ db: any SQLConnection) throws -> [LoggedModel] {
+    ///
+    /// With `revisions` (each id's, read in this transaction) and a `cache`, the models kept at
+    /// those revisions are taken from it and only the others are read (none: no query at all);
+    /// those read are kept.
+    static func fetchLoggedModels(ids: [String], revisions: [Int64]? = nil, cache: LoggedModelCache? = nil,
+                                  attributesOnly: Bool = false, metricLimit: Int, _ db: any SQLConnection) throws -> [LoggedModel] {
         var found = [LoggedModel?](repeating: nil, count: ids.count)
-        let wanted = ids.map { Optional($0) }
+        var wanted = ids.map { Optional($0) }
+        var kept: [LoggedModel?] = []
+        if let cache, let revisions, !attributesOnly {
+            kept = cache.lookup(ids, revisions: revisions)
+            for i in ids.indices where kept[i] != nil { wanted[i] = nil }
+            if !wanted.contains(where: { $0 != nil }) { return kept.compactMap { $0 } }
+        }
         let attributes = db.numbered(wanted, """
             SELECT w.n, t.id, t.model_id, t.experiment_id, t.name, t.model_type, t.source_run_id, t.status, t.status_message,
-                   t.created_at, t.updated_at, t.deleted_at, e.artifact_location
+                   t.created_at, t.updated_at, t.deleted_at, e.artifact_location, t.revision
             FROM wanted w JOIN mlflow_logged_models t ON t.id = w.id JOIN mlflow_experiments e ON e.id = t.experiment_id
             """) { row in
                 found[row.int(0)] = LoggedModel(id: row.text(1), modelID: row.text(2), experimentID: row.int64(3), name: row.text(4),
                                                 modelType: row.optionalText(5), sourceRunID: row.optionalText(6), status: row.text(7),
                                                 statusMessage: row.optionalText(8), createdAt: row.int64(9), updatedAt: row.int64(10),
-                                                deletedAt: row.optionalInt64(11), artifactLocation: row.text(12))
+                                                deletedAt: row.optionalInt64(11), artifactLocation: row.text(12), revision: row.int64(13))
             }
         if attributesOnly {
             try db.queryBatch([attributes])
@@ -113,6 +123,11 @@ extension ModelRegistry {
                 return (a.step, a.timestamp) < (b.step, b.timestamp)
             }
         }
+        guard let cache, revisions != nil else { return found.compactMap { $0 } }
+        // Kept at the revision each was read at (in this transaction, with its rows): a later
+        // change moves the database's revision on, and the copy is not used again.
+        cache.keep(found.compactMap { $0 })
+        for i in kept.indices where kept[i] != nil { found[i] = kept[i] }
         return found.compactMap { $0 }
     }
 
@@ -163,10 +178,15 @@ extension ModelRegistry {
         }
     }
 
+    /// What this server keeps of the logged models its searches loaded (see `LoggedModelCache`).
+    public var loggedModelCacheStatistics: (entries: Int, bytes: Int, hits: Int, misses: Int) { loggedModelCache.statistics }
+
     public func searchLoggedModels(_ search: TrackingSearch) throws(RegistryError) -> Page<LoggedModel> {
         try Self.requireTracking()
         let metricLimit = limits.maxLoggedModelMetrics
-        return try trackingPage(search, schema: .loggedModels) { db, ids in try Self.fetchLoggedModels(ids: ids, metricLimit: metricLimit, db) }
+        return try trackingPage(search, schema: .loggedModels) { [loggedModelCache] db, ids, revisions in
+            try Self.fetchLoggedModels(ids: ids, revisions: revisions, cache: loggedModelCache, metricLimit: metricLimit, db)
+        }
     }
 
     @discardableResult

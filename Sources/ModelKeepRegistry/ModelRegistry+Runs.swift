@@ -161,7 +161,7 @@ extension ModelRegistry {
 
     public func searchRuns(_ search: TrackingSearch) throws(RegistryError) -> Page<Run> {
         try Self.requireTracking()
-        return try trackingPage(search, schema: .runs) { db, ids in try Self.fetchRuns(ids: ids, db) }
+        return try trackingPage(search, schema: .runs) { db, ids, _ in try Self.fetchRuns(ids: ids, db) }
     }
 
     /// Runs a change to a run in a transaction; an inactive run refuses it unless `allowDeleted`.

@@ -35,6 +35,10 @@ struct TrackingSchema: Sendable {
     /// by (experiment_id, key, value): a search ordered by one metric alone walks it (see
     /// `ModelRegistry.walkedRows`).
     var metricByValue: String? = nil
+    /// The column that counts an item's changes (read with the page's rows, so that a kept copy
+    /// of an item loaded at the same revision can stand in for loading it; see
+    /// `LoggedModelCache`); "0" for kinds that keep none.
+    var revision = "0"
 
     static let runs = TrackingSchema(
         kind: "runs", table: "mlflow_runs t", experimentColumn: "t.experiment_id",
@@ -67,7 +71,8 @@ struct TrackingSchema: Sendable {
         tag: .row(table: "model_labels", owner: "model_id", item: "t.model_id", value: "value"),
         datasets: false,
         defaultOrder: [("t.created_at", true), ("t.id", false)],
-        metricByValue: "mlflow_logged_model_latest")
+        metricByValue: "mlflow_logged_model_latest",
+        revision: "t.revision")
 
     static let experiments = TrackingSchema(
         kind: "experiments", table: "mlflow_experiments t", experimentColumn: "t.id",
@@ -114,10 +119,14 @@ func datasetClause(_ datasets: [MetricDataset]) -> (sql: String, arguments: [SQL
     return (" AND (" + alternatives.joined(separator: " OR ") + ")", arguments)
 }
 
+/// A search's row: the item's id, its revision (`TrackingSchema.revision`) and its sort key.
+typealias SearchRow = (id: SQLValue, revision: Int64, key: [SQLValue])
+
 extension ModelRegistry {
-    /// One page of a tracking search: the items `load` reads for the page's ids (in the same read transaction), in its order.
+    /// One page of a tracking search: the items `load` reads for the page's ids, given with the
+    /// revision each row has (`TrackingSchema.revision`; in the same read transaction), in its order.
     func trackingPage<T: Sendable>(_ search: TrackingSearch, schema: TrackingSchema,
-                                   load: @escaping (any SQLConnection, [String]) throws -> [T]) throws(RegistryError) -> Page<T> {
+                                   load: @escaping (any SQLConnection, [String], [Int64]) throws -> [T]) throws(RegistryError) -> Page<T> {
         guard search.pageSize >= 1 else { throw .invalid(field: "max_results", message: "must be at least 1") }
         var clauses: [String] = []
         var arguments: [SQLValue] = []
@@ -187,7 +196,7 @@ extension ModelRegistry {
         // runs the inner select as a co-routine, whose rows the sort reads as they come (a
         // LIMIT keeps SQLite from flattening it; materializing 400 rows first cost 10 % more).
         // Columns and joined values are read where they are sorted.
-        let inner = "SELECT t.id AS item_id, \(values.joined(separator: ", ")) FROM \(schema.table)\(joins.sql) \(whereClause)"
+        let inner = "SELECT t.id AS item_id, \(schema.revision) AS item_revision, \(values.joined(separator: ", ")) FROM \(schema.table)\(joins.sql) \(whereClause)"
         let base: String
         switch (keyArguments.isEmpty, database.dialect) {
         case (true, _): base = "WITH base AS (\(inner))"
@@ -196,22 +205,22 @@ extension ModelRegistry {
         }
         let sql = """
             \(base)
-            SELECT * FROM (SELECT item_id, \(keys.joined(separator: ", ")) FROM base) AS keyed
+            SELECT * FROM (SELECT item_id, item_revision, \(keys.joined(separator: ", ")) FROM base) AS keyed
             \(outer.isEmpty ? "" : "WHERE " + outer.joined(separator: " AND "))
             ORDER BY \(columns.map { "\($0.column) \($0.descending ? "DESC" : "ASC")" }.joined(separator: ", ")) LIMIT ?
             """
         let allArguments = keyArguments + joins.arguments + arguments + outerArguments + [.integer(Int64(search.pageSize) + 1)]
         let count = columns.count
         return try page(of: { db in
-            try db.query(sql, allArguments) { row in (id: row.value(0), key: (1...count).map { row.value($0) }) }
+            try db.query(sql, allArguments) { row in (id: row.value(0), revision: row.int64(1), key: (2...count + 1).map { row.value($0) }) }
         }, signature: orderSignature, pageSize: pageSize, load: load)
     }
 
     /// A page of a search's ordered rows (`rows`: up to one more than `pageSize`, each an id and
     /// its sort key) and the items they name, read in one transaction (on PostgreSQL each costs
     /// a BEGIN and a COMMIT round trip); the token continues after the page's last key.
-    private func page<T: Sendable>(of rows: @escaping (any SQLConnection) throws -> [(id: SQLValue, key: [SQLValue])], signature: String,
-                                   pageSize: Int, load: @escaping (any SQLConnection, [String]) throws -> [T]) throws(RegistryError) -> Page<T> {
+    private func page<T: Sendable>(of rows: @escaping (any SQLConnection) throws -> [SearchRow], signature: String,
+                                   pageSize: Int, load: @escaping (any SQLConnection, [String], [Int64]) throws -> [T]) throws(RegistryError) -> Page<T> {
         try reading { db in
             let rows = try rows(db)
             let ids = rows.prefix(pageSize).map { row -> String in
@@ -219,7 +228,7 @@ extension ModelRegistry {
                 if case .text(let s) = row.id { return s }
                 return ""
             }
-            let items = try load(db, Array(ids))
+            let items = try load(db, Array(ids), rows.prefix(pageSize).map(\.revision))
             guard rows.count > pageSize else { return Page(items: items, nextPageToken: nil) }
             return Page(items: items, nextPageToken: PageCursor(order: signature, descending: false, values: rows[pageSize - 1].key).encode())
         }
@@ -235,7 +244,7 @@ extension ModelRegistry {
     static func walkedRows(table: String, key: String, descending: Bool, experimentIDs: [Int64], schema: TrackingSchema,
                            joins: KeyedJoins, clauses: [String], arguments: [SQLValue], after cursor: PageCursor?,
                            limit: Int, withoutMetric: Bool) throws(RegistryError)
-        -> (any SQLConnection) throws -> [(id: SQLValue, key: [SQLValue])] {
+        -> (any SQLConnection) throws -> [SearchRow] {
         guard case let .row(_, owner, item, _)? = schema.metric else { preconditionFailure("a walked metric is a kept row") }
         let defaultColumns = schema.defaultOrder.map(\.column)
         let orderTail = schema.defaultOrder.map { "\($0.column) \($0.descending ? "DESC" : "ASC")" }
@@ -260,23 +269,23 @@ extension ModelRegistry {
         }
         let filters = clauses.isEmpty ? "" : " AND " + clauses.joined(separator: " AND ")
         let first = """
-            SELECT \(item), w.value, \(defaultColumns.joined(separator: ", ")) FROM \(table) w JOIN \(schema.table) ON \(item) = w.\(owner)\(joins.sql)
+            SELECT \(item), \(schema.revision), w.value, \(defaultColumns.joined(separator: ", ")) FROM \(table) w JOIN \(schema.table) ON \(item) = w.\(owner)\(joins.sql)
             WHERE w.experiment_id IN (\(experiments)) AND w.key = ?\(filters)\(afterWith.map { " AND " + $0 } ?? "")
             ORDER BY w.value \(descending ? "DESC" : "ASC"), \(orderTail.joined(separator: ", ")) LIMIT ?
             """
         let firstArguments = joins.arguments + experimentIDs.map(SQLValue.integer) + [.text(key)] + arguments + withArguments
         let rest = """
-            SELECT \(item), \(defaultColumns.joined(separator: ", ")) FROM \(schema.table)\(joins.sql)
+            SELECT \(item), \(schema.revision), \(defaultColumns.joined(separator: ", ")) FROM \(schema.table)\(joins.sql)
             WHERE NOT EXISTS (SELECT 1 FROM \(table) w WHERE w.\(owner) = \(item) AND w.key = ?)\(filters)\(afterWithout.map { " AND " + $0 } ?? "")
             ORDER BY \(orderTail.joined(separator: ", ")) LIMIT ?
             """
         let restArguments = joins.arguments + [.text(key)] + arguments + withoutArguments
         let tail = defaultColumns.count
         return { db in
-            var rows: [(id: SQLValue, key: [SQLValue])] = []
+            var rows: [SearchRow] = []
             if withMetric {
                 let walked = BatchQuery(first, firstArguments + [.integer(Int64(limit))]) { row in
-                    rows.append((id: row.value(0), key: [.integer(0)] + (1...1 + tail).map { row.value($0) }))
+                    rows.append((id: row.value(0), revision: row.int64(1), key: [.integer(0)] + (2...2 + tail).map { row.value($0) }))
                 }
                 // Planned with sequential scans off: on an experiment of a few pages PostgreSQL
                 // joined the walked rows to the models by a nested loop whose condition was a
@@ -286,7 +295,7 @@ extension ModelRegistry {
             }
             guard withoutMetric, rows.count < limit else { return rows }
             rows += try db.query(rest, restArguments + [.integer(Int64(limit - rows.count))]) { row in
-                (id: row.value(0), key: [.integer(1), .integer(0)] + (1...tail).map { row.value($0) })
+                (id: row.value(0), revision: row.int64(1), key: [.integer(1), .integer(0)] + (2...1 + tail).map { row.value($0) })
             }
             return rows
         }

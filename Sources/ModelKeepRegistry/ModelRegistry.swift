@@ -30,6 +30,9 @@ public final class ModelRegistry: Sendable {
         public var maxMetricHistoryPoints = 1_000_000
         /// The most metric values a logged model's answer carries (get and search): its newest.
         public var maxLoggedModelMetrics = 10_000
+        /// How much a server keeps of the logged models its searches loaded (`LoggedModelCache`,
+        /// estimated bytes); 0 keeps none.
+        public var loggedModelCacheBytes = 32 << 20
         /// How long a web UI session lasts (capped by its key's own expiry).
         public var uiSessionHours = 12
         /// The most points of one series the UI reads for a chart.
@@ -63,6 +66,8 @@ public final class ModelRegistry: Sendable {
     let chartBucketQueue = ChartBucketQueue()
     /// Webhook deliveries go out through this.
     let outbound: OutboundHTTP
+    /// The logged models searches loaded, each at the revision it was read at.
+    let loggedModelCache: LoggedModelCache
     /// On PostgreSQL, once `listenToOtherServers()` ran: wakes `changes` when any server commits
     /// events (LISTEN/NOTIFY).
     private let listener = Locked<PostgresListener?>(nil)
@@ -71,6 +76,7 @@ public final class ModelRegistry: Sendable {
         self.database = database
         self.store = store
         self.limits = limits
+        loggedModelCache = LoggedModelCache(capacityBytes: limits.loggedModelCacheBytes)
         outbound = OutboundHTTP(connectTimeoutMilliseconds: min(5_000, limits.webhooks.timeoutMilliseconds),
                                 totalTimeoutMilliseconds: limits.webhooks.timeoutMilliseconds)
     }

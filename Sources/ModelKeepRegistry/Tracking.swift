@@ -78,6 +78,8 @@ public struct LoggedModel: Sendable, Equatable {
     public var tags: [KeyValue] = []
     public var params: [KeyValue] = []
     public var metrics: [LoggedModelMetric] = []
+    /// How many changes the model has seen (migration 0029): the same revision, the same answer.
+    public var revision: Int64 = 0
 
     public var artifactURI: String { "\(artifactLocation)/models/\(id)/artifacts" }
 }

@@ -44,6 +44,7 @@ struct Settings: Sendable {
     var maxMetricPointsPerRequest = 10_000
     var maxMetricHistoryPoints = 1_000_000
     var maxLoggedModelMetrics = 10_000
+    var loggedModelCacheBytes = 32 << 20
     var uiSessionHours = 12
     var uiChartMaxPoints = 100_000
     var maxJSONDepth = 64
@@ -159,6 +160,9 @@ struct Settings: Sendable {
         },
         Spec(key: "max_logged_model_metrics", help: "Most metric values a logged model's answer carries, its newest (the rest stay stored).") {
             $0.maxLoggedModelMetrics = try int($1, "max_logged_model_metrics", 1...1_000_000)
+        },
+        Spec(key: "logged_model_cache_bytes", help: "How much of the logged models its searches loaded a server keeps, to answer the next search without loading them again while they are unchanged (estimated bytes); 0 keeps none.") {
+            $0.loggedModelCacheBytes = try int($1, "logged_model_cache_bytes", 0...(1 << 40))
         },
         Spec(key: "max_metric_points_per_request", help: "Most metric points one request may carry (413 beyond).") { $0.maxMetricPointsPerRequest = try int($1, "max_metric_points_per_request", 1...1_000_000) },
         Spec(key: "max_event_wait_seconds", help: "Longest a change-feed request may wait for an event.") { $0.maxEventWaitSeconds = try int($1, "max_event_wait_seconds", 0...3600) },
@@ -356,6 +360,7 @@ struct Settings: Sendable {
         l.maxMetricPointsPerRequest = maxMetricPointsPerRequest
         l.maxMetricHistoryPoints = maxMetricHistoryPoints
         l.maxLoggedModelMetrics = maxLoggedModelMetrics
+        l.loggedModelCacheBytes = loggedModelCacheBytes
         l.uiSessionHours = uiSessionHours
         l.uiChartMaxPoints = uiChartMaxPoints
         l.maxJSONDepth = maxJSONDepth

@@ -738,6 +738,135 @@ struct MLflowTrackingRouteTests {
         #expect(throws: RegistryError.self) { try registry.searchLoggedModels(search) }
     }
 
+    @Test("a logged-models search answers what the database holds after every kind of change, from the models a server kept too")
+    func loggedModelSearchKeptModels() throws {
+        let test = try TestRegistry()
+        let registry = test.registry
+        let experiment = try registry.createExperiment(name: "kept", artifactLocation: nil, tags: [:]).id
+        let run = try registry.createRun(RunDraft())
+        var ids: [String] = []
+        for i in 0..<3 {
+            var draft = LoggedModelDraft()
+            draft.experimentID = experiment
+            draft.name = "kept-\(i)"
+            draft.params = ["lr": "0.\(i)"]
+            draft.tags = ["team": "a"]
+            let model = try registry.createLoggedModel(draft)
+            var data = RunData()
+            data.metrics = [RunMetric(point: MetricPoint(key: "acc", step: 0, wallclock: 1, value: .number(Double(i) / 10)), modelID: model.id)]
+            try registry.logRunData(id: run.id, data)
+            ids.append(model.id)
+        }
+        var search = TrackingSearch()
+        search.experimentIDs = [experiment]
+        search.viewType = .all
+        // Both statements: the general one and the walk of one metric's index.
+        let orders = [[], [TrackingOrder(.metric("acc"), descending: true)]]
+        func searched(_ order: [TrackingOrder]) throws -> [LoggedModel] {
+            var ordered = search
+            ordered.order = order
+            return try registry.searchLoggedModels(ordered).items.sorted { $0.id < $1.id }
+        }
+        // The get reads every table afresh (it keeps nothing).
+        func fresh() throws -> [LoggedModel] { try ids.sorted().map { try registry.loggedModel(id: $0, includeDeleted: true) } }
+        func check(_ change: String, changed: String?, _ previous: inout [String: Int64]) throws {
+            let expected = try fresh()
+            for order in orders {
+                let before = registry.loggedModelCacheStatistics
+                let found = try searched(order)
+                #expect(found == expected, "after \(change), ordered by \(order.count) key(s)")
+                let after = registry.loggedModelCacheStatistics
+                // The models no change touched come from what the server kept.
+                let unchanged = ids.count - (changed == nil ? 0 : 1)
+                #expect(after.hits - before.hits >= (order.isEmpty ? unchanged : ids.count), "after \(change)")
+            }
+            for model in expected {
+                if model.id == changed {
+                    #expect(model.revision > previous[model.id]!, "\(change) moves \(model.id)'s revision on")
+                } else {
+                    #expect(model.revision == previous[model.id]!, "\(change) leaves \(model.id) alone")
+                }
+                previous[model.id] = model.revision
+            }
+        }
+        var revisions: [String: Int64] = [:]
+        for model in try fresh() { revisions[model.id] = model.revision }
+        _ = try searched([])
+        #expect(registry.loggedModelCacheStatistics.entries == 3)
+        try check("nothing", changed: nil, &revisions)
+        let target = ids[1]
+        let modelID = try registry.loggedModel(id: target).modelID
+        let changes: [(String, () throws -> Void)] = [
+            ("a tag set", { try registry.setLoggedModelTags(id: target, [("team", "b"), ("stage", "eval")]) }),
+            ("a tag deleted", { try registry.deleteLoggedModelTag(id: target, key: "stage") }),
+            ("a param logged", { try registry.logLoggedModelParams(id: target, ["epochs": "3"]) }),
+            ("a metric logged to it", {
+                var data = RunData()
+                data.metrics = [RunMetric(point: MetricPoint(key: "acc", step: 1, wallclock: 2, value: .number(0.95)), modelID: target)]
+                try registry.logRunData(id: run.id, data)
+            }),
+            ("a metric on another dataset", {
+                var data = RunData()
+                data.metrics = [RunMetric(point: MetricPoint(key: "f1", step: 0, wallclock: 3, value: .number(0.5)), modelID: target,
+                                          datasetName: "eval", datasetDigest: "d1")]
+                try registry.logRunData(id: run.id, data)
+            }),
+            ("a label set through the native API", { try registry.setLabel(.model(modelID), key: "owner", value: "ml") }),
+            ("a label deleted through the native API", { _ = try registry.deleteLabel(.model(modelID), key: "owner") }),
+            ("finalized", { _ = try registry.finalizeLoggedModel(id: target, status: "LOGGED_MODEL_READY") }),
+            ("deleted", { try registry.deleteLoggedModel(id: target) }),
+        ]
+        for (name, change) in changes {
+            try change()
+            try check(name, changed: target, &revisions)
+        }
+        // A run's own tag names no logged model: nothing kept changes.
+        var runTag = RunData()
+        runTag.tags = [(key: "note", value: "x")]
+        try registry.logRunData(id: run.id, runTag)
+        try check("a run's tag", changed: nil, &revisions)
+        // The experiment's delete and restore change every model in it.
+        try registry.deleteExperiment(id: experiment)
+        let deleted = try fresh()
+        #expect(try searched([]) == deleted)
+        #expect(deleted.allSatisfy { $0.deletedAt != nil })
+        #expect(deleted.filter { $0.id != target }.allSatisfy { $0.revision > revisions[$0.id]! })
+        try registry.restoreExperiment(id: experiment)
+        #expect(try searched([]) == (try fresh()))
+        #expect(try searched([TrackingOrder(.metric("acc"), descending: false)]) == (try fresh()))
+    }
+
+    @Test("logged_model_cache_bytes bounds what a server keeps of the models its searches loaded; 0 keeps none")
+    func loggedModelCacheBound() throws {
+        for capacity in [0, 1, 2] {
+            // Room for `capacity` models like these (each the same size, estimated).
+            let probe = try TestRegistry()
+            var draft = LoggedModelDraft()
+            draft.experimentID = try probe.registry.createExperiment(name: "bound", artifactLocation: nil, tags: [:]).id
+            draft.name = "bounded"
+            draft.params = ["p": "1"]
+            let one = LoggedModelCache.estimatedBytes(of: try probe.registry.createLoggedModel(draft))
+            var limits = ModelRegistry.Limits()
+            limits.loggedModelCacheBytes = capacity * one + one / 2
+            if capacity == 0 { limits.loggedModelCacheBytes = 0 }
+            let test = try TestRegistry(limits: limits)
+            draft.experimentID = try test.registry.createExperiment(name: "bound", artifactLocation: nil, tags: [:]).id
+            var ids: [String] = []
+            for _ in 0..<4 { ids.append(try test.registry.createLoggedModel(draft).id) }
+            var search = TrackingSearch()
+            search.experimentIDs = [draft.experimentID]
+            for round in 0..<3 {
+                let page = try test.registry.searchLoggedModels(search).items
+                #expect(Set(page.map(\.id)) == Set(ids), "round \(round), room for \(capacity)")
+                #expect(page == (try page.map { try test.registry.loggedModel(id: $0.id) }))
+                let kept = test.registry.loggedModelCacheStatistics
+                #expect(kept.entries <= capacity && kept.bytes <= limits.loggedModelCacheBytes, "room for \(capacity): \(kept)")
+                #expect(kept.entries == capacity, "the newest models are kept, room for \(capacity)")
+            }
+            if capacity == 0 { #expect(test.registry.loggedModelCacheStatistics.hits == 0) }
+        }
+    }
+
     @Test("migration 0027 (PostgreSQL's 0011) gives the logged models stored before it their newest value of each metric")
     func loggedModelNewestMigration() throws {
         let directory = TemporaryDirectory("modelkeep-newest-migration")
@@ -746,12 +875,12 @@ struct MLflowTrackingRouteTests {
         let migrateRest: () throws -> [String]
         if TestStore.isPostgres {
             let pool = PostgresPool(url: try directory.postgresDatabase().url)
-            try PostgresMigrationRunner(migrations: Migration.embeddedPostgres.filter { $0.name < "0011" }).migrate(pool)
+            try PostgresMigrationRunner(migrations: Migration.embeddedPostgres.filter { $0.name < "0011" || $0.name >= "0013" }).migrate(pool)
             database = Database(postgres: pool)
             migrateRest = { try PostgresMigrationRunner().migrate(pool) }
         } else {
             database = try data.openDatabase()
-            try MigrationRunner(migrations: Migration.embedded.filter { $0.name < "0027" }).migrate(database)
+            try MigrationRunner(migrations: Migration.embedded.filter { $0.name < "0027" || $0.name >= "0029" }).migrate(database)
             migrateRest = { try MigrationRunner().migrate(database) }
         }
         let registry = ModelRegistry(database: database, store: try BlobStore(directory: data))
