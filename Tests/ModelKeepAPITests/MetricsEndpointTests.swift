@@ -78,6 +78,27 @@ struct MetricsEndpointTests {
         #expect(try Self.scrape(api)["modelkeep_metric_series_buckets_behind"] == 0)
     }
 
+    @Test("the logged-model cache's gauges count what searches kept, found and loaded")
+    func loggedModelCache() throws {
+        let (test, api) = try Self.served()
+        let registry = test.registry
+        var draft = LoggedModelDraft()
+        draft.experimentID = try registry.createExperiment(name: "kept", artifactLocation: nil, tags: [:]).id
+        for _ in 0..<2 { _ = try registry.createLoggedModel(draft) }
+        var search = TrackingSearch()
+        search.experimentIDs = [draft.experimentID]
+        let before = try Self.scrape(api)
+        #expect(before["modelkeep_logged_model_cache_entries"] == 0)
+        #expect(before["modelkeep_logged_model_cache_misses_total"] == 0)
+        _ = try registry.searchLoggedModels(search)  // both loaded and kept
+        _ = try registry.searchLoggedModels(search)  // both found
+        let after = try Self.scrape(api)
+        #expect(after["modelkeep_logged_model_cache_entries"] == 2)
+        #expect((after["modelkeep_logged_model_cache_bytes"] ?? 0) > 0)
+        #expect(after["modelkeep_logged_model_cache_misses_total"] == 2)
+        #expect(after["modelkeep_logged_model_cache_hits_total"] == 2)
+    }
+
     @Test("/metrics is open with auth required unless metrics_public is off")
     func access() throws {
         var auth = AuthSettings(required: true)
