@@ -6,8 +6,11 @@ import ModelKeepSync
 /// only when the revisions are equal, so what it answers is what the database holds in the
 /// search's own transaction; several servers on one database each keep their own and stay right.
 ///
-/// Bounded by `capacityBytes` (an estimate of each model's strings and fixed parts); when full,
-/// the models kept longest go first. A capacity of 0 keeps nothing.
+/// A dialect may keep the answer it wrote for a model with it (`keepRendering`), which comes back
+/// with the model (`LoggedModel.rendered`) while the revision holds.
+///
+/// Bounded by `capacityBytes` (an estimate of each model's strings and fixed parts, and its kept
+/// rendering); when full, the models kept longest go first. A capacity of 0 keeps nothing.
 final class LoggedModelCache: Sendable {
     let capacityBytes: Int
 
@@ -63,6 +66,8 @@ final class LoggedModelCache: Sendable {
         guard capacityBytes > 0, !models.isEmpty else { return }
         state.withLock { state in
             for model in models {
+                var model = model
+                model.rendered = KeptRendering()
                 let bytes = Self.estimatedBytes(of: model)
                 guard bytes <= capacityBytes else { continue }
                 if let old = state.entries[model.id] {
@@ -74,17 +79,39 @@ final class LoggedModelCache: Sendable {
                 }
                 state.entries[model.id] = Entry(revision: model.revision, model: model, bytes: bytes)
                 state.bytes += bytes
-                while state.bytes > capacityBytes, state.head < state.order.count {
-                    let oldest = state.order[state.head]
-                    state.head += 1
-                    if let dropped = state.entries.removeValue(forKey: oldest) { state.bytes -= dropped.bytes }
-                }
-                // The order's dropped prefix is let go of once it is most of the array.
-                if state.head > 1024, state.head * 2 > state.order.count {
-                    state.order.removeFirst(state.head)
-                    state.head = 0
-                }
+                Self.makeRoom(&state, capacity: capacityBytes)
             }
+        }
+    }
+
+    /// Keeps the answer a dialect wrote for each model with it, where the model is kept at the
+    /// revision it was written for (a model changed or dropped since keeps nothing).
+    func keepRendering(_ renderings: [(id: String, revision: Int64, bytes: [UInt8])]) {
+        guard capacityBytes > 0, !renderings.isEmpty else { return }
+        state.withLock { state in
+            for rendering in renderings {
+                guard var entry = state.entries[rendering.id], entry.revision == rendering.revision,
+                      entry.model.rendered.bytes == nil else { continue }
+                entry.model.rendered = KeptRendering(rendering.bytes)
+                entry.bytes += rendering.bytes.count
+                state.entries[rendering.id] = entry
+                state.bytes += rendering.bytes.count
+            }
+            Self.makeRoom(&state, capacity: capacityBytes)
+        }
+    }
+
+    /// Drops the models kept longest until the rest fit.
+    private static func makeRoom(_ state: inout State, capacity: Int) {
+        while state.bytes > capacity, state.head < state.order.count {
+            let oldest = state.order[state.head]
+            state.head += 1
+            if let dropped = state.entries.removeValue(forKey: oldest) { state.bytes -= dropped.bytes }
+        }
+        // The order's dropped prefix is let go of once it is most of the array.
+        if state.head > 1024, state.head * 2 > state.order.count {
+            state.order.removeFirst(state.head)
+            state.head = 0
         }
     }
 

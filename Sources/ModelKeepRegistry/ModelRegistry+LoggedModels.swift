@@ -181,6 +181,12 @@ extension ModelRegistry {
     /// What this server keeps of the logged models its searches loaded (see `LoggedModelCache`).
     public var loggedModelCacheStatistics: (entries: Int, bytes: Int, hits: Int, misses: Int) { loggedModelCache.statistics }
 
+    /// Keeps the answer a dialect wrote for each of these models (at the revision each was
+    /// found at) with the model, for the next search that finds it unchanged.
+    public func keepRendering(of models: [(id: String, revision: Int64, bytes: [UInt8])]) {
+        loggedModelCache.keepRendering(models)
+    }
+
     public func searchLoggedModels(_ search: TrackingSearch) throws(RegistryError) -> Page<LoggedModel> {
         try Self.requireTracking()
         let metricLimit = limits.maxLoggedModelMetrics

@@ -80,8 +80,21 @@ public struct LoggedModel: Sendable, Equatable {
     public var metrics: [LoggedModelMetric] = []
     /// How many changes the model has seen (migration 0029): the same revision, the same answer.
     public var revision: Int64 = 0
+    /// The answer a dialect wrote for the model at this revision, when a search found it kept
+    /// with one (`ModelRegistry.keepRendering`); nil otherwise.
+    public var rendered: KeptRendering = KeptRendering()
 
     public var artifactURI: String { "\(artifactLocation)/models/\(id)/artifacts" }
+}
+
+/// Bytes written for a value and kept with it. Not part of the value: any two are equal, so a
+/// model found kept with its rendering equals the same model read afresh.
+public struct KeptRendering: Sendable, Equatable {
+    public var bytes: [UInt8]?
+
+    public init(_ bytes: [UInt8]? = nil) { self.bytes = bytes }
+
+    public static func == (_: KeptRendering, _: KeptRendering) -> Bool { true }
 }
 
 /// A metric of a logged model: a run metric that named the model, with its dataset.

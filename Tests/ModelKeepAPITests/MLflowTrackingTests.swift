@@ -583,6 +583,55 @@ struct MLflowTrackingRouteTests {
         #expect(models.map { $0["data"]?["metrics"]?.arrayValue?.first?["value"]?.numberValue?.double } == [0.9, 0.6, 0.3, nil])
     }
 
+    @Test("logged-models/search writes a kept model's answer as it was written, a changed model's afresh, and writes the same with nothing kept",
+          arguments: [32 << 20, 0])
+    func searchKeptAnswers(cacheBytes: Int) throws {
+        var limits = ModelRegistry.Limits()
+        limits.loggedModelCacheBytes = cacheBytes
+        let api = try APIClient(.socket, server: try TestServer(limits: limits))
+        let registry = api.registry.registry
+        let experiment = try #require(try api.post(Self.base + "/experiments/create", ["name": "kept"])["experiment_id"]?.string)
+        let run = try createRun(api, experiment: experiment, name: "train")
+        var ids: [String] = []
+        for i in 0..<3 {
+            let model = try api.post(Self.base + "/logged-models", [
+                "experiment_id": .string(experiment), "name": .string("m\(i)"), "source_run_id": .string(run),
+                "params": [["key": "depth", "value": .string("\(i)")]], "tags": [["key": "team", "value": .string("t\(i)")]]])
+            let id = try #require(model["model"]?["info"]?["model_id"]?.string)
+            let metric: JSONValue = ["key": "acc", "value": .double(Double(i) / 4), "timestamp": 1, "step": 0, "model_id": .string(id)]
+            #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "metrics": [metric]]).status == 200)
+            ids.append(id)
+        }
+        // Each model of a page, as the get (which keeps nothing) writes it; both search statements.
+        func checkPage(_ when: String) throws {
+            for order: JSONValue in [[], [["field_name": "metrics.acc", "ascending": false]]] {
+                let page = try api.post(Self.base + "/logged-models/search", ["experiment_ids": [.string(experiment)], "order_by": order])
+                #expect(page.status == 200)
+                let models = page["models"]?.arrayValue ?? []
+                #expect(models.count == 3, "\(when)")
+                for model in models {
+                    let id = try #require(model["info"]?["model_id"]?.string)
+                    #expect(model == (try api.get(Self.base + "/logged-models/\(id)")["model"]), "\(when): \(id)")
+                }
+            }
+        }
+        try checkPage("first")
+        let hits = registry.loggedModelCacheStatistics.hits
+        try checkPage("unchanged")
+        #expect(registry.loggedModelCacheStatistics.hits - hits == (cacheBytes > 0 ? 6 : 0))
+        #expect(try api.patch(Self.base + "/logged-models/\(ids[1])/tags", ["tags": [["key": "team", "value": "moved"]]]).status == 200)
+        #expect(try api.post(Self.base + "/logged-models/\(ids[2])/params", ["params": [["key": "epochs", "value": "9"]]]).status == 200)
+        let metric: JSONValue = ["key": "acc", "value": 0.99, "timestamp": 2, "step": 1, "model_id": .string(ids[0])]
+        #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "metrics": [metric]]).status == 200)
+        try checkPage("changed")
+        let page = try api.post(Self.base + "/logged-models/search", ["experiment_ids": [.string(experiment)],
+                                                                      "order_by": [["field_name": "metrics.acc", "ascending": false]]])
+        let models = page["models"]?.arrayValue ?? []
+        #expect(models.first?["data"]?["metrics"]?.arrayValue?.count == 2)
+        #expect(models.contains { $0["info"]?["tags"]?.arrayValue?.contains { $0["value"]?.string == "moved" } == true })
+        #expect(models.contains { $0["data"]?["params"]?.arrayValue?.contains { $0["key"]?.string == "epochs" } == true })
+    }
+
     @Test("a logged model sorts by its newest value of a metric (latest timestamp, step, lowest run id, lowest value), on every dataset or those named, and fsck keeps that value")
     func loggedModelNewestMetric() throws {
         let api = try APIClient(.socket)
@@ -834,6 +883,33 @@ struct MLflowTrackingRouteTests {
         try registry.restoreExperiment(id: experiment)
         #expect(try searched([]) == (try fresh()))
         #expect(try searched([TrackingOrder(.metric("acc"), descending: false)]) == (try fresh()))
+    }
+
+    @Test("a kept model's answer is kept only for the revision it was written for, and counts against the bound")
+    func keptRenderingRevision() {
+        func model(_ id: String, _ revision: Int64) -> LoggedModel {
+            LoggedModel(id: id, modelID: "x", experimentID: 0, name: "n", status: "LOGGED_MODEL_READY", createdAt: 0, updatedAt: 0,
+                        artifactLocation: "a", revision: revision)
+        }
+        let one = LoggedModelCache.estimatedBytes(of: model("a", 1))
+        let cache = LoggedModelCache(capacityBytes: 2 * one + 100)
+        cache.keep([model("a", 1)])
+        cache.keep([model("a", 2)])  // a newer read, before the answer of revision 1 was written
+        cache.keepRendering([(id: "a", revision: 1, bytes: [1, 2, 3])])
+        #expect(cache.lookup(["a"], revisions: [2])[0]?.rendered.bytes == nil)
+        cache.keepRendering([(id: "a", revision: 2, bytes: [4, 5])])
+        #expect(cache.lookup(["a"], revisions: [2])[0]?.rendered.bytes == [4, 5])
+        #expect(cache.lookup(["a"], revisions: [3])[0] == nil)
+        cache.keep([model("a", 1)])  // an older read does not replace it
+        #expect(cache.lookup(["a"], revisions: [2])[0]?.rendered.bytes == [4, 5])
+        #expect(cache.statistics.bytes == one + 2)
+        // A second model fits; a long answer kept with it does not, and the oldest goes.
+        cache.keep([model("b", 1)])
+        #expect(cache.statistics.entries == 2)
+        cache.keepRendering([(id: "b", revision: 1, bytes: [UInt8](repeating: 0, count: 200))])
+        #expect(cache.statistics.entries == 1)
+        #expect(cache.lookup(["a", "b"], revisions: [2, 1]).map { $0?.rendered.bytes?.count } == [nil, 200])
+        #expect(cache.statistics.bytes == one + 200)
     }
 
     @Test("logged_model_cache_bytes bounds what a server keeps of the models its searches loaded; 0 keeps none")

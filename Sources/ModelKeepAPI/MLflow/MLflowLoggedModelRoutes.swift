@@ -131,8 +131,22 @@ struct MLflowLoggedModelRoutes {
         search.pageSize = try MLflowRoutes.maxResults(args, default: 100, limit: MLflowTrackingRoutes.maxSearchResults)
         search.pageToken = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
         let page = try registry.searchLoggedModels(search)
-        return MLflowRoutes.list("models", page.items, nextPageToken: page.nextPageToken, keepEmpty: true) {
-            MLflowRendering.loggedModel($0, into: &$1)
+        guard registry.limits.loggedModelCacheBytes > 0 else {
+            return MLflowRoutes.list("models", page.items, nextPageToken: page.nextPageToken, keepEmpty: true) {
+                MLflowRendering.loggedModel($0, into: &$1)
+            }
         }
+        // A model the server kept with its answer is written as it was; the others are written
+        // once more and their answers kept with them (until they change).
+        var written: [(id: String, revision: Int64, bytes: [UInt8])] = []
+        let response = MLflowRoutes.list("models", page.items, nextPageToken: page.nextPageToken, keepEmpty: true) { model, json in
+            if let bytes = model.rendered.bytes { return json.encoded(bytes) }
+            var one = JSONStream()
+            MLflowRendering.loggedModel(model, into: &one)
+            json.encoded(one.bytes)
+            written.append((model.id, model.revision, one.bytes))
+        }
+        registry.keepRendering(of: written)
+        return response
     }
 }
