@@ -25,6 +25,9 @@ enum MetricBlocks {
     /// and by the write itself at `foldCeiling`, so a read never merges more than that.
     static let foldAt = 16
     static let foldCeiling = 64
+    /// The most keys a fold off the write path moves in one transaction (the rest stay in the
+    /// wide blocks for the next pass; see `ModelRegistry.foldWideBlocks`).
+    static let foldKeysPerPass = 512
 
     /// A point's id: its block's id times 65,536 plus its place in the block. Ids order the
     /// points of equal step and wallclock by arrival, as a row id per point did. A block with
@@ -78,6 +81,80 @@ enum MetricBlocks {
                 guard let ids, !row.isNull(ids) else { return decode(raw, block: block, ids: nil, wants: wants, visit) }
                 row.withBlob(ids) { decode(raw, block: block, ids: $0, wants: wants, visit) }
             }
+        }
+
+        /// The keys of a wide block's directory, in its order.
+        static func keys(_ raw: UnsafeRawBufferPointer) -> [String] {
+            var keys: [String] = []
+            directory(raw) { key, _, _ in keys.append(key) }
+            return keys
+        }
+
+        /// Each directory entry: its key, the place of its first point, its points' count.
+        private static func directory(_ raw: UnsafeRawBufferPointer, _ entry: (String, Int, Int) -> Void) {
+            guard raw.count >= 4 else { return }
+            let directoryEnd = 4 + Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
+            guard directoryEnd <= raw.count else { return }
+            var at = 4
+            var index = 0
+            while at + 2 <= directoryEnd {
+                let length = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+                guard at + 2 + length + 4 <= directoryEnd else { return }
+                let key = String(decoding: UnsafeRawBufferPointer(rebasing: raw[(at + 2)..<(at + 2 + length)]), as: UTF8.self)
+                let count = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 2 + length, as: UInt32.self)))
+                at += 2 + length + 4
+                entry(key, index, count)
+                index += count
+            }
+        }
+
+        /// A wide block cut in two: the points of the keys in `taking` (with their ids), and the
+        /// columns first_step, last_step, points, low, high, data and ids of the block of the
+        /// other keys (nil when none is left), their bytes copied as they are and their ids
+        /// carried (`ids` as the block has them, or its own when nil).
+        static func split(_ raw: UnsafeRawBufferPointer, block: Int64, ids: UnsafeRawBufferPointer?, taking: Set<String>)
+            -> (taken: [(key: String, points: [Stored])], rest: [SQLValue]?) {
+            var entries: [(key: String, index: Int, count: Int)] = []
+            directory(raw) { entries.append(($0, $1, $2)) }
+            let pointsStart = 4 + Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
+            var taken: [(key: String, points: [Stored])] = []
+            var directoryBytes: [UInt8] = []
+            var pointBytes: [UInt8] = []
+            var restIDs: [UInt8] = []
+            var low = Double.infinity, high = -Double.infinity, first = Int64.max, last = Int64.min, kept = 0
+            for (key, index, count) in entries where pointsStart + (index + count) * MetricBlocks.pointBytes <= raw.count {
+                if taking.contains(key) {
+                    var points: [Stored] = []
+                    points.reserveCapacity(count)
+                    for j in index..<(index + count) {
+                        let (step, wallclock, value) = unpack(raw, at: pointsStart + j * MetricBlocks.pointBytes)
+                        points.append(Stored(step: step, wallclock: wallclock, value: .number(value), id: pointID(block: block, index: j, ids: ids)))
+                    }
+                    taken.append((key, points))
+                    continue
+                }
+                withUnsafeBytes(of: UInt16(key.utf8.count).littleEndian) { directoryBytes.append(contentsOf: $0) }
+                directoryBytes.append(contentsOf: key.utf8)
+                withUnsafeBytes(of: UInt32(count).littleEndian) { directoryBytes.append(contentsOf: $0) }
+                let from = pointsStart + index * MetricBlocks.pointBytes
+                pointBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[from..<(from + count * MetricBlocks.pointBytes)]))
+                for j in index..<(index + count) {
+                    let (step, _, value) = unpack(raw, at: pointsStart + j * MetricBlocks.pointBytes)
+                    low = min(low, value)
+                    high = max(high, value)
+                    first = min(first, step)
+                    last = max(last, step)
+                    withUnsafeBytes(of: pointID(block: block, index: j, ids: ids).littleEndian) { restIDs.append(contentsOf: $0) }
+                }
+                kept += count
+            }
+            guard kept > 0 else { return (taken, nil) }
+            var data: [UInt8] = []
+            data.reserveCapacity(4 + directoryBytes.count + pointBytes.count)
+            withUnsafeBytes(of: UInt32(directoryBytes.count).littleEndian) { data.append(contentsOf: $0) }
+            data += directoryBytes
+            data += pointBytes
+            return (taken, [.integer(first), .integer(last), .integer(Int64(kept)), .real(low), .real(high), .blob(data), .blob(restIDs)])
         }
 
         /// Calls `visit` with the points of each key that `wants` accepts (every key when nil),

@@ -140,20 +140,49 @@ extension ModelRegistry {
     /// thousand keys would touch a thousand buckets, each on a page of its own, a commit
     /// writing as many pages; folded, sixteen batches' points share a bucket row a series).
     /// Returns the series whose buckets this leaves behind (see `keepBuckets`).
+    ///
+    /// With `keysAtMost` (a pass off the write path: `MetricBlocks.foldKeysPerPass`), the blocks
+    /// a pass began on are folded a few keys at a time: with more keys than that, the first that
+    /// many (in the order the oldest blocks list them) move, and each wide block is written again
+    /// without them (its other points keep their ids: the block carries them, which also marks
+    /// it as begun), so that every commit holds each point once; the parent's wide blocks are
+    /// then among what this returns, for the next pass, which takes only the blocks begun (those
+    /// written since wait for the next fold). A thousand series' new blocks and bucket rows
+    /// dirty about two thousand pages, and one commit of them held the writer long enough to be
+    /// the 1,000-key log-batch's p99.
     @discardableResult
-    static func foldWideBlocks(parentID: String, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
-        var points: [String: [MetricBlocks.Stored]] = [:]
-        var order: [String] = []
-        var newest: Int64? = nil
-        _ = try db.query("SELECT id, data, ids FROM metric_blocks WHERE parent_id = ? AND key = '' ORDER BY id", [.text(parentID)]) { row in
-            newest = row.int64(0)
-            MetricBlocks.WideLayout.decode(row, data: 1, block: row.int64(0), ids: 2, wants: nil) {
-                key, step, wallclock, value, id in
-                if points[key] == nil { order.append(key) }
-                points[key, default: []].append(MetricBlocks.Stored(step: step, wallclock: wallclock, value: .number(value), id: id))
-            }
+    static func foldWideBlocks(parentID: String, keysAtMost: Int = .max, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
+        var begun = false
+        if keysAtMost < .max {
+            begun = try db.queryFirst("SELECT 1 FROM metric_blocks WHERE parent_id = ? AND key = '' AND ids IS NOT NULL LIMIT 1",
+                                      [.text(parentID)]) { _ in true } ?? false
         }
-        guard let newest else { return [] }
+        // The blocks' bytes, and their keys in order of first appearance.
+        var blocks: [(id: Int64, data: [UInt8], ids: [UInt8]?)] = []
+        var order: [String] = []
+        var listed = Set<String>()
+        _ = try db.query("SELECT id, data, ids FROM metric_blocks WHERE parent_id = ? AND key = ''\(begun ? " AND ids IS NOT NULL" : "") ORDER BY id",
+                         [.text(parentID)]) { row in
+            let data = row.blob(1)
+            data.withUnsafeBytes { raw in
+                for key in MetricBlocks.WideLayout.keys(raw) where listed.insert(key).inserted { order.append(key) }
+            }
+            blocks.append((row.int64(0), data, row.isNull(2) ? nil : row.blob(2)))
+        }
+        guard let newest = blocks.last?.id else { return [] }
+        let partial = order.count > keysAtMost
+        if partial { order.removeSubrange(keysAtMost...) }
+        let folding = partial ? Set(order) : listed
+        // Each block cut: the folded keys' points out, the rest written again (partial) or gone.
+        var points: [String: [MetricBlocks.Stored]] = [:]
+        var rewritten: [(id: Int64, columns: [SQLValue]?)] = []
+        for block in blocks {
+            let (taken, rest) = block.data.withUnsafeBytes { raw in
+                MetricBlocks.withBytes(block.ids) { ids in MetricBlocks.WideLayout.split(raw, block: block.id, ids: ids, taking: folding) }
+            }
+            for (key, part) in taken { points[key, default: []] += part }
+            rewritten.append((block.id, rest))
+        }
         var rows: [[SQLValue]] = []
         var folded: [(key: String, span: Int64, last: Int64)] = []
         for key in order {
@@ -172,7 +201,19 @@ extension ModelRegistry {
         }
         _ = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, rows)
         try Self.recordFoldedBlocks(folded, parentID: parentID, db)
-        try db.run("DELETE FROM metric_blocks WHERE parent_id = ? AND key = '' AND id <= ?", [.text(parentID), .integer(newest)])
+        if partial {
+            for (id, rest) in rewritten {
+                if let rest {
+                    try db.run("UPDATE metric_blocks SET first_step = ?, last_step = ?, points = ?, low = ?, high = ?, data = ?, ids = ? WHERE id = ?",
+                               rest + [.integer(id)])
+                } else {
+                    try db.run("DELETE FROM metric_blocks WHERE id = ?", [.integer(id)])
+                }
+            }
+        } else {
+            // (The blocks begun are older than any written since: these are the oldest.)
+            try db.run("DELETE FROM metric_blocks WHERE parent_id = ? AND key = '' AND id <= ?", [.text(parentID), .integer(newest)])
+        }
         // The points into their series' buckets, as a write of them would put them (their
         // latest points, lowest steps and spans were kept when they were written).
         var extents: [String: (first: Int64, last: Int64, shift: Int?)] = [:]
@@ -192,6 +233,13 @@ extension ModelRegistry {
             }
         }
         try db.runRows(bucketUpsertHead, columns: 9, bucketUpsertTail, bucketRows)
+        if partial {
+            behind.append(ChartSeriesRef(parentID: parentID, key: MetricBlocks.wideKey))
+        } else if begun, try db.queryFirst("SELECT count(*) FROM metric_blocks WHERE parent_id = ? AND key = ''", [.text(parentID)], {
+            $0.int64(0) }) ?? 0 >= MetricBlocks.foldAt {
+            // The blocks written while this fold went on are as many as start one.
+            behind.append(ChartSeriesRef(parentID: parentID, key: MetricBlocks.wideKey))
+        }
         return behind
     }
 
@@ -418,7 +466,7 @@ extension ModelRegistry {
     /// Returns the series a fold (of the wide key) left behind.
     @discardableResult
     static func catchUpChartBuckets(_ ref: ChartSeriesRef, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
-        if ref.key == MetricBlocks.wideKey { return try foldWideBlocks(parentID: ref.parentID, db) }
+        if ref.key == MetricBlocks.wideKey { return try foldWideBlocks(parentID: ref.parentID, keysAtMost: MetricBlocks.foldKeysPerPass, db) }
         let series: [SQLValue] = [.text(ref.parentID), .text(ref.key)]
         guard let row = try db.queryFirst("SELECT first_step, step, bucket_shift FROM metric_latest WHERE parent_id = ? AND key = ?", series, {
             (first: $0.isNull(0) ? $0.int64(1) : $0.int64(0), last: $0.int64(1), shift: $0.isNull(2) ? nil : Int($0.int64(2)))

@@ -210,6 +210,77 @@ struct MetricBlockTests {
         registry.chartBucketQueue.hold(false)
     }
 
+    @Test("a fold off the write path moves a few keys a pass, writing the wide blocks again without them: after every pass each point is read once, in its order")
+    func partialFolds() throws {
+        let (test, model, parent) = try Self.modelWithMetrics("partial")
+        let registry = test.registry
+        registry.chartBucketQueue.hold(true)
+        var written: [MetricPoint] = []
+        // Request r: 40 keys, two points each at step r with equal wallclocks (arrival orders
+        // them), and `long` at step 1000 r (its series keeps chart buckets).
+        func log(_ r: Int) throws {
+            var points: [MetricPoint] = []
+            for k in 0..<40 {
+                for i in 0..<2 { points.append(MetricPoint(key: "k\(k)", step: Int64(r), wallclock: 5, value: .number(Double(k * 100 + r * 2 + i)))) }
+            }
+            points.append(MetricPoint(key: "long", step: Int64(r * 1000), wallclock: 1, value: .number(Double(-r))))
+            try registry.logMetrics(parent, points)
+            written += points
+        }
+        func expected(_ key: String) -> [MetricPoint] {
+            written.enumerated().filter { $0.element.key == key }
+                .sorted { ($0.element.step, $0.element.wallclock, $0.offset) < ($1.element.step, $1.element.wallclock, $1.offset) }.map(\.element)
+        }
+        func check(_ note: Comment) throws {
+            for key in (0..<40).map({ "k\($0)" }) + ["long"] {
+                #expect(try Self.paged(registry, parent, key, size: 1000) == expected(key), note)
+            }
+            #expect(try Self.paged(registry, parent, "k3", size: 3, from: 4, to: 9) == expected("k3").filter { (4...9).contains($0.step) }, note)
+            let latest = try registry.latestMetrics(parent)
+            #expect(latest.count == 41, note)
+            for point in latest { #expect(point == expected(point.key).last, note) }
+            // (Not fsck here: it first works the queue, where the writes asked for a fold.)
+        }
+        for r in 0..<MetricBlocks.foldAt { try log(r) }
+        #expect(try Self.wideBlocks(test, model.id) == Int64(MetricBlocks.foldAt))
+        var passes = 0
+        while try Self.wideBlocks(test, model.id) > 0, passes < 20 {
+            // A page read before the pass and continued after it: its cursor names a point by its
+            // id, which the wide block written again must keep (k39, left for the last passes:
+            // the page ends between a step's two points).
+            var query = MetricSeriesQuery()
+            query.page = PageRequest(size: 3)
+            let before = try registry.metricSeries(parent, key: "k39", query)
+            let left = try test.database.write { db in try ModelRegistry.foldWideBlocks(parentID: model.id, keysAtMost: 9, db) }
+            passes += 1
+            query.page = PageRequest(size: 1000, token: try #require(before.nextPageToken))
+            #expect(try before.items + registry.metricSeries(parent, key: "k39", query).items == expected("k39"), "pass \(passes)")
+            // Another pass is asked for while the blocks a pass began on have keys left (they carry
+            // their points' ids), or when as many blocks as start a fold were written meanwhile.
+            let begun = try test.database.read { db in
+                try db.queryFirst("SELECT count(*) FROM metric_blocks WHERE parent_id = ? AND key = '' AND ids IS NOT NULL", [.text(model.id)]) { $0.int64(0) }!
+            }
+            let waiting = try Self.wideBlocks(test, model.id)
+            #expect(left.contains(ChartSeriesRef(parentID: model.id, key: MetricBlocks.wideKey)) == (begun > 0 || waiting >= MetricBlocks.foldAt),
+                    "pass \(passes)")
+            try check("after pass \(passes)")
+            // Writes between passes: new wide blocks of every key, as many as start a fold, left
+            // alone until the blocks begun are done, then folded.
+            if passes == 2 {
+                for r in 0..<MetricBlocks.foldAt { try log(MetricBlocks.foldAt + r) }
+                try check("writes after pass 2")
+            }
+        }
+        // 41 keys at 9 a pass: five passes over the 16 blocks begun (the writes' blocks left
+        // alone), then five over the writes' blocks.
+        #expect(passes == 10)
+        #expect(try Self.blockCount(test, model.id).points == Int64(written.count))
+        registry.settleChartBuckets()
+        #expect(try registry.metricChart(parent, key: "long", limit: 100_000).represented == Int64(2 * MetricBlocks.foldAt))
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+        registry.chartBucketQueue.hold(false)
+    }
+
     @Test("a block spanning more steps than an Int64 holds reads back, from any step, and fsck stays clean")
     func extremeSteps() throws {
         let (test, _, parent) = try Self.modelWithMetrics("extremes")
