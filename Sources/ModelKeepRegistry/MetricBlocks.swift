@@ -25,8 +25,8 @@ enum MetricBlocks {
     /// and by the write itself at `foldCeiling`, so a read never merges more than that.
     static let foldAt = 16
     static let foldCeiling = 64
-    /// The most keys a fold off the write path moves in one transaction (the rest stay in the
-    /// wide blocks for the next pass; see `ModelRegistry.foldWideBlocks`).
+    /// The most keys a fold off the write path moves in one transaction on SQLite (the rest stay
+    /// in the wide blocks for the next pass; see `ModelRegistry.foldWideBlocks`).
     static let foldKeysPerPass = 512
 
     /// A point's id: its block's id times 65,536 plus its place in the block. Ids order the
