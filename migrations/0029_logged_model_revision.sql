@@ -5,7 +5,8 @@
 -- (ModelRegistry.loggedModelCache): the revision is read in the search's own transaction, so a
 -- kept model is never older than the page it is shown on, on one server or many. Triggers, not
 -- the writes' own statements, so that no write path (the MLflow dialect, the native labels API,
--- cascades, fsck) can change a model and leave its revision behind.
+-- cascades, fsck) can change a model and leave its revision behind. (The answer also shows its
+-- experiment's artifact location, which nothing changes once the experiment exists.)
 ALTER TABLE mlflow_logged_models ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
 
 -- Its own row: any column but the revision (the inner UPDATE sets only that one, so it does not

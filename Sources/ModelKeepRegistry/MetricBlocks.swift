@@ -86,26 +86,36 @@ enum MetricBlocks {
         /// The keys of a wide block's directory, in its order.
         static func keys(_ raw: UnsafeRawBufferPointer) -> [String] {
             var keys: [String] = []
-            directory(raw) { key, _, _ in keys.append(key) }
+            directory(raw) { key, _, _ in
+                keys.append(key)
+                return true
+            }
             return keys
         }
 
-        /// Each directory entry: its key, the place of its first point, its points' count.
-        private static func directory(_ raw: UnsafeRawBufferPointer, _ entry: (String, Int, Int) -> Void) {
+        /// Each directory entry whose points the block holds (until `entry` returns false): its
+        /// key, the byte offset of its first point, its points' count; the first point's place
+        /// (its index for `pointID`) is (offset - points' start) / `pointBytes`.
+        private static func directory(_ raw: UnsafeRawBufferPointer, _ entry: (_ key: String, _ offset: Int, _ count: Int) -> Bool) {
             guard raw.count >= 4 else { return }
             let directoryEnd = 4 + Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
             guard directoryEnd <= raw.count else { return }
             var at = 4
-            var index = 0
+            var offset = directoryEnd
             while at + 2 <= directoryEnd {
                 let length = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
                 guard at + 2 + length + 4 <= directoryEnd else { return }
                 let key = String(decoding: UnsafeRawBufferPointer(rebasing: raw[(at + 2)..<(at + 2 + length)]), as: UTF8.self)
                 let count = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 2 + length, as: UInt32.self)))
                 at += 2 + length + 4
-                entry(key, index, count)
-                index += count
+                guard offset + count * pointBytes <= raw.count, entry(key, offset, count) else { return }
+                offset += count * pointBytes
             }
+        }
+
+        /// The place in the block (what `pointID` numbers) of the point at byte `offset`.
+        private static func place(_ raw: UnsafeRawBufferPointer, _ offset: Int) -> Int {
+            (offset - 4 - Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))) / pointBytes
         }
 
         /// A wide block cut in two: the points of the keys in `taking` (with their ids), and the
@@ -114,21 +124,24 @@ enum MetricBlocks {
         /// carried (`ids` as the block has them, or its own when nil).
         static func split(_ raw: UnsafeRawBufferPointer, block: Int64, ids: UnsafeRawBufferPointer?, taking: Set<String>)
             -> (taken: [(key: String, points: [Stored])], rest: [SQLValue]?) {
-            var entries: [(key: String, index: Int, count: Int)] = []
-            directory(raw) { entries.append(($0, $1, $2)) }
-            let pointsStart = 4 + Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
+            var entries: [(key: String, offset: Int, count: Int)] = []
+            directory(raw) {
+                entries.append(($0, $1, $2))
+                return true
+            }
             var taken: [(key: String, points: [Stored])] = []
             var directoryBytes: [UInt8] = []
-            var pointBytes: [UInt8] = []
+            var restPoints: [UInt8] = []
             var restIDs: [UInt8] = []
-            var low = Double.infinity, high = -Double.infinity, first = Int64.max, last = Int64.min, kept = 0
-            for (key, index, count) in entries where pointsStart + (index + count) * MetricBlocks.pointBytes <= raw.count {
+            var low = Double.infinity, high = -Double.infinity, firstStep = Int64.max, lastStep = Int64.min, kept = 0
+            for (key, offset, count) in entries {
+                let first = place(raw, offset)
                 if taking.contains(key) {
                     var points: [Stored] = []
                     points.reserveCapacity(count)
-                    for j in index..<(index + count) {
-                        let (step, wallclock, value) = unpack(raw, at: pointsStart + j * MetricBlocks.pointBytes)
-                        points.append(Stored(step: step, wallclock: wallclock, value: .number(value), id: pointID(block: block, index: j, ids: ids)))
+                    for j in 0..<count {
+                        let (step, wallclock, value) = unpack(raw, at: offset + j * pointBytes)
+                        points.append(Stored(step: step, wallclock: wallclock, value: .number(value), id: pointID(block: block, index: first + j, ids: ids)))
                     }
                     taken.append((key, points))
                     continue
@@ -136,50 +149,38 @@ enum MetricBlocks {
                 withUnsafeBytes(of: UInt16(key.utf8.count).littleEndian) { directoryBytes.append(contentsOf: $0) }
                 directoryBytes.append(contentsOf: key.utf8)
                 withUnsafeBytes(of: UInt32(count).littleEndian) { directoryBytes.append(contentsOf: $0) }
-                let from = pointsStart + index * MetricBlocks.pointBytes
-                pointBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[from..<(from + count * MetricBlocks.pointBytes)]))
-                for j in index..<(index + count) {
-                    let (step, _, value) = unpack(raw, at: pointsStart + j * MetricBlocks.pointBytes)
+                restPoints.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + count * pointBytes)]))
+                for j in 0..<count {
+                    let (step, _, value) = unpack(raw, at: offset + j * pointBytes)
                     low = min(low, value)
                     high = max(high, value)
-                    first = min(first, step)
-                    last = max(last, step)
-                    withUnsafeBytes(of: pointID(block: block, index: j, ids: ids).littleEndian) { restIDs.append(contentsOf: $0) }
+                    firstStep = min(firstStep, step)
+                    lastStep = max(lastStep, step)
+                    withUnsafeBytes(of: pointID(block: block, index: first + j, ids: ids).littleEndian) { restIDs.append(contentsOf: $0) }
                 }
                 kept += count
             }
             guard kept > 0 else { return (taken, nil) }
             var data: [UInt8] = []
-            data.reserveCapacity(4 + directoryBytes.count + pointBytes.count)
+            data.reserveCapacity(4 + directoryBytes.count + restPoints.count)
             withUnsafeBytes(of: UInt32(directoryBytes.count).littleEndian) { data.append(contentsOf: $0) }
             data += directoryBytes
-            data += pointBytes
-            return (taken, [.integer(first), .integer(last), .integer(Int64(kept)), .real(low), .real(high), .blob(data), .blob(restIDs)])
+            data += restPoints
+            return (taken, [.integer(firstStep), .integer(lastStep), .integer(Int64(kept)), .real(low), .real(high), .blob(data), .blob(restIDs)])
         }
 
         /// Calls `visit` with the points of each key that `wants` accepts (every key when nil),
         /// in the block's order, with their ids.
         static func decode(_ raw: UnsafeRawBufferPointer, block: Int64, ids: UnsafeRawBufferPointer?, wants: ((String) -> Bool)?,
                            _ visit: (_ key: String, _ step: Int64, _ wallclock: Int64, _ value: Double, _ id: Int64) -> Void) {
-            guard raw.count >= 4 else { return }
-            let directoryEnd = 4 + Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
-            guard directoryEnd <= raw.count else { return }
-            var at = 4
-            var index = 0
-            while at + 2 <= directoryEnd {
-                let length = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
-                guard at + 2 + length + 4 <= directoryEnd else { return }
-                let key = String(decoding: UnsafeRawBufferPointer(rebasing: raw[(at + 2)..<(at + 2 + length)]), as: UTF8.self)
-                let count = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 2 + length, as: UInt32.self)))
-                at += 2 + length + 4
-                defer { index += count }
-                guard wants?(key) ?? true else { continue }
-                let points = directoryEnd + index * pointBytes
-                guard points + count * pointBytes <= raw.count else { return }
+            directory(raw) { key, offset, count in
+                guard wants?(key) ?? true else { return true }
+                let first = place(raw, offset)
                 for j in 0..<count {
-                    let (step, wallclock, value) = unpack(raw, at: points + j * pointBytes)
-                    visit(key, step, wallclock, value, pointID(block: block, index: index + j, ids: ids))
+                    let (step, wallclock, value) = unpack(raw, at: offset + j * pointBytes)
+                    visit(key, step, wallclock, value, pointID(block: block, index: first + j, ids: ids))
                 }
+                return true
             }
         }
     }

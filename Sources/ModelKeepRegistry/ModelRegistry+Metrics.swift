@@ -141,7 +141,7 @@ extension ModelRegistry {
     /// writing as many pages; folded, sixteen batches' points share a bucket row a series).
     /// Returns the series whose buckets this leaves behind (see `keepBuckets`).
     ///
-    /// With `keysAtMost` (a pass off the write path: `MetricBlocks.foldKeysPerPass`), the blocks
+    /// With `keysAtMost` (a pass off the write path on SQLite: `MetricBlocks.foldKeysPerPass`), the blocks
     /// a pass began on are folded a few keys at a time: with more keys than that, the first that
     /// many (in the order the oldest blocks list them) move, and each wide block is written again
     /// without them (its other points keep their ids: the block carries them, which also marks
