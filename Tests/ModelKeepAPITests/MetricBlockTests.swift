@@ -253,7 +253,8 @@ struct MetricBlockTests {
             let before = try registry.metricSeries(parent, key: "k39", query)
             let left = try test.database.write { db in try ModelRegistry.foldWideBlocks(parentID: model.id, keysAtMost: 9, db) }
             passes += 1
-            query.page = PageRequest(size: 1000, token: try #require(before.nextPageToken))
+            let token = try #require(before.nextPageToken)
+            query.page = PageRequest(size: 1000, token: token)
             #expect(try before.items + registry.metricSeries(parent, key: "k39", query).items == expected("k39"), "pass \(passes)")
             // Another pass is asked for while the blocks a pass began on have keys left (they carry
             // their points' ids), or when as many blocks as start a fold were written meanwhile.
