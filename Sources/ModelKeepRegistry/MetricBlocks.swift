@@ -27,7 +27,7 @@ enum MetricBlocks {
     static let foldCeiling = 64
     /// The most keys a fold off the write path moves in one transaction on SQLite (the rest stay
     /// in the wide blocks for the next pass; see `ModelRegistry.foldWideBlocks`).
-    static let foldKeysPerPass = 512
+    static let foldKeysPerPass = 256
 
     /// A point's id: its block's id times 65,536 plus its place in the block. Ids order the
     /// points of equal step and wallclock by arrival, as a row id per point did. A block with
