@@ -86,7 +86,7 @@ enum MetricBlocks {
         /// The keys of a wide block's directory, in its order.
         static func keys(_ raw: UnsafeRawBufferPointer) -> [String] {
             var keys: [String] = []
-            directory(raw) { key, _, _ in
+            directory(raw) { key, _, _, _ in
                 keys.append(key)
                 return true
             }
@@ -94,28 +94,25 @@ enum MetricBlocks {
         }
 
         /// Each directory entry whose points the block holds (until `entry` returns false): its
-        /// key, the byte offset of its first point, its points' count; the first point's place
-        /// (its index for `pointID`) is (offset - points' start) / `pointBytes`.
-        private static func directory(_ raw: UnsafeRawBufferPointer, _ entry: (_ key: String, _ offset: Int, _ count: Int) -> Bool) {
+        /// key, the byte offset of its first point, that point's place in the block (what
+        /// `pointID` numbers) and its points' count.
+        private static func directory(_ raw: UnsafeRawBufferPointer,
+                                      _ entry: (_ key: String, _ offset: Int, _ index: Int, _ count: Int) -> Bool) {
             guard raw.count >= 4 else { return }
             let directoryEnd = 4 + Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
             guard directoryEnd <= raw.count else { return }
             var at = 4
-            var offset = directoryEnd
+            var index = 0
             while at + 2 <= directoryEnd {
                 let length = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
                 guard at + 2 + length + 4 <= directoryEnd else { return }
                 let key = String(decoding: UnsafeRawBufferPointer(rebasing: raw[(at + 2)..<(at + 2 + length)]), as: UTF8.self)
                 let count = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 2 + length, as: UInt32.self)))
                 at += 2 + length + 4
-                guard offset + count * pointBytes <= raw.count, entry(key, offset, count) else { return }
-                offset += count * pointBytes
+                let offset = directoryEnd + index * pointBytes
+                guard offset + count * pointBytes <= raw.count, entry(key, offset, index, count) else { return }
+                index += count
             }
-        }
-
-        /// The place in the block (what `pointID` numbers) of the point at byte `offset`.
-        private static func place(_ raw: UnsafeRawBufferPointer, _ offset: Int) -> Int {
-            (offset - 4 - Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))) / pointBytes
         }
 
         /// A wide block cut in two: the points of the keys in `taking` (with their ids), and the
@@ -124,18 +121,12 @@ enum MetricBlocks {
         /// carried (`ids` as the block has them, or its own when nil).
         static func split(_ raw: UnsafeRawBufferPointer, block: Int64, ids: UnsafeRawBufferPointer?, taking: Set<String>)
             -> (taken: [(key: String, points: [Stored])], rest: [SQLValue]?) {
-            var entries: [(key: String, offset: Int, count: Int)] = []
-            directory(raw) {
-                entries.append(($0, $1, $2))
-                return true
-            }
             var taken: [(key: String, points: [Stored])] = []
             var directoryBytes: [UInt8] = []
             var restPoints: [UInt8] = []
             var restIDs: [UInt8] = []
             var low = Double.infinity, high = -Double.infinity, firstStep = Int64.max, lastStep = Int64.min, kept = 0
-            for (key, offset, count) in entries {
-                let first = place(raw, offset)
+            directory(raw) { key, offset, first, count in
                 if taking.contains(key) {
                     var points: [Stored] = []
                     points.reserveCapacity(count)
@@ -144,7 +135,7 @@ enum MetricBlocks {
                         points.append(Stored(step: step, wallclock: wallclock, value: .number(value), id: pointID(block: block, index: first + j, ids: ids)))
                     }
                     taken.append((key, points))
-                    continue
+                    return true
                 }
                 withUnsafeBytes(of: UInt16(key.utf8.count).littleEndian) { directoryBytes.append(contentsOf: $0) }
                 directoryBytes.append(contentsOf: key.utf8)
@@ -159,6 +150,7 @@ enum MetricBlocks {
                     withUnsafeBytes(of: pointID(block: block, index: first + j, ids: ids).littleEndian) { restIDs.append(contentsOf: $0) }
                 }
                 kept += count
+                return true
             }
             guard kept > 0 else { return (taken, nil) }
             var data: [UInt8] = []
@@ -173,9 +165,8 @@ enum MetricBlocks {
         /// in the block's order, with their ids.
         static func decode(_ raw: UnsafeRawBufferPointer, block: Int64, ids: UnsafeRawBufferPointer?, wants: ((String) -> Bool)?,
                            _ visit: (_ key: String, _ step: Int64, _ wallclock: Int64, _ value: Double, _ id: Int64) -> Void) {
-            directory(raw) { key, offset, count in
+            directory(raw) { key, offset, first, count in
                 guard wants?(key) ?? true else { return true }
-                let first = place(raw, offset)
                 for j in 0..<count {
                     let (step, wallclock, value) = unpack(raw, at: offset + j * pointBytes)
                     visit(key, step, wallclock, value, pointID(block: block, index: first + j, ids: ids))
