@@ -120,9 +120,7 @@ extension ModelRegistry {
         // Enough wide blocks are folded off the write path (queued as the parent's series of
         // key ''), and here when that pass falls far behind.
         if blocks.contains(where: \.wide) {
-            let waiting = try db.queryFirst("SELECT count(*) FROM metric_blocks WHERE parent_id = ? AND key = ''", [.text(parentID)]) {
-                $0.int64(0)
-            } ?? 0
+            let waiting = try wideBlocksWaiting(parentID: parentID, db)
             if waiting >= MetricBlocks.foldCeiling {
                 behind += try foldWideBlocks(parentID: parentID, db)
             } else if waiting >= MetricBlocks.foldAt {
@@ -150,13 +148,22 @@ extension ModelRegistry {
     /// written since wait for the next fold). A thousand series' new blocks and bucket rows
     /// dirty about two thousand pages, and one commit of them held the writer long enough to be
     /// the 1,000-key log-batch's p99.
+    ///
+    /// With `atLeast` (a fold off the write path: `MetricBlocks.foldAt`), a fold that would begin
+    /// on fewer wide blocks than that does nothing. Every write that finds `foldAt` blocks
+    /// waiting asks for a fold, so a write committed while a fold is queued or under way (on
+    /// this server, or on another sharing the database) asks for a second one, which would find
+    /// only the few blocks written since; a fold costs about as much for two blocks as for
+    /// sixteen (it writes a block for each of the keys), and three replicas writing to one run
+    /// made two and a half times the folds one replica did.
     @discardableResult
-    static func foldWideBlocks(parentID: String, keysAtMost: Int = .max, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
+    static func foldWideBlocks(parentID: String, keysAtMost: Int = .max, atLeast: Int = 0, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
         var begun = false
         if keysAtMost < .max {
             begun = try db.queryFirst("SELECT 1 FROM metric_blocks WHERE parent_id = ? AND key = '' AND ids IS NOT NULL LIMIT 1",
                                       [.text(parentID)]) { _ in true } ?? false
         }
+        if !begun, atLeast > 1, try wideBlocksWaiting(parentID: parentID, db) < atLeast { return [] }
         // The blocks' bytes, and their keys in order of first appearance.
         var blocks: [(id: Int64, data: [UInt8], ids: [UInt8]?)] = []
         var order: [String] = []
@@ -235,12 +242,16 @@ extension ModelRegistry {
         try db.runRows(bucketUpsertHead, columns: 9, bucketUpsertTail, bucketRows)
         if partial {
             behind.append(ChartSeriesRef(parentID: parentID, key: MetricBlocks.wideKey))
-        } else if begun, try db.queryFirst("SELECT count(*) FROM metric_blocks WHERE parent_id = ? AND key = ''", [.text(parentID)], {
-            $0.int64(0) }) ?? 0 >= MetricBlocks.foldAt {
+        } else if begun, try wideBlocksWaiting(parentID: parentID, db) >= MetricBlocks.foldAt {
             // The blocks written while this fold went on are as many as start one.
             behind.append(ChartSeriesRef(parentID: parentID, key: MetricBlocks.wideKey))
         }
         return behind
+    }
+
+    /// How many wide blocks of a parent wait for a fold.
+    static func wideBlocksWaiting(parentID: String, _ db: any SQLConnection) throws -> Int {
+        Int(try db.queryFirst("SELECT count(*) FROM metric_blocks WHERE parent_id = ? AND key = ''", [.text(parentID)]) { $0.int64(0) } ?? 0)
     }
 
     /// Records that each key's series now has a block spanning `span` steps (when wider than
@@ -470,7 +481,8 @@ extension ModelRegistry {
             // In passes on SQLite, where a fold holds the one writer; PostgreSQL's fold holds only
             // its parent's writes back, and writing its wide blocks again (TOASTed) cost more than
             // the passes gave (the 1,000-key log-batch 12 % slower at one connection, its p99 the same).
-            return try foldWideBlocks(parentID: ref.parentID, keysAtMost: db.dialect == .sqlite ? MetricBlocks.foldKeysPerPass : .max, db)
+            return try foldWideBlocks(parentID: ref.parentID, keysAtMost: db.dialect == .sqlite ? MetricBlocks.foldKeysPerPass : .max,
+                                      atLeast: MetricBlocks.foldAt, db)
         }
         let series: [SQLValue] = [.text(ref.parentID), .text(ref.key)]
         guard let row = try db.queryFirst("SELECT first_step, step, bucket_shift FROM metric_latest WHERE parent_id = ? AND key = ?", series, {
