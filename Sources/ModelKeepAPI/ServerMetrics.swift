@@ -12,7 +12,7 @@ public final class ServerMetrics: HTTPObserver, Sendable {
     let openConnections: Gauge
     let bytesIn: Counter, bytesOut: Counter
     let uploadSessions: Gauge, chunks: Gauge, chunkBytes: Gauge, databaseBytes: Gauge, busyFailures: Gauge
-    let bucketsBehind: Gauge
+    let bucketsBehind: Gauge, bucketFailures: Gauge
     let cachedModels: Gauge
     let cachedModelBytes: Gauge
     let cacheHits: Gauge
@@ -55,6 +55,8 @@ public final class ServerMetrics: HTTPObserver, Sendable {
         busyFailures = gauge("modelkeep_database_busy_total", "Writes that found the database locked past db_busy_timeout_ms (answered 503).")
         bucketsBehind = gauge("modelkeep_metric_series_buckets_behind",
                               "Metric series whose chart buckets wait for the background pass, and parents whose wide metric blocks wait to be folded (queued by writes, done one at a time).")
+        bucketFailures = gauge("modelkeep_metric_series_catch_up_failures_total",
+                               "Background chart-bucket catch-ups and wide-block folds that failed and were rolled back (the series' next write queues it again).")
         cachedModels = gauge("modelkeep_logged_model_cache_entries", "Logged models kept by this server as its searches loaded them (logged_model_cache_bytes).")
         cachedModelBytes = gauge("modelkeep_logged_model_cache_bytes", "The kept logged models' estimated size.")
         cacheHits = gauge("modelkeep_logged_model_cache_hits_total", "Logged models a search answered from what this server kept (the revision read was the one kept).")
@@ -101,6 +103,7 @@ public final class ServerMetrics: HTTPObserver, Sendable {
         }
         busyFailures.set(Double(ModelRegistry.busyFailures.withLock { $0 }))
         bucketsBehind.set(Double(registry.chartBucketsBehind))
+        bucketFailures.set(Double(registry.chartBucketFailures))
         let kept = registry.loggedModelCacheStatistics
         cachedModels.set(Double(kept.entries))
         cachedModelBytes.set(Double(kept.bytes))

@@ -46,6 +46,11 @@ final class ChartBucketQueue: @unchecked Sendable {
     /// How many series wait.
     var count: Int { state.withLock { $0.order.count } }
 
+    /// Catch-ups and folds that failed (their transaction rolled back) since the server started.
+    private let failed = Locked(0)
+    func recordFailure() { failed.withLock { $0 += 1 } }
+    var failures: Int { failed.withLock { $0 } }
+
     /// Tests: while held, no pass is scheduled (`settle` still works the queue).
     func hold(_ held: Bool) {
         state.withLock { $0.held = held }
@@ -74,18 +79,25 @@ extension ModelRegistry {
             // waits only for that parent's writes, not for every write in flight (as an
             // exclusive write did: each one drained all writers and held the next ones back).
             // What a fold on the way left behind joins this pass.
-            let caughtUp = try? database.writeScoped { db, claim in
-                try claim(ref.parentID)
-                return try Self.catchUpChartBuckets(ref, db)
-            }
-            if let more = caughtUp, !more.isEmpty {
-                _ = chartBucketQueue.add(more)
+            do {
+                let more = try database.writeScoped { db, claim in
+                    try claim(ref.parentID)
+                    return try Self.catchUpChartBuckets(ref, db)
+                }
+                if !more.isEmpty { _ = chartBucketQueue.add(more) }
+            } catch {
+                // Counted for /metrics (a lock wait past its limit on PostgreSQL, a full disk).
+                chartBucketQueue.recordFailure()
             }
         }
     }
 
     /// Series waiting for their buckets.
     public var chartBucketsBehind: Int { chartBucketQueue.count }
+
+    /// Catch-ups and folds off the write path that failed since this server started (each left
+    /// for the series' next write to queue again).
+    public var chartBucketFailures: Int { chartBucketQueue.failures }
 
     /// Finds the series whose buckets are behind (a server stopped before it caught them up)
     /// and schedules their catch-up; a server calls it once at start. Reads one row per

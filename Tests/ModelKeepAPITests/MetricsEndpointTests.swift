@@ -74,8 +74,28 @@ struct MetricsEndpointTests {
         let points: [JSONValue] = ["a", "b"].flatMap { key in [0, 9_000].map { ["key": .string(key), "value": 1.5, "step": .int($0)] } }
         #expect(try api.post("/api/v1/models/\(model)/metrics", ["points": .array(points)]).status == 201)
         #expect(try Self.scrape(api)["modelkeep_metric_series_buckets_behind"] == 2)
+        // Catch-ups that fail (here a trigger refuses every bucket row) are counted, and each
+        // series is left for its next write to queue again.
+        let refuse = registry.database.dialect == .sqlite
+            ? ["CREATE TRIGGER refuse_buckets BEFORE INSERT ON metric_buckets BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"]
+            : ["CREATE FUNCTION refuse_buckets() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+               "CREATE TRIGGER refuse_buckets BEFORE INSERT ON metric_buckets FOR EACH ROW EXECUTE FUNCTION refuse_buckets()"]
+        try registry.database.write { db in for statement in refuse { try db.run(statement, []) } }
+        #expect(try Self.scrape(api)["modelkeep_metric_series_catch_up_failures_total"] == 0)
         registry.registry.settleChartBuckets()
-        #expect(try Self.scrape(api)["modelkeep_metric_series_buckets_behind"] == 0)
+        var values = try Self.scrape(api)
+        #expect(values["modelkeep_metric_series_buckets_behind"] == 0)
+        #expect(values["modelkeep_metric_series_catch_up_failures_total"] == 2)
+        try registry.database.write { db in _ = try db.run("DROP TRIGGER refuse_buckets\(registry.database.dialect == .sqlite ? "" : " ON metric_buckets")", []) }
+        let more: [JSONValue] = ["a", "b"].map { ["key": .string($0), "value": 2.5, "step": 9_001] }
+        #expect(try api.post("/api/v1/models/\(model)/metrics", ["points": .array(more)]).status == 201)
+        #expect(try Self.scrape(api)["modelkeep_metric_series_buckets_behind"] == 2)
+        registry.registry.settleChartBuckets()
+        values = try Self.scrape(api)
+        #expect(values["modelkeep_metric_series_buckets_behind"] == 0)
+        #expect(values["modelkeep_metric_series_catch_up_failures_total"] == 2)
+        let chart = try registry.registry.metricChart(.model(model), key: "a", limit: 100_000)
+        #expect(chart.bucketSteps != nil && chart.represented == 3)
     }
 
     @Test("the logged-model cache's gauges count what searches kept, found and loaded")
