@@ -141,12 +141,6 @@ class PeakRSS:
         self.thread.join()
 
 
-# Servers paused while wrk measures another one: MLflow's server (3.x) keeps job consumers
-# polling when it has nothing to do (seven huey processes, a third of a core on this machine),
-# which would otherwise come out of the two cores of the server being measured.
-_busy_when_idle = []
-
-
 class Server:
     """A started process: its PID, base URL and log."""
 
@@ -159,8 +153,6 @@ class Server:
                                         start_new_session=True)
         wait_until(ready(self.base + health), 120, name)
         self.startup_seconds = time.monotonic() - started
-        if name == "mlflow":
-            _busy_when_idle.append(self)
 
     def rss_kib(self, field="VmRSS"):
         return rss_kib(process_tree(self.process.pid), field)
@@ -343,18 +335,9 @@ def wrk(target, op, connections, seconds):
     threads = min(2, connections)
     env = dict(os.environ, BENCH_METHOD=method, BENCH_PATH=path, BENCH_BODY=body or "", BENCH_RUN=uuid.uuid4().hex[:8],
                BENCH_OFFSET=str(_next_offset[0]), BENCH_THREADS=str(threads), **getattr(target, "env", {}))
-    # Every other server that works while idle is stopped (SIGSTOP to its process group) for the
-    # run and let go after it.
-    paused = [s for s in _busy_when_idle if s is not target.server and s.process.poll() is None]
-    for server in paused:
-        os.killpg(server.process.pid, signal.SIGSTOP)
-    try:
-        out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
-                              "--timeout", "10s", "-s", LUA, target.server.base], env=env, capture_output=True, text=True,
-                             timeout=seconds + 60).stdout
-    finally:
-        for server in paused:
-            os.killpg(server.process.pid, signal.SIGCONT)
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                          "--timeout", "10s", "-s", LUA, target.server.base], env=env, capture_output=True, text=True,
+                         timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     latency = {p: to_ms(v, u) for p, v, u in WRK_LATENCY.findall(out)}
     maximum = WRK_MAX.search(out)
