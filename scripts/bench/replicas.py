@@ -24,7 +24,7 @@ import time
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "..", "Tests", "python"))
-from compare import Server, cpu_ticks, free_port, process_tree, say_cell, start_modelkeep, wrk  # noqa: E402
+from compare import Server, cpu_ticks, free_port, mlflow_env, process_tree, say_cell, start_modelkeep, wrk  # noqa: E402
 from postgres import PostgreSQL  # noqa: E402
 from tracking import seed  # noqa: E402
 
@@ -121,11 +121,7 @@ def start_mlflow_postgres(venv, work, url):
     argv = [os.path.join(venv, "bin", "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
             "--backend-store-uri", url.replace("postgresql://", "postgresql+psycopg2://"),
             "--artifacts-destination", f"{root}/artifacts", "--serve-artifacts", "--workers", "2"]
-    # Without its job runner: seven huey consumers that poll while the server is idle (a quarter
-    # of a core here), which the tracking and registry calls measured never use; left on, they
-    # took that much of the two cores from every server measured beside MLflow, and from its own.
-    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    return Server("mlflow", argv, port, "/health", work, env=env)
+    return Server("mlflow", argv, port, "/health", work, env=mlflow_env())
 
 
 class Retargeted:
