@@ -17,6 +17,10 @@ public final class ServerMetrics: HTTPObserver, Sendable {
     let cachedModelBytes: Gauge
     let cacheHits: Gauge
     let cacheMisses: Gauge
+    let cachedRuns: Gauge
+    let cachedRunBytes: Gauge
+    let runCacheHits: Gauge
+    let runCacheMisses: Gauge
     let residentBytes: Gauge, openDescriptors: Gauge
     /// Counting the store's chunks reads every manifest row; a scrape reuses a count for this long.
     let storeCountSeconds: Double
@@ -61,6 +65,10 @@ public final class ServerMetrics: HTTPObserver, Sendable {
         cachedModelBytes = gauge("modelkeep_logged_model_cache_bytes", "The kept logged models' estimated size.")
         cacheHits = gauge("modelkeep_logged_model_cache_hits_total", "Logged models a search answered from what this server kept (the revision read was the one kept).")
         cacheMisses = gauge("modelkeep_logged_model_cache_misses_total", "Logged models a search loaded from the database (not kept, or changed since).")
+        cachedRuns = gauge("modelkeep_run_cache_entries", "Runs kept by this server, without their metrics, as its searches loaded them (run_cache_bytes).")
+        cachedRunBytes = gauge("modelkeep_run_cache_bytes", "The kept runs' estimated size.")
+        runCacheHits = gauge("modelkeep_run_cache_hits_total", "Runs a search answered from what this server kept, reading only their latest metric values (the revision read was the one kept).")
+        runCacheMisses = gauge("modelkeep_run_cache_misses_total", "Runs a search loaded from the database (not kept, or changed since).")
         residentBytes = gauge("process_resident_memory_bytes", "Resident memory of the process.")
         openDescriptors = gauge("process_open_fds", "Open file descriptors of the process.")
     }
@@ -109,6 +117,11 @@ public final class ServerMetrics: HTTPObserver, Sendable {
         cachedModelBytes.set(Double(kept.bytes))
         cacheHits.set(Double(kept.hits))
         cacheMisses.set(Double(kept.misses))
+        let keptRuns = registry.runCacheStatistics
+        cachedRuns.set(Double(keptRuns.entries))
+        cachedRunBytes.set(Double(keptRuns.bytes))
+        runCacheHits.set(Double(keptRuns.hits))
+        runCacheMisses.set(Double(keptRuns.misses))
         if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
            let pages = statm.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) {
             residentBytes.set(pages * Double(sysconf(Int32(_SC_PAGESIZE))))

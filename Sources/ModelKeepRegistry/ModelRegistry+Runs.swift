@@ -31,7 +31,7 @@ extension ModelRegistry {
     public static let maxParamKeyBytes = 250, maxParamValueBytes = 6000
 
     static let runColumns = """
-        t.id, t.model_id, t.experiment_id, t.name, t.user_id, t.status, t.start_time, t.end_time, t.deleted_at, e.artifact_location
+        t.id, t.model_id, t.experiment_id, t.name, t.user_id, t.status, t.start_time, t.end_time, t.deleted_at, e.artifact_location, t.revision
         """
     /// How many columns `runColumns` names: a statement's columns after them start here.
     static let runColumnCount = runColumns.split(separator: ",").count
@@ -45,7 +45,7 @@ extension ModelRegistry {
     static func run(from row: Row) -> Run {
         Run(id: row.text(0), modelID: row.text(1), experimentID: row.int64(2), name: row.text(3), userID: row.text(4),
             status: row.text(5), startTime: row.int64(6), endTime: row.optionalInt64(7), deletedAt: row.optionalInt64(8),
-            artifactLocation: row.text(9))
+            artifactLocation: row.text(9), revision: row.int64(10))
     }
 
     /// A run's own row (what a write checks), without the rows that hang off it.
@@ -60,48 +60,70 @@ extension ModelRegistry {
 
     /// Runs with everything that hangs off them, in the order of `ids` (those that exist): five
     /// queries for a page of runs, not five a run, sent together (on PostgreSQL one round trip).
-    static func fetchRuns(ids: [String], _ db: any SQLConnection) throws -> [Run] {
+    ///
+    /// With a `cache` and the `revisions` a search read for `ids`: a run kept at its revision is
+    /// taken as kept, and only its latest metric values are read (the revision does not count
+    /// them); the runs read afresh are kept.
+    static func fetchRuns(ids: [String], revisions: [Int64]? = nil, cache: RunCache? = nil, _ db: any SQLConnection) throws -> [Run] {
         var found = [Run?](repeating: nil, count: ids.count)
-        let wanted = ids.map { Optional($0) }
-        let attributes = db.numbered(wanted, """
-            SELECT \(runColumns), w.n FROM wanted w JOIN mlflow_runs t ON t.id = w.id JOIN mlflow_experiments e ON e.id = t.experiment_id
-            """) { row in found[row.int(runColumnCount)] = Self.run(from: row) }
+        var wanted = ids.map { Optional($0) }
+        if let cache, let revisions {
+            found = cache.lookup(ids, revisions: revisions)
+            for i in ids.indices where found[i] != nil { wanted[i] = nil }
+        }
+        let loading = wanted.contains { $0 != nil }
+        var queries: [BatchQuery] = []
         // A run's tags and metrics are its model's. PostgreSQL takes every query in one round
         // trip, and reaches the models through the runs' rows; SQLite, in process, reads the
         // runs first and the rest by the model ids they name (a join fewer a run).
-        let (models, through, lead) = try Self.owners(of: wanted, db, first: attributes, through: ("JOIN mlflow_runs r ON r.id = w.id", "r.model_id")) {
-            found.map { $0?.modelID }
+        let runsJoin = (join: "JOIN mlflow_runs r ON r.id = w.id", key: "r.model_id")
+        if loading {
+            let attributes = db.numbered(wanted, """
+                SELECT \(runColumns), w.n FROM wanted w JOIN mlflow_runs t ON t.id = w.id JOIN mlflow_experiments e ON e.id = t.experiment_id
+                """) { row in found[row.int(runColumnCount)] = Self.run(from: row) }
+            let (models, through, lead) = try Self.owners(of: wanted, db, first: attributes, through: runsJoin) {
+                found.indices.map { wanted[$0] == nil ? nil : found[$0]?.modelID }
+            }
+            // Each row of these names a run that the first query found (its rows are read first).
+            queries = lead + [
+                db.numbered(models, "SELECT w.n, l.key, l.value " + db.wantedRows(of: "model_labels", as: "l", by: "model_id", through: through)) { row in
+                    found[row.int(0)]?.tags.append(KeyValue(key: row.text(1), value: row.text(2)))
+                },
+                db.numbered(wanted, "SELECT w.n, p.key, p.value " + db.wantedRows(of: "mlflow_run_params", as: "p", by: "run_id")) { row in
+                    found[row.int(0)]?.params.append(KeyValue(key: row.text(1), value: row.text(2)))
+                },
+                db.numbered(wanted, """
+                    SELECT w.n, d.direction, d.kind, d.document FROM wanted w JOIN mlflow_run_io d ON d.run_id = w.id ORDER BY w.n, d.seq
+                    """) { row in
+                    let n = row.int(0)
+                    let value = (try? JSONParser.parse(row.text(3))) ?? .null
+                    switch (row.text(1), row.text(2)) {
+                    case ("input", "dataset"): found[n]?.datasetInputs.append(value)
+                    case ("input", "model"): found[n]?.modelInputs.append(value)
+                    default: found[n]?.modelOutputs.append(value)
+                    }
+                },
+            ]
         }
-        // Each row of these names a run that the first query found (its rows are read first).
-        try db.queryBatch(lead + [
-            db.numbered(models, "SELECT w.n, l.key, l.value " + db.wantedRows(of: "model_labels", as: "l", by: "model_id", through: through)) { row in
-                found[row.int(0)]?.tags.append(KeyValue(key: row.text(1), value: row.text(2)))
-            },
-            db.numbered(wanted, "SELECT w.n, p.key, p.value " + db.wantedRows(of: "mlflow_run_params", as: "p", by: "run_id")) { row in
-                found[row.int(0)]?.params.append(KeyValue(key: row.text(1), value: row.text(2)))
-            },
-            db.numbered(models, "SELECT w.n, m.key, m.step, m.wallclock, m.number, m.text, m.bytes "
-                        + db.wantedRows(of: "metric_latest", as: "m", by: "parent_id", through: through, where: "m.bytes IS NULL")) { row in
-                found[row.int(0)]?.metrics.append(MetricPoint(key: row.text(1), step: row.int64(2), wallclock: row.int64(3),
-                                                              value: Self.value(row, at: 4)))
-            },
-            db.numbered(wanted, """
-                SELECT w.n, d.direction, d.kind, d.document FROM wanted w JOIN mlflow_run_io d ON d.run_id = w.id ORDER BY w.n, d.seq
-                """) { row in
-                let n = row.int(0)
-                let value = (try? JSONParser.parse(row.text(3))) ?? .null
-                switch (row.text(1), row.text(2)) {
-                case ("input", "dataset"): found[n]?.datasetInputs.append(value)
-                case ("input", "model"): found[n]?.modelInputs.append(value)
-                default: found[n]?.modelOutputs.append(value)
-                }
-            },
-        ])
+        // Every run's latest metric values, kept or not: by the model ids known by now on SQLite
+        // (a kept run's, and those the first query read), through the runs' rows on PostgreSQL.
+        let (metricOwners, metricsThrough): ([String?], (join: String, key: String)?) = db.dialect == .sqlite
+            ? (found.map { $0?.modelID }, nil) : (ids.map { Optional($0) }, runsJoin)
+        queries.append(db.numbered(metricOwners, "SELECT w.n, m.key, m.step, m.wallclock, m.number, m.text, m.bytes "
+                                   + db.wantedRows(of: "metric_latest", as: "m", by: "parent_id", through: metricsThrough, where: "m.bytes IS NULL")) { row in
+            found[row.int(0)]?.metrics.append(MetricPoint(key: row.text(1), step: row.int64(2), wallclock: row.int64(3),
+                                                          value: Self.value(row, at: 4)))
+        })
+        try db.queryBatch(queries)
+        var loaded: [Run] = []
         for n in found.indices where found[n] != nil {
+            putInKeyOrder(&found[n]!.metrics, key: \.key)
+            guard wanted[n] != nil else { continue }
             putInKeyOrder(&found[n]!.tags, key: \.key)
             putInKeyOrder(&found[n]!.params, key: \.key)
-            putInKeyOrder(&found[n]!.metrics, key: \.key)
+            if cache != nil, revisions != nil { loaded.append(found[n]!) }
         }
+        cache?.keep(loaded)
         return found.compactMap { $0 }
     }
 
@@ -159,9 +181,14 @@ extension ModelRegistry {
         return try reading { db in try Self.fetchRunAttributes(id: id, db) }
     }
 
+    /// What this server keeps of the runs its searches loaded (see `RevisionCache`).
+    public var runCacheStatistics: (entries: Int, bytes: Int, hits: Int, misses: Int) { runCache.statistics }
+
     public func searchRuns(_ search: TrackingSearch) throws(RegistryError) -> Page<Run> {
         try Self.requireTracking()
-        return try trackingPage(search, schema: .runs) { db, ids, _ in try Self.fetchRuns(ids: ids, db) }
+        return try trackingPage(search, schema: .runs) { [runCache] db, ids, revisions in
+            try Self.fetchRuns(ids: ids, revisions: revisions, cache: runCache, db)
+        }
     }
 
     /// Runs a change to a run in a transaction; an inactive run refuses it unless `allowDeleted`.

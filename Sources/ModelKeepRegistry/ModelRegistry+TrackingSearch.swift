@@ -37,7 +37,7 @@ struct TrackingSchema: Sendable {
     var metricByValue: String? = nil
     /// The column that counts an item's changes (read with the page's rows, so that a kept copy
     /// of an item loaded at the same revision can stand in for loading it; see
-    /// `LoggedModelCache`); "0" for kinds that keep none.
+    /// `RevisionCache`); "0" for kinds that keep none.
     var revision = "0"
 
     static let runs = TrackingSchema(
@@ -52,7 +52,8 @@ struct TrackingSchema: Sendable {
         param: .row(table: "mlflow_run_params", owner: "run_id", item: "t.id", value: "value"),
         tag: .row(table: "model_labels", owner: "model_id", item: "t.model_id", value: "value"),
         datasets: true,
-        defaultOrder: [("t.start_time", true), ("t.id", false)])
+        defaultOrder: [("t.start_time", true), ("t.id", false)],
+        revision: "t.revision")
 
     static let loggedModels = TrackingSchema(
         kind: "logged-models", table: "mlflow_logged_models t", experimentColumn: "t.experiment_id",

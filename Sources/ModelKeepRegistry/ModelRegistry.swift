@@ -33,6 +33,9 @@ public final class ModelRegistry: Sendable {
         /// How much a server keeps of the logged models its searches loaded (`LoggedModelCache`,
         /// estimated bytes); 0 keeps none.
         public var loggedModelCacheBytes = 32 << 20
+        /// How much a server keeps of the runs its searches loaded, without their metrics
+        /// (`RunCache`, estimated bytes); 0 keeps none.
+        public var runCacheBytes = 32 << 20
         /// How long a web UI session lasts (capped by its key's own expiry).
         public var uiSessionHours = 12
         /// The most points of one series the UI reads for a chart.
@@ -68,6 +71,8 @@ public final class ModelRegistry: Sendable {
     let outbound: OutboundHTTP
     /// The logged models searches loaded, each at the revision it was read at.
     let loggedModelCache: LoggedModelCache
+    /// The runs searches loaded (but their metrics), each at the revision it was read at.
+    let runCache: RunCache
     /// On PostgreSQL, once `listenToOtherServers()` ran: wakes `changes` when any server commits
     /// events (LISTEN/NOTIFY).
     private let listener = Locked<PostgresListener?>(nil)
@@ -77,6 +82,7 @@ public final class ModelRegistry: Sendable {
         self.store = store
         self.limits = limits
         loggedModelCache = LoggedModelCache(capacityBytes: limits.loggedModelCacheBytes)
+        runCache = RunCache(capacityBytes: limits.runCacheBytes)
         outbound = OutboundHTTP(connectTimeoutMilliseconds: min(5_000, limits.webhooks.timeoutMilliseconds),
                                 totalTimeoutMilliseconds: limits.webhooks.timeoutMilliseconds)
     }

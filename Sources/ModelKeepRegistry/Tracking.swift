@@ -53,6 +53,9 @@ public struct Run: Sendable, Equatable {
     public var datasetInputs: [JSONValue] = []
     public var modelInputs: [JSONValue] = []
     public var modelOutputs: [JSONValue] = []
+    /// How many changes the run has seen besides its metrics' (migration 0030): the same
+    /// revision, the same run but for its latest metric values.
+    public var revision: Int64 = 0
 
     /// Where the run's files live: `<experiment location>/<run id>/artifacts`.
     public var artifactURI: String { "\(artifactLocation)/\(id)/artifacts" }

@@ -45,6 +45,7 @@ struct Settings: Sendable {
     var maxMetricHistoryPoints = 1_000_000
     var maxLoggedModelMetrics = 10_000
     var loggedModelCacheBytes = 32 << 20
+    var runCacheBytes = 32 << 20
     var uiSessionHours = 12
     var uiChartMaxPoints = 100_000
     var maxJSONDepth = 64
@@ -163,6 +164,9 @@ struct Settings: Sendable {
         },
         Spec(key: "logged_model_cache_bytes", help: "How much of the logged models its searches loaded a server keeps, to answer the next search without loading them again while they are unchanged (estimated bytes); 0 keeps none.") {
             $0.loggedModelCacheBytes = try int($1, "logged_model_cache_bytes", 0...(1 << 40))
+        },
+        Spec(key: "run_cache_bytes", help: "How much of the runs its searches loaded a server keeps, without their metrics, to answer the next search reading only their latest metric values while the rest is unchanged (estimated bytes); 0 keeps none.") {
+            $0.runCacheBytes = try int($1, "run_cache_bytes", 0...(1 << 40))
         },
         Spec(key: "max_metric_points_per_request", help: "Most metric points one request may carry (413 beyond).") { $0.maxMetricPointsPerRequest = try int($1, "max_metric_points_per_request", 1...1_000_000) },
         Spec(key: "max_event_wait_seconds", help: "Longest a change-feed request may wait for an event.") { $0.maxEventWaitSeconds = try int($1, "max_event_wait_seconds", 0...3600) },
@@ -361,6 +365,7 @@ struct Settings: Sendable {
         l.maxMetricHistoryPoints = maxMetricHistoryPoints
         l.maxLoggedModelMetrics = maxLoggedModelMetrics
         l.loggedModelCacheBytes = loggedModelCacheBytes
+        l.runCacheBytes = runCacheBytes
         l.uiSessionHours = uiSessionHours
         l.uiChartMaxPoints = uiChartMaxPoints
         l.maxJSONDepth = maxJSONDepth

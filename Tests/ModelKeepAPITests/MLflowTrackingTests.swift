@@ -886,13 +886,139 @@ struct MLflowTrackingRouteTests {
         #expect(try searched([TrackingOrder(.metric("acc"), descending: false)]) == (try fresh()))
     }
 
+    @Test("a runs search answers what the database holds after every kind of change, from the runs a server kept too")
+    func runSearchKeptRuns() throws {
+        let test = try TestRegistry()
+        let registry = test.registry
+        let experiment = try registry.createExperiment(name: "kept-runs", artifactLocation: nil, tags: [:]).id
+        var ids: [String] = []
+        for i in 0..<3 {
+            var draft = RunDraft()
+            draft.experimentID = experiment
+            draft.name = "run-\(i)"
+            draft.tags = ["team": "a"]
+            let run = try registry.createRun(draft)
+            var data = RunData()
+            data.params = [(key: "lr", value: "0.\(i)")]
+            data.metrics = [RunMetric(point: MetricPoint(key: "acc", step: 0, wallclock: 1, value: .number(Double(i) / 10)))]
+            try registry.logRunData(id: run.id, data)
+            ids.append(run.id)
+        }
+        var search = TrackingSearch()
+        search.experimentIDs = [experiment]
+        search.viewType = .all
+        let orders = [[], [TrackingOrder(.metric("acc"), descending: true)]]
+        func searched(_ order: [TrackingOrder]) throws -> [Run] {
+            var ordered = search
+            ordered.order = order
+            return try registry.searchRuns(ordered).items.sorted { $0.id < $1.id }
+        }
+        // The get reads every table afresh (it keeps nothing).
+        func fresh() throws -> [Run] { try ids.sorted().map { try registry.run(id: $0) } }
+        func check(_ change: String, changed: String?, _ previous: inout [String: Int64]) throws {
+            let expected = try fresh()
+            for order in orders {
+                let before = registry.runCacheStatistics
+                let found = try searched(order)
+                #expect(found == expected, "after \(change), ordered by \(order.count) key(s)")
+                let after = registry.runCacheStatistics
+                // The runs whose revision no change moved come from what the server kept (the
+                // changed one from the database the first time, kept the second).
+                let unchanged = ids.count - (changed == nil || order.count > 0 ? 0 : 1)
+                #expect(after.hits - before.hits == unchanged, "after \(change)")
+            }
+            for run in expected {
+                if run.id == changed {
+                    #expect(run.revision > previous[run.id]!, "\(change) moves \(run.id)'s revision on")
+                } else {
+                    #expect(run.revision == previous[run.id]!, "\(change) leaves \(run.id) alone")
+                }
+                previous[run.id] = run.revision
+            }
+        }
+        var revisions: [String: Int64] = [:]
+        for run in try fresh() { revisions[run.id] = run.revision }
+        _ = try searched([])
+        #expect(registry.runCacheStatistics.entries == 3)
+        try check("nothing", changed: nil, &revisions)
+        let target = ids[1]
+        let modelID = try registry.run(id: target).modelID
+        func log(_ fill: (inout RunData) -> Void) throws {
+            var data = RunData()
+            fill(&data)
+            try registry.logRunData(id: target, data)
+        }
+        let changes: [(String, () throws -> Void)] = [
+            ("a tag set", { try log { $0.tags = [(key: "team", value: "b"), (key: "stage", value: "eval")] } }),
+            ("a tag deleted", { try registry.deleteRunTag(id: target, key: "stage") }),
+            ("a param logged", { try log { $0.params = [(key: "epochs", value: "3")] } }),
+            ("renamed", { _ = try registry.updateRun(id: target, status: nil, endTime: nil, name: "renamed") }),
+            ("finished", { _ = try registry.updateRun(id: target, status: "FINISHED", endTime: 9, name: nil) }),
+            ("a dataset input", {
+                try registry.logRunIO(id: target, direction: "input", datasets: [
+                    (key: "d\u{0}1", document: ["dataset": ["name": "d", "digest": "1"], "tags": []])], models: [])
+            }),
+            ("a label set through the native API", { try registry.setLabel(.model(modelID), key: "owner", value: "ml") }),
+            ("a label deleted through the native API", { _ = try registry.deleteLabel(.model(modelID), key: "owner") }),
+            ("deleted", { try registry.deleteRun(id: target) }),
+            ("restored", { try registry.restoreRun(id: target) }),
+        ]
+        for (name, change) in changes {
+            try change()
+            try check(name, changed: target, &revisions)
+        }
+        // A metric moves no revision (a run's latest values are read with every search), and is
+        // in the next search's answer.
+        try log { $0.metrics = [RunMetric(point: MetricPoint(key: "acc", step: 1, wallclock: 2, value: .number(0.95)))] }
+        try check("a metric logged", changed: nil, &revisions)
+        try log { $0.metrics = [RunMetric(point: MetricPoint(key: "loss", step: 0, wallclock: 3, value: .number(0.5)))] }
+        try check("a new metric key", changed: nil, &revisions)
+        #expect(try searched([]).first { $0.id == target }?.metrics.map(\.key) == ["acc", "loss"])
+        // The experiment's delete and restore change every run in it.
+        try registry.deleteExperiment(id: experiment)
+        let deleted = try fresh()
+        #expect(try searched([]) == deleted)
+        #expect(deleted.allSatisfy { $0.deletedAt != nil && $0.revision > revisions[$0.id]! })
+        try registry.restoreExperiment(id: experiment)
+        #expect(try searched([]) == (try fresh()))
+        #expect(try searched([TrackingOrder(.metric("acc"), descending: false)]) == (try fresh()))
+    }
+
+    @Test("run_cache_bytes bounds what a server keeps of the runs its searches loaded; 0 keeps none")
+    func runCacheBound() throws {
+        for capacity in [0, 1, 2] {
+            // Room for `capacity` runs like these (each the same size, estimated).
+            let probe = try TestRegistry()
+            var draft = RunDraft()
+            draft.experimentID = try probe.registry.createExperiment(name: "bound", artifactLocation: nil, tags: [:]).id
+            draft.name = "bounded"
+            let one = try probe.registry.createRun(draft).estimatedBytes
+            var limits = ModelRegistry.Limits()
+            limits.runCacheBytes = capacity == 0 ? 0 : capacity * one + one / 2
+            let test = try TestRegistry(limits: limits)
+            draft.experimentID = try test.registry.createExperiment(name: "bound", artifactLocation: nil, tags: [:]).id
+            var ids: [String] = []
+            for _ in 0..<4 { ids.append(try test.registry.createRun(draft).id) }
+            var search = TrackingSearch()
+            search.experimentIDs = [draft.experimentID]
+            for round in 0..<3 {
+                let page = try test.registry.searchRuns(search).items
+                #expect(Set(page.map(\.id)) == Set(ids), "round \(round), room for \(capacity)")
+                #expect(page == (try page.map { try test.registry.run(id: $0.id) }))
+                let kept = test.registry.runCacheStatistics
+                #expect(kept.entries == capacity && kept.bytes <= limits.runCacheBytes, "room for \(capacity): \(kept)")
+            }
+            if capacity == 0 { #expect(test.registry.runCacheStatistics.hits == 0) }
+        }
+    }
+
     @Test("a kept model's answer is kept only for the revision it was written for, and counts against the bound")
     func keptRenderingRevision() {
         func model(_ id: String, _ revision: Int64) -> LoggedModel {
             LoggedModel(id: id, modelID: "x", experimentID: 0, name: "n", status: "LOGGED_MODEL_READY", createdAt: 0, updatedAt: 0,
                         artifactLocation: "a", revision: revision)
         }
-        let one = LoggedModelCache.estimatedBytes(of: model("a", 1))
+        let one = model("a", 1).estimatedBytes
         let cache = LoggedModelCache(capacityBytes: 2 * one + 100)
         cache.keep([model("a", 1)])
         cache.keep([model("a", 2)])  // a newer read, before the answer of revision 1 was written
@@ -922,7 +1048,7 @@ struct MLflowTrackingRouteTests {
             draft.experimentID = try probe.registry.createExperiment(name: "bound", artifactLocation: nil, tags: [:]).id
             draft.name = "bounded"
             draft.params = ["p": "1"]
-            let one = LoggedModelCache.estimatedBytes(of: try probe.registry.createLoggedModel(draft))
+            let one = try probe.registry.createLoggedModel(draft).estimatedBytes
             var limits = ModelRegistry.Limits()
             limits.loggedModelCacheBytes = capacity * one + one / 2
             if capacity == 0 { limits.loggedModelCacheBytes = 0 }

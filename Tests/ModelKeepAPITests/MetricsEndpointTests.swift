@@ -119,6 +119,27 @@ struct MetricsEndpointTests {
         #expect(after["modelkeep_logged_model_cache_hits_total"] == 2)
     }
 
+    @Test("the run cache's gauges count what searches kept, found and loaded")
+    func runCache() throws {
+        let (test, api) = try Self.served()
+        let registry = test.registry
+        var draft = RunDraft()
+        draft.experimentID = try registry.createExperiment(name: "kept", artifactLocation: nil, tags: [:]).id
+        for _ in 0..<3 { _ = try registry.createRun(draft) }
+        var search = TrackingSearch()
+        search.experimentIDs = [draft.experimentID]
+        let before = try Self.scrape(api)
+        #expect(before["modelkeep_run_cache_entries"] == 0)
+        #expect(before["modelkeep_run_cache_misses_total"] == 0)
+        _ = try registry.searchRuns(search)  // all three loaded and kept
+        _ = try registry.searchRuns(search)  // all three found
+        let after = try Self.scrape(api)
+        #expect(after["modelkeep_run_cache_entries"] == 3)
+        #expect((after["modelkeep_run_cache_bytes"] ?? 0) > 0)
+        #expect(after["modelkeep_run_cache_misses_total"] == 3)
+        #expect(after["modelkeep_run_cache_hits_total"] == 3)
+    }
+
     @Test("/metrics is open with auth required unless metrics_public is off")
     func access() throws {
         var auth = AuthSettings(required: true)
