@@ -217,22 +217,47 @@ enum MetricBlocks {
 
     /// Items grouped by key in order of first appearance (each group's members in order, by
     /// place), hashing a key only where it changes: a training loop sends a key's points
-    /// together. Also answers each key's group.
-    static func groups<Item>(of items: [Item], key: (Item) -> String) -> (groups: [(key: String, members: [Int])], index: [String: Int]) {
-        var groups: [(key: String, members: [Int])] = []
+    /// together. Also answers each key's group. The members are slices of one array (a batch of
+    /// a thousand keys at one step would otherwise make a thousand arrays of one).
+    static func groups<Item>(of items: [Item], key: (Item) -> String) -> (groups: [(key: String, members: ArraySlice<Int>)], index: [String: Int]) {
+        var keys: [String] = []
+        var counts: [Int] = []
         var index: [String: Int] = [:]
+        index.reserveCapacity(min(items.count, 1024))
+        var slots = [Int](repeating: 0, count: items.count)
         var current = -1
         for (i, item) in items.enumerated() {
             let name = key(item)
-            if current < 0 || groups[current].key != name {
-                if let found = index[name] { current = found } else {
-                    current = groups.count
-                    index[name] = current
-                    groups.append((name, []))
+            if current < 0 || keys[current] != name {
+                // One hash for a new key (the common case): a key seen before is put back.
+                if let found = index.updateValue(keys.count, forKey: name) {
+                    index[name] = found
+                    current = found
+                } else {
+                    current = keys.count
+                    keys.append(name)
+                    counts.append(0)
                 }
             }
-            groups[current].members.append(i)
+            slots[i] = current
+            counts[current] += 1
         }
+        // Each group's members in place order, laid out group after group.
+        var starts = [Int](repeating: 0, count: keys.count)
+        var next = 0
+        for g in keys.indices {
+            starts[g] = next
+            next += counts[g]
+        }
+        var filled = starts
+        var members = [Int](repeating: 0, count: items.count)
+        for (i, g) in slots.enumerated() {
+            members[filled[g]] = i
+            filled[g] += 1
+        }
+        var groups: [(key: String, members: ArraySlice<Int>)] = []
+        groups.reserveCapacity(keys.count)
+        for g in keys.indices { groups.append((keys[g], members[starts[g]..<(starts[g] + counts[g])])) }
         return (groups, index)
     }
 
@@ -264,10 +289,13 @@ enum MetricBlocks {
     /// most `wideKeyPoints` each into wide blocks of at most `maxPoints` points, first.
     static func blocks(of points: [MetricPoint]) -> [Pending] {
         var keys: [(key: String, numbers: [MetricPoint], others: [MetricPoint])] = []
-        for (key, members) in groups(of: points, key: \.key).groups {
+        let grouped = groups(of: points, key: \.key).groups
+        keys.reserveCapacity(grouped.count)
+        for (key, members) in grouped {
             var numbers: [MetricPoint] = [], others: [MetricPoint] = []
             numbers.reserveCapacity(members.count)
-            for point in members.map({ points[$0] }) {
+            for i in members {
+                let point = points[i]
                 if case .number = point.value { numbers.append(point) } else { others.append(point) }
             }
             if !isSorted(numbers) {

@@ -45,40 +45,64 @@ extension ModelRegistry {
     static func insertPoints(_ points: [MetricPoint], parentID: String, stored known: [String: StoredExtent]? = nil,
                              _ db: any SQLConnection) throws -> [ChartSeriesRef] {
         let blocks = MetricBlocks.blocks(of: points)
-        var series: [String: BatchSeries] = [:]
-        series.reserveCapacity(blocks.reduce(0) { $0 + $1.parts.count })
         let ids = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, blocks.map { MetricBlocks.row($0, parentID: parentID) })
-        var spans: [String: Int64] = [:]
-        var ownLast: [String: Int64] = [:]
+        // The batch's series in order of first appearance, each key hashed once a block part.
+        var slots: [String: Int] = [:]
+        let parts = blocks.reduce(0) { $0 + $1.parts.count }
+        slots.reserveCapacity(parts)
+        var series: [(key: String, batch: BatchSeries, span: Int64, ownLast: Int64)] = []
+        series.reserveCapacity(parts)
         for (block, blockID) in zip(blocks, ids) {
             var offset = 0
             for (key, points) in block.parts {
+                let first = points[0]
+                let s: Int
+                // One hash for a new key (the common case): a key seen before is put back.
+                if let found = slots.updateValue(series.count, forKey: key) {
+                    slots[key] = found
+                    s = found
+                } else {
+                    s = series.count
+                    series.append((key, BatchSeries(latest: first, latestID: MetricBlocks.pointID(block: blockID, index: offset), firstStep: first.step),
+                                   0, .min))
+                }
                 // A wide block is no series' block: the fold records the span and the last step
                 // of what it makes.
                 if !block.wide {
-                    spans[key] = max(spans[key] ?? 0, MetricBlocks.span(from: points.first!.step, to: points.last!.step))
-                    ownLast[key] = max(ownLast[key] ?? .min, points.last!.step)
+                    series[s].span = max(series[s].span, MetricBlocks.span(from: first.step, to: points.last!.step))
+                    series[s].ownLast = max(series[s].ownLast, points.last!.step)
                 }
-                let first = points[0]
-                var batch = series.removeValue(forKey: key)
-                    ?? BatchSeries(latest: first, latestID: MetricBlocks.pointID(block: blockID, index: offset), firstStep: first.step)
                 for (index, point) in points.enumerated() {
-                    batch.add(point, id: MetricBlocks.pointID(block: blockID, index: offset + index), bucketed: !block.wide)
+                    series[s].batch.add(point, id: MetricBlocks.pointID(block: blockID, index: offset + index), bucketed: !block.wide)
                 }
-                series[key] = batch
                 offset += points.count
             }
         }
         // One upsert row per key: the batch's latest point replaces the stored one unless that is
         // later; the lowest step only ever goes down.
-        let upserts: [[SQLValue]] = series.map { key, batch in
-            [.text(parentID), .text(key), .integer(batch.latest.step), .integer(batch.latest.wallclock),
-             .integer(batch.latestID)] + Self.columns(batch.latest.value) + [.integer(batch.firstStep), .integer(spans[key] ?? 0),
-                                                                             .integer(ownLast[key] ?? .min)]
+        // (Each row made in place: concatenated, a row cost four arrays.)
+        let upserts: [[SQLValue]] = series.map { key, batch, span, ownLast in
+            var row: [SQLValue] = []
+            row.reserveCapacity(11)
+            row.append(.text(parentID))
+            row.append(.text(key))
+            row.append(.integer(batch.latest.step))
+            row.append(.integer(batch.latest.wallclock))
+            row.append(.integer(batch.latestID))
+            switch batch.latest.value {
+            case .number(let n): row.append(.real(n)); row.append(.null); row.append(.null)
+            case .text(let s): row.append(.null); row.append(.text(s)); row.append(.null)
+            case .bytes(let b): row.append(.null); row.append(.null); row.append(.blob(b))
+            }
+            row.append(.integer(batch.firstStep))
+            row.append(.integer(span))
+            row.append(.integer(ownLast))
+            return row
         }
         // Each series' span once the batch is in, and its bucket shift as stored: what decides
         // whether its buckets must change.
-        let extents: [String: (first: Int64, last: Int64, shift: Int?)]
+        // In `series`' order.
+        let extents: [(first: Int64, last: Int64, shift: Int?)?]
         if db.dialect == .postgres {
             // Returned by the upsert itself (its first_step and step are the span's ends; it
             // leaves bucket_shift alone): a lookup of a thousand keys first cost more than the
@@ -88,28 +112,28 @@ extension ModelRegistry {
             let read = { (row: Row) in (row.text(0), (first: row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3)))) }
             var written = Dictionary(try db.queryRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
                                                       upserts, read), uniquingKeysWith: { a, _ in a })
-            let left = series.keys.filter { written[$0] == nil }
+            let left = series.map(\.key).filter { written[$0] == nil }
             if !left.isEmpty {
                 for (key, extent) in try db.rows(in: left, """
                     SELECT l.key, coalesce(l.first_step, l.step), l.step, l.bucket_shift FROM (VALUES (?)...) AS k (key)
                     JOIN metric_latest l ON l.key = k.key AND l.parent_id = ?
                     """, extra: [.text(parentID)], read) { written[key] = extent }
             }
-            extents = written
+            extents = series.map { written[$0.key] }
         } else {
             // SQLite reads them before, in process (its RETURNING runs as a trigger, which costs more).
-            let stored = try known ?? Self.storedExtents(of: Array(series.keys), parentID: parentID, db)
+            let stored = try known ?? Self.storedExtents(of: series.map(\.key), parentID: parentID, db)
             try db.runRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail, upserts)
-            extents = series.mapValues { batch in
-                let before = stored[batch.latest.key]
+            extents = series.map { key, batch, _, _ in
+                let before = stored[key]
                 return (first: min(before?.first ?? batch.firstStep, batch.firstStep), last: max(before?.last ?? batch.lastStep, batch.lastStep),
                         shift: before?.shift)
             }
         }
         var bucketRows: [[SQLValue]] = []
         var behind: [ChartSeriesRef] = []
-        for (key, batch) in series {
-            guard let span = extents[key] else { throw RegistryError.internalFailure("the latest point of \(key) was not written") }
+        for (s, (key, batch, _, _)) in series.enumerated() {
+            guard let span = extents[s] else { throw RegistryError.internalFailure("the latest point of \(key) was not written") }
             if try Self.keepBuckets(parentID: parentID, key: key, batch: batch.numbers, stored: span.shift,
                                     needed: Self.bucketShift(from: span.first, to: span.last), deferring: true, adding: &bucketRows, db) {
                 behind.append(ChartSeriesRef(parentID: parentID, key: key))
@@ -293,6 +317,15 @@ extension ModelRegistry {
     /// the lowest and the highest key.
     static let extentRangeFrom = 32
 
+    /// Rows of one parent's `metric_latest` (one a key: the key is half its primary key) by key,
+    /// the dictionary made at its size at once.
+    private static func byKey<Value>(_ rows: [(String, Value)]) -> [String: Value] {
+        var keyed: [String: Value] = [:]
+        keyed.reserveCapacity(rows.count)
+        for (key, value) in rows { keyed[key] = value }
+        return keyed
+    }
+
     /// The stored extents of a parent's series among `keys` (SQLite's read before its upsert).
     /// Of many keys, the answer may also hold other series of the parent (those whose keys fall
     /// between the batch's): callers look their keys up in it.
@@ -319,14 +352,14 @@ extension ModelRegistry {
             let most = 2 * keys.count
             let rows = try db.query(columns + " WHERE parent_id = ? AND key BETWEEN ? AND ? LIMIT ?",
                                     [.text(parentID), .text(low), .text(high), .integer(Int64(most + 1))], read)
-            if rows.count <= most { return Dictionary(rows, uniquingKeysWith: { a, _ in a }) }
+            if rows.count <= most { return Self.byKey(rows) }
         }
         // One key (MLflow's log_metric, a point a request: the hot case) is a plain lookup;
         // rows(in:) would rebuild its IN list's SQL text for every request.
         let rows = keys.count == 1
             ? try db.query(columns + " WHERE parent_id = ? AND key = ?", [.text(parentID), .text(keys[0])], read)
             : try db.rows(in: keys, columns + " WHERE key IN (?...) AND parent_id = ?", extra: [.text(parentID)], read)
-        return Dictionary(rows, uniquingKeysWith: { a, _ in a })
+        return Self.byKey(rows)
     }
 
     /// The upsert of a batch's points into their chart buckets; a tie keeps the point already stored.

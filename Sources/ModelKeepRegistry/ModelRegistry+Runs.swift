@@ -344,16 +344,24 @@ extension ModelRegistry {
     /// their steps only go up (then no two of them can be the same point).
     private struct KeyGroup {
         let key: String
-        let members: [Int]
+        let members: ArraySlice<Int>
         let range: StepRange
         let increasing: Bool
 
-        init(key: String, members: [Int], _ metrics: [RunMetric]) {
+        init(key: String, members: ArraySlice<Int>, _ metrics: [RunMetric]) {
             self.key = key
             self.members = members
-            let steps = members.map { metrics[$0].point.step }
-            range = StepRange(low: steps.min()!, high: steps.max()!)
-            increasing = zip(steps, steps.dropFirst()).allSatisfy { $0 < $1 }
+            var low = Int64.max, high = Int64.min, previous = Int64.min
+            var increasing = true
+            for (n, i) in members.enumerated() {
+                let step = metrics[i].point.step
+                low = min(low, step)
+                high = max(high, step)
+                if n > 0, step <= previous { increasing = false }
+                previous = step
+            }
+            range = StepRange(low: low, high: high)
+            self.increasing = increasing
         }
     }
 
