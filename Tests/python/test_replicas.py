@@ -1,6 +1,7 @@
 """Three ModelKeep servers as one registry (replicas.py: PostgreSQL, a SeaweedFS bucket, nginx in
 front), driven through nginx: the CLI pushes and pulls, a tag race, a resumable upload, the change
-feed; then faults: kill -9 of one replica under load, and PostgreSQL restarted under load. Needs
+feed, searches that see a change made through another server (each keeps the runs and logged
+models it loaded); then faults: kill -9 of one replica under load, and PostgreSQL restarted under load. Needs
 MODELKEEP_BIN. (The MLflow and HUB client suites run through the same kind of cluster in
 scripts/replica-test.)"""
 import concurrent.futures
@@ -150,6 +151,46 @@ class ReplicaTest(unittest.TestCase):
         self.assertTrue(all(feed == feeds[0] for feed in feeds))
         ids = [e["id"] for e in feeds[0]]
         self.assertEqual(ids, sorted(ids))
+
+    def test_4c_a_change_on_one_replica_is_in_every_replica_s_next_search(self):
+        # Each server keeps the runs and logged models its searches loaded, at the revision the
+        # database held; a change written through another server must show in its next search.
+        api = "/api/2.0/mlflow"
+        replicas = self.cluster.replicas
+        status, _, body = call("POST", replicas[0].base + api + "/experiments/create", {"name": f"kept-{uuid.uuid4().hex[:8]}"})
+        self.assertEqual(status, 200, body)
+        experiment = body["experiment_id"]
+        status, _, body = call("POST", replicas[0].base + api + "/runs/create", {"experiment_id": experiment, "run_name": "r"})
+        self.assertEqual(status, 200, body)
+        run = body["run"]["info"]["run_id"]
+        status, _, body = call("POST", replicas[0].base + api + "/logged-models",
+                               {"experiment_id": experiment, "name": "m", "source_run_id": run})
+        self.assertEqual(status, 200, body)
+        model = body["model"]["info"]["model_id"]
+
+        def searched(replica):
+            _, _, runs = call("POST", replica.base + api + "/runs/search", {"experiment_ids": [experiment]})
+            _, _, models = call("POST", replica.base + api + "/logged-models/search", {"experiment_ids": [experiment]})
+            tags = lambda items: {t["key"]: t["value"] for t in items[0].get("tags", [])} if items else {}  # noqa: E731
+            return (tags([r["data"] for r in runs.get("runs", [])]), {p["key"]: p["value"] for p in runs["runs"][0]["data"].get("params", [])},
+                    tags([m["info"] for m in models.get("models", [])]))
+
+        for replica in replicas[1:]:
+            searched(replica)  # loaded, and kept by that server
+            searched(replica)
+        for round, writer in enumerate(replicas):
+            value = f"v{round}"
+            status, _, body = call("POST", writer.base + api + "/runs/set-tag", {"run_id": run, "key": "team", "value": value})
+            self.assertEqual(status, 200, body)
+            status, _, body = call("POST", writer.base + api + "/runs/log-parameter", {"run_id": run, "key": f"p{round}", "value": value})
+            self.assertEqual(status, 200, body)
+            status, _, body = call("PATCH", writer.base + api + f"/logged-models/{model}/tags", {"tags": [{"key": "team", "value": value}]})
+            self.assertEqual(status, 200, body)
+            for reader in replicas:
+                run_tags, params, model_tags = searched(reader)
+                self.assertEqual(run_tags.get("team"), value, f"run tag written on {writer.base}, searched on {reader.base}")
+                self.assertEqual(params.get(f"p{round}"), value, f"param written on {writer.base}, searched on {reader.base}")
+                self.assertEqual(model_tags.get("team"), value, f"model tag written on {writer.base}, searched on {reader.base}")
 
     def test_4b_webhooks_once_and_in_order_from_three_replicas(self):
         import http.server
