@@ -4,14 +4,17 @@ import ModelKeepSync
 /// Server-chosen ids: 48 bits of milliseconds then 80 random bits, in lowercase Crockford
 /// base32 (26 characters). Within one millisecond the random part counts up instead of being
 /// drawn again (ULID's monotonic rule), so ids made by this process sort in creation order,
-/// which keeps lists ordered by (created_at, id) in the order things were created.
+/// which keeps lists ordered by (created_at, id) in the order things were created. A time
+/// earlier than the last id's (a caller that read the clock before another thread made an id,
+/// or a clock set back) counts up from the last id too, so a later id never sorts first: the
+/// id's time is then a millisecond or so later than the one given.
 public enum Identifiers {
     private static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
     private static let last = Locked<(milliseconds: Int64, high: UInt16, low: UInt64)>((-1, 0, 0))
 
     public static func make(at milliseconds: Int64 = Clock.nowMilliseconds()) -> String {
         let (ms, randomHigh, randomLow) = last.withLock { last in
-            if milliseconds == last.milliseconds {
+            if milliseconds <= last.milliseconds {
                 let (low, carry) = last.low.addingReportingOverflow(1)
                 last.low = low
                 if carry { last.high &+= 1 }

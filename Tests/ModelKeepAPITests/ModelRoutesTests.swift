@@ -148,6 +148,18 @@ struct ModelRoutesTests {
         #expect(try api.get("/api/v1/models?page_size=1000")["models"]?.arrayValue?.count == 23)
     }
 
+    @Test("ids made in one process sort in the order they were made, whatever time each caller read from the clock")
+    func idsInOrder() {
+        // Callers read the clock before they make an id; another thread may make one for a later
+        // millisecond in between (what made the paging test below flaky under parallel tests).
+        let now = Clock.nowMilliseconds() + 10_000
+        var made: [String] = []
+        for at in [now, now + 1, now, now, now + 1, now - 5, now + 2, now + 2] { made.append(Identifiers.make(at: at)) }
+        #expect(made == made.sorted())
+        #expect(Set(made).count == made.count)
+        #expect(made.allSatisfy { $0.count == 26 })
+    }
+
     @Test("paging stays exact while other clients insert", arguments: Transport.allCases)
     func paginationUnderInserts(transport: Transport) throws {
         let api = try APIClient(transport)
