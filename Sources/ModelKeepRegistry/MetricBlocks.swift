@@ -98,15 +98,26 @@ enum MetricBlocks {
         /// `pointID` numbers) and its points' count.
         private static func directory(_ raw: UnsafeRawBufferPointer,
                                       _ entry: (_ key: String, _ offset: Int, _ index: Int, _ count: Int) -> Bool) {
-            guard raw.count >= 4 else { return }
-            let directoryEnd = 4 + Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
-            guard directoryEnd <= raw.count else { return }
+            keyedEntries(raw) { key, offset, index, count in
+                entry(String(decoding: UnsafeRawBufferPointer(rebasing: raw[key]), as: UTF8.self), offset, index, count)
+            }
+        }
+
+        /// `directory` without the keys made into strings.
+        private static func entries(_ raw: UnsafeRawBufferPointer, _ entry: (_ offset: Int, _ index: Int, _ count: Int) -> Bool) {
+            keyedEntries(raw) { _, offset, index, count in entry(offset, index, count) }
+        }
+
+        /// `directory` with each key as the range of its bytes in `raw`.
+        private static func keyedEntries(_ raw: UnsafeRawBufferPointer,
+                                         _ entry: (_ key: Swift.Range<Int>, _ offset: Int, _ index: Int, _ count: Int) -> Bool) {
+            guard let directoryEnd = directoryEnd(raw) else { return }
             var at = 4
             var index = 0
             while at + 2 <= directoryEnd {
                 let length = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
                 guard at + 2 + length + 4 <= directoryEnd else { return }
-                let key = String(decoding: UnsafeRawBufferPointer(rebasing: raw[(at + 2)..<(at + 2 + length)]), as: UTF8.self)
+                let key = (at + 2)..<(at + 2 + length)
                 let count = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 2 + length, as: UInt32.self)))
                 at += 2 + length + 4
                 let offset = directoryEnd + index * pointBytes
@@ -115,19 +126,63 @@ enum MetricBlocks {
             }
         }
 
+        /// What `split` made of a directory's keys (each key, and whether it is taken), kept for
+        /// the next block: a training loop logs the same keys at every step, so most wide blocks
+        /// of a parent have byte for byte the directory of the block before, and their keys need
+        /// not be made into strings and looked up again.
+        struct SplitPlan {
+            fileprivate var directory: [UInt8] = []
+            fileprivate var keys: [String] = []
+            fileprivate var taken: [Bool] = []
+
+            init() {}
+        }
+
+        /// Whether `raw`'s directory is byte for byte `directory`.
+        static func hasDirectory(_ raw: UnsafeRawBufferPointer, _ directory: [UInt8]) -> Bool {
+            guard let end = directoryEnd(raw), end == directory.count else { return false }
+            return directory.withUnsafeBytes { $0.elementsEqual(UnsafeRawBufferPointer(rebasing: raw[0..<end])) }
+        }
+
+        /// The bytes of `raw`'s directory (with its length), or nothing.
+        static func directoryBytes(_ raw: UnsafeRawBufferPointer) -> [UInt8] {
+            guard let end = directoryEnd(raw) else { return [] }
+            return Array(UnsafeRawBufferPointer(rebasing: raw[0..<end]))
+        }
+
+        private static func directoryEnd(_ raw: UnsafeRawBufferPointer) -> Int? {
+            guard raw.count >= 4 else { return nil }
+            let end = 4 + Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
+            return end <= raw.count ? end : nil
+        }
+
         /// A wide block cut in two: the points of the keys in `taking` (with their ids), and the
         /// columns first_step, last_step, points, low, high, data and ids of the block of the
         /// other keys (nil when none is left), their bytes copied as they are and their ids
-        /// carried (`ids` as the block has them, or its own when nil).
-        static func split(_ raw: UnsafeRawBufferPointer, block: Int64, ids: UnsafeRawBufferPointer?, taking: Set<String>)
-            -> (taken: [(key: String, points: [Stored])], rest: [SQLValue]?) {
+        /// carried (`ids` as the block has them, or its own when nil). `plan` is what the last
+        /// call (with the same `taking`) made of its block's directory.
+        static func split(_ raw: UnsafeRawBufferPointer, block: Int64, ids: UnsafeRawBufferPointer?, taking: Set<String>,
+                          plan: inout SplitPlan) -> (taken: [(key: String, points: [Stored])], rest: [SQLValue]?) {
+            if !hasDirectory(raw, plan.directory) {
+                plan = SplitPlan()
+                plan.directory = directoryBytes(raw)
+                directory(raw) { key, _, _, _ in
+                    plan.keys.append(key)
+                    plan.taken.append(taking.contains(key))
+                    return true
+                }
+            }
             var taken: [(key: String, points: [Stored])] = []
             var directoryBytes: [UInt8] = []
             var restPoints: [UInt8] = []
             var restIDs: [UInt8] = []
             var low = Double.infinity, high = -Double.infinity, firstStep = Int64.max, lastStep = Int64.min, kept = 0
-            directory(raw) { key, offset, first, count in
-                if taking.contains(key) {
+            var entry = 0
+            entries(raw) { offset, first, count in
+                defer { entry += 1 }
+                guard entry < plan.keys.count else { return false }
+                let key = plan.keys[entry]
+                if plan.taken[entry] {
                     var points: [Stored] = []
                     points.reserveCapacity(count)
                     for j in 0..<count {

@@ -192,10 +192,14 @@ extension ModelRegistry {
         var blocks: [(id: Int64, data: [UInt8], ids: [UInt8]?)] = []
         var order: [String] = []
         var listed = Set<String>()
+        var lastDirectory: [UInt8] = []
         _ = try db.query("SELECT id, data, ids FROM metric_blocks WHERE parent_id = ? AND key = ''\(begun ? " AND ids IS NOT NULL" : "") ORDER BY id",
                          [.text(parentID)]) { row in
             let data = row.blob(1)
             data.withUnsafeBytes { raw in
+                // A block listing the keys of the block before lists nothing new.
+                guard !MetricBlocks.WideLayout.hasDirectory(raw, lastDirectory) else { return }
+                lastDirectory = MetricBlocks.WideLayout.directoryBytes(raw)
                 for key in MetricBlocks.WideLayout.keys(raw) where listed.insert(key).inserted { order.append(key) }
             }
             blocks.append((row.int64(0), data, row.isNull(2) ? nil : row.blob(2)))
@@ -207,9 +211,12 @@ extension ModelRegistry {
         // Each block cut: the folded keys' points out, the rest written again (partial) or gone.
         var points: [String: [MetricBlocks.Stored]] = [:]
         var rewritten: [(id: Int64, columns: [SQLValue]?)] = []
+        var plan = MetricBlocks.WideLayout.SplitPlan()
         for block in blocks {
             let (taken, rest) = block.data.withUnsafeBytes { raw in
-                MetricBlocks.withBytes(block.ids) { ids in MetricBlocks.WideLayout.split(raw, block: block.id, ids: ids, taking: folding) }
+                MetricBlocks.withBytes(block.ids) { ids in
+                    MetricBlocks.WideLayout.split(raw, block: block.id, ids: ids, taking: folding, plan: &plan)
+                }
             }
             for (key, part) in taken { points[key, default: []] += part }
             rewritten.append((block.id, rest))

@@ -289,6 +289,45 @@ struct MetricBlockTests {
         registry.chartBucketQueue.hold(false)
     }
 
+    @Test("a fold over wide blocks whose keys change from block to block (some blocks listing the keys of the block before, some not) moves every key's points once, pass after pass")
+    func foldsOverChangingKeys() throws {
+        let (test, model, parent) = try Self.modelWithMetrics("changing")
+        let registry = test.registry
+        registry.chartBucketQueue.hold(true)
+        var written: [MetricPoint] = []
+        // Pairs of requests with the same keys (the second block's directory is the first's),
+        // the pairs' key sets overlapping: shared keys, keys of one set only, another order.
+        let sets: [[String]] = [
+            (0..<40).map { "k\($0)" },
+            (0..<20).map { "k\($0)" } + (0..<20).map { "j\($0)" },
+            (0..<40).reversed().map { "k\($0)" },
+            (0..<35).map { "j\($0)" },
+        ]
+        for r in 0..<MetricBlocks.foldAt {
+            let points = sets[(r / 2) % sets.count].enumerated().map { n, key in
+                MetricPoint(key: key, step: Int64(r), wallclock: Int64(n), value: .number(Double(r * 1000 + n)))
+            }
+            try registry.logMetrics(parent, points)
+            written += points
+        }
+        #expect(try Self.wideBlocks(test, model.id) == Int64(MetricBlocks.foldAt))
+        let keys = Set(written.map(\.key))
+        var passes = 0
+        while try Self.wideBlocks(test, model.id) > 0, passes < 20 {
+            _ = try test.database.write { db in try ModelRegistry.foldWideBlocks(parentID: model.id, keysAtMost: 7, db) }
+            passes += 1
+            for key in keys {
+                #expect(try Self.paged(registry, parent, key, size: 1000) == written.filter { $0.key == key }, "\(key) after pass \(passes)")
+            }
+        }
+        // 75 keys (k0-k39, j0-j34) at 7 a pass.
+        #expect(keys.count == 75)
+        #expect(passes == 11)
+        #expect(try Self.blockCount(test, model.id).points == Int64(written.count))
+        registry.chartBucketQueue.hold(false)
+        #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
+    }
+
     @Test("a block spanning more steps than an Int64 holds reads back, from any step, and fsck stays clean")
     func extremeSteps() throws {
         let (test, _, parent) = try Self.modelWithMetrics("extremes")
