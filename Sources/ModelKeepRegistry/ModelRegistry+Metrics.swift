@@ -254,9 +254,18 @@ extension ModelRegistry {
         }
         // The points into their series' buckets, as a write of them would put them (their
         // latest points, lowest steps and spans were kept when they were written).
-        var extents: [String: (first: Int64, last: Int64, shift: Int?)] = [:]
-        _ = try db.query("SELECT key, coalesce(first_step, step), step, bucket_shift FROM metric_latest WHERE parent_id = ?", [.text(parentID)]) { row in
-            extents[row.text(0)] = (row.int64(1), row.int64(2), row.isNull(3) ? nil : Int(row.int64(3)))
+        // SQLite: the folded keys' rows only (a pass of 256 keys read all the parent's
+        // thousand); PostgreSQL, which folds every key at once: the parent's rows, one statement
+        // (`storedExtents` is SQLite's: its `key IN (...)` is what PostgreSQL's generic plan
+        // filters row by row).
+        var extents: [String: StoredExtent] = [:]
+        if db.dialect == .sqlite {
+            extents = try storedExtents(of: order, parentID: parentID, db)
+        } else {
+            _ = try db.query("SELECT key, coalesce(first_step, step), step, bucket_shift FROM metric_latest WHERE parent_id = ?", [.text(parentID)]) { row in
+                extents[row.text(0)] = StoredExtent(first: row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3)),
+                                                    blockSpan: 0, blockLast: 0)  // (spans: not read here)
+            }
         }
         var bucketRows: [[SQLValue]] = []
         var behind: [ChartSeriesRef] = []
