@@ -103,11 +103,6 @@ enum MetricBlocks {
             }
         }
 
-        /// `directory` without the keys made into strings.
-        private static func entries(_ raw: UnsafeRawBufferPointer, _ entry: (_ offset: Int, _ index: Int, _ count: Int) -> Bool) {
-            keyedEntries(raw) { _, offset, index, count in entry(offset, index, count) }
-        }
-
         /// `directory` with each key as the range of its bytes in `raw`.
         private static func keyedEntries(_ raw: UnsafeRawBufferPointer,
                                          _ entry: (_ key: Swift.Range<Int>, _ offset: Int, _ index: Int, _ count: Int) -> Bool) {
@@ -178,7 +173,7 @@ enum MetricBlocks {
             var restIDs: [UInt8] = []
             var low = Double.infinity, high = -Double.infinity, firstStep = Int64.max, lastStep = Int64.min, kept = 0
             var entry = 0
-            entries(raw) { offset, first, count in
+            keyedEntries(raw) { _, offset, first, count in
                 defer { entry += 1 }
                 guard entry < plan.keys.count else { return false }
                 let key = plan.keys[entry]
@@ -284,12 +279,8 @@ enum MetricBlocks {
         for (i, item) in items.enumerated() {
             let name = key(item)
             if current < 0 || keys[current] != name {
-                // One hash for a new key (the common case): a key seen before is put back.
-                if let found = index.updateValue(keys.count, forKey: name) {
-                    index[name] = found
-                    current = found
-                } else {
-                    current = keys.count
+                current = index.slot(of: name, else: keys.count)
+                if current == keys.count {
                     keys.append(name)
                     counts.append(0)
                 }
@@ -725,5 +716,15 @@ enum MetricBlocks {
             return points.sorted { $0.order < $1.order }
         }
         return points
+    }
+}
+
+extension Dictionary where Value == Int {
+    /// The number kept for `key`, or `next` when it has none, which is then kept for it: one
+    /// hash for a new key (a lookup then an insert is two; a key seen before is put back).
+    mutating func slot(of key: Key, else next: Int) -> Int {
+        guard let found = updateValue(next, forKey: key) else { return next }
+        self[key] = found
+        return found
     }
 }

@@ -15,7 +15,7 @@ struct ChartSeriesRef: Hashable, Sendable {
 ///
 /// `@unchecked Sendable`: its state is behind `state`, and `working` is a lock.
 final class ChartBucketQueue: @unchecked Sendable {
-    private let state = Locked((order: [ChartSeriesRef](), queued: Set<ChartSeriesRef>(), scheduled: false, held: false))
+    private let state = Locked((order: [ChartSeriesRef](), queued: Set<ChartSeriesRef>(), scheduled: false, held: false, failures: 0))
     /// Held by whoever works through the queue, so `settle` returns only once nothing is
     /// half done.
     let working = NSLock()
@@ -47,9 +47,8 @@ final class ChartBucketQueue: @unchecked Sendable {
     var count: Int { state.withLock { $0.order.count } }
 
     /// Catch-ups and folds that failed (their transaction rolled back) since the server started.
-    private let failed = Locked(0)
-    func recordFailure() { failed.withLock { $0 += 1 } }
-    var failures: Int { failed.withLock { $0 } }
+    func recordFailure() { state.withLock { $0.failures += 1 } }
+    var failures: Int { state.withLock { $0.failures } }
 
     /// Tests: while held, no pass is scheduled (`settle` still works the queue).
     func hold(_ held: Bool) {

@@ -56,13 +56,8 @@ extension ModelRegistry {
             var offset = 0
             for (key, points) in block.parts {
                 let first = points[0]
-                let s: Int
-                // One hash for a new key (the common case): a key seen before is put back.
-                if let found = slots.updateValue(series.count, forKey: key) {
-                    slots[key] = found
-                    s = found
-                } else {
-                    s = series.count
+                let s = slots.slot(of: key, else: series.count)
+                if s == series.count {
                     series.append((key, BatchSeries(latest: first, latestID: MetricBlocks.pointID(block: blockID, index: offset), firstStep: first.step),
                                    0, .min))
                 }
@@ -255,18 +250,9 @@ extension ModelRegistry {
         // The points into their series' buckets, as a write of them would put them (their
         // latest points, lowest steps and spans were kept when they were written).
         // SQLite: the folded keys' rows only (a pass of 256 keys read all the parent's
-        // thousand); PostgreSQL, which folds every key at once: the parent's rows, one statement
-        // (`storedExtents` is SQLite's: its `key IN (...)` is what PostgreSQL's generic plan
-        // filters row by row).
-        var extents: [String: StoredExtent] = [:]
-        if db.dialect == .sqlite {
-            extents = try storedExtents(of: order, parentID: parentID, db)
-        } else {
-            _ = try db.query("SELECT key, coalesce(first_step, step), step, bucket_shift FROM metric_latest WHERE parent_id = ?", [.text(parentID)]) { row in
-                extents[row.text(0)] = StoredExtent(first: row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3)),
-                                                    blockSpan: 0, blockLast: 0)  // (spans: not read here)
-            }
-        }
+        // thousand); PostgreSQL, which folds every key at once: all the parent's rows in one
+        // statement (a `key IN (...)` list is what its generic plan filters row by row).
+        let extents = try storedExtents(of: db.dialect == .sqlite ? order : nil, parentID: parentID, db)
         var bucketRows: [[SQLValue]] = []
         var behind: [ChartSeriesRef] = []
         for key in order {
@@ -342,15 +328,17 @@ extension ModelRegistry {
         return keyed
     }
 
-    /// The stored extents of a parent's series among `keys` (SQLite's read before its upsert).
-    /// Of many keys, the answer may also hold other series of the parent (those whose keys fall
-    /// between the batch's): callers look their keys up in it.
-    static func storedExtents(of keys: [String], parentID: String, _ db: any SQLConnection) throws -> [String: StoredExtent] {
+    /// The stored extents of a parent's series among `keys` (SQLite's read before its upsert),
+    /// or of all of them (nil: one statement). Of many keys, the answer may also hold other
+    /// series of the parent (those whose keys fall between the batch's): callers look their
+    /// keys up in it.
+    static func storedExtents(of keys: [String]?, parentID: String, _ db: any SQLConnection) throws -> [String: StoredExtent] {
         let columns = "SELECT key, first_step, step, bucket_shift, block_span, block_last FROM metric_latest"
         let read = { (row: Row) in
             (row.text(0), StoredExtent(first: row.isNull(1) ? row.int64(2) : row.int64(1), last: row.int64(2),
                                        shift: row.isNull(3) ? nil : Int(row.int64(3)), blockSpan: row.int64(4), blockLast: row.int64(5)))
         }
+        guard let keys else { return Self.byKey(try db.query(columns + " WHERE parent_id = ?", [.text(parentID)], read)) }
         if keys.count >= extentRangeFrom {
             // A batch of many keys usually names most of its run's series (a training loop logs
             // all of them at each step): one pass over the index range between its lowest and
