@@ -340,6 +340,13 @@ extension ModelRegistry {
                                responseStatus: nil, error: nil, latencyMilliseconds: nil, createdAt: event.createdAt, deliveredAt: nil)
     }
 
+    /// The events of the feed read so far after one position, for the webhooks at it.
+    struct FeedWindow {
+        var events: [Event] = []
+        /// The feed holds no more events after these.
+        var exhausted = false
+    }
+
     /// A webhook with its secret, its position in the feed and its serial.
     struct FeedReader {
         let webhook: Webhook
@@ -382,7 +389,7 @@ extension ModelRegistry {
     public func dueRuns(perWebhook: Int = 64, after known: [String: Int64] = [:]) throws(RegistryError) -> [WebhookRun] {
         let now = Clock.nowMilliseconds()
         return try reading { db in
-            var pages: [Int64: [Event]] = [:]  // webhooks at the same position share one read of the feed
+            var pages: [Int64: FeedWindow] = [:]  // webhooks at the same position share one read of the feed
             var runs: [WebhookRun] = []
             for reader in try Self.feedReaders(db) {
                 if let retryAt = reader.retryAt {
@@ -399,25 +406,35 @@ extension ModelRegistry {
                     continue
                 }
                 let from = max(reader.position, known[reader.webhook.id] ?? 0)
-                let page: [Event]
-                if let read = pages[from] {
-                    page = read
-                } else {
-                    page = try Self.feedEvents(after: from, limit: Self.feedPage, db)
-                    pages[from] = page
-                }
                 var deliveries: [DueDelivery] = []
                 var through = from
-                for event in page where deliveries.count < perWebhook {
+                var scanned = 0
+                // The feed after `from` is read as far as this webhook's run needs, 64 events
+                // first and then twice as many as read so far: a thousand events read for each
+                // run of 64 decoded fifteen events for every delivery sent during a backlog.
+                var window = pages.removeValue(forKey: from) ?? FeedWindow()
+                while deliveries.count < perWebhook, scanned < Self.feedPage {
+                    if scanned == window.events.count {
+                        guard !window.exhausted else { break }
+                        let more = min(Self.feedPage - scanned, max(perWebhook, scanned))
+                        let page = try Self.feedEvents(after: window.events.last?.id ?? from, limit: more, db)
+                        window.events += page
+                        window.exhausted = page.count < more
+                        guard !page.isEmpty else { break }
+                    }
+                    let event = window.events[scanned]
+                    scanned += 1
                     if reader.webhook.wants(event) {
                         deliveries.append(DueDelivery(delivery: Self.queuedDelivery(of: event, webhook: reader.webhook.id, serial: reader.serial),
                                                       webhook: reader.webhook, secret: reader.secret, event: event))
                     }
                     through = event.id
                 }
+                let unread = !window.exhausted || scanned < window.events.count
+                pages[from] = window
                 guard through > from else { continue }
                 runs.append(WebhookRun(webhook: reader.webhook, deliveries: deliveries, storedPosition: reader.position, scannedThrough: through,
-                                       full: deliveries.count == perWebhook || (page.count == Self.feedPage && through == page[page.count - 1].id)))
+                                       full: deliveries.count == perWebhook || (scanned == Self.feedPage && unread)))
             }
             return runs
         }

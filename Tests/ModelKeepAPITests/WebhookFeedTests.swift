@@ -215,6 +215,34 @@ struct WebhookFeedTests {
         #expect(try Self.count(api.registry, position) == Self.count(api.registry, newest))
     }
 
+    @Test("a backlog goes out a run at a time, in order; a webhook that wants few events finds one past a thousand it does not want")
+    func backlogInRuns() throws {
+        let api = try APIClient(.router)
+        let registry = api.registry.registry
+        let every = try Self.hook(api, ["events": ["*"]]), versions = try Self.hook(api, ["events": ["version.created"]])
+        let model = try api.createModel("m0")
+        for n in 1..<1_100 { _ = try api.createModel("m\(n)") }
+        #expect(try api.send("POST", "/api/v1/models/\(model)/versions", json: [:]).status == 201)
+        let first = try registry.dueRuns()
+        let all = try #require(first.first { $0.webhook.id == every }), few = try #require(first.first { $0.webhook.id == versions })
+        #expect(all.deliveries.map { $0.event?.payload["name"]?.stringValue } == (0..<64).map { "m\($0)" })
+        #expect(all.full)
+        // The other read a thousand events and wanted none: it goes on from the thousandth next pass.
+        #expect(few.deliveries.isEmpty && few.full)
+        #expect(few.scannedThrough == all.deliveries[0].event.map { $0.id + 999 })
+        var sent: [String] = []
+        var found: [String] = []
+        for _ in 0..<40 {
+            let pass = try Self.pass(registry)
+            guard !pass.isEmpty else { break }
+            sent += pass.filter { $0.hook == every }.map(\.what)
+            found += pass.filter { $0.hook == versions }.map(\.what)
+        }
+        #expect(sent == (0..<1_100).map { "m\($0)" } + ["version.created"])
+        #expect(found == ["version.created"])
+        #expect(try Self.pass(registry).isEmpty)
+    }
+
     @Test("events pruned before a webhook read them wait in its log and fail as pruned")
     func prunedUnderAWebhook() throws {
         let (api, registry, hook) = try Self.hooked(models: ["a", "b"])
