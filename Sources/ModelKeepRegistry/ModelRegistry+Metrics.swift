@@ -75,24 +75,21 @@ extension ModelRegistry {
         }
         // One upsert row per key: the batch's latest point replaces the stored one unless that is
         // later; the lowest step only ever goes down.
-        // (Each row made in place: concatenated, a row cost four arrays.)
-        let upserts: [[SQLValue]] = series.map { key, batch, span, ownLast in
-            var row: [SQLValue] = []
-            row.reserveCapacity(11)
-            row.append(.text(parentID))
-            row.append(.text(key))
-            row.append(.integer(batch.latest.step))
-            row.append(.integer(batch.latest.wallclock))
-            row.append(.integer(batch.latestID))
+        func putLatest(_ s: Int, _ put: (SQLValue) -> Void) {
+            let (key, batch, span, ownLast) = series[s]
+            put(.text(parentID))
+            put(.text(key))
+            put(.integer(batch.latest.step))
+            put(.integer(batch.latest.wallclock))
+            put(.integer(batch.latestID))
             switch batch.latest.value {
-            case .number(let n): row.append(.real(n)); row.append(.null); row.append(.null)
-            case .text(let s): row.append(.null); row.append(.text(s)); row.append(.null)
-            case .bytes(let b): row.append(.null); row.append(.null); row.append(.blob(b))
+            case .number(let n): put(.real(n)); put(.null); put(.null)
+            case .text(let s): put(.null); put(.text(s)); put(.null)
+            case .bytes(let b): put(.null); put(.null); put(.blob(b))
             }
-            row.append(.integer(batch.firstStep))
-            row.append(.integer(span))
-            row.append(.integer(ownLast))
-            return row
+            put(.integer(batch.firstStep))
+            put(.integer(span))
+            put(.integer(ownLast))
         }
         // Each series' span once the batch is in, and its bucket shift as stored: what decides
         // whether its buckets must change.
@@ -105,6 +102,13 @@ extension ModelRegistry {
             // their keys (as `key IN (...)` lists, PostgreSQL's generic plan filtered the run's
             // rows one by one: twice the CPU the skipped row versions saved).
             let read = { (row: Row) in (row.text(0), (first: row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3)))) }
+            // (Each row made in place: concatenated, a row cost four arrays.)
+            let upserts: [[SQLValue]] = series.indices.map { s in
+                var row: [SQLValue] = []
+                row.reserveCapacity(11)
+                putLatest(s) { row.append($0) }
+                return row
+            }
             var written = Dictionary(try db.queryRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
                                                       upserts, read), uniquingKeysWith: { a, _ in a })
             let left = series.map(\.key).filter { written[$0] == nil }
@@ -118,7 +122,7 @@ extension ModelRegistry {
         } else {
             // SQLite reads them before, in process (its RETURNING runs as a trigger, which costs more).
             let stored = try known ?? Self.storedExtents(of: series.map(\.key), parentID: parentID, db)
-            try db.runRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail, upserts)
+            try db.runRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail, count: series.count, putLatest)
             extents = series.map { key, batch, _, _ in
                 let before = stored[key]
                 return (first: min(before?.first ?? batch.firstStep, batch.firstStep), last: max(before?.last ?? batch.lastStep, batch.lastStep),

@@ -32,6 +32,10 @@ public protocol SQLConnection: AnyObject {
     /// Runs the queries in order, handing each row to its query's `read`: on PostgreSQL in one
     /// round trip (libpq's pipeline mode), on SQLite one after the other.
     func queryBatch(_ queries: [BatchQuery]) throws
+    /// `runRows` for `count` rows whose values `values` hands to `put`, a row at a time in
+    /// `columns`' order, instead of as an array each: SQLite binds them to its statement as they
+    /// come (a thousand rows of eleven values made a thousand arrays to bind and free).
+    func runRows(_ head: String, columns: Int, _ tail: String, count: Int, _ values: (_ row: Int, _ put: (SQLValue) -> Void) -> Void) throws
 }
 
 /// A query of a batch (`SQLConnection.queryBatch`): its text, its arguments, and what each row it
@@ -83,6 +87,16 @@ extension SQLConnection {
         let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
         try queryBatch(PostgresSQL.rowBatches(rows.count).map { batch in
             BatchQuery(head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail, rows[batch].flatMap { $0 }) { _ in }
+        })
+    }
+
+    public func runRows(_ head: String, columns: Int, _ tail: String, count: Int, _ values: (_ row: Int, _ put: (SQLValue) -> Void) -> Void) throws {
+        let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        try queryBatch(PostgresSQL.rowBatches(count).map { batch in
+            var arguments: [SQLValue] = []
+            arguments.reserveCapacity(batch.count * columns)
+            for index in batch { values(index) { arguments.append($0) } }
+            return BatchQuery(head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail, arguments) { _ in }
         })
     }
 

@@ -109,6 +109,21 @@ public final class SQLiteConnection: SQLConnection, @unchecked Sendable {
         return results
     }
 
+    /// `runRows` with each row's values bound as `values` hands them over (see the protocol).
+    public func runRows(_ head: String, columns: Int, _ tail: String, count: Int, _ values: (_ row: Int, _ put: (SQLValue) -> Void) -> Void) throws {
+        let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        for batch in PostgresSQL.rowBatches(count) {
+            let statement = try statement(head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail)
+            try statement.bind(count: batch.count * columns) { put in
+                withoutActuallyEscaping(put) { put in
+                    for index in batch { values(index, put) }
+                }
+            }
+            defer { statement.reset() }
+            while try statement.step() {}
+        }
+    }
+
     /// Runs a query and maps its first row, if any.
     public func queryFirst<T>(_ sql: String, _ arguments: [SQLValue] = [], _ map: (Row) throws -> T) throws -> T? {
         let statement = try statement(sql)

@@ -24,15 +24,25 @@ public final class Statement {
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     func bind(_ values: [SQLValue]) throws {
+        try bind(count: values.count) { put in
+            for value in values { put(value) }
+        }
+    }
+
+    /// Binds the `count` values that `fill` hands to `put`, in order, without gathering them
+    /// into an array first (`SQLConnection.runRows(_:columns:_:count:_:)`).
+    func bind(count: Int, _ fill: (_ put: (SQLValue) -> Void) -> Void) throws {
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
         let expected = Int(sqlite3_bind_parameter_count(handle))
-        guard expected == values.count else {
-            throw SQLiteError(extendedCode: SQLITE_RANGE,
-                              message: "statement takes \(expected) arguments, got \(values.count)", sql: sql)
+        guard expected == count else {
+            throw SQLiteError(extendedCode: SQLITE_RANGE, message: "statement takes \(expected) arguments, got \(count)", sql: sql)
         }
-        for (offset, value) in values.enumerated() {
-            let index = Int32(offset + 1)
+        var index: Int32 = 0
+        var failed: Int32 = SQLITE_OK
+        fill { value in
+            index += 1
+            guard failed == SQLITE_OK, index <= expected else { return }
             let code: Int32
             switch value {
             case .null: code = sqlite3_bind_null(handle, index)
@@ -42,8 +52,12 @@ public final class Statement {
             case .blob(let v):
                 code = v.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), Statement.transient) }
             }
-            guard code == SQLITE_OK else { throw connection.error(code: code, sql: sql) }
+            if code != SQLITE_OK { failed = code }
         }
+        guard Int(index) == count else {
+            throw SQLiteError(extendedCode: SQLITE_RANGE, message: "\(count) arguments were to be bound, \(index) were given", sql: sql)
+        }
+        guard failed == SQLITE_OK else { throw connection.error(code: failed, sql: sql) }
     }
 
     /// Steps once: true when a row is available, false when the statement is done.

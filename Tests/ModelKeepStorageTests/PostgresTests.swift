@@ -35,6 +35,12 @@ struct PostgresTests {
         try checkNumberedIDs(try PostgresConnection(url: database.url))
     }
 
+    @Test("rows whose values are handed over one by one (runRows with a count) land whole in every statement shape; a short row is refused")
+    func rowsBoundAsHanded() throws {
+        let database = try PostgresTestDatabase()
+        try checkRowsBoundAsHanded(try PostgresConnection(url: database.url))
+    }
+
     @Test("every value type goes in and comes back unchanged, through prepared statements")
     func roundTrip() throws {
         let database = try PostgresTestDatabase()

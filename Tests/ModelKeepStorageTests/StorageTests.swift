@@ -18,6 +18,12 @@ struct StorageTests {
         try checkNumberedIDs(c)
     }
 
+    @Test("rows whose values are handed over one by one (runRows with a count) land whole in every statement shape; a short row is refused")
+    func rowsBoundAsHanded() throws {
+        let dir = TemporaryDirectory()
+        try checkRowsBoundAsHanded(try SQLiteConnection(path: dir.file("rows.db")))
+    }
+
     @Test("the database runs in WAL mode with foreign keys on")
     func pragmas() throws {
         let dir = TemporaryDirectory()
@@ -541,4 +547,40 @@ func checkNumberedIDs(_ c: any SQLConnection) throws {
     #expect(got.allSatisfy { $0.2 == "label of " + $0.1 })
     #expect(try c.rows(numbering: [], "SELECT w.n FROM wanted w") { $0.int(0) }.isEmpty)
     #expect(try c.rows(numbering: [nil, nil], "SELECT w.n FROM wanted w JOIN items t ON t.id = w.id") { $0.int(0) }.isEmpty)
+}
+
+/// `runRows(_:columns:_:count:_:)` on either backend: 341 rows (statements of 256, 64, 16, 4 and
+/// 1 rows) of every value type, then an upsert over them; a `values` that hands over one value
+/// too few fails the statement and writes none of its rows.
+func checkRowsBoundAsHanded(_ c: any SQLConnection) throws {
+    try c.execute("CREATE TABLE handed (k TEXT PRIMARY KEY NOT NULL, n BIGINT, r DOUBLE PRECISION, b \(c.dialect == .sqlite ? "BLOB" : "BYTEA"), t TEXT)")
+    let head = "INSERT INTO handed (k, n, r, b, t) VALUES "
+    func put(_ i: Int, _ put: (SQLValue) -> Void) {
+        put(.text("key \(i) ü"))
+        put(.integer(Int64(i) << 33))
+        put(.real(Double(i) / 8))
+        put(i % 3 == 0 ? .null : .blob([UInt8(i & 0xFF), 0, 0xFF]))
+        put(i % 5 == 0 ? .null : .text("text \(i)"))
+    }
+    try c.runRows(head, columns: 5, "", count: 341, put)
+    try c.runRows(head, columns: 5, " ON CONFLICT (k) DO UPDATE SET n = excluded.n + 1", count: 17, put)
+    let stored = try c.query("SELECT k, n, r, b, t FROM handed", []) { row in
+        (row.text(0), row.int64(1), row.double(2), row.isNull(3) ? nil : row.blob(3), row.optionalText(4))
+    }
+    #expect(stored.count == 341)
+    let byKey = Dictionary(uniqueKeysWithValues: stored.map { ($0.0, $0) })
+    for i in 0..<341 {
+        guard let row = byKey["key \(i) ü"] else { Issue.record("row \(i) missing"); continue }
+        #expect(row.1 == (Int64(i) << 33) + (i < 17 ? 1 : 0))
+        #expect(row.2 == Double(i) / 8)
+        #expect(row.3 == (i % 3 == 0 ? nil : [UInt8(i & 0xFF), 0, 0xFF]))
+        #expect(row.4 == (i % 5 == 0 ? nil : "text \(i)"))
+    }
+    #expect(throws: (any Error).self) {
+        try c.runRows(head, columns: 5, "", count: 4) { i, put in
+            put(.text("short \(i)")); put(.integer(0)); put(.real(0)); put(.null)
+            if i < 3 { put(.null) }
+        }
+    }
+    #expect(try c.query("SELECT count(*) FROM handed", []) { $0.int64(0) } == [341])
 }
