@@ -409,9 +409,9 @@ extension ModelRegistry {
                 var deliveries: [DueDelivery] = []
                 var through = from
                 var scanned = 0
-                // The feed after `from` is read as far as this webhook's run needs, 64 events
-                // first and then twice as many as read so far: a thousand events read for each
-                // run of 64 decoded fifteen events for every delivery sent during a backlog.
+                // The feed after `from` is read as far as this webhook's run needs: as many
+                // events as a run may send, then twice as many as read so far (a page of a
+                // thousand read for runs of 64 decoded fifteen events a delivery in a backlog).
                 var window = pages.removeValue(forKey: from) ?? FeedWindow()
                 while deliveries.count < perWebhook, scanned < Self.feedPage {
                     if scanned == window.events.count {

@@ -84,10 +84,9 @@ extension SQLConnection {
     /// The statements go as one `queryBatch` (on PostgreSQL one round trip: a 1,000-row upsert is
     /// ten statements, and each waited for its answer before the next was sent).
     public func runRows(_ head: String, columns: Int, _ tail: String, _ rows: [[SQLValue]]) throws {
-        let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
-        try queryBatch(PostgresSQL.rowBatches(rows.count).map { batch in
-            BatchQuery(head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail, rows[batch].flatMap { $0 }) { _ in }
-        })
+        try runRows(head, columns: columns, tail, count: rows.count) { index, put in
+            for value in rows[index] { put(value) }
+        }
     }
 
     public func runRows(_ head: String, columns: Int, _ tail: String, count: Int, _ values: (_ row: Int, _ put: (SQLValue) -> Void) -> Void) throws {
