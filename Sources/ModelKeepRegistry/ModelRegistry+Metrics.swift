@@ -82,11 +82,7 @@ extension ModelRegistry {
             put(.integer(batch.latest.step))
             put(.integer(batch.latest.wallclock))
             put(.integer(batch.latestID))
-            switch batch.latest.value {
-            case .number(let n): put(.real(n)); put(.null); put(.null)
-            case .text(let s): put(.null); put(.text(s)); put(.null)
-            case .bytes(let b): put(.null); put(.null); put(.blob(b))
-            }
+            Self.putColumns(batch.latest.value, put)
             put(.integer(batch.firstStep))
             put(.integer(span))
             put(.integer(ownLast))
@@ -595,10 +591,18 @@ extension ModelRegistry {
 
     /// A point's value as the columns number, text, bytes (of metric_latest and of a block of one).
     static func columns(_ value: MetricValue) -> [SQLValue] {
+        var columns: [SQLValue] = []
+        columns.reserveCapacity(3)
+        putColumns(value) { columns.append($0) }
+        return columns
+    }
+
+    /// `columns`, handed to `put` one by one (a row bound as it is made: `runRows` with a count).
+    static func putColumns(_ value: MetricValue, _ put: (SQLValue) -> Void) {
         switch value {
-        case .number(let n): [.real(n), .null, .null]
-        case .text(let s): [.null, .text(s), .null]
-        case .bytes(let b): [.null, .null, .blob(b)]
+        case .number(let n): put(.real(n)); put(.null); put(.null)
+        case .text(let s): put(.null); put(.text(s)); put(.null)
+        case .bytes(let b): put(.null); put(.null); put(.blob(b))
         }
     }
 
