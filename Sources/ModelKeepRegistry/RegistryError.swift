@@ -53,6 +53,9 @@ public enum RegistryError: Error, Sendable, Equatable, CustomStringConvertible {
             }
             if postgres.isTimeout { return .unavailable("the database did not answer in time; retry shortly") }
             if postgres.isRetryable { return .unavailable("the database was busy; retry shortly") }
+            // A write that met a statement prepared before a migration on another server: it
+            // kept nothing, and its statements are prepared afresh when it is sent again.
+            if postgres.isStalePlan { return .unavailable("the database's schema changed under the request; retry it") }
             if postgres.isUniqueViolation { return .conflict("the change collides with an existing record") }
             return .internalFailure(postgres.description)
         }

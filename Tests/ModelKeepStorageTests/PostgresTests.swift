@@ -231,6 +231,53 @@ struct PostgresTests {
         #expect(try pool.withConnection { $0.isInTransaction } == false)
     }
 
+    @Test("statements prepared before another session changed their columns' type are prepared afresh: at once outside a transaction, a read runs again, a write fails retryable and nothing of it is kept")
+    func stalePlans() throws {
+        let database = try PostgresTestDatabase()
+        let pool = Self.poolOfOne(database)
+        let other = try PostgresConnection(url: database.url)
+        try other.execute("CREATE TABLE t (a TEXT NOT NULL, b BIGINT NOT NULL); INSERT INTO t VALUES ('x', 0)")
+        var collation = "C"
+        func alter() throws {  // what a migration run by another server does to a column
+            try other.execute("ALTER TABLE t ALTER COLUMN a TYPE text COLLATE \"\(collation)\"")
+            collation = collation == "C" ? "default" : "C"
+        }
+        let select = "SELECT a, b FROM t WHERE b >= ?"
+        let update = "UPDATE t SET b = b + 1 WHERE a = ? RETURNING a"
+        func selected(_ c: PostgresConnection) throws -> [String] { try c.query(select, [.integer(0)]) { $0.text(0) } }
+        #expect(try pool.withConnection(selected) == ["x"])
+        #expect(try pool.read(selected) == ["x"])
+        try pool.transaction { c in _ = try c.query(update, [.text("x")]) { $0.text(0) } }
+
+        // Outside a transaction: prepared again and run again in the same call.
+        try alter()
+        #expect(try pool.withConnection(selected) == ["x"])
+        // In a read: the read runs once more.
+        try alter()
+        var attempts = 0
+        #expect(try pool.read { c in attempts += 1; return try selected(c) } == ["x"])
+        #expect(attempts == 2)
+        // In a write: it fails as stale (the registry answers 503, retry), keeps nothing, and the
+        // next write runs. (The failures above made the connection forget the update: made again.)
+        try pool.transaction { c in _ = try c.query(update, [.text("x")]) { $0.text(0) } }
+        try alter()
+        #expect(throws: PostgresError.self) {
+            do {
+                try pool.transaction { c in
+                    try c.run("UPDATE t SET b = b + 100")
+                    _ = try c.query(update, [.text("x")]) { $0.text(0) }
+                }
+            } catch let error as PostgresError {
+                #expect(error.isStalePlan)
+                throw error
+            }
+        }
+        #expect(try pool.withConnection { try $0.query("SELECT b FROM t") { $0.int(0) } } == [2])
+        try pool.transaction { c in _ = try c.query(update, [.text("x")]) { $0.text(0) } }
+        #expect(try pool.withConnection { try $0.query("SELECT b FROM t") { $0.int(0) } } == [3])
+        #expect(try pool.withConnection { $0.isInTransaction } == false)
+    }
+
     /// A pool of one connection: each call gets the same one back, while it stays healthy.
     static func poolOfOne(_ database: PostgresTestDatabase, lockTimeoutMilliseconds: Int = 5_000) -> PostgresPool {
         var options = PostgresPool.Options()
@@ -460,6 +507,7 @@ struct PostgresTests {
                 """) { $0.text(0) }
         }
         #expect(Set(sqliteIndexes).symmetricDifference(postgresIndexes).sorted() == [])
+
     }
 
     @Test("a listener hears NOTIFY from another session at its commit, not before")

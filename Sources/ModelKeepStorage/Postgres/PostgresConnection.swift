@@ -32,6 +32,9 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
 
     let handle: OpaquePointer
     private var prepared: [String: Prepared] = [:]
+    /// Numbers the statements' names: never reused, so a statement prepared again after the
+    /// cache was forgotten (`PostgresError.isStalePlan`) cannot meet an old name on the server.
+    private var preparedSerial = 0
     /// The statements that open the transaction `begin` was asked for, not sent yet: they go with
     /// its first statement, in one round trip (libpq's pipeline mode), instead of one of their own.
     private var opening: [String] = []
@@ -249,6 +252,15 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     // MARK: Running a statement
 
     private func perform(_ sql: String, _ arguments: [SQLValue]) throws -> OpaquePointer? {
+        do {
+            return try performOnce(sql, arguments)
+        } catch let error as PostgresError where error.isStalePlan && !isInTransaction {
+            // Outside a transaction nothing was lost with it: once more, prepared afresh.
+            return try performOnce(sql, arguments)
+        }
+    }
+
+    private func performOnce(_ sql: String, _ arguments: [SQLValue]) throws -> OpaquePointer? {
         settle()
         // Prepared outside the transaction when its BEGIN has not gone yet: a prepared statement
         // belongs to the session, not to a transaction.
@@ -351,7 +363,8 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     private func prepareOnce(_ sql: String, _ arguments: [SQLValue]) throws -> Prepared {
         if let known = prepared[sql] { return known }
         let (text, count) = PostgresSQL.numberedPlaceholders(sql)
-        let name = "mk\(prepared.count + 1)"
+        preparedSerial += 1
+        let name = "mk\(preparedSerial)"
         // PostgreSQL infers each parameter's type from where it stands; one it cannot (`? IS NULL`
         // alone) is given the type of this call's value (text for a null), one at a time, as
         // SQLite would take any value there.
@@ -408,7 +421,12 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
             let state = result.flatMap { PQresultErrorField($0, Int32(UInt8(ascii: "C"))) }.map { String(cString: $0) }
             var message = result.map { Self.trimmed(PQresultErrorMessage($0)) } ?? ""
             if message.isEmpty { message = Self.trimmed(PQerrorMessage(handle)) }
-            throw PostgresError(sqlState: state, message: message.isEmpty ? "the statement failed" : message, sql: sql)
+            let error = PostgresError(sqlState: state, message: message.isEmpty ? "the statement failed" : message, sql: sql)
+            // A column changed type under the statements prepared here (a migration another
+            // server ran): every one of them may be stale, so all are prepared afresh when next
+            // run. The server keeps the old ones until the connection closes (a few, once).
+            if error.isStalePlan { prepared.removeAll() }
+            throw error
         }
     }
 

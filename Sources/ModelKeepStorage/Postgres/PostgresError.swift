@@ -24,6 +24,12 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// running it again from the start is the documented answer.
     public var isRetryable: Bool { sqlState == "40001" || sqlState == "40P01" }
 
+    /// A statement this connection prepared before its result's columns changed type (a
+    /// migration on another server, a rolling upgrade): PostgreSQL refuses to run it. The
+    /// connection forgets what it prepared when it sees this, so running it again prepares it
+    /// afresh and works.
+    public var isStalePlan: Bool { sqlState == "0A000" && message.contains("cached plan must not change result type") }
+
     /// A lock another session held (the write lock, most often) was not free within `lock_timeout`.
     public var isBusy: Bool { sqlState == "55P03" }
 

@@ -72,12 +72,20 @@ public final class PostgresPool: Sendable {
     }
 
     /// Runs `body` in a read-only transaction on one snapshot (REPEATABLE READ), its BEGIN sent
-    /// with its first statement and its COMMIT not waited for.
+    /// with its first statement and its COMMIT not waited for. A read that met a statement
+    /// prepared before a migration changed its columns (`PostgresError.isStalePlan`) runs once
+    /// more, its statements prepared afresh: it changed nothing.
     public func read<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         try withConnection { connection in
-            connection.begin(["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"])
-            defer { connection.endRead() }
-            return try body(connection)
+            do {
+                connection.begin(["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"])
+                defer { connection.endRead() }
+                return try body(connection)
+            } catch let error as PostgresError where error.isStalePlan {
+                connection.begin(["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"])
+                defer { connection.endRead() }
+                return try body(connection)
+            }
         }
     }
 
