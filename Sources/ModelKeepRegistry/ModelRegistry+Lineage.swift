@@ -96,10 +96,12 @@ extension ModelRegistry {
             if let targetID = target.versionID {
                 let targetVersion = try Self.requireVersion(.id(targetID), db)
                 guard targetVersion.id != version.id else { throw RegistryError.conflict("a version cannot be derived from itself") }
-                // A cycle: the target already derives (at any depth) from this version.
+                // A cycle: the target already derives (at any depth) from this version. (The walk
+                // starts from the versions row, not the bound id, so that both of its terms are
+                // the ids' own text: PostgreSQL wants one collation for a recursive column.)
                 let reaches = try db.queryFirst("""
                     WITH RECURSIVE up(id) AS (
-                        SELECT ? UNION
+                        SELECT id FROM versions WHERE id = ? UNION
                         SELECT l.target_version_id FROM version_links l JOIN up ON l.version_id = up.id
                         WHERE l.type = 'derived_from' AND l.target_version_id IS NOT NULL
                     ) SELECT 1 FROM up WHERE id = ? LIMIT 1

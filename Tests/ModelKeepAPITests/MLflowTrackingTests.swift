@@ -1149,6 +1149,72 @@ struct MLflowTrackingRouteTests {
         #expect(names(searched?["data"]?["params"]) == ordered && names(searched?["info"]?["tags"]).filter(keys.contains) == ordered)
     }
 
+    @Test("text sorts byte by byte on both backends whatever the database's locale: runs and logged models by params, tags and names, page by page; native metric and metadata keys; consumers")
+    func textInByteOrder() throws {
+        // In ICU's en-US (the PostgreSQL tests' databases) these sort a_1, a1, a b, ab, b, B, e, é, _x, Z.
+        let values = ["b", "B", "a_1", "a1", "A", "é", "e", "Z", "_x", "a b", "ab"]
+        let bytewise = values.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        #expect(bytewise == ["A", "B", "Z", "_x", "a b", "a1", "a_1", "ab", "b", "e", "é"])
+        let api = try APIClient(.socket)
+        let experiment = try #require(try api.post(Self.base + "/experiments/create", ["name": "bytes"])["experiment_id"]?.string)
+        var valueOf: [String: String] = [:]
+        for value in values {
+            let id = try createRun(api, experiment: experiment, name: value, lr: value)
+            #expect(try api.post(Self.base + "/runs/set-tag", ["run_id": .string(id), "key": "t", "value": .string(value)]).status == 200)
+            valueOf[id] = value
+            let model = try api.post(Self.base + "/logged-models", ["experiment_id": .string(experiment), "name": .string(value)])
+            valueOf[try #require(model["model"]?["info"]?["model_id"]?.string)] = value
+        }
+        func paged(_ path: String, _ body: JSONObject, list: String, id: (JSONValue) -> String?) throws -> [String] {
+            var seen: [String] = []
+            var token: String?
+            for _ in 0..<20 {
+                var page = body
+                page["max_results"] = 3
+                if let token { page["page_token"] = .string(token) }
+                let answer = try api.post(Self.base + path, .object(page))
+                #expect(answer.status == 200)
+                seen += answer[list]?.arrayValue?.compactMap { id($0).flatMap { valueOf[$0] } } ?? []
+                token = answer["next_page_token"]?.string
+                if token == nil { break }
+            }
+            return seen
+        }
+        for (order, expected) in [("params.lr ASC", bytewise), ("tags.t", bytewise), ("attributes.run_name ASC", bytewise),
+                                  ("params.lr DESC", bytewise.reversed()), ("run_name DESC", bytewise.reversed())] {
+            let found = try paged("/runs/search", ["experiment_ids": [.string(experiment)], "order_by": [.string(order)]],
+                                  list: "runs") { $0["info"]?["run_id"]?.string }
+            #expect(found == expected, "runs ordered by \(order)")
+        }
+        for ascending in [true, false] {
+            let found = try paged("/logged-models/search", ["experiment_ids": [.string(experiment)],
+                                                            "order_by": [["field_name": "name", "ascending": .bool(ascending)]]],
+                                  list: "models") { $0["info"]?["model_id"]?.string }
+            #expect(found == (ascending ? bytewise : bytewise.reversed()), "logged models by name, ascending \(ascending)")
+        }
+
+        let model = try api.createModel("bytes")
+        let metrics = JSONValue.object(JSONObject(values.map { (key: $0, value: JSONValue.double(1)) }))
+        #expect(try api.post("/api/v1/models/\(model)/metrics", ["metrics": metrics]).status == 201)
+        #expect(try api.get("/api/v1/models/\(model)/metrics")["metrics"]?.objectValue?.keys.map { $0 } == bytewise)
+        #expect(try api.patch("/api/v1/models/\(model)/metadata", .object(JSONObject(values.map { (key: $0, value: JSONValue.string("v")) }))).status == 200)
+        #expect(try api.get("/api/v1/models/\(model)/metadata")["metadata"]?.objectValue?.keys.map { $0 } == bytewise)
+        // Consumer names are words: letters, digits, '.', '_', '-'.
+        let names = ["b", "B", "a_1", "a1", "A", "Z", "_x", "a-b", "ab"]
+        for name in names {
+            #expect(try api.put("/api/v1/consumers/\(name)", ["model_id": .string(model), "policy": "latest"]).status == 201)
+        }
+        var listed: [String] = []
+        var after: String?
+        for _ in 0..<20 {
+            let page = try api.get("/api/v1/consumers?limit=2" + (after.map { "&after=\($0)" } ?? ""))
+            listed += page["consumers"]?.arrayValue?.compactMap { $0["name"]?.string } ?? []
+            after = page["next_after"]?.string
+            if after == nil { break }
+        }
+        #expect(listed == names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
+    }
+
     @Test("a logged model answers its newest max_logged_model_metrics metric values, in key, step and timestamp order")
     func loggedModelMetricLimit() throws {
         var limits = ModelRegistry.Limits()

@@ -508,6 +508,15 @@ struct PostgresTests {
         }
         #expect(Set(sqliteIndexes).symmetricDifference(postgresIndexes).sorted() == [])
 
+        // Text compares byte by byte, as SQLite's does, whatever the database's locale (this
+        // test's database is ICU's en-US): a column made without COLLATE "C" would sort by it.
+        let localeText = try pool.withConnection { c in
+            try c.query("""
+                SELECT table_name || '.' || column_name FROM information_schema.columns
+                WHERE table_schema = current_schema() AND data_type = 'text' AND collation_name IS DISTINCT FROM 'C'
+                """) { $0.text(0) }
+        }
+        #expect(localeText == [])
     }
 
     @Test("a listener hears NOTIFY from another session at its commit, not before")
