@@ -15,7 +15,8 @@ public enum SearchField: Sendable, Equatable {
     case label(String)
 }
 
-/// How a predicate compares. `like` is case-sensitive with `%` and `_` wildcards; `ilike` ignores ASCII case.
+/// How a predicate compares. `like` is case-sensitive with `%` and `_` wildcards; `ilike` ignores ASCII case
+/// (A-Z, not É or Ü), on both backends.
 public enum SearchComparator: String, Sendable, CaseIterable {
     case equal = "=", notEqual = "!=", like = "LIKE", ilike = "ILIKE", isIn = "IN", notIn = "NOT IN"
     case less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">="
@@ -234,11 +235,11 @@ extension ModelRegistry {
             case .notEqual where predicate.missingMatches: clauses.append("NOT EXISTS (\(probe) AND l.value = ?)")
             case .notEqual: clauses.append("EXISTS (\(probe) AND l.value != ?)")
             case .like: clauses.append("EXISTS (\(probe) AND glob(?, l.value))")  // SQLite's GLOB operator is this function
-            case .ilike: clauses.append("EXISTS (\(probe) AND lower(l.value) LIKE lower(?))")
+            case .ilike: clauses.append("EXISTS (\(probe) AND glob(?, lower(l.value)))")
             default: throw .invalid(field: "filter", message: "tags cannot be compared with \(comparator.rawValue)")
             }
             arguments.append(.text(key))
-            arguments.append(.text(comparator == .like ? Self.globPattern(values[0]) : values[0]))
+            arguments.append(.text(Self.pattern(values[0], comparator)))
             return
         }
         switch comparator {
@@ -247,14 +248,31 @@ extension ModelRegistry {
         case .like:
             clauses.append("glob(?, \(column))")
         case .ilike:
-            // The connection runs with case_sensitive_like on, so both sides are lowered (ASCII case).
-            clauses.append("lower(\(column)) LIKE lower(?)")
+            clauses.append("glob(?, lower(\(column)))")
         case .isIn, .notIn:
             clauses.append("\(column) \(comparator.rawValue) (\(Array(repeating: "?", count: values.count).joined(separator: ", ")))")
         default:
             throw .invalid(field: "filter", message: "text cannot be compared with \(comparator.rawValue)")
         }
-        arguments += values.map { .text(comparator == .like ? Self.globPattern($0) : $0) }
+        arguments += values.map { .text(Self.pattern($0, comparator)) }
+    }
+
+    /// What a comparison binds for `value`: LIKE's pattern as a GLOB pattern, ILIKE's the same
+    /// of its ASCII lowercase (the text compared is `lower()`ed: ASCII on SQLite, and on
+    /// PostgreSQL, where every column is COLLATE "C", too), so that both backends match alike
+    /// whatever the database's locale (`É` is not `é`, as in MLflow's SQLite store) and `\` is
+    /// an ordinary character in both; any other comparison's value as it is.
+    static func pattern(_ value: String, _ comparator: SearchComparator) -> String {
+        switch comparator {
+        case .like: globPattern(value)
+        case .ilike: globPattern(asciiLowercased(value))
+        default: value
+        }
+    }
+
+    /// `text` with A-Z made a-z and every other character left as it is (SQLite's `lower()`).
+    static func asciiLowercased(_ text: String) -> String {
+        String(decoding: text.utf8.map { (65...90).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
     }
 
     /// A SQL LIKE pattern (`%` any run, `_` any one character) as a case-sensitive GLOB pattern.

@@ -390,17 +390,17 @@ extension ModelRegistry {
     static func textComparison(_ sql: String, fieldArguments: [SQLValue] = [], _ comparator: SearchComparator, _ values: [String],
                                clauses: inout [String], arguments: inout [SQLValue]) throws(RegistryError) {
         let compared = (comparator == .isIn || comparator == .notIn ? values : [values[0]]).map {
-            SQLValue.text(comparator == .like ? globPattern($0) : $0)
+            SQLValue.text(pattern($0, comparator))
         }
         switch comparator {
         case .equal, .notEqual: clauses.append("\(sql) \(comparator.rawValue) ?")
-        case .like:
+        case .like, .ilike:
             // glob(pattern, text) is what SQLite's `text GLOB pattern` calls (and what PostgreSQL's
-            // schema defines): the pattern's placeholder comes first.
-            clauses.append("glob(?, \(sql))")
+            // schema defines): the pattern's placeholder comes first. ILIKE's pattern is lowered
+            // already (ASCII), and so is the text.
+            clauses.append(comparator == .like ? "glob(?, \(sql))" : "glob(?, lower(\(sql)))")
             arguments += compared + fieldArguments
             return
-        case .ilike: clauses.append("lower(\(sql)) LIKE lower(?)")
         case .isIn, .notIn:
             clauses.append("\(sql) \(comparator.rawValue) (\(Array(repeating: "?", count: values.count).joined(separator: ", ")))")
         default: throw .invalid(field: "filter", message: "text cannot be compared with \(comparator.rawValue)")

@@ -1215,6 +1215,53 @@ struct MLflowTrackingRouteTests {
         #expect(listed == names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
     }
 
+    @Test("ILIKE folds ASCII case only, and LIKE and ILIKE read '%', '_' and '\\' alike, on both backends whatever the database's locale: runs, datasets, registered models, versions")
+    func caseInsensitiveMatching() throws {
+        let api = try APIClient(.socket)
+        let experiment = try #require(try api.post(Self.base + "/experiments/create", ["name": "fold"])["experiment_id"]?.string)
+        let values = ["É", "é", "Über", "über", "ABC", "abc", "a_c", "a\\xc", "aXc"]
+        var valueOf: [String: String] = [:]
+        for value in values {
+            let id = try createRun(api, experiment: experiment, name: value, lr: value)
+            valueOf[id] = value
+            let dataset: JSONValue = ["dataset": ["name": .string(value), "digest": "d", "source_type": "code", "source": "{}"]]
+            #expect(try api.post(Self.base + "/runs/log-inputs", ["run_id": .string(id), "datasets": [dataset]]).status == 200)
+            #expect(try api.post(Self.base + "/registered-models/create", ["name": .string("m " + value)]).status == 200)
+            #expect(try api.post(Self.base + "/model-versions/create", ["name": .string("m " + value), "source": .string("s3://b/" + value)]).status == 200)
+        }
+        func runs(_ filter: String) throws -> Set<String> {
+            let found = try api.post(Self.base + "/runs/search", ["experiment_ids": [.string(experiment)], "filter": .string(filter)])
+            #expect(found.status == 200, "\(filter)")
+            return Set(found["runs"]?.arrayValue?.compactMap { $0["info"]?["run_id"]?.string.flatMap { valueOf[$0] } } ?? [])
+        }
+        func models(_ filter: String) throws -> Set<String> {
+            let found = try api.get(Self.base + "/registered-models/search?max_results=100&filter=" + filter.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
+            #expect(found.status == 200, "\(filter)")
+            return Set(found["registered_models"]?.arrayValue?.compactMap { $0["name"]?.string.map { String($0.dropFirst(2)) } } ?? [])
+        }
+        func versions(_ filter: String) throws -> Set<String> {
+            let found = try api.get(Self.base + "/model-versions/search?max_results=100&filter=" + filter.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
+            #expect(found.status == 200, "\(filter)")
+            return Set(found["model_versions"]?.arrayValue?.compactMap { $0["name"]?.string.map { String($0.dropFirst(2)) } } ?? [])
+        }
+        for field in ["params.lr", "attributes.run_name", "datasets.name"] {
+            #expect(try runs("\(field) ILIKE 'abc'") == ["ABC", "abc"], "\(field)")
+            #expect(try runs("\(field) ILIKE 'é'") == ["é"], "\(field)")          // not É: ASCII case only
+            #expect(try runs("\(field) ILIKE 'ÜBER'") == ["Über"], "\(field)")
+            #expect(try runs("\(field) ILIKE '%BER'") == ["Über", "über"], "\(field)")
+            #expect(try runs("\(field) ILIKE 'a\\_c'") == ["a\\xc"], "\(field)")  // '\' is a character, '_' any one
+            #expect(try runs("\(field) LIKE 'a\\_c'") == ["a\\xc"], "\(field)")
+            #expect(try runs("\(field) LIKE 'a_c'") == ["abc", "a_c", "aXc"], "\(field)")
+        }
+        #expect(try models("name ILIKE 'M ABC'") == ["ABC", "abc"])
+        #expect(try models("name ILIKE 'm é'") == ["é"])
+        #expect(try models("name ILIKE 'm ÜBER'") == ["Über"])
+        #expect(try models("name ILIKE 'm a\\_c'") == ["a\\xc"])
+        #expect(try versions("name ILIKE 'M ABC'") == ["ABC", "abc"])
+        #expect(try versions("name ILIKE 'm é'") == ["é"])
+        #expect(try versions("source_path ILIKE 'S3://B/%BER'") == ["Über", "über"])
+    }
+
     @Test("a logged model answers its newest max_logged_model_metrics metric values, in key, step and timestamp order")
     func loggedModelMetricLimit() throws {
         var limits = ModelRegistry.Limits()
