@@ -393,7 +393,7 @@ public enum OpenAPIDocument {
                   responses: [(201, "ModelEnvelope")]),
         Operation(method: "GET", path: "/api/v1/models", summary: "List models", tag: "models",
                   query: [q("namespace", "string", "Only this namespace."), q("name", "string", "Only this exact name."),
-                          q("q", "string", "Case-insensitive substring of name or description."),
+                          q("q", "string", "Substring of name or description, ignoring ASCII case (A-Z)."),
                           q("owner", "string", "Only this owner."), q("task", "string", "Only this task."),
                           Parameter(name: "label", schema: ["type": "array", "items": ["type": "string"]],
                                     description: "key:value (or key) filters; repeat for AND."),

@@ -152,9 +152,12 @@ extension ModelRegistry {
         if let v = query.owner { clauses.append("m.owner = ?"); arguments.append(.text(v)) }
         if let v = query.task { clauses.append("m.task = ?"); arguments.append(.text(v)) }
         if let v = query.text, !v.isEmpty {
-            clauses.append("(instr(lower(m.name), lower(?)) > 0 OR instr(lower(coalesce(m.description, '')), lower(?)) > 0)")
-            arguments.append(.text(v))
-            arguments.append(.text(v))
+            // ASCII case ignored, on both backends alike: the words are lowered here, as SQLite's
+            // lower() and PostgreSQL's on COLLATE "C" text lower the columns (see Self.pattern).
+            let words = Self.asciiLowercased(v)
+            clauses.append("(instr(lower(m.name), ?) > 0 OR instr(lower(coalesce(m.description, '')), ?) > 0)")
+            arguments.append(.text(words))
+            arguments.append(.text(words))
         }
         let order = query.orderBy
         let rows = try reading { db in
