@@ -22,6 +22,11 @@ extension ModelRegistry {
             if case .number(let n) = point.value, !n.isFinite {
                 throw .invalid(field: "points[\(i)].value", message: "must be a finite number")
             }
+            // Text that neither backend keeps whole (SQLite's ends at a NUL when read, PostgreSQL's
+            // cannot hold one): refused rather than cut.
+            if case .text(let text) = point.value, text.utf8.contains(0) {
+                throw .invalid(field: "points[\(i)].value", message: "text must not contain NUL characters")
+            }
         }
         // Only the parent's series change: beside other parents' writes on PostgreSQL.
         let behind = try writingScoped { db, claim in

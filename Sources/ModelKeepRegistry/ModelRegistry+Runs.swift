@@ -246,6 +246,11 @@ extension ModelRegistry {
                 throw .invalid(field: "params", message: "param '\(key.prefix(64))' must have a key of 1 to \(maxParamKeyBytes) bytes "
                                + "and a value of at most \(maxParamValueBytes) bytes")
             }
+            // Text that neither backend keeps whole: SQLite's text ends at a NUL when read, and
+            // PostgreSQL's text cannot hold one.
+            guard !key.utf8.contains(0), !value.utf8.contains(0) else {
+                throw .invalid(field: "params", message: "param '\(key.prefix(64).split(separator: "\u{0}").first ?? "")' must not contain NUL characters")
+            }
         }
     }
 

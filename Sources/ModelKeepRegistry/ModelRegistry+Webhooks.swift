@@ -613,7 +613,9 @@ public enum WebhookURL {
     /// allowed: what a delivery connects to (its host is not looked up again when sending).
     @discardableResult
     public static func check(_ text: String, allowed: [String]) throws(RegistryError) -> [String] {
-        guard text.utf8.count <= 2048, let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(),
+        // No spaces or control characters (a NUL would have cut the URL where it is stored).
+        guard text.utf8.count <= 2048, text.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7f }),
+              let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(),
               ["http", "https"].contains(scheme), let host = url.host, !host.isEmpty else {
             throw .invalid(field: "url", message: "must be an http:// or https:// URL")
         }

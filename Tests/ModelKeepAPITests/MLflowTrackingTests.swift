@@ -250,6 +250,9 @@ struct MLflowTrackingRouteTests {
             ["metrics": [metric], "tags": [["key": "big", "value": .string(String(repeating: "x", count: 1_000_001))]]],
             ["metrics": [["key": "m", "value": "high", "timestamp": 1]]],
             ["metrics": [["key": "m", "value": 1]]],
+            // A NUL in a param (SQLite would keep the text up to it, PostgreSQL cannot keep it).
+            ["metrics": [metric], "params": [["key": "p", "value": "a\u{0}b"]]],
+            ["metrics": [metric], "params": [["key": "p\u{0}q", "value": "v"]]],
         ]
         for body in cases {
             var request = body
@@ -263,6 +266,13 @@ struct MLflowTrackingRouteTests {
         let stored = try api.get(Self.base + "/runs/get?run_id=\(run)")["run"]?["data"]
         #expect(stored?["params"]?.arrayValue?.count == 1)
         #expect(stored?["tags"]?.arrayValue?.count == 1)  // mlflow.runName only
+        for param: JSONObject in [["run_id": .string(run), "key": "p", "value": "a\u{0}b"], ["run_id": .string(run), "key": "p\u{0}", "value": "v"]] {
+            let response = try api.post(Self.base + "/runs/log-parameter", .object(param))
+            #expect(response.status == 400 && response["error_code"]?.string == "INVALID_PARAMETER_VALUE")
+        }
+        let model = try api.post(Self.base + "/logged-models", ["experiment_id": "0", "name": "nul", "params": [["key": "p", "value": "a\u{0}b"]]])
+        #expect(model.status == 400 && model["error_code"]?.string == "INVALID_PARAMETER_VALUE")
+        #expect(try api.get(Self.base + "/runs/get?run_id=\(run)")["run"]?["data"]?["params"]?.arrayValue?.count == 1)
         // The same batch within the limits lands whole, and a repeat stores no duplicate points.
         let batch: JSONValue = ["run_id": .string(run), "metrics": .array(Array(repeating: metric, count: 999)),
                                 "params": [["key": "lr", "value": "0.1"]]]

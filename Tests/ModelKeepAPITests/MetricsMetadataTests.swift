@@ -37,6 +37,11 @@ struct MetricsMetadataTests {
         // A later write of an older step does not displace the latest point.
         _ = try api.post(base, ["metrics": ["loss": 9.9], "step": 0])
         #expect(try api.get(base)["metrics"]?["loss"]?["value"]?.numberValue?.double == 0.4)
+        // Text with a NUL is refused whole (it was stored cut at the NUL), with nothing of the batch kept.
+        let nul = try api.post(base, ["points": [["key": "note", "value": "later", "step": 5], ["key": "note", "value": "a\u{0}b", "step": 6]]])
+        #expect(nul.status == 400)
+        #expect(nul["error"]?["details"]?["field"]?.string == "points[1].value")
+        #expect(try api.get(base)["metrics"]?["note"]?["value"]?.string == "warmup done")
     }
 
     @Test("series filter by step and page across many points", arguments: Transport.allCases)

@@ -69,6 +69,21 @@ struct WebhookFeedTests {
         try registry.database.read { db in try db.queryFirst(sql) { $0.int64(0) } ?? -1 }
     }
 
+    @Test("a webhook URL with a space or a control character is refused whole, not stored cut at it; one percent-encoded is taken")
+    func urlCharacters() throws {
+        let api = try APIClient(.router)
+        for url in ["http://127.0.0.1:9/a\u{0}b", "http://127.0.0.1:9/a b", "http://127.0.0.1:9/a\tb", "http://127.0.0.1:9/a\u{7f}",
+                    " http://127.0.0.1:9/", "ftp://127.0.0.1/x", "http://169.254.169.254/latest"] {
+            let refused = try api.send("POST", "/api/v1/webhooks", json: ["url": .string(url), "events": ["*"]])
+            #expect(refused.status == 400, "\(url.debugDescription)")
+            #expect(refused["error"]?["details"]?["field"]?.string == "url", "\(url.debugDescription)")
+        }
+        #expect(try api.get("/api/v1/webhooks")["webhooks"]?.arrayValue?.isEmpty == true)
+        let taken = try api.send("POST", "/api/v1/webhooks", json: ["url": "http://127.0.0.1:9/a%20b%00", "events": ["*"]])
+        #expect(taken.status == 201)
+        #expect(taken["webhook"]?["url"]?.string == "http://127.0.0.1:9/a%20b%00")
+    }
+
     @Test("a write adds its event and no delivery row; the log shows what is queued; a pass sends it under the same ids")
     func writesQueueNothing() throws {
         let api = try APIClient(.router)
