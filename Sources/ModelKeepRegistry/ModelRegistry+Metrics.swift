@@ -103,15 +103,19 @@ extension ModelRegistry {
             // their keys (as `key IN (...)` lists, PostgreSQL's generic plan filtered the run's
             // rows one by one: twice the CPU the skipped row versions saved).
             let read = { (row: Row) in (row.text(0), (first: row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3)))) }
-            // (Each row made in place: concatenated, a row cost four arrays.)
-            let upserts: [[SQLValue]] = series.indices.map { s in
-                var row: [SQLValue] = []
-                row.reserveCapacity(11)
-                putLatest(s) { row.append($0) }
-                return row
+            // One statement, one array a column (unnest), whatever the batch's size.
+            var columns = [[SQLValue]](repeating: [], count: 10)
+            for c in columns.indices { columns[c].reserveCapacity(series.count) }
+            for s in series.indices {
+                var c = -1
+                putLatest(s) { value in
+                    if c >= 0 { columns[c].append(value) }
+                    c += 1
+                }
             }
-            var written = Dictionary(try db.queryRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
-                                                      upserts, read), uniquingKeysWith: { a, _ in a })
+            var written = Dictionary(try db.query(Self.latestUpsertUnnest + Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
+                                                  [.text(parentID)] + columns.map { .text(PostgresSQL.arrayLiteral($0)) }, read),
+                                     uniquingKeysWith: { a, _ in a })
             let left = series.map(\.key).filter { written[$0] == nil }
             if !left.isEmpty {
                 for (key, extent) in try db.rows(in: left, """
@@ -389,6 +393,10 @@ extension ModelRegistry {
     /// latest point, all its points in wide blocks) is left alone: not rewritten (on PostgreSQL no
     /// row version for a concurrent writer's snapshot to keep alive), its page not dirtied.
     private static let latestUpsertHead = "INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, block_span, block_last) VALUES "
+    private static let latestUpsertUnnest = """
+        INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, block_span, block_last)
+        SELECT ?, u.* FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::float8[], ?::text[], ?::bytea[], ?::bigint[], ?::bigint[], ?::bigint[]) AS u
+        """
     private static let latestUpsertTail: String = {
         let later = "(excluded.step, excluded.wallclock, excluded.point_id) >= (metric_latest.step, metric_latest.wallclock, metric_latest.point_id)"
         let moved = ["step", "wallclock", "point_id", "number", "text", "bytes"]

@@ -85,6 +85,33 @@ struct PostgresTests {
         #expect(stored.map { $0.1.bitPattern } == reals.map(\.bitPattern))
     }
 
+    @Test("a column of values as one array parameter (arrayLiteral, unnest) comes back value for value: quotes, backslashes, braces, NULL and \"NULL\", every number, bytes")
+    func arrayParameters() throws {
+        let database = try PostgresTestDatabase()
+        let c = try PostgresConnection(url: database.url)
+        let texts: [SQLValue] = ["", "a", "a,b", "{x}", "\"q\"", "back\\slash", "\\\"", "NULL", "null", " lead ", "ünï 🚀", "tab\t", "new\nline", .null]
+        var generator = SystemRandomNumberGenerator()
+        let integers: [SQLValue] = [.integer(.min), -1, 0, .integer(.max), .null]
+            + (0..<200).map { _ in .integer(Int64.random(in: .min ... .max, using: &generator) >> Int64.random(in: 0...63, using: &generator)) }
+        let reals: [SQLValue] = [0.1, -0.0, 5e-324, 1.7976931348623157e308, 1e16, -1e-300].map { .real($0) } + [.real(.infinity), .real(-.infinity), .null]
+            + (0..<200).map { _ in .real(Double(bitPattern: UInt64.random(in: 0 ... 0x7FEF_FFFF_FFFF_FFFF, using: &generator))) }
+        let blobs: [SQLValue] = [.blob([]), .blob([0]), .blob([0xff, 0x00, 0x5c, 0x22]), .blob(Array(0...255)), .null]
+        func back(_ values: [SQLValue], as type: String) throws -> [SQLValue] {
+            try c.query("SELECT v FROM unnest(?::\(type)[]) WITH ORDINALITY AS u (v, n) ORDER BY n", [.text(PostgresSQL.arrayLiteral(values))]) { $0.value(0) }
+        }
+        #expect(try back(texts, as: "text") == texts)
+        #expect(try back(integers, as: "bigint") == integers)
+        let realsBack = try back(reals, as: "float8")
+        #expect(realsBack.count == reals.count)
+        for (got, want) in zip(realsBack, reals) {
+            if case .real(let g) = got, case .real(let w) = want { #expect(g.bitPattern == w.bitPattern, "\(w)") } else { #expect(got == want) }
+        }
+        #expect(try back(blobs, as: "bytea") == blobs)
+        let nan = try back([.real(.nan)], as: "float8")
+        if case .real(let v)? = nan.first { #expect(v.isNaN) } else { Issue.record("NaN came back as \(nan)") }
+        #expect(try back([], as: "text") == [])
+    }
+
     @Test("failures carry their SQLSTATE: unique, foreign key, syntax, arguments, timeout")
     func errors() throws {
         let database = try PostgresTestDatabase()

@@ -511,6 +511,41 @@ struct PostgresRow {
 
 /// SQL text helpers for PostgreSQL.
 public enum PostgresSQL {
+    /// `values` as the text of a one-dimensional PostgreSQL array (`{1,NULL,"a\\"b"}`), for a
+    /// parameter written `?::bigint[]` (or `text[]`, `float8[]`, `bytea[]`): a statement of many
+    /// rows then takes one parameter a column (`unnest(...)`) instead of one a value.
+    public static func arrayLiteral(_ values: [SQLValue]) -> String {
+        var text = "{"
+        text.reserveCapacity(values.count * 12 + 2)
+        for (index, value) in values.enumerated() {
+            if index > 0 { text += "," }
+            switch value {
+            case .null: text += "NULL"
+            case .integer(let v): text += String(v)
+            case .real(let v) where v.isNaN: text += "NaN"
+            case .real(let v) where v.isInfinite: text += v < 0 ? "-Infinity" : "Infinity"
+            case .real(let v): text += v.description
+            case .text(let v):
+                text += "\""
+                for scalar in v.unicodeScalars {
+                    if scalar == "\"" || scalar == "\\" { text.unicodeScalars.append("\\") }
+                    text.unicodeScalars.append(scalar)
+                }
+                text += "\""
+            case .blob(let v):
+                text += "\"\\\\x"
+                for byte in v {
+                    text.unicodeScalars.append(Self.hexDigits[Int(byte >> 4)])
+                    text.unicodeScalars.append(Self.hexDigits[Int(byte & 15)])
+                }
+                text += "\""
+            }
+        }
+        return text + "}"
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".unicodeScalars)
+
     /// `count` rows cut into runs of 256, 64, 16, 4 or 1 for multi-row statements: a round trip
     /// costs more than a row, and five shapes are all a connection ever prepares.
     static func rowBatches(_ count: Int) -> [Range<Int>] {
