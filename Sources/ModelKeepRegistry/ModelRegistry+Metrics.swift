@@ -103,7 +103,10 @@ extension ModelRegistry {
             // their keys (as `key IN (...)` lists, PostgreSQL's generic plan filtered the run's
             // rows one by one: twice the CPU the skipped row versions saved).
             let read = { (row: Row) in (row.text(0), (first: row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3)))) }
-            // One statement, one array a column (unnest), whatever the batch's size.
+            // One statement whatever the batch's size, one array parameter a column (unnest): as
+            // VALUES rows, a thousand keys were 11,000 parameters, each an expression PostgreSQL
+            // set up (3.05 ms in ten statements against 2.77 in one). The parent, the first value
+            // `putLatest` hands over, is one parameter of its own.
             var columns = [[SQLValue]](repeating: [], count: 10)
             for c in columns.indices { columns[c].reserveCapacity(series.count) }
             for s in series.indices {
