@@ -85,6 +85,10 @@ extension ModelRegistry {
         default: break
         }
         if let uri = target.uri, !(1...4096).contains(uri.utf8.count) { throw .invalid(field: "target.uri", message: "must be 1 to 4096 bytes") }
+        // Bounded, and no NUL (the text would have been kept cut at it).
+        try Validation.text(target.uri, field: "target.uri", maxBytes: 4096)
+        try Validation.text(target.digest, field: "target.digest", maxBytes: 1024)
+        try Validation.text(target.name, field: "target.name", maxBytes: 1024)
         let encodedProperties = JSONWriter.string(.object(properties))
         guard encodedProperties.utf8.count <= limits.maxMetadataValueBytes else {
             throw .tooLarge("properties are larger than \(limits.maxMetadataValueBytes) bytes of JSON")

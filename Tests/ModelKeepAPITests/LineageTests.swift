@@ -24,6 +24,14 @@ struct LineageTests {
         #expect(try api.send("POST", links, json: ["type": "inspired_by", "target": ["uri": "s3://x"]]).status == 400)
         #expect(try api.send("POST", links, json: ["type": "trained_on", "target": ["uri": "s3://a", "run_id": "r"]]).status == 400)
         #expect(try api.send("POST", links, json: ["type": "derived_from", "target": ["version_id": "nope"]]).status == 404)
+        // A dataset's uri, digest and name: bounded and without NUL (they were kept cut at it).
+        for (field, target) in [("target.uri", ["uri": "s3://d/a\u{0}b"]), ("target.name", ["uri": "s3://d", "name": "a\u{0}b"]),
+                                ("target.digest", ["uri": "s3://d", "digest": "a\u{0}b"]),
+                                ("target.digest", ["uri": "s3://d", "digest": .string(String(repeating: "f", count: 1025))]),
+                                ("target.name", ["uri": "s3://d", "name": .string(String(repeating: "n", count: 1025))])] as [(String, JSONObject)] {
+            let refused = try api.send("POST", links, json: ["type": "trained_on", "target": .object(target)])
+            #expect(refused.status == 400 && refused["error"]?["details"]?["field"]?.string == field, "\(field)")
+        }
         let derived = try api.send("POST", links, json: ["type": "derived_from", "target": ["version_id": .string(base)],
                                                          "properties": ["method": "lora"]])
         #expect(derived.status == 201)
