@@ -77,6 +77,9 @@ extension ModelRegistry {
     }
 
     /// Checks a draft before anything is written.
+    /// The longest description a model may have.
+    public static let maxDescriptionBytes = 64 * 1024
+
     func validate(_ draft: ModelDraft) throws(RegistryError) {
         try Validation.namespace(draft.namespace)
         try Self.requireWritable(namespace: draft.namespace)
@@ -85,7 +88,7 @@ extension ModelRegistry {
         try Validation.text(draft.owner, field: "owner", maxBytes: 256)
         try Validation.text(draft.task, field: "task", maxBytes: 256)
         try Validation.text(draft.license, field: "license", maxBytes: 256)
-        try Validation.text(draft.description, field: "description", maxBytes: 64 * 1024)
+        try Validation.text(draft.description, field: "description", maxBytes: Self.maxDescriptionBytes)
         try validateMetadata(draft.metadata)
     }
 
@@ -202,7 +205,7 @@ extension ModelRegistry {
         try Validation.text(changes.owner ?? nil, field: "owner", maxBytes: 256)
         try Validation.text(changes.task ?? nil, field: "task", maxBytes: 256)
         try Validation.text(changes.license ?? nil, field: "license", maxBytes: 256)
-        try Validation.text(changes.description ?? nil, field: "description", maxBytes: 64 * 1024)
+        try Validation.text(changes.description ?? nil, field: "description", maxBytes: Self.maxDescriptionBytes)
         let now = Clock.nowMilliseconds()
         return try writing { db in
             let current = try Self.requireModel(id: id, db)

@@ -41,6 +41,22 @@ struct EdgeCaseTests {
         #expect(created.status == 400)
     }
 
+    @Test("a HUB update refused for its name changes nothing: neither the document nor the model")
+    func hubUpdateRefusedWhole() throws {
+        let api = try APIClient(.router)
+        let created = try api.post("/hub/v1/models", ["meta": ["name": "yolo"], "epochs": 3])
+        let id = try #require(created["data"]?["id"]?.string)
+        for name: JSONValue in ["bad\u{0}name", .string(String(repeating: "n", count: 64 * 1024 + 1))] {
+            let refused = try api.patch("/hub/v1/models/\(id)", ["meta": ["name": name], "epochs": 7])
+            #expect(refused.status == 400)
+            let stored = try api.get("/hub/v1/models/\(id)")["data"]
+            #expect(stored?["epochs"]?.int == 3)
+            #expect(stored?["meta"]?["name"]?.string == "yolo")
+        }
+        #expect(try api.patch("/hub/v1/models/\(id)", ["meta": ["name": "yolo v2"], "epochs": 7]).status == 200)
+        #expect(try api.get("/hub/v1/models/\(id)")["data"]?["epochs"]?.int == 7)
+    }
+
     @Test("a malformed Content-Length is a 400 with a request id")
     func malformedLength() throws {
         let server = try TestServer()

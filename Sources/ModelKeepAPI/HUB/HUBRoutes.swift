@@ -124,10 +124,14 @@ struct HUBRoutes {
     func update(_ request: HTTPRequest, _ collection: HUBCollection) throws -> HTTPResponse {
         let model = try resource(request.parameter("id"), collection)
         let fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
+        let name = fields.object["meta"]?.objectValue?["name"]?.stringValue
+        // The model's description is checked before the document is written, so that a name it
+        // refuses leaves both as they were (the document was written first, then the 400).
+        try Validation.text(name, field: "meta.name", maxBytes: ModelRegistry.maxDescriptionBytes)
         var doc = try registry.metadata(.model(model.id))[Self.documentKey]?.objectValue ?? JSONObject()
         for member in Self.flatten(fields.object).members { doc[member.key] = member.value }
         try registry.putMetadata(.model(model.id), key: Self.documentKey, value: .object(doc))
-        if let name = fields.object["meta"]?.objectValue?["name"]?.stringValue {
+        if let name {
             var changes = ModelChanges()
             changes.description = .some(name)
             _ = try registry.updateModel(id: model.id, changes)
