@@ -54,6 +54,15 @@ enum Respond {
 
     static func noContent() -> HTTPResponse { .noContent() }
 
+    /// Where the client reached this server, for the absolute URLs a dialect answers (the HUB
+    /// SDK downloads weights and files from them): the `Host` it asked for (a proxy passes it
+    /// on, as README's nginx example does), and https when the proxy in front says the client
+    /// came that way (`X-Forwarded-Proto`; a client that sends it itself only misleads itself).
+    static func origin(_ request: HTTPRequest) -> String {
+        let scheme = request.headers["X-Forwarded-Proto"]?.lowercased() == "https" ? "https" : "http"
+        return "\(scheme)://\(request.headers["Host"] ?? "127.0.0.1")"
+    }
+
     /// The path of a model, for `Location` headers.
     static func modelPath(_ id: String) -> String { "/api/v1/models/\(PercentDecoding.encodePathSegment(id))" }
 

@@ -57,6 +57,23 @@ struct EdgeCaseTests {
         #expect(try api.get("/hub/v1/models/\(id)")["data"]?["epochs"]?.int == 7)
     }
 
+    @Test("the HUB's weight and file URLs name the host the client asked for, and https behind a proxy that says so")
+    func hubURLsBehindProxy() throws {
+        let api = try APIClient(.socket)
+        let model = try #require(try api.post("/hub/v1/models", ["meta": ["name": "yolo"]])["data"]?["id"]?.string)
+        #expect(try api.send("PUT", "/api/v1/models/\(model)/artifacts/best.pt", raw: [1, 2, 3]).status == 201)
+        let dataset = try #require(try api.post("/hub/v1/datasets", ["meta": ["name": "coco"]])["data"]?["id"]?.string)
+        #expect(try api.send("PUT", "/api/v1/models/\(dataset)/artifacts/coco.zip", raw: [4]).status == 201)
+        for (headers, origin) in [(["Host": "models.example.com", "X-Forwarded-Proto": "https"], "https://models.example.com"),
+                                  (["Host": "10.0.0.5:7700"], "http://10.0.0.5:7700"),
+                                  (["Host": "models.example.com", "X-Forwarded-Proto": "HTTP"], "http://models.example.com")] {
+            let weights = try api.send("GET", "/hub/v1/models/\(model)", headers: headers)["data"]?["weights"]?.string
+            #expect(weights == origin + "/api/v1/models/\(model)/artifacts/best.pt")
+            let url = try api.send("GET", "/hub/v1/datasets/\(dataset)", headers: headers)["data"]?["url"]?.string
+            #expect(url?.hasPrefix(origin + "/api/v1/models/\(dataset)/artifacts/") == true, "\(url ?? "nil")")
+        }
+    }
+
     @Test("a malformed Content-Length is a 400 with a request id")
     func malformedLength() throws {
         let server = try TestServer()

@@ -65,7 +65,7 @@ public final class APIClient: @unchecked Sendable {
             return APIResponse(status: response.status, headers: response.headers, body: response.body)
         case .router:
             var fields = HTTPHeaders()
-            fields.add("Host", "127.0.0.1")
+            if headers["Host"] == nil { fields.add("Host", "127.0.0.1") }
             for (name, value) in headers.sorted(by: { $0.key < $1.key }) { fields.add(name, value) }
             if let body { fields.add("Content-Length", String(body.count)) }
             let head = HTTPRequestHead(method: method, target: target, version: .http1_1, headers: fields,

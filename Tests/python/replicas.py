@@ -114,7 +114,7 @@ http {{
     server {{
         listen 127.0.0.1:{self.port};
         proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $http_host;
-        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Forwarded-Proto $scheme;
         location / {{ proxy_pass http://modelkeep; }}
     }}
 }}

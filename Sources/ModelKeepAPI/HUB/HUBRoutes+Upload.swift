@@ -61,7 +61,7 @@ extension HUBRoutes {
     func fileDocument(_ model: Model, _ collection: HUBCollection, request: HTTPRequest) throws -> JSONObject {
         var doc = try registry.metadata(.model(model.id))[Self.documentKey]?.objectValue ?? JSONObject()
         let files = try registry.listArtifacts(.model(model.id), page: PageRequest(size: 1000)).items
-        let origin = "http://\(request.headers["Host"] ?? "127.0.0.1")"
+        let origin = Respond.origin(request)
         func url(_ artifact: Artifact) -> JSONValue { .string(origin + Respond.artifactPath(artifact)) }
         doc["id"] = .string(model.id)
         if collection == .datasets {

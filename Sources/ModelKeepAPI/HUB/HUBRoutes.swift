@@ -107,7 +107,7 @@ struct HUBRoutes {
         if let exports = metadata[Self.exportsKey] { doc["exports"] = exports }
         if let heartbeat = metadata[Self.heartbeatKey] { doc["heartbeat"] = heartbeat }
         let artifacts = Set(try registry.listArtifacts(.model(model.id), page: PageRequest(size: 1000)).items.map(\.path))
-        let base = "http://\(request.headers["Host"] ?? "127.0.0.1")/api/v1/models/\(model.id)/artifacts"
+        let base = Respond.origin(request) + "/api/v1/models/\(model.id)/artifacts"
         doc["id"] = .string(model.id)
         doc["has_best_weights"] = .bool(artifacts.contains("best.pt"))
         doc["has_last_weights"] = .bool(artifacts.contains("last.pt"))
