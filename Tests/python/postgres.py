@@ -7,6 +7,8 @@ As a module: PostgreSQL(directory).start(), .stop() (fast shutdown), .kill() (SI
 crash), .restart(), .create_database(name), .url(database). As a script (for the shell drivers):
 
     python3 postgres.py start DIR   # prints one JSON line (pid, port, url, password), kept in DIR/state.json
+                                    # (the cluster collates in ICU's en-US, as a server in a typical
+                                    # locale does: the suites see what such a database does)
     python3 postgres.py stop DIR    # fast shutdown by that PID, SIGKILL if it lingers
 """
 import glob
@@ -43,7 +45,10 @@ def free_port():
 
 
 class PostgreSQL:
-    def __init__(self, directory, port=None):
+    def __init__(self, directory, port=None, icu_locale=None):
+        """icu_locale ("en-US"): the cluster's databases collate in that ICU locale; by default
+        in C.UTF-8 (the benches' clusters, so their figures compare across runs)."""
+        self.icu_locale = icu_locale
         self.directory = os.path.abspath(directory)
         os.makedirs(self.directory, exist_ok=True)
         self.owner = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
@@ -86,7 +91,8 @@ class PostgreSQL:
             f.write(PASSWORD + "\n")
         self._own(pwfile)
         subprocess.run([os.path.join(self.bin, "initdb"), "-D", self.data, "-U", USER, "--pwfile", pwfile,
-                        "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"],
+                        "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"]
+                       + (["--locale-provider=icu", "--icu-locale=" + self.icu_locale] if self.icu_locale else []),
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.home, **self._as_owner())
         os.remove(pwfile)
         return self
@@ -177,7 +183,7 @@ def _wait_gone(pid, attempts=300):
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "start":
-        server = PostgreSQL(sys.argv[2]).start()
+        server = PostgreSQL(sys.argv[2], icu_locale="en-US").start()
         state = {"pid": server.pid, "port": server.port, "url": server.url(), "password": PASSWORD, "user": USER,
                  "url_without_password": server.url(password=False)}
         with open(os.path.join(sys.argv[2], "state.json"), "w") as f:

@@ -44,7 +44,7 @@ class Cluster:
         self.binary = binary
         self.count = count
         self.extra = list(extra)
-        self.postgres = PostgreSQL(os.path.join(self.directory, "pg"))
+        self.postgres = PostgreSQL(os.path.join(self.directory, "pg"), icu_locale="en-US")
         self.weed = SeaweedFS(os.path.join(self.directory, "weed"))
         self.replicas = []
         self.nginx = None
