@@ -76,10 +76,10 @@ extension ModelRegistry {
         }
     }
 
-    /// Checks a draft before anything is written.
     /// The longest description a model may have.
     public static let maxDescriptionBytes = 64 * 1024
 
+    /// Checks a draft before anything is written.
     func validate(_ draft: ModelDraft) throws(RegistryError) {
         try Validation.namespace(draft.namespace)
         try Self.requireWritable(namespace: draft.namespace)

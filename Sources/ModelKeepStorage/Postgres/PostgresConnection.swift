@@ -421,7 +421,8 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
             let state = result.flatMap { PQresultErrorField($0, Int32(UInt8(ascii: "C"))) }.map { String(cString: $0) }
             var message = result.map { Self.trimmed(PQresultErrorMessage($0)) } ?? ""
             if message.isEmpty { message = Self.trimmed(PQerrorMessage(handle)) }
-            let error = PostgresError(sqlState: state, message: message.isEmpty ? "the statement failed" : message, sql: sql)
+            let routine = result.flatMap { PQresultErrorField($0, Int32(UInt8(ascii: "R"))) }.map { String(cString: $0) }
+            let error = PostgresError(sqlState: state, message: message.isEmpty ? "the statement failed" : message, sql: sql, routine: routine)
             // A column changed type under the statements prepared here (a migration another
             // server ran): every one of them may be stale, so all are prepared afresh when next
             // run. The server keeps the old ones until the connection closes (a few, once).

@@ -7,11 +7,15 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public let sqlState: String?
     public let message: String
     public let sql: String?
+    /// The server function that raised it (`PG_DIAG_SOURCE_FUNCTION`): the same in every
+    /// language the server may write its messages in.
+    public let routine: String?
 
-    public init(sqlState: String?, message: String, sql: String?) {
+    public init(sqlState: String?, message: String, sql: String?, routine: String? = nil) {
         self.sqlState = sqlState
         self.message = message
         self.sql = sql
+        self.routine = routine
     }
 
     /// A UNIQUE or PRIMARY KEY constraint refused the write.
@@ -28,7 +32,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// migration on another server, a rolling upgrade): PostgreSQL refuses to run it. The
     /// connection forgets what it prepared when it sees this, so running it again prepares it
     /// afresh and works.
-    public var isStalePlan: Bool { sqlState == "0A000" && message.contains("cached plan must not change result type") }
+    public var isStalePlan: Bool {
+        sqlState == "0A000" && (routine == "RevalidateCachedQuery" || message.contains("cached plan must not change result type"))
+    }
 
     /// A lock another session held (the write lock, most often) was not free within `lock_timeout`.
     public var isBusy: Bool { sqlState == "55P03" }
