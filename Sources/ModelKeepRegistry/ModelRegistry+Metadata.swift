@@ -63,6 +63,31 @@ extension ModelRegistry {
         }
     }
 
+    /// Merges `fields` into the JSON object kept under one key of a model's metadata (a
+    /// dialect's document: the HUB's) and, when given, sets the model's description, all in one
+    /// transaction: two merges at once both land, and one that is refused changes nothing.
+    public func mergeDocument(model id: String, key: String, fields: JSONObject, description: String? = nil) throws(RegistryError) {
+        try Self.validateMetadataKey(key, field: "key")
+        try Validation.text(description, field: "description", maxBytes: Self.maxDescriptionBytes)
+        let now = Clock.nowMilliseconds()
+        try writing { db in
+            let resolved = try Self.requireParent(.model(id), db)
+            let stored = try db.queryFirst("SELECT value FROM metadata WHERE parent_id = ? AND key = ?", [.text(resolved.id), .text(key)]) {
+                Self.parsedMetadata($0.text(0))
+            }
+            var document = stored?.objectValue ?? JSONObject()
+            for member in fields.members { document[member.key] = member.value }
+            try validateMetadata(JSONObject([(key: key, value: .object(document))]))
+            try Self.writeMetadata(JSONObject([(key: key, value: .object(document))]), parentID: resolved.id, at: now, db)
+            try Self.recordMetadataChange(resolved, keys: [key], at: now, db)
+            if let description {
+                var changes = ModelChanges()
+                changes.description = .some(description)
+                _ = try Self.applyChanges(changes, toModel: id, at: now, db)
+            }
+        }
+    }
+
     /// Sets one key (`value` may be any JSON, null included).
     public func putMetadata(_ parent: ParentReference, key: String, value: JSONValue) throws(RegistryError) {
         try Self.validateMetadataKey(key, field: "key")

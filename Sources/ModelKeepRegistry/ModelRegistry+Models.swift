@@ -207,35 +207,39 @@ extension ModelRegistry {
         try Validation.text(changes.license ?? nil, field: "license", maxBytes: 256)
         try Validation.text(changes.description ?? nil, field: "description", maxBytes: Self.maxDescriptionBytes)
         let now = Clock.nowMilliseconds()
-        return try writing { db in
-            let current = try Self.requireModel(id: id, db)
-            var sets: [String] = ["updated_at = ?"]
-            var arguments: [SQLValue] = [.integer(now)]
-            func set(_ column: String, _ value: String??) {
-                guard let value else { return }
-                sets.append("\(column) = ?")
-                arguments.append(SQLValue(value))
-            }
-            if let name = changes.name { sets.append("name = ?"); arguments.append(.text(name)) }
-            set("owner", changes.owner)
-            set("task", changes.task)
-            set("description", changes.description)
-            set("license", changes.license)
-            arguments.append(.text(id))
-            do {
-                try db.runRecoverably("UPDATE models SET \(sets.joined(separator: ", ")) WHERE id = ?", arguments)
-            } catch let error as any DatabaseFailure where error.isUniqueViolation {
-                throw try Self.nameTaken(namespace: current.namespace, name: changes.name ?? current.name, db)
-            }
-            if let labels = changes.labels {
-                try Self.writeLabels(labels, table: "model_labels", ownerColumn: "model_id", ownerID: id, replacing: true, db)
-            }
-            let updated = try Self.requireModel(id: id, db)
-            try Self.record("model.updated", namespace: current.namespace, subject: id,
-                            payload: ["name": .string(updated.name), "fields": .array(changes.fieldNames.map(JSONValue.string))],
-                            at: now, db)
-            return updated
+        return try writing { db in try Self.applyChanges(changes, toModel: id, at: now, db) }
+    }
+
+    /// A validated partial update of a live model, inside the caller's write transaction, with its
+    /// `model.updated` event.
+    static func applyChanges(_ changes: ModelChanges, toModel id: String, at now: Int64, _ db: any SQLConnection) throws -> Model {
+        let current = try Self.requireModel(id: id, db)
+        var sets: [String] = ["updated_at = ?"]
+        var arguments: [SQLValue] = [.integer(now)]
+        func set(_ column: String, _ value: String??) {
+            guard let value else { return }
+            sets.append("\(column) = ?")
+            arguments.append(SQLValue(value))
         }
+        if let name = changes.name { sets.append("name = ?"); arguments.append(.text(name)) }
+        set("owner", changes.owner)
+        set("task", changes.task)
+        set("description", changes.description)
+        set("license", changes.license)
+        arguments.append(.text(id))
+        do {
+            try db.runRecoverably("UPDATE models SET \(sets.joined(separator: ", ")) WHERE id = ?", arguments)
+        } catch let error as any DatabaseFailure where error.isUniqueViolation {
+            throw try Self.nameTaken(namespace: current.namespace, name: changes.name ?? current.name, db)
+        }
+        if let labels = changes.labels {
+            try Self.writeLabels(labels, table: "model_labels", ownerColumn: "model_id", ownerID: id, replacing: true, db)
+        }
+        let updated = try Self.requireModel(id: id, db)
+        try Self.record("model.updated", namespace: current.namespace, subject: id,
+                        payload: ["name": .string(updated.name), "fields": .array(changes.fieldNames.map(JSONValue.string))],
+                        at: now, db)
+        return updated
     }
 
     /// Soft-deletes a model (hidden, restorable), or with `hard` removes it with its versions,

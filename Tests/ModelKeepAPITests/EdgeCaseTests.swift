@@ -1,4 +1,6 @@
+import Dispatch
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 @testable import ModelKeepAPI
@@ -55,6 +57,21 @@ struct EdgeCaseTests {
         }
         #expect(try api.patch("/hub/v1/models/\(id)", ["meta": ["name": "yolo v2"], "epochs": 7]).status == 200)
         #expect(try api.get("/hub/v1/models/\(id)")["data"]?["epochs"]?.int == 7)
+    }
+
+    @Test("HUB updates sent at once all land: each merges into the document as it is when it commits")
+    func hubUpdatesAtOnce() throws {
+        let api = try APIClient(.socket)
+        let id = try #require(try api.post("/hub/v1/models", ["meta": ["name": "yolo"]])["data"]?["id"]?.string)
+        let fields = 16
+        let statuses = Mutex<[Int]>([])
+        DispatchQueue.concurrentPerform(iterations: fields) { i in
+            let status = (try? APIClient(.socket, server: api.server).patch("/hub/v1/models/\(id)", ["f\(i)": .int(i)]).status) ?? -1
+            statuses.withLock { $0.append(status) }
+        }
+        #expect(statuses.withLock { $0 } == Array(repeating: 200, count: fields))
+        let document = try api.get("/hub/v1/models/\(id)")["data"]
+        #expect((0..<fields).filter { document?["f\($0)"]?.int != $0 } == [])
     }
 
     @Test("the HUB's weight and file URLs name the host the client asked for, and https behind a proxy that says so")

@@ -125,17 +125,10 @@ struct HUBRoutes {
         let model = try resource(request.parameter("id"), collection)
         let fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let name = fields.object["meta"]?.objectValue?["name"]?.stringValue
-        // The model's description is checked before the document is written, so that a name it
-        // refuses leaves both as they were (the document was written first, then the 400).
         try Validation.text(name, field: "meta.name", maxBytes: ModelRegistry.maxDescriptionBytes)
-        var doc = try registry.metadata(.model(model.id))[Self.documentKey]?.objectValue ?? JSONObject()
-        for member in Self.flatten(fields.object).members { doc[member.key] = member.value }
-        try registry.putMetadata(.model(model.id), key: Self.documentKey, value: .object(doc))
-        if let name {
-            var changes = ModelChanges()
-            changes.description = .some(name)
-            _ = try registry.updateModel(id: model.id, changes)
-        }
+        // The document merged and the name set in one transaction: a refused update changes
+        // nothing, and two at once both land (read, merged and written apart, one was lost).
+        try registry.mergeDocument(model: model.id, key: Self.documentKey, fields: Self.flatten(fields.object), description: name)
         return Respond.json(["success": true, "message": .string("\(collection.path.dropLast()) updated")])
     }
 
