@@ -63,10 +63,12 @@ extension ModelRegistry {
         }
     }
 
-    /// Merges `fields` into the JSON object kept under one key of a model's metadata (a
-    /// dialect's document: the HUB's) and, when given, sets the model's description, all in one
-    /// transaction: two merges at once both land, and one that is refused changes nothing.
-    public func mergeDocument(model id: String, key: String, fields: JSONObject, description: String? = nil) throws(RegistryError) {
+    /// Replaces one key of a model's metadata by what `change` makes of its stored value (nil
+    /// when it has none) and, when given, sets the model's description, all in one transaction:
+    /// what a dialect keeps as a document (the HUB's, its training state, its export requests),
+    /// so that two changes at once both land and one that is refused changes nothing.
+    public func updateMetadata(model id: String, key: String, description: String? = nil,
+                               _ change: (JSONValue?) -> JSONValue) throws(RegistryError) {
         try Self.validateMetadataKey(key, field: "key")
         try Validation.text(description, field: "description", maxBytes: Self.maxDescriptionBytes)
         let now = Clock.nowMilliseconds()
@@ -75,10 +77,9 @@ extension ModelRegistry {
             let stored = try db.queryFirst("SELECT value FROM metadata WHERE parent_id = ? AND key = ?", [.text(resolved.id), .text(key)]) {
                 Self.parsedMetadata($0.text(0))
             }
-            var document = stored?.objectValue ?? JSONObject()
-            for member in fields.members { document[member.key] = member.value }
-            try validateMetadata(JSONObject([(key: key, value: .object(document))]))
-            try Self.writeMetadata(JSONObject([(key: key, value: .object(document))]), parentID: resolved.id, at: now, db)
+            let changed = JSONObject([(key: key, value: change(stored))])
+            try validateMetadata(changed)
+            try Self.writeMetadata(changed, parentID: resolved.id, at: now, db)
             try Self.recordMetadataChange(resolved, keys: [key], at: now, db)
             if let description {
                 var changes = ModelChanges()

@@ -59,7 +59,7 @@ struct EdgeCaseTests {
         #expect(try api.get("/hub/v1/models/\(id)")["data"]?["epochs"]?.int == 7)
     }
 
-    @Test("HUB updates sent at once all land: each merges into the document as it is when it commits")
+    @Test("HUB updates and export requests sent at once all land: each changes the document as it is when it commits")
     func hubUpdatesAtOnce() throws {
         let api = try APIClient(.socket)
         let id = try #require(try api.post("/hub/v1/models", ["meta": ["name": "yolo"]])["data"]?["id"]?.string)
@@ -72,6 +72,12 @@ struct EdgeCaseTests {
         #expect(statuses.withLock { $0 } == Array(repeating: 200, count: fields))
         let document = try api.get("/hub/v1/models/\(id)")["data"]
         #expect((0..<fields).filter { document?["f\($0)"]?.int != $0 } == [])
+        // Export requests, kept as a list, likewise.
+        DispatchQueue.concurrentPerform(iterations: 8) { i in
+            _ = try? APIClient(.socket, server: api.server).post("/hub/v1/models/\(id)/export", ["format": .string("f\(i)")])
+        }
+        let exports = try api.get("/hub/v1/models/\(id)")["data"]?["exports"]?.arrayValue ?? []
+        #expect(Set(exports.compactMap { $0["format"]?.string }) == Set((0..<8).map { "f\($0)" }))
     }
 
     @Test("the HUB's weight and file URLs name the host the client asked for, and https behind a proxy that says so")

@@ -35,8 +35,6 @@ extension HUBRoutes {
             }
         }
         guard let stored else { throw RegistryError.invalid(field: "last.pt", message: "no file part (last.pt or best.pt) was sent") }
-        var training = try registry.metadata(.model(model.id))[Self.trainingKey]?.objectValue ?? JSONObject()
-        if let epoch = fields["epoch"].flatMap(Int.init) { training["epoch"] = .int(epoch) }
         let isBest = fields["isBest"]?.lowercased() == "true"
         if stored == "last.pt" && isBest {
             let checkpoint = try registry.artifact(.model(model.id), path: "last.pt")
@@ -44,13 +42,21 @@ extension HUBRoutes {
                 _ = try registry.artifactFromChunks(.model(model.id), path: "best.pt", size: size, sha256: sha,
                                                     chunks: checkpoint.chunks, fileType: "checkpoint", overwrite: true)
             }
-            training["best_epoch"] = training["epoch"]
         }
-        if stored == "best.pt" || fields["type"] == "final" {
-            training["status"] = "trained"
-            if let map = fields["map"].flatMap(Double.init) { training["map"] = .double(map) }
+        let epoch = fields["epoch"].flatMap(Int.init)
+        let finished = stored == "best.pt" || fields["type"] == "final"
+        let map = fields["map"].flatMap(Double.init)
+        // Read and written in one transaction, as the document is.
+        try registry.updateMetadata(model: model.id, key: Self.trainingKey) { current in
+            var training = current?.objectValue ?? JSONObject()
+            if let epoch { training["epoch"] = .int(epoch) }
+            if stored == "last.pt" && isBest { training["best_epoch"] = training["epoch"] }
+            if finished {
+                training["status"] = "trained"
+                if let map { training["map"] = .double(map) }
+            }
+            return .object(training)
         }
-        try registry.putMetadata(.model(model.id), key: Self.trainingKey, value: .object(training))
         return Respond.json(["success": true, "message": .string("\(stored) stored")])
     }
 }

@@ -128,7 +128,12 @@ struct HUBRoutes {
         try Validation.text(name, field: "meta.name", maxBytes: ModelRegistry.maxDescriptionBytes)
         // The document merged and the name set in one transaction: a refused update changes
         // nothing, and two at once both land (read, merged and written apart, one was lost).
-        try registry.mergeDocument(model: model.id, key: Self.documentKey, fields: Self.flatten(fields.object), description: name)
+        let merged = Self.flatten(fields.object)
+        try registry.updateMetadata(model: model.id, key: Self.documentKey, description: name) { stored in
+            var document = stored?.objectValue ?? JSONObject()
+            for member in merged.members { document[member.key] = member.value }
+            return .object(document)
+        }
         return Respond.json(["success": true, "message": .string("\(collection.path.dropLast()) updated")])
     }
 
@@ -206,9 +211,8 @@ struct HUBRoutes {
         let model = try hubModel(request.parameter("id"))
         var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let format = try fields.requiredString("format")
-        var exports = try registry.metadata(.model(model.id))[Self.exportsKey]?.arrayValue ?? []
-        exports.append(["format": .string(format), "requested_at": Rendering.time(Clock.nowMilliseconds()), "status": "recorded"])
-        try registry.putMetadata(.model(model.id), key: Self.exportsKey, value: .array(exports))
+        let request: JSONValue = ["format": .string(format), "requested_at": Rendering.time(Clock.nowMilliseconds()), "status": "recorded"]
+        try registry.updateMetadata(model: model.id, key: Self.exportsKey) { stored in .array((stored?.arrayValue ?? []) + [request]) }
         return Respond.json(["success": true, "message": .string("export to \(format) recorded; ModelKeep performs no conversion")])
     }
 
