@@ -211,8 +211,8 @@ struct HUBRoutes {
         let model = try hubModel(request.parameter("id"))
         var fields = try JSONFields(request: request, maxDepth: registry.limits.maxJSONDepth)
         let format = try fields.requiredString("format")
-        let request: JSONValue = ["format": .string(format), "requested_at": Rendering.time(Clock.nowMilliseconds()), "status": "recorded"]
-        try registry.updateMetadata(model: model.id, key: Self.exportsKey) { stored in .array((stored?.arrayValue ?? []) + [request]) }
+        let entry: JSONValue = ["format": .string(format), "requested_at": Rendering.time(Clock.nowMilliseconds()), "status": "recorded"]
+        try registry.updateMetadata(model: model.id, key: Self.exportsKey) { stored in .array((stored?.arrayValue ?? []) + [entry]) }
         return Respond.json(["success": true, "message": .string("export to \(format) recorded; ModelKeep performs no conversion")])
     }
 
