@@ -84,7 +84,7 @@ extension ModelRegistry {
             throw .invalid(field: "target", message: "deployed_to takes a consumer (its name) or a uri naming where it serves")
         default: break
         }
-        if let uri = target.uri, !(1...4096).contains(uri.utf8.count) { throw .invalid(field: "target.uri", message: "must be 1 to 4096 bytes") }
+        if target.uri?.isEmpty == true { throw .invalid(field: "target.uri", message: "must be 1 to 4096 bytes") }
         // Bounded, and no NUL (the text would have been kept cut at it).
         try Validation.text(target.uri, field: "target.uri", maxBytes: 4096)
         try Validation.text(target.digest, field: "target.digest", maxBytes: 1024)

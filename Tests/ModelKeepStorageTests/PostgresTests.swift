@@ -93,7 +93,7 @@ struct PostgresTests {
         var generator = SystemRandomNumberGenerator()
         let integers: [SQLValue] = [.integer(.min), -1, 0, .integer(.max), .null]
             + (0..<200).map { _ in .integer(Int64.random(in: .min ... .max, using: &generator) >> Int64.random(in: 0...63, using: &generator)) }
-        let reals: [SQLValue] = [0.1, -0.0, 5e-324, 1.7976931348623157e308, 1e16, -1e-300].map { .real($0) } + [.real(.infinity), .real(-.infinity), .null]
+        let reals: [SQLValue] = [0.1, -0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 1e16, -1e-300].map { .real($0) } + [.real(.infinity), .real(-.infinity), .null]
             + (0..<200).map { _ in .real(Double(bitPattern: UInt64.random(in: 0 ... 0x7FEF_FFFF_FFFF_FFFF, using: &generator))) }
         let blobs: [SQLValue] = [.blob([]), .blob([0]), .blob([0xff, 0x00, 0x5c, 0x22]), .blob(Array(0...255)), .null]
         func back(_ values: [SQLValue], as type: String) throws -> [SQLValue] {

@@ -1,5 +1,6 @@
 import CLibPQ
 import Foundation
+import ModelKeepChunking
 
 /// One connection to a PostgreSQL server through libpq, used by one thread at a time (the pool
 /// hands it out). Calls are synchronous: they block the calling thread until the server answers,
@@ -523,9 +524,7 @@ public enum PostgresSQL {
             switch value {
             case .null: text += "NULL"
             case .integer(let v): text += String(v)
-            case .real(let v) where v.isNaN: text += "NaN"
-            case .real(let v) where v.isInfinite: text += v < 0 ? "-Infinity" : "Infinity"
-            case .real(let v): text += v.description
+            case .real(let v): text += PostgresSQL.nonFiniteText(v) ?? v.description
             case .text(let v):
                 text += "\""
                 for scalar in v.unicodeScalars {
@@ -533,19 +532,16 @@ public enum PostgresSQL {
                     text.unicodeScalars.append(scalar)
                 }
                 text += "\""
-            case .blob(let v):
-                text += "\"\\\\x"
-                for byte in v {
-                    text.unicodeScalars.append(Self.hexDigits[Int(byte >> 4)])
-                    text.unicodeScalars.append(Self.hexDigits[Int(byte & 15)])
-                }
-                text += "\""
+            case .blob(let v): text += "\"\\\\x" + Hex.lowercase(v) + "\""
             }
         }
         return text + "}"
     }
 
-    private static let hexDigits = Array("0123456789abcdef".unicodeScalars)
+    /// PostgreSQL's text for a double that has no digits (NaN, ±Infinity); nil for any other.
+    static func nonFiniteText(_ value: Double) -> String? {
+        value.isNaN ? "NaN" : value.isInfinite ? (value < 0 ? "-Infinity" : "Infinity") : nil
+    }
 
     /// `count` rows cut into runs of 256, 64, 16, 4 or 1 for multi-row statements: a round trip
     /// costs more than a row, and five shapes are all a connection ever prepares.
@@ -647,10 +643,8 @@ private struct EncodedParameters {
                 continue
             case .integer(let v):
                 Self.appendDigits(v, to: &bytes)
-            case .real(let v) where v.isNaN:
-                bytes += Array("NaN".utf8)
-            case .real(let v) where v.isInfinite:
-                bytes += Array((v < 0 ? "-Infinity" : "Infinity").utf8)
+            case .real(let v) where !v.isFinite:
+                bytes += Array(PostgresSQL.nonFiniteText(v)!.utf8)
             case .real(let v):
                 v.write(to: &self)  // the text `description` makes, without a String
             case .text(var v):

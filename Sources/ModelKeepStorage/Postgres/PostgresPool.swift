@@ -77,14 +77,15 @@ public final class PostgresPool: Sendable {
     /// more, its statements prepared afresh: it changed nothing.
     public func read<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         try withConnection { connection in
+            func snapshot() throws -> T {
+                connection.begin(["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"])
+                defer { connection.endRead() }
+                return try body(connection)
+            }
             do {
-                connection.begin(["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"])
-                defer { connection.endRead() }
-                return try body(connection)
+                return try snapshot()
             } catch let error as PostgresError where error.isStalePlan {
-                connection.begin(["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"])
-                defer { connection.endRead() }
-                return try body(connection)
+                return try snapshot()
             }
         }
     }
