@@ -83,6 +83,22 @@ enum MetricBlocks {
             }
         }
 
+        /// Each key's last point in a wide block's row (its latest: a key's points are sorted by
+        /// step, then wallclock, then arrival), with its id; `ids` as for `decode`.
+        static func lastPoints(_ row: Row, data: Int, block: Int64, ids: Int,
+                               _ visit: (_ key: String, _ step: Int64, _ wallclock: Int64, _ value: Double, _ id: Int64) -> Void) {
+            row.withBlob(data) { raw in
+                withBytes(row.isNull(ids) ? nil : row.blob(ids)) { ids in
+                    directory(raw) { key, offset, first, count in
+                        guard count > 0 else { return true }
+                        let (step, wallclock, value) = unpack(raw, at: offset + (count - 1) * pointBytes)
+                        visit(key, step, wallclock, value, pointID(block: block, index: first + count - 1, ids: ids))
+                        return true
+                    }
+                }
+            }
+        }
+
         /// The keys of a wide block's directory, in its order.
         static func keys(_ raw: UnsafeRawBufferPointer) -> [String] {
             var keys: [String] = []
@@ -259,8 +275,10 @@ enum MetricBlocks {
     }
 
     /// The columns a block is written with, in `row(...)`'s order.
+    /// A wide block is written marked `latest_behind` (migration 0031): its points' latest are
+    /// not in metric_latest until a fold or a read puts them there.
     static let columns = ["parent_id", "key", "first_step", "last_step", "points", "low", "high", "data",
-                          "wallclock", "number", "text", "bytes", "ids"]
+                          "wallclock", "number", "text", "bytes", "ids", "latest_behind"]
 
     /// What a read selects of a block, in `decode`'s order.
     static let selected = "id, first_step, data, wallclock, number, text, bytes, ids"
@@ -404,7 +422,7 @@ enum MetricBlocks {
                 }
             }
             return [.text(parentID), .text(wideKey), .integer(first), .integer(last), .integer(Int64(block.count)),
-                    .real(low), .real(high), .blob(WideLayout.encode(block.parts)), .null, .null, .null, .null, .null]
+                    .real(low), .real(high), .blob(WideLayout.encode(block.parts)), .null, .null, .null, .null, .null, .integer(1)]
         }
         return row(key: block.key, points: block.parts[0].points, ids: nil, parentID: parentID)
     }
@@ -418,7 +436,7 @@ enum MetricBlocks {
         if points.count == 1 {
             let point = points[0]
             let extreme: SQLValue = if case .number(let n) = point.value { .real(n) } else { .null }
-            return head + [extreme, extreme, .null, .integer(point.wallclock)] + ModelRegistry.columns(point.value) + [carried]
+            return head + [extreme, extreme, .null, .integer(point.wallclock)] + ModelRegistry.columns(point.value) + [carried, .null]
         }
         var low = Double.infinity, high = -Double.infinity
         var data: [UInt8] = []
@@ -429,7 +447,7 @@ enum MetricBlocks {
             high = max(high, n)
             appendPacked(point.step, point.wallclock, n, to: &data)
         }
-        return head + [.real(low), .real(high), .blob(data), .null, .null, .null, .null, carried]
+        return head + [.real(low), .real(high), .blob(data), .null, .null, .null, .null, carried, .null]
     }
 
     /// Calls `visit` with each point of a block row read with `selected` columns, in the block's

@@ -80,7 +80,7 @@ extension ModelRegistry {
 
     public func searchExperiments(_ search: TrackingSearch) throws(RegistryError) -> Page<Experiment> {
         try Self.requireTracking()
-        return try trackingPage(search, schema: .experiments) { db, ids, _ in try ids.map { try Self.fetchExperiment(id: Int64($0) ?? -1, db) } }
+        return try trackingPage(search, schema: .experiments) { db, _, ids, _ in try ids.map { try Self.fetchExperiment(id: Int64($0) ?? -1, db) } }
     }
 
     /// Runs a change to a live experiment in a transaction, and stamps its update time.

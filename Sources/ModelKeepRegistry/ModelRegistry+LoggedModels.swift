@@ -190,7 +190,7 @@ extension ModelRegistry {
     public func searchLoggedModels(_ search: TrackingSearch) throws(RegistryError) -> Page<LoggedModel> {
         try Self.requireTracking()
         let metricLimit = limits.maxLoggedModelMetrics
-        return try trackingPage(search, schema: .loggedModels) { [loggedModelCache] db, ids, revisions in
+        return try trackingPage(search, schema: .loggedModels) { [loggedModelCache] db, _, ids, revisions in
             try Self.fetchLoggedModels(ids: ids, revisions: revisions, cache: loggedModelCache, metricLimit: metricLimit, db)
         }
     }

@@ -180,10 +180,11 @@ extension ModelRegistry {
                 }
             }
             // Every series' lowest step and chart buckets (migration 0018) against its points.
-            let (series, wide) = try database.read { db in
+            let (series, wide, unmarked) = try database.read { db in
                 let series = try db.query("""
-                    SELECT parent_id, key, first_step, bucket_shift, step, first, counted, bucketed, block_span, widest, block_last, reached FROM (
-                        SELECT l.parent_id, l.key, l.first_step, l.bucket_shift, l.step, l.block_span, l.block_last,
+                    SELECT parent_id, key, first_step, bucket_shift, step, first, counted, bucketed, block_span, widest, block_last, reached,
+                           wallclock, point_id FROM (
+                        SELECT l.parent_id, l.key, l.first_step, l.bucket_shift, l.step, l.block_span, l.block_last, l.wallclock, l.point_id,
                                (SELECT max(last_step) FROM metric_blocks m WHERE m.parent_id = l.parent_id AND m.key = l.key) AS reached,
                                (SELECT max(\(db.sql(sqlite: "m.last_step - m.first_step", postgres: "m.last_step::numeric - m.first_step")))
                                 FROM metric_blocks m WHERE m.parent_id = l.parent_id AND m.key = l.key) AS widest,
@@ -196,20 +197,30 @@ extension ModelRegistry {
                     (parent: row.text(0), key: row.text(1), firstStep: row.isNull(2) ? nil : row.int64(2),
                      shift: row.isNull(3) ? nil : Int(row.int64(3)), last: row.int64(4), first: row.isNull(5) ? nil : row.int64(5),
                      counted: row.int64(6), bucketed: row.int64(7), span: row.int64(8), widest: row.isNull(9) ? 0 : row.double(9),
-                     blockLast: row.int64(10), reached: row.isNull(11) ? nil : row.int64(11))
+                     blockLast: row.int64(10), reached: row.isNull(11) ? nil : row.int64(11),
+                     latest: (row.int64(4), row.int64(12), row.int64(13)))
                 }
                 // The points still in wide blocks are their series' too (reads merge them), read
                 // in the same transaction: how many each series has there, and its lowest step.
+                // And the latest point of each series among the wide blocks not marked
+                // `latest_behind` (migration 0031), which metric_latest must already hold.
                 var wide: [ChartSeriesRef: (count: Int64, first: Int64)] = [:]
-                _ = try db.query("SELECT parent_id, id, data FROM metric_blocks WHERE key = ''") { row in
+                var unmarked: [ChartSeriesRef: (Int64, Int64, Int64)] = [:]
+                _ = try db.query("SELECT parent_id, id, data, ids, latest_behind FROM metric_blocks WHERE key = ''") { row in
                     let parent = row.text(0)
                     MetricBlocks.WideLayout.decode(row, data: 2, block: row.int64(1), ids: nil, wants: nil) { key, step, _, _, _ in
                         let ref = ChartSeriesRef(parentID: parent, key: key)
                         let kept = wide[ref]
                         wide[ref] = ((kept?.count ?? 0) + 1, min(kept?.first ?? step, step))
                     }
+                    guard row.isNull(4) else { return }
+                    MetricBlocks.WideLayout.lastPoints(row, data: 2, block: row.int64(1), ids: 3) { key, step, wallclock, _, id in
+                        let ref = ChartSeriesRef(parentID: parent, key: key)
+                        if let kept = unmarked[ref], kept >= (step, wallclock, id) { return }
+                        unmarked[ref] = (step, wallclock, id)
+                    }
                 }
-                return (series, wide)
+                return (series, wide, unmarked)
             }
             // A column of a series' metric_latest row found wrong: reported, and set on repair.
             func drifted(_ parent: String, _ key: String, _ column: String, to value: Int64, _ problem: String, _ repaired: String) throws {
@@ -235,6 +246,26 @@ extension ModelRegistry {
                 if let reached = s.reached, reached > s.blockLast {
                     try drifted(s.parent, s.key, "block_last", to: reached, "a block reaches step \(reached), past the \(s.blockLast) recorded",
                                 "the last step of the blocks")
+                }
+            }
+            // A series whose latest point lies in a wide block that no mark says is behind: reads
+            // would show an older one. Repaired by marking the parent's wide blocks and catching
+            // them up.
+            var lagging = Set<String>()
+            for s in series {
+                guard let point = unmarked[ChartSeriesRef(parentID: s.parent, key: s.key)], point > s.latest else { continue }
+                report.problems.append("metric \(s.key) of \(s.parent): a point at step \(point.0) in a wide block not marked behind is later than its recorded latest point (step \(s.latest.0))")
+                lagging.insert(s.parent)
+            }
+            if repair {
+                for parent in lagging.sorted() {
+                    let buckets = try database.writeScoped { db, claim in
+                        try claim(parent)
+                        try db.run("UPDATE metric_blocks SET latest_behind = 1 WHERE parent_id = ? AND key = ''", [.text(parent)])
+                        return try Self.catchUpLatest(parentID: parent, db)
+                    }
+                    keepChartBucketsLater(buckets)
+                    report.repairs.append("moved the latest points of the wide blocks of \(parent) into its series")
                 }
             }
             for s in series {

@@ -57,6 +57,9 @@ extension ModelRegistry {
         slots.reserveCapacity(parts)
         var series: [(key: String, batch: BatchSeries, span: Int64, ownLast: Int64)] = []
         series.reserveCapacity(parts)
+        // Whether all of a series' points in this batch went into wide blocks (see below).
+        var onlyWide: [Bool] = []
+        onlyWide.reserveCapacity(parts)
         for (block, blockID) in zip(blocks, ids) {
             var offset = 0
             for (key, points) in block.parts {
@@ -65,10 +68,12 @@ extension ModelRegistry {
                 if s == series.count {
                     series.append((key, BatchSeries(latest: first, latestID: MetricBlocks.pointID(block: blockID, index: offset), firstStep: first.step),
                                    0, .min))
+                    onlyWide.append(true)
                 }
                 // A wide block is no series' block: the fold records the span and the last step
                 // of what it makes.
                 if !block.wide {
+                    onlyWide[s] = false
                     series[s].span = max(series[s].span, MetricBlocks.span(from: first.step, to: points.last!.step))
                     series[s].ownLast = max(series[s].ownLast, points.last!.step)
                 }
@@ -79,7 +84,11 @@ extension ModelRegistry {
             }
         }
         // One upsert row per key: the batch's latest point replaces the stored one unless that is
-        // later; the lowest step only ever goes down.
+        // later; the lowest step only ever goes down. Except for a key whose points here are all
+        // in wide blocks and which is stored from a step at or below the batch's lowest: its
+        // row is left alone, the wide block is marked `latest_behind` (migration 0031), and a
+        // fold or a read that needs its latest point moves it in. A training loop's batch of a
+        // thousand keys rewrote a thousand rows a request; now once a fold, or once a read.
         func putLatest(_ s: Int, _ put: (SQLValue) -> Void) {
             let (key, batch, span, ownLast) = series[s]
             put(.text(parentID))
@@ -107,7 +116,9 @@ extension ModelRegistry {
             // VALUES rows, a thousand keys were 11,000 parameters, each an expression PostgreSQL
             // set up (3.05 ms in ten statements against 2.77 in one). The parent, the first value
             // `putLatest` hands over, is one parameter of its own.
-            var columns = [[SQLValue]](repeating: [], count: 10)
+            // The eleventh array says which rows the statement skips where the key is stored
+            // from a step at or below the batch's (a series only in wide blocks: see below).
+            var columns = [[SQLValue]](repeating: [], count: 11)
             for c in columns.indices { columns[c].reserveCapacity(series.count) }
             for s in series.indices {
                 var c = -1
@@ -115,11 +126,13 @@ extension ModelRegistry {
                     if c >= 0 { columns[c].append(value) }
                     c += 1
                 }
+                columns[10].append(.integer(onlyWide[s] ? 1 : 0))
             }
             var written = Dictionary(try db.query(Self.latestUpsertUnnest + Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
-                                                  [.text(parentID)] + columns.map { .text(PostgresSQL.arrayLiteral($0)) }, read),
+                                                  [.text(parentID)] + columns.map { .text(PostgresSQL.arrayLiteral($0)) } + [.text(parentID)], read),
                                      uniquingKeysWith: { a, _ in a })
-            let left = series.map(\.key).filter { written[$0] == nil }
+            // (A key left out because it waits for its fold has no extent and needs none.)
+            let left = series.indices.filter { !onlyWide[$0] && written[series[$0].key] == nil }.map { series[$0].key }
             if !left.isEmpty {
                 for (key, extent) in try db.rows(in: left, """
                     SELECT l.key, coalesce(l.first_step, l.step), l.step, l.bucket_shift FROM (VALUES (?)...) AS k (key)
@@ -130,8 +143,16 @@ extension ModelRegistry {
         } else {
             // SQLite reads them before, in process (its RETURNING runs as a trigger, which costs more).
             let stored = try known ?? Self.storedExtents(of: series.map(\.key), parentID: parentID, db)
-            try db.runRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail, count: series.count, putLatest)
-            extents = series.map { key, batch, _, _ in
+            let put = series.indices.filter { s in
+                guard onlyWide[s], let before = stored[series[s].key] else { return true }
+                return series[s].batch.firstStep < before.first
+            }
+            try db.runRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail, count: put.count) { i, values in putLatest(put[i], values) }
+            var written = [Bool](repeating: false, count: series.count)
+            for s in put { written[s] = true }
+            extents = series.indices.map { s in
+                guard written[s] else { return nil }
+                let (key, batch, _, _) = series[s]
                 let before = stored[key]
                 return (first: min(before?.first ?? batch.firstStep, batch.firstStep), last: max(before?.last ?? batch.lastStep, batch.lastStep),
                         shift: before?.shift)
@@ -140,7 +161,12 @@ extension ModelRegistry {
         var bucketRows: [[SQLValue]] = []
         var behind: [ChartSeriesRef] = []
         for (s, (key, batch, _, _)) in series.enumerated() {
-            guard let span = extents[s] else { throw RegistryError.internalFailure("the latest point of \(key) was not written") }
+            guard let span = extents[s] else {
+                // Its points wait in a wide block, which the fold buckets (and a read or the
+                // fold moves its latest point in).
+                if onlyWide[s] { continue }
+                throw RegistryError.internalFailure("the latest point of \(key) was not written")
+            }
             if try Self.keepBuckets(parentID: parentID, key: key, batch: batch.numbers, stored: span.shift,
                                     needed: Self.bucketShift(from: span.first, to: span.last), deferring: true, adding: &bucketRows, db) {
                 behind.append(ChartSeriesRef(parentID: parentID, key: key))
@@ -229,7 +255,7 @@ extension ModelRegistry {
             rewritten.append((block.id, rest))
         }
         var rows: [[SQLValue]] = []
-        var folded: [(key: String, span: Int64, last: Int64)] = []
+        var folded: [FoldedSeries] = []
         for key in order {
             let series = MetricBlocks.sorted(points[key]!)
             points[key] = series
@@ -242,7 +268,7 @@ extension ModelRegistry {
                 widest = max(widest, MetricBlocks.span(from: block.first!.step, to: block.last!.step))
                 start += MetricBlocks.maxPoints
             }
-            folded.append((key, widest, series[series.count - 1].step))
+            folded.append(FoldedSeries(key: key, span: widest, last: series[series.count - 1].step, latest: series[series.count - 1]))
         }
         _ = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, rows)
         try Self.recordFoldedBlocks(folded, parentID: parentID, db)
@@ -292,29 +318,144 @@ extension ModelRegistry {
         Int(try db.queryFirst("SELECT count(*) FROM metric_blocks WHERE parent_id = ? AND key = ''", [.text(parentID)]) { $0.int64(0) } ?? 0)
     }
 
+    /// A series a fold (or a catch-up of latest points) moved points of: its widest new block
+    /// and the last step its blocks reach (a catch-up: 0 and the lowest Int64, which change
+    /// nothing), and the latest of the points moved.
+    struct FoldedSeries {
+        let key: String
+        let span: Int64
+        let last: Int64
+        let latest: MetricBlocks.Stored
+    }
+
     /// Records that each key's series now has a block spanning `span` steps (when wider than
-    /// its widest so far) and reaching step `last` (when higher than its blocks reached). SQLite:
-    /// a statement a key, in process. PostgreSQL: 256 keys a statement (a round trip costs more
-    /// than a row), the list padded to a power of two by repeating its last entry, so that a
-    /// statement has at most nine shapes.
-    static func recordFoldedBlocks(_ folded: [(key: String, span: Int64, last: Int64)], parentID: String, _ db: any SQLConnection) throws {
+    /// its widest so far) and reaching step `last` (when higher than its blocks reached), and
+    /// takes `latest` as its latest point when it is later than the stored one (by step, then
+    /// wallclock, then id: the order every read uses). SQLite: a statement a key, in process.
+    /// PostgreSQL: one statement of array parameters. A key with no row (none is made here) is
+    /// passed over.
+    static func recordFoldedBlocks(_ folded: [FoldedSeries], parentID: String, _ db: any SQLConnection) throws {
         guard db.dialect == .postgres else {
-            for (key, span, last) in folded {
-                try db.run("UPDATE metric_latest SET block_span = max(block_span, ?), block_last = max(block_last, ?) WHERE parent_id = ? AND key = ?",
-                           [.integer(span), .integer(last), .text(parentID), .text(key)])
+            for series in folded {
+                let latest = series.latest
+                var values: [SQLValue] = [.integer(series.span), .integer(series.last), .integer(latest.step), .integer(latest.wallclock), .integer(latest.id)]
+                values += Self.columns(latest.value)
+                try db.run(Self.latestFoldUpdate, values + [.text(parentID), .text(series.key)])
             }
             return
         }
-        for start in stride(from: 0, to: folded.count, by: 256) {
-            var part = Array(folded[start..<min(folded.count, start + 256)])
-            while part.count & (part.count - 1) != 0 { part.append(part[part.count - 1]) }
-            let values = (["(?::text, ?::bigint, ?::bigint)"] + Array(repeating: "(?, ?, ?)", count: part.count - 1)).joined(separator: ", ")
-            try db.run("""
-                UPDATE metric_latest AS l SET block_span = greatest(l.block_span, v.span), block_last = greatest(l.block_last, v.last)
-                FROM (VALUES \(values)) AS v (key, span, last)
-                WHERE l.parent_id = ? AND l.key = v.key
-                """, part.flatMap { [SQLValue.text($0.key), .integer($0.span), .integer($0.last)] } + [.text(parentID)])
+        var columns = [[SQLValue]](repeating: [], count: 9)
+        for c in columns.indices { columns[c].reserveCapacity(folded.count) }
+        for series in folded {
+            let latest = series.latest
+            var c = 0
+            for value in [SQLValue.text(series.key), .integer(series.span), .integer(series.last), .integer(latest.step), .integer(latest.wallclock),
+                          .integer(latest.id)] + Self.columns(latest.value) {
+                columns[c].append(value)
+                c += 1
+            }
         }
+        let later = "(v.step, v.wallclock, v.point_id) > (l.step, l.wallclock, l.point_id)"
+        let moved = ["step", "wallclock", "point_id", "number", "text", "bytes"]
+            .map { "\($0) = CASE WHEN \(later) THEN v.\($0) ELSE l.\($0) END" }.joined(separator: ", ")
+        try db.run("""
+            UPDATE metric_latest AS l SET block_span = greatest(l.block_span, v.span), block_last = greatest(l.block_last, v.last), \(moved)
+            FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::float8[], ?::text[], ?::bytea[])
+                 AS v (key, span, last, step, wallclock, point_id, number, text, bytes)
+            WHERE l.parent_id = ? AND l.key = v.key
+            """, columns.map { .text(PostgresSQL.arrayLiteral($0)) } + [.text(parentID)])
+    }
+
+    /// `recordFoldedBlocks`' statement on SQLite: every right-hand side reads the row as it was.
+    private static let latestFoldUpdate: String = {
+        let later = "(?3, ?4, ?5) > (step, wallclock, point_id)"
+        let moved = zip(["step", "wallclock", "point_id", "number", "text", "bytes"], 3...8)
+            .map { "\($0) = iif(\(later), ?\($1), \($0))" }.joined(separator: ", ")
+        return "UPDATE metric_latest SET block_span = max(block_span, ?1), block_last = max(block_last, ?2), \(moved) WHERE parent_id = ?9 AND key = ?10"
+    }()
+
+    /// Moves the latest points of a parent's wide blocks marked `latest_behind` (migration 0031)
+    /// into metric_latest and takes the marks off, inside the caller's write transaction (on
+    /// PostgreSQL with the parent claimed: a write of its points waits). Returns the series
+    /// whose chart buckets their new last steps leave behind, for `keepChartBucketsLater`.
+    static func catchUpLatest(parentID: String, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
+        var marked: [Int64] = []
+        var latest: [String: MetricBlocks.Stored] = [:]
+        var order: [String] = []
+        _ = try db.query("SELECT id, data, ids FROM metric_blocks WHERE parent_id = ? AND latest_behind IS NOT NULL",
+                         [.text(parentID)]) { row in
+            marked.append(row.int64(0))
+            MetricBlocks.WideLayout.lastPoints(row, data: 1, block: row.int64(0), ids: 2) { key, step, wallclock, value, id in
+                let point = MetricBlocks.Stored(step: step, wallclock: wallclock, value: .number(value), id: id)
+                if let kept = latest[key] {
+                    if point.order > kept.order { latest[key] = point }
+                } else {
+                    latest[key] = point
+                    order.append(key)
+                }
+            }
+        }
+        guard !marked.isEmpty else { return [] }
+        try recordFoldedBlocks(order.map { FoldedSeries(key: $0, span: 0, last: .min, latest: latest[$0]!) }, parentID: parentID, db)
+        // The blocks read, by their ids on PostgreSQL: a write that does not claim the parent
+        // (a logged model's points, logged through a run) may commit a marked block meanwhile,
+        // which this statement's snapshot would see. SQLite's one writer is this transaction.
+        if db.dialect == .postgres {
+            try db.run("UPDATE metric_blocks SET latest_behind = NULL WHERE id = ANY(?::bigint[])",
+                       [.text(PostgresSQL.arrayLiteral(marked.map(SQLValue.integer)))])
+        } else {
+            try db.run("UPDATE metric_blocks SET latest_behind = NULL WHERE parent_id = ? AND latest_behind IS NOT NULL", [.text(parentID)])
+        }
+        // A series whose last step moved on may need wider buckets (what a write of its points
+        // asked for before they waited in wide blocks).
+        let extents = try storedExtents(of: order, parentID: parentID, db)
+        var behind: [ChartSeriesRef] = []
+        for key in order {
+            guard let extent = extents[key], shiftToCatchUp(from: extent.first, to: extent.last, stored: extent.shift) != nil else { continue }
+            behind.append(ChartSeriesRef(parentID: parentID, key: key))
+        }
+        return behind
+    }
+
+    /// The most parents with marked blocks (migration 0031) a read takes in one list: the
+    /// marks are few (the parents whose newest wide blocks nothing has read or folded yet), and
+    /// one pass over their index answers every parent a read shows. With more, each read asks
+    /// for its own parents.
+    static let markedListMost = 256
+
+    /// The statement listing the parents with marked blocks, up to one past `markedListMost`,
+    /// from the marks' own index (SQLite's planner, told nothing, may walk a parent's every block).
+    static func markedParentsSQL(_ db: any SQLConnection) -> String {
+        "SELECT DISTINCT parent_id FROM \(markedTable(db)) WHERE latest_behind IS NOT NULL LIMIT \(markedListMost + 1)"
+    }
+
+    static func markedTable(_ db: any SQLConnection, as alias: String? = nil) -> String {
+        let named = alias.map { "metric_blocks AS \($0)" } ?? "metric_blocks"
+        return db.sql(sqlite: named + " INDEXED BY metric_blocks_latest_behind", postgres: named)
+    }
+
+    /// The parents among `parents` with marked blocks, asked parent by parent.
+    static func parentsBehind(_ parents: [String], _ db: any SQLConnection) throws -> [String] {
+        guard !parents.isEmpty else { return [] }
+        return try db.rows(in: parents, "SELECT DISTINCT parent_id FROM \(markedTable(db)) WHERE parent_id IN (?...) AND latest_behind IS NOT NULL") {
+            $0.text(0)
+        }
+    }
+
+    /// The runs of `experiments` (every run when empty) with marked blocks, by their ModelKeep
+    /// models (what a search by a metric reads metric_latest by): among `marked` when the list
+    /// was short enough to read whole, else through the marks' index.
+    static func runParentsBehind(experiments: [Int64], marked: Set<String>?, _ db: any SQLConnection) throws -> [String] {
+        if marked?.isEmpty == true { return [] }
+        let inExperiments = experiments.isEmpty ? "" : " AND t.experiment_id IN (" + Array(repeating: "?", count: experiments.count).joined(separator: ", ") + ")"
+        if let marked {
+            return try db.rows(in: Array(marked), "SELECT t.model_id FROM mlflow_runs t WHERE t.model_id IN (?...)\(inExperiments)",
+                               extra: experiments.map(SQLValue.integer)) { $0.text(0) }
+        }
+        return try db.query("""
+            SELECT DISTINCT b.parent_id FROM \(markedTable(db, as: "b")) JOIN mlflow_runs t ON t.model_id = b.parent_id
+            WHERE b.latest_behind IS NOT NULL\(inExperiments)
+            """, experiments.map(SQLValue.integer)) { $0.text(0) }
     }
 
     /// What a write needs of a stored series: its step span, its bucket shift, its widest block,
@@ -398,7 +539,10 @@ extension ModelRegistry {
     private static let latestUpsertHead = "INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, block_span, block_last) VALUES "
     private static let latestUpsertUnnest = """
         INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, block_span, block_last)
-        SELECT ?, u.* FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::float8[], ?::text[], ?::bytea[], ?::bigint[], ?::bigint[], ?::bigint[]) AS u
+        SELECT ?, u.key, u.step, u.wallclock, u.point_id, u.number, u.text, u.bytes, u.first_step, u.block_span, u.block_last
+        FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::float8[], ?::text[], ?::bytea[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])
+             AS u (key, step, wallclock, point_id, number, text, bytes, first_step, block_span, block_last, only_wide)
+        WHERE u.only_wide = 0 OR NOT EXISTS (SELECT 1 FROM metric_latest l WHERE l.parent_id = ? AND l.key = u.key AND l.first_step <= u.first_step)
         """
     private static let latestUpsertTail: String = {
         let later = "(excluded.step, excluded.wallclock, excluded.point_id) >= (metric_latest.step, metric_latest.wallclock, metric_latest.point_id)"
@@ -549,7 +693,8 @@ extension ModelRegistry {
     }
 
     /// Copies every point of one parent's series (with their latest points and chart buckets) to
-    /// another that has none yet, inside the caller's transaction.
+    /// another that has none yet, inside the caller's transaction. A wide block marked
+    /// `latest_behind` stays marked in the copy, whose latest points then wait as the source's do.
     static func copyPoints(from sourceID: String, to targetID: String, _ db: any SQLConnection) throws {
         let latest = try db.query("""
             SELECT key, step, wallclock, point_id, number, text, bytes, first_step, bucket_shift, block_span FROM metric_latest WHERE parent_id = ?
@@ -564,7 +709,7 @@ extension ModelRegistry {
         var after: Int64 = -1
         while true {
             let page = try db.query("""
-                SELECT id, key, first_step, last_step, points, low, high, data, wallclock, number, text, bytes, ids
+                SELECT id, key, first_step, last_step, points, low, high, data, wallclock, number, text, bytes, ids, latest_behind
                 FROM metric_blocks WHERE parent_id = ? AND id > ? ORDER BY id LIMIT 1000
                 """, [.text(sourceID), .integer(after)]) { row -> (id: Int64, row: [SQLValue]) in
                 func optional(_ i: Int, _ make: (Int) -> SQLValue) -> SQLValue { row.isNull(i) ? .null : make(i) }
@@ -574,7 +719,8 @@ extension ModelRegistry {
                 return (row.int64(0), [.text(targetID), .text(row.text(1)), .integer(row.int64(2)), .integer(row.int64(3)), .integer(row.int64(4)),
                                        optional(5) { .real(row.double($0)) }, optional(6) { .real(row.double($0)) }, optional(7) { .blob(row.blob($0)) },
                                        optional(8) { .integer(row.int64($0)) }, optional(9) { .real(row.double($0)) },
-                                       optional(10) { .text(row.text($0)) }, optional(11) { .blob(row.blob($0)) }, ids])
+                                       optional(10) { .text(row.text($0)) }, optional(11) { .blob(row.blob($0)) }, ids,
+                                       optional(13) { .integer(row.int64($0)) }])
             }
             guard let last = page.last else { break }
             _ = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, page.map(\.row))
@@ -631,8 +777,9 @@ extension ModelRegistry {
 
     /// The latest point of every key of a parent, sorted by key.
     public func latestMetrics(_ parent: ParentReference) throws(RegistryError) -> [MetricPoint] {
-        try reading { db in
+        try readingLatest { db, gate in
             let resolved = try Self.requireParent(parent, db)
+            try gate.require([resolved.id], db)
             return try db.query("""
                 SELECT key, step, wallclock, number, text, bytes FROM metric_latest WHERE parent_id = ? ORDER BY key
                 """, [.text(resolved.id)]) {
@@ -786,3 +933,102 @@ private struct Bucket {
     }
 }
 
+
+/// What a read of latest metric points does about parents whose wide blocks are marked
+/// `latest_behind` (migration 0031): in a read transaction, `require` stops the read
+/// (`LatestPointsBehind`), which `ModelRegistry.readingLatest` then runs again in a write that
+/// catches those parents up first; in that write, `require` catches up any other parent it
+/// finds marked, in place, with the parent claimed.
+final class LatestPointsGate {
+    private let claim: ((String) throws -> Void)?
+    private var caughtUp = Set<String>()
+    /// The parents with marked blocks, once read in this transaction (`.some(nil)`: more than
+    /// `ModelRegistry.markedListMost`; each read then asks for its own parents).
+    private var marked: Set<String>?? = .none
+    /// The series whose chart buckets the catch-ups left behind.
+    private(set) var bucketsBehind: [ChartSeriesRef] = []
+
+    init(claim: ((String) throws -> Void)?) { self.claim = claim }
+
+    /// Whether the list of marked parents still has to be read (PostgreSQL's page of runs reads
+    /// it in the round trip of its other queries, and hands it over with `adopt`).
+    var needsMarked: Bool { marked == nil }
+
+    /// Takes the rows of `ModelRegistry.markedParentsSQL`.
+    func adopt(_ parents: [String]) {
+        marked = .some(parents.count > ModelRegistry.markedListMost ? nil : Set(parents))
+    }
+
+    private func markedParents(_ db: any SQLConnection) throws -> Set<String>? {
+        if marked == nil { adopt(try db.query(ModelRegistry.markedParentsSQL(db)) { $0.text(0) }) }
+        return marked!
+    }
+
+    /// The parents among `parents` with marked blocks (those caught up here left out).
+    func markedAmong(_ parents: [String], _ db: any SQLConnection) throws -> [String] {
+        guard let known = try markedParents(db) else {
+            return try ModelRegistry.parentsBehind(parents.filter { !caughtUp.contains($0) }, db)
+        }
+        return known.isEmpty ? [] : parents.filter { known.contains($0) && !caughtUp.contains($0) }
+    }
+
+    /// Makes the latest points of `parents` whole: nothing when none is marked.
+    func require(_ parents: [String], _ db: any SQLConnection) throws {
+        try settle(markedAmong(parents, db), db)
+    }
+
+    /// `require` for what a search by a metric reads: the runs of `experiments` (all: empty).
+    func requireRuns(experiments: [Int64], _ db: any SQLConnection) throws {
+        try settle(ModelRegistry.runParentsBehind(experiments: experiments, marked: markedParents(db)?.subtracting(caughtUp), db), db)
+    }
+
+    /// Catches up `marked` (in a write) or stops the read (in a read).
+    func settle(_ marked: [String], _ db: any SQLConnection) throws {
+        guard !marked.isEmpty else { return }
+        guard let claim else { throw LatestPointsBehind(parents: marked) }
+        // In one order, so that two catch-ups of overlapping parents never wait on each other.
+        for parent in Set(marked).sorted() where caughtUp.insert(parent).inserted {
+            try claim(parent)
+            bucketsBehind += try ModelRegistry.catchUpLatest(parentID: parent, db)
+        }
+    }
+}
+
+/// A read found parents whose latest points are not all in metric_latest yet.
+struct LatestPointsBehind: Error {
+    let parents: [String]
+}
+
+extension ModelRegistry {
+    /// Runs a read that shows latest metric points (a run's metrics, a parent's latest points, a
+    /// search by a metric): `body` asks `gate` for the parents it reads first. When one's wide
+    /// blocks wait for their latest points (migration 0031), the read is run again in a write
+    /// (scoped to those parents on PostgreSQL) that moves them into metric_latest first; the
+    /// next read of those parents finds nothing to do.
+    func readingLatest<T: Sendable>(_ body: (any SQLConnection, LatestPointsGate) throws -> T) throws(RegistryError) -> T {
+        let behind: [String]
+        do {
+            return try database.read { db in try body(db, LatestPointsGate(claim: nil)) }
+        } catch let stop as LatestPointsBehind {
+            behind = stop.parents
+        } catch {
+            throw RegistryError.from(error)
+        }
+        let (value, buckets): (T, [ChartSeriesRef])
+        do {
+            // `database`, not `writing`: derived rows only, no change for a feed reader.
+            (value, buckets) = try database.writeScoped { db, claim in
+                try withoutActuallyEscaping(claim) { claim in
+                    let gate = LatestPointsGate(claim: claim)
+                    try gate.settle(behind, db)
+                    let value = try body(db, gate)
+                    return (value, gate.bucketsBehind)
+                }
+            }
+        } catch {
+            throw RegistryError.from(error)
+        }
+        keepChartBucketsLater(buckets)
+        return value
+    }
+}

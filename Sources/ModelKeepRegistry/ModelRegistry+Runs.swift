@@ -37,8 +37,8 @@ extension ModelRegistry {
     static let runColumnCount = runColumns.split(separator: ",").count
 
     /// A run with its params, tags, latest metrics, inputs and outputs.
-    static func fetchRun(id: String, _ db: any SQLConnection) throws -> Run {
-        guard let run = try fetchRuns(ids: [id], db).first else { throw RegistryError.notFound("Run with id=\(id) not found") }
+    static func fetchRun(id: String, gate: LatestPointsGate? = nil, _ db: any SQLConnection) throws -> Run {
+        guard let run = try fetchRuns(ids: [id], gate: gate, db).first else { throw RegistryError.notFound("Run with id=\(id) not found") }
         return run
     }
 
@@ -64,7 +64,12 @@ extension ModelRegistry {
     /// With a `cache` and the `revisions` a search read for `ids`: a run kept at its revision is
     /// taken as kept, and only its latest metric values are read (the revision does not count
     /// them); the runs read afresh are kept.
-    static func fetchRuns(ids: [String], revisions: [Int64]? = nil, cache: RunCache? = nil, _ db: any SQLConnection) throws -> [Run] {
+    ///
+    /// With a `gate`, the runs' latest metric values are whole (migration 0031): a run whose
+    /// wide blocks wait for theirs stops a read, and is caught up and read again in a write.
+    /// Without one (a run just made), they are read as metric_latest has them.
+    static func fetchRuns(ids: [String], revisions: [Int64]? = nil, cache: RunCache? = nil, gate: LatestPointsGate? = nil,
+                          _ db: any SQLConnection) throws -> [Run] {
         var found = [Run?](repeating: nil, count: ids.count)
         var wanted = ids.map { Optional($0) }
         if let cache, let revisions {
@@ -109,12 +114,36 @@ extension ModelRegistry {
         // (a kept run's, and those the first query read), through the runs' rows on PostgreSQL.
         let (metricOwners, metricsThrough): ([String?], (join: String, key: String)?) = db.dialect == .sqlite
             ? (found.map { $0?.modelID }, nil) : (ids.map { Optional($0) }, runsJoin)
-        queries.append(db.numbered(metricOwners, "SELECT w.n, m.key, m.step, m.wallclock, m.number, m.text, m.bytes "
-                                   + db.wantedRows(of: "metric_latest", as: "m", by: "parent_id", through: metricsThrough, where: "m.bytes IS NULL")) { row in
+        let metricsQuery = db.numbered(metricOwners, "SELECT w.n, m.key, m.step, m.wallclock, m.number, m.text, m.bytes "
+                                       + db.wantedRows(of: "metric_latest", as: "m", by: "parent_id", through: metricsThrough, where: "m.bytes IS NULL")) { row in
             found[row.int(0)]?.metrics.append(MetricPoint(key: row.text(1), step: row.int64(2), wallclock: row.int64(3),
                                                           value: Self.value(row, at: 4)))
-        })
+        }
+        // Runs whose latest points wait in marked wide blocks: on SQLite, in process, asked
+        // before; on PostgreSQL asked in the same round trip, and the values read again after a
+        // catch-up (in a write; a read stops).
+        // (The list of marked parents, usually empty, is read once a transaction: a search by
+        // a metric has read it already.)
+        var listed: [String]? = nil
+        if let gate {
+            if db.dialect == .sqlite {
+                try gate.require(metricOwners.compactMap { $0 }, db)
+            } else if gate.needsMarked {
+                listed = []
+                queries.append(BatchQuery(Self.markedParentsSQL(db)) { listed?.append($0.text(0)) })
+            }
+        }
+        queries.append(metricsQuery)
         try db.queryBatch(queries)
+        if let gate, db.dialect == .postgres {
+            if let listed { gate.adopt(listed) }
+            let marked = try gate.markedAmong(found.compactMap { $0?.modelID }, db)
+            if !marked.isEmpty {
+                try gate.settle(marked, db)
+                for n in found.indices { found[n]?.metrics = [] }
+                try db.queryBatch([metricsQuery])
+            }
+        }
         var loaded: [Run] = []
         for n in found.indices where found[n] != nil {
             putInKeyOrder(&found[n]!.metrics, key: \.key)
@@ -172,7 +201,7 @@ extension ModelRegistry {
     /// A run, deleted or not.
     public func run(id: String) throws(RegistryError) -> Run {
         try Self.requireTracking()
-        return try reading { db in try Self.fetchRun(id: id, db) }
+        return try readingLatest { db, gate in try Self.fetchRun(id: id, gate: gate, db) }
     }
 
     /// A run's attributes, without its params, tags, metrics, inputs or outputs.
@@ -186,8 +215,8 @@ extension ModelRegistry {
 
     public func searchRuns(_ search: TrackingSearch) throws(RegistryError) -> Page<Run> {
         try Self.requireTracking()
-        return try trackingPage(search, schema: .runs) { [runCache] db, ids, revisions in
-            try Self.fetchRuns(ids: ids, revisions: revisions, cache: runCache, db)
+        return try trackingPage(search, schema: .runs) { [runCache] db, gate, ids, revisions in
+            try Self.fetchRuns(ids: ids, revisions: revisions, cache: runCache, gate: gate, db)
         }
     }
 

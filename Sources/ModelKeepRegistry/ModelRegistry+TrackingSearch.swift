@@ -127,7 +127,7 @@ extension ModelRegistry {
     /// One page of a tracking search: the items `load` reads for the page's ids, given with the
     /// revision each row has (`TrackingSchema.revision`; in the same read transaction), in its order.
     func trackingPage<T: Sendable>(_ search: TrackingSearch, schema: TrackingSchema,
-                                   load: @escaping (any SQLConnection, [String], [Int64]) throws -> [T]) throws(RegistryError) -> Page<T> {
+                                   load: @escaping (any SQLConnection, LatestPointsGate, [String], [Int64]) throws -> [T]) throws(RegistryError) -> Page<T> {
         guard search.pageSize >= 1 else { throw .invalid(field: "max_results", message: "must be at least 1") }
         var clauses: [String] = []
         var arguments: [SQLValue] = []
@@ -157,7 +157,7 @@ extension ModelRegistry {
             let walk = try Self.walkedRows(table: table, key: key, descending: order.descending, experimentIDs: search.experimentIDs,
                                            schema: schema, joins: joins, clauses: clauses, arguments: arguments, after: cursor,
                                            limit: pageSize + 1, withoutMetric: !filtered)
-            return try page(of: walk, signature: signature, pageSize: pageSize, load: load)
+            return try page(of: walk, signature: signature, pageSize: pageSize, latestOf: nil, load: load)
         }
         // The sort keys: each caller key's value computed once per row (a materialized inner
         // select: a correlated subquery written twice would run twice; a joined value is read
@@ -212,24 +212,33 @@ extension ModelRegistry {
             """
         let allArguments = keyArguments + joins.arguments + arguments + outerArguments + [.integer(Int64(search.pageSize) + 1)]
         let count = columns.count
+        // A search of runs by a metric reads metric_latest: the runs of its experiments whose
+        // latest points wait in wide blocks are caught up first (migration 0031).
+        let namesMetric = (search.predicates.map(\.field) + search.order.map(\.field)).contains { if case .metric = $0 { true } else { false } }
+        let latestOf = schema.kind == TrackingSchema.runs.kind && namesMetric ? search.experimentIDs : nil
         return try page(of: { db in
             try db.query(sql, allArguments) { row in (id: row.value(0), revision: row.int64(1), key: (2...count + 1).map { row.value($0) }) }
-        }, signature: orderSignature, pageSize: pageSize, load: load)
+        }, signature: orderSignature, pageSize: pageSize, latestOf: latestOf, load: load)
     }
 
     /// A page of a search's ordered rows (`rows`: up to one more than `pageSize`, each an id and
     /// its sort key) and the items they name, read in one transaction (on PostgreSQL each costs
     /// a BEGIN and a COMMIT round trip); the token continues after the page's last key.
+    ///
+    /// `latestOf`: the experiments (all: empty) whose runs' latest metric points the rows are
+    /// ordered or filtered by, made whole first (see `readingLatest`).
     private func page<T: Sendable>(of rows: @escaping (any SQLConnection) throws -> [SearchRow], signature: String,
-                                   pageSize: Int, load: @escaping (any SQLConnection, [String], [Int64]) throws -> [T]) throws(RegistryError) -> Page<T> {
-        try reading { db in
+                                   pageSize: Int, latestOf: [Int64]?,
+                                   load: @escaping (any SQLConnection, LatestPointsGate, [String], [Int64]) throws -> [T]) throws(RegistryError) -> Page<T> {
+        try readingLatest { db, gate in
+            if let latestOf { try gate.requireRuns(experiments: latestOf, db) }
             let rows = try rows(db)
             let ids = rows.prefix(pageSize).map { row -> String in
                 if case .integer(let n) = row.id { return String(n) }
                 if case .text(let s) = row.id { return s }
                 return ""
             }
-            let items = try load(db, Array(ids), rows.prefix(pageSize).map(\.revision))
+            let items = try load(db, gate, Array(ids), rows.prefix(pageSize).map(\.revision))
             guard rows.count > pageSize else { return Page(items: items, nextPageToken: nil) }
             return Page(items: items, nextPageToken: PageCursor(order: signature, descending: false, values: rows[pageSize - 1].key).encode())
         }

@@ -199,6 +199,31 @@ class TrackingTest(MLflowTestCase):
         self.assertCode("INVALID_PARAMETER_VALUE", self.client.search_runs, [experiment], "foo.acc > 1")
         self.assertCode("INVALID_PARAMETER_VALUE", self.client.search_runs, [experiment], "metrics.acc > 0 OR params.lr = '1'")
 
+    def test_a_training_loop_of_many_metrics_reads_its_newest_values(self):
+        # 50 metrics a step (a wide batch, whose newest values the server moves in when a read
+        # or a fold needs them): every read right after a step answers that step's values.
+        experiment = self.client.create_experiment(unique("many-metrics"))
+        with mlflow.start_run(experiment_id=experiment) as active:
+            run = active.info.run_id
+            for step in range(20):
+                mlflow.log_metrics({f"m{k:02d}": step * 100 + k for k in range(50)}, step=step)
+                if step % 3 == 0:
+                    metrics = self.client.get_run(run).data.metrics
+                    self.assertEqual(metrics["m07"], step * 100 + 7)
+                    self.assertEqual(len(metrics), 50)
+                if step % 4 == 1:
+                    found = self.client.search_runs([experiment], f"metrics.m49 >= {step * 100 + 49}", order_by=["metrics.m00 DESC"])
+                    self.assertEqual([r.info.run_id for r in found], [run])
+                    self.assertEqual(found[0].data.metrics["m00"], step * 100)
+        mlflow.log_metrics({f"m{k:02d}": -k for k in range(50)}, step=20, run_id=run)
+        # The run's model in the native API: its latest points, the last step's.
+        model = self.native_model("mlflow-runs", run)
+        latest = native("GET", f"/api/v1/models/{model['id']}/metrics")["metrics"]
+        self.assertEqual(len(latest), 50)
+        self.assertEqual((latest["m33"]["step"], latest["m33"]["value"]), (20, -33))
+        self.assertEqual(self.client.get_run(run).data.metrics["m49"], -49)
+        self.assertEqual([m.step for m in self.client.get_metric_history(run, "m11")], list(range(21)))
+
     def test_params_are_immutable_and_log_batch_has_mlflows_limits(self):
         run = self.client.create_run("0")
         run_id = run.info.run_id
