@@ -105,7 +105,7 @@ extension ModelRegistry {
         // whether its buckets must change.
         // In `series`' order.
         let extents: [(first: Int64, last: Int64, shift: Int?)?]
-        if db.dialect == .postgres {
+        if db.dialect == .postgres, known == nil {
             // Returned by the upsert itself (its first_step and step are the span's ends; it
             // leaves bucket_shift alone): a lookup of a thousand keys first cost more than the
             // upsert. The rows it leaves as they were are not returned: read after it, joined to
@@ -141,13 +141,32 @@ extension ModelRegistry {
             }
             extents = series.map { written[$0.key] }
         } else {
-            // SQLite reads them before, in process (its RETURNING runs as a trigger, which costs more).
+            // SQLite reads them before, in process (its RETURNING runs as a trigger, which costs
+            // more); so does PostgreSQL for a run's batch of many keys (`known`: one index range
+            // read), whose upsert is then left with the rows it must write, usually none.
             let stored = try known ?? Self.storedExtents(of: series.map(\.key), parentID: parentID, db)
             let put = series.indices.filter { s in
                 guard onlyWide[s], let before = stored[series[s].key] else { return true }
                 return series[s].batch.firstStep < before.first
             }
-            try db.runRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail, count: put.count) { i, values in putLatest(put[i], values) }
+            if db.dialect == .postgres {
+                if !put.isEmpty {
+                    var columns = [[SQLValue]](repeating: [], count: 11)
+                    for c in columns.indices { columns[c].reserveCapacity(put.count) }
+                    for s in put {
+                        var c = -1
+                        putLatest(s) { value in
+                            if c >= 0 { columns[c].append(value) }
+                            c += 1
+                        }
+                        columns[10].append(.integer(0))
+                    }
+                    try db.run(Self.latestUpsertUnnest + Self.latestUpsertTail,
+                               [.text(parentID)] + columns.map { .text(PostgresSQL.arrayLiteral($0)) } + [.text(parentID)])
+                }
+            } else {
+                try db.runRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail, count: put.count) { i, values in putLatest(put[i], values) }
+            }
             var written = [Bool](repeating: false, count: series.count)
             for s in put { written[s] = true }
             extents = series.indices.map { s in
@@ -513,8 +532,15 @@ extension ModelRegistry {
         }
         // One key (MLflow's log_metric, a point a request: the hot case) is a plain lookup;
         // rows(in:) would rebuild its IN list's SQL text for every request.
+        // PostgreSQL: joined to the keys (its generic plan filtered a `key IN (...)` list over
+        // the parent's rows one by one).
         let rows = keys.count == 1
             ? try db.query(columns + " WHERE parent_id = ? AND key = ?", [.text(parentID), .text(keys[0])], read)
+            : db.dialect == .postgres
+            ? try db.rows(in: keys, """
+                SELECT l.key, l.first_step, l.step, l.bucket_shift, l.block_span, l.block_last FROM (VALUES (?)...) AS k (key)
+                JOIN metric_latest l ON l.key = k.key AND l.parent_id = ?
+                """, extra: [.text(parentID)], read)
             : try db.rows(in: keys, columns + " WHERE key IN (?...) AND parent_id = ?", extra: [.text(parentID)], read)
         return Self.byKey(rows)
     }

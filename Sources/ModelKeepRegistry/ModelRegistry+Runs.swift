@@ -422,7 +422,7 @@ extension ModelRegistry {
                 stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: n.bitPattern))
             }
         }
-        if db.dialect == .postgres {
+        if db.dialect == .postgres, groups.count < Self.extentRangeFrom {
             // One statement (a round trip) per step range: each key's latest point, and the
             // blocks only where it reaches the range. A join to the keys, not `key IN (...)`,
             // which PostgreSQL's generic plan filtered row by row over the run's rows (11 ms a
@@ -451,8 +451,11 @@ extension ModelRegistry {
             }
             try db.queryBatch(db.withSequentialScansOff(reads))
         } else {
-            // SQLite, in process: each key's latest point first, then the blocks of the keys
-            // that reach the batch, from the start computed here (no arithmetic in SQL).
+            // SQLite, in process, and PostgreSQL for a batch of many keys (whose run's series
+            // one index range read returns, a quarter of a probe a key): each key's latest point
+            // first, then the blocks of the keys that reach the batch, from the start computed
+            // here (no arithmetic in SQL); on PostgreSQL a training loop's next step reads no
+            // block, and its latest-point upsert is left with the keys it must write.
             // (Read for every key of the batch, they serve the insert of its new points too.)
             var reachable: [Seek: [String]] = [:]
             let extents = try Self.storedExtents(of: groups.map(\.key), parentID: run.modelID, db)
@@ -462,11 +465,26 @@ extension ModelRegistry {
                 let start = MetricBlocks.lowestStart(reaching: groups[g].range.low, span: extent.blockSpan)
                 reachable[Seek(start: start, low: groups[g].range.low, high: groups[g].range.high), default: []].append(key)
             }
-            for (bounds, keys) in reachable {
-                _ = try db.rows(in: keys, """
-                    SELECT key, \(MetricBlocks.selected) FROM metric_blocks
-                    WHERE key IN (?...) AND parent_id = ? AND first_step BETWEEN ? AND ? AND last_step >= ? AND low IS NOT NULL
-                    """, extra: [.text(run.modelID), .integer(bounds.start), .integer(bounds.high), .integer(bounds.low)], read)
+            if db.dialect == .postgres {
+                // Each key's blocks probed alone (a LATERAL subquery fenced by OFFSET 0), planned
+                // with sequential scans off, every range's statements in one round trip (as above).
+                let reads = reachable.flatMap { bounds, keys in
+                    db.batches(in: keys, """
+                        SELECT b.key, b.id, b.first_step, b.data, b.wallclock, b.number, b.text, b.bytes, b.ids
+                        FROM (VALUES (?)...) AS k (key)
+                        CROSS JOIN LATERAL (SELECT key, \(MetricBlocks.selected) FROM metric_blocks
+                                            WHERE parent_id = ? AND key = k.key AND low IS NOT NULL
+                                              AND first_step BETWEEN ? AND ? AND last_step >= ? OFFSET 0) AS b
+                        """, extra: [.text(run.modelID), .integer(bounds.start), .integer(bounds.high), .integer(bounds.low)], read: read)
+                }
+                if !reads.isEmpty { try db.queryBatch(db.withSequentialScansOff(reads)) }
+            } else {
+                for (bounds, keys) in reachable {
+                    _ = try db.rows(in: keys, """
+                        SELECT key, \(MetricBlocks.selected) FROM metric_blocks
+                        WHERE key IN (?...) AND parent_id = ? AND first_step BETWEEN ? AND ? AND last_step >= ? AND low IS NOT NULL
+                        """, extra: [.text(run.modelID), .integer(bounds.start), .integer(bounds.high), .integer(bounds.low)], read)
+                }
             }
         }
         // And the points still in the run's wide blocks (a few blocks at most: they are folded),
