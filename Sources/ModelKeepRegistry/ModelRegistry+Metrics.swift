@@ -976,6 +976,9 @@ final class LatestPointsGate {
 
     init(claim: ((String) throws -> Void)?) { self.claim = claim }
 
+    /// Whether the gate is in a write (a found mark is caught up here, not thrown).
+    var writing: Bool { claim != nil }
+
     /// Whether the list of marked parents still has to be read (PostgreSQL's page of runs reads
     /// it in the round trip of its other queries, and hands it over with `adopt`).
     var needsMarked: Bool { marked == nil }

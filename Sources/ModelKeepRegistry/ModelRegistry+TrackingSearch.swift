@@ -231,7 +231,11 @@ extension ModelRegistry {
                                    pageSize: Int, latestOf: [Int64]?,
                                    load: @escaping (any SQLConnection, LatestPointsGate, [String], [Int64]) throws -> [T]) throws(RegistryError) -> Page<T> {
         try readingLatest { db, gate in
-            if let latestOf { try gate.requireRuns(experiments: latestOf, db) }
+            // In a write (a read found marks): caught up before the rows are ordered. In a
+            // read: asked after the page's runs are loaded, whose batch read the list of marked
+            // parents (on PostgreSQL in the same round trip), so that a search with no marks to
+            // move costs no extra round trip; a mark found stops the read, rows and all.
+            if let latestOf, gate.writing { try gate.requireRuns(experiments: latestOf, db) }
             let rows = try rows(db)
             let ids = rows.prefix(pageSize).map { row -> String in
                 if case .integer(let n) = row.id { return String(n) }
@@ -239,6 +243,7 @@ extension ModelRegistry {
                 return ""
             }
             let items = try load(db, gate, Array(ids), rows.prefix(pageSize).map(\.revision))
+            if let latestOf, !gate.writing { try gate.requireRuns(experiments: latestOf, db) }
             guard rows.count > pageSize else { return Page(items: items, nextPageToken: nil) }
             return Page(items: items, nextPageToken: PageCursor(order: signature, descending: false, values: rows[pageSize - 1].key).encode())
         }
