@@ -14,6 +14,14 @@ enum MetricBlocks {
     static let maxPoints = 4096
     static let pointBytes = 24
 
+    /// Which keys of a wide block a read wants.
+    enum Keys {
+        /// One key (a series read): matched by its bytes, no string made of the directory's keys.
+        case one(String)
+        case matching((String) -> Bool)
+        case every
+    }
+
     /// The key of a wide block: no metric key is empty.
     static let wideKey = ""
     /// A batch with numeric points of at least this many keys writes a wide block...
@@ -75,7 +83,7 @@ enum MetricBlocks {
 
         /// `decode` of a wide block's row: its `data` column and its `ids` column (nil: a query
         /// that does not read ids, or a row without them), read in place.
-        static func decode(_ row: Row, data: Int, block: Int64, ids: Int?, wants: ((String) -> Bool)?,
+        static func decode(_ row: Row, data: Int, block: Int64, ids: Int?, wants: Keys,
                            _ visit: (_ key: String, _ step: Int64, _ wallclock: Int64, _ value: Double, _ id: Int64) -> Void) {
             row.withBlob(data) { raw in
                 guard let ids, !row.isNull(ids) else { return decode(raw, block: block, ids: nil, wants: wants, visit) }
@@ -227,17 +235,38 @@ enum MetricBlocks {
             return (taken, [.integer(firstStep), .integer(lastStep), .integer(Int64(kept)), .real(low), .real(high), .blob(data), .blob(restIDs)])
         }
 
-        /// Calls `visit` with the points of each key that `wants` accepts (every key when nil),
+        /// Calls `visit` with the points of each key that `wants` accepts (see `Keys`),
         /// in the block's order, with their ids.
-        static func decode(_ raw: UnsafeRawBufferPointer, block: Int64, ids: UnsafeRawBufferPointer?, wants: ((String) -> Bool)?,
+        static func decode(_ raw: UnsafeRawBufferPointer, block: Int64, ids: UnsafeRawBufferPointer?, wants: Keys,
                            _ visit: (_ key: String, _ step: Int64, _ wallclock: Int64, _ value: Double, _ id: Int64) -> Void) {
-            directory(raw) { key, offset, first, count in
-                guard wants?(key) ?? true else { return true }
+            func points(_ key: String, _ offset: Int, _ first: Int, _ count: Int) {
                 for j in 0..<count {
                     let (step, wallclock, value) = unpack(raw, at: offset + j * pointBytes)
                     visit(key, step, wallclock, value, pointID(block: block, index: first + j, ids: ids))
                 }
-                return true
+            }
+            switch wants {
+            case .one(let key):
+                // A key is listed once a block: found, the walk ends.
+                var wanted = key
+                wanted.withUTF8 { target in
+                    keyedEntries(raw) { bytes, offset, first, count in
+                        guard bytes.count == target.count,
+                              UnsafeRawBufferPointer(rebasing: raw[bytes]).elementsEqual(UnsafeRawBufferPointer(target)) else { return true }
+                        points(key, offset, first, count)
+                        return false
+                    }
+                }
+            case .matching(let wants):
+                directory(raw) { key, offset, first, count in
+                    if wants(key) { points(key, offset, first, count) }
+                    return true
+                }
+            case .every:
+                directory(raw) { key, offset, first, count in
+                    points(key, offset, first, count)
+                    return true
+                }
             }
         }
     }
@@ -551,7 +580,7 @@ enum MetricBlocks {
         var found: [Stored] = []
         found.reserveCapacity(expected)
         if !range.ownBlocksOnly {
-            try widePoints(parentID: parentID, from: low, to: range.to, wants: { $0 == key }, db) { _, step, wallclock, value, id in
+            try widePoints(parentID: parentID, from: low, to: range.to, wants: .one(key), db) { _, step, wallclock, value, id in
                 if range.wants(step, wallclock, .number(value), id) {
                     found.append(Stored(step: step, wallclock: wallclock, value: .number(value), id: id))
                 }
@@ -606,7 +635,7 @@ enum MetricBlocks {
                        _ db: any SQLConnection) throws -> Extent {
         var reading = ExtentReading(key: key, range: range, slicePoints: slicePoints, withWide: false)
         _ = try db.query(extentSQL, [.text(parentID), .text(key)]) { reading.add($0, at: 0) }
-        try widePoints(parentID: parentID, wants: { $0 == key }, db) { _, _, _, _, _ in reading.wide += 1 }
+        try widePoints(parentID: parentID, wants: .one(key), db) { _, _, _, _, _ in reading.wide += 1 }
         return reading.extent
     }
 
@@ -655,7 +684,7 @@ enum MetricBlocks {
             if withWide && row.int64(c + 6) == 1 {
                 let key = self.key
                 var found: Int64 = 0
-                WideLayout.decode(row, data: c + 7, block: row.int64(c + 5), ids: c + 8, wants: { $0 == key }) { _, _, _, _, _ in found += 1 }
+                WideLayout.decode(row, data: c + 7, block: row.int64(c + 5), ids: c + 8, wants: .one(key)) { _, _, _, _, _ in found += 1 }
                 wide += found
                 return
             }
@@ -713,9 +742,9 @@ enum MetricBlocks {
         }
     }
 
-    /// Calls `visit` with the points of the keys that `wants` accepts (all when nil) in a
+    /// Calls `visit` with the points of the keys that `wants` accepts (see `Keys`) in a
     /// parent's wide blocks that can hold steps from `from` to `to`, block by block.
-    static func widePoints(parentID: String, from: Int64? = nil, to: Int64? = nil, wants: ((String) -> Bool)?, _ db: any SQLConnection,
+    static func widePoints(parentID: String, from: Int64? = nil, to: Int64? = nil, wants: Keys, _ db: any SQLConnection,
                            _ visit: (_ key: String, _ step: Int64, _ wallclock: Int64, _ value: Double, _ id: Int64) -> Void) throws {
         var sql = "SELECT id, data, ids FROM metric_blocks WHERE parent_id = ? AND key = ''"
         var arguments: [SQLValue] = [.text(parentID)]

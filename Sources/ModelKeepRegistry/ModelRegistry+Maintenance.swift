@@ -208,7 +208,7 @@ extension ModelRegistry {
                 var unmarked: [ChartSeriesRef: (Int64, Int64, Int64)] = [:]
                 _ = try db.query("SELECT parent_id, id, data, ids, latest_behind FROM metric_blocks WHERE key = ''") { row in
                     let parent = row.text(0)
-                    MetricBlocks.WideLayout.decode(row, data: 2, block: row.int64(1), ids: nil, wants: nil) { key, step, _, _, _ in
+                    MetricBlocks.WideLayout.decode(row, data: 2, block: row.int64(1), ids: nil, wants: .every) { key, step, _, _, _ in
                         let ref = ChartSeriesRef(parentID: parent, key: key)
                         let kept = wide[ref]
                         wide[ref] = ((kept?.count ?? 0) + 1, min(kept?.first ?? step, step))

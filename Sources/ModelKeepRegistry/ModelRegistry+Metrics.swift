@@ -883,7 +883,7 @@ extension ModelRegistry {
             // The points still in wide blocks are not in the buckets yet (their fold puts them
             // there): added here, to the buckets they will join.
             var wide: [MetricBlocks.Stored] = []
-            try MetricBlocks.widePoints(parentID: resolved.id, wants: { $0 == key }, db) { _, step, wallclock, value, id in
+            try MetricBlocks.widePoints(parentID: resolved.id, wants: .one(key), db) { _, step, wallclock, value, id in
                 wide.append(MetricBlocks.Stored(step: step, wallclock: wallclock, value: .number(value), id: id))
             }
             var unfolded: [Int64: Bucket] = [:]

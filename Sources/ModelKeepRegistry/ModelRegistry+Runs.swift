@@ -490,7 +490,7 @@ extension ModelRegistry {
         // And the points still in the run's wide blocks (a few blocks at most: they are folded),
         // those that reach the batch's steps; for the next steps of a training loop, none.
         if let low = groups.map(\.range.low).min(), let high = groups.map(\.range.high).max() {
-            try MetricBlocks.widePoints(parentID: run.modelID, from: low, to: high, wants: { groupOf[$0] != nil }, db) { key, step, wallclock, value, _ in
+            try MetricBlocks.widePoints(parentID: run.modelID, from: low, to: high, wants: .matching { groupOf[$0] != nil }, db) { key, step, wallclock, value, _ in
                 guard let g = groupOf[key], step >= groups[g].range.low, step <= groups[g].range.high else { return }
                 stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: value.bitPattern))
             }

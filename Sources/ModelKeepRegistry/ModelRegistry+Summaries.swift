@@ -42,7 +42,7 @@ extension ModelRegistry {
             // for the whole page in one statement, as above: a round trip a parent on PostgreSQL.
             _ = try db.rows(in: parentIDs, "SELECT parent_id, id, data FROM metric_blocks WHERE parent_id IN (?...) AND key = ''") { row in
                 let parent = row.text(0)
-                MetricBlocks.WideLayout.decode(row, data: 2, block: row.int64(1), ids: nil, wants: { $0 == key }) { _, _, _, value, _ in
+                MetricBlocks.WideLayout.decode(row, data: 2, block: row.int64(1), ids: nil, wants: .one(key)) { _, _, _, value, _ in
                     guard let kept = extremes[parent] else { extremes[parent] = value; return }
                     extremes[parent] = highest ? max(kept, value) : min(kept, value)
                 }
