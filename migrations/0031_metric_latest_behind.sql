@@ -8,7 +8,7 @@
 -- blocks it makes), or before anything reads a latest point of its parent
 -- (ModelRegistry.catchUpLatest, in a write, only when a mark is found). So every read of a
 -- latest point, a run's metrics, a search by a metric, sees every point written, and a batch's
--- latest points are written once for every sixteen batches a fold takes, or once a read.
+-- latest points are written once a fold (MetricBlocks.foldAt batches), or once a read.
 --
 -- NULL: the block's latest points are in metric_latest (every block but a wide one just
 -- written; wide blocks written before this migration moved metric_latest themselves).

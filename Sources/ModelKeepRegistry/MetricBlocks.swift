@@ -30,9 +30,14 @@ enum MetricBlocks {
     /// before: one index entry for that many points already).
     static let wideKeyPoints = 8
     /// A parent's wide blocks are folded by a pass off the write path once there are this many,
-    /// and by the write itself at `foldCeiling`, so a read never merges more than that.
-    static let foldAt = 16
-    static let foldCeiling = 64
+    /// and by the write itself at `foldCeiling`, so a read never merges more than that. 32, not
+    /// 16: a fold's work is about a block and a latest-point update a key, however many wide
+    /// blocks it takes, so a fold of 32 costs a 1,000-key log-batch half as much a request
+    /// (17-19 % more requests a second on one connection, docs/BENCHMARKS.md), while a read of
+    /// one key merges up to 32 blocks (get-history of one key of a 1,000-key run: 0.7 ms at 15
+    /// waiting, 1.8 ms at 31, from a Python client).
+    static let foldAt = 32
+    static let foldCeiling = 128
     /// The most keys a fold off the write path moves in one transaction on SQLite (the rest stay
     /// in the wide blocks for the next pass; see `ModelRegistry.foldWideBlocks`).
     static let foldKeysPerPass = 256

@@ -212,7 +212,7 @@ extension ModelRegistry {
     /// and the last step its blocks now reach, and adds the points to the chart buckets of the
     /// series that keep them (a wide block's points are not bucketed when written: a batch of a
     /// thousand keys would touch a thousand buckets, each on a page of its own, a commit
-    /// writing as many pages; folded, sixteen batches' points share a bucket row a series).
+    /// writing as many pages; folded, `foldAt` batches' points share a bucket row a series).
     /// Returns the series whose buckets this leaves behind (see `keepBuckets`).
     ///
     /// With `keysAtMost` (a pass off the write path on SQLite: `MetricBlocks.foldKeysPerPass`), the blocks
@@ -230,7 +230,7 @@ extension ModelRegistry {
     /// waiting asks for a fold, so a write committed while a fold is queued or under way (on
     /// this server, or on another sharing the database) asks for a second one, which would find
     /// only the few blocks written since; a fold costs about as much for two blocks as for
-    /// sixteen (it writes a block for each of the keys), and three replicas writing to one run
+    /// `foldAt` (it writes a block for each of the keys), and three replicas writing to one run
     /// made two and a half times the folds one replica did.
     @discardableResult
     static func foldWideBlocks(parentID: String, keysAtMost: Int = .max, atLeast: Int = 0, _ db: any SQLConnection) throws -> [ChartSeriesRef] {

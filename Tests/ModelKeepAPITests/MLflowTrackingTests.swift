@@ -324,30 +324,31 @@ struct MLflowTrackingRouteTests {
                 try db.queryFirst("SELECT count(*) FROM metric_blocks WHERE key = ''") { $0.int64(0) }!
             }
         }
-        // Twenty requests of one step, the fold the sixteenth queued run by hand after them: the
-        // first twenty steps folded, none left wide; four more wide.
+        // foldAt + 4 requests of one step, the fold the foldAt-th queued run by hand after them:
+        // those steps folded, none left wide; four more wide.
+        let f = MetricBlocks.foldAt
         api.registry.registry.chartBucketQueue.hold(true)
         defer { api.registry.registry.chartBucketQueue.hold(false) }
-        for step in 0..<20 { #expect(try api.post(Self.base + "/runs/log-batch", batch([step])).status == 200) }
-        #expect(try wideBlocks() == 20)
+        for step in 0..<(f + 4) { #expect(try api.post(Self.base + "/runs/log-batch", batch([step])).status == 200) }
+        #expect(try wideBlocks() == Int64(f + 4))
         api.registry.registry.settleChartBuckets()
         #expect(try wideBlocks() == 0)
-        for step in 20..<24 { #expect(try api.post(Self.base + "/runs/log-batch", batch([step])).status == 200) }
+        for step in (f + 4)..<(f + 8) { #expect(try api.post(Self.base + "/runs/log-batch", batch([step])).status == 200) }
         #expect(try wideBlocks() == 4)
         // Steps from the middle of the folded blocks, from the wide ones, and one new step.
-        #expect(try api.post(Self.base + "/runs/log-batch", batch([3, 9, 15, 17, 19, 21, 24])).status == 200)
-        #expect(try api.post(Self.base + "/runs/log-batch", batch([0, 16, 22, 24])).status == 200)
+        #expect(try api.post(Self.base + "/runs/log-batch", batch([3, 9, 15, f + 1, f + 3, f + 5, f + 8])).status == 200)
+        #expect(try api.post(Self.base + "/runs/log-batch", batch([0, 16, f + 6, f + 8])).status == 200)
         for key in ["w0", "w39"] {
             let history = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=\(key)")["metrics"]?.arrayValue ?? []
-            #expect(history.map { $0["step"]?.int ?? -1 } == Array(0...24), "\(key)")
+            #expect(history.map { $0["step"]?.int ?? -1 } == Array(0...(f + 8)), "\(key)")
         }
-        // A new point of one key (a block of its own) between its folded blocks' last step (19)
-        // and its latest (24, still wide), sent twice: the first write must record that its own
-        // blocks now reach 22, though its latest point does not move.
-        let lone: JSONValue = ["run_id": .string(run), "metrics": [["key": "w0", "value": 999, "timestamp": 3, "step": 22]]]
+        // A new point of one key (a block of its own) between its folded blocks' last step
+        // (f + 3) and its latest (f + 8, still wide), sent twice: the first write must record
+        // that its own blocks now reach f + 6, though its latest point does not move.
+        let lone: JSONValue = ["run_id": .string(run), "metrics": [["key": "w0", "value": 999, "timestamp": 3, "step": .int(f + 6)]]]
         for _ in 0..<2 { #expect(try api.post(Self.base + "/runs/log-batch", lone).status == 200) }
         let w0 = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=w0")["metrics"]?.arrayValue ?? []
-        #expect(w0.map { $0["step"]?.int ?? -1 } == Array(0...22) + [22, 23, 24])
+        #expect(w0.map { $0["step"]?.int ?? -1 } == Array(0...(f + 6)) + [f + 6, f + 7, f + 8])
     }
 
     @Test("log-batch of many keys among a run's other series: repeats in folded blocks found whether their key range is read in one pass or key by key",

@@ -197,7 +197,7 @@ struct MetricBlockTests {
         // With the pass held back, the write folds by itself at the ceiling.
         for r in 0..<(MetricBlocks.foldCeiling - 2) { try log(request(100 + r)) }
         #expect(try Self.wideBlocks(test, model.id) == Int64(MetricBlocks.foldCeiling - 1))
-        try log(request(200))
+        try log(request(100 + MetricBlocks.foldCeiling))   // (the highest r yet: `long`'s lowest value)
         #expect(try Self.wideBlocks(test, model.id) == 0)
         try check("folded by the write")
         // A version copies the blocks, wide ones too, with their points' ids: the same series,
