@@ -416,9 +416,10 @@ extension ModelRegistry {
         }
         guard !marked.isEmpty else { return [] }
         try recordFoldedBlocks(order.map { FoldedSeries(key: $0, span: 0, last: .min, latest: latest[$0]!) }, parentID: parentID, db)
-        // The blocks read, by their ids on PostgreSQL: a write that does not claim the parent
-        // (a logged model's points, logged through a run) may commit a marked block meanwhile,
-        // which this statement's snapshot would see. SQLite's one writer is this transaction.
+        // Exactly the blocks read, by their ids on PostgreSQL, where each statement reads what
+        // is committed when it starts (the claim holds the parent's scoped writes back, and an
+        // exclusive write waits for this one; the ids keep it so whoever calls). SQLite's one
+        // writer is this transaction.
         if db.dialect == .postgres {
             try db.run("UPDATE metric_blocks SET latest_behind = NULL WHERE id = ANY(?::bigint[])",
                        [.text(PostgresSQL.arrayLiteral(marked.map(SQLValue.integer)))])
