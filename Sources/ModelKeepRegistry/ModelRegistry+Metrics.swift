@@ -104,35 +104,34 @@ extension ModelRegistry {
         // Each series' span once the batch is in, and its bucket shift as stored: what decides
         // whether its buckets must change.
         // In `series`' order.
+        // PostgreSQL's upsert: one statement whatever the batch's size, one array parameter a
+        // column (unnest): as VALUES rows, a thousand keys were 11,000 parameters, each an
+        // expression PostgreSQL set up (3.05 ms in ten statements against 2.77 in one). The
+        // parent, the first value `putLatest` hands over, is one parameter of its own.
+        func upsertArrays(_ rows: [Int]) -> [SQLValue] {
+            var columns = [[SQLValue]](repeating: [], count: 10)
+            for c in columns.indices { columns[c].reserveCapacity(rows.count) }
+            for s in rows {
+                var c = -1
+                putLatest(s) { value in
+                    if c >= 0 { columns[c].append(value) }
+                    c += 1
+                }
+            }
+            return [.text(parentID)] + columns.map { .text(PostgresSQL.arrayLiteral($0)) }
+        }
         let extents: [(first: Int64, last: Int64, shift: Int?)?]
-        if db.dialect == .postgres, known == nil {
+        if db.dialect == .postgres, known == nil, !blocks.contains(where: \.wide) {
             // Returned by the upsert itself (its first_step and step are the span's ends; it
             // leaves bucket_shift alone): a lookup of a thousand keys first cost more than the
             // upsert. The rows it leaves as they were are not returned: read after it, joined to
             // their keys (as `key IN (...)` lists, PostgreSQL's generic plan filtered the run's
             // rows one by one: twice the CPU the skipped row versions saved).
             let read = { (row: Row) in (row.text(0), (first: row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3)))) }
-            // One statement whatever the batch's size, one array parameter a column (unnest): as
-            // VALUES rows, a thousand keys were 11,000 parameters, each an expression PostgreSQL
-            // set up (3.05 ms in ten statements against 2.77 in one). The parent, the first value
-            // `putLatest` hands over, is one parameter of its own.
-            // The eleventh array says which rows the statement skips where the key is stored
-            // from a step at or below the batch's (a series only in wide blocks: see below).
-            var columns = [[SQLValue]](repeating: [], count: 11)
-            for c in columns.indices { columns[c].reserveCapacity(series.count) }
-            for s in series.indices {
-                var c = -1
-                putLatest(s) { value in
-                    if c >= 0 { columns[c].append(value) }
-                    c += 1
-                }
-                columns[10].append(.integer(onlyWide[s] ? 1 : 0))
-            }
             var written = Dictionary(try db.query(Self.latestUpsertUnnest + Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
-                                                  [.text(parentID)] + columns.map { .text(PostgresSQL.arrayLiteral($0)) } + [.text(parentID)], read),
+                                                  upsertArrays(Array(series.indices)), read),
                                      uniquingKeysWith: { a, _ in a })
-            // (A key left out because it waits for its fold has no extent and needs none.)
-            let left = series.indices.filter { !onlyWide[$0] && written[series[$0].key] == nil }.map { series[$0].key }
+            let left = series.map(\.key).filter { written[$0] == nil }
             if !left.isEmpty {
                 for (key, extent) in try db.rows(in: left, """
                     SELECT l.key, coalesce(l.first_step, l.step), l.step, l.bucket_shift FROM (VALUES (?)...) AS k (key)
@@ -142,30 +141,18 @@ extension ModelRegistry {
             extents = series.map { written[$0.key] }
         } else {
             // SQLite reads them before, in process (its RETURNING runs as a trigger, which costs
-            // more); so does PostgreSQL for a run's batch of many keys (`known`: one index range
-            // read), whose upsert is then left with the rows it must write, usually none.
+            // more); so does PostgreSQL for a batch with a wide block (a batch of many keys: one
+            // index range read, `known` when a run's repeat check read it), whose upsert is then
+            // left with the rows it must write, usually none.
             let stored = try known ?? Self.storedExtents(of: series.map(\.key), parentID: parentID, db)
             let put = series.indices.filter { s in
                 guard onlyWide[s], let before = stored[series[s].key] else { return true }
                 return series[s].batch.firstStep < before.first
             }
-            if db.dialect == .postgres {
-                if !put.isEmpty {
-                    var columns = [[SQLValue]](repeating: [], count: 11)
-                    for c in columns.indices { columns[c].reserveCapacity(put.count) }
-                    for s in put {
-                        var c = -1
-                        putLatest(s) { value in
-                            if c >= 0 { columns[c].append(value) }
-                            c += 1
-                        }
-                        columns[10].append(.integer(0))
-                    }
-                    try db.run(Self.latestUpsertUnnest + Self.latestUpsertTail,
-                               [.text(parentID)] + columns.map { .text(PostgresSQL.arrayLiteral($0)) } + [.text(parentID)])
-                }
-            } else {
+            if db.dialect == .sqlite {
                 try db.runRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail, count: put.count) { i, values in putLatest(put[i], values) }
+            } else if !put.isEmpty {
+                try db.run(Self.latestUpsertUnnest + Self.latestUpsertTail, upsertArrays(put))
             }
             var written = [Bool](repeating: false, count: series.count)
             for s in put { written[s] = true }
@@ -566,10 +553,7 @@ extension ModelRegistry {
     private static let latestUpsertHead = "INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, block_span, block_last) VALUES "
     private static let latestUpsertUnnest = """
         INSERT INTO metric_latest (parent_id, key, step, wallclock, point_id, number, text, bytes, first_step, block_span, block_last)
-        SELECT ?, u.key, u.step, u.wallclock, u.point_id, u.number, u.text, u.bytes, u.first_step, u.block_span, u.block_last
-        FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::float8[], ?::text[], ?::bytea[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])
-             AS u (key, step, wallclock, point_id, number, text, bytes, first_step, block_span, block_last, only_wide)
-        WHERE u.only_wide = 0 OR NOT EXISTS (SELECT 1 FROM metric_latest l WHERE l.parent_id = ? AND l.key = u.key AND l.first_step <= u.first_step)
+        SELECT ?, u.* FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::float8[], ?::text[], ?::bytea[], ?::bigint[], ?::bigint[], ?::bigint[]) AS u
         """
     private static let latestUpsertTail: String = {
         let later = "(excluded.step, excluded.wallclock, excluded.point_id) >= (metric_latest.step, metric_latest.wallclock, metric_latest.point_id)"
