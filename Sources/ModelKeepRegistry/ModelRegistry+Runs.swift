@@ -514,8 +514,7 @@ extension ModelRegistry {
         for (i, metric) in metrics.enumerated() {
             let point = metric.point
             if !repeated[i] { fresh.append(point) }
-            guard case .number(let value) = point.value else { continue }
-            guard let loggedModelID = metric.modelID, !loggedModelID.isEmpty else { continue }
+            guard let loggedModelID = metric.modelID, !loggedModelID.isEmpty, let value = Self.loggedModelValue(point.value) else { continue }
             if loggedModels[loggedModelID] == nil {
                 loggedModels[loggedModelID] = try db.queryFirst("SELECT model_id, experiment_id FROM mlflow_logged_models WHERE id = ?",
                                                                 [.text(loggedModelID)], { (modelID: $0.text(0), experimentID: $0.int64(1)) })
@@ -555,6 +554,19 @@ extension ModelRegistry {
             }
         }
         return behind
+    }
+
+    /// What a logged model's tables keep of a metric value: the number, with NaN as 0 and the
+    /// infinities as the largest finite doubles, as MLflow's server stores them (so its searches
+    /// and answers are MLflow's). The model's own ModelKeep series keeps the point as it came.
+    static func loggedModelValue(_ value: MetricValue) -> Double? {
+        switch value {
+        case .number(let n): n
+        case .text("NaN"): 0
+        case .text("Infinity"): .greatestFiniteMagnitude
+        case .text("-Infinity"): -.greatestFiniteMagnitude
+        case .text, .bytes: nil
+        }
     }
 
     /// Records a run's inputs (datasets as MLflow's DatasetInput documents, keyed by name and

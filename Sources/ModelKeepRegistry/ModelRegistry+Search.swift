@@ -16,10 +16,12 @@ public enum SearchField: Sendable, Equatable {
 }
 
 /// How a predicate compares. `like` is case-sensitive with `%` and `_` wildcards; `ilike` ignores ASCII case
-/// (A-Z, not É or Ü), on both backends.
+/// (A-Z, not É or Ü), on both backends. `isNull` and `isNotNull` take no value: whether the item
+/// has the key at all (MLflow's runs and experiments searches, for params and tags).
 public enum SearchComparator: String, Sendable, CaseIterable {
     case equal = "=", notEqual = "!=", like = "LIKE", ilike = "ILIKE", isIn = "IN", notIn = "NOT IN"
     case less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">="
+    case isNull = "IS NULL", isNotNull = "IS NOT NULL"
 }
 
 /// One clause of a search; the clauses of a search are joined by AND.

@@ -6,6 +6,12 @@ enum KeyedValue: Sendable {
     /// whose `key` is the key: joined once per key a search names, so a filter and an order on
     /// the same key read it once (and PostgreSQL may join it wholesale instead of row by row).
     case row(table: String, owner: String, item: String, value: String)
+    /// A metric's latest point in `metric_latest` (joined as `row` is), compared and ordered as
+    /// MLflow's server does: a non-finite value is a text point there ("NaN", "Infinity",
+    /// "-Infinity"); the infinities count as the largest finite doubles (what MLflow stores for
+    /// them), and NaN matches no comparison but `!=` and orders after every number, before a
+    /// run without the metric.
+    case latestPoint(table: String, owner: String, item: String)
     /// A scalar SQL expression with one `?` for the key, then the dataset arguments it returns.
     case expression(@Sendable (_ datasets: [MetricDataset]) -> (sql: String, arguments: [SQLValue]))
 }
@@ -46,7 +52,7 @@ struct TrackingSchema: Sendable {
                      "start_time": ("t.start_time", true), "end_time": ("t.end_time", true), "user_id": ("t.user_id", false),
                      "created": ("t.start_time", true), "lifecycle_stage":
                         ("CASE WHEN t.deleted_at IS NULL THEN 'active' ELSE 'deleted' END", false)],
-        metric: .row(table: "metric_latest", owner: "parent_id", item: "t.model_id", value: "number"),
+        metric: .latestPoint(table: "metric_latest", owner: "parent_id", item: "t.model_id"),
         datasetMetric: nil,
         metricValues: nil,
         param: .row(table: "mlflow_run_params", owner: "run_id", item: "t.id", value: "value"),
@@ -58,7 +64,7 @@ struct TrackingSchema: Sendable {
     static let loggedModels = TrackingSchema(
         kind: "logged-models", table: "mlflow_logged_models t", experimentColumn: "t.experiment_id",
         attributes: ["model_id": ("t.id", false), "name": ("t.name", false), "status": ("t.status", false),
-                     "model_type": ("t.model_type", false), "source_run_id": ("t.source_run_id", false),
+                     "model_type": ("coalesce(t.model_type, '')", false), "source_run_id": ("t.source_run_id", false),
                      "creation_timestamp": ("t.created_at", true), "creation_time": ("t.created_at", true),
                      "last_updated_timestamp": ("t.updated_at", true)],
         metric: .row(table: "mlflow_logged_model_latest", owner: "logged_model_id", item: "t.id", value: "value"),
@@ -169,11 +175,17 @@ extension ModelRegistry {
         var columns: [(column: String, descending: Bool)] = []
         var signature: [String] = []
         for order in search.order {
-            let (sql, args, numeric) = try Self.trackingExpression(order.field, schema: schema, joins: &joins)
+            let (sql, args, numeric, nan) = try Self.trackingExpression(order.field, schema: schema, joins: &joins)
             let value = "e\(values.count)", n = keys.count
             values.append("(\(sql)) AS \(value)")
             keyArguments += args
-            keys.append("\(value) IS NULL AS k\(n)")
+            if let nan {
+                // Numbers, then NaN, then no value (as MLflow orders a metric).
+                values.append("(\(nan)) AS n\(n)")
+                keys.append("CASE WHEN \(value) IS NOT NULL THEN 0 WHEN n\(n) THEN 1 ELSE 2 END AS k\(n)")
+            } else {
+                keys.append("\(value) IS NULL AS k\(n)")
+            }
             keys.append("IFNULL(\(value), \(numeric ? "0" : "''")) AS k\(n + 1)")
             columns += [("k\(n)", false), ("k\(n + 1)", order.descending)]
             signature.append("\(order.field)\(order.descending ? "-" : "+")")
@@ -316,16 +328,23 @@ extension ModelRegistry {
         }
     }
 
-    /// The SQL expression a field reads, its arguments, and whether it is numeric.
+    /// The SQL expression a field reads, its arguments, whether it is numeric, and for a value
+    /// that may be NaN (a run's metric), the expression true when it is (the value is then NULL).
     static func trackingExpression(_ field: TrackingField, schema: TrackingSchema, joins: inout KeyedJoins) throws(RegistryError)
-        -> (sql: String, arguments: [SQLValue], numeric: Bool) {
-        func read(_ source: KeyedValue, _ key: String, _ datasets: [MetricDataset] = []) -> (sql: String, arguments: [SQLValue]) {
+        -> (sql: String, arguments: [SQLValue], numeric: Bool, nan: String?) {
+        func read(_ source: KeyedValue, _ key: String, _ datasets: [MetricDataset] = []) -> (sql: String, arguments: [SQLValue], nan: String?) {
             switch source {
             case let .row(table, owner, item, value):
-                return (joins.column(table: table, owner: owner, item: item, value: value, key: key), [])
+                return (joins.column(table: table, owner: owner, item: item, value: value, key: key), [], nil)
+            case let .latestPoint(table, owner, item):
+                let number = joins.column(table: table, owner: owner, item: item, value: "number", key: key)
+                let text = joins.column(table: table, owner: owner, item: item, value: "text", key: key)
+                let largest = "1.7976931348623157e308"
+                return ("CASE WHEN \(number) IS NOT NULL THEN \(number) WHEN \(text) = 'Infinity' THEN \(largest) "
+                        + "WHEN \(text) = '-Infinity' THEN -\(largest) END", [], "(\(number) IS NULL AND \(text) = 'NaN')")
             case .expression(let expression):
                 let (sql, extra) = expression(datasets)
-                return (sql, [.text(key)] + extra)
+                return (sql, [.text(key)] + extra, nil)
             }
         }
         switch field {
@@ -334,18 +353,18 @@ extension ModelRegistry {
                 throw .invalid(field: "filter", message: "\(schema.kind) have no attribute '\(name)'; valid: "
                                + schema.attributes.keys.sorted().joined(separator: ", "))
             }
-            return (attribute.column, [], attribute.numeric)
+            return (attribute.column, [], attribute.numeric, nil)
         case let .metric(key, datasets):
             guard let metric = schema.metric else { throw .invalid(field: "filter", message: "\(schema.kind) have no metrics") }
-            let (sql, arguments) = read(datasets.isEmpty ? metric : schema.datasetMetric ?? metric, key, datasets)
-            return (sql, arguments, true)
+            let (sql, arguments, nan) = read(datasets.isEmpty ? metric : schema.datasetMetric ?? metric, key, datasets)
+            return (sql, arguments, true, nan)
         case .param(let key):
             guard let param = schema.param else { throw .invalid(field: "filter", message: "\(schema.kind) have no params") }
-            let (sql, arguments) = read(param, key)
-            return (sql, arguments, false)
+            let (sql, arguments, _) = read(param, key)
+            return (sql, arguments, false, nil)
         case .tag(let key):
-            let (sql, arguments) = read(schema.tag, key)
-            return (sql, arguments, false)
+            let (sql, arguments, _) = read(schema.tag, key)
+            return (sql, arguments, false, nil)
         case .dataset:
             throw .invalid(field: "order_by", message: "\(schema.kind) cannot be ordered by a dataset field")
         }
@@ -354,6 +373,16 @@ extension ModelRegistry {
     static func trackingClause(_ predicate: TrackingPredicate, schema: TrackingSchema, joins: inout KeyedJoins,
                                clauses: inout [String], arguments: inout [SQLValue]) throws(RegistryError) {
         let comparator = predicate.comparator
+        if comparator == .isNull || comparator == .isNotNull {
+            switch predicate.field {
+            case .param, .tag: break
+            default: throw .invalid(field: "filter", message: "only params and tags can be tested with \(comparator.rawValue)")
+            }
+            let (sql, fieldArguments, _, _) = try trackingExpression(predicate.field, schema: schema, joins: &joins)
+            clauses.append("(\(sql)) \(comparator.rawValue)")
+            arguments += fieldArguments
+            return
+        }
         guard let first = predicate.values.first else { throw .invalid(field: "filter", message: "a comparison needs a value") }
         if case .dataset(let attribute) = predicate.field {
             guard schema.datasets else { throw .invalid(field: "filter", message: "\(schema.kind) have no datasets") }
@@ -382,7 +411,7 @@ extension ModelRegistry {
             arguments += [.text(key)] + datasetArguments + [.real(number)]
             return
         }
-        let (sql, fieldArguments, numeric) = try trackingExpression(predicate.field, schema: schema, joins: &joins)
+        let (sql, fieldArguments, numeric, nan) = try trackingExpression(predicate.field, schema: schema, joins: &joins)
         guard numeric else {
             try textComparison("(\(sql))", fieldArguments: fieldArguments, comparator, predicate.values, clauses: &clauses, arguments: &arguments)
             return
@@ -392,8 +421,17 @@ extension ModelRegistry {
             guard let number = Double(first) else {
                 throw .invalid(field: "filter", message: "\(predicate.field) compares with a number, not '\(first)'")
             }
-            clauses.append("(\(sql)) \(comparator.rawValue) ?")
-            arguments += fieldArguments + [.real(number)]
+            // A whole number bound as an integer, any other as a double: PostgreSQL types an
+            // untyped parameter after the column it meets, and a time attribute's BIGINT does not
+            // read "1700000000000.0" (every filter on one answered 500 there).
+            let (value, bound): (String, SQLValue) = if let whole = Int64(exactly: number) {
+                ("?", .integer(whole))
+            } else {
+                ("CAST(? AS DOUBLE PRECISION)", .real(number))
+            }
+            // NaN (a NULL value) fails every comparison, and passes `!=`.
+            clauses.append(comparator == .notEqual && nan != nil ? "((\(sql)) != \(value) OR \(nan!))" : "(\(sql)) \(comparator.rawValue) \(value)")
+            arguments += fieldArguments + [bound]
         default:
             throw .invalid(field: "filter", message: "\(predicate.field) cannot be compared with \(comparator.rawValue)")
         }

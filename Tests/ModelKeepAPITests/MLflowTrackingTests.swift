@@ -56,6 +56,22 @@ struct MLflowTrackingFilterTests {
         #expect(throws: MLflowError.self) { _ = try MLflowTrackingFilter.parse(filter, for: .runs) }
     }
 
+    @Test("IS NULL and IS NOT NULL, in any case, test whether a param or tag is there; other fields refuse them")
+    func nullTests() throws {
+        #expect(try MLflowTrackingFilter.parse("params.lr IS NULL AND tags.`a b` is not null and metrics.acc > 1", for: .runs) == [
+            TrackingPredicate(field: .param("lr"), comparator: .isNull, values: []),
+            TrackingPredicate(field: .tag("a b"), comparator: .isNotNull, values: []),
+            TrackingPredicate(field: .metric("acc"), comparator: .greater, values: ["1"]),
+        ])
+        #expect(try MLflowTrackingFilter.parse("tags.team Is Null", for: .experiments) == [
+            TrackingPredicate(field: .tag("team"), comparator: .isNull, values: []),
+        ])
+        for filter in ["metrics.acc IS NULL", "attributes.run_name IS NOT NULL", "datasets.name IS NULL", "params.lr IS",
+                       "params.lr IS NOT", "params.lr IS 'x'", "params.lr IS NULL 'x'", "params.lr IS NULL OR tags.t IS NULL"] {
+            #expect(throws: MLflowError.self, "\(filter)") { _ = try MLflowTrackingFilter.parse(filter, for: .runs) }
+        }
+    }
+
     @Test("order_by entries outside the grammar are refused", arguments: ["metrics.acc SIDEWAYS", "a b c", "datasets.name"])
     func rejectsOrder(entry: String) {
         #expect(throws: MLflowError.self) { _ = try MLflowTrackingFilter.order([entry], for: .runs) }
@@ -205,6 +221,105 @@ struct MLflowTrackingRouteTests {
         let bad = try api.post(Self.base + "/runs/search", ["experiment_ids": [.string(experiment)], "filter": "metrics.acc > 'x'"])
         #expect(bad.status == 400)
         #expect(bad["error_code"]?.string == "INVALID_PARAMETER_VALUE")
+    }
+
+    @Test("runs/search compares and orders NaN and infinite metrics as MLflow does, tests params and tags with IS NULL, and filters on times with any number",
+          arguments: Transport.allCases)
+    func searchRunsNonFiniteAndNull(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let experiment = try #require(try api.post(Self.base + "/experiments/create", ["name": "odd"])["experiment_id"]?.string)
+        // (name, acc as protobuf JSON writes it, lr); start times one second apart, in this order.
+        let runs: [(String, JSONValue?, String?)] = [("low", "-Infinity", "0.1"), ("neg", .double(-1), nil), ("zero", .double(0), "0.1"),
+                                                     ("half", .double(0.5), nil), ("high", .double(1e300), "0.2"),
+                                                     ("top", "Infinity", nil), ("nan", "NaN", "0.3"), ("nan2", "NaN", nil), ("none", nil, "0.4")]
+        for (i, (name, acc, lr)) in runs.enumerated() {
+            let created = try api.post(Self.base + "/runs/create", ["experiment_id": .string(experiment), "run_name": .string(name),
+                                                                    "start_time": .int(1_700_000_000_000 + i * 1000)])
+            let id = try #require(created["run"]?["info"]?["run_id"]?.string)
+            var body: JSONObject = ["run_id": .string(id)]
+            if let acc { body["metrics"] = [["key": "acc", "value": acc, "timestamp": 1, "step": 0]] }
+            if let lr { body["params"] = [["key": "lr", "value": .string(lr)]] }
+            if i % 3 == 0 { body["tags"] = [["key": "third", "value": ""]] }
+            #expect(try api.post(Self.base + "/runs/log-batch", .object(body)).status == 200)
+        }
+        func search(_ filter: String, _ order: [String] = [], pageSize: Int = 100) throws -> [String] {
+            var names: [String] = []
+            var token: String?
+            for _ in 0..<20 {
+                var body: JSONObject = ["experiment_ids": [.string(experiment)], "filter": .string(filter), "max_results": .int(pageSize),
+                                        "order_by": .array(order.map(JSONValue.string))]
+                if let token { body["page_token"] = .string(token) }
+                let page = try api.post(Self.base + "/runs/search", .object(body))
+                #expect(page.status == 200, "\(filter): \(page.body)")
+                names += runNames(page)
+                token = page["next_page_token"]?.string
+                if token == nil { break }
+            }
+            return names
+        }
+        // The infinities at the ends, then NaN (newest first), then the run without the metric, in
+        // both directions; and page by page the same.
+        let ascending = ["low", "neg", "zero", "half", "high", "top", "nan2", "nan", "none"]
+        #expect(try search("", ["metrics.acc"]) == ascending)
+        #expect(try search("", ["metrics.acc"], pageSize: 2) == ascending)
+        #expect(try search("", ["metrics.acc DESC"]) == ["top", "high", "half", "zero", "neg", "low", "nan2", "nan", "none"])
+        #expect(try search("", ["metrics.acc DESC"], pageSize: 3) == ["top", "high", "half", "zero", "neg", "low", "nan2", "nan", "none"])
+        // The infinities count as the largest doubles; NaN passes only !=; a missing metric nothing.
+        #expect(try search("metrics.acc > 0", ["metrics.acc"]) == ["half", "high", "top"])
+        #expect(try search("metrics.acc > 1e300", ["metrics.acc"]) == ["top"])
+        #expect(try search("metrics.acc <= 0", ["metrics.acc"]) == ["low", "neg", "zero"])
+        #expect(try search("metrics.acc = 0") == ["zero"])
+        #expect(try search("metrics.acc != 0.5", ["metrics.acc"]) == ["low", "neg", "zero", "high", "top", "nan2", "nan"])
+        // IS NULL: whether the key is there at all (an empty tag is there).
+        #expect(try search("params.lr IS NULL", ["metrics.acc"]) == ["neg", "half", "top", "nan2"])
+        #expect(try search("params.lr IS NOT NULL AND tags.third IS NULL", ["metrics.acc"]) == ["zero", "high", "none"])
+        #expect(try search("tags.third IS NOT NULL", ["metrics.acc"]) == ["low", "half", "nan"])
+        let bad = try api.post(Self.base + "/runs/search", ["experiment_ids": [.string(experiment)], "filter": "metrics.acc IS NULL"])
+        #expect(bad.status == 400)
+        #expect(bad["error_code"]?.string == "INVALID_PARAMETER_VALUE")
+        // Times compare with whole numbers and fractions alike (PostgreSQL once refused both).
+        #expect(try search("attributes.start_time > 1700000006000", ["attributes.start_time"]) == ["nan2", "none"])
+        #expect(try search("attributes.created >= 1700000006999.5", ["attributes.start_time"]) == ["nan2", "none"])
+        #expect(try search("attributes.start_time < 1.7e12", ["attributes.start_time"]) == [])
+        let experiments = try api.post(Self.base + "/experiments/search", ["filter": "creation_time > 0.5 AND tags.team IS NULL"])
+        #expect(experiments.status == 200)
+        #expect((experiments["experiments"]?.arrayValue ?? []).contains { $0["name"]?.string == "odd" })
+        let tagged = try api.post(Self.base + "/experiments/search", ["filter": "tags.team IS NOT NULL AND name = 'odd'"])
+        #expect(tagged["experiments"]?.arrayValue?.isEmpty ?? true)
+    }
+
+    @Test("a logged model keeps its NaN and infinite metrics as MLflow's server does (0 and the largest doubles); its own series keeps them as they came",
+          arguments: Transport.allCases)
+    func loggedModelNonFiniteMetrics(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let run = try createRun(api, experiment: "0", name: "eval")
+        let model = try api.post(Self.base + "/logged-models", ["experiment_id": "0", "name": "odd", "source_run_id": .string(run)])
+        let id = try #require(model["model"]?["info"]?["model_id"]?.string)
+        let metrics: [JSONValue] = [("nan", "NaN"), ("up", "Infinity"), ("down", "-Infinity"), ("ok", JSONValue.double(1.5))].map { key, value in
+            ["key": .string(key), "value": value, "timestamp": 1, "step": 1, "model_id": .string(id)]
+        }
+        #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "metrics": .array(metrics)]).status == 200)
+        let got = try api.get(Self.base + "/logged-models/\(id)")
+        let values = Dictionary(uniqueKeysWithValues: (got["model"]?["data"]?["metrics"]?.arrayValue ?? []).compactMap { metric in
+            metric["key"]?.string.map { ($0, metric["value"]?.numberValue?.double) }
+        })
+        #expect(values == ["nan": 0, "up": .greatestFiniteMagnitude, "down": -.greatestFiniteMagnitude, "ok": 1.5])
+        func found(_ filter: String) throws -> Bool {
+            let page = try api.post(Self.base + "/logged-models/search", ["experiment_ids": ["0"], "filter": .string(filter)])
+            return page["models"]?.arrayValue?.contains { $0["info"]?["model_id"]?.string == id } ?? false
+        }
+        #expect(try found("metrics.nan = 0"))
+        #expect(try found("metrics.up > 1e300"))
+        #expect(try found("metrics.down < -1e300"))
+        // The model's own series (native) keeps the values as they were logged.
+        let native = try #require(try api.get("/api/v1/models?namespace=mlflow-models&name=\(id)")["models"]?[0]?["id"]?.string)
+        for (key, value) in [("nan", "NaN"), ("up", "Infinity"), ("down", "-Infinity")] {
+            let points = try api.get("/api/v1/models/\(native)/metrics/\(key)")["points"]?.arrayValue ?? []
+            #expect(points.map { $0["value"]?.string } == [value], "\(key)")
+        }
+        // The run's own metrics stay as they came too.
+        let runMetrics = try api.get(Self.base + "/runs/get?run_id=\(run)")["run"]?["data"]?["metrics"]?.arrayValue ?? []
+        #expect(runMetrics.first { $0["key"]?.string == "nan" }?["value"]?.string == "NaN")
     }
 
     @Test("paging a run search while runs are added returns every earlier run exactly once")

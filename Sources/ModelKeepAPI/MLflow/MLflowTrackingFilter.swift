@@ -5,7 +5,8 @@ import ModelKeepRegistry
 /// `params`, `tags`, `attributes` (or a bare attribute name) or, for runs, `datasets`; keys with
 /// spaces or dots are quoted with backticks or double quotes. Metrics and time attributes compare
 /// as numbers (`=`, `!=`, `<`, `<=`, `>`, `>=`); the rest as text (`=`, `!=`, LIKE, ILIKE, IN,
-/// NOT IN). `order_by` entries are `<entity>.<key> [ASC|DESC]`.
+/// NOT IN); params and tags also take `IS NULL` and `IS NOT NULL` (no value: whether the item has
+/// the key). `order_by` entries are `<entity>.<key> [ASC|DESC]`.
 enum MLflowTrackingFilter {
     typealias Token = MLflowFilter.Token
 
@@ -67,6 +68,18 @@ enum MLflowTrackingFilter {
         while true {
             let field = try self.field(i < tokens.count ? tokens[i] : nil, target: target, context: text)
             i += 1
+            if let comparator = nullTest(&i, tokens) {
+                // MLflow's `IS NULL` / `IS NOT NULL`: whether the item has the key at all.
+                switch field {
+                case .param, .tag: break
+                default:
+                    throw invalid("Invalid filter '\(text)': IS NULL and IS NOT NULL are only supported for tags and params")
+                }
+                predicates.append(TrackingPredicate(field: field, comparator: comparator, values: []))
+                guard i < tokens.count else { break }
+                try joiner(&i, tokens, filter: text)
+                continue
+            }
             let comparator = try MLflowFilter.comparator(&i, tokens, filter: text)
             var values: [String]
             if comparator == .isIn || comparator == .notIn {
@@ -84,15 +97,36 @@ enum MLflowTrackingFilter {
             }
             predicates.append(TrackingPredicate(field: field, comparator: comparator, values: values))
             guard i < tokens.count else { break }
-            guard case .word(let joiner) = tokens[i], joiner.uppercased() == "AND" else {
-                if case .word(let joiner) = tokens[i], joiner.uppercased() == "OR" {
-                    throw invalid("Invalid filter '\(text)': only AND is supported to join clauses, not OR")
-                }
-                throw invalid("Invalid filter '\(text)': expected AND between clauses")
-            }
-            i += 1
+            try joiner(&i, tokens, filter: text)
         }
         return predicates
+    }
+
+    /// `IS NULL` or `IS NOT NULL` (any case) at `i`, taken; nil (and `i` left) for anything else.
+    static func nullTest(_ i: inout Int, _ tokens: [Token]) -> SearchComparator? {
+        func word(_ at: Int) -> String? {
+            guard at < tokens.count, case .word(let w) = tokens[at] else { return nil }
+            return w.uppercased()
+        }
+        guard word(i) == "IS" else { return nil }
+        if word(i + 1) == "NULL" {
+            i += 2
+            return .isNull
+        }
+        guard word(i + 1) == "NOT", word(i + 2) == "NULL" else { return nil }
+        i += 3
+        return .isNotNull
+    }
+
+    /// The AND between two clauses, taken.
+    static func joiner(_ i: inout Int, _ tokens: [Token], filter text: String) throws(MLflowError) {
+        guard case .word(let joiner) = tokens[i], joiner.uppercased() == "AND" else {
+            if case .word(let joiner) = tokens[i], joiner.uppercased() == "OR" {
+                throw invalid("Invalid filter '\(text)': only AND is supported to join clauses, not OR")
+            }
+            throw invalid("Invalid filter '\(text)': expected AND between clauses")
+        }
+        i += 1
     }
 
     /// `order_by` entries: `<field> [ASC|DESC]`.
