@@ -361,6 +361,19 @@ extension ModelRegistry {
         let bits: UInt64
     }
 
+    /// A run metric's value as the bits of the double it stands for (a non-finite one is a text
+    /// point; every NaN the same bits); nil for any other text and for bytes, which MLflow never
+    /// logs to a run.
+    static func identityBits(_ value: MetricValue) -> UInt64? {
+        switch value {
+        case .number(let n): n.bitPattern
+        case .text("NaN"): Double.nan.bitPattern
+        case .text("Infinity"): Double.infinity.bitPattern
+        case .text("-Infinity"): (-Double.infinity).bitPattern
+        case .text, .bytes: nil
+        }
+    }
+
     private struct StepRange: Hashable {
         let low: Int64
         let high: Int64
@@ -418,8 +431,8 @@ extension ModelRegistry {
             guard let g = groupOf[row.text(0)] else { return }
             let range = groups[g].range
             MetricBlocks.decode(row, at: 1, from: range.low, to: range.high) { step, wallclock, value, _ in
-                guard case .number(let n) = value else { return }
-                stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: n.bitPattern))
+                guard let bits = Self.identityBits(value) else { return }
+                stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: bits))
             }
         }
         if db.dialect == .postgres, groups.count < Self.extentRangeFrom {
@@ -435,7 +448,7 @@ extension ModelRegistry {
                 FROM (VALUES (?)...) AS k (key)
                 JOIN metric_latest l ON l.key = k.key AND l.parent_id = ? AND l.block_last >= ?
                 CROSS JOIN LATERAL (SELECT key, \(MetricBlocks.selected) FROM metric_blocks
-                                    WHERE parent_id = l.parent_id AND key = k.key AND low IS NOT NULL
+                                    WHERE parent_id = l.parent_id AND key = k.key
                                       AND first_step BETWEEN greatest(?::bigint, -4611686018427387904) - least(l.block_span, 4611686018427387904)
                                                          AND ? AND last_step >= ? OFFSET 0) AS b
                 """
@@ -473,7 +486,7 @@ extension ModelRegistry {
                         SELECT b.key, b.id, b.first_step, b.data, b.wallclock, b.number, b.text, b.bytes, b.ids
                         FROM (VALUES (?)...) AS k (key)
                         CROSS JOIN LATERAL (SELECT key, \(MetricBlocks.selected) FROM metric_blocks
-                                            WHERE parent_id = ? AND key = k.key AND low IS NOT NULL
+                                            WHERE parent_id = ? AND key = k.key
                                               AND first_step BETWEEN ? AND ? AND last_step >= ? OFFSET 0) AS b
                         """, extra: [.text(run.modelID), .integer(bounds.start), .integer(bounds.high), .integer(bounds.low)], read: read)
                 }
@@ -482,7 +495,7 @@ extension ModelRegistry {
                 for (bounds, keys) in reachable {
                     _ = try db.rows(in: keys, """
                         SELECT key, \(MetricBlocks.selected) FROM metric_blocks
-                        WHERE key IN (?...) AND parent_id = ? AND first_step BETWEEN ? AND ? AND last_step >= ? AND low IS NOT NULL
+                        WHERE key IN (?...) AND parent_id = ? AND first_step BETWEEN ? AND ? AND last_step >= ?
                         """, extra: [.text(run.modelID), .integer(bounds.start), .integer(bounds.high), .integer(bounds.low)], read)
                 }
             }
@@ -496,14 +509,15 @@ extension ModelRegistry {
             }
         }
         // Which numeric points are new: not stored, and not an earlier point of the same batch.
-        // Non-finite values travel as text points ("NaN", "Infinity"); they are never repeats.
+        // Non-finite values travel as text points ("NaN", "Infinity"); a NaN repeats a NaN (MLflow
+        // keeps one of each (step, timestamp, value), NaN included).
         var repeated = [Bool](repeating: false, count: metrics.count)
         for (g, group) in groups.enumerated() where !group.increasing || stored[g] != nil {
             var seen = stored[g] ?? []
             for i in group.members {
-                guard case .number(let value) = metrics[i].point.value else { continue }
                 let point = metrics[i].point
-                repeated[i] = !seen.insert(PointIdentity(step: point.step, wallclock: point.wallclock, bits: value.bitPattern)).inserted
+                guard let bits = Self.identityBits(point.value) else { continue }
+                repeated[i] = !seen.insert(PointIdentity(step: point.step, wallclock: point.wallclock, bits: bits)).inserted
             }
         }
         var fresh: [MetricPoint] = []
@@ -731,8 +745,14 @@ extension ModelRegistry {
         return .object(object)
     }
 
-    /// Points of several runs' series of one key between two steps, at most `maxResults` steps a
-    /// run, sampled evenly with the first and last step always kept (MLflow's bulk interval).
+    /// Points of several runs' series of one key between two steps, at most `maxResults` a run,
+    /// sampled as MLflow's server (3.x) samples them: the run's points in (step, timestamp,
+    /// value) order are cut into `maxResults` runs of as equal length as can be (SQL's NTILE),
+    /// the first point of each is kept, and the last point of the whole is kept too (in place of
+    /// the last one kept when there are already `maxResults`; so one asked for is the last). By
+    /// point, not by step: a series of many points at one step answers `maxResults` of them, not
+    /// all of them. Values order as MLflow stores them: NaN as 0 (after a 0 of the same step and
+    /// timestamp), an infinity as the largest double of its sign.
     public func sampledMetrics(runIDs: [String], key: String, startStep: Int64?, endStep: Int64?,
                                maxResults: Int) throws(RegistryError) -> [(runID: String, point: MetricPoint)] {
         try Self.requireTracking()
@@ -741,25 +761,48 @@ extension ModelRegistry {
             var out: [(runID: String, point: MetricPoint)] = []
             for runID in runIDs {
                 let run = try Self.fetchRunAttributes(id: runID, db)
-                // One read of the range; the steps to keep are chosen from the points themselves.
-                let points = try MetricBlocks.points(parentID: run.modelID, key: key,
+                // One read of the range, in (step, wallclock, arrival) order; only points that
+                // share a step and a wallclock (rare) need ordering by value as well.
+                var points = try MetricBlocks.points(parentID: run.modelID, key: key,
                                                      MetricBlocks.Range(from: startStep, to: endStep, skipBytes: true), db).map {
                     MetricPoint(key: key, step: $0.step, wallclock: $0.wallclock, value: $0.value)
                 }
-                var steps: [Int64] = []
-                for point in points where steps.last != point.step { steps.append(point.step) }
-                let chosen = Self.sample(steps, count: maxResults)
-                out += points.filter { chosen.contains($0.step) }.map { (runID, $0) }
+                var start = 0
+                while start < points.count {
+                    var end = start + 1
+                    while end < points.count, points[end].step == points[start].step, points[end].wallclock == points[start].wallclock { end += 1 }
+                    if end - start > 1 { points[start..<end].sort { Self.sampleOrder($0.value) < Self.sampleOrder($1.value) } }
+                    start = end
+                }
+                out += Self.sample(points, count: maxResults).map { (runID, $0) }
             }
             return out
         }
     }
 
-    /// At most `count` of sorted values, evenly spaced, first and last included.
-    static func sample(_ values: [Int64], count: Int) -> Set<Int64> {
-        guard values.count > count, count >= 2 else { return Set(values.prefix(max(count, 0))) }
-        var chosen: Set<Int64> = []
-        for i in 0..<count { chosen.insert(values[Int((Double(i) * Double(values.count - 1) / Double(count - 1)).rounded())]) }
-        return chosen
+    /// Where a value sorts among the points of one step and timestamp in MLflow's sampling: its
+    /// stored value, then whether it is NaN.
+    static func sampleOrder(_ value: MetricValue) -> (Double, Int) {
+        switch value {
+        case .number(let n): (n, 0)
+        case .text("NaN"): (0, 1)
+        case .text("Infinity"): (.greatestFiniteMagnitude, 0)
+        case .text("-Infinity"): (-.greatestFiniteMagnitude, 0)
+        case .text, .bytes: (0, 0)
+        }
+    }
+
+    /// At most `count` of `items` (in order): the first of each of `count` runs as equal as can
+    /// be (the first `items.count % count` one longer), and the last item, in place of the last
+    /// one taken when `count` are taken already.
+    static func sample<T>(_ items: [T], count: Int) -> [T] {
+        guard !items.isEmpty, count >= 1 else { return [] }
+        let buckets = min(count, items.count)
+        let length = items.count / count, longer = items.count % count
+        var taken = (0..<buckets).map { b in b * length + min(b, longer) }
+        if taken.last != items.count - 1 {
+            if taken.count >= count { taken[taken.count - 1] = items.count - 1 } else { taken.append(items.count - 1) }
+        }
+        return taken.map { items[$0] }
     }
 }

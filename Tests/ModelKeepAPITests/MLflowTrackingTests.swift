@@ -322,6 +322,47 @@ struct MLflowTrackingRouteTests {
         #expect(runMetrics.first { $0["key"]?.string == "nan" }?["value"]?.string == "NaN")
     }
 
+    @Test("get-history-bulk-interval samples by point as MLflow 3 does: at most max_results a run, first and last kept, however many share a step; a repeated NaN is stored once",
+          arguments: Transport.allCases)
+    func bulkIntervalByPoint(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let run = try createRun(api, experiment: "0", name: "flat")
+        // 500 points at step 0 (log_metric without a step), then 10 steps of one point each;
+        // the last batch of step 0 is sent twice, NaN included.
+        var batches: [[JSONValue]] = stride(from: 0, to: 500, by: 100).map { start in
+            (start..<start + 100).map { i in ["key": "m", "value": i == 450 ? "NaN" : .double(Double(i)), "timestamp": .int(i), "step": 0] }
+        }
+        batches.append(batches[4])
+        batches.append((1...10).map { s in ["key": "m", "value": .double(Double(-s)), "timestamp": .int(1000 + s), "step": .int(s)] })
+        for metrics in batches {
+            #expect(try api.post(Self.base + "/runs/log-batch", ["run_id": .string(run), "metrics": .array(metrics)]).status == 200)
+        }
+        let history = try api.get(Self.base + "/metrics/get-history?run_id=\(run)&metric_key=m")["metrics"]?.arrayValue ?? []
+        #expect(history.count == 510)
+        func sampled(_ query: String) throws -> [[Int]] {
+            let answer = try api.get(Self.base + "/metrics/get-history-bulk-interval?run_ids=\(run)&metric_key=m&\(query)")
+            #expect(answer.status == 200, "\(answer.body)")
+            return (answer["metrics"]?.arrayValue ?? []).map { [$0["step"]?.int ?? -1, $0["timestamp"]?.int ?? -1] }
+        }
+        // 510 points in 5 runs of 102: the first of each, the last of all in place of the fifth.
+        #expect(try sampled("max_results=5") == [[0, 0], [0, 102], [0, 204], [0, 306], [10, 1010]])
+        #expect(try sampled("max_results=1") == [[10, 1010]])
+        #expect(try sampled("max_results=3&start_step=1&end_step=10") == [[1, 1001], [5, 1005], [10, 1010]])
+        #expect(try sampled("max_results=100&start_step=8&end_step=9") == [[8, 1008], [9, 1009]])
+        #expect(try sampled("max_results=2500").count == 510)
+    }
+
+    @Test("a sample of n items in k runs: the first of each run (the first n mod k one longer), and the last item")
+    func sampleRuns() {
+        #expect(ModelRegistry.sample(Array(0..<10), count: 3) == [0, 4, 9])
+        #expect(ModelRegistry.sample(Array(0..<10), count: 4) == [0, 3, 6, 9])
+        #expect(ModelRegistry.sample(Array(0..<3), count: 5) == [0, 1, 2])
+        #expect(ModelRegistry.sample(Array(0..<7), count: 1) == [6])
+        #expect(ModelRegistry.sample(Array(0..<7), count: 7) == Array(0..<7))
+        #expect(ModelRegistry.sample([Int](), count: 3).isEmpty)
+        #expect(ModelRegistry.sample(Array(0..<5), count: 0).isEmpty)
+    }
+
     @Test("paging a run search while runs are added returns every earlier run exactly once")
     func pagingUnderConcurrentInserts() throws {
         let api = try APIClient(.socket)

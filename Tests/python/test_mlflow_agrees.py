@@ -114,17 +114,36 @@ def seed(url):
                 mlflow.log_metric("acc", [0.1, 0.9, NAN, 0.5, INF, -1.0, 0.0, 0.3][i], model_id=model.model_id)
         if i % 3 == 0:
             client.finalize_logged_model(model.model_id, "READY")
+    # A metric history with several points at a step (timestamps rising with the steps, so that
+    # MLflow's timestamp-first order and ModelKeep's step order agree), NaN and the infinities
+    # among them, and a batch logged twice (its points, NaN included, are kept once).
+    history = client.create_run(experiments["EXP E"], run_name="history").info.run_id
+    points = [Metric("h", [0.5, NAN, -2.0, INF, 1.0, -INF, 0.0][(s * 3 + j) % 7], T0 + s, s) for s in range(30) for j in range(3)]
+    for start in range(0, len(points), 45):
+        client.log_batch(history, metrics=points[start:start + 45])
+    client.log_batch(history, metrics=points[:45])
     for i, name in enumerate(["RM a", "rm_b", "rm%c", "Rm D", "rm e"]):
         client.create_registered_model(name, tags={"k": ["v", "V", "w"][i % 3]}, description="d")
         for j in range(i % 3 + 1):
             client.create_model_version(name, f"s3://b/{name}/{j}", tags={"vt": str(j)})
-    return client, experiments, runs, logged
+    return client, experiments, runs, logged, history
 
 
 def answers(url):
     """Every search's answer from the server at `url`: a list of (label, names in order or the error code)."""
-    client, experiments, runs, logged = seed(url)
+    client, experiments, runs, logged, history = seed(url)
     out = []
+
+    def value(v):
+        # The infinities as MLflow's server answers them for a run (ModelKeep answers them as logged).
+        return "nan" if v != v else max(-1.7976931348623157e308, min(1.7976931348623157e308, v))
+
+    out.append(("history", sorted(((m.step, m.timestamp, value(m.value)) for m in client.get_metric_history(history, "h")), key=str)))
+    for query in ["max_results=1", "max_results=2", "max_results=7", "max_results=89", "max_results=90", "max_results=1000",
+                  "max_results=4&start_step=3&end_step=11", "start_step=28&end_step=40"]:
+        with urllib.request.urlopen(f"{url}/api/2.0/mlflow/metrics/get-history-bulk-interval?run_ids={history}&metric_key=h&{query}") as r:
+            sampled = json.loads(r.read())["metrics"]
+        out.append(("bulk interval " + query, [(m["step"], m["timestamp"], value(float(m["value"]))) for m in sampled]))
 
     def ask(label, pages):
         try:
@@ -241,7 +260,7 @@ class MLflowAgrees(unittest.TestCase):
     def test_the_same_searches_answer_alike(self):
         expected = answers(self.mlflow_url)
         labels = [label for label, _ in expected]
-        self.assertEqual(len(labels), 147)
+        self.assertEqual(len(labels), 156)
         got = dict(expected)
         # What the comparison rests on, as MLflow answered it: NaN after every number and the
         # infinities at the ends, in either direction; IS NULL by the key's absence.
@@ -256,6 +275,9 @@ class MLflowAgrees(unittest.TestCase):
         self.assertEqual(got["runs 'params.depth IS NOT NULL' [] 1"], ["Alpha", "eta", "lambda", "omicron", "tau"])
         self.assertEqual(got["experiments 'tags.extra IS NULL' [] 1"], ["EXP E", "Exp A"])
         self.assertTrue(got["runs 'metrics.acc IS NULL' [] 1"].startswith("error"))
+        self.assertEqual(len(got["history"]), 90)
+        self.assertEqual(len(got["bulk interval max_results=7"]), 7)
+        self.assertEqual([p[:2] for p in got["bulk interval max_results=1"]], [(29, T0 + 29)])
         for server in self.servers:
             with self.subTest(server=server.data):
                 answered = answers(server.base)
