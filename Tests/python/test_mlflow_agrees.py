@@ -2,7 +2,8 @@
 the unmodified client into MLflow's server (from the venv's `mlflow` package, on SQLite) and into
 ModelKeep on SQLite and on PostgreSQL, then the same searches of runs, experiments, logged models,
 registered models and versions asked of all three, paged, and every answer compared (the names
-in order, or the error code). Written after such a comparison found a run's NaN and infinite
+in order, or the error code); then a run, an experiment and a registered model taken through their
+lifecycles over REST on each, every step's status and answer compared. Written after such a comparison found a run's NaN and infinite
 metrics left out of every filter and sorted as if missing, `IS NULL` refused, and a logged
 model's non-finite metrics dropped. Where ModelKeep deliberately answers what MLflow refuses (IN
 lists on params, tags and status; `''` in a quoted value; a logged model's status by its short
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -206,6 +208,91 @@ def answers(url):
     return out
 
 
+def lifecycle(url):
+    """A run, an experiment and a registered model taken through their lifecycles over REST, each
+    step's status and what it answers (or its error code): renames, the run name tag, deletes and
+    restores, logging to what is deleted, stages archived, aliases of a deleted version."""
+    out = []
+
+    def call(method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url + "/api/2.0/mlflow" + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"} if data is not None else {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                text = response.read()
+                return response.status, json.loads(text) if text else {}
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+    def step(label, answer, pick=lambda body: None):
+        status, body = answer
+        out.append((label, status, pick(body) if status == 200 else body.get("error_code")))
+
+    experiment = call("POST", "/experiments/create", {"name": "life"})[1]["experiment_id"]
+    run = call("POST", "/runs/create", {"experiment_id": experiment, "run_name": "first"})[1]["run"]["info"]["run_id"]
+    get = lambda: call("GET", f"/runs/get?run_id={run}")
+    name = lambda body: (body["run"]["info"]["run_name"], {t["key"]: t["value"] for t in body["run"]["data"].get("tags", [])}.get("mlflow.runName"))
+    step("rename run", call("POST", "/runs/update", {"run_id": run, "run_name": "second"}), lambda b: b["run_info"]["run_name"])
+    step("run name and tag", get(), name)
+    step("set the name tag", call("POST", "/runs/set-tag", {"run_id": run, "key": "mlflow.runName", "value": "third"}))
+    step("run name after the tag", get(), name)
+    step("delete the name tag", call("POST", "/runs/delete-tag", {"run_id": run, "key": "mlflow.runName"}))
+    step("run name after the tag's delete", get(), name)
+    step("finish", call("POST", "/runs/update", {"run_id": run, "status": "FINISHED", "end_time": 123}),
+         lambda b: (b["run_info"]["status"], b["run_info"].get("end_time")))
+    step("running again", call("POST", "/runs/update", {"run_id": run, "status": "RUNNING"}),
+         lambda b: (b["run_info"]["status"], b["run_info"].get("end_time")))
+    step("delete the experiment", call("POST", "/experiments/delete", {"experiment_id": experiment}))
+    step("its run", get(), lambda b: b["run"]["info"]["lifecycle_stage"])
+    step("the deleted experiment", call("GET", f"/experiments/get?experiment_id={experiment}"), lambda b: b["experiment"]["lifecycle_stage"])
+    step("the deleted experiment by name", call("GET", "/experiments/get-by-name?experiment_name=life"), lambda b: b["experiment"]["lifecycle_stage"])
+    step("log to its run", call("POST", "/runs/log-metric", {"run_id": run, "key": "m", "value": 1, "timestamp": 1}))
+    step("a run in it", call("POST", "/runs/create", {"experiment_id": experiment}))
+    step("restore the experiment", call("POST", "/experiments/restore", {"experiment_id": experiment}))
+    step("its run again", get(), lambda b: b["run"]["info"]["lifecycle_stage"])
+    step("delete the run", call("POST", "/runs/delete", {"run_id": run}))
+    step("delete it again", call("POST", "/runs/delete", {"run_id": run}))
+    step("log to the deleted run", call("POST", "/runs/log-metric", {"run_id": run, "key": "m", "value": 1, "timestamp": 1}))
+    step("tag the deleted run", call("POST", "/runs/set-tag", {"run_id": run, "key": "k", "value": "v"}))
+    step("update the deleted run", call("POST", "/runs/update", {"run_id": run, "status": "FAILED"}))
+    step("restore the run", call("POST", "/runs/restore", {"run_id": run}))
+    step("restore it again", call("POST", "/runs/restore", {"run_id": run}))
+    step("rename the experiment", call("POST", "/experiments/update", {"experiment_id": experiment, "new_name": "life2"}))
+    step("its old name", call("GET", "/experiments/get-by-name?experiment_name=life"))
+    step("experiment 0", call("GET", "/experiments/get?experiment_id=0"), lambda b: (b["experiment"]["name"], b["experiment"]["lifecycle_stage"]))
+    step("delete experiment 0", call("POST", "/experiments/delete", {"experiment_id": "0"}))
+    step("a model", call("POST", "/registered-models/create", {"name": "lr", "tags": [{"key": "a", "value": "1"}]}),
+         lambda b: b["registered_model"].get("tags"))
+    for i in range(3):
+        call("POST", "/model-versions/create", {"name": "lr", "source": f"s3://b/{i}"})
+    call("POST", "/model-versions/transition-stage", {"name": "lr", "version": "1", "stage": "Production", "archive_existing_versions": False})
+    call("POST", "/model-versions/transition-stage", {"name": "lr", "version": "2", "stage": "Production", "archive_existing_versions": True})
+    stages = lambda versions: sorted((v["version"], v["current_stage"]) for v in versions)
+    step("stages after archiving", call("GET", "/model-versions/search?filter=name%3D%27lr%27"), lambda b: stages(b["model_versions"]))
+    step("latest versions", call("GET", "/registered-models/get?name=lr"), lambda b: stages(b["registered_model"].get("latest_versions", [])))
+    # (Sorted: the order of a model's latest versions is a known difference, README.)
+    step("latest of None", call("POST", "/registered-models/get-latest-versions", {"name": "lr", "stages": ["None"]}), lambda b: stages(b["model_versions"]))
+    step("latest of all", call("POST", "/registered-models/get-latest-versions", {"name": "lr"}), lambda b: stages(b["model_versions"]))
+    step("latest of a bad stage", call("POST", "/registered-models/get-latest-versions", {"name": "lr", "stages": ["Bogus"]}))
+    call("POST", "/registered-models/alias", {"name": "lr", "alias": "a1", "version": "3"})
+    step("aliases", call("GET", "/registered-models/get?name=lr"), lambda b: b["registered_model"].get("aliases"))
+    step("a version's aliases", call("GET", "/model-versions/get?name=lr&version=3"), lambda b: b["model_version"].get("aliases"))
+    step("delete the aliased version", call("DELETE", "/model-versions/delete", {"name": "lr", "version": "3"}))
+    step("aliases after", call("GET", "/registered-models/get?name=lr"), lambda b: b["registered_model"].get("aliases"))
+    step("the next version", call("POST", "/model-versions/create", {"name": "lr", "source": "s3://b/x"}), lambda b: b["model_version"]["version"])
+    step("a stage in lower case", call("POST", "/model-versions/transition-stage", {"name": "lr", "version": "4", "stage": "staging",
+                                                                                   "archive_existing_versions": False}),
+         lambda b: b["model_version"]["current_stage"])
+    step("rename the model", call("POST", "/registered-models/rename", {"name": "lr", "new_name": "lr2"}), lambda b: b["registered_model"]["name"])
+    step("its versions", call("GET", "/model-versions/search?filter=name%3D%27lr2%27"), lambda b: sorted(v["version"] for v in b["model_versions"]))
+    step("its old name", call("GET", "/registered-models/get?name=lr"))
+    step("delete it", call("DELETE", "/registered-models/delete", {"name": "lr2"}))
+    step("make it again", call("POST", "/registered-models/create", {"name": "lr2"}), lambda b: b["registered_model"]["name"])
+    step("its first version", call("POST", "/model-versions/create", {"name": "lr2", "source": "s3://b/y"}), lambda b: b["model_version"]["version"])
+    return out
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -283,6 +370,15 @@ class MLflowAgrees(unittest.TestCase):
                 answered = answers(server.base)
                 self.assertEqual([label for label, _ in answered], labels)
                 differences = [(label, want, have) for (label, want), (_, have) in zip(expected, answered) if want != have]
+                self.assertEqual(differences, [], json.dumps(differences, ensure_ascii=False, indent=1))
+        # Then the lifecycles, after the searches (whose answers they would change).
+        expected = lifecycle(self.mlflow_url)
+        self.assertEqual(len(expected), 45)
+        self.assertIn(("log to the deleted run", 400, "INVALID_PARAMETER_VALUE"), expected)
+        for server in self.servers:
+            with self.subTest(server=server.data, part="lifecycle"):
+                answered = lifecycle(server.base)
+                differences = [(want, have) for want, have in zip(expected, answered) if want != have]
                 self.assertEqual(differences, [], json.dumps(differences, ensure_ascii=False, indent=1))
 
 
