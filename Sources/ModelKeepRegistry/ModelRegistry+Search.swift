@@ -126,8 +126,9 @@ extension ModelRegistry {
         }
     }
 
-    /// The newest live version (the highest integer version) of each stage of a model, in stage
-    /// order; only the given stages when `stages` is not empty.
+    /// The newest live version (the highest integer version) of each stage of a model, in the
+    /// order of each stage's lowest live version (MLflow's); only the given stages when `stages`
+    /// is not empty.
     public func latestVersionsByStage(modelID: String, stages: [Stage] = []) throws(RegistryError) -> [Version] {
         try reading { db in
             try Self.requireLiveModel(id: modelID, db)
@@ -162,7 +163,8 @@ extension ModelRegistry {
         }
     }
 
-    /// The newest version of a model in each stage (in stage order), inside the caller's transaction.
+    /// The newest version of a model in each stage (in the order of each stage's lowest live
+    /// version), inside the caller's transaction.
     static func latestVersions(modelID: String, stages: [Stage], _ db: any SQLConnection) throws -> [Version] {
         var none: [String: JSONValue] = [:]
         return try latestVersions(modelID: modelID, stages: stages, metadataKey: nil, into: &none, db)
@@ -177,8 +179,13 @@ extension ModelRegistry {
         // with a window function sorted the model's whole history on each call.
         // Without a metadata key the column is NULL: no probe of each version's metadata.
         let metadataColumn = metadataKey == nil ? "NULL" : "(SELECT value FROM metadata WHERE parent_id = v.id AND key = ?2)"
+        // Listed as MLflow's server lists them: by each stage's lowest live version (the order in
+        // which its loop over the versions first meets the stages).
         let latest = try db.query("""
-            SELECT \(Self.versionColumns), \(metadataColumn) FROM versions v WHERE v.id IN (
+            SELECT \(Self.versionColumns), \(metadataColumn),
+                   (SELECT f.version_order FROM versions f WHERE f.model_id = v.model_id AND f.stage = v.stage AND f.deleted_at IS NULL
+                    ORDER BY f.version_order LIMIT 1)
+            FROM versions v WHERE v.id IN (
                 SELECT coalesce(
                     (SELECT id FROM versions WHERE model_id = ?1 AND stage = s.name AND deleted_at IS NULL
                         AND version_order < '~' ORDER BY version_order DESC LIMIT 1),
@@ -187,14 +194,13 @@ extension ModelRegistry {
                 FROM (SELECT 'none' AS name UNION ALL SELECT 'staging' UNION ALL SELECT 'production'
                       UNION ALL SELECT 'archived') s)
             """, [.text(modelID)] + (metadataKey.map { [.text($0)] } ?? [])) { row in
-                (version: Self.version(from: row), metadata: metadataKey == nil || row.isNull(13) ? nil : row.text(13))
+                (version: Self.version(from: row), metadata: metadataKey == nil || row.isNull(13) ? nil : row.text(13), first: row.text(14))
             }
-        for (version, text) in latest {
+        for (version, text, _) in latest {
             if let text { metadata[version.id] = parsedMetadata(text) }
         }
-        let order = Stage.allCases
-        return latest.map(\.version).filter { stages.isEmpty || stages.contains($0.stage) }
-            .sorted { order.firstIndex(of: $0.stage)! < order.firstIndex(of: $1.stage)! }
+        return latest.sorted { Array($0.first.utf8).lexicographicallyPrecedes(Array($1.first.utf8)) }
+            .map(\.version).filter { stages.isEmpty || stages.contains($0.stage) }
     }
 
     static func searchColumn(_ key: SearchOrderKey, table: String) -> String {
