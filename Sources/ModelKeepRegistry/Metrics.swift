@@ -7,6 +7,21 @@ public enum MetricValue: Sendable, Equatable {
     case bytes([UInt8])
 }
 
+extension MetricValue {
+    /// The double an MLflow run's metric stands for: a number, or a non-finite one, which
+    /// travels and is kept as the text point "NaN", "Infinity" or "-Infinity"; nil for any
+    /// other text and for bytes, which MLflow never logs.
+    var runDouble: Double? {
+        switch self {
+        case .number(let n): n
+        case .text("NaN"): .nan
+        case .text("Infinity"): .infinity
+        case .text("-Infinity"): -.infinity
+        case .text, .bytes: nil
+        }
+    }
+}
+
 /// One point of a metric series.
 public struct MetricPoint: Sendable, Equatable {
     public var key: String

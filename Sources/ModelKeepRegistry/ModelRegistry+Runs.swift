@@ -329,8 +329,7 @@ extension ModelRegistry {
             try Self.validateMetricKey(metric.point.key, field: "metrics[\(i)].key")
             let valid = switch metric.point.value {
             case .number(let n): n.isFinite
-            case .text(let s): ["NaN", "Infinity", "-Infinity"].contains(s)
-            case .bytes: false
+            case .text, .bytes: metric.point.value.runDouble != nil
             }
             guard valid else {
                 throw .invalid(field: "metrics[\(i)].value", message: "must be a finite number, or the text NaN, Infinity or -Infinity")
@@ -359,19 +358,6 @@ extension ModelRegistry {
         let step: Int64
         let wallclock: Int64
         let bits: UInt64
-    }
-
-    /// A run metric's value as the bits of the double it stands for (a non-finite one is a text
-    /// point; every NaN the same bits); nil for any other text and for bytes, which MLflow never
-    /// logs to a run.
-    static func identityBits(_ value: MetricValue) -> UInt64? {
-        switch value {
-        case .number(let n): n.bitPattern
-        case .text("NaN"): Double.nan.bitPattern
-        case .text("Infinity"): Double.infinity.bitPattern
-        case .text("-Infinity"): (-Double.infinity).bitPattern
-        case .text, .bytes: nil
-        }
     }
 
     private struct StepRange: Hashable {
@@ -431,7 +417,7 @@ extension ModelRegistry {
             guard let g = groupOf[row.text(0)] else { return }
             let range = groups[g].range
             MetricBlocks.decode(row, at: 1, from: range.low, to: range.high) { step, wallclock, value, _ in
-                guard let bits = Self.identityBits(value) else { return }
+                guard let bits = value.runDouble?.bitPattern else { return }
                 stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: bits))
             }
         }
@@ -516,7 +502,7 @@ extension ModelRegistry {
             var seen = stored[g] ?? []
             for i in group.members {
                 let point = metrics[i].point
-                guard let bits = Self.identityBits(point.value) else { continue }
+                guard let bits = point.value.runDouble?.bitPattern else { continue }
                 repeated[i] = !seen.insert(PointIdentity(step: point.step, wallclock: point.wallclock, bits: bits)).inserted
             }
         }
@@ -528,7 +514,9 @@ extension ModelRegistry {
         for (i, metric) in metrics.enumerated() {
             let point = metric.point
             if !repeated[i] { fresh.append(point) }
-            guard let loggedModelID = metric.modelID, !loggedModelID.isEmpty, let value = Self.loggedModelValue(point.value) else { continue }
+            // A logged model's tables keep the value as MLflow's server does (so its searches and
+            // answers are MLflow's); the model's own ModelKeep series keeps the point as it came.
+            guard let loggedModelID = metric.modelID, !loggedModelID.isEmpty, let value = point.value.runDouble.map(Self.mlflowStored) else { continue }
             if loggedModels[loggedModelID] == nil {
                 loggedModels[loggedModelID] = try db.queryFirst("SELECT model_id, experiment_id FROM mlflow_logged_models WHERE id = ?",
                                                                 [.text(loggedModelID)], { (modelID: $0.text(0), experimentID: $0.int64(1)) })
@@ -570,17 +558,10 @@ extension ModelRegistry {
         return behind
     }
 
-    /// What a logged model's tables keep of a metric value: the number, with NaN as 0 and the
-    /// infinities as the largest finite doubles, as MLflow's server stores them (so its searches
-    /// and answers are MLflow's). The model's own ModelKeep series keeps the point as it came.
-    static func loggedModelValue(_ value: MetricValue) -> Double? {
-        switch value {
-        case .number(let n): n
-        case .text("NaN"): 0
-        case .text("Infinity"): .greatestFiniteMagnitude
-        case .text("-Infinity"): -.greatestFiniteMagnitude
-        case .text, .bytes: nil
-        }
+    /// A metric's value as MLflow's server stores it: NaN as 0 (beside its is_nan flag, where it
+    /// keeps one) and the infinities as the largest finite doubles.
+    static func mlflowStored(_ value: Double) -> Double {
+        value.isNaN ? 0 : min(max(value, -.greatestFiniteMagnitude), .greatestFiniteMagnitude)
     }
 
     /// Records a run's inputs (datasets as MLflow's DatasetInput documents, keyed by name and
@@ -783,13 +764,8 @@ extension ModelRegistry {
     /// Where a value sorts among the points of one step and timestamp in MLflow's sampling: its
     /// stored value, then whether it is NaN.
     static func sampleOrder(_ value: MetricValue) -> (Double, Int) {
-        switch value {
-        case .number(let n): (n, 0)
-        case .text("NaN"): (0, 1)
-        case .text("Infinity"): (.greatestFiniteMagnitude, 0)
-        case .text("-Infinity"): (-.greatestFiniteMagnitude, 0)
-        case .text, .bytes: (0, 0)
-        }
+        let number = value.runDouble ?? 0
+        return (mlflowStored(number), number.isNaN ? 1 : 0)
     }
 
     /// At most `count` of `items` (in order): the first of each of `count` runs as equal as can

@@ -199,7 +199,7 @@ extension ModelRegistry {
         for (version, text, _) in latest {
             if let text { metadata[version.id] = parsedMetadata(text) }
         }
-        return latest.sorted { Array($0.first.utf8).lexicographicallyPrecedes(Array($1.first.utf8)) }
+        return latest.sorted { $0.first.utf8.lexicographicallyPrecedes($1.first.utf8) }
             .map(\.version).filter { stages.isEmpty || stages.contains($0.stage) }
     }
 

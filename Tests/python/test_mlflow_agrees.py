@@ -147,7 +147,9 @@ def answers(url):
             sampled = json.loads(r.read())["metrics"]
         out.append(("bulk interval " + query, [(m["step"], m["timestamp"], value(float(m["value"]))) for m in sampled]))
 
-    def ask(label, pages):
+    def ask(label, pages, ordered=True):
+        """Every page's names; as a set where no order was asked (runs made in one millisecond
+        may tie in the default order, newest start first)."""
         try:
             got, token = [], None
             for _ in range(50):  # bounded
@@ -156,7 +158,7 @@ def answers(url):
                 token = page[1]
                 if not token:
                     break
-            out.append((label, got))
+            out.append((label, got if ordered else sorted(got)))
         except MlflowException as error:
             out.append((label, "error " + error.error_code))
 
@@ -168,20 +170,14 @@ def answers(url):
                 def pages(token, flt=flt, order=order, view=view):
                     page = client.search_runs(both, filter_string=flt, order_by=order, run_view_type=view, max_results=7, page_token=token)
                     return [runs.get(r.info.run_id, r.info.run_name) for r in page], page.token
-                # Without an order the default one (newest start first) decides; runs made in one
-                # millisecond may tie, so those answers are compared as sets.
-                ask(f"runs {flt!r} {order} {view}", pages)
-                if not order and isinstance(out[-1][1], list):
-                    out[-1] = (out[-1][0], sorted(out[-1][1]))
+                ask(f"runs {flt!r} {order} {view}", pages, ordered=bool(order))
     for flt in EXPERIMENT_FILTERS:
         for order in ([[]] + EXPERIMENT_ORDERS if flt == "" else [[]]):
             for view in ([ViewType.ACTIVE_ONLY, ViewType.DELETED_ONLY, ViewType.ALL] if flt == "" and not order else [ViewType.ACTIVE_ONLY]):
                 def pages(token, flt=flt, order=order, view=view):
                     page = client.search_experiments(view_type=view, filter_string=flt, order_by=order, max_results=2, page_token=token)
                     return [e.name for e in page if e.name != "Default"], page.token
-                ask(f"experiments {flt!r} {order} {view}", pages)
-                if not order and isinstance(out[-1][1], list):
-                    out[-1] = (out[-1][0], sorted(out[-1][1]))
+                ask(f"experiments {flt!r} {order} {view}", pages, ordered=bool(order))
     for flt in LOGGED_MODEL_FILTERS:
         for order in ([[]] + LOGGED_MODEL_ORDERS if flt == "" else [[]]):
             def pages(token, flt=flt, order=order):
@@ -202,9 +198,7 @@ def answers(url):
             def pages(token, flt=flt, order=order):
                 page = client.search_model_versions(filter_string=flt, order_by=order, max_results=3, page_token=token)
                 return [(v.name, v.version) for v in page], page.token
-            ask(f"versions {flt!r} {order}", pages)
-            if not order and isinstance(out[-1][1], list):
-                out[-1] = (out[-1][0], sorted(out[-1][1]))
+            ask(f"versions {flt!r} {order}", pages, ordered=bool(order))
     return out
 
 
