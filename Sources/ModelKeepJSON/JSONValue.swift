@@ -84,6 +84,10 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
         members = elements.map { (key: $0.0, value: $0.1) }
     }
     public init(_ members: [(key: String, value: JSONValue)]) { self.members = members }
+    /// Text members (labels, tags), by key, so the same dictionary is always written alike.
+    public init(sortedStrings dictionary: [String: String]) {
+        members = dictionary.sorted { $0.key < $1.key }.map { (key: $0.key, value: .string($0.value)) }
+    }
 
     public var count: Int { members.count }
     public var isEmpty: Bool { members.isEmpty }

@@ -107,7 +107,11 @@ extension ModelRegistry {
         }
         try Self.writeLabels(draft.labels, table: "model_labels", ownerColumn: "model_id", ownerID: id, replacing: false, db)
         try Self.writeMetadata(draft.metadata, parentID: id, at: now, db)
-        try Self.record("model.created", namespace: draft.namespace, subject: id, payload: ["name": .string(draft.name)],
+        // The event says what the model was made with (its description and labels as they were),
+        // so a receiver sees the creation, not whatever the model holds when it is delivered.
+        try Self.record("model.created", namespace: draft.namespace, subject: id,
+                        payload: ["name": .string(draft.name), "description": .optional(draft.description),
+                                  "labels": .object(JSONObject(sortedStrings: draft.labels))],
                         at: now, db)
         return id
     }

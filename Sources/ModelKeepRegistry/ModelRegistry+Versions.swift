@@ -98,7 +98,10 @@ extension ModelRegistry {
             try Self.writeMetadata(draft.metadata, parentID: id, at: now, db)
             let namespace = try Self.namespace(ofModel: modelID, db)
             try Self.record("version.created", namespace: namespace, subject: id,
-                            payload: ["model_id": .string(modelID), "version": .string(version)], at: now, db)
+                            payload: ["model_id": .string(modelID), "version": .string(version),
+                                      "description": .optional(draft.description), "source_uri": .optional(draft.sourceURI),
+                                      "labels": .object(JSONObject(sortedStrings: draft.labels))],
+                            at: now, db)
             for tag in draft.uniqueTags {
                 try Self.insertTag(modelID: modelID, tag: tag, versionID: id, at: now, db)
                 try Self.record("tag.assigned", namespace: namespace, subject: id,

@@ -58,6 +58,8 @@ public struct WebhookDraft: Sendable {
     public var name: String??
     public var description: String??
     public var dialectEvents: String??
+    /// The shortest secret taken. MLflow's dialect takes any (MLflow's server does); the native API asks for 8 bytes.
+    public var minimumSecretBytes = 8
 
     public init() {}
 }
@@ -151,7 +153,9 @@ extension ModelRegistry {
         let events = draft.events ?? ["*"]
         try Self.validateEvents(events)
         let secret = draft.secret ?? "whsec_" + BlobStore.hex((0..<24).map { _ in UInt8.random(in: 0...255) })
-        guard (8...256).contains(secret.utf8.count) else { throw .invalid(field: "secret", message: "must be 8 to 256 characters") }
+        guard (draft.minimumSecretBytes...256).contains(secret.utf8.count) else {
+            throw .invalid(field: "secret", message: "must be \(draft.minimumSecretBytes) to 256 characters")
+        }
         let now = Clock.nowMilliseconds()
         let id = Identifiers.make(at: now)
         let webhook = try writing { db in
@@ -195,12 +199,24 @@ extension ModelRegistry {
         }
     }
 
+    /// One page of a dialect's webhooks, newest first (as MLflow lists them): those made before
+    /// the webhook `before` (the last of the previous page), and whether more follow.
+    public func webhooks(dialect: String, before: String?, limit: Int) throws(RegistryError) -> (webhooks: [Webhook], more: Bool) {
+        let page = try reading { db in
+            try db.query("""
+                SELECT \(Self.webhookColumns) FROM webhooks w WHERE w.dialect = ? AND (? IS NULL OR w.id < ?)
+                ORDER BY w.id DESC LIMIT ?
+                """, [.text(dialect), SQLValue(before), SQLValue(before), .integer(Int64(limit) + 1)], Self.webhook(from:))
+        }
+        return (Array(page.prefix(limit)), page.count > limit)
+    }
+
     /// Changes a webhook. Turning it back on clears its failure count and pause.
     public func updateWebhook(_ id: String, _ draft: WebhookDraft, policy: WebhookPolicy, dialect: String? = nil) throws(RegistryError) -> Webhook {
         if let url = draft.url { try WebhookURL.check(url, allowed: policy.allowedNetworks) }
         if let events = draft.events { try Self.validateEvents(events) }
-        if let secret = draft.secret, !(8...256).contains(secret.utf8.count) {
-            throw .invalid(field: "secret", message: "must be 8 to 256 characters")
+        if let secret = draft.secret, !(draft.minimumSecretBytes...256).contains(secret.utf8.count) {
+            throw .invalid(field: "secret", message: "must be \(draft.minimumSecretBytes) to 256 characters")
         }
         let now = Clock.nowMilliseconds()
         return try writing { db in

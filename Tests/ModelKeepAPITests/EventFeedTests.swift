@@ -12,8 +12,9 @@ struct EventFeedTests {
     @Test("every change appends an event with its model's namespace", arguments: Transport.allCases)
     func events(transport: Transport) throws {
         let api = try APIClient(transport)
-        let id = try api.createModel("m", ["namespace": "vision"])
-        _ = try api.post("/api/v1/models/\(id)/versions", ["unique_tags": ["candidate"]])
+        let id = try api.createModel("m", ["namespace": "vision", "labels": ["team": "cv", "a": "1"]])
+        _ = try api.post("/api/v1/models/\(id)/versions", ["unique_tags": ["candidate"], "description": "first",
+                                                           "source_uri": "s3://b/m/1", "labels": ["k": "v"]])
         _ = try api.post("/api/v1/models/\(id)/versions", [:])
         _ = try api.put("/api/v1/models/\(id)/tags/candidate?move=true", ["version": "2"])
         _ = try api.post("/api/v1/models/\(id)/versions/1/stage", ["stage": "production"])
@@ -28,6 +29,11 @@ struct EventFeedTests {
                                "model.deleted"])
         let events = all["events"]?.arrayValue ?? []
         #expect(events.allSatisfy { $0["namespace"]?.string == "vision" })
+        // A creation's event says what was made, whatever the model or version holds later.
+        #expect(events[0]["payload"] == ["name": "m", "description": nil, "labels": ["a": "1", "team": "cv"]])
+        #expect(events[1]["payload"] == ["model_id": .string(id), "version": "1", "description": "first", "source_uri": "s3://b/m/1",
+                                         "labels": ["k": "v"]])
+        #expect(events[3]["payload"]?["labels"] == [:])
         #expect(events[4]["payload"]?["previous_version"]?.string == "1")
         #expect(events[6]["payload"]?["archived"] == ["1"])
         #expect(events[9]["payload"]?["freed_tags"] == ["candidate"])

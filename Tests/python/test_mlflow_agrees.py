@@ -3,18 +3,25 @@ the unmodified client into MLflow's server (from the venv's `mlflow` package, on
 ModelKeep on SQLite and on PostgreSQL, then the same searches of runs, experiments, logged models,
 registered models and versions asked of all three, paged, and every answer compared (the names
 in order, or the error code); then a run, an experiment and a registered model taken through their
-lifecycles over REST on each, every step's status and answer compared. Written after such a comparison found a run's NaN and infinite
+lifecycles over REST on each, every step's status and answer compared; then MLflow's webhooks
+API called alike on each, and the deliveries of a webhook for every MLflow event compared. Written after such a comparison found a run's NaN and infinite
 metrics left out of every filter and sorted as if missing, `IS NULL` refused, and a logged
 model's non-finite metrics dropped. Where ModelKeep deliberately answers what MLflow refuses (IN
 lists on params, tags and status; `''` in a quoted value; a logged model's status by its short
 name) the search is left out here and tested in test_mlflow_tracking. Needs MODELKEEP_BIN."""
+import base64
+import hashlib
+import hmac
+import http.server
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
@@ -287,6 +294,140 @@ def lifecycle(url):
     return out
 
 
+WEBHOOK_EVENTS = ["registered_model.created", "model_version.created", "model_version_tag.set", "model_version_tag.deleted",
+                  "model_version_alias.created", "model_version_alias.deleted", "prompt.created", "prompt_version.created",
+                  "prompt_tag.set", "prompt_tag.deleted", "prompt_version_tag.set", "prompt_version_tag.deleted",
+                  "prompt_alias.created", "prompt_alias.deleted"]
+WEBHOOK_SECRET = "short"  # MLflow's server takes any secret
+
+
+class Receiver:
+    """A receiver written for MLflow: keeps each delivery whose X-MLflow-Signature checks out
+    (MLflow's scheme: v1,<base64 HMAC-SHA256 of "<delivery id>.<timestamp>.<body>">)."""
+
+    def __init__(self):
+        self.got, self.bad, self.lock = [], 0, threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                signed = f"{self.headers.get('X-MLflow-Delivery-Id')}.{self.headers.get('X-MLflow-Timestamp')}.{body.decode()}"
+                digest = hmac.new(WEBHOOK_SECRET.encode(), signed.encode(), hashlib.sha256).digest()
+                good = hmac.compare_digest("v1," + base64.b64encode(digest).decode(), self.headers.get("X-MLflow-Signature", ""))
+                with receiver.lock:
+                    if good:
+                        receiver.got.append(json.loads(body))
+                    else:
+                        receiver.bad += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def events(self):
+        with self.lock:
+            return list(self.got)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def webhook_calls(url):
+    """MLflow's webhooks API over REST: what each call answers (ids and times left out) or its error code."""
+    out, ids = [], {}
+
+    def call(label, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        path = re.sub(r"\{([^}]+)\}", lambda m: ids[m.group(1)], path)
+        request = urllib.request.Request(url + "/api/2.0/mlflow/webhooks" + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"} if data is not None else {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, answer = response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            status, answer = error.code, json.loads(error.read() or b"{}")
+        if status == 200 and "webhook" in answer and label.startswith("create"):
+            ids[body["name"]] = answer["webhook"]["webhook_id"]
+        hooks = [answer["webhook"]] if "webhook" in answer else answer.get("webhooks", [])
+        shown = [{k: v for k, v in hook.items() if k not in ("webhook_id", "creation_timestamp", "last_updated_timestamp")} for hook in hooks]
+        out.append((label, status, (shown, "next_page_token" in answer) if status == 200 else answer.get("error_code")))
+
+    mv = {"entity": "MODEL_VERSION", "action": "CREATED"}
+    rm = {"entity": "REGISTERED_MODEL", "action": "CREATED"}
+    target = "http://127.0.0.1:9/never"
+    call("create", "POST", "", {"name": "h1", "url": target, "events": [rm, mv], "secret": "a-longer-secret", "description": "d"})
+    call("create without a secret", "POST", "", {"name": "h2", "url": target, "events": [mv]})
+    call("create disabled", "POST", "", {"name": "h3", "url": target, "events": [mv], "status": "DISABLED"})
+    call("create with a short secret", "POST", "", {"name": "h4", "url": target, "events": [mv], "secret": "abc"})
+    call("create for every prompt event", "POST", "", {"name": "h5.p_q-r", "url": target, "events": [
+        {"entity": e.split(".")[0].upper(), "action": e.split(".")[1].upper()} for e in reversed(WEBHOOK_EVENTS) if e.startswith("prompt")]})
+    call("create for the budget event", "POST", "", {"name": "h6", "url": target, "events": [{"entity": "BUDGET_POLICY", "action": "EXCEEDED"}]})
+    for label, name in [("a name starting with -", "-h"), ("a name with a space", "a b"), ("a name of 64", "a" * 64), ("a name ending with .", "h.")]:
+        call("create with " + label, "POST", "", {"name": name, "url": target, "events": [mv]})
+    call("create without a name", "POST", "", {"url": target, "events": [mv]})
+    call("create without a url", "POST", "", {"name": "x", "events": [mv]})
+    call("create with ftp", "POST", "", {"name": "x", "url": "ftp://127.0.0.1/x", "events": [mv]})
+    call("create without events", "POST", "", {"name": "x", "url": target})
+    call("create with no events", "POST", "", {"name": "x", "url": target, "events": []})
+    call("create with an unknown action", "POST", "", {"name": "x", "url": target, "events": [{"entity": "MODEL_VERSION", "action": "DELETED"}]})
+    call("list", "GET", "")
+    call("list, 2 a page", "GET", "?max_results=2")
+    call("list, 1001 a page", "GET", "?max_results=1001")
+    call("get", "GET", "/{h1}")
+    call("get a missing one", "GET", "/nope")
+    call("rename", "PATCH", "/{h1}", {"name": "h1b"})
+    call("rename badly", "PATCH", "/{h1}", {"name": "h 1"})
+    call("disable", "PATCH", "/{h1}", {"status": "DISABLED"})
+    call("change events", "PATCH", "/{h1}", {"events": [mv]})
+    call("change to ftp", "PATCH", "/{h1}", {"url": "ftp://127.0.0.1/x"})
+    call("update a missing one", "PATCH", "/nope", {"name": "z"})
+    call("test a missing one", "POST", "/nope/test", {})
+    call("delete", "DELETE", "/{h2}")
+    call("delete again", "DELETE", "/{h2}")
+    call("list after", "GET", "")
+    for name in list(ids):
+        call("clean up", "DELETE", "/{%s}" % name)
+    return out
+
+
+def webhook_deliveries(url, receiver):
+    """Registry and prompt changes through the client, with a webhook for every MLflow event;
+    returns the run logged for it (deliveries name it)."""
+    client = MlflowClient(url)
+    hook = client.create_webhook("every-event", receiver.url, WEBHOOK_EVENTS, secret=WEBHOOK_SECRET)
+    mlflow.set_tracking_uri(url)
+    client.create_registered_model("wh-model", tags={"a": "1"}, description="made")
+    client.create_registered_model("wh-model2")
+    client.set_registered_model_tag("wh-model", "rk", "rv")  # not an event for a model, only for a prompt
+    run = client.create_run(client.create_experiment("wh-experiment")).info.run_id  # nor is a run
+    client.create_model_version("wh-model", "s3://b/x", run_id=run, tags={"t": "1"}, description="first")
+    client.create_model_version("wh-model", f"runs:/{run}/model", run_id=run)
+    client.create_model_version("wh-model2", "s3://b/y")
+    client.update_model_version("wh-model", "1", description="changed before its delivery went out")
+    client.set_model_version_tag("wh-model", "1", "k", "v")
+    client.delete_model_version_tag("wh-model", "1", "k")
+    client.set_registered_model_alias("wh-model", "champion", "1")
+    client.set_registered_model_alias("wh-model", "champion", "2")
+    client.delete_registered_model_alias("wh-model", "champion")
+    mlflow.genai.register_prompt("wh-prompt", "Hello {{name}}", tags={"pt": "x"}, commit_message="first")
+    mlflow.genai.register_prompt("wh-prompt", "Hi {{name}}")
+    client.set_prompt_version_tag("wh-prompt", "1", "vk", "vv")
+    client.delete_prompt_version_tag("wh-prompt", "1", "vk")
+    mlflow.genai.set_prompt_alias("wh-prompt", "prod", 1)
+    mlflow.genai.delete_prompt_alias("wh-prompt", "prod")
+    return hook.webhook_id, run
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -304,7 +445,10 @@ class MLflowAgrees(unittest.TestCase):
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{cls.work}/mlflow.db",
              "--artifacts-destination", os.path.join(cls.work, "mlflow-artifacts"), "--host", "127.0.0.1", "--port", str(port),
              "--workers", "1"],
-            stdout=cls.mlflow_log, stderr=subprocess.STDOUT, env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"))
+            stdout=cls.mlflow_log, stderr=subprocess.STDOUT,
+            # Webhooks to a receiver on loopback over http, which MLflow's server refuses by default.
+            env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true",
+                     MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https"))
         cls.mlflow_url = f"http://127.0.0.1:{port}"
         cls.postgres = PostgreSQL(os.path.join(cls.work, "pg")).start()
         cls.servers = [ServerProcess(BIN, os.path.join(cls.work, "sqlite")),
@@ -376,6 +520,39 @@ class MLflowAgrees(unittest.TestCase):
                 answered = lifecycle(server.base)
                 differences = [(want, have) for want, have in zip(expected, answered) if want != have]
                 self.assertEqual(differences, [], json.dumps(differences, ensure_ascii=False, indent=1))
+
+    def test_webhooks_answer_and_deliver_alike(self):
+        expected = webhook_calls(self.mlflow_url)
+        self.assertIn(("create with a name of 64", 400, "INVALID_PARAMETER_VALUE"), expected)
+        self.assertIn(("list, 2 a page", 200), [step[:2] for step in expected])
+        for server in self.servers:
+            with self.subTest(server=server.data, part="api"):
+                differences = [(want, have) for want, have in zip(expected, webhook_calls(server.base)) if want != have]
+                self.assertEqual(differences, [], json.dumps(differences, ensure_ascii=False, indent=1))
+        got = {}
+        for base in [self.mlflow_url] + [server.base for server in self.servers]:
+            receiver = Receiver()
+            try:
+                hook, run = webhook_deliveries(base, receiver)
+                # Each server sends the same number of deliveries; MLflow's come from a thread pool,
+                # in no promised order, so they are compared as a sorted list.
+                want = len(got[self.mlflow_url][0]) if got else 18
+                deadline = time.monotonic() + 60
+                while len(receiver.events()) < want and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                time.sleep(0.5)  # and nothing more comes
+                MlflowClient(base).delete_webhook(hook)
+                events = [json.dumps({**event, "timestamp": None}, sort_keys=True).replace(run, "RUN") for event in receiver.events()]
+                got[base] = (sorted(events), receiver.bad)
+            finally:
+                receiver.close()
+        expected, _ = got[self.mlflow_url]
+        self.assertEqual(len(expected), 18, expected)
+        self.assertIn('{"action": "created", "data": {"description": "first", "name": "wh-model", "run_id": "RUN", "source": "s3://b/x", '
+                      '"tags": {"t": "1"}, "version": "1"}, "entity": "model_version", "timestamp": null}', expected)
+        for server in self.servers:
+            with self.subTest(server=server.data, part="deliveries"):
+                self.assertEqual(got[server.base], (expected, 0))
 
 
 if __name__ == "__main__":
