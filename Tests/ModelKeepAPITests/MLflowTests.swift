@@ -18,10 +18,24 @@ struct MLflowFilterTests {
             SearchPredicate(field: .label("my key"), comparator: .notEqual, values: ["it\"s"]),
             SearchPredicate(field: .name, comparator: .isIn, values: ["x", "y"]),
             SearchPredicate(field: .versionNumber, comparator: .greaterOrEqual, values: ["3"]),
-            SearchPredicate(field: .label("mlflow.prompt.is_prompt"), comparator: .notEqual, values: ["true"], missingMatches: true),
+            SearchPredicate(field: .label("mlflow.prompt.is_prompt"), comparator: .notEqual, values: ["true"]),
             SearchPredicate(field: .runID, comparator: .notIn, values: ["r1"]),
             SearchPredicate(field: .source, comparator: .ilike, values: ["s3://%"]),
         ])
+        // MLflow's prompt rule: prompts are left out unless the filter asks for them (= 'true' or
+        // != 'false'); any other condition on the tag is dropped.
+        let prompt = SearchField.label("mlflow.prompt.is_prompt")
+        let noPrompts = SearchPredicate(field: prompt, comparator: .notEqual, values: ["true"], missingMatches: true)
+        let name = SearchPredicate(field: .name, comparator: .equal, values: ["p"])
+        #expect(MLflowRoutes.promptRule(predicates) == predicates.filter { $0.field != prompt } + [noPrompts])
+        #expect(MLflowRoutes.promptRule([]) == [noPrompts])
+        for (comparator, value) in [(SearchComparator.equal, "false"), (.like, "t%"), (.equal, "yes")] {
+            #expect(MLflowRoutes.promptRule([SearchPredicate(field: prompt, comparator: comparator, values: [value]), name]) == [name, noPrompts])
+        }
+        for (comparator, value) in [(SearchComparator.equal, "true"), (.equal, "TRUE"), (.notEqual, "false")] {
+            let asking = [name, SearchPredicate(field: prompt, comparator: comparator, values: [value])]
+            #expect(MLflowRoutes.promptRule(asking) == asking)
+        }
         #expect(try MLflowFilter.parse("tags.mlflow.source.type = 'NOTEBOOK'", for: .models)
                 == [SearchPredicate(field: .label("mlflow.source.type"), comparator: .equal, values: ["NOTEBOOK"])])
         #expect(try MLflowFilter.parse("  ", for: .models).isEmpty)

@@ -25,6 +25,7 @@ import threading
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -291,6 +292,24 @@ def lifecycle(url):
     step("delete it", call("DELETE", "/registered-models/delete", {"name": "lr2"}))
     step("make it again", call("POST", "/registered-models/create", {"name": "lr2"}), lambda b: b["registered_model"]["name"])
     step("its first version", call("POST", "/model-versions/create", {"name": "lr2", "source": "s3://b/y"}), lambda b: b["model_version"]["version"])
+    call("POST", "/model-versions/create", {"name": "lr2", "source": "s3://b/z"})
+    step("the reserved alias latest", call("GET", "/registered-models/alias?name=lr2&alias=Latest"), lambda b: b["model_version"]["version"])
+    call("POST", "/registered-models/create", {"name": "empty"})
+    step("latest of a model without versions", call("GET", "/registered-models/alias?name=empty&alias=latest"))
+    # A prompt as MLflow's prompt registry keeps it: a registered model and versions tagged is_prompt.
+    prompt_tag = {"key": "mlflow.prompt.is_prompt", "value": "true"}
+    call("POST", "/registered-models/create", {"name": "a-prompt", "tags": [prompt_tag]})
+    for text in ["Hello {{x}}", "Hi {{x}}"]:
+        call("POST", "/model-versions/create", {"name": "a-prompt", "source": "dummy-source",
+                                                 "tags": [prompt_tag, {"key": "mlflow.prompt.text", "value": text}]})
+    step("the prompt's latest", call("GET", "/registered-models/alias?name=a-prompt&alias=latest"), lambda b: b["model_version"]["version"])
+    for flt in ["", "tags.`mlflow.prompt.is_prompt` = 'true'", "tags.`mlflow.prompt.is_prompt` = 'false'",
+                "tags.`mlflow.prompt.is_prompt` != 'true'", "tags.`mlflow.prompt.is_prompt` != 'false'",
+                "tags.`mlflow.prompt.is_prompt` LIKE 't%'", "name = 'a-prompt'"]:
+        query = urllib.parse.quote(flt)
+        step(f"models {flt!r}", call("GET", f"/registered-models/search?filter={query}"), lambda b: sorted(m["name"] for m in b.get("registered_models", [])))
+        step(f"versions {flt!r}", call("GET", f"/model-versions/search?filter={query}"),
+             lambda b: sorted((v["name"], v["version"]) for v in b.get("model_versions", []) if v["name"] in ("a-prompt", "lr2")))
     return out
 
 
@@ -446,9 +465,10 @@ class MLflowAgrees(unittest.TestCase):
              "--artifacts-destination", os.path.join(cls.work, "mlflow-artifacts"), "--host", "127.0.0.1", "--port", str(port),
              "--workers", "1"],
             stdout=cls.mlflow_log, stderr=subprocess.STDOUT,
-            # Webhooks to a receiver on loopback over http, which MLflow's server refuses by default.
+            # Webhooks to a receiver on loopback over http, which MLflow's server refuses by default,
+            # and its list of webhooks for an event read afresh each time (it keeps it for 60 s).
             env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true",
-                     MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https"))
+                     MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https", MLFLOW_WEBHOOK_CACHE_TTL="0"))
         cls.mlflow_url = f"http://127.0.0.1:{port}"
         cls.postgres = PostgreSQL(os.path.join(cls.work, "pg")).start()
         cls.servers = [ServerProcess(BIN, os.path.join(cls.work, "sqlite")),
@@ -511,8 +531,10 @@ class MLflowAgrees(unittest.TestCase):
                 self.assertEqual(differences, [], json.dumps(differences, ensure_ascii=False, indent=1))
         # Then the lifecycles, after the searches (whose answers they would change).
         expected = lifecycle(self.mlflow_url)
-        self.assertEqual(len(expected), 45)
+        self.assertEqual(len(expected), 62)
         self.assertIn(("log to the deleted run", 400, "INVALID_PARAMETER_VALUE"), expected)
+        self.assertIn(("the reserved alias latest", 200, "2"), expected)
+        self.assertIn(("versions ''", 200, [("lr2", "1"), ("lr2", "2")]), expected)  # no prompt's
         # (MLflow lists a model's latest versions by each stage's lowest version.)
         self.assertIn(("latest of all", 200, [("1", "Archived"), ("2", "Production"), ("3", "None")]), expected)
         for server in self.servers:

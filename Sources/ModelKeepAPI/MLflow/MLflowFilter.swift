@@ -110,8 +110,7 @@ enum MLflowFilter {
                 }
             }
             try check(field, comparator, values: values, target: target, filter: text)
-            let missingMatches = field == .label(promptTag) && comparator == .notEqual
-            predicates.append(SearchPredicate(field: field, comparator: comparator, values: values, missingMatches: missingMatches))
+            predicates.append(SearchPredicate(field: field, comparator: comparator, values: values))
             guard let joiner = next() else { break }
             guard case .word(let word) = joiner, word.uppercased() == "AND" else {
                 if case .word(let word) = joiner, word.uppercased() == "OR" {

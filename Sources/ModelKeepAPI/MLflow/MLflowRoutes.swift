@@ -215,6 +215,12 @@ struct MLflowRoutes {
         let args = try arguments(request)
         let model = try model(named: try args.required("name"))
         let alias = try args.required("alias")
+        if alias.lowercased() == "latest" {
+            // MLflow's reserved alias: the highest live version (`prompts:/name@latest` loads it).
+            let latest = try registry.latestVersionsByStage(modelID: model.id).max { (Int($0.version) ?? 0) < (Int($1.version) ?? 0) }
+            guard let latest else { throw MLflowError.notFound("Latest version not found for model \(model.name).") }
+            return try respond(latest, model: model)
+        }
         let version = try translating({ () throws(RegistryError) in try registry.resolveTag(modelID: model.id, tag: alias) }) {
             $0.isNotFound || $0.isInvalid ? .invalid("Registered model alias \(alias) not found.") : nil
         }
@@ -253,12 +259,7 @@ struct MLflowRoutes {
     func searchModels(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         var search = RegistrySearch(namespace: Self.namespace)
-        search.predicates = try MLflowFilter.parse(args.string("filter"), for: .models)
-        // MLflow's server hides prompts unless the filter asks about them.
-        if !search.predicates.contains(where: { $0.field == .label(MLflowFilter.promptTag) }) {
-            search.predicates.append(SearchPredicate(field: .label(MLflowFilter.promptTag), comparator: .notEqual, values: ["true"],
-                                                     missingMatches: true))
-        }
+        search.predicates = Self.promptRule(try MLflowFilter.parse(args.string("filter"), for: .models))
         search.order = try MLflowFilter.order(args.strings("order_by"), for: .models)
         search.pageSize = try Self.maxResults(args, default: 100, limit: Self.maxModelResults)
         search.pageToken = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
@@ -267,6 +268,20 @@ struct MLflowRoutes {
         return Self.list("registered_models", page.items, nextPageToken: page.nextPageToken) { model, json in
             MLflowRendering.registeredModel(model, latest: latest.latest[model.id] ?? [], runs: latest.metadata, into: &json)
         }
+    }
+
+    /// MLflow's searches of registered models and versions leave prompts out unless the filter
+    /// asks for them (`tags.mlflow.prompt.is_prompt = 'true'`, or `!= 'false'`); any other
+    /// condition on that tag is dropped, and prompts left out.
+    static func promptRule(_ predicates: [SearchPredicate]) -> [SearchPredicate] {
+        let field = SearchField.label(MLflowFilter.promptTag)
+        let asks = predicates.contains {
+            $0.field == field && (($0.comparator == .equal && $0.values.first?.lowercased() == "true")
+                                  || ($0.comparator == .notEqual && $0.values.first?.lowercased() == "false"))
+        }
+        if asks { return predicates }
+        return predicates.filter { $0.field != field }
+            + [SearchPredicate(field: field, comparator: .notEqual, values: ["true"], missingMatches: true)]
     }
 
     static func maxResults(_ args: MLflowArguments, default defaultValue: Int, limit: Int) throws(MLflowError) -> Int {
@@ -388,7 +403,7 @@ struct MLflowRoutes {
     func searchVersions(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         var search = RegistrySearch(namespace: Self.namespace)
-        search.predicates = try MLflowFilter.parse(args.string("filter"), for: .versions)
+        search.predicates = Self.promptRule(try MLflowFilter.parse(args.string("filter"), for: .versions))
         search.order = try MLflowFilter.order(args.strings("order_by"), for: .versions)
         search.pageSize = try Self.maxResults(args, default: 10_000, limit: Self.maxVersionResults)
         search.pageToken = try args.string("page_token").flatMap { $0.isEmpty ? nil : $0 }
