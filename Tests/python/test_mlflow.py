@@ -271,6 +271,26 @@ class MLflowArtifactsTest(unittest.TestCase):
         self.assertEqual((foreign.version, foreign.source), ("2", "runs:/0123456789abcdef0123456789abcdef/model"))
         self.assertEqual(self.client.get_model_version_download_uri(name, "2"), "runs:/0123456789abcdef0123456789abcdef/model")
 
+    def test_a_copied_version_keeps_its_files(self):
+        """copy_model_version (a version made from models:/<name>/<version>): the copy gets the
+        source version's files (sharing their chunks) and run, and keeps them when the source goes."""
+        source, target = unique("copy-src"), unique("copy-dst")
+        with tempfile.TemporaryDirectory() as folder:
+            digest = self.write_tree(folder)
+            with mlflow.start_run() as run:
+                mlflow.log_artifacts(folder, "model")
+            mlflow.register_model(f"runs:/{run.info.run_id}/model", source)
+            self.client.set_registered_model_alias(source, "champion", "1")
+            copy = self.client.copy_model_version(f"models:/{source}@champion", target)
+            self.assertEqual((copy.version, copy.source, copy.run_id), ("1", f"models:/{source}/1", run.info.run_id))
+            self.client.delete_model_version(source, "1")
+            with tempfile.TemporaryDirectory() as out:
+                self.check_tree(mlflow.artifacts.download_artifacts(f"models:/{target}/1", dst_path=out), digest)
+        model = native("GET", f"/api/v1/models?namespace=default&name={target}")["models"][0]
+        version_id = native("GET", f"/api/v1/models/{model['id']}/versions/1")["version"]["id"]
+        files = {a["path"]: a["sha256"] for a in native("GET", f"/api/v1/versions/{version_id}/artifacts")["artifacts"]}
+        self.assertEqual(files["weights/model.bin"], digest)
+
     def test_client_log_artifact_and_delete(self):
         run = self.client.create_run("0", run_name="direct")
         self.assertEqual(self.client.get_run(run.info.run_id).info.run_name, "direct")

@@ -310,6 +310,28 @@ def lifecycle(url):
         step(f"models {flt!r}", call("GET", f"/registered-models/search?filter={query}"), lambda b: sorted(m["name"] for m in b.get("registered_models", [])))
         step(f"versions {flt!r}", call("GET", f"/model-versions/search?filter={query}"),
              lambda b: sorted((v["name"], v["version"]) for v in b.get("model_versions", []) if v["name"] in ("a-prompt", "lr2")))
+    # A version made from another registered version (copy_model_version), and a logged model's versions.
+    call("POST", "/registered-models/create", {"name": "copy-src"})
+    call("POST", "/registered-models/create", {"name": "copy-dst"})
+    call("POST", "/model-versions/create", {"name": "copy-src", "source": "s3://b/c1", "run_id": run})
+    call("POST", "/model-versions/create", {"name": "copy-src", "source": "s3://b/c2"})
+    call("POST", "/registered-models/alias", {"name": "copy-src", "alias": "champ", "version": "1"})
+    copied = lambda b: (b["model_version"]["source"], b["model_version"].get("run_id") == run)
+    for label, source, extra in [("by number", "models:/copy-src/1", {}), ("latest", "models:/copy-src/latest", {}),
+                                 ("by alias", "models:/copy-src@champ", {}), ("with its run", "models:/copy-src/1", {"run_id": run}),
+                                 ("with another run", "models:/copy-src/1", {"run_id": "0" * 32}),
+                                 ("with a logged model", "models:/copy-src/1", {"model_id": "m-" + "0" * 32}),
+                                 ("of a missing alias", "models:/copy-src@none", {}), ("of a missing version", "models:/copy-src/9", {}),
+                                 ("of a missing model", "models:/no-such-model/1", {}), ("of a bare name", "models:/copy-src", {}),
+                                 ("of a path in a version", "models:/copy-src/1/sub", {}), ("of a prompt's version", "models:/a-prompt/1", {})]:
+        step("copy " + label, call("POST", "/model-versions/create", {"name": "copy-dst", "source": source, **extra}), copied)
+    logged = call("POST", "/logged-models", {"experiment_id": experiment, "name": "lm"})[1]["model"]["info"]["model_id"]
+    for name in ["copy-src", "copy-dst"]:
+        step("a version of the logged model", call("POST", "/model-versions/create", {"name": name, "source": f"models:/{logged}", "model_id": logged}),
+             lambda b: b["model_version"]["version"])
+    call("POST", "/model-versions/create", {"name": "copy-dst", "source": "models:/copy-src/3"})
+    step("the logged model's versions", call("GET", f"/logged-models/{logged}"),
+         lambda b: {t["key"]: t["value"] for t in b["model"]["info"].get("tags", [])}.get("mlflow.modelVersions"))
     return out
 
 
@@ -531,7 +553,9 @@ class MLflowAgrees(unittest.TestCase):
                 self.assertEqual(differences, [], json.dumps(differences, ensure_ascii=False, indent=1))
         # Then the lifecycles, after the searches (whose answers they would change).
         expected = lifecycle(self.mlflow_url)
-        self.assertEqual(len(expected), 62)
+        self.assertEqual(len(expected), 77)
+        self.assertIn(("copy latest", 200, ("models:/copy-src/2", False)), expected)
+        self.assertIn(("the logged model's versions", 200, '[{"name": "copy-src", "version": 3}, {"name": "copy-dst", "version": 5}]'), expected)
         self.assertIn(("log to the deleted run", 400, "INVALID_PARAMETER_VALUE"), expected)
         self.assertIn(("the reserved alias latest", 200, "2"), expected)
         self.assertIn(("versions ''", 200, [("lr2", "1"), ("lr2", "2")]), expected)  # no prompt's

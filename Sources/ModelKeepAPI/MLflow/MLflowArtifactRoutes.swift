@@ -62,6 +62,9 @@ struct MLflowArtifactSpace {
         var metrics: ParentReference?
         var runID: String?
         var loggedModel: LoggedModel?
+        /// For a registered version's source (`models:/<name>/<version>`, `/latest` or `@<alias>`):
+        /// the source as MLflow records it, `models:/<name>/<number>`, and what that version names.
+        var registered: (source: String, runID: String?, modelID: String?)?
     }
 
     func source(_ source: String, modelID: String?) throws -> Source {
@@ -69,14 +72,15 @@ struct MLflowArtifactSpace {
         guard !segments.contains("..") else {
             throw MLflowError.invalid("Invalid model version source: '\(source)'. It must not contain '..' segments.")
         }
+        let models = source.hasPrefix("models:/") ? source.dropFirst("models:/".count) : nil
+        if let rest = models, !rest.hasPrefix("m-") {
+            // Another registered version, whatever the request's model_id says (it must then match).
+            return try registeredVersion(String(rest), source: source)
+        }
         if let modelID, !modelID.isEmpty, !source.hasPrefix("runs:/") {
             return try loggedModel(modelID, source: source)
         }
-        if source.hasPrefix("models:/") {
-            let rest = source.dropFirst("models:/".count)
-            if rest.hasPrefix("m-") { return try loggedModel(String(rest.prefix { $0 != "/" }), source: source) }
-            return Source()
-        }
+        if let rest = models { return try loggedModel(String(rest.prefix { $0 != "/" }), source: source) }
         if source.hasPrefix("runs:/") {
             // A run this server does not know keeps its source as it is, as MLflow does.
             guard let runID = segments.dropFirst().first.map(String.init),
@@ -90,6 +94,51 @@ struct MLflowArtifactSpace {
             throw MLflowError.invalid("Invalid model version source: '\(source)': nothing is stored there.")
         }
         return Source(artifacts: ArtifactSource(parent: location.parent, prefix: location.path), runID: location.runID)
+    }
+
+    /// A version of a registered model as the source of another (`copy_model_version`): as MLflow's
+    /// server, the version it names (by number, `latest` or an alias) must exist and not be a
+    /// prompt's, the new version records it as `models:/<name>/<number>` with its run (and
+    /// logged model), and gets a copy of its files (sharing their chunks, so it keeps them when
+    /// the source version goes) and, when it came from a logged model, that model's metrics.
+    private func registeredVersion(_ rest: String, source: String) throws -> Source {
+        let invalid = MLflowError.invalid("Invalid model version source: '\(source)'. The model_id request parameter must identify "
+                                          + "the resource that contains the source.")
+        let name: String, selector: String, byAlias: Bool
+        if let slash = rest.firstIndex(of: "/") {
+            (name, selector, byAlias) = (String(rest[..<slash]), String(rest[rest.index(after: slash)...]), false)
+            guard !selector.isEmpty, !selector.contains("/") else { throw invalid }
+        } else if let at = rest.lastIndex(of: "@") {
+            (name, selector, byAlias) = (String(rest[..<at]), String(rest[rest.index(after: at)...]), true)
+        } else {
+            throw invalid
+        }
+        guard !name.isEmpty, !selector.isEmpty else { throw invalid }
+        let routes = MLflowRoutes(registry: registry)
+        let model = try routes.model(named: name)
+        if model.labels[MLflowFilter.promptTag]?.lowercased() == "true" {
+            throw MLflowError.invalid("Invalid model version source: '\(source)'. Prompt versions cannot be used as model version sources.")
+        }
+        let version: Version
+        if !byAlias, selector.lowercased() == "latest" {
+            let latest = try registry.latestVersionsByStage(modelID: model.id).max { (Int($0.version) ?? 0) < (Int($1.version) ?? 0) }
+            guard let latest else { throw MLflowError.notFound("Latest version not found for model \(model.name).") }
+            version = latest
+        } else if byAlias {
+            version = try translating({ () throws(RegistryError) in try registry.resolveTag(modelID: model.id, tag: selector) }) {
+                $0.isNotFound || $0.isInvalid ? .invalid("Registered model alias \(selector) not found.") : nil
+            }
+        } else {
+            version = try routes.version(of: model, selector)
+        }
+        let metadata = try registry.metadataValues(key: MLflowRoutes.runMetadataKey, parentIDs: [version.id])
+        let origin = try registry.metadataValues(key: MLflowRoutes.loggedModelMetadataKey, parentIDs: [version.id])[version.id]
+        let loggedID = origin?.objectValue?["model_id"]?.stringValue
+        let logged = try loggedID.flatMap { id in try ifFound({ () throws(RegistryError) in try registry.loggedModel(id: id, includeDeleted: true) }) }
+        return Source(artifacts: ArtifactSource(parent: .version(version.id), prefix: ""), metrics: logged.map { .model($0.modelID) },
+                      runID: metadata[version.id]?.objectValue?["run_id"]?.stringValue, loggedModel: logged,
+                      // (MLflow's server keeps no logged model on a version: a model_id given with such a source cannot match.)
+                      registered: ("models:/\(model.name)/\(version.version)", metadata[version.id]?.objectValue?["run_id"]?.stringValue, nil))
     }
 
     private func loggedModel(_ id: String, source: String) throws -> Source {

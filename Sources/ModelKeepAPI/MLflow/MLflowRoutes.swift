@@ -303,9 +303,20 @@ struct MLflowRoutes {
         draft.description = try args.string("description").flatMap { $0.isEmpty ? nil : $0 }
         draft.sourceURI = source.isEmpty ? nil : source
         draft.labels = try args.tags()
-        var runID = try args.string("run_id") ?? ""
+        let givenRunID = try args.string("run_id"), givenModelID = try args.string("model_id")
+        var runID = givenRunID ?? ""
+        var loggedModelID: String?
         if !source.isEmpty {
-            let resolved = try MLflowArtifactSpace(registry: registry).source(source, modelID: try args.string("model_id"))
+            let resolved = try MLflowArtifactSpace(registry: registry).source(source, modelID: givenModelID)
+            if let registered = resolved.registered {
+                // Another registered version as the source: what the request names must be what it names.
+                guard givenRunID.map({ $0 == (registered.runID ?? "") }) ?? true,
+                      givenModelID.map({ $0 == (registered.modelID ?? "") }) ?? true else {
+                    throw MLflowError.invalid("Invalid model version source: '\(source)'. The run_id and model_id request "
+                                              + "parameters must match the referenced model version.")
+                }
+                draft.sourceURI = registered.source
+            }
             draft.artifactsFrom = resolved.artifacts
             draft.metricsFrom = resolved.metrics
             if runID.isEmpty, let id = resolved.runID { runID = id }
@@ -314,6 +325,8 @@ struct MLflowRoutes {
                 var origin: JSONObject = ["model_id": .string(logged.id), "name": .string(logged.name)]
                 if !logged.params.isEmpty { origin["params"] = .object(JSONObject(logged.params.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })) }
                 draft.metadata[Self.loggedModelMetadataKey] = .object(origin)
+                // MLflow's versions do not carry the logged model on: a copy of a version is not listed on it.
+                if resolved.registered == nil { loggedModelID = logged.id }
             }
         }
         let runLink = try args.string("run_link") ?? ""
@@ -324,12 +337,32 @@ struct MLflowRoutes {
             draft.metadata[Self.runMetadataKey] = .object(run)
         }
         let version = try Self.tagRules { () throws(RegistryError) in try registry.createVersion(modelID: model.id, draft) }
+        if let loggedModelID, draft.labels[MLflowFilter.promptTag]?.lowercased() != "true" {
+            // As MLflow's server: the logged model lists the versions made from it (after the
+            // version, and best effort, as there).
+            try? recordModelVersion(name: model.name, version: version.version, on: loggedModelID)
+        }
         if !runID.isEmpty {
             // MLflow's lineage in ModelKeep's terms: the version was produced by that run. (Best
             // effort, after the version: a link that cannot be made does not undo the version.)
             _ = try? registry.addLink(.id(version.id), type: "produced_by", target: LinkTarget(runID: runID), properties: ["source": .string(source)])
         }
         return try respond(version, model: model)
+    }
+
+    /// Adds `{"name": ..., "version": <number>}` to the logged model's `mlflow.modelVersions` tag
+    /// unless it is there, written as MLflow's server writes it (Python's `json.dumps`), so the
+    /// entry the client appends after it reads as it does against MLflow.
+    func recordModelVersion(name: String, version: String, on loggedModelID: String) throws {
+        let key = "mlflow.modelVersions"
+        let entry: JSONValue = ["name": .string(name), "version": Int(version).map { .int($0) } ?? .string(version)]
+        var entries: [JSONValue] = []
+        if let text = try registry.loggedModel(id: loggedModelID).tags.first(where: { $0.key == key })?.value {
+            guard let listed = (try? JSONParser.parse(text))?.arrayValue else { return }  // not a list: left as it is
+            entries = listed
+        }
+        guard !entries.contains(entry) else { return }
+        try registry.setLoggedModelTags(id: loggedModelID, [(key: key, value: PythonJSON.dumps(.array(entries + [entry])))])
     }
 
     func getVersion(_ request: HTTPRequest) throws -> HTTPResponse {
