@@ -9,10 +9,6 @@ metrics left out of every filter and sorted as if missing, `IS NULL` refused, an
 model's non-finite metrics dropped. Where ModelKeep deliberately answers what MLflow refuses (IN
 lists on params, tags and status; `''` in a quoted value; a logged model's status by its short
 name) the search is left out here and tested in test_mlflow_tracking. Needs MODELKEEP_BIN."""
-import base64
-import hashlib
-import hmac
-import http.server
 import json
 import os
 import re
@@ -21,7 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 import urllib.error
@@ -37,6 +32,7 @@ from mlflow.entities import Metric, Param, ViewType  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from postgres import PostgreSQL  # noqa: E402
 from serving import ServerProcess  # noqa: E402
+from test_webhooks import MLflowReceiver  # noqa: E402
 
 BIN = os.environ["MODELKEEP_BIN"]
 T0 = 1_700_000_000_000
@@ -342,47 +338,6 @@ WEBHOOK_EVENTS = ["registered_model.created", "model_version.created", "model_ve
 WEBHOOK_SECRET = "short"  # MLflow's server takes any secret
 
 
-class Receiver:
-    """A receiver written for MLflow: keeps each delivery whose X-MLflow-Signature checks out
-    (MLflow's scheme: v1,<base64 HMAC-SHA256 of "<delivery id>.<timestamp>.<body>">)."""
-
-    def __init__(self):
-        self.got, self.bad, self.lock = [], 0, threading.Lock()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                signed = f"{self.headers.get('X-MLflow-Delivery-Id')}.{self.headers.get('X-MLflow-Timestamp')}.{body.decode()}"
-                digest = hmac.new(WEBHOOK_SECRET.encode(), signed.encode(), hashlib.sha256).digest()
-                good = hmac.compare_digest("v1," + base64.b64encode(digest).decode(), self.headers.get("X-MLflow-Signature", ""))
-                with receiver.lock:
-                    if good:
-                        receiver.got.append(json.loads(body))
-                    else:
-                        receiver.bad += 1
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def events(self):
-        with self.lock:
-            return list(self.got)
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
-
-
 def webhook_calls(url):
     """MLflow's webhooks API over REST: what each call answers (ids and times left out) or its error code."""
     out, ids = [], {}
@@ -577,7 +532,7 @@ class MLflowAgrees(unittest.TestCase):
                 self.assertEqual(differences, [], json.dumps(differences, ensure_ascii=False, indent=1))
         got = {}
         for base in [self.mlflow_url] + [server.base for server in self.servers]:
-            receiver = Receiver()
+            receiver = MLflowReceiver(WEBHOOK_SECRET)  # checks X-MLflow-Signature as MLflow documents it
             try:
                 hook, run = webhook_deliveries(base, receiver)
                 # Each server sends the same number of deliveries; MLflow's come from a thread pool,
@@ -589,7 +544,7 @@ class MLflowAgrees(unittest.TestCase):
                 time.sleep(0.5)  # and nothing more comes
                 MlflowClient(base).delete_webhook(hook)
                 events = [json.dumps({**event, "timestamp": None}, sort_keys=True).replace(run, "RUN") for event in receiver.events()]
-                got[base] = (sorted(events), receiver.bad)
+                got[base] = (sorted(events), receiver.bad_signatures)
             finally:
                 receiver.close()
         expected, _ = got[self.mlflow_url]
