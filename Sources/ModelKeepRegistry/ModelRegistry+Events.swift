@@ -14,6 +14,17 @@ public struct Event: Sendable, Equatable {
     public var actor: String?
     public var payload: JSONObject
 
+    /// The most bytes of labels (keys and values) a creation's event carries: past it the event
+    /// leaves its `labels` out (a version with 64 labels of 5,000 bytes would make a page of the
+    /// feed a third of a gigabyte), and a reader asks the model or version for them.
+    public static let creationLabelBytes = 16 * 1024
+
+    /// A creation's labels for its event, or nil when they are more than `creationLabelBytes`.
+    static func creationLabels(_ labels: [String: String]) -> JSONValue? {
+        labels.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count } > creationLabelBytes
+            ? nil : .object(JSONObject(sortedStrings: labels))
+    }
+
     /// The model the event is about (a webhook's model filter): the payload's, or the subject of a model event.
     public var modelID: String? { Self.modelID(kind: kind, subject: subjectID, payload: payload) }
 

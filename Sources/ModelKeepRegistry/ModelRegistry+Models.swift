@@ -109,10 +109,9 @@ extension ModelRegistry {
         try Self.writeMetadata(draft.metadata, parentID: id, at: now, db)
         // The event says what the model was made with (its description and labels as they were),
         // so a receiver sees the creation, not whatever the model holds when it is delivered.
-        try Self.record("model.created", namespace: draft.namespace, subject: id,
-                        payload: ["name": .string(draft.name), "description": .optional(draft.description),
-                                  "labels": .object(JSONObject(sortedStrings: draft.labels))],
-                        at: now, db)
+        var payload: JSONObject = ["name": .string(draft.name), "description": .optional(draft.description)]
+        payload["labels"] = Event.creationLabels(draft.labels)
+        try Self.record("model.created", namespace: draft.namespace, subject: id, payload: payload, at: now, db)
         return id
     }
 

@@ -97,11 +97,11 @@ extension ModelRegistry {
             try Self.writeLabels(draft.labels, table: "version_labels", ownerColumn: "version_id", ownerID: id, replacing: false, db)
             try Self.writeMetadata(draft.metadata, parentID: id, at: now, db)
             let namespace = try Self.namespace(ofModel: modelID, db)
-            try Self.record("version.created", namespace: namespace, subject: id,
-                            payload: ["model_id": .string(modelID), "version": .string(version),
-                                      "description": .optional(draft.description), "source_uri": .optional(draft.sourceURI),
-                                      "labels": .object(JSONObject(sortedStrings: draft.labels))],
-                            at: now, db)
+            // What the version was made with (its labels when not too many bytes: Event.creationLabelBytes).
+            var payload: JSONObject = ["model_id": .string(modelID), "version": .string(version),
+                                       "description": .optional(draft.description), "source_uri": .optional(draft.sourceURI)]
+            payload["labels"] = Event.creationLabels(draft.labels)
+            try Self.record("version.created", namespace: namespace, subject: id, payload: payload, at: now, db)
             for tag in draft.uniqueTags {
                 try Self.insertTag(modelID: modelID, tag: tag, versionID: id, at: now, db)
                 try Self.record("tag.assigned", namespace: namespace, subject: id,

@@ -51,6 +51,15 @@ struct EventFeedTests {
         for bad in ["since=-1", "since=x", "limit=0", "limit=5000", "wait=-1", "wait=999", "kind="] {
             #expect(try api.get("/api/v1/events?\(bad)").status == 400, "\(bad)")
         }
+        // Labels of more than Event.creationLabelBytes (16 KiB) are left out of the event (the version holds them).
+        let big = (0..<4).map { ("k\($0)", String(repeating: "v", count: 4_500)) }
+        let other = try api.createModel("m2", ["namespace": "vision"])
+        let bigVersion = try api.post("/api/v1/models/\(other)/versions", ["labels": .object(JSONObject(big.map { ($0.0, .string($0.1)) }))])
+        #expect(bigVersion.status == 201)
+        let lastEvent = try api.get("/api/v1/events?kind=version.created")["events"]?.arrayValue?.last
+        #expect(lastEvent?["payload"]?["model_id"]?.string == other)
+        #expect(lastEvent?["payload"]?["description"] == .null)
+        #expect(lastEvent?["payload"]?["labels"] == nil)
     }
 
     @Test("a refused change records no event")

@@ -239,10 +239,12 @@ enum MLflowWebhookWire {
         let modelID = p["model_id"]?.stringValue ?? (event.kind.hasPrefix("model.") ? event.subjectID : "")
         guard let model = try? registry.model(id: modelID, includeDeleted: true), model.namespace == MLflowRoutes.namespace else { return nil }
         let version = p["version"]?.stringValue ?? ""
-        // Events recorded before creations carried their labels fall back to what is stored now.
+        // What a creation's event carries; an event without it (recorded before events carried
+        // it, or with more label bytes than Event.creationLabelBytes) falls back to what is stored now.
         let recorded = p["labels"]?.objectValue.map { object in
             Dictionary(object.members.compactMap { member in member.value.stringValue.map { (member.key, $0) } }, uniquingKeysWith: { $1 })
         }
+        let carried = p.keys.contains("description")
         let isPrompt = { (tags: [String: String]) in tags[MLflowWebhookRoutes.promptTag]?.lowercased() == "true" }
         let prompt = isPrompt(model.labels)
         var name: String
@@ -250,7 +252,7 @@ enum MLflowWebhookWire {
         switch event.kind {
         case "model.created":
             let tags = recorded ?? model.labels
-            let description = recorded != nil ? p["description"]?.stringValue : model.description
+            let description = carried ? p["description"]?.stringValue : model.description
             if isPrompt(tags) {
                 name = "PROMPT.CREATED"
                 data["tags"] = .object(JSONObject(sortedStrings: tags.filter {
@@ -262,9 +264,9 @@ enum MLflowWebhookWire {
             }
             data["description"] = .string(description ?? "")
         case "version.created":
-            let stored = recorded == nil ? try? registry.version(.id(event.subjectID), includeDeleted: true) : nil
+            let stored = recorded == nil || !carried ? try? registry.version(.id(event.subjectID), includeDeleted: true) : nil
             var tags = recorded ?? stored?.labels ?? [:]
-            let description = recorded != nil ? p["description"]?.stringValue : stored?.description
+            let description = carried ? p["description"]?.stringValue : stored?.description
             data["version"] = .string(version)
             if isPrompt(tags) {
                 name = "PROMPT_VERSION.CREATED"
@@ -274,7 +276,7 @@ enum MLflowWebhookWire {
                 data["template"] = .optional(template)
             } else {
                 name = "MODEL_VERSION.CREATED"
-                let source = (recorded != nil ? p["source_uri"]?.stringValue : stored?.sourceURI) ?? ""
+                let source = (carried ? p["source_uri"]?.stringValue : stored?.sourceURI) ?? ""
                 data["source"] = .string(source)
                 // The run the version was registered from: as given (or found from its source) when it
                 // was made, else the one its source names (`runs:/<run id>/...` of a run this server
