@@ -212,10 +212,10 @@ def lifecycle(url):
     restores, logging to what is deleted, stages archived, aliases of a deleted version."""
     out = []
 
-    def call(method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url + "/api/2.0/mlflow" + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data is not None else {})
+    def call(method, path, body=None, raw=None, api="/api/2.0/mlflow"):
+        data = json.dumps(body).encode() if body is not None else raw
+        request = urllib.request.Request(url + api + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"} if body is not None else {})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 text = response.read()
@@ -328,6 +328,25 @@ def lifecycle(url):
     call("POST", "/model-versions/create", {"name": "copy-dst", "source": "models:/copy-src/3"})
     step("the logged model's versions", call("GET", f"/logged-models/{logged}"),
          lambda b: {t["key"]: t["value"] for t in b["model"]["info"].get("tags", [])}.get("mlflow.modelVersions"))
+    # Listings of a run's and a logged model's files, each MLflow's way, and paths MLflow refuses.
+    files = lambda b: sorted((f["path"], f["is_dir"], f.get("file_size")) for f in b.get("files", []))
+    roots = {"run": f"/{experiment}/{run}/artifacts", "logged model": f"/{experiment}/models/{logged}/artifacts"}
+    for root in roots.values():
+        for name, text in [("things/a.txt", b"a"), ("things/sub/b.txt", b"bb"), ("things/sub/deep/c.txt", b"ccc")]:
+            call("PUT", f"{root}/{name}", raw=text, api="/api/2.0/mlflow-artifacts/artifacts")
+    quote = urllib.parse.quote
+    for path in [None, "things", "things/sub/", "things/sub/deep", "things/a.txt", "missing", "../x", "/abs", "a#b", "C:/x"]:
+        given = "" if path is None else "&path=" + quote(path)
+        step(f"the run's files at {path}", call("GET", f"/artifacts/list?run_id={run}{given}"), files)
+        given = "" if path is None else "?artifact_directory_path=" + quote(path)
+        step(f"the logged model's files at {path}", call("GET", f"/logged-models/{logged}/artifacts/directories{given}"), files)
+        step(f"the proxy's listing at {path}", call("GET", "?path=" + quote(roots["run"].lstrip("/") + "/" + (path or "")),
+                                                    api="/api/2.0/mlflow-artifacts/artifacts"), files)
+    step("the files of a run not there", call("GET", "/artifacts/list?run_id=" + "0" * 32))
+    step("the files of no run", call("GET", "/artifacts/list"))
+    step("the run's root", call("GET", f"/artifacts/list?run_uuid={run}"), lambda b: b["root_uri"].endswith(f"/{run}/artifacts"))
+    for path in ["../x", "a#b", "C:/x"]:
+        step(f"a download of {path}", call("GET", f"{roots['run']}/{quote(path, safe='')}", api="/api/2.0/mlflow-artifacts/artifacts"))
     return out
 
 
@@ -508,7 +527,9 @@ class MLflowAgrees(unittest.TestCase):
                 self.assertEqual(differences, [], json.dumps(differences, ensure_ascii=False, indent=1))
         # Then the lifecycles, after the searches (whose answers they would change).
         expected = lifecycle(self.mlflow_url)
-        self.assertEqual(len(expected), 77)
+        self.assertEqual(len(expected), 113)
+        self.assertIn(("the logged model's files at things/sub/", 200, [("things/sub/b.txt", False, 2), ("things/sub/deep", True, None)]), expected)
+        self.assertIn(("the run's files at /abs", 400, "INVALID_PARAMETER_VALUE"), expected)
         self.assertIn(("copy latest", 200, ("models:/copy-src/2", False)), expected)
         self.assertIn(("the logged model's versions", 200, '[{"name": "copy-src", "version": 3}, {"name": "copy-dst", "version": 5}]'), expected)
         self.assertIn(("log to the deleted run", 400, "INVALID_PARAMETER_VALUE"), expected)

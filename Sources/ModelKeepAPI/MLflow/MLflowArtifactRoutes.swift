@@ -16,6 +16,24 @@ struct MLflowArtifactSpace {
 
     static func uri(version id: String) -> String { "mlflow-artifacts:/versions/\(id)" }
 
+    /// MLflow's rule for an artifact path a request names (its `validate_path_is_safe`), checked
+    /// after percent-decoding as there: no `#`, no `..` segment, not absolute (`/x`, `C:/x`,
+    /// `\\server`). 400 "Invalid path" otherwise, where ModelKeep's paths would only have found nothing.
+    static func checkPath(_ path: String) throws(MLflowError) {
+        var decoded = path
+        for _ in 0..<10 {
+            guard let next = decoded.removingPercentEncoding, next != decoded else { break }
+            decoded = next
+        }
+        let bytes = Array(decoded.utf8)
+        let drive = bytes.count >= 3 && ((0x41...0x5A).contains(bytes[0]) || (0x61...0x7A).contains(bytes[0])) && bytes[1] == 0x3A
+            && (bytes[2] == 0x2F || bytes[2] == 0x5C)
+        if decoded.contains("#") || decoded.split(separator: "/", omittingEmptySubsequences: false).contains("..")
+            || decoded.hasPrefix("/") || decoded.hasPrefix("\\\\") || drive {
+            throw .invalid("Invalid path")
+        }
+    }
+
     /// Where a path is kept: a parent and a path inside it ("" for the parent's root); the
     /// run or logged model it belongs to, if any. `create` makes the catch-all model on first use.
     func resolve(_ path: String, create: Bool = false) throws -> (parent: ParentReference, path: String, runID: String?)? {
@@ -183,6 +201,7 @@ struct MLflowArtifactRoutes {
         router.add("GET", Self.base + "/{path...}", body: .discard, download)
         router.add("PUT", Self.base + "/{path...}", body: .stream, upload)
         router.add("DELETE", Self.base + "/{path...}", delete)
+        router.add("GET", "/api/2.0/mlflow/artifacts/list", listRunArtifacts)
         router.add("GET", "/api/3.0/mlflow/server-info") { _ in
             MLflowRoutes.ok(["store_type": "SqlStore", "workspaces_enabled": false, "trace_archival_enabled": false,
                              "multipart_uploads_enabled": false, "multipart_downloads_enabled": false])
@@ -202,15 +221,33 @@ struct MLflowArtifactRoutes {
     /// file or a path that holds nothing.
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
         let path = request.query["path"] ?? ""
+        try MLflowArtifactSpace.checkPath(path)
         guard let location = try space.resolve(path) else { return MLflowRoutes.ok() }
         let files = try directory(location.parent, path: location.path)
         return MLflowRoutes.ok(files.isEmpty ? JSONObject() : ["files": .array(files)])
     }
 
-    /// The entries of one directory of a parent's files (basenames, subdirectories once each);
-    /// none for a file or a path that holds nothing.
-    func directory(_ parent: ParentReference, path: String) throws -> [JSONValue] {
-        let path = path.hasSuffix("/") ? String(path.dropLast()) : path
+    /// The run listing of MLflow's tracking API (`artifacts/list?run_id=&path=`, what MLflow's
+    /// REST clients in other languages call): `{root_uri, files}` of one directory of a run's
+    /// files, each path relative to the run's root.
+    func listRunArtifacts(_ request: HTTPRequest) throws -> HTTPResponse {
+        let args = try MLflowRoutes(registry: registry).arguments(request)
+        let run = try registry.runAttributes(id: try MLflowTrackingRoutes.runID(args))
+        let path = try args.string("path") ?? ""
+        try MLflowArtifactSpace.checkPath(path)
+        let files = try directory(.model(run.modelID), path: path, relativeToRoot: true)
+        var body: JSONObject = ["root_uri": .string(run.artifactURI)]
+        if !files.isEmpty { body["files"] = .array(files) }
+        return MLflowRoutes.ok(body)
+    }
+
+    /// The entries of one directory of a parent's files (subdirectories once each): basenames, or
+    /// with `relativeToRoot` paths from the parent's root (`dir/file`, as MLflow's run and logged-
+    /// model listings answer); none for a file or a path that holds nothing.
+    func directory(_ parent: ParentReference, path: String, relativeToRoot: Bool = false) throws -> [JSONValue] {
+        var path = path
+        while path.hasSuffix("/") { path.removeLast() }
+        let shown = relativeToRoot && !path.isEmpty ? path + "/" : ""
         if !path.isEmpty, (try? registry.artifact(parent, path: path)) != nil { return [] }
         let prefix = path.isEmpty ? "" : path + "/"
         var files: [JSONValue] = []
@@ -228,9 +265,9 @@ struct MLflowArtifactRoutes {
                 let relative = artifact.path.dropFirst(prefix.count)
                 if let slash = relative.firstIndex(of: "/") {
                     let name = String(relative[..<slash])
-                    if directories.insert(name).inserted { files.append(["path": .string(name), "is_dir": true]) }
+                    if directories.insert(name).inserted { files.append(["path": .string(shown + name), "is_dir": true]) }
                 } else {
-                    var file: JSONObject = ["path": .string(String(relative)), "is_dir": false]
+                    var file: JSONObject = ["path": .string(shown + relative), "is_dir": false]
                     if let size = artifact.size { file["file_size"] = .int(size) }
                     files.append(.object(file))
                 }
@@ -242,6 +279,7 @@ struct MLflowArtifactRoutes {
 
     func file(_ request: HTTPRequest) throws -> (parent: ParentReference, path: String) {
         let path = request.parameter("path")
+        try MLflowArtifactSpace.checkPath(path)
         guard let location = try space.resolve(path), !location.path.isEmpty else {
             throw MLflowError.notFound("No artifact at \(path)")
         }
@@ -260,6 +298,7 @@ struct MLflowArtifactRoutes {
     func upload(_ request: HTTPRequest) throws -> HTTPResponse {
         guard case .stream(let body) = request.body else { throw HTTPError.badRequest("expected a streamed body") }
         let path = request.parameter("path")
+        try MLflowArtifactSpace.checkPath(path)
         guard let location = try space.resolve(path, create: true), !location.path.isEmpty else {
             throw MLflowError.invalid("Cannot store an artifact at '\(path)': a file needs a path inside its run, model or version.")
         }

@@ -80,7 +80,8 @@ struct MLflowLoggedModelRoutes {
     func listArtifacts(_ request: HTTPRequest) throws -> HTTPResponse {
         let model = try registry.loggedModel(id: request.parameter("model_id"), attributesOnly: true)
         let directory = request.query["artifact_directory_path"] ?? ""
-        let files = try MLflowArtifactRoutes(registry: registry).directory(.model(model.modelID), path: directory)
+        try MLflowArtifactSpace.checkPath(directory)
+        let files = try MLflowArtifactRoutes(registry: registry).directory(.model(model.modelID), path: directory, relativeToRoot: true)
         var body: JSONObject = ["root_uri": .string(model.artifactURI)]
         if !files.isEmpty { body["files"] = .array(files) }
         return MLflowRoutes.ok(body)
