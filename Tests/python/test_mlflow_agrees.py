@@ -258,6 +258,8 @@ def lifecycle(url):
     step("restore it again", call("POST", "/runs/restore", {"run_id": run}))
     step("rename the experiment", call("POST", "/experiments/update", {"experiment_id": experiment, "new_name": "life2"}))
     step("its old name", call("GET", "/experiments/get-by-name?experiment_name=life"))
+    step("rename it to nothing", call("POST", "/experiments/update", {"experiment_id": experiment, "new_name": ""}))
+    step("rename it without a name", call("POST", "/experiments/update", {"experiment_id": experiment}))
     step("experiment 0", call("GET", "/experiments/get?experiment_id=0"), lambda b: (b["experiment"]["name"], b["experiment"]["lifecycle_stage"]))
     step("delete experiment 0", call("POST", "/experiments/delete", {"experiment_id": "0"}))
     step("a model", call("POST", "/registered-models/create", {"name": "lr", "tags": [{"key": "a", "value": "1"}]}),
@@ -527,7 +529,7 @@ class MLflowAgrees(unittest.TestCase):
                 self.assertEqual(differences, [], json.dumps(differences, ensure_ascii=False, indent=1))
         # Then the lifecycles, after the searches (whose answers they would change).
         expected = lifecycle(self.mlflow_url)
-        self.assertEqual(len(expected), 113)
+        self.assertEqual(len(expected), 115)
         self.assertIn(("the logged model's files at things/sub/", 200, [("things/sub/b.txt", False, 2), ("things/sub/deep", True, None)]), expected)
         self.assertIn(("the run's files at /abs", 400, "INVALID_PARAMETER_VALUE"), expected)
         self.assertIn(("copy latest", 200, ("models:/copy-src/2", False)), expected)

@@ -99,10 +99,12 @@ struct MLflowTrackingRoutes {
     func updateExperiment(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let id = try Self.experimentID(try args.required("experiment_id"))
-        if let name = try args.string("new_name"), !name.isEmpty {
-            try translating({ () throws(RegistryError) in try registry.renameExperiment(id: id, to: name) }) {
-                $0.isConflict ? .exists("Experiment(name=\(name)) already exists.") : nil
-            }
+        // A rename is all this call does, so its new name is required (an empty one too, as MLflow's server says).
+        guard let name = try args.string("new_name"), !name.isEmpty else {
+            throw MLflowError.invalid("Missing value for required parameter 'new_name'.")
+        }
+        try translating({ () throws(RegistryError) in try registry.renameExperiment(id: id, to: name) }) {
+            $0.isConflict ? .exists("Experiment(name=\(name)) already exists.") : nil
         }
         return MLflowRoutes.ok()
     }
