@@ -43,6 +43,47 @@ struct EdgeCaseTests {
         #expect(created.status == 400)
     }
 
+    /// Text of `count` bytes that does not compress (a prompt's template, a JSON param): letters
+    /// and digits from a fixed-seed generator.
+    static func incompressible(_ count: Int, seed: UInt64) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
+        var state = seed
+        return String(decoding: (0..<count).map { _ in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return alphabet[Int(state >> 33) % alphabet.count]
+        }, as: UTF8.self)
+    }
+
+    @Test("label and param values as long as allowed are kept and found on either backend", arguments: Transport.allCases)
+    func longestValues(transport: Transport) throws {
+        // PostgreSQL refused (500) one longer than a B-tree entry's 2,704 bytes until migration 0017.
+        let api = try APIClient(transport)
+        let label = Self.incompressible(5000, seed: 1), param = Self.incompressible(6000, seed: 2)
+        let id = try api.createModel("long-values", ["labels": ["prompt": .string(label)]])
+        let version = try api.post("/api/v1/models/\(id)/versions", ["labels": ["prompt": .string(label)]])
+        #expect(version.status == 201)
+        #expect(version["version"]?["labels"]?["prompt"]?.string == label)
+        let models = try api.get("/api/v1/models?label=prompt:\(label)")
+        #expect(models["models"]?.arrayValue?.compactMap { $0["id"]?.string } == [id])
+        #expect(try api.get("/api/v1/models?label=prompt")["models"]?.arrayValue?.count == 1)
+        let patched = try api.patch("/api/v1/models/\(id)", ["labels": ["prompt": .string(label), "other": .string(Self.incompressible(5000, seed: 3))]])
+        #expect(patched.status == 200)
+        // Through MLflow: a registered model's tag, a version's tag, a run's param, and a search by each.
+        let mlflow = "/api/2.0/mlflow"
+        #expect(try api.post(mlflow + "/registered-models/create", ["name": "long-tags"]).status == 200)
+        #expect(try api.post(mlflow + "/registered-models/set-tag", ["name": "long-tags", "key": "t", "value": .string(label)]).status == 200)
+        let mv = try api.post(mlflow + "/model-versions/create", ["name": "long-tags", "source": "s3://b/x",
+                                                               "tags": [["key": "mlflow.prompt.text", "value": .string(label)]]])
+        #expect(mv.status == 200)
+        let filter = "tags.t = '\(label)'".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let found = try api.get(mlflow + "/registered-models/search?filter=\(filter)")
+        #expect(found["registered_models"]?.arrayValue?.compactMap { $0["name"]?.string } == ["long-tags"])
+        let run = try api.post(mlflow + "/runs/create", ["experiment_id": "0"])["run"]?["info"]?["run_id"]?.string ?? ""
+        #expect(try api.post(mlflow + "/runs/log-parameter", ["run_id": .string(run), "key": "config", "value": .string(param)]).status == 200)
+        let runs = try api.post(mlflow + "/runs/search", ["experiment_ids": ["0"], "filter": .string("params.config = '\(param)'")])
+        #expect(runs["runs"]?.arrayValue?.compactMap { $0["info"]?["run_id"]?.string } == [run])
+    }
+
     @Test("a HUB update refused for its name changes nothing: neither the document nor the model")
     func hubUpdateRefusedWhole() throws {
         let api = try APIClient(.router)
