@@ -54,9 +54,9 @@ struct EdgeCaseTests {
         }, as: UTF8.self)
     }
 
-    @Test("label and param values as long as allowed are kept and found on either backend", arguments: Transport.allCases)
+    @Test("labels, params, link targets and datasets as long as allowed are kept and found on either backend", arguments: Transport.allCases)
     func longestValues(transport: Transport) throws {
-        // PostgreSQL refused (500) one longer than a B-tree entry's 2,704 bytes until migration 0017.
+        // PostgreSQL refused (500) any longer than a B-tree entry's 2,704 bytes until its migrations 0017 and 0018.
         let api = try APIClient(transport)
         let label = Self.incompressible(5000, seed: 1), param = Self.incompressible(6000, seed: 2)
         let id = try api.createModel("long-values", ["labels": ["prompt": .string(label)]])
@@ -82,6 +82,23 @@ struct EdgeCaseTests {
         #expect(try api.post(mlflow + "/runs/log-parameter", ["run_id": .string(run), "key": "config", "value": .string(param)]).status == 200)
         let runs = try api.post(mlflow + "/runs/search", ["experiment_ids": ["0"], "filter": .string("params.config = '\(param)'")])
         #expect(runs["runs"]?.arrayValue?.compactMap { $0["info"]?["run_id"]?.string } == [run])
+        // A lineage link to the longest URI and digest, found by its URI; the same link twice is one.
+        let versionID = version["version"]?["id"]?.string ?? ""
+        let uri = "s3://bucket/" + Self.incompressible(4000, seed: 4), digest = Self.incompressible(1000, seed: 5)
+        let link: JSONValue = ["type": "trained_on", "target": ["uri": .string(uri), "digest": .string(digest)]]
+        #expect(try api.post("/api/v1/versions/\(versionID)/links", link).status == 201)
+        #expect(try api.post("/api/v1/versions/\(versionID)/links", link).status != 500)
+        let encoded = uri.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        #expect(try api.get("/api/v1/links?uri=\(encoded)")["links"]?.arrayValue?.count == 1)
+        // A logged dataset's name and digest within MLflow's bounds (500 and 36 characters), and past them a 400.
+        for (name, status) in [(Self.incompressible(500, seed: 6), 200), (Self.incompressible(501, seed: 7), 400)] {
+            let inputs = try api.post(mlflow + "/runs/log-inputs", ["run_id": .string(run), "datasets": [[
+                "dataset": ["name": .string(name), "digest": "0123456789abcdef0123456789abcdef0123", "source_type": "code", "source": "{}"]]]])
+            #expect(inputs.status == status)
+        }
+        let metric = try api.post(mlflow + "/runs/log-metric", ["run_id": .string(run), "key": "m", "value": 1, "timestamp": 1,
+                                                             "dataset_name": .string(Self.incompressible(501, seed: 8)), "dataset_digest": "d"])
+        #expect(metric.status == 400)
     }
 
     @Test("a HUB update refused for its name changes nothing: neither the document nor the model")

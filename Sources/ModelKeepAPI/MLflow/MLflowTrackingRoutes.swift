@@ -244,12 +244,29 @@ struct MLflowTrackingRoutes {
                   let digest = dataset["digest"]?.stringValue else {
                 throw MLflowError.invalid("Invalid value for parameter 'datasets': each needs a dataset with a name and a digest")
             }
+            // MLflow's bounds, in characters as there (a name and digest are also a key PostgreSQL indexes).
+            for (field, limit) in Self.datasetBounds {
+                if let text = dataset[field]?.stringValue, text.count > limit {
+                    throw MLflowError.invalid("'\(field)' exceeds the maximum length of \(limit) characters")
+                }
+            }
+            for tag in item.objectValue?["tags"]?.arrayValue ?? [] {
+                if let key = tag.objectValue?["key"]?.stringValue, key.count > 255 {
+                    throw MLflowError.invalid("'key' exceeds the maximum length of 255 characters")
+                }
+                if let value = tag.objectValue?["value"]?.stringValue, value.count > 500 {
+                    throw MLflowError.invalid("'value' exceeds the maximum length of 500 characters")
+                }
+            }
             datasets.append((name + "\u{0}" + digest, item))
         }
         let models = try Self.modelReferences(args.object["models"])
         try registry.logRunIO(id: try Self.runID(args), direction: "input", datasets: datasets, models: models)
         return MLflowRoutes.ok()
     }
+
+    /// MLflow's bounds on a logged dataset's fields, in characters.
+    static let datasetBounds = [("name", 500), ("digest", 36), ("source", 65_535), ("schema", 1_048_575), ("profile", 16_777_215)]
 
     static func modelReferences(_ value: JSONValue?) throws(MLflowError) -> [(key: String, document: JSONValue)] {
         var models: [(key: String, document: JSONValue)] = []
