@@ -116,9 +116,9 @@ struct MLflowArtifactSpace {
 
     /// A version of a registered model as the source of another (`copy_model_version`): as MLflow's
     /// server, the version it names (by number, `latest` or an alias) must exist and not be a
-    /// prompt's, the new version records it as `models:/<name>/<number>` with its run (and
-    /// logged model), and gets a copy of its files (sharing their chunks, so it keeps them when
-    /// the source version goes) and, when it came from a logged model, that model's metrics.
+    /// prompt's, and the new version records it as `models:/<name>/<number>` with its run. It gets
+    /// a copy of its files (sharing their chunks, so it keeps them when the source version goes)
+    /// and, when it came from a logged model, that model's metrics and origin (native API).
     private func registeredVersion(_ rest: String, source: String) throws -> Source {
         let invalid = MLflowError.invalid("Invalid model version source: '\(source)'. The model_id request parameter must identify "
                                           + "the resource that contains the source.")
@@ -139,9 +139,7 @@ struct MLflowArtifactSpace {
         }
         let version: Version
         if !byAlias, selector.lowercased() == "latest" {
-            let latest = try registry.latestVersionsByStage(modelID: model.id).max { (Int($0.version) ?? 0) < (Int($1.version) ?? 0) }
-            guard let latest else { throw MLflowError.notFound("Latest version not found for model \(model.name).") }
-            version = latest
+            version = try routes.latestVersion(of: model)
         } else if byAlias {
             version = try translating({ () throws(RegistryError) in try registry.resolveTag(modelID: model.id, tag: selector) }) {
                 $0.isNotFound || $0.isInvalid ? .invalid("Registered model alias \(selector) not found.") : nil
@@ -149,14 +147,15 @@ struct MLflowArtifactSpace {
         } else {
             version = try routes.version(of: model, selector)
         }
-        let metadata = try registry.metadataValues(key: MLflowRoutes.runMetadataKey, parentIDs: [version.id])
+        let runID = try registry.metadataValues(key: MLflowRoutes.runMetadataKey, parentIDs: [version.id])[version.id]?
+            .objectValue?["run_id"]?.stringValue
         let origin = try registry.metadataValues(key: MLflowRoutes.loggedModelMetadataKey, parentIDs: [version.id])[version.id]
-        let loggedID = origin?.objectValue?["model_id"]?.stringValue
-        let logged = try loggedID.flatMap { id in try ifFound({ () throws(RegistryError) in try registry.loggedModel(id: id, includeDeleted: true) }) }
+        let logged = try origin?.objectValue?["model_id"]?.stringValue.flatMap { id in
+            try ifFound({ () throws(RegistryError) in try registry.loggedModel(id: id, includeDeleted: true) })
+        }
+        // (MLflow's server keeps no logged model on a version: a model_id given with such a source cannot match.)
         return Source(artifacts: ArtifactSource(parent: .version(version.id), prefix: ""), metrics: logged.map { .model($0.modelID) },
-                      runID: metadata[version.id]?.objectValue?["run_id"]?.stringValue, loggedModel: logged,
-                      // (MLflow's server keeps no logged model on a version: a model_id given with such a source cannot match.)
-                      registered: ("models:/\(model.name)/\(version.version)", metadata[version.id]?.objectValue?["run_id"]?.stringValue, nil))
+                      runID: runID, loggedModel: logged, registered: ("models:/\(model.name)/\(version.version)", runID, nil))
     }
 
     private func loggedModel(_ id: String, source: String) throws -> Source {

@@ -81,6 +81,13 @@ struct MLflowRoutes {
         }
     }
 
+    /// A model's highest live version, what MLflow's `latest` names; 404 as MLflow's when it has none.
+    func latestVersion(of model: Model) throws -> Version {
+        let latest = try registry.latestVersionsByStage(modelID: model.id).max { (Int($0.version) ?? 0) < (Int($1.version) ?? 0) }
+        guard let latest else { throw MLflowError.notFound("Latest version not found for model \(model.name).") }
+        return latest
+    }
+
     /// The `mlflow` metadata (run_id, run_link) of versions, by version id, in one query.
     func runLinks(_ versions: [Version]) throws -> [String: JSONValue] {
         try registry.metadataValues(key: Self.runMetadataKey, parentIDs: versions.map(\.id))
@@ -216,10 +223,8 @@ struct MLflowRoutes {
         let model = try model(named: try args.required("name"))
         let alias = try args.required("alias")
         if alias.lowercased() == "latest" {
-            // MLflow's reserved alias: the highest live version (`prompts:/name@latest` loads it).
-            let latest = try registry.latestVersionsByStage(modelID: model.id).max { (Int($0.version) ?? 0) < (Int($1.version) ?? 0) }
-            guard let latest else { throw MLflowError.notFound("Latest version not found for model \(model.name).") }
-            return try respond(latest, model: model)
+            // MLflow's reserved alias (`prompts:/name@latest` loads it).
+            return try respond(try latestVersion(of: model), model: model)
         }
         let version = try translating({ () throws(RegistryError) in try registry.resolveTag(modelID: model.id, tag: alias) }) {
             $0.isNotFound || $0.isInvalid ? .invalid("Registered model alias \(alias) not found.") : nil
