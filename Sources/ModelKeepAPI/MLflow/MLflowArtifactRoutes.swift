@@ -134,7 +134,7 @@ struct MLflowArtifactSpace {
         guard !name.isEmpty, !selector.isEmpty else { throw invalid }
         let routes = MLflowRoutes(registry: registry)
         let model = try routes.model(named: name)
-        if model.labels[MLflowFilter.promptTag]?.lowercased() == "true" {
+        if MLflowFilter.isPrompt(model.labels) {
             throw MLflowError.invalid("Invalid model version source: '\(source)'. Prompt versions cannot be used as model version sources.")
         }
         let version: Version
@@ -147,8 +147,7 @@ struct MLflowArtifactSpace {
         } else {
             version = try routes.version(of: model, selector)
         }
-        let runID = try registry.metadataValues(key: MLflowRoutes.runMetadataKey, parentIDs: [version.id])[version.id]?
-            .objectValue?["run_id"]?.stringValue
+        let runID = try routes.runLinks([version])[version.id]?.objectValue?["run_id"]?.stringValue
         let origin = try registry.metadataValues(key: MLflowRoutes.loggedModelMetadataKey, parentIDs: [version.id])[version.id]
         let logged = try origin?.objectValue?["model_id"]?.stringValue.flatMap { id in
             try ifFound({ () throws(RegistryError) in try registry.loggedModel(id: id, includeDeleted: true) })

@@ -17,6 +17,9 @@ enum MLflowFilter {
     /// it must match, unlike other tags.
     static let promptTag = "mlflow.prompt.is_prompt"
 
+    /// Whether tags (a registered model's, a version's or a request's) make a prompt, as MLflow's server reads them.
+    static func isPrompt(_ tags: [String: String]) -> Bool { tags[promptTag]?.lowercased() == "true" }
+
     enum Token: Equatable {
         case word(String)
         case identifier(prefix: String, key: String)

@@ -342,7 +342,7 @@ struct MLflowRoutes {
             draft.metadata[Self.runMetadataKey] = .object(run)
         }
         let version = try Self.tagRules { () throws(RegistryError) in try registry.createVersion(modelID: model.id, draft) }
-        if let loggedModelID, draft.labels[MLflowFilter.promptTag]?.lowercased() != "true" {
+        if let loggedModelID, !MLflowFilter.isPrompt(draft.labels) {
             // As MLflow's server: the logged model lists the versions made from it (after the
             // version, and best effort, as there).
             try? recordModelVersion(name: model.name, version: version.version, on: loggedModelID)

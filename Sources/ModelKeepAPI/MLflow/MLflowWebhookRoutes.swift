@@ -44,7 +44,7 @@ struct MLflowWebhookRoutes {
     ]
 
     /// The tags MLflow's prompt registry keeps on a prompt and its versions.
-    static let promptTag = MLflowFilter.promptTag, promptTypeTag = "_mlflow_prompt_type", promptTextTag = "mlflow.prompt.text"
+    static let promptTypeTag = "_mlflow_prompt_type", promptTextTag = "mlflow.prompt.text"
 
     /// The `events` of a request as `ENTITY.ACTION` names, in MLflow's order (by name); 400 for one MLflow does not define.
     static func events(_ args: MLflowArguments) throws(MLflowError) -> [String]? {
@@ -245,18 +245,17 @@ enum MLflowWebhookWire {
             Dictionary(object.members.compactMap { member in member.value.stringValue.map { (member.key, $0) } }, uniquingKeysWith: { $1 })
         }
         let carried = p.keys.contains("description")
-        let isPrompt = { (tags: [String: String]) in tags[MLflowWebhookRoutes.promptTag]?.lowercased() == "true" }
-        let prompt = isPrompt(model.labels)
+        let prompt = MLflowFilter.isPrompt(model.labels)
         var name: String
         var data: JSONObject = ["name": .string(model.name)]
         switch event.kind {
         case "model.created":
             let tags = recorded ?? model.labels
             let description = carried ? p["description"]?.stringValue : model.description
-            if isPrompt(tags) {
+            if MLflowFilter.isPrompt(tags) {
                 name = "PROMPT.CREATED"
                 data["tags"] = .object(JSONObject(sortedStrings: tags.filter {
-                    $0.key != MLflowWebhookRoutes.promptTag && $0.key != MLflowWebhookRoutes.promptTypeTag
+                    $0.key != MLflowFilter.promptTag && $0.key != MLflowWebhookRoutes.promptTypeTag
                 }))
             } else {
                 name = "REGISTERED_MODEL.CREATED"
@@ -268,10 +267,10 @@ enum MLflowWebhookWire {
             var tags = recorded ?? stored?.labels ?? [:]
             let description = carried ? p["description"]?.stringValue : stored?.description
             data["version"] = .string(version)
-            if isPrompt(tags) {
+            if MLflowFilter.isPrompt(tags) {
                 name = "PROMPT_VERSION.CREATED"
                 let template = tags.removeValue(forKey: MLflowWebhookRoutes.promptTextTag)
-                tags[MLflowWebhookRoutes.promptTag] = nil
+                tags[MLflowFilter.promptTag] = nil
                 tags[MLflowWebhookRoutes.promptTypeTag] = nil
                 data["template"] = .optional(template)
             } else {
