@@ -39,6 +39,12 @@ struct MLflowTrackingFilterTests {
             TrackingPredicate(field: .attribute("status"), comparator: .equal, values: ["LOGGED_MODEL_READY"]),
             TrackingPredicate(field: .attribute("name"), comparator: .like, values: ["m%"]),
         ])
+        // The numbers MLflow's server stores (and so compares): 1 pending, 2 ready, 3 upload failed.
+        #expect(try MLflowTrackingFilter.parse("status = 2 AND status IN ('1', 'UPLOAD_FAILED', '7', 'FAILED')", for: .loggedModels) == [
+            TrackingPredicate(field: .attribute("status"), comparator: .equal, values: ["LOGGED_MODEL_READY"]),
+            TrackingPredicate(field: .attribute("status"), comparator: .isIn,
+                              values: ["LOGGED_MODEL_PENDING", "LOGGED_MODEL_UPLOAD_FAILED", "7", "LOGGED_MODEL_UPLOAD_FAILED"]),
+        ])
         #expect(try MLflowTrackingFilter.parse("tags.team = 'a' AND creation_time > 10", for: .experiments) == [
             TrackingPredicate(field: .tag("team"), comparator: .equal, values: ["a"]),
             TrackingPredicate(field: .attribute("creation_time"), comparator: .greater, values: ["10"]),

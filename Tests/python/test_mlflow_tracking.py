@@ -327,6 +327,11 @@ class TrackingTest(MLflowTestCase):
         broken = mlflow.initialize_logged_model(name="broken")
         mlflow.finalize_logged_model(broken.model_id, "FAILED")  # what the client sends when an upload raised
         self.assertEqual(str(mlflow.get_logged_model(broken.model_id).status), "FAILED")
+        # By name, or by the number MLflow's server stores and compares (2 ready, 3 upload failed).
+        for status, names in [("'FAILED'", ["broken"]), ("3", ["broken"]), ("2", ["m0", "m1", "m2"]), ("'PENDING'", [])]:
+            found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string=f"status = {status}",
+                                                order_by=[{"field_name": "name"}], output_format="list")
+            self.assertEqual([m.name for m in found], names, status)
         status, body = raw("PATCH", f"/api/2.0/mlflow/logged-models/{broken.model_id}", {"status": "DONE"})
         self.assertEqual((status, body["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
         self.client.delete_logged_model(ids[2])

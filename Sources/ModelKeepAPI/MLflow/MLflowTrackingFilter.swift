@@ -25,6 +25,10 @@ enum MLflowTrackingFilter {
 
     static func invalid(_ message: String) -> MLflowError { .invalid(message) }
 
+    /// A logged model's status by the number of MLflow's `LoggedModelStatus` (what its server's
+    /// table holds), so that a filter written against that server's numbers matches here too.
+    static let loggedModelStatusNumbers = [1: "LOGGED_MODEL_PENDING", 2: "LOGGED_MODEL_READY", 3: "LOGGED_MODEL_UPLOAD_FAILED"]
+
     /// A field from an identifier token.
     static func field(_ token: Token?, target: Target, context: String) throws(MLflowError) -> TrackingField {
         let prefix: String?, key: String
@@ -93,7 +97,14 @@ enum MLflowTrackingFilter {
                 i += 1
             }
             if target == .loggedModels, field == .attribute("status") {
-                values = values.map { $0.hasPrefix("LOGGED_MODEL_") ? $0 : "LOGGED_MODEL_" + $0 }
+                // By name (READY or LOGGED_MODEL_READY; FAILED, as the client's enum names
+                // UPLOAD_FAILED), or by the number MLflow's server stores and compares (2 is READY
+                // there: its `status = 'READY'` matches nothing).
+                values = values.map { value in
+                    if let number = Int(value) { return Self.loggedModelStatusNumbers[number] ?? value }
+                    if value == "FAILED" { return "LOGGED_MODEL_UPLOAD_FAILED" }
+                    return value.hasPrefix("LOGGED_MODEL_") ? value : "LOGGED_MODEL_" + value
+                }
             }
             predicates.append(TrackingPredicate(field: field, comparator: comparator, values: values))
             guard i < tokens.count else { break }
