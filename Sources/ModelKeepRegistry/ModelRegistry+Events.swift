@@ -15,8 +15,8 @@ public struct Event: Sendable, Equatable {
     public var payload: JSONObject
 
     /// The most bytes of labels (keys and values) a creation's event carries: past it the event
-    /// leaves its `labels` out (a version with 64 labels of 5,000 bytes would make a page of the
-    /// feed a third of a gigabyte), and a reader asks the model or version for them.
+    /// leaves its `labels` out (a page of the feed of versions with many long labels, a prompt's
+    /// template among them, would run to gigabytes), and a reader asks the model or version for them.
     public static let creationLabelBytes = 16 * 1024
 
     /// A creation's labels for its event, or nil when they are more than `creationLabelBytes`.

@@ -39,7 +39,7 @@ extension ModelRegistry {
     public func createExperiment(name: String, artifactLocation: String?, tags: [String: String]) throws(RegistryError) -> Experiment {
         try Self.requireTracking()
         try Self.validateExperimentName(name)
-        try Validation.labels(tags, field: "tags")
+        try Validation.labels(tags, field: "tags", bounds: limits.labels)
         try Validation.text(artifactLocation, field: "artifact_location", maxBytes: 4096)
         let now = Clock.nowMilliseconds()
         return try writing { db in
@@ -133,7 +133,7 @@ extension ModelRegistry {
     }
 
     public func setExperimentTag(id: Int64, key: String, value: String) throws(RegistryError) {
-        try Validation.label(key: key, value: value, field: "key")
+        try Validation.label(key: key, value: value, field: "key", bounds: limits.labels)
         try changeExperiment(id) { db, _, _ in
             try db.run("""
                 INSERT INTO mlflow_experiment_tags (experiment_id, key, value) VALUES (?, ?, ?)

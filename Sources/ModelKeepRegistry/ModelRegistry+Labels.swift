@@ -11,33 +11,33 @@ extension ModelRegistry {
 
     /// Sets one label of a model or version, leaving the others as they are.
     public func setLabel(_ parent: ParentReference, key: String, value: String) throws(RegistryError) {
-        try Validation.label(key: key, value: value, field: "key")
+        try Validation.label(key: key, value: value, field: "key", bounds: limits.labels)
         try changeLabel(parent, key: key, value: value) { db, resolved in
             let (table, column, _) = Self.labelTable(parent)
             try Self.putLabel(table: table, column: column, ownerID: resolved.id, key: key, value: value,
-                              owner: parent.description, field: "key", db)
+                              owner: parent.description, field: "key", most: limits.labels.count, db)
             return true
         }
     }
 
-    /// Sets one label inside the caller's transaction; 400 when that makes more than
-    /// `Validation.maxLabels` (the transaction then rolls back).
+    /// Sets one label inside the caller's transaction; 400 when that makes more than `most`
+    /// (the transaction then rolls back).
     static func putLabel(table: String, column: String, ownerID: String, key: String, value: String,
-                         owner: String, field: String, _ db: any SQLConnection) throws {
+                         owner: String, field: String, most: Int, _ db: any SQLConnection) throws {
         try db.run("""
             INSERT INTO \(table) (\(column), key, value) VALUES (?, ?, ?)
             ON CONFLICT (\(column), key) DO UPDATE SET value = excluded.value
             """, [.text(ownerID), .text(key), .text(value)])
         let count = try db.queryFirst("SELECT count(*) FROM \(table) WHERE \(column) = ?", [.text(ownerID)]) { $0.int(0) } ?? 0
-        guard count <= Validation.maxLabels else {
-            throw RegistryError.invalid(field: field, message: "\(owner) already has the most labels allowed (\(Validation.maxLabels))")
+        guard count <= most else {
+            throw RegistryError.invalid(field: field, message: "\(owner) already has the most labels allowed (\(most))")
         }
     }
 
     /// Removes one label; returns whether it was there.
     @discardableResult
     public func deleteLabel(_ parent: ParentReference, key: String) throws(RegistryError) -> Bool {
-        try Validation.label(key: key, value: nil, field: "key")
+        try Validation.label(key: key, value: nil, field: "key", bounds: limits.labels)
         return try changeLabel(parent, key: key, value: nil) { db, resolved in
             let (table, column, _) = Self.labelTable(parent)
             return try db.queryFirst("DELETE FROM \(table) WHERE \(column) = ? AND key = ? RETURNING 1",

@@ -135,7 +135,7 @@ extension ModelRegistry {
     /// its files, tags and metric series.
     public func createLoggedModel(_ draft: LoggedModelDraft) throws(RegistryError) -> LoggedModel {
         try Self.requireTracking()
-        try Self.validateParams(draft.params.map { ($0.key, $0.value) })
+        try validateParams(draft.params.map { ($0.key, $0.value) })
         let id = "m-" + Self.newHexID()
         let name = draft.name.flatMap { $0.isEmpty ? nil : $0 } ?? "model-\(id.dropFirst(2).prefix(8))"
         try Validation.text(name, field: "name", maxBytes: 500)
@@ -231,9 +231,12 @@ extension ModelRegistry {
     }
 
     public func setLoggedModelTags(id: String, _ tags: [(key: String, value: String)]) throws(RegistryError) {
-        for tag in tags { try Validation.label(key: tag.key, value: tag.value, field: "tags") }
+        for tag in tags { try Validation.label(key: tag.key, value: tag.value, field: "tags", bounds: limits.labels) }
+        let most = limits.labels.count
         try changeLoggedModel(id) { db, model, _ in
-            for tag in tags { try Self.putTag(modelID: model.modelID, key: tag.key, value: tag.value, owner: "logged model '\(id)'", db) }
+            for tag in tags {
+                try Self.putTag(modelID: model.modelID, key: tag.key, value: tag.value, owner: "logged model '\(id)'", most: most, db)
+            }
         }
     }
 
@@ -248,7 +251,7 @@ extension ModelRegistry {
     /// Adds params to a logged model; a param already set to another value is refused.
     public func logLoggedModelParams(id: String, _ params: [String: String]) throws(RegistryError) {
         let pairs = params.map { (key: $0.key, value: $0.value) }
-        try Self.validateParams(pairs)
+        try validateParams(pairs)
         try changeLoggedModel(id) { db, _, _ in
             try Self.putParams(pairs, table: "mlflow_logged_model_params", column: "logged_model_id", ownerID: id,
                                owner: "logged model '\(id)'", db)

@@ -84,7 +84,7 @@ extension ModelRegistry {
         try Validation.namespace(draft.namespace)
         try Self.requireWritable(namespace: draft.namespace)
         try Validation.modelName(draft.name)
-        try Validation.labels(draft.labels)
+        try Validation.labels(draft.labels, bounds: limits.labels)
         try Validation.text(draft.owner, field: "owner", maxBytes: 256)
         try Validation.text(draft.task, field: "task", maxBytes: 256)
         try Validation.text(draft.license, field: "license", maxBytes: 256)
@@ -204,7 +204,7 @@ extension ModelRegistry {
     /// Applies a partial update to a live model.
     public func updateModel(id: String, _ changes: ModelChanges) throws(RegistryError) -> Model {
         if let name = changes.name { try Validation.modelName(name) }
-        if let labels = changes.labels { try Validation.labels(labels) }
+        if let labels = changes.labels { try Validation.labels(labels, bounds: limits.labels) }
         try Validation.text(changes.owner ?? nil, field: "owner", maxBytes: 256)
         try Validation.text(changes.task ?? nil, field: "task", maxBytes: 256)
         try Validation.text(changes.license ?? nil, field: "license", maxBytes: 256)

@@ -27,8 +27,8 @@ extension ModelRegistry {
     public static let runStatuses = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
     /// The tag that holds a run's name (MLflow keeps the two in step).
     static let runNameTag = "mlflow.runName"
-    /// MLflow's bounds on a param: 250-byte keys, 6000-byte values.
-    public static let maxParamKeyBytes = 250, maxParamValueBytes = 6000
+    /// The longest param key, in bytes (MLflow's 250 characters).
+    public static let maxParamKeyBytes = 250
 
     static let runColumns = """
         t.id, t.model_id, t.experiment_id, t.name, t.user_id, t.status, t.start_time, t.end_time, t.deleted_at, e.artifact_location, t.revision
@@ -249,31 +249,36 @@ extension ModelRegistry {
             throw .invalid(field: "status", message: "'\(status)' is not one of \(Self.runStatuses.joined(separator: ", "))")
         }
         try Validation.text(name, field: "run_name", maxBytes: 250)
+        let most = limits.labels.count
         return try changeRun(id) { db, run, _ in
             if let status { try db.run("UPDATE mlflow_runs SET status = ? WHERE id = ?", [.text(status), .text(id)]) }
             if let endTime { try db.run("UPDATE mlflow_runs SET end_time = ? WHERE id = ?", [.integer(endTime), .text(id)]) }
-            if let name, !name.isEmpty { try Self.renameRun(run, to: name, db) }
+            if let name, !name.isEmpty { try Self.renameRun(run, to: name, most: most, db) }
             return try Self.fetchRunAttributes(id: id, db)
         }
     }
 
-    private static func renameRun(_ run: Run, to name: String, _ db: any SQLConnection) throws {
+    private static func renameRun(_ run: Run, to name: String, most: Int, _ db: any SQLConnection) throws {
         try db.run("UPDATE mlflow_runs SET name = ? WHERE id = ?", [.text(name), .text(run.id)])
         try db.run("UPDATE models SET description = ? WHERE id = ?", [.text("MLflow run \(name)"), .text(run.modelID)])
-        try putTag(modelID: run.modelID, key: runNameTag, value: name, owner: "run \(run.id)", db)
+        try putTag(modelID: run.modelID, key: runNameTag, value: name, owner: "run \(run.id)", most: most, db)
     }
 
     /// A tag of a run or logged model: a label of the ModelKeep model that holds it.
-    static func putTag(modelID: String, key: String, value: String, owner: String, _ db: any SQLConnection) throws {
-        try putLabel(table: "model_labels", column: "model_id", ownerID: modelID, key: key, value: value, owner: owner, field: "tags", db)
+    static func putTag(modelID: String, key: String, value: String, owner: String, most: Int, _ db: any SQLConnection) throws {
+        try putLabel(table: "model_labels", column: "model_id", ownerID: modelID, key: key, value: value, owner: owner, field: "tags",
+                     most: most, db)
     }
 
-    /// Params that fit MLflow's bounds, or 400 naming the first that does not.
-    static func validateParams(_ params: some Sequence<(key: String, value: String)>) throws(RegistryError) {
+    /// Params with keys of 1-250 bytes and values no longer than a label's (`limits.labels`;
+    /// MLflow's dialect cuts a run's to 6,000 characters first, as MLflow's server does), or 400
+    /// naming the first that does not fit.
+    func validateParams(_ params: some Sequence<(key: String, value: String)>) throws(RegistryError) {
+        let maxValueBytes = limits.labels.valueBytes
         for (key, value) in params {
-            guard (1...maxParamKeyBytes).contains(key.utf8.count), value.utf8.count <= maxParamValueBytes else {
-                throw .invalid(field: "params", message: "param '\(key.prefix(64))' must have a key of 1 to \(maxParamKeyBytes) bytes "
-                               + "and a value of at most \(maxParamValueBytes) bytes")
+            guard (1...Self.maxParamKeyBytes).contains(key.utf8.count), value.utf8.count <= maxValueBytes else {
+                throw .invalid(field: "params", message: "param '\(key.prefix(64))' must have a key of 1 to \(Self.maxParamKeyBytes) bytes "
+                               + "and a value of at most \(maxValueBytes) bytes")
             }
             // Text that neither backend keeps whole: SQLite's text ends at a NUL when read, and
             // PostgreSQL's text cannot hold one.
@@ -335,16 +340,16 @@ extension ModelRegistry {
                 throw .invalid(field: "metrics[\(i)].value", message: "must be a finite number, or the text NaN, Infinity or -Infinity")
             }
         }
-        try Self.validateParams(data.params)
-        for tag in data.tags { try Validation.label(key: tag.key, value: tag.value, field: "tags") }
+        try validateParams(data.params)
+        for tag in data.tags { try Validation.label(key: tag.key, value: tag.value, field: "tags", bounds: limits.labels) }
         // Only the run's own rows change, unless a metric names a logged model (its series, and
         // those of the versions registered from it, are other owners'): then a whole write.
-        let scoped = !data.metrics.contains { !($0.modelID ?? "").isEmpty }
+        let scoped = !data.metrics.contains { !($0.modelID ?? "").isEmpty }, most = limits.labels.count
         let behind = try changeRun(id, scoped: scoped) { db, run, _ in
             try Self.putParams(data.params, table: "mlflow_run_params", column: "run_id", ownerID: id, owner: "run ID='\(id)'", db)
             for tag in data.tags {
-                if tag.key == Self.runNameTag { try Self.renameRun(run, to: tag.value, db) } else {
-                    try Self.putTag(modelID: run.modelID, key: tag.key, value: tag.value, owner: "run \(run.id)", db)
+                if tag.key == Self.runNameTag { try Self.renameRun(run, to: tag.value, most: most, db) } else {
+                    try Self.putTag(modelID: run.modelID, key: tag.key, value: tag.value, owner: "run \(run.id)", most: most, db)
                 }
             }
             return try Self.insertRunMetrics(data.metrics, run: run, db)

@@ -64,7 +64,7 @@ extension ModelRegistry {
     /// is taken (409) leaves nothing created.
     public func createVersion(modelID: String, _ draft: VersionDraft) throws(RegistryError) -> Version {
         if let version = draft.version { try Validation.version(version) }
-        try Validation.labels(draft.labels)
+        try Validation.labels(draft.labels, bounds: limits.labels)
         try Validation.text(draft.name, field: "name", maxBytes: 256)
         try Validation.text(draft.framework, field: "framework", maxBytes: 128)
         try Validation.text(draft.sourceURI, field: "source_uri", maxBytes: 4096)
@@ -183,7 +183,7 @@ extension ModelRegistry {
 
     /// Applies a partial update to a live version.
     public func updateVersion(_ reference: VersionReference, _ changes: VersionChanges) throws(RegistryError) -> Version {
-        if let labels = changes.labels { try Validation.labels(labels) }
+        if let labels = changes.labels { try Validation.labels(labels, bounds: limits.labels) }
         try Validation.text(changes.name ?? nil, field: "name", maxBytes: 256)
         try Validation.text(changes.framework ?? nil, field: "framework", maxBytes: 128)
         try Validation.text(changes.sourceURI ?? nil, field: "source_uri", maxBytes: 4096)

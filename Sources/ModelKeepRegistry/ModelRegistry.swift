@@ -23,6 +23,8 @@ public final class ModelRegistry: Sendable {
         public static let maxJSONDepthBound = 1_000
         /// The most chunk hashes one `POST /api/v1/chunks/missing` may ask about (413 beyond).
         public var maxChunksPerRequest = 100_000
+        /// How many labels (tags) an owner may carry and how long a label's or param's value may be.
+        public var labels = Validation.LabelBounds()
         /// The most metric points one request may carry.
         public var maxMetricPointsPerRequest = 10_000
         /// The most points one answer may carry of a whole series (MLflow's unpaged metric

@@ -57,27 +57,39 @@ public enum Validation {
         return nil
     }
 
-    /// The most labels a model or version may carry.
-    public static let maxLabels = 64
-    /// The longest label key and value, in UTF-8 bytes. They hold MLflow's tags too, whose keys
-    /// are free text up to 250 characters (`mlflow.source.git.commit`, `my key`).
-    public static let maxLabelKeyBytes = 250, maxLabelValueBytes = 5000
+    /// The longest label key, in UTF-8 bytes. Labels hold MLflow's tags too, whose keys are free
+    /// text up to 250 characters (`mlflow.source.git.commit`, `my key`).
+    public static let maxLabelKeyBytes = 250
 
-    /// Labels: keys of 1-250 bytes without control characters, values of at most 5000 bytes
-    /// without NUL; at most 64 labels.
-    public static func labels(_ labels: [String: String], field: String = "labels") throws(RegistryError) {
-        guard labels.count <= maxLabels else { throw .invalid(field: field, message: "at most \(maxLabels) labels are allowed") }
-        for (key, value) in labels { try label(key: key, value: value, field: "\(field).\(key)") }
+    /// How many labels a model or version (a run, a logged model, an experiment) may carry, and
+    /// how long a label's value, or a param's, may be (settings `max_labels` and
+    /// `max_label_value_bytes`). The defaults hold what MLflow's server takes: no bound on how many
+    /// tags, and 100,000 characters of a registered model's tag (a prompt's template) in any script.
+    public struct LabelBounds: Sendable, Equatable {
+        public var count = 1_000
+        public var valueBytes = 400_000
+
+        public init(count: Int = 1_000, valueBytes: Int = 400_000) {
+            self.count = count
+            self.valueBytes = valueBytes
+        }
+    }
+
+    /// Labels: keys of 1-250 bytes without control characters, values of at most
+    /// `bounds.valueBytes` bytes without NUL; at most `bounds.count` labels.
+    public static func labels(_ labels: [String: String], field: String = "labels", bounds: LabelBounds) throws(RegistryError) {
+        guard labels.count <= bounds.count else { throw .invalid(field: field, message: "at most \(bounds.count) labels are allowed") }
+        for (key, value) in labels { try label(key: key, value: value, field: "\(field).\(key)", bounds: bounds) }
     }
 
     /// One label's key and value.
-    public static func label(key: String, value: String?, field: String) throws(RegistryError) {
+    public static func label(key: String, value: String?, field: String, bounds: LabelBounds) throws(RegistryError) {
         guard (1...maxLabelKeyBytes).contains(key.utf8.count), !key.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
             throw .invalid(field: field, message: "label keys must be 1 to \(maxLabelKeyBytes) bytes with no control characters")
         }
         guard let value else { return }
-        guard value.utf8.count <= maxLabelValueBytes, !value.utf8.contains(0) else {
-            throw .invalid(field: field, message: "label values must be at most \(maxLabelValueBytes) bytes with no NUL")
+        guard value.utf8.count <= bounds.valueBytes, !value.utf8.contains(0) else {
+            throw .invalid(field: field, message: "label values must be at most \(bounds.valueBytes) bytes with no NUL")
         }
     }
 

@@ -41,6 +41,8 @@ struct Settings: Sendable {
     var databaseCheckpointPages = 4000
     var databaseCheckpointIdleMilliseconds = 1000
     var maxMetadataValueBytes = 64 * 1024
+    var maxLabels = 1_000
+    var maxLabelValueBytes = 400_000
     var maxMetricPointsPerRequest = 10_000
     var maxMetricHistoryPoints = 1_000_000
     var maxLoggedModelMetrics = 10_000
@@ -167,6 +169,12 @@ struct Settings: Sendable {
         },
         Spec(key: "run_cache_bytes", help: "How much of the runs its searches loaded a server keeps, without their metrics, to answer the next search reading only their latest metric values while the rest is unchanged (estimated bytes); 0 keeps none.") {
             $0.runCacheBytes = try int($1, "run_cache_bytes", 0...(1 << 40))
+        },
+        Spec(key: "max_labels", help: "Most labels (tags) one model, version, run or logged model may carry (400 beyond).") {
+            $0.maxLabels = try int($1, "max_labels", 1...100_000)
+        },
+        Spec(key: "max_label_value_bytes", help: "Longest value of a label, tag or param, in bytes (400 beyond; the default holds MLflow's 100,000-character registry tags in any script).") {
+            $0.maxLabelValueBytes = try int($1, "max_label_value_bytes", 1_000...(16 << 20))
         },
         Spec(key: "max_metric_points_per_request", help: "Most metric points one request may carry (413 beyond).") { $0.maxMetricPointsPerRequest = try int($1, "max_metric_points_per_request", 1...1_000_000) },
         Spec(key: "max_event_wait_seconds", help: "Longest a change-feed request may wait for an event.") { $0.maxEventWaitSeconds = try int($1, "max_event_wait_seconds", 0...3600) },
@@ -361,6 +369,7 @@ struct Settings: Sendable {
     var registryLimits: ModelRegistry.Limits {
         var l = ModelRegistry.Limits()
         l.maxMetadataValueBytes = maxMetadataValueBytes
+        l.labels = Validation.LabelBounds(count: maxLabels, valueBytes: maxLabelValueBytes)
         l.maxMetricPointsPerRequest = maxMetricPointsPerRequest
         l.maxMetricHistoryPoints = maxMetricHistoryPoints
         l.maxLoggedModelMetrics = maxLoggedModelMetrics

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Synchronization
 import Testing
+import ModelKeepRegistry
 import TestSupport
 @testable import ModelKeepAPI
 import ModelKeepJSON
@@ -68,6 +69,11 @@ struct EdgeCaseTests {
         #expect(try api.get("/api/v1/models?label=prompt")["models"]?.arrayValue?.count == 1)
         let patched = try api.patch("/api/v1/models/\(id)", ["labels": ["prompt": .string(label), "other": .string(Self.incompressible(5000, seed: 3))]])
         #expect(patched.status == 200)
+        // The longest a label may be (max_label_value_bytes), kept whole and found by its key.
+        let widest = Self.incompressible(ModelRegistry.Limits().labels.valueBytes, seed: 9)
+        #expect(try api.patch("/api/v1/models/\(id)", ["labels": ["prompt": .string(label), "widest": .string(widest)]]).status == 200)
+        #expect(try api.get("/api/v1/models/\(id)")["model"]?["labels"]?["widest"]?.string == widest)
+        #expect(try api.get("/api/v1/models?label=widest")["models"]?.arrayValue?.count == 1)
         // Through MLflow: a registered model's tag, a version's tag, a run's param, and a search by each.
         let mlflow = "/api/2.0/mlflow"
         #expect(try api.post(mlflow + "/registered-models/create", ["name": "long-tags"]).status == 200)
@@ -78,6 +84,18 @@ struct EdgeCaseTests {
         let filter = "tags.t = '\(label)'".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
         let found = try api.get(mlflow + "/registered-models/search?filter=\(filter)")
         #expect(found["registered_models"]?.arrayValue?.compactMap { $0["name"]?.string } == ["long-tags"])
+        // MLflow's longest: a prompt's template (100,000 characters, here of three bytes each),
+        // an experiment's tag (20,000), a logged model's param (any length: here the store's bound).
+        let template = String(repeating: "語", count: 100_000)
+        #expect(try api.post(mlflow + "/model-versions/create", ["name": "long-tags", "source": "s3://b/y",
+                                                               "tags": [["key": "mlflow.prompt.text", "value": .string(template)]]]).status == 200)
+        let versions = try api.get(mlflow + "/model-versions/get?name=long-tags&version=2")
+        #expect(versions["model_version"]?["tags"]?[0]?["value"]?.string == template)
+        let experiment = try api.post(mlflow + "/experiments/create", ["name": "long", "tags": [["key": "k", "value": .string(Self.incompressible(20_000, seed: 10))]]])
+        #expect(experiment.status == 200)
+        let lmParam = Self.incompressible(ModelRegistry.Limits().labels.valueBytes, seed: 11)
+        let logged = try api.post(mlflow + "/logged-models", ["experiment_id": "0", "params": [["key": "p", "value": .string(lmParam)]]])
+        #expect(logged["model"]?["data"]?["params"]?[0]?["value"]?.string == lmParam)
         let run = try api.post(mlflow + "/runs/create", ["experiment_id": "0"])["run"]?["info"]?["run_id"]?.string ?? ""
         #expect(try api.post(mlflow + "/runs/log-parameter", ["run_id": .string(run), "key": "config", "value": .string(param)]).status == 200)
         let runs = try api.post(mlflow + "/runs/search", ["experiment_ids": ["0"], "filter": .string("params.config = '\(param)'")])

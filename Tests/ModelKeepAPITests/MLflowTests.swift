@@ -254,25 +254,90 @@ struct MLflowRoutesTests {
         return count
     }
 
-    @Test("tags follow the label rules: free-text keys, 5000-byte values, at most 64", arguments: Transport.allCases)
-    func tagRules(transport: Transport) throws {
+    @Test("tags and params take MLflow's bounds in characters: registry tags 100,000 and experiment tags 20,000 (then 400), a run's params cut to 6,000 and its tags to 8,000, a logged model's any length", arguments: Transport.allCases)
+    func mlflowValueBounds(transport: Transport) throws {
         let api = try APIClient(transport)
+        let mlflow = "/api/2.0/mlflow"
+        func long(_ count: Int, _ scalar: String = "é") -> JSONValue { .string(String(repeating: scalar, count: count)) }
         #expect(try api.post(Self.rm + "/create", ["name": "t", "tags": [["key": "my key: odd", "value": "v"]]]).status == 200)
-        #expect(try api.post(Self.rm + "/set-tag", ["name": "t", "key": "long", "value": .string(String(repeating: "x", count: 5000))]).status == 200)
-        for bad: JSONValue in [["name": "t", "key": "long", "value": .string(String(repeating: "x", count: 5001))],
+        // 100,000 two-byte characters: MLflow counts characters, as Python's len does.
+        #expect(try api.post(Self.rm + "/set-tag", ["name": "t", "key": "long", "value": long(100_000)]).status == 200)
+        #expect(try api.get("/api/v1/models?name=t")["models"]?[0]?["labels"]?["long"]?.string?.unicodeScalars.count == 100_000)
+        for bad: JSONValue in [["name": "t", "key": "long", "value": long(100_001, "x")],
                                ["name": "t", "key": "ctl\u{1}", "value": "v"],
                                ["name": "t", "key": .string(String(repeating: "k", count: 251)), "value": "v"]] {
             let response = try api.post(Self.rm + "/set-tag", bad)
             #expect(response.status == 400)
             #expect(response["error_code"]?.string == "INVALID_PARAMETER_VALUE")
         }
-        for i in 2..<64 { #expect(try api.post(Self.rm + "/set-tag", ["name": "t", "key": .string("k\(i)"), "value": "v"]).status == 200) }
+        #expect(try api.post(Self.rm + "/set-tag", ["name": "t", "key": "long", "value": long(100_001)])["message"]?.string
+                == "'value' exceeds the maximum length of 100000 characters")
+        #expect(try api.post(Self.mv + "/create", ["name": "t", "source": "s3://b/x", "tags": [["key": "mlflow.prompt.text", "value": long(100_001)]]])
+            .status == 400)
+        #expect(try api.post(Self.mv + "/create", ["name": "t", "source": "s3://b/x", "tags": [["key": "mlflow.prompt.text", "value": long(100_000)]]])
+            .status == 200)
+        #expect(try api.post(Self.mv + "/set-tag", ["name": "t", "version": "1", "key": "k", "value": long(100_001)]).status == 400)
+        let experiment = try api.post(mlflow + "/experiments/create", ["name": "bounds", "tags": [["key": "k", "value": long(20_000)]]])
+        let experimentID = try #require(experiment["experiment_id"]?.string)
+        #expect(try api.post(mlflow + "/experiments/set-experiment-tag", ["experiment_id": .string(experimentID), "key": "k", "value": long(20_001)])
+            .status == 400)
+        #expect(try api.post(mlflow + "/experiments/create", ["name": "bounds2", "tags": [["key": "k", "value": long(20_001)]]]).status == 400)
+        // A run's params and tags are cut as MLflow's server cuts them, and the cut param is the
+        // same param when it comes again (whole or cut): a training script never fails on a long value.
+        let run = try #require(try api.post(mlflow + "/runs/create", ["experiment_id": .string(experimentID),
+                                                                       "tags": [["key": "created", "value": long(9_000)]]])["run"]?["info"]?["run_id"]?.string)
+        #expect(try api.post(mlflow + "/runs/log-parameter", ["run_id": .string(run), "key": "config", "value": long(7_000)]).status == 200)
+        #expect(try api.post(mlflow + "/runs/log-parameter", ["run_id": .string(run), "key": "config", "value": long(7_000)]).status == 200)
+        #expect(try api.post(mlflow + "/runs/log-parameter", ["run_id": .string(run), "key": "config", "value": long(6_000)]).status == 200)
+        #expect(try api.post(mlflow + "/runs/log-parameter", ["run_id": .string(run), "key": "config", "value": long(5_999)]).status == 400)
+        #expect(try api.post(mlflow + "/runs/set-tag", ["run_id": .string(run), "key": "mlflow.note.content", "value": long(9_000)]).status == 200)
+        #expect(try api.post(mlflow + "/runs/log-batch", ["run_id": .string(run), "params": [["key": "batch", "value": long(7_000)]],
+                                                          "tags": [["key": "batch", "value": long(9_000)]]]).status == 200)
+        let data = try api.get(mlflow + "/runs/get?run_id=\(run)")["run"]?["data"]
+        func lengths(_ list: JSONValue?) -> [String: Int] {
+            Dictionary(uniqueKeysWithValues: (list?.arrayValue ?? []).compactMap { item in
+                item["key"]?.string.map { ($0, item["value"]?.string?.unicodeScalars.count ?? -1) }
+            })
+        }
+        #expect(lengths(data?["params"]) == ["config": 6_000, "batch": 6_000])
+        let tags = lengths(data?["tags"])
+        #expect([tags["created"], tags["mlflow.note.content"], tags["batch"]] == [8_000, 8_000, 8_000])
+        // A logged model's tags and params: MLflow's server keeps any length; so does ModelKeep, up to its own bound.
+        let model = try #require(try api.post(mlflow + "/logged-models", ["experiment_id": .string(experimentID), "name": "lm",
+                                                                           "params": [["key": "p", "value": long(9_000)]]])["model"]?["info"]?["model_id"]?.string)
+        #expect(try api.send("PATCH", mlflow + "/logged-models/\(model)/tags", json: ["tags": [["key": "t", "value": long(9_000)]]]).status == 200)
+        let logged = try api.get(mlflow + "/logged-models/\(model)")["model"]
+        #expect(lengths(logged?["data"]?["params"])["p"] == 9_000)
+        #expect(lengths(logged?["info"]?["tags"])["t"] == 9_000)
+    }
+
+    @Test("max_labels and max_label_value_bytes bound every owner's labels, tags and params, natively and through MLflow, after MLflow's own bounds")
+    func storeLabelBounds() throws {
+        var limits = ModelRegistry.Limits()
+        limits.labels = Validation.LabelBounds(count: 8, valueBytes: 1_000)
+        let api = try APIClient(.socket, server: try TestServer(limits: limits))
+        let mlflow = "/api/2.0/mlflow"
+        #expect(try api.post(Self.rm + "/create", ["name": "t", "tags": [["key": "k1", "value": "v"]]]).status == 200)
+        for i in 2...8 { #expect(try api.post(Self.rm + "/set-tag", ["name": "t", "key": .string("k\(i)"), "value": "v"]).status == 200) }
         let full = try api.post(Self.rm + "/set-tag", ["name": "t", "key": "one-too-many", "value": "v"])
         #expect(full.status == 400)
-        #expect(try api.post(Self.rm + "/set-tag", ["name": "t", "key": "k2", "value": "replaced"]).status == 200)
+        #expect(full["message"]?.string?.contains("most labels allowed (8)") == true)
+        #expect(try api.post(Self.rm + "/set-tag", ["name": "t", "key": "k2", "value": .string(String(repeating: "x", count: 1_000))]).status == 200)
+        #expect(try api.post(Self.rm + "/set-tag", ["name": "t", "key": "k2", "value": .string(String(repeating: "x", count: 1_001))]).status == 400)
         let labels = try api.get("/api/v1/models?name=t")["models"]?[0]?["labels"]?.objectValue
-        #expect(labels?.count == 64)
-        #expect(labels?["k2"]?.string == "replaced")
+        #expect(labels?.count == 8)
+        #expect(labels?["k2"]?.string?.count == 1_000)
         #expect(labels?["one-too-many"] == nil)
+        // Natively: nine labels, or a value of 1,001 bytes, is a 400 and nothing is made.
+        let nine = JSONValue.object(JSONObject(sortedStrings: Dictionary(uniqueKeysWithValues: (1...9).map { ("n\($0)", "v") })))
+        #expect(try api.post("/api/v1/models", ["name": "nine", "labels": nine]).status == 400)
+        #expect(try api.post("/api/v1/models", ["name": "wide", "labels": ["k": .string(String(repeating: "é", count: 501))]]).status == 400)
+        #expect(try api.get("/api/v1/models?name=nine")["models"]?.arrayValue?.isEmpty == true)
+        // A run's param cut to MLflow's 6,000 characters is still past this store's 1,000 bytes.
+        let run = try #require(try api.post(mlflow + "/runs/create", ["experiment_id": "0"])["run"]?["info"]?["run_id"]?.string)
+        #expect(try api.post(mlflow + "/runs/log-parameter", ["run_id": .string(run), "key": "p", "value": .string(String(repeating: "x", count: 7_000))])
+            .status == 400)
+        #expect(try api.post(mlflow + "/runs/log-parameter", ["run_id": .string(run), "key": "p", "value": .string(String(repeating: "x", count: 1_000))])
+            .status == 200)
     }
 }

@@ -16,7 +16,7 @@ import unittest
 import urllib.request
 import uuid
 
-from serving import wait_for
+from serving import ServerProcess, wait_for
 
 BIN = os.environ["MODELKEEP_BIN"]
 BASE = os.environ["MODELKEEP_URL"]
@@ -106,6 +106,24 @@ class CLITest(unittest.TestCase):
         code, _, err = cli("models", "show", model, check=False)
         self.assertEqual(code, 3)
         self.assertIn(model, err)
+
+    def test_label_bounds_are_settings(self):
+        data = tempfile.mkdtemp()
+        try:
+            refused = subprocess.run([BIN, "serve", "--data-dir", data, "--set", "max_labels=0", "--check-config"],
+                                     capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(refused.returncode, 0)
+            self.assertIn("max_labels", refused.stderr + refused.stdout)
+            server = ServerProcess(BIN, os.path.join(data, "d"), ["--set", "max_labels=3", "--set", "max_label_value_bytes=1000"])
+            try:
+                for labels, status in [({"a": "1", "b": "2", "c": "3"}, 201), ({"a": "1", "b": "2", "c": "3", "d": "4"}, 400),
+                                       ({"a": "x" * 1000}, 201), ({"a": "x" * 1001}, 400)]:
+                    got, body = server.json("POST", "/api/v1/models", {"name": name(), "labels": labels})
+                    self.assertEqual(got, status, body)
+            finally:
+                server.stop()
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
 
     def test_exit_codes_and_messages(self):
         model = name()

@@ -411,6 +411,28 @@ class TrackingTest(MLflowTestCase):
         # Prompts stay out of registered-model searches, as in MLflow.
         self.assertNotIn(name, [m.name for m in self.client.search_registered_models()])
 
+    def test_long_values_and_many_tags_as_mlflows_server_takes_them(self):
+        experiment = self.client.create_experiment(unique("long"))
+        mlflow.set_experiment(experiment_id=experiment)
+        with mlflow.start_run() as run:
+            # More tags than a registry's old bound of 64 (MLflow's server has none), a long JSON
+            # param and a long note: cut to 6,000 and 8,000 characters as MLflow's server cuts them.
+            mlflow.set_tags({f"t{i}": str(i) for i in range(120)})
+            mlflow.log_param("features", json.dumps([f"feature_{i}" for i in range(1000)]))
+            mlflow.set_tag("mlflow.note.content", "note " * 3000)
+            mlflow.log_params({"again": "é" * 7000})
+            mlflow.log_params({"again": "é" * 7000})  # the same param, cut alike: accepted again
+        got = mlflow.get_run(run.info.run_id).data
+        self.assertEqual(len([k for k in got.tags if k.startswith("t")]), 120)
+        self.assertEqual((len(got.params["features"]), len(got.params["again"]), len(got.tags["mlflow.note.content"])), (6000, 6000, 8000))
+        # A prompt's template up to 100,000 characters, as MLflow keeps it (a registered version's tag).
+        template = "Answer {{question}} with care. " + "Rules: be kind, be brief. " * 3000
+        name = unique("long-prompt")
+        mlflow.genai.register_prompt(name=name, template=template)
+        self.assertEqual(mlflow.genai.load_prompt(f"prompts:/{name}/1").template, template)
+        self.assertCode("INVALID_PARAMETER_VALUE", mlflow.genai.register_prompt, name=name, template="x" * 100_001)
+        self.assertCode("INVALID_PARAMETER_VALUE", self.client.set_experiment_tag, experiment, "k", "x" * 20_001)
+
     def test_names_mlflow_allows_work_and_stay_reachable_natively(self):
         name = f"churn model (v2) {uuid.uuid4().hex[:6]}"
         self.client.create_registered_model(name)

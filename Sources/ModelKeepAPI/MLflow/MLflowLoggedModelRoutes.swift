@@ -32,8 +32,8 @@ struct MLflowLoggedModelRoutes {
         draft.name = try args.string("name")
         draft.modelType = try args.string("model_type").flatMap { $0.isEmpty ? nil : $0 }
         draft.sourceRunID = try args.string("source_run_id").flatMap { $0.isEmpty ? nil : $0 }
-        draft.params = try args.tags("params")
-        draft.tags = try args.tags()
+        draft.params = try args.tags("params", bound: .none)
+        draft.tags = try args.tags(bound: .none)
         let model = try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.createLoggedModel(draft) }
         return MLflowRoutes.ok("model") { MLflowRendering.loggedModel(model, into: &$0) }
     }
@@ -55,7 +55,7 @@ struct MLflowLoggedModelRoutes {
     }
 
     func setTags(_ request: HTTPRequest) throws -> HTTPResponse {
-        let tags = try arguments(request).pairs("tags")
+        let tags = try arguments(request).pairs("tags", bound: .none)
         let id = request.parameter("model_id")
         try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.setLoggedModelTags(id: id, tags) }
         return MLflowRoutes.ok()
@@ -67,7 +67,7 @@ struct MLflowLoggedModelRoutes {
     }
 
     func logParams(_ request: HTTPRequest) throws -> HTTPResponse {
-        let params = try arguments(request).tags("params")
+        let params = try arguments(request).tags("params", bound: .none)
         guard params.count <= MLflowTrackingRoutes.maxBatchParamsOrTags else {
             throw MLflowError.invalid("A request can log at most \(MLflowTrackingRoutes.maxBatchParamsOrTags) params. Got \(params.count).")
         }

@@ -3,6 +3,34 @@ import ModelKeepHTTP
 import ModelKeepJSON
 import ModelKeepRegistry
 
+/// What MLflow's server does with a tag or param value longer than its bound, counted in
+/// characters as there (Python's `len`: Unicode scalars; mlflow.utils.validation). ModelKeep's
+/// own bound on a value (`max_label_value_bytes`) applies after it.
+enum MLflowValueBound {
+    /// Cut to the bound: a run's params (6,000) and tags (8,000), as MLflow's server does by
+    /// default (`MLFLOW_TRUNCATE_LONG_VALUES`), so a long JSON param or note never fails a run.
+    case cut(Int)
+    /// Refused (400): experiment tags (20,000), registered models' and versions' tags (100,000).
+    case refuse(Int)
+    /// MLflow's server takes any length (a logged model's tags and params).
+    case none
+
+    static let runParam = MLflowValueBound.cut(6_000), runTag = MLflowValueBound.cut(8_000)
+    static let experimentTag = MLflowValueBound.refuse(20_000), registryTag = MLflowValueBound.refuse(100_000)
+
+    func apply(_ value: String, field: String = "value") throws(MLflowError) -> String {
+        let limit: Int
+        switch self {
+        case .none: return value
+        case .cut(let n), .refuse(let n): limit = n
+        }
+        // A scalar is at least a byte: most values are settled without counting.
+        guard value.utf8.count > limit, value.unicodeScalars.count > limit else { return value }
+        guard case .cut = self else { throw .invalid("'\(field)' exceeds the maximum length of \(limit) characters") }
+        return String(String.UnicodeScalarView(value.unicodeScalars.prefix(limit)))
+    }
+}
+
 /// An error in MLflow's own words: `{"error_code", "message"}` with the status its server uses.
 struct MLflowError: Error, Equatable {
     var status: Int
@@ -130,11 +158,18 @@ struct MLflowArguments {
         }
     }
 
-    /// `tags: [{key, value}]` as a dictionary.
-    func tags(_ key: String = "tags") throws(MLflowError) -> [String: String] {
+    /// `tags: [{key, value}]` as a dictionary, each value within `bound`.
+    func tags(_ key: String = "tags", bound: MLflowValueBound) throws(MLflowError) -> [String: String] {
         var tags: [String: String] = [:]
-        for pair in try pairs(key) { tags[pair.key] = pair.value }
+        for pair in try pairs(key, bound: bound) { tags[pair.key] = pair.value }
         return tags
+    }
+
+    /// `[{key, value}]` (tags, params) in the order sent, each value within `bound`; a missing value is "".
+    func pairs(_ key: String, bound: MLflowValueBound) throws(MLflowError) -> [(key: String, value: String)] {
+        var pairs = try pairs(key)
+        for i in pairs.indices { pairs[i].value = try bound.apply(pairs[i].value, field: "\(key)[\(i)].value") }
+        return pairs
     }
 
     /// `[{key, value}]` (tags, params) in the order sent; a missing value is "".

@@ -131,7 +131,7 @@ struct MLflowRoutes {
         var draft = ModelDraft(name: name)
         draft.namespace = Self.namespace
         draft.description = try args.string("description").flatMap { $0.isEmpty ? nil : $0 }
-        draft.labels = try args.tags()
+        draft.labels = try args.tags(bound: .registryTag)
         let model = try translating({ () throws(RegistryError) in try registry.createModel(draft) }) { error in
             if error.isConflict { return .exists("Registered Model (name=\(name)) already exists.") }
             if case let .invalid(field, message) = error { return .invalid("Invalid \(field): \(message)") }
@@ -184,7 +184,7 @@ struct MLflowRoutes {
         let args = try arguments(request)
         let model = try model(named: try args.required("name"))
         let key = try args.required("key")
-        let value = try args.string("value") ?? ""
+        let value = try MLflowValueBound.registryTag.apply(try args.string("value") ?? "")
         try Self.tagRules { () throws(RegistryError) in try registry.setLabel(.model(model.id), key: key, value: value) }
         return Self.ok()
     }
@@ -307,7 +307,7 @@ struct MLflowRoutes {
         var draft = VersionDraft()
         draft.description = try args.string("description").flatMap { $0.isEmpty ? nil : $0 }
         draft.sourceURI = source.isEmpty ? nil : source
-        draft.labels = try args.tags()
+        draft.labels = try args.tags(bound: .registryTag)
         let givenRunID = try args.string("run_id"), givenModelID = try args.string("model_id")
         var runID = givenRunID ?? ""
         var loggedModelID: String?
@@ -412,7 +412,7 @@ struct MLflowRoutes {
         let model = try model(named: try args.required("name"))
         let current = try version(of: model, try args.version())
         let key = try args.required("key")
-        let value = try args.string("value") ?? ""
+        let value = try MLflowValueBound.registryTag.apply(try args.string("value") ?? "")
         try Self.tagRules { () throws(RegistryError) in try registry.setLabel(.version(current.id), key: key, value: value) }
         return Self.ok()
     }

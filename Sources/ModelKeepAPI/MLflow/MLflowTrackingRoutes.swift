@@ -57,7 +57,7 @@ struct MLflowTrackingRoutes {
     func createExperiment(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let name = try args.required("name")
-        let location = try args.string("artifact_location"), tags = try args.tags()
+        let location = try args.string("artifact_location"), tags = try args.tags(bound: .experimentTag)
         let experiment = try translating({ () throws(RegistryError) in
             try registry.createExperiment(name: name, artifactLocation: location, tags: tags)
         }) { $0.isConflict ? .exists("Experiment(name=\(name)) already exists.") : nil }
@@ -122,7 +122,7 @@ struct MLflowTrackingRoutes {
     func setExperimentTag(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let id = try Self.experimentID(try args.required("experiment_id"))
-        let key = try args.required("key"), value = try args.string("value") ?? ""
+        let key = try args.required("key"), value = try MLflowValueBound.experimentTag.apply(try args.string("value") ?? "")
         try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.setExperimentTag(id: id, key: key, value: value) }
         return MLflowRoutes.ok()
     }
@@ -150,7 +150,7 @@ struct MLflowTrackingRoutes {
         draft.name = try args.string("run_name")
         draft.userID = try args.string("user_id") ?? ""
         draft.startTime = try args.int("start_time")
-        draft.tags = try args.tags()
+        draft.tags = try args.tags(bound: .runTag)
         let run = try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.createRun(draft) }
         return MLflowRoutes.ok("run") { MLflowRendering.run(run, into: &$0) }
     }
@@ -180,7 +180,7 @@ struct MLflowTrackingRoutes {
     func setRunTag(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         var data = RunData()
-        data.tags = [(try args.required("key"), try args.string("value") ?? "")]
+        data.tags = [(try args.required("key"), try MLflowValueBound.runTag.apply(try args.string("value") ?? ""))]
         let id = try Self.runID(args)
         try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.logRunData(id: id, data) }
         return MLflowRoutes.ok()
@@ -195,7 +195,7 @@ struct MLflowTrackingRoutes {
     func logParameter(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         var data = RunData()
-        data.params = [(try args.required("key"), try args.string("value") ?? "")]
+        data.params = [(try args.required("key"), try MLflowValueBound.runParam.apply(try args.string("value") ?? ""))]
         let id = try Self.runID(args)
         try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.logRunData(id: id, data) }
         return MLflowRoutes.ok()
@@ -221,8 +221,8 @@ struct MLflowTrackingRoutes {
             return true
         }
         var data = RunData()
-        data.params = try args.pairs("params")
-        data.tags = try args.pairs("tags")
+        data.params = try args.pairs("params", bound: .runParam)
+        data.tags = try args.pairs("tags", bound: .runTag)
         for (name, count, limit) in [("metrics", batch.count, Self.maxBatchMetrics), ("params", data.params.count, Self.maxBatchParamsOrTags),
                                      ("tags", data.tags.count, Self.maxBatchParamsOrTags),
                                      ("metrics, params and tags together", batch.count + data.params.count + data.tags.count,
@@ -244,17 +244,17 @@ struct MLflowTrackingRoutes {
                   let digest = dataset["digest"]?.stringValue else {
                 throw MLflowError.invalid("Invalid value for parameter 'datasets': each needs a dataset with a name and a digest")
             }
-            // MLflow's bounds, in characters as there (a name and digest are also a key PostgreSQL indexes).
+            // MLflow's bounds, in characters as there (Python's: Unicode scalars; a name and digest are also a key PostgreSQL indexes).
             for (field, limit) in Self.datasetBounds {
-                if let text = dataset[field]?.stringValue, text.count > limit {
+                if let text = dataset[field]?.stringValue, text.unicodeScalars.count > limit {
                     throw MLflowError.invalid("'\(field)' exceeds the maximum length of \(limit) characters")
                 }
             }
             for tag in item.objectValue?["tags"]?.arrayValue ?? [] {
-                if let key = tag.objectValue?["key"]?.stringValue, key.count > 255 {
+                if let key = tag.objectValue?["key"]?.stringValue, key.unicodeScalars.count > 255 {
                     throw MLflowError.invalid("'key' exceeds the maximum length of 255 characters")
                 }
-                if let value = tag.objectValue?["value"]?.stringValue, value.count > 500 {
+                if let value = tag.objectValue?["value"]?.stringValue, value.unicodeScalars.count > 500 {
                     throw MLflowError.invalid("'value' exceeds the maximum length of 500 characters")
                 }
             }
