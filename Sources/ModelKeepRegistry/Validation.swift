@@ -61,8 +61,8 @@ public enum Validation {
     /// text up to 250 characters (`mlflow.source.git.commit`, `my key`).
     public static let maxLabelKeyBytes = 250
 
-    /// How many labels a model or version (a run, a logged model, an experiment) may carry, and
-    /// how long a label's value, or a param's, may be (settings `max_labels` and
+    /// How many labels a model or version (so an MLflow run or logged model, whose tags they are)
+    /// may carry, and how long a label's value, a tag's or a param's may be (settings `max_labels` and
     /// `max_label_value_bytes`). The defaults hold what MLflow's server takes: no bound on how many
     /// tags, and 100,000 characters of a registered model's tag (a prompt's template) in any script.
     public struct LabelBounds: Sendable, Equatable {

@@ -173,7 +173,7 @@ struct MLflowArguments {
     }
 
     /// `[{key, value}]` (tags, params) in the order sent; a missing value is "".
-    func pairs(_ key: String) throws(MLflowError) -> [(key: String, value: String)] {
+    private func pairs(_ key: String) throws(MLflowError) -> [(key: String, value: String)] {
         guard let value = object[key], !value.isNull else { return [] }
         guard let items = value.arrayValue else { throw .invalid("Invalid value for parameter '\(key)': expected a list of {key, value}") }
         var pairs: [(key: String, value: String)] = []
