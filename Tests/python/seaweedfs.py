@@ -40,9 +40,12 @@ def _free(port):
 
 
 def free_port_block(count):
-    """`count` consecutive ports, each free along with port + 10000 (weed's gRPC ports)."""
+    """`count` consecutive ports, each free along with port + 10000 (weed's gRPC ports), all
+    below Linux's ephemeral range (32768 and up): a port there that is free when checked can be
+    taken by any outgoing connection before weed binds it (a CI run lost its filer's gRPC port
+    39674 so, with the test suites' clients busy beside it)."""
     for _ in range(200):
-        base = random.randrange(20000, 30000 - count)
+        base = random.randrange(12000, 22768 - count)
         ports = list(range(base, base + count))
         if all(_free(p) and _free(p + 10000) for p in ports):
             return ports
@@ -55,6 +58,7 @@ class SeaweedFS:
         self.bucket = bucket
         self.master, self.volume, self.filer, self.s3 = free_port_block(4)
         self.process = None
+        self.started = False
         os.makedirs(os.path.join(directory, "data"), exist_ok=True)
         self.config = os.path.join(directory, "s3.json")
         with open(self.config, "w") as f:
@@ -77,7 +81,27 @@ class SeaweedFS:
                             aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
                             config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10))
 
-    def start(self, timeout=60):
+    def start(self, timeout=60, attempts=3):
+        """Starts weed and waits until the bucket takes an object. A first start whose ports were
+        taken between the check and weed's bind (it exits: "address already in use") is tried
+        again on other ports; a restart keeps its ports, which the servers already point at."""
+        for attempt in range(attempts):
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                if self.started or attempt == attempts - 1 or not self._lost_a_port():
+                    raise
+                self.kill()
+                # Nothing is stored yet; what weed wrote names the ports it had.
+                shutil.rmtree(os.path.join(self.directory, "data"), ignore_errors=True)
+                os.makedirs(os.path.join(self.directory, "data"))
+                self.master, self.volume, self.filer, self.s3 = free_port_block(4)
+
+    def _lost_a_port(self):
+        with open(os.path.join(self.directory, "weed.log"), "rb") as f:
+            return b"address already in use" in f.read()[-65536:]
+
+    def _start(self, timeout):
         self._remove_sockets()
         log = open(os.path.join(self.directory, "weed.log"), "ab")
         self.process = subprocess.Popen(
@@ -103,6 +127,7 @@ class SeaweedFS:
                     pass
                 s3.put_object(Bucket=self.bucket, Key="startup-probe", Body=b"ok")
                 s3.delete_object(Bucket=self.bucket, Key="startup-probe")
+                self.started = True
                 return self
             except Exception as error:  # not up yet
                 last = error
