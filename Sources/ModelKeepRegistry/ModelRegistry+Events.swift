@@ -19,6 +19,18 @@ public struct Event: Sendable, Equatable {
     /// template among them, would run to gigabytes), and a reader asks the model or version for them.
     public static let creationLabelBytes = 16 * 1024
 
+    /// A label change's value in its event: the value, `label_value` null for a removal, or, for
+    /// a value longer than `creationLabelBytes` (a label may hold `max_label_value_bytes`), its
+    /// length as `label_value_bytes` instead: so a page of the feed stays a few MB whatever was
+    /// written, and a reader asks the model or version for the value.
+    static func labelValue(_ value: String?, into payload: inout JSONObject) {
+        if let value, value.utf8.count > creationLabelBytes {
+            payload["label_value_bytes"] = .int(value.utf8.count)
+        } else {
+            payload["label_value"] = .optional(value)
+        }
+    }
+
     /// A creation's labels for its event, or nil when they are more than `creationLabelBytes`.
     static func creationLabels(_ labels: [String: String]) -> JSONValue? {
         labels.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count } > creationLabelBytes

@@ -46,7 +46,8 @@ extension ModelRegistry {
     }
 
     /// Runs a label change in a transaction and, when it changed something, bumps the owner's
-    /// `updated_at` and records the update in the change feed (`label_value` null: removed).
+    /// `updated_at` and records the update in the change feed (`label_value` null: removed; see
+    /// `Event.labelValue`).
     @discardableResult
     private func changeLabel(_ parent: ParentReference, key: String, value: String?,
                              _ change: (any SQLConnection, ResolvedParent) throws -> Bool) throws(RegistryError) -> Bool {
@@ -59,14 +60,15 @@ extension ModelRegistry {
             switch parent {
             case .model:
                 let name = try db.queryFirst("SELECT name FROM models WHERE id = ?", [.text(resolved.id)]) { $0.text(0) } ?? ""
-                try Self.record("model.updated", namespace: resolved.namespace, subject: resolved.id,
-                                payload: ["name": .string(name), "fields": ["labels"], "label": .string(key), "label_value": .optional(value)],
-                                at: now, db)
+                var payload: JSONObject = ["name": .string(name), "fields": ["labels"], "label": .string(key)]
+                Event.labelValue(value, into: &payload)
+                try Self.record("model.updated", namespace: resolved.namespace, subject: resolved.id, payload: payload, at: now, db)
             case .version:
                 let version = try db.queryFirst("SELECT version FROM versions WHERE id = ?", [.text(resolved.id)]) { $0.text(0) } ?? ""
-                try Self.record("version.updated", namespace: resolved.namespace, subject: resolved.id,
-                                payload: ["model_id": .string(resolved.modelID), "version": .string(version), "fields": ["labels"],
-                                          "label": .string(key), "label_value": .optional(value)], at: now, db)
+                var payload: JSONObject = ["model_id": .string(resolved.modelID), "version": .string(version), "fields": ["labels"],
+                                           "label": .string(key)]
+                Event.labelValue(value, into: &payload)
+                try Self.record("version.updated", namespace: resolved.namespace, subject: resolved.id, payload: payload, at: now, db)
             }
             return true
         }

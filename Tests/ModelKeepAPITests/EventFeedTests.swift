@@ -60,6 +60,19 @@ struct EventFeedTests {
         #expect(lastEvent?["payload"]?["model_id"]?.string == other)
         #expect(lastEvent?["payload"]?["description"] == .null)
         #expect(lastEvent?["payload"]?["labels"] == nil)
+        // A label change carries its value, null for a removal, and past 16 KiB only its length
+        // (a label may hold far more: max_label_value_bytes; the version holds it).
+        let mv = "/api/2.0/mlflow/model-versions"
+        #expect(try api.post("/api/2.0/mlflow/registered-models/create", ["name": "feed-long"]).status == 200)
+        #expect(try api.post(mv + "/create", ["name": "feed-long", "source": "s3://b/x"]).status == 200)
+        let long = String(repeating: "é", count: 9_000)
+        #expect(try api.post(mv + "/set-tag", ["name": "feed-long", "version": "1", "key": "k", "value": .string(long)]).status == 200)
+        #expect(try api.post(mv + "/set-tag", ["name": "feed-long", "version": "1", "key": "k", "value": "short"]).status == 200)
+        #expect(try api.send("DELETE", mv + "/delete-tag", json: ["name": "feed-long", "version": "1", "key": "k"]).status == 200)
+        let changes = (try api.get("/api/v1/events?kind=version.updated")["events"]?.arrayValue ?? []).suffix(3).map { $0["payload"] }
+        #expect(changes.map { $0?["label_value_bytes"] } == [.int(18_000), nil, nil])
+        #expect(changes.map { $0?["label_value"] } == [nil, "short", .null])
+        #expect(changes.map { $0?["label"] } == ["k", "k", "k"])
     }
 
     @Test("a refused change records no event")

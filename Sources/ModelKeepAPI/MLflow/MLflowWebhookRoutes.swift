@@ -233,6 +233,15 @@ enum MLflowWebhookWire {
     /// logged models, which are models of their own namespaces natively). What a creation carried
     /// (description, tags, source) comes from its event, so the delivery says what was created
     /// even when the model or version changed before it went out.
+    /// The value a label change's event set, or nil for a removal: the event's own, or for a value
+    /// too long for the event to carry (`label_value_bytes`, see `Event.labelValue`) what the
+    /// model or version holds now ("" if it was removed since: the event still set it).
+    static func setLabelValue(_ payload: JSONObject, key: String, stored: () -> [String: String]?) -> String? {
+        if let value = payload["label_value"]?.stringValue { return value }
+        guard payload["label_value_bytes"] != nil else { return nil }
+        return stored()?[key] ?? ""
+    }
+
     static func compose(_ due: ModelRegistry.DueDelivery, registry: ModelRegistry) -> (headers: [(String, String)], body: [UInt8])? {
         guard let event = due.event else { return nil }
         let p = event.payload
@@ -290,7 +299,7 @@ enum MLflowWebhookWire {
             // A registered model's tags are MLflow events only for prompts.
             guard prompt, let key = p["label"]?.stringValue else { return nil }
             data["key"] = .string(key)
-            if let value = p["label_value"]?.stringValue {
+            if let value = Self.setLabelValue(p, key: key, stored: { model.labels }) {
                 name = "PROMPT_TAG.SET"
                 data["value"] = .string(value)
             } else {
@@ -300,7 +309,8 @@ enum MLflowWebhookWire {
             guard let key = p["label"]?.stringValue else { return nil }  // only tag changes are MLflow events
             data["version"] = .string(version)
             data["key"] = .string(key)
-            if let value = p["label_value"]?.stringValue {
+            let stored = { (try? registry.version(.id(event.subjectID), includeDeleted: true))?.labels }
+            if let value = Self.setLabelValue(p, key: key, stored: stored) {
                 name = prompt ? "PROMPT_VERSION_TAG.SET" : "MODEL_VERSION_TAG.SET"
                 data["value"] = .string(value)
             } else {
