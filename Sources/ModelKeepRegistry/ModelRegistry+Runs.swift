@@ -170,12 +170,30 @@ extension ModelRegistry {
 
     static func newHexID() -> String { UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
 
+    /// A name for a run made without one, in the shape MLflow's server gives them (a word that
+    /// describes, an animal, a number below 1,000: `steady-otter-412`), so that runs read alike
+    /// in a list whichever server made them. The words are ModelKeep's own.
+    static func madeUpRunName() -> String {
+        let first = runNameWords.describing.randomElement() ?? "quiet", second = runNameWords.animals.randomElement() ?? "owl"
+        return "\(first)-\(second)-\(Int.random(in: 0..<1000))"
+    }
+
+    static let runNameWords = (
+        describing: ["amber", "bold", "brave", "bright", "calm", "clever", "crisp", "curious", "daring", "eager", "fair", "fleet",
+                     "gentle", "glad", "golden", "grand", "happy", "hardy", "honest", "keen", "kind", "lively", "lucky", "merry",
+                     "mighty", "modest", "nimble", "noble", "patient", "polite", "proud", "quick", "quiet", "rapid", "silent",
+                     "sleek", "smooth", "steady", "sunny", "swift", "tidy", "vast", "warm", "wise", "witty", "young", "zesty"],
+        animals: ["badger", "bat", "bear", "beaver", "bison", "crane", "crow", "deer", "dolphin", "eagle", "falcon", "ferret",
+                  "finch", "fox", "gecko", "goat", "goose", "hare", "hawk", "heron", "ibis", "koala", "lark", "lemur", "lion",
+                  "lynx", "mole", "moose", "newt", "otter", "owl", "panda", "pike", "puffin", "quail", "raven", "robin", "seal",
+                  "shrew", "sloth", "snail", "stork", "swan", "tapir", "toad", "trout", "whale", "wolf", "wren", "yak", "zebra"])
+
     /// Creates a run in a live experiment, with the ModelKeep model that holds its files, metrics and tags.
     public func createRun(_ draft: RunDraft) throws(RegistryError) -> Run {
         try Self.requireTracking()
         let id = Self.newHexID()
         var tags = draft.tags
-        let name = draft.name.flatMap { $0.isEmpty ? nil : $0 } ?? tags[Self.runNameTag] ?? "run-\(id.prefix(8))"
+        let name = draft.name.flatMap { $0.isEmpty ? nil : $0 } ?? tags[Self.runNameTag] ?? Self.madeUpRunName()
         tags[Self.runNameTag] = name
         var model = ModelDraft(name: id)
         model.namespace = Run.namespace

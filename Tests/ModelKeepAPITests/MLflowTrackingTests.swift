@@ -194,6 +194,25 @@ struct MLflowTrackingRouteTests {
         response["runs"]?.arrayValue?.compactMap { $0["info"]?["run_name"]?.string } ?? []
     }
 
+    @Test("a run made without a name gets one in MLflow's shape (word-animal-number), its name tag the same; a name or a name tag given is kept")
+    func madeUpRunNames() throws {
+        let api = try APIClient(.router)
+        var names: Set<String> = []
+        for _ in 0..<20 {
+            let run = try api.post(Self.base + "/runs/create", ["experiment_id": "0"])["run"]
+            let name = try #require(run?["info"]?["run_name"]?.string)
+            let parts = name.split(separator: "-")
+            #expect(parts.count == 3 && parts[0].allSatisfy(\.isLowercase) && parts[1].allSatisfy(\.isLowercase), "\(name)")
+            #expect(parts.count == 3 && Int(parts[2]).map { (0..<1000).contains($0) } == true, "\(name)")
+            let tag = run?["data"]?["tags"]?.arrayValue?.first { $0["key"]?.string == "mlflow.runName" }
+            #expect(tag?["value"]?.string == name)
+            names.insert(name)
+        }
+        #expect(names.count > 15)  // 47 x 51 x 1,000 names: twenty alike would be a broken generator
+        let tagged = try api.post(Self.base + "/runs/create", ["experiment_id": "0", "tags": [["key": "mlflow.runName", "value": "from-tag"]]])
+        #expect(tagged["run"]?["info"]?["run_name"]?.string == "from-tag")
+    }
+
     @Test("runs/search filters and orders by metrics, params and attributes", arguments: Transport.allCases)
     func searchRuns(transport: Transport) throws {
         let api = try APIClient(transport)
