@@ -208,7 +208,7 @@ struct MLflowTrackingRouteTests {
             #expect(tag?["value"]?.string == name)
             names.insert(name)
         }
-        #expect(names.count > 15)  // 47 x 51 x 1,000 names: twenty alike would be a broken generator
+        #expect(names.count > 15)  // of 47 x 51 x 1,000 names, five repeats in twenty would be a broken generator
         let tagged = try api.post(Self.base + "/runs/create", ["experiment_id": "0", "tags": [["key": "mlflow.runName", "value": "from-tag"]]])
         #expect(tagged["run"]?["info"]?["run_name"]?.string == "from-tag")
     }
