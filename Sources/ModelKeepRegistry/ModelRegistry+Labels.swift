@@ -14,21 +14,22 @@ extension ModelRegistry {
         try Validation.label(key: key, value: value, field: "key", bounds: limits.labels)
         try changeLabel(parent, key: key, value: value) { db, resolved in
             let (table, column, _) = Self.labelTable(parent)
-            try Self.putLabel(table: table, column: column, ownerID: resolved.id, key: key, value: value,
-                              owner: parent.description, field: "key", most: limits.labels.count, db)
+            try putLabel(table: table, column: column, ownerID: resolved.id, key: key, value: value,
+                         owner: parent.description, field: "key", db)
             return true
         }
     }
 
-    /// Sets one label inside the caller's transaction; 400 when that makes more than `most`
-    /// (the transaction then rolls back).
-    static func putLabel(table: String, column: String, ownerID: String, key: String, value: String,
-                         owner: String, field: String, most: Int, _ db: any SQLConnection) throws {
+    /// Sets one label inside the caller's transaction; 400 when that makes more than
+    /// `limits.labels.count` (the transaction then rolls back).
+    func putLabel(table: String, column: String, ownerID: String, key: String, value: String,
+                  owner: String, field: String, _ db: any SQLConnection) throws {
         try db.run("""
             INSERT INTO \(table) (\(column), key, value) VALUES (?, ?, ?)
             ON CONFLICT (\(column), key) DO UPDATE SET value = excluded.value
             """, [.text(ownerID), .text(key), .text(value)])
         let count = try db.queryFirst("SELECT count(*) FROM \(table) WHERE \(column) = ?", [.text(ownerID)]) { $0.int(0) } ?? 0
+        let most = limits.labels.count
         guard count <= most else {
             throw RegistryError.invalid(field: field, message: "\(owner) already has the most labels allowed (\(most))")
         }

@@ -232,11 +232,8 @@ extension ModelRegistry {
 
     public func setLoggedModelTags(id: String, _ tags: [(key: String, value: String)]) throws(RegistryError) {
         for tag in tags { try Validation.label(key: tag.key, value: tag.value, field: "tags", bounds: limits.labels) }
-        let most = limits.labels.count
         try changeLoggedModel(id) { db, model, _ in
-            for tag in tags {
-                try Self.putTag(modelID: model.modelID, key: tag.key, value: tag.value, owner: "logged model '\(id)'", most: most, db)
-            }
+            for tag in tags { try putTag(modelID: model.modelID, key: tag.key, value: tag.value, owner: "logged model '\(id)'", db) }
         }
     }
 

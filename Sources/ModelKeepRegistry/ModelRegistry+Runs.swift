@@ -267,25 +267,23 @@ extension ModelRegistry {
             throw .invalid(field: "status", message: "'\(status)' is not one of \(Self.runStatuses.joined(separator: ", "))")
         }
         try Validation.text(name, field: "run_name", maxBytes: 250)
-        let most = limits.labels.count
         return try changeRun(id) { db, run, _ in
             if let status { try db.run("UPDATE mlflow_runs SET status = ? WHERE id = ?", [.text(status), .text(id)]) }
             if let endTime { try db.run("UPDATE mlflow_runs SET end_time = ? WHERE id = ?", [.integer(endTime), .text(id)]) }
-            if let name, !name.isEmpty { try Self.renameRun(run, to: name, most: most, db) }
+            if let name, !name.isEmpty { try renameRun(run, to: name, db) }
             return try Self.fetchRunAttributes(id: id, db)
         }
     }
 
-    private static func renameRun(_ run: Run, to name: String, most: Int, _ db: any SQLConnection) throws {
+    private func renameRun(_ run: Run, to name: String, _ db: any SQLConnection) throws {
         try db.run("UPDATE mlflow_runs SET name = ? WHERE id = ?", [.text(name), .text(run.id)])
         try db.run("UPDATE models SET description = ? WHERE id = ?", [.text("MLflow run \(name)"), .text(run.modelID)])
-        try putTag(modelID: run.modelID, key: runNameTag, value: name, owner: "run \(run.id)", most: most, db)
+        try putTag(modelID: run.modelID, key: Self.runNameTag, value: name, owner: "run \(run.id)", db)
     }
 
     /// A tag of a run or logged model: a label of the ModelKeep model that holds it.
-    static func putTag(modelID: String, key: String, value: String, owner: String, most: Int, _ db: any SQLConnection) throws {
-        try putLabel(table: "model_labels", column: "model_id", ownerID: modelID, key: key, value: value, owner: owner, field: "tags",
-                     most: most, db)
+    func putTag(modelID: String, key: String, value: String, owner: String, _ db: any SQLConnection) throws {
+        try putLabel(table: "model_labels", column: "model_id", ownerID: modelID, key: key, value: value, owner: owner, field: "tags", db)
     }
 
     /// Params with keys of 1-250 bytes and values no longer than a label's (`limits.labels`;
@@ -362,12 +360,12 @@ extension ModelRegistry {
         for tag in data.tags { try Validation.label(key: tag.key, value: tag.value, field: "tags", bounds: limits.labels) }
         // Only the run's own rows change, unless a metric names a logged model (its series, and
         // those of the versions registered from it, are other owners'): then a whole write.
-        let scoped = !data.metrics.contains { !($0.modelID ?? "").isEmpty }, most = limits.labels.count
+        let scoped = !data.metrics.contains { !($0.modelID ?? "").isEmpty }
         let behind = try changeRun(id, scoped: scoped) { db, run, _ in
             try Self.putParams(data.params, table: "mlflow_run_params", column: "run_id", ownerID: id, owner: "run ID='\(id)'", db)
             for tag in data.tags {
-                if tag.key == Self.runNameTag { try Self.renameRun(run, to: tag.value, most: most, db) } else {
-                    try Self.putTag(modelID: run.modelID, key: tag.key, value: tag.value, owner: "run \(run.id)", most: most, db)
+                if tag.key == Self.runNameTag { try renameRun(run, to: tag.value, db) } else {
+                    try putTag(modelID: run.modelID, key: tag.key, value: tag.value, owner: "run \(run.id)", db)
                 }
             }
             return try Self.insertRunMetrics(data.metrics, run: run, db)

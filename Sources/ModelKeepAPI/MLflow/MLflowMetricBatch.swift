@@ -64,10 +64,10 @@ struct MLflowMetricFields {
             throw .invalid("Missing value for required parameter '\(context())timestamp'.")
         }
         // A dataset a metric names is bounded as a logged dataset is (MLflow's 500 and 36 characters, Unicode scalars).
-        if let name = datasetName?.stringValue, name.utf8.count > 500, name.unicodeScalars.count > 500 {
+        if let name = datasetName?.stringValue, MLflowValueBound.exceeds(name, 500) {
             throw .invalid("Invalid value for parameter '\(context())dataset_name': it exceeds the maximum length of 500 characters")
         }
-        if let digest = datasetDigest?.stringValue, digest.utf8.count > 36, digest.unicodeScalars.count > 36 {
+        if let digest = datasetDigest?.stringValue, MLflowValueBound.exceeds(digest, 36) {
             throw .invalid("Invalid value for parameter '\(context())dataset_digest': it exceeds the maximum length of 36 characters")
         }
         return RunMetric(point: MetricPoint(key: key, step: try integer(step, "step") ?? 0, wallclock: wallclock, value: number),

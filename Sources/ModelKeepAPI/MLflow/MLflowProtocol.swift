@@ -24,10 +24,15 @@ enum MLflowValueBound {
         case .none: return value
         case .cut(let n), .refuse(let n): limit = n
         }
-        // A scalar is at least a byte: most values are settled without counting.
-        guard value.utf8.count > limit, value.unicodeScalars.count > limit else { return value }
+        guard Self.exceeds(value, limit) else { return value }
         guard case .cut = self else { throw .invalid("'\(field)' exceeds the maximum length of \(limit) characters") }
         return String(String.UnicodeScalarView(value.unicodeScalars.prefix(limit)))
+    }
+
+    /// Whether `text` is longer than `limit` characters as MLflow counts them (Unicode scalars).
+    /// A scalar is at least a byte: most texts are settled without counting.
+    static func exceeds(_ text: String, _ limit: Int) -> Bool {
+        text.utf8.count > limit && text.unicodeScalars.count > limit
     }
 }
 
@@ -156,6 +161,11 @@ struct MLflowArguments {
             return out
         case let other?: throw .invalid("Invalid value for parameter '\(key)': expected a list, got \(other.typeName)")
         }
+    }
+
+    /// The `value` of a tag or param request within `bound` ("" when missing, as MLflow's server takes it).
+    func value(within bound: MLflowValueBound) throws(MLflowError) -> String {
+        try bound.apply(try string("value") ?? "")
     }
 
     /// `tags: [{key, value}]` as a dictionary, each value within `bound`.

@@ -184,7 +184,7 @@ struct MLflowRoutes {
         let args = try arguments(request)
         let model = try model(named: try args.required("name"))
         let key = try args.required("key")
-        let value = try MLflowValueBound.registryTag.apply(try args.string("value") ?? "")
+        let value = try args.value(within: .registryTag)
         try Self.tagRules { () throws(RegistryError) in try registry.setLabel(.model(model.id), key: key, value: value) }
         return Self.ok()
     }
@@ -412,7 +412,7 @@ struct MLflowRoutes {
         let model = try model(named: try args.required("name"))
         let current = try version(of: model, try args.version())
         let key = try args.required("key")
-        let value = try MLflowValueBound.registryTag.apply(try args.string("value") ?? "")
+        let value = try args.value(within: .registryTag)
         try Self.tagRules { () throws(RegistryError) in try registry.setLabel(.version(current.id), key: key, value: value) }
         return Self.ok()
     }

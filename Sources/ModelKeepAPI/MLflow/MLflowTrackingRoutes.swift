@@ -122,7 +122,7 @@ struct MLflowTrackingRoutes {
     func setExperimentTag(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         let id = try Self.experimentID(try args.required("experiment_id"))
-        let key = try args.required("key"), value = try MLflowValueBound.experimentTag.apply(try args.string("value") ?? "")
+        let key = try args.required("key"), value = try args.value(within: .experimentTag)
         try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.setExperimentTag(id: id, key: key, value: value) }
         return MLflowRoutes.ok()
     }
@@ -180,7 +180,7 @@ struct MLflowTrackingRoutes {
     func setRunTag(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         var data = RunData()
-        data.tags = [(try args.required("key"), try MLflowValueBound.runTag.apply(try args.string("value") ?? ""))]
+        data.tags = [(try args.required("key"), try args.value(within: .runTag))]
         let id = try Self.runID(args)
         try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.logRunData(id: id, data) }
         return MLflowRoutes.ok()
@@ -195,7 +195,7 @@ struct MLflowTrackingRoutes {
     func logParameter(_ request: HTTPRequest) throws -> HTTPResponse {
         let args = try arguments(request)
         var data = RunData()
-        data.params = [(try args.required("key"), try MLflowValueBound.runParam.apply(try args.string("value") ?? ""))]
+        data.params = [(try args.required("key"), try args.value(within: .runParam))]
         let id = try Self.runID(args)
         try MLflowRoutes.tagRules { () throws(RegistryError) in try registry.logRunData(id: id, data) }
         return MLflowRoutes.ok()
@@ -246,16 +246,11 @@ struct MLflowTrackingRoutes {
             }
             // MLflow's bounds, in characters as there (Python's: Unicode scalars; a name and digest are also a key PostgreSQL indexes).
             for (field, limit) in Self.datasetBounds {
-                if let text = dataset[field]?.stringValue, text.unicodeScalars.count > limit {
-                    throw MLflowError.invalid("'\(field)' exceeds the maximum length of \(limit) characters")
-                }
+                if let text = dataset[field]?.stringValue { _ = try MLflowValueBound.refuse(limit).apply(text, field: field) }
             }
             for tag in item.objectValue?["tags"]?.arrayValue ?? [] {
-                if let key = tag.objectValue?["key"]?.stringValue, key.unicodeScalars.count > 255 {
-                    throw MLflowError.invalid("'key' exceeds the maximum length of 255 characters")
-                }
-                if let value = tag.objectValue?["value"]?.stringValue, value.unicodeScalars.count > 500 {
-                    throw MLflowError.invalid("'value' exceeds the maximum length of 500 characters")
+                for (field, limit) in [("key", 255), ("value", 500)] {
+                    if let text = tag.objectValue?[field]?.stringValue { _ = try MLflowValueBound.refuse(limit).apply(text, field: field) }
                 }
             }
             datasets.append((name + "\u{0}" + digest, item))

@@ -228,11 +228,6 @@ enum MLflowWebhookWire {
                  ("X-MLflow-Timestamp", timestamp), ("X-MLflow-Signature", "v1," + Data(mac).base64EncodedString())], body)
     }
 
-    /// The MLflow event and its data for a change-feed event, when the webhook asked for it; nil
-    /// otherwise. Only registered models are MLflow's (the models of its namespace: not runs or
-    /// logged models, which are models of their own namespaces natively). What a creation carried
-    /// (description, tags, source) comes from its event, so the delivery says what was created
-    /// even when the model or version changed before it went out.
     /// The value a label change's event set, or nil for a removal: the event's own, or for a value
     /// too long for the event to carry (`label_value_bytes`, see `Event.labelValue`) what the
     /// model or version holds now ("" if it was removed since: the event still set it).
@@ -242,6 +237,11 @@ enum MLflowWebhookWire {
         return stored()?[key] ?? ""
     }
 
+    /// The MLflow event and its data for a change-feed event, when the webhook asked for it; nil
+    /// otherwise. Only registered models are MLflow's (the models of its namespace: not runs or
+    /// logged models, which are models of their own namespaces natively). What a creation carried
+    /// (description, tags, source) comes from its event, so the delivery says what was created
+    /// even when the model or version changed before it went out.
     static func compose(_ due: ModelRegistry.DueDelivery, registry: ModelRegistry) -> (headers: [(String, String)], body: [UInt8])? {
         guard let event = due.event else { return nil }
         let p = event.payload
