@@ -78,9 +78,27 @@ extension ModelRegistry {
             // waits only for that parent's writes, not for every write in flight (as an
             // exclusive write did: each one drained all writers and held the next ones back).
             // What a fold on the way left behind joins this pass.
+            //
+            // A fold is worked out on a snapshot first (reading the wide blocks, cutting them,
+            // making the keys' blocks: most of its CPU), so that the writer, which every write
+            // of a run waits for on SQLite, is held only for its statements; a write that met a
+            // fold pass waited out the whole pass, the 1,000-key log-batch's p99. When the blocks
+            // changed meanwhile (another server folded them, the run went), the writer works
+            // the fold out itself, as before.
             do {
+                var plan: FoldPlan?
+                if ref.key == MetricBlocks.wideKey {
+                    plan = try database.read { db in
+                        try Self.planFold(parentID: ref.parentID, keysAtMost: db.dialect == .sqlite ? MetricBlocks.foldKeysPerPass : .max,
+                                          atLeast: MetricBlocks.foldAt, db)
+                    }
+                    if plan == nil { continue }
+                }
                 let more = try database.writeScoped { db, claim in
                     try claim(ref.parentID)
+                    if let plan, try Self.foldStillHolds(plan, parentID: ref.parentID, db) {
+                        return try Self.applyFold(plan, parentID: ref.parentID, db)
+                    }
                     return try Self.catchUpChartBuckets(ref, db)
                 }
                 if !more.isEmpty { _ = chartBucketQueue.add(more) }

@@ -221,20 +221,70 @@ extension ModelRegistry {
     /// made two and a half times the folds one replica did.
     @discardableResult
     static func foldWideBlocks(parentID: String, keysAtMost: Int = .max, atLeast: Int = 0, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
+        guard let plan = try planFold(parentID: parentID, keysAtMost: keysAtMost, atLeast: atLeast, db) else { return [] }
+        return try applyFold(plan, parentID: parentID, db)
+    }
+
+    /// A fold worked out from what one snapshot holds (`planFold`), for `applyFold` to write.
+    struct FoldPlan {
+        /// Each block read: its id, points, data's length and whether it was begun (carried
+        /// ids); what `foldStillHolds` compares with the blocks a write finds.
+        let blocks: [BlockMark]
+        /// The keys folded, in the order the oldest blocks list them.
+        let order: [String]
+        /// Whether keys are left in the blocks (a pass of `keysAtMost`).
+        let partial: Bool
+        let begun: Bool
+        let rows: [[SQLValue]]
+        let folded: [FoldedSeries]
+        let rewritten: [(id: Int64, columns: [SQLValue]?)]
+        /// Each folded key's numeric points in step order, for its chart buckets.
+        let numbers: [String: [(step: Int64, value: Double)]]
+
+        var newest: Int64 { blocks[blocks.count - 1].id }
+    }
+
+    struct BlockMark: Equatable {
+        let id: Int64
+        let points: Int64
+        let bytes: Int64
+        let begun: Bool
+    }
+
+    /// Whether the parent's wide blocks up to the plan's newest are still the ones it read, as it
+    /// read them: only a fold changes or removes a wide block, and a fold takes points out (fewer
+    /// points, shorter data) or marks the block begun; deleting the parent removes them all.
+    /// Blocks written since have higher ids and wait for the next fold.
+    static func foldStillHolds(_ plan: FoldPlan, parentID: String, _ db: any SQLConnection) throws -> Bool {
+        let now = try db.query("""
+            SELECT id, points, length(data), CASE WHEN ids IS NULL THEN 0 ELSE 1 END FROM metric_blocks
+            WHERE parent_id = ? AND key = '' AND id <= ? ORDER BY id
+            """, [.text(parentID), .integer(plan.newest)]) {
+            BlockMark(id: $0.int64(0), points: $0.int64(1), bytes: $0.int64(2), begun: $0.int64(3) != 0)
+        }
+        return now == plan.blocks
+    }
+
+    /// What a fold (see `foldWideBlocks`) of the parent's wide blocks would write, read and worked
+    /// out in `db` (a snapshot: the off-path pass plans before it takes the writer, which then
+    /// holds only the writes), or nil when there is nothing to fold.
+    static func planFold(parentID: String, keysAtMost: Int, atLeast: Int, _ db: any SQLConnection) throws -> FoldPlan? {
         var begun = false
         if keysAtMost < .max {
             begun = try db.queryFirst("SELECT 1 FROM metric_blocks WHERE parent_id = ? AND key = '' AND ids IS NOT NULL LIMIT 1",
                                       [.text(parentID)]) { _ in true } ?? false
         }
-        if !begun, atLeast > 1, try wideBlocksWaiting(parentID: parentID, db) < atLeast { return [] }
+        if !begun, atLeast > 1, try wideBlocksWaiting(parentID: parentID, db) < atLeast { return nil }
         // The blocks' bytes, and their keys in order of first appearance.
         var blocks: [(id: Int64, data: [UInt8], ids: [UInt8]?)] = []
+        var marks: [BlockMark] = []
         var order: [String] = []
         var listed = Set<String>()
         var lastDirectory: [UInt8] = []
-        _ = try db.query("SELECT id, data, ids FROM metric_blocks WHERE parent_id = ? AND key = ''\(begun ? " AND ids IS NOT NULL" : "") ORDER BY id",
+        _ = try db.query("SELECT id, data, ids, points FROM metric_blocks WHERE parent_id = ? AND key = ''\(begun ? " AND ids IS NOT NULL" : "") ORDER BY id",
                          [.text(parentID)]) { row in
             let data = row.blob(1)
+            marks.append(BlockMark(id: row.int64(0), points: row.int64(3), bytes: Int64(data.count), begun: !row.isNull(2)))
             data.withUnsafeBytes { raw in
                 // A block listing the keys of the block before lists nothing new.
                 guard !MetricBlocks.WideLayout.hasDirectory(raw, lastDirectory) else { return }
@@ -243,7 +293,7 @@ extension ModelRegistry {
             }
             blocks.append((row.int64(0), data, row.isNull(2) ? nil : row.blob(2)))
         }
-        guard let newest = blocks.last?.id else { return [] }
+        guard !blocks.isEmpty else { return nil }
         let partial = order.count > keysAtMost
         if partial { order.removeSubrange(keysAtMost...) }
         let folding = partial ? Set(order) : listed
@@ -276,10 +326,25 @@ extension ModelRegistry {
             }
             folded.append(FoldedSeries(key: key, span: widest, last: series[series.count - 1].step, latest: series[series.count - 1]))
         }
-        _ = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, rows)
-        try Self.recordFoldedBlocks(folded, parentID: parentID, db)
+        var numbers: [String: [(step: Int64, value: Double)]] = [:]
+        numbers.reserveCapacity(order.count)
+        for key in order {
+            numbers[key] = points[key]!.compactMap { point in   // in step order
+                if case .number(let n) = point.value { (point.step, n) } else { nil }
+            }
+        }
+        return FoldPlan(blocks: marks, order: order, partial: partial, begun: begun, rows: rows, folded: folded, rewritten: rewritten, numbers: numbers)
+    }
+
+    /// Writes a planned fold, inside the caller's transaction (with the parent claimed), and
+    /// returns the series whose buckets it leaves behind. The plan must hold (`foldStillHolds`,
+    /// or planned in this transaction).
+    static func applyFold(_ plan: FoldPlan, parentID: String, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
+        let (order, partial, begun, newest) = (plan.order, plan.partial, plan.begun, plan.newest)
+        _ = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, plan.rows)
+        try Self.recordFoldedBlocks(plan.folded, parentID: parentID, db)
         if partial {
-            for (id, rest) in rewritten {
+            for (id, rest) in plan.rewritten {
                 if let rest {
                     try db.run("UPDATE metric_blocks SET first_step = ?, last_step = ?, points = ?, low = ?, high = ?, data = ?, ids = ? WHERE id = ?",
                                rest + [.integer(id)])
@@ -301,10 +366,7 @@ extension ModelRegistry {
         var behind: [ChartSeriesRef] = []
         for key in order {
             guard let extent = extents[key] else { continue }
-            let numbers = points[key]!.compactMap { point -> (step: Int64, value: Double)? in   // in step order
-                if case .number(let n) = point.value { (point.step, n) } else { nil }
-            }
-            if try keepBuckets(parentID: parentID, key: key, batch: numbers, stored: extent.shift,
+            if try keepBuckets(parentID: parentID, key: key, batch: plan.numbers[key]!, stored: extent.shift,
                                needed: bucketShift(from: extent.first, to: extent.last), deferring: true, adding: &bucketRows, db) {
                 behind.append(ChartSeriesRef(parentID: parentID, key: key))
             }

@@ -289,6 +289,59 @@ struct MetricBlockTests {
         registry.chartBucketQueue.hold(false)
     }
 
+    @Test("a fold worked out on a snapshot is written only while the blocks are as it read them: blocks written since leave it good, a pass or the run's deletion in between does not")
+    func plannedFolds() throws {
+        let (test, model, parent) = try Self.modelWithMetrics("planned")
+        let registry = test.registry
+        registry.chartBucketQueue.hold(true)
+        defer { registry.chartBucketQueue.hold(false) }
+        var written: [MetricPoint] = []
+        func log(_ r: Int) throws {
+            let points = (0..<40).map { k in MetricPoint(key: "k\(k)", step: Int64(r), wallclock: 5, value: .number(Double(k * 100 + r))) }
+            try registry.logMetrics(parent, points)
+            written += points
+        }
+        func plan() throws -> ModelRegistry.FoldPlan? {
+            try test.database.read { db in try ModelRegistry.planFold(parentID: model.id, keysAtMost: 9, atLeast: MetricBlocks.foldAt, db) }
+        }
+        func holds(_ plan: ModelRegistry.FoldPlan) throws -> Bool {
+            try test.database.read { db in try ModelRegistry.foldStillHolds(plan, parentID: model.id, db) }
+        }
+        func check(_ note: Comment) throws {
+            for k in 0..<40 {
+                #expect(try Self.paged(registry, parent, "k\(k)", size: 1000) == written.filter { $0.key == "k\(k)" }, note)
+            }
+            #expect(try Self.blockCount(test, model.id).points == Int64(written.count), note)
+        }
+        for r in 0..<(MetricBlocks.foldAt - 1) { try log(r) }
+        #expect(try plan() == nil)   // fewer blocks than start a fold
+        try log(MetricBlocks.foldAt - 1)
+        let first = try #require(try plan())
+        #expect(first.partial && first.order.count == 9 && first.blocks.count == MetricBlocks.foldAt)
+        #expect(try holds(first))
+        try log(MetricBlocks.foldAt)   // a block newer than the plan's
+        #expect(try holds(first))
+        // Written as planned: as a pass in the writer would have.
+        _ = try test.database.write { db in
+            #expect(try ModelRegistry.foldStillHolds(first, parentID: model.id, db))
+            return try ModelRegistry.applyFold(first, parentID: model.id, db)
+        }
+        try check("after the planned pass")
+        // The plan is spent: its blocks were written again without its keys.
+        #expect(try !holds(first))
+        let second = try #require(try plan())
+        #expect(second.begun && Set(second.order).isDisjoint(with: first.order))
+        // A pass in between (another server's, or the writer's own) overtakes it.
+        _ = try test.database.write { db in try ModelRegistry.foldWideBlocks(parentID: model.id, keysAtMost: 9, db) }
+        #expect(try !holds(second))
+        try check("after a pass in the writer")
+        // The blocks' run deleted between the plan and the write.
+        let third = try #require(try plan())
+        #expect(try holds(third))
+        try registry.deleteModel(id: model.id, hard: true, force: true)
+        #expect(try !holds(third))
+    }
+
     @Test("a fold over wide blocks whose keys change from block to block (some blocks listing the keys of the block before, some not) moves every key's points once, pass after pass")
     func foldsOverChangingKeys() throws {
         let (test, model, parent) = try Self.modelWithMetrics("changing")
