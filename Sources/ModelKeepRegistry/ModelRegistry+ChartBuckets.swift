@@ -78,35 +78,54 @@ extension ModelRegistry {
             // waits only for that parent's writes, not for every write in flight (as an
             // exclusive write did: each one drained all writers and held the next ones back).
             // What a fold on the way left behind joins this pass.
-            //
-            // A fold is worked out on a snapshot first (reading the wide blocks, cutting them,
-            // making the keys' blocks: most of its CPU), so that the writer, which every write
-            // of a run waits for on SQLite, is held only for its statements; a write that met a
-            // fold pass waited out the whole pass, the 1,000-key log-batch's p99. When the blocks
-            // changed meanwhile (another server folded them, the run went), the writer works
-            // the fold out itself, as before.
             do {
-                var plan: FoldPlan?
-                if ref.key == MetricBlocks.wideKey {
-                    plan = try database.read { db in
-                        try Self.planFold(parentID: ref.parentID, keysAtMost: db.dialect == .sqlite ? MetricBlocks.foldKeysPerPass : .max,
-                                          atLeast: MetricBlocks.foldAt, db)
+                let more = try ref.key == MetricBlocks.wideKey
+                    ? foldOffThePath(ref)
+                    : database.writeScoped { db, claim in
+                        try claim(ref.parentID)
+                        return try Self.catchUpChartBuckets(ref, db)
                     }
-                    if plan == nil { continue }
-                }
-                let more = try database.writeScoped { db, claim in
-                    try claim(ref.parentID)
-                    if let plan, try Self.foldStillHolds(plan, parentID: ref.parentID, db) {
-                        return try Self.applyFold(plan, parentID: ref.parentID, db)
-                    }
-                    return try Self.catchUpChartBuckets(ref, db)
-                }
                 if !more.isEmpty { _ = chartBucketQueue.add(more) }
             } catch {
                 // Counted for /metrics (a lock wait past its limit on PostgreSQL, a full disk).
                 chartBucketQueue.recordFailure()
             }
         }
+    }
+
+    /// A fold of a parent's wide blocks, worked out before it claims the parent (reading the
+    /// blocks, cutting them, making the keys' blocks: most of its CPU), so that the parent's
+    /// writes, which wait for the claim (on SQLite, every write: the one writer), wait only for
+    /// its statements; a write that met a fold pass waited out the whole pass, the 1,000-key
+    /// log-batch's p99. What it worked out is written only if the blocks are still as it read
+    /// them (`foldStillHolds`: a write that fell far behind folds in its own transaction);
+    /// otherwise the claimed transaction works the fold out itself, as before.
+    ///
+    /// SQLite plans on a read snapshot, outside the writer. PostgreSQL plans inside the write
+    /// transaction, before the claim, holding the parent's fold job (`Database.holdJob`): every
+    /// replica's writes ask their own server for the fold, and each replica's pass then plans
+    /// only after the one before has committed (finding, most often, too few blocks left to
+    /// fold), instead of working out a fold that another is writing.
+    private func foldOffThePath(_ ref: ChartSeriesRef) throws -> [ChartSeriesRef] {
+        let parentID = ref.parentID
+        func write(_ plan: FoldPlan?, _ db: any SQLConnection, _ claim: (String) throws -> Void) throws -> [ChartSeriesRef] {
+            try claim(parentID)
+            if let plan, try Self.foldStillHolds(plan, parentID: parentID, db) {
+                return try Self.applyFold(plan, parentID: parentID, db)
+            }
+            return try Self.catchUpChartBuckets(ref, db)
+        }
+        if database.dialect == .postgres {
+            return try database.writeScoped { db, claim in
+                try Database.holdJob(parentID, db)
+                guard let plan = try Self.planFold(parentID: parentID, keysAtMost: .max, atLeast: MetricBlocks.foldAt, db) else { return [] }
+                return try write(plan, db, claim)
+            }
+        }
+        guard let plan = try database.read({ db in
+            try Self.planFold(parentID: parentID, keysAtMost: MetricBlocks.foldKeysPerPass, atLeast: MetricBlocks.foldAt, db)
+        }) else { return [] }
+        return try database.writeScoped { db, claim in try write(plan, db, claim) }
     }
 
     /// Series waiting for their buckets.

@@ -219,6 +219,65 @@ struct ReplicaTests {
         }
     }
 
+    @Test("a run's fold asked of two replicas is worked out by one at a time; waiting for it holds none of the run's writes back; every point is folded once")
+    func foldJobAcrossReplicas() async throws {
+        try await offload {
+            let (database, replicas) = try Self.replicas(2)
+            let run = try replicas[0].createRun(RunDraft())
+            let parent = ParentReference.model(run.modelID)
+            var written: [MetricPoint] = []
+            func log(_ step: Int, on replica: ModelRegistry) throws {
+                let points = (0..<40).map { MetricPoint(key: "k\($0)", step: Int64(step), wallclock: 3, value: .number(Double($0 * 1000 + step))) }
+                try replica.logMetrics(parent, points)
+                written += points
+            }
+            func wideBlocks() throws -> Int64 {
+                try replicas[0].database.read { db in
+                    try db.queryFirst("SELECT count(*) FROM metric_blocks WHERE parent_id = ? AND key = ''", [.text(run.modelID)]) { $0.int64(0) }!
+                }
+            }
+            // Both replicas' writes ask their own server for the fold (held until both asked).
+            for replica in replicas { replica.chartBucketQueue.hold(true) }
+            for step in 0..<MetricBlocks.foldAt { try log(step, on: replicas[0]) }
+            try log(MetricBlocks.foldAt, on: replicas[1])
+            #expect(replicas[0].chartBucketsBehind == 1 && replicas[1].chartBucketsBehind == 1)
+            for replica in replicas { replica.chartBucketQueue.hold(false) }
+            // Another session holds the run's fold job, as a replica folding it does.
+            let holder = try PostgresConnection(url: database.url)
+            try holder.execute("BEGIN; SELECT pg_advisory_xact_lock(\(Database.ownerJobLockClass), hashtext('\(run.modelID)'))")
+            let done = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async { replicas[0].settleChartBuckets(); done.signal() }
+            Thread.sleep(forTimeInterval: 0.3)
+            #expect(done.wait(timeout: .now()) == .timedOut, "a fold ran while another held the run's fold job")
+            // The run's writes go on meanwhile (bounded: they wait for nothing).
+            let wrote = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                _ = try? replicas[1].logMetrics(parent, [MetricPoint(key: "solo", step: 1, wallclock: 1, value: .number(1))])
+                wrote.signal()
+            }
+            #expect(wrote.wait(timeout: .now() + 60) == .success, "a write of the run waited for its fold job")
+            #expect(try wideBlocks() == Int64(MetricBlocks.foldAt + 1))
+            try holder.execute("COMMIT")
+            #expect(done.wait(timeout: .now() + 60) == .success)
+            #expect(try wideBlocks() == 0)
+            // The second replica's pass finds nothing left to fold.
+            replicas[1].settleChartBuckets()
+            #expect(try wideBlocks() == 0)
+            for k in 0..<40 {
+                var query = MetricSeriesQuery()
+                query.page = PageRequest(size: 1000)
+                let points = try replicas[1].metricSeries(parent, key: "k\(k)", query).items
+                #expect(points == written.filter { $0.key == "k\(k)" }, "k\(k)")
+            }
+            let stored = try replicas[0].database.read { db in
+                try db.queryFirst("SELECT sum(points) FROM metric_blocks WHERE parent_id = ?", [.text(run.modelID)]) { $0.int64(0) }!
+            }
+            #expect(stored == Int64(written.count + 1))
+            let latest = try replicas[1].latestMetrics(parent)
+            #expect(latest.count == 41 && latest.filter { $0.key != "solo" }.allSatisfy { $0.step == Int64(MetricBlocks.foldAt) })
+        }
+    }
+
     @Test("log-batches sent at once through three replicas to one run: the same points stored once, a param's first value kept, the others refused")
     func oneRunFromThreeReplicas() async throws {
         try await offload {
