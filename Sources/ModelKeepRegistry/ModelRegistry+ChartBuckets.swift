@@ -108,9 +108,9 @@ extension ModelRegistry {
     /// fold), instead of working out a fold that another is writing.
     private func foldOffThePath(_ ref: ChartSeriesRef) throws -> [ChartSeriesRef] {
         let parentID = ref.parentID
-        func write(_ plan: FoldPlan?, _ db: any SQLConnection, _ claim: (String) throws -> Void) throws -> [ChartSeriesRef] {
+        func write(_ plan: FoldPlan, _ db: any SQLConnection, _ claim: (String) throws -> Void) throws -> [ChartSeriesRef] {
             try claim(parentID)
-            if let plan, try Self.foldStillHolds(plan, parentID: parentID, db) {
+            if try Self.foldStillHolds(plan, parentID: parentID, db) {
                 return try Self.applyFold(plan, parentID: parentID, db)
             }
             return try Self.catchUpChartBuckets(ref, db)
