@@ -312,9 +312,13 @@ extension ModelRegistry {
         }
         var rows: [[SQLValue]] = []
         var folded: [FoldedSeries] = []
+        var numbers: [String: [(step: Int64, value: Double)]] = [:]
+        numbers.reserveCapacity(order.count)
         for key in order {
             let series = MetricBlocks.sorted(points[key]!)
-            points[key] = series
+            numbers[key] = series.compactMap { point in   // in step order
+                if case .number(let n) = point.value { (point.step, n) } else { nil }
+            }
             var widest: Int64 = 0
             var start = 0
             while start < series.count {
@@ -325,13 +329,6 @@ extension ModelRegistry {
                 start += MetricBlocks.maxPoints
             }
             folded.append(FoldedSeries(key: key, span: widest, last: series[series.count - 1].step, latest: series[series.count - 1]))
-        }
-        var numbers: [String: [(step: Int64, value: Double)]] = [:]
-        numbers.reserveCapacity(order.count)
-        for key in order {
-            numbers[key] = points[key]!.compactMap { point in   // in step order
-                if case .number(let n) = point.value { (point.step, n) } else { nil }
-            }
         }
         return FoldPlan(blocks: marks, order: order, partial: partial, begun: begun, rows: rows, folded: folded, rewritten: rewritten, numbers: numbers)
     }
