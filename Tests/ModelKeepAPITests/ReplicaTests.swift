@@ -514,11 +514,20 @@ struct JobLeaseTests {
             #expect(first.hold())
             #expect(first.hold())  // still its own
             #expect(!second.hold())
+            // A server waiting for the job asks on one session, not a new one (a backend
+            // process started by PostgreSQL) every time.
+            let admin = try PostgresConnection(url: database.url)
+            func asking() throws -> [Int64] {
+                try admin.query("SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_try_advisory_lock(42)' AND state = 'idle' ORDER BY pid") { $0.int64(0) }
+            }
+            let asked = try asking()
+            #expect(asked.count == 1)
+            for _ in 0..<3 { #expect(!second.hold()) }
+            #expect(try asking() == asked)
             first.release()
             #expect(second.hold())
             #expect(!first.hold())
             // The holder's session dies (a crash, a database restart): the job is free again.
-            let admin = try PostgresConnection(url: database.url)
             _ = try admin.scalar("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42 LIMIT 1")
             var taken = false
             for _ in 0..<50 where !taken {  // bounded: the backend ends asynchronously
