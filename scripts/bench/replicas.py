@@ -3,9 +3,12 @@
 and ModelKeep on SQLite, under the same wrk load (the tracking workload's operations, seeded alike
 through MLflow's REST API).
 
-The replicas sit behind nginx in both cells (one upstream server, then three), so the only thing
-that changes between them is the number of servers; nginx, wrk, PostgreSQL and the servers all
-share this machine's cores, which the report says. MLflow gets its own database on the same
+The replicas sit behind nginx in both cells (one upstream server, then three), and they share one
+budget of PostgreSQL connections (--connection-budget, as README's "Running several servers" says
+to size `postgres_pool_size`: the one replica gets the whole of it, each of three a third), so
+the only thing that changes between the cells is the number of servers, not how many backends
+PostgreSQL runs at once; nginx, wrk, PostgreSQL and the servers all share this machine's cores,
+which the report says. MLflow gets its own database on the same
 PostgreSQL cluster (Debian's, started here by Tests/python/postgres.py) and 2 workers.
 
 Run through scripts/bench/replicas (release build; MLflow and psycopg2 in .build/bench-venv), or
@@ -107,10 +110,12 @@ def settle_tree(pid, limit_seconds=60, idle_share=0.1):
     return time.monotonic() - began
 
 
-def start_replica(binary, work, name, url):
+def start_replica(binary, work, name, url, pool=None):
+    """A server on PostgreSQL at `url`; `pool`: its postgres_pool_size (None: the default)."""
     port = free_port()
+    sized = ["--set", f"postgres_pool_size={pool}"] if pool else []
     return Server(name, [binary, "serve", "--data-dir", os.path.join(work, name), "--port", str(port), "--set", "access_log=false",
-                         "--set", "db_backend=postgres", "--set", f"postgres_url={url}", "--set", "gc_interval_minutes=0"],
+                         "--set", "db_backend=postgres", "--set", f"postgres_url={url}", "--set", "gc_interval_minutes=0", *sized],
                   port, "/readyz", work)
 
 
@@ -144,6 +149,9 @@ def main():
     parser.add_argument("--history", type=int, default=10_000)
     parser.add_argument("--only", default="log-batch, 1000 metrics (10 keys,runs/search,registered-models/get",
                         help="comma-separated parts of operation names")
+    parser.add_argument("--connection-budget", type=int, default=16,
+                        help="PostgreSQL connections the replicas share: one replica's postgres_pool_size, each of three's a third "
+                             "of it (16, the default pool size); 0: every replica opens the default pool (three open three times as many)")
     parser.add_argument("--out")
     args = parser.parse_args()
     python = os.path.join(args.venv or "", "bin", "python")
@@ -166,16 +174,20 @@ def main():
         postgres.start()
         mk_url, mlflow_url = postgres.create_database("modelkeep"), postgres.create_database("mlflow")
         # Seeded once through one replica; the one-replica and three-replica fronts serve that data.
-        first = start_replica(args.binary, work, "replica-0", mk_url)
+        # With a connection budget the one replica (the whole budget) and the three (a third each)
+        # are different processes; without, the first of the three is the one replica.
+        budget = args.connection_budget
+        first = start_replica(args.binary, work, "replica-0", mk_url, budget or None)
         stoppable.append(first)
         started = time.monotonic()
         seeded = seed(first, "ModelKeep", args.seed_runs, args.seed_models, args.history)
         seeded_seconds = {"ModelKeep on PostgreSQL": time.monotonic() - started}
         one = Balanced(work, "nginx-1", [first])
         stoppable.append(one)
-        others = [start_replica(args.binary, work, f"replica-{i}", mk_url) for i in (1, 2)]
+        third = max(2, budget // 3) if budget else None
+        others = [start_replica(args.binary, work, f"replica-{i}", mk_url, third) for i in ((1, 2, 3) if budget else (1, 2))]
         stoppable += others
-        three = Balanced(work, "nginx-3", [first] + others)
+        three = Balanced(work, "nginx-3", others if budget else [first] + others)
         stoppable.append(three)
         targets = [Retargeted("ModelKeep, PostgreSQL, 1 replica", seeded, one),
                    Retargeted("ModelKeep, PostgreSQL, 3 replicas", seeded, three)]
@@ -204,7 +216,9 @@ def main():
         say()
         say(f"Machine: {os.cpu_count()} cores, {platform.platform()}; wrk, nginx, PostgreSQL {pg_version} and every server on the "
             f"same cores. ModelKeep {os.path.basename(os.path.dirname(args.binary))} build; MLflow {version} on its own database of the "
-            f"same PostgreSQL cluster, 2 workers. The replicas behind nginx (one worker) in both cells. Seeded through MLflow's REST "
+            f"same PostgreSQL cluster, 2 workers. The replicas behind nginx (one worker) in both cells, "
+            + (f"postgres_pool_size {budget} for the one, {third} for each of the three. " if budget else "each with the default pool. ")
+            + f"Seeded through MLflow's REST "
             f"API: {args.seed_runs} runs, {args.seed_models} logged models, one metric of {args.history:,} steps, then ANALYZE on both "
             f"databases; seeding took "
             + ", ".join(f"{k} {v:.0f} s" for k, v in seeded_seconds.items()) + f". {args.seconds} s per cell, median of {args.runs} runs.")
