@@ -30,14 +30,23 @@ final class ChartBucketQueue: @unchecked Sendable {
         }
     }
 
-    /// The next series, or nil (and no pass scheduled any more) when the queue is empty.
-    func next() -> ChartSeriesRef? {
+    /// The next series, or nil (and no pass scheduled any more) when the queue is empty; with
+    /// `foldFirst`, a parent's fold before any catch-up (PostgreSQL). One fold can leave a
+    /// thousand series' buckets behind (a run's keys outgrowing their bucket shift together), and
+    /// on PostgreSQL the next fold, queued behind their catch-ups (each waits for the parent's
+    /// writes: 27 a second at 8 connections of a 1,000-key log-batch), waited for all of them
+    /// while the writes reached `foldCeiling` and folded on the write path every few requests
+    /// (p99 105-147 ms, 69 ms with the fold first; docs/BENCHMARKS.md, 2026-12-07). On SQLite the
+    /// catch-ups go at the writer's pace, and a fold of 128 at the ceiling costs less than four
+    /// of 32: the fold first served 7-14 % fewer requests at 8 connections there.
+    func next(foldFirst: Bool = false) -> ChartSeriesRef? {
         state.withLock { state in
             guard !state.order.isEmpty else {
                 state.scheduled = false
                 return nil
             }
-            let ref = state.order.removeFirst()
+            let fold = foldFirst ? state.order.firstIndex(where: { $0.key == MetricBlocks.wideKey }) : nil
+            let ref = fold.map { state.order.remove(at: $0) } ?? state.order.removeFirst()
             state.queued.remove(ref)
             return ref
         }
@@ -64,14 +73,15 @@ extension ModelRegistry {
         DispatchQueue.global(qos: .utility).async { [weak self] in self?.settleChartBuckets() }
     }
 
-    /// Catches up every queued series, each in a write transaction of its own, and returns once
+    /// Catches up every queued series (on PostgreSQL a parent's fold first), each in a write
+    /// transaction of its own, and returns once
     /// none is left or half done (a pass, fsck, tests). A series that fails (a storage error) is
     /// left behind: its next write queues it again, as does a restart (`resumeChartBuckets`),
     /// and a chart reads it correctly meanwhile, only less cheaply.
     public func settleChartBuckets() {
         chartBucketQueue.working.lock()
         defer { chartBucketQueue.working.unlock() }
-        while let ref = chartBucketQueue.next() {
+        while let ref = chartBucketQueue.next(foldFirst: database.dialect == .postgres) {
             // `database`, not `writing`: derived rows only, nothing a change-feed reader should
             // be woken for. Scoped to the series' parent: a catch-up (or a fold) writes that
             // parent's blocks, latest points and buckets and nothing else, so on PostgreSQL it

@@ -216,6 +216,33 @@ struct ChartBucketTests {
         #expect(try eventually { try Self.stored(test.database, other.id, "loss").shift == 4 })
     }
 
+    @Test("on PostgreSQL the pass takes a parent's fold before the catch-ups queued ahead of it")
+    func foldFirst() {
+        // A fold that leaves a thousand keys' buckets behind queues a thousand catch-ups; the
+        // next fold, queued behind them, waited until all were done (on PostgreSQL each waits
+        // for the parent's writes), and the writes meanwhile reached the fold ceiling and folded
+        // on the write path, every few requests.
+        let queue = ChartBucketQueue()
+        let next = { queue.next(foldFirst: true) }
+        let (a, b) = ("run-a", "run-b")
+        func ref(_ parent: String, _ key: String) -> ChartSeriesRef { ChartSeriesRef(parentID: parent, key: key) }
+        #expect(queue.add([ref(a, "k1"), ref(a, "k2"), ref(b, "k1")]))  // schedules a pass
+        #expect(!queue.add([ref(b, MetricBlocks.wideKey), ref(a, "k1")]))  // one is scheduled; k1 is queued already
+        #expect(next() == ref(b, MetricBlocks.wideKey))
+        #expect(next() == ref(a, "k1"))
+        #expect(!queue.add([ref(a, MetricBlocks.wideKey)]))
+        #expect(next() == ref(a, MetricBlocks.wideKey))
+        #expect(next() == ref(a, "k2"))
+        #expect(next() == ref(b, "k1"))
+        #expect(queue.count == 0)
+        #expect(next() == nil)  // empty: no pass scheduled any more
+        #expect(queue.add([ref(a, "k1")]))
+        // SQLite's pass keeps the queue's order.
+        #expect(!queue.add([ref(b, MetricBlocks.wideKey)]))
+        #expect(queue.next(foldFirst: false) == ref(a, "k1"))
+        #expect(queue.next(foldFirst: false) == ref(b, MetricBlocks.wideKey))
+    }
+
     @Test("migration 0018 buckets the long series a store already holds, as fsck and the write path would")
     func migration() throws {
         let directory = TemporaryDirectory("modelkeep-buckets")
