@@ -74,10 +74,10 @@ extension ModelRegistry {
     }
 
     /// Catches up every queued series (on PostgreSQL a parent's fold first), each in a write
-    /// transaction of its own, and returns once
-    /// none is left or half done (a pass, fsck, tests). A series that fails (a storage error) is
-    /// left behind: its next write queues it again, as does a restart (`resumeChartBuckets`),
-    /// and a chart reads it correctly meanwhile, only less cheaply.
+    /// transaction of its own, and returns once none is left or half done (a pass, fsck, tests).
+    /// A series that fails (a storage error) is left behind: its next write queues it again, as
+    /// does a restart (`resumeChartBuckets`), and a chart reads it correctly meanwhile, only less
+    /// cheaply.
     public func settleChartBuckets() {
         chartBucketQueue.working.lock()
         defer { chartBucketQueue.working.unlock() }
