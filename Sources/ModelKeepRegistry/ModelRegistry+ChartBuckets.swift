@@ -39,7 +39,7 @@ final class ChartBucketQueue: @unchecked Sendable {
     /// (p99 105-147 ms, 69 ms with the fold first; docs/BENCHMARKS.md, 2026-12-07). On SQLite the
     /// catch-ups go at the writer's pace, and a fold of 128 at the ceiling costs less than four
     /// of 32: the fold first served 7-14 % fewer requests at 8 connections there.
-    func next(foldFirst: Bool = false) -> ChartSeriesRef? {
+    func next(foldFirst: Bool) -> ChartSeriesRef? {
         state.withLock { state in
             guard !state.order.isEmpty else {
                 state.scheduled = false

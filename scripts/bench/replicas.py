@@ -173,10 +173,10 @@ def main():
     try:
         postgres.start()
         mk_url, mlflow_url = postgres.create_database("modelkeep"), postgres.create_database("mlflow")
-        # Seeded once through one replica; the one-replica and three-replica fronts serve that data.
-        # With a connection budget the one replica (the whole budget) and the three (a third each)
-        # are different processes; without, the first of the three is the one replica.
+        # Seeded once through the one replica (the whole budget); the three (a third of it each)
+        # are processes of their own, and both fronts serve that data.
         budget = args.connection_budget
+        third = max(2, budget // 3) if budget else None
         first = start_replica(args.binary, work, "replica-0", mk_url, budget or None)
         stoppable.append(first)
         started = time.monotonic()
@@ -184,10 +184,9 @@ def main():
         seeded_seconds = {"ModelKeep on PostgreSQL": time.monotonic() - started}
         one = Balanced(work, "nginx-1", [first])
         stoppable.append(one)
-        third = max(2, budget // 3) if budget else None
-        others = [start_replica(args.binary, work, f"replica-{i}", mk_url, third) for i in ((1, 2, 3) if budget else (1, 2))]
+        others = [start_replica(args.binary, work, f"replica-{i}", mk_url, third) for i in (1, 2, 3)]
         stoppable += others
-        three = Balanced(work, "nginx-3", others if budget else [first] + others)
+        three = Balanced(work, "nginx-3", others)
         stoppable.append(three)
         targets = [Retargeted("ModelKeep, PostgreSQL, 1 replica", seeded, one),
                    Retargeted("ModelKeep, PostgreSQL, 3 replicas", seeded, three)]
