@@ -105,17 +105,17 @@ public final class Database: Sendable {
     /// "mkow" in ASCII. Two-integer keys never meet the one-integer `writeLockKey`.
     public static let ownerLockClass: Int32 = 0x6d6b_6f77
 
-    /// The first half of the advisory locks `holdJob` takes for a job on an owner ("mkjo").
+    /// The first half of the advisory locks `takeJobIfFree` takes for a job on an owner ("mkjo").
     public static let ownerJobLockClass: Int32 = 0x6d6b_6a6f
 
     /// Inside a `writeScoped` (or `write`) body: takes the job on `owner` (a fold of a run's
-    /// metric blocks) for this transaction, once no other transaction, on any server, holds it;
-    /// it is let go when the transaction ends. Unlike a claim, it holds back only the same job,
-    /// not the owner's writes. A no-op on SQLite (one process writes, its writer one transaction
-    /// at a time).
-    public static func holdJob(_ owner: String, _ db: any SQLConnection) throws {
-        guard db.dialect == .postgres else { return }
-        _ = try db.scalar("SELECT pg_advisory_xact_lock(\(ownerJobLockClass), hashtext(?))", [.text(owner)])
+    /// metric blocks) for this transaction when no other transaction, on any server, holds it,
+    /// and answers whether it did, without waiting; it is let go when the transaction ends.
+    /// Unlike a claim, it holds back only the same job, not the owner's writes. Always true on
+    /// SQLite (one process writes, its writer one transaction at a time).
+    public static func takeJobIfFree(_ owner: String, _ db: any SQLConnection) throws -> Bool {
+        guard db.dialect == .postgres else { return true }
+        return try db.scalar("SELECT pg_try_advisory_xact_lock(\(ownerJobLockClass), hashtext(?))", [.text(owner)]) == .integer(1)
     }
 
     /// Runs `body` on one consistent snapshot of the database.
