@@ -28,29 +28,30 @@ extension ModelRegistry {
                 throw .invalid(field: "points[\(i)].value", message: "text must not contain NUL characters")
             }
         }
+        let encoded = MetricBlocks.Encoded(points)
         // Only the parent's series change: beside other parents' writes on PostgreSQL.
         let behind = try writingScoped { db, claim in
             let resolved = try Self.requireParent(parent, db)
             try claim(resolved.id)
-            return try Self.insertPoints(points, parentID: resolved.id, db)
+            return try Self.insertPoints(encoded, parentID: resolved.id, db)
         }
         keepChartBucketsLater(behind)
         return points.count
     }
 
-    /// Appends validated points to a parent's series and keeps, for each key, its latest point,
-    /// its lowest step and, for a long series, its chart buckets (migration 0018), inside the
-    /// caller's transaction. Returns the series whose buckets this batch left behind (one that
-    /// just became long, or outgrew its shift): the caller hands them to
-    /// `keepChartBucketsLater` once its transaction is committed.
+    /// Appends validated points (cut into blocks before the transaction: `encoded`) to a parent's
+    /// series and keeps, for each key, its latest point, its lowest step and, for a long series,
+    /// its chart buckets (migration 0018), inside the caller's transaction. Returns the series
+    /// whose buckets this batch left behind (one that just became long, or outgrew its shift):
+    /// the caller hands them to `keepChartBucketsLater` once its transaction is committed.
     ///
     /// `stored` (SQLite): every key's stored extent, already read in this transaction by the
     /// caller for all the batch's keys (a key missing has no series yet), so not read again.
     @discardableResult
-    static func insertPoints(_ points: [MetricPoint], parentID: String, stored known: [String: StoredExtent]? = nil,
+    static func insertPoints(_ encoded: MetricBlocks.Encoded, parentID: String, stored known: [String: StoredExtent]? = nil,
                              _ db: any SQLConnection) throws -> [ChartSeriesRef] {
-        let blocks = MetricBlocks.blocks(of: points)
-        let ids = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, blocks.map { MetricBlocks.row($0, parentID: parentID) })
+        let blocks = encoded.blocks
+        let ids = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, encoded.rows(parentID: parentID))
         // The batch's series in order of first appearance, each key hashed once a block part.
         var slots: [String: Int] = [:]
         let parts = blocks.reduce(0) { $0 + $1.parts.count }

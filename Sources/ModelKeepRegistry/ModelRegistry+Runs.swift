@@ -361,6 +361,7 @@ extension ModelRegistry {
         // Only the run's own rows change, unless a metric names a logged model (its series, and
         // those of the versions registered from it, are other owners'): then a whole write.
         let scoped = !data.metrics.contains { !($0.modelID ?? "").isEmpty }
+        let metrics = RunMetricsBatch(data.metrics)
         let behind = try changeRun(id, scoped: scoped) { db, run, _ in
             try Self.putParams(data.params, table: "mlflow_run_params", column: "run_id", ownerID: id, owner: "run ID='\(id)'", db)
             for tag in data.tags {
@@ -368,7 +369,7 @@ extension ModelRegistry {
                     try putTag(modelID: run.modelID, key: tag.key, value: tag.value, owner: "run \(run.id)", db)
                 }
             }
-            return try Self.insertRunMetrics(data.metrics, run: run, db)
+            return try Self.insertRunMetrics(metrics, run: run, db)
         }
         keepChartBucketsLater(behind)
     }
@@ -419,11 +420,27 @@ extension ModelRegistry {
         }
     }
 
+    /// A log-batch's metrics grouped by key, and cut into blocks as they are stored when none of
+    /// them is a repeat (the usual case): worked out before the write's transaction (see
+    /// `MetricBlocks.Encoded`).
+    private struct RunMetricsBatch {
+        let metrics: [RunMetric]
+        let groups: [KeyGroup]
+        let groupOf: [String: Int]
+        let encoded: MetricBlocks.Encoded
+
+        init(_ metrics: [RunMetric]) {
+            self.metrics = metrics
+            let grouped = MetricBlocks.groups(of: metrics, key: \.point.key)
+            groups = grouped.groups.map { KeyGroup(key: $0.key, members: $0.members, metrics) }
+            groupOf = grouped.index
+            encoded = MetricBlocks.Encoded(metrics.map(\.point))
+        }
+    }
+
     /// Returns the series whose chart buckets the points left behind (see `insertPoints`).
-    private static func insertRunMetrics(_ metrics: [RunMetric], run: Run, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
-        let grouped = MetricBlocks.groups(of: metrics, key: \.point.key)
-        let groups = grouped.groups.map { KeyGroup(key: $0.key, members: $0.members, metrics) }
-        let groupOf = grouped.index
+    private static func insertRunMetrics(_ batch: RunMetricsBatch, run: Run, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
+        let (metrics, groups, groupOf) = (batch.metrics, batch.groups, batch.groupOf)
         // Only a key whose own blocks reach the batch's lowest step can hold a repeat in them
         // (`block_last`, migration 0025; the points still in wide blocks are read apart, below),
         // and only in the blocks starting between that step less the series' widest block and
@@ -568,12 +585,16 @@ extension ModelRegistry {
                       .text(run.id), .real(value)])
         }
         var behind: [ChartSeriesRef] = []
-        if !fresh.isEmpty { behind += try insertPoints(fresh, parentID: run.modelID, stored: knownExtents, db) }
+        if !fresh.isEmpty {
+            let encoded = fresh.count == metrics.count ? batch.encoded : MetricBlocks.Encoded(fresh)
+            behind += try insertPoints(encoded, parentID: run.modelID, stored: knownExtents, db)
+        }
         // Each logged model's series, and the series of the versions registered from it.
         for (modelID, points) in loggedPoints {
-            behind += try insertPoints(points, parentID: modelID, db)
+            let encoded = MetricBlocks.Encoded(points)
+            behind += try insertPoints(encoded, parentID: modelID, db)
             for version in try db.query("SELECT version_id FROM version_metric_sources WHERE source_id = ?", [.text(modelID)], { $0.text(0) }) {
-                behind += try insertPoints(points, parentID: version, db)
+                behind += try insertPoints(encoded, parentID: version, db)
             }
         }
         return behind
