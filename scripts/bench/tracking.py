@@ -56,6 +56,36 @@ def seed(server, label, runs, models, history):
     for start in range(0, history, 1000):
         http("POST", b + "/runs/log-batch", {"run_id": history_run, "metrics": [
             {"key": "loss", "value": 1 / (s + 1), "timestamp": now + s, "step": s} for s in range(start, min(start + 1000, history))]})
+    t = Target(label, server)
+    t.experiment = experiment
+    picks = os.path.join(os.path.dirname(server.log.name), f"{server.name}-spread-runs.txt")
+    t.ops, t.writes, t.env = write_ops(server.base, experiment, picks)
+    t.ops.update({
+        f"get-history of {history:,} steps": ("GET", f"/api/2.0/mlflow/metrics/get-history?run_id={history_run}&metric_key=loss", None),
+        f"runs/search, 100 of {runs}": ("POST", "/api/2.0/mlflow/runs/search", json.dumps({
+            "experiment_ids": [experiment], "filter": "metrics.acc > 0.2 AND params.lr != '0.001'",
+            "order_by": ["metrics.acc DESC"], "max_results": 100})),
+        f"logged-models/search, 100 of {models}": ("POST", "/api/2.0/mlflow/logged-models/search", json.dumps({
+            "experiment_ids": [experiment], "filter": "metrics.acc > 0.2",
+            "order_by": [{"field_name": "metrics.acc", "ascending": False}], "max_results": 100})),
+    })
+    _, _, _ = http("POST", b + "/registered-models/create", {"name": "bench-tracking-read"})
+    for _ in range(3):
+        http("POST", b + "/model-versions/create", {"name": "bench-tracking-read", "source": "s3://bench/model"})
+    t.ops["registered-models/get"] = ("GET", "/api/2.0/mlflow/registered-models/get?name=bench-tracking-read", None)
+    return t
+
+
+def write_ops(base, experiment, picks):
+    """The log-batch operations, each writing to runs of its own made here (in `experiment`, through
+    the MLflow REST API at `base`): (ops, where each shape's points land, wrk's environment)."""
+    b = base + "/api/2.0/mlflow"
+    now = int(time.time() * 1000)
+
+    def new_run(name):
+        _, run, _ = http("POST", b + "/runs/create", {"experiment_id": experiment, "run_name": name, "start_time": now})
+        return run["run"]["info"]["run_id"]
+
     # Log-batch of 1000 metrics in two shapes: a training loop flushing 100 steps of 10 metrics,
     # and 1000 different metrics at one step. Every request writes new steps ("{i}" is unique per
     # request, and per round: each wrk invocation has its own offset), so no point repeats one
@@ -69,33 +99,19 @@ def seed(server, label, runs, models, history):
     # The common shape again, each request to one of 8 runs at random ("{model}" picks a line of
     # the file): several training jobs logging at once, which need not wait for one another.
     spread = [new_run(f"writes-spread-{k}") for k in range(8)]
-    picks = os.path.join(os.path.dirname(server.log.name), f"{server.name}-spread-runs.txt")
     with open(picks, "w") as f:
         f.writelines(f"{run_id} r{k}\n" for k, run_id in enumerate(spread))
     by_steps_spread = by_steps.replace('"run_id": "%s"' % steps_run, '"run_id": "{model}"')
-    t = Target(label, server)
-    t.env = {"BENCH_PICKS": picks}
-    # Where each log-batch shape's points land, to check that every round wrote new ones:
-    # (run, a key every request writes, that key's points a request).
-    t.writes = {"log-batch, 1000 metrics (10 keys x 100 steps)": (steps_run, "m0", 100),
-                "log-batch, 1000 metrics (1000 keys x 1 step)": (keys_run, "m0", 1)}
-    t.ops = {
+    ops = {
         "log-batch, 1000 metrics (10 keys x 100 steps)": ("POST", "/api/2.0/mlflow/runs/log-batch", by_steps),
         "log-batch, 1000 metrics (1000 keys x 1 step)": ("POST", "/api/2.0/mlflow/runs/log-batch", by_keys),
         "log-batch, 1000 metrics (10 keys x 100 steps), 8 runs": ("POST", "/api/2.0/mlflow/runs/log-batch", by_steps_spread),
-        f"get-history of {history:,} steps": ("GET", f"/api/2.0/mlflow/metrics/get-history?run_id={history_run}&metric_key=loss", None),
-        f"runs/search, 100 of {runs}": ("POST", "/api/2.0/mlflow/runs/search", json.dumps({
-            "experiment_ids": [experiment], "filter": "metrics.acc > 0.2 AND params.lr != '0.001'",
-            "order_by": ["metrics.acc DESC"], "max_results": 100})),
-        f"logged-models/search, 100 of {models}": ("POST", "/api/2.0/mlflow/logged-models/search", json.dumps({
-            "experiment_ids": [experiment], "filter": "metrics.acc > 0.2",
-            "order_by": [{"field_name": "metrics.acc", "ascending": False}], "max_results": 100})),
     }
-    _, _, _ = http("POST", b + "/registered-models/create", {"name": "bench-tracking-read"})
-    for _ in range(3):
-        http("POST", b + "/model-versions/create", {"name": "bench-tracking-read", "source": "s3://bench/model"})
-    t.ops["registered-models/get"] = ("GET", "/api/2.0/mlflow/registered-models/get?name=bench-tracking-read", None)
-    return t
+    # Where each log-batch shape's points land, to check that every round wrote new ones:
+    # (run, a key every request writes, that key's points a request).
+    writes = {"log-batch, 1000 metrics (10 keys x 100 steps)": (steps_run, "m0", 100),
+              "log-batch, 1000 metrics (1000 keys x 1 step)": (keys_run, "m0", 1)}
+    return ops, writes, {"BENCH_PICKS": picks}
 
 
 def check_writes(targets, completed):
