@@ -620,7 +620,7 @@ enum MetricBlocks {
             }
         }
         guard let limit else {
-            _ = try db.query("SELECT \(selected) FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id", arguments, collect)
+            _ = try db.queryIndexed("SELECT \(selected) FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id", arguments, collect)
             return sorted(found)
         }
         // Blocks by (first step, id), a batch at a time, until the points gathered include the
@@ -634,8 +634,8 @@ enum MetricBlocks {
                 batch += [.integer(last.step), .integer(last.step), .integer(last.id)]
             }
             var read = 0
-            _ = try db.query("SELECT \(selected) FROM metric_blocks WHERE \(clauses)\(after) ORDER BY first_step, id LIMIT ?",
-                             batch + [.integer(Int64(blocksPerRead))]) { row in
+            _ = try db.queryIndexed("SELECT \(selected) FROM metric_blocks WHERE \(clauses)\(after) ORDER BY first_step, id LIMIT ?",
+                                    batch + [.integer(Int64(blocksPerRead))]) { row in
                 read += 1
                 last = (row.int64(1), row.int64(0))
                 collect(row)
@@ -662,7 +662,7 @@ enum MetricBlocks {
     static func extent(parentID: String, key: String, _ range: Range, slicePoints: Int = .max,
                        _ db: any SQLConnection) throws -> Extent {
         var reading = ExtentReading(key: key, range: range, slicePoints: slicePoints, withWide: false)
-        _ = try db.query(extentSQL, [.text(parentID), .text(key)]) { reading.add($0, at: 0) }
+        _ = try db.queryIndexed(extentSQL, [.text(parentID), .text(key)]) { reading.add($0, at: 0) }
         try widePoints(parentID: parentID, wants: .one(key), db) { _, _, _, _, _ in reading.wide += 1 }
         return reading.extent
     }
@@ -763,7 +763,7 @@ enum MetricBlocks {
             clauses += " AND first_step <= ? AND (first_step < ? OR id <= ?)"
             arguments += [.integer(through.firstStep), .integer(through.firstStep), .integer(through.id)]
         }
-        _ = try db.query("SELECT \(selected) FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id", arguments) { row in
+        _ = try db.queryIndexed("SELECT \(selected) FROM metric_blocks WHERE \(clauses) ORDER BY first_step, id", arguments) { row in
             decode(row) { step, wallclock, value, id in
                 if range.wants(step, wallclock, value, id) { visit(step, wallclock, value) }
             }
@@ -778,7 +778,7 @@ enum MetricBlocks {
         var arguments: [SQLValue] = [.text(parentID)]
         if let from { sql += " AND last_step >= ?"; arguments.append(.integer(from)) }
         if let to { sql += " AND first_step <= ?"; arguments.append(.integer(to)) }
-        _ = try db.query(sql + " ORDER BY id", arguments) { row in
+        _ = try db.queryIndexed(sql + " ORDER BY id", arguments) { row in
             WideLayout.decode(row, data: 1, block: row.int64(0), ids: 2, wants: wants, visit)
         }
     }

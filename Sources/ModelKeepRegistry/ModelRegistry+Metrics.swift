@@ -257,7 +257,7 @@ extension ModelRegistry {
     /// points, shorter data) or marks the block begun; deleting the parent removes them all.
     /// Blocks written since have higher ids and wait for the next fold.
     static func foldStillHolds(_ plan: FoldPlan, parentID: String, _ db: any SQLConnection) throws -> Bool {
-        let now = try db.query("""
+        let now = try db.queryIndexed("""
             SELECT id, points, length(data), CASE WHEN ids IS NULL THEN 0 ELSE 1 END FROM metric_blocks
             WHERE parent_id = ? AND key = '' AND id <= ? ORDER BY id
             """, [.text(parentID), .integer(plan.newest)]) {
@@ -272,8 +272,8 @@ extension ModelRegistry {
     static func planFold(parentID: String, keysAtMost: Int, atLeast: Int, _ db: any SQLConnection) throws -> FoldPlan? {
         var begun = false
         if keysAtMost < .max {
-            begun = try db.queryFirst("SELECT 1 FROM metric_blocks WHERE parent_id = ? AND key = '' AND ids IS NOT NULL LIMIT 1",
-                                      [.text(parentID)]) { _ in true } ?? false
+            begun = try !db.queryIndexed("SELECT 1 FROM metric_blocks WHERE parent_id = ? AND key = '' AND ids IS NOT NULL LIMIT 1",
+                                         [.text(parentID)]) { _ in () }.isEmpty
         }
         if !begun, atLeast > 1, try wideBlocksWaiting(parentID: parentID, db) < atLeast { return nil }
         // The blocks' bytes, and their keys in order of first appearance.
@@ -282,8 +282,8 @@ extension ModelRegistry {
         var order: [String] = []
         var listed = Set<String>()
         var lastDirectory: [UInt8] = []
-        _ = try db.query("SELECT id, data, ids, points FROM metric_blocks WHERE parent_id = ? AND key = ''\(begun ? " AND ids IS NOT NULL" : "") ORDER BY id",
-                         [.text(parentID)]) { row in
+        _ = try db.queryIndexed("SELECT id, data, ids, points FROM metric_blocks WHERE parent_id = ? AND key = ''\(begun ? " AND ids IS NOT NULL" : "") ORDER BY id",
+                                [.text(parentID)]) { row in
             let data = row.blob(1)
             marks.append(BlockMark(id: row.int64(0), points: row.int64(3), bytes: Int64(data.count), begun: !row.isNull(2)))
             data.withUnsafeBytes { raw in
@@ -352,7 +352,7 @@ extension ModelRegistry {
             }
         } else {
             // (The blocks begun are older than any written since: these are the oldest.)
-            try db.run("DELETE FROM metric_blocks WHERE parent_id = ? AND key = '' AND id <= ?", [.text(parentID), .integer(newest)])
+            _ = try db.queryIndexed("DELETE FROM metric_blocks WHERE parent_id = ? AND key = '' AND id <= ?", [.text(parentID), .integer(newest)]) { _ in () }
         }
         // The points into their series' buckets, as a write of them would put them (their
         // latest points, lowest steps and spans were kept when they were written).
@@ -381,7 +381,7 @@ extension ModelRegistry {
 
     /// How many wide blocks of a parent wait for a fold.
     static func wideBlocksWaiting(parentID: String, _ db: any SQLConnection) throws -> Int {
-        Int(try db.queryFirst("SELECT count(*) FROM metric_blocks WHERE parent_id = ? AND key = ''", [.text(parentID)]) { $0.int64(0) } ?? 0)
+        Int(try db.queryIndexed("SELECT count(*) FROM metric_blocks WHERE parent_id = ? AND key = ''", [.text(parentID)]) { $0.int64(0) }.first ?? 0)
     }
 
     /// A series a fold (or a catch-up of latest points) moved points of: its widest new block

@@ -153,6 +153,21 @@ extension SQLConnection {
             + [BatchQuery("SELECT set_config('enable_seqscan', 'on', true)") { _ in }]
     }
 
+    /// `query` planned with sequential scans off on PostgreSQL (`withSequentialScansOff`, one
+    /// round trip), for a lookup of one parent's metric blocks, which an index answers at any
+    /// size. PostgreSQL keeps a prepared statement's generic plan until the table's next ANALYZE,
+    /// and a server whose connections first ran these on a nearly empty table (a new database)
+    /// scanned the whole table at every write of a run until then: 20-40 ms a statement at
+    /// 136,000 blocks, 25 requests a second instead of 200 (docs/BENCHMARKS.md, 2026-12-07).
+    public func queryIndexed<T>(_ sql: String, _ arguments: [SQLValue], _ map: (Row) throws -> T) throws -> [T] {
+        guard dialect == .postgres else { return try query(sql, arguments, map) }
+        var rows: [T] = []
+        try withoutActuallyEscaping(map) { map in
+            try queryBatch(withSequentialScansOff([BatchQuery(sql, arguments) { rows.append(try map($0)) }]))
+        }
+        return rows
+    }
+
     /// The rows of `sql`, which reads `wanted (n, id)`: each of `ids` with its position in the
     /// list (a nil id matches nothing). A row can then say what it belongs to by its number, and
     /// the caller files it by index, without making a string of the id and hashing it. `sql`

@@ -552,3 +552,46 @@ struct JobLeaseTests {
         }
     }
 }
+
+@Suite("PostgreSQL's plans for a run's metric blocks", .enabled(if: PostgresTestDatabase.isAvailable, "MODELKEEP_TEST_POSTGRES_URL names no cluster"))
+struct MetricBlockPlanTests {
+    @Test("a run's reads of its metric blocks (a write's, a fold's, a series') use the index even when their connection first ran them on a table of a few rows")
+    func blockReadsUseTheIndex() async throws {
+        try await offload {
+            let database = try PostgresTestDatabase()
+            try MigrationRunner().migrate(Database(postgres: PostgresPool(url: database.url)))
+            let db = try PostgresConnection(url: database.url)
+            // Nothing replans the statements below meanwhile (autovacuum's ANALYZE would).
+            try db.execute("ALTER TABLE metric_blocks SET (autovacuum_enabled = false)")
+            func blocks(of parent: String, _ count: Int) throws {
+                try db.execute("""
+                    INSERT INTO metric_blocks (parent_id, key, first_step, last_step, points, wallclock, number)
+                    SELECT '\(parent)-' || (n % 50), 'k' || n, n, n, 1, 1, n FROM generate_series(1, \(count)) AS n
+                    """)
+            }
+            func readBlocks() throws {
+                _ = try ModelRegistry.wideBlocksWaiting(parentID: "run", db)
+                try MetricBlocks.widePoints(parentID: "run", from: 0, to: 10, wants: .every, db) { _, _, _, _, _ in }
+                _ = try ModelRegistry.planFold(parentID: "run", keysAtMost: .max, atLeast: 1, db)
+                _ = try MetricBlocks.points(parentID: "run", key: "k1", MetricBlocks.Range(), db)
+                _ = try MetricBlocks.extent(parentID: "run", key: "k1", MetricBlocks.Range(), db)
+            }
+            // A new database: a few rows, its statistics taken, and the statements run often
+            // enough (more than five times) for PostgreSQL to keep a generic plan of each.
+            try blocks(of: "seeded", 20)
+            try db.execute("ANALYZE metric_blocks")
+            for _ in 0..<8 {
+                try db.execute("BEGIN")
+                try readBlocks()
+                try db.execute("COMMIT")
+            }
+            // The table grows (other runs' blocks), and the same connection reads again.
+            try blocks(of: "other", 20_000)
+            try db.execute("BEGIN")
+            try readBlocks()
+            let scans = try db.scalar("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'metric_blocks'")
+            try db.execute("COMMIT")
+            #expect(scans == .integer(0), "metric_blocks was read whole")
+        }
+    }
+}
