@@ -235,8 +235,10 @@ def main():
                 continue
             for c in connections:
                 results = {t.label: [] for t in targets if op in t.ops}
-                for _ in range(args.runs):
-                    for t in targets:
+                for run in range(args.runs):
+                    # The order reversed every other run: the machine's speed drifts within a
+                    # cell's runs, and whoever always went second paid for it.
+                    for t in (targets if run % 2 == 0 else targets[::-1]):
                         if op in t.ops:
                             results[t.label].append(wrk(t, op, c, args.seconds))
                             t.server.settle()
