@@ -28,6 +28,24 @@ from replicas import Balanced, Retargeted, settle_tree, start_replica  # noqa: E
 import tracking  # noqa: E402
 
 
+def keep_statements(postgres):
+    """Has a cluster (initialised, not started yet) count every statement: pg_stat_statements."""
+    with open(os.path.join(postgres.data, "postgresql.conf"), "a") as f:
+        f.write("\nshared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n")
+
+
+def statements_table(postgres, requests, where):
+    """The statements counted since the last reset (`where`: their filter and order), each per
+    request answered, as a markdown table."""
+    done = max(1, requests)
+    rows = postgres.psql(f"""
+        SELECT round((total_exec_time / {done})::numeric, 3), round(calls::numeric / {done}, 2), calls,
+               round(shared_blks_hit::numeric / {done}), left(regexp_replace(query, '\\s+', ' ', 'g'), 120)
+        FROM pg_stat_statements {where}""", database="modelkeep")
+    return "\n".join(["| ms a request | calls a request | calls | buffers a request | statement |", "|---|---|---|---|---|"]
+                     + ["| " + " | ".join(line.split("|", 4)) + " |" for line in rows.strip().splitlines()])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", required=True)
@@ -44,8 +62,7 @@ def main():
     work = tempfile.mkdtemp(prefix="modelkeep-bench-statements-")
     postgres = PostgreSQL(os.path.join(work, "pg"))
     postgres.init()
-    with open(os.path.join(postgres.data, "postgresql.conf"), "a") as f:
-        f.write("\nshared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n")
+    keep_statements(postgres)
     stoppable = []
     try:
         postgres.start()
@@ -76,16 +93,9 @@ def main():
                     settle_tree(postgres.process.pid)
                     m = wrk(Retargeted(f"{n} replica(s)", seeded, fronts[n]), name, c, args.seconds)
                     fronts[max(counts)].settle()
-                    done = max(1, m["requests"])
                     print(f"\n{name}, {n} replica(s), {c} connections: {m['rps']:.0f} requests/s, p50 {m['p50']} ms, "
                           f"p99 {m['p99']} ms, {m['requests']} requests\n")
-                    print("| ms a request | calls a request | calls | buffers a request | statement |\n|---|---|---|---|---|")
-                    rows = postgres.psql(f"""
-                        SELECT round((total_exec_time / {done})::numeric, 3), round(calls::numeric / {done}, 2), calls,
-                               round(shared_blks_hit::numeric / {done}), left(regexp_replace(query, '\\s+', ' ', 'g'), 120)
-                        FROM pg_stat_statements {where}""", database="modelkeep")
-                    for line in rows.strip().splitlines():
-                        print("| " + " | ".join(line.split("|", 4)) + " |")
+                    print(statements_table(postgres, m["requests"], where))
     finally:
         for process in reversed(stoppable):
             process.stop()

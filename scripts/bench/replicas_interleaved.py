@@ -29,6 +29,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "..", "Tests", "python"))
 sys.path.insert(0, here)
 from compare import cpu_ms_per_request, cpu_ticks, process_tree, wrk  # noqa: E402
+from pg_statements import keep_statements, statements_table  # noqa: E402
 from postgres import PostgreSQL  # noqa: E402
 from replicas import Balanced, Retargeted, settle_tree, start_replica  # noqa: E402
 import tracking  # noqa: E402
@@ -51,8 +52,7 @@ def main():
     postgres = PostgreSQL(os.path.join(work, "pg"))
     postgres.init()
     if args.statements:
-        with open(os.path.join(postgres.data, "postgresql.conf"), "a") as f:
-            f.write("\nshared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n")
+        keep_statements(postgres)
     stoppable = []
     try:
         postgres.start()
@@ -100,10 +100,7 @@ def main():
                 print(f"| {r} | {label} | {m['rps']:.0f} | {m['p50']} | {m['p99']} | {cpu_ms_per_request(before, after, done):.2f} ms "
                       f"| {cpu_ms_per_request(database_before, database_after, done):.2f} ms |", flush=True)
                 if args.statements:
-                    print(postgres.psql(f"""
-                        SELECT round((total_exec_time / {done})::numeric, 3), round(calls::numeric / {done}, 2),
-                               round(shared_blks_hit::numeric / {done}), left(regexp_replace(query, '\\s+', ' ', 'g'), 120)
-                        FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT {args.statements}""", database="modelkeep"))
+                    print("\n" + statements_table(postgres, m["requests"], f"ORDER BY total_exec_time DESC LIMIT {args.statements}") + "\n")
         print("\n| setup | mean req/s | rounds |\n|---|---|---|")
         for label, values in rates.items():
             print(f"| {label} | {statistics.mean(values):.0f} | {', '.join(f'{v:.0f}' for v in values)} |")
