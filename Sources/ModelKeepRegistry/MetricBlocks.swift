@@ -448,16 +448,17 @@ enum MetricBlocks {
     /// every other write of the parent waits for) holds only what must be read and written.
     struct Encoded {
         let blocks: [Pending]
-        private let rows: [[SQLValue]]
+        /// The blocks' rows with an empty parent (their first column).
+        private let unparented: [[SQLValue]]
 
         init(_ points: [MetricPoint]) {
             blocks = MetricBlocks.blocks(of: points)
-            rows = blocks.map { MetricBlocks.row($0, parentID: "") }
+            unparented = blocks.map { MetricBlocks.row($0, parentID: "") }
         }
 
         /// The blocks' rows, in `columns`' order, for `parentID`.
         func rows(parentID: String) -> [[SQLValue]] {
-            rows.map { row in
+            unparented.map { row in
                 var row = row
                 row[0] = .text(parentID)
                 return row

@@ -130,11 +130,18 @@ def start_mlflow_postgres(venv, work, url):
 
 
 class Retargeted:
-    """A seeded target's operations, sent to another front (the same data behind it)."""
+    """A seeded target's operations, sent to another front (the same data behind it). With
+    `own_writes` (a path for the file of the 8-run cell's runs), its log-batches write to runs of
+    their own, made through the front as the seeding made the target's (`tracking.write_ops`): a
+    run's writes cost more as it grows, so two fronts measured one after the other on the same
+    runs would not write to runs of the same length."""
 
-    def __init__(self, label, target, front):
+    def __init__(self, label, target, front, own_writes=None):
         self.label, self.server, self.ops = label, front, target.ops
         self.env = getattr(target, "env", {})
+        if own_writes:
+            ops, _, self.env = write_ops(front.base, target.experiment, own_writes)
+            self.ops = {**target.ops, **ops}
 
 
 def main():
@@ -188,13 +195,11 @@ def main():
         stoppable += others
         three = Balanced(work, "nginx-3", others)
         stoppable.append(three)
+        # The three replicas write to runs of their own (past 8,192 steps a run's series get
+        # chart buckets, and its writes cost more).
         targets = [Retargeted("ModelKeep, PostgreSQL, 1 replica", seeded, one),
-                   Retargeted("ModelKeep, PostgreSQL, 3 replicas", seeded, three)]
-        # The three replicas write to runs of their own, made as the seeding made the one's: a
-        # run's writes cost more as it grows (past 8,192 steps its series get chart buckets), and
-        # on the one's runs the three, measured after it every time, always wrote to longer runs.
-        ops, _, targets[1].env = write_ops(three.base, seeded.experiment, os.path.join(work, "three-spread-runs.txt"))
-        targets[1].ops = {**seeded.ops, **ops}
+                   Retargeted("ModelKeep, PostgreSQL, 3 replicas", seeded, three,
+                              own_writes=os.path.join(work, "three-spread-runs.txt"))]
         sqlite = start_modelkeep(args.binary, work)
         stoppable.append(sqlite)
         started = time.monotonic()

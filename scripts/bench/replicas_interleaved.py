@@ -47,7 +47,7 @@ def main():
     parser.add_argument("--seed-models", type=int, default=100)
     parser.add_argument("--statements", type=int, default=0)
     args = parser.parse_args()
-    whole, third = args.connection_budget, max(1, args.connection_budget // 3)
+    whole, third = args.connection_budget, max(2, args.connection_budget // 3)   # as scripts/bench/replicas splits it
     work = tempfile.mkdtemp(prefix="modelkeep-bench-interleaved-")
     postgres = PostgreSQL(os.path.join(work, "pg"))
     postgres.init()
@@ -72,10 +72,7 @@ def main():
         for n, (label, servers) in enumerate(setups.items()):
             front = Balanced(work, f"nginx-{n}", servers)
             stoppable.append(front)
-            target = Retargeted(label, seeded, front)
-            ops, _, target.env = tracking.write_ops(front.base, seeded.experiment, os.path.join(work, f"spread-{n}.txt"))
-            target.ops = {**seeded.ops, **ops}
-            targets[label] = (target, servers)
+            targets[label] = (Retargeted(label, seeded, front, own_writes=os.path.join(work, f"spread-{n}.txt")), servers)
         everyone = [s for servers in setups.values() for s in servers]
         rates = {label: [] for label in targets}
         failed = []
