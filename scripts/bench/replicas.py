@@ -110,10 +110,11 @@ def settle_tree(pid, limit_seconds=60, idle_share=0.1):
     return time.monotonic() - began
 
 
-def start_replica(binary, work, name, url, pool=None):
-    """A server on PostgreSQL at `url`; `pool`: its postgres_pool_size (None: the default)."""
+def start_replica(binary, work, name, url, pool=None, settings=()):
+    """A server on PostgreSQL at `url`; `pool`: its postgres_pool_size (None: the default);
+    `settings`: more `key=value` settings."""
     port = free_port()
-    sized = ["--set", f"postgres_pool_size={pool}"] if pool else []
+    sized = (["--set", f"postgres_pool_size={pool}"] if pool else []) + [arg for setting in settings for arg in ("--set", setting)]
     return Server(name, [binary, "serve", "--data-dir", os.path.join(work, name), "--port", str(port), "--set", "access_log=false",
                          "--set", "db_backend=postgres", "--set", f"postgres_url={url}", "--set", "gc_interval_minutes=0", *sized],
                   port, "/readyz", work)

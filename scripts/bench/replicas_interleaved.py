@@ -1,23 +1,29 @@
 #!/usr/bin/env python3
-"""One cell of the tracking workload on PostgreSQL, one replica against three, rounds
-interleaved: where scripts/bench/replicas measures every cell of one setup after the other (and the
-machine's speed drifts by a fifth within minutes), this runs one cell against each setup in turn,
-the order reversed every other round, each setup writing to runs of its own (a run's writes cost
-more as it grows), and reports each round and the mean.
+"""Cells of the tracking workload on PostgreSQL, one replica against three, rounds interleaved:
+where scripts/bench/replicas measures every cell of one setup after the other (and the machine's
+speed drifts by a fifth within minutes), this runs each cell against each setup in turn, the
+order reversed every other round, each setup writing to runs of its own (a run's writes cost more
+as it grows), after a warm-up of each setup, and reports each round, the means, and each setup
+against the first as the mean of the rounds' ratios with its 95 % interval (Student's t over the
+log ratios: the rounds are paired, measured minutes apart on one machine).
 
 Setups, each behind nginx on one database: one replica with the whole connection budget
 (--connection-budget, 16: as scripts/bench/replicas), one replica with a third of it, and three
-replicas with a third each. The one with the whole budget also did the seeding (as in
-scripts/bench/replicas), so its connections ran their statements first, on small tables (with a
-seed of 10 runs and 5 models, as small as a new database's).
+replicas with a third each (--three-workers N: three more, of worker_threads=N each). The one with
+the whole budget also did the seeding (as in scripts/bench/replicas), so its connections ran their
+statements first, on small tables (with a seed of 10 runs and 5 models, as small as a new
+database's).
 
     scripts/bench/replicas_interleaved.py --binary .build/release/modelkeep \\
-        [--op "1000 keys"] [--connections 8] [--rounds 4] [--seconds 5] [--seed-runs 300 --seed-models 100] [--statements 0]
+        [--op "1000 keys,registered-models/get"] [--connections 8,32] [--rounds 4] [--seconds 5] [--warmup 2] \\
+        [--seed-runs 300 --seed-models 100] [--statements 0] [--three-workers 0]
 
---statements N prints PostgreSQL's N costliest statements of each round (pg_stat_statements, reset
-before it) per request. Needs Debian's postgresql and nginx; loopback only; every process started
-is stopped by its PID."""
+--op takes comma-separated parts of cells' names (every cell with one of them), --connections a
+comma-separated list. --statements N prints PostgreSQL's N costliest statements of each round
+(pg_stat_statements, reset before it) per request. Needs Debian's postgresql and nginx; loopback
+only; every process started is stopped by its PID."""
 import argparse
+import math
 import os
 import shutil
 import statistics
@@ -35,17 +41,73 @@ from replicas import Balanced, Retargeted, settle_tree, start_replica  # noqa: E
 import tracking  # noqa: E402
 
 
+# Student's t, two-sided 95 %, by degrees of freedom (1-30; beyond, the normal's 1.96).
+T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+       2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def paired_ratio(values, reference):
+    """The geometric mean of the rounds' ratios values[r] / reference[r] (the same round: the
+    machine's drift shared) and its 95 % interval (Student's t over the log ratios)."""
+    logs = [math.log(v / r) for v, r in zip(values, reference) if v > 0 and r > 0]
+    if len(logs) < 2:
+        return (math.exp(logs[0]) if logs else math.nan), math.nan, math.nan
+    mean, spread = statistics.mean(logs), statistics.stdev(logs) / math.sqrt(len(logs))
+    t = T95[len(logs) - 2] if len(logs) - 1 <= len(T95) else 1.96
+    return math.exp(mean), math.exp(mean - t * spread), math.exp(mean + t * spread)
+
+
+def measure_cell(args, postgres, targets, everyone, op, connections, failed):
+    """One cell against every setup, rounds interleaved (the order reversed every other round),
+    after a warm-up of each; prints each round and the means, answers each setup's rates."""
+    rates = {label: [] for label in targets}
+    # Every setup's processes and PostgreSQL backends warmed on the cell first: the first
+    # round against three fresh replicas was the lowest of a run by a tenth.
+    for label, (target, _) in targets.items():
+        if args.warmup:
+            wrk(target, op, connections, args.warmup)
+    print(f"{op}, {connections} connections, {args.seconds} s a round\n")
+    print("| round | setup | req/s | p50 ms | p99 ms | servers' CPU a request | PostgreSQL's |\n|---|---|---|---|---|---|---|")
+    for r in range(args.rounds):
+        for label in (list(targets) if r % 2 == 0 else list(targets)[::-1]):
+            target, servers = targets[label]
+            for server in everyone:
+                server.settle()
+            settle_tree(postgres.process.pid)
+            if args.statements:
+                postgres.psql("SELECT pg_stat_statements_reset()", database="modelkeep")
+            pids = [pid for server in servers for pid in process_tree(server.process.pid)]
+            before, database_before = cpu_ticks(pids), cpu_ticks(process_tree(postgres.process.pid))
+            m = wrk(target, op, connections, args.seconds)
+            after, database_after = cpu_ticks(pids), cpu_ticks(process_tree(postgres.process.pid))
+            done = max(1, m["requests"])
+            rates[label].append(m["rps"])
+            if not m["requests"] or m["errors"]:
+                failed.append(f"{op} at {connections}, round {r}, {label}: {m['requests']} requests, {m['errors']} not 2xx")
+            print(f"| {r} | {label} | {m['rps']:.0f} | {m['p50']} | {m['p99']} | {cpu_ms_per_request(before, after, done):.2f} ms "
+                  f"| {cpu_ms_per_request(database_before, database_after, done):.2f} ms |", flush=True)
+            if args.statements:
+                print("\n" + statements_table(postgres, m["requests"], f"ORDER BY total_exec_time DESC LIMIT {args.statements}") + "\n")
+    print("\n| setup | mean req/s | rounds |\n|---|---|---|")
+    for label, values in rates.items():
+        print(f"| {label} | {statistics.mean(values):.0f} | {', '.join(f'{v:.0f}' for v in values)} |")
+    return rates
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", required=True)
-    parser.add_argument("--op", default="1000 keys", help="part of a tracking cell's name (the first that has it)")
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--op", default="1000 keys", help="comma-separated parts of tracking cells' names: every cell that has one")
+    parser.add_argument("--connections", default="8", help="comma-separated")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connection-budget", type=int, default=16)
     parser.add_argument("--seed-runs", type=int, default=300)
     parser.add_argument("--seed-models", type=int, default=100)
     parser.add_argument("--statements", type=int, default=0)
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of the cell against each setup first, not counted")
+    parser.add_argument("--three-workers", type=int, default=0,
+                        help="also three replicas of worker_threads=N each (0: not measured)")
     args = parser.parse_args()
     whole, third = args.connection_budget, max(2, args.connection_budget // 3)   # as scripts/bench/replicas splits it
     work = tempfile.mkdtemp(prefix="modelkeep-bench-interleaved-")
@@ -67,40 +129,36 @@ def main():
         three = [start_replica(args.binary, work, f"three-{i}", url, third) for i in range(3)]
         stoppable += [small, *three]
         setups = {f"1 replica, pool {whole}": [seeder], f"1 replica, pool {third}": [small], f"3 replicas, pool {third} each": three}
-        op = next(name for name in seeded.ops if args.op in name)
+        if args.three_workers:
+            fewer = [start_replica(args.binary, work, f"three-fewer-{i}", url, third, [f"worker_threads={args.three_workers}"])
+                     for i in range(3)]
+            stoppable += fewer
+            setups[f"3 replicas, pool {third}, {args.three_workers} worker(s) each"] = fewer
+        wanted = [part.strip() for part in args.op.split(",") if part.strip()]
+        ops = [name for name in seeded.ops if any(part in name for part in wanted)]
+        if not ops:
+            raise SystemExit(f"no operation has {args.op!r}: {', '.join(seeded.ops)}")
         targets = {}
         for n, (label, servers) in enumerate(setups.items()):
             front = Balanced(work, f"nginx-{n}", servers)
             stoppable.append(front)
             targets[label] = (Retargeted(label, seeded, front, own_writes=os.path.join(work, f"spread-{n}.txt")), servers)
         everyone = [s for servers in setups.values() for s in servers]
-        rates = {label: [] for label in targets}
-        failed = []
-        print(f"{op}, {args.connections} connections, {args.seconds} s a round\n")
-        print("| round | setup | req/s | p50 ms | p99 ms | servers' CPU a request | PostgreSQL's |\n|---|---|---|---|---|---|---|")
-        for r in range(args.rounds):
-            for label in (list(targets) if r % 2 == 0 else list(targets)[::-1]):
-                target, servers = targets[label]
-                for server in everyone:
-                    server.settle()
-                settle_tree(postgres.process.pid)
-                if args.statements:
-                    postgres.psql("SELECT pg_stat_statements_reset()", database="modelkeep")
-                pids = [pid for server in servers for pid in process_tree(server.process.pid)]
-                before, database_before = cpu_ticks(pids), cpu_ticks(process_tree(postgres.process.pid))
-                m = wrk(target, op, args.connections, args.seconds)
-                after, database_after = cpu_ticks(pids), cpu_ticks(process_tree(postgres.process.pid))
-                done = max(1, m["requests"])
-                rates[label].append(m["rps"])
-                if not m["requests"] or m["errors"]:
-                    failed.append(f"round {r}, {label}: {m['requests']} requests, {m['errors']} not 2xx")
-                print(f"| {r} | {label} | {m['rps']:.0f} | {m['p50']} | {m['p99']} | {cpu_ms_per_request(before, after, done):.2f} ms "
-                      f"| {cpu_ms_per_request(database_before, database_after, done):.2f} ms |", flush=True)
-                if args.statements:
-                    print("\n" + statements_table(postgres, m["requests"], f"ORDER BY total_exec_time DESC LIMIT {args.statements}") + "\n")
-        print("\n| setup | mean req/s | rounds |\n|---|---|---|")
-        for label, values in rates.items():
-            print(f"| {label} | {statistics.mean(values):.0f} | {', '.join(f'{v:.0f}' for v in values)} |")
+        failed, verdicts = [], []
+        for op in ops:
+            for connections in [int(c) for c in args.connections.split(",")]:
+                rates = measure_cell(args, postgres, targets, everyone, op, connections, failed)
+                first = list(rates)[0]
+                print(f"\n| setup | against {first}: mean of the rounds' ratios | 95 % interval |\n|---|---|---|")
+                for label in list(rates)[1:]:
+                    mean, low, high = paired_ratio(rates[label], rates[first])
+                    line = f"{mean - 1:+.1%} | " + (f"{low - 1:+.1%} .. {high - 1:+.1%}" if not math.isnan(low) else "(one round)")
+                    print(f"| {label} | {line} |")
+                    verdicts.append(f"| {op} | {connections} | {label} | {line} |")
+                print(flush=True)
+        if len(verdicts) > len(setups) - 1:
+            print(f"\n| operation | conns | setup | against {list(setups)[0]} | 95 % interval |\n|---|---|---|---|---|")
+            print("\n".join(verdicts))
         if failed:
             raise SystemExit("requests failed: " + "; ".join(failed))
     finally:
