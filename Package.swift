@@ -88,7 +88,7 @@ let package = Package(
         ),
         .testTarget(name: "ModelKeepJSONTests", dependencies: ["ModelKeepJSON"]),
         .testTarget(name: "ModelKeepHTTPTests", dependencies: ["ModelKeepHTTP", "ModelKeepSync", "TestSupport"]),
-        .testTarget(name: "ModelKeepStorageTests", dependencies: ["ModelKeepStorage", "ModelKeepChunking", "TestSupport"]),
+        .testTarget(name: "ModelKeepStorageTests", dependencies: ["ModelKeepStorage", "ModelKeepChunking", "ModelKeepSync", "TestSupport"]),
         .testTarget(name: "ModelKeepClientTests",
                     dependencies: ["ModelKeepClient", "ModelKeepHTTP", "ModelKeepJSON", "ModelKeepSync", "TestSupport"]),
         .testTarget(name: "ModelKeepAPITests", dependencies: ["ModelKeepAPI", "TestSupport"]),

@@ -47,7 +47,7 @@ extension Database {
 ///
 /// `@unchecked Sendable`: the writer is only touched by the one caller that holds it (see
 /// `acquireWriter`), and each reader is handed to one caller at a time through `idleReaders`
-/// (guarded by its own lock) and the `readerSlots` semaphore.
+/// (guarded by its own lock) and `readerSlots`, first come, first served (`FairSlots`).
 final class SQLiteDatabase: @unchecked Sendable {
     typealias Options = Database.Options
 
@@ -56,7 +56,7 @@ final class SQLiteDatabase: @unchecked Sendable {
     private let writer: SQLiteConnection
     private let writerState = Locked(WriterState())
     private let idleReaders = Locked<[SQLiteConnection]>([])
-    private let readerSlots: DispatchSemaphore
+    private let readerSlots: FairSlots
     /// Checkpoints the WAL off the writer's path; nil when `checkpointPages` is 0.
     let checkpointer: SQLiteCheckpointer?
 
@@ -64,7 +64,7 @@ final class SQLiteDatabase: @unchecked Sendable {
     init(path: String, options: Options = Options()) throws {
         self.path = path
         self.options = options
-        self.readerSlots = DispatchSemaphore(value: max(1, options.maxReaders))
+        self.readerSlots = FairSlots(max(1, options.maxReaders))
         writer = try SQLiteConnection(path: path, busyTimeoutMilliseconds: options.busyTimeoutMilliseconds)
         let mode = try writer.pragma("journal_mode = WAL")
         guard mode?.lowercased() == "wal" else {
@@ -254,8 +254,8 @@ final class SQLiteDatabase: @unchecked Sendable {
     /// Runs `body` on a reader connection inside a read transaction, so every query it makes
     /// sees the same snapshot.
     func read<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        if readerSlots.wait(timeout: .now()) == .timedOut {
-            Blocking.run { readerSlots.wait() }
+        if !readerSlots.wait(until: .now()) {
+            Blocking.run { _ = readerSlots.wait() }
         }
         defer { readerSlots.signal() }
         let connection = try checkoutReader()

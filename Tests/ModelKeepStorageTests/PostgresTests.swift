@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Synchronization
 import Testing
+import ModelKeepSync
 import TestSupport
 @testable import ModelKeepStorage
 
@@ -233,6 +234,24 @@ struct PostgresTests {
             try c.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'modelkeep'")
         }
         #expect(backends == .integer(2))
+    }
+
+    @Test("the pool lends its connections first come, first served: a caller that gives one back and asks again waits behind the caller already waiting")
+    func poolInOrder() throws {
+        let database = try PostgresTestDatabase()
+        var options = PostgresPool.Options()
+        options.size = 1
+        let pool = PostgresPool(url: database.url, options: options)
+        let order = Locked<[String]>([]), done = DispatchGroup()
+        try pool.withConnection { _ in
+            DispatchQueue.global().async(group: done) {
+                _ = try? pool.withConnection { _ in order.withLock { $0.append("waiting") } }
+            }
+            FairSlotsTests.untilWaiting(1) { pool.waitingCount }
+        }
+        try pool.withConnection { _ in order.withLock { $0.append("again") } }
+        #expect(done.wait(timeout: .now() + .seconds(10)) == .success)
+        #expect(order.withLock { $0 } == ["waiting", "again"])
     }
 
     @Test("a transaction that throws keeps nothing; one that returns is committed")

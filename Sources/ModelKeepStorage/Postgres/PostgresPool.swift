@@ -21,13 +21,14 @@ public final class PostgresPool: Sendable {
     public let url: String
     public let options: Options
     private let idle = Locked<[PostgresConnection]>([])
-    private let slots: DispatchSemaphore
+    /// First come, first served (see `FairSlots`).
+    private let slots: FairSlots
 
     /// Makes the pool; no connection is opened until one is needed (`ping` opens one now).
     public init(url: String, options: Options = Options()) {
         self.url = url
         self.options = options
-        self.slots = DispatchSemaphore(value: max(1, options.size))
+        self.slots = FairSlots(max(1, options.size))
     }
 
     /// Lends `body` a connection. A connection that failed (its server went away) is closed
@@ -35,7 +36,7 @@ public final class PostgresPool: Sendable {
     @discardableResult
     public func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         try Blocking.run { () throws -> T in
-            guard slots.wait(timeout: .now() + .milliseconds(options.acquireTimeoutMilliseconds)) == .success else {
+            guard slots.wait(until: .now() + .milliseconds(options.acquireTimeoutMilliseconds)) else {
                 throw PostgresError(sqlState: "08000",
                                     message: "no free PostgreSQL connection within \(options.acquireTimeoutMilliseconds) ms (pool of \(options.size))",
                                     sql: nil)
@@ -99,6 +100,9 @@ public final class PostgresPool: Sendable {
             return connection.serverVersion
         }
     }
+
+    /// How many callers wait for a connection now.
+    public var waitingCount: Int { slots.waiting }
 
     /// How many connections sit idle in the pool now.
     public var idleCount: Int { idle.withLock { $0.count } }
