@@ -26,6 +26,7 @@ import argparse
 import math
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -109,6 +110,8 @@ def main():
     parser.add_argument("--three-workers", type=int, default=0,
                         help="also three replicas of worker_threads=N each (0: not measured)")
     args = parser.parse_args()
+    # SIGTERM (a timeout, a kill) unwinds through the finally below: every process started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     whole, third = args.connection_budget, max(2, args.connection_budget // 3)   # as scripts/bench/replicas splits it
     work = tempfile.mkdtemp(prefix="modelkeep-bench-interleaved-")
     postgres = PostgreSQL(os.path.join(work, "pg"))
