@@ -6,7 +6,7 @@ import Dispatch
 /// Why not `DispatchSemaphore`: on Linux a caller arriving as a slot is given back can take it
 /// ahead of the waiter woken for it, which then waits again, at the back. Under a queue of
 /// requests longer than the slots (a PostgreSQL pool of 5 connections, 32 requests at once)
-/// some requests waited over a second while later ones went by, and a run's metric batches
+/// some requests waited most of a second while later ones went by, and a run's metric batches
 /// committed out of the order they came in (docs/BENCHMARKS.md, 2026-12-07).
 public final class FairSlots: Sendable {
     private final class Waiter: @unchecked Sendable {

@@ -5,7 +5,8 @@ speed drifts by a fifth within minutes), this runs each cell against each setup 
 order reversed every other round, each setup writing to runs of its own (a run's writes cost more
 as it grows), after a warm-up of each setup, and reports each round, the means, and each setup
 against the first as the mean of the rounds' ratios with its 95 % interval (Student's t over the
-log ratios: the rounds are paired, measured minutes apart on one machine).
+log ratios: a round measures every setup within the same minute, so they share the machine's
+drift).
 
 Setups, each behind nginx on one database: one replica with the whole connection budget
 (--connection-budget, 16: as scripts/bench/replicas), one replica with a third of it, and three
