@@ -170,6 +170,14 @@ class PostgreSQL:
         self.stop()
         return self.start()
 
+    def discard(self):
+        """Stops the cluster and removes its files: run as root they sit in a directory of their
+        own under the temp folder (see __init__), which removing the caller's directory leaves
+        behind (each a few hundred MB to a few GB)."""
+        self.stop()
+        if self.home != self.directory:
+            shutil.rmtree(self.home, ignore_errors=True)
+
 
 def _wait_gone(pid, attempts=300):
     for _ in range(attempts):  # bounded: until the PID is gone

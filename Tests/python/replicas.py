@@ -138,8 +138,7 @@ http {{
             except Exception:
                 replica.stop(signal.SIGKILL)
         self.weed.stop()
-        self.postgres.stop()
-        shutil.rmtree(self.postgres.home, ignore_errors=True) if self.postgres.home != self.postgres.directory else None
+        self.postgres.discard()
 
     def state(self):
         return {"url": self.url, "database_url": self.database_url, "pg_pid": self.postgres.pid, "weed_pid": self.weed.pid,

@@ -153,7 +153,7 @@ class BackendsAgree(unittest.TestCase):
     def tearDownClass(cls):
         for server in cls.servers.values():
             server.stop()
-        cls.postgres.stop()
+        cls.postgres.discard()
 
     def test_same_calls_same_answers(self):
         answers = {name: script(server) for name, server in self.servers.items()}

@@ -499,7 +499,7 @@ class MLflowAgrees(unittest.TestCase):
         cls.mlflow_log.close()
         for server in cls.servers:
             server.stop()
-        cls.postgres.stop()
+        cls.postgres.discard()
         shutil.rmtree(cls.work, ignore_errors=True)
 
     def test_the_same_searches_answer_alike(self):

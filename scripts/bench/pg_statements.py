@@ -99,7 +99,7 @@ def main():
     finally:
         for process in reversed(stoppable):
             process.stop()
-        postgres.stop()
+        postgres.discard()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -253,8 +253,7 @@ def main():
     finally:
         for process in reversed(stoppable):
             process.stop()
-        postgres.stop()
-        shutil.rmtree(postgres.home, ignore_errors=True)
+        postgres.discard()
         shutil.rmtree(work, ignore_errors=True)
     if args.out:
         with open(args.out, "w") as f:

@@ -128,7 +128,7 @@ def main():
         for server in servers:
             server.stop()
         if postgres:
-            postgres.stop()
+            postgres.discard()
         for work in works:
             shutil.rmtree(work, ignore_errors=True)
 
