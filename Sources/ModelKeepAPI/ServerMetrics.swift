@@ -28,6 +28,13 @@ public final class ServerMetrics: HTTPObserver, Sendable {
     /// The per-request series by route, method and status, made once: asking the registry for
     /// them on every request built their label keys each time.
     private let requestSeries = Locked<[RequestKey: (count: Counter, duration: DurationHistogram)]>([:])
+    /// The series of waits for database connections, by what was waited for (made at the first
+    /// scrape: which there are depends on the backend).
+    private let waitSeries = Locked<[String: WaitSeries]>([:])
+
+    private struct WaitSeries {
+        let count: Gauge, seconds: Gauge, timedOut: Gauge, waiting: Gauge
+    }
 
     private struct RequestKey: Hashable {
         let route: String, method: String, status: Int
@@ -110,6 +117,13 @@ public final class ServerMetrics: HTTPObserver, Sendable {
             databaseBytes.set(Double(size))
         }
         busyFailures.set(Double(ModelRegistry.busyFailures.withLock { $0 }))
+        for (slot, waits) in registry.connectionWaits {
+            let series = waitSeries(slot)
+            series.count.set(Double(waits.count))
+            series.seconds.set(waits.seconds)
+            series.timedOut.set(Double(waits.timedOut))
+            series.waiting.set(Double(waits.waiting))
+        }
         bucketsBehind.set(Double(registry.chartBucketsBehind))
         bucketFailures.set(Double(registry.chartBucketFailures))
         let kept = registry.loggedModelCacheStatistics
@@ -130,6 +144,24 @@ public final class ServerMetrics: HTTPObserver, Sendable {
             openDescriptors.set(Double(descriptors.count - 1))  // less the one listing the directory
         }
         return collectors.emitToBuffer()
+    }
+
+    private func waitSeries(_ slot: String) -> WaitSeries {
+        waitSeries.withLock { made in
+            if let series = made[slot] { return series }
+            func gauge(_ name: String, _ help: String) -> Gauge {
+                collectors.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: [("slot", slot)])
+            }
+            let series = WaitSeries(
+                count: gauge("modelkeep_database_waits_total",
+                             "Callers that found every connection of a kind taken and waited in line for one, first come, first served (slot: sqlite_reader, postgres_connection, or sqlite_writer, where writes in line share one commit: a measure of concurrent writes, not a fault)."),
+                seconds: gauge("modelkeep_database_wait_seconds_total", "Their time in line, all together."),
+                timedOut: gauge("modelkeep_database_wait_timeouts_total",
+                                "Of them, those that got no connection in time (a PostgreSQL request past db_busy_timeout_ms, answered 503)."),
+                waiting: gauge("modelkeep_database_waiting", "Callers in line for a connection now."))
+            made[slot] = series
+            return series
+        }
     }
 
     private func storeCounts(_ registry: ModelRegistry) -> StoreCounts? {

@@ -1,6 +1,7 @@
 import Foundation
 import ModelKeepChunking
 import ModelKeepStorage
+import ModelKeepSync
 
 /// What a client declared of an upload's bytes, verified before anything is visible.
 public struct DeclaredContent: Sendable, Equatable {
@@ -125,6 +126,9 @@ extension ModelRegistry {
 
     /// The database's size, for `/metrics`.
     public func databaseBytes() throws -> Int64 { try database.sizeInBytes() }
+
+    /// What waiting for database connections has cost so far, for `/metrics`.
+    public var connectionWaits: [(slot: String, waits: FairSlots.Waits)] { database.connectionWaits }
 
     /// Where the chunks are kept, for the start-up log.
     public var storeSummary: String { store?.summary ?? "no artifact store" }

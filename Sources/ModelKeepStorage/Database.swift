@@ -197,6 +197,19 @@ public final class Database: Sendable {
         }
     }
 
+    /// What waiting for a connection has cost so far, by what was waited for: SQLite's writer
+    /// (its turn; writes in line behind it also share its commit) and its readers, or a
+    /// PostgreSQL connection of the pool.
+    public var connectionWaits: [(slot: String, waits: FairSlots.Waits)] {
+        switch backend {
+        case .sqlite(let database):
+            let waits = database.connectionWaits
+            return [("sqlite_writer", waits.writer), ("sqlite_reader", waits.reader)]
+        case .postgres(let pool):
+            return [("postgres_connection", pool.waits)]
+        }
+    }
+
     /// How many callers are waiting for SQLite's writer now (tests use it to stage a queue).
     var queuedWriters: Int {
         if case .sqlite(let database) = backend { return database.queuedWriters }

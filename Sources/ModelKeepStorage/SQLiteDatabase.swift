@@ -45,8 +45,8 @@ extension Database {
 /// serialized and committed in groups (see `write`), and a pool of reader connections that
 /// read concurrently in WAL mode (https://sqlite.org/wal.html).
 ///
-/// `@unchecked Sendable`: the writer is only touched by the one caller that holds it (see
-/// `acquireWriter`), and each reader is handed to one caller at a time through `idleReaders`
+/// `@unchecked Sendable`: the writer is only touched by the one caller that holds it (its one
+/// slot, `writerSlot`), and each reader is handed to one caller at a time through `idleReaders`
 /// (guarded by its own lock) and `readerSlots`, first come, first served (`FairSlots`).
 final class SQLiteDatabase: @unchecked Sendable {
     typealias Options = Database.Options
@@ -54,6 +54,8 @@ final class SQLiteDatabase: @unchecked Sendable {
     let path: String
     private let options: Options
     private let writer: SQLiteConnection
+    /// The writer's turn: one holder, the rest in line, first come, first served.
+    private let writerSlot = FairSlots(1)
     private let writerState = Locked(WriterState())
     private let idleReaders = Locked<[SQLiteConnection]>([])
     private let readerSlots: FairSlots
@@ -158,19 +160,15 @@ final class SQLiteDatabase: @unchecked Sendable {
 
         // A body that threw has nothing to wait for, but the group still needs a committer.
         let member = outcome.failureValue == nil ? group.join() : nil
-        let handOff: Bool = writerState.withLock { state in
-            guard !state.queue.isEmpty, group.size < options.maxGroupCommit else {
-                state.openGroup = nil
-                return false
-            }
-            return true
-        }
-        if handOff {
+        // Read while holding the writer: the line can only grow until it is released (a wait
+        // for the writer has no deadline), so a writer seen waiting is there to carry it on.
+        if writerSlot.waiting > 0 && group.size < options.maxGroupCommit {
             // The next writer carries the transaction on; someone in the group will commit it.
             released = true
             releaseWriter()
             member?.wait()
         } else {
+            writerState.withLock { $0.openGroup = nil }
             try? commit(group)  // its failure reaches every member through the group's outcome
         }
         let value = try outcome.get()
@@ -191,28 +189,12 @@ final class SQLiteDatabase: @unchecked Sendable {
 
     /// Takes the writer connection, waiting in line behind earlier callers.
     private func acquireWriter() {
-        let turn: DispatchSemaphore? = writerState.withLock { state in
-            guard state.busy else {
-                state.busy = true
-                return nil
-            }
-            let turn = DispatchSemaphore(value: 0)
-            state.queue.append(turn)
-            return turn
-        }
-        turn?.wait()
+        _ = writerSlot.wait()
     }
 
     /// Hands the writer to the next caller in line, or marks it free.
     private func releaseWriter() {
-        let next: DispatchSemaphore? = writerState.withLock { state in
-            guard !state.queue.isEmpty else {
-                state.busy = false
-                return nil
-            }
-            return state.queue.removeFirst()
-        }
-        next?.signal()
+        writerSlot.signal()
     }
 
     /// Ends the open group with `outcome` (the caller holds the writer).
@@ -230,7 +212,10 @@ final class SQLiteDatabase: @unchecked Sendable {
     var commitCount: Int { writerState.withLock { $0.commits } }
 
     /// How many callers are waiting for the writer now (tests use it to stage a queue).
-    var queuedWriters: Int { writerState.withLock { $0.queue.count } }
+    var queuedWriters: Int { writerSlot.waiting }
+
+    /// What waiting for the writer and for a reader has cost so far.
+    var connectionWaits: (writer: FairSlots.Waits, reader: FairSlots.Waits) { (writerSlot.waits, readerSlots.waits) }
 
     /// Commits a group that a writer left open (the caller holds the writer).
     private func commitOpenGroup() throws {
@@ -254,7 +239,7 @@ final class SQLiteDatabase: @unchecked Sendable {
     /// Runs `body` on a reader connection inside a read transaction, so every query it makes
     /// sees the same snapshot.
     func read<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        if !readerSlots.wait(until: .now()) {
+        if !readerSlots.tryWait() {
             Blocking.run { _ = readerSlots.wait() }
         }
         defer { readerSlots.signal() }
@@ -285,11 +270,9 @@ final class SQLiteDatabase: @unchecked Sendable {
     }
 }
 
-/// Who holds the writer, who waits for it (first in, first served), and the group of writes
-/// whose transaction is open but not yet committed.
+/// The group of writes whose transaction is open but not yet committed (set and cleared by the
+/// writer's holder only), and the commits so far.
 private struct WriterState {
-    var busy = false
-    var queue: [DispatchSemaphore] = []
     var openGroup: CommitGroup?
     var commits = 0
 }

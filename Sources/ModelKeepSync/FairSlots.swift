@@ -18,12 +18,37 @@ public final class FairSlots: Sendable {
     private struct State {
         var free: Int
         var waiting: [Waiter] = []   // oldest first
+        var waits = Waits()
+    }
+
+    /// What waiting for slots has cost so far: read by `/metrics` to show when a pool is too
+    /// small for its load. Only callers that found no free slot are counted.
+    public struct Waits: Sendable, Equatable {
+        /// Waits that are over, served or timed out.
+        public var count = 0
+        /// Their time in line, all together.
+        public var seconds = 0.0
+        /// Of them, those that ended without a slot (their deadline passed).
+        public var timedOut = 0
+        /// Callers in line now.
+        public var waiting = 0
+
+        public init() {}
     }
 
     private let state: Locked<State>
 
     public init(_ count: Int) {
         state = Locked(State(free: max(0, count)))
+    }
+
+    /// Takes a slot if one is free and no one waits for it; never waits (and counts nothing).
+    public func tryWait() -> Bool {
+        state.withLock { state in
+            guard state.free > 0 && state.waiting.isEmpty else { return false }
+            state.free -= 1
+            return true
+        }
     }
 
     /// Takes a slot, waiting in line until `deadline`; false when none came by then.
@@ -38,11 +63,16 @@ public final class FairSlots: Sendable {
             return waiter
         }
         guard let waiter else { return true }
-        if waiter.wake.wait(timeout: deadline) == .success { return true }
+        let started = DispatchTime.now().uptimeNanoseconds
+        let woken = waiter.wake.wait(timeout: deadline) == .success
+        let waited = Double(DispatchTime.now().uptimeNanoseconds &- started) / 1e9
         return state.withLock { state in
+            state.waits.count += 1
+            state.waits.seconds += waited
             // A slot handed over as the wait timed out is this caller's.
-            if waiter.granted { return true }
+            if woken || waiter.granted { return true }
             state.waiting.removeAll { $0 === waiter }
+            state.waits.timedOut += 1
             return false
         }
     }
@@ -63,4 +93,13 @@ public final class FairSlots: Sendable {
 
     /// How many callers wait for a slot now.
     public var waiting: Int { state.withLock { $0.waiting.count } }
+
+    /// What waiting has cost so far, and who waits now.
+    public var waits: Waits {
+        state.withLock { state in
+            var waits = state.waits
+            waits.waiting = state.waiting.count
+            return waits
+        }
+    }
 }

@@ -5,6 +5,7 @@ import TestSupport
 import ModelKeepAPI
 import ModelKeepHTTP
 import ModelKeepJSON
+import ModelKeepSync
 @testable import ModelKeepRegistry
 
 @Suite("GET /metrics")
@@ -63,6 +64,54 @@ struct MetricsEndpointTests {
         #expect((values["process_open_fds"] ?? 0) > 3)
         #expect(values["modelkeep_database_busy_total"] != nil)
         #expect(values["modelkeep_metric_series_buckets_behind"] == 0)
+    }
+
+    @Test("waits for a database connection are counted by what was waited for, with their time, and who waits now")
+    func connectionWaits() throws {
+        let (registry, api) = try Self.served()
+        defer { withExtendedLifetime(registry) {} }
+        let database = registry.database
+        // What a write needs, all of it held: SQLite's writer, or every PostgreSQL connection.
+        let slot = database.postgresPool == nil ? "sqlite_writer" : "postgres_connection"
+        let holders = database.postgresPool?.options.size ?? 1
+        let series = { (name: String) in "\(name){slot=\"\(slot)\"}" }
+        let before = try Self.scrape(api)
+        #expect(before[series("modelkeep_database_waits_total")] == 0)
+        #expect(before[series("modelkeep_database_waiting")] == 0)
+        if slot == "sqlite_writer" { #expect(before[#"modelkeep_database_waits_total{slot="sqlite_reader"}"#] == 0) }
+
+        let held = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), done = DispatchGroup()
+        for _ in 0..<holders {
+            done.enter()
+            Thread {
+                defer { done.leave() }
+                _ = try? database.write { _ in
+                    held.signal()
+                    _ = release.wait(timeout: .now() + .seconds(10))
+                }
+            }.start()
+        }
+        for _ in 0..<holders { #expect(held.wait(timeout: .now() + .seconds(10)) == .success) }
+        let writer = try APIClient(.socket, server: api.server)
+        let created = Locked<Int?>(nil)
+        done.enter()
+        Thread {
+            defer { done.leave() }
+            created.withLock { $0 = try? writer.post("/api/v1/models", ["name": "waits"]).status }
+        }.start()
+        let waiting = { registry.registry.connectionWaits.first { $0.slot == slot }?.waits.waiting ?? -1 }
+        for _ in 0..<2_000 where waiting() != 1 { usleep(1_000) }  // 2 s at most
+        #expect(waiting() == 1, "the request waits in line")
+        usleep(30_000)
+        for _ in 0..<holders { release.signal() }
+        #expect(done.wait(timeout: .now() + .seconds(10)) == .success)
+        #expect(created.withLock { $0 } == 201)
+
+        let after = try Self.scrape(api)
+        #expect((after[series("modelkeep_database_waits_total")] ?? 0) >= 1)
+        #expect((after[series("modelkeep_database_wait_seconds_total")] ?? 0) >= 0.03, "the request's time in line")
+        #expect(after[series("modelkeep_database_wait_timeouts_total")] == 0)
+        #expect(after[series("modelkeep_database_waiting")] == 0)
     }
 
     @Test("the gauge of metric series waiting for their chart buckets counts them until the pass runs")

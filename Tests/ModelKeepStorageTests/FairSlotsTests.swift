@@ -69,4 +69,30 @@ struct FairSlotsTests {
         #expect(slots.wait(until: .now()))
         #expect(!slots.wait(until: .now()))
     }
+
+    @Test("waits are counted with their time when over, those timed out apart; a free slot taken, or none tried for, counts nothing")
+    func waitsCounted() {
+        let slots = FairSlots(1)
+        #expect(slots.tryWait())
+        #expect(!slots.tryWait())
+        #expect(slots.waits == FairSlots.Waits())
+        let served = DispatchSemaphore(value: 0)
+        Thread {
+            if slots.wait(until: .now() + .seconds(10)) { served.signal() }
+        }.start()
+        Self.untilWaiting(1) { slots.waits.waiting }
+        #expect(slots.waits.count == 0, "a wait is counted when it is over")
+        usleep(30_000)
+        slots.signal()
+        #expect(served.wait(timeout: .now() + .seconds(10)) == .success)
+        var waits = slots.waits
+        #expect(waits.count == 1 && waits.timedOut == 0 && waits.waiting == 0)
+        #expect(waits.seconds >= 0.03, "the time in line: at least the 30 ms the slot was held after the waiter came")
+        #expect(!slots.wait(until: .now() + .milliseconds(20)))
+        waits = slots.waits
+        #expect(waits.count == 2 && waits.timedOut == 1 && waits.waiting == 0)
+        #expect(waits.seconds >= 0.05)
+        slots.signal()
+        #expect(slots.tryWait(), "the slot came back")
+    }
 }

@@ -226,6 +226,10 @@ struct PostgresTests {
             #expect(error.isUnavailable)
             #expect(error.message.contains("no free PostgreSQL connection"))
         }
+        // The wait is counted, as one that timed out, with its time (300 ms at least).
+        let waits = pool.waits
+        #expect(waits.count == 1 && waits.timedOut == 1 && waits.waiting == 0)
+        #expect(waits.seconds >= 0.3)
         release.signal()
         release.signal()
         done.wait()
@@ -247,7 +251,7 @@ struct PostgresTests {
             DispatchQueue.global().async(group: done) {
                 _ = try? pool.withConnection { _ in order.withLock { $0.append("waiting") } }
             }
-            FairSlotsTests.untilWaiting(1) { pool.waitingCount }
+            FairSlotsTests.untilWaiting(1) { pool.waits.waiting }
         }
         try pool.withConnection { _ in order.withLock { $0.append("again") } }
         #expect(done.wait(timeout: .now() + .seconds(10)) == .success)

@@ -101,8 +101,8 @@ public final class PostgresPool: Sendable {
         }
     }
 
-    /// How many callers wait for a connection now.
-    public var waitingCount: Int { slots.waiting }
+    /// What waiting for a connection has cost so far (its `waiting`: callers in line now).
+    public var waits: FairSlots.Waits { slots.waits }
 
     /// How many connections sit idle in the pool now.
     public var idleCount: Int { idle.withLock { $0.count } }
