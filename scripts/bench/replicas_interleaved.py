@@ -19,6 +19,10 @@ database's).
         [--op "1000 keys,registered-models/get"] [--connections 8,32] [--rounds 4] [--seconds 5] [--warmup 2] \\
         [--seed-runs 300 --seed-models 100] [--statements 0] [--three-workers 0]
 
+Each round also says how long a request waited, on average, for one of its server's PostgreSQL
+connections (the servers' `modelkeep_database_wait_seconds_total{slot="postgres_connection"}`
+over the round, divided by its requests).
+
 --op takes comma-separated parts of cells' names (every cell with one of them), --connections a
 comma-separated list. --statements N prints PostgreSQL's N costliest statements of each round
 (pg_stat_statements, reset before it) per request. Needs Debian's postgresql and nginx; loopback
@@ -31,6 +35,7 @@ import signal
 import statistics
 import sys
 import tempfile
+import urllib.request
 
 here = os.path.dirname(os.path.abspath(__file__))
 # (This directory first: Tests/python has a replicas.py of its own.)
@@ -59,6 +64,17 @@ def paired_ratio(values, reference):
     return math.exp(mean), math.exp(mean - t * spread), math.exp(mean + t * spread)
 
 
+def connection_wait_seconds(servers):
+    """The servers' time in line for a PostgreSQL connection so far, together (their /metrics)."""
+    total = 0.0
+    for server in servers:
+        with urllib.request.urlopen(server.base + "/metrics", timeout=10) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith('modelkeep_database_wait_seconds_total{slot="postgres_connection"}'):
+                    total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def measure_cell(args, postgres, targets, everyone, op, connections, failed):
     """One cell against every setup, rounds interleaved (the order reversed every other round),
     after a warm-up of each; prints each round and the means, answers each setup's rates."""
@@ -69,7 +85,8 @@ def measure_cell(args, postgres, targets, everyone, op, connections, failed):
         if args.warmup:
             wrk(target, op, connections, args.warmup)
     print(f"{op}, {connections} connections, {args.seconds} s a round\n")
-    print("| round | setup | req/s | p50 ms | p99 ms | servers' CPU a request | PostgreSQL's |\n|---|---|---|---|---|---|---|")
+    print("| round | setup | req/s | p50 ms | p99 ms | servers' CPU a request | PostgreSQL's | waited for a connection, a request |\n"
+          "|---|---|---|---|---|---|---|---|")
     for r in range(args.rounds):
         for label in (list(targets) if r % 2 == 0 else list(targets)[::-1]):
             target, servers = targets[label]
@@ -79,15 +96,17 @@ def measure_cell(args, postgres, targets, everyone, op, connections, failed):
             if args.statements:
                 postgres.psql("SELECT pg_stat_statements_reset()", database="modelkeep")
             pids = [pid for server in servers for pid in process_tree(server.process.pid)]
+            waited_before = connection_wait_seconds(servers)
             before, database_before = cpu_ticks(pids), cpu_ticks(process_tree(postgres.process.pid))
             m = wrk(target, op, connections, args.seconds)
             after, database_after = cpu_ticks(pids), cpu_ticks(process_tree(postgres.process.pid))
+            waited = connection_wait_seconds(servers) - waited_before
             done = max(1, m["requests"])
             rates[label].append(m["rps"])
             if not m["requests"] or m["errors"]:
                 failed.append(f"{op} at {connections}, round {r}, {label}: {m['requests']} requests, {m['errors']} not 2xx")
             print(f"| {r} | {label} | {m['rps']:.0f} | {m['p50']} | {m['p99']} | {cpu_ms_per_request(before, after, done):.2f} ms "
-                  f"| {cpu_ms_per_request(database_before, database_after, done):.2f} ms |", flush=True)
+                  f"| {cpu_ms_per_request(database_before, database_after, done):.2f} ms | {waited * 1000 / done:.2f} ms |", flush=True)
             if args.statements:
                 print("\n" + statements_table(postgres, m["requests"], f"ORDER BY total_exec_time DESC LIMIT {args.statements}") + "\n")
     print("\n| setup | mean req/s | rounds |\n|---|---|---|")
