@@ -92,7 +92,9 @@ public final class Database: Sendable {
         case .postgres(let pool):
             let value = try pool.transaction(begin: ["BEGIN", "SELECT pg_advisory_xact_lock_shared(\(Self.writeLockKey))"]) { connection in
                 try body(connection) { owner in
-                    _ = try connection.queryFirst("SELECT pg_advisory_xact_lock(\(Self.ownerLockClass), hashtext(?))", [.text(owner)]) { _ in () }
+                    // Sent with the body's next statement: the server runs that as soon as the
+                    // lock is granted, a round trip sooner than if this client were told first.
+                    try connection.runWithNext("SELECT pg_advisory_xact_lock(\(Self.ownerLockClass), hashtext(?))", [.text(owner)])
                 }
             }
             postgresCommits.withLock { $0 += 1 }

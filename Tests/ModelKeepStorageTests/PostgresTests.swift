@@ -363,6 +363,54 @@ struct PostgresTests {
         #expect(try pool.withConnection { c in (c.isInTransaction, try c.scalar("SELECT count(*) FROM t")) } == (false, .integer(1)))
     }
 
+    @Test("an owner's claim goes with the next statement: held until the commit; held elsewhere, that statement fails as busy and nothing is kept; with nothing after it, the commit takes it")
+    func claimWithNextStatement() throws {
+        let database = try PostgresTestDatabase()
+        let pool = Self.poolOfOne(database, lockTimeoutMilliseconds: 200)
+        try pool.withConnection { try $0.execute("CREATE TABLE t (x BIGINT PRIMARY KEY)") }
+        let db = Database(postgres: pool)
+        let other = try PostgresConnection(url: database.url)
+        let tryOwner = { (owner: String) in
+            try other.scalar("SELECT pg_try_advisory_xact_lock(\(Database.ownerLockClass), hashtext(?))", [.text(owner)])
+        }
+        try db.writeScoped { c, claim in
+            try claim("owner-1")
+            try c.run("INSERT INTO t VALUES (1)")
+            #expect(try tryOwner("owner-1") == .integer(0), "the claim is held once the statement after it ran")
+            #expect(try tryOwner("owner-2") == .integer(1))
+        }
+        #expect(try tryOwner("owner-1") == .integer(1), "and let go at the commit")
+
+        try other.execute("BEGIN; SELECT pg_advisory_xact_lock(\(Database.ownerLockClass), hashtext('owner-1'))")
+        do {
+            try db.writeScoped { c, claim in
+                try claim("owner-1")
+                try c.run("INSERT INTO t VALUES (2)")
+                Issue.record("the statement after a claim held elsewhere ran")
+            }
+        } catch let error as PostgresError {
+            #expect(error.isBusy, "\(error)")
+        }
+        // A claim that nothing follows goes with the commit, which then fails and keeps nothing.
+        do {
+            try db.writeScoped { c, claim in
+                try c.run("INSERT INTO t VALUES (3)")
+                try claim("owner-1")
+            }
+            Issue.record("a transaction committed though its last claim was held elsewhere")
+        } catch let error as PostgresError {
+            #expect(error.isBusy, "\(error)")
+        }
+        try other.execute("COMMIT")
+        // The pooled connection goes on, out of the failed transactions.
+        #expect(pool.idleCount == 1)
+        try db.writeScoped { c, claim in
+            try claim("owner-1")
+            try c.run("INSERT INTO t VALUES (4)")
+        }
+        #expect(try db.read { c in try c.query("SELECT x FROM t ORDER BY x") { $0.int(0) } } == [1, 4])
+    }
+
     @Test("a batch of queries (one round trip, with the pending BEGIN) hands each query its own rows in order; its first failure is thrown, what follows never runs, and the connection goes on")
     func queryBatches() throws {
         let database = try PostgresTestDatabase()
@@ -612,6 +660,16 @@ struct PostgresTests {
         }
         let shapes = try c.scalar("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO t %'")
         #expect(shapes == .integer(5))
+        // The statements of one insert go in one round trip: a failure in the last of them (a
+        // duplicate key) keeps none of the rows, inside a transaction or not.
+        let before = try c.scalar("SELECT count(*) FROM t")
+        let clash = try c.scalar("SELECT min(id) FROM t")
+        #expect(throws: PostgresError.self) {
+            try c.insertRows(into: "t", columns: ["id", "label"],
+                             (0..<9).map { [.integer(1_000_000 + Int64($0)), .text("clash-\($0)")] } + [[clash, .text("clash-last")]])
+        }
+        #expect(try c.scalar("SELECT count(*) FROM t") == before)
+        #expect(!c.isInTransaction)
     }
 
     /// SQLite's declared type and PostgreSQL's data type, named alike.

@@ -39,6 +39,9 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// The statements that open the transaction `begin` was asked for, not sent yet: they go with
     /// its first statement, in one round trip (libpq's pipeline mode), instead of one of their own.
     private var opening: [String] = []
+    /// Statements queued by `runWithNext`, prepared and not sent yet: they go, after the opening,
+    /// with the next statement run, in one round trip.
+    private var queued: [(prepared: Prepared, sql: String, arguments: [SQLValue])] = []
     /// A read's COMMIT, sent and not answered yet: nothing waits for it (the read's answer is
     /// already in hand), and the next command on this connection reads its answer first, which
     /// by then has usually arrived.
@@ -101,6 +104,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
 
     /// Ends a read-only transaction without waiting for the server's answer (see `commitInFlight`).
     public func endRead() {
+        queued = []  // a lock queued in a read that ends has nothing left to guard
         if dropUnsentOpening() { return }
         guard isHealthy, !commitInFlight, serverInTransaction else { return }
         commitInFlight = PQsendQuery(handle, "COMMIT") == 1
@@ -114,15 +118,40 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
 
     /// Rolls the transaction back (nothing to do when its BEGIN was never sent).
     public func rollback() {
+        queued = []
         if dropUnsentOpening() { return }
         if isHealthy { try? execute("ROLLBACK") }
     }
 
-    /// Forgets a BEGIN that never went (nothing ran in its transaction); true when there was one.
+    /// Forgets a BEGIN that never went (nothing ran in its transaction, so what was queued for
+    /// it, a lock, has nothing to guard); true when there was one.
     private func dropUnsentOpening() -> Bool {
         guard !opening.isEmpty else { return false }
         opening = []
+        queued = []
         return true
+    }
+
+    /// Queues a statement whose answer no one reads (a lock a write takes before it reads what
+    /// the lock guards): it is sent with the next statement run, in the same round trip, so the
+    /// server runs that statement as soon as the lock is granted instead of after another round
+    /// trip to this client. Its failure (a lock's timeout) is thrown by that next statement, or
+    /// by the commit when none follows (sent then in a round trip of its own). Inside a
+    /// transaction only.
+    public func runWithNext(_ sql: String, _ arguments: [SQLValue] = []) throws {
+        settle()
+        queued.append((try prepare(sql, arguments), sql, arguments))
+    }
+
+    /// Sends what is queued (the opening, `runWithNext`'s statements) when a command cannot go
+    /// with it: one round trip of its own.
+    private func flushQueued() throws {
+        guard !queued.isEmpty else { return try sendOpening() }
+        if let answers = try pipelined([]) { precondition(answers.isEmpty); return }
+        try sendOpening()
+        let statements = queued
+        queued = []
+        for statement in statements { PQclear(try send(statement.prepared, statement.sql, statement.arguments)) }
     }
 
     /// Reads the answer of a COMMIT sent without waiting. A read-only transaction's COMMIT cannot
@@ -150,7 +179,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// Runs one or more statements without parameters (schema changes, BEGIN/COMMIT).
     public func execute(_ sql: String) throws {
         settle()
-        try sendOpening()
+        try flushQueued()
         let result = PQexec(handle, sql)
         defer { PQclear(result) }
         try check(result, sql: sql)
@@ -189,7 +218,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// and maps every row it answers.
     public func queryUnprepared<T>(_ sql: String, _ map: (Row) throws -> T) throws -> [T] {
         settle()
-        try sendOpening()
+        try flushQueued()
         let result = PQexec(handle, sql)
         defer { PQclear(result) }
         try check(result, sql: sql)
@@ -206,7 +235,29 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         let head = "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES "
         var ids: [Int64] = []
         ids.reserveCapacity(rows.count)
-        for batch in PostgresSQL.rowBatches(rows.count) {
+        let batches = PostgresSQL.rowBatches(rows.count)
+        // Every batch in one round trip (with what waits to go first): ten rows were four
+        // statements (4, 4, 1, 1), each a round trip inside a write's lock.
+        if batches.count > 1 || ((!opening.isEmpty || !queued.isEmpty) && batches.count == 1) {
+            settle()
+            let statements = try batches.map { batch in
+                let sql = head + Array(repeating: row, count: batch.count).joined(separator: ", ") + " RETURNING id"
+                let arguments = rows[batch].flatMap { $0 }
+                return (try prepare(sql, arguments), sql, arguments)
+            }
+            if let answers = try pipelined(statements) {
+                defer { for answer in answers { PQclear(answer) } }
+                for ((_, sql, _), (batch, answer)) in zip(statements, zip(batches, answers)) {
+                    let count = Int(PQntuples(answer))
+                    guard count == batch.count else {
+                        throw PostgresError(sqlState: nil, message: "an insert of \(batch.count) rows answered \(count) ids", sql: sql)
+                    }
+                    ids += (0..<count).map { PostgresRow(result: answer!, index: Int32($0)).int64(0) }.sorted()
+                }
+                return ids
+            }
+        }
+        for batch in batches {
             let sql = head + Array(repeating: row, count: batch.count).joined(separator: ", ") + " RETURNING id"
             let answered = try query(sql, rows[batch].flatMap { $0 }) { $0.int64(0) }
             guard answered.count == batch.count else {
@@ -266,8 +317,13 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         // Prepared outside the transaction when its BEGIN has not gone yet: a prepared statement
         // belongs to the session, not to a transaction.
         let statement = try prepare(sql, arguments)
-        if !opening.isEmpty, let answers = try pipelined([(statement, sql, arguments)]) { return answers[0] }
-        try sendOpening()  // pipeline mode refused (only with a command in flight): a round trip of its own
+        if !opening.isEmpty || !queued.isEmpty, let answers = try pipelined([(statement, sql, arguments)]) { return answers[0] }
+        try flushQueued()  // pipeline mode refused (only with a command in flight): a round trip of its own
+        return try send(statement, sql, arguments)
+    }
+
+    /// Runs a prepared statement on its own and answers its checked result (the caller clears it).
+    private func send(_ statement: Prepared, _ sql: String, _ arguments: [SQLValue]) throws -> OpaquePointer? {
         let encoded = EncodedParameters(arguments)
         let result: OpaquePointer? = encoded.withPointers { values, lengths, formats in
             PQexecPrepared(handle, statement.name, Int32(encoded.count), values, lengths, formats, 0)
@@ -286,7 +342,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     public func queryBatch(_ queries: [BatchQuery]) throws {
         settle()
         let statements = try queries.map { query in (try prepare(query.sql, query.arguments), query.sql, query.arguments) }
-        guard queries.count > 1 || (queries.count == 1 && !opening.isEmpty), let answers = try pipelined(statements) else {
+        guard queries.count > 1 || (queries.count == 1 && (!opening.isEmpty || !queued.isEmpty)), let answers = try pipelined(statements) else {
             for query in queries { _ = try self.query(query.sql, query.arguments, query.read) }
             return
         }
@@ -296,36 +352,44 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         }
     }
 
-    /// The pending BEGIN (if any) and the prepared statements in one round trip: all queued
-    /// with one sync, every answer read in order, and the connection out of pipeline mode again.
-    /// Answers the statements' results, which the caller clears; nil when libpq refused pipeline
-    /// mode (only with a command in flight), having sent nothing. The first failure is the one
-    /// thrown (a statement after it never ran); a failure of the BEGIN (the write lock's
-    /// timeout) comes first.
-    private func pipelined(_ statements: [(prepared: Prepared, sql: String, arguments: [SQLValue])]) throws -> [OpaquePointer?]? {
+    /// The pending BEGIN (if any), the statements `runWithNext` queued, and the prepared
+    /// statements in one round trip: all queued with one sync, every answer read in order, and
+    /// the connection out of pipeline mode again. Answers the statements' results, which the
+    /// caller clears; nil when libpq refused pipeline mode (only with a command in flight),
+    /// having sent nothing. The first failure is the one thrown (a statement after it never
+    /// ran); a failure of the BEGIN (the write lock's timeout) comes first, then one of a
+    /// queued statement (an owner's lock).
+    private func pipelined(_ given: [(prepared: Prepared, sql: String, arguments: [SQLValue])]) throws -> [OpaquePointer?]? {
         guard PQenterPipelineMode(handle) == 1 else { return nil }
         let openingStatements = opening
         opening = []
-        var queued = 0
+        let unanswered = queued.count  // results no one reads: checked and cleared here
+        let statements = queued + given
+        queued = []
+        guard !openingStatements.isEmpty || !statements.isEmpty else {
+            PQexitPipelineMode(handle)
+            return []
+        }
+        var sent = 0
         for text in openingStatements {
             guard PQsendQueryParams(handle, text, 0, nil, nil, nil, nil, 0) == 1 else { break }
-            queued += 1
+            sent += 1
         }
-        if queued == openingStatements.count {
+        if sent == openingStatements.count {
             for statement in statements {
                 let encoded = EncodedParameters(statement.arguments)
-                let sent = encoded.withPointers { values, lengths, formats in
+                let accepted = encoded.withPointers { values, lengths, formats in
                     PQsendQueryPrepared(handle, statement.prepared.name, Int32(encoded.count), values, lengths, formats, 0)
                 }
-                guard sent == 1 else { break }
-                queued += 1
+                guard accepted == 1 else { break }
+                sent += 1
             }
         }
         let synced = PQpipelineSync(handle) == 1
         // Every answer in order, each query's ended by a null, then the sync's; nothing is left
         // unread, so the connection can leave pipeline mode whatever happened.
         var answers: [OpaquePointer?] = []
-        for _ in 0..<queued {
+        for _ in 0..<sent {
             var first: OpaquePointer?
             while let result = PQgetResult(handle) {
                 if first == nil { first = result } else { PQclear(result) }
@@ -340,16 +404,17 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         PQexitPipelineMode(handle)
         let texts = openingStatements + statements.map(\.sql)
         do {
-            guard queued == texts.count, synced else {
-                throw PostgresError(sqlState: "08006", message: Self.trimmed(PQerrorMessage(handle)), sql: texts[min(queued, texts.count - 1)])
+            guard sent == texts.count, synced else {
+                throw PostgresError(sqlState: "08006", message: Self.trimmed(PQerrorMessage(handle)), sql: texts[min(sent, texts.count - 1)])
             }
             for (text, answer) in zip(texts, answers) { try check(answer, sql: text) }
         } catch {
             for answer in answers { PQclear(answer) }
             throw error
         }
-        for answer in answers.prefix(openingStatements.count) { PQclear(answer) }
-        return Array(answers.dropFirst(openingStatements.count))
+        let skipped = openingStatements.count + unanswered
+        for answer in answers.prefix(skipped) { PQclear(answer) }
+        return Array(answers.dropFirst(skipped))
     }
 
     /// The statement prepared (once a connection), checked to take as many arguments as given.
