@@ -7,6 +7,7 @@ locale on PostgreSQL, ILIKE and the model search folding non-ASCII case there, a
 NUL kept cut at it on both. Needs MODELKEEP_BIN."""
 import json
 import os
+import shutil
 import tempfile
 import unittest
 import urllib.parse
@@ -154,6 +155,7 @@ class BackendsAgree(unittest.TestCase):
         for server in cls.servers.values():
             server.stop()
         cls.postgres.discard()
+        shutil.rmtree(cls.work, ignore_errors=True)
 
     def test_same_calls_same_answers(self):
         answers = {name: script(server) for name, server in self.servers.items()}
