@@ -121,9 +121,9 @@ final class SQLiteDatabase: @unchecked Sendable {
     }
 
     private func writeInGroup<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        acquireWriter()
+        _ = writerSlot.wait()  // in line behind earlier callers
         var released = false
-        defer { if !released { releaseWriter() } }
+        defer { if !released { writerSlot.signal() } }
         let group: CommitGroup
         if let open = writerState.withLock({ $0.openGroup }) {
             group = open
@@ -165,7 +165,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         if writerSlot.waiting > 0 && group.size < options.maxGroupCommit {
             // The next writer carries the transaction on; someone in the group will commit it.
             released = true
-            releaseWriter()
+            writerSlot.signal()
             member?.wait()
         } else {
             writerState.withLock { $0.openGroup = nil }
@@ -179,23 +179,13 @@ final class SQLiteDatabase: @unchecked Sendable {
     /// Runs `body` on the writer outside any transaction (migrations, checkpoints and backups),
     /// after committing a group left open by writers.
     func withWriter<T: Sendable>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        acquireWriter()
-        defer { releaseWriter() }
+        _ = writerSlot.wait()
+        defer { writerSlot.signal() }
         try commitOpenGroup()
         return try body(writer)
     }
 
-    // MARK: The writer's queue and commit groups
-
-    /// Takes the writer connection, waiting in line behind earlier callers.
-    private func acquireWriter() {
-        _ = writerSlot.wait()
-    }
-
-    /// Hands the writer to the next caller in line, or marks it free.
-    private func releaseWriter() {
-        writerSlot.signal()
-    }
+    // MARK: Commit groups
 
     /// Ends the open group with `outcome` (the caller holds the writer).
     private func finish(_ group: CommitGroup, with outcome: Result<Void, any Error>) {

@@ -233,37 +233,33 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     public func insertRows(into table: String, columns: [String], _ rows: [[SQLValue]]) throws -> [Int64] {
         let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
         let head = "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES "
+        let statements = PostgresSQL.rowBatches(rows.count).map { batch in
+            (sql: head + Array(repeating: row, count: batch.count).joined(separator: ", ") + " RETURNING id",
+             arguments: rows[batch].flatMap { $0 }, rows: batch.count)
+        }
         var ids: [Int64] = []
         ids.reserveCapacity(rows.count)
-        let batches = PostgresSQL.rowBatches(rows.count)
-        // Every batch in one round trip (with what waits to go first): ten rows were four
-        // statements (4, 4, 1, 1), each a round trip inside a write's lock.
-        if batches.count > 1 || ((!opening.isEmpty || !queued.isEmpty) && batches.count == 1) {
-            settle()
-            let statements = try batches.map { batch in
-                let sql = head + Array(repeating: row, count: batch.count).joined(separator: ", ") + " RETURNING id"
-                let arguments = rows[batch].flatMap { $0 }
-                return (try prepare(sql, arguments), sql, arguments)
+        func take(_ answered: [Int64], of statement: (sql: String, arguments: [SQLValue], rows: Int)) throws {
+            guard answered.count == statement.rows else {
+                throw PostgresError(sqlState: nil, message: "an insert of \(statement.rows) rows answered \(answered.count) ids", sql: statement.sql)
             }
-            if let answers = try pipelined(statements) {
+            ids += answered.sorted()
+        }
+        // Several statements in one round trip (ten rows were four statements, 4, 4, 1 and 1,
+        // each a round trip inside a write's lock); one goes with what waits to go first by itself.
+        if statements.count > 1 {
+            settle()
+            let prepared = try statements.map { (try prepare($0.sql, $0.arguments), $0.sql, $0.arguments) }
+            if let answers = try pipelined(prepared) {
                 defer { for answer in answers { PQclear(answer) } }
-                for ((_, sql, _), (batch, answer)) in zip(statements, zip(batches, answers)) {
-                    let count = Int(PQntuples(answer))
-                    guard count == batch.count else {
-                        throw PostgresError(sqlState: nil, message: "an insert of \(batch.count) rows answered \(count) ids", sql: sql)
-                    }
-                    ids += (0..<count).map { PostgresRow(result: answer!, index: Int32($0)).int64(0) }.sorted()
+                for (statement, answer) in zip(statements, answers) {
+                    try take((0..<PQntuples(answer)).map { PostgresRow(result: answer!, index: $0).int64(0) }, of: statement)
                 }
                 return ids
             }
         }
-        for batch in batches {
-            let sql = head + Array(repeating: row, count: batch.count).joined(separator: ", ") + " RETURNING id"
-            let answered = try query(sql, rows[batch].flatMap { $0 }) { $0.int64(0) }
-            guard answered.count == batch.count else {
-                throw PostgresError(sqlState: nil, message: "an insert of \(batch.count) rows answered \(answered.count) ids", sql: sql)
-            }
-            ids += answered.sorted()
+        for statement in statements {
+            try take(try query(statement.sql, statement.arguments) { $0.int64(0) }, of: statement)
         }
         return ids
     }
