@@ -775,11 +775,20 @@ enum MetricBlocks {
     /// parent's wide blocks that can hold steps from `from` to `to`, block by block.
     static func widePoints(parentID: String, from: Int64? = nil, to: Int64? = nil, wants: Keys, _ db: any SQLConnection,
                            _ visit: (_ key: String, _ step: Int64, _ wallclock: Int64, _ value: Double, _ id: Int64) -> Void) throws {
+        try withoutActuallyEscaping(visit) { visit in
+            try db.queryBatch(db.withSequentialScansOff([widePointsQuery(parentID: parentID, from: from, to: to, wants: wants, visit)]))
+        }
+    }
+
+    /// The read of `widePoints` as a query of a `queryBatch`, for a caller that sends it with its
+    /// other reads in one round trip (under `withSequentialScansOff`, as `widePoints` is).
+    static func widePointsQuery(parentID: String, from: Int64? = nil, to: Int64? = nil, wants: Keys,
+                                _ visit: @escaping (_ key: String, _ step: Int64, _ wallclock: Int64, _ value: Double, _ id: Int64) -> Void) -> BatchQuery {
         var sql = "SELECT id, data, ids FROM metric_blocks WHERE parent_id = ? AND key = ''"
         var arguments: [SQLValue] = [.text(parentID)]
         if let from { sql += " AND last_step >= ?"; arguments.append(.integer(from)) }
         if let to { sql += " AND first_step <= ?"; arguments.append(.integer(to)) }
-        _ = try db.queryIndexed(sql + " ORDER BY id", arguments) { row in
+        return BatchQuery(sql + " ORDER BY id", arguments) { row in
             WideLayout.decode(row, data: 1, block: row.int64(0), ids: 2, wants: wants, visit)
         }
     }

@@ -459,6 +459,16 @@ extension ModelRegistry {
                 stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: bits))
             }
         }
+        // And the points still in the run's wide blocks (a few blocks at most: they are folded),
+        // those that reach the batch's steps; for the next steps of a training loop, none. Read
+        // with the blocks (on PostgreSQL in the same round trip).
+        var wide: [BatchQuery] = []
+        if let low = groups.map(\.range.low).min(), let high = groups.map(\.range.high).max() {
+            wide = [MetricBlocks.widePointsQuery(parentID: run.modelID, from: low, to: high, wants: .matching { groupOf[$0] != nil }) { key, step, wallclock, value, _ in
+                guard let g = groupOf[key], step >= groups[g].range.low, step <= groups[g].range.high else { return }
+                stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: value.bitPattern))
+            }]
+        }
         if db.dialect == .postgres, groups.count < Self.extentRangeFrom {
             // One statement (a round trip) per step range: each key's latest point, and the
             // blocks only where it reaches the range. A join to the keys, not `key IN (...)`,
@@ -486,7 +496,7 @@ extension ModelRegistry {
                 db.batches(in: members.map { groups[$0].key }, statement,
                            extra: [.text(run.modelID), .integer(range.low), .integer(range.low), .integer(range.high), .integer(range.low)], read: read)
             }
-            try db.queryBatch(db.withSequentialScansOff(reads))
+            try db.queryBatch(db.withSequentialScansOff(reads + wide))
         } else {
             // SQLite, in process, and PostgreSQL for a batch of many keys (whose run's series
             // one index range read returns, a quarter of a probe a key): each key's latest point
@@ -514,7 +524,7 @@ extension ModelRegistry {
                                               AND first_step BETWEEN ? AND ? AND last_step >= ? OFFSET 0) AS b
                         """, extra: [.text(run.modelID), .integer(bounds.start), .integer(bounds.high), .integer(bounds.low)], read: read)
                 }
-                if !reads.isEmpty { try db.queryBatch(db.withSequentialScansOff(reads)) }
+                if !(reads + wide).isEmpty { try db.queryBatch(db.withSequentialScansOff(reads + wide)) }
             } else {
                 for (bounds, keys) in reachable {
                     _ = try db.rows(in: keys, """
@@ -522,14 +532,7 @@ extension ModelRegistry {
                         WHERE key IN (?...) AND parent_id = ? AND first_step BETWEEN ? AND ? AND last_step >= ?
                         """, extra: [.text(run.modelID), .integer(bounds.start), .integer(bounds.high), .integer(bounds.low)], read)
                 }
-            }
-        }
-        // And the points still in the run's wide blocks (a few blocks at most: they are folded),
-        // those that reach the batch's steps; for the next steps of a training loop, none.
-        if let low = groups.map(\.range.low).min(), let high = groups.map(\.range.high).max() {
-            try MetricBlocks.widePoints(parentID: run.modelID, from: low, to: high, wants: .matching { groupOf[$0] != nil }, db) { key, step, wallclock, value, _ in
-                guard let g = groupOf[key], step >= groups[g].range.low, step <= groups[g].range.high else { return }
-                stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: value.bitPattern))
+                try db.queryBatch(wide)
             }
         }
         // Which numeric points are new: not stored, and not an earlier point of the same batch.

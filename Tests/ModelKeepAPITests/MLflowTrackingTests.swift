@@ -495,8 +495,8 @@ struct MLflowTrackingRouteTests {
     func wideRepeats(transport: Transport) throws {
         let api = try APIClient(transport)
         let run = try createRun(api, experiment: "0", name: "wide")
-        func batch(_ steps: [Int]) -> JSONValue {
-            ["run_id": .string(run), "metrics": .array((0..<40).flatMap { k in
+        func batch(_ steps: [Int], keys: Range<Int> = 0..<40) -> JSONValue {
+            ["run_id": .string(run), "metrics": .array(keys.flatMap { k in
                 steps.map { ["key": .string("w\(k)"), "value": .double(Double(k * 1000 + $0)), "timestamp": 3, "step": .int($0)] }
             })]
         }
@@ -515,6 +515,11 @@ struct MLflowTrackingRouteTests {
         api.registry.registry.settleChartBuckets()
         #expect(try wideBlocks() == 0)
         for step in (f + 4)..<(f + 8) { #expect(try api.post(Self.base + "/runs/log-batch", batch([step])).status == 200) }
+        #expect(try wideBlocks() == 4)
+        // A batch of a few keys (below `extentRangeFrom`: on PostgreSQL their blocks are probed
+        // key by key, the wide blocks read in the same round trip) whose points are only in the
+        // wide blocks.
+        #expect(try api.post(Self.base + "/runs/log-batch", batch(Array((f + 4)..<(f + 8)), keys: 0..<3)).status == 200)
         #expect(try wideBlocks() == 4)
         // Steps from the middle of the folded blocks, from the wide ones, and one new step.
         #expect(try api.post(Self.base + "/runs/log-batch", batch([3, 9, 15, f + 1, f + 3, f + 5, f + 8])).status == 200)
