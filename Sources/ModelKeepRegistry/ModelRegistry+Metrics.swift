@@ -39,6 +39,14 @@ extension ModelRegistry {
         return points.count
     }
 
+    /// A query for a `queryBatch` on PostgreSQL that takes `count` ids from the metric blocks'
+    /// sequence and hands them over in order, for `insertPoints(reserved:)`. Ids taken and not
+    /// used leave a gap, as a rolled-back insert does.
+    static func reserveBlockIDs(_ count: Int, _ take: @escaping (Int64) -> Void) -> BatchQuery {
+        BatchQuery("SELECT nextval(pg_get_serial_sequence('metric_blocks', 'id')) FROM generate_series(1, ?) ORDER BY 1",
+                   [.integer(Int64(count))]) { take($0.int64(0)) }
+    }
+
     /// Appends validated points (cut into blocks before the transaction: `encoded`) to a parent's
     /// series and keeps, for each key, its latest point, its lowest step and, for a long series,
     /// its chart buckets (migration 0018), inside the caller's transaction. Returns the series
@@ -47,11 +55,32 @@ extension ModelRegistry {
     ///
     /// `stored` (SQLite): every key's stored extent, already read in this transaction by the
     /// caller for all the batch's keys (a key missing has no series yet), so not read again.
+    ///
+    /// `reserved` (PostgreSQL): ids the caller took from the blocks' sequence in this
+    /// transaction (`reserveBlockIDs`), one a block, in order. The blocks are then inserted with
+    /// them, in the same round trip as the upsert of the keys' latest points, which needs the
+    /// ids first (inside a run's lock every round trip is a wait: see `insertRunMetrics`).
+    /// Ids of another count are not used (the blocks are inserted as without them).
     @discardableResult
     static func insertPoints(_ encoded: MetricBlocks.Encoded, parentID: String, stored known: [String: StoredExtent]? = nil,
-                             _ db: any SQLConnection) throws -> [ChartSeriesRef] {
+                             reserved: [Int64] = [], _ db: any SQLConnection) throws -> [ChartSeriesRef] {
         let blocks = encoded.blocks
-        let ids = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, encoded.rows(parentID: parentID))
+        // The inserts, when their ids are known, wait to go with the upsert below.
+        let inserts: [BatchQuery]
+        let ids: [Int64]
+        if db.dialect == .postgres, !blocks.isEmpty, reserved.count == blocks.count {
+            let rows = encoded.rows(parentID: parentID)
+            let columns = ["id"] + MetricBlocks.columns
+            inserts = db.rowStatements("INSERT INTO metric_blocks (\(columns.joined(separator: ", "))) VALUES ", columns: columns.count, "",
+                                       count: rows.count) { i, put in
+                put(.integer(reserved[i]))
+                for value in rows[i] { put(value) }
+            }
+            ids = reserved
+        } else {
+            inserts = []
+            ids = try db.insertRows(into: "metric_blocks", columns: MetricBlocks.columns, encoded.rows(parentID: parentID))
+        }
         // The batch's series in order of first appearance, each key hashed once a block part.
         var slots: [String: Int] = [:]
         let parts = blocks.reduce(0) { $0 + $1.parts.count }
@@ -129,9 +158,10 @@ extension ModelRegistry {
             // their keys (as `key IN (...)` lists, PostgreSQL's generic plan filtered the run's
             // rows one by one: twice the CPU the skipped row versions saved).
             let read = { (row: Row) in (row.text(0), (first: row.int64(1), last: row.int64(2), shift: row.isNull(3) ? nil : Int(row.int64(3)))) }
-            var written = Dictionary(try db.query(Self.latestUpsertUnnest + Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
-                                                  upsertArrays(Array(series.indices)), read),
-                                     uniquingKeysWith: { a, _ in a })
+            var returned: [(String, (first: Int64, last: Int64, shift: Int?))] = []
+            try db.queryBatch(inserts + [BatchQuery(Self.latestUpsertUnnest + Self.latestUpsertTail + " RETURNING key, first_step, step, bucket_shift",
+                                                    upsertArrays(Array(series.indices))) { returned.append(read($0)) }])
+            var written = Dictionary(returned, uniquingKeysWith: { a, _ in a })
             let left = series.map(\.key).filter { written[$0] == nil }
             if !left.isEmpty {
                 for (key, extent) in try db.rows(in: left, """
@@ -153,7 +183,9 @@ extension ModelRegistry {
             if db.dialect == .sqlite {
                 try db.runRows(Self.latestUpsertHead, columns: 11, Self.latestUpsertTail, count: put.count) { i, values in putLatest(put[i], values) }
             } else if !put.isEmpty {
-                try db.run(Self.latestUpsertUnnest + Self.latestUpsertTail, upsertArrays(put))
+                try db.queryBatch(inserts + [BatchQuery(Self.latestUpsertUnnest + Self.latestUpsertTail, upsertArrays(put)) { _ in }])
+            } else {
+                try db.queryBatch(inserts)
             }
             var written = [Bool](repeating: false, count: series.count)
             for s in put { written[s] = true }
@@ -179,8 +211,9 @@ extension ModelRegistry {
                 behind.append(ChartSeriesRef(parentID: parentID, key: key))
             }
         }
-        // Every series' new points into its buckets: upserts of many rows a statement on PostgreSQL.
-        try db.runRows(Self.bucketUpsertHead, columns: 9, Self.bucketUpsertTail, bucketRows)
+        // Every series' new points into its buckets: upserts of many rows a statement on
+        // PostgreSQL, sent with the next statement or the COMMIT (nothing here reads them).
+        try db.runRowsWithNext(Self.bucketUpsertHead, columns: 9, Self.bucketUpsertTail, bucketRows)
         // Enough wide blocks are folded off the write path (queued as the parent's series of
         // key ''), and here when that pass falls far behind.
         if blocks.contains(where: \.wide) {

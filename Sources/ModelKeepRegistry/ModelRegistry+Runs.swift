@@ -255,7 +255,8 @@ extension ModelRegistry {
                 throw RegistryError.invalid(field: "run_id", message: "The run \(id) must be in the 'active' state. Current state is deleted.")
             }
             let result = try change(db, run, now)
-            try db.run("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(run.modelID)])
+            // On PostgreSQL sent with the COMMIT: a round trip fewer inside the run's lock.
+            try db.runWithNext("UPDATE models SET updated_at = ? WHERE id = ?", [.integer(now), .text(run.modelID)])
             return result
         }
         return scoped ? try writingScoped { try body($0, $1) } : try writing { try body($0) { _ in } }
@@ -462,6 +463,11 @@ extension ModelRegistry {
         // And the points still in the run's wide blocks (a few blocks at most: they are folded),
         // those that reach the batch's steps; for the next steps of a training loop, none. Read
         // with the blocks (on PostgreSQL in the same round trip).
+        // On PostgreSQL, with the reads: ids for the batch's blocks, so that they are inserted in
+        // the same round trip as the latest points' upsert (see `insertPoints(reserved:)`).
+        var reserved: [Int64] = []
+        let reserve = db.dialect == .postgres && !batch.encoded.blocks.isEmpty
+            ? [Self.reserveBlockIDs(batch.encoded.blocks.count) { reserved.append($0) }] : []
         var wide: [BatchQuery] = []
         if let low = groups.map(\.range.low).min(), let high = groups.map(\.range.high).max() {
             wide = [MetricBlocks.widePointsQuery(parentID: run.modelID, from: low, to: high, wants: .matching { groupOf[$0] != nil }) { key, step, wallclock, value, _ in
@@ -496,7 +502,7 @@ extension ModelRegistry {
                 db.batches(in: members.map { groups[$0].key }, statement,
                            extra: [.text(run.modelID), .integer(range.low), .integer(range.low), .integer(range.high), .integer(range.low)], read: read)
             }
-            try db.queryBatch(db.withSequentialScansOff(reads + wide))
+            try db.queryBatch(db.withSequentialScansOff(reads + wide) + reserve)
         } else {
             // SQLite, in process, and PostgreSQL for a batch of many keys (whose run's series
             // one index range read returns, a quarter of a probe a key): each key's latest point
@@ -524,7 +530,7 @@ extension ModelRegistry {
                                               AND first_step BETWEEN ? AND ? AND last_step >= ? OFFSET 0) AS b
                         """, extra: [.text(run.modelID), .integer(bounds.start), .integer(bounds.high), .integer(bounds.low)], read: read)
                 }
-                if !(reads + wide).isEmpty { try db.queryBatch(db.withSequentialScansOff(reads + wide)) }
+                if !(reads + wide).isEmpty { try db.queryBatch(db.withSequentialScansOff(reads + wide) + reserve) }
             } else {
                 for (bounds, keys) in reachable {
                     _ = try db.rows(in: keys, """
@@ -590,7 +596,9 @@ extension ModelRegistry {
         var behind: [ChartSeriesRef] = []
         if !fresh.isEmpty {
             let encoded = fresh.count == metrics.count ? batch.encoded : MetricBlocks.Encoded(fresh)
-            behind += try insertPoints(encoded, parentID: run.modelID, stored: knownExtents, db)
+            // The ids reserved are the batch's blocks' when none of its points was a repeat.
+            behind += try insertPoints(encoded, parentID: run.modelID, stored: knownExtents,
+                                       reserved: fresh.count == metrics.count ? reserved : [], db)
         }
         // Each logged model's series, and the series of the versions registered from it.
         for (modelID, points) in loggedPoints {

@@ -36,6 +36,11 @@ public protocol SQLConnection: AnyObject {
     /// `columns`' order, instead of as an array each: SQLite binds them to its statement as they
     /// come (a thousand rows of eleven values made a thousand arrays to bind and free).
     func runRows(_ head: String, columns: Int, _ tail: String, count: Int, _ values: (_ row: Int, _ put: (SQLValue) -> Void) -> Void) throws
+    /// Runs a statement whose answer no one reads, in the caller's transaction: on PostgreSQL it
+    /// is queued and sent with the next statement, or with the COMMIT, in the same round trip
+    /// (its failure then thrown by that statement or the commit); on SQLite it runs now.
+    /// Statements still run in the order they were asked for.
+    func runWithNext(_ sql: String, _ arguments: [SQLValue]) throws
 }
 
 /// A query of a batch (`SQLConnection.queryBatch`): its text, its arguments, and what each row it
@@ -90,13 +95,31 @@ extension SQLConnection {
     }
 
     public func runRows(_ head: String, columns: Int, _ tail: String, count: Int, _ values: (_ row: Int, _ put: (SQLValue) -> Void) -> Void) throws {
+        try queryBatch(rowStatements(head, columns: columns, tail, count: count, values))
+    }
+
+    public func runWithNext(_ sql: String, _ arguments: [SQLValue]) throws {
+        try run(sql, arguments)
+    }
+
+    /// `runRows` through `runWithNext`: on PostgreSQL the statements go with the next statement
+    /// or the COMMIT.
+    public func runRowsWithNext(_ head: String, columns: Int, _ tail: String, _ rows: [[SQLValue]]) throws {
+        for statement in rowStatements(head, columns: columns, tail, count: rows.count, { index, put in rows[index].forEach(put) }) {
+            try runWithNext(statement.sql, statement.arguments)
+        }
+    }
+
+    /// The statements of `runRows`, for a caller that sends them with others in one `queryBatch`.
+    public func rowStatements(_ head: String, columns: Int, _ tail: String, count: Int,
+                              _ values: (_ row: Int, _ put: (SQLValue) -> Void) -> Void) -> [BatchQuery] {
         let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
-        try queryBatch(PostgresSQL.rowBatches(count).map { batch in
+        return PostgresSQL.rowBatches(count).map { batch in
             var arguments: [SQLValue] = []
             arguments.reserveCapacity(batch.count * columns)
             for index in batch { values(index) { arguments.append($0) } }
             return BatchQuery(head + Array(repeating: row, count: batch.count).joined(separator: ", ") + tail, arguments) { _ in }
-        })
+        }
     }
 
     /// `runRows` for a statement whose `tail` ends in RETURNING: the rows it returns, in the

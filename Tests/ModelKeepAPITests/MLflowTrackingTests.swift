@@ -537,6 +537,41 @@ struct MLflowTrackingRouteTests {
         #expect(w0.map { $0["step"]?.int ?? -1 } == Array(0...(f + 6)) + [f + 6, f + 7, f + 8])
     }
 
+    @Test("log-batch: each key's latest point names the block that holds it (on PostgreSQL the ids are taken before the insert)",
+          arguments: Transport.allCases)
+    func latestPointNamesItsBlock(transport: Transport) throws {
+        let api = try APIClient(transport)
+        let run = try createRun(api, experiment: "0", name: "ids")
+        let parent = try api.registry.registry.run(id: run).modelID
+        func batch(keys: Range<Int>, steps: Range<Int>, value: Double = 0) -> JSONValue {
+            ["run_id": .string(run), "metrics": .array(keys.flatMap { k in
+                steps.map { ["key": .string("k\(k)"), "value": .double(Double(k) + value), "timestamp": 7, "step": .int($0)] }
+            })]
+        }
+        // A few keys' next steps (a block a key), many keys at once (wide blocks, the keys
+        // already stored), a batch with repeats (its ids not the ones taken ahead), and one key
+        // whose points cut into several blocks.
+        for body in [batch(keys: 0..<3, steps: 0..<2), batch(keys: 0..<3, steps: 2..<4), batch(keys: 0..<40, steps: 4..<5),
+                     batch(keys: 0..<2, steps: 3..<6), batch(keys: 0..<1, steps: 6..<1_006, value: 0.5)] {
+            #expect(try api.post(Self.base + "/runs/log-batch", body).status == 200)
+        }
+        let latest = try api.registry.database.read { db in
+            try db.query("""
+                SELECT l.key, l.step, b.key, b.first_step, b.last_step FROM metric_latest l
+                LEFT JOIN metric_blocks b ON b.id = l.point_id / 65536 AND b.parent_id = l.parent_id
+                WHERE l.parent_id = ? ORDER BY l.key
+                """, [.text(parent)]) { row in
+                (key: row.text(0), step: row.int64(1), block: row.isNull(2) ? nil : row.text(2), first: row.int64(3), last: row.int64(4))
+            }
+        }
+        #expect(latest.count == 40)
+        for row in latest {
+            #expect(row.block == row.key || row.block == MetricBlocks.wideKey, "\(row.key): block of \(row.block ?? "no key")")
+            #expect(row.first <= row.step && row.step <= row.last, "\(row.key)")
+        }
+        #expect(latest.first { $0.key == "k0" }?.step == 1_005)
+    }
+
     @Test("log-batch of many keys among a run's other series: repeats in folded blocks found whether their key range is read in one pass or key by key",
           arguments: Transport.allCases)
     func repeatsAmongOtherSeries(transport: Transport) throws {

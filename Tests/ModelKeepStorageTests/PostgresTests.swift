@@ -363,6 +363,49 @@ struct PostgresTests {
         #expect(try pool.withConnection { c in (c.isInTransaction, try c.scalar("SELECT count(*) FROM t")) } == (false, .integer(1)))
     }
 
+    @Test("a statement run with the next goes with it, or with the COMMIT, in the same round trip; its failure fails the commit and keeps nothing; outside a transaction it runs at once")
+    func statementWithNextOrCommit() throws {
+        let database = try PostgresTestDatabase()
+        let pool = Self.poolOfOne(database)
+        try pool.withConnection { try $0.execute("CREATE TABLE t (x BIGINT PRIMARY KEY, y BIGINT NOT NULL DEFAULT 0)") }
+        let db = Database(postgres: pool)
+        let other = try PostgresConnection(url: database.url)
+        func roundTrips() throws -> Int { try pool.withConnection { $0.roundTrips } }
+        // A write like a run's: its claim, a statement, and one whose answer no one reads. Run
+        // once first, so that its statements are prepared.
+        func write(_ x: Int64) throws {
+            try db.writeScoped { c, claim in
+                try claim("owner")
+                try c.run("INSERT INTO t (x) VALUES (?)", [.integer(x)])
+                try c.runWithNext("UPDATE t SET y = ? WHERE x = ?", [.integer(x * 10), .integer(x)])
+            }
+        }
+        try write(1)
+        let before = try roundTrips()
+        try write(2)
+        #expect(try roundTrips() - before == 2, "BEGIN, the claim and the insert; then the update and the COMMIT")
+        #expect(try other.query("SELECT x, y FROM t ORDER BY x") { [$0.int64(0), $0.int64(1)] } == [[1, 10], [2, 20]])
+        // Queued, it still runs before the statement that follows it.
+        try db.writeScoped { c, _ in
+            try c.runWithNext("INSERT INTO t (x) VALUES (3)", [])
+            #expect(try c.scalar("SELECT count(*) FROM t WHERE x = 3") == .integer(1))
+        }
+        // Its failure (a duplicate key) is the commit's: nothing of the transaction is kept.
+        do {
+            try db.writeScoped { c, _ in
+                try c.run("INSERT INTO t (x) VALUES (4)")
+                try c.runWithNext("INSERT INTO t (x) VALUES (1)", [])
+            }
+            Issue.record("a transaction committed though its last statement failed")
+        } catch let error as PostgresError {
+            #expect(error.sqlState == "23505", "\(error)")
+        }
+        #expect(pool.idleCount == 1, "the connection goes on, out of the failed transaction")
+        // Outside a transaction nothing follows to take it: it runs at once.
+        try pool.withConnection { try $0.runWithNext("INSERT INTO t (x) VALUES (5)") }
+        #expect(try other.query("SELECT x FROM t ORDER BY x") { $0.int64(0) } == [1, 2, 3, 5])
+    }
+
     @Test("an owner's claim goes with the next statement: held until the commit; held elsewhere, that statement fails as busy and nothing is kept; with nothing after it, the commit takes it")
     func claimWithNextStatement() throws {
         let database = try PostgresTestDatabase()

@@ -46,6 +46,10 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// already in hand), and the next command on this connection reads its answer first, which
     /// by then has usually arrived.
     private var commitInFlight = false
+    /// How many times this connection has sent the server something and waited for its answer
+    /// (a statement, a preparation, a pipeline of several): what a test counts to see which
+    /// statements go together.
+    public private(set) var roundTrips = 0
 
     private struct Prepared {
         let name: String
@@ -110,9 +114,15 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         commitInFlight = PQsendQuery(handle, "COMMIT") == 1
     }
 
-    /// Commits the transaction, waiting for the server to say it is durable.
+    /// Commits the transaction, waiting for the server to say it is durable. What `runWithNext`
+    /// queued goes with the COMMIT, in the same round trip.
     public func commit() throws {
         if dropUnsentOpening() { return }
+        settle()
+        if !queued.isEmpty, let answers = try pipelined([], closing: ["COMMIT"]) {
+            for answer in answers { PQclear(answer) }
+            return
+        }
         try execute("COMMIT")
     }
 
@@ -140,6 +150,8 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// transaction only.
     public func runWithNext(_ sql: String, _ arguments: [SQLValue] = []) throws {
         settle()
+        // Outside a transaction nothing may follow to take it: it runs now.
+        guard !opening.isEmpty || serverInTransaction else { return _ = try run(sql, arguments) }
         queued.append((try prepare(sql, arguments), sql, arguments))
     }
 
@@ -168,6 +180,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         guard !opening.isEmpty else { return }
         let statements = opening
         opening = []
+        roundTrips += 1
         let result = PQexec(handle, statements.joined(separator: "; "))
         defer { PQclear(result) }
         try check(result, sql: statements.joined(separator: "; "))
@@ -180,6 +193,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     public func execute(_ sql: String) throws {
         settle()
         try flushQueued()
+        roundTrips += 1
         let result = PQexec(handle, sql)
         defer { PQclear(result) }
         try check(result, sql: sql)
@@ -219,6 +233,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     public func queryUnprepared<T>(_ sql: String, _ map: (Row) throws -> T) throws -> [T] {
         settle()
         try flushQueued()
+        roundTrips += 1
         let result = PQexec(handle, sql)
         defer { PQclear(result) }
         try check(result, sql: sql)
@@ -321,6 +336,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// Runs a prepared statement on its own and answers its checked result (the caller clears it).
     private func send(_ statement: Prepared, _ sql: String, _ arguments: [SQLValue]) throws -> OpaquePointer? {
         let encoded = EncodedParameters(arguments)
+        roundTrips += 1
         let result: OpaquePointer? = encoded.withPointers { values, lengths, formats in
             PQexecPrepared(handle, statement.name, Int32(encoded.count), values, lengths, formats, 0)
         }
@@ -355,17 +371,21 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     /// having sent nothing. The first failure is the one thrown (a statement after it never
     /// ran); a failure of the BEGIN (the write lock's timeout) comes first, then one of a
     /// queued statement (an owner's lock).
-    private func pipelined(_ given: [(prepared: Prepared, sql: String, arguments: [SQLValue])]) throws -> [OpaquePointer?]? {
+    /// `closing` are statements without arguments sent after the others (the COMMIT), whose
+    /// answers come last.
+    private func pipelined(_ given: [(prepared: Prepared, sql: String, arguments: [SQLValue])],
+                           closing: [String] = []) throws -> [OpaquePointer?]? {
         guard PQenterPipelineMode(handle) == 1 else { return nil }
         let openingStatements = opening
         opening = []
         let unanswered = queued.count  // results no one reads: checked and cleared here
         let statements = queued + given
         queued = []
-        guard !openingStatements.isEmpty || !statements.isEmpty else {
+        guard !openingStatements.isEmpty || !statements.isEmpty || !closing.isEmpty else {
             PQexitPipelineMode(handle)
             return []
         }
+        roundTrips += 1
         var sent = 0
         for text in openingStatements {
             guard PQsendQueryParams(handle, text, 0, nil, nil, nil, nil, 0) == 1 else { break }
@@ -378,6 +398,12 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
                     PQsendQueryPrepared(handle, statement.prepared.name, Int32(encoded.count), values, lengths, formats, 0)
                 }
                 guard accepted == 1 else { break }
+                sent += 1
+            }
+        }
+        if sent == openingStatements.count + statements.count {
+            for text in closing {
+                guard PQsendQueryParams(handle, text, 0, nil, nil, nil, nil, 0) == 1 else { break }
                 sent += 1
             }
         }
@@ -398,7 +424,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
             if status == PGRES_PIPELINE_SYNC { break }
         }
         PQexitPipelineMode(handle)
-        let texts = openingStatements + statements.map(\.sql)
+        let texts = openingStatements + statements.map(\.sql) + closing
         do {
             guard sent == texts.count, synced else {
                 throw PostgresError(sqlState: "08006", message: Self.trimmed(PQerrorMessage(handle)), sql: texts[min(sent, texts.count - 1)])
@@ -436,6 +462,7 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
         if guarded { try execute("SAVEPOINT mk_prepare") }
         var types = [Oid](repeating: 0, count: count)
         for _ in 0...count {
+            roundTrips += 1
             let result = PQprepare(handle, name, text, Int32(count), types)
             defer { PQclear(result) }
             do {
