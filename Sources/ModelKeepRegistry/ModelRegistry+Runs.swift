@@ -460,14 +460,14 @@ extension ModelRegistry {
                 stored[g, default: []].insert(PointIdentity(step: step, wallclock: wallclock, bits: bits))
             }
         }
-        // And the points still in the run's wide blocks (a few blocks at most: they are folded),
-        // those that reach the batch's steps; for the next steps of a training loop, none. Read
-        // with the blocks (on PostgreSQL in the same round trip).
         // On PostgreSQL, with the reads: ids for the batch's blocks, so that they are inserted in
         // the same round trip as the latest points' upsert (see `insertPoints(reserved:)`).
         var reserved: [Int64] = []
         let reserve = db.dialect == .postgres && !batch.encoded.blocks.isEmpty
             ? [Self.reserveBlockIDs(batch.encoded.blocks.count) { reserved.append($0) }] : []
+        // And the points still in the run's wide blocks (a few blocks at most: they are folded),
+        // those that reach the batch's steps; for the next steps of a training loop, none. Read
+        // with the blocks (on PostgreSQL in the same round trip).
         var wide: [BatchQuery] = []
         if let low = groups.map(\.range.low).min(), let high = groups.map(\.range.high).max() {
             wide = [MetricBlocks.widePointsQuery(parentID: run.modelID, from: low, to: high, wants: .matching { groupOf[$0] != nil }) { key, step, wallclock, value, _ in

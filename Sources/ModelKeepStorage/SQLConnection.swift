@@ -103,8 +103,9 @@ extension SQLConnection {
     }
 
     /// `runRows` through `runWithNext`: on PostgreSQL the statements go with the next statement
-    /// or the COMMIT.
+    /// or the COMMIT; SQLite runs them now (its `runRows`).
     public func runRowsWithNext(_ head: String, columns: Int, _ tail: String, _ rows: [[SQLValue]]) throws {
+        guard dialect == .postgres else { return try runRows(head, columns: columns, tail, rows) }
         for statement in rowStatements(head, columns: columns, tail, count: rows.count, { index, put in rows[index].forEach(put) }) {
             try runWithNext(statement.sql, statement.arguments)
         }

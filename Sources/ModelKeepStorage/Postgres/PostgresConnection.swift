@@ -143,14 +143,13 @@ public final class PostgresConnection: SQLConnection, @unchecked Sendable {
     }
 
     /// Queues a statement whose answer no one reads (a lock a write takes before it reads what
-    /// the lock guards): it is sent with the next statement run, in the same round trip, so the
-    /// server runs that statement as soon as the lock is granted instead of after another round
-    /// trip to this client. Its failure (a lock's timeout) is thrown by that next statement, or
-    /// by the commit when none follows (sent then in a round trip of its own). Inside a
-    /// transaction only.
+    /// the lock guards; a write no later statement reads): it is sent with the next statement
+    /// run, in the same round trip, so the server runs that statement as soon as the lock is
+    /// granted instead of after another round trip to this client; or with the COMMIT when none
+    /// follows. Its failure (a lock's timeout) is thrown by that next statement, or by the
+    /// commit. Outside a transaction nothing may follow to take it: it runs at once.
     public func runWithNext(_ sql: String, _ arguments: [SQLValue] = []) throws {
         settle()
-        // Outside a transaction nothing may follow to take it: it runs now.
         guard !opening.isEmpty || serverInTransaction else { return _ = try run(sql, arguments) }
         queued.append((try prepare(sql, arguments), sql, arguments))
     }
