@@ -148,7 +148,8 @@ struct EdgeCaseTests {
         }
         #expect(statuses.withLock { $0 } == Array(repeating: 200, count: fields))
         let document = try api.get("/hub/v1/models/\(id)")["data"]
-        #expect((0..<fields).filter { document?["f\($0)"]?.int != $0 } == [])
+        let missing = (0..<fields).filter { document?["f\($0)"]?.int != $0 }
+        #expect(missing == [])
         // Export requests, kept as a list, likewise.
         DispatchQueue.concurrentPerform(iterations: 8) { i in
             _ = try? APIClient(.socket, server: api.server).post("/hub/v1/models/\(id)/export", ["format": .string("f\(i)")])
