@@ -776,7 +776,8 @@ enum MetricBlocks {
     static func widePoints(parentID: String, from: Int64? = nil, to: Int64? = nil, wants: Keys, _ db: any SQLConnection,
                            _ visit: (_ key: String, _ step: Int64, _ wallclock: Int64, _ value: Double, _ id: Int64) -> Void) throws {
         try withoutActuallyEscaping(visit) { visit in
-            try db.queryBatch(db.withSequentialScansOff([widePointsQuery(parentID: parentID, from: from, to: to, wants: wants, visit)]))
+            let query = widePointsQuery(parentID: parentID, from: from, to: to, wants: wants, visit)
+            _ = try db.queryIndexed(query.sql, query.arguments, query.read)
         }
     }
 

@@ -441,6 +441,9 @@ extension ModelRegistry {
 
     /// Returns the series whose chart buckets the points left behind (see `insertPoints`).
     private static func insertRunMetrics(_ batch: RunMetricsBatch, run: Run, _ db: any SQLConnection) throws -> [ChartSeriesRef] {
+        // A batch of params and tags only reads nothing (on PostgreSQL its reads, fenced by
+        // set_config, were a round trip of their own for no rows).
+        guard !batch.metrics.isEmpty else { return [] }
         let (metrics, groups, groupOf) = (batch.metrics, batch.groups, batch.groupOf)
         // Only a key whose own blocks reach the batch's lowest step can hold a repeat in them
         // (`block_last`, migration 0025; the points still in wide blocks are read apart, below),
@@ -463,8 +466,7 @@ extension ModelRegistry {
         // On PostgreSQL, with the reads: ids for the batch's blocks, so that they are inserted in
         // the same round trip as the latest points' upsert (see `insertPoints(reserved:)`).
         var reserved: [Int64] = []
-        let reserve = db.dialect == .postgres && !batch.encoded.blocks.isEmpty
-            ? [Self.reserveBlockIDs(batch.encoded.blocks.count) { reserved.append($0) }] : []
+        let reserve = db.dialect == .postgres ? [Self.reserveBlockIDs(batch.encoded.blocks.count) { reserved.append($0) }] : []
         // And the points still in the run's wide blocks (a few blocks at most: they are folded),
         // those that reach the batch's steps; for the next steps of a training loop, none. Read
         // with the blocks (on PostgreSQL in the same round trip).
@@ -530,7 +532,7 @@ extension ModelRegistry {
                                               AND first_step BETWEEN ? AND ? AND last_step >= ? OFFSET 0) AS b
                         """, extra: [.text(run.modelID), .integer(bounds.start), .integer(bounds.high), .integer(bounds.low)], read: read)
                 }
-                if !(reads + wide).isEmpty { try db.queryBatch(db.withSequentialScansOff(reads + wide) + reserve) }
+                try db.queryBatch(db.withSequentialScansOff(reads + wide) + reserve)
             } else {
                 for (bounds, keys) in reachable {
                     _ = try db.rows(in: keys, """

@@ -558,7 +558,7 @@ struct MLflowTrackingRouteTests {
         let latest = try api.registry.database.read { db in
             try db.query("""
                 SELECT l.key, l.step, b.key, b.first_step, b.last_step FROM metric_latest l
-                LEFT JOIN metric_blocks b ON b.id = l.point_id / 65536 AND b.parent_id = l.parent_id
+                LEFT JOIN metric_blocks b ON b.id = l.point_id / \(MetricBlocks.pointID(block: 1, index: 0)) AND b.parent_id = l.parent_id
                 WHERE l.parent_id = ? ORDER BY l.key
                 """, [.text(parent)]) { row in
                 (key: row.text(0), step: row.int64(1), block: row.isNull(2) ? nil : row.text(2), first: row.int64(3), last: row.int64(4))
