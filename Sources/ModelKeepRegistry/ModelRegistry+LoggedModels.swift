@@ -14,10 +14,13 @@ public struct LoggedModelDraft: Sendable {
 }
 
 extension ModelRegistry {
-    /// The order in which a logged model's values of a metric come newest first: the order of
-    /// `mlflow_logged_model_metrics`' `_latest` index, and the row `mlflow_logged_model_latest`
-    /// keeps (migration 0027; the log-batch's upsert writes the same order as its condition).
-    static let loggedModelNewestOrder = "timestamp DESC, step DESC, run_id, value"
+    /// The order in which a logged model's values of a metric come latest first: the highest
+    /// step, then the newest timestamp, then the highest value, as MLflow 3.18 picks the value
+    /// its searches filter and order by (and as run metrics' latest is picked); the run id
+    /// last, so one row comes first. The order of `mlflow_logged_model_metrics`' `_latest`
+    /// index, and of the row `mlflow_logged_model_latest` keeps (migrations 0027 and 0033; the
+    /// log-batch's upsert writes the same order as its condition).
+    static let loggedModelNewestOrder = "step DESC, timestamp DESC, value DESC, run_id"
 
     /// `loggedModelNewestOrder` with each column read from the table aliased `alias`.
     static func loggedModelNewestOrder(of alias: String) -> String {

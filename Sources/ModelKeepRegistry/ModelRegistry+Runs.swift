@@ -581,17 +581,17 @@ extension ModelRegistry {
                       .integer(point.step), .integer(point.wallclock), .real(value), .text(run.id)])
             guard added > 0 else { continue }
             loggedPoints[modelID, default: []].append(point)
-            // The model's newest value of the key moves only if this point comes first in
-            // `loggedModelNewestOrder` (migration 0027); it carries the model's experiment (0028).
+            // The model's latest value of the key moves only if this point comes first in
+            // `loggedModelNewestOrder` (migrations 0027, 0033); it carries the model's experiment (0028).
             try db.run("""
                 INSERT INTO mlflow_logged_model_latest AS l (logged_model_id, key, experiment_id, timestamp, step, run_id, value)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (logged_model_id, key) DO UPDATE
                 SET timestamp = excluded.timestamp, step = excluded.step, run_id = excluded.run_id, value = excluded.value
-                WHERE excluded.timestamp > l.timestamp
-                   OR (excluded.timestamp = l.timestamp AND (excluded.step > l.step
-                       OR (excluded.step = l.step AND (excluded.run_id < l.run_id
-                           OR (excluded.run_id = l.run_id AND excluded.value < l.value)))))
+                WHERE excluded.step > l.step
+                   OR (excluded.step = l.step AND (excluded.timestamp > l.timestamp
+                       OR (excluded.timestamp = l.timestamp AND (excluded.value > l.value
+                           OR (excluded.value = l.value AND excluded.run_id < l.run_id)))))
                 """, [.text(loggedModelID), .text(point.key), .integer(experimentID), .integer(point.wallclock), .integer(point.step),
                       .text(run.id), .real(value)])
         }

@@ -29,9 +29,10 @@ struct TrackingSchema: Sendable {
     let metric: KeyedValue?
     /// The latest value of a metric on the datasets a search names (nil: not told apart).
     let datasetMetric: KeyedValue?
-    /// When set, a metric filter matches any stored value, not the latest: this table holds the
-    /// values (`value`) by owner (`logged_model_id`), key and dataset.
-    let metricValues: String?
+    /// When set, the table of every metric value by owner (`logged_model_id`), key and dataset:
+    /// a search that names datasets and filters on no metric matches the items with a value
+    /// on one of them (MLflow's logged-model search).
+    let datasetValues: String?
     let param: KeyedValue?
     let tag: KeyedValue
     let datasets: Bool
@@ -54,7 +55,7 @@ struct TrackingSchema: Sendable {
                         ("CASE WHEN t.deleted_at IS NULL THEN 'active' ELSE 'deleted' END", false)],
         metric: .latestPoint(table: "metric_latest", owner: "parent_id", item: "t.model_id"),
         datasetMetric: nil,
-        metricValues: nil,
+        datasetValues: nil,
         param: .row(table: "mlflow_run_params", owner: "run_id", item: "t.id", value: "value"),
         tag: .row(table: "model_labels", owner: "model_id", item: "t.model_id", value: "value"),
         datasets: true,
@@ -73,7 +74,7 @@ struct TrackingSchema: Sendable {
             return ("(SELECT value FROM mlflow_logged_model_metrics WHERE logged_model_id = t.id AND key = ?\(clause)"
                     + " ORDER BY \(ModelRegistry.loggedModelNewestOrder) LIMIT 1)", arguments)
         },
-        metricValues: "mlflow_logged_model_metrics",
+        datasetValues: "mlflow_logged_model_metrics",
         param: .row(table: "mlflow_logged_model_params", owner: "logged_model_id", item: "t.id", value: "value"),
         tag: .row(table: "model_labels", owner: "model_id", item: "t.model_id", value: "value"),
         datasets: false,
@@ -85,7 +86,7 @@ struct TrackingSchema: Sendable {
         kind: "experiments", table: "mlflow_experiments t", experimentColumn: "t.id",
         attributes: ["name": ("t.name", false), "experiment_id": ("t.id", true), "creation_time": ("t.created_at", true),
                      "last_update_time": ("t.updated_at", true)],
-        metric: nil, datasetMetric: nil, metricValues: nil, param: nil,
+        metric: nil, datasetMetric: nil, datasetValues: nil, param: nil,
         tag: .row(table: "mlflow_experiment_tags", owner: "experiment_id", item: "t.id", value: "value"),
         datasets: false,
         defaultOrder: [("t.created_at", true), ("t.id", false)])
@@ -149,6 +150,12 @@ extension ModelRegistry {
         }
         for predicate in search.predicates {
             try Self.trackingClause(predicate, schema: schema, joins: &joins, clauses: &clauses, arguments: &arguments)
+        }
+        if let table = schema.datasetValues, !search.datasets.isEmpty,
+           !search.predicates.contains(where: { if case .metric = $0.field { true } else { false } }) {
+            let (clause, datasetArguments) = datasetClause(search.datasets)
+            clauses.append("EXISTS (SELECT 1 FROM \(table) WHERE logged_model_id = t.id\(clause))")
+            arguments += datasetArguments
         }
         let pageSize = search.pageSize
         if let table = schema.metricByValue, search.order.count == 1, !search.experimentIDs.isEmpty,
@@ -400,15 +407,6 @@ extension ModelRegistry {
             clauses.append("EXISTS (SELECT 1 FROM mlflow_run_io d WHERE d.run_id = t.id AND d.direction = 'input' "
                            + "AND d.kind = 'dataset' AND \(inner[0]))")
             arguments += innerArguments
-            return
-        }
-        if case let .metric(key, datasets) = predicate.field, let table = schema.metricValues {
-            guard [.equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual].contains(comparator), let number = Double(first) else {
-                throw .invalid(field: "filter", message: "metrics.\(key) compares with a number using =, !=, <, <=, > or >=")
-            }
-            let (clause, datasetArguments) = datasetClause(datasets)
-            clauses.append("EXISTS (SELECT 1 FROM \(table) WHERE logged_model_id = t.id AND key = ?\(clause) AND value \(comparator.rawValue) ?)")
-            arguments += [.text(key)] + datasetArguments + [.real(number)]
             return
         }
         let (sql, fieldArguments, numeric, nan) = try trackingExpression(predicate.field, schema: schema, joins: &joins)

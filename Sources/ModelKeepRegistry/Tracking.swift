@@ -157,8 +157,9 @@ public enum ViewType: String, Sendable {
 public enum TrackingField: Sendable, Equatable {
     /// A column of the searched object, by its MLflow attribute name (`status`, `start_time`, `name`, …).
     case attribute(String)
-    /// A metric: the latest value of a run's; for a logged model, a filter matches any value
-    /// measured on one of `datasets` (all when empty) and an order uses the latest one.
+    /// A metric: its latest value; for a logged model, the latest of the values measured on one
+    /// of `datasets` (all when empty), the latest being the highest step, then the newest
+    /// timestamp, then the highest value (MLflow 3.18's, for filters and orders alike).
     case metric(String, datasets: [MetricDataset] = [])
     case param(String)
     case tag(String)
@@ -195,6 +196,9 @@ public struct TrackingSearch: Sendable {
     public var experimentIDs: [Int64] = []
     public var predicates: [TrackingPredicate] = []
     public var order: [TrackingOrder] = []
+    /// The datasets a logged-model search names: each metric field carries them; with no metric
+    /// clause, only the models with a value on one of them match.
+    public var datasets: [MetricDataset] = []
     public var viewType = ViewType.activeOnly
     public var pageSize = 1000
     public var pageToken: String?

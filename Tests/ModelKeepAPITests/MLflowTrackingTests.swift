@@ -33,18 +33,23 @@ struct MLflowTrackingFilterTests {
         ])
     }
 
-    @Test("logged-model filters take READY for LOGGED_MODEL_READY; experiments know only names, times and tags")
+    @Test("logged-model filters take READY for LOGGED_MODEL_READY, compare a status for equality only and refuse one MLflow does not know; experiments know only names, times and tags")
     func otherTargets() throws {
         #expect(try MLflowTrackingFilter.parse("status = 'READY' AND name LIKE 'm%'", for: .loggedModels) == [
             TrackingPredicate(field: .attribute("status"), comparator: .equal, values: ["LOGGED_MODEL_READY"]),
             TrackingPredicate(field: .attribute("name"), comparator: .like, values: ["m%"]),
         ])
         // The numbers MLflow's server stores (and so compares): 1 pending, 2 ready, 3 upload failed.
-        #expect(try MLflowTrackingFilter.parse("status = 2 AND status IN ('1', 'UPLOAD_FAILED', '7', 'FAILED')", for: .loggedModels) == [
+        #expect(try MLflowTrackingFilter.parse("status = 2 AND status IN ('1', 'UPLOAD_FAILED', 'FAILED')", for: .loggedModels) == [
             TrackingPredicate(field: .attribute("status"), comparator: .equal, values: ["LOGGED_MODEL_READY"]),
             TrackingPredicate(field: .attribute("status"), comparator: .isIn,
-                              values: ["LOGGED_MODEL_PENDING", "LOGGED_MODEL_UPLOAD_FAILED", "7", "LOGGED_MODEL_UPLOAD_FAILED"]),
+                              values: ["LOGGED_MODEL_PENDING", "LOGGED_MODEL_UPLOAD_FAILED", "LOGGED_MODEL_UPLOAD_FAILED"]),
         ])
+        // As MLflow 3.18's server: a status it does not know (names are case-sensitive), or any
+        // comparison but =, !=, IN and NOT IN, is INVALID_PARAMETER_VALUE.
+        for refused in ["status IN ('READY', '7')", "status = 'ready'", "status = 'DONE'", "status LIKE 'READY'", "status > 'A'"] {
+            #expect(throws: MLflowError.self, "\(refused)") { _ = try MLflowTrackingFilter.parse(refused, for: .loggedModels) }
+        }
         #expect(try MLflowTrackingFilter.parse("tags.team = 'a' AND creation_time > 10", for: .experiments) == [
             TrackingPredicate(field: .tag("team"), comparator: .equal, values: ["a"]),
             TrackingPredicate(field: .attribute("creation_time"), comparator: .greater, values: ["10"]),
@@ -864,7 +869,7 @@ struct MLflowTrackingRouteTests {
         #expect(models.contains { $0["data"]?["params"]?.arrayValue?.contains { $0["key"]?.string == "epochs" } == true })
     }
 
-    @Test("a logged model sorts by its newest value of a metric (latest timestamp, step, lowest run id, lowest value), on every dataset or those named, and fsck keeps that value")
+    @Test("a logged model sorts and filters by its latest value of a metric (highest step, then latest timestamp, highest value, lowest run id, as MLflow 3.18), on every dataset or those named, and fsck keeps that value")
     func loggedModelNewestMetric() throws {
         let api = try APIClient(.socket)
         let experiment = try #require(try api.post(Self.base + "/experiments/create", ["name": "newest"])["experiment_id"]?.string)
@@ -872,10 +877,10 @@ struct MLflowTrackingRouteTests {
         var ids: [String: String] = [:]
         // Each model's points in the order they are logged: (value, timestamp, step, run, dataset).
         let shapes: [(name: String, points: [(Double, Int, Int, Int, String?)])] = [
-            ("later-time", [(0.10, 5, 1, 0, nil), (0.95, 3, 9, 0, nil)]),                  // newest 0.10: a later timestamp wins over a later step
-            ("later-step", [(0.50, 2, 1, 0, nil), (0.40, 2, 2, 0, nil), (0.90, 2, 0, 0, nil)]),  // 0.40
-            ("lower-run", [(0.80, 4, 3, 1, nil), (0.30, 4, 3, 0, nil), (0.85, 4, 3, 1, nil)]),    // 0.30: the lower run id
-            ("lower-value", [(0.70, 1, 1, 0, nil), (0.35, 1, 1, 0, nil)]),                // 0.35
+            ("later-time", [(0.50, 1, 2, 0, nil), (0.40, 2, 2, 0, nil), (0.90, 9, 0, 0, nil)]),  // latest 0.40: a later timestamp at the step
+            ("later-step", [(0.10, 5, 1, 0, nil), (0.95, 3, 9, 0, nil)]),                  // 0.95: a later step wins over a later timestamp
+            ("repeat", [(0.60, 4, 3, 1, nil), (0.60, 4, 3, 0, nil)]),                     // 0.60 (the same point from another run: kept once)
+            ("higher-value", [(0.70, 1, 1, 0, nil), (0.80, 1, 1, 1, nil), (0.35, 1, 1, 0, nil)]),  // 0.80
             ("datasets", [(0.99, 1, 1, 0, "eval"), (0.05, 2, 1, 0, nil)]),                // 0.05; 0.99 on "eval"
         ]
         for shape in shapes {
@@ -903,13 +908,14 @@ struct MLflowTrackingRouteTests {
             }
             return names
         }
-        let descending = ["later-step", "lower-value", "lower-run", "later-time", "datasets", "no-metric"]
+        let descending = ["later-step", "higher-value", "repeat", "later-time", "datasets", "no-metric"]
         #expect(try names(["field_name": "metrics.acc", "ascending": false]) == descending)
         #expect(try names(["field_name": "metrics.acc", "ascending": false], pageSize: 2) == descending)
         #expect(try names(["field_name": "metrics.acc", "ascending": true], pageSize: 4)
-                == ["datasets", "later-time", "lower-run", "lower-value", "later-step", "no-metric"])
-        // A filter on a metric matches any of its values; the order still reads the newest.
-        #expect(try names(["field_name": "metrics.acc", "ascending": false], filter: "metrics.acc >= 0.9") == ["later-step", "later-time", "datasets"])
+                == ["datasets", "later-time", "repeat", "higher-value", "later-step", "no-metric"])
+        // A filter on a metric compares the latest value too (0.90, 0.99 and 0.50 are earlier values).
+        #expect(try names(["field_name": "metrics.acc", "ascending": false], filter: "metrics.acc >= 0.5") == ["later-step", "higher-value", "repeat"])
+        #expect(try names(["field_name": "metrics.acc", "ascending": true], filter: "metrics.acc < 0.5") == ["datasets", "later-time"])
         // Ordered on a dataset: the newest value measured on it; models without one last.
         let onEval: JSONValue = ["field_name": "metrics.acc", "ascending": false, "dataset_name": "eval", "dataset_digest": "d"]
         #expect(try names(onEval).first == "datasets")
@@ -921,9 +927,9 @@ struct MLflowTrackingRouteTests {
         try registry.database.write { db in
             try db.run("UPDATE mlflow_logged_model_latest SET value = 0.99 WHERE logged_model_id = ?", [.text(ids["later-time"]!)])
             try db.run("DELETE FROM mlflow_logged_model_latest WHERE logged_model_id = ?", [.text(ids["later-step"]!)])
-            try db.run("UPDATE mlflow_logged_model_latest SET experiment_id = experiment_id + 1000 WHERE logged_model_id = ?", [.text(ids["lower-run"]!)])
+            try db.run("UPDATE mlflow_logged_model_latest SET experiment_id = experiment_id + 1000 WHERE logged_model_id = ?", [.text(ids["repeat"]!)])
         }
-        #expect(try names(["field_name": "metrics.acc", "ascending": false]).prefix(2) == ["later-time", "lower-value"])
+        #expect(try names(["field_name": "metrics.acc", "ascending": false]).prefix(2) == ["later-time", "higher-value"])
         let report = try registry.fsck(full: false, repair: true)
         #expect(report.problems.count == 3)
         #expect(report.problems.allSatisfy { $0.hasPrefix("metric acc of logged model ") && $0.contains("as its newest value") })
@@ -972,8 +978,8 @@ struct MLflowTrackingRouteTests {
         }
         let filters: [(name: String, predicate: TrackingPredicate?, keeps: (Expected) -> Bool)] = [
             ("none", nil, { _ in true }),
-            ("any acc >= 0.2", TrackingPredicate(field: .metric("acc"), comparator: .greaterOrEqual, values: ["0.2"]),
-             { $0.values.contains { $0 >= 0.2 } }),
+            ("latest acc >= 0.2", TrackingPredicate(field: .metric("acc"), comparator: .greaterOrEqual, values: ["0.2"]),
+             { ($0.newest ?? -1) >= 0.2 }),
             ("group a", TrackingPredicate(field: .param("group"), comparator: .equal, values: ["a"]), { $0.group == "a" }),
         ]
         for scope in [[experiments[0]], experiments] {
@@ -1422,7 +1428,7 @@ struct MLflowTrackingRouteTests {
         }
     }
 
-    @Test("migration 0027 (PostgreSQL's 0011) gives the logged models stored before it their newest value of each metric")
+    @Test("migration 0027 (PostgreSQL's 0011) gives the logged models stored before it their newest value of each metric, and 0033 (0019) their latest by step")
     func loggedModelNewestMigration() throws {
         let directory = TemporaryDirectory("modelkeep-newest-migration")
         let data = DataDirectory(path: directory.path)
@@ -1430,12 +1436,16 @@ struct MLflowTrackingRouteTests {
         let migrateRest: () throws -> [String]
         if TestStore.isPostgres {
             let pool = PostgresPool(url: try directory.postgresDatabase().url)
-            try PostgresMigrationRunner(migrations: Migration.embeddedPostgres.filter { $0.name < "0011" || $0.name >= "0013" }).migrate(pool)
+            try PostgresMigrationRunner(migrations: Migration.embeddedPostgres.filter {
+                $0.name < "0011" || ($0.name >= "0013" && $0.name < "0019") || $0.name >= "0020"
+            }).migrate(pool)
             database = Database(postgres: pool)
             migrateRest = { try PostgresMigrationRunner().migrate(pool) }
         } else {
             database = try data.openDatabase()
-            try MigrationRunner(migrations: Migration.embedded.filter { $0.name < "0027" || $0.name >= "0029" }).migrate(database)
+            try MigrationRunner(migrations: Migration.embedded.filter {
+                $0.name < "0027" || ($0.name >= "0029" && $0.name < "0033") || $0.name >= "0034"
+            }).migrate(database)
             migrateRest = { try MigrationRunner().migrate(database) }
         }
         let registry = ModelRegistry(database: database, store: try BlobStore(directory: data))
@@ -1454,16 +1464,17 @@ struct MLflowTrackingRouteTests {
                     """, [.text(model.id), .text(key), .integer(step), .integer(time), .real(value), .text(run)])
             }
         }
-        // 0028 (PostgreSQL's 0012) after it gives each kept row its model's experiment.
+        // 0028 (PostgreSQL's 0012) after it gives each kept row its model's experiment; 0033
+        // (0019) keeps the latest by step (acc's 0.9 at step 5; by timestamp it was 0.5).
         #expect(try migrateRest() == (TestStore.isPostgres
-            ? ["0011_logged_model_latest_metrics.sql", "0012_logged_model_latest_by_value.sql"]
-            : ["0027_logged_model_latest_metrics.sql", "0028_logged_model_latest_by_value.sql"]))
+            ? ["0011_logged_model_latest_metrics.sql", "0012_logged_model_latest_by_value.sql", "0019_logged_model_latest_by_step.sql"]
+            : ["0027_logged_model_latest_metrics.sql", "0028_logged_model_latest_by_value.sql", "0033_logged_model_latest_by_step.sql"]))
         let kept = try database.read { db in
             try db.query("""
                 SELECT key, experiment_id, timestamp, step, run_id, value FROM mlflow_logged_model_latest WHERE logged_model_id = ? ORDER BY key
                 """, [.text(model.id)]) { "\($0.text(0)) \($0.int64(1)) \($0.int64(2)) \($0.int64(3)) \($0.text(4)) \($0.double(5))" }
         }
-        #expect(kept == ["acc \(draft.experimentID) 2 1 r1 0.5", "loss \(draft.experimentID) 7 2 r1 1.0"])
+        #expect(kept == ["acc \(draft.experimentID) 1 5 r1 0.9", "loss \(draft.experimentID) 7 2 r1 1.0"])
         #expect(draft.experimentID != 0)
         #expect(try registry.fsck(full: false, repair: false).problems.isEmpty)
     }

@@ -299,16 +299,23 @@ class TrackingTest(MLflowTestCase):
         for i, acc in enumerate([0.7, 0.9, 0.8]):
             with mlflow.start_run():
                 model = mlflow.initialize_logged_model(name=f"m{i}", params={"depth": str(i)}, tags={"family": "tree"})
-                # Filters match any value; orders use the latest (by timestamp), as in MLflow.
+                # Filters and orders both read the latest value: the highest step, then the
+                # newest timestamp (m2's 0.1 at step 1 is its latest), as MLflow 3.18 does.
                 mlflow.log_metric("acc", acc, model_id=model.model_id, timestamp=1000)
                 mlflow.log_metric("acc", 1.3 - acc, model_id=model.model_id, timestamp=2000)
+                if i == 2:
+                    mlflow.log_metric("acc", 0.1, model_id=model.model_id, timestamp=500, step=1)
                 mlflow.finalize_logged_model(model.model_id, "READY")
             ids.append(model.model_id)
-        found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string="metrics.acc > 0.55",
+        by_acc = mlflow.search_logged_models(experiment_ids=[experiment], order_by=[{"field_name": "metrics.acc", "ascending": False}],
+                                             output_format="list")
+        self.assertEqual([m.name for m in by_acc], ["m0", "m1", "m2"])  # latest: 0.6, 0.4, 0.1
+        found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string="metrics.acc > 0.35",
                                             order_by=[{"field_name": "metrics.acc", "ascending": False}], output_format="list")
-        self.assertEqual([m.name for m in found], ["m0", "m2", "m1"])  # latest: 0.6, 0.5, 0.4
-        found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string="metrics.acc > 0.85", output_format="list")
-        self.assertEqual([m.name for m in found], ["m1"])
+        self.assertEqual([m.name for m in found], ["m0", "m1"])
+        # 0.9 and 0.8 were m1's and m2's first values, not their latest.
+        found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string="metrics.acc > 0.75", output_format="list")
+        self.assertEqual([m.name for m in found], [])
         found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string="params.depth = '2' AND tags.family = 'tree'",
                                             output_format="list")
         self.assertEqual([m.name for m in found], ["m2"])
@@ -327,11 +334,16 @@ class TrackingTest(MLflowTestCase):
         broken = mlflow.initialize_logged_model(name="broken")
         mlflow.finalize_logged_model(broken.model_id, "FAILED")  # what the client sends when an upload raised
         self.assertEqual(str(mlflow.get_logged_model(broken.model_id).status), "FAILED")
-        # By name, or by the number MLflow's server stores and compares (2 ready, 3 upload failed).
-        for status, names in [("'FAILED'", ["broken"]), ("3", ["broken"]), ("2", ["m0", "m1", "m2"]), ("'PENDING'", [])]:
-            found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string=f"status = {status}",
+        # By name (as MLflow 3.18 compares it), or by the number MLflow's server stores (2 ready,
+        # 3 upload failed; what 3.17 compared, and 3.18 refuses) or the proto's name.
+        for status, names in [("= 'FAILED'", ["broken"]), ("= 3", ["broken"]), ("= 2", ["m0", "m1", "m2"]), ("= 'PENDING'", []),
+                              ("= 'LOGGED_MODEL_READY'", ["m0", "m1", "m2"]), ("IN ('FAILED', 'PENDING')", ["broken"]),
+                              ("NOT IN ('READY')", ["broken"]), ("!= 'FAILED'", ["m0", "m1", "m2"])]:
+            found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string=f"status {status}",
                                                 order_by=[{"field_name": "name"}], output_format="list")
             self.assertEqual([m.name for m in found], names, status)
+        for refused in ["status = 'ready'", "status = 'DONE'", "status = 7", "status LIKE 'READY'", "status > 'A'"]:
+            self.assertCode("INVALID_PARAMETER_VALUE", mlflow.search_logged_models, experiment_ids=[experiment], filter_string=refused)
         status, body = raw("PATCH", f"/api/2.0/mlflow/logged-models/{broken.model_id}", {"status": "DONE"})
         self.assertEqual((status, body["error_code"]), (400, "INVALID_PARAMETER_VALUE"))
         self.client.delete_logged_model(ids[2])
@@ -364,10 +376,20 @@ class TrackingTest(MLflowTestCase):
         by_train = mlflow.search_logged_models(experiment_ids=[experiment], output_format="list", order_by=[
             {"field_name": "metrics.acc", "ascending": False, "dataset_name": "train-set"}])
         self.assertEqual([m.name for m in by_train], ["dm0", "dm2", "dm1"])
-        # A metric filter on a dataset matches values measured on it only.
+        # A metric filter on a dataset matches values measured on it only (a dataset named
+        # without a digest: any digest; MLflow's server matches only values logged without one).
         found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string="metrics.acc >= 0.8",
                                             datasets=[{"dataset_name": "eval-set"}], output_format="list")
         self.assertEqual([m.name for m in found], ["dm1"])
+        # Datasets without a metric filter: the models with a value on one of them; an order by a
+        # metric that names no dataset of its own reads the search's.
+        with mlflow.start_run(run_name="no dataset"):
+            plain = mlflow.initialize_logged_model(name="dm-plain")
+            mlflow.log_metric("acc", 0.99, model_id=plain.model_id)
+        found = mlflow.search_logged_models(experiment_ids=[experiment], datasets=[{"dataset_name": "eval-set"}], output_format="list",
+                                            order_by=[{"field_name": "metrics.acc", "ascending": False}])
+        self.assertEqual([m.name for m in found], ["dm1", "dm2", "dm0"])
+        self.assertEqual(len(mlflow.search_logged_models(experiment_ids=[experiment], output_format="list")), 4)
         metrics = {(m.key, m.dataset_name): m.value for m in mlflow.get_logged_model(models[0]).metrics}
         self.assertEqual(metrics, {("acc", "train-set"): 0.9, ("acc", "eval-set"): 0.6})
 

@@ -97,7 +97,8 @@ struct MLflowLoggedModelRoutes {
             search.experimentIDs.append(try MLflowTrackingRoutes.experimentID(id, field: "experiment_ids"))
         }
         search.predicates = try MLflowTrackingFilter.parse(args.string("filter"), for: .loggedModels)
-        // Datasets qualify every metric clause: a value measured on any of them matches.
+        // Datasets qualify every metric clause and order (the latest value measured on any of
+        // them); with no metric clause, a model needs a value on one of them.
         var datasets: [MetricDataset] = []
         for (i, item) in (args.object["datasets"]?.arrayValue ?? []).enumerated() {
             guard let name = item.objectValue?["dataset_name"]?.stringValue, !name.isEmpty else {
@@ -105,6 +106,7 @@ struct MLflowLoggedModelRoutes {
             }
             datasets.append(MetricDataset(name: name, digest: item.objectValue?["dataset_digest"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }))
         }
+        search.datasets = datasets
         search.predicates = search.predicates.map { predicate in
             guard case .metric(let key, _) = predicate.field else { return predicate }
             var qualified = predicate
@@ -122,7 +124,7 @@ struct MLflowLoggedModelRoutes {
                 let dataset = entry["dataset_name"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
                 ordered = .metric(key, datasets: dataset.map {
                     [MetricDataset(name: $0, digest: entry["dataset_digest"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 })]
-                } ?? [])
+                } ?? datasets)
             case .attribute: break
             default:
                 throw MLflowError.invalid("Invalid order by field name: \(name). Only metrics and attributes are supported.")

@@ -25,9 +25,15 @@ enum MLflowTrackingFilter {
 
     static func invalid(_ message: String) -> MLflowError { .invalid(message) }
 
-    /// A logged model's status by the number of MLflow's `LoggedModelStatus` (what its server's
-    /// table holds), so that a filter written against that server's numbers matches here too.
-    static let loggedModelStatusNumbers = [1: "LOGGED_MODEL_PENDING", 2: "LOGGED_MODEL_READY", 3: "LOGGED_MODEL_UPLOAD_FAILED"]
+    /// A logged model's status in a filter, as MLflow's `LoggedModelStatus` names it (what its
+    /// server compares since 3.18), by its number there (what that server's table holds and
+    /// 3.17 compared), or by the proto's name (what ModelKeep stores and answers).
+    static let loggedModelStatuses = ["UNSPECIFIED": "LOGGED_MODEL_STATUS_UNSPECIFIED", "PENDING": "LOGGED_MODEL_PENDING",
+                                      "READY": "LOGGED_MODEL_READY", "FAILED": "LOGGED_MODEL_UPLOAD_FAILED",
+                                      "0": "LOGGED_MODEL_STATUS_UNSPECIFIED", "1": "LOGGED_MODEL_PENDING", "2": "LOGGED_MODEL_READY",
+                                      "3": "LOGGED_MODEL_UPLOAD_FAILED", "UPLOAD_FAILED": "LOGGED_MODEL_UPLOAD_FAILED",
+                                      "LOGGED_MODEL_PENDING": "LOGGED_MODEL_PENDING",
+                                      "LOGGED_MODEL_READY": "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED": "LOGGED_MODEL_UPLOAD_FAILED"]
 
     /// A field from an identifier token.
     static func field(_ token: Token?, target: Target, context: String) throws(MLflowError) -> TrackingField {
@@ -97,13 +103,17 @@ enum MLflowTrackingFilter {
                 i += 1
             }
             if target == .loggedModels, field == .attribute("status") {
-                // By name (READY or LOGGED_MODEL_READY; FAILED, as the client's enum names
-                // UPLOAD_FAILED), or by the number MLflow's server stores and compares (2 is READY
-                // there: its `status = 'READY'` matches nothing).
-                values = values.map { value in
-                    if let number = Int(value) { return Self.loggedModelStatusNumbers[number] ?? value }
-                    if value == "FAILED" { return "LOGGED_MODEL_UPLOAD_FAILED" }
-                    return value.hasPrefix("LOGGED_MODEL_") ? value : "LOGGED_MODEL_" + value
+                // Compared for equality only, by a status MLflow knows (READY; FAILED, as the
+                // client's enum names UPLOAD_FAILED), as MLflow's server does since 3.18; by its
+                // number there or its proto name too (`loggedModelStatuses`).
+                guard [.equal, .notEqual, .isIn, .notIn].contains(comparator) else {
+                    throw invalid("Invalid comparison operator for status: \(comparator.rawValue)")
+                }
+                values = try values.map { value throws(MLflowError) in
+                    guard let status = Self.loggedModelStatuses[value] else {
+                        throw invalid("Unknown model status in filter: '\(value)'. Valid statuses are UNSPECIFIED, PENDING, READY and FAILED")
+                    }
+                    return status
                 }
             }
             predicates.append(TrackingPredicate(field: field, comparator: comparator, values: values))
