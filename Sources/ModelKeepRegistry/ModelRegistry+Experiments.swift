@@ -21,9 +21,11 @@ extension ModelRegistry {
         }
     }
 
+    /// 1-500 bytes, no control characters, not blanks only (MLflow 3.18 refuses those too).
     static func validateExperimentName(_ name: String) throws(RegistryError) {
-        guard (1...500).contains(name.utf8.count), !name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
-            throw .invalid(field: "name", message: "experiment names are 1 to 500 bytes with no control characters")
+        guard (1...500).contains(name.utf8.count), !name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }),
+              !name.allSatisfy(\.isWhitespace) else {
+            throw .invalid(field: "name", message: "experiment names are 1 to 500 bytes with no control characters, and not only blanks")
         }
     }
 

@@ -287,15 +287,16 @@ extension ModelRegistry {
         try putLabel(table: "model_labels", column: "model_id", ownerID: modelID, key: key, value: value, owner: owner, field: "tags", db)
     }
 
-    /// Params with keys of 1-250 bytes and values no longer than a label's (`limits.labels`;
-    /// MLflow's dialect cuts a run's to 6,000 characters first, as MLflow's server does), or 400
-    /// naming the first that does not fit.
+    /// Params with keys of 1-250 bytes without control characters (as metric keys) and values no
+    /// longer than a label's (`limits.labels`; MLflow's dialect cuts a run's to 6,000
+    /// characters first, as MLflow's server does), or 400 naming the first that does not fit.
     func validateParams(_ params: some Sequence<(key: String, value: String)>) throws(RegistryError) {
         let maxValueBytes = limits.labels.valueBytes
         for (key, value) in params {
-            guard (1...Self.maxParamKeyBytes).contains(key.utf8.count), value.utf8.count <= maxValueBytes else {
+            guard (1...Self.maxParamKeyBytes).contains(key.utf8.count), !key.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }),
+                  value.utf8.count <= maxValueBytes else {
                 throw .invalid(field: "params", message: "param '\(key.prefix(64))' must have a key of 1 to \(Self.maxParamKeyBytes) bytes "
-                               + "and a value of at most \(maxValueBytes) bytes")
+                               + "without control characters and a value of at most \(maxValueBytes) bytes")
             }
             // Text that neither backend keeps whole: SQLite's text ends at a NUL when read, and
             // PostgreSQL's text cannot hold one.

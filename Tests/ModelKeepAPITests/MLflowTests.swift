@@ -146,6 +146,14 @@ struct MLflowRoutesTests {
         let run = try #require(try api.post("/api/2.0/mlflow/runs/create", ["experiment_id": "0"])["run"]?["info"]?["run_id"]?.string)
         #expect(try api.post("/api/2.0/mlflow/runs/update", ["run_id": .string(run), "status": "DONE"])["error_code"]?.string
                 == "INVALID_PARAMETER_VALUE")
+        // Names MLflow 3.18's server refuses too: an experiment's of blanks only, a param key with a
+        // control character (as a metric's or a tag's); nothing of them is kept.
+        #expect(try api.post("/api/2.0/mlflow/experiments/create", ["name": "  \u{3000} "])["error_code"]?.string == "INVALID_PARAMETER_VALUE")
+        #expect(try api.post("/api/2.0/mlflow/runs/log-parameter", ["run_id": .string(run), "key": "p\n", "value": "1"])["error_code"]?.string
+                == "INVALID_PARAMETER_VALUE")
+        #expect(try api.post("/api/2.0/mlflow/runs/log-batch", ["run_id": .string(run), "params": [["key": "a", "value": "1"], ["key": "b\u{7F}", "value": "2"]]])
+                .status == 400)
+        #expect(try api.get("/api/2.0/mlflow/runs/get?run_id=\(run)")["run"]?["data"]?["params"] == nil)
         #expect(try api.post("/api/2.0/mlflow/runs/update", ["run_id": .string(run), "status": "KILLED", "end_time": 5])["run_info"]?["status"]?.string
                 == "KILLED")
         #expect(try api.get("/api/2.0/mlflow/runs/get?run_id=\(run)")["run"]?["info"]?["end_time"]?.int == 5)
