@@ -7,8 +7,8 @@ lifecycles over REST on each, every step's status and answer compared; then MLfl
 API called alike on each, and the deliveries of a webhook for every MLflow event compared. Written after such a comparison found a run's NaN and infinite
 metrics left out of every filter and sorted as if missing, `IS NULL` refused, and a logged
 model's non-finite metrics dropped. Where ModelKeep deliberately answers what MLflow refuses (IN
-lists on params, tags and status; `''` in a quoted value; a logged model's status by its short
-name) the search is left out here and tested in test_mlflow_tracking. Needs MODELKEEP_BIN."""
+lists on params and tags; `''` in a quoted value; a logged model's status by MLflow's number for
+it or the proto's name; a dataset named without its digest) the search is left out here and tested in test_mlflow_tracking. Needs MODELKEEP_BIN."""
 import json
 import os
 import re
@@ -65,15 +65,34 @@ EXPERIMENT_FILTERS = ["", "name LIKE '%exp%'", "name ILIKE '%exp%'", "tags.team 
 EXPERIMENT_ORDERS = [["name"], ["name DESC"], ["creation_time DESC"], ["last_update_time ASC"]]
 LOGGED_MODEL_FILTERS = ["", "metrics.acc > 0", "metrics.acc >= 0", "metrics.acc < 0.5", "metrics.acc != 0.1", "metrics.acc = 0",
                         "metrics.acc > 1e300", "params.p = '1'", "params.p != '1'", "tags.t = 'a'", "name LIKE 'lm%'",
-                        "name = 'lm3'", "model_type = 'x'", "model_type != 'x'", "params.p LIKE '%'", "status = 2", "status != 1"]
+                        "name = 'lm3'", "model_type = 'x'", "model_type != 'x'", "params.p LIKE '%'",
+                        # MLflow 3.18 compares a metric with each model's latest value (the highest
+                        # step, then the newest timestamp, then the highest value), and a status by
+                        # its name.
+                        "metrics.acc > 0.5", "metrics.acc < 0.3", "metrics.acc = 0.6", "metrics.acc = 0.7",
+                        "status = 'READY'", "status != 'PENDING'", "status IN ('READY', 'FAILED')", "status NOT IN ('PENDING')",
+                        "status = 'UNSPECIFIED'", "status = 'BOGUS'", "status = 'ready'", "status LIKE 'READY'",
+                        "status = 'READY' AND metrics.acc < 0.5"]
+# A logged model search with datasets: (filter, datasets, order).
+# (Each with its digest: MLflow's server takes a dataset named without one as one without a
+# digest, and matches no value logged with one; ModelKeep matches any digest, as MLflow's
+# documentation has it. test_mlflow_tracking tests that.)
+LOGGED_MODEL_DATASET_SEARCHES = [
+    ("", [{"dataset_name": "d1", "dataset_digest": "x1"}], []), ("", [{"dataset_name": "d2", "dataset_digest": "x2"}], []),
+    ("", [{"dataset_name": "d2", "dataset_digest": "other"}], []), ("metrics.acc > 0.5", [{"dataset_name": "d1", "dataset_digest": "x1"}], []),
+    ("metrics.acc < 0.5", [{"dataset_name": "d1", "dataset_digest": "x1"}, {"dataset_name": "d2", "dataset_digest": "x2"}], []),
+    ("", [], [{"field_name": "metrics.acc", "ascending": True, "dataset_name": "d1"}]),
+    ("", [], [{"field_name": "metrics.acc", "ascending": False, "dataset_name": "d2", "dataset_digest": "x2"}]),
+]
 LOGGED_MODEL_ORDERS = [[{"field_name": "metrics.acc", "ascending": True}], [{"field_name": "metrics.acc", "ascending": False}],
                        [{"field_name": "name", "ascending": True}], [{"field_name": "name", "ascending": False}],
                        [{"field_name": "creation_timestamp", "ascending": True}], [{"field_name": "params.p", "ascending": True}],
                        [{"field_name": "tags.t", "ascending": False}]]
 MODEL_FILTERS = ["", "name LIKE '%rm%'", "name ILIKE '%rm%'", "tags.k = 'v'", "tags.k != 'v'", "tags.k ILIKE 'V'",
-                 "name = 'rm%c'", "name LIKE 'rm_%'"]
+                 "name = 'rm%c'", "name LIKE 'rm_%'", "tags.k IS NULL", "tags.k IS NOT NULL"]
 VERSION_FILTERS = ["", "name = 'rm e'", "name LIKE '%rm%'", "name ILIKE '%RM%'", "tags.vt = '1'", "tags.vt != '1'",
-                   "version_number > 1", "source_path = 's3://b/rm e/0'", "source_path LIKE 's3://b/rm%'", "name IN ('rm e', 'RM a')"]
+                   "version_number > 1", "source_path = 's3://b/rm e/0'", "source_path LIKE 's3://b/rm%'", "name IN ('rm e', 'RM a')",
+                   "tags.vt IS NULL", "tags.vt IS NOT NULL"]
 
 
 def seed(url):
@@ -120,6 +139,24 @@ def seed(url):
                 mlflow.log_metric("acc", [0.1, 0.9, NAN, 0.5, INF, -1.0, 0.0, 0.3][i], model_id=model.model_id)
         if i % 3 == 0:
             client.finalize_logged_model(model.model_id, "READY")
+    client.finalize_logged_model(next(k for k, v in logged.items() if v == "lm5"), "FAILED")
+    # More values of acc, so that the latest differs from some earlier one: lm0's 0.1 (step 0)
+    # then 0.95 at step 1 with an older timestamp; lm2's NaN (step 0), then 0.2 at step 5 and
+    # 0.7 at step 3 with a newer timestamp; lm6's 0.0, then 0.4 and 0.6 at step 9 and the same
+    # timestamp (from two runs); and values on datasets d1 and d2.
+    ids = {name: model_id for model_id, name in logged.items()}
+    lm_metrics = client.create_run(experiments["EXP E"], run_name="lm metrics").info.run_id
+    client.log_batch(lm_metrics, metrics=[
+        Metric("acc", 0.95, T0, 1, model_id=ids["lm0"]), Metric("acc", 0.2, T0, 5, model_id=ids["lm2"]),
+        Metric("acc", 0.7, T0 + 10**6, 3, model_id=ids["lm2"]), Metric("acc", 0.4, T0, 9, model_id=ids["lm6"]),
+        Metric("acc", 0.8, T0, 0, model_id=ids["lm0"], dataset_name="d1", dataset_digest="x1"),
+        Metric("acc", 0.05, T0, 0, model_id=ids["lm4"], dataset_name="d1", dataset_digest="x1"),
+        Metric("acc", 0.3, T0 + 1, 0, model_id=ids["lm4"], dataset_name="d2", dataset_digest="x2"),
+        Metric("acc", 0.9, T0, 2, model_id=ids["lm1"], dataset_name="d2", dataset_digest="x2"),
+    ])
+    # (MLflow keeps one value a model, key, timestamp, step and run: the tie comes from another run.)
+    client.log_batch(client.create_run(experiments["EXP E"], run_name="lm metrics 2").info.run_id,
+                     metrics=[Metric("acc", 0.6, T0, 9, model_id=ids["lm6"])])
     # A metric history with several points at a step (timestamps rising with the steps, so that
     # MLflow's timestamp-first order and ModelKeep's step order agree), NaN and the infinities
     # among them, and a batch logged twice (its points, NaN included, are kept once).
@@ -188,6 +225,12 @@ def answers(url):
                 page = client.search_logged_models([experiments["EXP E"]], filter_string=flt, order_by=order, max_results=3, page_token=token)
                 return [logged[m.model_id] for m in page], page.token
             ask(f"logged models {flt!r} {order}", pages)
+    for flt, datasets, order in LOGGED_MODEL_DATASET_SEARCHES:
+        def pages(token, flt=flt, datasets=datasets, order=order):
+            page = client.search_logged_models([experiments["EXP E"]], filter_string=flt, datasets=datasets or None, order_by=order or None,
+                                               max_results=3, page_token=token)
+            return [logged[m.model_id] for m in page], page.token
+        ask(f"logged models {flt!r} on {datasets} {order}", pages)
     for model_id, name in sorted(logged.items(), key=lambda item: item[1]):
         got = client.get_logged_model(model_id)
         out.append((f"logged model {name} metrics", sorted((m.key, m.value, m.step) for m in got.metrics)))
@@ -260,6 +303,14 @@ def lifecycle(url):
     step("its old name", call("GET", "/experiments/get-by-name?experiment_name=life"))
     step("rename it to nothing", call("POST", "/experiments/update", {"experiment_id": experiment, "new_name": ""}))
     step("rename it without a name", call("POST", "/experiments/update", {"experiment_id": experiment}))
+    # Names MLflow 3.18 refuses: blanks only, and keys, aliases and ids with a newline at the end
+    # (not an experiment id, which its server reads as a number, the newline skipped).
+    step("an experiment named by blanks", call("POST", "/experiments/create", {"name": "   "}))
+    step("rename it to blanks", call("POST", "/experiments/update", {"experiment_id": experiment, "new_name": "  "}))
+    step("a metric key ending in a newline", call("POST", "/runs/log-metric", {"run_id": run, "key": "m\n", "value": 1, "timestamp": 1}))
+    step("a param key ending in a newline", call("POST", "/runs/log-parameter", {"run_id": run, "key": "p\n", "value": "1"}))
+    step("a tag key ending in a newline", call("POST", "/runs/set-tag", {"run_id": run, "key": "t\n", "value": "1"}))
+    step("a run id ending in a newline", call("GET", "/runs/get?run_id=" + urllib.parse.quote(run + "\n")))
     step("experiment 0", call("GET", "/experiments/get?experiment_id=0"), lambda b: (b["experiment"]["name"], b["experiment"]["lifecycle_stage"]))
     step("delete experiment 0", call("POST", "/experiments/delete", {"experiment_id": "0"}))
     step("a model", call("POST", "/registered-models/create", {"name": "lr", "tags": [{"key": "a", "value": "1"}]}),
@@ -276,6 +327,7 @@ def lifecycle(url):
     step("latest of all", call("POST", "/registered-models/get-latest-versions", {"name": "lr"}), lambda b: listed(b["model_versions"]))
     step("latest of a bad stage", call("POST", "/registered-models/get-latest-versions", {"name": "lr", "stages": ["Bogus"]}))
     call("POST", "/registered-models/alias", {"name": "lr", "alias": "a1", "version": "3"})
+    step("an alias ending in a newline", call("POST", "/registered-models/alias", {"name": "lr", "alias": "a2\n", "version": "3"}))
     step("aliases", call("GET", "/registered-models/get?name=lr"), lambda b: b["registered_model"].get("aliases"))
     step("a version's aliases", call("GET", "/model-versions/get?name=lr&version=3"), lambda b: b["model_version"].get("aliases"))
     step("delete the aliased version", call("DELETE", "/model-versions/delete", {"name": "lr", "version": "3"}))
@@ -505,7 +557,7 @@ class MLflowAgrees(unittest.TestCase):
     def test_the_same_searches_answer_alike(self):
         expected = answers(self.mlflow_url)
         labels = [label for label, _ in expected]
-        self.assertEqual(len(labels), 158)
+        self.assertEqual(len(labels), 180)
         got = dict(expected)
         # What the comparison rests on, as MLflow answered it: NaN after every number and the
         # infinities at the ends, in either direction; IS NULL by the key's absence.
@@ -531,7 +583,7 @@ class MLflowAgrees(unittest.TestCase):
                 self.assertEqual(differences, [], json.dumps(differences, ensure_ascii=False, indent=1))
         # Then the lifecycles, after the searches (whose answers they would change).
         expected = lifecycle(self.mlflow_url)
-        self.assertEqual(len(expected), 115)
+        self.assertEqual(len(expected), 122)
         self.assertIn(("the logged model's files at things/sub/", 200, [("things/sub/b.txt", False, 2), ("things/sub/deep", True, None)]), expected)
         self.assertIn(("the run's files at /abs", 400, "INVALID_PARAMETER_VALUE"), expected)
         self.assertIn(("copy latest", 200, ("models:/copy-src/2", False)), expected)

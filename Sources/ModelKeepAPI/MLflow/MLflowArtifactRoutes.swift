@@ -211,7 +211,7 @@ struct MLflowArtifactRoutes {
     }
 
     /// The MLflow release whose REST API the dialect speaks (and is tested against).
-    static let mlflowVersion = "3.17.2"
+    static let mlflowVersion = "3.18.0"
 
     // MARK: Artifacts
 
