@@ -42,26 +42,11 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "..", "Tests", "python"))
 sys.path.insert(0, here)
 from compare import cpu_ms_per_request, cpu_ticks, process_tree, wrk  # noqa: E402
+from paired import paired_ratio  # noqa: E402
 from pg_statements import keep_statements, statements_table  # noqa: E402
 from postgres import PostgreSQL  # noqa: E402
 from replicas import Balanced, Retargeted, settle_tree, start_replica  # noqa: E402
 import tracking  # noqa: E402
-
-
-# Student's t, two-sided 95 %, by degrees of freedom (1-30; beyond, the normal's 1.96).
-T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-       2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
-
-
-def paired_ratio(values, reference):
-    """The geometric mean of the rounds' ratios values[r] / reference[r] (the same round: the
-    machine's drift shared) and its 95 % interval (Student's t over the log ratios)."""
-    logs = [math.log(v / r) for v, r in zip(values, reference) if v > 0 and r > 0]
-    if len(logs) < 2:
-        return (math.exp(logs[0]) if logs else math.nan), math.nan, math.nan
-    mean, spread = statistics.mean(logs), statistics.stdev(logs) / math.sqrt(len(logs))
-    t = T95[len(logs) - 2] if len(logs) - 1 <= len(T95) else 1.96
-    return math.exp(mean), math.exp(mean - t * spread), math.exp(mean + t * spread)
 
 
 def connection_wait_seconds(servers):

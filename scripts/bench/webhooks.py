@@ -3,9 +3,11 @@
 without webhooks, then against one with 3 webhooks subscribed to every event (nginx on loopback
 answering 204 is the receiver), then the same with deliveries sent at the API's own CPU priority
 and each pass at once (webhook_delivery_nice=0, webhook_batch_ms=0), alternating; then how long the queue takes to drain after the burst
-(delivery keeping up). docs/BENCHMARKS.md has the numbers.
+(delivery keeping up). Each case against no webhooks as the median rate, and as the mean of the
+rounds' ratios with its 95 % interval (each round runs every case one after the other, so the
+machine's drift is shared). docs/BENCHMARKS.md has the numbers.
 
-    scripts/bench/webhooks [--seconds 10] [--rounds 2] [--connections 4] [--receiver-nice 19]
+    scripts/bench/webhooks [--seconds 10] [--rounds 2] [--connections 4] [--receiver-nice 19] [--defaults-only]
     scripts/bench/webhooks --smoke      (the debug build, 1 s, one round)
 
 Every process started here is stopped by its PID."""
@@ -18,11 +20,14 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from paired import described  # noqa: E402
 
 
 def cpu_of(pid):
@@ -107,6 +112,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--receiver-nice", type=int, default=0, help="run nginx, the receiver, at this nice level (0-19)")
+    parser.add_argument("--defaults-only", action="store_true", help="leave out the case without the delivery settings' defaults")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="modelkeep-bench-webhooks-")
     nginx = None
@@ -117,6 +123,8 @@ def main():
         # both off, as before those settings existed.
         cases = {"no webhooks": (False, []), "3 webhooks": (True, []),
                  "3 webhooks, nice 0, no batching": (True, ["webhook_delivery_nice=0", "webhook_batch_ms=0"])}
+        if args.defaults_only:
+            del cases["3 webhooks, nice 0, no batching"]
         rates = {case: [] for case in cases}
         cpu = {case: [] for case in cases}  # per 1,000 creates: server, receiver (nginx), both incl. the drain
         drains = {case: [] for case in cases}
@@ -156,12 +164,14 @@ def main():
         base_rate = statistics.median(rates["no webhooks"])
         niced = f", the receiver at nice {args.receiver_nice}" if args.receiver_nice else ""
         print(f"# Model creations with wrk ({args.connections} connections, {args.seconds} s, {args.rounds} round(s), median{niced})\n")
-        print("| | creates/s | vs no webhooks | queue empty after the burst |")
-        print("|---|---|---|---|")
+        print("| | creates/s | vs no webhooks | round by round (95 %) | queue empty after the burst |")
+        print("|---|---|---|---|---|")
         for case, values in rates.items():
             rate = statistics.median(values)
             drained = f"{statistics.median(drains[case]):.1f} s" if drains[case] else ""
-            print(f"| {case} | {rate:,.0f} | {'' if case == 'no webhooks' else f'{rate / base_rate - 1:+.1%}'} | {drained} |")
+            against = "" if case == "no webhooks" else f"{rate / base_rate - 1:+.1%}"
+            paired = "" if case == "no webhooks" else described(values, rates["no webhooks"])
+            print(f"| {case} | {rate:,.0f} | {against} | {paired} | {drained} |")
         print("\nCPU per 1,000 creates, seconds (the burst and, with webhooks, the drain after it):\n")
         print("| | ModelKeep server | receiver (nginx) |")
         print("|---|---|---|")
