@@ -28,12 +28,19 @@ enum MLflowTrackingFilter {
     /// A logged model's status in a filter, as MLflow's `LoggedModelStatus` names it (what its
     /// server compares since 3.18), by its number there (what that server's table holds and
     /// 3.17 compared), or by the proto's name (what ModelKeep stores and answers).
-    static let loggedModelStatuses = ["UNSPECIFIED": "LOGGED_MODEL_STATUS_UNSPECIFIED", "PENDING": "LOGGED_MODEL_PENDING",
-                                      "READY": "LOGGED_MODEL_READY", "FAILED": "LOGGED_MODEL_UPLOAD_FAILED",
-                                      "0": "LOGGED_MODEL_STATUS_UNSPECIFIED", "1": "LOGGED_MODEL_PENDING", "2": "LOGGED_MODEL_READY",
-                                      "3": "LOGGED_MODEL_UPLOAD_FAILED", "UPLOAD_FAILED": "LOGGED_MODEL_UPLOAD_FAILED",
-                                      "LOGGED_MODEL_PENDING": "LOGGED_MODEL_PENDING",
-                                      "LOGGED_MODEL_READY": "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED": "LOGGED_MODEL_UPLOAD_FAILED"]
+    static let loggedModelStatuses: [String: String] = {
+        // MLflow's names in the order of its numbers, each with what ModelKeep stores for it
+        // (UNSPECIFIED is never stored: it matches nothing); UPLOAD_FAILED as the proto says it.
+        let mlflow = [("UNSPECIFIED", "LOGGED_MODEL_STATUS_UNSPECIFIED"), ("PENDING", "LOGGED_MODEL_PENDING"),
+                      ("READY", "LOGGED_MODEL_READY"), ("FAILED", "LOGGED_MODEL_UPLOAD_FAILED")]
+        var statuses = ["UPLOAD_FAILED": "LOGGED_MODEL_UPLOAD_FAILED"]
+        for (number, (name, stored)) in mlflow.enumerated() {
+            statuses[name] = stored
+            statuses[String(number)] = stored
+        }
+        for stored in ModelRegistry.loggedModelStatuses { statuses[stored] = stored }
+        return statuses
+    }()
 
     /// A field from an identifier token.
     static func field(_ token: Token?, target: Target, context: String) throws(MLflowError) -> TrackingField {
